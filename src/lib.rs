@@ -1,0 +1,12 @@
+//! plumdash: a terminal dashboard for watching a program survive crashes.
+//!
+//! The crate holds the whole Plum KV crash-recovery system: the KV controller
+//! (`controller`), the `DistributedMemory` SDK (`kv`), the `kv-demo` worker
+//! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
+//! derivation shared by the TUI and `verify` (`recovery`), and the TUI (`tui`).
+
+pub mod controller;
+pub mod demo;
+pub mod kv;
+pub mod recovery;
+pub mod supervisor;
