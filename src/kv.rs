@@ -1,1 +1,17 @@
-//! kv
+//! The KV model and the `DistributedMemory` SDK.
+//!
+//! `model` is what travels on the wire (entries, value types, validation rules
+//! shared with the controller), `client` is the SDK mirroring the original C++
+//! `DistributedMemory`, and `watch` turns a namespace into a stream of changes
+//! (SSE when the server has it, polling otherwise).
+
+mod client;
+mod error;
+pub mod model;
+mod watch;
+
+pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
+
+pub use error::KvError;
+pub use model::{BatchItem, Entry, ValueType};
+pub use watch::{FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher};

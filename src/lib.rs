@@ -5,8 +5,10 @@
 //! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
 //! derivation shared by the TUI and `verify` (`recovery`), and the TUI (`tui`).
 
+pub mod commands;
 pub mod controller;
 pub mod demo;
 pub mod kv;
 pub mod recovery;
+pub mod signals;
 pub mod supervisor;

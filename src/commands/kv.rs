@@ -1,0 +1,242 @@
+//! `plumdash kv ls|get|put|rm|watch`: a small CLI over the SDK.
+//! Human output by default, `--json` for scripts.
+
+use crate::kv::{
+    model::preview, DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent,
+    WatchOptions,
+};
+use anyhow::{bail, Result};
+use std::io::Write;
+
+pub enum KvCommand {
+    List {
+        namespaces: bool,
+        prefix: Option<String>,
+    },
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+        value_type: ValueType,
+    },
+    Remove {
+        key: String,
+    },
+    Watch,
+}
+
+pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        KvCommand::List {
+            namespaces: true, ..
+        } => {
+            let names = dm.namespaces().await?;
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "namespaces": names }))?;
+            } else {
+                for name in names {
+                    writeln!(out, "{name}")?;
+                }
+            }
+        }
+        KvCommand::List { prefix, .. } => {
+            let entries = dm.list(prefix.as_deref()).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+            } else {
+                write_table(&mut out, &entries, now_unix())?;
+            }
+        }
+        KvCommand::Get { key } => match dm.get_entry(&key).await? {
+            Some(entry) if json => writeln!(out, "{}", serde_json::to_string(&entry)?)?,
+            Some(entry) => writeln!(out, "{}", entry.value)?,
+            None => bail!("key {key:?} not found in namespace {:?}", dm.namespace()),
+        },
+        KvCommand::Put {
+            key,
+            value,
+            value_type,
+        } => {
+            dm.put_typed(&key, &value, value_type).await?;
+            if json {
+                let answer = serde_json::json!({
+                    "namespace": dm.namespace(), "key": key, "value": value, "type": value_type,
+                });
+                writeln!(out, "{answer}")?;
+            }
+        }
+        KvCommand::Remove { key } => {
+            dm.remove(&key).await?;
+        }
+        KvCommand::Watch => watch(dm, json).await?,
+    }
+    Ok(())
+}
+
+async fn watch(dm: &DistributedMemory, json: bool) -> Result<(), KvError> {
+    let mut feed = dm.subscribe(WatchOptions::default());
+    while let Some(event) = feed.recv().await {
+        let line = if json {
+            watch_json(&event)
+        } else {
+            format!("{} {}", clock(), watch_line(&event))
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) ends the watch quietly.
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn watch_line(event: &WatchEvent) -> String {
+    match event {
+        WatchEvent::Status(FeedStatus::Streaming) => "· live (stream)".into(),
+        WatchEvent::Status(FeedStatus::Polling(i)) => {
+            format!("· live (polling every {})", humantime::format_duration(*i))
+        }
+        WatchEvent::Status(FeedStatus::Down { error, retry_in }) => format!(
+            "· controller down: {error} (retry in {})",
+            humantime::format_duration(*retry_in)
+        ),
+        WatchEvent::Snapshot(entries) => format!("· {} keys", entries.len()),
+        WatchEvent::Put(e) => format!("put {} = {} ({})", e.key, display_value(e), e.value_type),
+        WatchEvent::Deleted { key } => format!("del {key}"),
+    }
+}
+
+fn watch_json(event: &WatchEvent) -> String {
+    let v = match event {
+        WatchEvent::Status(FeedStatus::Streaming) => {
+            serde_json::json!({"event":"live","via":"stream"})
+        }
+        WatchEvent::Status(FeedStatus::Polling(i)) => {
+            serde_json::json!({"event":"live","via":"polling","interval_ms": i.as_millis() as u64})
+        }
+        WatchEvent::Status(FeedStatus::Down { error, retry_in }) => serde_json::json!({
+            "event":"down","error": error, "retry_in_ms": retry_in.as_millis() as u64
+        }),
+        WatchEvent::Snapshot(entries) => serde_json::json!({"event":"snapshot","entries": entries}),
+        WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),
+        WatchEvent::Deleted { key } => serde_json::json!({"event":"deleted","key": key}),
+    };
+    v.to_string()
+}
+
+/// A value as a person wants to read it: bytes as length + hex preview.
+pub fn display_value(e: &Entry) -> String {
+    match e.bytes() {
+        Some(bytes) => {
+            let hex: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let more = if bytes.len() > 8 { "…" } else { "" };
+            format!("{} bytes {hex}{more}", bytes.len())
+        }
+        None => preview(&e.value.replace(['\n', '\r', '\t'], " ")),
+    }
+}
+
+/// A short age: `3s`, `5m`, `2h`, `4d`.
+pub fn age(updated_at: i64, now: i64) -> String {
+    let secs = (now - updated_at).max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Result<()> {
+    let rows: Vec<[String; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.key.clone(),
+                e.value_type.to_string(),
+                display_value(e),
+                age(e.updated_at, now),
+            ]
+        })
+        .collect();
+    let header = ["KEY", "TYPE", "VALUE", "AGE"].map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn clock() -> String {
+    jiff::ZonedDateTime::now()
+        .strftime("%H:%M:%S%.3f")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str, ty: ValueType, at: i64) -> Entry {
+        Entry {
+            namespace: "ns".into(),
+            key: key.into(),
+            value: value.into(),
+            value_type: ty,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_shows_bytes_as_hex() {
+        let entries = [
+            entry("task.progress", "50", ValueType::Int, 95),
+            entry(
+                "binary.checkpoint",
+                "AAECAwQFBgcICQ==",
+                ValueType::Bytes,
+                40,
+            ),
+        ];
+        let mut out = Vec::new();
+        write_table(&mut out, &entries, 100).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "KEY                TYPE   VALUE                     AGE\n\
+             task.progress      int    50                        5s\n\
+             binary.checkpoint  bytes  10 bytes 0001020304050607…  1m\n"
+        );
+    }
+
+    #[test]
+    fn ages_are_short() {
+        assert_eq!(age(0, 59), "59s");
+        assert_eq!(age(0, 3599), "59m");
+        assert_eq!(age(0, 7200), "2h");
+        assert_eq!(age(0, 86_400 * 3), "3d");
+        assert_eq!(age(10, 0), "0s");
+    }
+}

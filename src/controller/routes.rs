@@ -1,0 +1,248 @@
+//! The HTTP surface: the Plum KV API, `/healthz`, and the token check.
+//!
+//! `/v1/kv/{ns}/{key...}` is dispatched by hand rather than by the router:
+//! a key may contain `/` and may be named `batch` or `keys`, so which
+//! endpoint a path means depends on the method as well as the path.
+
+use super::error::ApiError;
+use super::sse;
+use super::store::Store;
+use crate::kv::model::{validate_key, validate_namespace, BatchItem, ValueType};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Largest request body accepted (413 above it).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    /// Cancelled at shutdown so open event streams end and the server can stop.
+    pub shutdown: CancellationToken,
+    pub token: Option<Arc<str>>,
+}
+
+/// The whole router; tests drive it with `oneshot` or over a real socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/kv", get(namespaces))
+        .route("/v1/kv/", get(namespaces))
+        .route("/v1/kv/{*rest}", any(kv_dispatch))
+        .route("/v1/stream", get(sse::stream))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token) {
+            return ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "missing or wrong bearer token".into(),
+            }
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn namespaces(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let namespaces = blocking(&state, |s| s.namespaces()).await?;
+    Ok(Json(json!({ "namespaces": namespaces })))
+}
+
+async fn kv_dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let rest = uri.path().strip_prefix("/v1/kv/").unwrap_or_default();
+    // Split before decoding, so an encoded "%2F" in a namespace is caught.
+    let (raw_ns, raw_key) = match rest.split_once('/') {
+        Some((ns, key)) => (ns, Some(key)),
+        None => (rest, None),
+    };
+    let ns = decode("namespace", raw_ns)?;
+    validate_namespace(&ns).map_err(ApiError::bad_request)?;
+
+    let Some(raw_key) = raw_key else {
+        return match method {
+            Method::GET => list(&state, ns, query.get("prefix").cloned()).await,
+            _ => Ok(method_not_allowed("GET")),
+        };
+    };
+    let key = decode("key", raw_key)?;
+    match (&method, key.as_str()) {
+        (&Method::POST, "batch") => batch(&state, ns, body_bytes(body)?).await,
+        (&Method::GET, "keys") => keys(&state, ns).await,
+        (&Method::GET, _) => get_key(&state, ns, key).await,
+        (&Method::PUT, _) => put(&state, ns, key, body_bytes(body)?).await,
+        (&Method::DELETE, _) => delete(&state, ns, key).await,
+        _ => Ok(method_not_allowed("GET, PUT, DELETE")),
+    }
+}
+
+async fn list(state: &AppState, ns: String, prefix: Option<String>) -> Result<Response, ApiError> {
+    let entries = blocking(state, move |s| s.list(&ns, prefix.as_deref())).await?;
+    Ok(Json(entries).into_response())
+}
+
+async fn keys(state: &AppState, ns: String) -> Result<Response, ApiError> {
+    let ns2 = ns.clone();
+    let keys = blocking(state, move |s| s.keys(&ns2)).await?;
+    Ok(Json(json!({ "namespace": ns, "keys": keys })).into_response())
+}
+
+async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
+    validate_key(&key).map_err(ApiError::bad_request)?;
+    let (ns2, key2) = (ns.clone(), key.clone());
+    match blocking(state, move |s| s.get(&ns2, &key2)).await? {
+        Some(entry) => Ok(Json(entry).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "key {key:?} not found in namespace {ns:?}"
+        ))),
+    }
+}
+
+async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<Response, ApiError> {
+    validate_key(&key).map_err(ApiError::bad_request)?;
+    let (value, ty) = parse_value_object(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let entry = blocking(state, move |s| s.put(&ns, &key, &value, ty)).await?;
+    // The original answers exactly these four fields.
+    Ok(Json(json!({
+        "namespace": entry.namespace,
+        "key": entry.key,
+        "value": entry.value,
+        "type": entry.value_type,
+    }))
+    .into_response())
+}
+
+async fn delete(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
+    validate_key(&key).map_err(ApiError::bad_request)?;
+    blocking(state, move |s| s.delete(&ns, &key)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, ApiError> {
+    let items = parse_batch(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let ns2 = ns.clone();
+    let count = blocking(state, move |s| s.batch(&ns2, &items)).await?;
+    Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
+}
+
+/// Runs a store call on the blocking pool.
+pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn decode(what: &str, raw: &str) -> Result<String, ApiError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request(format!("{what} is not valid UTF-8")))
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body is larger than {MAX_BODY_BYTES} bytes")
+        } else {
+            rejection.body_text()
+        },
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+}
+
+/// Reads `{"value": "...", "type": "..."}`; `type` defaults to string.
+fn parse_value_object(v: &Value) -> Result<(String, ValueType), String> {
+    let obj = v.as_object().ok_or("body must be a JSON object")?;
+    let value = match obj.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err("\"value\" must be a JSON string".into()),
+        None => return Err("missing \"value\"".into()),
+    };
+    let ty = match obj.get("type") {
+        None | Some(Value::Null) => ValueType::String,
+        Some(Value::String(t)) => t.parse()?,
+        Some(_) => return Err("\"type\" must be a JSON string".into()),
+    };
+    ty.validate(&value)?;
+    Ok((value, ty))
+}
+
+fn parse_batch(v: &Value) -> Result<Vec<BatchItem>, String> {
+    let items = v
+        .get("items")
+        .ok_or("missing \"items\"")?
+        .as_array()
+        .ok_or("\"items\" must be an array")?;
+    if items.is_empty() {
+        return Err("\"items\" is empty".into());
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let key = match item.get("key") {
+                Some(Value::String(k)) => k.clone(),
+                _ => return Err(format!("item {i}: missing or non-string \"key\"")),
+            };
+            validate_key(&key).map_err(|e| format!("item {i}: {e}"))?;
+            let (value, value_type) =
+                parse_value_object(item).map_err(|e| format!("item {i} ({key:?}): {e}"))?;
+            Ok(BatchItem {
+                key,
+                value,
+                value_type,
+            })
+        })
+        .collect()
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut resp = ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("method not allowed here (allowed: {allow})"),
+    }
+    .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}

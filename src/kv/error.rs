@@ -1,0 +1,40 @@
+//! What can go wrong talking to a controller. "Absent" is not an error (reads
+//! return `Ok(None)`), so a caller can never take a server that is down for a
+//! namespace with no saved state.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KvError {
+    /// No answer: connection refused, reset, or timed out.
+    #[error("controller at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+
+    /// The controller answered with an error status.
+    #[error("controller rejected the request ({status}): {reason}")]
+    Rejected { status: u16, reason: String },
+
+    /// The controller answered something that is not the Plum API.
+    #[error("unexpected answer from the controller: {0}")]
+    Protocol(String),
+
+    /// The stored value does not read as the asked-for type.
+    #[error("key {key:?} holds {value:?} ({stored_type}), not {wanted}")]
+    WrongType {
+        key: String,
+        value: String,
+        stored_type: String,
+        wanted: &'static str,
+    },
+
+    /// Input refused before anything was sent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl KvError {
+    /// True when the controller could not be reached (worth retrying).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KvError::Unreachable { .. })
+    }
+}

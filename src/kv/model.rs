@@ -1,0 +1,206 @@
+//! Wire types of the Plum KV API and the validation rules the controller
+//! enforces (the original controller accepted anything; we do not).
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest namespace or key accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// How a value string is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    #[default]
+    String,
+    Int,
+    Double,
+    Bool,
+    Bytes,
+}
+
+impl ValueType {
+    pub const ALL: [ValueType; 5] = [
+        ValueType::String,
+        ValueType::Int,
+        ValueType::Double,
+        ValueType::Bool,
+        ValueType::Bytes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::Int => "int",
+            ValueType::Double => "double",
+            ValueType::Bool => "bool",
+            ValueType::Bytes => "bytes",
+        }
+    }
+
+    /// Checks that `value` parses as this type; the error is a one-line reason.
+    pub fn validate(self, value: &str) -> Result<(), String> {
+        let ok = match self {
+            ValueType::String => true,
+            ValueType::Int => value.trim().parse::<i64>().is_ok(),
+            ValueType::Double => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
+            ValueType::Bool => matches!(value, "true" | "false"),
+            ValueType::Bytes => base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .is_ok(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let want = match self {
+                ValueType::Int => "a 64-bit integer",
+                ValueType::Double => "a finite number",
+                ValueType::Bool => "true or false",
+                ValueType::Bytes => "standard base64",
+                ValueType::String => "a string",
+            };
+            Err(format!(
+                "value {:?} is not {want} (type {})",
+                preview(value),
+                self.as_str()
+            ))
+        }
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ValueType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ValueType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown type {s:?} (expected string, int, double, bool or bytes)")
+            })
+    }
+}
+
+/// One stored key, as `GET /v1/kv/{ns}/{key}` and the list endpoint return it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub namespace: String,
+    pub key: String,
+    pub value: String,
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+    /// Unix seconds of the last write.
+    #[serde(rename = "updatedAt", default)]
+    pub updated_at: i64,
+}
+
+impl Entry {
+    /// The value decoded as bytes, when it is a `bytes` entry holding valid base64.
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        (self.value_type == ValueType::Bytes)
+            .then(|| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&self.value)
+                    .ok()
+            })
+            .flatten()
+    }
+}
+
+/// One item of `POST /v1/kv/{ns}/batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub key: String,
+    pub value: String,
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+}
+
+impl BatchItem {
+    pub fn new(key: impl Into<String>, value: impl Into<String>, value_type: ValueType) -> Self {
+        BatchItem {
+            key: key.into(),
+            value: value.into(),
+            value_type,
+        }
+    }
+}
+
+/// Checks a namespace: non-empty, at most 256 bytes, no `/`.
+pub fn validate_namespace(ns: &str) -> Result<(), String> {
+    if ns.contains('/') {
+        return Err(format!("namespace {:?} must not contain '/'", preview(ns)));
+    }
+    validate_name("namespace", ns)
+}
+
+/// Checks a key: non-empty, at most 256 bytes (`/` and `.` are allowed).
+pub fn validate_key(key: &str) -> Result<(), String> {
+    validate_name("key", key)
+}
+
+fn validate_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err(format!("{what} must not be empty"))
+    } else if name.len() > MAX_NAME_BYTES {
+        Err(format!(
+            "{what} is {} bytes long (at most {MAX_NAME_BYTES})",
+            name.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A short, single-line rendering of a possibly long value for messages.
+pub fn preview(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out: String = s.chars().take(MAX).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_reject_unknown() {
+        for t in ValueType::ALL {
+            assert_eq!(t.as_str().parse::<ValueType>(), Ok(t));
+        }
+        assert!("float".parse::<ValueType>().is_err());
+    }
+
+    #[test]
+    fn values_are_checked_against_their_type() {
+        assert!(ValueType::Int.validate("-42").is_ok());
+        assert!(ValueType::Int.validate("4.2").is_err());
+        assert!(ValueType::Double.validate("15.707950").is_ok());
+        assert!(ValueType::Double.validate("NaN").is_err());
+        assert!(ValueType::Bool.validate("true").is_ok());
+        assert!(ValueType::Bool.validate("yes").is_err());
+        assert!(ValueType::Bytes.validate("AAEC").is_ok());
+        assert!(ValueType::Bytes.validate("not base64!").is_err());
+        assert!(ValueType::String.validate("").is_ok());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert!(validate_namespace("kv-demo").is_ok());
+        assert!(validate_namespace("a/b").is_err());
+        assert!(validate_namespace("").is_err());
+        assert!(validate_key("a/b.c").is_ok());
+        assert!(validate_key(&"k".repeat(256)).is_ok());
+        assert!(validate_key(&"k".repeat(257)).is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! A namespace as a live feed of changes: Server-Sent Events when the
+//! controller has `/v1/stream` (plumdash's does), polling `GET /v1/kv/{ns}`
+//! otherwise (an original Plum controller answers 400 there).
+//!
+//! The feed reports its own health (`Status`) so a UI can tell "no changes"
+//! from "controller down", and it reconnects with backoff by itself.
+
+use super::client::{expect_status, DistributedMemory};
+use super::model::Entry;
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How the feed should get changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedMode {
+    /// The stream when the server has one, else polling.
+    Auto,
+    /// Only the stream (reports Down while it is unavailable).
+    Stream,
+    /// Only polling, at this interval.
+    Polling(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub mode: FeedMode,
+    /// Polling interval used by `Auto` when it falls back.
+    pub poll_interval: Duration,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+    /// A stream silent for this long is taken as dead (the server sends
+    /// keep-alives every 5 s).
+    pub stream_idle_timeout: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            mode: FeedMode::Auto,
+            poll_interval: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(5),
+            stream_idle_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// How changes are arriving right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedStatus {
+    Streaming,
+    Polling(Duration),
+    Down { error: String, retry_in: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    Status(FeedStatus),
+    /// The whole namespace; replaces whatever the consumer held.
+    Snapshot(Vec<Entry>),
+    Put(Entry),
+    Deleted {
+        key: String,
+    },
+}
+
+/// A running feed. Dropping it stops the background task.
+pub struct Watcher {
+    rx: mpsc::Receiver<WatchEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Watcher {
+    pub async fn recv(&mut self) -> Option<WatchEvent> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<WatchEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DistributedMemory {
+    /// Starts watching this namespace.
+    pub fn subscribe(&self, options: WatchOptions) -> Watcher {
+        let (tx, rx) = mpsc::channel(1024);
+        let feed = Feed {
+            dm: self.clone(),
+            options,
+            tx,
+        };
+        Watcher {
+            rx,
+            task: tokio::spawn(feed.run()),
+        }
+    }
+}
+
+struct Feed {
+    dm: DistributedMemory,
+    options: WatchOptions,
+    tx: mpsc::Sender<WatchEvent>,
+}
+
+/// Why a stream attempt ended.
+enum StreamEnd {
+    /// The server has no usable stream: poll instead.
+    Unsupported(String),
+    /// Lost or never reached: retry after a backoff.
+    Failed(String),
+    /// The consumer went away.
+    Closed,
+}
+
+impl Feed {
+    async fn run(self) {
+        let mut backoff = Backoff::new(self.options.max_backoff);
+        let mut use_stream = !matches!(self.options.mode, FeedMode::Polling(_));
+        loop {
+            if use_stream {
+                match self.stream_once(&mut backoff).await {
+                    StreamEnd::Closed => return,
+                    StreamEnd::Unsupported(_) if self.options.mode == FeedMode::Auto => {
+                        use_stream = false;
+                    }
+                    StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
+                        if !self.down(why, backoff.next()).await {
+                            return;
+                        }
+                    }
+                }
+            } else if !self.poll(&mut backoff).await {
+                return;
+            }
+        }
+    }
+
+    async fn emit(&self, event: WatchEvent) -> bool {
+        self.tx.send(event).await.is_ok()
+    }
+
+    /// Reports the feed down and sleeps the backoff; false when the consumer left.
+    async fn down(&self, error: String, retry_in: Duration) -> bool {
+        let status = FeedStatus::Down { error, retry_in };
+        if !self.emit(WatchEvent::Status(status)).await {
+            return false;
+        }
+        tokio::time::sleep(retry_in).await;
+        true
+    }
+
+    /// One stream connection, from connect to loss.
+    async fn stream_once(&self, backoff: &mut Backoff) -> StreamEnd {
+        let req = self
+            .dm
+            .request(Method::GET, &self.dm.stream_url())
+            .query(&[("namespace", self.dm.namespace())])
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // Long-lived: liveness is judged by keep-alives instead.
+            .timeout(Duration::from_secs(365 * 24 * 3600));
+        let resp = match self.dm.send(req).await {
+            Ok(r) => r,
+            Err(e) => return StreamEnd::Failed(e.to_string()),
+        };
+        let status = resp.status();
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) || (status == StatusCode::OK && !is_sse)
+        {
+            return StreamEnd::Unsupported(format!("no change stream (HTTP {status})"));
+        }
+        if status != StatusCode::OK {
+            let err = expect_status(resp, &[StatusCode::OK]).await.err();
+            return StreamEnd::Failed(err.map_or_else(|| status.to_string(), |e| e.to_string()));
+        }
+        if !self.emit(WatchEvent::Status(FeedStatus::Streaming)).await {
+            return StreamEnd::Closed;
+        }
+        backoff.reset();
+
+        let mut events = resp.bytes_stream().eventsource();
+        loop {
+            let next = tokio::time::timeout(self.options.stream_idle_timeout, events.next()).await;
+            let event = match next {
+                Err(_) => return StreamEnd::Failed("change stream went silent".into()),
+                Ok(None) => {
+                    return StreamEnd::Failed("change stream closed by the controller".into())
+                }
+                Ok(Some(Err(e))) => return StreamEnd::Failed(format!("change stream broke: {e}")),
+                Ok(Some(Ok(event))) => event,
+            };
+            let parsed = match event.event.as_str() {
+                "snapshot" => serde_json::from_str(&event.data).map(WatchEvent::Snapshot),
+                "kv" => serde_json::from_str(&event.data).map(WatchEvent::Put),
+                "kv-deleted" => serde_json::from_str::<DeletedKey>(&event.data)
+                    .map(|d| WatchEvent::Deleted { key: d.key }),
+                _ => continue,
+            };
+            match parsed {
+                Ok(ev) => {
+                    if !self.emit(ev).await {
+                        return StreamEnd::Closed;
+                    }
+                }
+                Err(e) => {
+                    return StreamEnd::Failed(format!("bad {} event: {e}", event.event));
+                }
+            }
+        }
+    }
+
+    /// Polls until the consumer leaves (false) — errors are reported and retried here.
+    async fn poll(&self, backoff: &mut Backoff) -> bool {
+        let interval = match self.options.mode {
+            FeedMode::Polling(i) => i,
+            _ => self.options.poll_interval,
+        };
+        let mut known: Option<BTreeMap<String, Entry>> = None;
+        loop {
+            match self.dm.get_all().await {
+                Ok(entries) => {
+                    backoff.reset();
+                    let events = match &known {
+                        None => vec![
+                            WatchEvent::Status(FeedStatus::Polling(interval)),
+                            WatchEvent::Snapshot(entries.clone()),
+                        ],
+                        Some(old) => diff(old, &entries),
+                    };
+                    for ev in events {
+                        if !self.emit(ev).await {
+                            return false;
+                        }
+                    }
+                    known = Some(entries.into_iter().map(|e| (e.key.clone(), e)).collect());
+                    tokio::time::sleep(interval).await;
+                }
+                Err(e) => {
+                    // After an outage, start over with a fresh snapshot.
+                    known = None;
+                    if !self.down(e.to_string(), backoff.next()).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DeletedKey {
+    key: String,
+}
+
+/// The changes that turn `old` into `new`.
+fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
+    let mut events = Vec::new();
+    for entry in new {
+        if old.get(&entry.key) != Some(entry) {
+            events.push(WatchEvent::Put(entry.clone()));
+        }
+    }
+    let new_keys: std::collections::HashSet<&str> = new.iter().map(|e| e.key.as_str()).collect();
+    for key in old.keys() {
+        if !new_keys.contains(key.as_str()) {
+            events.push(WatchEvent::Deleted { key: key.clone() });
+        }
+    }
+    events
+}
+
+/// Exponential backoff from 200 ms up to a cap.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+
+    fn new(max: Duration) -> Self {
+        Backoff {
+            next: Self::FIRST,
+            max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::ValueType;
+
+    fn entry(key: &str, value: &str) -> Entry {
+        Entry {
+            namespace: "ns".into(),
+            key: key.into(),
+            value: value.into(),
+            value_type: ValueType::String,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn diff_reports_puts_changes_and_deletes() {
+        let old: BTreeMap<String, Entry> = [entry("a", "1"), entry("b", "2")]
+            .into_iter()
+            .map(|e| (e.key.clone(), e))
+            .collect();
+        let events = diff(&old, &[entry("a", "1"), entry("b", "3"), entry("c", "4")]);
+        assert_eq!(
+            events,
+            vec![
+                WatchEvent::Put(entry("b", "3")),
+                WatchEvent::Put(entry("c", "4"))
+            ]
+        );
+        let events = diff(&old, &[entry("b", "2")]);
+        assert_eq!(events, vec![WatchEvent::Deleted { key: "a".into() }]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let seen: Vec<u128> = (0..4).map(|_| b.next().as_millis()).collect();
+        assert_eq!(seen, vec![200, 400, 500, 500]);
+        b.reset();
+        assert_eq!(b.next().as_millis(), 200);
+    }
+}
