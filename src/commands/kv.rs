@@ -225,8 +225,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "KEY                TYPE   VALUE                     AGE\n\
-             task.progress      int    50                        5s\n\
+            "KEY                TYPE   VALUE                       AGE\n\
+             task.progress      int    50                          5s\n\
              binary.checkpoint  bytes  10 bytes 0001020304050607…  1m\n"
         );
     }

@@ -1,0 +1,712 @@
+//! The KV controller over real HTTP and a real SQLite file: the wire API,
+//! bad input, durability against SIGKILL, the change stream, concurrency.
+
+mod common;
+
+use common::{ControllerProcess, TestController};
+use plumdash::kv::{
+    BatchItem, DistributedMemory, FeedMode, FeedStatus, KvError, ValueType, WatchEvent,
+    WatchOptions,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn send(method: &str, url: &str, body: Option<String>) -> (u16, String) {
+    let mut req = http().request(method.parse().unwrap(), url);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn obj_keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_with_the_originals_status_and_shape() {
+    let c = TestController::start().await;
+    let base = c.url();
+
+    let (s, body) = send("GET", &format!("{base}/healthz"), None).await;
+    assert_eq!(s, 200, "{body}");
+
+    // PUT answers exactly {namespace,key,value,type} with 200 (201 would fail the original client).
+    let (s, body) = send(
+        "PUT",
+        &format!("{base}/v1/kv/demo/task.progress"),
+        Some(r#"{"type":"int","value":"50"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(obj_keys(&v), ["key", "namespace", "type", "value"]);
+    assert_eq!(
+        v,
+        json!({"namespace":"demo","key":"task.progress","value":"50","type":"int"})
+    );
+
+    // A missing type means string.
+    let (s, _) = send(
+        "PUT",
+        &format!("{base}/v1/kv/demo/note"),
+        Some(r#"{"value":"hi"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // GET adds updatedAt; value is always a JSON string.
+    let (s, body) = send("GET", &format!("{base}/v1/kv/demo/task.progress"), None).await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        obj_keys(&v),
+        ["key", "namespace", "type", "updatedAt", "value"]
+    );
+    assert!(v["value"].is_string() && v["updatedAt"].as_i64().unwrap() > 1_600_000_000);
+
+    let (s, _) = send("GET", &format!("{base}/v1/kv/demo/absent"), None).await;
+    assert_eq!(s, 404);
+
+    // Batch: one transaction, answers {namespace,count}.
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/kv/demo/batch"),
+        Some(
+            json!({"items":[
+                {"key":"task.counter","value":"5","type":"int"},
+                {"key":"task.checkpoint","value":"step_5","type":"string"},
+                {"key":"binary.checkpoint","value":"AAECAw==","type":"bytes"}
+            ]})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"namespace":"demo","count":3})
+    );
+
+    // List: sorted by key; bytes carry their base64 value (the original sent the length).
+    let (s, body) = send("GET", &format!("{base}/v1/kv/demo"), None).await;
+    assert_eq!(s, 200);
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let keys: Vec<&str> = list.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "binary.checkpoint",
+            "note",
+            "task.checkpoint",
+            "task.counter",
+            "task.progress"
+        ]
+    );
+    assert_eq!(list[0]["value"], "AAECAw==");
+    assert_eq!(
+        obj_keys(&list[0]),
+        ["key", "namespace", "type", "updatedAt", "value"]
+    );
+
+    let (_, body) = send("GET", &format!("{base}/v1/kv/demo?prefix=task."), None).await;
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 3);
+
+    let (s, body) = send("GET", &format!("{base}/v1/kv/demo/keys"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"namespace":"demo","keys":["binary.checkpoint","note","task.checkpoint","task.counter","task.progress"]})
+    );
+
+    send(
+        "PUT",
+        &format!("{base}/v1/kv/other/x"),
+        Some(r#"{"value":"1"}"#.into()),
+    )
+    .await;
+    let (s, body) = send("GET", &format!("{base}/v1/kv"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"namespaces":["demo","other"]})
+    );
+
+    // DELETE: 204, also for a key that is not there.
+    let (s, _) = send("DELETE", &format!("{base}/v1/kv/demo/note"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = send("DELETE", &format!("{base}/v1/kv/demo/note"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = send("GET", &format!("{base}/v1/kv/demo/note"), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn keys_may_hold_dots_slashes_and_any_unicode() {
+    let c = TestController::start().await;
+    let dm = DistributedMemory::create("多语言", &c.url()).unwrap();
+    let cases = [
+        ("a.b.c", "dots"),
+        ("dir/sub/key", "slashes"),
+        ("ключ/键.🔑", "значение 值 🎉"),
+        ("batch", "a key named like an endpoint"),
+        ("with space?and#hash", "escaped"),
+    ];
+    for (k, v) in cases {
+        dm.put(k, v).await.unwrap();
+    }
+    for (k, v) in cases {
+        assert_eq!(dm.get(k).await.unwrap().as_deref(), Some(v), "key {k}");
+    }
+    let all = dm.get_all().await.unwrap();
+    assert_eq!(all.len(), cases.len());
+    // The original client sends keys raw, `/` included.
+    let (s, body) = send(
+        "GET",
+        &format!("{}/v1/kv/%E5%A4%9A%E8%AF%AD%E8%A8%80/dir/sub/key", c.url()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("slashes"));
+}
+
+#[tokio::test]
+async fn the_sdk_reads_every_type_and_tells_absent_from_unreachable() {
+    let c = TestController::start().await;
+    let dm = DistributedMemory::create("types", &c.url()).unwrap();
+    dm.put_int("i", -42).await.unwrap();
+    dm.put_double("d", 15.70795).await.unwrap();
+    dm.put_bool("b", true).await.unwrap();
+    dm.put_bytes("y", &[0, 1, 2, 255]).await.unwrap();
+    dm.put("s", "text").await.unwrap();
+    assert_eq!(dm.get_int("i").await.unwrap(), Some(-42));
+    assert_eq!(dm.get_double("d").await.unwrap(), Some(15.70795));
+    assert_eq!(dm.get_bool("b").await.unwrap(), Some(true));
+    assert_eq!(dm.get_bytes("y").await.unwrap(), Some(vec![0, 1, 2, 255]));
+    assert_eq!(dm.get_or("absent", "dflt").await.unwrap(), "dflt");
+    assert!(dm.exists("s").await.unwrap());
+    dm.remove("s").await.unwrap();
+    assert!(!dm.exists("s").await.unwrap());
+    assert_eq!(dm.get_int("absent").await.unwrap(), None);
+    assert!(matches!(dm.get_int("s2").await, Ok(None)));
+    assert!(matches!(
+        dm.get_int("b").await,
+        Err(KvError::WrongType { .. })
+    ));
+    assert_eq!(
+        dm.put_batch(&[
+            BatchItem::new("p", "10", ValueType::Int),
+            BatchItem::new("q", "step_1", ValueType::String)
+        ])
+        .await
+        .unwrap(),
+        2
+    );
+
+    // Same calls with the original client's `Connection: close`.
+    let closing = DistributedMemory::with_options(
+        "types",
+        &c.url(),
+        plumdash::kv::ClientOptions {
+            connection_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(closing.get_int("p").await.unwrap(), Some(10));
+
+    // A stopped controller is "unreachable", never "absent".
+    let url = c.url();
+    c.running.shutdown().await.unwrap();
+    let dm = DistributedMemory::create("types", &url).unwrap();
+    let err = dm.get_int("i").await.unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    let err = dm.get_or("absent", "dflt").await.unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+}
+
+/// Everything the store holds, as one comparable value.
+async fn dump(base: &str) -> Value {
+    let (_, body) = send("GET", &format!("{base}/v1/kv"), None).await;
+    let namespaces: Value = serde_json::from_str(&body).unwrap();
+    let mut all = serde_json::Map::new();
+    for ns in namespaces["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        let (_, body) = send("GET", &format!("{base}/v1/kv/{ns}"), None).await;
+        all.insert(ns.to_string(), serde_json::from_str(&body).unwrap());
+    }
+    Value::Object(all)
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
+    let c = TestController::start().await;
+    let base = c.url();
+    let dm = DistributedMemory::create("ns", &base).unwrap();
+    dm.put_int("task.progress", 30).await.unwrap();
+    let before = dump(&base).await;
+
+    let long = "k".repeat(257);
+    let huge = json!({"value": "x".repeat(1 << 20), "type": "string"}).to_string();
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some("{not json".into()),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":"1","type":"float"}"#.into()),
+            400,
+            "unknown type",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":"5x","type":"int"}"#.into()),
+            400,
+            "not a 64-bit integer",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":"abc","type":"double"}"#.into()),
+            400,
+            "not a finite number",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":"yes","type":"bool"}"#.into()),
+            400,
+            "true or false",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":"***","type":"bytes"}"#.into()),
+            400,
+            "base64",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"value":5,"type":"int"}"#.into()),
+            400,
+            "must be a JSON string",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(r#"{"type":"int"}"#.into()),
+            400,
+            "missing \"value\"",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/".into(),
+            Some(r#"{"value":"1"}"#.into()),
+            400,
+            "key must not be empty",
+        ),
+        (
+            "PUT",
+            format!("/v1/kv/ns/{long}"),
+            Some(r#"{"value":"1"}"#.into()),
+            400,
+            "at most 256",
+        ),
+        (
+            "PUT",
+            format!("/v1/kv/{long}/k"),
+            Some(r#"{"value":"1"}"#.into()),
+            400,
+            "at most 256",
+        ),
+        (
+            "PUT",
+            "/v1/kv/a%2Fb/k".into(),
+            Some(r#"{"value":"1"}"#.into()),
+            400,
+            "must not contain '/'",
+        ),
+        (
+            "PUT",
+            "/v1/kv/ns/task.progress".into(),
+            Some(huge),
+            413,
+            "larger than",
+        ),
+        (
+            "POST",
+            "/v1/kv/ns/batch".into(),
+            Some(r#"{"items":[]}"#.into()),
+            400,
+            "empty",
+        ),
+        (
+            "POST",
+            "/v1/kv/ns/batch".into(),
+            Some(
+                json!({"items":[
+                    {"key":"task.progress","value":"90","type":"int"},
+                    {"key":"task.counter","value":"nine","type":"int"}
+                ]})
+                .to_string(),
+            ),
+            400,
+            "item 1",
+        ),
+        (
+            "POST",
+            "/v1/kv/ns/task.progress".into(),
+            Some("{}".into()),
+            405,
+            "not allowed",
+        ),
+        ("DELETE", "/v1/kv/ns".into(), None, 405, "not allowed"),
+        ("PUT", "/v1/kv".into(), None, 405, ""),
+    ];
+    for (method, path, body, want, reason) in cases {
+        let (status, text) = send(method, &format!("{base}{path}"), body).await;
+        assert_eq!(status, want, "{method} {path}: {text}");
+        if !reason.is_empty() {
+            let err: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+            let msg = err["error"].as_str().unwrap();
+            assert!(
+                msg.contains(reason),
+                "{method} {path}: {msg:?} lacks {reason:?}"
+            );
+            assert!(!msg.contains('\n'), "one line: {msg:?}");
+        }
+    }
+    assert_eq!(
+        dump(&base).await,
+        before,
+        "a rejected request changed the store"
+    );
+}
+
+#[tokio::test]
+async fn a_token_guards_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = plumdash::controller::start(plumdash::controller::ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("kv.db"),
+        token: Some("s3cret".into()),
+        fallback_to_free_port: false,
+    })
+    .await
+    .unwrap();
+    let (s, _) = send("GET", &format!("{}/v1/kv", running.url()), None).await;
+    assert_eq!(s, 401);
+    let ok = DistributedMemory::with_options(
+        "ns",
+        &running.url(),
+        plumdash::kv::ClientOptions {
+            token: Some("s3cret".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    ok.put("k", "v").await.unwrap();
+    let wrong = DistributedMemory::with_options(
+        "ns",
+        &running.url(),
+        plumdash::kv::ClientOptions {
+            token: Some("guess".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        wrong.get("k").await,
+        Err(KvError::Rejected { status: 401, .. })
+    ));
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_of_the_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let port = common::free_port();
+    let mut proc = ControllerProcess::spawn(&db, port);
+    let dm = DistributedMemory::create("durable", &proc.url()).unwrap();
+    const N: usize = 300;
+    for i in 0..N {
+        dm.put_int(&format!("k{i:04}"), i as i64).await.unwrap();
+    }
+    dm.put_batch(&[
+        BatchItem::new("task.progress", "50", ValueType::Int),
+        BatchItem::new("task.counter", "5", ValueType::Int),
+    ])
+    .await
+    .unwrap();
+    proc.kill9();
+    assert!(dm.get("k0000").await.unwrap_err().is_unreachable());
+
+    let proc = ControllerProcess::spawn(&db, port);
+    let dm = DistributedMemory::create("durable", &proc.url()).unwrap();
+    let all = dm.get_all().await.unwrap();
+    assert_eq!(all.len(), N + 2);
+    for i in 0..N {
+        assert_eq!(
+            dm.get_int(&format!("k{i:04}")).await.unwrap(),
+            Some(i as i64)
+        );
+    }
+    assert_eq!(dm.get_int("task.counter").await.unwrap(), Some(5));
+}
+
+/// Collects feed events until `want` changes (puts and deletes) were seen.
+async fn collect_changes(feed: &mut plumdash::kv::Watcher, want: usize) -> Vec<WatchEvent> {
+    let mut changes = Vec::new();
+    while changes.len() < want {
+        let ev = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .expect("feed stalled")
+            .expect("feed ended");
+        if matches!(ev, WatchEvent::Put(_) | WatchEvent::Deleted { .. }) {
+            changes.push(ev);
+        }
+    }
+    changes
+}
+
+fn describe(ev: &WatchEvent) -> String {
+    match ev {
+        WatchEvent::Put(e) => format!("put {}={}", e.key, e.value),
+        WatchEvent::Deleted { key } => format!("del {key}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_stream_carries_every_change_of_its_namespace_in_order() {
+    let c = TestController::start().await;
+    let mine = DistributedMemory::create("mine", &c.url()).unwrap();
+    let other = DistributedMemory::create("other", &c.url()).unwrap();
+    mine.put("before", "1").await.unwrap();
+
+    let mut feed = mine.subscribe(WatchOptions {
+        mode: FeedMode::Stream,
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Streaming))
+    );
+    match feed.recv().await {
+        Some(WatchEvent::Snapshot(entries)) => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].key, "before");
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+
+    let mut expected = Vec::new();
+    for i in 0..50 {
+        mine.put_int("n", i).await.unwrap();
+        expected.push(format!("put n={i}"));
+        other.put_int("n", i).await.unwrap();
+        if i % 10 == 9 {
+            mine.remove("before").await.unwrap();
+            expected.push("del before".to_string());
+            mine.put("before", "again").await.unwrap();
+            expected.push("put before=again".to_string());
+        }
+    }
+    mine.put_batch(&[
+        BatchItem::new("a", "1", ValueType::Int),
+        BatchItem::new("b", "2", ValueType::Int),
+    ])
+    .await
+    .unwrap();
+    expected.push("put a=1".into());
+    expected.push("put b=2".into());
+
+    let got: Vec<String> = collect_changes(&mut feed, expected.len())
+        .await
+        .iter()
+        .map(describe)
+        .collect();
+    assert_eq!(got, expected);
+    // A write elsewhere never shows: the next change seen is our sentinel.
+    other.put("sentinel", "other").await.unwrap();
+    mine.put("sentinel", "mine").await.unwrap();
+    let next = collect_changes(&mut feed, 1).await;
+    assert_eq!(describe(&next[0]), "put sentinel=mine");
+}
+
+/// An original Plum controller: no change stream (400) and `bytes` entries
+/// listed with their decoded length instead of their value.
+async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    use axum::body::{to_bytes, Body};
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use axum::response::{IntoResponse, Response};
+
+    async fn quirks(req: Request, next: Next) -> Response {
+        let path = req.uri().path().to_string();
+        if path == "/v1/stream" {
+            return (axum::http::StatusCode::BAD_REQUEST, "nodeId required").into_response();
+        }
+        let is_list = req.method() == "GET"
+            && path
+                .strip_prefix("/v1/kv/")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+        let resp = next.run(req).await;
+        if !is_list {
+            return resp;
+        }
+        let (parts, body) = resp.into_parts();
+        let bytes = to_bytes(body, usize::MAX).await.unwrap();
+        let mut list: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        for e in &mut list {
+            if e["type"] == "bytes" {
+                let len = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    e["value"].as_str().unwrap(),
+                )
+                .unwrap()
+                .len();
+                e["value"] = Value::String(len.to_string());
+            }
+        }
+        Response::from_parts(parts, Body::from(serde_json::to_vec(&list).unwrap()))
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = plumdash::controller::Store::open(&dir.path().join("kv.db")).unwrap();
+    let state = plumdash::controller::AppState {
+        store: std::sync::Arc::new(store),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        token: None,
+    };
+    let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task, dir)
+}
+
+#[tokio::test]
+async fn against_an_original_controller_the_sdk_polls_and_repairs_bytes() {
+    let (url, _task, _dir) = original_like_controller().await;
+    let dm = DistributedMemory::create("kv-demo", &url).unwrap();
+    let payload: Vec<u8> = (0..48).collect();
+    dm.put_bytes("binary.checkpoint", &payload).await.unwrap();
+    dm.put_int("task.progress", 10).await.unwrap();
+
+    // get_all refetches the bytes entry the list mangled.
+    let all = dm.get_all().await.unwrap();
+    let bytes = all.iter().find(|e| e.key == "binary.checkpoint").unwrap();
+    assert_eq!(bytes.bytes(), Some(payload.clone()));
+
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Auto,
+        poll_interval: Duration::from_millis(20),
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Polling(
+            Duration::from_millis(20)
+        )))
+    );
+    assert!(matches!(feed.recv().await, Some(WatchEvent::Snapshot(e)) if e.len() == 2));
+    dm.put_int("task.progress", 20).await.unwrap();
+    dm.remove("binary.checkpoint").await.unwrap();
+    let got: Vec<String> = collect_changes(&mut feed, 2)
+        .await
+        .iter()
+        .map(describe)
+        .collect();
+    assert_eq!(got, ["put task.progress=20", "del binary.checkpoint"]);
+}
+
+#[tokio::test]
+async fn the_feed_reports_an_outage_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let port = common::free_port();
+    let mut proc = ControllerProcess::spawn(&db, port);
+    let dm = DistributedMemory::create("ns", &proc.url()).unwrap();
+    dm.put("k", "1").await.unwrap();
+    let mut feed = dm.subscribe(WatchOptions {
+        max_backoff: Duration::from_millis(200),
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Streaming))
+    );
+    proc.kill9();
+    loop {
+        match feed.recv().await.unwrap() {
+            WatchEvent::Status(FeedStatus::Down { .. }) => break,
+            WatchEvent::Snapshot(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let _proc = ControllerProcess::spawn(&db, port);
+    dm.put("k", "2").await.unwrap();
+    let mut live_again = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Status(FeedStatus::Streaming) => live_again = true,
+            WatchEvent::Snapshot(entries) if live_again => {
+                assert_eq!(entries[0].value, "2");
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_writers_times_500_puts_all_land() {
+    let c = TestController::start().await;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let dm = DistributedMemory::create("busy", &c.url()).unwrap();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..500 {
+                dm.put_int(&format!("w{w}/k{i:03}"), (w * 1000 + i) as i64)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let dm = DistributedMemory::create("busy", &c.url()).unwrap();
+    let all = dm.get_all().await.unwrap();
+    assert_eq!(all.len(), 4000);
+    for e in &all {
+        let (w, i) = e.key.trim_start_matches('w').split_once("/k").unwrap();
+        let want = w.parse::<i64>().unwrap() * 1000 + i.parse::<i64>().unwrap();
+        assert_eq!(e.value, want.to_string(), "{}", e.key);
+    }
+}
