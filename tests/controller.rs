@@ -480,7 +480,10 @@ async fn collect_changes(feed: &mut plumdash::kv::Watcher, want: usize) -> Vec<W
             .await
             .expect("feed stalled")
             .expect("feed ended");
-        if matches!(ev, WatchEvent::Put(_) | WatchEvent::Deleted { .. }) {
+        if matches!(
+            ev,
+            WatchEvent::Put(_) | WatchEvent::Batch(_) | WatchEvent::Deleted { .. }
+        ) {
             changes.push(ev);
         }
     }
@@ -490,6 +493,13 @@ async fn collect_changes(feed: &mut plumdash::kv::Watcher, want: usize) -> Vec<W
 fn describe(ev: &WatchEvent) -> String {
     match ev {
         WatchEvent::Put(e) => format!("put {}={}", e.key, e.value),
+        WatchEvent::Batch(entries) => {
+            let items: Vec<String> = entries
+                .iter()
+                .map(|e| format!("{}={}", e.key, e.value))
+                .collect();
+            format!("batch {}", items.join(" "))
+        }
         WatchEvent::Deleted { key } => format!("del {key}"),
         other => format!("{other:?}"),
     }
@@ -536,8 +546,7 @@ async fn the_stream_carries_every_change_of_its_namespace_in_order() {
     ])
     .await
     .unwrap();
-    expected.push("put a=1".into());
-    expected.push("put b=2".into());
+    expected.push("batch a=1 b=2".into());
 
     let got: Vec<String> = collect_changes(&mut feed, expected.len())
         .await

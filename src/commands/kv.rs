@@ -105,6 +105,13 @@ fn watch_line(event: &WatchEvent) -> String {
         ),
         WatchEvent::Snapshot(entries) => format!("· {} keys", entries.len()),
         WatchEvent::Put(e) => format!("put {} = {} ({})", e.key, display_value(e), e.value_type),
+        WatchEvent::Batch(entries) => {
+            let items: Vec<String> = entries
+                .iter()
+                .map(|e| format!("{} = {}", e.key, display_value(e)))
+                .collect();
+            format!("batch {}", items.join(", "))
+        }
         WatchEvent::Deleted { key } => format!("del {key}"),
     }
 }
@@ -122,6 +129,7 @@ fn watch_json(event: &WatchEvent) -> String {
         }),
         WatchEvent::Snapshot(entries) => serde_json::json!({"event":"snapshot","entries": entries}),
         WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),
+        WatchEvent::Batch(entries) => serde_json::json!({"event":"batch","entries": entries}),
         WatchEvent::Deleted { key } => serde_json::json!({"event":"deleted","key": key}),
     };
     v.to_string()

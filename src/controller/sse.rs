@@ -3,7 +3,8 @@
 //! The first event is `snapshot` (the namespace's entries); then `kv` with the
 //! entry for every write and `kv-deleted` with `{namespace,key}` for every
 //! delete (not `kv`: the original SDK would store a pushed delete as an empty
-//! value). Each event's `id` is the change sequence number. A subscriber that
+//! value). Each event's `id` is the change sequence number; the items of a
+//! batch carry `batchIndex` and `batchSize`. A subscriber that
 //! falls behind gets a fresh `snapshot` instead of a gap.
 
 use super::error::ApiError;
@@ -73,7 +74,22 @@ fn snapshot_event(entries: &[Entry], seq: u64) -> Event {
 
 fn change_event(change: &Change) -> Event {
     match change {
-        Change::Put { seq, entry } => json_event("kv", *seq, entry),
+        Change::Put {
+            seq,
+            entry,
+            batch: None,
+        } => json_event("kv", *seq, entry),
+        // Extra fields mark a batch's items; the original SDK ignores them.
+        Change::Put {
+            seq,
+            entry,
+            batch: Some((index, size)),
+        } => {
+            let mut data = serde_json::to_value(entry).unwrap_or_default();
+            data["batchIndex"] = (*index).into();
+            data["batchSize"] = (*size).into();
+            json_event("kv", *seq, &data)
+        }
         Change::Deleted {
             seq,
             namespace,

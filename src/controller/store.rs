@@ -24,6 +24,9 @@ pub enum Change {
     Put {
         seq: u64,
         entry: Entry,
+        /// `(index, size)` when the write was part of a batch, so a feed can
+        /// apply the batch as the one change it is.
+        batch: Option<(usize, usize)>,
     },
     Deleted {
         seq: u64,
@@ -108,7 +111,7 @@ impl Store {
     pub fn put(&self, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
         let mut inner = self.lock();
         let entry = upsert(&inner.conn, ns, key, value, ty)?;
-        inner.publish_put(&self.changes, entry.clone());
+        inner.publish_put(&self.changes, entry.clone(), None);
         Ok(entry)
     }
 
@@ -121,8 +124,9 @@ impl Store {
             written.push(upsert(&tx, ns, &item.key, &item.value, item.value_type)?);
         }
         tx.commit().context("committing a batch")?;
-        for entry in written {
-            inner.publish_put(&self.changes, entry);
+        let size = written.len();
+        for (index, entry) in written.into_iter().enumerate() {
+            inner.publish_put(&self.changes, entry, Some((index, size)));
         }
         Ok(items.len())
     }
@@ -216,11 +220,17 @@ impl Store {
 }
 
 impl Inner {
-    fn publish_put(&mut self, changes: &broadcast::Sender<Change>, entry: Entry) {
+    fn publish_put(
+        &mut self,
+        changes: &broadcast::Sender<Change>,
+        entry: Entry,
+        batch: Option<(usize, usize)>,
+    ) {
         self.seq += 1;
         let _ = changes.send(Change::Put {
             seq: self.seq,
             entry,
+            batch,
         });
     }
 }

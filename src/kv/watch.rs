@@ -63,6 +63,9 @@ pub enum WatchEvent {
     /// The whole namespace; replaces whatever the consumer held.
     Snapshot(Vec<Entry>),
     Put(Entry),
+    /// Several keys written at once (one batch, or one poll's worth of
+    /// changes): apply them together, never one by one.
+    Batch(Vec<Entry>),
     Deleted {
         key: String,
     },
@@ -195,6 +198,8 @@ impl Feed {
         backoff.reset();
 
         let mut events = resp.bytes_stream().eventsource();
+        // Items of a batch in progress: emitted together once all arrived.
+        let mut pending: Vec<Entry> = Vec::new();
         loop {
             let next = tokio::time::timeout(self.options.stream_idle_timeout, events.next()).await;
             let event = match next {
@@ -207,7 +212,19 @@ impl Feed {
             };
             let parsed = match event.event.as_str() {
                 "snapshot" => serde_json::from_str(&event.data).map(WatchEvent::Snapshot),
-                "kv" => serde_json::from_str(&event.data).map(WatchEvent::Put),
+                "kv" => match serde_json::from_str::<StreamedPut>(&event.data) {
+                    Ok(put) => match put.batch_size {
+                        Some(size) if size > 1 => {
+                            pending.push(put.entry);
+                            if put.batch_index.is_none_or(|i| i + 1 < size) {
+                                continue;
+                            }
+                            Ok(WatchEvent::Batch(std::mem::take(&mut pending)))
+                        }
+                        _ => Ok(WatchEvent::Put(put.entry)),
+                    },
+                    Err(e) => Err(e),
+                },
                 "kv-deleted" => serde_json::from_str::<DeletedKey>(&event.data)
                     .map(|d| WatchEvent::Deleted { key: d.key }),
                 _ => continue,
@@ -264,18 +281,33 @@ impl Feed {
 }
 
 #[derive(serde::Deserialize)]
+struct StreamedPut {
+    #[serde(flatten)]
+    entry: Entry,
+    #[serde(rename = "batchIndex")]
+    batch_index: Option<usize>,
+    #[serde(rename = "batchSize")]
+    batch_size: Option<usize>,
+}
+
+#[derive(serde::Deserialize)]
 struct DeletedKey {
     key: String,
 }
 
-/// The changes that turn `old` into `new`.
+/// The changes that turn `old` into `new`. The writes come from one
+/// consistent read, so several of them form one `Batch`.
 fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
-    let mut events = Vec::new();
-    for entry in new {
-        if old.get(&entry.key) != Some(entry) {
-            events.push(WatchEvent::Put(entry.clone()));
-        }
-    }
+    let mut puts: Vec<Entry> = new
+        .iter()
+        .filter(|e| old.get(&e.key) != Some(*e))
+        .cloned()
+        .collect();
+    let mut events = match puts.len() {
+        0 => Vec::new(),
+        1 => puts.drain(..).map(WatchEvent::Put).collect(),
+        _ => vec![WatchEvent::Batch(puts)],
+    };
     let new_keys: std::collections::HashSet<&str> = new.iter().map(|e| e.key.as_str()).collect();
     for key in old.keys() {
         if !new_keys.contains(key.as_str()) {
@@ -336,11 +368,10 @@ mod tests {
         let events = diff(&old, &[entry("a", "1"), entry("b", "3"), entry("c", "4")]);
         assert_eq!(
             events,
-            vec![
-                WatchEvent::Put(entry("b", "3")),
-                WatchEvent::Put(entry("c", "4"))
-            ]
+            vec![WatchEvent::Batch(vec![entry("b", "3"), entry("c", "4")])]
         );
+        let events = diff(&old, &[entry("a", "1"), entry("b", "5")]);
+        assert_eq!(events, vec![WatchEvent::Put(entry("b", "5"))]);
         let events = diff(&old, &[entry("b", "2")]);
         assert_eq!(events, vec![WatchEvent::Deleted { key: "a".into() }]);
     }
