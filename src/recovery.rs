@@ -1,1 +1,16 @@
-//! recovery
+//! Recovery state, derived from facts: what the processes did (supervisor or
+//! attach) and what the namespace holds (the change feed). Shared by the
+//! dashboard and `verify`; it never reads worker logs.
+//!
+//! Facts in → [`Tracker`] → per-instance [`Phase`], the [`TaskView`], the
+//! recovery [`Cycle`]s with their figures, and a timeline of events.
+
+mod facts;
+mod task;
+mod tracker;
+
+pub use facts::{Fact, ProcessExit, TsMs};
+pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
+pub use tracker::{
+    Cycle, InstanceView, Phase, ProgressPoint, TimelineEvent, TimelineKind, Tracker,
+};

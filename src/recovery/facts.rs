@@ -1,0 +1,66 @@
+//! The facts recovery state is derived from.
+
+use crate::kv::Entry;
+
+/// Unix time in milliseconds. Facts carry their own time so derivation is a
+/// pure function of its input (and tests can replay exact histories).
+pub type TsMs = u64;
+
+/// How a process ended, as far as recovery cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessExit {
+    /// Killed by a signal, named (`SIGKILL`).
+    Signal(String),
+    /// Exited with a non-zero code.
+    Code(i32),
+    /// Exited with 0.
+    Clean,
+}
+
+impl std::fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessExit::Signal(name) => write!(f, "{name}"),
+            ProcessExit::Code(code) => write!(f, "exit {code}"),
+            ProcessExit::Clean => write!(f, "exit 0"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// A worker process is running (spawned by us, or found by attach).
+    Started {
+        instance: String,
+        pid: u32,
+    },
+    /// A worker process is gone. `requested` is true when we asked it to stop.
+    Exited {
+        instance: String,
+        exit: ProcessExit,
+        requested: bool,
+    },
+    RestartScheduled {
+        instance: String,
+        delay_ms: u64,
+    },
+    /// The supervisor gave up on the instance.
+    Failed {
+        instance: String,
+        reason: String,
+    },
+    /// The namespace as a whole (first read, or after a feed outage).
+    Snapshot(Vec<Entry>),
+    /// Keys written together (a one-item write is a batch of one).
+    Written(Vec<Entry>),
+    Deleted {
+        key: String,
+    },
+    /// The change feed lost or regained the controller.
+    FeedDown {
+        error: String,
+    },
+    FeedUp {
+        via: String,
+    },
+}

@@ -1,0 +1,124 @@
+//! The worker's task as the namespace shows it (keys of DESIGN.md).
+
+use crate::kv::Entry;
+use std::collections::BTreeMap;
+
+pub const CRASH_FLAG_KEY: &str = "app.crashed";
+pub const PROGRESS_KEY: &str = "task.progress";
+pub const COUNTER_KEY: &str = "task.counter";
+pub const CHECKPOINT_KEY: &str = "task.checkpoint";
+pub const STATUS_KEY: &str = "task.status";
+
+/// What a progress, counter and checkpoint name that disagree look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornCheckpoint {
+    pub progress: Option<i64>,
+    pub counter: Option<i64>,
+    pub checkpoint: Option<String>,
+}
+
+impl std::fmt::Display for TornCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+        write!(
+            f,
+            "progress {}, counter {}, checkpoint {}",
+            show(self.progress.map(|p| format!("{p}%"))),
+            show(self.counter.map(|c| c.to_string())),
+            show(self.checkpoint.clone())
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskView {
+    /// `app.crashed` is present (and not "false").
+    pub crash_flag: bool,
+    pub progress: Option<i64>,
+    pub counter: Option<i64>,
+    pub checkpoint: Option<String>,
+    pub status: Option<String>,
+}
+
+impl TaskView {
+    pub fn from_entries(entries: &BTreeMap<String, Entry>) -> TaskView {
+        let value = |k: &str| entries.get(k).map(|e| e.value.clone());
+        let int = |k: &str| value(k).and_then(|v| v.trim().parse::<i64>().ok());
+        TaskView {
+            crash_flag: value(CRASH_FLAG_KEY).is_some_and(|v| v != "false" && v != "0"),
+            progress: int(PROGRESS_KEY),
+            counter: int(COUNTER_KEY),
+            checkpoint: value(CHECKPOINT_KEY),
+            status: value(STATUS_KEY),
+        }
+    }
+
+    pub fn is_completed(&self) -> bool {
+        self.status.as_deref() == Some("completed")
+    }
+
+    /// Progress, counter and checkpoint agree (progress = 10 × counter,
+    /// checkpoint = `step_<counter>`), or `None` if they do not. An empty
+    /// namespace is consistent.
+    pub fn torn(&self) -> Option<TornCheckpoint> {
+        let any = self.progress.is_some() || self.counter.is_some() || self.checkpoint.is_some();
+        let consistent = match (self.progress, self.counter, &self.checkpoint) {
+            (Some(p), Some(c), Some(cp)) => p == c * 10 && *cp == format!("step_{c}"),
+            // Before the first step a worker may have written nothing yet.
+            (Some(0), None, None) | (Some(0), Some(0), None) => true,
+            _ => !any,
+        };
+        (!consistent).then(|| TornCheckpoint {
+            progress: self.progress,
+            counter: self.counter,
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::ValueType;
+
+    fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Entry {
+                        namespace: "ns".into(),
+                        key: k.to_string(),
+                        value: v.to_string(),
+                        value_type: ValueType::String,
+                        updated_at: 0,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_checkpoint_is_consistent_and_a_partial_one_is_torn() {
+        let whole = TaskView::from_entries(&ns(&[
+            ("task.progress", "50"),
+            ("task.counter", "5"),
+            ("task.checkpoint", "step_5"),
+            ("app.crashed", "true"),
+        ]));
+        assert!(whole.crash_flag);
+        assert_eq!(whole.torn(), None);
+        let torn = TaskView::from_entries(&ns(&[
+            ("task.progress", "60"),
+            ("task.counter", "5"),
+            ("task.checkpoint", "step_5"),
+        ]));
+        assert_eq!(
+            torn.torn().map(|t| t.to_string()).as_deref(),
+            Some("progress 60%, counter 5, checkpoint step_5")
+        );
+        assert_eq!(TaskView::from_entries(&ns(&[])).torn(), None);
+        assert!(!TaskView::from_entries(&ns(&[("app.crashed", "false")])).crash_flag);
+    }
+}

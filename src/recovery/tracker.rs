@@ -1,0 +1,807 @@
+//! The derivation itself: facts in, phases, cycles and a timeline out.
+
+use super::facts::{Fact, ProcessExit, TsMs};
+use super::task::{TaskView, TornCheckpoint};
+use crate::kv::Entry;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+/// Timeline entries kept (oldest dropped first).
+const TIMELINE_CAP: usize = 1000;
+/// Progress samples kept for the chart.
+const PROGRESS_CAP: usize = 4096;
+/// A completion seen this soon after a clean exit belongs to that exit
+/// (the feed may deliver the last write after the process is reaped).
+const LATE_WRITE_MS: TsMs = 5_000;
+
+/// An instance's lifecycle state. `Display` gives the stable status text
+/// (`RESUMED from 50%`) that recordings and tests match on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    Crashed,
+    Recovering,
+    Resumed { from: i64 },
+    Stopped,
+    Completed,
+    Failed { reason: String },
+}
+
+impl Phase {
+    /// The one-word state (`RESUMED`, without the detail).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Phase::Running => "RUNNING",
+            Phase::Crashed => "CRASHED",
+            Phase::Recovering => "RECOVERING",
+            Phase::Resumed { .. } => "RESUMED",
+            Phase::Stopped => "STOPPED",
+            Phase::Completed => "COMPLETED",
+            Phase::Failed { .. } => "FAILED",
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self,
+            Phase::Running | Phase::Recovering | Phase::Resumed { .. }
+        )
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Resumed { from } => write!(f, "RESUMED from {from}%"),
+            other => f.write_str(other.word()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceView {
+    pub id: String,
+    pub pid: Option<u32>,
+    pub phase: Phase,
+    pub started_at: Option<TsMs>,
+    pub ended_at: Option<TsMs>,
+    pub last_exit: Option<ProcessExit>,
+    /// When a scheduled restart is due (for a countdown).
+    pub restart_at: Option<TsMs>,
+    pub crashes: u32,
+    pub runs: u32,
+}
+
+/// One crash → restart → resume cycle and its figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    pub killed_instance: String,
+    pub killed_at: TsMs,
+    pub how: ProcessExit,
+    pub progress_at_kill: Option<i64>,
+    pub counter_at_kill: Option<i64>,
+    /// The crash flag was still set after the death (invariant 1).
+    pub flag_after_kill: bool,
+    pub restarted_at: Option<TsMs>,
+    pub restarted_instance: Option<String>,
+    pub first_checkpoint_at: Option<TsMs>,
+    /// Progress the new process continued from (its first new checkpoint
+    /// minus one step).
+    pub resumed_from: Option<i64>,
+    /// Checkpointed steps redone; negative means it skipped ahead.
+    pub steps_lost: Option<i64>,
+}
+
+impl Cycle {
+    pub fn kill_to_restart_ms(&self) -> Option<u64> {
+        self.restarted_at.map(|t| t.saturating_sub(self.killed_at))
+    }
+
+    pub fn kill_to_checkpoint_ms(&self) -> Option<u64> {
+        self.first_checkpoint_at
+            .map(|t| t.saturating_sub(self.killed_at))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineKind {
+    Started {
+        pid: u32,
+    },
+    Exited {
+        exit: ProcessExit,
+        progress: Option<i64>,
+        flag: bool,
+    },
+    RestartScheduled {
+        delay_ms: u64,
+    },
+    Recovering,
+    Resumed {
+        cycle: Cycle,
+    },
+    Stopped,
+    Completed,
+    Failed {
+        reason: String,
+    },
+    FlagSet,
+    FlagCleared,
+    Torn(TornCheckpoint),
+    FeedDown {
+        error: String,
+    },
+    FeedUp {
+        via: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    pub at: TsMs,
+    pub instance: Option<String>,
+    pub kind: TimelineKind,
+}
+
+impl fmt::Display for TimelineEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = &self.instance {
+            write!(f, "{id} ")?;
+        }
+        let pct = |p: Option<i64>| p.map_or_else(|| "?".to_string(), |p| format!("{p}%"));
+        match &self.kind {
+            TimelineKind::Started { pid } => write!(f, "started (pid {pid})"),
+            TimelineKind::Exited {
+                exit: ProcessExit::Signal(sig),
+                progress,
+                flag,
+            } => write!(
+                f,
+                "killed by {sig} at {} ({})",
+                pct(*progress),
+                if *flag {
+                    "flag still set"
+                } else {
+                    "flag NOT set"
+                }
+            ),
+            TimelineKind::Exited { exit, progress, .. } => {
+                write!(f, "exited ({exit}) at {}", pct(*progress))
+            }
+            TimelineKind::RestartScheduled { delay_ms } => {
+                write!(f, "restart in {:.1}s", *delay_ms as f64 / 1000.0)
+            }
+            TimelineKind::Recovering => write!(f, "found the crash flag: recovering"),
+            TimelineKind::Resumed { cycle } => {
+                write!(f, "RESUMED from {}", pct(cycle.resumed_from))?;
+                if let Some(lost) = cycle.steps_lost {
+                    write!(f, ", {lost} steps lost")?;
+                }
+                if let Some(ms) = cycle.kill_to_restart_ms() {
+                    write!(f, ", kill→restart {ms} ms")?;
+                }
+                if let Some(ms) = cycle.kill_to_checkpoint_ms() {
+                    write!(f, ", kill→checkpoint {ms} ms")?;
+                }
+                Ok(())
+            }
+            TimelineKind::Stopped => write!(f, "stopped gracefully"),
+            TimelineKind::Completed => write!(f, "completed the task"),
+            TimelineKind::Failed { reason } => write!(f, "FAILED: {reason}"),
+            TimelineKind::FlagSet => write!(f, "crash flag set"),
+            TimelineKind::FlagCleared => write!(f, "crash flag cleared"),
+            TimelineKind::Torn(t) => write!(f, "TORN checkpoint: {t}"),
+            TimelineKind::FeedDown { error } => write!(f, "controller unreachable: {error}"),
+            TimelineKind::FeedUp { via } => write!(f, "controller live ({via})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressPoint {
+    pub at: TsMs,
+    pub progress: i64,
+}
+
+/// Derived recovery state of one namespace and the instances working in it.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    entries: BTreeMap<String, Entry>,
+    changed_at: BTreeMap<String, TsMs>,
+    task: TaskView,
+    torn: Option<TornCheckpoint>,
+    instances: BTreeMap<String, InstanceView>,
+    cycles: Vec<Cycle>,
+    /// The cycle waiting for its first new checkpoint.
+    open_cycle: Option<usize>,
+    timeline: VecDeque<TimelineEvent>,
+    progress: VecDeque<ProgressPoint>,
+    completions: u32,
+    feed_error: Option<String>,
+    feed_via: Option<String>,
+}
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    pub fn entries(&self) -> &BTreeMap<String, Entry> {
+        &self.entries
+    }
+
+    /// When a key last changed, as seen by this tracker.
+    pub fn changed_at(&self, key: &str) -> Option<TsMs> {
+        self.changed_at.get(key).copied()
+    }
+
+    pub fn task(&self) -> &TaskView {
+        &self.task
+    }
+
+    /// The current torn checkpoint, if the namespace holds one.
+    pub fn torn(&self) -> Option<&TornCheckpoint> {
+        self.torn.as_ref()
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = &InstanceView> {
+        self.instances.values()
+    }
+
+    pub fn instance(&self, id: &str) -> Option<&InstanceView> {
+        self.instances.get(id)
+    }
+
+    pub fn cycles(&self) -> &[Cycle] {
+        &self.cycles
+    }
+
+    pub fn timeline(&self) -> impl DoubleEndedIterator<Item = &TimelineEvent> + ExactSizeIterator {
+        self.timeline.iter()
+    }
+
+    pub fn progress_history(&self) -> impl Iterator<Item = &ProgressPoint> {
+        self.progress.iter()
+    }
+
+    /// How many times the task reached 100%.
+    pub fn completions(&self) -> u32 {
+        self.completions
+    }
+
+    /// `Some(error)` while the change feed cannot reach the controller.
+    pub fn feed_error(&self) -> Option<&str> {
+        self.feed_error.as_deref()
+    }
+
+    /// How changes arrive (`stream`, `polling 500ms`), once known.
+    pub fn feed_via(&self) -> Option<&str> {
+        self.feed_via.as_deref()
+    }
+
+    pub fn apply(&mut self, at: TsMs, fact: Fact) {
+        match fact {
+            Fact::Started { instance, pid } => self.on_started(at, instance, pid),
+            Fact::Exited {
+                instance,
+                exit,
+                requested,
+            } => self.on_exited(at, instance, exit, requested),
+            Fact::RestartScheduled { instance, delay_ms } => {
+                self.instance_mut(&instance).restart_at = Some(at + delay_ms);
+                self.push(
+                    at,
+                    Some(instance),
+                    TimelineKind::RestartScheduled { delay_ms },
+                );
+            }
+            Fact::Failed { instance, reason } => {
+                let inst = self.instance_mut(&instance);
+                inst.phase = Phase::Failed {
+                    reason: reason.clone(),
+                };
+                inst.restart_at = None;
+                self.push(at, Some(instance), TimelineKind::Failed { reason });
+            }
+            Fact::Snapshot(entries) => {
+                let fresh: BTreeMap<String, Entry> =
+                    entries.into_iter().map(|e| (e.key.clone(), e)).collect();
+                for (key, entry) in &fresh {
+                    let changed = self.entries.get(key) != Some(entry);
+                    if changed || !self.changed_at.contains_key(key) {
+                        let when = if self.entries.is_empty() {
+                            (entry.updated_at.max(0) as u64) * 1000
+                        } else {
+                            at
+                        };
+                        self.changed_at.insert(key.clone(), when);
+                    }
+                }
+                self.changed_at.retain(|k, _| fresh.contains_key(k));
+                self.entries = fresh;
+                self.on_namespace_change(at);
+            }
+            Fact::Written(entries) => {
+                for entry in entries {
+                    self.changed_at.insert(entry.key.clone(), at);
+                    self.entries.insert(entry.key.clone(), entry);
+                }
+                self.on_namespace_change(at);
+            }
+            Fact::Deleted { key } => {
+                self.entries.remove(&key);
+                self.changed_at.remove(&key);
+                self.on_namespace_change(at);
+            }
+            Fact::FeedDown { error } => {
+                if self.feed_error.is_none() {
+                    self.push(
+                        at,
+                        None,
+                        TimelineKind::FeedDown {
+                            error: error.clone(),
+                        },
+                    );
+                }
+                self.feed_error = Some(error);
+            }
+            Fact::FeedUp { via } => {
+                if self.feed_error.take().is_some() || self.feed_via.as_ref() != Some(&via) {
+                    self.push(at, None, TimelineKind::FeedUp { via: via.clone() });
+                }
+                self.feed_via = Some(via);
+            }
+        }
+    }
+
+    fn instance_mut(&mut self, id: &str) -> &mut InstanceView {
+        self.instances
+            .entry(id.to_string())
+            .or_insert_with(|| InstanceView {
+                id: id.to_string(),
+                pid: None,
+                phase: Phase::Stopped,
+                started_at: None,
+                ended_at: None,
+                last_exit: None,
+                restart_at: None,
+                crashes: 0,
+                runs: 0,
+            })
+    }
+
+    fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
+        if self.timeline.len() == TIMELINE_CAP {
+            self.timeline.pop_front();
+        }
+        self.timeline
+            .push_back(TimelineEvent { at, instance, kind });
+    }
+
+    fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
+        // A set flag left behind by a death means this start is a recovery.
+        let recovering = self.task.crash_flag && !self.task.is_completed();
+        let inst = self.instance_mut(&id);
+        inst.pid = Some(pid);
+        inst.runs += 1;
+        inst.started_at = Some(at);
+        inst.ended_at = None;
+        inst.restart_at = None;
+        inst.phase = if recovering {
+            Phase::Recovering
+        } else {
+            Phase::Running
+        };
+        if let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get_mut(i)) {
+            if cycle.restarted_at.is_none() {
+                cycle.restarted_at = Some(at);
+                cycle.restarted_instance = Some(id.clone());
+            }
+        }
+        self.push(at, Some(id.clone()), TimelineKind::Started { pid });
+        if recovering {
+            self.push(at, Some(id), TimelineKind::Recovering);
+        }
+    }
+
+    fn on_exited(&mut self, at: TsMs, id: String, exit: ProcessExit, requested: bool) {
+        let task = self.task.clone();
+        let inst = self.instance_mut(&id);
+        inst.pid = None;
+        inst.ended_at = Some(at);
+        inst.last_exit = Some(exit.clone());
+        let crashed = exit != ProcessExit::Clean && !requested;
+        inst.phase = if crashed {
+            inst.crashes += 1;
+            Phase::Crashed
+        } else if exit == ProcessExit::Clean && task.is_completed() {
+            Phase::Completed
+        } else {
+            Phase::Stopped
+        };
+        let phase = inst.phase.clone();
+        self.push(
+            at,
+            Some(id.clone()),
+            TimelineKind::Exited {
+                exit: exit.clone(),
+                progress: task.progress,
+                flag: task.crash_flag,
+            },
+        );
+        match phase {
+            Phase::Crashed => {
+                self.cycles.push(Cycle {
+                    killed_instance: id,
+                    killed_at: at,
+                    how: exit,
+                    progress_at_kill: task.progress,
+                    counter_at_kill: task.counter,
+                    flag_after_kill: task.crash_flag,
+                    restarted_at: None,
+                    restarted_instance: None,
+                    first_checkpoint_at: None,
+                    resumed_from: None,
+                    steps_lost: None,
+                });
+                self.open_cycle = Some(self.cycles.len() - 1);
+            }
+            Phase::Completed => self.push(at, Some(id), TimelineKind::Completed),
+            _ => self.push(at, Some(id), TimelineKind::Stopped),
+        }
+    }
+
+    fn on_namespace_change(&mut self, at: TsMs) {
+        let before = std::mem::replace(&mut self.task, TaskView::from_entries(&self.entries));
+        let task = self.task.clone();
+
+        if task.crash_flag != before.crash_flag {
+            let kind = if task.crash_flag {
+                TimelineKind::FlagSet
+            } else {
+                TimelineKind::FlagCleared
+            };
+            self.push(at, None, kind);
+        }
+
+        let torn = task.torn();
+        if torn.is_some() && torn != self.torn {
+            if let Some(t) = torn.clone() {
+                self.push(at, None, TimelineKind::Torn(t));
+            }
+        }
+        self.torn = torn;
+
+        if task.progress != before.progress {
+            if let Some(progress) = task.progress {
+                if self.progress.len() == PROGRESS_CAP {
+                    self.progress.pop_front();
+                }
+                self.progress.push_back(ProgressPoint { at, progress });
+                if progress == 100 {
+                    self.completions += 1;
+                }
+            }
+        }
+
+        if task.counter != before.counter && self.torn.is_none() {
+            if let Some(counter) = task.counter {
+                self.on_checkpoint(at, counter);
+            }
+        }
+
+        if task.is_completed() && !before.is_completed() {
+            // The completion write can arrive after the clean exit it preceded.
+            for inst in self.instances.values_mut() {
+                let recent = inst
+                    .ended_at
+                    .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS);
+                if inst.phase == Phase::Stopped
+                    && inst.last_exit == Some(ProcessExit::Clean)
+                    && recent
+                {
+                    inst.phase = Phase::Completed;
+                    if let Some(ev) = self.timeline.iter_mut().rev().find(|e| {
+                        e.instance.as_deref() == Some(inst.id.as_str())
+                            && e.kind == TimelineKind::Stopped
+                    }) {
+                        ev.kind = TimelineKind::Completed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new consistent checkpoint with `counter` steps done.
+    fn on_checkpoint(&mut self, at: TsMs, counter: i64) {
+        let resumed_from = (counter - 1).max(0) * 10;
+        let Some(index) = self.open_cycle else {
+            // A recovery we did not see the start of (attached late).
+            for inst in self.instances.values_mut() {
+                if inst.phase == Phase::Recovering {
+                    inst.phase = Phase::Resumed { from: resumed_from };
+                }
+            }
+            return;
+        };
+        let cycle = &mut self.cycles[index];
+        if cycle.restarted_at.is_none() {
+            // Written before the death, delivered after it: still the kill point.
+            cycle.progress_at_kill = self.task.progress;
+            cycle.counter_at_kill = Some(counter);
+            return;
+        }
+        cycle.first_checkpoint_at = Some(at);
+        cycle.resumed_from = Some(resumed_from);
+        cycle.steps_lost = cycle.counter_at_kill.map(|k| k - (counter - 1));
+        let cycle = cycle.clone();
+        self.open_cycle = None;
+        for inst in self.instances.values_mut() {
+            if inst.phase == Phase::Recovering
+                || (inst.phase == Phase::Running
+                    && cycle.restarted_instance.as_deref() == Some(inst.id.as_str()))
+            {
+                inst.phase = Phase::Resumed { from: resumed_from };
+            }
+        }
+        let instance = cycle.restarted_instance.clone();
+        self.push(at, instance, TimelineKind::Resumed { cycle });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::ValueType;
+
+    fn e(key: &str, value: &str) -> Entry {
+        Entry {
+            namespace: "kv-demo".into(),
+            key: key.into(),
+            value: value.into(),
+            value_type: ValueType::String,
+            updated_at: 0,
+        }
+    }
+
+    fn checkpoint(n: i64) -> Fact {
+        Fact::Written(vec![
+            e("task.progress", &(n * 10).to_string()),
+            e("task.counter", &n.to_string()),
+            e("task.checkpoint", &format!("step_{n}")),
+            e("task.status", "running"),
+        ])
+    }
+
+    fn flag() -> Fact {
+        Fact::Written(vec![e("app.crashed", "true")])
+    }
+
+    fn started(pid: u32) -> Fact {
+        Fact::Started {
+            instance: "kv-demo-001".into(),
+            pid,
+        }
+    }
+
+    fn exited(exit: ProcessExit, requested: bool) -> Fact {
+        Fact::Exited {
+            instance: "kv-demo-001".into(),
+            exit,
+            requested,
+        }
+    }
+
+    fn phase(t: &Tracker) -> String {
+        t.instance("kv-demo-001").unwrap().phase.to_string()
+    }
+
+    /// Runs `steps` checkpoints starting after `from`, 100 ms apart, from `at`.
+    fn run_steps(t: &mut Tracker, at: &mut TsMs, from: i64, to: i64) {
+        for n in from + 1..=to {
+            *at += 100;
+            t.apply(*at, checkpoint(n));
+        }
+    }
+
+    #[test]
+    fn kill_restart_resume_is_one_cycle_with_its_figures() {
+        let mut t = Tracker::new();
+        let mut at = 1_000;
+        t.apply(at, Fact::Snapshot(vec![]));
+        t.apply(at, started(10));
+        assert_eq!(phase(&t), "RUNNING");
+        t.apply(at + 5, flag());
+        run_steps(&mut t, &mut at, 0, 5);
+        assert_eq!(t.task().progress, Some(50));
+
+        t.apply(1_600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        assert_eq!(phase(&t), "CRASHED");
+        assert!(t.task().crash_flag, "a SIGKILL leaves the flag set");
+        t.apply(
+            1_600,
+            Fact::RestartScheduled {
+                instance: "kv-demo-001".into(),
+                delay_ms: 1000,
+            },
+        );
+        assert_eq!(t.instance("kv-demo-001").unwrap().restart_at, Some(2_600));
+
+        t.apply(2_610, started(11));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(2_620, flag());
+        t.apply(2_700, checkpoint(6));
+        assert_eq!(phase(&t), "RESUMED from 50%");
+
+        let cycle = &t.cycles()[0];
+        assert_eq!(cycle.progress_at_kill, Some(50));
+        assert_eq!(cycle.resumed_from, Some(50));
+        assert_eq!(cycle.steps_lost, Some(0));
+        assert_eq!(cycle.kill_to_restart_ms(), Some(1_010));
+        assert_eq!(cycle.kill_to_checkpoint_ms(), Some(1_100));
+        assert!(cycle.flag_after_kill);
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(11)));
+
+        let lines: Vec<String> = t.timeline().map(|ev| ev.to_string()).collect();
+        assert!(
+            lines.contains(&"kv-demo-001 killed by SIGKILL at 50% (flag still set)".to_string())
+        );
+        assert!(lines.contains(
+            &"kv-demo-001 RESUMED from 50%, 0 steps lost, kill→restart 1010 ms, kill→checkpoint 1100 ms"
+                .to_string()
+        ));
+
+        let mut at = 2_700;
+        run_steps(&mut t, &mut at, 6, 10);
+        t.apply(
+            at,
+            Fact::Deleted {
+                key: "app.crashed".into(),
+            },
+        );
+        t.apply(at, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(at + 10, exited(ProcessExit::Clean, false));
+        assert_eq!(phase(&t), "COMPLETED");
+        assert_eq!(t.completions(), 1);
+    }
+
+    #[test]
+    fn a_graceful_stop_is_stopped_and_the_next_start_is_not_a_recovery() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 3);
+        t.apply(
+            400,
+            Fact::Deleted {
+                key: "app.crashed".into(),
+            },
+        );
+        t.apply(410, exited(ProcessExit::Clean, true));
+        assert_eq!(phase(&t), "STOPPED");
+        assert!(!t.task().crash_flag);
+        assert!(t.cycles().is_empty());
+        t.apply(500, started(2));
+        assert_eq!(phase(&t), "RUNNING");
+        // SIGINT from outside (not requested by us) that exits 0 is a stop too.
+        t.apply(600, exited(ProcessExit::Clean, false));
+        assert_eq!(phase(&t), "STOPPED");
+    }
+
+    #[test]
+    fn the_completion_write_may_arrive_after_the_exit() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        run_steps(&mut t, &mut at, 0, 10);
+        t.apply(1_100, exited(ProcessExit::Clean, false));
+        assert_eq!(phase(&t), "STOPPED");
+        t.apply(1_102, Fact::Written(vec![e("task.status", "completed")]));
+        assert_eq!(phase(&t), "COMPLETED");
+        assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Completed);
+    }
+
+    #[test]
+    fn a_restart_from_zero_counts_the_lost_steps() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 5);
+        t.apply(600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(700, started(2));
+        t.apply(800, checkpoint(1));
+        let cycle = &t.cycles()[0];
+        assert_eq!(cycle.resumed_from, Some(0));
+        assert_eq!(cycle.steps_lost, Some(5));
+        assert_eq!(phase(&t), "RESUMED from 0%");
+    }
+
+    #[test]
+    fn a_torn_checkpoint_from_a_foreign_worker_is_shown_not_hidden() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        run_steps(&mut t, &mut at, 0, 5);
+        // The original C++ worker writes one key per PUT; killed in between:
+        t.apply(600, Fact::Written(vec![e("task.progress", "60")]));
+        t.apply(610, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        let torn = t.torn().expect("torn checkpoint is reported");
+        assert_eq!(
+            torn.to_string(),
+            "progress 60%, counter 5, checkpoint step_5"
+        );
+        assert!(t
+            .timeline()
+            .any(|ev| ev.to_string()
+                == "TORN checkpoint: progress 60%, counter 5, checkpoint step_5"));
+        // A complete checkpoint heals it.
+        t.apply(700, started(2));
+        t.apply(800, checkpoint(6));
+        assert!(t.torn().is_none());
+    }
+
+    #[test]
+    fn a_late_delivered_last_checkpoint_still_counts_as_the_kill_point() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 4);
+        t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(501, checkpoint(5));
+        assert_eq!(t.cycles()[0].progress_at_kill, Some(50));
+        t.apply(900, started(2));
+        t.apply(1_000, checkpoint(6));
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    }
+
+    #[test]
+    fn failures_and_feed_outages_are_on_the_timeline() {
+        let mut t = Tracker::new();
+        t.apply(0, started(1));
+        t.apply(1, exited(ProcessExit::Code(1), false));
+        assert_eq!(phase(&t), "CRASHED");
+        t.apply(
+            2,
+            Fact::Failed {
+                instance: "kv-demo-001".into(),
+                reason: "5 restarts in a row".into(),
+            },
+        );
+        assert_eq!(phase(&t), "FAILED");
+        t.apply(
+            3,
+            Fact::FeedDown {
+                error: "connection refused".into(),
+            },
+        );
+        t.apply(
+            4,
+            Fact::FeedDown {
+                error: "connection refused".into(),
+            },
+        );
+        assert_eq!(t.feed_error(), Some("connection refused"));
+        t.apply(
+            5,
+            Fact::FeedUp {
+                via: "stream".into(),
+            },
+        );
+        assert_eq!(t.feed_error(), None);
+        let kinds: Vec<String> = t.timeline().map(|e| e.to_string()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "kv-demo-001 started (pid 1)",
+                "kv-demo-001 exited (exit 1) at ?",
+                "kv-demo-001 FAILED: 5 restarts in a row",
+                "controller unreachable: connection refused",
+                "controller live (stream)",
+            ]
+        );
+    }
+}
