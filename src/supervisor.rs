@@ -15,6 +15,7 @@ pub mod procstats;
 mod signals;
 mod snapshot;
 mod spec;
+mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use action::{Action, ActionError};
+pub use attach::{discover, ForeignProcess, ProcessFinder};
 pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
 pub use exit::ExitKind;
 pub use output::{
@@ -32,9 +34,11 @@ pub use output::{
     DEFAULT_OUTPUT_LINES,
 };
 pub use policy::{backoff_delay, RestartConfig, RestartPolicy};
+pub use procstats::{ProcessSampler, ProcessStats};
 pub use signals::parse_signal;
 pub use snapshot::{InstanceSnapshot, Origin, Phase};
 pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
+pub use watcher::{Watcher, WatcherConfig};
 
 use instance::{spawn_owner, Control, FailoverRequest, InstanceConfig, InstanceSetup};
 use policy::CrashLoop;

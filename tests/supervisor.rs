@@ -228,7 +228,11 @@ async fn graceful_stop_is_stopped_and_never_restarts() {
     assert_eq!(snapshot.crashes, 0);
     assert_eq!(snapshot.pid, None);
     assert_eq!(exited(&mut events, &id).await, ExitKind::Stopped);
-    assert_eq!(supervisor.recent_output(&id, 1)[0].text, "bye");
+    // The trap ran (stdout and stderr interleave freely, so look at the last few lines).
+    assert!(supervisor
+        .recent_output(&id, 5)
+        .iter()
+        .any(|line| line.text == "bye"));
     assert!(matches!(
         supervisor.send(&id, Action::Stop).await,
         Err(ActionError::NotRunning { .. })
@@ -622,4 +626,109 @@ fn bundled_worker_path_names_the_places_it_looked() {
             assert!(message.contains("deps"), "{message}");
         }
     }
+}
+
+fn foreign_worker(app: &str, instance: &str) -> std::process::Child {
+    std::process::Command::new("sh")
+        .args(["-c", "exec sleep 300"])
+        .env("PLUM_APP_NAME", app)
+        .env("PLUM_INSTANCE_ID", instance)
+        .spawn()
+        .unwrap()
+}
+
+async fn find_foreign(app: &str, pid: u32) -> plumdash::supervisor::ForeignProcess {
+    let mut found = None;
+    wait_until("the foreign worker is discovered", || {
+        found = plumdash::supervisor::discover(app, &[])
+            .into_iter()
+            .find(|p| p.pid == pid && p.name == "sleep");
+        found.is_some()
+    })
+    .await;
+    found.unwrap()
+}
+
+#[tokio::test]
+async fn attach_finds_a_foreign_worker_and_refuses_stale_identities() {
+    let app = unique_app("attach");
+    let mut worker = foreign_worker(&app, &format!("{app}-007"));
+    let found = find_foreign(&app, worker.id()).await;
+    assert_eq!(found.instance_id, Some(format!("{app}-007")));
+    assert_eq!(found.app_name.as_deref(), Some(app.as_str()));
+    assert!(found.rss_bytes > 0);
+
+    let mut sampler = plumdash::supervisor::ProcessSampler::new();
+    let stats = sampler.sample_one(found.pid).unwrap();
+    assert_eq!(
+        (stats.name.as_str(), stats.start_time),
+        ("sleep", found.started_at)
+    );
+
+    // Same pid, other start time: a different process as far as we can tell.
+    let mut impostor = found.clone();
+    impostor.start_time_secs -= 5;
+    let error = impostor.signal(Signal::SIGKILL).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "pid {} is no longer the sleep started at",
+            found.pid
+        )),
+        "{error}"
+    );
+    assert!(error.ends_with("refusing to signal"), "{error}");
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the refused signal must not have been sent"
+    );
+
+    found.signal(Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || worker.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+    let error = found.signal(Signal::SIGKILL).unwrap_err().to_string();
+    assert!(error.contains("refusing to signal"), "{error}");
+}
+
+#[tokio::test]
+async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
+    let app = unique_app("watch");
+    let instance = format!("{app}-001");
+    let (sink, mut events) = plumdash::supervisor::EventSink::new(64);
+    let watcher = plumdash::supervisor::Watcher::spawn(
+        plumdash::supervisor::WatcherConfig {
+            app_name: app.clone(),
+            interval: Duration::from_millis(50),
+            owned_by: None,
+        },
+        sink,
+    );
+    let mut first = foreign_worker(&app, &instance);
+    let first_pid = first.id();
+    let attached = next_event(&mut events, &instance, |kind| match kind {
+        EventKind::Attached { pid, .. } => Some(*pid),
+        _ => None,
+    })
+    .await;
+    assert_eq!(attached, first_pid);
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(exited(&mut events, &instance).await, ExitKind::Disappeared);
+    let mut second = foreign_worker(&app, &instance);
+    let (pid, run) = started(&mut events, &instance).await;
+    assert_eq!((pid, run), (second.id(), 2));
+    let snapshot = watcher
+        .instances()
+        .into_iter()
+        .find(|s| s.id == instance)
+        .unwrap();
+    assert_eq!(snapshot.restarts, 1);
+    assert_eq!(snapshot.origin, plumdash::supervisor::Origin::Attached);
+    assert_eq!(watcher.process(&instance).unwrap().pid, second.id());
+    watcher.stop().await;
+    second.kill().unwrap();
+    second.wait().unwrap();
 }
