@@ -2,7 +2,6 @@
 //! every signal goes to a process we have not reaped yet: a recycled PID cannot be hit.
 
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -438,7 +437,8 @@ impl Owner {
         let uptime = running.started.elapsed();
         let exit = match status {
             Ok(status) => ExitKind::classify(status, running.intent),
-            Err(_) => ExitKind::classify(ExitStatus::default(), running.intent),
+            // Someone else reaped it (a stray waitpid(-1)); the status is lost.
+            Err(_) => ExitKind::Disappeared,
         };
         let deliberate_kill =
             running.kill_sent && exit == ExitKind::KilledBySignal(Signal::SIGKILL);
