@@ -1,8 +1,24 @@
 //! The agent role: start `kv-demo` workers, watch them, restart them by policy, kill
 //! them on request, and find workers started by someone else. Headless: no UI, no KV.
 //!
-//! One owner task per instance holds the child process (see `instance`); this handle
-//! only sends it messages and reads the snapshots it publishes.
+//! One owner task per instance holds the child process (see `instance`); the
+//! [`Supervisor`] handle only sends it messages and reads the snapshots it publishes.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use plumdash::supervisor::{bundled_worker_path, Action, Supervisor, SupervisorConfig, WorkerSpec};
+//! use nix::sys::signal::Signal;
+//!
+//! let (supervisor, mut events) = Supervisor::new(SupervisorConfig::default());
+//! let id = supervisor.spawn_instance(WorkerSpec::new(bundled_worker_path()?)).await?;
+//! supervisor.send(&id, Action::Signal(Signal::SIGKILL)).await?; // crash → restart
+//! while let Ok(event) = events.recv().await {
+//!     println!("{}", event.to_json_line());
+//! #   break;
+//! }
+//! supervisor.shutdown_all(std::time::Duration::from_secs(3)).await;
+//! # Ok(()) }
+//! ```
 
 mod action;
 pub mod attach;
