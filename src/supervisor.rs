@@ -1,1 +1,402 @@
-//! supervisor
+//! The agent role: start `kv-demo` workers, watch them, restart them by policy, kill
+//! them on request, and find workers started by someone else. Headless: no UI, no KV.
+//!
+//! One owner task per instance holds the child process (see `instance`); the
+//! [`Supervisor`] handle only sends it messages and reads the snapshots it publishes.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use plumdash::supervisor::{bundled_worker_path, Action, Supervisor, SupervisorConfig, WorkerSpec};
+//! use nix::sys::signal::Signal;
+//!
+//! let (supervisor, mut events) = Supervisor::new(SupervisorConfig::default());
+//! let id = supervisor.spawn_instance(WorkerSpec::new(bundled_worker_path()?)).await?;
+//! supervisor.send(&id, Action::Signal(Signal::SIGKILL)).await?; // crash → restart
+//! while let Ok(event) = events.recv().await {
+//!     println!("{}", event.to_json_line());
+//! #   break;
+//! }
+//! supervisor.shutdown_all(std::time::Duration::from_secs(3)).await;
+//! # Ok(()) }
+//! ```
+
+mod action;
+pub mod attach;
+mod events;
+mod exit;
+mod instance;
+mod output;
+mod policy;
+pub mod procstats;
+mod signals;
+mod snapshot;
+mod spec;
+mod watcher;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{broadcast, oneshot, watch};
+
+pub use action::{Action, ActionError};
+pub use attach::{discover, ForeignProcess, ProcessFinder};
+pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
+pub use exit::ExitKind;
+pub use output::{
+    run_separator, OutputBuffer, OutputLine, OutputStream, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_OUTPUT_LINES,
+};
+pub use policy::{backoff_delay, RestartConfig, RestartPolicy};
+pub use procstats::{ProcessSampler, ProcessStats};
+pub use signals::parse_signal;
+pub use snapshot::{InstanceSnapshot, Origin, Phase};
+pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
+pub use watcher::{Watcher, WatcherConfig};
+
+use instance::{spawn_owner, Control, FailoverRequest, InstanceConfig, InstanceSetup};
+use policy::CrashLoop;
+use spec::AgentEnv;
+
+/// Everything the supervisor needs to know up front.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// App name: the `PLUM_APP_NAME`, the KV namespace, and the instance id prefix.
+    pub app_name: String,
+    pub app_version: String,
+    /// Node names; instances run on the first unless their spec says otherwise, and
+    /// failover moves to the next one.
+    pub nodes: Vec<String>,
+    /// Given to workers as `CONTROLLER_BASE` when set.
+    pub controller_base: Option<String>,
+    pub restart: RestartConfig,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub stop_grace: Duration,
+    /// Output lines kept per instance.
+    pub output_lines: usize,
+    pub max_line_bytes: usize,
+    /// When set, each instance's output is also appended to `<log_dir>/<instance>.log`.
+    pub log_dir: Option<PathBuf>,
+    /// A crash restarts the work as the next instance id on the next node instead of in place.
+    pub failover: bool,
+    /// Events buffered for slow subscribers before they start to lag.
+    pub event_capacity: usize,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            app_name: "kv-demo".to_string(),
+            app_version: "1.0.0".to_string(),
+            nodes: vec![
+                "nodeA".to_string(),
+                "nodeB".to_string(),
+                "nodeC".to_string(),
+            ],
+            controller_base: None,
+            restart: RestartConfig::default(),
+            stop_grace: Duration::from_secs(3),
+            output_lines: DEFAULT_OUTPUT_LINES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            log_dir: None,
+            failover: false,
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Handle to the supervisor. Cheap to clone; when the last clone is dropped every
+/// worker is stopped.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SupervisorConfig,
+    instance_config: Arc<InstanceConfig>,
+    events: EventSink,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_index: u32,
+    instances: BTreeMap<String, InstanceEntry>,
+}
+
+struct InstanceEntry {
+    controls: tokio::sync::mpsc::Sender<Control>,
+    snapshot: watch::Receiver<InstanceSnapshot>,
+    output: OutputBuffer,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Supervisor {
+    /// Creates a supervisor and the first subscription to its events. Must be called
+    /// inside a tokio runtime.
+    pub fn new(config: SupervisorConfig) -> (Supervisor, broadcast::Receiver<SupervisorEvent>) {
+        let (events, receiver) = EventSink::new(config.event_capacity);
+        let instance_config = Arc::new(InstanceConfig {
+            restart: config.restart.clone(),
+            stop_grace: config.stop_grace,
+            max_line_bytes: config.max_line_bytes,
+            log_dir: config.log_dir.clone(),
+            failover: config.failover,
+        });
+        let shared = Arc::new(Shared {
+            config,
+            instance_config,
+            events,
+            registry: Mutex::new(Registry::default()),
+        });
+        (Supervisor { shared }, receiver)
+    }
+
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.shared.config
+    }
+
+    /// Another receiver of the lifecycle events (sees events from now on).
+    pub fn subscribe(&self) -> broadcast::Receiver<SupervisorEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// The sender side, for components (like the attach `Watcher`) that report into
+    /// the same stream.
+    pub fn event_sink(&self) -> EventSink {
+        self.shared.events.clone()
+    }
+
+    /// Adds an instance (next id: `<app>-001`, `-002`, …) and starts it. If it cannot
+    /// be started the instance is removed again and the error says why.
+    pub async fn spawn_instance(&self, spec: WorkerSpec) -> Result<String> {
+        let id = self.add_instance(spec)?;
+        match self.send(&id, Action::Start).await {
+            Ok(_) => Ok(id),
+            Err(error) => {
+                self.shared.remove(&id);
+                Err(error).with_context(|| format!("starting instance {id}"))
+            }
+        }
+    }
+
+    /// Adds an instance without starting it (phase Stopped); start it with `Action::Start`.
+    pub fn add_instance(&self, spec: WorkerSpec) -> Result<String> {
+        Shared::register(&self.shared, spec, CrashLoop::default(), None)
+    }
+
+    /// Sends an action to an instance's owner and waits for the outcome. Stop and
+    /// Restart return once the old process is gone (at most the grace period).
+    pub async fn send(
+        &self,
+        instance: &str,
+        action: Action,
+    ) -> Result<InstanceSnapshot, ActionError> {
+        let controls = self.shared.controls(instance)?;
+        let (reply, outcome) = oneshot::channel();
+        controls
+            .send(Control::Act { action, reply })
+            .await
+            .map_err(|_| ActionError::ShutDown(instance.to_string()))?;
+        outcome
+            .await
+            .map_err(|_| ActionError::ShutDown(instance.to_string()))?
+    }
+
+    /// All instances, ordered by id. Reads the last published snapshots; never waits
+    /// on an owner task.
+    pub fn instances(&self) -> Vec<InstanceSnapshot> {
+        self.shared
+            .registry()
+            .instances
+            .values()
+            .map(|entry| entry.snapshot.borrow().clone())
+            .collect()
+    }
+
+    pub fn instance(&self, instance: &str) -> Option<InstanceSnapshot> {
+        let registry = self.shared.registry();
+        registry
+            .instances
+            .get(instance)
+            .map(|entry| entry.snapshot.borrow().clone())
+    }
+
+    /// A receiver that is told about every change of one instance.
+    pub fn watch_instance(&self, instance: &str) -> Option<watch::Receiver<InstanceSnapshot>> {
+        let registry = self.shared.registry();
+        registry
+            .instances
+            .get(instance)
+            .map(|entry| entry.snapshot.clone())
+    }
+
+    /// The captured output of an instance (shared, live).
+    pub fn output(&self, instance: &str) -> Option<OutputBuffer> {
+        let registry = self.shared.registry();
+        registry
+            .instances
+            .get(instance)
+            .map(|entry| entry.output.clone())
+    }
+
+    /// The last `count` output lines of an instance, oldest first.
+    pub fn recent_output(&self, instance: &str, count: usize) -> Vec<OutputLine> {
+        self.output(instance)
+            .map(|buffer| buffer.recent(count))
+            .unwrap_or_default()
+    }
+
+    /// Pids of the workers we own and that are alive right now.
+    pub fn owned_pids(&self) -> Vec<u32> {
+        self.instances()
+            .into_iter()
+            .filter_map(|snapshot| snapshot.pid)
+            .collect()
+    }
+
+    /// Stops every worker (SIGTERM, `grace`, SIGKILL), waits until all are reaped and
+    /// ends the owner tasks. Returns the final snapshots.
+    pub async fn shutdown_all(&self, grace: Duration) -> Vec<InstanceSnapshot> {
+        let entries: Vec<_> = {
+            let mut registry = self.shared.registry();
+            registry
+                .instances
+                .iter_mut()
+                .map(|(id, entry)| (id.clone(), entry.controls.clone(), entry.task.take()))
+                .collect()
+        };
+        let stops = entries.into_iter().map(|(id, controls, task)| async move {
+            let (reply, outcome) = oneshot::channel();
+            let sent = controls
+                .send(Control::Shutdown { grace, reply })
+                .await
+                .is_ok();
+            let snapshot = if sent { outcome.await.ok() } else { None };
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            (id, snapshot)
+        });
+        let finished = futures_util::future::join_all(stops).await;
+        let snapshots: Vec<_> = finished
+            .into_iter()
+            .filter_map(|(id, snapshot)| snapshot.or_else(|| self.instance(&id)))
+            .collect();
+        snapshots
+    }
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Registry updates are single inserts/removes; a panic cannot leave it half-done.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn controls(&self, instance: &str) -> Result<tokio::sync::mpsc::Sender<Control>, ActionError> {
+        self.registry()
+            .instances
+            .get(instance)
+            .map(|entry| entry.controls.clone())
+            .ok_or_else(|| ActionError::UnknownInstance(instance.to_string()))
+    }
+
+    fn remove(&self, instance: &str) {
+        self.registry().instances.remove(instance);
+    }
+
+    fn register(
+        shared: &Arc<Shared>,
+        spec: WorkerSpec,
+        crash_loop: CrashLoop,
+        taken_over_from: Option<String>,
+    ) -> Result<String> {
+        let config = &shared.config;
+        let node = spec
+            .node
+            .clone()
+            .or_else(|| config.nodes.first().cloned())
+            .unwrap_or_else(|| "nodeA".to_string());
+        let mut registry = shared.registry();
+        registry.next_index += 1;
+        let id = format!("{}-{:03}", config.app_name, registry.next_index);
+        let output = OutputBuffer::new(config.output_lines);
+        let weak = Arc::downgrade(shared);
+        let setup = InstanceSetup {
+            spec,
+            agent_env: AgentEnv {
+                instance_id: id.clone(),
+                app_name: config.app_name.clone(),
+                app_version: config.app_version.clone(),
+                node_id: node,
+                controller_base: config.controller_base.clone(),
+            },
+            config: shared.instance_config.clone(),
+            events: shared.events.clone(),
+            output: output.clone(),
+            failover: Some(Arc::new(move |request| fail_over(&weak, request))),
+            crash_loop,
+            taken_over_from,
+        };
+        let channels = spawn_owner(setup).context("cannot listen for SIGCHLD")?;
+        registry.instances.insert(
+            id.clone(),
+            InstanceEntry {
+                controls: channels.controls,
+                snapshot: channels.snapshot,
+                output,
+                task: Some(channels.task),
+            },
+        );
+        Ok(id)
+    }
+}
+
+/// Registers the takeover instance on the next node and asks it to start.
+fn fail_over(shared: &Weak<Shared>, request: FailoverRequest) -> Result<(String, String)> {
+    let shared = shared
+        .upgrade()
+        .context("the supervisor is shutting down")?;
+    let node = next_node(&shared.config.nodes, &request.from_node);
+    let spec = request.spec.node(node.clone());
+    let id = Shared::register(&shared, spec, request.crash_loop, Some(request.from))?;
+    let controls = shared.controls(&id)?;
+    let (reply, _outcome) = oneshot::channel();
+    // The new owner's queue is empty, so this cannot be full; its Started/Failed
+    // events report how the start went.
+    controls
+        .try_send(Control::Act {
+            action: Action::Start,
+            reply,
+        })
+        .map_err(|_| anyhow::anyhow!("instance {id} did not accept its start"))?;
+    Ok((id, node))
+}
+
+/// The node after `current` in `nodes` (wrapping), or the first when `current` is unknown.
+pub fn next_node(nodes: &[String], current: &str) -> String {
+    match nodes.iter().position(|node| node == current) {
+        Some(index) => nodes[(index + 1) % nodes.len()].clone(),
+        None => nodes
+            .first()
+            .cloned()
+            .unwrap_or_else(|| current.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_node_wraps() {
+        let nodes: Vec<String> = ["nodeA", "nodeB"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(next_node(&nodes, "nodeA"), "nodeB");
+        assert_eq!(next_node(&nodes, "nodeB"), "nodeA");
+        assert_eq!(next_node(&nodes, "elsewhere"), "nodeA");
+        assert_eq!(next_node(&[], "solo"), "solo");
+    }
+}

@@ -1,0 +1,92 @@
+//! What a UI reads about an instance: a cheap, cloneable picture of its state.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::events::{serialize_opt_unix_ms, serialize_unix_ms, unix_ms};
+use super::exit::ExitKind;
+
+/// Where an instance is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    Running,
+    /// A Stop is in progress: SIGTERM sent, waiting out the grace period.
+    Stopping,
+    /// Stopped because we asked (or never started).
+    Stopped,
+    /// Ended on its own and is not being restarted.
+    Exited,
+    /// Ended and will be started again at `until`.
+    WaitingRestart {
+        #[serde(rename = "until_ms", serialize_with = "serialize_unix_ms")]
+        until: SystemTime,
+    },
+    /// Gave up: crash loop past `max_restarts`, or the program could not be started.
+    Failed {
+        reason: String,
+    },
+}
+
+impl Phase {
+    pub fn is_running(&self) -> bool {
+        matches!(self, Phase::Running | Phase::Stopping)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Running => f.write_str("running"),
+            Phase::Stopping => f.write_str("stopping"),
+            Phase::Stopped => f.write_str("stopped"),
+            Phase::Exited => f.write_str("exited"),
+            Phase::WaitingRestart { until } => {
+                let left = unix_ms(*until).saturating_sub(unix_ms(SystemTime::now()));
+                write!(f, "restarting in {:.1}s", left as f64 / 1000.0)
+            }
+            Phase::Failed { reason } => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+/// Whether we started the process or found it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Owned,
+    Attached,
+}
+
+/// One instance as of the last change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSnapshot {
+    pub id: String,
+    pub app_name: String,
+    pub node: String,
+    pub origin: Origin,
+    /// The command line (owned) or process name (attached).
+    pub command: String,
+    /// Set only while the process is alive and un-reaped.
+    pub pid: Option<u32>,
+    pub phase: Phase,
+    /// Runs so far, counting from 1; 0 before the first start.
+    pub run: u32,
+    #[serde(rename = "started_at_ms", serialize_with = "serialize_opt_unix_ms")]
+    pub started_at: Option<SystemTime>,
+    /// Runs that ended by a crash (signal death or non-zero exit).
+    pub crashes: u32,
+    /// Restart actions asked for by a user.
+    pub manual_restarts: u32,
+    /// All starts after the first (automatic, manual, or seen when attached).
+    pub restarts: u32,
+    pub last_exit: Option<ExitKind>,
+    pub auto_restart: bool,
+    /// SIGSTOP sent and no SIGCONT since.
+    pub paused: bool,
+    /// Set when a crash moved the work to another instance (failover).
+    pub failed_over_to: Option<String>,
+    pub taken_over_from: Option<String>,
+}
