@@ -12,3 +12,4 @@ pub mod kv;
 pub mod recovery;
 pub mod signals;
 pub mod supervisor;
+pub mod tui;

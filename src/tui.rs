@@ -1,0 +1,11 @@
+//! The dashboard (ratatui). Elm-style: `app` is the model and its `update`,
+//! `view` and `panes` draw it, `keymap` turns keys into `action`s, and
+//! `runtime` owns the terminal and feeds events in.
+
+pub mod action;
+pub mod app;
+pub mod format;
+pub mod keymap;
+pub mod panes;
+pub mod theme;
+pub mod view;

@@ -1,0 +1,468 @@
+//! The dashboard's model and its `update`: the only place state changes.
+//! Rendering reads an `&App`; side effects leave as `Command`s.
+
+use super::action::{Action, Command, SignalChoice};
+use super::keymap::Keymap;
+use super::theme::Theme;
+use crate::recovery::{Tracker, TsMs};
+use crossterm::event::{KeyCode, KeyEvent};
+
+/// The controller and what is being watched, for the header.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderInfo {
+    pub controller_url: String,
+    /// True when plumdash runs the controller itself.
+    pub embedded: bool,
+    pub app: String,
+    pub namespace: String,
+    pub read_only: bool,
+    /// Attached to workers we did not start.
+    pub attached: bool,
+}
+
+/// One row of the instances table, merged from the supervisor's snapshot,
+/// the recovery tracker and process stats.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub node: String,
+    pub pid: Option<u32>,
+    /// The recovery phase text (`RESUMED from 50%`).
+    pub state: String,
+    /// When a restart is due (shown as a countdown).
+    pub restart_at: Option<TsMs>,
+    pub started_at: Option<TsMs>,
+    pub crashes: u32,
+    pub manual_restarts: u32,
+    pub last_exit: Option<String>,
+    pub cpu_percent: Option<f32>,
+    pub rss_bytes: Option<u64>,
+    pub auto_restart: bool,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Instances,
+    Namespace,
+    Timeline,
+    Log,
+}
+
+impl Focus {
+    fn next(self) -> Focus {
+        match self {
+            Focus::Instances => Focus::Namespace,
+            Focus::Namespace => Focus::Timeline,
+            Focus::Timeline => Focus::Log,
+            Focus::Log => Focus::Instances,
+        }
+    }
+}
+
+/// What the keyboard is doing right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Help,
+    SignalMenu { selected: usize },
+    ConfirmReset,
+    Search { input: String },
+}
+
+/// How times are written: wall clock, or seconds since start (recordings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockStyle {
+    Wall { utc_offset_secs: i32 },
+    Relative,
+}
+
+/// A message shown briefly (what was sent to which pid, or an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    pub until: TsMs,
+}
+
+const FLASH_MS: TsMs = 2_500;
+
+/// The log pane's view of the selected instance's output.
+#[derive(Debug, Clone, Default)]
+pub struct LogView {
+    pub lines: Vec<String>,
+    /// Lines from the bottom (0 = newest at the bottom).
+    pub scroll_back: usize,
+    pub follow: bool,
+    pub wrap: bool,
+    pub search: Option<String>,
+}
+
+pub struct App {
+    pub header: HeaderInfo,
+    pub tracker: Tracker,
+    pub instances: Vec<InstanceRow>,
+    pub selected: usize,
+    pub focus: Focus,
+    pub mode: Mode,
+    pub log: LogView,
+    pub namespace_scroll: usize,
+    pub timeline_scroll: usize,
+    pub flash: Option<Flash>,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub clock: ClockStyle,
+    /// When the dashboard started (origin of relative times and the chart).
+    pub started_at: TsMs,
+    pub now: TsMs,
+    pub quitting: bool,
+}
+
+impl App {
+    pub fn new(
+        header: HeaderInfo,
+        keymap: Keymap,
+        theme: Theme,
+        clock: ClockStyle,
+        now: TsMs,
+    ) -> App {
+        App {
+            header,
+            tracker: Tracker::new(),
+            instances: Vec::new(),
+            selected: 0,
+            focus: Focus::Instances,
+            mode: Mode::Normal,
+            log: LogView {
+                follow: true,
+                ..LogView::default()
+            },
+            namespace_scroll: 0,
+            timeline_scroll: 0,
+            flash: None,
+            keymap,
+            theme,
+            clock,
+            started_at: now,
+            now,
+            quitting: false,
+        }
+    }
+
+    pub fn selected_instance(&self) -> Option<&InstanceRow> {
+        self.instances.get(self.selected)
+    }
+
+    pub fn flash(&mut self, text: impl Into<String>, error: bool) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error,
+            until: self.now + FLASH_MS,
+        });
+    }
+
+    /// The flash message if it is still showing.
+    pub fn active_flash(&self) -> Option<&Flash> {
+        self.flash.as_ref().filter(|f| f.until > self.now)
+    }
+
+    pub fn set_instances(&mut self, rows: Vec<InstanceRow>) {
+        self.instances = rows;
+        if self.selected >= self.instances.len() {
+            self.selected = self.instances.len().saturating_sub(1);
+        }
+    }
+
+    pub fn set_log_lines(&mut self, lines: Vec<String>) {
+        if !self.log.follow {
+            // Keep the view still while new lines arrive below it.
+            let grown = lines.len().saturating_sub(self.log.lines.len());
+            self.log.scroll_back += grown;
+        }
+        self.log.lines = lines;
+        self.log.scroll_back = self.log.scroll_back.min(self.log.lines.len());
+    }
+
+    /// A key press in the current mode.
+    pub fn on_key(&mut self, key: &KeyEvent) -> Option<Command> {
+        match self.mode.clone() {
+            Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
+            Mode::Help => {
+                // Any key closes help; q still quits.
+                self.mode = Mode::Normal;
+                match self.keymap.action_for(key) {
+                    Some(a @ (Action::Quit | Action::QuitLeaveRunning)) => self.update(a),
+                    _ => None,
+                }
+            }
+            Mode::SignalMenu { selected } => self.on_signal_menu_key(key, selected),
+            Mode::ConfirmReset => {
+                self.mode = Mode::Normal;
+                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                    self.flash("namespace reset", false);
+                    Some(Command::ResetNamespace)
+                } else {
+                    self.flash("reset cancelled", false);
+                    None
+                }
+            }
+            Mode::Search { mut input } => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.mode = Mode::Normal;
+                        self.log.search = None;
+                    }
+                    KeyCode::Enter => {
+                        self.mode = Mode::Normal;
+                        self.log.search = (!input.is_empty()).then_some(input);
+                        self.jump_to_match();
+                    }
+                    KeyCode::Backspace => {
+                        input.pop();
+                        self.mode = Mode::Search { input };
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        self.mode = Mode::Search { input };
+                    }
+                    _ => {}
+                }
+                None
+            }
+        }
+    }
+
+    fn on_signal_menu_key(&mut self, key: &KeyEvent, selected: usize) -> Option<Command> {
+        let n = SignalChoice::MENU.len();
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => {
+                self.mode = Mode::Normal;
+                None
+            }
+            KeyCode::Up => {
+                self.mode = Mode::SignalMenu {
+                    selected: (selected + n - 1) % n,
+                };
+                None
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.mode = Mode::SignalMenu {
+                    selected: (selected + 1) % n,
+                };
+                None
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                self.signal(SignalChoice::MENU[selected])
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() => {
+                let i = c.to_digit(10).unwrap_or(0) as usize;
+                if (1..=n).contains(&i) {
+                    self.mode = Mode::Normal;
+                    self.signal(SignalChoice::MENU[i - 1])
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies an action; returns the side effect to perform, if any.
+    pub fn update(&mut self, action: Action) -> Option<Command> {
+        match action {
+            Action::Kill => self.signal(SignalChoice::Kill),
+            Action::Interrupt => self.signal(SignalChoice::Int),
+            Action::Terminate => self.signal(SignalChoice::Term),
+            Action::OpenSignalMenu => {
+                if self.guard_control().is_some() {
+                    self.mode = Mode::SignalMenu { selected: 0 };
+                }
+                None
+            }
+            Action::StartStop => {
+                let row = self.guard_control()?;
+                let instance = row.id.clone();
+                if row.pid.is_some() {
+                    Some(Command::Stop { instance })
+                } else {
+                    Some(Command::Start { instance })
+                }
+            }
+            Action::Restart => {
+                let instance = self.guard_control()?.id.clone();
+                Some(Command::Restart { instance })
+            }
+            Action::ToggleAutoRestart => {
+                let row = self.guard_control()?;
+                let (instance, on) = (row.id.clone(), !row.auto_restart);
+                self.flash(
+                    format!(
+                        "auto-restart {} for {instance}",
+                        if on { "on" } else { "off" }
+                    ),
+                    false,
+                );
+                Some(Command::SetAutoRestart { instance, on })
+            }
+            Action::NewInstance => {
+                if self.header.read_only || self.header.attached {
+                    self.refuse_control();
+                    return None;
+                }
+                Some(Command::NewInstance)
+            }
+            Action::AskResetNamespace => {
+                if self.header.read_only {
+                    self.refuse_control();
+                } else {
+                    self.mode = Mode::ConfirmReset;
+                }
+                None
+            }
+            Action::SelectNext => {
+                self.move_in_focus(1);
+                None
+            }
+            Action::SelectPrev => {
+                self.move_in_focus(-1);
+                None
+            }
+            Action::FocusNext => {
+                self.focus = self.focus.next();
+                None
+            }
+            Action::ScrollUp => {
+                self.scroll(-10);
+                None
+            }
+            Action::ScrollDown => {
+                self.scroll(10);
+                None
+            }
+            Action::Follow => {
+                self.log.follow = true;
+                self.log.scroll_back = 0;
+                None
+            }
+            Action::ToggleWrap => {
+                self.log.wrap = !self.log.wrap;
+                None
+            }
+            Action::StartSearch => {
+                self.mode = Mode::Search {
+                    input: self.log.search.clone().unwrap_or_default(),
+                };
+                None
+            }
+            Action::ToggleHelp => {
+                self.mode = if self.mode == Mode::Help {
+                    Mode::Normal
+                } else {
+                    Mode::Help
+                };
+                None
+            }
+            Action::Quit => {
+                self.quitting = true;
+                Some(Command::Quit { stop_workers: true })
+            }
+            Action::QuitLeaveRunning => {
+                self.quitting = true;
+                Some(Command::Quit {
+                    stop_workers: false,
+                })
+            }
+        }
+    }
+
+    fn signal(&mut self, signal: SignalChoice) -> Option<Command> {
+        let row = self.guard_control()?;
+        let Some(pid) = row.pid else {
+            let text = format!("{} is not running: nothing to signal", row.id);
+            self.flash(text, true);
+            return None;
+        };
+        let instance = row.id.clone();
+        self.flash(format!("{} → pid {pid} ({instance})", signal.name()), false);
+        Some(Command::Signal { instance, signal })
+    }
+
+    /// The selected row, if controls are allowed; flashes why not otherwise.
+    fn guard_control(&mut self) -> Option<&InstanceRow> {
+        if self.header.read_only {
+            self.refuse_control();
+            return None;
+        }
+        if self.instances.is_empty() {
+            self.flash("no instance selected", true);
+            return None;
+        }
+        self.instances.get(self.selected)
+    }
+
+    fn refuse_control(&mut self) {
+        self.flash("read-only: no signals or actions", true);
+    }
+
+    fn move_in_focus(&mut self, delta: isize) {
+        match self.focus {
+            Focus::Instances | Focus::Log => {
+                let n = self.instances.len();
+                if n > 0 {
+                    self.selected =
+                        (self.selected as isize + delta).rem_euclid(n as isize) as usize;
+                }
+            }
+            Focus::Namespace => self.scroll(delta),
+            Focus::Timeline => self.scroll(delta),
+        }
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        let apply = |v: usize, max: usize| (v as isize + delta).clamp(0, max as isize) as usize;
+        match self.focus {
+            Focus::Namespace => {
+                let max = self.tracker.entries().len().saturating_sub(1);
+                self.namespace_scroll = apply(self.namespace_scroll, max);
+            }
+            Focus::Timeline => {
+                let max = self.tracker.timeline().len().saturating_sub(1);
+                self.timeline_scroll = apply(self.timeline_scroll, max);
+            }
+            Focus::Instances | Focus::Log => {
+                // Scrolling up moves back in time; reaching the end follows again.
+                let back = (self.log.scroll_back as isize - delta)
+                    .clamp(0, self.log.lines.len() as isize) as usize;
+                self.log.scroll_back = back;
+                self.log.follow = back == 0;
+            }
+        }
+    }
+
+    fn jump_to_match(&mut self) {
+        let Some(term) = self.log.search.clone() else {
+            return;
+        };
+        let n = self.log.lines.len();
+        // The newest match at or above the current view.
+        let start = n.saturating_sub(self.log.scroll_back);
+        if let Some(i) = self.log.lines[..start]
+            .iter()
+            .rposition(|l| l.contains(&term))
+        {
+            self.log.scroll_back = n - i - 1;
+            self.log.follow = self.log.scroll_back == 0;
+        } else {
+            self.flash(format!("no match for {term:?}"), true);
+        }
+    }
+
+    /// Mouse: a click on an instance row selects it.
+    pub fn click_instance(&mut self, index: usize) {
+        if index < self.instances.len() {
+            self.selected = index;
+            self.focus = Focus::Instances;
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Small text formatters shared by the panes.
+
+use super::app::ClockStyle;
+use crate::recovery::TsMs;
+
+/// `850ms`, `12.3s`, `4m05s`, `2h03m`.
+pub fn duration_ms(ms: u64) -> String {
+    match ms {
+        m if m < 1_000 => format!("{m}ms"),
+        m if m < 60_000 => format!("{:.1}s", m as f64 / 1000.0),
+        m if m < 3_600_000 => format!("{}m{:02}s", m / 60_000, (m / 1000) % 60),
+        m => format!("{}h{:02}m", m / 3_600_000, (m / 60_000) % 60),
+    }
+}
+
+/// Whole seconds, for uptimes: `45s`, `3m12s`, `1h04m`.
+pub fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+/// `12.3M`, `980K`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 * 1024 => format!("{}K", n / 1024),
+        n if n < 1024 * 1024 * 1024 => format!("{:.1}M", n as f64 / (1024.0 * 1024.0)),
+        n => format!("{:.1}G", n as f64 / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
+/// A point in time as the clock style writes it: `14:03:07` or `+12.3s`.
+pub fn clock(at: TsMs, origin: TsMs, style: ClockStyle) -> String {
+    match style {
+        ClockStyle::Relative => format!("+{:.1}s", at.saturating_sub(origin) as f64 / 1000.0),
+        ClockStyle::Wall { utc_offset_secs } => {
+            let secs = (at / 1000) as i64 + utc_offset_secs as i64;
+            let day = secs.rem_euclid(86_400);
+            format!("{:02}:{:02}:{:02}", day / 3600, (day / 60) % 60, day % 60)
+        }
+    }
+}
+
+/// Cuts `s` to `width` characters, ending with `…` when cut.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_short_and_stable() {
+        assert_eq!(duration_ms(850), "850ms");
+        assert_eq!(duration_ms(12_345), "12.3s");
+        assert_eq!(duration_ms(245_000), "4m05s");
+        assert_eq!(uptime(3_723_000), "1h02m");
+        assert_eq!(bytes(5 * 1024 * 1024 + 300_000), "5.3M");
+        assert_eq!(clock(12_300, 0, ClockStyle::Relative), "+12.3s");
+        assert_eq!(
+            clock(
+                3_600_000 + 61_000,
+                0,
+                ClockStyle::Wall {
+                    utc_offset_secs: 3600
+                }
+            ),
+            "02:01:01"
+        );
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+    }
+}

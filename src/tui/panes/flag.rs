@@ -1,0 +1,58 @@
+//! The crash flag, big and unmistakable, with its key name: ARMED while a
+//! worker runs, SET after a crash (recovery pending), CLEARED after a
+//! graceful stop or completion.
+
+use crate::recovery::CRASH_FLAG_KEY;
+use crate::tui::app::App;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use ratatui::Frame;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagState {
+    Armed,
+    Set,
+    Cleared,
+}
+
+pub fn state(app: &App) -> FlagState {
+    let alive = app.instances.iter().any(|r| r.pid.is_some());
+    match (app.tracker.task().crash_flag, alive) {
+        (false, _) => FlagState::Cleared,
+        (true, true) => FlagState::Armed,
+        (true, false) => FlagState::Set,
+    }
+}
+
+/// The flag's one-line text, e.g. `⚑ app.crashed SET (crashed!)`.
+pub fn text(state: FlagState) -> String {
+    match state {
+        FlagState::Armed => format!("⚑ {CRASH_FLAG_KEY} ARMED (running)"),
+        FlagState::Set => format!("⚑ {CRASH_FLAG_KEY} SET (crashed!)"),
+        FlagState::Cleared => format!("○ {CRASH_FLAG_KEY} CLEARED (clean)"),
+    }
+}
+
+pub fn style(app: &App, state: FlagState) -> Style {
+    match state {
+        FlagState::Armed => app.theme.armed(),
+        FlagState::Set => app.theme.alarm(),
+        FlagState::Cleared => app.theme.calm(),
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let s = state(app);
+    let style = style(app, s);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Thick)
+        .border_style(style)
+        .style(style);
+    let para = Paragraph::new(Line::from(text(s)))
+        .alignment(Alignment::Center)
+        .block(block);
+    frame.render_widget(para, area);
+}

@@ -1,0 +1,53 @@
+//! Top line: controller URL, embedded or remote, how changes arrive and
+//! whether that is healthy, app and namespace. A red banner while the
+//! controller is unreachable.
+
+use crate::tui::app::App;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// Rows the header needs (2 while the controller is down).
+pub fn height(app: &App) -> u16 {
+    if app.tracker.feed_error().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let h = &app.header;
+    let feed = match (app.tracker.feed_error(), app.tracker.feed_via()) {
+        (Some(_), _) => Span::styled("● controller down", t.bad()),
+        (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
+        (None, None) => Span::styled("○ connecting", t.warn()),
+    };
+    let mode = if h.embedded { "embedded" } else { "remote" };
+    let mut spans = vec![
+        Span::styled("plumdash ", t.title()),
+        Span::styled(h.controller_url.clone(), t.text()),
+        Span::styled(format!(" ({mode}) "), t.dim()),
+        feed,
+        Span::styled("  app ", t.dim()),
+        Span::styled(h.app.clone(), t.text()),
+        Span::styled("  ns ", t.dim()),
+        Span::styled(h.namespace.clone(), t.text()),
+    ];
+    if h.read_only {
+        spans.push(Span::styled("  READ-ONLY", t.warn()));
+    }
+    if h.attached {
+        spans.push(Span::styled("  attached", t.warn()));
+    }
+    let mut lines = vec![Line::from(spans)];
+    if let Some(err) = app.tracker.feed_error() {
+        lines.push(Line::from(Span::styled(
+            format!(" CONTROLLER UNREACHABLE: {err} — retrying; the view resumes when it is back "),
+            t.alarm(),
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}

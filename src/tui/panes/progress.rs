@@ -1,0 +1,35 @@
+//! The task's progress: a gauge with %, checkpoint and counter.
+
+use super::block;
+use crate::tui::app::App;
+use ratatui::layout::Rect;
+use ratatui::widgets::Gauge;
+use ratatui::Frame;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let task = app.tracker.task();
+    let progress = task.progress.unwrap_or(0).clamp(0, 100);
+    let mut label = format!(
+        "{progress}% · {} · counter {}",
+        task.checkpoint.as_deref().unwrap_or("no checkpoint"),
+        task.counter.map_or("-".into(), |c| c.to_string())
+    );
+    if task.is_completed() {
+        label.push_str(" · completed");
+    }
+    if let Some(torn) = app.tracker.torn() {
+        label = format!("TORN: {torn}");
+    }
+    let style = if app.tracker.torn().is_some() {
+        t.bad()
+    } else {
+        t.good()
+    };
+    let gauge = Gauge::default()
+        .block(block(app, "Progress", None))
+        .gauge_style(style)
+        .percent(progress as u16)
+        .label(label);
+    frame.render_widget(gauge, area);
+}

@@ -1,0 +1,74 @@
+//! The recovery timeline: each cycle's figures, then every event with its time.
+
+use super::block;
+use crate::recovery::TimelineKind;
+use crate::tui::app::{App, Focus};
+use crate::tui::format;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let pct = |p: Option<i64>| p.map_or("?".to_string(), |p| format!("{p}%"));
+    let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, c) in app.tracker.cycles().iter().enumerate().rev().take(3) {
+        let lost_style = match c.steps_lost {
+            Some(0) => t.good(),
+            Some(_) => t.bad(),
+            None => t.dim(),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("#{} ", i + 1), t.key()),
+            Span::raw(format!(
+                "killed at {} → resumed from {} ",
+                pct(c.progress_at_kill),
+                pct(c.resumed_from)
+            )),
+            Span::styled(
+                format!(
+                    "lost {}",
+                    c.steps_lost.map_or("…".into(), |l| l.to_string())
+                ),
+                lost_style,
+            ),
+            Span::styled(
+                format!(
+                    " · restart {} · checkpoint {}",
+                    ms(c.kill_to_restart_ms()),
+                    ms(c.kill_to_checkpoint_ms())
+                ),
+                t.dim(),
+            ),
+        ]));
+    }
+    let events: Vec<_> = app.tracker.timeline().collect();
+    let visible = area.height.saturating_sub(2) as usize;
+    let room = visible.saturating_sub(lines.len());
+    // Newest at the bottom; scrolling moves back in time.
+    let end = events.len().saturating_sub(app.timeline_scroll);
+    let start = end.saturating_sub(room);
+    for ev in &events[start..end] {
+        let style = match &ev.kind {
+            TimelineKind::Exited { .. } | TimelineKind::Failed { .. } | TimelineKind::Torn(_) => {
+                t.bad()
+            }
+            TimelineKind::FeedDown { .. } => t.bad(),
+            TimelineKind::Resumed { .. } | TimelineKind::Completed => t.good(),
+            TimelineKind::Recovering | TimelineKind::RestartScheduled { .. } => t.warn(),
+            _ => t.text(),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
+                t.dim(),
+            ),
+            Span::styled(ev.to_string(), style),
+        ]));
+    }
+    let title = format!("Recovery timeline ({} cycles)", app.tracker.cycles().len());
+    let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
+    frame.render_widget(para, area);
+}

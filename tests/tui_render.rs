@@ -1,0 +1,344 @@
+//! Snapshot tests of every dashboard state at 40×15, 80×24 and 120×40,
+//! rendered with ratatui's TestBackend from replayed recovery facts.
+
+use plumdash::kv::{Entry, ValueType};
+use plumdash::recovery::{Fact, ProcessExit};
+use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, Mode};
+use plumdash::tui::keymap::Keymap;
+use plumdash::tui::theme::{Theme, ThemeName};
+use plumdash::tui::view;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const T0: u64 = 1_800_000_000_000;
+const SIZES: [(u16, u16); 3] = [(40, 15), (80, 24), (120, 40)];
+
+fn entry(key: &str, value: &str, ty: ValueType) -> Entry {
+    Entry {
+        namespace: "kv-demo".into(),
+        key: key.into(),
+        value: value.into(),
+        value_type: ty,
+        updated_at: (T0 / 1000) as i64,
+    }
+}
+
+fn checkpoint(n: i64) -> Fact {
+    Fact::Written(vec![
+        entry("task.progress", &(n * 10).to_string(), ValueType::Int),
+        entry("task.counter", &n.to_string(), ValueType::Int),
+        entry("task.checkpoint", &format!("step_{n}"), ValueType::String),
+        entry("task.status", "running", ValueType::String),
+    ])
+}
+
+struct Scenario {
+    app: App,
+    at: u64,
+    pid: u32,
+}
+
+impl Scenario {
+    fn new() -> Scenario {
+        let header = HeaderInfo {
+            controller_url: "http://127.0.0.1:8080".into(),
+            embedded: true,
+            app: "kv-demo".into(),
+            namespace: "kv-demo".into(),
+            read_only: false,
+            attached: false,
+        };
+        let theme = Theme::new(ThemeName::Dark, false);
+        let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
+        app.tracker.apply(
+            T0,
+            Fact::FeedUp {
+                via: "stream".into(),
+            },
+        );
+        app.tracker.apply(T0, Fact::Snapshot(vec![]));
+        let mut s = Scenario {
+            app,
+            at: T0,
+            pid: 4242,
+        };
+        s.start();
+        s.fact(Fact::Written(vec![
+            entry("app.crashed", "true", ValueType::Bool),
+            entry("app.crash_time", "1800000000", ValueType::String),
+        ]));
+        s
+    }
+
+    fn fact(&mut self, f: Fact) {
+        self.at += 100;
+        self.app.tracker.apply(self.at, f);
+    }
+
+    fn start(&mut self) {
+        self.pid += 1;
+        let pid = self.pid;
+        self.fact(Fact::Started {
+            instance: "kv-demo-001".into(),
+            pid,
+        });
+        self.log(&format!("── run · pid {pid} ──"));
+        self.log("🆕 正常启动（无崩溃记录）");
+    }
+
+    fn steps(&mut self, from: i64, to: i64) {
+        for n in from..=to {
+            self.at += 2_000;
+            self.fact(checkpoint(n));
+            if n == 3 {
+                self.fact(Fact::Written(vec![entry(
+                    "important.data",
+                    "critical_value_3",
+                    ValueType::String,
+                )]));
+            }
+            if n == 5 {
+                self.fact(Fact::Written(vec![
+                    entry("calculation.result", "15.707950", ValueType::Double),
+                    entry("binary.checkpoint", "OTAAADIAAAA=", ValueType::Bytes),
+                ]));
+            }
+            self.log(&format!(
+                "📊 进度: {}% | 计数: {n} | 检查点: step_{n}",
+                n * 10
+            ));
+        }
+    }
+
+    fn log(&mut self, line: &str) {
+        let mut lines = self.app.log.lines.clone();
+        lines.push(line.to_string());
+        self.app.set_log_lines(lines);
+    }
+
+    fn kill(&mut self) {
+        self.fact(Fact::Exited {
+            instance: "kv-demo-001".into(),
+            exit: ProcessExit::Signal("SIGKILL".into()),
+            requested: false,
+        });
+    }
+
+    /// Syncs the instance row from the tracker, as the runtime does.
+    fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<&str>) {
+        let inst = self.app.tracker.instance("kv-demo-001").unwrap().clone();
+        self.app.now = self.at + 50;
+        self.app.set_instances(vec![InstanceRow {
+            id: inst.id.clone(),
+            node: "nodeA".into(),
+            pid: inst.pid,
+            state: inst.phase.to_string(),
+            restart_at,
+            started_at: inst.started_at,
+            crashes: inst.crashes,
+            manual_restarts: manual,
+            last_exit: last_exit.map(String::from),
+            cpu_percent: inst.pid.map(|_| 0.3),
+            rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
+            auto_restart: true,
+            paused: false,
+        }]);
+    }
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn snap_all(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), render(app, w, h));
+    }
+}
+
+fn running() -> Scenario {
+    let mut s = Scenario::new();
+    s.steps(1, 4);
+    s.rows(None, 0, None);
+    s
+}
+
+fn just_killed() -> Scenario {
+    let mut s = Scenario::new();
+    s.steps(1, 5);
+    s.kill();
+    s.log("── exited: killed by SIGKILL ──");
+    s.rows(None, 0, Some("SIGKILL"));
+    s.app.flash("SIGKILL → pid 4243 (kv-demo-001)", false);
+    s
+}
+
+fn restarting() -> Scenario {
+    let mut s = just_killed();
+    s.app.flash = None;
+    s.fact(Fact::RestartScheduled {
+        instance: "kv-demo-001".into(),
+        delay_ms: 1000,
+    });
+    let due = s.at + 1000;
+    s.rows(Some(due), 0, Some("SIGKILL"));
+    s
+}
+
+fn resumed() -> Scenario {
+    let mut s = restarting();
+    s.at += 1000;
+    s.start();
+    s.log("🔄 检测到崩溃标记，正在恢复...");
+    s.log("✅ 状态恢复完成，从 50% 继续执行");
+    s.steps(6, 7);
+    s.rows(None, 0, Some("SIGKILL"));
+    s
+}
+
+fn completed() -> Scenario {
+    let mut s = resumed();
+    s.steps(8, 10);
+    s.fact(Fact::Deleted {
+        key: "app.crashed".into(),
+    });
+    s.fact(Fact::Written(vec![entry(
+        "task.status",
+        "completed",
+        ValueType::String,
+    )]));
+    s.log("✅ 任务完成！");
+    s.fact(Fact::Exited {
+        instance: "kv-demo-001".into(),
+        exit: ProcessExit::Clean,
+        requested: false,
+    });
+    s.rows(None, 0, Some("exit 0"));
+    s
+}
+
+fn stopped() -> Scenario {
+    let mut s = Scenario::new();
+    s.steps(1, 3);
+    s.log("[KV Demo] Received signal 2, shutting down gracefully...");
+    s.log("[KV Demo] Cleared crash flag");
+    s.fact(Fact::Deleted {
+        key: "app.crashed".into(),
+    });
+    s.fact(Fact::Written(vec![entry(
+        "app.status",
+        "stopped",
+        ValueType::String,
+    )]));
+    s.fact(Fact::Exited {
+        instance: "kv-demo-001".into(),
+        exit: ProcessExit::Clean,
+        requested: false,
+    });
+    s.rows(None, 0, Some("exit 0"));
+    s
+}
+
+fn failed() -> Scenario {
+    let mut s = Scenario::new();
+    for _ in 0..3 {
+        s.fact(Fact::Exited {
+            instance: "kv-demo-001".into(),
+            exit: ProcessExit::Code(1),
+            requested: false,
+        });
+        s.start();
+    }
+    s.fact(Fact::Exited {
+        instance: "kv-demo-001".into(),
+        exit: ProcessExit::Code(1),
+        requested: false,
+    });
+    s.fact(Fact::Failed {
+        instance: "kv-demo-001".into(),
+        reason: "crashed 3 times in a row (max-restarts 3)".into(),
+    });
+    s.rows(None, 0, Some("exit 1"));
+    s
+}
+
+fn controller_down() -> Scenario {
+    let mut s = running();
+    s.fact(Fact::FeedDown {
+        error: "connection refused".into(),
+    });
+    s.rows(None, 0, None);
+    s
+}
+
+#[test]
+fn running_state() {
+    snap_all("running", &running().app);
+}
+
+#[test]
+fn just_killed_state() {
+    snap_all("just_killed", &just_killed().app);
+}
+
+#[test]
+fn restarting_state() {
+    snap_all("restarting", &restarting().app);
+}
+
+#[test]
+fn resumed_state() {
+    let s = resumed();
+    assert_eq!(s.app.instances[0].state, "RESUMED from 50%");
+    snap_all("resumed", &s.app);
+}
+
+#[test]
+fn completed_state() {
+    let s = completed();
+    assert_eq!(s.app.instances[0].state, "COMPLETED");
+    snap_all("completed", &s.app);
+}
+
+#[test]
+fn stopped_state() {
+    snap_all("stopped", &stopped().app);
+}
+
+#[test]
+fn failed_state() {
+    snap_all("failed", &failed().app);
+}
+
+#[test]
+fn controller_down_state() {
+    snap_all("controller_down", &controller_down().app);
+}
+
+#[test]
+fn help_open() {
+    let mut s = running();
+    s.app.mode = Mode::Help;
+    snap_all("help", &s.app);
+}
+
+#[test]
+fn signal_menu_open() {
+    let mut s = running();
+    s.app.mode = Mode::SignalMenu { selected: 2 };
+    insta::assert_snapshot!("signal_menu_120x40", render(&s.app, 120, 40));
+}
+
+#[test]
+fn any_size_down_to_1x1_draws_without_panic() {
+    let apps = [running().app, completed().app, controller_down().app];
+    for app in &apps {
+        for w in [1, 2, 5, 20, 59, 60, 61] {
+            for h in [1, 2, 3, 8, 15, 16, 17] {
+                render(app, w, h);
+            }
+        }
+    }
+}
