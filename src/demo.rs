@@ -68,7 +68,19 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
 /// `main` of the `kv-demo` binary: parses arguments, runs, reports errors.
 pub fn run_cli() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed; a bad setting
+        // is a fatal error like any other (exit 1, not clap's 2).
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

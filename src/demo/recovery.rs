@@ -19,7 +19,7 @@ pub enum StartMode {
 
 impl StartMode {
     /// The checkpoint the task continues from.
-    pub fn from(self) -> Checkpoint {
+    pub fn resume_from(self) -> Checkpoint {
         match self {
             StartMode::NewTask => Checkpoint::START,
             StartMode::RecoverAfterCrash(cp) | StartMode::ResumePaused(cp) => cp,
@@ -121,7 +121,7 @@ mod tests {
         let mut e = ns(&STEP5);
         e.extend(ns(&[("app.crashed", "true")]));
         assert_eq!(decide(&e).unwrap(), StartMode::RecoverAfterCrash(at(5)));
-        assert_eq!(decide(&e).unwrap().from(), at(5));
+        assert_eq!(decide(&e).unwrap().resume_from(), at(5));
     }
 
     #[test]

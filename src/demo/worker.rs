@@ -89,7 +89,7 @@ impl Worker {
             .run("setting the crash flag", || self.dm.put_batch(&flag))
             .await?;
 
-        let resumed_from = mode.from();
+        let resumed_from = mode.resume_from();
         let started = Instant::now();
         let mut cp = resumed_from;
         while let Some(next) = cp.next() {
