@@ -55,12 +55,13 @@ impl Retry {
                 let waited = start.elapsed();
                 if waited >= limit {
                     bail!(
-                        "controller {} unreachable for {} while {what} ({err}); \
+                        "controller {} unreachable for {} while {what} ({}); \
                          giving up (--give-up {})",
                         self.url,
                         humantime::format_duration(
                             Duration::from_millis(waited.as_millis() as u64)
                         ),
+                        reason(&err),
                         humantime::format_duration(limit)
                     );
                 }

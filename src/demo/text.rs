@@ -84,7 +84,7 @@ pub fn shutdown_write_failed(what: &str, why: &str) -> String {
 pub fn unreachable(url: &str, reason: &str, what: &str, cap: Duration) -> String {
     format!(
         "⚠️ [KV Demo] Controller {url} unreachable ({reason}) while {what}; \
-         retrying (backoff up to {}), progress kept in memory",
+         retrying with backoff up to {}",
         humantime::format_duration(cap)
     )
 }
