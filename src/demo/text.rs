@@ -1,0 +1,176 @@
+//! Every line the worker prints. The seed README's lines are the contract
+//! (a supervisor and people read them); lines the original never had are in
+//! English with the `[KV Demo]` prefix, like its signal lines.
+
+use super::checkpoint::Checkpoint;
+use super::config::{Config, NamespaceStrategy};
+use crate::kv::{Entry, ValueType};
+use std::io::Write;
+use std::time::Duration;
+
+/// Prints one line and flushes: stdout is usually a pipe to a supervisor.
+/// Write errors are ignored on purpose: a gone reader must not stop the
+/// worker from checkpointing (Rust ignores SIGPIPE, so this is an EPIPE).
+pub fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+const RULE: &str = "========================================";
+
+pub fn banner(cfg: &Config) -> Vec<String> {
+    let strategy = match cfg.strategy {
+        NamespaceStrategy::AppName => "按应用名 PLUM_APP_NAME，所有实例共享状态",
+        NamespaceStrategy::InstanceId => "按实例ID PLUM_INSTANCE_ID，每个实例独立",
+        NamespaceStrategy::Custom => "自定义 KV_DEMO_NAMESPACE",
+    };
+    vec![
+        RULE.to_string(),
+        "  Plum KV Demo - 分布式KV存储崩溃恢复演示".to_string(),
+        RULE.to_string(),
+        format!("实例ID: {}", cfg.instance_id),
+        format!("应用名: {}", cfg.app_name),
+        format!("控制器: {}", cfg.controller),
+        format!("命名空间: {}（策略: {strategy}）", cfg.namespace),
+        format!("步长: {}", humantime::format_duration(cfg.step)),
+        RULE.to_string(),
+    ]
+}
+
+pub const NORMAL_START: &str = "🆕 正常启动（无崩溃记录）";
+pub const TASK_START: &str = "🚀 开始执行任务...";
+pub const CRASH_DETECTED: &str = "🔄 检测到崩溃标记，正在恢复...";
+pub const TASK_DONE: &str = "✅ 任务完成！";
+pub const CLEARED_FLAG: &str = "[KV Demo] Cleared crash flag";
+
+pub fn recovery_block(cp: Checkpoint) -> Vec<String> {
+    vec![
+        CRASH_DETECTED.to_string(),
+        format!("  上次进度: {}%", cp.progress()),
+        format!("  任务计数: {}", cp.counter()),
+        format!("  检查点: {}", cp.name()),
+        format!("✅ 状态恢复完成，从 {}% 继续执行", cp.progress()),
+    ]
+}
+
+pub fn paused_note(cp: Checkpoint) -> String {
+    format!(
+        "⏸️ 上次任务已暂停于 {}%（计数: {} | 检查点: {}），从 {}% 继续执行",
+        cp.progress(),
+        cp.counter(),
+        cp.name(),
+        cp.progress()
+    )
+}
+
+pub fn progress(cp: Checkpoint) -> String {
+    format!(
+        "📊 进度: {}% | 计数: {} | 检查点: {}",
+        cp.progress(),
+        cp.counter(),
+        cp.name()
+    )
+}
+
+pub fn received_signal(signal: i32) -> String {
+    format!("[KV Demo] Received signal {signal}, shutting down gracefully...")
+}
+
+pub fn shutdown_write_failed(what: &str, why: &str) -> String {
+    format!("[KV Demo] Could not {what}: {why}")
+}
+
+pub fn unreachable(url: &str, reason: &str, what: &str, cap: Duration) -> String {
+    format!(
+        "⚠️ [KV Demo] Controller {url} unreachable ({reason}) while {what}; \
+         retrying with backoff up to {}",
+        humantime::format_duration(cap)
+    )
+}
+
+pub fn reconnected(url: &str, outage: Duration) -> String {
+    format!(
+        "✅ [KV Demo] Controller {url} reachable again after {}",
+        humantime::format_duration(round_ms(outage))
+    )
+}
+
+/// Final statistics after `✅ 任务完成！`.
+pub fn final_stats(done: Checkpoint, resumed_from: Checkpoint, elapsed: Duration) -> Vec<String> {
+    vec![
+        "📈 最终统计:".to_string(),
+        format!("  总进度: {}%", done.progress()),
+        format!("  任务计数: {}", done.counter()),
+        format!("  检查点: {}", done.name()),
+        format!(
+            "  本次运行: 从 {}% 开始，完成 {} 步，用时 {}",
+            resumed_from.progress(),
+            done.counter() - resumed_from.counter(),
+            humantime::format_duration(round_ms(elapsed))
+        ),
+    ]
+}
+
+/// Every key of the namespace; bytes are shown as their length.
+pub fn all_keys(namespace: &str, entries: &[Entry]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "📋 所有键值（命名空间 {namespace}，共 {} 个）:",
+        entries.len()
+    )];
+    for e in entries {
+        let shown = match (e.value_type, e.bytes()) {
+            (ValueType::Bytes, Some(b)) => format!("<{} bytes>", b.len()),
+            _ => e.value.clone(),
+        };
+        lines.push(format!("  {} = {shown} ({})", e.key, e.value_type));
+    }
+    lines
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_lines_are_reproduced_exactly() {
+        let cp = Checkpoint::at(5).unwrap();
+        assert_eq!(
+            recovery_block(cp),
+            [
+                "🔄 检测到崩溃标记，正在恢复...",
+                "  上次进度: 50%",
+                "  任务计数: 5",
+                "  检查点: step_5",
+                "✅ 状态恢复完成，从 50% 继续执行",
+            ]
+        );
+        assert_eq!(
+            progress(Checkpoint::at(6).unwrap()),
+            "📊 进度: 60% | 计数: 6 | 检查点: step_6"
+        );
+        assert_eq!(
+            received_signal(2),
+            "[KV Demo] Received signal 2, shutting down gracefully..."
+        );
+    }
+
+    #[test]
+    fn bytes_are_listed_by_length() {
+        let e = Entry {
+            namespace: "n".into(),
+            key: "binary.checkpoint".into(),
+            value: "AAAA".into(),
+            value_type: ValueType::Bytes,
+            updated_at: 0,
+        };
+        assert_eq!(
+            all_keys("n", &[e])[1],
+            "  binary.checkpoint = <3 bytes> (bytes)"
+        );
+    }
+}
