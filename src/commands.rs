@@ -2,3 +2,4 @@
 //! tested and reused (`main.rs` only parses arguments).
 
 pub mod kv;
+pub mod up;

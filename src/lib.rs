@@ -5,11 +5,13 @@
 //! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
 //! derivation shared by the TUI and `verify` (`recovery`), and the TUI (`tui`).
 
+pub mod clock;
 pub mod commands;
 pub mod controller;
 pub mod demo;
 pub mod kv;
 pub mod recovery;
+pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod tui;

@@ -6,9 +6,15 @@ use clap::{Args, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
 use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
+use plumdash::session::{Session, SessionConfig};
+use plumdash::supervisor::{RestartConfig, RestartPolicy};
+use plumdash::tui::keymap::{default_keys_path, load_keys_file, Keymap};
+use plumdash::tui::runtime::TuiOptions;
+use plumdash::tui::theme::{Theme, ThemeName};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -17,19 +23,93 @@ use std::process::ExitCode;
     about = "A terminal dashboard for watching a program survive crashes",
     long_about = "plumdash runs (or attaches to) kv-demo workers that checkpoint their progress \
                   into a Plum-compatible KV store, shows the crash → restart → resume cycle \
-                  live, and lets you cause it with one key."
+                  live, and lets you cause it with one key.\n\n\
+                  With no subcommand it runs `up`: an embedded controller, one supervised \
+                  kv-demo worker, and the dashboard.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    up: UpArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller, supervised workers and the dashboard (the default).
+    Up(UpArgs),
+    /// Run the crash-recovering kv-demo worker (same as the `kv-demo` binary).
+    #[command(name = "kv-demo")]
+    KvDemo(plumdash::demo::DemoArgs),
     /// Run the Plum-compatible KV controller (HTTP + SQLite) in the foreground.
     Controller(ControllerArgs),
     /// Read and write a namespace of a KV controller.
     Kv(KvArgs),
+}
+
+#[derive(Args, Clone)]
+struct UpArgs {
+    /// Worker instances to start.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    instances: u16,
+    /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    step: Option<Duration>,
+    /// Wait before restarting a crashed worker (0s restarts at once).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    restart_delay: Duration,
+    /// When to restart: on-failure (crashes only), always, never.
+    #[arg(long, default_value = "on-failure")]
+    restart: RestartPolicy,
+    /// Give up (FAILED) after this many crash restarts in a row.
+    #[arg(long)]
+    max_restarts: Option<u32>,
+    /// Supervise this command instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
+    #[arg(long)]
+    cmd: Option<String>,
+    /// App name: PLUM_APP_NAME for workers and the KV namespace.
+    #[arg(long, default_value = "kv-demo")]
+    app: String,
+    /// SQLite file of the embedded controller [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Where the embedded controller listens (a free port is used if it is taken).
+    #[arg(long, default_value = controller::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Use an existing controller (e.g. a real Plum controller) instead of the embedded one.
+    #[arg(long)]
+    controller: Option<String>,
+    /// Bearer token for the controller.
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Restart a crashed instance as the next instance on the next node (failover).
+    #[arg(long)]
+    failover: bool,
+    /// No signals or actions from the dashboard.
+    #[arg(long)]
+    read_only: bool,
+    /// Without the dashboard: print one line per event (Ctrl-C stops the workers).
+    #[arg(long)]
+    headless: bool,
+    /// Also write every event as a JSON line to this file.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Append each instance's output to DIR/<instance>.log.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Colour theme: dark or light (NO_COLOR turns colour off).
+    #[arg(long, default_value = "dark")]
+    theme: ThemeName,
+    /// Do not capture the mouse.
+    #[arg(long)]
+    no_mouse: bool,
+    /// Stable frames for recordings: relative clock, no wall-clock times.
+    #[arg(long)]
+    recording: bool,
+    /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
+    #[arg(long)]
+    keys: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -93,6 +173,57 @@ enum KvSub {
     Watch,
 }
 
+async fn up(args: UpArgs) -> Result<()> {
+    if args.headless && (args.read_only || args.no_mouse || args.recording || args.keys.is_some()) {
+        anyhow::bail!(
+            "--read-only, --no-mouse, --recording and --keys are for the dashboard, not --headless"
+        );
+    }
+    if args.events.is_some() && !args.headless {
+        anyhow::bail!("--events is written by --headless runs; add --headless");
+    }
+    // Read the keys file before starting anything, so a typo changes nothing.
+    let keymap = match args
+        .keys
+        .clone()
+        .or_else(|| default_keys_path().filter(|p| p.exists()))
+    {
+        Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
+        None => Keymap::default(),
+    };
+    let config = SessionConfig {
+        remote_controller: args.controller.clone(),
+        listen: args.listen,
+        db: args.db.clone().unwrap_or_else(controller::default_db_path),
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        app: args.app.clone(),
+        instances: args.instances as usize,
+        cmd: args.cmd.clone(),
+        step: args.step,
+        restart: RestartConfig {
+            policy: args.restart,
+            delay: args.restart_delay,
+            max_restarts: args.max_restarts,
+            ..RestartConfig::default()
+        },
+        failover: args.failover,
+        log_dir: args.log_dir.clone(),
+        ..SessionConfig::default()
+    };
+    let session = Session::start(config).await?;
+    if args.headless {
+        return plumdash::commands::up::run_headless(session, args.events.as_deref()).await;
+    }
+    let options = TuiOptions {
+        keymap,
+        theme: Theme::from_env(args.theme),
+        mouse: !args.no_mouse,
+        read_only: args.read_only,
+        recording: args.recording,
+    };
+    plumdash::tui::runtime::run(session, options).await
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -110,7 +241,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Up(cli.up)) {
+            Command::Up(args) => up(args).await?,
+            Command::KvDemo(args) => return plumdash::demo::run(args).await,
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,

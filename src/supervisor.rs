@@ -290,6 +290,36 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Ends every owner task but leaves the worker processes running (they are
+    /// no longer supervised or restarted). Used by "quit, leave workers running".
+    pub async fn detach_all(&self) -> Vec<String> {
+        let entries: Vec<_> = {
+            let mut registry = self.shared.registry();
+            registry
+                .instances
+                .iter_mut()
+                .map(|(id, entry)| (id.clone(), entry.controls.clone(), entry.task.take()))
+                .collect()
+        };
+        let mut left = Vec::new();
+        for (id, controls, task) in entries {
+            let pid = self.instance(&id).and_then(|s| s.pid);
+            let (reply, outcome) = oneshot::channel();
+            if controls.send(Control::Detach { reply }).await.is_ok() {
+                let _ = outcome.await;
+            }
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            if let Some(pid) = pid {
+                left.push(format!("{id} (pid {pid})"));
+            }
+        }
+        left
+    }
+}
+
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Registry updates are single inserts/removes; a panic cannot leave it half-done.

@@ -7,5 +7,6 @@ pub mod app;
 pub mod format;
 pub mod keymap;
 pub mod panes;
+pub mod runtime;
 pub mod theme;
 pub mod view;

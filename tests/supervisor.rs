@@ -746,3 +746,21 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test]
+async fn detach_all_leaves_the_worker_running_after_the_supervisor_is_gone() {
+    let (supervisor, mut events) = Supervisor::new(config("detach"));
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    let (pid, _) = started(&mut events, &id).await;
+    let left = supervisor.detach_all().await;
+    assert_eq!(left, vec![format!("{id} (pid {pid})")]);
+    drop(supervisor);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!is_gone(pid), "a detached worker keeps running");
+    sigkill(pid);
+    // We no longer own it, so reap it here to keep the test process clean.
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+}

@@ -112,6 +112,8 @@ pub enum TimelineKind {
         exit: ProcessExit,
         progress: Option<i64>,
         flag: bool,
+        /// Not a stop we asked for nor a clean exit: a crash.
+        crashed: bool,
     },
     RestartScheduled {
         delay_ms: u64,
@@ -155,6 +157,7 @@ impl fmt::Display for TimelineEvent {
                 exit: ProcessExit::Signal(sig),
                 progress,
                 flag,
+                ..
             } => write!(
                 f,
                 "killed by {sig} at {} ({})",
@@ -197,6 +200,57 @@ impl fmt::Display for TimelineEvent {
     }
 }
 
+impl TimelineEvent {
+    /// One JSON object: `{"ts_ms":…,"instance":"kv-demo-001","kind":"resumed",…}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut v = match &self.kind {
+            TimelineKind::Started { pid } => json!({"kind": "started", "pid": pid}),
+            TimelineKind::Exited {
+                exit,
+                progress,
+                flag,
+                crashed,
+            } => {
+                let mut v = json!({"kind": if *crashed { "crashed" } else { "exited" },
+                    "progress": progress, "crash_flag": flag});
+                match exit {
+                    ProcessExit::Signal(sig) => v["signal"] = json!(sig),
+                    ProcessExit::Code(code) => v["code"] = json!(code),
+                    ProcessExit::Clean => v["code"] = json!(0),
+                }
+                v
+            }
+            TimelineKind::RestartScheduled { delay_ms } => {
+                json!({"kind": "restart_scheduled", "delay_ms": delay_ms})
+            }
+            TimelineKind::Recovering => json!({"kind": "recovering"}),
+            TimelineKind::Resumed { cycle } => json!({
+                "kind": "resumed",
+                "from": cycle.resumed_from,
+                "progress_at_kill": cycle.progress_at_kill,
+                "steps_lost": cycle.steps_lost,
+                "kill_to_restart_ms": cycle.kill_to_restart_ms(),
+                "kill_to_checkpoint_ms": cycle.kill_to_checkpoint_ms(),
+            }),
+            TimelineKind::Stopped => json!({"kind": "stopped"}),
+            TimelineKind::Completed => json!({"kind": "completed"}),
+            TimelineKind::Failed { reason } => json!({"kind": "failed", "reason": reason}),
+            TimelineKind::FlagSet => json!({"kind": "flag_set"}),
+            TimelineKind::FlagCleared => json!({"kind": "flag_cleared"}),
+            TimelineKind::Torn(t) => json!({"kind": "torn", "progress": t.progress,
+                "counter": t.counter, "checkpoint": t.checkpoint}),
+            TimelineKind::FeedDown { error } => json!({"kind": "controller_down", "error": error}),
+            TimelineKind::FeedUp { via } => json!({"kind": "controller_up", "via": via}),
+        };
+        v["ts_ms"] = json!(self.at);
+        if let Some(id) = &self.instance {
+            v["instance"] = json!(id);
+        }
+        v
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressPoint {
     pub at: TsMs,
@@ -215,6 +269,8 @@ pub struct Tracker {
     /// The cycle waiting for its first new checkpoint.
     open_cycle: Option<usize>,
     timeline: VecDeque<TimelineEvent>,
+    /// Timeline events ever pushed (the timeline itself is capped).
+    pushed: u64,
     progress: VecDeque<ProgressPoint>,
     completions: u32,
     feed_error: Option<String>,
@@ -370,7 +426,16 @@ impl Tracker {
             })
     }
 
+    /// Timeline events pushed after the first `seen` ever pushed, and the new
+    /// count to pass next time (for consumers that print events as they come).
+    pub fn events_since(&self, seen: u64) -> (Vec<&TimelineEvent>, u64) {
+        let new = self.pushed.saturating_sub(seen) as usize;
+        let skip = self.timeline.len().saturating_sub(new);
+        (self.timeline.iter().skip(skip).collect(), self.pushed)
+    }
+
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
+        self.pushed += 1;
         if self.timeline.len() == TIMELINE_CAP {
             self.timeline.pop_front();
         }
@@ -427,6 +492,7 @@ impl Tracker {
                 exit: exit.clone(),
                 progress: task.progress,
                 flag: task.crash_flag,
+                crashed,
             },
         );
         match phase {

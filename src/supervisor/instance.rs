@@ -47,6 +47,10 @@ pub(crate) enum Control {
         grace: Duration,
         reply: oneshot::Sender<InstanceSnapshot>,
     },
+    /// Let the process run on without us (quit leaving workers running) and end the task.
+    Detach {
+        reply: oneshot::Sender<InstanceSnapshot>,
+    },
 }
 
 /// A crash that should move the work to a new instance on the next node.
@@ -198,6 +202,11 @@ impl Owner {
                 }
                 Wake::Control(Some(Control::Shutdown { grace, reply })) => {
                     self.shut_down(grace).await;
+                    let _ = reply.send(self.state.clone());
+                    return;
+                }
+                Wake::Control(Some(Control::Detach { reply })) => {
+                    self.detach();
                     let _ = reply.send(self.state.clone());
                     return;
                 }
@@ -409,6 +418,18 @@ impl Owner {
                 pid: pid.as_raw().unsigned_abs(),
             });
         }
+    }
+
+    /// Forgets the child without signalling it: it keeps running after we exit.
+    fn detach(&mut self) {
+        self.restart_at = None;
+        if let Some(mut running) = self.child.take() {
+            // Marked reaped so the drop guard does not kill the group.
+            running.reaped = true;
+        }
+        self.state.pid = None;
+        self.state.phase = Phase::Stopped;
+        self.publish();
     }
 
     async fn shut_down(&mut self, grace: Duration) {

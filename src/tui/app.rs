@@ -5,7 +5,7 @@ use super::action::{Action, Command, SignalChoice};
 use super::keymap::Keymap;
 use super::theme::Theme;
 use crate::recovery::{Tracker, TsMs};
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// The controller and what is being watched, for the header.
 #[derive(Debug, Clone, Default)]
@@ -185,6 +185,10 @@ impl App {
 
     /// A key press in the current mode.
     pub fn on_key(&mut self, key: &KeyEvent) -> Option<Command> {
+        // Ctrl-C always quits, whatever the keys file says.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            return self.update(Action::Quit);
+        }
         match self.mode.clone() {
             Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
             Mode::Help => {

@@ -36,11 +36,7 @@ pub fn bytes(n: u64) -> String {
 pub fn clock(at: TsMs, origin: TsMs, style: ClockStyle) -> String {
     match style {
         ClockStyle::Relative => format!("+{:.1}s", at.saturating_sub(origin) as f64 / 1000.0),
-        ClockStyle::Wall { utc_offset_secs } => {
-            let secs = (at / 1000) as i64 + utc_offset_secs as i64;
-            let day = secs.rem_euclid(86_400);
-            format!("{:02}:{:02}:{:02}", day / 3600, (day / 60) % 60, day % 60)
-        }
+        ClockStyle::Wall { utc_offset_secs } => crate::clock::hms(at, utc_offset_secs),
     }
 }
 

@@ -192,6 +192,31 @@ impl Keymap {
     }
 }
 
+/// Where the keys file is looked for when none is given.
+pub fn default_keys_path() -> Option<std::path::PathBuf> {
+    dirs::config_dir().map(|d| d.join("plumdash").join("keys.toml"))
+}
+
+/// Reads a keys file: `action = "key"` lines, e.g. `kill = "K"`,
+/// `quit = "ctrl-q"` (action names: `Action::config_name`). Unknown actions
+/// or keys are errors naming the line's action, so a typo never goes unseen.
+pub fn load_keys_file(path: &std::path::Path, mut map: Keymap) -> Result<Keymap, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading the keys file {}: {e}", path.display()))?;
+    let table: std::collections::BTreeMap<String, String> = toml::from_str(&text)
+        .map_err(|e| format!("keys file {}: {}", path.display(), e.message()))?;
+    for (name, key) in table {
+        let action = Action::ALL
+            .into_iter()
+            .find(|a| a.config_name() == name)
+            .ok_or_else(|| format!("keys file {}: unknown action {name:?}", path.display()))?;
+        let (code, mods) =
+            parse_key(&key).map_err(|e| format!("keys file {}: {name}: {e}", path.display()))?;
+        map.rebind(action, code, mods);
+    }
+    Ok(map)
+}
+
 /// How a key is written in hints and help (`k`, `↑`, `PgUp`, `Ctrl-c`).
 pub fn key_name(key: KeyCode, modifiers: KeyModifiers) -> String {
     let base = match key {
@@ -285,5 +310,24 @@ mod tests {
         );
         assert_eq!(parse_key("pgdn").unwrap().0, KeyCode::PageDown);
         assert!(parse_key("nope").is_err());
+    }
+
+    #[test]
+    fn a_keys_file_rebinds_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        std::fs::write(&path, "kill = \"K\"\nquit = \"ctrl-q\"\n").unwrap();
+        let map = load_keys_file(&path, Keymap::default()).unwrap();
+        assert_eq!(
+            map.action_for(&KeyEvent::new(KeyCode::Char('K'), KeyModifiers::SHIFT)),
+            Some(Action::Kill)
+        );
+        assert_eq!(
+            map.action_for(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        std::fs::write(&path, "kil = \"K\"\n").unwrap();
+        let err = load_keys_file(&path, Keymap::default()).unwrap_err();
+        assert!(err.contains("unknown action \"kil\""), "{err}");
     }
 }

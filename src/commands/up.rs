@@ -1,0 +1,83 @@
+//! `plumdash up --headless`: the embedded controller and the supervised
+//! workers without the dashboard; one printed line per lifecycle and
+//! recovery event, optionally JSON lines to a file.
+
+use crate::clock;
+use crate::recovery::Tracker;
+use crate::session::{Session, WorkerExit};
+use crate::signals::Termination;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long facts are still read after the workers stopped (their last writes).
+const DRAIN: Duration = Duration::from_millis(300);
+
+pub async fn run_headless(mut session: Session, events_path: Option<&Path>) -> Result<()> {
+    let mut signals = Termination::install()?;
+    let mut events_file = match events_path {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the events file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let offset = clock::local_offset_secs();
+    print_banner(&session);
+
+    let mut tracker = Tracker::new();
+    let mut seen = 0;
+    let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline =
+            drain_until.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            sig = signals.recv(), if stopping.is_none() => {
+                println!("plumdash: received signal {sig}, stopping workers gracefully…");
+                let supervisor = session.supervisor.clone();
+                let grace = session.config().stop_grace;
+                stopping = Some(tokio::spawn(async move {
+                    supervisor.shutdown_all(grace).await;
+                }));
+            }
+            _ = async { if let Some(t) = stopping.as_mut() { let _ = t.await; } }, if stopping.is_some() && drain_until.is_none() => {
+                drain_until = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
+            fact = session.next_fact() => {
+                let Some((at, fact)) = fact else { break };
+                tracker.apply(at, fact);
+                let (new, count) = tracker.events_since(seen);
+                seen = count;
+                for ev in new {
+                    println!("{}  {ev}", clock::hms_millis(ev.at, offset));
+                    if let Some(file) = events_file.as_mut() {
+                        writeln!(file, "{}", ev.to_json()).context("writing the events file")?;
+                    }
+                }
+            }
+        }
+    }
+    session.shutdown(WorkerExit::StopGracefully).await?;
+    println!("plumdash: stopped");
+    Ok(())
+}
+
+fn print_banner(session: &Session) {
+    let where_ = match &session.controller {
+        Some(c) => format!("embedded, db {}", c.db.display()),
+        None => "remote".to_string(),
+    };
+    println!("plumdash: controller {} ({where_})", session.controller_url);
+    println!(
+        "plumdash: supervising {} × {} (app {}); Ctrl-C stops them gracefully",
+        session.supervisor.instances().len(),
+        session.worker_command,
+        session.config().app
+    );
+}

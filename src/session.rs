@@ -1,0 +1,269 @@
+//! One running system: a controller (embedded or remote), the supervisor and
+//! its workers, and the namespace's change feed — turned into recovery facts.
+//! `up` (dashboard or headless) and `verify` both drive a `Session`.
+
+use crate::controller::{self, ControllerConfig, RunningController};
+use crate::kv::{
+    ClientOptions, DistributedMemory, FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher,
+};
+use crate::recovery::{Fact, ProcessExit, TsMs};
+use crate::supervisor::{
+    bundled_worker_path, unix_ms, EventKind, ExitKind, RestartConfig, Supervisor, SupervisorConfig,
+    SupervisorEvent, WorkerSpec,
+};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Use this controller instead of starting one.
+    pub remote_controller: Option<String>,
+    /// Where the embedded controller listens (a free port if taken).
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub token: Option<String>,
+    pub app: String,
+    pub instances: usize,
+    /// Supervise this command instead of the bundled kv-demo.
+    pub cmd: Option<String>,
+    /// Worker step interval (passed as `KV_DEMO_STEP_MS`).
+    pub step: Option<Duration>,
+    pub restart: RestartConfig,
+    pub stop_grace: Duration,
+    pub failover: bool,
+    pub log_dir: Option<PathBuf>,
+    pub feed: FeedMode,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            remote_controller: None,
+            listen: controller::DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            db: controller::default_db_path(),
+            token: None,
+            app: "kv-demo".into(),
+            instances: 1,
+            cmd: None,
+            step: None,
+            restart: RestartConfig::default(),
+            stop_grace: Duration::from_secs(3),
+            failover: false,
+            log_dir: None,
+            feed: FeedMode::Auto,
+        }
+    }
+}
+
+/// What to do with owned workers when the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// SIGTERM, grace, SIGKILL: crash flags are cleared by the workers.
+    StopGracefully,
+    /// Leave them running, unsupervised.
+    LeaveRunning,
+}
+
+pub struct Session {
+    pub controller: Option<RunningController>,
+    pub controller_url: String,
+    pub supervisor: Supervisor,
+    pub dm: DistributedMemory,
+    pub worker_command: String,
+    events: broadcast::Receiver<SupervisorEvent>,
+    feed: Watcher,
+    config: SessionConfig,
+}
+
+impl Session {
+    /// Starts the controller (unless remote), the feed and the workers.
+    pub async fn start(config: SessionConfig) -> Result<Session> {
+        let (controller, controller_url) = match &config.remote_controller {
+            Some(url) => (None, url.trim_end_matches('/').to_string()),
+            None => {
+                let running = controller::start(ControllerConfig {
+                    listen: config.listen,
+                    db: config.db.clone(),
+                    token: config.token.clone(),
+                    fallback_to_free_port: true,
+                })
+                .await
+                .context("starting the embedded controller")?;
+                let url = running.url();
+                (Some(running), url)
+            }
+        };
+        let dm = DistributedMemory::with_options(
+            &config.app,
+            &controller_url,
+            ClientOptions {
+                token: config.token.clone(),
+                ..ClientOptions::default()
+            },
+        )?;
+        // Subscribe before any worker starts, so no write is missed.
+        let feed = dm.subscribe(WatchOptions {
+            mode: config.feed,
+            ..WatchOptions::default()
+        });
+
+        let (supervisor, events) = Supervisor::new(SupervisorConfig {
+            app_name: config.app.clone(),
+            controller_base: Some(controller_url.clone()),
+            restart: config.restart.clone(),
+            stop_grace: config.stop_grace,
+            failover: config.failover,
+            log_dir: config.log_dir.clone(),
+            ..SupervisorConfig::default()
+        });
+        let spec = worker_spec(&config)?;
+        let worker_command = spec.display_command();
+        let mut session = Session {
+            controller,
+            controller_url,
+            supervisor,
+            dm,
+            worker_command,
+            events,
+            feed,
+            config,
+        };
+        for _ in 0..session.config.instances {
+            session.new_instance().await?;
+        }
+        Ok(session)
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Adds and starts one more worker instance; returns its id.
+    pub async fn new_instance(&mut self) -> Result<String> {
+        let spec = worker_spec(&self.config)?;
+        self.supervisor.spawn_instance(spec).await
+    }
+
+    /// The next fact, from the processes or from the namespace, with its time.
+    /// `None` once both sources have ended.
+    pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
+        loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Ok(event) => {
+                        if let Some(fact) = fact_from_event(&event) {
+                            return Some((event.ts_ms, fact));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                change = self.feed.recv() => {
+                    let change = change?;
+                    return Some((now_ms(), fact_from_change(change)));
+                }
+            }
+        }
+    }
+
+    /// Ends the session: workers stopped (or left running), controller stopped.
+    /// Returns the workers left running, if any.
+    pub async fn shutdown(self, workers: WorkerExit) -> Result<Vec<String>> {
+        let left = match workers {
+            WorkerExit::StopGracefully => {
+                self.supervisor.shutdown_all(self.config.stop_grace).await;
+                Vec::new()
+            }
+            WorkerExit::LeaveRunning => self.supervisor.detach_all().await,
+        };
+        drop(self.feed);
+        if let Some(controller) = self.controller {
+            controller.shutdown().await?;
+        }
+        Ok(left)
+    }
+}
+
+pub fn now_ms() -> TsMs {
+    unix_ms(SystemTime::now())
+}
+
+/// The worker to supervise: `--cmd`, else the bundled `kv-demo` beside this
+/// executable, else this executable's own `kv-demo` subcommand.
+fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
+    let mut spec = match &config.cmd {
+        Some(cmd) => WorkerSpec::from_command_line(cmd)?,
+        None => match bundled_worker_path() {
+            Ok(path) => WorkerSpec::new(path),
+            Err(_) => {
+                let me = std::env::current_exe().context("finding plumdash's own executable")?;
+                WorkerSpec::new(me).args(["kv-demo"])
+            }
+        },
+    };
+    if let Some(step) = config.step {
+        spec = spec.env("KV_DEMO_STEP_MS", step.as_millis().to_string());
+    }
+    if let Some(token) = &config.token {
+        spec = spec.env("PLUM_TOKEN", token.clone());
+    }
+    Ok(spec)
+}
+
+/// Supervisor event → recovery fact (events recovery does not need map to `None`).
+pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
+    let instance = event.instance.clone();
+    Some(match &event.kind {
+        EventKind::Started { pid, .. } | EventKind::Attached { pid, .. } => Fact::Started {
+            instance,
+            pid: *pid,
+        },
+        EventKind::Exited { exit, .. } => {
+            let (exit, requested) = match exit {
+                ExitKind::KilledBySignal(sig) => {
+                    (ProcessExit::Signal(sig.as_str().to_string()), false)
+                }
+                ExitKind::ExitCode(code) => (ProcessExit::Code(*code), false),
+                ExitKind::Completed => (ProcessExit::Clean, false),
+                ExitKind::Stopped => (ProcessExit::Clean, true),
+                ExitKind::Disappeared => (ProcessExit::Signal("unknown signal".into()), false),
+            };
+            Fact::Exited {
+                instance,
+                exit,
+                requested,
+            }
+        }
+        EventKind::RestartScheduled { delay, .. } => Fact::RestartScheduled {
+            instance,
+            delay_ms: delay.as_millis() as u64,
+        },
+        EventKind::Failed { reason } => Fact::Failed {
+            instance,
+            reason: reason.clone(),
+        },
+        _ => return None,
+    })
+}
+
+/// Namespace feed event → recovery fact.
+pub fn fact_from_change(change: WatchEvent) -> Fact {
+    match change {
+        WatchEvent::Status(FeedStatus::Streaming) => Fact::FeedUp {
+            via: "stream".into(),
+        },
+        WatchEvent::Status(FeedStatus::Polling(every)) => Fact::FeedUp {
+            via: format!("polling {}", humantime::format_duration(every)),
+        },
+        WatchEvent::Status(FeedStatus::Down { error, .. }) => Fact::FeedDown { error },
+        WatchEvent::Snapshot(entries) => Fact::Snapshot(entries),
+        WatchEvent::Put(entry) => Fact::Written(vec![entry]),
+        WatchEvent::Batch(entries) => Fact::Written(entries),
+        WatchEvent::Deleted { key } => Fact::Deleted { key },
+    }
+}
