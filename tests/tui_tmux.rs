@@ -1,0 +1,154 @@
+//! The real binary in a real terminal (tmux, 120×40): start with a short
+//! step, wait for RUNNING and ≥ 30%, press `k`, see CRASHED, then RESUMED
+//! from the kill point and progress continuing, then COMPLETED; press `q`
+//! and the shell is back with the terminal restored.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Tmux {
+        let socket = format!("plumdash-test-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args([
+                "env",
+                "-u",
+                "NO_COLOR",
+                "TERM=xterm-256color",
+                "PS1=$ ",
+                "sh",
+            ])
+            .status()
+            .expect("tmux is installed (CI installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `pick` finds something on the screen.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if let Some(found) = pick(&screen) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The progress % shown in the gauge (`50% · step_5 · counter 5`).
+fn gauge_percent(screen: &str) -> Option<u32> {
+    screen.lines().find_map(|line| {
+        let i = line.find("% · step_")?;
+        let digits: String = line[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.chars().rev().collect::<String>().parse().ok()
+    })
+}
+
+#[test]
+fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let tmux = Tmux::start(120, 40);
+    let cmd = format!(
+        "{} --step 250ms --restart-delay 1s --db {} --listen 127.0.0.1:{port} --no-mouse",
+        env!("CARGO_BIN_EXE_plumdash"),
+        dir.path().join("kv.db").display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+
+    let at_kill = tmux.wait_for("RUNNING at ≥ 30%", Duration::from_secs(20), |s| {
+        gauge_percent(s).filter(|p| s.contains("RUNNING") && (30..=70).contains(p))
+    });
+    tmux.send(&["k"]);
+    let crashed = tmux.wait_for("CRASHED", Duration::from_secs(5), |s| {
+        (s.contains("CRASHED") && s.contains("app.crashed SET")).then(|| s.to_string())
+    });
+    assert!(
+        crashed.contains("SIGKILL → pid"),
+        "the kill is flashed:\n{crashed}"
+    );
+    // The checkpoint at death is at least where we pressed the key.
+    let kill_point = gauge_percent(&crashed).unwrap();
+    assert!(kill_point >= at_kill, "{kill_point} < {at_kill}");
+
+    let resumed = format!("RESUMED from {kill_point}%");
+    tmux.wait_for(&resumed, Duration::from_secs(10), |s| {
+        s.contains(&resumed).then_some(())
+    });
+    tmux.wait_for(
+        "progress past the kill point",
+        Duration::from_secs(10),
+        |s| gauge_percent(s).filter(|p| *p > kill_point),
+    );
+    let done = tmux.wait_for("COMPLETED", Duration::from_secs(20), |s| {
+        s.contains("COMPLETED").then(|| s.to_string())
+    });
+    assert!(done.contains("app.crashed CLEARED"), "{done}");
+    assert!(done.contains("lost 0"), "the cycle lost no step:\n{done}");
+
+    tmux.send(&["q"]);
+    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+        (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
+    });
+    tmux.send(&["echo restored-$?", "Enter"]);
+    tmux.wait_for("exit status 0", Duration::from_secs(5), |s| {
+        s.contains("restored-0").then_some(())
+    });
+}

@@ -1,0 +1,169 @@
+//! `plumdash up --headless` as a user runs it: a real controller, a real
+//! kv-demo, `kill -9` from outside, JSON events on disk, SIGINT to stop.
+
+mod common;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use plumdash::kv::DistributedMemory;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Up {
+    child: Child,
+    events: PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(step: &str) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let events = dir.path().join("events.jsonl");
+        let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+            .args([
+                "up",
+                "--headless",
+                "--step",
+                step,
+                "--restart-delay",
+                "200ms",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(dir.path().join("kv.db"))
+            .arg("--events")
+            .arg(&events)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Up {
+            child,
+            events,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn wait_event(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(ev) = read_events(&self.events).into_iter().find(|e| pick(e)) {
+                return ev;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} event in {:?}",
+                read_events(&self.events)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "plumdash did not stop after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn kind(ev: &Value) -> &str {
+    ev["kind"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
+    let mut up = Up::start("100ms");
+    let first = up.wait_event("started", |e| kind(e) == "started");
+    let pid = first["pid"].as_u64().unwrap() as i32;
+
+    let dm = DistributedMemory::create("kv-demo", &up.url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dm
+        .get_int("task.progress")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        < 30
+    {
+        assert!(Instant::now() < deadline, "the worker never reached 30%");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // As the seed README does it by hand: kill -9 <PID>.
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    let crashed = up.wait_event("crashed", |e| kind(e) == "crashed");
+    assert_eq!(crashed["signal"], "SIGKILL");
+    assert_eq!(crashed["crash_flag"], true, "the flag survives SIGKILL");
+    let at_kill = crashed["progress"].as_i64().unwrap();
+    assert!((30..100).contains(&at_kill), "{crashed}");
+
+    let restarted = up.wait_event("second start", |e| {
+        kind(e) == "started" && e["pid"].as_i64() != Some(pid as i64)
+    });
+    let gap = restarted["ts_ms"].as_u64().unwrap() - crashed["ts_ms"].as_u64().unwrap();
+    assert!(
+        gap <= 200 + 100,
+        "restart {gap} ms after the crash (delay 200 ms)"
+    );
+
+    let resumed = up.wait_event("resumed", |e| kind(e) == "resumed");
+    assert_eq!(resumed["from"].as_i64(), Some(at_kill), "{resumed}");
+    assert_eq!(resumed["steps_lost"].as_i64(), Some(0));
+    up.wait_event("completed", |e| kind(e) == "completed");
+    assert!(up.interrupt_and_wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_stops_owned_workers_gracefully_and_clears_their_flag() {
+    let mut up = Up::start("300ms");
+    up.wait_event("started", |e| kind(e) == "started");
+    let dm = DistributedMemory::create("kv-demo", &up.url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dm
+        .get_int("task.progress")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        < 20
+    {
+        assert!(Instant::now() < deadline, "the worker never reached 20%");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = up.events.clone();
+    let status = up.interrupt_and_wait();
+    assert!(status.success(), "{status}");
+    let evs = read_events(&events);
+    assert!(evs.iter().any(|e| kind(e) == "stopped"), "{evs:?}");
+    assert!(evs.iter().any(|e| kind(e) == "flag_cleared"), "{evs:?}");
+    assert!(!evs.iter().any(|e| kind(e) == "crashed"), "{evs:?}");
+}
