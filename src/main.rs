@@ -44,6 +44,8 @@ enum Command {
     KvDemo(plumdash::demo::DemoArgs),
     /// Run the Plum-compatible KV controller (HTTP + SQLite) in the foreground.
     Controller(ControllerArgs),
+    /// Watch a running controller's namespace and the local workers of an app (no spawning).
+    Attach(AttachArgs),
     /// Read and write a namespace of a KV controller.
     Kv(KvArgs),
 }
@@ -86,9 +88,6 @@ struct UpArgs {
     /// Restart a crashed instance as the next instance on the next node (failover).
     #[arg(long)]
     failover: bool,
-    /// No signals or actions from the dashboard.
-    #[arg(long)]
-    read_only: bool,
     /// Without the dashboard: print one line per event (Ctrl-C stops the workers).
     #[arg(long)]
     headless: bool,
@@ -98,6 +97,16 @@ struct UpArgs {
     /// Append each instance's output to DIR/<instance>.log.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    ui: UiArgs,
+}
+
+/// Dashboard options shared by `up` and `attach`.
+#[derive(Args, Clone)]
+struct UiArgs {
+    /// No signals or actions from the dashboard.
+    #[arg(long)]
+    read_only: bool,
     /// Colour theme: dark or light (NO_COLOR turns colour off).
     #[arg(long, default_value = "dark")]
     theme: ThemeName,
@@ -110,6 +119,46 @@ struct UpArgs {
     /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
     #[arg(long)]
     keys: Option<PathBuf>,
+}
+
+impl UiArgs {
+    fn is_default(&self) -> bool {
+        !self.read_only && !self.no_mouse && !self.recording && self.keys.is_none()
+    }
+
+    /// Reads the keys file first, so a typo stops us before anything starts.
+    fn options(&self) -> Result<TuiOptions> {
+        let keymap = match self
+            .keys
+            .clone()
+            .or_else(|| default_keys_path().filter(|p| p.exists()))
+        {
+            Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
+            None => Keymap::default(),
+        };
+        Ok(TuiOptions {
+            keymap,
+            theme: Theme::from_env(self.theme),
+            mouse: !self.no_mouse,
+            read_only: self.read_only,
+            recording: self.recording,
+        })
+    }
+}
+
+#[derive(Args)]
+struct AttachArgs {
+    /// The controller to watch (plumdash's or an original Plum controller).
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
+    controller: String,
+    /// App name: the namespace to watch and the workers' PLUM_APP_NAME.
+    #[arg(long, default_value = "kv-demo")]
+    app: String,
+    /// Bearer token for the controller.
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    ui: UiArgs,
 }
 
 #[derive(Args)]
@@ -174,7 +223,7 @@ enum KvSub {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    if args.headless && (args.read_only || args.no_mouse || args.recording || args.keys.is_some()) {
+    if args.headless && !args.ui.is_default() {
         anyhow::bail!(
             "--read-only, --no-mouse, --recording and --keys are for the dashboard, not --headless"
         );
@@ -183,14 +232,7 @@ async fn up(args: UpArgs) -> Result<()> {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }
     // Read the keys file before starting anything, so a typo changes nothing.
-    let keymap = match args
-        .keys
-        .clone()
-        .or_else(|| default_keys_path().filter(|p| p.exists()))
-    {
-        Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
-        None => Keymap::default(),
-    };
+    let options = args.ui.options()?;
     let config = SessionConfig {
         remote_controller: args.controller.clone(),
         listen: args.listen,
@@ -214,13 +256,19 @@ async fn up(args: UpArgs) -> Result<()> {
     if args.headless {
         return plumdash::commands::up::run_headless(session, args.events.as_deref()).await;
     }
-    let options = TuiOptions {
-        keymap,
-        theme: Theme::from_env(args.theme),
-        mouse: !args.no_mouse,
-        read_only: args.read_only,
-        recording: args.recording,
+    plumdash::tui::runtime::run(session, options).await
+}
+
+async fn attach(args: AttachArgs) -> Result<()> {
+    let options = args.ui.options()?;
+    let config = SessionConfig {
+        remote_controller: Some(args.controller),
+        token: args.token.filter(|t| !t.is_empty()),
+        app: args.app,
+        instances: 0,
+        ..SessionConfig::default()
     };
+    let session = Session::attach(config).await?;
     plumdash::tui::runtime::run(session, options).await
 }
 
@@ -243,6 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
             Command::Up(args) => up(args).await?,
+            Command::Attach(args) => attach(args).await?,
             Command::KvDemo(args) => return plumdash::demo::run(args).await,
             Command::Controller(args) => {
                 let config = ControllerConfig {

@@ -8,12 +8,14 @@ use crate::kv::{
 };
 use crate::recovery::{Fact, ProcessExit, TsMs};
 use crate::supervisor::{
-    bundled_worker_path, unix_ms, EventKind, ExitKind, RestartConfig, Supervisor, SupervisorConfig,
-    SupervisorEvent, WorkerSpec,
+    bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, RestartConfig,
+    Supervisor, SupervisorConfig, SupervisorEvent, Watcher as ProcessWatcher, WatcherConfig,
+    WorkerSpec,
 };
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 
@@ -77,12 +79,89 @@ pub struct Session {
     pub worker_command: String,
     events: broadcast::Receiver<SupervisorEvent>,
     feed: Watcher,
+    /// Attach mode: workers we did not start, found and followed by rescans.
+    attached: Option<Arc<ProcessWatcher>>,
     config: SessionConfig,
 }
+
+/// What acting on workers needs, cheap to clone into a background task.
+#[derive(Clone)]
+pub struct SessionHandle {
+    supervisor: Supervisor,
+    attached: Option<Arc<ProcessWatcher>>,
+}
+
+/// How often attach mode rescans the process table.
+const ATTACH_RESCAN: Duration = Duration::from_millis(500);
 
 impl Session {
     /// Starts the controller (unless remote), the feed and the workers.
     pub async fn start(config: SessionConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        for _ in 0..session.config.instances {
+            session.new_instance().await?;
+        }
+        Ok(session)
+    }
+
+    /// Attach mode: no spawning; watch the namespace of a running controller
+    /// and the local worker processes of the app (found by their environment
+    /// or name), which can be signalled after an identity re-check.
+    pub async fn attach(config: SessionConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        // Say which namespaces exist when the asked-for one does not.
+        match session.dm.namespaces().await {
+            Ok(names) if !names.iter().any(|n| n == session.dm.namespace()) => {
+                anyhow::bail!(
+                    "namespace {:?} not found on {}; it has: {} (pick one with --app NAME)",
+                    session.dm.namespace(),
+                    session.controller_url,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+            }
+            Ok(_) => {}
+            Err(e) => anyhow::bail!(
+                "cannot reach the controller at {}: {e}",
+                session.controller_url
+            ),
+        }
+        session.attached = Some(Arc::new(ProcessWatcher::spawn(
+            WatcherConfig {
+                app_name: session.config.app.clone(),
+                interval: ATTACH_RESCAN,
+                owned_by: None,
+            },
+            session.supervisor.event_sink(),
+        )));
+        Ok(session)
+    }
+
+    /// True when the workers shown were found, not started, by us.
+    pub fn is_attached(&self) -> bool {
+        self.attached.is_some()
+    }
+
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle {
+            supervisor: self.supervisor.clone(),
+            attached: self.attached.clone(),
+        }
+    }
+
+    /// Every instance: owned ones, then attached ones.
+    pub fn instances(&self) -> Vec<InstanceSnapshot> {
+        self.handle().instances()
+    }
+
+    pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
+        self.handle().act(instance, action).await
+    }
+
+    async fn connect(config: SessionConfig) -> Result<Session> {
         let (controller, controller_url) = match &config.remote_controller {
             Some(url) => (None, url.trim_end_matches('/').to_string()),
             None => {
@@ -123,7 +202,7 @@ impl Session {
         });
         let spec = worker_spec(&config)?;
         let worker_command = spec.display_command();
-        let mut session = Session {
+        Ok(Session {
             controller,
             controller_url,
             supervisor,
@@ -131,12 +210,9 @@ impl Session {
             worker_command,
             events,
             feed,
+            attached: None,
             config,
-        };
-        for _ in 0..session.config.instances {
-            session.new_instance().await?;
-        }
-        Ok(session)
+        })
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -182,10 +258,44 @@ impl Session {
             WorkerExit::LeaveRunning => self.supervisor.detach_all().await,
         };
         drop(self.feed);
+        // Dropping the last handle ends the rescans.
+        drop(self.attached);
         if let Some(controller) = self.controller {
             controller.shutdown().await?;
         }
         Ok(left)
+    }
+}
+
+impl SessionHandle {
+    /// Every instance: owned ones, then attached ones.
+    pub fn instances(&self) -> Vec<InstanceSnapshot> {
+        let mut all = self.supervisor.instances();
+        if let Some(w) = &self.attached {
+            all.extend(w.instances());
+        }
+        all
+    }
+
+    /// Performs an action. Attached workers can only be signalled (their own
+    /// agent starts and stops them), and only after re-checking that the pid
+    /// is still the process we found.
+    pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
+        if let Some(w) = &self.attached {
+            if w.instances().iter().any(|s| s.id == instance) {
+                let Action::Signal(sig) = action else {
+                    anyhow::bail!(
+                        "{instance} was not started by plumdash: only signals can be sent to it"
+                    );
+                };
+                let process = w
+                    .process(instance)
+                    .with_context(|| format!("{instance} is not running"))?;
+                return process.signal(sig);
+            }
+        }
+        self.supervisor.send(instance, action).await?;
+        Ok(())
     }
 }
 

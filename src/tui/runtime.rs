@@ -78,7 +78,7 @@ async fn event_loop(
         app: session.config().app.clone(),
         namespace: session.dm.namespace().to_string(),
         read_only: options.read_only,
-        attached: false,
+        attached: session.is_attached(),
     };
     let clock = if options.recording {
         ClockStyle::Relative
@@ -196,7 +196,6 @@ async fn run_command(
     cmd: Command,
     outcomes: &mpsc::Sender<Outcome>,
 ) -> Option<WorkerExit> {
-    let supervisor = session.supervisor.clone();
     let (instance, action, what) = match cmd {
         Command::Quit { stop_workers } => {
             return Some(if stop_workers {
@@ -245,8 +244,9 @@ async fn run_command(
         ),
     };
     let tx = outcomes.clone();
+    let session = session.handle();
     tokio::spawn(async move {
-        let outcome = match supervisor.send(&instance, action).await {
+        let outcome = match session.act(&instance, action).await {
             Ok(_) if what == "stop" => Some(Outcome {
                 text: format!("{instance} stopped"),
                 error: false,
@@ -289,7 +289,7 @@ fn to_nix(signal: SignalChoice) -> Signal {
 
 /// Rebuilds the instance rows from the supervisor, the tracker and process stats.
 fn refresh_rows(app: &mut App, session: &Session, sampler: &mut ProcessSampler) {
-    let snapshots = session.supervisor.instances();
+    let snapshots = session.instances();
     let pids: Vec<u32> = snapshots.iter().filter_map(|s| s.pid).collect();
     let stats = sampler.sample(&pids);
     let rows = snapshots

@@ -1,0 +1,113 @@
+//! Attach mode: a kv-demo started by someone else is found, followed and
+//! signalled only through an identity re-check; a missing namespace is named.
+
+mod common;
+
+use common::TestController;
+use nix::sys::signal::Signal;
+use plumdash::recovery::{Fact, ProcessExit};
+use plumdash::session::{Session, SessionConfig};
+use plumdash::supervisor::Action;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+async fn next_matching(session: &mut Session, pick: impl Fn(&Fact) -> bool) -> Fact {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let (_, fact) = session.next_fact().await.expect("session ended");
+            if pick(&fact) {
+                return fact;
+            }
+        }
+    })
+    .await
+    .expect("no matching fact")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_finds_an_outside_worker_and_signals_it_safely() {
+    let c = TestController::start().await;
+    let app = format!("attach-{}", std::process::id());
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
+        .env("PLUM_APP_NAME", &app)
+        .env("PLUM_INSTANCE_ID", "kv-demo-007")
+        .env("CONTROLLER_BASE", c.url())
+        .env("KV_DEMO_STEP_MS", "100")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = worker.id();
+    // Its namespace exists once it has written its flag.
+    let dm = plumdash::kv::DistributedMemory::create(&app, &c.url()).unwrap();
+    for _ in 0..200 {
+        if dm.exists("app.crashed").await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut session = Session::attach(SessionConfig {
+        remote_controller: Some(c.url()),
+        app: app.clone(),
+        instances: 0,
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(session.is_attached());
+    let started = next_matching(
+        &mut session,
+        |f| matches!(f, Fact::Started { pid: p, .. } if *p == pid),
+    )
+    .await;
+    let Fact::Started { instance, .. } = started else {
+        unreachable!()
+    };
+    assert_eq!(session.instances().len(), 1);
+
+    // Only signals: its own agent starts and stops it.
+    let err = session.act(&instance, Action::Stop).await.unwrap_err();
+    assert!(err.to_string().contains("only signals"), "{err}");
+
+    session
+        .act(&instance, Action::Signal(Signal::SIGKILL))
+        .await
+        .unwrap();
+    let status = worker.wait().unwrap();
+    assert!(!status.success());
+    next_matching(
+        &mut session,
+        |f| matches!(f, Fact::Exited { exit, .. } if *exit != ProcessExit::Clean),
+    )
+    .await;
+    // The pid is gone: a second signal is refused rather than sent blindly.
+    assert!(session
+        .act(&instance, Action::Signal(Signal::SIGKILL))
+        .await
+        .is_err());
+    session
+        .shutdown(plumdash::session::WorkerExit::StopGracefully)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn attach_to_a_missing_namespace_names_the_ones_that_exist() {
+    let c = TestController::start().await;
+    let dm = plumdash::kv::DistributedMemory::create("present", &c.url()).unwrap();
+    dm.put("k", "v").await.unwrap();
+    let err = Session::attach(SessionConfig {
+        remote_controller: Some(c.url()),
+        app: "absent".into(),
+        instances: 0,
+        ..SessionConfig::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"absent\" not found") && msg.contains("present"),
+        "{msg}"
+    );
+}
