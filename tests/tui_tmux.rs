@@ -14,7 +14,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16) -> Tmux {
-        let socket = format!("plumdash-test-{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One tmux server per test: tests in this file run in parallel.
+        let socket = format!("plumdash-test-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "-L",
@@ -151,4 +154,53 @@ fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
     tmux.wait_for("exit status 0", Duration::from_secs(5), |s| {
         s.contains("restored-0").then_some(())
     });
+}
+
+/// Starts the dashboard in a fresh shell and waits until it shows a worker.
+fn dashboard(dir: &tempfile::TempDir) -> (Tmux, String) {
+    let port = common::free_port();
+    let db = dir.path().join("kv.db").display().to_string();
+    let tmux = Tmux::start(100, 30);
+    let cmd = format!(
+        "{} --step 1s --db {db} --listen 127.0.0.1:{port}",
+        env!("CARGO_BIN_EXE_plumdash")
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+        s.contains("RUNNING").then_some(())
+    });
+    (tmux, db)
+}
+
+fn shell_is_back(tmux: &Tmux) {
+    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+        (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
+    });
+    // Raw mode is off again: typed text echoes and runs.
+    tmux.send(&["echo restored-$?", "Enter"]);
+    tmux.wait_for("a working shell", Duration::from_secs(5), |s| {
+        s.lines().any(|l| l.starts_with("restored-")).then_some(())
+    });
+}
+
+#[test]
+fn ctrl_c_quits_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, _) = dashboard(&dir);
+    tmux.send(&["C-c"]);
+    shell_is_back(&tmux);
+    assert!(tmux.screen().contains("restored-0"));
+}
+
+#[test]
+fn sigterm_quits_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, db) = dashboard(&dir);
+    let status = Command::new("pkill")
+        .args(["-TERM", "-f", &format!("plumdash --step 1s --db {db}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "plumdash was running");
+    shell_is_back(&tmux);
+    assert!(tmux.screen().contains("restored-0"));
 }

@@ -11,7 +11,7 @@ use super::view;
 use crate::recovery::Tracker;
 use crate::session::{now_ms, Session, WorkerExit};
 use crate::signals::Termination;
-use crate::supervisor::{Action as SupAction, InstanceSnapshot, ProcessSampler};
+use crate::supervisor::{Action as SupAction, InstanceSnapshot, ProcessSampler, ProcessStats};
 use anyhow::{Context, Result};
 use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton,
@@ -19,14 +19,17 @@ use crossterm::event::{
 };
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
-/// Clocks, countdowns and process stats refresh this often.
+/// Countdowns and flashes refresh this often while showing.
 const TICK: Duration = Duration::from_millis(250);
+/// Clocks and process stats (CPU, RSS) refresh this often.
+const SLOW_TICKS: u32 = 4;
 /// Output lines shown per instance.
 const LOG_LINES: usize = 5_000;
 
@@ -47,6 +50,13 @@ struct Outcome {
 }
 
 pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
+    // ratatui::init's panic hook restores raw mode and the screen; release the
+    // mouse too, before it runs.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
     let mut terminal = ratatui::init();
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
@@ -98,6 +108,9 @@ async fn event_loop(
     let mut signals = Termination::install()?;
     let (outcome_tx, mut outcomes) = mpsc::channel::<Outcome>(64);
     let mut sampler = ProcessSampler::new();
+    let mut stats: HashMap<u32, ProcessStats> = HashMap::new();
+    let mut ticks: u32 = 0;
+    let mut rows_stale = true;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next_frame: Option<Instant> = Some(Instant::now());
@@ -105,7 +118,7 @@ async fn event_loop(
     let mut log_seen: (String, u64) = (String::new(), u64::MAX);
     let mut quit: Option<WorkerExit> = None;
 
-    refresh_rows(&mut app, &session, &mut sampler);
+    refresh_rows(&mut app, &session, &stats);
     while quit.is_none() {
         tokio::select! {
             maybe = input.next() => {
@@ -119,7 +132,8 @@ async fn event_loop(
             fact = session.next_fact() => {
                 let Some((at, fact)) = fact else { break };
                 app.tracker.apply(at, fact);
-                refresh_rows(&mut app, &session, &mut sampler);
+                // Rows are rebuilt once per frame, not once per fact.
+                rows_stale = true;
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             Some(outcome) = outcomes.recv() => {
@@ -128,16 +142,31 @@ async fn event_loop(
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             _ = tick.tick() => {
+                ticks = ticks.wrapping_add(1);
                 app.now = now_ms();
-                refresh_rows(&mut app, &session, &mut sampler);
-                refresh_log(&mut app, &session, &mut log_seen);
-                next_frame.get_or_insert(last_frame + FRAME);
+                let slow = ticks % SLOW_TICKS == 0;
+                if slow {
+                    let pids: Vec<u32> = session.instances().iter().filter_map(|s| s.pid).collect();
+                    stats = sampler.sample(&pids).into_iter().map(|p| (p.pid, p)).collect();
+                }
+                // Idle, the screen changes once a second (clocks); faster only
+                // while a countdown or a flash is showing.
+                let moving = app.active_flash().is_some()
+                    || app.instances.iter().any(|r| r.restart_at.is_some_and(|t| t > app.now));
+                if slow || moving {
+                    rows_stale = true;
+                    next_frame.get_or_insert(last_frame + FRAME);
+                }
             }
             _ = signals.recv() => {
                 quit = Some(WorkerExit::StopGracefully);
             }
             _ = async { if let Some(at) = next_frame { tokio::time::sleep_until(at).await } }, if next_frame.is_some() => {
                 app.now = now_ms();
+                if rows_stale {
+                    refresh_rows(&mut app, &session, &stats);
+                    rows_stale = false;
+                }
                 refresh_log(&mut app, &session, &mut log_seen);
                 terminal.draw(|f| view::draw(f, &app)).context("drawing")?;
                 last_frame = Instant::now();
@@ -287,23 +316,18 @@ fn to_nix(signal: SignalChoice) -> Signal {
     }
 }
 
-/// Rebuilds the instance rows from the supervisor, the tracker and process stats.
-fn refresh_rows(app: &mut App, session: &Session, sampler: &mut ProcessSampler) {
-    let snapshots = session.instances();
-    let pids: Vec<u32> = snapshots.iter().filter_map(|s| s.pid).collect();
-    let stats = sampler.sample(&pids);
-    let rows = snapshots
+/// Rebuilds the instance rows from the supervisor, the tracker and the last
+/// process stats.
+fn refresh_rows(app: &mut App, session: &Session, stats: &HashMap<u32, ProcessStats>) {
+    let rows = session
+        .instances()
         .iter()
-        .map(|s| row(s, &app.tracker, stats.iter().find(|p| Some(p.pid) == s.pid)))
+        .map(|s| row(s, &app.tracker, s.pid.and_then(|pid| stats.get(&pid))))
         .collect();
     app.set_instances(rows);
 }
 
-fn row(
-    s: &InstanceSnapshot,
-    tracker: &Tracker,
-    stats: Option<&crate::supervisor::ProcessStats>,
-) -> InstanceRow {
+fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) -> InstanceRow {
     use crate::supervisor::Phase as SupPhase;
     let view = tracker.instance(&s.id);
     let state = match (&s.phase, view) {
