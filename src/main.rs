@@ -292,7 +292,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
             Command::Up(args) => up(args).await?,
             Command::Attach(args) => attach(args).await?,
-            Command::KvDemo(args) => return plumdash::demo::run(args).await,
+            Command::KvDemo(args) => {
+                // Show as `kv-demo` in ps/top and to attach's name match, as the
+                // separate binary does. (Renames only this thread: the main one.)
+                let _ = nix::sys::prctl::set_name(c"kv-demo");
+                return plumdash::demo::run(args).await;
+            }
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,
