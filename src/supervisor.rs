@@ -261,14 +261,7 @@ impl Supervisor {
     /// Stops every worker (SIGTERM, `grace`, SIGKILL), waits until all are reaped and
     /// ends the owner tasks. Returns the final snapshots.
     pub async fn shutdown_all(&self, grace: Duration) -> Vec<InstanceSnapshot> {
-        let entries: Vec<_> = {
-            let mut registry = self.shared.registry();
-            registry
-                .instances
-                .iter_mut()
-                .map(|(id, entry)| (id.clone(), entry.controls.clone(), entry.task.take()))
-                .collect()
-        };
+        let entries = self.shared.take_owners();
         let stops = entries.into_iter().map(|(id, controls, task)| async move {
             let (reply, outcome) = oneshot::channel();
             let sent = controls
@@ -294,14 +287,7 @@ impl Supervisor {
     /// Ends every owner task but leaves the worker processes running (they are
     /// no longer supervised or restarted). Used by "quit, leave workers running".
     pub async fn detach_all(&self) -> Vec<String> {
-        let entries: Vec<_> = {
-            let mut registry = self.shared.registry();
-            registry
-                .instances
-                .iter_mut()
-                .map(|(id, entry)| (id.clone(), entry.controls.clone(), entry.task.take()))
-                .collect()
-        };
+        let entries = self.shared.take_owners();
         let mut left = Vec::new();
         for (id, controls, task) in entries {
             let pid = self.instance(&id).and_then(|s| s.pid);
@@ -320,7 +306,23 @@ impl Supervisor {
     }
 }
 
+/// An owner's id, its control channel and its task (taken: only one caller
+/// may wait for it).
+type OwnerHandle = (
+    String,
+    tokio::sync::mpsc::Sender<Control>,
+    Option<tokio::task::JoinHandle<()>>,
+);
+
 impl Shared {
+    fn take_owners(&self) -> Vec<OwnerHandle> {
+        self.registry()
+            .instances
+            .iter_mut()
+            .map(|(id, entry)| (id.clone(), entry.controls.clone(), entry.task.take()))
+            .collect()
+    }
+
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Registry updates are single inserts/removes; a panic cannot leave it half-done.
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)

@@ -94,6 +94,23 @@ fn read_events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Polls the namespace until the worker has checkpointed at least `pct`.
+async fn wait_for_progress(url: &str, pct: i64) {
+    let dm = DistributedMemory::create("kv-demo", url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dm
+        .get_int("task.progress")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        < pct
+    {
+        assert!(Instant::now() < deadline, "the worker never reached {pct}%");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn kind(ev: &Value) -> &str {
     ev["kind"].as_str().unwrap_or("")
 }
@@ -104,19 +121,7 @@ async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
     let first = up.wait_event("started", |e| kind(e) == "started");
     let pid = first["pid"].as_u64().unwrap() as i32;
 
-    let dm = DistributedMemory::create("kv-demo", &up.url).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while dm
-        .get_int("task.progress")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        < 30
-    {
-        assert!(Instant::now() < deadline, "the worker never reached 30%");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_progress(&up.url, 30).await;
     // As the seed README does it by hand: kill -9 <PID>.
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
 
@@ -146,19 +151,7 @@ async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
 async fn sigint_stops_owned_workers_gracefully_and_clears_their_flag() {
     let mut up = Up::start("300ms");
     up.wait_event("started", |e| kind(e) == "started");
-    let dm = DistributedMemory::create("kv-demo", &up.url).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while dm
-        .get_int("task.progress")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        < 20
-    {
-        assert!(Instant::now() < deadline, "the worker never reached 20%");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_progress(&up.url, 20).await;
     let events = up.events.clone();
     let status = up.interrupt_and_wait();
     assert!(status.success(), "{status}");

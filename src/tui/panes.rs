@@ -13,6 +13,7 @@ pub mod progress;
 pub mod timeline;
 
 use super::app::{App, Focus};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType, Borders};
 
@@ -24,4 +25,36 @@ pub fn block<'a>(app: &App, title: &'a str, focus: Option<Focus>) -> Block<'a> {
         .border_type(BorderType::Rounded)
         .border_style(app.theme.border(focused))
         .title(Span::styled(format!(" {title} "), app.theme.title()))
+}
+
+/// Clears a centred `width`×`height` box over `area`, frames it with `title`,
+/// and returns the inside to draw into.
+pub fn open_popup(
+    frame: &mut ratatui::Frame,
+    app: &App,
+    area: Rect,
+    (width, height): (u16, u16),
+    title: String,
+) -> Rect {
+    let popup = centered(area, width, height);
+    frame.render_widget(ratatui::widgets::Clear, popup);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .border_style(app.theme.border(true))
+        .title(Span::styled(title, app.theme.title()));
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    inner
+}
+
+/// A `width`×`height` rectangle centred in `area` (clipped to it).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
 }

@@ -2,9 +2,9 @@
 
 use crate::tui::app::App;
 use crate::tui::keymap::key_name;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
@@ -25,19 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         "  mouse: click an instance to select it, wheel scrolls the log · any key closes",
         t.dim(),
     )));
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let width = 86.min(area.width);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(popup);
-    frame.render_widget(Clear, popup);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_type(BorderType::Rounded)
-        .border_style(t.border(true))
-        .title(Span::styled(" Keys (? closes) ", t.title()));
-    frame.render_widget(Paragraph::new(lines).block(block), popup);
+    let size = (86, lines.len() as u16 + 2);
+    let inner = super::open_popup(frame, app, area, size, " Keys (? closes) ".into());
+    frame.render_widget(Paragraph::new(lines), inner);
 }

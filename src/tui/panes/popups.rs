@@ -2,9 +2,9 @@
 
 use crate::tui::action::SignalChoice;
 use crate::tui::app::App;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
@@ -31,21 +31,8 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
             ])
         })
         .collect();
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(66.min(area.width))])
-        .flex(Flex::Center)
-        .areas(popup);
-    frame.render_widget(Clear, popup);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_type(BorderType::Rounded)
-        .border_style(t.border(true))
-        .title(Span::styled(
-            format!(" Send a signal{who}· Enter/1-6, Esc "),
-            t.title(),
-        ));
-    frame.render_widget(Paragraph::new(lines).block(block), popup);
+    let size = (66, lines.len() as u16 + 2);
+    let title = format!(" Send a signal{who}· Enter/1-6, Esc ");
+    let inner = super::open_popup(frame, app, area, size, title);
+    frame.render_widget(Paragraph::new(lines), inner);
 }
