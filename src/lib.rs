@@ -15,3 +15,4 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod tui;
+pub mod verify;

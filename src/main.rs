@@ -46,6 +46,9 @@ enum Command {
     Controller(ControllerArgs),
     /// Read and write a namespace of a KV controller.
     Kv(KvArgs),
+    /// Crash-recovery QA: kill a worker N times and check the recovery invariants
+    /// (exit 0: all held, 1: one failed, 2: usage or setup error).
+    Verify(plumdash::verify::VerifyArgs),
 }
 
 #[derive(Args, Clone)]
@@ -225,7 +228,17 @@ async fn up(args: UpArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `verify` is driven by scripts: a usage error is one line and exit 2.
+        Err(err) if err.use_stderr() && std::env::args().nth(1).as_deref() == Some("verify") => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("plumdash verify: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(err) => err.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -244,6 +257,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
             Command::Up(args) => up(args).await?,
             Command::KvDemo(args) => return plumdash::demo::run(args).await,
+            Command::Verify(args) => return Ok(plumdash::verify::main(args).await),
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,
