@@ -794,6 +794,13 @@ impl Runner {
                 if let Some(k) = counter_at_kill {
                     let lost = k - resumed_from;
                     cycle.steps_lost = Some(lost);
+                    // From a torn checkpoint there is no right place to resume:
+                    // that is invariant 3's finding, not another one.
+                    let lost = if cycle.torn_at_kill.is_some() {
+                        0
+                    } else {
+                        lost
+                    };
                     let context = if outage {
                         ", restarted while the controller was unreachable"
                     } else {
@@ -804,9 +811,10 @@ impl Runner {
                             invariant_resume,
                             t,
                             format!(
-                                "resumed from {}% but the last checkpoint was step_{k} ({}%): {lost} steps lost{context} ({label} {n})",
+                                "resumed from {}% but the last checkpoint was step_{k} ({}%): {} lost{context} ({label} {n})",
                                 resumed_from * 10,
-                                k * 10
+                                k * 10,
+                                steps(lost)
                             ),
                         );
                     } else if lost < 0 {
@@ -814,9 +822,9 @@ impl Runner {
                             invariant_resume,
                             t,
                             format!(
-                                "resumed from {}%, ahead of the last whole checkpoint step_{k}: {} steps skipped{context} ({label} {n})",
+                                "resumed from {}%, ahead of the last whole checkpoint step_{k}: {} skipped{context} ({label} {n})",
                                 resumed_from * 10,
-                                -lost
+                                steps(-lost)
                             ),
                         );
                     }
@@ -1123,5 +1131,13 @@ impl Runner {
             warnings: self.warnings,
             history: self.history,
         }
+    }
+}
+
+fn steps(n: i64) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
     }
 }
