@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod commands;
+pub mod control;
 pub mod controller;
 pub mod demo;
 pub mod kv;

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
+use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
 use plumdash::session::{Session, SessionConfig};
@@ -49,6 +50,8 @@ enum Command {
     /// Crash-recovery QA: kill a worker N times and check the recovery invariants
     /// (exit 0: all held, 1: one failed, 2: usage or setup error).
     Verify(plumdash::verify::VerifyArgs),
+    /// Control a running `plumdash up` from scripts (over its control socket).
+    Ctl(plumdash::control::CtlArgs),
 }
 
 #[derive(Args, Clone)]
@@ -113,6 +116,9 @@ struct UpArgs {
     /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// Control socket for `plumdash ctl` [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock]
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -214,8 +220,16 @@ async fn up(args: UpArgs) -> Result<()> {
         ..SessionConfig::default()
     };
     let session = Session::start(config).await?;
+    let socket = args
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| control::default_socket_path(&args.app));
+    let (status, status_rx) = control::status_channel();
+    let control = control::serve(session.supervisor.clone(), status_rx, &socket).await?;
+    println!("plumdash: control socket {}", control.path().display());
     if args.headless {
-        return plumdash::commands::up::run_headless(session, args.events.as_deref()).await;
+        return plumdash::commands::up::run_headless(session, args.events.as_deref(), Some(status))
+            .await;
     }
     let options = TuiOptions {
         keymap,
@@ -223,6 +237,7 @@ async fn up(args: UpArgs) -> Result<()> {
         mouse: !args.no_mouse,
         read_only: args.read_only,
         recording: args.recording,
+        status: Some(status),
     };
     plumdash::tui::runtime::run(session, options).await
 }
@@ -258,6 +273,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Up(args) => up(args).await?,
             Command::KvDemo(args) => return plumdash::demo::run(args).await,
             Command::Verify(args) => return Ok(plumdash::verify::main(args).await),
+            Command::Ctl(args) => return control::ctl_main(args).await,
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,
