@@ -1074,11 +1074,10 @@ impl Runner {
                 ("violated", None)
             } else if id == 6 && self.outage_skipped.is_some() {
                 ("skipped", self.outage_skipped.clone())
-            } else if id == 6 && self.outage_cycle.is_none() {
-                ("not_checked", early.clone())
-            } else if id == 4 && self.graceful.is_none() {
-                ("not_checked", early.clone())
-            } else if early.is_some() && id == 5 && self.finished_tasks.is_empty() {
+            } else if (id == 6 && self.outage_cycle.is_none())
+                || (id == 4 && self.graceful.is_none())
+                || (early.is_some() && id == 5 && self.finished_tasks.is_empty())
+            {
                 ("not_checked", early.clone())
             } else {
                 ("held", None)
@@ -1115,7 +1114,7 @@ impl Runner {
             cycles: self.cycles,
             outage: self.outage_cycle,
             outage_ms: (self.config.controller.is_none())
-                .then(|| self.config.outage.as_millis() as u64),
+                .then_some(self.config.outage.as_millis() as u64),
             graceful_stop: self.graceful,
             tasks: self
                 .tasks
