@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod commands;
+pub mod control;
 pub mod controller;
 pub mod demo;
 pub mod kv;
@@ -15,3 +16,4 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod tui;
+pub mod verify;

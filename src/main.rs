@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
+use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
 use plumdash::session::{Session, SessionConfig};
@@ -48,6 +49,11 @@ enum Command {
     Attach(AttachArgs),
     /// Read and write a namespace of a KV controller.
     Kv(KvArgs),
+    /// Crash-recovery QA: kill a worker N times and check the recovery invariants
+    /// (exit 0: all held, 1: one failed, 2: usage or setup error).
+    Verify(plumdash::verify::VerifyArgs),
+    /// Control a running `plumdash up` from scripts (over its control socket).
+    Ctl(plumdash::control::CtlArgs),
 }
 
 #[derive(Args, Clone)]
@@ -97,6 +103,9 @@ struct UpArgs {
     /// Append each instance's output to DIR/<instance>.log.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// Control socket for `plumdash ctl` [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock]
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
     #[command(flatten)]
     ui: UiArgs,
 }
@@ -142,6 +151,7 @@ impl UiArgs {
             mouse: !self.no_mouse,
             read_only: self.read_only,
             recording: self.recording,
+            status: None,
         })
     }
 }
@@ -253,9 +263,33 @@ async fn up(args: UpArgs) -> Result<()> {
         ..SessionConfig::default()
     };
     let session = Session::start(config).await?;
-    if args.headless {
-        return plumdash::commands::up::run_headless(session, args.events.as_deref()).await;
+    let (status, status_rx) = control::status_channel();
+    // An explicit socket must work; the default one is skipped (with a note)
+    // when another plumdash already serves it.
+    let control_server = match &args.control_socket {
+        Some(path) => Some(control::serve(session.supervisor.clone(), status_rx, path).await?),
+        None => {
+            let path = control::default_socket_path(&args.app);
+            match control::serve(session.supervisor.clone(), status_rx, &path).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    eprintln!("plumdash: no control socket: {e:#}");
+                    None
+                }
+            }
+        }
+    };
+    if let Some(server) = &control_server {
+        println!("plumdash: control socket {}", server.path().display());
     }
+    if args.headless {
+        return plumdash::commands::up::run_headless(session, args.events.as_deref(), Some(status))
+            .await;
+    }
+    let options = TuiOptions {
+        status: Some(status),
+        ..options
+    };
     plumdash::tui::runtime::run(session, options).await
 }
 
@@ -273,7 +307,17 @@ async fn attach(args: AttachArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `verify` is driven by scripts: a usage error is one line and exit 2.
+        Err(err) if err.use_stderr() && std::env::args().nth(1).as_deref() == Some("verify") => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("plumdash verify: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(err) => err.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -298,6 +342,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let _ = nix::sys::prctl::set_name(c"kv-demo");
                 return plumdash::demo::run(args).await;
             }
+            Command::Verify(args) => return Ok(plumdash::verify::main(args).await),
+            Command::Ctl(args) => return control::ctl_main(args).await,
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,

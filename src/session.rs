@@ -225,6 +225,16 @@ impl Session {
         self.supervisor.spawn_instance(spec).await
     }
 
+    /// Replaces the namespace feed with a fresh subscription (it connects at
+    /// once instead of waiting out the old one's reconnection backoff, e.g.
+    /// right after a controller restart). It starts with a snapshot.
+    pub fn resubscribe(&mut self) {
+        self.feed = self.dm.subscribe(WatchOptions {
+            mode: self.config.feed,
+            ..WatchOptions::default()
+        });
+    }
+
     /// The next fact, from the processes or from the namespace, with its time.
     /// `None` once both sources have ended.
     pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {

@@ -3,6 +3,7 @@
 //! recovery event, optionally JSON lines to a file.
 
 use crate::clock;
+use crate::control::StatusPublisher;
 use crate::recovery::Tracker;
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
@@ -14,7 +15,12 @@ use std::time::Duration;
 /// How long facts are still read after the workers stopped (their last writes).
 const DRAIN: Duration = Duration::from_millis(300);
 
-pub async fn run_headless(mut session: Session, events_path: Option<&Path>) -> Result<()> {
+/// `status`, when given, is updated after every fact (for `plumdash ctl`).
+pub async fn run_headless(
+    mut session: Session,
+    events_path: Option<&Path>,
+    status: Option<StatusPublisher>,
+) -> Result<()> {
     let mut signals = Termination::install()?;
     let mut events_file = match events_path {
         Some(path) => Some(
@@ -52,6 +58,9 @@ pub async fn run_headless(mut session: Session, events_path: Option<&Path>) -> R
             fact = session.next_fact() => {
                 let Some((at, fact)) = fact else { break };
                 tracker.apply(at, fact);
+                if let Some(status) = &status {
+                    status.publish(&tracker);
+                }
                 let (new, count) = tracker.events_since(seen);
                 seen = count;
                 for ev in new {

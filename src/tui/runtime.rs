@@ -41,6 +41,8 @@ pub struct TuiOptions {
     pub read_only: bool,
     /// Relative clock, for recordings.
     pub recording: bool,
+    /// Updated after every fact, for `plumdash ctl status`.
+    pub status: Option<crate::control::StatusPublisher>,
 }
 
 /// What an action command reported back (shown as a flash).
@@ -132,6 +134,9 @@ async fn event_loop(
             fact = session.next_fact() => {
                 let Some((at, fact)) = fact else { break };
                 app.tracker.apply(at, fact);
+                if let Some(status) = &options.status {
+                    status.publish(&app.tracker);
+                }
                 // Rows are rebuilt once per frame, not once per fact.
                 rows_stale = true;
                 next_frame.get_or_insert(last_frame + FRAME);

@@ -1,0 +1,399 @@
+//! A control API for a running `plumdash up` (dashboard or headless), so
+//! scripts can do what the keys do: `plumdash ctl list|status|kill|signal|
+//! stop|start|restart`.
+//!
+//! Transport: a Unix socket (mode 0600, in a 0700 directory), one JSON request
+//! line in, one JSON response line out, then the connection closes.
+//!
+//! ```text
+//! → {"cmd":"kill","instance":"kv-demo-001"}
+//! ← {"ok":true,"instance":{"id":"kv-demo-001",…,"recovery":{"phase":"CRASHED",…}}}
+//! ```
+//!
+//! The recovery state lives in the `up` loop's tracker; the loop publishes a
+//! [`StatusSnapshot`] through a [`StatusPublisher`] after every fact, and the
+//! server reads the latest one.
+
+use crate::recovery::Tracker;
+use crate::supervisor::{parse_signal, Action, InstanceSnapshot, Supervisor};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+/// How long a command waits for the recovery state to reflect it.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// The recovery side of one instance, as the tracker derives it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecoveryStatus {
+    /// `RUNNING`, `CRASHED`, `RECOVERING`, `RESUMED from 50%`, …
+    pub phase: String,
+    pub crashes: u32,
+    pub runs: u32,
+}
+
+/// The namespace's task, as the tracker sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskStatus {
+    pub progress: Option<i64>,
+    pub counter: Option<i64>,
+    pub checkpoint: Option<String>,
+    pub crash_flag: bool,
+    pub torn: bool,
+    pub completions: u32,
+    pub cycles: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusSnapshot {
+    pub instances: BTreeMap<String, RecoveryStatus>,
+    pub task: TaskStatus,
+}
+
+impl StatusSnapshot {
+    pub fn from_tracker(tracker: &Tracker) -> StatusSnapshot {
+        let task = tracker.task();
+        StatusSnapshot {
+            instances: tracker
+                .instances()
+                .map(|i| {
+                    (
+                        i.id.clone(),
+                        RecoveryStatus {
+                            phase: i.phase.to_string(),
+                            crashes: i.crashes,
+                            runs: i.runs,
+                        },
+                    )
+                })
+                .collect(),
+            task: TaskStatus {
+                progress: task.progress,
+                counter: task.counter,
+                checkpoint: task.checkpoint.clone(),
+                crash_flag: task.crash_flag,
+                torn: tracker.torn().is_some(),
+                completions: tracker.completions(),
+                cycles: tracker.cycles().len(),
+            },
+        }
+    }
+}
+
+/// The `up` loop's side: publish after applying facts.
+#[derive(Debug, Clone)]
+pub struct StatusPublisher(Arc<watch::Sender<StatusSnapshot>>);
+
+impl StatusPublisher {
+    pub fn publish(&self, tracker: &Tracker) {
+        let next = StatusSnapshot::from_tracker(tracker);
+        self.0.send_if_modified(|current| {
+            let changed = *current != next;
+            if changed {
+                *current = next;
+            }
+            changed
+        });
+    }
+}
+
+/// A publisher and the receiver to hand to [`serve`].
+pub fn status_channel() -> (StatusPublisher, watch::Receiver<StatusSnapshot>) {
+    let (tx, rx) = watch::channel(StatusSnapshot::default());
+    (StatusPublisher(Arc::new(tx)), rx)
+}
+
+/// `$XDG_RUNTIME_DIR/plumdash/<app>.sock`, else `<tmp>/plumdash-<uid>/<app>.sock`.
+pub fn default_socket_path(app: &str) -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("plumdash"),
+        None => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+            std::env::temp_dir().join(format!("plumdash-{user}"))
+        }
+    };
+    dir.join(format!("{app}.sock"))
+}
+
+/// A control server; dropping it stops serving and removes the socket file.
+pub struct ControlServer {
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl ControlServer {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Listens on `path` (refusing if another plumdash answers there; a stale
+/// socket file is replaced) and serves requests until dropped.
+pub async fn serve(
+    supervisor: Supervisor,
+    status: watch::Receiver<StatusSnapshot>,
+    path: &Path,
+) -> Result<ControlServer> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "another plumdash is serving {} (use --control-socket for a second one)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let supervisor = supervisor.clone();
+            let status = status.clone();
+            tokio::spawn(async move {
+                let _ = handle(stream, supervisor, status).await;
+            });
+        }
+    });
+    Ok(ControlServer {
+        path: path.to_path_buf(),
+        task,
+    })
+}
+
+/// A request line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    List,
+    Status,
+    Kill { instance: String },
+    Signal { instance: String, signal: String },
+    Stop { instance: String },
+    Start { instance: String },
+    Restart { instance: String },
+}
+
+async fn handle(
+    stream: UnixStream,
+    supervisor: Supervisor,
+    status: watch::Receiver<StatusSnapshot>,
+) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let response = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(request) => answer(request, &supervisor, status).await,
+        Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+    };
+    write.write_all(format!("{response}\n").as_bytes()).await?;
+    write.shutdown().await?;
+    Ok(())
+}
+
+/// The instance snapshot with its recovery state.
+fn describe(snapshot: &InstanceSnapshot, status: &StatusSnapshot) -> Value {
+    let mut v = serde_json::to_value(snapshot).unwrap_or_else(|_| json!({}));
+    v["recovery"] = serde_json::to_value(
+        status
+            .instances
+            .get(&snapshot.id)
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    v
+}
+
+fn describe_all(supervisor: &Supervisor, status: &StatusSnapshot) -> Value {
+    Value::Array(
+        supervisor
+            .instances()
+            .iter()
+            .map(|s| describe(s, status))
+            .collect(),
+    )
+}
+
+async fn answer(
+    request: Request,
+    supervisor: &Supervisor,
+    mut status: watch::Receiver<StatusSnapshot>,
+) -> Value {
+    let (instance, action) = match &request {
+        Request::List => {
+            let st = status.borrow().clone();
+            return json!({"ok": true, "instances": describe_all(supervisor, &st)});
+        }
+        Request::Status => {
+            let st = status.borrow().clone();
+            return json!({"ok": true, "instances": describe_all(supervisor, &st), "task": st.task});
+        }
+        Request::Kill { instance } => (instance, Action::Signal(nix::sys::signal::Signal::SIGKILL)),
+        Request::Signal { instance, signal } => match parse_signal(signal) {
+            Ok(sig) => (instance, Action::Signal(sig)),
+            Err(e) => return json!({"ok": false, "error": e.to_string()}),
+        },
+        Request::Stop { instance } => (instance, Action::Stop),
+        Request::Start { instance } => (instance, Action::Start),
+        Request::Restart { instance } => (instance, Action::Restart),
+    };
+    let before = status.borrow_and_update().instances.get(instance).cloned();
+    let snapshot = match supervisor.send(instance, action).await {
+        Ok(s) => s,
+        Err(e) => return json!({"ok": false, "error": e.to_string()}),
+    };
+    // Give the dashboard's tracker a moment to see the effect.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let now = status.borrow().instances.get(instance).cloned();
+        if now.as_ref().map(|s| &s.phase) != before.as_ref().map(|s| &s.phase) {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, status.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => break,
+        }
+    }
+    let st = status.borrow().clone();
+    let latest = supervisor.instance(instance).unwrap_or(snapshot);
+    json!({"ok": true, "instance": describe(&latest, &st)})
+}
+
+/// Sends one request to the socket at `path`; returns the response.
+pub async fn request(path: &Path, request: &Request) -> Result<Value> {
+    let stream = UnixStream::connect(path).await.with_context(|| {
+        format!(
+            "no plumdash answers on {} (is `plumdash up` running? --to sets the socket)",
+            path.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let line = serde_json::to_string(request)? + "\n";
+    write.write_all(line.as_bytes()).await?;
+    let mut reader = BufReader::new(read);
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut answer))
+        .await
+        .context("no answer within 30 s")??;
+    serde_json::from_str(answer.trim()).context("a bad answer from plumdash")
+}
+
+/// `plumdash ctl` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CtlArgs {
+    /// The control socket [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock].
+    #[arg(long, global = true)]
+    pub to: Option<PathBuf>,
+    /// App name (picks the default socket).
+    #[arg(long, default_value = "kv-demo", global = true)]
+    pub app: String,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CtlCommand {
+    /// Instances with their state (JSON).
+    List,
+    /// Instances, recovery phases and the task.
+    Status {
+        /// JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// SIGKILL: the crash → restart → resume cycle.
+    Kill {
+        instance: String,
+    },
+    /// Send a signal (SIGTERM, INT, 9, …).
+    Signal {
+        signal: String,
+        instance: String,
+    },
+    /// Stop gracefully (SIGTERM, grace, SIGKILL); not restarted.
+    Stop {
+        instance: String,
+    },
+    Start {
+        instance: String,
+    },
+    Restart {
+        instance: String,
+    },
+}
+
+/// Runs `plumdash ctl`: prints the answer; exit 1 when it was refused.
+pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
+    let path = args.to.unwrap_or_else(|| default_socket_path(&args.app));
+    let (req, human) = match args.command {
+        CtlCommand::List => (Request::List, false),
+        CtlCommand::Status { json } => (Request::Status, !json),
+        CtlCommand::Kill { instance } => (Request::Kill { instance }, false),
+        CtlCommand::Signal { signal, instance } => (Request::Signal { instance, signal }, false),
+        CtlCommand::Stop { instance } => (Request::Stop { instance }, false),
+        CtlCommand::Start { instance } => (Request::Start { instance }, false),
+        CtlCommand::Restart { instance } => (Request::Restart { instance }, false),
+    };
+    let answer = request(&path, &req).await?;
+    if answer["ok"] != true {
+        eprintln!(
+            "plumdash ctl: {}",
+            answer["error"].as_str().unwrap_or("refused")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if human {
+        for i in answer["instances"].as_array().into_iter().flatten() {
+            println!(
+                "{:<14} {:<20} pid {:<8} crashes {}",
+                i["id"].as_str().unwrap_or("?"),
+                i["recovery"]["phase"].as_str().unwrap_or("?"),
+                i["pid"].as_u64().map_or("—".into(), |p| p.to_string()),
+                i["crashes"]
+            );
+        }
+        let t = &answer["task"];
+        println!(
+            "task: progress {}%, checkpoint {}, crash flag {}",
+            t["progress"],
+            t["checkpoint"].as_str().unwrap_or("—"),
+            if t["crash_flag"] == true {
+                "set"
+            } else {
+                "clear"
+            }
+        );
+    } else {
+        println!("{answer}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,132 @@
+//! Everything that happened during a run, in order: every fact (process and
+//! namespace) with its time, what the namespace looked like after it, and what
+//! verify itself did. Violations quote an excerpt of it as evidence.
+
+use crate::clock;
+use crate::recovery::{Fact, TaskView, TsMs};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub ts_ms: TsMs,
+    /// `process`, `kv`, `feed` or `verify`.
+    pub source: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(transparent)]
+pub struct History {
+    entries: Vec<HistoryEntry>,
+}
+
+impl History {
+    pub fn push(&mut self, ts_ms: TsMs, source: &'static str, text: impl Into<String>) {
+        self.entries.push(HistoryEntry {
+            ts_ms,
+            source,
+            text: text.into(),
+        });
+    }
+
+    /// Records a fact and the namespace as it stood after it.
+    pub fn record(&mut self, at: TsMs, fact: &Fact, after: &TaskView) {
+        let (source, text) = describe(fact);
+        let text = if is_namespace(fact) {
+            format!("{text} → {}", view_text(after))
+        } else {
+            text
+        };
+        self.push(at, source, text);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[HistoryEntry] {
+        &self.entries
+    }
+
+    /// A few entries around the first one at or after `at` (`before` earlier
+    /// ones, `after` later ones).
+    pub fn excerpt(&self, at: TsMs, before: usize, after: usize) -> Vec<HistoryEntry> {
+        let pivot = self
+            .entries
+            .iter()
+            .position(|e| e.ts_ms >= at)
+            .unwrap_or(self.entries.len().saturating_sub(1));
+        let start = pivot.saturating_sub(before);
+        let end = (pivot + after + 1).min(self.entries.len());
+        self.entries[start..end].to_vec()
+    }
+}
+
+/// `HH:MM:SS.mmm  source  text`.
+pub fn line(entry: &HistoryEntry, offset_secs: i32) -> String {
+    format!(
+        "{}  {:<7} {}",
+        clock::hms_millis(entry.ts_ms, offset_secs),
+        entry.source,
+        entry.text
+    )
+}
+
+fn is_namespace(fact: &Fact) -> bool {
+    matches!(
+        fact,
+        Fact::Snapshot(_) | Fact::Written(_) | Fact::Deleted { .. }
+    )
+}
+
+fn describe(fact: &Fact) -> (&'static str, String) {
+    match fact {
+        Fact::Started { instance, pid } => ("process", format!("{instance} started (pid {pid})")),
+        Fact::Exited {
+            instance,
+            exit,
+            requested,
+        } => (
+            "process",
+            format!(
+                "{instance} ended ({exit}){}",
+                if *requested { ", as asked" } else { "" }
+            ),
+        ),
+        Fact::RestartScheduled { instance, delay_ms } => (
+            "process",
+            format!("{instance} restart scheduled in {delay_ms} ms"),
+        ),
+        Fact::Failed { instance, reason } => ("process", format!("{instance} FAILED: {reason}")),
+        Fact::Snapshot(entries) => ("kv", format!("snapshot of {} keys", entries.len())),
+        Fact::Written(entries) => {
+            let pairs: Vec<String> = entries
+                .iter()
+                .filter(|e| e.key != "binary.checkpoint")
+                .map(|e| format!("{}={}", e.key, e.value))
+                .collect();
+            let what = if entries.len() > 1 { "batch" } else { "put" };
+            ("kv", format!("{what} {}", pairs.join(" ")))
+        }
+        Fact::Deleted { key } => ("kv", format!("delete {key}")),
+        Fact::FeedDown { error } => ("feed", format!("controller unreachable: {error}")),
+        Fact::FeedUp { via } => ("feed", format!("controller live ({via})")),
+    }
+}
+
+/// `progress 30%, counter 3, checkpoint step_3, flag set`, plus ` [TORN]`.
+pub fn view_text(view: &TaskView) -> String {
+    let show = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+    format!(
+        "progress {}, counter {}, checkpoint {}, flag {}{}",
+        show(view.progress.map(|p| format!("{p}%"))),
+        show(view.counter.map(|c| c.to_string())),
+        show(view.checkpoint.clone()),
+        if view.crash_flag { "set" } else { "clear" },
+        if view.torn().is_some() { " [TORN]" } else { "" }
+    )
+}

@@ -1,0 +1,244 @@
+//! The result of a verify run: per-cycle figures, a verdict per invariant with
+//! evidence, and the full history. Printed as a table and summary, or JSON.
+
+use super::history::{line, History, HistoryEntry};
+use crate::recovery::TsMs;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// The recovery invariants of DESIGN.md, by number.
+pub const INVARIANTS: [(u8, &str); 6] = [
+    (
+        1,
+        "after SIGKILL the crash flag is still set and the last checkpoint intact",
+    ),
+    (
+        2,
+        "a restarted worker resumes from the last checkpoint, never from 0 nor ahead",
+    ),
+    (
+        3,
+        "a checkpoint is never torn (progress, counter and name agree)",
+    ),
+    (
+        4,
+        "a graceful stop clears the flag and keeps the checkpoint; the next start is no recovery",
+    ),
+    (5, "the task reaches 100% exactly once per run"),
+    (
+        6,
+        "an unreachable controller is waited for, never taken for \"no saved state\"",
+    ),
+];
+
+pub fn invariant_name(id: u8) -> &'static str {
+    INVARIANTS
+        .iter()
+        .find(|(n, _)| *n == id)
+        .map_or("?", |(_, name)| name)
+}
+
+/// One SIGKILL → restart → resume cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    /// 1-based; the outage cycle is numbered after the kill cycles.
+    pub cycle: u32,
+    /// `kill`, or `outage` (killed while the controller was down).
+    pub kind: &'static str,
+    /// Which task run (1-based) it happened in.
+    pub task: u32,
+    pub planned_pct: i64,
+    pub killed_at_ms: Option<TsMs>,
+    pub kill_at_pct: Option<i64>,
+    /// The last whole checkpoint when the worker died.
+    pub counter_at_kill: Option<i64>,
+    pub flag_after_kill: Option<bool>,
+    pub torn_at_kill: Option<String>,
+    pub resumed_from: Option<i64>,
+    pub steps_lost: Option<i64>,
+    pub kill_to_restart_ms: Option<u64>,
+    pub kill_to_checkpoint_ms: Option<u64>,
+    pub violated: Vec<u8>,
+    pub verdict: String,
+}
+
+/// The SIGINT check (invariant 4).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct GracefulReport {
+    pub task: u32,
+    pub at_pct: Option<i64>,
+    pub exit: Option<String>,
+    pub flag_after_stop: Option<bool>,
+    pub counter_after_stop: Option<i64>,
+    pub next_start_was_recovery: Option<bool>,
+    pub continued_from: Option<i64>,
+    pub violated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub invariant: u8,
+    pub at_ms: TsMs,
+    pub message: String,
+    pub evidence: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantResult {
+    pub id: u8,
+    pub name: &'static str,
+    /// `held`, `violated`, `skipped` or `not_checked`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub task: u32,
+    pub completions: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub exit_code: u8,
+    pub worker: String,
+    pub controller: String,
+    pub embedded_controller: bool,
+    pub app: String,
+    pub step_ms: Option<u64>,
+    pub seed: Option<u64>,
+    pub kill_points: Vec<i64>,
+    pub cycles: Vec<CycleReport>,
+    pub outage: Option<CycleReport>,
+    pub outage_ms: Option<u64>,
+    pub graceful_stop: Option<GracefulReport>,
+    pub tasks: Vec<TaskReport>,
+    pub invariants: Vec<InvariantResult>,
+    /// Torn states seen while a worker was between its writes (not left behind).
+    pub transient_torn_states: u32,
+    pub warnings: Vec<String>,
+    pub history: History,
+}
+
+impl Report {
+    pub fn violated(&self) -> Vec<u8> {
+        self.invariants
+            .iter()
+            .filter(|i| i.status == "violated")
+            .map(|i| i.id)
+            .collect()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+    }
+
+    /// The human table and summary.
+    pub fn render(&self, offset_secs: i32) -> String {
+        let mut out = String::new();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<7} {:>4} {:>8} {:>12} {:>10} {:>16} {:>19}  verdict",
+            "cycle",
+            "task",
+            "kill at",
+            "resumed from",
+            "steps lost",
+            "kill→restart ms",
+            "kill→checkpoint ms"
+        );
+        for c in self.cycles.iter().chain(self.outage.iter()) {
+            let label = if c.kind == "outage" {
+                format!("{}*", c.cycle)
+            } else {
+                c.cycle.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "{:<7} {:>4} {:>8} {:>12} {:>10} {:>16} {:>19}  {}",
+                label,
+                c.task,
+                opt(c.kill_at_pct.map(|p| format!("{p}%"))),
+                opt(c.resumed_from.map(|p| format!("{p}%"))),
+                opt(c.steps_lost.map(|s| s.to_string())),
+                opt(c.kill_to_restart_ms.map(|s| s.to_string())),
+                opt(c.kill_to_checkpoint_ms.map(|s| s.to_string())),
+                c.verdict
+            );
+        }
+        if let Some(o) = &self.outage {
+            let _ = writeln!(
+                out,
+                "{}* killed while the controller was down for {} ms (invariant 6)",
+                o.cycle,
+                self.outage_ms.unwrap_or(0)
+            );
+        }
+        if let Some(g) = &self.graceful_stop {
+            let _ = writeln!(
+                out,
+                "graceful stop (SIGINT) at {}: {}, flag {}, checkpoint {}, next start {}, continued from {}",
+                opt(g.at_pct.map(|p| format!("{p}%"))),
+                opt(g.exit.clone()),
+                match g.flag_after_stop {
+                    Some(true) => "STILL SET",
+                    Some(false) => "cleared",
+                    None => "?",
+                },
+                opt(g.counter_after_stop.map(|c| format!("step_{c} kept"))),
+                match g.next_start_was_recovery {
+                    Some(true) => "taken for a RECOVERY",
+                    Some(false) => "normal",
+                    None => "?",
+                },
+                opt(g.continued_from.map(|p| format!("{p}%"))),
+            );
+        }
+        let _ = writeln!(out);
+        for inv in &self.invariants {
+            let mark = match inv.status {
+                "held" => "ok  ",
+                "violated" => "FAIL",
+                _ => "skip",
+            };
+            let _ = write!(out, "{mark} {}. {}", inv.id, inv.name);
+            if let Some(reason) = &inv.reason {
+                let _ = write!(out, " — {}: {reason}", inv.status.replace('_', " "));
+            }
+            let _ = writeln!(out);
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(out);
+            for w in &self.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
+        }
+        for inv in self.invariants.iter().filter(|i| i.status == "violated") {
+            for v in &inv.violations {
+                let _ = writeln!(out);
+                let _ = writeln!(out, "invariant {} violated: {}", v.invariant, v.message);
+                for e in &v.evidence {
+                    let _ = writeln!(out, "    {}", line(e, offset_secs));
+                }
+            }
+        }
+        let _ = writeln!(out);
+        let violated = self.violated();
+        if violated.is_empty() {
+            let _ = writeln!(
+                out,
+                "verify: PASS — every checked invariant held ({} kill cycles)",
+                self.cycles.len()
+            );
+        } else {
+            let list: Vec<String> = violated.iter().map(|i| i.to_string()).collect();
+            let _ = writeln!(out, "verify: FAIL — invariant {} violated", list.join(", "));
+        }
+        out
+    }
+}

@@ -1,0 +1,166 @@
+//! `plumdash ctl` against a real `plumdash up --headless` child: a kill sent
+//! over the control socket produces the same crash → restart → resume cycle
+//! as the dashboard's kill key, as the events file records it.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ctl(sock: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .arg("ctl")
+        .arg("--to")
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("running plumdash ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let events_path = dir.path().join("events.jsonl");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // 200 ms steps: the task (2 s) must still be running when the kill lands.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args([
+            "up",
+            "--headless",
+            "--step",
+            "200ms",
+            "--restart-delay",
+            "200ms",
+        ])
+        .arg("--db")
+        .arg(dir.path().join("kv.db"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--events")
+        .arg(&events_path)
+        .arg("--control-socket")
+        .arg(&sock)
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning plumdash up");
+    let stdout = child.stdout.take().unwrap();
+    let up = Up(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = loop {
+        let line = rx.recv_timeout(PATIENCE).expect("no control socket line");
+        if line.contains("control socket") {
+            break line;
+        }
+    };
+    assert!(line.ends_with(&sock.display().to_string()), "{line}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Wait until a checkpoint or two are saved.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = ctl(&sock, &["status", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let status: Value = serde_json::from_str(&out).unwrap();
+        if status["task"]["progress"].as_i64().unwrap_or(0) >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (code, out, err) = ctl(&sock, &["kill", "kv-demo-001"]);
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["instance"]["id"], "kv-demo-001");
+    assert_eq!(answer["instance"]["recovery"]["phase"], "CRASHED");
+
+    let deadline = Instant::now() + PATIENCE;
+    let evs = loop {
+        let evs = events(&events_path);
+        if evs.iter().any(|e| e["kind"] == "resumed") {
+            break evs;
+        }
+        assert!(Instant::now() < deadline, "no resume: {evs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let crashed = kinds.iter().position(|k| *k == "crashed").expect("crashed");
+    let started = crashed
+        + kinds[crashed..]
+            .iter()
+            .position(|k| *k == "started")
+            .expect("started after the crash");
+    let resumed = started
+        + kinds[started..]
+            .iter()
+            .position(|k| *k == "resumed")
+            .expect("resumed after the restart");
+    assert!(crashed < started && started < resumed, "{kinds:?}");
+    assert_eq!(evs[crashed]["signal"], "SIGKILL");
+    assert_eq!(evs[crashed]["crash_flag"], true);
+    let at_kill = evs[crashed]["progress"].as_i64().unwrap();
+    assert!(at_kill >= 20);
+    assert_eq!(evs[resumed]["from"].as_i64(), Some(at_kill));
+    assert_eq!(evs[resumed]["steps_lost"], 0);
+
+    let (code, _, err) = ctl(&sock, &["kill", "no-such-instance"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no instance named"), "{err}");
+    let (code, out, _) = ctl(&sock, &["list"]);
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["instances"][0]["recovery"]["crashes"], 1);
+
+    drop(up);
+    assert!(!sock.exists(), "the socket is removed on exit");
+}

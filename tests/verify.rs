@@ -1,0 +1,200 @@
+//! `plumdash verify` as a user runs it: the real binary, an embedded
+//! controller, 50 ms steps; the real kv-demo passes, each deliberately broken
+//! worker in `tests/fixtures/` fails with the invariant it breaks.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .arg("verify")
+        .args(args)
+        .env_remove("PLUM_TOKEN")
+        .output()
+        .expect("running plumdash verify")
+}
+
+/// Runs with `--json`; returns the exit code and the report.
+fn verify_json(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--json", "--step", "50ms"];
+    all.extend_from_slice(args);
+    let out = verify(&all);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn violated(report: &Value) -> Vec<u64> {
+    report["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "violated")
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_real_kv_demo_passes_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let (code, report) = verify_json(&["--cycles", "3", "--report", report_path.to_str().unwrap()]);
+    assert_eq!(code, 0, "report: {report:#}");
+    assert_eq!(report["ok"], true);
+    let cycles = report["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 3);
+    for c in cycles {
+        assert_eq!(c["steps_lost"], 0, "{c}");
+        assert_eq!(c["verdict"], "ok");
+        assert_eq!(c["resumed_from"], c["kill_at_pct"]);
+        assert_eq!(c["flag_after_kill"], true);
+    }
+    assert_eq!(report["outage"]["steps_lost"], 0);
+    assert_eq!(report["graceful_stop"]["flag_after_stop"], false);
+    assert_eq!(report["graceful_stop"]["next_start_was_recovery"], false);
+    assert!(report["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "held"));
+    assert!(report["history"].as_array().unwrap().len() > 20);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(written["cycles"], report["cycles"]);
+}
+
+#[test]
+fn the_human_output_has_a_table_and_a_verdict() {
+    let out = verify(&["--cycles", "1", "--kill-at", "40", "--step", "50ms"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("verify: SIGKILL kv-demo-001 at 40% (cycle 1/1)"));
+    assert!(text.contains("RESUMED from 40%, 0 steps lost"));
+    assert!(text.contains("kill→restart ms"));
+    assert!(text.contains("verify: PASS"));
+}
+
+fn assert_fails_with(script: &str, invariant: u64) -> Value {
+    let cmd = fixture(script);
+    let (code, report) = verify_json(&["--cycles", "1", "--kill-at", "50", "--cmd", &cmd]);
+    assert_eq!(code, 1, "{script}: report {report:#}");
+    assert_eq!(report["ok"], false);
+    let failed = violated(&report);
+    assert!(
+        failed.contains(&invariant),
+        "{script} should violate invariant {invariant}; violated {failed:?}"
+    );
+    let inv = &report["invariants"][(invariant - 1) as usize];
+    let evidence = &inv["violations"][0]["evidence"];
+    assert!(
+        !evidence.as_array().unwrap().is_empty(),
+        "evidence for {script}"
+    );
+    report
+}
+
+#[test]
+fn a_worker_that_restarts_from_zero_breaks_invariant_2() {
+    let report = assert_fails_with("restart-from-zero.sh", 2);
+    assert_eq!(report["cycles"][0]["resumed_from"], 0);
+    assert_eq!(report["cycles"][0]["steps_lost"], 5);
+}
+
+#[test]
+fn separate_puts_per_step_leave_a_torn_checkpoint_invariant_3() {
+    let report = assert_fails_with("torn-checkpoint.sh", 3);
+    assert!(report["cycles"][0]["torn_at_kill"].is_string());
+    assert!(report["transient_torn_states"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_worker_that_keeps_the_flag_on_sigint_breaks_invariant_4() {
+    let report = assert_fails_with("flag-not-cleared.sh", 4);
+    assert_eq!(report["graceful_stop"]["flag_after_stop"], true);
+    assert_eq!(report["graceful_stop"]["next_start_was_recovery"], true);
+    assert_eq!(violated(&report), vec![4]);
+}
+
+#[test]
+fn a_worker_that_takes_unreachable_for_empty_breaks_invariant_6() {
+    assert_fails_with("unreachable-as-empty.sh", 6);
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for (args, needle) in [
+        (vec!["--cycles", "0"], "--cycles"),
+        (vec!["--kill-at", "0"], "outside 1..99"),
+        (vec!["--kill-at", "100"], "outside 1..99"),
+        (
+            vec!["--kill-at", "50", "--kill-random"],
+            "exclude each other",
+        ),
+        (
+            vec!["--cmd", "/no/such/worker --flag"],
+            "no such executable",
+        ),
+        (vec!["--cycles", "many"], "invalid value"),
+    ] {
+        let out = verify(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args([
+            "controller",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+        ])
+        .arg(dir.path().join("kv.db"))
+        .env_remove("PLUM_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "controller did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, report) = verify_json(&["--cycles", "1", "--controller", &url]);
+    let _ = controller.kill();
+    let _ = controller.wait();
+    assert_eq!(code, 0, "{report:#}");
+    let six = &report["invariants"][5];
+    assert_eq!(six["status"], "skipped");
+    assert!(six["reason"]
+        .as_str()
+        .unwrap()
+        .contains("embedded controller"));
+}
