@@ -273,6 +273,9 @@ pub struct Tracker {
     pushed: u64,
     progress: VecDeque<ProgressPoint>,
     completions: u32,
+    /// Counter of the last consistent checkpoint: a worker writing keys one
+    /// by one reaches a new checkpoint only when its last key lands.
+    last_checkpoint: Option<i64>,
     feed_error: Option<String>,
     feed_via: Option<String>,
 }
@@ -550,7 +553,8 @@ impl Tracker {
             }
         }
 
-        if task.counter != before.counter && self.torn.is_none() {
+        if self.torn.is_none() && task.counter != self.last_checkpoint {
+            self.last_checkpoint = task.counter;
             if let Some(counter) = task.counter {
                 self.on_checkpoint(at, counter);
             }
@@ -807,6 +811,27 @@ mod tests {
         t.apply(700, started(2));
         t.apply(800, checkpoint(6));
         assert!(t.torn().is_none());
+    }
+
+    #[test]
+    fn a_worker_writing_one_key_at_a_time_still_resumes() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 5);
+        t.apply(600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(700, started(2));
+        // Step 6 as the original C++ worker writes it: four PUTs.
+        t.apply(800, Fact::Written(vec![e("task.progress", "60")]));
+        assert!(t.torn().is_some());
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(801, Fact::Written(vec![e("task.counter", "6")]));
+        t.apply(802, Fact::Written(vec![e("task.checkpoint", "step_6")]));
+        assert!(t.torn().is_none());
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+        assert_eq!(t.cycles()[0].kill_to_checkpoint_ms(), Some(202));
     }
 
     #[test]
