@@ -1,0 +1,6 @@
+mod common;
+fn main() {
+    if !common::benchmarking("change_feed") {
+        return;
+    }
+}
