@@ -158,6 +158,14 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// utime + stime + cutime + cstime: the process and its reaped children.
+pub fn cpu_ticks_with_reaped(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (11..15).map(|i| f.get(i)?.parse::<u64>().ok()).sum()
+}
+
 /// Clock ticks per second (USER_HZ), from `getconf CLK_TCK`.
 pub fn ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
