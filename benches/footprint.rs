@@ -148,7 +148,9 @@ fn tree_ticks(pid: u32) -> u64 {
 }
 
 fn measure(cmd: &str, hz: f64) -> Measured {
-    let socket = format!("plumdash-bench-{}", std::process::id());
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let socket = format!("plumdash-bench-{}-{run}", std::process::id());
     tmux(
         &socket,
         &[
@@ -167,15 +169,18 @@ fn measure(cmd: &str, hz: f64) -> Measured {
         &socket,
         &["new-window", "-d", "-t", "bench", "exec sleep 1000"],
     );
-    let server: u32 = tmux(&socket, &["display", "-p", "-t", "bench:0", "#{pid}"])
-        .parse()
-        .expect("tmux server pid");
-    let dash: u32 = tmux(&socket, &["display", "-p", "-t", "bench:0", "#{pane_pid}"])
-        .parse()
-        .expect("dashboard pid");
-    let sleeper: u32 = tmux(&socket, &["display", "-p", "-t", "bench:1", "#{pane_pid}"])
-        .parse()
-        .expect("sleep pid");
+    let pid_of = |target: &str, what: &str| -> u32 {
+        for _ in 0..50 {
+            if let Ok(pid) = tmux(&socket, &["display", "-p", "-t", target, what]).parse() {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tmux did not report {what} of {target} (did `{cmd}` exit at once?)");
+    };
+    let server = pid_of("bench:0", "#{pid}");
+    let dash = pid_of("bench:0", "#{pane_pid}");
+    let sleeper = pid_of("bench:1", "#{pane_pid}");
     std::thread::sleep(SETTLE);
 
     let workers_before: u64 = children(dash).iter().map(|&c| tree_ticks(c)).sum();
