@@ -131,7 +131,7 @@ async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, 
 async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
     let (value, ty) = parse_value_object(&parse_json(&body)?).map_err(ApiError::bad_request)?;
-    let entry = blocking(state, move |s| s.put(&ns, &key, &value, ty)).await?;
+    let entry = state.store.put_async(&ns, &key, &value, ty).await?;
     // The original answers exactly these four fields.
     Ok(Json(json!({
         "namespace": entry.namespace,
@@ -144,19 +144,18 @@ async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<R
 
 async fn delete(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
-    blocking(state, move |s| s.delete(&ns, &key)).await?;
+    state.store.delete_async(&ns, &key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, ApiError> {
     let items = parse_batch(&parse_json(&body)?).map_err(ApiError::bad_request)?;
-    let ns2 = ns.clone();
-    let count = blocking(state, move |s| s.batch(&ns2, &items)).await?;
+    let count = state.store.batch_async(&ns, items).await?;
     Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
 }
 
-/// Runs a store call on the blocking pool.
-pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+/// Runs a store read on the blocking pool.
+async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,

@@ -1,21 +1,30 @@
 //! The SQLite store behind the controller, and the change feed it publishes.
 //!
-//! One connection behind a mutex: every write and the sequence number that
-//! orders the change feed move together, so a subscriber's snapshot and the
-//! changes after it never overlap or leave a gap. Callers run these blocking
-//! methods off the async workers (`spawn_blocking`).
+//! Writes go to one writer thread that owns the write connection and the
+//! change sequence number. It drains whatever writes are queued and commits
+//! them in one transaction (group commit, each write in its own savepoint so
+//! one bad write fails alone), then acknowledges them and publishes their
+//! changes in commit order. A subscriber's snapshot is taken by the same
+//! thread between commits, so it and the changes after it never overlap or
+//! leave a gap. Reads use a second connection (WAL lets them run beside the
+//! writer) and see every acknowledged write.
+//!
+//! Every method has a blocking form (for threads) and an `_async` form (for
+//! request handlers, which must not block their worker).
 
 use crate::kv::model::{BatchItem, Entry, ValueType};
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 /// How many changes a slow subscriber may fall behind before it is resynced.
 const CHANGE_BUFFER: usize = 4096;
+/// Most writes committed together.
+const GROUP_MAX: usize = 256;
 
 /// One committed write, in commit order (`seq` grows by one per change).
 #[derive(Debug, Clone, Serialize)]
@@ -56,14 +65,40 @@ pub struct Snapshot {
     pub seq: u64,
 }
 
-pub struct Store {
-    inner: Mutex<Inner>,
-    changes: broadcast::Sender<Change>,
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// What the writer thread is asked to do.
+enum Op {
+    Write(Write),
+    Subscribe {
+        ns: String,
+        reply: Reply<(Snapshot, broadcast::Receiver<Change>)>,
+    },
 }
 
-struct Inner {
-    conn: Connection,
-    seq: u64,
+enum Write {
+    Put {
+        ns: String,
+        key: String,
+        value: String,
+        ty: ValueType,
+        reply: Reply<Entry>,
+    },
+    Batch {
+        ns: String,
+        items: Vec<BatchItem>,
+        reply: Reply<usize>,
+    },
+    Delete {
+        ns: String,
+        key: String,
+        reply: Reply<bool>,
+    },
+}
+
+pub struct Store {
+    writer: mpsc::Sender<Op>,
+    reader: Mutex<Connection>,
 }
 
 const SCHEMA: &str = "
@@ -76,65 +111,117 @@ CREATE TABLE IF NOT EXISTS distributed_kv (
     PRIMARY KEY (namespace, key)
 );";
 
+/// WAL with `synchronous=NORMAL`: a commit is in the WAL before it is
+/// acknowledged and survives SIGKILL of the controller (only an OS crash
+/// could lose it).
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("opening the database {}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .context("switching the database to WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .context("setting synchronous=NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .context("setting the busy timeout")?;
+    Ok(conn)
+}
+
 impl Store {
-    /// Opens (creating if needed) the database file. WAL with
-    /// `synchronous=NORMAL`: a write acknowledged to a client is in the WAL and
-    /// survives SIGKILL of the controller (only an OS crash could lose it).
+    /// Opens (creating if needed) the database file and starts the writer.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("opening the database {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context("switching the database to WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .context("setting synchronous=NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .context("setting the busy timeout")?;
+        let conn = connect(path)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
+        let reader = connect(path)?;
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("kv-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn,
+                    seq: 0,
+                    changes,
+                }
+                .run(rx)
+            })
+            .context("starting the store's writer thread")?;
         Ok(Store {
-            inner: Mutex::new(Inner { conn, seq: 0 }),
-            changes,
+            writer: tx,
+            reader: Mutex::new(reader),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave SQLite half-written
-        // (statements are atomic), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn send<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> oneshot::Receiver<Result<T>> {
+        let (reply, answer) = oneshot::channel();
+        // If the writer is gone the reply is dropped and the caller sees why.
+        let _ = self.writer.send(op(reply));
+        answer
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        // Reads cannot leave the connection half-changed: a poisoned lock is fine.
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub async fn put_async(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &str,
+        ty: ValueType,
+    ) -> Result<Entry> {
+        answer(self.send(|reply| put_op(ns, key, value, ty, reply)).await)
     }
 
     pub fn put(&self, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
-        let mut inner = self.lock();
-        let entry = upsert(&inner.conn, ns, key, value, ty)?;
-        inner.publish_put(&self.changes, entry.clone(), None);
-        Ok(entry)
+        answer(
+            self.send(|reply| put_op(ns, key, value, ty, reply))
+                .blocking_recv(),
+        )
     }
 
     /// Writes all items in one transaction: all land or none do.
+    pub async fn batch_async(&self, ns: &str, items: Vec<BatchItem>) -> Result<usize> {
+        answer(self.send(|reply| batch_op(ns, items, reply)).await)
+    }
+
     pub fn batch(&self, ns: &str, items: &[BatchItem]) -> Result<usize> {
-        let mut inner = self.lock();
-        let tx = inner.conn.transaction().context("starting a batch")?;
-        let mut written = Vec::with_capacity(items.len());
-        for item in items {
-            written.push(upsert(&tx, ns, &item.key, &item.value, item.value_type)?);
-        }
-        tx.commit().context("committing a batch")?;
-        let size = written.len();
-        for (index, entry) in written.into_iter().enumerate() {
-            inner.publish_put(&self.changes, entry, Some((index, size)));
-        }
-        Ok(items.len())
+        answer(
+            self.send(|reply| batch_op(ns, items.to_vec(), reply))
+                .blocking_recv(),
+        )
+    }
+
+    /// Deletes a key; true when it existed. Only an actual delete is published.
+    pub async fn delete_async(&self, ns: &str, key: &str) -> Result<bool> {
+        answer(self.send(|reply| delete_op(ns, key, reply)).await)
+    }
+
+    pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
+        answer(self.send(|reply| delete_op(ns, key, reply)).blocking_recv())
+    }
+
+    /// The namespace's current entries plus a receiver of every later change,
+    /// taken between two commits so nothing falls between them.
+    pub async fn subscribe_async(
+        &self,
+        ns: &str,
+    ) -> Result<(Snapshot, broadcast::Receiver<Change>)> {
+        answer(self.send(|reply| subscribe_op(ns, reply)).await)
+    }
+
+    pub fn subscribe(&self, ns: &str) -> Result<(Snapshot, broadcast::Receiver<Change>)> {
+        answer(self.send(|reply| subscribe_op(ns, reply)).blocking_recv())
     }
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
-        let inner = self.lock();
-        let entry = inner
-            .conn
+        let conn = self.reader();
+        let entry = conn
             .prepare_cached(
                 "SELECT value, type, updated_at FROM distributed_kv WHERE namespace = ?1 AND key = ?2",
             )?
@@ -152,87 +239,253 @@ impl Store {
         entry
     }
 
-    /// Deletes a key; true when it existed. Only an actual delete is published.
-    pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
-        let mut inner = self.lock();
-        let n = inner
-            .conn
-            .prepare_cached("DELETE FROM distributed_kv WHERE namespace = ?1 AND key = ?2")?
-            .execute(params![ns, key])
-            .context("deleting a key")?;
-        if n > 0 {
-            inner.seq += 1;
-            let change = Change::Deleted {
-                seq: inner.seq,
-                namespace: ns.to_string(),
-                key: key.to_string(),
-            };
-            // No subscriber is not an error.
-            let _ = self.changes.send(change);
-        }
-        Ok(n > 0)
-    }
-
     pub fn list(&self, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>> {
-        list(&self.lock().conn, ns, prefix)
+        list(&self.reader(), ns, prefix)
     }
 
     pub fn namespaces(&self) -> Result<Vec<String>> {
-        let inner = self.lock();
-        let mut stmt = inner
-            .conn
+        let conn = self.reader();
+        let mut stmt = conn
             .prepare_cached("SELECT DISTINCT namespace FROM distributed_kv ORDER BY namespace")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         rows.collect::<Result<_, _>>().context("listing namespaces")
     }
 
     pub fn keys(&self, ns: &str) -> Result<Vec<String>> {
-        let inner = self.lock();
-        let mut stmt = inner
-            .conn
+        let conn = self.reader();
+        let mut stmt = conn
             .prepare_cached("SELECT key FROM distributed_kv WHERE namespace = ?1 ORDER BY key")?;
         let rows = stmt.query_map([ns], |row| row.get(0))?;
         rows.collect::<Result<_, _>>().context("listing keys")
     }
+}
 
-    /// The namespace's current entries plus a receiver of every later change,
-    /// taken under one lock so nothing falls between them.
-    pub fn subscribe(&self, ns: &str) -> Result<(Snapshot, broadcast::Receiver<Change>)> {
-        let inner = self.lock();
-        let entries = list(&inner.conn, ns, None)?;
-        Ok((
-            Snapshot {
-                entries,
-                seq: inner.seq,
-            },
-            self.changes.subscribe(),
-        ))
-    }
+fn put_op(ns: &str, key: &str, value: &str, ty: ValueType, reply: Reply<Entry>) -> Op {
+    Op::Write(Write::Put {
+        ns: ns.to_string(),
+        key: key.to_string(),
+        value: value.to_string(),
+        ty,
+        reply,
+    })
+}
 
-    /// A fresh snapshot (used to resynchronise a subscriber that fell behind).
-    pub fn snapshot(&self, ns: &str) -> Result<Snapshot> {
-        let inner = self.lock();
-        Ok(Snapshot {
-            entries: list(&inner.conn, ns, None)?,
-            seq: inner.seq,
-        })
+fn batch_op(ns: &str, items: Vec<BatchItem>, reply: Reply<usize>) -> Op {
+    Op::Write(Write::Batch {
+        ns: ns.to_string(),
+        items,
+        reply,
+    })
+}
+
+fn delete_op(ns: &str, key: &str, reply: Reply<bool>) -> Op {
+    Op::Write(Write::Delete {
+        ns: ns.to_string(),
+        key: key.to_string(),
+        reply,
+    })
+}
+
+fn subscribe_op(ns: &str, reply: Reply<(Snapshot, broadcast::Receiver<Change>)>) -> Op {
+    Op::Subscribe {
+        ns: ns.to_string(),
+        reply,
     }
 }
 
-impl Inner {
-    fn publish_put(
-        &mut self,
-        changes: &broadcast::Sender<Change>,
-        entry: Entry,
-        batch: Option<(usize, usize)>,
-    ) {
+fn answer<T>(received: Result<Result<T>, oneshot::error::RecvError>) -> Result<T> {
+    received.map_err(|_| anyhow!("the store's writer thread has stopped"))?
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    seq: u64,
+    changes: broadcast::Sender<Change>,
+}
+
+/// A write applied inside the group's transaction, waiting for the commit.
+enum Done {
+    Put(Reply<Entry>, Result<Entry>),
+    Batch(Reply<usize>, Result<Vec<Entry>>),
+    Delete(Reply<bool>, Result<Option<(String, String)>>),
+}
+
+impl Writer {
+    fn run(mut self, ops: mpsc::Receiver<Op>) {
+        while let Ok(first) = ops.recv() {
+            let mut group = vec![first];
+            while group.len() < GROUP_MAX {
+                match ops.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.run_group(group);
+        }
+    }
+
+    /// Applies queued writes in one transaction; a subscription in the queue
+    /// first commits what came before it.
+    fn run_group(&mut self, group: Vec<Op>) {
+        let mut pending: Vec<Done> = Vec::new();
+        for op in group {
+            match op {
+                Op::Subscribe { ns, reply } => {
+                    self.commit(std::mem::take(&mut pending));
+                    let result = list(&self.conn, &ns, None).map(|entries| {
+                        let snapshot = Snapshot {
+                            entries,
+                            seq: self.seq,
+                        };
+                        (snapshot, self.changes.subscribe())
+                    });
+                    let _ = reply.send(result);
+                }
+                Op::Write(write) => {
+                    if pending.is_empty() {
+                        if let Err(e) = self.conn.execute_batch("BEGIN") {
+                            write.fail(&format!("starting a transaction: {e}"));
+                            continue;
+                        }
+                    }
+                    pending.push(self.apply(write));
+                }
+            }
+        }
+        self.commit(pending);
+    }
+
+    fn apply(&self, write: Write) -> Done {
+        let conn = &self.conn;
+        match write {
+            Write::Put {
+                ns,
+                key,
+                value,
+                ty,
+                reply,
+            } => Done::Put(
+                reply,
+                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty)),
+            ),
+            Write::Batch { ns, items, reply } => {
+                let written = in_savepoint(conn, |c| {
+                    items
+                        .iter()
+                        .map(|i| upsert(c, &ns, &i.key, &i.value, i.value_type))
+                        .collect()
+                });
+                Done::Batch(reply, written)
+            }
+            Write::Delete { ns, key, reply } => {
+                let gone = in_savepoint(conn, |c| delete_row(c, &ns, &key));
+                Done::Delete(reply, gone.map(|gone| gone.then_some((ns, key))))
+            }
+        }
+    }
+
+    /// Commits the group, then acknowledges each write and publishes its
+    /// changes in order. If the commit fails, every write in it fails.
+    fn commit(&mut self, pending: Vec<Done>) {
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            let why = format!("committing writes: {e}");
+            for done in pending {
+                match done {
+                    Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
+                    Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
+                    Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
+                }
+            }
+            return;
+        }
+        for done in pending {
+            match done {
+                Done::Put(reply, result) => {
+                    if let Ok(entry) = &result {
+                        self.publish_put(entry.clone(), None);
+                    }
+                    let _ = reply.send(result);
+                }
+                Done::Batch(reply, result) => {
+                    let answer = result.map(|written| {
+                        let size = written.len();
+                        for (index, entry) in written.into_iter().enumerate() {
+                            self.publish_put(entry, Some((index, size)));
+                        }
+                        size
+                    });
+                    let _ = reply.send(answer);
+                }
+                Done::Delete(reply, result) => {
+                    let answer = result.map(|gone| match gone {
+                        Some((namespace, key)) => {
+                            self.seq += 1;
+                            let _ = self.changes.send(Change::Deleted {
+                                seq: self.seq,
+                                namespace,
+                                key,
+                            });
+                            true
+                        }
+                        None => false,
+                    });
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+
+    fn publish_put(&mut self, entry: Entry, batch: Option<(usize, usize)>) {
         self.seq += 1;
-        let _ = changes.send(Change::Put {
+        // No subscriber is not an error.
+        let _ = self.changes.send(Change::Put {
             seq: self.seq,
             entry,
             batch,
         });
     }
+}
+
+impl Write {
+    /// Answers a write that could not even start.
+    fn fail(self, why: &str) {
+        match self {
+            Write::Put { reply, .. } => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Write::Batch { reply, .. } => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Write::Delete { reply, .. } => drop(reply.send(Err(anyhow!(why.to_string())))),
+        }
+    }
+}
+
+/// Runs `f` in a savepoint of the open transaction: a failure undoes only
+/// what `f` wrote.
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT w")
+        .context("opening a savepoint")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE w")
+                .context("releasing a savepoint")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO w; RELEASE w");
+            Err(e)
+        }
+    }
+}
+
+fn delete_row(conn: &Connection, ns: &str, key: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM distributed_kv WHERE namespace = ?1 AND key = ?2")?
+        .execute(params![ns, key])
+        .context("deleting a key")?;
+    Ok(n > 0)
 }
 
 fn upsert(conn: &Connection, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
@@ -313,6 +566,34 @@ mod tests {
         assert!(rx.try_recv().is_err());
         let keys = store.keys("ns").unwrap();
         assert_eq!(keys, vec!["b", "c"]);
+    }
+
+    #[test]
+    fn concurrent_writes_are_grouped_yet_each_acknowledged_and_numbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::open(&dir.path().join("kv.db")).unwrap());
+        let (_, mut rx) = store.subscribe("ns").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let e = store
+                            .put("ns", &format!("t{t}/{i}"), "v", ValueType::String)
+                            .unwrap();
+                        assert_eq!(e.key, format!("t{t}/{i}"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.keys("ns").unwrap().len(), 1600);
+        let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|c| c.seq())
+            .collect();
+        assert_eq!(seqs, (1..=1600).collect::<Vec<u64>>());
     }
 
     #[test]
