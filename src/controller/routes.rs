@@ -77,7 +77,6 @@ async fn kv_dispatch(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let rest = uri.path().strip_prefix("/v1/kv/").unwrap_or_default();
@@ -91,7 +90,12 @@ async fn kv_dispatch(
 
     let Some(raw_key) = raw_key else {
         return match method {
-            Method::GET => list(&state, ns, query.get("prefix").cloned()).await,
+            Method::GET => {
+                // Only the list reads the query string.
+                let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+                    .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+                list(&state, ns, query.get("prefix").cloned()).await
+            }
             _ => Ok(method_not_allowed("GET")),
         };
     };
