@@ -155,7 +155,7 @@ fn main() {
         "-".into(),
     ]);
 
-    // The store's own path (writer-thread round trip + group commit), no HTTP.
+    // The store's own write path (mutex + upsert + commit + publish), no HTTP.
     let store = Store::open(&dir.path().join("store.db")).expect("store");
     let mut lat = Samples::default();
     let start = Instant::now();
@@ -171,7 +171,7 @@ fn main() {
     }
     let rps = i as f64 / start.elapsed().as_secs_f64();
     table.row(vec![
-        "Store::put (writer thread, 1 caller)".into(),
+        "Store::put (1 caller)".into(),
         "1 thread".into(),
         "-".into(),
         format!("{rps:.0}"),

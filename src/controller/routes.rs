@@ -159,7 +159,7 @@ async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, Ap
 }
 
 /// Runs a store read on the blocking pool.
-async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,

@@ -8,7 +8,7 @@
 //! falls behind gets a fresh `snapshot` instead of a gap.
 
 use super::error::ApiError;
-use super::routes::AppState;
+use super::routes::{blocking, AppState};
 use super::store::Change;
 use crate::kv::model::{validate_namespace, Entry};
 use axum::extract::{Query, State};
@@ -32,7 +32,8 @@ pub async fn stream(
         .cloned()
         .ok_or_else(|| ApiError::bad_request("missing ?namespace="))?;
     validate_namespace(&ns).map_err(ApiError::bad_request)?;
-    let (snapshot, rx) = state.store.subscribe_async(&ns).await?;
+    let ns2 = ns.clone();
+    let (snapshot, rx) = blocking(&state, move |s| s.subscribe(&ns2)).await?;
 
     let first = stream::once(async move { snapshot_event(&snapshot.entries, snapshot.seq) });
     let feed = stream::unfold(
@@ -49,7 +50,9 @@ pub async fn stream(
                     }
                     Err(RecvError::Lagged(_)) => {
                         // Fell behind: start over from a fresh snapshot.
-                        let (snap, fresh) = state.store.subscribe_async(&ns).await.ok()?;
+                        let ns2 = ns.clone();
+                        let (snap, fresh) =
+                            blocking(&state, move |s| s.subscribe(&ns2)).await.ok()?;
                         rx = fresh;
                         last_seq = snap.seq;
                         let event = snapshot_event(&snap.entries, snap.seq);
