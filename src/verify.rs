@@ -69,9 +69,12 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub cmd: Option<String>,
     /// Use this controller instead of an embedded one (invariant 6 is then skipped).
-    /// The app's namespace on it is emptied first.
+    /// Its app namespace must be empty, or --reset-namespace given.
     #[arg(long)]
     pub controller: Option<String>,
+    /// With --controller: delete the keys already in the app's namespace first.
+    #[arg(long, requires = "controller")]
+    pub reset_namespace: bool,
     /// App name: PLUM_APP_NAME and the namespace.
     #[arg(long, default_value = "kv-demo")]
     pub app: String,
@@ -105,6 +108,8 @@ pub struct VerifyConfig {
     pub controller: Option<String>,
     pub app: String,
     pub token: Option<String>,
+    /// Delete what a remote namespace holds before starting.
+    pub reset_namespace: bool,
     pub outage: Duration,
     pub restart_delay: Duration,
     pub patience: Duration,
@@ -154,6 +159,7 @@ impl VerifyConfig {
             controller: args.controller.clone(),
             app: args.app.clone(),
             token: args.token.clone().filter(|t| !t.is_empty()),
+            reset_namespace: args.reset_namespace,
             outage: args.outage.unwrap_or_else(|| {
                 (step * 30).clamp(Duration::from_secs(1), Duration::from_secs(5))
             }),
@@ -285,6 +291,14 @@ async fn clear_namespace(url: &str, config: &VerifyConfig) -> Result<()> {
         .get_all()
         .await
         .with_context(|| format!("cannot reach the controller at {url}"))?;
+    if !entries.is_empty() && !config.reset_namespace {
+        anyhow::bail!(
+            "namespace {} on {url} holds {} keys; verify needs it empty: pass --reset-namespace \
+             to delete them, or --app another name",
+            config.app,
+            entries.len()
+        );
+    }
     for e in &entries {
         dm.remove(&e.key)
             .await

@@ -187,7 +187,17 @@ fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let url = format!("http://127.0.0.1:{port}");
-    let (code, report) = verify_json(&["--cycles", "1", "--controller", &url]);
+    // Someone's data in the namespace: verify refuses to touch it unasked.
+    let put = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["kv", "--controller", &url, "put", "theirs", "keep me"])
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let refused = verify(&["--cycles", "1", "--controller", &url]);
+    assert_eq!(refused.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(msg.contains("--reset-namespace"), "{msg}");
+    let (code, report) = verify_json(&["--cycles", "1", "--controller", &url, "--reset-namespace"]);
     let _ = controller.kill();
     let _ = controller.wait();
     assert_eq!(code, 0, "{report:#}");
