@@ -343,9 +343,11 @@ pub enum CtlCommand {
     Stop {
         instance: String,
     },
+    /// Start a stopped instance (also clears FAILED).
     Start {
         instance: String,
     },
+    /// Stop then start again (counted as a manual restart).
     Restart {
         instance: String,
     },
