@@ -8,6 +8,7 @@ use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
+use plumdash::tui::autokill::AutoKill;
 use plumdash::tui::keymap::{default_keys_path, load_keys_file, Keymap};
 use plumdash::tui::runtime::TuiOptions;
 use plumdash::tui::theme::{Theme, ThemeName};
@@ -39,6 +40,9 @@ struct Cli {
 enum Command {
     /// Run the controller, supervised workers and the dashboard (the default).
     Up(UpArgs),
+    /// `up` with a guided tour: captions walk through the demo's six steps
+    /// (run, watch, crash with k, recovery, graceful exit with i, restart with s).
+    Tour(UpArgs),
     /// Run the crash-recovering kv-demo worker (same as the `kv-demo` binary).
     #[command(name = "kv-demo")]
     KvDemo(plumdash::demo::DemoArgs),
@@ -110,6 +114,12 @@ struct UpArgs {
     /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// The dashboard sends SIGKILL itself when the task's progress crosses PCT (once).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    kill_at: Option<u8>,
+    /// With --kill-at: kill again in every new task, not just once.
+    #[arg(long, requires = "kill_at")]
+    kill_every_cycle: bool,
 }
 
 #[derive(Args)]
@@ -173,10 +183,18 @@ enum KvSub {
     Watch,
 }
 
-async fn up(args: UpArgs) -> Result<()> {
-    if args.headless && (args.read_only || args.no_mouse || args.recording || args.keys.is_some()) {
+async fn up(args: UpArgs, tour: bool) -> Result<()> {
+    if args.headless
+        && (args.read_only
+            || args.no_mouse
+            || args.recording
+            || args.keys.is_some()
+            || args.kill_at.is_some()
+            || tour)
+    {
         anyhow::bail!(
-            "--read-only, --no-mouse, --recording and --keys are for the dashboard, not --headless"
+            "--read-only, --no-mouse, --recording, --keys, --kill-at and tour are for the \
+             dashboard, not --headless"
         );
     }
     if args.events.is_some() && !args.headless {
@@ -220,6 +238,10 @@ async fn up(args: UpArgs) -> Result<()> {
         mouse: !args.no_mouse,
         read_only: args.read_only,
         recording: args.recording,
+        tour,
+        kill_at: args
+            .kill_at
+            .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle)),
     };
     plumdash::tui::runtime::run(session, options).await
 }
@@ -242,7 +264,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
-            Command::Up(args) => up(args).await?,
+            Command::Up(args) => up(args, false).await?,
+            Command::Tour(args) => up(args, true).await?,
             Command::KvDemo(args) => return plumdash::demo::run(args).await,
             Command::Controller(args) => {
                 let config = ControllerConfig {
