@@ -325,6 +325,15 @@ fn replay(tape: &[TapeLine], bin_dir: &Path, cast: Option<&str>) -> String {
     let sleep_scale = if cast.is_some() { 1.0 } else { SLEEP_SCALE };
     let started = Instant::now();
     let tmux = Tmux::start(cols, rows, shell, cast);
+    // Like vhs, start typing once the shell is ready.
+    let ready = Instant::now() + Duration::from_secs(10);
+    while !Regex::new(prompt)
+        .unwrap()
+        .is_match(last_line(&tmux.screen()))
+    {
+        assert!(Instant::now() < ready, "the shell did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut hidden = false;
     for line in tape {
         match &line.cmd {
