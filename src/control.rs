@@ -331,26 +331,15 @@ pub enum CtlCommand {
         json: bool,
     },
     /// SIGKILL: the crash → restart → resume cycle.
-    Kill {
-        instance: String,
-    },
+    Kill { instance: String },
     /// Send a signal (SIGTERM, INT, 9, …).
-    Signal {
-        signal: String,
-        instance: String,
-    },
+    Signal { signal: String, instance: String },
     /// Stop gracefully (SIGTERM, grace, SIGKILL); not restarted.
-    Stop {
-        instance: String,
-    },
+    Stop { instance: String },
     /// Start a stopped instance (also clears FAILED).
-    Start {
-        instance: String,
-    },
+    Start { instance: String },
     /// Stop then start again (counted as a manual restart).
-    Restart {
-        instance: String,
-    },
+    Restart { instance: String },
 }
 
 /// Runs `plumdash ctl`: prints the answer; exit 1 when it was refused.

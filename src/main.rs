@@ -9,6 +9,7 @@ use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
+use plumdash::tui::autokill::AutoKill;
 use plumdash::tui::keymap::{default_keys_path, load_keys_file, Keymap};
 use plumdash::tui::runtime::TuiOptions;
 use plumdash::tui::theme::{Theme, ThemeName};
@@ -40,6 +41,9 @@ struct Cli {
 enum Command {
     /// Run the controller, supervised workers and the dashboard (the default).
     Up(UpArgs),
+    /// `up` with a guided tour: captions walk through the demo's six steps
+    /// (run, watch, crash with k, recovery, graceful exit with i, restart with s).
+    Tour(UpArgs),
     /// Run the crash-recovering kv-demo worker (same as the `kv-demo` binary).
     #[command(name = "kv-demo")]
     KvDemo(plumdash::demo::DemoArgs),
@@ -103,6 +107,12 @@ struct UpArgs {
     /// Append each instance's output to DIR/<instance>.log.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// The dashboard sends SIGKILL itself when the task's progress crosses PCT (once).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    kill_at: Option<u8>,
+    /// With --kill-at: kill again in every new task, not just once.
+    #[arg(long, requires = "kill_at")]
+    kill_every_cycle: bool,
     /// Control socket for `plumdash ctl` [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock]
     #[arg(long)]
     control_socket: Option<PathBuf>,
@@ -152,6 +162,8 @@ impl UiArgs {
             read_only: self.read_only,
             recording: self.recording,
             status: None,
+            tour: false,
+            kill_at: None,
         })
     }
 }
@@ -232,10 +244,11 @@ enum KvSub {
     Watch,
 }
 
-async fn up(args: UpArgs) -> Result<()> {
-    if args.headless && !args.ui.is_default() {
+async fn up(args: UpArgs, tour: bool) -> Result<()> {
+    if args.headless && (!args.ui.is_default() || args.kill_at.is_some() || tour) {
         anyhow::bail!(
-            "--read-only, --no-mouse, --recording and --keys are for the dashboard, not --headless"
+            "--read-only, --no-mouse, --recording, --keys, --kill-at and tour are for the \
+             dashboard, not --headless"
         );
     }
     if args.events.is_some() && !args.headless {
@@ -288,6 +301,10 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     let options = TuiOptions {
         status: Some(status),
+        tour,
+        kill_at: args
+            .kill_at
+            .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle)),
         ..options
     };
     plumdash::tui::runtime::run(session, options).await
@@ -334,7 +351,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
-            Command::Up(args) => up(args).await?,
+            Command::Up(args) => up(args, false).await?,
+            Command::Tour(args) => up(args, true).await?,
             Command::Attach(args) => attach(args).await?,
             Command::KvDemo(args) => {
                 // Show as `kv-demo` in ps/top and to attach's name match, as the

@@ -4,9 +4,11 @@
 
 pub mod action;
 pub mod app;
+pub mod autokill;
 pub mod format;
 pub mod keymap;
 pub mod panes;
 pub mod runtime;
 pub mod theme;
+pub mod tour;
 pub mod view;

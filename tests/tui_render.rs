@@ -342,3 +342,22 @@ fn any_size_down_to_1x1_draws_without_panic() {
         }
     }
 }
+
+#[test]
+fn tour_captions_follow_the_recovery() {
+    use plumdash::tui::tour::{Step, Tour};
+    // Running at 40%: the tour asks for the kill.
+    let mut s = running();
+    s.app.tour = Some(Tour::new());
+    assert_eq!(s.app.after_facts(), None);
+    assert_eq!(s.app.tour.as_ref().unwrap().step, Step::Crash);
+    insta::assert_snapshot!("tour_crash_80x24", render(&s.app, 80, 24));
+
+    // Resumed: the caption tells the whole cycle, and asks for SIGINT.
+    let mut s = resumed();
+    s.app.tour = Some(Tour::new());
+    s.app.after_facts();
+    assert_eq!(s.app.tour.as_ref().unwrap().step, Step::Exit);
+    insta::assert_snapshot!("tour_resumed_120x40", render(&s.app, 120, 40));
+    insta::assert_snapshot!("tour_resumed_40x15", render(&s.app, 40, 15));
+}

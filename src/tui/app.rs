@@ -2,8 +2,10 @@
 //! Rendering reads an `&App`; side effects leave as `Command`s.
 
 use super::action::{Action, Command, SignalChoice};
+use super::autokill::AutoKill;
 use super::keymap::Keymap;
 use super::theme::Theme;
+use super::tour::Tour;
 use crate::recovery::{Tracker, TsMs};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -116,6 +118,10 @@ pub struct App {
     pub started_at: TsMs,
     pub now: TsMs,
     pub quitting: bool,
+    /// `plumdash tour`: the guided walk through the demo's steps.
+    pub tour: Option<Tour>,
+    /// `--kill-at PCT`: SIGKILL when progress crosses PCT.
+    pub auto_kill: Option<AutoKill>,
 }
 
 impl App {
@@ -146,7 +152,35 @@ impl App {
             started_at: now,
             now,
             quitting: false,
+            tour: None,
+            auto_kill: None,
         }
+    }
+
+    /// After new recovery facts: moves the tour on and fires `--kill-at`.
+    pub fn after_facts(&mut self) -> Option<Command> {
+        if let Some(tour) = self.tour.as_mut() {
+            tour.advance(&self.tracker);
+        }
+        if self.header.read_only {
+            return None;
+        }
+        let auto = self.auto_kill.as_mut()?;
+        let instance = auto.check(&self.tracker)?;
+        let at = auto.at;
+        let pid = self
+            .tracker
+            .instance(&instance)
+            .and_then(|i| i.pid)
+            .map_or("?".into(), |p| p.to_string());
+        self.flash(
+            format!("--kill-at {at}%: SIGKILL → pid {pid} ({instance})"),
+            false,
+        );
+        Some(Command::Signal {
+            instance,
+            signal: SignalChoice::Kill,
+        })
     }
 
     pub fn selected_instance(&self) -> Option<&InstanceRow> {

@@ -11,6 +11,7 @@ pub mod namespace;
 pub mod popups;
 pub mod progress;
 pub mod timeline;
+pub mod tour;
 
 use super::app::{App, Focus};
 use ratatui::layout::{Constraint, Flex, Layout, Rect};

@@ -5,6 +5,7 @@
 
 use super::action::{Command, SignalChoice};
 use super::app::{App, ClockStyle, HeaderInfo, InstanceRow};
+use super::autokill::AutoKill;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
@@ -43,6 +44,10 @@ pub struct TuiOptions {
     pub recording: bool,
     /// Updated after every fact, for `plumdash ctl status`.
     pub status: Option<crate::control::StatusPublisher>,
+    /// `plumdash tour`: show the guided tour's captions.
+    pub tour: bool,
+    /// `--kill-at PCT [--kill-every-cycle]`: SIGKILL when progress crosses PCT.
+    pub kill_at: Option<AutoKill>,
 }
 
 /// What an action command reported back (shown as a flash).
@@ -106,6 +111,8 @@ async fn event_loop(
         clock,
         now_ms(),
     );
+    app.tour = options.tour.then(super::tour::Tour::new);
+    app.auto_kill = options.kill_at.clone();
     let mut input = EventStream::new();
     let mut signals = Termination::install()?;
     let (outcome_tx, mut outcomes) = mpsc::channel::<Outcome>(64);
@@ -139,6 +146,9 @@ async fn event_loop(
                 }
                 // Rows are rebuilt once per frame, not once per fact.
                 rows_stale = true;
+                if let Some(cmd) = app.after_facts() {
+                    quit = run_command(&mut app, &mut session, cmd, &outcome_tx).await;
+                }
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             Some(outcome) = outcomes.recv() => {
@@ -202,8 +212,11 @@ fn on_terminal_event(app: &mut App, event: Event) -> Option<Command> {
         Event::Mouse(mouse) => {
             match mouse.kind {
                 MouseEventKind::Down(MouseButton::Left) => {
-                    // Instance rows start below the header, the table's top border and its header row.
-                    let first_row = super::panes::header::height(app) + 2;
+                    // Instance rows start below the header, the tour captions, the table's top border and its header row.
+                    let width = crossterm::terminal::size().map_or(80, |(w, _)| w);
+                    let first_row = super::panes::header::height(app)
+                        + super::panes::tour::height(app, width)
+                        + 2;
                     if mouse.row >= first_row {
                         app.click_instance((mouse.row - first_row) as usize);
                     }

@@ -26,8 +26,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
 }
 
 fn full(frame: &mut Frame, area: Rect, app: &App) {
-    let [header, instances, gauges, body, footer] = Layout::vertical([
+    let [header, tour, instances, gauges, body, footer] = Layout::vertical([
         Constraint::Length(panes::header::height(app)),
+        Constraint::Length(panes::tour::height(app, area.width)),
         Constraint::Length(panes::instances::height(app.instances.len())),
         Constraint::Length(3),
         Constraint::Fill(1),
@@ -35,6 +36,7 @@ fn full(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(area);
     panes::header::draw(frame, header, app);
+    panes::tour::draw(frame, tour, app);
     panes::instances::draw(frame, instances, app);
 
     let [progress, flag_area] =
@@ -84,6 +86,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) {
         ),
         t.good(),
     )));
+    lines.extend(panes::tour::compact_line(app));
     let state = flag::state(app);
     lines.push(Line::from(Span::styled(
         flag::text(state),

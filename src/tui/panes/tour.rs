@@ -1,0 +1,97 @@
+//! `plumdash tour`: the caption box under the header. Its title says which
+//! of the six steps we are at; the first line explains what just happened,
+//! the second what to do next.
+
+use crate::tui::app::App;
+use crate::tui::tour::{Step, Tour};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+/// Most rows the box takes (borders included).
+const MAX_HEIGHT: u16 = 6;
+
+/// Rows the box needs at this width (0 without a tour).
+pub fn height(app: &App, width: u16) -> u16 {
+    let Some(tour) = &app.tour else {
+        return 0;
+    };
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines(app, tour)
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner))
+        .sum();
+    (rows as u16 + 2).min(MAX_HEIGHT)
+}
+
+fn lines<'a>(app: &App, tour: &'a Tour) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    if let Some(story) = &tour.story {
+        lines.push(Line::from(vec![
+            Span::styled("✓ ", t.good()),
+            Span::styled(story.as_str(), t.text()),
+        ]));
+    }
+    let next = if tour.step == Step::Done {
+        "▶ "
+    } else {
+        "▶ next: "
+    };
+    lines.push(Line::from(vec![
+        Span::styled(next, t.key()),
+        Span::styled(tour.step.todo(), t.warn()),
+    ]));
+    lines
+}
+
+/// `●●●○○○`: steps done and to come.
+fn dots(step: Step) -> String {
+    let done = if step == Step::Done {
+        Step::COUNT
+    } else {
+        step.number() - 1
+    };
+    "●".repeat(done) + &"○".repeat(Step::COUNT - done)
+}
+
+/// The one-line form for the compact layout.
+pub fn compact_line(app: &App) -> Option<Line<'static>> {
+    let tour = app.tour.as_ref()?;
+    Some(Line::from(vec![
+        Span::styled(
+            format!("tour {}/{} ", tour.step.number(), Step::COUNT),
+            app.theme.key(),
+        ),
+        Span::styled(tour.step.todo().to_string(), app.theme.warn()),
+    ]))
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(tour) = &app.tour else {
+        return;
+    };
+    let t = &app.theme;
+    let title = Line::from(vec![
+        Span::styled(
+            format!(
+                " Tour {}/{} · {} ",
+                tour.step.number(),
+                Step::COUNT,
+                tour.step.title()
+            ),
+            t.title(),
+        ),
+        Span::styled(format!("{} ", dots(tour.step)), t.good()),
+    ]);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.key())
+        .title(title);
+    let para = Paragraph::new(lines(app, tour))
+        .wrap(Wrap { trim: true })
+        .block(block);
+    frame.render_widget(para, area);
+}
