@@ -68,7 +68,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(ev.to_string(), style),
         ]));
     }
-    let title = format!("Recovery timeline ({} cycles)", app.tracker.cycles().len());
+    let n = app.tracker.cycles().len();
+    let title = format!("Recovery timeline ({n} cycle{})", if n == 1 { "" } else { "s" });
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
 }
