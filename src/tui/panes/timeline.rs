@@ -69,7 +69,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ]));
     }
     let n = app.tracker.cycles().len();
-    let title = format!("Recovery timeline ({n} cycle{})", if n == 1 { "" } else { "s" });
+    let title = format!(
+        "Recovery timeline ({n} cycle{})",
+        if n == 1 { "" } else { "s" }
+    );
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
 }
