@@ -339,7 +339,7 @@ enum Done {
 impl Writer {
     /// Applies a group of writes in one transaction, then commits them.
     fn commit_group(&mut self, group: Vec<Write>) {
-        if let Err(e) = self.conn.execute_batch("BEGIN") {
+        if let Err(e) = run_cached(&self.conn, "BEGIN") {
             for write in group {
                 write.fail(&format!("starting a transaction: {e}"));
             }
@@ -384,7 +384,7 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        if let Err(e) = run_cached(&self.conn, "COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             let why = format!("committing writes: {e}");
             for done in pending {
@@ -455,15 +455,19 @@ impl Write {
     }
 }
 
+/// Runs a statement without parsing it again each time (these run for
+/// every write).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 /// Runs `f` in a savepoint of the open transaction: a failure undoes only
 /// what `f` wrote.
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT w")
-        .context("opening a savepoint")?;
+    run_cached(conn, "SAVEPOINT w").context("opening a savepoint")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE w")
-                .context("releasing a savepoint")?;
+            run_cached(conn, "RELEASE w").context("releasing a savepoint")?;
             Ok(v)
         }
         Err(e) => {
