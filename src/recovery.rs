@@ -6,6 +6,8 @@
 //! recovery [`Cycle`]s with their figures, and a timeline of events.
 
 mod facts;
+#[cfg(test)]
+pub(crate) mod sample;
 mod task;
 mod tracker;
 

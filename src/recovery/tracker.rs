@@ -622,45 +622,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::ValueType;
-
-    fn e(key: &str, value: &str) -> Entry {
-        Entry {
-            namespace: "kv-demo".into(),
-            key: key.into(),
-            value: value.into(),
-            value_type: ValueType::String,
-            updated_at: 0,
-        }
-    }
-
-    fn checkpoint(n: i64) -> Fact {
-        Fact::Written(vec![
-            e("task.progress", &(n * 10).to_string()),
-            e("task.counter", &n.to_string()),
-            e("task.checkpoint", &format!("step_{n}")),
-            e("task.status", "running"),
-        ])
-    }
-
-    fn flag() -> Fact {
-        Fact::Written(vec![e("app.crashed", "true")])
-    }
-
-    fn started(pid: u32) -> Fact {
-        Fact::Started {
-            instance: "kv-demo-001".into(),
-            pid,
-        }
-    }
-
-    fn exited(exit: ProcessExit, requested: bool) -> Fact {
-        Fact::Exited {
-            instance: "kv-demo-001".into(),
-            exit,
-            requested,
-        }
-    }
+    use crate::recovery::sample::{checkpoint, entry as e, exited, flag, started};
 
     fn phase(t: &Tracker) -> String {
         t.instance("kv-demo-001").unwrap().phase.to_string()

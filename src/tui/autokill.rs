@@ -56,50 +56,18 @@ impl AutoKill {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::{Entry, ValueType};
-    use crate::recovery::{Fact, ProcessExit};
-
-    fn e(key: &str, value: &str) -> Entry {
-        Entry {
-            namespace: "kv-demo".into(),
-            key: key.into(),
-            value: value.into(),
-            value_type: ValueType::String,
-            updated_at: 0,
-        }
-    }
+    use crate::recovery::sample;
 
     fn checkpoint(t: &mut Tracker, n: i64) {
-        t.apply(
-            n as u64 * 100,
-            Fact::Written(vec![
-                e("task.progress", &(n * 10).to_string()),
-                e("task.counter", &n.to_string()),
-                e("task.checkpoint", &format!("step_{n}")),
-                e("task.status", "running"),
-            ]),
-        );
+        t.apply(n as u64 * 100, sample::checkpoint(n));
     }
 
     fn started(t: &mut Tracker, pid: u32) {
-        t.apply(
-            0,
-            Fact::Started {
-                instance: "kv-demo-001".into(),
-                pid,
-            },
-        );
+        t.apply(0, sample::started(pid));
     }
 
     fn killed(t: &mut Tracker) {
-        t.apply(
-            0,
-            Fact::Exited {
-                instance: "kv-demo-001".into(),
-                exit: ProcessExit::Signal("SIGKILL".into()),
-                requested: false,
-            },
-        );
+        t.apply(0, sample::sigkilled());
     }
 
     /// Runs checkpoints `from..=to`, checking after each; returns the steps that fired.

@@ -240,20 +240,8 @@ fn is_crash(e: &TimelineEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::{Entry, ValueType};
+    use crate::recovery::sample::{self, entry as e, INSTANCE as ID};
     use crate::recovery::Fact;
-
-    const ID: &str = "kv-demo-001";
-
-    fn e(key: &str, value: &str) -> Entry {
-        Entry {
-            namespace: "kv-demo".into(),
-            key: key.into(),
-            value: value.into(),
-            value_type: ValueType::String,
-            updated_at: 0,
-        }
-    }
 
     struct Run {
         t: Tracker,
@@ -288,12 +276,7 @@ mod tests {
 
         fn steps(&mut self, from: i64, to: i64) {
             for n in from..=to {
-                self.fact(Fact::Written(vec![
-                    e("task.progress", &(n * 10).to_string()),
-                    e("task.counter", &n.to_string()),
-                    e("task.checkpoint", &format!("step_{n}")),
-                    e("task.status", "running"),
-                ]));
+                self.fact(sample::checkpoint(n));
             }
         }
 

@@ -1,0 +1,51 @@
+//! Facts for tests: what the kv-demo worker and the supervisor produce.
+
+use super::facts::{Fact, ProcessExit};
+use crate::kv::{Entry, ValueType};
+
+/// The instance the samples talk about.
+pub const INSTANCE: &str = "kv-demo-001";
+
+pub fn entry(key: &str, value: &str) -> Entry {
+    Entry {
+        namespace: "kv-demo".into(),
+        key: key.into(),
+        value: value.into(),
+        value_type: ValueType::String,
+        updated_at: 0,
+    }
+}
+
+/// Step `n`'s checkpoint, written as one batch as kv-demo does.
+pub fn checkpoint(n: i64) -> Fact {
+    Fact::Written(vec![
+        entry("task.progress", &(n * 10).to_string()),
+        entry("task.counter", &n.to_string()),
+        entry("task.checkpoint", &format!("step_{n}")),
+        entry("task.status", "running"),
+    ])
+}
+
+/// The crash flag being set (at every start).
+pub fn flag() -> Fact {
+    Fact::Written(vec![entry("app.crashed", "true")])
+}
+
+pub fn started(pid: u32) -> Fact {
+    Fact::Started {
+        instance: INSTANCE.into(),
+        pid,
+    }
+}
+
+pub fn exited(exit: ProcessExit, requested: bool) -> Fact {
+    Fact::Exited {
+        instance: INSTANCE.into(),
+        exit,
+        requested,
+    }
+}
+
+pub fn sigkilled() -> Fact {
+    exited(ProcessExit::Signal("SIGKILL".into()), false)
+}
