@@ -23,9 +23,11 @@
 //! tape says `Show` to `/abs/file.cast.show`: that is how `assets/demo.gif`
 //! is made where vhs is not available (see `assets/README.md`).
 
+mod common;
+
+use common::tmux::Tmux;
 use regex::Regex;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Sleeps are this much shorter in the replay.
@@ -222,84 +224,39 @@ fn setting<'a>(tape: &'a [TapeLine], name: &str) -> Option<&'a str> {
     })
 }
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cols: u16, rows: u16, shell: &str, cast: Option<&str>) -> Tmux {
-        let socket = format!("plumdash-tape-{}", std::process::id());
-        // Like vhs: a plain shell with `> ` as its prompt.
-        let shell_cmd = match shell {
-            "bash" => "bash --noprofile --norc".to_string(),
-            other => other.to_string(),
-        };
-        let mut args: Vec<String> = [
-            "env",
-            "-u",
-            "NO_COLOR",
-            "TERM=xterm-256color",
-            "PS1=> ",
-            "LANG=C.UTF-8",
-        ]
-        .map(String::from)
-        .to_vec();
-        match cast {
-            Some(path) => args.extend(
-                [
-                    "asciinema",
-                    "rec",
-                    "--overwrite",
-                    "-q",
-                    "-c",
-                    &shell_cmd,
-                    path,
-                ]
-                .map(String::from),
-            ),
-            None => args.extend(shell_cmd.split(' ').map(String::from)),
-        }
-        let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args([
-                "-s",
-                "main",
-                "-x",
-                &cols.to_string(),
-                "-y",
-                &rows.to_string(),
-            ])
-            .args(&args)
-            .status()
-            .expect("tmux is installed (CI installs it)");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux { socket }
+/// Like vhs: a plain shell with `> ` as its prompt (recorded by asciinema
+/// into `cast` when given).
+fn start_shell(cols: u16, rows: u16, shell: &str, cast: Option<&str>) -> Tmux {
+    let shell_cmd = match shell {
+        "bash" => "bash --noprofile --norc".to_string(),
+        other => other.to_string(),
+    };
+    let mut args: Vec<String> = [
+        "env",
+        "-u",
+        "NO_COLOR",
+        "TERM=xterm-256color",
+        "PS1=> ",
+        "LANG=C.UTF-8",
+    ]
+    .map(String::from)
+    .to_vec();
+    match cast {
+        Some(path) => args.extend(
+            [
+                "asciinema",
+                "rec",
+                "--overwrite",
+                "-q",
+                "-c",
+                &shell_cmd,
+                path,
+            ]
+            .map(String::from),
+        ),
+        None => args.extend(shell_cmd.split(' ').map(String::from)),
     }
-
-    fn send(&self, args: &[&str]) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "main"])
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "tmux send-keys {args:?}");
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+    Tmux::start(cols, rows, &args)
 }
 
 fn last_line(screen: &str) -> &str {
@@ -324,7 +281,7 @@ fn replay(tape: &[TapeLine], bin_dir: &Path, cast: Option<&str>) -> String {
     let prompt = setting(tape, "WaitPattern").unwrap_or(DEFAULT_PROMPT);
     let sleep_scale = if cast.is_some() { 1.0 } else { SLEEP_SCALE };
     let started = Instant::now();
-    let tmux = Tmux::start(cols, rows, shell, cast);
+    let tmux = start_shell(cols, rows, shell, cast);
     // Like vhs, start typing once the shell is ready.
     let ready = Instant::now() + Duration::from_secs(10);
     while !Regex::new(prompt)

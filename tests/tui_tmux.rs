@@ -5,90 +5,22 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(width: u16, height: u16) -> Tmux {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // One tmux server per test: tests in this file run in parallel.
-        let socket = format!("plumdash-test-{}-{n}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "main",
-            ])
-            .args(["-x", &width.to_string(), "-y", &height.to_string()])
-            .args([
-                "env",
-                "-u",
-                "NO_COLOR",
-                "TERM=xterm-256color",
-                "PS1=$ ",
-                "sh",
-            ])
-            .status()
-            .expect("tmux is installed (CI installs it)");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux { socket }
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "main"])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until `pick` finds something on the screen.
-    fn wait_for<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut pick: impl FnMut(&str) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let screen = self.screen();
-            if let Some(found) = pick(&screen) {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(40));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+/// A plain shell with `$ ` as its prompt.
+fn shell(width: u16, height: u16) -> Tmux {
+    let argv = [
+        "env",
+        "-u",
+        "NO_COLOR",
+        "TERM=xterm-256color",
+        "PS1=$ ",
+        "sh",
+    ]
+    .map(String::from);
+    Tmux::start(width, height, &argv)
 }
 
 /// The progress % shown in the gauge (`50% · step_5 · counter 5`).
@@ -108,7 +40,7 @@ fn gauge_percent(screen: &str) -> Option<u32> {
 fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let tmux = Tmux::start(120, 40);
+    let tmux = shell(120, 40);
     let cmd = format!(
         "{} --step 250ms --restart-delay 1s --db {} --listen 127.0.0.1:{port} --no-mouse",
         env!("CARGO_BIN_EXE_plumdash"),
@@ -160,7 +92,7 @@ fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
 fn dashboard(dir: &tempfile::TempDir) -> (Tmux, String) {
     let port = common::free_port();
     let db = dir.path().join("kv.db").display().to_string();
-    let tmux = Tmux::start(100, 30);
+    let tmux = shell(100, 30);
     let cmd = format!(
         "{} --step 1s --db {db} --listen 127.0.0.1:{port}",
         env!("CARGO_BIN_EXE_plumdash")

@@ -2,6 +2,8 @@
 //! ports, real SQLite files in temporary folders.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use plumdash::controller::{self, ControllerConfig, RunningController};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
