@@ -3,6 +3,7 @@
 //! `start` runs it inside the current tokio runtime (the dashboard embeds it);
 //! `plumdash controller` runs it alone until SIGINT/SIGTERM.
 
+mod db_lock;
 mod error;
 mod routes;
 mod sse;
@@ -38,6 +39,8 @@ pub struct RunningController {
     pub db: PathBuf,
     shutdown: CancellationToken,
     task: JoinHandle<Result<()>>,
+    /// Held until the server has stopped.
+    lock: db_lock::DbLock,
 }
 
 impl RunningController {
@@ -48,7 +51,9 @@ impl RunningController {
     /// Stops accepting, ends open event streams, waits for in-flight requests.
     pub async fn shutdown(self) -> Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("controller task panicked")?
+        let served = self.task.await.context("controller task panicked")?;
+        drop(self.lock);
+        served
     }
 }
 
@@ -63,6 +68,7 @@ pub fn default_db_path() -> PathBuf {
 
 /// Opens the store, binds, and serves until `shutdown` is called.
 pub async fn start(config: ControllerConfig) -> Result<RunningController> {
+    let lock = db_lock::DbLock::acquire(&config.db)?;
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
@@ -87,6 +93,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         db: config.db,
         shutdown,
         task,
+        lock,
     })
 }
 

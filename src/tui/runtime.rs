@@ -159,7 +159,7 @@ async fn event_loop(
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
                 app.now = now_ms();
-                let slow = ticks % SLOW_TICKS == 0;
+                let slow = ticks.is_multiple_of(SLOW_TICKS);
                 if slow {
                     let pids: Vec<u32> = session.instances().iter().filter_map(|s| s.pid).collect();
                     stats = sampler.sample(&pids).into_iter().map(|p| (p.pid, p)).collect();
