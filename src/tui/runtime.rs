@@ -198,11 +198,22 @@ async fn event_loop(
         );
         let _ = terminal.draw(|f| view::draw(f, &app));
     }
+    // Workers left behind keep talking to the embedded controller, which
+    // stops with us: say how to give them one again.
+    let embedded = session
+        .controller
+        .as_ref()
+        .map(|c| (c.url(), c.db.display().to_string()));
     let left = session.shutdown(workers).await?;
-    Ok(left
-        .into_iter()
-        .map(|w| format!("left running: {w}"))
-        .collect())
+    let mut lines: Vec<String> = left.iter().map(|w| format!("left running: {w}")).collect();
+    if let (false, Some((url, db))) = (left.is_empty(), embedded) {
+        let addr = url.trim_start_matches("http://");
+        lines.push(format!(
+            "they wait for their controller at {url}: `plumdash controller --listen {addr} --db {db}` \
+             brings it back, `plumdash attach --controller {url}` watches them"
+        ));
+    }
+    Ok(lines)
 }
 
 fn on_terminal_event(app: &mut App, event: Event) -> Option<Command> {
