@@ -240,6 +240,10 @@ impl Session {
     pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
         loop {
             tokio::select! {
+                // Process events first: a worker's first writes can reach the
+                // feed before its `Started` is read, and the order decides
+                // whether the start looks like a recovery.
+                biased;
                 event = self.events.recv() => match event {
                     Ok(event) => {
                         if let Some(fact) = fact_from_event(&event) {

@@ -136,3 +136,26 @@ fn sigterm_quits_and_restores_the_terminal() {
     shell_is_back(&tmux);
     assert!(tmux.screen().contains("restored-0"));
 }
+
+#[test]
+fn shift_q_leaves_the_worker_running_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, _) = dashboard(&dir);
+    tmux.send(&["Q"]);
+    shell_is_back(&tmux);
+    let screen = tmux.screen();
+    let pid: i32 = screen
+        .lines()
+        .find_map(|l| l.split("left running: kv-demo-001 (pid ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no 'left running' line:\n{screen}"));
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+    // Clean up before asserting, so a failure leaves nothing behind.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(alive, "the worker kept running after Q");
+    assert!(screen.contains("plumdash controller --listen"), "{screen}");
+}
