@@ -586,10 +586,16 @@ impl Tracker {
     fn on_checkpoint(&mut self, at: TsMs, counter: i64) {
         let resumed_from = (counter - 1).max(0) * 10;
         let Some(index) = self.open_cycle else {
-            // A recovery we did not see the start of (attached late).
+            // A recovery we did not see the start of (attached late). From 0
+            // it was a fresh start whose flag we saw before its `Started`
+            // (attach discovers processes by rescanning).
             for inst in self.instances.values_mut() {
                 if inst.phase == Phase::Recovering {
-                    inst.phase = Phase::Resumed { from: resumed_from };
+                    inst.phase = if resumed_from == 0 {
+                        Phase::Running
+                    } else {
+                        Phase::Resumed { from: resumed_from }
+                    };
                 }
             }
             return;
@@ -733,6 +739,18 @@ mod tests {
         t.apply(1_102, Fact::Written(vec![e("task.status", "completed")]));
         assert_eq!(phase(&t), "COMPLETED");
         assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Completed);
+    }
+
+    #[test]
+    fn a_fresh_start_seen_after_its_flag_settles_as_running() {
+        let mut t = Tracker::new();
+        // Attach finds the process only after it has set its flag.
+        t.apply(0, flag());
+        t.apply(400, started(1));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(500, checkpoint(1));
+        assert_eq!(phase(&t), "RUNNING");
+        assert!(t.cycles().is_empty());
     }
 
     #[test]
