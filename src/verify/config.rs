@@ -1,0 +1,159 @@
+//! The `plumdash verify` arguments and their validation into a [`VerifyConfig`].
+
+use super::schedule::KillSchedule;
+use crate::session::now_ms;
+use crate::supervisor::split_command_line;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The worker's own default step, for timeouts when `--step` is not given.
+pub(super) const DEFAULT_STEP: Duration = Duration::from_secs(2);
+
+/// `plumdash verify` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Kill cycles (SIGKILL → restart → resume) to run.
+    #[arg(long, default_value_t = 3)]
+    pub cycles: u32,
+    /// Kill every cycle at this progress (1..99, rounded up to the next step).
+    #[arg(long)]
+    pub kill_at: Option<u8>,
+    /// Kill at random progress points (reproducible with --seed).
+    #[arg(long)]
+    pub kill_random: bool,
+    /// Seed for --kill-random [default: from the clock, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker step interval (KV_DEMO_STEP_MS), e.g. 50ms [default: the worker's, 2s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step: Option<Duration>,
+    /// Verify this worker instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// Use this controller instead of an embedded one (invariant 6 is then skipped).
+    /// Its app namespace must be empty, or --reset-namespace given.
+    #[arg(long)]
+    pub controller: Option<String>,
+    /// With --controller: delete the keys already in the app's namespace first.
+    #[arg(long, requires = "controller")]
+    pub reset_namespace: bool,
+    /// App name: PLUM_APP_NAME and the namespace.
+    #[arg(long, default_value = "kv-demo")]
+    pub app: String,
+    /// Bearer token for the controller.
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the JSON report to stdout instead of the table (live lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// How long the controller stays down for invariant 6 [default: 30 steps, 1–5 s].
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    pub outage: Option<Duration>,
+    /// Wait before the supervisor restarts a killed worker.
+    #[arg(long, hide = true, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub restart_delay: Duration,
+    /// Longest wait for any one expected event [default: 10 s + 10 steps].
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    pub patience: Option<Duration>,
+}
+
+/// Validated settings of one verify run.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub cycles: u32,
+    pub schedule: KillSchedule,
+    pub step: Option<Duration>,
+    pub cmd: Option<String>,
+    pub controller: Option<String>,
+    pub app: String,
+    pub token: Option<String>,
+    /// Delete what a remote namespace holds before starting.
+    pub reset_namespace: bool,
+    pub outage: Duration,
+    pub restart_delay: Duration,
+    pub patience: Duration,
+    /// Live lines to stderr instead of stdout.
+    pub live_to_stderr: bool,
+}
+
+impl VerifyConfig {
+    /// Checks the arguments; the error is the one-line reason for exit 2.
+    pub fn from_args(args: &VerifyArgs) -> Result<VerifyConfig, String> {
+        if args.cycles == 0 {
+            return Err("--cycles must be at least 1".into());
+        }
+        if args.kill_at.is_some() && args.kill_random {
+            return Err("--kill-at and --kill-random exclude each other".into());
+        }
+        if args.seed.is_some() && !args.kill_random {
+            return Err("--seed only applies to --kill-random".into());
+        }
+        let schedule = match (args.kill_at, args.kill_random) {
+            (Some(pct), _) if !(1..=99).contains(&pct) => {
+                return Err(format!("--kill-at {pct} is outside 1..99"))
+            }
+            (Some(pct), _) => KillSchedule::At(pct),
+            (None, true) => KillSchedule::Random {
+                seed: args.seed.unwrap_or_else(now_ms),
+            },
+            (None, false) => KillSchedule::Spread,
+        };
+        if args.step.is_some_and(|s| s.is_zero()) {
+            return Err("--step must be more than 0".into());
+        }
+        if let Some(cmd) = &args.cmd {
+            check_program(cmd)?;
+        }
+        if let Some(url) = &args.controller {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("--controller {url:?} is not an http(s) URL"));
+            }
+        }
+        let step = args.step.unwrap_or(DEFAULT_STEP);
+        Ok(VerifyConfig {
+            cycles: args.cycles,
+            schedule,
+            step: args.step,
+            cmd: args.cmd.clone(),
+            controller: args.controller.clone(),
+            app: args.app.clone(),
+            token: args.token.clone().filter(|t| !t.is_empty()),
+            reset_namespace: args.reset_namespace,
+            outage: args.outage.unwrap_or_else(|| {
+                (step * 30).clamp(Duration::from_secs(1), Duration::from_secs(5))
+            }),
+            restart_delay: args.restart_delay,
+            patience: args
+                .patience
+                .unwrap_or_else(|| Duration::from_secs(10) + step * 10),
+            live_to_stderr: args.json,
+        })
+    }
+}
+
+/// The program of a `--cmd` line must exist and be executable.
+fn check_program(cmd: &str) -> Result<(), String> {
+    let words = split_command_line(cmd).map_err(|e| format!("--cmd: {e}"))?;
+    let Some(program) = words.first() else {
+        return Err("--cmd is empty".into());
+    };
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if program.contains('/') {
+        executable(Path::new(program))
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| executable(&d.join(program))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!("--cmd: {program}: no such executable"))
+    }
+}

@@ -1,0 +1,328 @@
+//! Judges invariants 1–6 for the runner, with history excerpts as evidence, and the verdicts.
+
+use super::history::view_text;
+use super::report::{CycleReport, GracefulReport, InvariantResult, Violation, INVARIANTS};
+use super::runner::Runner;
+use crate::recovery::{Phase, ProcessExit, TsMs};
+use crate::session::now_ms;
+use std::time::Duration;
+
+impl Runner {
+    fn violate(&mut self, invariant: u8, at: TsMs, message: String) {
+        self.note(format!("VIOLATION of invariant {invariant}: {message}"));
+        let evidence = self.history.excerpt(at, 6, 4);
+        self.violations.push(Violation {
+            invariant,
+            at_ms: at,
+            message,
+            evidence,
+        });
+    }
+
+    /// Invariants 1 and 3 once the killed worker was restarted: what it will
+    /// read (the namespace, settled). `tag` names the cycle, e.g. "cycle 2".
+    pub(super) fn judge_kill(
+        &mut self,
+        cycle: &mut CycleReport,
+        killed_at: TsMs,
+        progress: i64,
+        tag: &str,
+    ) {
+        if !self.mon.view.crash_flag {
+            self.violate(
+                1,
+                killed_at,
+                format!("the crash flag was gone after SIGKILL at {progress}% ({tag})"),
+            );
+        }
+        if let Some(torn) = &self.mon.torn {
+            cycle.torn_at_kill = Some(torn.to_string());
+            self.violate(
+                3,
+                killed_at,
+                format!(
+                    "SIGKILL left a torn checkpoint behind ({torn}); the restart reads it ({tag})"
+                ),
+            );
+        }
+        if self.mon.lcc.is_none() {
+            self.violate(
+                1,
+                killed_at,
+                format!("no whole checkpoint was left after SIGKILL at {progress}% ({tag})"),
+            );
+        }
+    }
+
+    /// Invariant 2 (or 6 with `outage`): the restarted worker's first
+    /// checkpoint continues from the last one before the kill. `resumed`: it
+    /// wrote one or exited within patience.
+    pub(super) fn judge_resume(
+        &mut self,
+        cycle: &mut CycleReport,
+        killed_at: TsMs,
+        resumed: bool,
+        outage: bool,
+        tag: &str,
+    ) {
+        let invariant_resume = if outage { 6 } else { 2 };
+        match self.mon.first_checkpoint {
+            Some((t, c)) => {
+                let resumed_from = (c - 1).max(0);
+                cycle.resumed_from = Some(resumed_from * 10);
+                cycle.kill_to_checkpoint_ms = Some(t.saturating_sub(killed_at));
+                if let Some(k) = cycle.counter_at_kill {
+                    let lost = k - resumed_from;
+                    cycle.steps_lost = Some(lost);
+                    // From a torn checkpoint there is no right place to resume:
+                    // that is invariant 3's finding, not another one.
+                    let lost = if cycle.torn_at_kill.is_some() {
+                        0
+                    } else {
+                        lost
+                    };
+                    let context = if outage {
+                        ", restarted while the controller was unreachable"
+                    } else {
+                        ""
+                    };
+                    if lost > 0 {
+                        self.violate(
+                            invariant_resume,
+                            t,
+                            format!(
+                                "resumed from {}% but the last checkpoint was step_{k} ({}%): {} lost{context} ({tag})",
+                                resumed_from * 10,
+                                k * 10,
+                                steps(lost)
+                            ),
+                        );
+                    } else if lost < 0 {
+                        self.violate(
+                            invariant_resume,
+                            t,
+                            format!(
+                                "resumed from {}%, ahead of the last whole checkpoint step_{k}: {} skipped{context} ({tag})",
+                                resumed_from * 10,
+                                steps(-lost)
+                            ),
+                        );
+                    }
+                }
+            }
+            None => {
+                let why = match &self.mon.exited {
+                    Some((t, exit, _)) => {
+                        let at = *t;
+                        (
+                            at,
+                            format!(
+                                "the restarted worker ended ({exit}) without writing a checkpoint"
+                            ),
+                        )
+                    }
+                    None if !resumed => (
+                        now_ms(),
+                        format!(
+                            "the restarted worker wrote no checkpoint within {}",
+                            humantime::format_duration(self.config.patience)
+                        ),
+                    ),
+                    None => (now_ms(), "the restarted worker wrote no checkpoint".into()),
+                };
+                let context = if outage {
+                    " after being restarted while the controller was unreachable"
+                } else {
+                    ""
+                };
+                self.violate(
+                    invariant_resume,
+                    why.0,
+                    format!("{}{context} ({tag})", why.1),
+                );
+            }
+        }
+    }
+
+    /// The cycle's verdict from the violations recorded since `before`.
+    pub(super) fn judge_cycle(&self, cycle: &mut CycleReport, before: usize) {
+        let mut violated: Vec<u8> = self.violations[before..]
+            .iter()
+            .map(|v| v.invariant)
+            .collect();
+        violated.dedup();
+        cycle.verdict = if violated.is_empty() {
+            "ok".into()
+        } else {
+            let list: Vec<String> = violated.iter().map(|i| i.to_string()).collect();
+            format!("FAIL ({})", list.join(", "))
+        };
+        cycle.violated = violated;
+    }
+
+    /// Invariant 4: the worker did not exit within `limit` of SIGINT.
+    pub(super) fn judge_sigint_ignored(&mut self, limit: Duration) {
+        self.violate(
+            4,
+            now_ms(),
+            format!(
+                "the worker did not exit within {} of SIGINT",
+                humantime::format_duration(limit)
+            ),
+        );
+    }
+
+    /// Invariant 4 after the SIGINT exit: exit 0, flag cleared, checkpoint kept
+    /// (`before`: the last whole checkpoint before SIGINT).
+    pub(super) fn judge_graceful_stop(
+        &mut self,
+        before: Option<i64>,
+        stopped_at: TsMs,
+        exit: &ProcessExit,
+    ) {
+        if *exit != ProcessExit::Clean {
+            self.violate(
+                4,
+                stopped_at,
+                format!("SIGINT ended the worker with {exit}, not exit 0"),
+            );
+        }
+        if self.mon.view.crash_flag {
+            self.violate(
+                4,
+                stopped_at,
+                "the crash flag was still set after a graceful stop (SIGINT)".into(),
+            );
+        }
+        if self.mon.torn.is_some() || self.mon.lcc.is_none() || self.mon.lcc < before {
+            self.violate(
+                4,
+                stopped_at,
+                format!(
+                    "the checkpoint was not kept by the graceful stop (before: {}, after: {})",
+                    before.map_or("—".into(), |c| format!("step_{c}")),
+                    view_text(&self.mon.view)
+                ),
+            );
+        }
+    }
+
+    /// Invariant 4: the start after a graceful stop is no crash recovery.
+    pub(super) fn judge_start_after_stop(&mut self, g: &mut GracefulReport) {
+        let recovering = self
+            .tracker
+            .instance(&self.instance)
+            .is_some_and(|i| i.phase == Phase::Recovering);
+        g.next_start_was_recovery = Some(recovering);
+        if recovering {
+            let at = self.mon.run_started_at.unwrap_or_else(now_ms);
+            self.violate(
+                4,
+                at,
+                "the start after a graceful stop was taken for a crash recovery".into(),
+            );
+        }
+    }
+
+    /// Invariant 4: that start continues from the checkpoint `kept` by the stop.
+    pub(super) fn judge_continue_after_stop(&mut self, g: &mut GracefulReport, kept: Option<i64>) {
+        match (self.mon.first_checkpoint, kept) {
+            (Some((t, c)), Some(k)) => {
+                g.continued_from = Some((c - 1).max(0) * 10);
+                if c - 1 != k {
+                    self.violate(
+                        4,
+                        t,
+                        format!(
+                            "after a graceful stop at step_{k} the next start continued from {}%, not {}%",
+                            (c - 1).max(0) * 10,
+                            k * 10
+                        ),
+                    );
+                }
+            }
+            (None, _) => {
+                self.violate(
+                    4,
+                    now_ms(),
+                    "the worker started after a graceful stop wrote no checkpoint".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// At the end of the run: invariant 5 on every task followed to its end,
+    /// and the warning about torn states between a live worker's writes.
+    pub(super) fn judge_end_of_run(&mut self) {
+        // Judge invariant 5 on every task followed to its end.
+        let finished = self.finished_tasks.clone();
+        for task in finished {
+            let n = self.tasks.get(task as usize - 1).copied().unwrap_or(0);
+            if n != 1 {
+                let at = now_ms();
+                self.violate(
+                    5,
+                    at,
+                    format!("task {task} reached 100% {n} times (expected exactly once)"),
+                );
+            }
+        }
+        if self.mon.transient_torn > 0 {
+            self.warnings.push(format!(
+                "{} torn states seen while a worker was between its writes (separate PUTs per step; \
+                 a kill there leaves a torn checkpoint)",
+                self.mon.transient_torn
+            ));
+        }
+    }
+
+    /// The verdict per invariant; `early` is why the run stopped before its
+    /// plan was done, if it did.
+    pub(super) fn verdicts(&mut self, early: &Option<String>) -> Vec<InvariantResult> {
+        let mut invariants = Vec::new();
+        for (id, name) in INVARIANTS {
+            let violations: Vec<Violation> = self
+                .violations
+                .iter()
+                .filter(|v| v.invariant == id)
+                .cloned()
+                .collect();
+            let (status, reason) = if !violations.is_empty() {
+                ("violated", None)
+            } else if id == 6 && self.outage_skipped.is_some() {
+                ("skipped", self.outage_skipped.clone())
+            } else if (id == 6 && self.outage_cycle.is_none())
+                || (id == 4 && self.graceful.is_none())
+                || (early.is_some() && id == 5 && self.finished_tasks.is_empty())
+            {
+                ("not_checked", early.clone())
+            } else {
+                ("held", None)
+            };
+            invariants.push(InvariantResult {
+                id,
+                name,
+                status,
+                reason,
+                violations,
+            });
+        }
+        // A run that could not complete its plan is a failure even when no
+        // single invariant could be pinned on it.
+        if let Some(why) = early {
+            if invariants.iter().all(|i| i.status != "violated") {
+                self.warnings.push(format!("run ended early: {why}"));
+            }
+        }
+        invariants
+    }
+}
+
+fn steps(n: i64) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
+    }
+}

@@ -1,0 +1,506 @@
+//! Drives the worker through the plan: the SIGKILL cycles, the SIGINT check, the controller outage.
+
+use super::config::{VerifyConfig, DEFAULT_STEP};
+use super::history::{view_text, History};
+use super::monitor::Monitor;
+use super::report::{CycleReport, GracefulReport, Report, TaskReport, Violation};
+use super::schedule::{kill_points, KillSchedule};
+use crate::clock;
+use crate::controller::{self, ControllerConfig};
+use crate::recovery::{Fact, ProcessExit, Tracker, TsMs};
+use crate::session::{now_ms, Session, WorkerExit};
+use crate::supervisor::{Action, ActionError};
+use nix::sys::signal::Signal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where the SIGINT check and the outage happen in the last task.
+const GRACEFUL_AT: i64 = 30;
+const OUTAGE_AT: i64 = 60;
+/// Facts still read after a worker ended (its last writes may trail its exit).
+const SETTLE: Duration = Duration::from_millis(400);
+
+/// Why a run stopped before its plan was done.
+pub(super) type Outcome = Result<(), String>;
+
+/// One verify run: the session, everything seen of it, and what was found.
+pub(super) struct Runner {
+    session: Session,
+    pub(super) tracker: Tracker,
+    seen: u64,
+    pub(super) history: History,
+    pub(super) mon: Monitor,
+    offset: i32,
+    pub(super) config: VerifyConfig,
+    pub(super) instance: String,
+    pub(super) violations: Vec<Violation>,
+    pub(super) warnings: Vec<String>,
+    /// Completions per task (index = task - 1).
+    pub(super) tasks: Vec<u32>,
+    cycles: Vec<CycleReport>,
+    pub(super) outage_cycle: Option<CycleReport>,
+    pub(super) graceful: Option<GracefulReport>,
+    kill_points: Vec<i64>,
+    /// Tasks that were followed to their end (invariant 5 is judged on them).
+    pub(super) finished_tasks: Vec<u32>,
+    pub(super) outage_skipped: Option<String>,
+}
+
+impl Runner {
+    pub(super) fn new(session: Session, instance: String, config: VerifyConfig) -> Runner {
+        let kill_points = kill_points(config.cycles, config.schedule);
+        Runner {
+            session,
+            tracker: Tracker::new(),
+            seen: 0,
+            history: History::default(),
+            mon: Monitor::default(),
+            offset: clock::local_offset_secs(),
+            config,
+            instance,
+            violations: Vec::new(),
+            warnings: Vec::new(),
+            tasks: vec![0],
+            cycles: Vec::new(),
+            outage_cycle: None,
+            graceful: None,
+            kill_points,
+            finished_tasks: Vec::new(),
+            outage_skipped: None,
+        }
+    }
+
+    fn task(&self) -> u32 {
+        self.tasks.len() as u32
+    }
+
+    fn live(&self, text: &str) {
+        if self.config.live_to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub(super) fn banner(&self) {
+        let where_ = if self.session.controller.is_some() {
+            "embedded"
+        } else {
+            "remote"
+        };
+        self.live(&format!(
+            "verify: worker {} (app {}), controller {} ({where_})",
+            self.session.worker_command, self.config.app, self.session.controller_url
+        ));
+        let seed = match self.config.schedule {
+            KillSchedule::Random { seed } => format!(" (--seed {seed})"),
+            _ => String::new(),
+        };
+        let points: Vec<String> = self.kill_points.iter().map(|p| format!("{p}%")).collect();
+        self.live(&format!(
+            "verify: {} kill cycles at {}{seed}; then SIGINT at {GRACEFUL_AT}% and a controller outage at {OUTAGE_AT}%",
+            self.config.cycles,
+            points.join(", ")
+        ));
+    }
+
+    /// Something verify did, on the live output and in the history.
+    pub(super) fn note(&mut self, text: String) {
+        let at = now_ms();
+        self.live(&format!(
+            "{}  verify: {text}",
+            clock::hms_millis(at, self.offset)
+        ));
+        self.history.push(at, "verify", text);
+    }
+
+    fn apply(&mut self, at: TsMs, fact: Fact) {
+        self.tracker.apply(at, fact.clone());
+        let completions = self.mon.completions_seen;
+        self.mon.observe(at, &fact, self.tracker.task());
+        if self.mon.completions_seen > completions {
+            if let Some(n) = self.tasks.last_mut() {
+                *n += 1;
+            }
+        }
+        self.history.record(at, &fact, &self.mon.view);
+        let (new, count) = self.tracker.events_since(self.seen);
+        self.seen = count;
+        let lines: Vec<String> = new
+            .iter()
+            .map(|ev| format!("{}  {ev}", clock::hms_millis(ev.at, self.offset)))
+            .collect();
+        for l in lines {
+            self.live(&l);
+        }
+    }
+
+    /// Reads facts until `pred` holds (true) or `patience` runs out (false).
+    async fn wait_until(
+        &mut self,
+        patience: Duration,
+        pred: impl Fn(&Runner) -> bool,
+    ) -> Result<bool, String> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if pred(self) {
+                return Ok(true);
+            }
+            match tokio::time::timeout_at(deadline, self.session.next_fact()).await {
+                Err(_) => return Ok(false),
+                Ok(None) => return Err("the session ended unexpectedly".into()),
+                Ok(Some((at, fact))) => self.apply(at, fact),
+            }
+        }
+    }
+
+    /// Reads facts for `how_long`.
+    async fn settle(&mut self, how_long: Duration) -> Outcome {
+        self.wait_until(how_long, |_| false).await.map(|_| ())
+    }
+
+    async fn act(&mut self, action: Action) -> Result<(), ActionError> {
+        self.session
+            .supervisor
+            .send(&self.instance, action)
+            .await
+            .map(|_| ())
+    }
+
+    pub(super) async fn run_all(&mut self) -> Outcome {
+        let patience = self.config.patience;
+        if !self.wait_until(patience, |r| r.mon.starts > 0).await? {
+            return Err("the worker did not start".into());
+        }
+        let points = self.kill_points.clone();
+        for (i, point) in points.into_iter().enumerate() {
+            let completed = self.tasks.last().is_some_and(|n| *n > 0);
+            if completed || self.mon.task_max * 10 >= point {
+                self.next_task().await?;
+            }
+            let cycle = self.kill_cycle(i as u32 + 1, point, false).await?;
+            self.cycles.push(cycle);
+        }
+        self.next_task().await?;
+        self.graceful_stop().await?;
+        if self.session.controller.is_some() {
+            let cycle = self
+                .kill_cycle(self.config.cycles + 1, OUTAGE_AT, true)
+                .await?;
+            self.outage_cycle = Some(cycle);
+        } else {
+            let why = "needs the embedded controller: verify cannot stop a remote controller \
+                       (--controller)";
+            self.outage_skipped = Some(why.into());
+            self.note(format!("invariant 6 skipped: {why}"));
+        }
+        self.finish_task().await
+    }
+
+    /// Lets the current task finish, then starts a new one.
+    async fn next_task(&mut self) -> Outcome {
+        self.finish_task().await?;
+        self.tasks.push(0);
+        self.mon.task_max = 0;
+        let starts = self.mon.starts;
+        self.note(format!("starting task {}", self.task()));
+        self.start_worker(starts, "").await
+    }
+
+    /// Waits until the current task completed and the worker exited.
+    async fn finish_task(&mut self) -> Outcome {
+        let task = self.task();
+        let limit = self.config.patience + self.config.step.unwrap_or(DEFAULT_STEP) * 12;
+        let done = self
+            .wait_until(limit, |r| {
+                r.tasks.last().is_some_and(|n| *n > 0) && !r.mon.alive()
+                    || r.mon.exited.is_some() && r.phase_is_final()
+            })
+            .await?;
+        self.settle(SETTLE).await?;
+        self.finished_tasks.push(task);
+        if !done {
+            self.note(format!("task {task} did not finish in time"));
+            return Err(format!("task {task} did not finish"));
+        }
+        if self.tasks.last() == Some(&0) {
+            return Err(format!("task {task} ended without reaching 100%"));
+        }
+        Ok(())
+    }
+
+    /// The worker ended and nobody will restart it.
+    fn phase_is_final(&self) -> bool {
+        let phase = self
+            .session
+            .supervisor
+            .instance(&self.instance)
+            .map(|s| s.phase);
+        matches!(
+            phase,
+            Some(
+                crate::supervisor::Phase::Exited
+                    | crate::supervisor::Phase::Stopped
+                    | crate::supervisor::Phase::Failed { .. }
+            )
+        )
+    }
+
+    /// Waits until the running worker has written progress ≥ `point`.
+    async fn reach(&mut self, point: i64) -> Result<bool, String> {
+        self.wait_until(self.config.patience, |r| {
+            r.mon.alive()
+                && r.mon.wrote
+                && r.mon.view.progress.is_some_and(|p| p >= point && p < 100)
+        })
+        .await
+    }
+
+    /// One SIGKILL → restart → resume cycle. With `outage`, the controller is
+    /// stopped just before the kill and comes back after the restart.
+    async fn kill_cycle(
+        &mut self,
+        n: u32,
+        point: i64,
+        outage: bool,
+    ) -> Result<CycleReport, String> {
+        let mut cycle = CycleReport {
+            cycle: n,
+            kind: if outage { "outage" } else { "kill" },
+            task: self.task(),
+            planned_pct: point,
+            killed_at_ms: None,
+            kill_at_pct: None,
+            counter_at_kill: None,
+            flag_after_kill: None,
+            torn_at_kill: None,
+            resumed_from: None,
+            steps_lost: None,
+            kill_to_restart_ms: None,
+            kill_to_checkpoint_ms: None,
+            violated: Vec::new(),
+            verdict: String::new(),
+        };
+        let before = self.violations.len();
+        if !self.reach(point).await? {
+            return Err(format!(
+                "the worker never reached {point}% (now {})",
+                view_text(&self.mon.view)
+            ));
+        }
+        let mut down_since = None;
+        if outage {
+            let controller = self.session.controller.take();
+            if let Some(c) = controller {
+                self.note(format!(
+                    "stopping the controller for {} ms (invariant 6)",
+                    self.config.outage.as_millis()
+                ));
+                let addr = c.addr;
+                let db = c.db.clone();
+                c.shutdown()
+                    .await
+                    .map_err(|e| format!("stopping the controller: {e:#}"))?;
+                down_since = Some((Instant::now(), addr, db));
+            }
+        }
+        let label = if outage { "outage cycle" } else { "cycle" };
+        let progress = self.mon.view.progress.unwrap_or(0);
+        let of = if outage {
+            String::new()
+        } else {
+            format!("/{}", self.config.cycles)
+        };
+        self.note(format!(
+            "SIGKILL {} at {progress}% ({label} {n}{of})",
+            self.instance
+        ));
+        let starts = self.mon.starts;
+        if let Err(e) = self.act(Action::Signal(Signal::SIGKILL)).await {
+            return Err(format!("cannot kill the worker: {e}"));
+        }
+        if !self
+            .wait_until(self.config.patience, |r| r.mon.exited.is_some())
+            .await?
+        {
+            return Err("the worker did not die after SIGKILL".into());
+        }
+        let killed_at = self.mon.exited.as_ref().map_or(0, |e| e.0);
+        cycle.killed_at_ms = Some(killed_at);
+        cycle.kill_at_pct = self.mon.view.progress;
+        let restarted = self
+            .wait_until(self.config.patience, |r| r.mon.starts > starts)
+            .await?;
+        // What the restarted worker will read (the namespace, settled).
+        cycle.counter_at_kill = self.mon.lcc;
+        cycle.flag_after_kill = Some(self.mon.view.crash_flag);
+        let at = self.mon.run_started_at.unwrap_or(killed_at);
+        if !restarted {
+            return Err("the supervisor did not restart the killed worker".into());
+        }
+        cycle.kill_to_restart_ms = Some(at.saturating_sub(killed_at));
+        let tag = format!("{label} {n}");
+        self.judge_kill(&mut cycle, killed_at, progress, &tag);
+        if let Some((since, addr, db)) = down_since {
+            let left = self.config.outage.saturating_sub(since.elapsed());
+            self.settle(left).await?;
+            self.restart_controller(addr, db).await?;
+        }
+        let resumed = self.wait_for_checkpoint().await?;
+        self.judge_resume(&mut cycle, killed_at, resumed, outage, &tag);
+        self.judge_cycle(&mut cycle, before);
+        Ok(cycle)
+    }
+
+    /// Reads facts until the running worker wrote its first whole checkpoint
+    /// or exited (true), or patience runs out (false).
+    async fn wait_for_checkpoint(&mut self) -> Result<bool, String> {
+        self.wait_until(self.config.patience, |r| {
+            r.mon.first_checkpoint.is_some() || r.mon.exited.is_some()
+        })
+        .await
+    }
+
+    /// Starts the stopped worker and waits until it has; `starts` is the count
+    /// of starts from before it was stopped, `again` a suffix for the errors.
+    async fn start_worker(&mut self, starts: u32, again: &str) -> Outcome {
+        match self.act(Action::Start).await {
+            Ok(()) | Err(ActionError::AlreadyRunning { .. }) => {}
+            Err(e) => return Err(format!("cannot start the worker{again}: {e}")),
+        }
+        if !self
+            .wait_until(self.config.patience, |r| r.mon.starts > starts)
+            .await?
+        {
+            return Err(format!("the worker did not start{again}"));
+        }
+        Ok(())
+    }
+
+    /// Starts the controller again on the same address and database file.
+    async fn restart_controller(&mut self, addr: SocketAddr, db: PathBuf) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let started = controller::start(ControllerConfig {
+                listen: addr,
+                db: db.clone(),
+                token: self.config.token.clone(),
+                fallback_to_free_port: false,
+            })
+            .await;
+            match started {
+                Ok(c) => {
+                    self.session.controller = Some(c);
+                    self.session.resubscribe();
+                    self.note(format!("controller back on {addr}"));
+                    return Ok(());
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("restarting the controller on {addr}: {e:#}"))
+                }
+                Err(_) => self.settle(Duration::from_millis(100)).await?,
+            }
+        }
+    }
+
+    /// Invariant 4: SIGINT part-way, then start again.
+    async fn graceful_stop(&mut self) -> Outcome {
+        let mut g = GracefulReport {
+            task: self.task(),
+            ..GracefulReport::default()
+        };
+        if !self.reach(GRACEFUL_AT).await? {
+            return Err(format!("the worker never reached {GRACEFUL_AT}%"));
+        }
+        g.at_pct = self.mon.view.progress;
+        let before = self.mon.lcc;
+        let violations = self.violations.len();
+        self.note(format!(
+            "SIGINT {} at {}% (graceful stop, invariant 4)",
+            self.instance,
+            g.at_pct.unwrap_or(0)
+        ));
+        let starts = self.mon.starts;
+        if let Err(e) = self.act(Action::Signal(Signal::SIGINT)).await {
+            return Err(format!("cannot send SIGINT: {e}"));
+        }
+        let limit = self.config.patience.max(Duration::from_secs(15));
+        if !self.wait_until(limit, |r| r.mon.exited.is_some()).await? {
+            self.judge_sigint_ignored(limit);
+            self.graceful = Some(g);
+            return Err("the worker ignored SIGINT".into());
+        }
+        self.settle(SETTLE).await?;
+        let (stopped_at, exit, _) =
+            self.mon
+                .exited
+                .clone()
+                .unwrap_or((now_ms(), ProcessExit::Clean, true));
+        g.exit = Some(exit.to_string());
+        g.flag_after_stop = Some(self.mon.view.crash_flag);
+        g.counter_after_stop = self.mon.lcc;
+        self.judge_graceful_stop(before, stopped_at, &exit);
+        let kept = self.mon.lcc;
+        self.note(format!(
+            "starting {} again after the graceful stop",
+            self.instance
+        ));
+        self.start_worker(starts, " again").await?;
+        self.judge_start_after_stop(&mut g);
+        self.wait_for_checkpoint().await?;
+        self.judge_continue_after_stop(&mut g, kept);
+        g.violated = self.violations.len() > violations;
+        self.graceful = Some(g);
+        Ok(())
+    }
+
+    /// Stops everything and judges the invariants.
+    pub(super) async fn finish(mut self, outcome: Outcome) -> Report {
+        if let Err(why) = &outcome {
+            self.note(format!("run ended early: {why}"));
+        }
+        self.judge_end_of_run();
+        let worker = self.session.worker_command.clone();
+        let controller = self.session.controller_url.clone();
+        let early = outcome.err();
+        // Judged before the shutdown, which takes the session away; the
+        // verdicts read only what was recorded above.
+        let invariants = self.verdicts(&early);
+        let _ = self.session.shutdown(WorkerExit::StopGracefully).await;
+        let ok = early.is_none() && invariants.iter().all(|i| i.status != "violated");
+        Report {
+            ok,
+            exit_code: if ok { 0 } else { 1 },
+            worker,
+            controller,
+            embedded_controller: self.config.controller.is_none(),
+            app: self.config.app.clone(),
+            step_ms: self.config.step.map(|s| s.as_millis() as u64),
+            seed: match self.config.schedule {
+                KillSchedule::Random { seed } => Some(seed),
+                _ => None,
+            },
+            kill_points: self.kill_points.clone(),
+            cycles: self.cycles,
+            outage: self.outage_cycle,
+            outage_ms: (self.config.controller.is_none())
+                .then_some(self.config.outage.as_millis() as u64),
+            graceful_stop: self.graceful,
+            tasks: self
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, n)| TaskReport {
+                    task: i as u32 + 1,
+                    completions: *n,
+                })
+                .collect(),
+            invariants,
+            transient_torn_states: self.mon.transient_torn,
+            warnings: self.warnings,
+            history: self.history,
+        }
+    }
+}
