@@ -251,6 +251,9 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
              dashboard, not --headless"
         );
     }
+    if args.step.is_some_and(|s| s.is_zero()) {
+        anyhow::bail!("--step must be longer than 0 (e.g. 200ms)");
+    }
     if args.events.is_some() && !args.headless {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }

@@ -4,7 +4,7 @@
 
 use crate::clock;
 use crate::control::StatusPublisher;
-use crate::recovery::Tracker;
+use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
 use anyhow::{Context, Result};
@@ -65,6 +65,9 @@ pub async fn run_headless(
                 seen = count;
                 for ev in new {
                     println!("{}  {ev}", clock::hms_millis(ev.at, offset));
+                    if let Some(line) = last_words(&session, ev) {
+                        println!("              last output: {line}");
+                    }
                     if let Some(file) = events_file.as_mut() {
                         writeln!(file, "{}", ev.to_json()).context("writing the events file")?;
                     }
@@ -75,6 +78,27 @@ pub async fn run_headless(
     session.shutdown(WorkerExit::StopGracefully).await?;
     println!("plumdash: stopped");
     Ok(())
+}
+
+/// For a worker that exited with an error code, its last line of output:
+/// without a dashboard that is the only hint of why (a SIGKILL says nothing).
+fn last_words(session: &Session, ev: &TimelineEvent) -> Option<String> {
+    let TimelineKind::Exited {
+        exit: ProcessExit::Code(_),
+        ..
+    } = &ev.kind
+    else {
+        return None;
+    };
+    let id = ev.instance.as_deref()?;
+    let output = session.supervisor.recent_output(id, 5);
+    // Skip the supervisor's own run separators.
+    output
+        .iter()
+        .rev()
+        .map(|l| l.text.trim())
+        .find(|t| !t.is_empty() && !t.starts_with("──"))
+        .map(str::to_string)
 }
 
 fn print_banner(session: &Session) {

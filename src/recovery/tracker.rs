@@ -158,18 +158,24 @@ impl fmt::Display for TimelineEvent {
                 progress,
                 flag,
                 ..
-            } => write!(
-                f,
-                "killed by {sig} at {} ({})",
-                pct(*progress),
-                if *flag {
+            } => {
+                write!(f, "killed by {sig}")?;
+                if let Some(p) = progress {
+                    write!(f, " at {p}%")?;
+                }
+                let flag = if *flag {
                     "flag still set"
                 } else {
                     "flag NOT set"
-                }
-            ),
+                };
+                write!(f, " ({flag})")
+            }
             TimelineKind::Exited { exit, progress, .. } => {
-                write!(f, "exited ({exit}) at {}", pct(*progress))
+                write!(f, "exited ({exit})")?;
+                match progress {
+                    Some(p) => write!(f, " at {p}%"),
+                    None => Ok(()),
+                }
             }
             TimelineKind::RestartScheduled { delay_ms } => {
                 write!(f, "restart in {:.1}s", *delay_ms as f64 / 1000.0)
@@ -868,7 +874,7 @@ mod tests {
             kinds,
             [
                 "kv-demo-001 started (pid 1)",
-                "kv-demo-001 exited (exit 1) at ?",
+                "kv-demo-001 exited (exit 1)",
                 "kv-demo-001 FAILED: 5 restarts in a row",
                 "controller unreachable: connection refused",
                 "controller live (stream)",
