@@ -152,6 +152,7 @@ pub async fn serve(
     supervisor: Supervisor,
     status: watch::Receiver<StatusSnapshot>,
     path: &Path,
+    read_only: bool,
 ) -> Result<ControlServer> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
@@ -178,7 +179,7 @@ pub async fn serve(
             let supervisor = supervisor.clone();
             let status = status.clone();
             tokio::spawn(async move {
-                let _ = handle(stream, supervisor, status).await;
+                let _ = handle(stream, supervisor, status, read_only).await;
             });
         }
     });
@@ -205,12 +206,17 @@ async fn handle(
     stream: UnixStream,
     supervisor: Supervisor,
     status: watch::Receiver<StatusSnapshot>,
+    read_only: bool,
 ) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_LINE as u64));
     let mut line = String::new();
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(line.trim()) {
+        // --read-only means no signals at all, from the keyboard or from scripts.
+        Ok(request) if read_only && !matches!(request, Request::List | Request::Status) => {
+            json!({"ok": false, "error": "this plumdash runs --read-only: no signals or actions"})
+        }
         Ok(request) => answer(request, &supervisor, status).await,
         Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
     };

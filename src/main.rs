@@ -141,8 +141,10 @@ struct UiArgs {
 }
 
 impl UiArgs {
+    /// Nothing dashboard-only was asked for (`--read-only` also applies to
+    /// headless runs: it closes the control socket to actions).
     fn is_default(&self) -> bool {
-        !self.read_only && !self.no_mouse && !self.recording && self.keys.is_none()
+        !self.no_mouse && !self.recording && self.keys.is_none()
     }
 
     /// Reads the keys file first, so a typo stops us before anything starts.
@@ -247,8 +249,8 @@ enum KvSub {
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.headless && (!args.ui.is_default() || args.kill_at.is_some() || tour) {
         anyhow::bail!(
-            "--read-only, --no-mouse, --recording, --keys, --kill-at and tour are for the \
-             dashboard, not --headless"
+            "--no-mouse, --recording, --keys, --kill-at and tour are for the dashboard, \
+             not --headless"
         );
     }
     if args.step.is_some_and(|s| s.is_zero()) {
@@ -282,11 +284,12 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     let (status, status_rx) = control::status_channel();
     // An explicit socket must work; the default one is skipped (with a note)
     // when another plumdash already serves it.
+    let (supervisor, read_only) = (session.supervisor.clone(), args.ui.read_only);
     let control_server = match &args.control_socket {
-        Some(path) => Some(control::serve(session.supervisor.clone(), status_rx, path).await?),
+        Some(path) => Some(control::serve(supervisor, status_rx, path, read_only).await?),
         None => {
             let path = control::default_socket_path(&args.app);
-            match control::serve(session.supervisor.clone(), status_rx, &path).await {
+            match control::serve(supervisor, status_rx, &path, read_only).await {
                 Ok(server) => Some(server),
                 Err(e) => {
                     eprintln!("plumdash: no control socket: {e:#}");

@@ -164,3 +164,37 @@ fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
     drop(up);
     assert!(!sock.exists(), "the socket is removed on exit");
 }
+
+#[test]
+fn read_only_refuses_actions_but_answers_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["up", "--headless", "--read-only", "--step", "200ms"])
+        .arg("--db")
+        .arg(dir.path().join("kv.db"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--control-socket")
+        .arg(&sock)
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning plumdash up");
+    let _up = Up(child);
+    let deadline = Instant::now() + PATIENCE;
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, err) = ctl(&sock, &["kill", "kv-demo-001"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("read-only"), "{err}");
+    let (code, out, err) = ctl(&sock, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kv-demo-001"), "{out}");
+}
