@@ -8,7 +8,6 @@
 mod common;
 
 use common::{fmt_d, Samples, Table};
-use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, FeedMode, WatchOptions};
 use plumdash::recovery::Tracker;
 use plumdash::session::{fact_from_change, now_ms};
@@ -39,14 +38,7 @@ struct Result {
 
 async fn run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = controller::start(ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
-        token: None,
-        fallback_to_free_port: false,
-    })
-    .await
-    .expect("controller");
+    let running = common::start_controller(dir.path()).await;
     let url = running.url();
 
     let mut table = Table::new(&[

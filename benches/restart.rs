@@ -11,7 +11,6 @@ mod common;
 use common::{fmt_d, Samples, Table};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{DistributedMemory, Entry, FeedMode, WatchEvent, WatchOptions};
 use plumdash::supervisor::{
     Action, EventKind, ExitKind, RestartConfig, RestartPolicy, Supervisor, SupervisorConfig,
@@ -137,14 +136,7 @@ fn progress(entries: &[Entry]) -> Option<i64> {
 
 async fn supervised(kv_demo: &Path) -> Vec<Cycle> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = controller::start(ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
-        token: None,
-        fallback_to_free_port: false,
-    })
-    .await
-    .expect("controller");
+    let running = common::start_controller(dir.path()).await;
     let dm = DistributedMemory::create("bench", &running.url()).expect("client");
     let mut feed = dm.subscribe(WatchOptions {
         mode: FeedMode::Stream,

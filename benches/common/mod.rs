@@ -195,3 +195,15 @@ pub fn unix_us() -> u64 {
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
+
+/// A controller on a free loopback port with a fresh database in `dir`.
+pub async fn start_controller(dir: &std::path::Path) -> plumdash::controller::RunningController {
+    plumdash::controller::start(plumdash::controller::ControllerConfig {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        db: dir.join("kv.db"),
+        token: None,
+        fallback_to_free_port: false,
+    })
+    .await
+    .expect("controller")
+}
