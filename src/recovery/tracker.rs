@@ -13,6 +13,12 @@ const PROGRESS_CAP: usize = 4096;
 /// A completion seen this soon after a clean exit belongs to that exit
 /// (the feed may deliver the last write after the process is reaped).
 const LATE_WRITE_MS: TsMs = 5_000;
+/// After a restart, a checkpoint one step past the kill point that arrives
+/// this soon, before the new run has written its start keys, was written by
+/// the dead process and delivered late (restart delay 0 beats the feed).
+const LATE_CHECKPOINT_MS: TsMs = 250;
+/// Keys every kv-demo run (and the original) writes when it starts.
+const START_KEYS: [&str; 2] = [super::task::CRASH_FLAG_KEY, "app.crash_time"];
 
 /// An instance's lifecycle state. `Display` gives the stable status text
 /// (`RESUMED from 50%`) that recordings and tests match on.
@@ -274,6 +280,8 @@ pub struct Tracker {
     cycles: Vec<Cycle>,
     /// The cycle waiting for its first new checkpoint.
     open_cycle: Option<usize>,
+    /// The restarted run of the open cycle has written its start keys.
+    restart_announced: bool,
     timeline: VecDeque<TimelineEvent>,
     /// Timeline events ever pushed (the timeline itself is capped).
     pushed: u64,
@@ -387,6 +395,9 @@ impl Tracker {
                 self.on_namespace_change(at);
             }
             Fact::Written(entries) => {
+                if entries.iter().any(|e| START_KEYS.contains(&e.key.as_str())) {
+                    self.restart_announced = true;
+                }
                 for entry in entries {
                     self.changed_at.insert(entry.key.clone(), at);
                     self.entries.insert(entry.key.clone(), entry);
@@ -394,6 +405,9 @@ impl Tracker {
                 self.on_namespace_change(at);
             }
             Fact::Deleted { key } => {
+                if START_KEYS.contains(&key.as_str()) {
+                    self.restart_announced = true;
+                }
                 self.entries.remove(&key);
                 self.changed_at.remove(&key);
                 self.on_namespace_change(at);
@@ -470,6 +484,7 @@ impl Tracker {
             if cycle.restarted_at.is_none() {
                 cycle.restarted_at = Some(at);
                 cycle.restarted_instance = Some(id.clone());
+                self.restart_announced = false;
             }
         }
         self.push(at, Some(id.clone()), TimelineKind::Started { pid });
@@ -607,7 +622,15 @@ impl Tracker {
             return;
         };
         let cycle = &mut self.cycles[index];
-        if cycle.restarted_at.is_none() {
+        let late_from_the_dead = match cycle.restarted_at {
+            None => true,
+            Some(restarted) => {
+                !self.restart_announced
+                    && counter == cycle.counter_at_kill.unwrap_or(0) + 1
+                    && at.saturating_sub(restarted) < LATE_CHECKPOINT_MS
+            }
+        };
+        if late_from_the_dead {
             // Written before the death, delivered after it: still the kill point.
             cycle.progress_at_kill = self.task.progress;
             cycle.counter_at_kill = Some(counter);
@@ -808,6 +831,7 @@ mod tests {
         run_steps(&mut t, &mut at, 0, 5);
         t.apply(600, exited(ProcessExit::Signal("SIGKILL".into()), false));
         t.apply(700, started(2));
+        t.apply(750, flag());
         // Step 6 as the original C++ worker writes it: four PUTs.
         t.apply(800, Fact::Written(vec![e("task.progress", "60")]));
         assert!(t.torn().is_some());
@@ -831,8 +855,109 @@ mod tests {
         t.apply(501, checkpoint(5));
         assert_eq!(t.cycles()[0].progress_at_kill, Some(50));
         t.apply(900, started(2));
+        t.apply(950, flag());
         t.apply(1_000, checkpoint(6));
         assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    }
+
+    #[test]
+    fn a_last_checkpoint_delivered_after_an_instant_restart_is_still_the_kill_point() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 4);
+        // Restart delay 0: the new process is up before step 5 reaches us.
+        t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(501, started(2));
+        t.apply(502, checkpoint(5));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(503, flag());
+        t.apply(600, checkpoint(6));
+        let cycle = &t.cycles()[0];
+        assert_eq!(cycle.progress_at_kill, Some(50));
+        assert_eq!(cycle.resumed_from, Some(50));
+        assert_eq!(cycle.steps_lost, Some(0));
+        assert_eq!(phase(&t), "RESUMED from 50%");
+    }
+
+    /// A tiny deterministic generator, so the interleavings below are replayable.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn any_delivery_order_of_a_correct_worker_yields_exact_cycles() {
+        for seed in 0..500 {
+            let mut rng = Lcg(seed);
+            // What a correct worker and the supervisor produce, with when it
+            // happened: steps every 100 ms, a kill at a random time, restart
+            // after 0–2 ms, the new run announces itself then resumes.
+            let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
+            let mut now: TsMs = 1_000;
+            produced.push((now, true, started(1)));
+            produced.push((now + 1, false, flag()));
+            let kill_after = 1 + rng.below(8) as i64;
+            for n in 1..=kill_after {
+                produced.push((now + n as u64 * 100, false, checkpoint(n)));
+            }
+            now += kill_after as u64 * 100 + rng.below(100);
+            produced.push((
+                now,
+                true,
+                exited(ProcessExit::Signal("SIGKILL".into()), false),
+            ));
+            now += rng.below(3);
+            produced.push((now, true, started(2)));
+            produced.push((now + 1, false, flag()));
+            for n in kill_after + 1..=10 {
+                produced.push((
+                    now + 2 + (n - kill_after) as u64 * 100,
+                    false,
+                    checkpoint(n),
+                ));
+            }
+            // Delivery: process events within 0–1 ms, namespace writes within
+            // 0–5 ms, each channel in order; ties go to process events.
+            let (mut ev_t, mut kv_t) = (0, 0);
+            let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
+            for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
+                let (last, lat) = if is_event {
+                    (&mut ev_t, rng.below(2))
+                } else {
+                    (&mut kv_t, rng.below(6))
+                };
+                *last = (*last).max(at + lat);
+                delivered.push((*last, u8::from(!is_event), i, fact));
+            }
+            delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
+            let mut t = Tracker::new();
+            for (at, _, _, fact) in delivered {
+                t.apply(at, fact);
+            }
+            let cycle = &t.cycles()[0];
+            assert_eq!(t.cycles().len(), 1, "seed {seed}");
+            assert_eq!(
+                cycle.progress_at_kill,
+                Some(kill_after * 10),
+                "seed {seed}: {cycle:?}"
+            );
+            assert_eq!(
+                cycle.resumed_from,
+                Some(kill_after * 10),
+                "seed {seed}: {cycle:?}"
+            );
+            assert_eq!(cycle.steps_lost, Some(0), "seed {seed}");
+            assert_eq!(t.completions(), 1, "seed {seed}");
+        }
     }
 
     #[test]
