@@ -127,58 +127,29 @@ fn main() {
          PRIMARY KEY (namespace, key))",
     )
     .expect("schema");
-    let raw_row = |i: usize| -> (String, String) { (format!("k{}", i % 1000), i.to_string()) };
-    let mut lat = Samples::default();
-    let start = Instant::now();
-    let mut i = 0usize;
-    while start.elapsed() < RUN && i < MAX_REQUESTS * 4 {
-        let (key, value) = raw_row(i);
-        let t = Instant::now();
-        raw.prepare_cached(
+    let mut upsert = raw
+        .prepare_cached(
             "INSERT INTO kv VALUES ('bench', ?1, ?2, 'int', 0)
              ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
         )
-        .expect("prepare")
-        .execute(rusqlite::params![key, value])
-        .expect("upsert");
-        lat.push(t.elapsed());
-        i += 1;
-    }
-    let rps = i as f64 / start.elapsed().as_secs_f64();
-    table.row(vec![
-        "raw rusqlite upsert (storage ceiling)".into(),
-        "1 thread".into(),
-        "-".into(),
-        format!("{rps:.0}"),
-        fmt_d(lat.median()),
-        fmt_d(lat.p99()),
-        "-".into(),
-    ]);
+        .expect("prepare");
+    let raw_run = one_thread_writes(|key, value| {
+        upsert
+            .execute(rusqlite::params![key, value])
+            .expect("upsert");
+    });
+    drop(upsert);
+    table.row(one_thread_row(
+        "raw rusqlite upsert (storage ceiling)",
+        &raw_run,
+    ));
 
     // The store's own write path (mutex + upsert + commit + publish), no HTTP.
     let store = Store::open(&dir.path().join("store.db")).expect("store");
-    let mut lat = Samples::default();
-    let start = Instant::now();
-    let mut i = 0usize;
-    while start.elapsed() < RUN && i < MAX_REQUESTS * 4 {
-        let (key, value) = raw_row(i);
-        let t = Instant::now();
-        store
-            .put("bench", &key, &value, ValueType::Int)
-            .expect("put");
-        lat.push(t.elapsed());
-        i += 1;
-    }
-    let rps = i as f64 / start.elapsed().as_secs_f64();
-    table.row(vec![
-        "Store::put (1 caller)".into(),
-        "1 thread".into(),
-        "-".into(),
-        format!("{rps:.0}"),
-        fmt_d(lat.median()),
-        fmt_d(lat.p99()),
-        "-".into(),
-    ]);
+    let store_run = one_thread_writes(|key, value| {
+        store.put("bench", key, value, ValueType::Int).expect("put");
+    });
+    table.row(one_thread_row("Store::put (1 caller)", &store_run));
     table.print();
     for (clients, conn, ratio) in ratios {
         println!(
@@ -196,6 +167,37 @@ fn main() {
 struct RunResult {
     rps: f64,
     lat: Samples,
+}
+
+/// Writes `k{i % 1000} = i` on this thread for `RUN` (bounded in count),
+/// timing each call.
+fn one_thread_writes(mut write: impl FnMut(&str, &str)) -> RunResult {
+    let mut lat = Samples::default();
+    let start = Instant::now();
+    let mut i = 0usize;
+    while start.elapsed() < RUN && i < MAX_REQUESTS * 4 {
+        let (key, value) = (format!("k{}", i % 1000), i.to_string());
+        let t = Instant::now();
+        write(&key, &value);
+        lat.push(t.elapsed());
+        i += 1;
+    }
+    RunResult {
+        rps: i as f64 / start.elapsed().as_secs_f64(),
+        lat,
+    }
+}
+
+fn one_thread_row(what: &str, run: &RunResult) -> Vec<String> {
+    vec![
+        what.into(),
+        "1 thread".into(),
+        "-".into(),
+        format!("{:.0}", run.rps),
+        fmt_d(run.lat.median()),
+        fmt_d(run.lat.p99()),
+        "-".into(),
+    ]
 }
 
 /// `clients` concurrent connections PUTting for `RUN`.

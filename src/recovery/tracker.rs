@@ -663,6 +663,21 @@ mod tests {
         t.instance("kv-demo-001").unwrap().phase.to_string()
     }
 
+    /// A run that checkpointed steps 1..=n (at 100 ms each) and was SIGKILLed
+    /// 100 ms after the last one.
+    fn killed_after_step(n: i64) -> Tracker {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, n);
+        t.apply(
+            at + 100,
+            exited(ProcessExit::Signal("SIGKILL".into()), false),
+        );
+        t
+    }
+
     /// Runs `steps` checkpoints starting after `from`, 100 ms apart, from `at`.
     fn run_steps(t: &mut Tracker, at: &mut TsMs, from: i64, to: i64) {
         for n in from + 1..=to {
@@ -784,12 +799,7 @@ mod tests {
 
     #[test]
     fn a_restart_from_zero_counts_the_lost_steps() {
-        let mut t = Tracker::new();
-        let mut at = 0;
-        t.apply(at, started(1));
-        t.apply(at, flag());
-        run_steps(&mut t, &mut at, 0, 5);
-        t.apply(600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        let mut t = killed_after_step(5);
         t.apply(700, started(2));
         t.apply(800, checkpoint(1));
         let cycle = &t.cycles()[0];
@@ -824,12 +834,7 @@ mod tests {
 
     #[test]
     fn a_worker_writing_one_key_at_a_time_still_resumes() {
-        let mut t = Tracker::new();
-        let mut at = 0;
-        t.apply(at, started(1));
-        t.apply(at, flag());
-        run_steps(&mut t, &mut at, 0, 5);
-        t.apply(600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        let mut t = killed_after_step(5);
         t.apply(700, started(2));
         t.apply(750, flag());
         // Step 6 as the original C++ worker writes it: four PUTs.
@@ -846,12 +851,7 @@ mod tests {
 
     #[test]
     fn a_late_delivered_last_checkpoint_still_counts_as_the_kill_point() {
-        let mut t = Tracker::new();
-        let mut at = 0;
-        t.apply(at, started(1));
-        t.apply(at, flag());
-        run_steps(&mut t, &mut at, 0, 4);
-        t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        let mut t = killed_after_step(4);
         t.apply(501, checkpoint(5));
         assert_eq!(t.cycles()[0].progress_at_kill, Some(50));
         t.apply(900, started(2));
