@@ -115,7 +115,7 @@ pub fn status_channel() -> (StatusPublisher, watch::Receiver<StatusSnapshot>) {
     (StatusPublisher(Arc::new(tx)), rx)
 }
 
-/// `$XDG_RUNTIME_DIR/plumdash/<app>.sock`, else `<tmp>/plumdash-<uid>/<app>.sock`.
+/// `$XDG_RUNTIME_DIR/plumdash/<app>.sock`, else `<tmp>/plumdash-$USER/<app>.sock`.
 pub fn default_socket_path(app: &str) -> PathBuf {
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("plumdash"),

@@ -12,10 +12,14 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+/// Longest a checkpoint-only change waits before the ctl status shows it.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
+
 /// How long facts are still read after the workers stopped (their last writes).
 const DRAIN: Duration = Duration::from_millis(300);
 
-/// `status`, when given, is updated after every fact (for `plumdash ctl`).
+/// `status`, when given, is updated for `plumdash ctl`: at once when an event
+/// happened, otherwise (plain checkpoints) at most every `STATUS_EVERY`.
 pub async fn run_headless(
     mut session: Session,
     events_path: Option<&Path>,
@@ -39,6 +43,7 @@ pub async fn run_headless(
     let mut seen = 0;
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut status_due: Option<tokio::time::Instant> = None;
     loop {
         let deadline =
             drain_until.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -55,14 +60,25 @@ pub async fn run_headless(
                 drain_until = Some(tokio::time::Instant::now() + DRAIN);
             }
             _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
-            fact = session.next_fact() => {
-                let Some((at, fact)) = fact else { break };
-                tracker.apply(at, fact);
+            _ = async { if let Some(t) = status_due { tokio::time::sleep_until(t).await } }, if status_due.is_some() => {
                 if let Some(status) = &status {
                     status.publish(&tracker);
                 }
+                status_due = None;
+            }
+            fact = session.next_fact() => {
+                let Some((at, fact)) = fact else { break };
+                tracker.apply(at, fact);
                 let (new, count) = tracker.events_since(seen);
                 seen = count;
+                if let Some(status) = &status {
+                    if new.is_empty() {
+                        status_due.get_or_insert(tokio::time::Instant::now() + STATUS_EVERY);
+                    } else {
+                        status.publish(&tracker);
+                        status_due = None;
+                    }
+                }
                 for ev in new {
                     println!("{}  {ev}", clock::hms_millis(ev.at, offset));
                     if let Some(line) = last_words(&session, ev) {

@@ -120,6 +120,7 @@ async fn event_loop(
     let mut stats: HashMap<u32, ProcessStats> = HashMap::new();
     let mut ticks: u32 = 0;
     let mut rows_stale = true;
+    let mut status_stale = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next_frame: Option<Instant> = Some(Instant::now());
@@ -141,11 +142,9 @@ async fn event_loop(
             fact = session.next_fact() => {
                 let Some((at, fact)) = fact else { break };
                 app.tracker.apply(at, fact);
-                if let Some(status) = &options.status {
-                    status.publish(&app.tracker);
-                }
-                // Rows are rebuilt once per frame, not once per fact.
+                // Rows and the ctl status are rebuilt once per frame, not per fact.
                 rows_stale = true;
+                status_stale = true;
                 if let Some(cmd) = app.after_facts() {
                     quit = run_command(&mut app, &mut session, cmd, &outcome_tx).await;
                 }
@@ -181,6 +180,10 @@ async fn event_loop(
                 if rows_stale {
                     refresh_rows(&mut app, &session, &stats);
                     rows_stale = false;
+                }
+                if let (true, Some(status)) = (status_stale, &options.status) {
+                    status.publish(&app.tracker);
+                    status_stale = false;
                 }
                 refresh_log(&mut app, &session, &mut log_seen);
                 terminal.draw(|f| view::draw(f, &app)).context("drawing")?;
