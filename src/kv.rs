@@ -6,6 +6,7 @@
 //! (SSE when the server has it, polling otherwise).
 
 mod client;
+pub mod display;
 mod error;
 pub mod model;
 mod watch;

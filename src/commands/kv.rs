@@ -1,9 +1,9 @@
 //! `plumdash kv ls|get|put|rm|watch`: a small CLI over the SDK.
 //! Human output by default, `--json` for scripts.
 
+use crate::kv::display::{age, display_value};
 use crate::kv::{
-    model::preview, DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent,
-    WatchOptions,
+    DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent, WatchOptions,
 };
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -135,29 +135,6 @@ fn watch_json(event: &WatchEvent) -> String {
     v.to_string()
 }
 
-/// A value as a person wants to read it: bytes as length + hex preview.
-pub fn display_value(e: &Entry) -> String {
-    match e.bytes() {
-        Some(bytes) => {
-            let hex: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            let more = if bytes.len() > 8 { "…" } else { "" };
-            format!("{} bytes {hex}{more}", bytes.len())
-        }
-        None => preview(&e.value.replace(['\n', '\r', '\t'], " ")),
-    }
-}
-
-/// A short age: `3s`, `5m`, `2h`, `4d`.
-pub fn age(updated_at: i64, now: i64) -> String {
-    let secs = (now - updated_at).max(0);
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
-
 fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Result<()> {
     let rows: Vec<[String; 4]> = entries
         .iter()
@@ -237,14 +214,5 @@ mod tests {
              task.progress      int    50                          5s\n\
              binary.checkpoint  bytes  10 bytes 0001020304050607…  1m\n"
         );
-    }
-
-    #[test]
-    fn ages_are_short() {
-        assert_eq!(age(0, 59), "59s");
-        assert_eq!(age(0, 3599), "59m");
-        assert_eq!(age(0, 7200), "2h");
-        assert_eq!(age(0, 86_400 * 3), "3d");
-        assert_eq!(age(10, 0), "0s");
     }
 }

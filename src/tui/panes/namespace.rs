@@ -3,7 +3,7 @@
 //! built, so a 10,000-key namespace draws as fast as a small one.
 
 use super::block;
-use crate::commands::kv::{age, display_value};
+use crate::kv::display::{age, display_value};
 use crate::tui::app::{App, Focus};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
