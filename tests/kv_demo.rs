@@ -485,6 +485,44 @@ fn sigkill_at_half_way_then_restart_resumes_from_the_checkpoint() {
 }
 
 #[test]
+fn a_task_killed_at_100_percent_is_finished_not_redone() {
+    let kv = InProcess::start();
+    let app = "killed-at-100";
+    // What a SIGKILL between the last step and the completion writes leaves.
+    let seed = [
+        (keys::PROGRESS, "100", ValueType::Int),
+        (keys::COUNTER, "10", ValueType::Int),
+        (keys::CHECKPOINT, "step_10", ValueType::String),
+        (keys::TASK_STATUS, "running", ValueType::String),
+        (keys::CRASHED, "true", ValueType::Bool),
+    ];
+    let dm = DistributedMemory::create(app, &kv.url()).expect("client");
+    let items: Vec<plumdash::kv::BatchItem> = seed
+        .iter()
+        .map(|(k, v, t)| plumdash::kv::BatchItem::new(*k, *v, *t))
+        .collect();
+    kv.rt.block_on(dm.put_batch(&items)).expect("seeding");
+
+    let mut w = Worker::spawn(&kv.url(), app);
+    let status = w.wait_exit(PATIENCE);
+    assert!(status.success(), "{status:?}\n{}", w.lines.join("\n"));
+    let out = w.after_banner();
+    assert!(
+        !out.contains(&NORMAL_START),
+        "taken for a fresh start: {out:#?}"
+    );
+    assert!(out.contains(&CRASH_DETECTED), "{out:#?}");
+    assert!(out.contains(&TASK_DONE), "{out:#?}");
+    assert!(w.progress().is_empty(), "steps were redone: {out:#?}");
+
+    let s = kv.reader().snapshot(app);
+    assert_eq!(s.checkpoint(), Some((100, 10, "step_10".into())));
+    assert_eq!(s.value(keys::TASK_STATUS), Some("completed"));
+    assert!(s.value(keys::COMPLETE_TIME).is_some());
+    assert!(s.value(keys::CRASHED).is_none(), "flag left set");
+}
+
+#[test]
 fn sigint_and_sigterm_stop_gracefully_and_the_task_resumes_without_recovery() {
     let kv = InProcess::start();
     let reader = kv.reader();

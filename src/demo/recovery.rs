@@ -29,8 +29,10 @@ impl StartMode {
 
 /// Decides the start mode from every entry of the namespace.
 ///
-/// A task is part-way when `task.progress` is 1..=99 and `task.status` is not
-/// `completed`. If progress, counter and checkpoint name disagree (a torn
+/// A task is part-way when `task.progress` is 1..=100 and `task.status` is not
+/// `completed`: a checkpoint at 100% whose completion writes never landed (a
+/// kill between the last step and `task.status=completed`) is finished, not
+/// redone. If progress, counter and checkpoint name disagree (a torn
 /// checkpoint left by the original worker's four separate PUTs), the lowest
 /// step wins: redoing a step is safe, skipping one is not.
 pub fn decide(entries: &[Entry]) -> Result<StartMode> {
@@ -47,7 +49,7 @@ pub fn decide(entries: &[Entry]) -> Result<StartMode> {
         ),
     };
     let completed = value(keys::TASK_STATUS).is_some_and(|s| s == keys::STATUS_COMPLETED);
-    if completed || !(1..100).contains(&progress) {
+    if completed || !(1..=100).contains(&progress) {
         return Ok(StartMode::NewTask);
     }
 
@@ -132,13 +134,33 @@ mod tests {
     }
 
     #[test]
-    fn a_completed_task_starts_over_even_with_the_flag() {
+    fn a_task_killed_at_100_percent_is_finished_not_redone() {
         let e = ns(&[
             ("app.crashed", "true"),
             ("task.progress", "100"),
             ("task.counter", "10"),
             ("task.checkpoint", "step_10"),
             ("task.status", "running"),
+        ]);
+        assert_eq!(decide(&e).unwrap(), StartMode::RecoverAfterCrash(at(10)));
+        // Torn at the last step: the lowest step wins, as anywhere else.
+        let e = ns(&[
+            ("app.crashed", "true"),
+            ("task.progress", "100"),
+            ("task.counter", "9"),
+            ("task.checkpoint", "step_9"),
+        ]);
+        assert_eq!(decide(&e).unwrap(), StartMode::RecoverAfterCrash(at(9)));
+    }
+
+    #[test]
+    fn a_completed_task_starts_over_even_with_the_flag() {
+        let e = ns(&[
+            ("app.crashed", "true"),
+            ("task.progress", "100"),
+            ("task.counter", "10"),
+            ("task.checkpoint", "step_10"),
+            ("task.status", "completed"),
         ]);
         assert_eq!(decide(&e).unwrap(), StartMode::NewTask);
         let e = ns(&[("task.progress", "40"), ("task.status", "completed")]);
