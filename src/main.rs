@@ -278,6 +278,7 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         },
         failover: args.failover,
         log_dir: args.log_dir.clone(),
+        orphan_guard: Some(this_binary()?),
         ..SessionConfig::default()
     };
     let session = Session::start(config).await?;
@@ -329,7 +330,20 @@ async fn attach(args: AttachArgs) -> Result<()> {
     plumdash::tui::runtime::run(session, options).await
 }
 
+/// The running plumdash, which also serves as the orphan guard.
+fn this_binary() -> Result<PathBuf> {
+    std::env::current_exe().context("finding the plumdash binary (for the orphan guard)")
+}
+
 fn main() -> ExitCode {
+    // The orphan guard is plumdash itself, run bare: no runtime, no clap.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            plumdash::supervisor::orphan_guard::GUARD_SUBCOMMAND,
+        ))
+    {
+        return ExitCode::from(plumdash::supervisor::orphan_guard::run_guard());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `verify` is driven by scripts: a usage error is one line and exit 2.

@@ -8,9 +8,9 @@ use crate::kv::{
 };
 use crate::recovery::{Fact, ProcessExit, TsMs};
 use crate::supervisor::{
-    bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, RestartConfig,
-    Supervisor, SupervisorConfig, SupervisorEvent, Watcher as ProcessWatcher, WatcherConfig,
-    WorkerSpec,
+    bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, OrphanGuard,
+    RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent, Watcher as ProcessWatcher,
+    WatcherConfig, WorkerSpec,
 };
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -38,6 +38,9 @@ pub struct SessionConfig {
     pub failover: bool,
     pub log_dir: Option<PathBuf>,
     pub feed: FeedMode,
+    /// The plumdash binary that runs the orphan guard (`supervisor::orphan_guard`),
+    /// so no worker outlives this process unless handed off. `None`: no guard.
+    pub orphan_guard: Option<PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -58,6 +61,7 @@ impl Default for SessionConfig {
             failover: false,
             log_dir: None,
             feed: FeedMode::Auto,
+            orphan_guard: None,
         }
     }
 }
@@ -98,6 +102,32 @@ impl Session {
     /// Starts the controller (unless remote), the feed and the workers.
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
+        let (app, url) = (session.config.app.clone(), session.controller_url.clone());
+        let others = tokio::task::spawn_blocking(move || live_writers(&app, &url))
+            .await
+            .context("scanning for workers already running")?;
+        if !others.is_empty() {
+            let pids: Vec<String> = others
+                .iter()
+                .map(|p| format!("{} ({})", p.pid, p.name))
+                .collect();
+            anyhow::bail!(
+                "{} worker(s) of app {:?} already write to {}: pid {}; a second writer would \
+                 mix one namespace. Stop them (kill {}) or watch them with \
+                 `plumdash attach --controller {} --app {}`",
+                others.len(),
+                session.config.app,
+                session.controller_url,
+                pids.join(", "),
+                others
+                    .iter()
+                    .map(|p| p.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                session.controller_url,
+                session.config.app,
+            );
+        }
         for _ in 0..session.config.instances {
             session.new_instance().await?;
         }
@@ -191,7 +221,12 @@ impl Session {
             ..WatchOptions::default()
         });
 
+        let orphan_guard = match &config.orphan_guard {
+            Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
+            None => None,
+        };
         let (supervisor, events) = Supervisor::new(SupervisorConfig {
+            orphan_guard,
             app_name: config.app.clone(),
             controller_base: Some(controller_url.clone()),
             restart: config.restart.clone(),
@@ -390,4 +425,30 @@ pub fn fact_from_change(change: WatchEvent) -> Fact {
         WatchEvent::Batch(entries) => Fact::Written(entries),
         WatchEvent::Deleted { key } => Fact::Deleted { key },
     }
+}
+
+/// Live processes on this machine that run as workers of `app` against the
+/// controller at `url` — e.g. left by an earlier `up` that was killed, or
+/// started by hand. Strict: the process's `PLUM_APP_NAME` must be `app` (one
+/// without it counts as the worker's default app), and its `CONTROLLER_BASE`
+/// (or the worker's default) must name the same controller.
+fn live_writers(app: &str, url: &str) -> Vec<crate::supervisor::ForeignProcess> {
+    let same_controller = |base: Option<&str>| {
+        normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
+    };
+    crate::supervisor::discover(app, &[])
+        .into_iter()
+        .filter(|p| match &p.app_name {
+            Some(name) => name == app,
+            None => app == crate::supervisor::WORKER_EXECUTABLE,
+        })
+        .filter(|p| same_controller(p.controller_base.as_deref()))
+        .collect()
+}
+
+fn normalize_url(url: &str) -> String {
+    url.trim()
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
+        .replace("://localhost", "://127.0.0.1")
 }

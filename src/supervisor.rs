@@ -25,6 +25,7 @@ pub mod attach;
 mod events;
 mod exit;
 mod instance;
+pub mod orphan_guard;
 mod output;
 mod policy;
 pub mod procstats;
@@ -45,6 +46,7 @@ pub use action::{Action, ActionError};
 pub use attach::{discover, ForeignProcess, ProcessFinder};
 pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
 pub use exit::ExitKind;
+pub use orphan_guard::OrphanGuard;
 pub use output::{
     run_separator, OutputBuffer, OutputLine, OutputStream, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_OUTPUT_LINES,
@@ -83,6 +85,9 @@ pub struct SupervisorConfig {
     pub failover: bool,
     /// Events buffered for slow subscribers before they start to lag.
     pub event_capacity: usize,
+    /// Told about every worker, so none outlives a plumdash that dies (see
+    /// `orphan_guard`). `None` in library use: workers then outlive a SIGKILL.
+    pub orphan_guard: Option<Arc<OrphanGuard>>,
 }
 
 impl Default for SupervisorConfig {
@@ -103,6 +108,7 @@ impl Default for SupervisorConfig {
             log_dir: None,
             failover: false,
             event_capacity: 1024,
+            orphan_guard: None,
         }
     }
 }
@@ -145,6 +151,7 @@ impl Supervisor {
             max_line_bytes: config.max_line_bytes,
             log_dir: config.log_dir.clone(),
             failover: config.failover,
+            orphan_guard: config.orphan_guard.clone(),
         });
         let shared = Arc::new(Shared {
             config,

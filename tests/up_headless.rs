@@ -160,3 +160,66 @@ async fn sigint_stops_owned_workers_gracefully_and_clears_their_flag() {
     assert!(evs.iter().any(|e| kind(e) == "flag_cleared"), "{evs:?}");
     assert!(!evs.iter().any(|e| kind(e) == "crashed"), "{evs:?}");
 }
+
+/// Alive and not a zombie (an orphan may wait for a slow reaper).
+fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.get(stat.rfind(')')? + 1..)?.to_string();
+            rest.split_whitespace().next().map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_up_takes_its_workers_with_it() {
+    let mut up = Up::start("300ms");
+    let started = up.wait_event("started", |e| kind(e) == "started");
+    let pid = started["pid"].as_u64().unwrap() as i32;
+    wait_for_progress(&up.url, 10).await;
+    assert!(is_running(pid));
+
+    kill(Pid::from_raw(up.child.id() as i32), Signal::SIGKILL).unwrap();
+    up.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "worker {pid} outlived the SIGKILLed up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_new_up_refuses_to_be_a_second_writer_beside_a_live_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // A worker left behind (by hand, or by an older build) for this app and controller.
+    let mut stray = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
+        .env("PLUM_APP_NAME", "kv-demo")
+        .env("CONTROLLER_BASE", &url)
+        .env("KV_DEMO_STEP_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["up", "--headless", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(dir.path().join("kv.db"))
+        .output()
+        .unwrap();
+    let _ = stray.kill();
+    let _ = stray.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("already write to {url}: pid {}", stray.id())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plumdash attach"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

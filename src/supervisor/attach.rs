@@ -25,6 +25,8 @@ pub struct ForeignProcess {
     pub instance_id: Option<String>,
     pub app_name: Option<String>,
     pub node_id: Option<String>,
+    /// `CONTROLLER_BASE`: the controller it writes to (absent: the worker's default).
+    pub controller_base: Option<String>,
     pub cpu_percent: f32,
     pub rss_bytes: u64,
 }
@@ -144,6 +146,7 @@ impl ProcessFinder {
             instance_id: env("PLUM_INSTANCE_ID"),
             app_name,
             node_id: env("WORKER_NODE_ID"),
+            controller_base: env("CONTROLLER_BASE"),
             cpu_percent: process.cpu_usage(),
             rss_bytes: process.memory(),
         })
@@ -193,6 +196,7 @@ mod tests {
             instance_id: None,
             app_name: None,
             node_id: None,
+            controller_base: None,
             cpu_percent: 0.0,
             rss_bytes: 0,
         };

@@ -34,6 +34,7 @@ pub(crate) struct InstanceConfig {
     pub max_line_bytes: usize,
     pub log_dir: Option<PathBuf>,
     pub failover: bool,
+    pub orphan_guard: Option<Arc<super::orphan_guard::OrphanGuard>>,
 }
 
 /// Messages to an owner task.
@@ -310,6 +311,9 @@ impl Owner {
         let Some(raw_pid) = child.id() else {
             return Err("the process exited before it could be watched".to_string());
         };
+        if let Some(guard) = &self.setup.config.orphan_guard {
+            guard.watch(raw_pid);
+        }
         let pid = Pid::from_raw(
             i32::try_from(raw_pid).map_err(|_| format!("pid {raw_pid} out of range"))?,
         );
@@ -420,12 +424,20 @@ impl Owner {
         }
     }
 
+    fn forget_in_guard(&self, pid: Pid) {
+        if let Some(guard) = &self.setup.config.orphan_guard {
+            guard.forget(pid.as_raw().unsigned_abs());
+        }
+    }
+
     /// Forgets the child without signalling it: it keeps running after we exit.
     fn detach(&mut self) {
         self.restart_at = None;
         if let Some(mut running) = self.child.take() {
             // Marked reaped so the drop guard does not kill the group.
             running.reaped = true;
+            // Handed off on purpose: it must also outlive us.
+            self.forget_in_guard(running.pid);
         }
         self.state.pid = None;
         self.state.phase = Phase::Stopped;
@@ -451,6 +463,7 @@ impl Owner {
         let _ = killpg(running.pid, Signal::SIGKILL);
         let status = running.child.wait().await;
         running.reaped = true;
+        self.forget_in_guard(running.pid);
         if let Some(output) = running.output.take() {
             // A grandchild that left the group may hold the pipe open; do not wait on it forever.
             let _ = tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, output).await;

@@ -283,6 +283,7 @@ mod tests {
             instance_id: instance.map(str::to_string),
             app_name: Some("kv-demo".into()),
             node_id: None,
+            controller_base: None,
             cpu_percent: 0.0,
             rss_bytes: 0,
         }
