@@ -14,6 +14,8 @@
 //! [`StatusSnapshot`] through a [`StatusPublisher`] after every fact, and the
 //! server reads the latest one.
 
+mod socket_dir;
+
 use crate::recovery::Tracker;
 use crate::supervisor::{parse_signal, Action, InstanceSnapshot, Supervisor};
 use anyhow::{bail, Context, Result};
@@ -117,14 +119,18 @@ pub fn status_channel() -> (StatusPublisher, watch::Receiver<StatusSnapshot>) {
 
 /// `$XDG_RUNTIME_DIR/plumdash/<app>.sock`, else `<tmp>/plumdash-$USER/<app>.sock`.
 pub fn default_socket_path(app: &str) -> PathBuf {
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("plumdash"),
-        None => {
-            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-            std::env::temp_dir().join(format!("plumdash-{user}"))
-        }
+    socket_dir::default_dir().join(format!("{app}.sock"))
+}
+
+/// How strictly the folder of `path` is checked: ours alone if it is the default one.
+fn folder_of(path: &Path) -> Option<(&Path, socket_dir::Folder)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let kind = if dir == socket_dir::default_dir() {
+        socket_dir::Folder::Default
+    } else {
+        socket_dir::Folder::Named
     };
-    dir.join(format!("{app}.sock"))
+    Some((dir, kind))
 }
 
 /// A control server; dropping it stops serving and removes the socket file.
@@ -154,11 +160,8 @@ pub async fn serve(
     path: &Path,
     read_only: bool,
 ) -> Result<ControlServer> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
+    if let Some((dir, kind)) = folder_of(path) {
+        socket_dir::prepare(dir, kind)?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
@@ -175,12 +178,20 @@ pub async fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("restricting {}", path.display()))?;
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let supervisor = supervisor.clone();
-            let status = status.clone();
-            tokio::spawn(async move {
-                let _ = handle(stream, supervisor, status, read_only).await;
-            });
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let supervisor = supervisor.clone();
+                    let status = status.clone();
+                    tokio::spawn(async move {
+                        let _ = handle(stream, supervisor, status, read_only).await;
+                    });
+                }
+                // Out of file descriptors (or a connection that died before
+                // we took it): the listener is fine, so wait and go on. The
+                // pause keeps a still-full fd table from spinning the loop.
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+            }
         }
     });
     Ok(ControlServer {
@@ -294,8 +305,17 @@ async fn answer(
     json!({"ok": true, "instance": describe(&latest, &st)})
 }
 
+/// Pause after a failed `accept` (e.g. EMFILE) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Sends one request to the socket at `path`; returns the response.
 pub async fn request(path: &Path, request: &Request) -> Result<Value> {
+    if let Some((dir, kind)) = folder_of(path) {
+        if dir.exists() {
+            socket_dir::check(dir, kind)?;
+        }
+    }
+    socket_dir::check_socket(path)?;
     let stream = UnixStream::connect(path).await.with_context(|| {
         format!(
             "no plumdash answers on {} (is `plumdash up` running? --to sets the socket)",

@@ -198,3 +198,152 @@ fn read_only_refuses_actions_but_answers_status() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("kv-demo-001"), "{out}");
 }
+
+/// `plumdash up --headless` with its control socket at `sock`, run through
+/// `prefix` (e.g. `prlimit --nofile=64:64 --`), with extra environment.
+fn start_up(dir: &Path, sock: Option<&Path>, prefix: &[&str], env: &[(&str, &Path)]) -> Up {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let plumdash = env!("CARGO_BIN_EXE_plumdash");
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(plumdash);
+            c
+        }
+        None => Command::new(plumdash),
+    };
+    cmd.args(["up", "--headless", "--step", "300ms"])
+        .arg("--db")
+        .arg(dir.join("kv.db"))
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(sock) = sock {
+        cmd.arg("--control-socket").arg(sock);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning plumdash up");
+    Up(child)
+}
+
+/// `ctl` with a bound on how long it may take (a dead accept loop hangs it).
+fn ctl_within(sock: &Path, args: &[&str], limit: Duration) -> Option<(i32, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .arg("ctl")
+        .arg("--to")
+        .arg(sock)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running plumdash ctl");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            use std::io::Read;
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            return Some((status.code().unwrap_or(-1), out));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_control_socket_keeps_accepting_after_running_out_of_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let _up = start_up(
+        dir.path(),
+        Some(&sock),
+        &["prlimit", "--nofile=64:64", "--"],
+        &[],
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while ctl_within(&sock, &["list"], Duration::from_secs(5)).is_none_or(|(c, _)| c != 0) {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // More idle connections than the process has descriptors for: accept fails (EMFILE).
+    let hogs: Vec<std::os::unix::net::UnixStream> = (0..100)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&sock).ok())
+        .collect();
+    assert!(hogs.len() > 64, "only {} connections", hogs.len());
+    std::thread::sleep(Duration::from_millis(500));
+    drop(hogs);
+    let answer = ctl_within(&sock, &["list"], Duration::from_secs(15));
+    let (code, out) = answer.expect("the control socket stopped answering after EMFILE");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("kv-demo-001"), "{out}");
+}
+
+#[test]
+fn a_socket_folder_others_can_write_is_refused_by_up_and_ctl() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    let shared = runtime.join("plumdash");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = shared.join("kv-demo.sock");
+
+    // The default socket is skipped with the reason; nothing is served there.
+    let mut up = start_up(dir.path(), None, &[], &[("XDG_RUNTIME_DIR", &runtime)]);
+    let stderr = up.0.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("control socket"))
+        .expect("a line about the control socket");
+    assert!(
+        line.contains("refusing the control socket folder")
+            && line.contains("writable by others (mode 0777"),
+        "{line}"
+    );
+    assert!(!sock.exists());
+
+    // A client refuses a socket in such a folder, and one owned by someone else.
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["ctl", "list"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refusing the control socket folder"), "{err}");
+    drop(up);
+
+    // A named socket in a folder writable by everyone (no sticky bit) is an error.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut up = start_up(dir.path(), Some(&open.join("c.sock")), &[], &[]);
+    let status = up.0.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    up.0.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("without the sticky bit"), "{err}");
+}
