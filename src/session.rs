@@ -9,8 +9,8 @@ use crate::kv::{
 use crate::recovery::{Fact, ProcessExit, TsMs};
 use crate::supervisor::{
     bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, OrphanGuard,
-    RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent, Watcher as ProcessWatcher,
-    WatcherConfig, WorkerSpec,
+    RawExit, RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent,
+    Watcher as ProcessWatcher, WatcherConfig, WorkerSpec,
 };
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -382,15 +382,14 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
             instance,
             pid: *pid,
         },
-        EventKind::Exited { exit, .. } => {
-            let (exit, requested) = match exit {
-                ExitKind::KilledBySignal(sig) => {
-                    (ProcessExit::Signal(sig.as_str().to_string()), false)
-                }
-                ExitKind::ExitCode(code) => (ProcessExit::Code(*code), false),
-                ExitKind::Completed => (ProcessExit::Clean, false),
-                ExitKind::Stopped => (ProcessExit::Clean, true),
-                ExitKind::Disappeared => (ProcessExit::Signal("unknown signal".into()), false),
+        EventKind::Exited { exit, status, .. } => {
+            // What the kernel said, and apart from it whether we asked for the stop.
+            let requested = *exit == ExitKind::Stopped;
+            let exit = match status {
+                Some(RawExit::Signal(sig)) => ProcessExit::Signal(sig.as_str().to_string()),
+                Some(RawExit::Code(0)) => ProcessExit::Clean,
+                Some(RawExit::Code(code)) => ProcessExit::Code(*code),
+                None => ProcessExit::Signal("unknown signal".into()),
             };
             Fact::Exited {
                 instance,

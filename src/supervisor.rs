@@ -45,7 +45,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub use action::{Action, ActionError};
 pub use attach::{discover, ForeignProcess, ProcessFinder};
 pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
-pub use exit::ExitKind;
+pub use exit::{ExitKind, RawExit};
 pub use orphan_guard::OrphanGuard;
 pub use output::{
     run_separator, OutputBuffer, OutputLine, OutputStream, DEFAULT_MAX_LINE_BYTES,

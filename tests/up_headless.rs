@@ -223,3 +223,41 @@ fn a_new_up_refuses_to_be_a_second_writer_beside_a_live_worker() {
     assert!(stderr.contains("plumdash attach"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_requested_stop_reports_the_signal_the_worker_died_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let events = dir.path().join("events.jsonl");
+    // `sleep` dies of the SIGTERM a stop sends: that is what must be reported.
+    let mut up = Up {
+        child: Command::new(env!("CARGO_BIN_EXE_plumdash"))
+            .args(["up", "--headless", "--cmd", "sleep 1000"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(dir.path().join("kv.db"))
+            .arg("--events")
+            .arg(&events)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+        events,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    up.wait_event("started", |e| kind(e) == "started");
+    let mut stdout = up.child.stdout.take().unwrap();
+    assert!(up.interrupt_and_wait().success());
+    let exited = up.wait_event("exited", |e| kind(e) == "exited");
+    assert_eq!(exited["signal"], "SIGTERM", "{exited}");
+    assert_eq!(exited["stop_requested"], true, "{exited}");
+    assert!(exited.get("code").is_none(), "{exited}");
+    let mut text = String::new();
+    use std::io::Read;
+    stdout.read_to_string(&mut text).unwrap();
+    assert!(
+        text.contains("kv-demo-001 stopped by SIGTERM (stop requested)"),
+        "{text}"
+    );
+    assert!(!text.contains("exit 0"), "{text}");
+}

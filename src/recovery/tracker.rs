@@ -120,6 +120,8 @@ pub enum TimelineKind {
         flag: bool,
         /// Not a stop we asked for nor a clean exit: a crash.
         crashed: bool,
+        /// We asked it to stop (the exit is still what the kernel said).
+        requested: bool,
     },
     RestartScheduled {
         delay_ms: u64,
@@ -162,6 +164,18 @@ impl fmt::Display for TimelineEvent {
             TimelineKind::Exited {
                 exit: ProcessExit::Signal(sig),
                 progress,
+                requested: true,
+                ..
+            } => {
+                write!(f, "stopped by {sig} (stop requested)")?;
+                match progress {
+                    Some(p) => write!(f, " at {p}%"),
+                    None => Ok(()),
+                }
+            }
+            TimelineKind::Exited {
+                exit: ProcessExit::Signal(sig),
+                progress,
                 flag,
                 ..
             } => {
@@ -176,8 +190,17 @@ impl fmt::Display for TimelineEvent {
                 };
                 write!(f, " ({flag})")
             }
-            TimelineKind::Exited { exit, progress, .. } => {
-                write!(f, "exited ({exit})")?;
+            TimelineKind::Exited {
+                exit,
+                progress,
+                requested,
+                ..
+            } => {
+                write!(f, "exited ({exit}")?;
+                if *requested {
+                    write!(f, ", stop requested")?;
+                }
+                write!(f, ")")?;
                 match progress {
                     Some(p) => write!(f, " at {p}%"),
                     None => Ok(()),
@@ -223,9 +246,10 @@ impl TimelineEvent {
                 progress,
                 flag,
                 crashed,
+                requested,
             } => {
                 let mut v = json!({"kind": if *crashed { "crashed" } else { "exited" },
-                    "progress": progress, "crash_flag": flag});
+                    "progress": progress, "crash_flag": flag, "stop_requested": requested});
                 match exit {
                     ProcessExit::Signal(sig) => v["signal"] = json!(sig),
                     ProcessExit::Code(code) => v["code"] = json!(code),
@@ -517,6 +541,7 @@ impl Tracker {
                 progress: task.progress,
                 flag: task.crash_flag,
                 crashed,
+                requested,
             },
         );
         match phase {

@@ -6,7 +6,7 @@ use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
 
-use super::exit::ExitKind;
+use super::exit::{ExitKind, RawExit};
 use super::signals::serialize_signal;
 
 /// One lifecycle event. Serializes as one flat JSON object:
@@ -66,6 +66,8 @@ pub enum EventKind {
         pid: u32,
         run: u32,
         exit: ExitKind,
+        /// What the kernel said (`None`: not ours to reap, e.g. attached).
+        status: Option<RawExit>,
         #[serde(rename = "uptime_ms", serialize_with = "serialize_ms")]
         uptime: Duration,
     },
@@ -164,12 +166,14 @@ mod tests {
                 pid: 7,
                 run: 2,
                 exit: ExitKind::KilledBySignal(Signal::SIGKILL),
+                status: Some(RawExit::Signal(Signal::SIGKILL)),
                 uptime: Duration::from_millis(1500),
             },
         );
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["kind"], "exited");
         assert_eq!(value["exit"]["signal"], "SIGKILL");
+        assert_eq!(value["status"]["signal"], "SIGKILL");
         assert_eq!(value["uptime_ms"], 1500);
     }
 }

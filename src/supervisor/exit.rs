@@ -25,6 +25,28 @@ pub enum ExitKind {
     Disappeared,
 }
 
+/// What the kernel reported for a reaped process, before any classification:
+/// a stop we asked for is still a death by SIGTERM if that is what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawExit {
+    Code(i32),
+    Signal(#[serde(serialize_with = "serialize_signal")] Signal),
+}
+
+impl RawExit {
+    pub fn of(status: ExitStatus) -> RawExit {
+        match (
+            status.code(),
+            status.signal().and_then(|n| Signal::try_from(n).ok()),
+        ) {
+            (_, Some(signal)) => RawExit::Signal(signal),
+            (Some(code), None) => RawExit::Code(code),
+            (None, None) => RawExit::Code(status.into_raw()),
+        }
+    }
+}
+
 /// What we had asked of the process before it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct StopIntent {

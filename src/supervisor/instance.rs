@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::action::{Action, ActionError};
 use super::events::{EventKind, EventSink};
-use super::exit::{ExitKind, StopIntent};
+use super::exit::{ExitKind, RawExit, StopIntent};
 use super::output::{pump_output, OutputBuffer, OutputSink};
 use super::policy::{CrashDecision, CrashLoop, RestartConfig};
 use super::signals::is_stop_signal;
@@ -469,10 +469,13 @@ impl Owner {
             let _ = tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, output).await;
         }
         let uptime = running.started.elapsed();
-        let exit = match status {
-            Ok(status) => ExitKind::classify(status, running.intent),
+        let (exit, raw) = match status {
+            Ok(status) => (
+                ExitKind::classify(status, running.intent),
+                Some(RawExit::of(status)),
+            ),
             // Someone else reaped it (a stray waitpid(-1)); the status is lost.
-            Err(_) => ExitKind::Disappeared,
+            Err(_) => (ExitKind::Disappeared, None),
         };
         let deliberate_kill =
             running.kill_sent && exit == ExitKind::KilledBySignal(Signal::SIGKILL);
@@ -487,6 +490,7 @@ impl Owner {
             pid: running.pid.as_raw().unsigned_abs(),
             run: running.run,
             exit,
+            status: raw,
             uptime,
         });
         Some((exit, uptime, deliberate_kill))

@@ -162,6 +162,7 @@ impl AttachTracker {
                             pid: current.pid,
                             run: entry.snapshot.run,
                             exit: ExitKind::Disappeared,
+                            status: None,
                             uptime: now.saturating_duration_since(entry.seen_since),
                         },
                     ));
