@@ -196,7 +196,7 @@ fn scenario(instances: usize, keys: usize) -> App {
                 cpu_percent: Some(0.3),
                 rss_bytes: Some(3 * 1024 * 1024),
                 auto_restart: true,
-                paused: false,
+                paused: None,
             }
         })
         .collect();

@@ -401,6 +401,11 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
             instance,
             delay_ms: delay.as_millis() as u64,
         },
+        EventKind::Frozen { signal } => Fact::Frozen {
+            instance,
+            signal: signal.map(|s| s.as_str().to_string()),
+        },
+        EventKind::Continued => Fact::Continued { instance },
         EventKind::Failed { reason } => Fact::Failed {
             instance,
             reason: reason.clone(),

@@ -536,12 +536,13 @@ async fn manual_restart_and_refusals() {
     assert_eq!(error.to_string(), "no instance named \"nope-001\"");
 
     // SIGSTOP/SIGCONT pause and resume; a paused worker still stops gracefully.
-    assert!(
+    assert_eq!(
         supervisor
             .send(&id, Action::Signal(Signal::SIGSTOP))
             .await
             .unwrap()
-            .paused
+            .paused,
+        Some("SIGSTOP")
     );
     let stopped = supervisor.send(&id, Action::Stop).await.unwrap();
     assert_eq!(stopped.last_exit, Some(ExitKind::Stopped));
@@ -763,4 +764,35 @@ async fn detach_all_leaves_the_worker_running_after_the_supervisor_is_gone() {
     sigkill(pid);
     // We no longer own it, so reap it here to keep the test process clean.
     let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+}
+
+#[tokio::test]
+async fn a_sigstop_from_outside_is_seen_and_so_is_the_sigcont() {
+    let (supervisor, mut events) = Supervisor::new(config("frozen"));
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    let (pid, _) = started(&mut events, &id).await;
+    kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    let signal = next_event(&mut events, &id, |kind| match kind {
+        EventKind::Frozen { signal } => *signal,
+        _ => None,
+    })
+    .await;
+    assert_eq!(signal, Signal::SIGSTOP);
+    let snapshot = supervisor.instance(&id).unwrap();
+    assert_eq!(snapshot.paused, Some("SIGSTOP"));
+    assert_eq!(snapshot.pid, Some(pid), "a frozen worker is not an exit");
+
+    kill(Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
+    next_event(&mut events, &id, |kind| {
+        matches!(kind, EventKind::Continued).then_some(())
+    })
+    .await;
+    assert_eq!(supervisor.instance(&id).unwrap().paused, None);
+    // Still the same run: frozen and thawed, never exited.
+    let stopped = supervisor.send(&id, Action::Stop).await.unwrap();
+    assert_eq!(stopped.crashes, 0);
+    assert_eq!(stopped.run, 1);
 }

@@ -141,7 +141,7 @@ impl Scenario {
             cpu_percent: inst.pid.map(|_| 0.3),
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
             auto_restart: true,
-            paused: false,
+            paused: None,
         }]);
     }
 }

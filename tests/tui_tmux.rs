@@ -159,3 +159,45 @@ fn shift_q_leaves_the_worker_running_and_says_which() {
     assert!(alive, "the worker kept running after Q");
     assert!(screen.contains("plumdash controller --listen"), "{screen}");
 }
+
+/// The pid of the worker `kv-demo` started by the plumdash using `db`.
+fn worker_pid_of(db: &str) -> i32 {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("plumdash --step 1s --db {db}")])
+        .output()
+        .unwrap();
+    let parent = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+        .expect("plumdash is running");
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string(), "kv-demo"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("its kv-demo worker")
+}
+
+#[test]
+fn a_worker_frozen_from_outside_shows_stopped_then_running_again() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, db) = dashboard(&dir);
+    let pid = Pid::from_raw(worker_pid_of(&db));
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let screen = tmux.wait_for("STOPPED (SIGSTOP)", Duration::from_secs(10), |s| {
+        s.contains("STOPPED (SIGSTOP)").then(|| s.to_string())
+    });
+    assert!(screen.contains("kv-demo-001 frozen by SIGSTOP"), "{screen}");
+    kill(pid, Signal::SIGCONT).unwrap();
+    tmux.wait_for("continued", Duration::from_secs(10), |s| {
+        (s.contains("kv-demo-001 continued") && !s.contains("STOPPED (SIGSTOP)")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}

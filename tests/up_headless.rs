@@ -261,3 +261,21 @@ fn a_requested_stop_reports_the_signal_the_worker_died_of() {
     );
     assert!(!text.contains("exit 0"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigstop_from_outside_shows_stopped_and_the_sigcont_shows_continued() {
+    let mut up = Up::start("300ms");
+    let started = up.wait_event("started", |e| kind(e) == "started");
+    let pid = Pid::from_raw(started["pid"].as_u64().unwrap() as i32);
+    wait_for_progress(&up.url, 10).await;
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let frozen = up.wait_event("frozen", |e| kind(e) == "frozen");
+    assert_eq!(frozen["signal"], "SIGSTOP", "{frozen}");
+    kill(pid, Signal::SIGCONT).unwrap();
+    up.wait_event("continued", |e| kind(e) == "continued");
+    // Frozen and thawed is neither a crash nor a restart.
+    let evs = read_events(&up.events);
+    assert!(!evs.iter().any(|e| kind(e) == "crashed"), "{evs:?}");
+    assert_eq!(evs.iter().filter(|e| kind(e) == "started").count(), 1);
+    assert!(up.interrupt_and_wait().success());
+}

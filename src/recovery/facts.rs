@@ -44,6 +44,16 @@ pub enum Fact {
         instance: String,
         delay_ms: u64,
     },
+    /// The process was frozen (SIGSTOP, SIGTSTP, …): it exists but does not run.
+    /// `signal`: `None` when not known (an attached process seen stopped in `/proc`).
+    Frozen {
+        instance: String,
+        signal: Option<String>,
+    },
+    /// A frozen process runs again.
+    Continued {
+        instance: String,
+    },
     /// The supervisor gave up on the instance.
     Failed {
         instance: String,

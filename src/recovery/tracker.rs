@@ -126,6 +126,10 @@ pub enum TimelineKind {
     RestartScheduled {
         delay_ms: u64,
     },
+    Frozen {
+        signal: Option<String>,
+    },
+    Continued,
     Recovering,
     Resumed {
         cycle: Cycle,
@@ -231,6 +235,15 @@ impl fmt::Display for TimelineEvent {
             TimelineKind::Torn(t) => write!(f, "TORN checkpoint: {t}"),
             TimelineKind::FeedDown { error } => write!(f, "controller unreachable: {error}"),
             TimelineKind::FeedUp { via } => write!(f, "controller live ({via})"),
+            TimelineKind::Frozen {
+                signal: Some(signal),
+            } => {
+                write!(f, "frozen by {signal}")
+            }
+            TimelineKind::Frozen { signal: None } => {
+                write!(f, "frozen (stopped, seen in /proc)")
+            }
+            TimelineKind::Continued => write!(f, "continued"),
         }
     }
 }
@@ -278,6 +291,8 @@ impl TimelineEvent {
                 "counter": t.counter, "checkpoint": t.checkpoint}),
             TimelineKind::FeedDown { error } => json!({"kind": "controller_down", "error": error}),
             TimelineKind::FeedUp { via } => json!({"kind": "controller_up", "via": via}),
+            TimelineKind::Frozen { signal } => json!({"kind": "frozen", "signal": signal}),
+            TimelineKind::Continued => json!({"kind": "continued"}),
         };
         v["ts_ms"] = json!(self.at);
         if let Some(id) = &self.instance {
@@ -391,6 +406,12 @@ impl Tracker {
                     Some(instance),
                     TimelineKind::RestartScheduled { delay_ms },
                 );
+            }
+            Fact::Frozen { instance, signal } => {
+                self.push(at, Some(instance), TimelineKind::Frozen { signal });
+            }
+            Fact::Continued { instance } => {
+                self.push(at, Some(instance), TimelineKind::Continued);
             }
             Fact::Failed { instance, reason } => {
                 let inst = self.instance_mut(&instance);

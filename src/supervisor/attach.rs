@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use serde::Serialize;
-use sysinfo::{Pid, Process, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use sysinfo::{
+    Pid, Process, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind,
+};
 
 use super::events::serialize_unix_ms;
 use super::procstats::unix_seconds;
@@ -29,6 +31,8 @@ pub struct ForeignProcess {
     pub controller_base: Option<String>,
     pub cpu_percent: f32,
     pub rss_bytes: u64,
+    /// `/proc` shows it stopped (state T or t): frozen, not running.
+    pub frozen: bool,
 }
 
 impl ForeignProcess {
@@ -149,6 +153,10 @@ impl ProcessFinder {
             controller_base: env("CONTROLLER_BASE"),
             cpu_percent: process.cpu_usage(),
             rss_bytes: process.memory(),
+            frozen: matches!(
+                process.status(),
+                ProcessStatus::Stop | ProcessStatus::Tracing
+            ),
         })
     }
 }
@@ -199,6 +207,7 @@ mod tests {
             controller_base: None,
             cpu_percent: 0.0,
             rss_bytes: 0,
+            frozen: false,
         };
         let error = fake.signal(Signal::SIGCONT).unwrap_err().to_string();
         assert!(

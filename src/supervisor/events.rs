@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
 
 use super::exit::{ExitKind, RawExit};
-use super::signals::serialize_signal;
+use super::signals::{serialize_signal, serialize_signal_opt};
 
 /// One lifecycle event. Serializes as one flat JSON object:
 /// `{"ts_ms":…,"instance":"kv-demo-001","kind":"started","pid":…,"run":…}`.
@@ -59,6 +59,15 @@ pub enum EventKind {
         signal: Signal,
         pid: u32,
     },
+    /// The kernel reports the worker stopped (frozen) by `signal`, from outside or by us.
+    /// `signal` is `None` for a process we did not start: `/proc` shows it
+    /// stopped but not by which signal.
+    Frozen {
+        #[serde(serialize_with = "serialize_signal_opt")]
+        signal: Option<Signal>,
+    },
+    /// The kernel reports the frozen worker continued.
+    Continued,
     /// A Stop (or Restart, or shutdown) was asked for.
     StopRequested,
     /// A run ended.

@@ -126,7 +126,7 @@ fn initial_snapshot(setup: &InstanceSetup) -> InstanceSnapshot {
         restarts: 0,
         last_exit: None,
         auto_restart: true,
-        paused: false,
+        paused: None,
         failed_over_to: None,
         taken_over_from: setup.taken_over_from.clone(),
     }
@@ -155,8 +155,17 @@ impl Drop for RunningChild {
 
 enum Wake {
     Control(Option<Control>),
-    Exited,
+    Child(ChildChange),
     RestartDue,
+}
+
+/// What a SIGCHLD told us about our child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildChange {
+    Exited,
+    /// Frozen (SIGSTOP, SIGTSTP, …), by us or from outside.
+    Stopped(Signal),
+    Continued,
 }
 
 /// Why a restart happens, which decides whether failover applies.
@@ -186,11 +195,13 @@ impl Owner {
             let restart_deadline = self.restart_at.map(|(at, _)| at);
             let wake = tokio::select! {
                 control = self.controls.recv() => Wake::Control(control),
-                () = wait_for_exit(&mut self.sigchld, child_pid) => Wake::Exited,
+                change = wait_for_change(&mut self.sigchld, child_pid) => Wake::Child(change),
                 () = sleep_until_opt(restart_deadline) => Wake::RestartDue,
             };
             match wake {
-                Wake::Exited => self.on_unrequested_exit().await,
+                Wake::Child(ChildChange::Exited) => self.on_unrequested_exit().await,
+                Wake::Child(ChildChange::Stopped(signal)) => self.on_frozen(Some(signal)),
+                Wake::Child(ChildChange::Continued) => self.on_frozen(None),
                 Wake::RestartDue => {
                     if let Some((_, cause)) = self.restart_at.take() {
                         self.restart_now(cause);
@@ -357,7 +368,7 @@ impl Owner {
         self.state.pid = Some(raw_pid);
         self.state.started_at = Some(started_at);
         self.state.phase = Phase::Running;
-        self.state.paused = false;
+        self.state.paused = None;
         self.publish();
         self.emit(EventKind::Started {
             pid: raw_pid,
@@ -381,8 +392,8 @@ impl Owner {
         }
         match signal {
             Signal::SIGKILL => child.kill_sent = true,
-            Signal::SIGSTOP => self.state.paused = true,
-            Signal::SIGCONT => self.state.paused = false,
+            Signal::SIGSTOP => self.state.paused = Some(Signal::SIGSTOP.as_str()),
+            Signal::SIGCONT => self.state.paused = None,
             other if is_stop_signal(other) => child.intent.stop_signal_sent = Some(other),
             _ => {}
         }
@@ -422,6 +433,22 @@ impl Owner {
                 pid: pid.as_raw().unsigned_abs(),
             });
         }
+    }
+
+    /// The kernel says the child was stopped (`Some`) or continued (`None`).
+    fn on_frozen(&mut self, by: Option<Signal>) {
+        let now = by.map(|s| s.as_str());
+        if self.state.paused == now {
+            return;
+        }
+        self.state.paused = now;
+        self.publish();
+        self.emit(match by {
+            Some(signal) => EventKind::Frozen {
+                signal: Some(signal),
+            },
+            None => EventKind::Continued,
+        });
     }
 
     fn forget_in_guard(&self, pid: Pid) {
@@ -483,7 +510,7 @@ impl Owner {
             self.state.crashes += 1;
         }
         self.state.pid = None;
-        self.state.paused = false;
+        self.state.paused = None;
         self.state.last_exit = Some(exit);
         self.state.phase = Phase::Exited;
         self.emit(EventKind::Exited {
@@ -580,19 +607,32 @@ impl Owner {
     }
 }
 
-/// Resolves once the child `pid` has exited, without reaping it (WNOWAIT), so its pid
-/// and process group id stay ours until `finish_run` reaps. Woken by SIGCHLD, never polls.
+/// Resolves once the child `pid` has exited, ignoring stops and continues.
 async fn wait_for_exit(sigchld: &mut SignalStream, pid: Option<Pid>) {
+    while wait_for_change(sigchld, pid).await != ChildChange::Exited {}
+}
+
+/// Resolves when the child `pid` was stopped, continued or has exited. An exit
+/// is not reaped (WNOWAIT), so its pid and process group id stay ours until
+/// `finish_run` reaps. Woken by SIGCHLD, never polls.
+async fn wait_for_change(sigchld: &mut SignalStream, pid: Option<Pid>) -> ChildChange {
     let Some(pid) = pid else {
         return std::future::pending().await;
     };
     loop {
+        // Stops and continues are consumed (each is reported once); exits are not.
+        let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WCONTINUED | WaitPidFlag::WNOHANG;
+        match waitid(Id::Pid(pid), flags) {
+            Ok(WaitStatus::Stopped(_, signal)) => return ChildChange::Stopped(signal),
+            Ok(WaitStatus::Continued(_)) => return ChildChange::Continued,
+            _ => {}
+        }
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
         match waitid(Id::Pid(pid), flags) {
             Ok(WaitStatus::StillAlive) => {}
             Err(Errno::EINTR) => continue,
             // Exited, or no longer our child to wait for: either way `wait()` will not block.
-            Ok(_) | Err(_) => return,
+            Ok(_) | Err(_) => return ChildChange::Exited,
         }
         if sigchld.recv().await.is_none() {
             // The signal driver is gone (runtime shutting down): nothing will wake us.

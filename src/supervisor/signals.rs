@@ -33,6 +33,16 @@ pub(crate) fn serialize_signal<S: Serializer>(
     serializer.serialize_str(signal.as_str())
 }
 
+pub(crate) fn serialize_signal_opt<S: Serializer>(
+    signal: &Option<Signal>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match signal {
+        Some(signal) => serializer.serialize_str(signal.as_str()),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Signals after which a process that exits 0 (or dies by that very signal) did what
 /// it was asked: stop.
 pub(crate) fn is_stop_signal(signal: Signal) -> bool {

@@ -119,6 +119,9 @@ async fn scan_loop(
     }
 }
 
+/// What an attached process frozen in `/proc` shows (the signal is not known).
+const FROZEN_SEEN: &str = "frozen";
+
 /// Links what each scan finds to the instances seen before.
 pub(crate) struct AttachTracker {
     app_name: String,
@@ -153,6 +156,18 @@ impl AttachTracker {
             };
             match found.iter().find(|process| process.same_identity(current)) {
                 Some(still) => {
+                    let frozen = still.frozen.then_some(FROZEN_SEEN);
+                    if frozen != entry.snapshot.paused {
+                        entry.snapshot.paused = frozen;
+                        changes.push((
+                            id.clone(),
+                            if still.frozen {
+                                EventKind::Frozen { signal: None }
+                            } else {
+                                EventKind::Continued
+                            },
+                        ));
+                    }
                     entry.current = Some(still.clone());
                 }
                 None => {
@@ -264,7 +279,7 @@ fn attached_snapshot(id: &str, app_name: &str, process: &ForeignProcess) -> Inst
         restarts: 0,
         last_exit: None,
         auto_restart: false,
-        paused: false,
+        paused: None,
         failed_over_to: None,
         taken_over_from: None,
     }
@@ -287,6 +302,7 @@ mod tests {
             controller_base: None,
             cpu_percent: 0.0,
             rss_bytes: 0,
+            frozen: false,
         }
     }
 
@@ -298,6 +314,8 @@ mod tests {
                     EventKind::Attached { .. } => "attached",
                     EventKind::Started { .. } => "started",
                     EventKind::Exited { .. } => "exited",
+                    EventKind::Frozen { .. } => "frozen",
+                    EventKind::Continued => "continued",
                     _ => "other",
                 };
                 (id.clone(), name)
@@ -328,6 +346,30 @@ mod tests {
             (snapshot.run, snapshot.restarts, snapshot.pid),
             (2, 1, Some(11))
         );
+    }
+
+    #[test]
+    fn a_process_seen_stopped_in_proc_is_frozen_then_continued() {
+        let mut tracker = AttachTracker::new("kv-demo".into());
+        let now = Instant::now();
+        tracker.update(vec![process(10, 100, Some("kv-demo-001"))], now);
+        let frozen = ForeignProcess {
+            frozen: true,
+            ..process(10, 100, Some("kv-demo-001"))
+        };
+        let changes = tracker.update(vec![frozen.clone()], now);
+        assert_eq!(kinds(&changes), vec![("kv-demo-001".to_string(), "frozen")]);
+        assert_eq!(
+            tracker.entries["kv-demo-001"].snapshot.paused,
+            Some("frozen")
+        );
+        assert!(tracker.update(vec![frozen], now).is_empty(), "said once");
+        let changes = tracker.update(vec![process(10, 100, Some("kv-demo-001"))], now);
+        assert_eq!(
+            kinds(&changes),
+            vec![("kv-demo-001".to_string(), "continued")]
+        );
+        assert_eq!(tracker.entries["kv-demo-001"].snapshot.paused, None);
     }
 
     #[test]

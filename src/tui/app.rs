@@ -40,7 +40,8 @@ pub struct InstanceRow {
     pub cpu_percent: Option<f32>,
     pub rss_bytes: Option<u64>,
     pub auto_restart: bool,
-    pub paused: bool,
+    /// Frozen by this signal (`SIGSTOP`): the process exists but does not run.
+    pub paused: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -364,6 +364,8 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
     let view = tracker.instance(&s.id);
     let state = match (&s.phase, view) {
         (SupPhase::Failed { .. }, _) => "FAILED".to_string(),
+        // Frozen: whatever the task's phase, the process is not running.
+        _ if s.paused.is_some() && s.pid.is_some() => "STOPPED".to_string(),
         (_, Some(v)) => v.phase.to_string(),
         (SupPhase::Running, None) => "RUNNING".to_string(),
         _ => "STOPPED".to_string(),

@@ -102,6 +102,14 @@ fn describe(fact: &Fact) -> (&'static str, String) {
             format!("{instance} restart scheduled in {delay_ms} ms"),
         ),
         Fact::Failed { instance, reason } => ("process", format!("{instance} FAILED: {reason}")),
+        Fact::Frozen { instance, signal } => (
+            "process",
+            format!(
+                "{instance} frozen by {}",
+                signal.as_deref().unwrap_or("a stop signal")
+            ),
+        ),
+        Fact::Continued { instance } => ("process", format!("{instance} continued")),
         Fact::Snapshot(entries) => ("kv", format!("snapshot of {} keys", entries.len())),
         Fact::Written(entries) => {
             let pairs: Vec<String> = entries

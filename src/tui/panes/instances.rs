@@ -87,8 +87,8 @@ pub fn state_line(app: &App, row: &InstanceRow) -> Line<'static> {
             t.warn(),
         ));
     }
-    if row.paused {
-        spans.push(Span::styled(" (SIGSTOP)", t.warn()));
+    if let Some(signal) = row.paused {
+        spans.push(Span::styled(format!(" ({signal})"), t.warn()));
     }
     if !row.auto_restart {
         spans.push(Span::styled(" (no auto)", t.dim()));
