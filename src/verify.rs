@@ -48,7 +48,8 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     let report = match run(config).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("plumdash verify: {}", format!("{e:#}").replace('\n', " "));
+            let e = format!("{e:#}").replace('\n', " ");
+            eprintln!("plumdash verify: {}", crate::text_safety::escape_controls(&e));
             return ExitCode::from(2);
         }
     };

@@ -1,10 +1,13 @@
 //! `plumdash kv ls|get|put|rm|watch`: a small CLI over the SDK.
-//! Human output by default, `--json` for scripts.
+//! Human output by default, `--json` for scripts. Human output shows control
+//! characters escaped (`\x1b`, `\r`, …): nothing stored reaches the terminal
+//! raw. `--json` is JSON-escaped (ESC is `\u001b`).
 
-use crate::kv::display::{age, display_value};
+use crate::kv::display::{age, display_key, display_value};
 use crate::kv::{
     DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent, WatchOptions,
 };
+use crate::text_safety::escape_controls;
 use anyhow::{bail, Result};
 use std::io::Write;
 
@@ -38,7 +41,7 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
                 writeln!(out, "{}", serde_json::json!({ "namespaces": names }))?;
             } else {
                 for name in names {
-                    writeln!(out, "{name}")?;
+                    writeln!(out, "{}", display_key(&name))?;
                 }
             }
         }
@@ -52,7 +55,7 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
         }
         KvCommand::Get { key } => match dm.get_entry(&key).await? {
             Some(entry) if json => writeln!(out, "{}", serde_json::to_string(&entry)?)?,
-            Some(entry) => writeln!(out, "{}", entry.value)?,
+            Some(entry) => writeln!(out, "{}", escape_controls(&entry.value))?,
             None => bail!("key {key:?} not found in namespace {:?}", dm.namespace()),
         },
         KvCommand::Put {
@@ -82,7 +85,7 @@ async fn watch(dm: &DistributedMemory, json: bool) -> Result<(), KvError> {
         let line = if json {
             watch_json(&event)
         } else {
-            format!("{} {}", clock(), watch_line(&event))
+            format!("{} {}", clock(), escape_controls(&watch_line(&event)))
         };
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) ends the watch quietly.
@@ -140,7 +143,7 @@ fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Re
         .iter()
         .map(|e| {
             [
-                e.key.clone(),
+                display_key(&e.key),
                 e.value_type.to_string(),
                 display_value(e),
                 age(e.updated_at, now),
