@@ -401,6 +401,86 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
     );
 }
 
+/// Each type accepts only its exact written form: a near miss (whitespace of
+/// any kind, `_`, `inf`, `NaN`, base64 with a line break…) gets a one-line 400
+/// naming the type and stores nothing, alone or inside a batch.
+#[tokio::test]
+async fn values_are_refused_unless_written_exactly_as_their_type() {
+    let c = TestController::start().await;
+    let base = c.url();
+    let put = |key: &str, value: &str, ty: &str| {
+        let url = format!("{base}/v1/kv/strict/{key}");
+        let body = json!({"value": value, "type": ty}).to_string();
+        async move { send("PUT", &url, Some(body)).await }
+    };
+    let get_value = |key: &str| {
+        let url = format!("{base}/v1/kv/strict/{key}");
+        async move {
+            let (status, body) = send("GET", &url, None).await;
+            (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["value"].clone())
+        }
+    };
+    let good = [
+        ("int", "-42"),
+        ("int", "+7"),
+        ("int", "9223372036854775807"),
+        ("double", "15.707950"),
+        ("double", "-1e-3"),
+        ("bool", "false"),
+        ("bytes", "AAECAw=="),
+    ];
+    for (ty, value) in good {
+        let key = format!("good.{ty}");
+        let (status, body) = put(&key, value, ty).await;
+        assert_eq!(status, 200, "{ty} {value:?}: {body}");
+        assert_eq!(get_value(&key).await, Some(Value::from(value)));
+    }
+    let bad = [
+        ("int", " 42 "),
+        ("int", "\u{a0}1"),
+        ("int", "1_000"),
+        ("int", "42\n"),
+        ("int", "9223372036854775808"),
+        ("int", ""),
+        ("double", "inf"),
+        ("double", "NaN"),
+        ("double", "infinity"),
+        ("double", " 1.5"),
+        ("double", "1e999"),
+        ("bool", "True"),
+        ("bool", "true "),
+        ("bytes", "AAEC\nAw=="),
+        ("bytes", "AAECAw"),
+        ("bytes", "AA EC"),
+    ];
+    for (ty, value) in bad {
+        // An existing key keeps its old value; a new one stays absent.
+        let old = format!("good.{ty}");
+        let before = get_value(&old).await;
+        for key in [old.as_str(), "fresh"] {
+            let (status, body) = put(key, value, ty).await;
+            assert_eq!(status, 400, "{ty} {value:?} was accepted: {body}");
+            assert!(!body.contains('\n'), "one line: {body:?}");
+            let err: Value = serde_json::from_str(&body).unwrap();
+            let msg = err["error"].as_str().unwrap();
+            assert!(msg.contains(&format!("(type {ty})")), "{msg:?}");
+        }
+        assert_eq!(get_value(&old).await, before, "{ty} {value:?} changed it");
+        assert_eq!(get_value("fresh").await, None, "{ty} {value:?} stored it");
+
+        // The same value inside a batch: the good items are not stored either.
+        let batch = json!({"items": [
+            {"key": "batch.ok", "value": "1", "type": "int"},
+            {"key": "batch.bad", "value": value, "type": ty},
+        ]})
+        .to_string();
+        let (status, body) = send("POST", &format!("{base}/v1/kv/strict/batch"), Some(batch)).await;
+        assert_eq!(status, 400, "batch with {ty} {value:?} was accepted: {body}");
+        assert!(body.contains("item 1"), "{body}");
+        assert_eq!(get_value("batch.ok").await, None, "a refused batch stored an item");
+    }
+}
+
 #[tokio::test]
 async fn a_token_guards_every_request() {
     let dir = tempfile::tempdir().unwrap();
