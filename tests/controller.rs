@@ -799,3 +799,83 @@ async fn eight_writers_times_500_puts_all_land() {
         assert_eq!(e.value, want.to_string(), "{}", e.key);
     }
 }
+
+/// Events until `quiet` has passed; panics on a `Down`.
+async fn assert_no_outage_for(feed: &mut plumdash::kv::Watcher, quiet: Duration) {
+    let until = tokio::time::Instant::now() + quiet;
+    while let Ok(event) = tokio::time::timeout_at(until, feed.recv()).await {
+        let event = event.expect("feed open");
+        assert!(
+            !matches!(event, WatchEvent::Status(FeedStatus::Down { .. })),
+            "a quiet namespace was reported down: {event:?}"
+        );
+    }
+}
+
+/// A namespace where nothing changes is not an outage: the controller's
+/// keep-alive comments prove the stream alive (the SSE parser drops them, so
+/// before this only events counted and a quiet feed went "down" every 15 s).
+/// A controller that really stops answering (SIGSTOP) is still reported
+/// down, and live again after SIGCONT.
+#[tokio::test]
+async fn a_quiet_namespace_is_no_outage_but_a_hung_controller_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = ControllerProcess::spawn(&common::db_in(&dir), common::free_port());
+    let dm = DistributedMemory::create("quiet", &proc.url()).unwrap();
+    dm.put("k", "1").await.unwrap();
+    // Longer than one keep-alive (5 s), shorter than the 11 s watched below.
+    let idle = Duration::from_secs(8);
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Stream,
+        max_backoff: Duration::from_millis(200),
+        stream_idle_timeout: idle,
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Streaming))
+    );
+    assert_no_outage_for(&mut feed, idle + Duration::from_secs(3)).await;
+
+    let pid = nix::unistd::Pid::from_raw(proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let down = tokio::time::timeout(idle * 4, async {
+        loop {
+            if let WatchEvent::Status(FeedStatus::Down { error, .. }) = feed.recv().await.unwrap() {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("a hung controller is reported down");
+    assert!(down.contains("silent"), "{down}");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while feed.recv().await.unwrap() != WatchEvent::Status(FeedStatus::Streaming) {}
+    })
+    .await
+    .expect("live again once the controller answers");
+    proc.kill9();
+}
+
+/// Against an original controller (no stream: polling), a quiet namespace
+/// polled successfully is never reported down.
+#[tokio::test]
+async fn polling_reports_no_outage_while_polls_succeed() {
+    let (url, _task, _dir) = original_like_controller().await;
+    let dm = DistributedMemory::create("quiet", &url).unwrap();
+    dm.put("k", "1").await.unwrap();
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Auto,
+        poll_interval: Duration::from_millis(50),
+        stream_idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Polling(
+            Duration::from_millis(50)
+        )))
+    );
+    assert_no_outage_for(&mut feed, Duration::from_secs(3)).await;
+}
