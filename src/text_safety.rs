@@ -44,6 +44,26 @@ pub fn escape_controls_keep_newlines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text safe for a terminal: serde_json escapes C0 (ESC is `\u001b`) but
+/// writes DEL and C1 (U+0080–U+009F) raw; this escapes those as `\u007f`,
+/// `\u009b`. They can only occur inside JSON strings, so the result is the
+/// same JSON value.
+pub fn escape_json_controls(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_unsafe) {
+        return Cow::Borrowed(json);
+    }
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if is_unsafe(c) && c != '\n' {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn push_escaped(out: &mut String, c: char) {
     use std::fmt::Write as _;
     match c {
@@ -86,6 +106,20 @@ mod tests {
             escape_controls_keep_newlines("a\x1b[2J\nb\r"),
             "a\\x1b[2J\nb\\r"
         );
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_raw_controls() {
+        let value = "\x1b]0;t\x07\u{9b}2J\x7f\u{85}é";
+        let json = serde_json::to_string(&serde_json::json!({ "v": value })).unwrap();
+        assert!(json.contains("\\u001b") && json.contains('\u{9b}'), "{json}");
+        let safe = escape_json_controls(&json);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["v"], value);
+        // Pretty output keeps its line breaks.
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({ "v": 1 })).unwrap();
+        assert_eq!(escape_json_controls(&pretty), pretty);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::control::StatusPublisher;
 use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
-use crate::text_safety::{escape_controls, escape_controls_keep_newlines};
+use crate::text_safety::{escape_controls, escape_controls_keep_newlines, escape_json_controls};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -89,7 +89,9 @@ pub async fn run_headless(
                         println!("              last output: {}", escape_controls(&line));
                     }
                     if let Some(file) = events_file.as_mut() {
-                        writeln!(file, "{}", ev.to_json()).context("writing the events file")?;
+                        let json = ev.to_json().to_string();
+                        writeln!(file, "{}", escape_json_controls(&json))
+                            .context("writing the events file")?;
                     }
                 }
             }
