@@ -210,3 +210,38 @@ fn headless_up_prints_a_workers_escapes_escaped() {
         "{text}"
     );
 }
+
+/// kv-demo prints every key of its namespace when its task completes: a
+/// hostile key and value come out escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_demo_prints_stored_escapes_escaped() {
+    let c = TestController::start().await;
+    let base = c.url();
+    put_hostile(&base).await;
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-demo"));
+        for var in [
+            "KV_DEMO_NAMESPACE",
+            "KV_DEMO_NAMESPACE_BY",
+            "KV_DEMO_GIVE_UP",
+            "PLUM_INSTANCE_ID",
+            "PLUM_TOKEN",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("CONTROLLER_BASE", &base)
+            .env("PLUM_APP_NAME", "esc")
+            .env("KV_DEMO_STEP_MS", "20")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = assert_terminal_safe("kv-demo", &out.stdout);
+    assert!(
+        text.contains(r"k\x1b]0;pwned\x07\x1b[2J = v\x1b]2;title"),
+        "{text}"
+    );
+}
