@@ -112,7 +112,10 @@ mod tests {
     fn json_keeps_its_value_and_loses_its_raw_controls() {
         let value = "\x1b]0;t\x07\u{9b}2J\x7f\u{85}é";
         let json = serde_json::to_string(&serde_json::json!({ "v": value })).unwrap();
-        assert!(json.contains("\\u001b") && json.contains('\u{9b}'), "{json}");
+        assert!(
+            json.contains("\\u001b") && json.contains('\u{9b}'),
+            "{json}"
+        );
         let safe = escape_json_controls(&json);
         assert!(!safe.chars().any(is_unsafe), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();

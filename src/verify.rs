@@ -49,7 +49,10 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             let e = format!("{e:#}").replace('\n', " ");
-            eprintln!("plumdash verify: {}", crate::text_safety::escape_controls(&e));
+            eprintln!(
+                "plumdash verify: {}",
+                crate::text_safety::escape_controls(&e)
+            );
             return ExitCode::from(2);
         }
     };

@@ -475,9 +475,16 @@ async fn values_are_refused_unless_written_exactly_as_their_type() {
         ]})
         .to_string();
         let (status, body) = send("POST", &format!("{base}/v1/kv/strict/batch"), Some(batch)).await;
-        assert_eq!(status, 400, "batch with {ty} {value:?} was accepted: {body}");
+        assert_eq!(
+            status, 400,
+            "batch with {ty} {value:?} was accepted: {body}"
+        );
         assert!(body.contains("item 1"), "{body}");
-        assert_eq!(get_value("batch.ok").await, None, "a refused batch stored an item");
+        assert_eq!(
+            get_value("batch.ok").await,
+            None,
+            "a refused batch stored an item"
+        );
     }
 }
 

@@ -45,7 +45,10 @@ fn plumdash(base: &str, args: &[&str]) -> Output {
 /// No control character but `\n` anywhere in `bytes` (ESC, BEL, CR, BS, DEL, C1).
 fn assert_terminal_safe(what: &str, bytes: &[u8]) -> String {
     for b in [0x1b, 0x07, b'\r', 0x08, 0x7f] {
-        assert!(!bytes.contains(&b), "{what}: raw byte {b:#04x} in {bytes:?}");
+        assert!(
+            !bytes.contains(&b),
+            "{what}: raw byte {b:#04x} in {bytes:?}"
+        );
     }
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(
@@ -135,7 +138,10 @@ async fn kv_ls_get_and_watch_show_stored_escapes_escaped() {
     let _ = watch.kill();
     let _ = watch.wait();
     let text = assert_terminal_safe("kv watch", &seen);
-    assert!(text.contains(key_shown) && text.contains(r"\x1b]2;title"), "{text}");
+    assert!(
+        text.contains(key_shown) && text.contains(r"\x1b]2;title"),
+        "{text}"
+    );
 }
 
 /// A hostile server's error reason is quoted escaped.
@@ -203,7 +209,11 @@ fn headless_up_prints_a_workers_escapes_escaped() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let _ = child.wait();
     let seen = reader.join().unwrap();
-    assert!(printed, "no last output line: {}", String::from_utf8_lossy(&seen));
+    assert!(
+        printed,
+        "no last output line: {}",
+        String::from_utf8_lossy(&seen)
+    );
     let text = assert_terminal_safe("up --headless", &seen);
     assert!(
         text.contains(r"boom \x1b]0;pwned\x07\x1b[2J\r\u{9b}1m gone"),

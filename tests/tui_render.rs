@@ -371,7 +371,11 @@ fn nothing_from_outside_reaches_the_terminal_raw() {
     use ratatui::style::Color;
     let mut s = running();
     s.fact(Fact::Written(vec![
-        entry("evil\x1b]0;pwned\x07", "v\x1b[2J\r\u{9b}31m", ValueType::String),
+        entry(
+            "evil\x1b]0;pwned\x07",
+            "v\x1b[2J\r\u{9b}31m",
+            ValueType::String,
+        ),
         entry("bell", "ding\x07\x08\x7f", ValueType::String),
     ]));
     s.log("\x1b[31mRED\x1b[0m plain \x1b]0;TITLE\x07 after\x07\u{9b}2J\rend");
@@ -409,5 +413,9 @@ fn nothing_from_outside_reaches_the_terminal_raw() {
         })
         .expect("RED on screen");
     assert_eq!(buffer[(x, y)].fg, Color::Red);
-    assert_ne!(buffer[(x + 4, y)].fg, Color::Red, "the colour ends at reset");
+    assert_ne!(
+        buffer[(x + 4, y)].fg,
+        Color::Red,
+        "the colour ends at reset"
+    );
 }

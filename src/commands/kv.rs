@@ -39,7 +39,11 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
         } => {
             let names = dm.namespaces().await?;
             if json {
-                writeln!(out, "{}", json_text(&serde_json::json!({ "namespaces": names }))?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    json_text(&serde_json::json!({ "namespaces": names }))?
+                )?;
             } else {
                 for name in names {
                     writeln!(out, "{}", display_key(&name))?;

@@ -223,12 +223,34 @@ mod tests {
 
     #[test]
     fn values_must_be_written_exactly_as_their_type() {
-        for good in ["0", "-42", "+7", "007", "9223372036854775807", "-9223372036854775808"] {
+        for good in [
+            "0",
+            "-42",
+            "+7",
+            "007",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
             assert!(ValueType::Int.validate(good).is_ok(), "{good:?}");
         }
         for bad in [
-            " 42 ", "42 ", " 42", "\u{a0}1", "1\n", "\t1", "1_000", "", "-", "+", "--1", "+-1",
-            "0x10", "1e3", "١٢", "9223372036854775808", "4.0",
+            " 42 ",
+            "42 ",
+            " 42",
+            "\u{a0}1",
+            "1\n",
+            "\t1",
+            "1_000",
+            "",
+            "-",
+            "+",
+            "--1",
+            "+-1",
+            "0x10",
+            "1e3",
+            "١٢",
+            "9223372036854775808",
+            "4.0",
         ] {
             let err = ValueType::Int.validate(bad).unwrap_err();
             assert!(err.contains("(type int)"), "{bad:?}: {err}");
@@ -250,7 +272,14 @@ mod tests {
             assert!(ValueType::Bytes.validate(good).is_ok(), "{good:?}");
         }
         for bad in [
-            "AAEC\n", "AA EC", " AAEC", "AAECAw", "AAECAw=", "AAF=", "AAEC-_", "AAECAw==\r\n",
+            "AAEC\n",
+            "AA EC",
+            " AAEC",
+            "AAECAw",
+            "AAECAw=",
+            "AAF=",
+            "AAEC-_",
+            "AAECAw==\r\n",
         ] {
             let err = ValueType::Bytes.validate(bad).unwrap_err();
             assert!(err.contains("(type bytes)"), "{bad:?}: {err}");

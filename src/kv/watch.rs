@@ -224,8 +224,9 @@ impl Feed {
                 match tokio::time::timeout_at(quiet_since + idle, events.next()).await {
                     Ok(next) => break Some(next),
                     // Bytes arrived meanwhile (a keep-alive): still alive.
-                    Err(_) if last_bytes.load(Ordering::Relaxed)
-                        > quiet_since.duration_since(started).as_millis() as u64 =>
+                    Err(_)
+                        if last_bytes.load(Ordering::Relaxed)
+                            > quiet_since.duration_since(started).as_millis() as u64 =>
                     {
                         continue
                     }

@@ -2,8 +2,8 @@
 //! restarts, last exit, CPU, RSS; a countdown while a restart is pending.
 
 use super::block;
-use crate::tui::app::{App, Focus, InstanceRow};
 use crate::text_safety::escape_controls;
+use crate::tui::app::{App, Focus, InstanceRow};
 use crate::tui::format;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -82,7 +82,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 pub fn state_line(app: &App, row: &InstanceRow) -> Line<'static> {
     let t = &app.theme;
     let word = row.state.split_whitespace().next().unwrap_or("");
-    let mut spans = vec![Span::styled(escape_controls(&row.state).into_owned(), t.state(word))];
+    let mut spans = vec![Span::styled(
+        escape_controls(&row.state).into_owned(),
+        t.state(word),
+    )];
     if let Some(at) = row
         .restart_at
         .filter(|at| *at > app.now && row.pid.is_none())

@@ -7,8 +7,8 @@
 
 use super::block;
 use crate::text_safety::escape_controls;
-use ansi_to_tui::IntoText as _;
 use crate::tui::app::{App, Focus, Mode};
+use ansi_to_tui::IntoText as _;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};

@@ -51,11 +51,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             entries.len()
         )
     } else {
-        format!(
-            "Namespace {} ({} keys)",
-            ns,
-            entries.len()
-        )
+        format!("Namespace {} ({} keys)", ns, entries.len())
     };
     let header =
         Row::new(["KEY", "TYPE", "VALUE", "AGE"].map(|h| Cell::from(Span::styled(h, t.dim()))));
