@@ -219,17 +219,12 @@ impl Feed {
         let mut pending: Vec<Entry> = Vec::new();
         loop {
             let next = loop {
-                let quiet_since =
-                    started + Duration::from_millis(last_bytes.load(Ordering::Relaxed));
-                match tokio::time::timeout_at(quiet_since + idle, events.next()).await {
+                let bytes_at = last_bytes.load(Ordering::Relaxed);
+                let deadline = started + Duration::from_millis(bytes_at) + idle;
+                match tokio::time::timeout_at(deadline, events.next()).await {
                     Ok(next) => break Some(next),
                     // Bytes arrived meanwhile (a keep-alive): still alive.
-                    Err(_)
-                        if last_bytes.load(Ordering::Relaxed)
-                            > quiet_since.duration_since(started).as_millis() as u64 =>
-                    {
-                        continue
-                    }
+                    Err(_) if last_bytes.load(Ordering::Relaxed) > bytes_at => continue,
                     Err(_) => break None,
                 }
             };
