@@ -15,5 +15,6 @@ pub mod recovery;
 pub mod session;
 pub mod signals;
 pub mod supervisor;
+pub mod text_safety;
 pub mod tui;
 pub mod verify;

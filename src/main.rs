@@ -358,7 +358,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("plumdash: {err:#}");
+            // Errors may quote text from outside: never raw on the terminal.
+            let err = format!("{err:#}");
+            eprintln!("plumdash: {}", plumdash::text_safety::escape_controls(&err));
             ExitCode::FAILURE
         }
     }

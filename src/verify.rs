@@ -48,23 +48,26 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     let report = match run(config).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("plumdash verify: {}", format!("{e:#}").replace('\n', " "));
+            let e = format!("{e:#}").replace('\n', " ");
+            eprintln!(
+                "plumdash verify: {}",
+                crate::text_safety::escape_controls(&e)
+            );
             return ExitCode::from(2);
         }
     };
     let json = report.to_json();
     if let Some(path) = &args.report {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        let text = crate::text_safety::escape_json_controls(&text).into_owned();
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        println!("{}", crate::text_safety::escape_json_controls(&text));
     } else {
         print!("{}", report.render(clock::local_offset_secs()));
     }

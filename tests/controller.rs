@@ -401,6 +401,93 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
     );
 }
 
+/// Each type accepts only its exact written form: a near miss (whitespace of
+/// any kind, `_`, `inf`, `NaN`, base64 with a line break…) gets a one-line 400
+/// naming the type and stores nothing, alone or inside a batch.
+#[tokio::test]
+async fn values_are_refused_unless_written_exactly_as_their_type() {
+    let c = TestController::start().await;
+    let base = c.url();
+    let put = |key: &str, value: &str, ty: &str| {
+        let url = format!("{base}/v1/kv/strict/{key}");
+        let body = json!({"value": value, "type": ty}).to_string();
+        async move { send("PUT", &url, Some(body)).await }
+    };
+    let get_value = |key: &str| {
+        let url = format!("{base}/v1/kv/strict/{key}");
+        async move {
+            let (status, body) = send("GET", &url, None).await;
+            (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["value"].clone())
+        }
+    };
+    let good = [
+        ("int", "-42"),
+        ("int", "+7"),
+        ("int", "9223372036854775807"),
+        ("double", "15.707950"),
+        ("double", "-1e-3"),
+        ("bool", "false"),
+        ("bytes", "AAECAw=="),
+    ];
+    for (ty, value) in good {
+        let key = format!("good.{ty}");
+        let (status, body) = put(&key, value, ty).await;
+        assert_eq!(status, 200, "{ty} {value:?}: {body}");
+        assert_eq!(get_value(&key).await, Some(Value::from(value)));
+    }
+    let bad = [
+        ("int", " 42 "),
+        ("int", "\u{a0}1"),
+        ("int", "1_000"),
+        ("int", "42\n"),
+        ("int", "9223372036854775808"),
+        ("int", ""),
+        ("double", "inf"),
+        ("double", "NaN"),
+        ("double", "infinity"),
+        ("double", " 1.5"),
+        ("double", "1e999"),
+        ("bool", "True"),
+        ("bool", "true "),
+        ("bytes", "AAEC\nAw=="),
+        ("bytes", "AAECAw"),
+        ("bytes", "AA EC"),
+    ];
+    for (ty, value) in bad {
+        // An existing key keeps its old value; a new one stays absent.
+        let old = format!("good.{ty}");
+        let before = get_value(&old).await;
+        for key in [old.as_str(), "fresh"] {
+            let (status, body) = put(key, value, ty).await;
+            assert_eq!(status, 400, "{ty} {value:?} was accepted: {body}");
+            assert!(!body.contains('\n'), "one line: {body:?}");
+            let err: Value = serde_json::from_str(&body).unwrap();
+            let msg = err["error"].as_str().unwrap();
+            assert!(msg.contains(&format!("(type {ty})")), "{msg:?}");
+        }
+        assert_eq!(get_value(&old).await, before, "{ty} {value:?} changed it");
+        assert_eq!(get_value("fresh").await, None, "{ty} {value:?} stored it");
+
+        // The same value inside a batch: the good items are not stored either.
+        let batch = json!({"items": [
+            {"key": "batch.ok", "value": "1", "type": "int"},
+            {"key": "batch.bad", "value": value, "type": ty},
+        ]})
+        .to_string();
+        let (status, body) = send("POST", &format!("{base}/v1/kv/strict/batch"), Some(batch)).await;
+        assert_eq!(
+            status, 400,
+            "batch with {ty} {value:?} was accepted: {body}"
+        );
+        assert!(body.contains("item 1"), "{body}");
+        assert_eq!(
+            get_value("batch.ok").await,
+            None,
+            "a refused batch stored an item"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_token_guards_every_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -718,4 +805,84 @@ async fn eight_writers_times_500_puts_all_land() {
         let want = w.parse::<i64>().unwrap() * 1000 + i.parse::<i64>().unwrap();
         assert_eq!(e.value, want.to_string(), "{}", e.key);
     }
+}
+
+/// Events until `quiet` has passed; panics on a `Down`.
+async fn assert_no_outage_for(feed: &mut plumdash::kv::Watcher, quiet: Duration) {
+    let until = tokio::time::Instant::now() + quiet;
+    while let Ok(event) = tokio::time::timeout_at(until, feed.recv()).await {
+        let event = event.expect("feed open");
+        assert!(
+            !matches!(event, WatchEvent::Status(FeedStatus::Down { .. })),
+            "a quiet namespace was reported down: {event:?}"
+        );
+    }
+}
+
+/// A namespace where nothing changes is not an outage: the controller's
+/// keep-alive comments prove the stream alive (the SSE parser drops them, so
+/// before this only events counted and a quiet feed went "down" every 15 s).
+/// A controller that really stops answering (SIGSTOP) is still reported
+/// down, and live again after SIGCONT.
+#[tokio::test]
+async fn a_quiet_namespace_is_no_outage_but_a_hung_controller_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = ControllerProcess::spawn(&common::db_in(&dir), common::free_port());
+    let dm = DistributedMemory::create("quiet", &proc.url()).unwrap();
+    dm.put("k", "1").await.unwrap();
+    // Longer than one keep-alive (5 s), shorter than the 11 s watched below.
+    let idle = Duration::from_secs(8);
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Stream,
+        max_backoff: Duration::from_millis(200),
+        stream_idle_timeout: idle,
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Streaming))
+    );
+    assert_no_outage_for(&mut feed, idle + Duration::from_secs(3)).await;
+
+    let pid = nix::unistd::Pid::from_raw(proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let down = tokio::time::timeout(idle * 4, async {
+        loop {
+            if let WatchEvent::Status(FeedStatus::Down { error, .. }) = feed.recv().await.unwrap() {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("a hung controller is reported down");
+    assert!(down.contains("silent"), "{down}");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while feed.recv().await.unwrap() != WatchEvent::Status(FeedStatus::Streaming) {}
+    })
+    .await
+    .expect("live again once the controller answers");
+    proc.kill9();
+}
+
+/// Against an original controller (no stream: polling), a quiet namespace
+/// polled successfully is never reported down.
+#[tokio::test]
+async fn polling_reports_no_outage_while_polls_succeed() {
+    let (url, _task, _dir) = original_like_controller().await;
+    let dm = DistributedMemory::create("quiet", &url).unwrap();
+    dm.put("k", "1").await.unwrap();
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Auto,
+        poll_interval: Duration::from_millis(50),
+        stream_idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Polling(
+            Duration::from_millis(50)
+        )))
+    );
+    assert_no_outage_for(&mut feed, Duration::from_secs(3)).await;
 }

@@ -361,3 +361,61 @@ fn tour_captions_follow_the_recovery() {
     insta::assert_snapshot!("tour_resumed_120x40", render(&s.app, 120, 40));
     insta::assert_snapshot!("tour_resumed_40x15", render(&s.app, 40, 15));
 }
+
+/// Hostile keys, values, worker output and reasons: no cell of the screen
+/// holds a control character; they show escaped (`\x1b`, `\x07`, `\u{9b}`).
+/// A worker's colours (SGR) are drawn as styles, any other escape (a window
+/// title, clearing the screen) is dropped.
+#[test]
+fn nothing_from_outside_reaches_the_terminal_raw() {
+    use ratatui::style::Color;
+    let mut s = running();
+    s.fact(Fact::Written(vec![
+        entry(
+            "evil\x1b]0;pwned\x07",
+            "v\x1b[2J\r\u{9b}31m",
+            ValueType::String,
+        ),
+        entry("bell", "ding\x07\x08\x7f", ValueType::String),
+    ]));
+    s.log("\x1b[31mRED\x1b[0m plain \x1b]0;TITLE\x07 after\x07\u{9b}2J\rend");
+    s.log("\x1b[2J\x1b[Hcleared?");
+    s.app.flash("reason \x1b[5mblink\x1b[0m", true);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| view::draw(f, &s.app)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    for cell in buffer.content() {
+        assert!(
+            !cell.symbol().chars().any(char::is_control),
+            "a cell holds a control character: {:?}",
+            cell.symbol()
+        );
+    }
+    let screen = terminal.backend().to_string();
+    for shown in [
+        r"evil\x1b]0;pwned\x07",
+        r"v\x1b[2J\r\u{9b}31m",
+        r"ding\x07\x08\x7f",
+        r"RED plain  after\x07\u{9b}2J\rend",
+        "cleared?",
+        r"reason \x1b[5mblink\x1b[0m",
+    ] {
+        assert!(screen.contains(shown), "{shown:?} not on screen:\n{screen}");
+    }
+    assert!(!screen.contains("TITLE"), "an OSC title passed:\n{screen}");
+    assert!(!screen.contains("[31m"), "SGR shown as text:\n{screen}");
+
+    // The worker's red is a style on the cells of "RED".
+    let (x, y) = (0..buffer.area.height)
+        .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            (0..3).all(|i| buffer[(x + i, y)].symbol() == &"RED"[i as usize..=i as usize])
+        })
+        .expect("RED on screen");
+    assert_eq!(buffer[(x, y)].fg, Color::Red);
+    assert_ne!(
+        buffer[(x + 4, y)].fg,
+        Color::Red,
+        "the colour ends at reset"
+    );
+}

@@ -1,10 +1,14 @@
 //! `plumdash kv ls|get|put|rm|watch`: a small CLI over the SDK.
-//! Human output by default, `--json` for scripts.
+//! Human output by default, `--json` for scripts. Human output shows control
+//! characters escaped (`\x1b`, `\r`, …): nothing stored reaches the terminal
+//! raw. `--json` is JSON with every control character escaped (ESC is
+//! `\u001b`, and DEL and C1, which serde_json leaves raw, too).
 
-use crate::kv::display::{age, display_value};
+use crate::kv::display::{age, display_key, display_value};
 use crate::kv::{
     DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent, WatchOptions,
 };
+use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Result};
 use std::io::Write;
 
@@ -35,24 +39,28 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
         } => {
             let names = dm.namespaces().await?;
             if json {
-                writeln!(out, "{}", serde_json::json!({ "namespaces": names }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json_text(&serde_json::json!({ "namespaces": names }))?
+                )?;
             } else {
                 for name in names {
-                    writeln!(out, "{name}")?;
+                    writeln!(out, "{}", display_key(&name))?;
                 }
             }
         }
         KvCommand::List { prefix, .. } => {
             let entries = dm.list(prefix.as_deref()).await?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+                writeln!(out, "{}", json_text(&entries)?)?;
             } else {
                 write_table(&mut out, &entries, now_unix())?;
             }
         }
         KvCommand::Get { key } => match dm.get_entry(&key).await? {
-            Some(entry) if json => writeln!(out, "{}", serde_json::to_string(&entry)?)?,
-            Some(entry) => writeln!(out, "{}", entry.value)?,
+            Some(entry) if json => writeln!(out, "{}", json_text(&entry)?)?,
+            Some(entry) => writeln!(out, "{}", escape_controls(&entry.value))?,
             None => bail!("key {key:?} not found in namespace {:?}", dm.namespace()),
         },
         KvCommand::Put {
@@ -65,7 +73,7 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
                 let answer = serde_json::json!({
                     "namespace": dm.namespace(), "key": key, "value": value, "type": value_type,
                 });
-                writeln!(out, "{answer}")?;
+                writeln!(out, "{}", json_text(&answer)?)?;
             }
         }
         KvCommand::Remove { key } => {
@@ -76,13 +84,18 @@ pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<(
     Ok(())
 }
 
+/// JSON on one line with no raw control character (DEL and C1 escaped too).
+fn json_text(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string(value).map(|j| escape_json_controls(&j).into_owned())
+}
+
 async fn watch(dm: &DistributedMemory, json: bool) -> Result<(), KvError> {
     let mut feed = dm.subscribe(WatchOptions::default());
     while let Some(event) = feed.recv().await {
         let line = if json {
             watch_json(&event)
         } else {
-            format!("{} {}", clock(), watch_line(&event))
+            format!("{} {}", clock(), escape_controls(&watch_line(&event)))
         };
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) ends the watch quietly.
@@ -132,7 +145,7 @@ fn watch_json(event: &WatchEvent) -> String {
         WatchEvent::Batch(entries) => serde_json::json!({"event":"batch","entries": entries}),
         WatchEvent::Deleted { key } => serde_json::json!({"event":"deleted","key": key}),
     };
-    v.to_string()
+    escape_json_controls(&v.to_string()).into_owned()
 }
 
 fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Result<()> {
@@ -140,7 +153,7 @@ fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Re
         .iter()
         .map(|e| {
             [
-                e.key.clone(),
+                display_key(&e.key),
                 e.value_type.to_string(),
                 display_value(e),
                 age(e.updated_at, now),

@@ -1,12 +1,14 @@
 //! `plumdash up --headless`: the embedded controller and the supervised
 //! workers without the dashboard; one printed line per lifecycle and
-//! recovery event, optionally JSON lines to a file.
+//! recovery event, optionally JSON lines to a file. Printed text from outside
+//! (worker output, stored values) has its control characters escaped.
 
 use crate::clock;
 use crate::control::StatusPublisher;
 use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
+use crate::text_safety::{escape_controls, escape_controls_keep_newlines, escape_json_controls};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -80,12 +82,16 @@ pub async fn run_headless(
                     }
                 }
                 for ev in new {
-                    println!("{}  {ev}", clock::hms_millis(ev.at, offset));
+                    // Events quote worker output and stored values: escaped.
+                    let text = ev.to_string();
+                    println!("{}  {}", clock::hms_millis(ev.at, offset), escape_controls(&text));
                     if let Some(line) = last_words(&session, ev) {
-                        println!("              last output: {line}");
+                        println!("              last output: {}", escape_controls(&line));
                     }
                     if let Some(file) = events_file.as_mut() {
-                        writeln!(file, "{}", ev.to_json()).context("writing the events file")?;
+                        let json = ev.to_json().to_string();
+                        writeln!(file, "{}", escape_json_controls(&json))
+                            .context("writing the events file")?;
                     }
                 }
             }
@@ -122,11 +128,12 @@ fn print_banner(session: &Session) {
         Some(c) => format!("embedded, db {}", c.db.display()),
         None => "remote".to_string(),
     };
-    println!("plumdash: controller {} ({where_})", session.controller_url);
-    println!(
-        "plumdash: supervising {} × {} (app {}); Ctrl-C stops them gracefully",
+    let banner = format!(
+        "plumdash: controller {} ({where_})\nplumdash: supervising {} × {} (app {}); Ctrl-C stops them gracefully",
+        session.controller_url,
         session.supervisor.instances().len(),
         session.worker_command,
         session.config().app
     );
+    println!("{}", escape_controls_keep_newlines(&banner));
 }

@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// How often an idle stream carries a comment, so clients can tell a quiet
 /// namespace from a dead connection.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub const KEEP_ALIVE: Duration = crate::kv::model::STREAM_KEEP_ALIVE;
 
 pub async fn stream(
     State(state): State<AppState>,

@@ -13,7 +13,9 @@ use std::time::Duration;
 /// worker from checkpointing (Rust ignores SIGPIPE, so this is an EPIPE).
 pub fn say(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
+    // Lines may quote stored keys and values: never raw on the terminal.
+    let line = crate::text_safety::escape_controls_keep_newlines(line.as_ref());
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 

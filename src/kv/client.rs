@@ -402,6 +402,8 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_else(|| text.lines().next().unwrap_or("").trim().to_string());
+    // One bounded line, whatever the server sent (escaped when printed).
+    let reason: String = reason.chars().take(300).collect();
     Err(KvError::Rejected {
         status: status.as_u16(),
         reason: if reason.is_empty() {

@@ -1,6 +1,13 @@
 //! How entries read to a person: shared by the `kv` CLI and the dashboard.
+//! Everything here is safe to print: control characters come out escaped.
 
 use super::model::{preview, Entry};
+use crate::text_safety::escape_controls;
+
+/// A key (or any stored name) as it may be printed: control characters escaped.
+pub fn display_key(key: &str) -> String {
+    escape_controls(key).into_owned()
+}
 
 /// A value as a person wants to read it: bytes as length + hex preview.
 pub fn display_value(e: &Entry) -> String {
@@ -10,7 +17,7 @@ pub fn display_value(e: &Entry) -> String {
             let more = if bytes.len() > 8 { "…" } else { "" };
             format!("{} bytes {hex}{more}", bytes.len())
         }
-        None => preview(&e.value.replace(['\n', '\r', '\t'], " ")),
+        None => preview(&escape_controls(&e.value)),
     }
 }
 

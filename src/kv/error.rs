@@ -1,21 +1,25 @@
 //! What can go wrong talking to a controller. "Absent" is not an error (reads
 //! return `Ok(None)`), so a caller can never take a server that is down for a
 //! namespace with no saved state.
+//!
+//! Every reason may come from outside (a server's answer, a stored value), so
+//! each is printed with its control characters escaped.
 
+use crate::text_safety::escape_controls;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum KvError {
     /// No answer: connection refused, reset, or timed out.
-    #[error("controller at {url} is unreachable: {reason}")]
+    #[error("controller at {} is unreachable: {}", escape_controls(.url), escape_controls(.reason))]
     Unreachable { url: String, reason: String },
 
     /// The controller answered with an error status.
-    #[error("controller rejected the request ({status}): {reason}")]
+    #[error("controller rejected the request ({status}): {}", escape_controls(.reason))]
     Rejected { status: u16, reason: String },
 
     /// The controller answered something that is not the Plum API.
-    #[error("unexpected answer from the controller: {0}")]
+    #[error("unexpected answer from the controller: {}", escape_controls(.0))]
     Protocol(String),
 
     /// The stored value does not read as the asked-for type.
@@ -28,7 +32,7 @@ pub enum KvError {
     },
 
     /// Input refused before anything was sent.
-    #[error("{0}")]
+    #[error("{}", escape_controls(.0))]
     Invalid(String),
 }
 

@@ -9,6 +9,10 @@ use std::str::FromStr;
 /// Longest namespace or key accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 
+/// How often the controller's change stream carries a keep-alive comment while
+/// nothing changes; a watcher takes a stream silent for a few of these as dead.
+pub const STREAM_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How a value string is to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -40,12 +44,35 @@ impl ValueType {
         }
     }
 
-    /// Checks that `value` parses as this type; the error is a one-line reason.
+    /// Checks that `value` is written exactly as this type is; the error is a
+    /// one-line reason. Strict, so every reader (this SDK, the original C++
+    /// one, a script) reads the same thing:
+    /// - `int`: an optional `-` or `+`, then ASCII digits, within i64 — no
+    ///   whitespace of any kind, no `_`, nothing before or after;
+    /// - `double`: finite decimal or exponent notation (`15.707950`, `-1e-3`,
+    ///   `.5`) — no `inf`, `NaN`, `infinity`, no whitespace, nothing that
+    ///   overflows to infinity;
+    /// - `bool`: exactly `true` or `false`;
+    /// - `bytes`: standard base64 with canonical padding, no whitespace or
+    ///   line breaks.
     pub fn validate(self, value: &str) -> Result<(), String> {
         let ok = match self {
             ValueType::String => true,
-            ValueType::Int => value.trim().parse::<i64>().is_ok(),
-            ValueType::Double => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
+            ValueType::Int => {
+                let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+                !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && value.parse::<i64>().is_ok()
+            }
+            // Only digits, signs, `.` and `e` can appear: that rules out the
+            // words f64's parser also takes (inf, infinity, nan); the parser
+            // then checks the grammar.
+            ValueType::Double => {
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+                    && value.parse::<f64>().is_ok_and(f64::is_finite)
+            }
             ValueType::Bool => matches!(value, "true" | "false"),
             ValueType::Bytes => base64::engine::general_purpose::STANDARD
                 .decode(value)
@@ -192,6 +219,71 @@ mod tests {
         assert!(ValueType::Bytes.validate("AAEC").is_ok());
         assert!(ValueType::Bytes.validate("not base64!").is_err());
         assert!(ValueType::String.validate("").is_ok());
+    }
+
+    #[test]
+    fn values_must_be_written_exactly_as_their_type() {
+        for good in [
+            "0",
+            "-42",
+            "+7",
+            "007",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert!(ValueType::Int.validate(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            " 42 ",
+            "42 ",
+            " 42",
+            "\u{a0}1",
+            "1\n",
+            "\t1",
+            "1_000",
+            "",
+            "-",
+            "+",
+            "--1",
+            "+-1",
+            "0x10",
+            "1e3",
+            "١٢",
+            "9223372036854775808",
+            "4.0",
+        ] {
+            let err = ValueType::Int.validate(bad).unwrap_err();
+            assert!(err.contains("(type int)"), "{bad:?}: {err}");
+        }
+        for good in ["15.707950", "-1", "+2.5", "1e-3", "1E10", ".5", "5.", "0"] {
+            assert!(ValueType::Double.validate(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "inf", "-inf", "Infinity", "NaN", "nan", "1e999", " 1.5", "1.5 ", "\u{a0}1", "1_0.5",
+            "", ".", "e5", "1e", "0x1p3", "1.5f", "1,5",
+        ] {
+            let err = ValueType::Double.validate(bad).unwrap_err();
+            assert!(err.contains("(type double)"), "{bad:?}: {err}");
+        }
+        for bad in ["True", "TRUE", " true", "false\n", "1", "0", ""] {
+            assert!(ValueType::Bool.validate(bad).is_err(), "{bad:?}");
+        }
+        for good in ["", "AAEC", "AAECAw==", "AAECAwQ="] {
+            assert!(ValueType::Bytes.validate(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "AAEC\n",
+            "AA EC",
+            " AAEC",
+            "AAECAw",
+            "AAECAw=",
+            "AAF=",
+            "AAEC-_",
+            "AAECAw==\r\n",
+        ] {
+            let err = ValueType::Bytes.validate(bad).unwrap_err();
+            assert!(err.contains("(type bytes)"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

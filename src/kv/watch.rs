@@ -6,11 +6,13 @@
 //! from "controller down", and it reconnects with backoff by itself.
 
 use super::client::{expect_status, DistributedMemory};
-use super::model::Entry;
+use super::model::{Entry, STREAM_KEEP_ALIVE};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -33,8 +35,10 @@ pub struct WatchOptions {
     pub poll_interval: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
-    /// A stream silent for this long is taken as dead (the server sends
-    /// keep-alives every 5 s).
+    /// A stream that carried no bytes at all for this long is taken as dead.
+    /// Any bytes count, keep-alive comments included (the server sends one
+    /// every [`STREAM_KEEP_ALIVE`] while nothing changes), so a quiet
+    /// namespace is never reported as an outage.
     pub stream_idle_timeout: Duration,
 }
 
@@ -44,7 +48,8 @@ impl Default for WatchOptions {
             mode: FeedMode::Auto,
             poll_interval: Duration::from_millis(500),
             max_backoff: Duration::from_secs(5),
-            stream_idle_timeout: Duration::from_secs(15),
+            // Three keep-alives missed in a row.
+            stream_idle_timeout: STREAM_KEEP_ALIVE * 3,
         }
     }
 }
@@ -197,18 +202,41 @@ impl Feed {
         }
         backoff.reset();
 
-        let mut events = resp.bytes_stream().eventsource();
+        // The SSE parser swallows comments (the keep-alives), so liveness is
+        // judged on the bytes before it: any chunk resets the silence timer.
+        let started = tokio::time::Instant::now();
+        let last_bytes = Arc::new(AtomicU64::new(0));
+        let seen = last_bytes.clone();
+        let mut events = resp
+            .bytes_stream()
+            .inspect(move |_| {
+                let ms = started.elapsed().as_millis() as u64;
+                seen.store(ms, Ordering::Relaxed);
+            })
+            .eventsource();
+        let idle = self.options.stream_idle_timeout;
         // Items of a batch in progress: emitted together once all arrived.
         let mut pending: Vec<Entry> = Vec::new();
         loop {
-            let next = tokio::time::timeout(self.options.stream_idle_timeout, events.next()).await;
+            let next = loop {
+                let bytes_at = last_bytes.load(Ordering::Relaxed);
+                let deadline = started + Duration::from_millis(bytes_at) + idle;
+                match tokio::time::timeout_at(deadline, events.next()).await {
+                    Ok(next) => break Some(next),
+                    // Bytes arrived meanwhile (a keep-alive): still alive.
+                    Err(_) if last_bytes.load(Ordering::Relaxed) > bytes_at => continue,
+                    Err(_) => break None,
+                }
+            };
             let event = match next {
-                Err(_) => return StreamEnd::Failed("change stream went silent".into()),
-                Ok(None) => {
+                None => return StreamEnd::Failed("change stream went silent".into()),
+                Some(None) => {
                     return StreamEnd::Failed("change stream closed by the controller".into())
                 }
-                Ok(Some(Err(e))) => return StreamEnd::Failed(format!("change stream broke: {e}")),
-                Ok(Some(Ok(event))) => event,
+                Some(Some(Err(e))) => {
+                    return StreamEnd::Failed(format!("change stream broke: {e}"))
+                }
+                Some(Some(Ok(event))) => event,
             };
             let parsed = match event.event.as_str() {
                 "snapshot" => serde_json::from_str(&event.data).map(WatchEvent::Snapshot),

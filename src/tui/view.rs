@@ -93,7 +93,10 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) {
         flag::style(app, state),
     )));
     if let Some(flash) = app.active_flash() {
-        lines.push(Line::from(Span::styled(flash.text.clone(), t.alarm())));
+        lines.push(Line::from(Span::styled(
+            crate::text_safety::escape_controls(&flash.text).into_owned(),
+            t.alarm(),
+        )));
     }
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
     let events: Vec<_> = app.tracker.timeline().collect();

@@ -3,6 +3,7 @@
 
 use super::history::{line, History, HistoryEntry};
 use crate::recovery::TsMs;
+use crate::text_safety::escape_controls_keep_newlines;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -239,6 +240,7 @@ impl Report {
             let list: Vec<String> = violated.iter().map(|i| i.to_string()).collect();
             let _ = writeln!(out, "verify: FAIL — invariant {} violated", list.join(", "));
         }
-        out
+        // Messages and evidence quote worker output and stored values.
+        escape_controls_keep_newlines(&out).into_owned()
     }
 }

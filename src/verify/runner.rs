@@ -77,6 +77,8 @@ impl Runner {
     }
 
     fn live(&self, text: &str) {
+        // Live lines quote worker output and stored values.
+        let text = crate::text_safety::escape_controls(text);
         if self.config.live_to_stderr {
             eprintln!("{text}");
         } else {

@@ -11,7 +11,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     if let Some(flash) = app.active_flash() {
         let style = if flash.error { t.bad() } else { t.alarm() };
-        let line = Line::from(Span::styled(format!(" {} ", flash.text), style));
+        let line = Line::from(Span::styled(
+            format!(" {} ", crate::text_safety::escape_controls(&flash.text)),
+            style,
+        ));
         frame.render_widget(Paragraph::new(line), area);
         return;
     }

@@ -2,6 +2,7 @@
 //! whether that is healthy, app and namespace. A red banner while the
 //! controller is unreachable.
 
+use crate::text_safety::escape_controls;
 use crate::tui::app::App;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -28,13 +29,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mode = if h.embedded { "embedded" } else { "remote" };
     let mut spans = vec![
         Span::styled("plumdash ", t.title()),
-        Span::styled(h.controller_url.clone(), t.text()),
+        Span::styled(escape_controls(&h.controller_url).into_owned(), t.text()),
         Span::styled(format!(" ({mode}) "), t.dim()),
         feed,
         Span::styled("  app ", t.dim()),
-        Span::styled(h.app.clone(), t.text()),
+        Span::styled(escape_controls(&h.app).into_owned(), t.text()),
         Span::styled("  ns ", t.dim()),
-        Span::styled(h.namespace.clone(), t.text()),
+        Span::styled(escape_controls(&h.namespace).into_owned(), t.text()),
     ];
     if h.read_only {
         spans.push(Span::styled("  READ-ONLY", t.warn()));
@@ -45,7 +46,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines = vec![Line::from(spans)];
     if let Some(err) = app.tracker.feed_error() {
         lines.push(Line::from(Span::styled(
-            format!(" CONTROLLER UNREACHABLE: {err} — retrying; the view resumes when it is back "),
+            format!(
+                " CONTROLLER UNREACHABLE: {} — retrying; the view resumes when it is back ",
+                escape_controls(err)
+            ),
             t.alarm(),
         )));
     }

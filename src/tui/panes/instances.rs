@@ -2,6 +2,7 @@
 //! restarts, last exit, CPU, RSS; a countdown while a restart is pending.
 
 use super::block;
+use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus, InstanceRow};
 use crate::tui::format;
 use ratatui::layout::{Constraint, Rect};
@@ -34,8 +35,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Style::new()
             };
             Row::new(vec![
-                Cell::from(row.id.clone()),
-                Cell::from(row.node.clone()),
+                Cell::from(escape_controls(&row.id).into_owned()),
+                Cell::from(escape_controls(&row.node).into_owned()),
                 Cell::from(row.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(state_line(app, row)),
                 Cell::from(
@@ -45,7 +46,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 ),
                 Cell::from(row.crashes.to_string()),
                 Cell::from(row.manual_restarts.to_string()),
-                Cell::from(row.last_exit.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(
+                    row.last_exit
+                        .as_deref()
+                        .map_or("-".into(), |e| escape_controls(e).into_owned()),
+                ),
                 Cell::from(row.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
                 Cell::from(row.rss_bytes.map_or("-".into(), format::bytes)),
             ])
@@ -77,7 +82,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 pub fn state_line(app: &App, row: &InstanceRow) -> Line<'static> {
     let t = &app.theme;
     let word = row.state.split_whitespace().next().unwrap_or("");
-    let mut spans = vec![Span::styled(row.state.clone(), t.state(word))];
+    let mut spans = vec![Span::styled(
+        escape_controls(&row.state).into_owned(),
+        t.state(word),
+    )];
     if let Some(at) = row
         .restart_at
         .filter(|at| *at > app.now && row.pid.is_none())

@@ -1,8 +1,14 @@
 //! The selected instance's output: survives restarts (the supervisor puts a
 //! separator line between runs), scrollback, follow, wrap, `/` search.
+//!
+//! A worker's colours (SGR, `ESC [ … m`) are shown as styles; every other
+//! escape sequence (titles, cursor moves, clearing) is dropped, and any
+//! control character left is shown escaped (`\x07`, `\r`, `\u{9b}`).
 
 use super::block;
+use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus, Mode};
+use ansi_to_tui::IntoText as _;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -19,7 +25,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut rows = 0;
     let mut start = end;
     while start > 0 && rows < height {
-        let len = log.lines[start - 1].chars().count().max(1);
+        let len = styled_spans(&log.lines[start - 1])
+            .iter()
+            .map(|s| s.content.chars().count())
+            .sum::<usize>()
+            .max(1);
         rows += if log.wrap { len.div_ceil(width) } else { 1 };
         if rows > height && start != end {
             break;
@@ -33,7 +43,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
     let who = app
         .selected_instance()
-        .map_or("-".to_string(), |r| r.id.clone());
+        .map_or("-".to_string(), |r| escape_controls(&r.id).into_owned());
     let mut flags = vec![if log.follow {
         "follow"
     } else {
@@ -57,23 +67,53 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(para, area);
 }
 
-fn line_with_match<'a>(app: &App, line: &'a str) -> Line<'a> {
+fn line_with_match(app: &App, line: &str) -> Line<'static> {
     let t = &app.theme;
     let base = if line.starts_with("──") {
         t.dim()
     } else {
         Style::new()
     };
+    let spans = styled_spans(line);
     let Some(term) = app.log.search.as_deref().filter(|s| !s.is_empty()) else {
-        return Line::from(Span::styled(line, base));
+        return Line::from(spans).style(base);
+    };
+    let mut out = Vec::new();
+    for span in spans {
+        let mut rest: &str = &span.content;
+        while let Some(i) = rest.find(term) {
+            out.push(Span::styled(rest[..i].to_string(), span.style));
+            out.push(Span::styled(
+                rest[i..i + term.len()].to_string(),
+                span.style.patch(t.fresh()),
+            ));
+            rest = &rest[i + term.len()..];
+        }
+        out.push(Span::styled(rest.to_string(), span.style));
+    }
+    Line::from(out).style(base)
+}
+
+/// One line of worker output as styled spans with no control character left:
+/// SGR colours become styles, other escapes are dropped, the rest is escaped.
+pub fn styled_spans(line: &str) -> Vec<Span<'static>> {
+    let plain = || vec![Span::raw(escape_controls(line).into_owned())];
+    if !line.contains('\x1b') {
+        return plain();
+    }
+    let Ok(text) = line.into_text() else {
+        return plain();
     };
     let mut spans = Vec::new();
-    let mut rest = line;
-    while let Some(i) = rest.find(term) {
-        spans.push(Span::styled(&rest[..i], base));
-        spans.push(Span::styled(&rest[i..i + term.len()], t.fresh()));
-        rest = &rest[i + term.len()..];
+    for (i, parsed) in text.lines.into_iter().enumerate() {
+        if i > 0 {
+            // The parser splits at a carriage return: show it, don't act on it.
+            spans.push(Span::raw("\\r"));
+        }
+        for span in parsed.spans {
+            let content = escape_controls(&span.content).into_owned();
+            spans.push(Span::styled(content, span.style));
+        }
     }
-    spans.push(Span::styled(rest, base));
-    Line::from(spans)
+    spans
 }

@@ -1,9 +1,10 @@
 //! Every key of the namespace: type, value (bytes as length + hex), age.
 //! A key that just changed is highlighted briefly. Only visible rows are
-//! built, so a 10,000-key namespace draws as fast as a small one.
+//! built, so a 10,000-key namespace draws as fast as a small one. Keys and
+//! values show their control characters escaped.
 
 use super::block;
-use crate::kv::display::{age, display_value};
+use crate::kv::display::{age, display_key, display_value};
 use crate::tui::app::{App, Focus};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -32,7 +33,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 .is_some_and(|at| app.now.saturating_sub(at) < FRESH_MS);
             let style = if fresh { t.fresh() } else { Style::new() };
             Row::new(vec![
-                Cell::from(e.key.clone()),
+                Cell::from(display_key(&e.key)),
                 Cell::from(Span::styled(e.value_type.to_string(), t.dim())),
                 Cell::from(display_value(e)),
                 Cell::from(Span::styled(age(e.updated_at, now_s), t.dim())),
@@ -40,20 +41,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .style(style)
         })
         .collect();
+    let ns = display_key(&app.header.namespace);
     let title = if entries.len() > visible && visible > 0 {
         format!(
             "Namespace {} ({}-{} of {})",
-            app.header.namespace,
+            ns,
             start + 1,
             (start + visible).min(entries.len()),
             entries.len()
         )
     } else {
-        format!(
-            "Namespace {} ({} keys)",
-            app.header.namespace,
-            entries.len()
-        )
+        format!("Namespace {} ({} keys)", ns, entries.len())
     };
     let header =
         Row::new(["KEY", "TYPE", "VALUE", "AGE"].map(|h| Cell::from(Span::styled(h, t.dim()))));

@@ -12,7 +12,7 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
     let who = app.selected_instance().map_or(String::new(), |r| {
         format!(
             " to {} (pid {}) ",
-            r.id,
+            crate::text_safety::escape_controls(&r.id),
             r.pid.map_or("-".into(), |p| p.to_string())
         )
     });

@@ -2,6 +2,7 @@
 
 use super::block;
 use crate::recovery::TimelineKind;
+use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
 use ratatui::layout::Rect;
@@ -65,7 +66,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(ev.to_string(), style),
+            Span::styled(escape_controls(&ev.to_string()).into_owned(), style),
         ]));
     }
     let n = app.tracker.cycles().len();
