@@ -381,19 +381,19 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
         CtlCommand::Restart { instance } => (Request::Restart { instance }, false),
     };
     let answer = request(&path, &req).await?;
+    // The answer quotes stored values (the checkpoint name): never raw to a terminal.
+    let safe =
+        |v: &Value| crate::text_safety::escape_controls(v.as_str().unwrap_or("?")).into_owned();
     if answer["ok"] != true {
-        eprintln!(
-            "plumdash ctl: {}",
-            answer["error"].as_str().unwrap_or("refused")
-        );
+        eprintln!("plumdash ctl: {}", safe(&answer["error"]));
         return Ok(ExitCode::FAILURE);
     }
     if human {
         for i in answer["instances"].as_array().into_iter().flatten() {
             println!(
                 "{:<14} {:<20} pid {:<8} crashes {}",
-                i["id"].as_str().unwrap_or("?"),
-                i["recovery"]["phase"].as_str().unwrap_or("?"),
+                safe(&i["id"]),
+                safe(&i["recovery"]["phase"]),
                 i["pid"].as_u64().map_or("—".into(), |p| p.to_string()),
                 i["crashes"]
             );
@@ -402,7 +402,10 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
         println!(
             "task: progress {}%, checkpoint {}, crash flag {}",
             t["progress"],
-            t["checkpoint"].as_str().unwrap_or("—"),
+            t["checkpoint"]
+                .as_str()
+                .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
+                    .into_owned()),
             if t["crash_flag"] == true {
                 "set"
             } else {
@@ -410,7 +413,10 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
             }
         );
     } else {
-        println!("{answer}");
+        println!(
+            "{}",
+            crate::text_safety::escape_json_controls(&answer.to_string())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
