@@ -38,13 +38,15 @@ use std::process::ExitCode;
 /// `plumdash verify`: runs, prints, and returns 0 (all held), 1 (a violation)
 /// or 2 (usage or setup error, one line on stderr).
 pub async fn main(args: VerifyArgs) -> ExitCode {
-    let config = match VerifyConfig::from_args(&args) {
+    let mut config = match VerifyConfig::from_args(&args) {
         Ok(c) => c,
         Err(reason) => {
             eprintln!("plumdash verify: {reason}");
             return ExitCode::from(2);
         }
     };
+    // A verify killed mid-run must not leave its worker writing.
+    config.orphan_guard = std::env::current_exe().ok();
     let report = match run(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -101,6 +103,7 @@ pub async fn run(config: VerifyConfig) -> Result<Report> {
             max_restarts: Some(20),
             ..RestartConfig::default()
         },
+        orphan_guard: config.orphan_guard.clone(),
         ..SessionConfig::default()
     };
     let session = Session::start(session_config)

@@ -208,3 +208,49 @@ fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
         .unwrap()
         .contains("embedded controller"));
 }
+
+#[test]
+fn a_sigkilled_verify_takes_its_worker_with_it() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["verify", "--cycles", "3", "--step", "300ms"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let parent = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker: i32 = loop {
+        let out = Command::new("pgrep")
+            .args(["-P", &parent, "kv-demo"])
+            .output()
+            .unwrap();
+        if let Some(pid) = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "verify started no worker");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.get(s.rfind(')')? + 1..)?.to_string();
+                rest.split_whitespace().next().map(|st| st != "Z")
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(worker) {
+        assert!(Instant::now() < deadline, "worker {worker} outlived verify");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

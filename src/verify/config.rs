@@ -77,6 +77,8 @@ pub struct VerifyConfig {
     pub patience: Duration,
     /// Live lines to stderr instead of stdout.
     pub live_to_stderr: bool,
+    /// The plumdash binary that runs the orphan guard (see `SessionConfig`).
+    pub orphan_guard: Option<std::path::PathBuf>,
 }
 
 impl VerifyConfig {
@@ -130,6 +132,7 @@ impl VerifyConfig {
                 .patience
                 .unwrap_or_else(|| Duration::from_secs(10) + step * 10),
             live_to_stderr: args.json,
+            orphan_guard: None,
         })
     }
 }
