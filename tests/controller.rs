@@ -378,7 +378,7 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
             "not allowed",
         ),
         ("DELETE", "/v1/kv/ns".into(), None, 405, "not allowed"),
-        ("PUT", "/v1/kv".into(), None, 405, ""),
+        ("PUT", "/v1/kv".into(), None, 405, "not allowed"),
     ];
     for (method, path, body, want, reason) in cases {
         let (status, text) = send(method, &format!("{base}{path}"), body).await;
@@ -605,6 +605,7 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         store: std::sync::Arc::new(store),
         shutdown: tokio_util::sync::CancellationToken::new(),
         token: None,
+        health: None,
     };
     let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,7 +12,11 @@
 //! after it never overlap or leave a gap.
 //!
 //! The WAL checkpoint, the one long write-side operation, runs on its own
-//! thread. Reads use a separate connection (WAL lets them run beside the
+//! thread, and keeps the WAL bounded: a PASSIVE checkpoint every 500 ms
+//! (never blocks a writer), a RESTART one when the WAL holds more than
+//! [`WAL_RESTART_BYTES`] (writers wait for it, so the next commit starts the
+//! WAL over and `journal_size_limit` cuts the file back), and a TRUNCATE one
+//! after a second without writes (the file goes back to 0 bytes). Reads use a separate connection (WAL lets them run beside the
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
@@ -21,7 +25,8 @@ use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::{mpsc, Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, oneshot};
 
@@ -29,6 +34,12 @@ use tokio::sync::{broadcast, oneshot};
 const CHANGE_BUFFER: usize = 4096;
 /// How often the WAL is folded back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// A WAL holding more than this is checkpointed with RESTART, even under load.
+pub const WAL_RESTART_BYTES: i64 = 4 << 20;
+/// What the WAL file is cut back to when it starts over (`journal_size_limit`).
+const WAL_KEEP_BYTES: i64 = 1 << 20;
+/// Rounds without a commit before the WAL is truncated to nothing.
+const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 2;
 
 /// One committed write, in commit order (`seq` grows by one per change).
 #[derive(Debug, Clone, Serialize)]
@@ -96,8 +107,20 @@ pub struct Store {
     writer: Mutex<Writer>,
     queue: Mutex<Vec<Write>>,
     reader: Mutex<Connection>,
-    /// Dropping it stops the checkpoint thread.
-    _checkpointer: mpsc::Sender<()>,
+    /// Why the last group of writes failed, until one succeeds.
+    write_error: Arc<Mutex<Option<String>>>,
+    /// Dropping it stops the checkpoint thread; joined on drop, so the
+    /// store's connections are all closed when drop returns.
+    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The write connection and what moves with it.
@@ -105,6 +128,9 @@ struct Writer {
     conn: Connection,
     seq: u64,
     changes: broadcast::Sender<Change>,
+    /// Commits so far, so the checkpointer can tell an idle store.
+    commits: Arc<AtomicU64>,
+    write_error: Arc<Mutex<Option<String>>>,
 }
 
 const SCHEMA: &str = "
@@ -131,6 +157,11 @@ impl Store {
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
         let conn = connect(path)?;
+        // SQLite falls back to read-only when it cannot open the file for
+        // writing: every write would then fail after a healthy start.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            anyhow::bail!("the database {} is not writable (read-only)", path.display());
+        }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
         // Writers never checkpoint themselves: that can take milliseconds.
@@ -138,29 +169,36 @@ impl Store {
             .context("turning off automatic checkpoints")?;
         let reader = connect(path)?;
         let checkpoint_conn = connect(path)?;
+        let commits = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("kv-checkpoint".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    // PASSIVE never blocks a writer; if busy, the next round catches up.
-                    let _ = checkpoint_conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-                }
-            })
-            .context("starting the checkpoint thread")?;
+        let thread = {
+            let commits = commits.clone();
+            std::thread::Builder::new()
+                .name("kv-checkpoint".into())
+                .spawn(move || checkpoint_loop(&checkpoint_conn, &stopped, &commits))
+                .context("starting the checkpoint thread")?
+        };
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let write_error = Arc::new(Mutex::new(None));
         Ok(Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
                 changes,
+                commits,
+                write_error: write_error.clone(),
             }),
             queue: Mutex::new(Vec::new()),
             reader: Mutex::new(reader),
-            _checkpointer: stop,
+            write_error,
+            checkpointer: Some((stop, thread)),
         })
+    }
+
+    /// Why the last group of writes failed (a full disk, a file that can
+    /// no longer be written), or `None` once a group has committed since.
+    pub fn write_error(&self) -> Option<String> {
+        relock(&self.write_error).clone()
     }
 
     /// Queues a write and commits the queue unless another caller already is.
@@ -340,8 +378,10 @@ impl Writer {
     /// Applies a group of writes in one transaction, then commits them.
     fn commit_group(&mut self, group: Vec<Write>) {
         if let Err(e) = run_cached(&self.conn, "BEGIN") {
+            let why = format!("starting a transaction: {e}");
+            *relock(&self.write_error) = Some(why.clone());
             for write in group {
-                write.fail(&format!("starting a transaction: {e}"));
+                write.fail(&why);
             }
             return;
         }
@@ -387,6 +427,7 @@ impl Writer {
         if let Err(e) = run_cached(&self.conn, "COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             let why = format!("committing writes: {e}");
+            *relock(&self.write_error) = Some(why.clone());
             for done in pending {
                 match done {
                     Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
@@ -396,6 +437,15 @@ impl Writer {
             }
             return;
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        // Input is checked before it is queued, so a write that failed
+        // inside the transaction hit the database itself (e.g. a full disk).
+        let failed = pending.iter().find_map(|done| match done {
+            Done::Put(_, Err(e)) | Done::Batch(_, Err(e)) => Some(format!("{e:#}")),
+            Done::Delete(_, Err(e)) => Some(format!("{e:#}")),
+            _ => None,
+        });
+        *relock(&self.write_error) = failed;
         for done in pending {
             match done {
                 Done::Put(reply, result) => {
@@ -455,6 +505,46 @@ impl Write {
     }
 }
 
+/// The checkpoint thread: see the module comment.
+fn checkpoint_loop(conn: &Connection, stopped: &mpsc::Receiver<()>, commits: &AtomicU64) {
+    let page = conn
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .unwrap_or(4096);
+    let (mut seen, mut idle_rounds, mut truncated) = (0u64, 0u32, false);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let now = commits.load(Ordering::Relaxed);
+        if now == seen {
+            idle_rounds = idle_rounds.saturating_add(1);
+        } else {
+            (seen, idle_rounds, truncated) = (now, 0, false);
+        }
+        if idle_rounds >= IDLE_ROUNDS_BEFORE_TRUNCATE {
+            if !truncated {
+                // Idle: fold the WAL back and cut the file to 0 bytes.
+                truncated = matches!(checkpoint(conn, "TRUNCATE"), Some((0, _, _)));
+            }
+            continue;
+        }
+        // PASSIVE never blocks a writer; if busy, the next round catches up.
+        let Some((_, log_frames, _)) = checkpoint(conn, "PASSIVE") else {
+            continue;
+        };
+        if log_frames.saturating_mul(page) > WAL_RESTART_BYTES {
+            // Writers wait while it runs; then the next commit starts the
+            // WAL over and cuts the file to `journal_size_limit`.
+            let _ = checkpoint(conn, "RESTART");
+        }
+    }
+}
+
+/// `(busy, frames in the WAL, frames checkpointed)`, or `None` on an error.
+fn checkpoint(conn: &Connection, mode: &str) -> Option<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .ok()
+}
+
 /// Runs a statement without parsing it again each time (these run for
 /// every write).
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
@@ -497,6 +587,9 @@ fn connect(path: &Path) -> Result<Connection> {
         .context("setting synchronous=NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))
         .context("setting the busy timeout")?;
+    // When the WAL starts over, its file is cut back to this size.
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)
+        .context("setting journal_size_limit")?;
     Ok(conn)
 }
 
