@@ -126,7 +126,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         );
     }
     let lock = db_lock::DbLock::acquire(&config.db)?;
-    let db = config.db.clone();
+    let db = lock.path().to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
         .context("opening the store")??;

@@ -10,6 +10,12 @@
 //! locks with POSIX `fcntl` locks, which on Linux are independent of
 //! `flock`, so the two do not disturb each other.
 //!
+//! SQLite keeps a database's WAL beside the *name* it was opened by, so
+//! two names would mean two WALs: the path is made canonical (symlinks and
+//! `..` resolved) before SQLite sees it, and a file with more than one hard
+//! link is refused, since after a crash the other name would open without
+//! the acknowledged writes still in this name's WAL.
+//!
 //! POSIX locks have one trap: closing *any* descriptor of a file drops every
 //! `fcntl` lock this process holds on it, SQLite's included. So this file
 //! stays open until the store is closed, and a second `acquire` of a file
@@ -46,6 +52,7 @@ pub struct DbLock {
     /// Holds the flock; never closed while the store is open (see above).
     _file: File,
     id: FileId,
+    /// The canonical path: the one name SQLite opens it by.
     path: PathBuf,
 }
 
@@ -111,11 +118,24 @@ impl DbLock {
                 return Err(e).with_context(|| format!("locking the database {}", db.display()))
             }
         }
+        if meta.nlink() > 1 {
+            bail!(
+                "the database {} has {} hard links; SQLite keeps its WAL beside the name it \
+                 was opened by, so remove the other links and keep one name",
+                db.display(),
+                meta.nlink()
+            );
+        }
+        let path = std::fs::canonicalize(db)
+            .with_context(|| format!("resolving the database path {}", db.display()))?;
+        if !std::fs::metadata(&path).is_ok_and(|m| FileId::of(&m) == id) {
+            bail!("the database {} changed while it was opened", db.display());
+        }
         held.push(id);
         Ok(DbLock {
             _file: file,
             id,
-            path: db.to_path_buf(),
+            path,
         })
     }
 
@@ -198,7 +218,12 @@ mod tests {
         let err = DbLock::acquire(&link).unwrap_err().to_string();
         assert!(err.contains(&format!("(pid {pid})")), "{err}");
         drop(first);
-        DbLock::acquire(&link).unwrap();
+        // Free, but with two names it would get two WALs.
+        let err = DbLock::acquire(&link).unwrap_err().to_string();
+        assert!(err.contains("2 hard links"), "{err}");
+        std::fs::remove_file(&db).unwrap();
+        let lock = DbLock::acquire(&link).unwrap();
+        assert_eq!(lock.path(), std::fs::canonicalize(&link).unwrap());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! after it never overlap or leave a gap.
 //!
 //! The WAL checkpoint, the one long write-side operation, runs on its own
-//! thread, and keeps the WAL bounded: a PASSIVE checkpoint every 500 ms
+//! thread, and keeps the WAL bounded: a PASSIVE checkpoint every 100 ms
 //! (never blocks a writer), a RESTART one when the WAL holds more than
 //! [`WAL_RESTART_BYTES`] (writers wait for it, so the next commit starts the
 //! WAL over and `journal_size_limit` cuts the file back), and a TRUNCATE one
@@ -32,14 +32,15 @@ use tokio::sync::{broadcast, oneshot};
 
 /// How many changes a slow subscriber may fall behind before it is resynced.
 const CHANGE_BUFFER: usize = 4096;
-/// How often the WAL is folded back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the WAL is folded back into the database file (a PASSIVE
+/// checkpoint with nothing to do costs microseconds).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// A WAL holding more than this is checkpointed with RESTART, even under load.
 pub const WAL_RESTART_BYTES: i64 = 4 << 20;
 /// What the WAL file is cut back to when it starts over (`journal_size_limit`).
 const WAL_KEEP_BYTES: i64 = 1 << 20;
-/// Rounds without a commit before the WAL is truncated to nothing.
-const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 2;
+/// Rounds without a commit (one second) before the WAL is truncated to nothing.
+const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
 
 /// One committed write, in commit order (`seq` grows by one per change).
 #[derive(Debug, Clone, Serialize)]
