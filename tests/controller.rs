@@ -778,7 +778,11 @@ fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
     let (status, err) = run_bounded(cmd, Duration::from_secs(20))
         .unwrap_or_else(|| panic!("`plumdash {}` started instead of refusing", args.join(" ")));
     assert_eq!(status.code(), Some(1), "{args:?}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
     err
 }
 
@@ -835,7 +839,8 @@ fn complete(buf: &[u8]) -> bool {
 }
 
 fn get_req(path: &str, extra_headers: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}Connection: close\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}Connection: close\r\n\r\n")
+        .into_bytes()
 }
 
 fn addr_of(url: &str) -> SocketAddr {
@@ -925,7 +930,13 @@ fn an_unwritable_database_is_refused_at_start() {
     let as_dir = dir.path().join("folder.db");
     std::fs::create_dir(&as_dir).unwrap();
     let err = refused(
-        &["controller", "--listen", "127.0.0.1:0", "--db", path_str(&as_dir)],
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            path_str(&as_dir),
+        ],
         &[],
     );
     assert!(err.contains("folder.db"), "{err}");
@@ -957,7 +968,10 @@ fn an_unwritable_database_is_refused_at_start() {
         .expect("a controller started on a read-only database");
     assert_eq!(status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("ro.db") && err.contains("not writable"), "{err}");
+    assert!(
+        err.contains("ro.db") && err.contains("not writable"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -1149,7 +1163,10 @@ async fn every_error_answer_is_one_line_of_json() {
         let msg = v["error"]
             .as_str()
             .unwrap_or_else(|| panic!("{what}: no \"error\": {body}"));
-        assert!(!msg.is_empty() && !body.trim_end().contains('\n'), "{what}: {body:?}");
+        assert!(
+            !msg.is_empty() && !body.trim_end().contains('\n'),
+            "{what}: {body:?}"
+        );
     }
     // Still serving.
     let (s, _) = send("GET", &format!("{}/healthz", c.url()), None).await;
@@ -1217,7 +1234,9 @@ async fn sigterm_ends_the_controller_whatever_its_clients_do() {
 async fn idle_connections_under_a_low_fd_limit_never_stop_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let db = common::db_in(&dir);
-    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let mut child = Command::new("sh")
         .args(["-c", r#"ulimit -n 64 && exec "$0" "$@""#])
         .arg(env!("CARGO_BIN_EXE_plumdash"))
@@ -1241,10 +1260,7 @@ async fn idle_connections_under_a_low_fd_limit_never_stop_the_service() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the controller exited"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the controller exited");
         if let Ok(resp) = client.get(&url).send().await {
             if resp.status() == 200 {
                 break;
@@ -1286,7 +1302,15 @@ fn a_public_address_or_an_empty_token_is_refused() {
     );
     assert!(err.contains("--token"), "{err}");
     let err = refused(
-        &["controller", "--listen", "127.0.0.1:0", "--db", db, "--token", ""],
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--token",
+            "",
+        ],
         &[],
     );
     assert!(err.contains("empty"), "{err}");
@@ -1309,7 +1333,10 @@ fn a_public_address_or_an_empty_token_is_refused() {
         ],
         &[],
     );
-    assert!(err.contains("blank-token") && err.contains("empty"), "{err}");
+    assert!(
+        err.contains("blank-token") && err.contains("empty"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1337,8 +1364,11 @@ async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
     assert_eq!(s, 401, "{body}");
     assert!(head.contains("www-authenticate: bearer"), "{head}");
     for auth in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
-        let (s, _, body) =
-            raw_exchange(addr, get_req("/v1/kv", &format!("Authorization: {auth}\r\n"))).await;
+        let (s, _, body) = raw_exchange(
+            addr,
+            get_req("/v1/kv", &format!("Authorization: {auth}\r\n")),
+        )
+        .await;
         assert_eq!(s, 200, "{auth}: {body}");
     }
     let (s, _, _) = raw_exchange(addr, get_req("/v1/kv", "Authorization: Bearer S3CRET\r\n")).await;

@@ -208,7 +208,9 @@ mod tests {
         let err = DbLock::acquire(&db).unwrap_err().to_string();
         let pid = std::process::id();
         assert!(
-            err.contains(&format!("in use by another plumdash controller (pid {pid})")),
+            err.contains(&format!(
+                "in use by another plumdash controller (pid {pid})"
+            )),
             "{err}"
         );
         assert!(err.contains("--db"), "{err}");
@@ -234,7 +236,13 @@ mod tests {
         f.try_lock().unwrap();
         let id = FileId::of(&f.metadata().unwrap());
         assert_eq!(holder_pid(id), Some(std::process::id()));
-        assert_eq!(holder_pid(FileId { dev: id.dev, ino: 1 }), None);
+        assert_eq!(
+            holder_pid(FileId {
+                dev: id.dev,
+                ino: 1
+            }),
+            None
+        );
     }
 
     #[test]

@@ -161,7 +161,10 @@ impl Store {
         // SQLite falls back to read-only when it cannot open the file for
         // writing: every write would then fail after a healthy start.
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
-            anyhow::bail!("the database {} is not writable (read-only)", path.display());
+            anyhow::bail!(
+                "the database {} is not writable (read-only)",
+                path.display()
+            );
         }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
@@ -386,7 +389,30 @@ impl Writer {
             }
             return;
         }
-        let pending: Vec<Done> = group.into_iter().map(|w| self.apply(w)).collect();
+        let mut pending = Vec::with_capacity(group.len());
+        let mut writes = group.into_iter();
+        for write in writes.by_ref() {
+            pending.push(self.apply(write));
+            // SQLite rolls the whole transaction back by itself on some
+            // errors (a full disk, an I/O error): then nothing of the group
+            // holds, and the rest must not run outside a transaction, where
+            // each would commit on its own.
+            if self.conn.is_autocommit() {
+                let first = pending.iter().find_map(Done::error);
+                let why = format!(
+                    "the transaction was rolled back: {}",
+                    first.unwrap_or_else(|| "unknown error".into())
+                );
+                *relock(&self.write_error) = Some(why.clone());
+                for done in pending {
+                    done.fail(&why);
+                }
+                for write in writes {
+                    write.fail(&why);
+                }
+                return;
+            }
+        }
         self.commit(pending);
     }
 
@@ -430,23 +456,14 @@ impl Writer {
             let why = format!("committing writes: {e}");
             *relock(&self.write_error) = Some(why.clone());
             for done in pending {
-                match done {
-                    Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                    Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                    Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                }
+                done.fail(&why);
             }
             return;
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         // Input is checked before it is queued, so a write that failed
         // inside the transaction hit the database itself (e.g. a full disk).
-        let failed = pending.iter().find_map(|done| match done {
-            Done::Put(_, Err(e)) | Done::Batch(_, Err(e)) => Some(format!("{e:#}")),
-            Done::Delete(_, Err(e)) => Some(format!("{e:#}")),
-            _ => None,
-        });
-        *relock(&self.write_error) = failed;
+        *relock(&self.write_error) = pending.iter().find_map(Done::error);
         for done in pending {
             match done {
                 Done::Put(reply, result) => {
@@ -492,6 +509,25 @@ impl Writer {
             entry,
             batch,
         });
+    }
+}
+
+impl Done {
+    fn error(&self) -> Option<String> {
+        match self {
+            Done::Put(_, Err(e)) | Done::Batch(_, Err(e)) => Some(format!("{e:#}")),
+            Done::Delete(_, Err(e)) => Some(format!("{e:#}")),
+            _ => None,
+        }
+    }
+
+    /// Answers a write whose transaction did not commit.
+    fn fail(self, why: &str) {
+        match self {
+            Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+        }
     }
 }
 
@@ -700,6 +736,68 @@ mod tests {
             .map(|c| c.seq())
             .collect();
         assert_eq!(seqs, (1..=1600).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_failed_write_is_remembered_until_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        store.put("ns", "small", "v", ValueType::String).unwrap();
+        assert_eq!(store.write_error(), None);
+        // A full disk, as SQLite sees it: no page may be added.
+        let pages: i64 = {
+            let w = relock(&store.writer);
+            let n = w
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            w.conn.pragma_update(None, "max_page_count", n).unwrap();
+            n
+        };
+        let big = "x".repeat(64 * 1024);
+        assert!(store.put("ns", "big", &big, ValueType::String).is_err());
+        let why = store.write_error().expect("the failure is remembered");
+        assert!(why.contains("full"), "{why}");
+        assert_eq!(store.get("ns", "big").unwrap(), None);
+        relock(&store.writer)
+            .conn
+            .pragma_update(None, "max_page_count", pages * 100)
+            .unwrap();
+        store.put("ns", "big", &big, ValueType::String).unwrap();
+        assert_eq!(store.write_error(), None);
+    }
+
+    #[test]
+    fn a_disk_full_rollback_fails_the_whole_group_and_commits_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        store.put("ns", "seed", "v", ValueType::String).unwrap();
+        let mut writer = relock(&store.writer);
+        let n: i64 = writer
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        writer
+            .conn
+            .pragma_update(None, "max_page_count", n)
+            .unwrap();
+        let big = "x".repeat(64 * 1024);
+        let mut answers = Vec::new();
+        let group: Vec<Write> = [("a", "1"), ("big", big.as_str()), ("c", "3")]
+            .into_iter()
+            .map(|(k, v)| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                put_write("ns", k, v, ValueType::String, reply)
+            })
+            .collect();
+        writer.commit_group(group);
+        drop(writer);
+        for answer in answers {
+            assert!(answer.blocking_recv().unwrap().is_err());
+        }
+        assert_eq!(store.keys("ns").unwrap(), vec!["seed"]);
+        assert!(store.write_error().unwrap().contains("rolled back"));
     }
 
     #[test]
