@@ -69,11 +69,10 @@ pub struct RunningController {
     pub addr: SocketAddr,
     pub db: PathBuf,
     shutdown: CancellationToken,
+    /// Serves, then closes the store, then frees the database lock: the
+    /// lock lives in the task, so it is held as long as anything serves,
+    /// even if this handle is dropped without `shutdown`.
     task: JoinHandle<()>,
-    monitor: JoinHandle<()>,
-    store: Arc<Store>,
-    /// Held until the store is closed.
-    lock: db_lock::DbLock,
 }
 
 impl RunningController {
@@ -86,20 +85,33 @@ impl RunningController {
     /// closes the store, then frees the database lock.
     pub async fn shutdown(self) -> Result<()> {
         self.shutdown.cancel();
-        let served = self.task.await.context("controller task panicked");
-        let _ = self.monitor.await;
-        // A read still running on the blocking pool holds the store; it is
-        // short, but do not wait forever for it.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&self.store) > 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Dropping the store joins its checkpoint thread: off the async workers.
-        let store = self.store;
-        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
-        drop(self.lock);
-        served
+        self.task.await.context("controller task panicked")
     }
+}
+
+/// Serves until `shutdown`, then closes the store and only then lets the
+/// lock go (closing the lock's descriptor earlier would drop SQLite's own
+/// locks on the file).
+async fn serve_then_close(
+    listener: TcpListener,
+    state: AppState,
+    health: Arc<Health>,
+    lock: db_lock::DbLock,
+) {
+    let shutdown = state.shutdown.clone();
+    let store = state.store.clone();
+    let monitor = tokio::spawn(monitor_health(health, shutdown.clone()));
+    server::serve(listener, app(state), shutdown).await;
+    let _ = monitor.await;
+    // A read still running on the blocking pool holds the store; it is
+    // short, but do not wait forever for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&store) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Dropping the store joins its checkpoint thread: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+    drop(lock);
 }
 
 /// `$XDG_STATE_HOME/plumdash/plum-kv.db` (or the platform's equivalent).
@@ -139,21 +151,17 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
     let state = AppState {
-        store: store.clone(),
+        store,
         shutdown: shutdown.clone(),
         token: config.token.map(Arc::from),
         health: Some(health.clone()),
     };
-    let monitor = tokio::spawn(monitor_health(health, shutdown.clone()));
-    let task = tokio::spawn(server::serve(listener, app(state), shutdown.clone()));
+    let task = tokio::spawn(serve_then_close(listener, state, health, lock));
     Ok(RunningController {
         addr,
         db: config.db,
         shutdown,
         task,
-        monitor,
-        store,
-        lock,
     })
 }
 
