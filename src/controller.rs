@@ -2,20 +2,30 @@
 //!
 //! `start` runs it inside the current tokio runtime (the dashboard embeds it);
 //! `plumdash controller` runs it alone until SIGINT/SIGTERM.
+//!
+//! What it promises: one controller per database file (an flock on the
+//! inode, `db_lock`); a file that cannot be written is refused at start and
+//! reported by `/healthz` while running (`health`); a bounded WAL (`store`);
+//! timeouts and a connection limit (`server`); loopback only unless a token
+//! guards it; every error answer is one line of JSON.
 
 mod db_lock;
 mod error;
+pub mod health;
 mod routes;
+pub mod server;
 mod sse;
 pub mod store;
 
-pub use routes::{app, AppState, MAX_BODY_BYTES};
+pub use health::Health;
+pub use routes::{app, AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use store::Store;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,14 +43,36 @@ pub struct ControllerConfig {
     pub fallback_to_free_port: bool,
 }
 
+/// The token from `--token` (or `PLUM_TOKEN`) or `--token-file` (its first
+/// line, trimmed; it overrides the other two). An empty one is refused: it
+/// would turn authentication off.
+pub fn resolve_token(token: Option<String>, token_file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(path) = token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --token-file {}", path.display()))?;
+        let first = text.lines().next().unwrap_or("").trim();
+        if first.is_empty() {
+            bail!("--token-file {} is empty", path.display());
+        }
+        return Ok(Some(first.to_string()));
+    }
+    match token {
+        Some(t) if t.trim().is_empty() => bail!(
+            "the token (--token or PLUM_TOKEN) is empty; give a real one, or leave both unset"
+        ),
+        other => Ok(other),
+    }
+}
+
 /// A controller serving in the background.
 pub struct RunningController {
     pub addr: SocketAddr,
     pub db: PathBuf,
     shutdown: CancellationToken,
-    task: JoinHandle<Result<()>>,
-    /// Held until the server has stopped.
-    lock: db_lock::DbLock,
+    /// Serves, then closes the store, then frees the database lock: the
+    /// lock lives in the task, so it is held as long as anything serves,
+    /// even if this handle is dropped without `shutdown`.
+    task: JoinHandle<()>,
 }
 
 impl RunningController {
@@ -48,13 +80,38 @@ impl RunningController {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, ends open event streams, waits for in-flight requests.
+    /// Stops accepting, ends open event streams, waits for in-flight
+    /// requests for at most `server::SHUTDOWN_GRACE` and drops the rest,
+    /// closes the store, then frees the database lock.
     pub async fn shutdown(self) -> Result<()> {
         self.shutdown.cancel();
-        let served = self.task.await.context("controller task panicked")?;
-        drop(self.lock);
-        served
+        self.task.await.context("controller task panicked")
     }
+}
+
+/// Serves until `shutdown`, then closes the store and only then lets the
+/// lock go (closing the lock's descriptor earlier would drop SQLite's own
+/// locks on the file).
+async fn serve_then_close(
+    listener: TcpListener,
+    state: AppState,
+    health: Arc<Health>,
+    lock: db_lock::DbLock,
+) {
+    let shutdown = state.shutdown.clone();
+    let store = state.store.clone();
+    let monitor = tokio::spawn(monitor_health(health, shutdown.clone()));
+    server::serve(listener, app(state), shutdown).await;
+    let _ = monitor.await;
+    // A read still running on the blocking pool holds the store; it is
+    // short, but do not wait forever for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&store) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Dropping the store joins its checkpoint thread: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+    drop(lock);
 }
 
 /// `$XDG_STATE_HOME/plumdash/plum-kv.db` (or the platform's equivalent).
@@ -66,35 +123,67 @@ pub fn default_db_path() -> PathBuf {
         .join("plum-kv.db")
 }
 
-/// Opens the store, binds, and serves until `shutdown` is called.
+/// Locks and opens the store, binds, and serves until `shutdown` is called.
+/// Refuses a non-loopback address without a token, an empty token, and a
+/// database file that cannot be written.
 pub async fn start(config: ControllerConfig) -> Result<RunningController> {
+    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!("the token is empty: it would turn authentication off");
+    }
+    if !config.listen.ip().is_loopback() && config.token.is_none() {
+        bail!(
+            "refusing to listen on {} without a token (anyone who can reach it could read \
+             and write): pass --token or --token-file, or listen on 127.0.0.1",
+            config.listen
+        );
+    }
     let lock = db_lock::DbLock::acquire(&config.db)?;
-    let db = config.db.clone();
+    let db = lock.path().to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await
         .context("opening the store")??;
+    let store = Arc::new(store);
+    let health = Arc::new(Health::new(lock.path(), lock.id()));
+    if let Some(problem) = health.check() {
+        bail!(problem);
+    }
     let listener = bind(config.listen, config.fallback_to_free_port).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
     let state = AppState {
-        store: Arc::new(store),
+        store,
         shutdown: shutdown.clone(),
         token: config.token.map(Arc::from),
+        health: Some(health.clone()),
     };
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async move { stop.cancelled_owned().await })
-            .await
-            .context("serving HTTP")
-    });
+    let task = tokio::spawn(serve_then_close(listener, state, health, lock));
     Ok(RunningController {
         addr,
         db: config.db,
         shutdown,
         task,
-        lock,
     })
+}
+
+/// Re-checks the database file every second (so writes stop within that
+/// time of it going away) and logs each change of verdict.
+async fn monitor_health(health: Arc<Health>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(health::CHECK_EVERY);
+    let mut last: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = health.check();
+        if now != last {
+            match &now {
+                Some(problem) => eprintln!("plumdash controller: unhealthy: {problem}"),
+                None => eprintln!("plumdash controller: healthy again"),
+            }
+            last = now;
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, fallback: bool) -> Result<TcpListener> {
@@ -112,12 +201,6 @@ async fn bind(addr: SocketAddr, fallback: bool) -> Result<TcpListener> {
 
 /// Runs a controller in the foreground until SIGINT or SIGTERM.
 pub async fn run_foreground(config: ControllerConfig) -> Result<()> {
-    if !config.listen.ip().is_loopback() && config.token.is_none() {
-        eprintln!(
-            "warning: listening on {} without --token: anyone who can reach it can read and write",
-            config.listen
-        );
-    }
     let running = start(config).await?;
     println!(
         "plumdash controller listening on {} (db: {})",

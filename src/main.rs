@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
-use plumdash::kv::{DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
+use plumdash::kv::{ClientOptions, DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
 use plumdash::tui::autokill::AutoKill;
@@ -92,9 +92,13 @@ struct UpArgs {
     /// Use an existing controller (e.g. a real Plum controller) instead of the embedded one.
     #[arg(long)]
     controller: Option<String>,
-    /// Bearer token for the controller.
+    /// Bearer token for the controller (required with a non-loopback --listen).
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// Restart a crashed instance as the next instance on the next node (failover).
     #[arg(long)]
     failover: bool,
@@ -181,13 +185,17 @@ struct AttachArgs {
     /// Bearer token for the controller.
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
     #[command(flatten)]
     ui: UiArgs,
 }
 
 #[derive(Args)]
 struct ControllerArgs {
-    /// Address to listen on. Anything but loopback must be given explicitly.
+    /// Address to listen on. Anything but loopback needs a token.
     #[arg(long, default_value = controller::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// SQLite database file [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
@@ -196,6 +204,10 @@ struct ControllerArgs {
     /// Require `Authorization: Bearer TOKEN` on every request.
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -215,6 +227,13 @@ struct KvArgs {
     /// Print JSON instead of a human table.
     #[arg(long, global = true)]
     json: bool,
+    /// Bearer token for the controller.
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: KvSub,
 }
@@ -259,13 +278,14 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.events.is_some() && !args.headless {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }
+    let token = controller::resolve_token(args.token.clone(), args.token_file.as_deref())?;
     // Read the keys file before starting anything, so a typo changes nothing.
     let options = args.ui.options()?;
     let config = SessionConfig {
         remote_controller: args.controller.clone(),
         listen: args.listen,
         db: args.db.clone().unwrap_or_else(controller::default_db_path),
-        token: args.token.clone().filter(|t| !t.is_empty()),
+        token,
         app: args.app.clone(),
         instances: args.instances as usize,
         cmd: args.cmd.clone(),
@@ -318,10 +338,11 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
 }
 
 async fn attach(args: AttachArgs) -> Result<()> {
+    let token = controller::resolve_token(args.token, args.token_file.as_deref())?;
     let options = args.ui.options()?;
     let config = SessionConfig {
         remote_controller: Some(args.controller),
-        token: args.token.filter(|t| !t.is_empty()),
+        token,
         app: args.app,
         instances: 0,
         ..SessionConfig::default()
@@ -388,13 +409,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let config = ControllerConfig {
                     listen: args.listen,
                     db: args.db.unwrap_or_else(controller::default_db_path),
-                    token: args.token.filter(|t| !t.is_empty()),
+                    token: controller::resolve_token(args.token, args.token_file.as_deref())?,
                     fallback_to_free_port: false,
                 };
                 controller::run_foreground(config).await?;
             }
             Command::Kv(args) => {
-                let dm = DistributedMemory::create(&args.namespace, &args.controller)?;
+                let token = controller::resolve_token(args.token, args.token_file.as_deref())?;
+                let dm = DistributedMemory::with_options(
+                    &args.namespace,
+                    &args.controller,
+                    ClientOptions {
+                        token,
+                        ..ClientOptions::default()
+                    },
+                )?;
                 let cmd = match args.command {
                     KvSub::Ls { prefix, namespaces } => KvCommand::List { namespaces, prefix },
                     KvSub::Get { key } => KvCommand::Get { key },

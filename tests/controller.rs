@@ -378,7 +378,7 @@ async fn bad_input_gets_a_4xx_with_a_reason_and_changes_nothing() {
             "not allowed",
         ),
         ("DELETE", "/v1/kv/ns".into(), None, 405, "not allowed"),
-        ("PUT", "/v1/kv".into(), None, 405, ""),
+        ("PUT", "/v1/kv".into(), None, 405, "not allowed"),
     ];
     for (method, path, body, want, reason) in cases {
         let (status, text) = send(method, &format!("{base}{path}"), body).await;
@@ -692,6 +692,7 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         store: std::sync::Arc::new(store),
         shutdown: tokio_util::sync::CancellationToken::new(),
         token: None,
+        health: None,
     };
     let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -885,4 +886,677 @@ async fn polling_reports_no_outage_while_polls_succeed() {
         )))
     );
     assert_no_outage_for(&mut feed, Duration::from_secs(3)).await;
+}
+
+// ---- Hardening: one writer per file, file health, bounded WAL, JSON
+// errors, slow clients, exposure. Real processes, sockets and files.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn plumdash() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plumdash"));
+    cmd.env_remove("PLUM_TOKEN");
+    cmd
+}
+
+/// Runs `cmd` to its end within `limit`: its status and stderr, or `None`
+/// if it was still running (it is then killed).
+fn run_bounded(mut cmd: Command, limit: Duration) -> Option<(ExitStatus, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Some((status, err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `plumdash controller ARGS…` must fail at once: exit 1 and one line of
+/// stderr, which is returned.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = plumdash();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (status, err) = run_bounded(cmd, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("`plumdash {}` started instead of refusing", args.join(" ")));
+    assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
+    err
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// One raw HTTP exchange: `(status, lower-cased head, body)`. The request
+/// is sent while the answer is read, since the server may answer (and
+/// close) before it has read a huge request.
+async fn raw_exchange(addr: SocketAddr, request: Vec<u8>) -> (u16, String, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&request).await;
+        wr
+    });
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rd.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if complete(&buf) {
+            break;
+        }
+    }
+    drop(writer);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A head and as much body as its content-length says.
+fn complete(buf: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buf).to_ascii_lowercase();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_some_and(|n| body.len() >= n)
+}
+
+fn get_req(path: &str, extra_headers: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}Connection: close\r\n\r\n")
+        .into_bytes()
+}
+
+fn addr_of(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_name_of_a_held_database_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let mut first = ControllerProcess::spawn(&db, common::free_port());
+    let holder = first.child.id();
+    let dm = DistributedMemory::create("ns", &first.url()).unwrap();
+    dm.put_int("before", 1).await.unwrap();
+
+    let hard = dir.path().join("hard.db");
+    std::fs::hard_link(&db, &hard).unwrap();
+    let sym = dir.path().join("sym.db");
+    std::os::unix::fs::symlink(&db, &sym).unwrap();
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    let dotted = dir.path().join("x/../kv.db");
+    for name in [&db, &hard, &sym, &dotted] {
+        let name = path_str(name).to_string();
+        let err = tokio::task::spawn_blocking(move || {
+            refused(
+                &["controller", "--listen", "127.0.0.1:0", "--db", &name],
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(err.contains(&format!("(pid {holder})")), "{err}");
+        assert!(err.contains("in use"), "{err}");
+    }
+
+    // The lock is an flock on the inode, and SQLite's own (fcntl) locks are
+    // independent of it: through another name the lock is taken, yet
+    // another SQLite connection reads what was acknowledged while the
+    // controller keeps writing.
+    {
+        let f = std::fs::File::open(&hard).unwrap();
+        assert!(matches!(
+            f.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+    }
+    for i in 0..50 {
+        dm.put_int(&format!("k{i}"), i).await.unwrap();
+    }
+    {
+        // By its own name: SQLite finds the WAL beside the name it opens.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM distributed_kv WHERE namespace = 'ns'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 51);
+    }
+    dm.put_int("after", 2).await.unwrap();
+
+    // A dead holder leaves no lock; but while the file has two names, a
+    // start by either could miss the other name's WAL: refused.
+    first.kill9();
+    let name = path_str(&hard).to_string();
+    let err = tokio::task::spawn_blocking(move || {
+        refused(
+            &["controller", "--listen", "127.0.0.1:0", "--db", &name],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(err.contains("2 hard links"), "{err}");
+    // One name left: a symlink to it opens it by its real name, WAL and all.
+    std::fs::remove_file(&hard).unwrap();
+    let second = ControllerProcess::spawn(&sym, common::free_port());
+    let dm = DistributedMemory::create("ns", &second.url()).unwrap();
+    assert_eq!(dm.get_all().await.unwrap().len(), 52);
+}
+
+#[test]
+fn an_unwritable_database_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_dir = dir.path().join("folder.db");
+    std::fs::create_dir(&as_dir).unwrap();
+    let err = refused(
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            path_str(&as_dir),
+        ],
+        &[],
+    );
+    assert!(err.contains("folder.db"), "{err}");
+
+    // A read-only file, as a user who cannot write it (root can write any
+    // file, so the controller runs as nobody).
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipping the read-only file case: setpriv cannot run as nobody here");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ro = dir.path().join("ro.db");
+    {
+        let store = plumdash::controller::Store::open(&ro).unwrap();
+        store.put("ns", "k", "v", ValueType::String).unwrap();
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["controller", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&ro)
+        .env_remove("PLUM_TOKEN");
+    let (status, err) = run_bounded(cmd, Duration::from_secs(20))
+        .expect("a controller started on a read-only database");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ro.db") && err.contains("not writable"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_database_turns_healthz_unhealthy_and_refuses_writes() {
+    let c = TestController::start().await;
+    let base = c.url();
+    let dm = DistributedMemory::create("ns", &base).unwrap();
+    dm.put("k", "v").await.unwrap();
+    let (s, _) = send("GET", &format!("{base}/healthz"), None).await;
+    assert_eq!(s, 200);
+
+    let db = c.dir.path().join("kv.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (s, body) = send("GET", &format!("{base}/healthz"), None).await;
+        if s == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "still {s} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "unhealthy", "{body}");
+    let why = v["error"].as_str().unwrap();
+    assert!(why.contains("kv.db") && why.contains("deleted"), "{why}");
+
+    // A write now would be acknowledged and lost at the next start.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, body) = send(
+            "PUT",
+            &format!("{base}/v1/kv/ns/k2"),
+            Some(r#"{"value":"x"}"#.into()),
+        )
+        .await;
+        if s == 503 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert!(v["error"].as_str().unwrap().contains("deleted"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "write still answered {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_wal_shrinks_back_under_4_mib_after_a_load() {
+    let c = TestController::start().await;
+    let wal = c.dir.path().join("kv.db-wal");
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = {
+        let (wal, peak) = (wal.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(file_len(&wal), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let value = "v".repeat(4000);
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let dm = DistributedMemory::create("load", &c.url()).unwrap();
+        let value = value.clone();
+        writers.push(tokio::spawn(async move {
+            for b in 0..12 {
+                let items: Vec<BatchItem> = (0..150)
+                    .map(|i| BatchItem::new(format!("w{w}/b{b}/{i}"), &value, ValueType::String))
+                    .collect();
+                dm.put_batch(&items).await.unwrap();
+                dm.put(&format!("w{w}/last"), &value).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(30);
+    loop {
+        let len = file_len(&wal);
+        if len < 4 << 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the WAL is still {len} bytes 30 s after the load"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sampling.abort();
+    eprintln!(
+        "WAL peak {:.1} MiB during ~29 MB of writes; under 4 MiB {:.1} s after the load",
+        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1 << 20) as f64,
+        stopped.elapsed().as_secs_f64()
+    );
+    let dm = DistributedMemory::create("load", &c.url()).unwrap();
+    assert_eq!(dm.get_all().await.unwrap().len(), 4 * 12 * 150 + 4);
+}
+
+#[tokio::test]
+async fn every_error_answer_is_one_line_of_json() {
+    let c = TestController::start().await;
+    let addr = addr_of(&c.url());
+    let many_headers: String = (0..2000)
+        .map(|i| format!("X-Pad-{i}: {}\r\n", "p".repeat(90)))
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a malformed request line",
+            b"THIS IS NOT HTTP\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a malformed header",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a 20 KB URI",
+            get_req(&format!("/v1/kv/ns/{}", "k".repeat(20_000)), ""),
+            414,
+        ),
+        (
+            "a 70 KB URI",
+            get_req(&format!("/{}", "u".repeat(70_000)), ""),
+            414,
+        ),
+        (
+            "200 KB of headers in 2000 lines",
+            get_req("/healthz", &many_headers),
+            431,
+        ),
+        (
+            "one 200 KB header",
+            get_req("/healthz", &format!("X-Big: {}\r\n", "b".repeat(200_000))),
+            431,
+        ),
+        (
+            "one 600 KB header",
+            get_req("/healthz", &format!("X-Big: {}\r\n", "b".repeat(600_000))),
+            431,
+        ),
+        ("an unknown path", get_req("/nope", ""), 404),
+        ("a path outside the API", get_req("/v1/kvx/ns", ""), 404),
+        (
+            "POST /healthz",
+            b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            405,
+        ),
+        (
+            "DELETE /v1/kv",
+            b"DELETE /v1/kv HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
+            405,
+        ),
+        (
+            "PUT /v1/kv/",
+            b"PUT /v1/kv/ HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            405,
+        ),
+        (
+            "POST /v1/stream",
+            b"POST /v1/stream?namespace=ns HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            405,
+        ),
+        ("a stream without a namespace", get_req("/v1/stream", ""), 400),
+    ];
+    for (what, request, want) in cases {
+        let (status, head, body) = raw_exchange(addr, request).await;
+        assert_eq!(status, want, "{what}: {head}\n{body}");
+        assert!(
+            head.contains("\r\ncontent-type: application/json"),
+            "{what}: {head}"
+        );
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {body:?}"));
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no \"error\": {body}"));
+        assert!(
+            !msg.is_empty() && !body.trim_end().contains('\n'),
+            "{what}: {body:?}"
+        );
+    }
+    // Still serving.
+    let (s, _) = send("GET", &format!("{}/healthz", c.url()), None).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_controller_whatever_its_clients_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let mut proc = ControllerProcess::spawn(&db, common::free_port());
+    let addr = proc.addr;
+    // Half a request head, never finished.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
+    // A whole head, then a body that trickles in a byte at a time.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"PUT /v1/kv/ns/k HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n{\"value\":\"",
+    )
+    .await
+    .unwrap();
+    let trickle = tokio::spawn(async move {
+        while slow.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    // An open event stream.
+    let dm = DistributedMemory::create("ns", &proc.url()).unwrap();
+    let mut feed = dm.subscribe(WatchOptions {
+        mode: FeedMode::Stream,
+        ..Default::default()
+    });
+    assert_eq!(
+        feed.recv().await,
+        Some(WatchEvent::Status(FeedStatus::Streaming))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = nix::unistd::Pid::from_raw(proc.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    trickle.abort();
+    drop((half, feed));
+    // The database is free for the next one.
+    let next = ControllerProcess::spawn(&db, common::free_port());
+    let (s, _) = send("GET", &format!("{}/healthz", next.url()), None).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_under_a_low_fd_limit_never_stop_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", r#"ulimit -n 64 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["controller", "--listen", &addr.to_string(), "--db"])
+        .arg(&db)
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_port(addr, Duration::from_secs(10));
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let url = format!("http://{addr}/healthz");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the controller exited");
+        if let Ok(resp) = client.get(&url).send().await {
+            if resp.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no answer for 90 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let dm = DistributedMemory::create("ns", &format!("http://{addr}")).unwrap();
+    dm.put("k", "still writing").await.unwrap();
+    assert!(child.try_wait().unwrap().is_none(), "the controller exited");
+    drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_public_address_or_an_empty_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let db = path_str(&db);
+    let err = refused(&["controller", "--listen", "0.0.0.0:0", "--db", db], &[]);
+    assert!(err.contains("--token"), "{err}");
+    let sock = dir.path().join("ctl.sock");
+    let err = refused(
+        &[
+            "up",
+            "--headless",
+            "--instances",
+            "0",
+            "--listen",
+            "0.0.0.0:0",
+            "--db",
+            db,
+            "--control-socket",
+            path_str(&sock),
+        ],
+        &[],
+    );
+    assert!(err.contains("--token"), "{err}");
+    let err = refused(
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--token",
+            "",
+        ],
+        &[],
+    );
+    assert!(err.contains("empty"), "{err}");
+    let err = refused(
+        &["controller", "--listen", "127.0.0.1:0", "--db", db],
+        &[("PLUM_TOKEN", "")],
+    );
+    assert!(err.contains("empty"), "{err}");
+    let blank = dir.path().join("blank-token");
+    std::fs::write(&blank, "  \n").unwrap();
+    let err = refused(
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--token-file",
+            path_str(&blank),
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("blank-token") && err.contains("empty"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\nignored second line\n").unwrap();
+    let port = common::free_port();
+    let mut child = plumdash()
+        .args(["controller", "--listen", &format!("0.0.0.0:{port}"), "--db"])
+        .arg(dir.path().join("kv.db"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::wait_for_port(addr, Duration::from_secs(10));
+    // Not on the command line.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
+
+    let (s, head, body) = raw_exchange(addr, get_req("/v1/kv", "")).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    for auth in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+        let (s, _, body) = raw_exchange(
+            addr,
+            get_req("/v1/kv", &format!("Authorization: {auth}\r\n")),
+        )
+        .await;
+        assert_eq!(s, 200, "{auth}: {body}");
+    }
+    let (s, _, _) = raw_exchange(addr, get_req("/v1/kv", "Authorization: Bearer S3CRET\r\n")).await;
+    assert_eq!(s, 401, "the token itself is case-sensitive");
+
+    // The CLI's client side takes the file too.
+    let url = format!("http://{addr}");
+    let kv = |args: &[&str]| {
+        let out = plumdash()
+            .args(["kv", "--controller", &url, "--token-file"])
+            .arg(&token_file)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status, String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (status, _) = tokio::task::block_in_place(|| kv(&["put", "k", "from-cli"]));
+    assert!(status.success());
+    let (status, out) = tokio::task::block_in_place(|| kv(&["get", "k"]));
+    assert!(status.success());
+    assert!(out.contains("from-cli"), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -1,14 +1,16 @@
 //! The HTTP surface: the Plum KV API, `/healthz`, and the token check.
+//! Every 4xx and 5xx answer is one line of JSON, `{"error": "..."}`.
 //!
 //! `/v1/kv/{ns}/{key...}` is dispatched by hand rather than by the router:
 //! a key may contain `/` and may be named `batch` or `keys`, so which
 //! endpoint a path means depends on the method as well as the path.
 
 use super::error::ApiError;
+use super::health::Health;
 use super::sse;
 use super::store::Store;
 use crate::kv::model::{validate_key, validate_namespace, BatchItem, ValueType};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -24,6 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest request body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Longest request target accepted (414 above it); a key and a namespace of
+/// 256 four-byte characters, percent-encoded, take about 6 KiB.
+pub const MAX_URI_BYTES: usize = 16 << 10;
+/// Most header bytes accepted (431 above them).
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +38,8 @@ pub struct AppState {
     /// Cancelled at shutdown so open event streams end and the server can stop.
     pub shutdown: CancellationToken,
     pub token: Option<Arc<str>>,
+    /// Checks on the database file (`None`: only failed writes count).
+    pub health: Option<Arc<Health>>,
 }
 
 /// The whole router; tests drive it with `oneshot` or over a real socket.
@@ -41,9 +50,83 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/kv/", get(namespaces))
         .route("/v1/kv/{*rest}", any(kv_dispatch))
         .route("/v1/stream", get(sse::stream))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(limit_head))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    let path: String = uri.path().chars().take(100).collect();
+    ApiError::not_found(format!("no such endpoint: {path}"))
+}
+
+/// 414 and 431 as JSON (hyper's own, for heads beyond its buffer, are
+/// rewritten in `server`).
+async fn limit_head(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError {
+            status: StatusCode::URI_TOO_LONG,
+            message: format!("request URI is longer than {MAX_URI_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message: format!("request headers are larger than {MAX_HEADER_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Gives any error answer that is not JSON yet (the router's 405, an
+/// extractor's rejection) a JSON body, keeping its status and headers.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let message = match first {
+        Some(line) => line.to_string(),
+        None if status == StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed here (allowed: {allow})")
+        }
+        None => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    let body = json!({ "error": message }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -52,20 +135,70 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token) {
-            return ApiError {
+            .and_then(bearer_credentials);
+        if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
+            let mut resp = ApiError {
                 status: StatusCode::UNAUTHORIZED,
                 message: "missing or wrong bearer token".into(),
             }
             .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
         }
     }
     next.run(req).await
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start())
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why the store cannot take writes now, if it cannot.
+fn unhealthy(state: &AppState, fresh: bool) -> Option<String> {
+    let file = state
+        .health
+        .as_ref()
+        .and_then(|h| if fresh { h.check() } else { h.last() });
+    file.or_else(|| {
+        fresh
+            .then(|| state.store.write_error())
+            .flatten()
+            .map(|e| format!("the last write failed: {e}"))
+    })
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match unhealthy(&state, true) {
+        None => Json(json!({ "status": "ok" })).into_response(),
+        Some(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy", "error": error })),
+        )
+            .into_response(),
+    }
+}
+
+/// Writes to a deleted or unwritable file would be acknowledged and then
+/// lost: refuse them instead.
+fn writable(state: &AppState) -> Result<(), ApiError> {
+    match unhealthy(state, false) {
+        None => Ok(()),
+        Some(why) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: why,
+        }),
+    }
 }
 
 async fn namespaces(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -134,6 +267,7 @@ async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, 
 
 async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
+    writable(state)?;
     let (value, ty) = parse_value_object(&parse_json(&body)?).map_err(ApiError::bad_request)?;
     let entry = state.store.put_async(&ns, &key, &value, ty).await?;
     // The original answers exactly these four fields.
@@ -148,12 +282,14 @@ async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<R
 
 async fn delete(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
+    writable(state)?;
     state.store.delete_async(&ns, &key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, ApiError> {
     let items = parse_batch(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    writable(state)?;
     let count = state.store.batch_async(&ns, items).await?;
     Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
 }
@@ -248,4 +384,21 @@ fn method_not_allowed(allow: &'static str) -> Response {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearer"), None);
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"ABC"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
 }

@@ -12,7 +12,11 @@
 //! after it never overlap or leave a gap.
 //!
 //! The WAL checkpoint, the one long write-side operation, runs on its own
-//! thread. Reads use a separate connection (WAL lets them run beside the
+//! thread, and keeps the WAL bounded: a PASSIVE checkpoint every 100 ms
+//! (never blocks a writer), a RESTART one when the WAL holds more than
+//! [`WAL_RESTART_BYTES`] (writers wait for it, so the next commit starts the
+//! WAL over and `journal_size_limit` cuts the file back), and a TRUNCATE one
+//! after a second without writes (the file goes back to 0 bytes). Reads use a separate connection (WAL lets them run beside the
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
@@ -21,14 +25,22 @@ use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::{mpsc, Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, oneshot};
 
 /// How many changes a slow subscriber may fall behind before it is resynced.
 const CHANGE_BUFFER: usize = 4096;
-/// How often the WAL is folded back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the WAL is folded back into the database file (a PASSIVE
+/// checkpoint with nothing to do costs microseconds).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// A WAL holding more than this is checkpointed with RESTART, even under load.
+pub const WAL_RESTART_BYTES: i64 = 4 << 20;
+/// What the WAL file is cut back to when it starts over (`journal_size_limit`).
+const WAL_KEEP_BYTES: i64 = 1 << 20;
+/// Rounds without a commit (one second) before the WAL is truncated to nothing.
+const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
 
 /// One committed write, in commit order (`seq` grows by one per change).
 #[derive(Debug, Clone, Serialize)]
@@ -96,8 +108,20 @@ pub struct Store {
     writer: Mutex<Writer>,
     queue: Mutex<Vec<Write>>,
     reader: Mutex<Connection>,
-    /// Dropping it stops the checkpoint thread.
-    _checkpointer: mpsc::Sender<()>,
+    /// Why the last group of writes failed, until one succeeds.
+    write_error: Arc<Mutex<Option<String>>>,
+    /// Dropping it stops the checkpoint thread; joined on drop, so the
+    /// store's connections are all closed when drop returns.
+    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The write connection and what moves with it.
@@ -105,6 +129,9 @@ struct Writer {
     conn: Connection,
     seq: u64,
     changes: broadcast::Sender<Change>,
+    /// Commits so far, so the checkpointer can tell an idle store.
+    commits: Arc<AtomicU64>,
+    write_error: Arc<Mutex<Option<String>>>,
 }
 
 const SCHEMA: &str = "
@@ -131,6 +158,14 @@ impl Store {
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
         let conn = connect(path)?;
+        // SQLite falls back to read-only when it cannot open the file for
+        // writing: every write would then fail after a healthy start.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            anyhow::bail!(
+                "the database {} is not writable (read-only)",
+                path.display()
+            );
+        }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
         // Writers never checkpoint themselves: that can take milliseconds.
@@ -138,29 +173,36 @@ impl Store {
             .context("turning off automatic checkpoints")?;
         let reader = connect(path)?;
         let checkpoint_conn = connect(path)?;
+        let commits = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("kv-checkpoint".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    // PASSIVE never blocks a writer; if busy, the next round catches up.
-                    let _ = checkpoint_conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-                }
-            })
-            .context("starting the checkpoint thread")?;
+        let thread = {
+            let commits = commits.clone();
+            std::thread::Builder::new()
+                .name("kv-checkpoint".into())
+                .spawn(move || checkpoint_loop(&checkpoint_conn, &stopped, &commits))
+                .context("starting the checkpoint thread")?
+        };
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let write_error = Arc::new(Mutex::new(None));
         Ok(Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
                 changes,
+                commits,
+                write_error: write_error.clone(),
             }),
             queue: Mutex::new(Vec::new()),
             reader: Mutex::new(reader),
-            _checkpointer: stop,
+            write_error,
+            checkpointer: Some((stop, thread)),
         })
+    }
+
+    /// Why the last group of writes failed (a full disk, a file that can
+    /// no longer be written), or `None` once a group has committed since.
+    pub fn write_error(&self) -> Option<String> {
+        relock(&self.write_error).clone()
     }
 
     /// Queues a write and commits the queue unless another caller already is.
@@ -340,12 +382,37 @@ impl Writer {
     /// Applies a group of writes in one transaction, then commits them.
     fn commit_group(&mut self, group: Vec<Write>) {
         if let Err(e) = run_cached(&self.conn, "BEGIN") {
+            let why = format!("starting a transaction: {e}");
+            *relock(&self.write_error) = Some(why.clone());
             for write in group {
-                write.fail(&format!("starting a transaction: {e}"));
+                write.fail(&why);
             }
             return;
         }
-        let pending: Vec<Done> = group.into_iter().map(|w| self.apply(w)).collect();
+        let mut pending = Vec::with_capacity(group.len());
+        let mut writes = group.into_iter();
+        for write in writes.by_ref() {
+            pending.push(self.apply(write));
+            // SQLite rolls the whole transaction back by itself on some
+            // errors (a full disk, an I/O error): then nothing of the group
+            // holds, and the rest must not run outside a transaction, where
+            // each would commit on its own.
+            if self.conn.is_autocommit() {
+                let first = pending.iter().find_map(Done::error);
+                let why = format!(
+                    "the transaction was rolled back: {}",
+                    first.unwrap_or_else(|| "unknown error".into())
+                );
+                *relock(&self.write_error) = Some(why.clone());
+                for done in pending {
+                    done.fail(&why);
+                }
+                for write in writes {
+                    write.fail(&why);
+                }
+                return;
+            }
+        }
         self.commit(pending);
     }
 
@@ -387,15 +454,16 @@ impl Writer {
         if let Err(e) = run_cached(&self.conn, "COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             let why = format!("committing writes: {e}");
+            *relock(&self.write_error) = Some(why.clone());
             for done in pending {
-                match done {
-                    Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                    Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                    Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.clone())))),
-                }
+                done.fail(&why);
             }
             return;
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        // Input is checked before it is queued, so a write that failed
+        // inside the transaction hit the database itself (e.g. a full disk).
+        *relock(&self.write_error) = pending.iter().find_map(Done::error);
         for done in pending {
             match done {
                 Done::Put(reply, result) => {
@@ -444,6 +512,25 @@ impl Writer {
     }
 }
 
+impl Done {
+    fn error(&self) -> Option<String> {
+        match self {
+            Done::Put(_, Err(e)) | Done::Batch(_, Err(e)) => Some(format!("{e:#}")),
+            Done::Delete(_, Err(e)) => Some(format!("{e:#}")),
+            _ => None,
+        }
+    }
+
+    /// Answers a write whose transaction did not commit.
+    fn fail(self, why: &str) {
+        match self {
+            Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+        }
+    }
+}
+
 impl Write {
     /// Answers a write that could not even start.
     fn fail(self, why: &str) {
@@ -453,6 +540,46 @@ impl Write {
             Write::Delete { reply, .. } => drop(reply.send(Err(anyhow!(why.to_string())))),
         }
     }
+}
+
+/// The checkpoint thread: see the module comment.
+fn checkpoint_loop(conn: &Connection, stopped: &mpsc::Receiver<()>, commits: &AtomicU64) {
+    let page = conn
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .unwrap_or(4096);
+    let (mut seen, mut idle_rounds, mut truncated) = (0u64, 0u32, false);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let now = commits.load(Ordering::Relaxed);
+        if now == seen {
+            idle_rounds = idle_rounds.saturating_add(1);
+        } else {
+            (seen, idle_rounds, truncated) = (now, 0, false);
+        }
+        if idle_rounds >= IDLE_ROUNDS_BEFORE_TRUNCATE {
+            if !truncated {
+                // Idle: fold the WAL back and cut the file to 0 bytes.
+                truncated = matches!(checkpoint(conn, "TRUNCATE"), Some((0, _, _)));
+            }
+            continue;
+        }
+        // PASSIVE never blocks a writer; if busy, the next round catches up.
+        let Some((_, log_frames, _)) = checkpoint(conn, "PASSIVE") else {
+            continue;
+        };
+        if log_frames.saturating_mul(page) > WAL_RESTART_BYTES {
+            // Writers wait while it runs; then the next commit starts the
+            // WAL over and cuts the file to `journal_size_limit`.
+            let _ = checkpoint(conn, "RESTART");
+        }
+    }
+}
+
+/// `(busy, frames in the WAL, frames checkpointed)`, or `None` on an error.
+fn checkpoint(conn: &Connection, mode: &str) -> Option<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .ok()
 }
 
 /// Runs a statement without parsing it again each time (these run for
@@ -497,6 +624,9 @@ fn connect(path: &Path) -> Result<Connection> {
         .context("setting synchronous=NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))
         .context("setting the busy timeout")?;
+    // When the WAL starts over, its file is cut back to this size.
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)
+        .context("setting journal_size_limit")?;
     Ok(conn)
 }
 
@@ -606,6 +736,68 @@ mod tests {
             .map(|c| c.seq())
             .collect();
         assert_eq!(seqs, (1..=1600).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_failed_write_is_remembered_until_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        store.put("ns", "small", "v", ValueType::String).unwrap();
+        assert_eq!(store.write_error(), None);
+        // A full disk, as SQLite sees it: no page may be added.
+        let pages: i64 = {
+            let w = relock(&store.writer);
+            let n = w
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            w.conn.pragma_update(None, "max_page_count", n).unwrap();
+            n
+        };
+        let big = "x".repeat(64 * 1024);
+        assert!(store.put("ns", "big", &big, ValueType::String).is_err());
+        let why = store.write_error().expect("the failure is remembered");
+        assert!(why.contains("full"), "{why}");
+        assert_eq!(store.get("ns", "big").unwrap(), None);
+        relock(&store.writer)
+            .conn
+            .pragma_update(None, "max_page_count", pages * 100)
+            .unwrap();
+        store.put("ns", "big", &big, ValueType::String).unwrap();
+        assert_eq!(store.write_error(), None);
+    }
+
+    #[test]
+    fn a_disk_full_rollback_fails_the_whole_group_and_commits_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        store.put("ns", "seed", "v", ValueType::String).unwrap();
+        let mut writer = relock(&store.writer);
+        let n: i64 = writer
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        writer
+            .conn
+            .pragma_update(None, "max_page_count", n)
+            .unwrap();
+        let big = "x".repeat(64 * 1024);
+        let mut answers = Vec::new();
+        let group: Vec<Write> = [("a", "1"), ("big", big.as_str()), ("c", "3")]
+            .into_iter()
+            .map(|(k, v)| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                put_write("ns", k, v, ValueType::String, reply)
+            })
+            .collect();
+        writer.commit_group(group);
+        drop(writer);
+        for answer in answers {
+            assert!(answer.blocking_recv().unwrap().is_err());
+        }
+        assert_eq!(store.keys("ns").unwrap(), vec!["seed"]);
+        assert!(store.write_error().unwrap().contains("rolled back"));
     }
 
     #[test]

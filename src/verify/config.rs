@@ -43,6 +43,10 @@ pub struct VerifyArgs {
     /// Bearer token for the controller.
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Print the JSON report to stdout instead of the table (live lines go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -122,7 +126,8 @@ impl VerifyConfig {
             cmd: args.cmd.clone(),
             controller: args.controller.clone(),
             app: args.app.clone(),
-            token: args.token.clone().filter(|t| !t.is_empty()),
+            token: crate::controller::resolve_token(args.token.clone(), args.token_file.as_deref())
+                .map_err(|e| format!("{e:#}"))?,
             reset_namespace: args.reset_namespace,
             outage: args.outage.unwrap_or_else(|| {
                 (step * 30).clamp(Duration::from_secs(1), Duration::from_secs(5))
