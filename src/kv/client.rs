@@ -82,6 +82,9 @@ impl DistributedMemory {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
+            // Under the controller's 10 s idle keep-alive timeout, so a pooled
+            // connection is never reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .no_proxy();
         if options.connection_close {
             builder = builder.pool_max_idle_per_host(0);
