@@ -368,9 +368,11 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
         (SupPhase::Running, None) => "RUNNING".to_string(),
         _ => "STOPPED".to_string(),
     };
-    let restart_at = match &s.phase {
-        SupPhase::WaitingRestart { until } => Some(crate::supervisor::unix_ms(*until)),
-        _ => None,
+    let (restart_at, crash_loop) = match &s.phase {
+        SupPhase::WaitingRestart { until, crash_loop } => {
+            (Some(crate::supervisor::unix_ms(*until)), *crash_loop)
+        }
+        _ => (None, None),
     };
     InstanceRow {
         id: s.id.clone(),
@@ -378,6 +380,7 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
         pid: s.pid,
         state,
         restart_at,
+        crash_loop,
         started_at: s.started_at.map(crate::supervisor::unix_ms),
         crashes: s.crashes,
         manual_restarts: s.manual_restarts,
