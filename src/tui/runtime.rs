@@ -25,8 +25,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Shortest time between two frames.
-const FRAME: Duration = Duration::from_millis(33);
+/// Shortest time between two frames. Facts arriving faster are drawn together; 16 ms
+/// keeps a kill → `RESUMED` cycle (new pid, then the flag write ~10 ms later) within
+/// two frames (`cargo bench --bench screen`).
+const FRAME: Duration = Duration::from_millis(16);
 /// Countdowns and flashes refresh this often while showing.
 const TICK: Duration = Duration::from_millis(250);
 /// Clocks and process stats (CPU, RSS) refresh this often.
