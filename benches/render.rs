@@ -189,6 +189,7 @@ fn scenario(instances: usize, keys: usize) -> App {
                 pid: Some(1000 + i as u32),
                 state: phase,
                 restart_at: None,
+                crash_loop: None,
                 started_at: Some(T0),
                 crashes: u32::from(i == 0),
                 manual_restarts: 0,

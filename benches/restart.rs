@@ -148,8 +148,6 @@ async fn supervised(kv_demo: &Path) -> Vec<Cycle> {
         restart: RestartConfig {
             policy: RestartPolicy::OnFailure,
             delay: Duration::ZERO,
-            // Every run counts as long enough: no crash-loop backoff.
-            reset_after: Duration::ZERO,
             max_restarts: None,
             ..RestartConfig::default()
         },

@@ -62,7 +62,6 @@ async fn run(kv_demo: &str) {
         step: Some(Duration::from_millis(100)),
         restart: RestartConfig {
             delay: Duration::ZERO,
-            reset_after: Duration::ZERO,
             ..RestartConfig::default()
         },
         stop_grace: Duration::from_secs(2),

@@ -68,13 +68,24 @@ struct UpArgs {
     /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
     #[arg(long, value_parser = humantime::parse_duration)]
     step: Option<Duration>,
-    /// Wait before restarting a crashed worker (0s restarts at once).
+    /// Wait before restarting a crashed worker (0s restarts at once), however often it
+    /// is killed, as long as each run lasted --crash-loop-under.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     restart_delay: Duration,
     /// When to restart: on-failure (crashes only), always, never.
     #[arg(long, default_value = "on-failure")]
     restart: RestartPolicy,
-    /// Give up (FAILED) after this many crash restarts in a row.
+    /// Crash-loop rule: a run that ends sooner than this after its start is a crash-loop
+    /// run (backs off, counts for --max-restarts); one run at least this long ends the loop.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    crash_loop_under: Duration,
+    /// Wait before the first crash-loop restart; it doubles with each one in a row.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    backoff_initial: Duration,
+    /// Longest crash-loop wait.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    backoff_max: Duration,
+    /// Give up (FAILED) after this many crash-loop restarts in a row.
     #[arg(long)]
     max_restarts: Option<u32>,
     /// Supervise this command instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
@@ -293,8 +304,10 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         restart: RestartConfig {
             policy: args.restart,
             delay: args.restart_delay,
+            crash_loop_under: args.crash_loop_under,
+            backoff_initial: args.backoff_initial,
+            backoff_max: args.backoff_max,
             max_restarts: args.max_restarts,
-            ..RestartConfig::default()
         },
         failover: args.failover,
         log_dir: args.log_dir.clone(),
@@ -444,4 +457,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` shows the defaults as text; they must be the policy's own.
+    #[test]
+    fn restart_option_defaults_are_the_policy_defaults() {
+        let cli = Cli::try_parse_from(["plumdash"]).unwrap();
+        let defaults = RestartConfig::default();
+        assert_eq!(cli.up.restart_delay, defaults.delay);
+        assert_eq!(cli.up.crash_loop_under, defaults.crash_loop_under);
+        assert_eq!(cli.up.backoff_initial, defaults.backoff_initial);
+        assert_eq!(cli.up.backoff_max, defaults.backoff_max);
+        assert_eq!(cli.up.max_restarts, defaults.max_restarts);
+    }
 }

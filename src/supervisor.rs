@@ -51,7 +51,10 @@ pub use output::{
     run_separator, OutputBuffer, OutputLine, OutputStream, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_OUTPUT_LINES,
 };
-pub use policy::{backoff_delay, RestartConfig, RestartPolicy};
+pub use policy::{
+    backoff_delay, CrashLoopNote, RestartConfig, RestartPolicy, DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX, DEFAULT_CRASH_LOOP_UNDER, DEFAULT_RESTART_DELAY,
+};
 pub use procstats::{ProcessSampler, ProcessStats};
 pub use signals::parse_signal;
 pub use snapshot::{InstanceSnapshot, Origin, Phase};

@@ -29,9 +29,9 @@ fn config(tag: &str) -> SupervisorConfig {
         restart: RestartConfig {
             policy: RestartPolicy::OnFailure,
             delay: Duration::from_millis(100),
-            backoff_floor: Duration::from_millis(20),
-            max_delay: Duration::from_secs(1),
-            reset_after: Duration::from_secs(10),
+            crash_loop_under: Duration::from_secs(1),
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(1),
             max_restarts: None,
         },
         stop_grace: Duration::from_secs(2),
@@ -169,31 +169,47 @@ async fn sigkill_through_the_supervisor_restarts_it_is_the_demo() {
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 
+/// A worker that dies at start (`exit 3`) is a crash loop: the wait grows from
+/// `backoff_initial`, the snapshot says why it waits, and after `max_restarts`
+/// crash-loop restarts in a row the instance is FAILED.
 #[tokio::test]
 async fn crash_loop_backs_off_then_fails_after_max_restarts() {
     let mut config = config("loop");
-    config.restart.delay = Duration::from_millis(20);
+    config.restart.delay = Duration::ZERO;
+    config.restart.backoff_initial = Duration::from_millis(300);
+    config.restart.backoff_max = Duration::from_secs(5);
     config.restart.max_restarts = Some(3);
     let (supervisor, mut events) = Supervisor::new(config);
-    let id = supervisor.spawn_instance(sh("exit 1")).await.unwrap();
+    let id = supervisor.spawn_instance(sh("exit 3")).await.unwrap();
 
     let mut delays = Vec::new();
     let reason = loop {
         let next = next_event(&mut events, &id, |kind| match kind {
-            EventKind::RestartScheduled { delay, attempt } => Some(Ok((*delay, *attempt))),
+            EventKind::RestartScheduled {
+                delay,
+                crash_loop_runs,
+            } => Some(Ok((*delay, *crash_loop_runs))),
             EventKind::Failed { reason } => Some(Err(reason.clone())),
             _ => None,
         })
         .await;
         match next {
-            Ok((delay, attempt)) => {
-                assert_eq!(attempt as usize, delays.len() + 1);
+            Ok((delay, runs)) => {
+                assert_eq!(runs as usize, delays.len() + 1);
                 delays.push(delay.as_millis());
+                // While it waits, the snapshot carries the reason the dashboard shows.
+                wait_until("the wait shows its crash loop", || {
+                    matches!(
+                        supervisor.instance(&id).unwrap().phase,
+                        Phase::WaitingRestart { crash_loop: Some(note), .. } if note.runs == runs
+                    )
+                })
+                .await;
             }
             Err(reason) => break reason,
         }
     };
-    assert_eq!(delays, vec![20, 40, 80]);
+    assert_eq!(delays, vec![300, 600, 1200]);
     assert!(reason.contains("max_restarts = 3"), "{reason}");
     let snapshot = supervisor.instance(&id).unwrap();
     assert!(
@@ -202,12 +218,92 @@ async fn crash_loop_backs_off_then_fails_after_max_restarts() {
         snapshot.phase
     );
     assert_eq!(snapshot.crashes, 4);
-    assert_eq!(snapshot.last_exit, Some(ExitKind::ExitCode(1)));
+    assert_eq!(snapshot.last_exit, Some(ExitKind::ExitCode(3)));
     assert_eq!(snapshot.pid, None);
 
     // Start clears FAILED and begins a fresh loop.
     supervisor.send(&id, Action::Start).await.unwrap();
     assert_eq!(started(&mut events, &id).await.1, 5);
+    supervisor.shutdown_all(Duration::from_secs(1)).await;
+}
+
+/// The seed's demo and chaos tools: `kill -9` from outside, every ~1.2 s. Each run
+/// lasted past `crash_loop_under`, so every restart waits exactly `--restart-delay`
+/// (0 s here: no doubling) and none counts towards `max_restarts`.
+#[tokio::test]
+async fn outside_kills_of_runs_past_the_threshold_restart_after_the_plain_delay_every_time() {
+    let mut config = config("outside");
+    config.restart = RestartConfig {
+        delay: Duration::ZERO,
+        max_restarts: Some(2),
+        ..RestartConfig::default()
+    };
+    let under = config.restart.crash_loop_under;
+    let (supervisor, mut events) = Supervisor::new(config);
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    let (mut pid, _) = started(&mut events, &id).await;
+    for kill_no in 1..=6 {
+        tokio::time::sleep(under + Duration::from_millis(200)).await;
+        let killed = Instant::now();
+        sigkill(pid);
+        let scheduled = next_event(&mut events, &id, |kind| match kind {
+            EventKind::RestartScheduled {
+                delay,
+                crash_loop_runs,
+            } => Some((*delay, *crash_loop_runs)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(scheduled, (Duration::ZERO, 0), "kill {kill_no}");
+        let (new_pid, run) = started(&mut events, &id).await;
+        let gap = killed.elapsed();
+        assert_eq!(run, kill_no + 1);
+        // Generous for a loaded machine; the old backoff waited 0.2, 0.4, 0.8, 1.6, 3.2 s.
+        assert!(
+            gap < Duration::from_millis(500),
+            "kill {kill_no}: restart took {gap:?}"
+        );
+        pid = new_pid;
+    }
+    let snapshot = supervisor.instance(&id).unwrap();
+    assert_eq!(snapshot.crashes, 6);
+    assert_eq!(snapshot.phase, Phase::Running);
+    supervisor.shutdown_all(Duration::from_secs(1)).await;
+}
+
+/// Kills plumdash sends itself (the `k` key, `ctl kill`) stay exempt even when the
+/// run was short: the plain delay, and no FAILED however many in a row.
+#[tokio::test]
+async fn own_kills_of_short_runs_are_not_a_crash_loop() {
+    let mut config = config("ownkill");
+    config.restart.delay = Duration::ZERO;
+    config.restart.backoff_initial = Duration::from_secs(5);
+    config.restart.max_restarts = Some(1);
+    let (supervisor, mut events) = Supervisor::new(config);
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    started(&mut events, &id).await;
+    for kill_no in 1..=5 {
+        supervisor
+            .send(&id, Action::Signal(Signal::SIGKILL))
+            .await
+            .unwrap();
+        let scheduled = next_event(&mut events, &id, |kind| match kind {
+            EventKind::RestartScheduled {
+                delay,
+                crash_loop_runs,
+            } => Some((*delay, *crash_loop_runs)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(scheduled, (Duration::ZERO, 0), "kill {kill_no}");
+        assert_eq!(started(&mut events, &id).await.1, kill_no + 1);
+    }
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 
@@ -364,8 +460,9 @@ async fn leader_death_leaves_no_grandchildren() {
 async fn twenty_kill_cycles_leave_no_zombies() {
     let mut config = config("zombies");
     config.restart.delay = Duration::ZERO;
-    // Outside kills count as a crash loop; keep its backoff short so the test stays fast.
-    config.restart.max_delay = Duration::from_millis(40);
+    // Outside kills of runs this short are a crash loop; keep its backoff short so the
+    // test stays fast.
+    config.restart.backoff_max = Duration::from_millis(40);
     let (supervisor, mut events) = Supervisor::new(config);
     let id = supervisor
         .spawn_instance(sh("exec sleep 300"))
@@ -628,6 +725,7 @@ async fn events_serialize_as_json_lines() {
     let scheduled: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     assert_eq!(scheduled["kind"], "restart_scheduled");
     assert_eq!(scheduled["delay_ms"], 100);
+    assert_eq!(scheduled["crash_loop_runs"], 1);
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 

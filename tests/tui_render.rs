@@ -134,6 +134,7 @@ impl Scenario {
             pid: inst.pid,
             state: inst.phase.to_string(),
             restart_at,
+            crash_loop: None,
             started_at: inst.started_at,
             crashes: inst.crashes,
             manual_restarts: manual,
@@ -286,6 +287,24 @@ fn just_killed_state() {
 #[test]
 fn restarting_state() {
     snap_all("restarting", &restarting().app);
+}
+
+/// A restart that waits because of a crash loop says so beside the countdown when the
+/// column has room (120 columns, the compact view); at 80 columns only the countdown fits.
+#[test]
+fn crash_loop_wait_says_why() {
+    let mut s = restarting();
+    let row = &mut s.app.instances[0];
+    row.crash_loop = Some(plumdash::supervisor::CrashLoopNote {
+        runs: 6,
+        over: std::time::Duration::from_secs(40),
+    });
+    row.restart_at = Some(s.app.now + 3_200);
+    for (w, h) in [(120, 40), (80, 24), (56, 15)] {
+        insta::assert_snapshot!(format!("crash_loop_{w}x{h}"), render(&s.app, w, h));
+    }
+    let wide = render(&s.app, 120, 40);
+    assert!(wide.contains("↻ 3.2s (crash loop: 6 in 40s)"), "{wide}");
 }
 
 #[test]

@@ -440,7 +440,8 @@ impl Tracker {
                 self.on_namespace_change(at);
             }
             Fact::Written(entries) => {
-                if entries.iter().any(|e| START_KEYS.contains(&e.key.as_str())) {
+                let announces = entries.iter().any(|e| START_KEYS.contains(&e.key.as_str()));
+                if announces {
                     self.restart_announced = true;
                 }
                 for entry in entries {
@@ -448,6 +449,9 @@ impl Tracker {
                     self.entries.insert(entry.key.clone(), entry);
                 }
                 self.on_namespace_change(at);
+                if announces {
+                    self.on_recovery_announced();
+                }
             }
             Fact::Deleted { key } => {
                 if START_KEYS.contains(&key.as_str()) {
@@ -649,6 +653,25 @@ impl Tracker {
         }
     }
 
+    /// The restarted run of the open cycle wrote its start keys: it has read the saved
+    /// checkpoint and goes on from it, so the screen can say RESUMED now rather than a
+    /// step later. Its first new checkpoint confirms (or corrects) where from, and
+    /// closes the cycle with its figures.
+    fn on_recovery_announced(&mut self) {
+        let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {
+            return;
+        };
+        let Some(id) = cycle.restarted_instance.clone() else {
+            return;
+        };
+        let from = self.task.progress.unwrap_or(0).max(0);
+        if let Some(inst) = self.instances.get_mut(&id) {
+            if inst.phase == Phase::Recovering {
+                inst.phase = Phase::Resumed { from };
+            }
+        }
+    }
+
     /// A new consistent checkpoint with `counter` steps done.
     fn on_checkpoint(&mut self, at: TsMs, counter: i64) {
         let resumed_from = (counter - 1).max(0) * 10;
@@ -688,9 +711,9 @@ impl Tracker {
         let cycle = cycle.clone();
         self.open_cycle = None;
         for inst in self.instances.values_mut() {
+            let restarted = cycle.restarted_instance.as_deref() == Some(inst.id.as_str());
             if inst.phase == Phase::Recovering
-                || (inst.phase == Phase::Running
-                    && cycle.restarted_instance.as_deref() == Some(inst.id.as_str()))
+                || (restarted && matches!(inst.phase, Phase::Running | Phase::Resumed { .. }))
             {
                 inst.phase = Phase::Resumed { from: resumed_from };
             }
@@ -878,6 +901,28 @@ mod tests {
         assert!(t.torn().is_none());
     }
 
+    /// The screen says RESUMED as soon as the restarted run has written its start keys
+    /// (it has read the checkpoint then), not a step later; the cycle's figures still
+    /// come from its first new checkpoint.
+    #[test]
+    fn recovery_is_shown_when_the_restarted_run_announces_itself() {
+        let mut t = killed_after_step(5);
+        t.apply(700, started(2));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(705, flag());
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        assert!(
+            !t.timeline()
+                .any(|ev| matches!(ev.kind, TimelineKind::Resumed { .. })),
+            "the cycle closes at the first new checkpoint"
+        );
+        t.apply(900, checkpoint(6));
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        let cycle = t.cycles().last().expect("a cycle").clone();
+        assert_eq!(cycle.first_checkpoint_at, Some(900));
+        assert_eq!(cycle.resumed_from, Some(50));
+    }
+
     #[test]
     fn a_worker_writing_one_key_at_a_time_still_resumes() {
         let mut t = killed_after_step(5);
@@ -886,7 +931,8 @@ mod tests {
         // Step 6 as the original C++ worker writes it: four PUTs.
         t.apply(800, Fact::Written(vec![e("task.progress", "60")]));
         assert!(t.torn().is_some());
-        assert_eq!(phase(&t), "RECOVERING");
+        // Announced by its flag write; the torn key does not move where it resumed from.
+        assert_eq!(phase(&t), "RESUMED from 50%");
         t.apply(801, Fact::Written(vec![e("task.counter", "6")]));
         t.apply(802, Fact::Written(vec![e("task.checkpoint", "step_6")]));
         assert!(t.torn().is_none());

@@ -84,7 +84,9 @@ pub enum EventKind {
     RestartScheduled {
         #[serde(rename = "delay_ms", serialize_with = "serialize_ms")]
         delay: Duration,
-        attempt: u32,
+        /// Crash-loop runs in a row, the one that ended included; 0 when it was not one
+        /// (it ran at least `crash_loop_under`, or plumdash killed it itself).
+        crash_loop_runs: u32,
     },
     /// Instead of restarting in place, the work moves to a new instance on another node.
     FailedOver { to: String, node: String },

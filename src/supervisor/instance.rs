@@ -540,7 +540,7 @@ impl Owner {
             self.crash_loop.on_deliberate_kill(restart)
         } else {
             // Quick completions under `always` loop like crashes and back off the same way.
-            self.crash_loop.on_crash(restart, uptime)
+            self.crash_loop.on_crash(restart, uptime, Instant::now())
         };
         let cause = if exit.is_crash() {
             RestartCause::Crash
@@ -548,14 +548,18 @@ impl Owner {
             RestartCause::Completion
         };
         match decision {
-            CrashDecision::Restart { delay, attempt } => {
-                self.emit(EventKind::RestartScheduled { delay, attempt });
+            CrashDecision::Restart { delay, crash_loop } => {
+                self.emit(EventKind::RestartScheduled {
+                    delay,
+                    crash_loop_runs: crash_loop.map_or(0, |note| note.runs),
+                });
                 if delay.is_zero() {
                     self.restart_now(cause);
                 } else {
                     self.restart_at = Some((Instant::now() + delay, cause));
                     self.state.phase = Phase::WaitingRestart {
                         until: SystemTime::now() + delay,
+                        crash_loop,
                     };
                     self.publish();
                 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::events::{serialize_opt_unix_ms, serialize_unix_ms, unix_ms};
 use super::exit::ExitKind;
+use super::policy::CrashLoopNote;
 
 /// Where an instance is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,10 +20,12 @@ pub enum Phase {
     Stopped,
     /// Ended on its own and is not being restarted.
     Exited,
-    /// Ended and will be started again at `until`.
+    /// Ended and will be started again at `until`; `crash_loop` says why the wait is
+    /// longer than the restart delay.
     WaitingRestart {
         #[serde(rename = "until_ms", serialize_with = "serialize_unix_ms")]
         until: SystemTime,
+        crash_loop: Option<CrashLoopNote>,
     },
     /// Gave up: crash loop past `max_restarts`, or the program could not be started.
     Failed {
@@ -43,9 +46,13 @@ impl fmt::Display for Phase {
             Phase::Stopping => f.write_str("stopping"),
             Phase::Stopped => f.write_str("stopped"),
             Phase::Exited => f.write_str("exited"),
-            Phase::WaitingRestart { until } => {
+            Phase::WaitingRestart { until, crash_loop } => {
                 let left = unix_ms(*until).saturating_sub(unix_ms(SystemTime::now()));
-                write!(f, "restarting in {:.1}s", left as f64 / 1000.0)
+                write!(f, "restarting in {:.1}s", left as f64 / 1000.0)?;
+                match crash_loop {
+                    Some(note) => write!(f, " ({note})"),
+                    None => Ok(()),
+                }
             }
             Phase::Failed { reason } => write!(f, "failed: {reason}"),
         }

@@ -7,6 +7,7 @@ use super::keymap::Keymap;
 use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Tracker, TsMs};
+use crate::supervisor::CrashLoopNote;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// The controller and what is being watched, for the header.
@@ -33,6 +34,8 @@ pub struct InstanceRow {
     pub state: String,
     /// When a restart is due (shown as a countdown).
     pub restart_at: Option<TsMs>,
+    /// Why that restart waits longer than the restart delay (`crash loop: 6 in 40s`).
+    pub crash_loop: Option<CrashLoopNote>,
     pub started_at: Option<TsMs>,
     pub crashes: u32,
     pub manual_restarts: u32,

@@ -25,8 +25,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Shortest time between two frames.
-const FRAME: Duration = Duration::from_millis(33);
+/// Shortest time between two frames. Facts arriving faster are drawn together; 16 ms
+/// keeps a kill → `RESUMED` cycle (new pid, then the flag write ~10 ms later) within
+/// two frames (`cargo bench --bench screen`).
+const FRAME: Duration = Duration::from_millis(16);
 /// Countdowns and flashes refresh this often while showing.
 const TICK: Duration = Duration::from_millis(250);
 /// Clocks and process stats (CPU, RSS) refresh this often.
@@ -370,9 +372,11 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
         (SupPhase::Running, None) => "RUNNING".to_string(),
         _ => "STOPPED".to_string(),
     };
-    let restart_at = match &s.phase {
-        SupPhase::WaitingRestart { until } => Some(crate::supervisor::unix_ms(*until)),
-        _ => None,
+    let (restart_at, crash_loop) = match &s.phase {
+        SupPhase::WaitingRestart { until, crash_loop } => {
+            (Some(crate::supervisor::unix_ms(*until)), *crash_loop)
+        }
+        _ => (None, None),
     };
     InstanceRow {
         id: s.id.clone(),
@@ -380,6 +384,7 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
         pid: s.pid,
         state,
         restart_at,
+        crash_loop,
         started_at: s.started_at.map(crate::supervisor::unix_ms),
         crashes: s.crashes,
         manual_restarts: s.manual_restarts,

@@ -69,12 +69,14 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) {
     };
     lines.push(Line::from(vec![Span::styled("plumdash ", t.title()), feed]));
     for row in &app.instances {
-        let mut spans = vec![Span::raw(format!(
+        let head = format!(
             "{} {} ",
             row.id,
             row.pid.map_or("-".into(), |p| p.to_string())
-        ))];
-        spans.extend(panes::instances::state_line(app, row).spans);
+        );
+        let room = usize::from(area.width).saturating_sub(head.chars().count());
+        let mut spans = vec![Span::raw(head)];
+        spans.extend(panes::instances::state_line(app, row, room).spans);
         lines.push(Line::from(spans));
     }
     lines.push(Line::from(Span::styled(

@@ -212,7 +212,7 @@ impl Runner {
         let recovering = self
             .tracker
             .instance(&self.instance)
-            .is_some_and(|i| i.phase == Phase::Recovering);
+            .is_some_and(|i| matches!(i.phase, Phase::Recovering | Phase::Resumed { .. }));
         g.next_start_was_recovery = Some(recovering);
         if recovering {
             let at = self.mon.run_started_at.unwrap_or_else(now_ms);

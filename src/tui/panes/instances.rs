@@ -1,5 +1,6 @@
 //! The instances table: id, node, pid, state, uptime, crashes, manual
-//! restarts, last exit, CPU, RSS; a countdown while a restart is pending.
+//! restarts, last exit, CPU, RSS; a countdown while a restart is pending, with
+//! the crash loop that makes it wait when there is one.
 
 use super::block;
 use crate::text_safety::escape_controls;
@@ -16,8 +17,36 @@ pub fn height(n: usize) -> u16 {
     (n.clamp(1, 8) + 3) as u16
 }
 
+/// Column widths: every fixed column, and STATE taking what is left.
+const WIDTHS: [Constraint; 10] = [
+    Constraint::Length(11),
+    Constraint::Length(5),
+    Constraint::Length(7),
+    Constraint::Min(16),
+    Constraint::Length(6),
+    Constraint::Length(4),
+    Constraint::Length(3),
+    Constraint::Length(7),
+    Constraint::Length(5),
+    Constraint::Length(5),
+];
+
+/// Columns the STATE column gets in a pane `width` wide (borders and the 1-column
+/// spacing between the ten columns taken off).
+fn state_room(width: u16) -> usize {
+    let fixed: u16 = WIDTHS
+        .iter()
+        .map(|c| match c {
+            Constraint::Length(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    usize::from(width.saturating_sub(2 + 9 + fixed).max(16))
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
+    let state_room = state_room(area.width);
     let header = Row::new(
         [
             "ID", "NODE", "PID", "STATE", "UPTIME", "CRSH", "RST", "EXIT", "CPU", "RSS",
@@ -38,7 +67,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Cell::from(escape_controls(&row.id).into_owned()),
                 Cell::from(escape_controls(&row.node).into_owned()),
                 Cell::from(row.pid.map_or("-".into(), |p| p.to_string())),
-                Cell::from(state_line(app, row)),
+                Cell::from(state_line(app, row, state_room)),
                 Cell::from(
                     row.started_at
                         .filter(|_| row.pid.is_some())
@@ -58,18 +87,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
-    let widths = [
-        Constraint::Length(11),
-        Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Min(16),
-        Constraint::Length(6),
-        Constraint::Length(4),
-        Constraint::Length(3),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
+    let widths = WIDTHS;
     let title = format!("Instances ({})", app.instances.len());
     let table = Table::new(rows, widths)
         .header(header)
@@ -78,8 +96,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(table, area);
 }
 
-/// The state word, coloured, plus a restart countdown or auto-restart note.
-pub fn state_line(app: &App, row: &InstanceRow) -> Line<'static> {
+/// The state word, coloured, plus a restart countdown (and the crash loop that makes
+/// it wait, when it fits in `room` columns) or auto-restart note.
+pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let t = &app.theme;
     let word = row.state.split_whitespace().next().unwrap_or("");
     let mut spans = vec![Span::styled(
@@ -90,10 +109,18 @@ pub fn state_line(app: &App, row: &InstanceRow) -> Line<'static> {
         .restart_at
         .filter(|at| *at > app.now && row.pid.is_none())
     {
-        spans.push(Span::styled(
-            format!(" ↻ {}", format::duration_ms(at - app.now)),
-            t.warn(),
-        ));
+        let countdown = format!(" ↻ {}", format::duration_ms(at - app.now));
+        let used = row.state.chars().count() + countdown.chars().count();
+        // Why it waits, as long as it fits: `(crash loop: 6 in 40s)`, else `(loop ×6)`.
+        let why = row.crash_loop.map_or(String::new(), |note| {
+            let long = format!(" ({note})");
+            let short = format!(" (loop ×{})", note.runs);
+            [long, short]
+                .into_iter()
+                .find(|text| used + text.chars().count() <= room)
+                .unwrap_or_default()
+        });
+        spans.push(Span::styled(format!("{countdown}{why}"), t.warn()));
     }
     if let Some(signal) = row.paused {
         spans.push(Span::styled(format!(" ({signal})"), t.warn()));
