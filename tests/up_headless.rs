@@ -31,6 +31,10 @@ impl Up {
                 step,
                 "--restart-delay",
                 "200ms",
+                // A run of 30% (at least three steps) is no crash loop, however fast
+                // the machine: the restart waits exactly --restart-delay.
+                "--crash-loop-under",
+                "250ms",
             ])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
             .arg(dir.path().join("kv.db"))
@@ -131,6 +135,8 @@ async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
     let at_kill = crashed["progress"].as_i64().unwrap();
     assert!((30..100).contains(&at_kill), "{crashed}");
 
+    let scheduled = up.wait_event("restart_scheduled", |e| kind(e) == "restart_scheduled");
+    assert_eq!(scheduled["delay_ms"], 200, "no crash-loop backoff: {scheduled}");
     let restarted = up.wait_event("second start", |e| {
         kind(e) == "started" && e["pid"].as_i64() != Some(pid as i64)
     });
