@@ -533,12 +533,16 @@ impl Tracker {
             if cycle.restarted_at.is_none() {
                 cycle.restarted_at = Some(at);
                 cycle.restarted_instance = Some(id.clone());
-                self.restart_announced = false;
             }
         }
         self.push(at, Some(id.clone()), TimelineKind::Started { pid });
         if recovering {
             self.push(at, Some(id), TimelineKind::Recovering);
+        }
+        // The new run's start keys can reach the feed before its `Started` reaches us
+        // (two channels): written after the death, they are this run's.
+        if self.restart_announced {
+            self.on_recovery_announced();
         }
     }
 
@@ -585,6 +589,8 @@ impl Tracker {
                     steps_lost: None,
                 });
                 self.open_cycle = Some(self.cycles.len() - 1);
+                // Start keys from here on announce the restarted run.
+                self.restart_announced = false;
             }
             Phase::Completed => self.push(at, Some(id), TimelineKind::Completed),
             _ => self.push(at, Some(id), TimelineKind::Stopped),
@@ -921,6 +927,20 @@ mod tests {
         let cycle = t.cycles().last().expect("a cycle").clone();
         assert_eq!(cycle.first_checkpoint_at, Some(900));
         assert_eq!(cycle.resumed_from, Some(50));
+    }
+
+    /// The feed and the supervisor are two channels: the restarted run's start keys may
+    /// arrive before its `Started`. It is RESUMED the moment both are in.
+    #[test]
+    fn start_keys_that_overtake_the_started_event_still_resume_at_once() {
+        let mut t = killed_after_step(5);
+        t.apply(702, flag());
+        t.apply(703, started(2));
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        t.apply(900, checkpoint(6));
+        let cycle = t.cycles().last().expect("a cycle").clone();
+        assert_eq!(cycle.resumed_from, Some(50));
+        assert_eq!(cycle.steps_lost, Some(0));
     }
 
     #[test]
