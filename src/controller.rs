@@ -15,6 +15,7 @@ pub mod health;
 mod routes;
 pub mod server;
 mod sse;
+mod state;
 pub mod store;
 
 pub use health::Health;

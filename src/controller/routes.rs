@@ -6,9 +6,9 @@
 //! endpoint a path means depends on the method as well as the path.
 
 use super::error::ApiError;
-use super::health::Health;
 use super::sse;
-use super::store::Store;
+use super::state::blocking;
+pub use super::state::AppState;
 use crate::kv::model::{validate_key, validate_namespace, BatchItem, ValueType};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -21,8 +21,6 @@ use axum::{Json, Router};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// Largest request body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -31,16 +29,6 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub const MAX_URI_BYTES: usize = 16 << 10;
 /// Most header bytes accepted (431 above them).
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    /// Cancelled at shutdown so open event streams end and the server can stop.
-    pub shutdown: CancellationToken,
-    pub token: Option<Arc<str>>,
-    /// Checks on the database file (`None`: only failed writes count).
-    pub health: Option<Arc<Health>>,
-}
 
 /// The whole router; tests drive it with `oneshot` or over a real socket.
 pub fn app(state: AppState) -> Router {
@@ -292,19 +280,6 @@ async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, Ap
     writable(state)?;
     let count = state.store.batch_async(&ns, items).await?;
     Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
-}
-
-/// Runs a store read on the blocking pool.
-pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
-{
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
 }
 
 fn decode(what: &str, raw: &str) -> Result<String, ApiError> {

@@ -8,7 +8,7 @@
 //! falls behind gets a fresh `snapshot` instead of a gap.
 
 use super::error::ApiError;
-use super::routes::{blocking, AppState};
+use super::state::{blocking, AppState};
 use super::store::Change;
 use crate::kv::model::{validate_namespace, Entry};
 use axum::extract::{Query, State};

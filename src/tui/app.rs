@@ -3,6 +3,7 @@
 
 use super::action::{Action, Command, SignalChoice};
 use super::autokill::AutoKill;
+pub use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::tour::Tour;
@@ -74,13 +75,6 @@ pub enum Mode {
     SignalMenu { selected: usize },
     ConfirmReset,
     Search { input: String },
-}
-
-/// How times are written: wall clock, or seconds since start (recordings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClockStyle {
-    Wall { utc_offset_secs: i32 },
-    Relative,
 }
 
 /// A message shown briefly (what was sent to which pid, or an error).

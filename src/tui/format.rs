@@ -1,7 +1,13 @@
 //! Small text formatters shared by the panes.
 
-use super::app::ClockStyle;
 use crate::recovery::TsMs;
+
+/// How times are written: wall clock, or seconds since start (recordings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockStyle {
+    Wall { utc_offset_secs: i32 },
+    Relative,
+}
 
 /// `850ms`, `12.3s`, `4m05s`, `2h03m`.
 pub fn duration_ms(ms: u64) -> String {

@@ -4,8 +4,9 @@
 //! when something changed (at most ~30 frames a second, never in a loop).
 
 use super::action::{Command, SignalChoice};
-use super::app::{App, ClockStyle, HeaderInfo, InstanceRow};
+use super::app::{App, HeaderInfo, InstanceRow};
 use super::autokill::AutoKill;
+use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;

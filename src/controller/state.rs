@@ -1,0 +1,32 @@
+//! What every handler of the HTTP surface shares: the store, the shutdown
+//! token, the access token and the file's health; and the one way handlers
+//! reach the (blocking) store.
+
+use super::error::ApiError;
+use super::health::Health;
+use super::store::Store;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    /// Cancelled at shutdown so open event streams end and the server can stop.
+    pub shutdown: CancellationToken,
+    pub token: Option<Arc<str>>,
+    /// Checks on the database file (`None`: only failed writes count).
+    pub health: Option<Arc<Health>>,
+}
+
+/// Runs a store read on the blocking pool.
+pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
