@@ -17,6 +17,7 @@
 mod config;
 pub mod history;
 mod invariants;
+pub mod junit;
 mod monitor;
 pub mod report;
 mod runner;
@@ -63,6 +64,13 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         let text = crate::text_safety::escape_json_controls(&text).into_owned();
         if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("plumdash verify: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.junit {
+        let written = junit::to_junit(&report).and_then(|xml| std::fs::write(path, xml));
+        if let Err(e) = written {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
