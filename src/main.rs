@@ -2,7 +2,7 @@
 //! the library (`plumdash::commands`, `controller`, `supervisor`, `tui`, …).
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
@@ -58,6 +58,17 @@ enum Command {
     Verify(plumdash::verify::VerifyArgs),
     /// Control a running `plumdash up` from scripts (over its control socket).
     Ctl(plumdash::control::CtlArgs),
+    /// Print a shell completion script, e.g. `plumdash completions bash > ~/.local/share/bash-completion/completions/plumdash`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page plumdash(1), or with --dir write it and one page per subcommand there.
+    Man {
+        /// Write plumdash.1 and plumdash-SUBCOMMAND.1 into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -400,7 +411,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// `plumdash completions` and `plumdash man`: generated from the clap
+/// definitions, so they never drift from the real options.
+fn generated(command: &Command) -> Result<Option<ExitCode>> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "plumdash", &mut out);
+        }
+        Command::Man { dir: None } => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("writing the man page")?;
+        }
+        Command::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            writeln!(out, "plumdash: man pages written to {}", dir.display())
+                .context("writing to stdout")?;
+        }
+        _ => return Ok(None),
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(command) = &cli.command {
+        if let Some(code) = generated(command)? {
+            return Ok(code);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -418,6 +460,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Command::Verify(args) => return Ok(plumdash::verify::main(args).await),
             Command::Ctl(args) => return control::ctl_main(args).await,
+            // Handled before the runtime starts.
+            Command::Completions { .. } | Command::Man { .. } => {}
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,
