@@ -12,6 +12,10 @@ pub(super) const DEFAULT_STEP: Duration = Duration::from_secs(2);
 /// `plumdash verify` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
+    /// Read the worker, restart, kill and outage settings from this scenario file
+    /// (TOML, see `plumdash scenario example`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
     /// Kill cycles (SIGKILL → restart → resume) to run.
     #[arg(long, default_value_t = 3)]
     pub cycles: u32,
