@@ -16,6 +16,7 @@
 
 mod config;
 pub mod history;
+mod html;
 mod invariants;
 pub mod junit;
 mod monitor;
@@ -70,6 +71,14 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     }
     if let Some(path) = &args.junit {
         let written = junit::to_junit(&report).and_then(|xml| std::fs::write(path, xml));
+        if let Err(e) = written {
+            eprintln!("plumdash verify: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.html {
+        let written = html::to_html(&report)
+            .and_then(|page| std::fs::write(path, page).map_err(|e| e.to_string()));
         if let Err(e) = written {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);

@@ -175,7 +175,14 @@ fn junit_of_a_passing_run_has_a_case_per_invariant_and_cycle() {
 fn junit_of_a_broken_worker_fails_the_right_cases_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let (xml_path, json_path) = (dir.path().join("junit.xml"), dir.path().join("r.json"));
-    let cmd = fixture("restart-from-zero.sh");
+    let html_path = dir.path().join("report.html");
+    // The worker lives in a folder whose name is markup: both files must escape it.
+    let odd = dir.path().join("x<y&z");
+    std::fs::create_dir(&odd).unwrap();
+    for f in ["restart-from-zero.sh", "kv-lib.sh"] {
+        std::fs::copy(fixture(f), odd.join(f)).unwrap();
+    }
+    let cmd = odd.join("restart-from-zero.sh");
     let out = verify(&[
         "--cycles",
         "1",
@@ -187,8 +194,15 @@ fn junit_of_a_broken_worker_fails_the_right_cases_with_history() {
         xml_path.to_str().unwrap(),
         "--report",
         json_path.to_str().unwrap(),
+        "--html",
+        html_path.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     validate_junit(&xml_path);
     let j = parse_junit(&std::fs::read_to_string(&xml_path).unwrap());
     let report: Value =
@@ -239,9 +253,132 @@ fn junit_of_a_broken_worker_fails_the_right_cases_with_history() {
         "{text}"
     );
     assert!(text.contains("kv      "), "{text}");
+    assert!(property(&j, "worker").ends_with("/x<y&z/restart-from-zero.sh"));
+    // The HTML page: the verdict, the violation with its history, escaped.
+    let page = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        page.contains("verify: FAIL — invariant 2, 4, 6 violated"),
+        "verdict"
+    );
+    assert!(page.contains("<h3>invariant 2: a restarted worker resumes"));
+    assert!(page.contains("resumed from 0% but the last checkpoint was step_5"));
+    assert!(page.contains("verify  SIGKILL kv-demo-001 at 50%"));
+    assert!(page.contains("x&lt;y&amp;z/restart-from-zero.sh"));
+    assert!(!page.contains("x<y&z"), "unescaped path in the page");
     // It also starts from 0 after the graceful stop; its batches are whole.
     assert!(j.cases.contains(&("invariant 4".to_string(), "failure")));
     assert!(j
         .cases
         .contains(&("invariant 3, cycle 1 (SIGKILL at 50%)".to_string(), "pass")));
+}
+
+/// `file` as headless Chromium renders it: the DOM after parsing and a PNG
+/// screenshot. Fails (with what to install) if Chromium is missing.
+fn chromium_render(file: &Path, png: &Path) -> String {
+    need("chromium", "chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", file.display());
+    let run = |what: &[String]| {
+        let mut child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--no-first-run",
+                "--window-size=1100,1500",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(what)
+            .arg(&url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting chromium");
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+            s
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "chromium {what:?}: {status}");
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium {what:?} did not finish in 90 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        reader.join().unwrap()
+    };
+    run(&[format!("--screenshot={}", png.display())]);
+    run(&["--dump-dom".to_string()])
+}
+
+/// Width, height and byte size of a PNG file (from its IHDR chunk).
+fn png_facts(png: &Path) -> (u32, u32, usize) {
+    let bytes = std::fs::read(png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    (be(16), be(20), bytes.len())
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_renders_in_chromium_with_the_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let out = verify(&[
+        "--cycles",
+        "2",
+        "--kill-random",
+        "--seed",
+        "7",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(&html).unwrap();
+    // Nothing to fetch: no scripts, no links, no external images or styles.
+    for needle in ["<script", " src=", "href=", "url(", "@import", "<link"] {
+        assert!(!page.contains(needle), "the page has {needle}");
+    }
+    assert!(page.contains("verify: PASS"));
+    let png = std::env::var_os("PLUMDASH_REPORT_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("report.png"));
+    let dom = chromium_render(&html, &png);
+    // Chromium parsed the page into the plot and the tables.
+    assert!(
+        dom.contains("<h1 class=\"pass\" id=\"verdict\">verify: PASS"),
+        "{dom}"
+    );
+    let svg = dom
+        .split("<figure id=\"plot\">")
+        .nth(1)
+        .expect("the plot figure");
+    assert!(svg.trim_start().starts_with("<svg"), "no SVG in the figure");
+    assert!(svg.contains("<polyline"), "no progress line");
+    for label in [
+        "SIGKILL",
+        "restarted",
+        "resumed (first checkpoint)",
+        "SIGINT (graceful stop)",
+        "controller down / back",
+    ] {
+        assert!(svg.contains(label), "the legend lacks {label}");
+    }
+    assert_eq!(
+        dom.matches("<tr><td>").count(),
+        3,
+        "cycle rows (2 kills + the outage)"
+    );
+    // A blank 1100×1500 page compresses to a few kB; the plot and tables do not.
+    let (w, h, size) = png_facts(&png);
+    assert_eq!((w, h), (1100, 1500));
+    assert!(size > 40_000, "the screenshot looks blank ({size} bytes)");
 }
