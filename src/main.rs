@@ -207,6 +207,12 @@ impl UpArgs {
         }
         self.failover |= r.failover.unwrap_or(false);
         // The kills are the dashboard's (`--kill-at`); headless runs have none.
+        if self.headless && sc.kills.at.is_some() {
+            eprintln!(
+                "plumdash: the scenario's [kills] are for the dashboard and verify; \
+                 --headless runs without them"
+            );
+        }
         if self.kill_at.is_none() && !self.headless {
             self.kill_at = sc.kills.at;
             self.kill_every_cycle |= sc.kills.every_cycle.unwrap_or(false);

@@ -91,7 +91,22 @@ impl Scenario {
 
     /// Parses scenario text; the error is `LINE:COLUMN: key KEY: message`.
     pub fn parse(text: &str) -> Result<Scenario, String> {
-        toml::from_str(text).map_err(|e| describe(text, &e))
+        let sc: Scenario = toml::from_str(text).map_err(|e| describe(text, &e))?;
+        // One kill schedule: a fixed point, or random ones from a seed.
+        let k = &sc.kills;
+        if k.at.is_some() && k.random == Some(true) {
+            return Err(format!(
+                "{}:1: key kills.random: excludes kills.at (a fixed point or random ones)",
+                key_line(text, "kills", "random")
+            ));
+        }
+        if k.seed.is_some() && k.random != Some(true) {
+            return Err(format!(
+                "{}:1: key kills.seed: only applies to random = true",
+                key_line(text, "kills", "seed")
+            ));
+        }
+        Ok(sc)
     }
 
     /// Puts the file's settings into `verify`'s arguments where the command
@@ -152,6 +167,20 @@ fn describe(text: &str, err: &toml::de::Error) -> String {
         Some(k) => format!("{line}:{column}: key {k}: {message}"),
         None => format!("{line}:{column}: {message}"),
     }
+}
+
+/// The 1-based line that sets `key` in `[section]` (1 if not found).
+fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some((name, _)) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            current = name.trim().to_string();
+        } else if current == section && key_of(t).as_deref() == Some(key) {
+            return i + 1;
+        }
+    }
+    1
 }
 
 /// The key a `key = value` line sets.
@@ -234,6 +263,10 @@ mod tests {
         assert!(err.starts_with("2:6: key kills.at: "), "{err}");
         let err = Scenario::parse("[worker]\ninstances = \"two\"\n").unwrap_err();
         assert!(err.contains("key worker.instances"), "{err}");
+        let err = Scenario::parse("[kills]\nat = 50\n# random\nrandom = true\n").unwrap_err();
+        assert!(err.starts_with("4:1: key kills.random: excludes"), "{err}");
+        let err = Scenario::parse("[kills]\nseed = 7\n").unwrap_err();
+        assert!(err.starts_with("2:1: key kills.seed: "), "{err}");
         let err = Scenario::parse("[restart]\npolicy = \"sometimes\"\n").unwrap_err();
         assert!(
             err.contains("key restart.policy") && err.contains("on-failure"),
