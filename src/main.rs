@@ -652,6 +652,59 @@ fn run(cli: Cli) -> Result<ExitCode> {
 mod tests {
     use super::*;
 
+    /// Parses like `main` does, scenario applied.
+    fn parse_with_scenario(args: &[&str]) -> Result<Cli, String> {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let sub = matches.subcommand().map_or(&matches, |(_, m)| m);
+        with_scenario(cli, sub).map_err(|(_, e)| e)
+    }
+
+    #[test]
+    fn tour_and_bare_up_take_the_scenario_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "[worker]\nstep = \"300ms\"\ninstances = 2\n[restart]\npolicy = \"always\"\n\
+             delay = \"0s\"\nmax_restarts = 4\nfailover = true\n[kills]\nat = 30\nevery_cycle = true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let cli = parse_with_scenario(&["plumdash", "tour", "--scenario", file]).unwrap();
+        let Some(Command::Tour(t)) = cli.command else {
+            panic!("not tour")
+        };
+        assert_eq!(t.step, Some(Duration::from_millis(300)));
+        assert_eq!(t.instances, 2);
+        assert_eq!(t.restart, RestartPolicy::Always);
+        assert_eq!(t.restart_delay, Duration::ZERO);
+        assert_eq!(t.max_restarts, Some(4));
+        assert!(t.failover && t.kill_every_cycle);
+        assert_eq!(t.kill_at, Some(30));
+        // Untouched by the file: the defaults stay.
+        assert_eq!(t.backoff_max, RestartConfig::default().backoff_max);
+        let cli = parse_with_scenario(&[
+            "plumdash",
+            "--scenario",
+            file,
+            "--instances",
+            "1",
+            "--restart-delay",
+            "2s",
+            "--kill-at",
+            "70",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.up.instances, 1);
+        assert_eq!(cli.up.restart_delay, Duration::from_secs(2));
+        assert_eq!(cli.up.kill_at, Some(70));
+        assert_eq!(cli.up.step, Some(Duration::from_millis(300)));
+        let err = parse_with_scenario(&["plumdash", "up", "--scenario", "/no/such.toml"]);
+        assert!(err.is_err_and(|e| e.contains("/no/such.toml")));
+    }
+
     /// `--help` shows the defaults as text; they must be the policy's own.
     #[test]
     fn restart_option_defaults_are_the_policy_defaults() {
