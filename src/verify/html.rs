@@ -10,7 +10,6 @@
 
 use super::history::line;
 use super::report::Report;
-use crate::clock;
 use crate::recovery::TsMs;
 use crate::text_safety::escape_controls_keep_newlines;
 use plotters::prelude::*;
@@ -28,6 +27,13 @@ const PROGRESS: RGBColor = RGBColor(0x33, 0x33, 0x33);
 /// Text from outside, safe inside HTML.
 fn esc(s: &str) -> String {
     quick_xml::escape::escape(escape_controls_keep_newlines(s).as_ref()).into_owned()
+}
+
+/// `2026-12-02 06:00:04.239 UTC`.
+fn utc(ms: TsMs) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|_| format!("{ms} ms"))
 }
 
 /// Seconds since the run started.
@@ -119,14 +125,11 @@ fn plot(report: &Report) -> Result<String, String> {
                 .map_err(err)?;
         }
         // One step line per instance: stored progress holds until it changes.
-        let mut instances: Vec<&str> = report
+        let instances: std::collections::BTreeSet<&str> = report
             .progress
             .iter()
             .map(|p| p.instance.as_str())
             .collect();
-        instances.dedup();
-        instances.sort_unstable();
-        instances.dedup();
         for instance in instances {
             let mut points = Vec::new();
             let mut last = 0.0;
@@ -221,10 +224,10 @@ pub fn to_html(report: &Report) -> Result<String, String> {
     );
     let _ = writeln!(
         h,
-        "<p class=\"sub\">worker <code>{}</code> · app <code>{}</code> · started {} UTC · {:.1} s</p>",
+        "<p class=\"sub\">worker <code>{}</code> · app <code>{}</code> · started {} · {:.1} s</p>",
         esc(&report.worker),
         esc(&report.app),
-        clock::hms(report.started_ms, 0),
+        utc(report.started_ms),
         report.finished_ms.saturating_sub(report.started_ms) as f64 / 1000.0
     );
     if let Some(why) = &report.ended_early {
@@ -393,14 +396,8 @@ fn settings(h: &mut String, report: &Report) {
     if let Some(ms) = report.outage_ms {
         rows.push(("controller outage", format!("{ms} ms")));
     }
-    rows.push((
-        "started",
-        format!("{} UTC", clock::hms_millis(report.started_ms, 0)),
-    ));
-    rows.push((
-        "finished",
-        format!("{} UTC", clock::hms_millis(report.finished_ms, 0)),
-    ));
+    rows.push(("started", utc(report.started_ms)));
+    rows.push(("finished", utc(report.finished_ms)));
     let _ = writeln!(h, "<h2>Settings</h2>\n<table id=\"settings\">");
     for (k, v) in rows {
         let _ = writeln!(h, "<tr><th>{k}</th><td><code>{}</code></td></tr>", esc(&v));
