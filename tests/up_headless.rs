@@ -136,7 +136,10 @@ async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
     assert!((30..100).contains(&at_kill), "{crashed}");
 
     let scheduled = up.wait_event("restart_scheduled", |e| kind(e) == "restart_scheduled");
-    assert_eq!(scheduled["delay_ms"], 200, "no crash-loop backoff: {scheduled}");
+    assert_eq!(
+        scheduled["delay_ms"], 200,
+        "no crash-loop backoff: {scheduled}"
+    );
     let restarted = up.wait_event("second start", |e| {
         kind(e) == "started" && e["pid"].as_i64() != Some(pid as i64)
     });
