@@ -12,6 +12,7 @@ pub mod controller;
 pub mod demo;
 pub mod kv;
 pub mod recovery;
+pub mod scenario;
 pub mod session;
 pub mod signals;
 pub mod supervisor;

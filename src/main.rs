@@ -2,11 +2,13 @@
 //! the library (`plumdash::commands`, `controller`, `supervisor`, `tui`, …).
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
 use plumdash::kv::{ClientOptions, DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
+use plumdash::scenario::Scenario;
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
 use plumdash::tui::autokill::AutoKill;
@@ -58,10 +60,36 @@ enum Command {
     Verify(plumdash::verify::VerifyArgs),
     /// Control a running `plumdash up` from scripts (over its control socket).
     Ctl(plumdash::control::CtlArgs),
+    /// Print a shell completion script, e.g. `plumdash completions bash > ~/.local/share/bash-completion/completions/plumdash`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page plumdash(1), or with --dir write it and one page per subcommand there.
+    Man {
+        /// Write plumdash.1 and plumdash-SUBCOMMAND.1 into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Scenario files for --scenario: print a commented example, or check a file.
+    #[command(subcommand)]
+    Scenario(ScenarioSub),
+}
+
+#[derive(Subcommand)]
+enum ScenarioSub {
+    /// Print a commented scenario that runs as is (`plumdash scenario example > qa.toml`).
+    Example,
+    /// Check a scenario file without running anything (exit 2 with the line if it is bad).
+    Check { file: PathBuf },
 }
 
 #[derive(Args, Clone)]
 struct UpArgs {
+    /// Read the worker, restart and kill settings from this scenario file (TOML,
+    /// see `plumdash scenario example`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
     /// Worker instances to start.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
     instances: u16,
@@ -133,6 +161,79 @@ struct UpArgs {
     control_socket: Option<PathBuf>,
     #[command(flatten)]
     ui: UiArgs,
+}
+
+impl UpArgs {
+    /// The scenario's settings where the command line left the defaults
+    /// (`given(id)`: the user set that argument).
+    fn apply_scenario(&mut self, sc: &Scenario, given: &dyn Fn(&str) -> bool) {
+        fn set<T: Clone>(given: bool, arg: &mut T, from_file: &Option<T>) {
+            if let (false, Some(v)) = (given, from_file) {
+                arg.clone_from(v);
+            }
+        }
+        if self.cmd.is_none() {
+            self.cmd.clone_from(&sc.worker.cmd);
+        }
+        if self.step.is_none() {
+            self.step = sc.worker.step;
+        }
+        set(
+            given("instances"),
+            &mut self.instances,
+            &sc.worker.instances,
+        );
+        set(given("app"), &mut self.app, &sc.worker.app);
+        set(given("restart"), &mut self.restart, &sc.restart.policy);
+        set(
+            given("restart_delay"),
+            &mut self.restart_delay,
+            &sc.restart.delay,
+        );
+        let r = &sc.restart;
+        set(
+            given("crash_loop_under"),
+            &mut self.crash_loop_under,
+            &r.crash_loop_under,
+        );
+        set(
+            given("backoff_initial"),
+            &mut self.backoff_initial,
+            &r.backoff_initial,
+        );
+        set(given("backoff_max"), &mut self.backoff_max, &r.backoff_max);
+        if self.max_restarts.is_none() {
+            self.max_restarts = r.max_restarts;
+        }
+        self.failover |= r.failover.unwrap_or(false);
+        // The kills are the dashboard's (`--kill-at`); headless runs have none.
+        if self.headless && sc.kills.at.is_some() {
+            eprintln!(
+                "plumdash: the scenario's [kills] are for the dashboard and verify; \
+                 --headless runs without them"
+            );
+        }
+        if self.kill_at.is_none() && !self.headless {
+            self.kill_at = sc.kills.at;
+            self.kill_every_cycle |= sc.kills.every_cycle.unwrap_or(false);
+        }
+    }
+}
+
+/// Did the user set argument `id` (on the command line or in the environment)?
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches
+        .value_source(id)
+        .is_some_and(|s| s != ValueSource::DefaultValue)
+}
+
+/// Reads `--scenario` into the arguments, before anything starts; the error is
+/// one line naming the file, line and key.
+fn load_scenario(path: Option<&std::path::Path>) -> Result<Option<Scenario>, String> {
+    match path {
+        Some(path) => Scenario::load(path).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Dashboard options shared by `up` and `attach`.
@@ -378,8 +479,8 @@ fn main() -> ExitCode {
     {
         return ExitCode::from(plumdash::supervisor::orphan_guard::run_guard());
     }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
         // `verify` is driven by scripts: a usage error is one line and exit 2.
         Err(err) if err.use_stderr() && std::env::args().nth(1).as_deref() == Some("verify") => {
             let text = err.to_string();
@@ -388,6 +489,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(err) => err.exit(),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    // `up`, `tour` and `verify` read their arguments from the subcommand's matches.
+    let sub = matches.subcommand().map_or(&matches, |(_, m)| m);
+    let cli = match with_scenario(cli, sub) {
+        Ok(cli) => cli,
+        Err((prefix, e)) => {
+            eprintln!("{prefix}: {}", plumdash::text_safety::escape_controls(&e));
+            return ExitCode::from(2);
+        }
     };
     match run(cli) {
         Ok(code) => code,
@@ -400,7 +514,80 @@ fn main() -> ExitCode {
     }
 }
 
+/// `plumdash completions` and `plumdash man`: generated from the clap
+/// definitions, so they never drift from the real options.
+fn generated(command: &Command) -> Result<Option<ExitCode>> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "plumdash", &mut out);
+        }
+        Command::Man { dir: None } => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("writing the man page")?;
+        }
+        Command::Scenario(ScenarioSub::Example) => {
+            out.write_all(plumdash::scenario::EXAMPLE.as_bytes())
+                .context("writing to stdout")?;
+        }
+        Command::Scenario(ScenarioSub::Check { file }) => match Scenario::load(file) {
+            Ok(_) => writeln!(out, "{}: ok", file.display()).context("writing to stdout")?,
+            Err(e) => {
+                eprintln!("plumdash: {}", plumdash::text_safety::escape_controls(&e));
+                return Ok(Some(ExitCode::from(2)));
+            }
+        },
+        Command::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            writeln!(out, "plumdash: man pages written to {}", dir.display())
+                .context("writing to stdout")?;
+        }
+        _ => return Ok(None),
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(Some(ExitCode::SUCCESS))
+}
+
+/// Applies `--scenario` to `up`, `tour` or `verify`; a bad file is exit 2
+/// before anything starts.
+fn with_scenario(mut cli: Cli, matches: &ArgMatches) -> Result<Cli, (&'static str, String)> {
+    let given = |id: &str| given(matches, id);
+    match &mut cli.command {
+        None => {
+            if let Some(sc) =
+                load_scenario(cli.up.scenario.as_deref()).map_err(|e| ("plumdash", e))?
+            {
+                cli.up.apply_scenario(&sc, &given);
+            }
+        }
+        Some(Command::Up(args) | Command::Tour(args)) => {
+            if let Some(sc) =
+                load_scenario(args.scenario.as_deref()).map_err(|e| ("plumdash", e))?
+            {
+                args.apply_scenario(&sc, &given);
+            }
+        }
+        Some(Command::Verify(args)) => {
+            if let Some(sc) =
+                load_scenario(args.scenario.as_deref()).map_err(|e| ("plumdash verify", e))?
+            {
+                sc.apply_to_verify(args, &given);
+            }
+        }
+        _ => {}
+    }
+    Ok(cli)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(command) = &cli.command {
+        if let Some(code) = generated(command)? {
+            return Ok(code);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -418,6 +605,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Command::Verify(args) => return Ok(plumdash::verify::main(args).await),
             Command::Ctl(args) => return control::ctl_main(args).await,
+            // Handled before the runtime starts.
+            Command::Completions { .. } | Command::Man { .. } | Command::Scenario(_) => {}
             Command::Controller(args) => {
                 let config = ControllerConfig {
                     listen: args.listen,
@@ -462,6 +651,59 @@ fn run(cli: Cli) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses like `main` does, scenario applied.
+    fn parse_with_scenario(args: &[&str]) -> Result<Cli, String> {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let sub = matches.subcommand().map_or(&matches, |(_, m)| m);
+        with_scenario(cli, sub).map_err(|(_, e)| e)
+    }
+
+    #[test]
+    fn tour_and_bare_up_take_the_scenario_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "[worker]\nstep = \"300ms\"\ninstances = 2\n[restart]\npolicy = \"always\"\n\
+             delay = \"0s\"\nmax_restarts = 4\nfailover = true\n[kills]\nat = 30\nevery_cycle = true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let cli = parse_with_scenario(&["plumdash", "tour", "--scenario", file]).unwrap();
+        let Some(Command::Tour(t)) = cli.command else {
+            panic!("not tour")
+        };
+        assert_eq!(t.step, Some(Duration::from_millis(300)));
+        assert_eq!(t.instances, 2);
+        assert_eq!(t.restart, RestartPolicy::Always);
+        assert_eq!(t.restart_delay, Duration::ZERO);
+        assert_eq!(t.max_restarts, Some(4));
+        assert!(t.failover && t.kill_every_cycle);
+        assert_eq!(t.kill_at, Some(30));
+        // Untouched by the file: the defaults stay.
+        assert_eq!(t.backoff_max, RestartConfig::default().backoff_max);
+        let cli = parse_with_scenario(&[
+            "plumdash",
+            "--scenario",
+            file,
+            "--instances",
+            "1",
+            "--restart-delay",
+            "2s",
+            "--kill-at",
+            "70",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.up.instances, 1);
+        assert_eq!(cli.up.restart_delay, Duration::from_secs(2));
+        assert_eq!(cli.up.kill_at, Some(70));
+        assert_eq!(cli.up.step, Some(Duration::from_millis(300)));
+        let err = parse_with_scenario(&["plumdash", "up", "--scenario", "/no/such.toml"]);
+        assert!(err.is_err_and(|e| e.contains("/no/such.toml")));
+    }
 
     /// `--help` shows the defaults as text; they must be the policy's own.
     #[test]

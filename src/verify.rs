@@ -16,7 +16,9 @@
 
 mod config;
 pub mod history;
+mod html;
 mod invariants;
+pub mod junit;
 mod monitor;
 pub mod report;
 mod runner;
@@ -63,6 +65,21 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         let text = crate::text_safety::escape_json_controls(&text).into_owned();
         if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("plumdash verify: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.junit {
+        let written = junit::to_junit(&report).and_then(|xml| std::fs::write(path, xml));
+        if let Err(e) = written {
+            eprintln!("plumdash verify: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.html {
+        let written = html::to_html(&report)
+            .and_then(|page| std::fs::write(path, page).map_err(|e| e.to_string()));
+        if let Err(e) = written {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }

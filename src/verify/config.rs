@@ -12,6 +12,10 @@ pub(super) const DEFAULT_STEP: Duration = Duration::from_secs(2);
 /// `plumdash verify` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
+    /// Read the worker, restart, kill and outage settings from this scenario file
+    /// (TOML, see `plumdash scenario example`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
     /// Kill cycles (SIGKILL → restart → resume) to run.
     #[arg(long, default_value_t = 3)]
     pub cycles: u32,
@@ -53,6 +57,12 @@ pub struct VerifyArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Also write a JUnit XML report to this file (for CI test views).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write a self-contained HTML report with the progress plot to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// How long the controller stays down for invariant 6 [default: 30 steps, 1–5 s].
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
     pub outage: Option<Duration>,
@@ -118,6 +128,15 @@ impl VerifyConfig {
                 return Err(format!("--controller {url:?} is not an http(s) URL"));
             }
         }
+        for (flag, path) in [
+            ("--report", &args.report),
+            ("--junit", &args.junit),
+            ("--html", &args.html),
+        ] {
+            if let Some(path) = path {
+                check_output(flag, path)?;
+            }
+        }
         let step = args.step.unwrap_or(DEFAULT_STEP);
         Ok(VerifyConfig {
             cycles: args.cycles,
@@ -140,6 +159,26 @@ impl VerifyConfig {
             orphan_guard: None,
         })
     }
+}
+
+/// A report file must be writable where it is asked for; found out before
+/// the run rather than after it.
+fn check_output(flag: &str, path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if path.is_dir() {
+        return Err(format!("{flag} {}: is a folder", path.display()));
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "{flag} {}: no folder {}",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The program of a `--cmd` line must exist and be executable.

@@ -15,6 +15,7 @@ impl Runner {
             invariant,
             at_ms: at,
             message,
+            cycle: None,
             evidence,
         });
     }
@@ -145,11 +146,16 @@ impl Runner {
     }
 
     /// The cycle's verdict from the violations recorded since `before`.
-    pub(super) fn judge_cycle(&self, cycle: &mut CycleReport, before: usize) {
+    pub(super) fn judge_cycle(&mut self, cycle: &mut CycleReport, before: usize) {
+        // Tagged for the per-cycle test cases of the JUnit report.
+        for v in &mut self.violations[before..] {
+            v.cycle = Some(cycle.cycle);
+        }
         let mut violated: Vec<u8> = self.violations[before..]
             .iter()
             .map(|v| v.invariant)
             .collect();
+        violated.sort_unstable();
         violated.dedup();
         cycle.verdict = if violated.is_empty() {
             "ok".into()

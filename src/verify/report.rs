@@ -73,6 +73,8 @@ pub struct GracefulReport {
     pub counter_after_stop: Option<i64>,
     pub next_start_was_recovery: Option<bool>,
     pub continued_from: Option<i64>,
+    /// When the worker ended after SIGINT.
+    pub stopped_at_ms: Option<TsMs>,
     pub violated: bool,
 }
 
@@ -81,6 +83,8 @@ pub struct Violation {
     pub invariant: u8,
     pub at_ms: TsMs,
     pub message: String,
+    /// The kill cycle it was found in (the outage cycle too), if any.
+    pub cycle: Option<u32>,
     pub evidence: Vec<HistoryEntry>,
 }
 
@@ -101,10 +105,24 @@ pub struct TaskReport {
     pub completions: u32,
 }
 
+/// The stored progress of an instance's task at a moment (for the plot).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressSample {
+    pub ts_ms: TsMs,
+    pub instance: String,
+    /// `None` while the namespace holds no progress.
+    pub progress: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ok: bool,
     pub exit_code: u8,
+    /// When the run started and ended (wall clock, ms).
+    pub started_ms: TsMs,
+    pub finished_ms: TsMs,
+    /// Why the run stopped before its plan was done, if it did.
+    pub ended_early: Option<String>,
     pub worker: String,
     pub controller: String,
     pub embedded_controller: bool,
@@ -115,12 +133,16 @@ pub struct Report {
     pub cycles: Vec<CycleReport>,
     pub outage: Option<CycleReport>,
     pub outage_ms: Option<u64>,
+    /// When the controller was stopped and when it served again.
+    pub outage_window: Option<(TsMs, TsMs)>,
     pub graceful_stop: Option<GracefulReport>,
     pub tasks: Vec<TaskReport>,
     pub invariants: Vec<InvariantResult>,
     /// Torn states seen while a worker was between its writes (not left behind).
     pub transient_torn_states: u32,
     pub warnings: Vec<String>,
+    /// The namespace's progress after every change of it, in order.
+    pub progress: Vec<ProgressSample>,
     pub history: History,
 }
 

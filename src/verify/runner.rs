@@ -3,7 +3,7 @@
 use super::config::{VerifyConfig, DEFAULT_STEP};
 use super::history::{view_text, History};
 use super::monitor::Monitor;
-use super::report::{CycleReport, GracefulReport, Report, TaskReport, Violation};
+use super::report::{CycleReport, GracefulReport, ProgressSample, Report, TaskReport, Violation};
 use super::schedule::{kill_points, KillSchedule};
 use crate::clock;
 use crate::controller::{self, ControllerConfig};
@@ -46,6 +46,10 @@ pub(super) struct Runner {
     /// Tasks that were followed to their end (invariant 5 is judged on them).
     pub(super) finished_tasks: Vec<u32>,
     pub(super) outage_skipped: Option<String>,
+    started_ms: TsMs,
+    progress: Vec<ProgressSample>,
+    /// When the controller was stopped and when it served again.
+    outage_window: Option<(TsMs, TsMs)>,
 }
 
 impl Runner {
@@ -69,6 +73,9 @@ impl Runner {
             kill_points,
             finished_tasks: Vec::new(),
             outage_skipped: None,
+            started_ms: now_ms(),
+            progress: Vec::new(),
+            outage_window: None,
         }
     }
 
@@ -128,6 +135,14 @@ impl Runner {
             }
         }
         self.history.record(at, &fact, &self.mon.view);
+        let progress = self.mon.view.progress;
+        if self.progress.last().map(|p| p.progress) != Some(progress) {
+            self.progress.push(ProgressSample {
+                ts_ms: at,
+                instance: self.instance.clone(),
+                progress,
+            });
+        }
         let (new, count) = self.tracker.events_since(self.seen);
         self.seen = count;
         let lines: Vec<String> = new
@@ -305,7 +320,7 @@ impl Runner {
                 c.shutdown()
                     .await
                     .map_err(|e| format!("stopping the controller: {e:#}"))?;
-                down_since = Some((Instant::now(), addr, db));
+                down_since = Some((Instant::now(), now_ms(), addr, db));
             }
         }
         let label = if outage { "outage cycle" } else { "cycle" };
@@ -345,10 +360,11 @@ impl Runner {
         cycle.kill_to_restart_ms = Some(at.saturating_sub(killed_at));
         let tag = format!("{label} {n}");
         self.judge_kill(&mut cycle, killed_at, progress, &tag);
-        if let Some((since, addr, db)) = down_since {
+        if let Some((since, down_at, addr, db)) = down_since {
             let left = self.config.outage.saturating_sub(since.elapsed());
             self.settle(left).await?;
             self.restart_controller(addr, db).await?;
+            self.outage_window = Some((down_at, now_ms()));
         }
         let resumed = self.wait_for_checkpoint().await?;
         self.judge_resume(&mut cycle, killed_at, resumed, outage, &tag);
@@ -441,6 +457,7 @@ impl Runner {
                 .clone()
                 .unwrap_or((now_ms(), ProcessExit::Clean, true));
         g.exit = Some(exit.to_string());
+        g.stopped_at_ms = Some(stopped_at);
         g.flag_after_stop = Some(self.mon.view.crash_flag);
         g.counter_after_stop = self.mon.lcc;
         self.judge_graceful_stop(before, stopped_at, &exit);
@@ -475,6 +492,9 @@ impl Runner {
         Report {
             ok,
             exit_code: if ok { 0 } else { 1 },
+            started_ms: self.started_ms,
+            finished_ms: now_ms(),
+            ended_early: early,
             worker,
             controller,
             embedded_controller: self.config.controller.is_none(),
@@ -487,6 +507,7 @@ impl Runner {
             kill_points: self.kill_points.clone(),
             cycles: self.cycles,
             outage: self.outage_cycle,
+            outage_window: self.outage_window,
             outage_ms: (self.config.controller.is_none())
                 .then_some(self.config.outage.as_millis() as u64),
             graceful_stop: self.graceful,
@@ -502,6 +523,7 @@ impl Runner {
             invariants,
             transient_torn_states: self.mon.transient_torn,
             warnings: self.warnings,
+            progress: self.progress,
             history: self.history,
         }
     }

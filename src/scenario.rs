@@ -1,0 +1,276 @@
+//! Scenario files (`--scenario FILE`, TOML) for `up`, `tour` and `verify`:
+//! the worker, its restart rules, the kill schedule and the controller outage
+//! in one reviewable file. Flags given on the command line override it.
+//!
+//! A bad file is refused before anything starts, in one line naming the file,
+//! the line and the key (toml's spans, `deny_unknown_fields` for typos).
+
+use crate::supervisor::RestartPolicy;
+use crate::verify::VerifyArgs;
+use serde::{Deserialize, Deserializer};
+use std::path::Path;
+use std::time::Duration;
+
+/// A commented example that runs as is (`plumdash scenario example`).
+pub const EXAMPLE: &str = include_str!("scenario/example.toml");
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub worker: Worker,
+    #[serde(default)]
+    pub restart: Restart,
+    #[serde(default)]
+    pub kills: Kills,
+    #[serde(default)]
+    pub outage: Outage,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    /// Command line of the worker [default: the bundled kv-demo].
+    pub cmd: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub step: Option<Duration>,
+    /// `up` and `tour` only: `verify` follows one worker.
+    #[serde(default, deserialize_with = "instances")]
+    pub instances: Option<u16>,
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {
+    #[serde(default, deserialize_with = "policy")]
+    pub policy: Option<RestartPolicy>,
+    #[serde(default, deserialize_with = "duration")]
+    pub delay: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub crash_loop_under: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub backoff_initial: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub backoff_max: Option<Duration>,
+    pub max_restarts: Option<u32>,
+    pub failover: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kills {
+    /// `verify`: kill cycles to run.
+    pub cycles: Option<u32>,
+    /// SIGKILL when the task's progress reaches this (1..99).
+    #[serde(default, deserialize_with = "percent")]
+    pub at: Option<u8>,
+    /// Dashboard: kill again in every new task, not just once.
+    pub every_cycle: Option<bool>,
+    /// `verify`: random progress points, reproducible with `seed`.
+    pub random: Option<bool>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// `verify`: how long the embedded controller stays down.
+    #[serde(default, deserialize_with = "duration")]
+    pub duration: Option<Duration>,
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file; the error is one line
+    /// `FILE:LINE:COLUMN: key KEY: what is wrong`.
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        Scenario::parse(&text).map_err(|e| format!("scenario {}:{e}", path.display()))
+    }
+
+    /// Parses scenario text; the error is `LINE:COLUMN: key KEY: message`.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let sc: Scenario = toml::from_str(text).map_err(|e| describe(text, &e))?;
+        // One kill schedule: a fixed point, or random ones from a seed.
+        let k = &sc.kills;
+        if k.at.is_some() && k.random == Some(true) {
+            return Err(format!(
+                "{}:1: key kills.random: excludes kills.at (a fixed point or random ones)",
+                key_line(text, "kills", "random")
+            ));
+        }
+        if k.seed.is_some() && k.random != Some(true) {
+            return Err(format!(
+                "{}:1: key kills.seed: only applies to random = true",
+                key_line(text, "kills", "seed")
+            ));
+        }
+        Ok(sc)
+    }
+
+    /// Puts the file's settings into `verify`'s arguments where the command
+    /// line did not set them (`given(id)`: the argument came from the user).
+    pub fn apply_to_verify(&self, args: &mut VerifyArgs, given: &dyn Fn(&str) -> bool) {
+        fill(&mut args.cmd, &self.worker.cmd);
+        fill(&mut args.step, &self.worker.step);
+        if !given("app") {
+            if let Some(app) = &self.worker.app {
+                args.app = app.clone();
+            }
+        }
+        if !given("restart_delay") {
+            if let Some(d) = self.restart.delay {
+                args.restart_delay = d;
+            }
+        }
+        if !given("cycles") {
+            if let Some(n) = self.kills.cycles {
+                args.cycles = n;
+            }
+        }
+        // The schedule is one choice: a flag for it replaces the file's.
+        if args.kill_at.is_none() && !args.kill_random {
+            args.kill_at = self.kills.at;
+            args.kill_random = self.kills.random.unwrap_or(false) && self.kills.at.is_none();
+            if args.kill_random {
+                fill(&mut args.seed, &self.kills.seed);
+            }
+        }
+        fill(&mut args.outage, &self.outage.duration);
+    }
+}
+
+fn fill<T: Clone>(arg: &mut Option<T>, from_file: &Option<T>) {
+    if arg.is_none() {
+        arg.clone_from(from_file);
+    }
+}
+
+/// `LINE:COLUMN: key SECTION.KEY: message` from toml's error and its span.
+fn describe(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    let Some(span) = err.span() else {
+        return format!(" {message}");
+    };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let this_line = text[line_start..].lines().next().unwrap_or("");
+    let key = key_of(this_line).map(|k| match section_before(before) {
+        Some(s) => format!("{s}.{k}"),
+        None => k,
+    });
+    match key {
+        Some(k) => format!("{line}:{column}: key {k}: {message}"),
+        None => format!("{line}:{column}: {message}"),
+    }
+}
+
+/// The 1-based line that sets `key` in `[section]` (1 if not found).
+fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some((name, _)) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            current = name.trim().to_string();
+        } else if current == section && key_of(t).as_deref() == Some(key) {
+            return i + 1;
+        }
+    }
+    1
+}
+
+/// The key a `key = value` line sets.
+fn key_of(line: &str) -> Option<String> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
+/// The `[section]` a position is in.
+fn section_before(before: &str) -> Option<String> {
+    before.lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(name, _)| name.trim().to_string())
+    })
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is no duration ({e}); e.g. \"200ms\" or \"2s\""
+        ))
+    })
+}
+
+fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RestartPolicy>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map(Some)
+        .map_err(|e: anyhow::Error| serde::de::Error::custom(e.to_string()))
+}
+
+fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u8::try_from(n) {
+        Ok(p) if (1..=99).contains(&p) => Ok(Some(p)),
+        _ => Err(serde::de::Error::custom(format!("{n} is outside 1..99"))),
+    }
+}
+
+fn instances<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u16::try_from(n) {
+        Ok(i) if i <= 1000 => Ok(Some(i)),
+        _ => Err(serde::de::Error::custom(format!("{n} is outside 0..1000"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_sets_something_in_every_section() {
+        let s = Scenario::parse(EXAMPLE).unwrap();
+        assert!(s.worker.step.is_some());
+        assert!(s.restart.delay.is_some());
+        assert!(s.kills.cycles.is_some());
+        assert!(s.outage.duration.is_some());
+    }
+
+    #[test]
+    fn a_typo_names_its_line_and_key() {
+        let err =
+            Scenario::parse("[worker]\nstep = \"50ms\"\n\n[kills]\ncylces = 3\n").unwrap_err();
+        assert!(err.starts_with("5:1: key kills.cylces: "), "{err}");
+        assert!(err.contains("unknown field `cylces`"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_line_and_key() {
+        let err = Scenario::parse("[restart]\ndelay = \"soon\"\n").unwrap_err();
+        assert!(err.starts_with("2:9: key restart.delay: "), "{err}");
+        assert!(err.contains("no duration"), "{err}");
+        let err = Scenario::parse("[kills]\nat = 100\n").unwrap_err();
+        assert!(err.starts_with("2:6: key kills.at: "), "{err}");
+        let err = Scenario::parse("[worker]\ninstances = \"two\"\n").unwrap_err();
+        assert!(err.contains("key worker.instances"), "{err}");
+        let err = Scenario::parse("[kills]\nat = 50\n# random\nrandom = true\n").unwrap_err();
+        assert!(err.starts_with("4:1: key kills.random: excludes"), "{err}");
+        let err = Scenario::parse("[kills]\nseed = 7\n").unwrap_err();
+        assert!(err.starts_with("2:1: key kills.seed: "), "{err}");
+        let err = Scenario::parse("[restart]\npolicy = \"sometimes\"\n").unwrap_err();
+        assert!(
+            err.contains("key restart.policy") && err.contains("on-failure"),
+            "{err}"
+        );
+    }
+}
