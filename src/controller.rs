@@ -179,8 +179,8 @@ async fn monitor_health(health: Arc<Health>, stop: CancellationToken) {
         let now = health.check();
         if now != last {
             match &now {
-                Some(problem) => eprintln!("plumdash controller: unhealthy: {problem}"),
-                None => eprintln!("plumdash controller: healthy again"),
+                Some(problem) => tracing::warn!("controller unhealthy: {problem}"),
+                None => tracing::info!("controller healthy again"),
             }
             last = now;
         }

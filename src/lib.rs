@@ -11,6 +11,7 @@ pub mod control;
 pub mod controller;
 pub mod demo;
 pub mod kv;
+pub mod logging;
 pub mod recovery;
 pub mod scenario;
 pub mod session;

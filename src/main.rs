@@ -588,10 +588,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(code);
         }
     }
+    // Under the dashboard the terminal is the screen's: diagnostics go to a file.
+    let dashboard = match &cli.command {
+        None => !cli.up.headless,
+        Some(Command::Up(args) | Command::Tour(args)) => !args.headless,
+        Some(Command::Attach(_)) => true,
+        Some(_) => false,
+    };
+    let file_log = if dashboard {
+        let path = plumdash::logging::default_log_path();
+        match plumdash::logging::to_file(&path) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("plumdash: {e:#}; diagnostics will not be kept");
+                None
+            }
+        }
+    } else {
+        plumdash::logging::to_stderr();
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let outcome = run_command(cli, &runtime);
+    if let Some(log) = file_log.filter(|log| log.lines() > 0) {
+        eprintln!(
+            "plumdash: {} diagnostic line(s) in {}",
+            log.lines(),
+            log.path.display()
+        );
+    }
+    outcome
+}
+
+fn run_command(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Up(cli.up)) {
             Command::Up(args) => up(args, false).await?,

@@ -201,3 +201,47 @@ fn a_worker_frozen_from_outside_shows_stopped_then_running_again() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
+
+/// The embedded controller's diagnostics never write over the dashboard: with
+/// the database deleted under it, the screen keeps its frame, the warning goes to
+/// the log file in the state folder, and the shell is told where after `q`.
+#[test]
+fn controller_diagnostics_go_to_the_log_file_not_over_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let db = dir.path().join("kv.db");
+    let port = common::free_port();
+    let tmux = shell(120, 40);
+    let cmd = format!(
+        "XDG_STATE_HOME={} {} --step 250ms --db {} --listen 127.0.0.1:{port} --no-mouse",
+        state.display(),
+        env!("CARGO_BIN_EXE_plumdash"),
+        db.display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+        s.contains("RUNNING").then_some(())
+    });
+    std::fs::remove_file(&db).unwrap();
+    let log = state.join("plumdash").join("plumdash.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("unhealthy")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health warning in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("unhealthy") && !screen.contains("was deleted"),
+        "the warning was written over the dashboard:\n{screen}"
+    );
+    tmux.send(&["q"]);
+    tmux.wait_for(
+        "the log file named after exit",
+        Duration::from_secs(10),
+        |s| s.contains("diagnostic line(s) in").then_some(()),
+    );
+}

@@ -27,7 +27,7 @@ impl ApiError {
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
-        eprintln!("plumdash controller: internal error: {err:#}");
+        tracing::error!("controller internal error: {err:#}");
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "internal error (see the controller's log)".into(),

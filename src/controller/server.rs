@@ -83,7 +83,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
                 // Out of descriptors, or a connection reset before we took
                 // it: say so now and then, wait a little, carry on.
                 if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                    eprintln!("plumdash controller: accepting a connection failed: {e} (retrying)");
+                    tracing::warn!("controller: accepting a connection failed: {e} (retrying)");
                     last_complaint = Some(Instant::now());
                 }
                 tokio::select! {
@@ -99,8 +99,8 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
     })
     .await;
     if drained.is_err() {
-        eprintln!(
-            "plumdash controller: dropping {} connection(s) still open after {}s",
+        tracing::warn!(
+            "controller: dropping {} connection(s) still open after {}s",
             conns.len(),
             SHUTDOWN_GRACE.as_secs()
         );
