@@ -47,6 +47,7 @@ impl Scenario {
             namespace: "kv-demo".into(),
             read_only: false,
             attached: false,
+            waiting_for_namespace: None,
         };
         let theme = Theme::new(ThemeName::Dark, false);
         let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
@@ -143,6 +144,7 @@ impl Scenario {
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
             auto_restart: true,
             paused: None,
+            under: None,
         }]);
     }
 }

@@ -125,7 +125,8 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     if let Some(signal) = row.paused {
         spans.push(Span::styled(format!(" ({signal})"), t.warn()));
     }
-    if !row.auto_restart {
+    // Attached workers are restarted (or not) by their own agent, not by us.
+    if !row.auto_restart && !app.header.attached {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)
