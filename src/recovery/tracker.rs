@@ -1206,6 +1206,154 @@ mod tests {
         }
     }
 
+    fn attached(pid: u32) -> Fact {
+        Fact::Attached {
+            instance: "kv-demo-001".into(),
+            pid,
+        }
+    }
+
+    fn gone() -> Fact {
+        exited(ProcessExit::Unknown, false)
+    }
+
+    fn deleted(key: &str) -> Fact {
+        Fact::Deleted { key: key.into() }
+    }
+
+    /// Attached to a worker at step `n`, its flag set as every running worker's is.
+    fn attached_at_step(n: i64) -> Tracker {
+        let mut t = Tracker::new();
+        let mut entries = vec![e("app.crashed", "true")];
+        if let Fact::Written(step) = checkpoint(n) {
+            entries.extend(step);
+        }
+        t.apply(0, Fact::Snapshot(entries));
+        t.apply(10, attached(7));
+        t
+    }
+
+    #[test]
+    fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
+        let t = attached_at_step(2);
+        assert_eq!(phase(&t), "RUNNING");
+        assert_eq!(t.detail("kv-demo-001", 20).as_deref(), Some("attached at 20%"));
+        // Found before the first read of the namespace: the progress comes with it.
+        let mut t = Tracker::new();
+        t.apply(0, attached(7));
+        t.apply(5, Fact::Snapshot(vec![e("app.crashed", "true")]));
+        t.apply(10, checkpoint(3));
+        assert_eq!(phase(&t), "RUNNING");
+        assert_eq!(t.detail("kv-demo-001", 20).as_deref(), Some("attached at 30%"));
+        assert!(t.cycles().is_empty());
+    }
+
+    #[test]
+    fn an_unseen_end_is_judged_from_the_namespace() {
+        // Completed: flag cleared, task.status=completed.
+        let mut t = attached_at_step(9);
+        t.apply(100, checkpoint(10));
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "COMPLETED");
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!(inst.crashes, 0);
+        assert!(t.cycles().is_empty());
+        assert_eq!(t.detail("kv-demo-001", 300), None);
+
+        // Stopped: flag cleared, app.status=stopped.
+        let mut t = attached_at_step(4);
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "STOPPED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+
+        // Crashed: the flag is still set.
+        let mut t = attached_at_step(5);
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "CRASHED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 1);
+        assert_eq!(
+            t.detail("kv-demo-001", 300).as_deref(),
+            Some("gone, flag still set")
+        );
+        let line = t.timeline().last().unwrap().to_string();
+        assert_eq!(line, "kv-demo-001 gone at 50% (flag still set: crashed)");
+        assert!(!t.timeline().any(|ev| ev.to_string().contains("unknown")));
+    }
+
+    #[test]
+    fn a_restart_by_someone_else_is_the_next_run_and_resumes() {
+        let mut t = attached_at_step(5);
+        t.apply(200, gone());
+        t.apply(3_000, started(8));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(3_010, flag());
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        t.apply(5_000, checkpoint(6));
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(8)));
+        assert_eq!(t.cycles().len(), 1);
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+        assert_eq!(t.detail("kv-demo-001", 5_000), None, "no longer 'attached'");
+    }
+
+    #[test]
+    fn the_task_started_after_a_completion_is_new_not_resumed_from_zero() {
+        let mut t = attached_at_step(9);
+        t.apply(100, checkpoint(10));
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(200, gone());
+        // The agent takes the exit for a failure and starts the app again.
+        t.apply(3_000, started(8));
+        t.apply(3_010, flag());
+        assert_eq!(phase(&t), "RUNNING");
+        t.apply(5_000, checkpoint(1));
+        assert_eq!(phase(&t), "RUNNING");
+        assert!(t.cycles().is_empty());
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+    }
+
+    #[test]
+    fn a_graceful_stop_replaced_before_its_death_was_seen_is_still_a_stop() {
+        let mut t = attached_at_step(4);
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+        // The replacement set the flag again before the old pid was missed.
+        t.apply(150, flag());
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "STOPPED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+        assert!(t.cycles().is_empty());
+    }
+
+    #[test]
+    fn a_crash_nobody_restarts_is_news_after_the_grace() {
+        let mut t = attached_at_step(5);
+        t.set_restart_grace(std::time::Duration::from_secs(10));
+        t.apply(1_000, gone());
+        assert!(!t.tick(5_000));
+        assert!(t.tick(11_000));
+        assert!(!t.tick(12_000), "said once");
+        assert_eq!(
+            t.detail("kv-demo-001", 13_500).as_deref(),
+            Some("not restarted for 12s")
+        );
+        let line = t.timeline().last().unwrap().to_string();
+        assert!(
+            line.starts_with("kv-demo-001 not restarted within 10s"),
+            "{line}"
+        );
+        assert_eq!(t.timeline().last().unwrap().to_json()["kind"], "not_restarted");
+        // Owned instances (an exit status we read) are the supervisor's to restart.
+        let mut owned = killed_after_step(3);
+        owned.set_restart_grace(std::time::Duration::from_secs(1));
+        assert!(!owned.tick(60_000));
+    }
+
     #[test]
     fn failures_and_feed_outages_are_on_the_timeline() {
         let mut t = Tracker::new();
