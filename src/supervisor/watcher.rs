@@ -314,6 +314,8 @@ pub(crate) struct AttachTracker {
     /// When watching began: a worker started before it was found running, not
     /// seen starting.
     since_secs: u64,
+    /// Everything the first scan finds was running when we looked.
+    scanned: bool,
     entries: BTreeMap<String, Tracked>,
 }
 
@@ -329,6 +331,7 @@ impl AttachTracker {
         AttachTracker {
             app_name,
             since_secs,
+            scanned: false,
             entries: BTreeMap::new(),
         }
     }
@@ -442,7 +445,7 @@ impl AttachTracker {
                 }
                 None => {
                     // Running before we looked: found, its start unseen.
-                    let kind = if process.start_time_secs < self.since_secs {
+                    let kind = if !self.scanned || process.start_time_secs < self.since_secs {
                         EventKind::Attached {
                             pid: process.pid,
                             name: process.name.clone(),
@@ -469,6 +472,7 @@ impl AttachTracker {
                 }
             }
         }
+        self.scanned = true;
         changes
     }
 }
@@ -601,8 +605,14 @@ mod tests {
     #[test]
     fn a_worker_started_after_watching_began_is_seen_starting() {
         let mut tracker = tracker();
-        let changes = tracker.update(vec![process(10, 1_001, Some("i-1"))], Instant::now());
+        let now = Instant::now();
+        tracker.update(vec![], now);
+        let changes = tracker.update(vec![process(10, 1_001, Some("i-1"))], now);
         assert_eq!(kinds(&changes), vec![("i-1".to_string(), "started")]);
+        // In the first scan it was running when we looked, whatever its start time.
+        let mut tracker = AttachTracker::new("kv-demo".into(), 1_000);
+        let changes = tracker.update(vec![process(10, 1_000, Some("i-1"))], now);
+        assert_eq!(kinds(&changes), vec![("i-1".to_string(), "attached")]);
     }
 
     #[test]
