@@ -184,7 +184,7 @@ impl fmt::Display for TimelineEvent {
         match &self.kind {
             TimelineKind::Started { pid } => write!(f, "started (pid {pid})"),
             TimelineKind::Attached { pid } => {
-                write!(f, "found running (pid {pid}): attached, its start not seen")
+                write!(f, "found running (pid {pid}), attached")
             }
             TimelineKind::NotRestarted { grace_ms } => write!(
                 f,

@@ -35,14 +35,26 @@ pub struct ProcIdentity {
     pub name: String,
     /// Start time in whole seconds since the UNIX epoch, as the kernel reports it.
     pub start_time_secs: u64,
+    /// The program as started (`bash` for a `start.sh` run by its shebang, whose
+    /// process name is the script's), for showing.
+    pub program: String,
 }
 
 impl ProcIdentity {
     fn of(process: &Process) -> ProcIdentity {
+        let name = process.name().to_string_lossy().into_owned();
+        let program = process
+            .cmd()
+            .first()
+            .and_then(|arg0| Path::new(arg0).file_name())
+            .map(|base| base.to_string_lossy().into_owned())
+            .filter(|base| !base.is_empty())
+            .unwrap_or_else(|| name.clone());
         ProcIdentity {
             pid: process.pid().as_u32(),
-            name: process.name().to_string_lossy().into_owned(),
+            name,
             start_time_secs: process.start_time(),
+            program,
         }
     }
 
@@ -164,6 +176,7 @@ impl ForeignProcess {
             pid: self.pid,
             name: self.name.clone(),
             start_time_secs: self.start_time_secs,
+            program: self.name.clone(),
         }
     }
 
@@ -190,7 +203,7 @@ impl ForeignProcess {
         (!self.wrappers.is_empty()).then(|| {
             self.wrappers
                 .iter()
-                .map(|w| w.name.as_str())
+                .map(|w| w.program.as_str())
                 .collect::<Vec<_>>()
                 .join("→")
         })
@@ -242,6 +255,8 @@ impl ProcessFinder {
                 .without_tasks()
                 .with_cpu()
                 .with_memory()
+                // For the wrappers' names: `bash` rather than its script's.
+                .with_cmd(UpdateKind::OnlyIfNotSet)
                 // Always: a process read between fork and exec shows its parent's environment.
                 .with_environ(UpdateKind::Always),
         );
@@ -461,6 +476,7 @@ mod tests {
             pid: std::process::id(),
             name: "not-our-name".into(),
             start_time_secs: 1,
+            program: "not-our-name".into(),
         };
         let error = fake.signal(Signal::SIGCONT).unwrap_err().to_string();
         assert!(

@@ -624,11 +624,13 @@ mod tests {
                 pid: 7,
                 name: "sh".into(),
                 start_time_secs: 100,
+                program: "sh".into(),
             },
             ProcIdentity {
                 pid: 8,
-                name: "bash".into(),
+                name: "start.sh".into(),
                 start_time_secs: 100,
+                program: "bash".into(),
             },
         ];
         tracker.update(vec![worker], Instant::now());
