@@ -86,6 +86,13 @@ pub enum WorkerExit {
     LeaveRunning,
 }
 
+/// What `next_fact` owes before reading anything new.
+enum Pending {
+    /// Read the namespace afresh and hand it out as a `Snapshot` (at this time).
+    FreshRead(TsMs),
+    Fact(TsMs, Fact),
+}
+
 pub struct Session {
     pub controller: Option<RunningController>,
     pub controller_url: String,
@@ -98,8 +105,9 @@ pub struct Session {
     attached: Option<Arc<ProcessWatcher>>,
     /// Attach: the namespace did not exist yet at start; these did.
     namespace_wait: Option<Vec<String>>,
-    /// Facts already made, handed out before anything new.
-    pending: VecDeque<(TsMs, Fact)>,
+    /// Work already decided, done before anything new is read (kept here, not in
+    /// a future, so a caller that drops `next_fact` loses nothing).
+    pending: VecDeque<Pending>,
     /// The feed polls: a state shorter than one interval can be missed.
     polling: bool,
     config: SessionConfig,
@@ -305,11 +313,27 @@ impl Session {
 
     /// The next fact, from the processes or from the namespace, with its time.
     /// `None` once both sources have ended.
+    /// Cancel-safe: dropping the future between facts (as `select!` does) loses none.
     pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
-        if let Some(fact) = self.pending.pop_front() {
-            return Some(fact);
-        }
         loop {
+            match self.pending.front() {
+                Some(Pending::FreshRead(at)) => {
+                    let at = *at;
+                    // Dropped while reading: the read is still owed, and redone.
+                    let snapshot = self.fresh_read().await;
+                    self.pending.pop_front();
+                    match snapshot {
+                        Some(snapshot) => return Some((at, snapshot)),
+                        None => continue,
+                    }
+                }
+                Some(Pending::Fact(..)) => {
+                    if let Some(Pending::Fact(at, fact)) = self.pending.pop_front() {
+                        return Some((at, fact));
+                    }
+                }
+                None => {}
+            }
             tokio::select! {
                 // Process events first: a worker's first writes can reach the
                 // feed before its `Started` is read, and the order decides
@@ -326,10 +350,9 @@ impl Session {
                             // How the run ended is judged from the namespace: read it
                             // now, not from the last poll (which may predate its last
                             // writes). The fresh read goes first.
-                            if let Some(snapshot) = self.fresh_read().await {
-                                self.pending.push_back((event.ts_ms, fact));
-                                return Some((event.ts_ms, snapshot));
-                            }
+                            self.pending.push_back(Pending::FreshRead(event.ts_ms));
+                            self.pending.push_back(Pending::Fact(event.ts_ms, fact));
+                            continue;
                         }
                         return Some((event.ts_ms, fact));
                     }
@@ -415,7 +438,11 @@ impl SessionHandle {
     /// Signals every process of the instance's tree: an attached worker and its
     /// wrappers (each re-checked first), as an agent stopping its process group
     /// would. Owned workers are signalled as a process group anyway.
-    pub async fn signal_tree(&self, instance: &str, signal: nix::sys::signal::Signal) -> Result<()> {
+    pub async fn signal_tree(
+        &self,
+        instance: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<()> {
         if let Some(process) = self.attached_process(instance) {
             // The worker first: its failure is the one that matters.
             process.signal(signal)?;

@@ -76,15 +76,31 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
         .unwrap();
     let status = worker.wait().unwrap();
     assert!(!status.success());
-    // Its exit status is not ours to read; the namespace is read fresh first.
+    // Its exit status is not ours to read; the namespace is read fresh first. The
+    // facts are asked for with tiny timeouts, as a busy `select!` drops the future
+    // mid-way: nothing may be lost for it (the fresh read is simply redone).
     let mut snapshot_first = false;
-    next_matching(&mut session, |f| {
-        if matches!(f, Fact::Snapshot(_)) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no exit seen");
+        let Ok(next) = tokio::time::timeout(Duration::from_micros(300), session.next_fact()).await
+        else {
+            continue;
+        };
+        let (_, fact) = next.expect("session ended");
+        if matches!(fact, Fact::Snapshot(_)) {
             snapshot_first = true;
         }
-        matches!(f, Fact::Exited { exit: ProcessExit::Unknown, .. })
-    })
-    .await;
+        if matches!(
+            fact,
+            Fact::Exited {
+                exit: ProcessExit::Unknown,
+                ..
+            }
+        ) {
+            break;
+        }
+    }
     assert!(snapshot_first, "a fresh read precedes the exit");
     // The pid is gone: a second signal is refused rather than sent blindly.
     assert!(session

@@ -93,16 +93,24 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     });
     // The worker is kv-demo, not its sh, bash or tee; they are named as its wrappers.
     let r = row(&screen, &inst.id).unwrap_or_else(|| panic!("no row:\n{screen}"));
-    assert!(r.contains(&first.to_string()), "the worker's pid:\n{screen}");
+    assert!(
+        r.contains(&first.to_string()),
+        "the worker's pid:\n{screen}"
+    );
     assert!(
         screen.contains(&format!("pid {first} under sh→bash")),
         "wrappers named:\n{screen}"
     );
-    assert!(!screen.contains(&foreign.to_string()), "another app's worker:\n{screen}");
+    assert!(
+        !screen.contains(&foreign.to_string()),
+        "another app's worker:\n{screen}"
+    );
     // The agent sends stdout to /dev/null; the log is read from tee's file.
-    tmux.wait_for("the worker's output via tee", Duration::from_secs(10), |s| {
-        s.contains(": step_").then_some(())
-    });
+    tmux.wait_for(
+        "the worker's output via tee",
+        Duration::from_secs(10),
+        |s| s.contains(": step_").then_some(()),
+    );
 
     part_way(&tmux);
     let wrappers: Vec<u32> = processes_of_instance(&inst.id)
@@ -112,7 +120,9 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
         .collect();
     assert_eq!(wrappers.len(), 3, "sh, bash and tee: {wrappers:?}");
     tmux.send(&["k"]);
-    wait_until("the worker's death", Duration::from_secs(5), || is_dead(first));
+    wait_until("the worker's death", Duration::from_secs(5), || {
+        is_dead(first)
+    });
     // The wrappers follow it (tee reads EOF, then bash and sh end).
     wait_until("the wrappers' end", Duration::from_secs(5), || {
         wrappers.iter().all(|p| is_dead(*p))
@@ -132,7 +142,9 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     assert_eq!(crashes(r), Some(1), "CRSH 1: {r}\n{screen}");
 
     let done = tmux.wait_for("COMPLETED", Duration::from_secs(15), |s| {
-        row(s, &inst.id)?.contains("COMPLETED").then(|| s.to_string())
+        row(s, &inst.id)?
+            .contains("COMPLETED")
+            .then(|| s.to_string())
     });
     assert_eq!(crashes(row(&done, &inst.id).unwrap()), Some(1), "{done}");
     // The agent takes the exit for a failure and starts a new task: a new task, not a recovery.
@@ -143,7 +155,11 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     });
     assert!(!screen.contains("RESUMED from 0%"), "{screen}");
     assert!(screen.contains("Instances (1)"), "{screen}");
-    assert_eq!(crashes(row(&screen, &inst.id).unwrap()), Some(1), "{screen}");
+    assert_eq!(
+        crashes(row(&screen, &inst.id).unwrap()),
+        Some(1),
+        "{screen}"
+    );
     quit(&tmux);
 }
 
@@ -161,20 +177,25 @@ fn a_crash_the_original_agent_never_restarts_is_shown_as_not_restarted() {
     let tmux = shell();
     attach(&tmux, &url, &app, "--restart-grace 2s");
     tmux.wait_for("the attached worker", Duration::from_secs(20), |s| {
-        (row(s, &inst.id)?.contains(&worker.to_string()) && s.contains("% · step_1"))
-            .then_some(())
+        (row(s, &inst.id)?.contains(&worker.to_string()) && s.contains("% · step_1")).then_some(())
     });
     tmux.send(&["k"]);
     tmux.wait_for("the kill flashed", Duration::from_secs(5), |s| {
         s.contains(&format!("SIGKILL → pid {worker}")).then_some(())
     });
-    wait_until("the worker's death", Duration::from_secs(5), || is_dead(worker));
+    wait_until("the worker's death", Duration::from_secs(5), || {
+        is_dead(worker)
+    });
     let screen = tmux.wait_for("CRASHED, gone", Duration::from_secs(5), |s| {
-        row(s, &inst.id)?.contains("CRASHED · gone, flag still set").then(|| s.to_string())
+        row(s, &inst.id)?
+            .contains("CRASHED · gone, flag still set")
+            .then(|| s.to_string())
     });
     assert!(!screen.contains("killed by unknown"), "{screen}");
     let screen = tmux.wait_for("not restarted", Duration::from_secs(10), |s| {
-        row(s, &inst.id)?.contains("CRASHED · not restarted for").then(|| s.to_string())
+        row(s, &inst.id)?
+            .contains("CRASHED · not restarted for")
+            .then(|| s.to_string())
     });
     assert!(
         screen.contains("not restarted within 2s"),
@@ -208,10 +229,17 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
     assert!(screen.contains("(flag cleared)"), "{screen}");
     assert!(screen.contains("stopped gracefully"), "{screen}");
     assert!(!screen.contains("CRASHED"), "{screen}");
-    assert_eq!(crashes(row(&screen, &inst.id).unwrap()), Some(0), "{screen}");
+    assert_eq!(
+        crashes(row(&screen, &inst.id).unwrap()),
+        Some(0),
+        "{screen}"
+    );
 
     // The signal menu offers the whole tree: SIGKILL to kv-demo, tee, bash and sh at once.
-    let tree: Vec<u32> = processes_of_instance(&inst.id).iter().map(|p| p.pid).collect();
+    let tree: Vec<u32> = processes_of_instance(&inst.id)
+        .iter()
+        .map(|p| p.pid)
+        .collect();
     assert_eq!(tree.len(), 4, "{tree:?}");
     tmux.send(&["x"]);
     tmux.wait_for("the signal menu", Duration::from_secs(5), |s| {
@@ -222,10 +250,14 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
         tree.iter().all(|p| is_dead(*p))
     });
     let third = inst.wait_for_worker(Duration::from_secs(10), Some(second));
-    tmux.wait_for("RESUMED after the tree kill", Duration::from_secs(10), |s| {
-        let r = row(s, &inst.id)?;
-        (r.contains(&third.to_string()) && r.contains("RESUMED from")).then_some(())
-    });
+    tmux.wait_for(
+        "RESUMED after the tree kill",
+        Duration::from_secs(10),
+        |s| {
+            let r = row(s, &inst.id)?;
+            (r.contains(&third.to_string()) && r.contains("RESUMED from")).then_some(())
+        },
+    );
     quit(&tmux);
 }
 
@@ -260,9 +292,11 @@ fn attach_waits_for_the_namespace_and_says_where_the_output_goes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let screen = tmux.wait_for("the worker and its namespace", Duration::from_secs(15), |s| {
-        (s.contains("by-hand-1") && s.contains("% · step_1")).then(|| s.to_string())
-    });
+    let screen = tmux.wait_for(
+        "the worker and its namespace",
+        Duration::from_secs(15),
+        |s| (s.contains("by-hand-1") && s.contains("% · step_1")).then(|| s.to_string()),
+    );
     assert!(!screen.contains("does not exist on"), "{screen}");
     assert!(screen.contains("stdout is /dev/null"), "{screen}");
     let _ = worker.kill();

@@ -75,7 +75,9 @@ async fn the_feed_polls_when_the_stream_answers_400() {
     assert_eq!(next(&mut feed).await, WatchEvent::Snapshot(vec![]));
     dm.put_int("task.progress", 30).await.unwrap();
     match next(&mut feed).await {
-        WatchEvent::Put(e) => assert_eq!((e.key.as_str(), e.value.as_str()), ("task.progress", "30")),
+        WatchEvent::Put(e) => {
+            assert_eq!((e.key.as_str(), e.value.as_str()), ("task.progress", "30"))
+        }
         other => panic!("expected the write, got {other:?}"),
     }
 }

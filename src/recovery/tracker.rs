@@ -1237,14 +1237,20 @@ mod tests {
     fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
         let t = attached_at_step(2);
         assert_eq!(phase(&t), "RUNNING");
-        assert_eq!(t.detail("kv-demo-001", 20).as_deref(), Some("attached at 20%"));
+        assert_eq!(
+            t.detail("kv-demo-001", 20).as_deref(),
+            Some("attached at 20%")
+        );
         // Found before the first read of the namespace: the progress comes with it.
         let mut t = Tracker::new();
         t.apply(0, attached(7));
         t.apply(5, Fact::Snapshot(vec![e("app.crashed", "true")]));
         t.apply(10, checkpoint(3));
         assert_eq!(phase(&t), "RUNNING");
-        assert_eq!(t.detail("kv-demo-001", 20).as_deref(), Some("attached at 30%"));
+        assert_eq!(
+            t.detail("kv-demo-001", 20).as_deref(),
+            Some("attached at 30%")
+        );
         assert!(t.cycles().is_empty());
     }
 
@@ -1347,7 +1353,10 @@ mod tests {
             line.starts_with("kv-demo-001 not restarted within 10s"),
             "{line}"
         );
-        assert_eq!(t.timeline().last().unwrap().to_json()["kind"], "not_restarted");
+        assert_eq!(
+            t.timeline().last().unwrap().to_json()["kind"],
+            "not_restarted"
+        );
         // Owned instances (an exit status we read) are the supervisor's to restart.
         let mut owned = killed_after_step(3);
         owned.set_restart_grace(std::time::Duration::from_secs(1));

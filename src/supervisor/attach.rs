@@ -104,13 +104,21 @@ impl ProcIdentity {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Stdout {
     /// A regular file: its output can be followed there.
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     /// A pipe into `tee`, which writes this file (the agent's `start.sh`).
-    Tee { path: PathBuf },
+    Tee {
+        path: PathBuf,
+    },
     Null,
-    Terminal { path: String },
+    Terminal {
+        path: String,
+    },
     /// Somewhere plumdash cannot read back (a pipe into another program, a socket).
-    Elsewhere { what: String },
+    Elsewhere {
+        what: String,
+    },
     /// Not readable (another user's process).
     Unknown,
 }
@@ -344,7 +352,9 @@ impl ProcessFinder {
         let mut readers: Vec<ProcIdentity> = companions.clone();
         readers.extend(
             live.iter()
-                .filter(|p| p.pid() != pid && p.parent().is_some() && p.parent() == process.parent())
+                .filter(|p| {
+                    p.pid() != pid && p.parent().is_some() && p.parent() == process.parent()
+                })
                 .map(|p| ProcIdentity::of(p))
                 .filter(|p| !companions.contains(p)),
         );

@@ -493,11 +493,7 @@ impl Tracked {
         self.output.push(
             self.snapshot.run,
             OutputStream::Supervisor,
-            format!(
-                "pid {}{under}; {}",
-                process.pid,
-                process.stdout.describe()
-            ),
+            format!("pid {}{under}; {}", process.pid, process.stdout.describe()),
         );
         self.current = Some(process);
     }
@@ -711,7 +707,10 @@ mod tests {
         let mut follow = Follow::new(&path);
         follow.read(&buffer, 1);
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(file, "new 3").unwrap();
         follow.read(&buffer, 1);
         // tee at the next start: the file begins again.

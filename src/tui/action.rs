@@ -149,7 +149,9 @@ impl SignalChoice {
             SignalChoice::Hup => "hang-up: the worker does not handle it, so it dies",
             SignalChoice::Stop => "freeze the process (progress plateaus)",
             SignalChoice::Cont => "thaw a frozen process",
-            SignalChoice::TreeTerm => "to the whole tree (sh, bash, tee too), as the agent stops it",
+            SignalChoice::TreeTerm => {
+                "to the whole tree (sh, bash, tee too), as the agent stops it"
+            }
             SignalChoice::TreeKill => "to the whole tree (sh, bash, tee too)",
         }
     }

@@ -129,7 +129,8 @@ async fn event_loop(
     );
     if session.is_attached() {
         // Nobody here restarts attached workers: a crash left alone is news.
-        app.tracker.set_restart_grace(session.config().restart_grace);
+        app.tracker
+            .set_restart_grace(session.config().restart_grace);
     }
     app.tour = options.tour.then(super::tour::Tour::new);
     app.auto_kill = options.kill_at.clone();

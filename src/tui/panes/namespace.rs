@@ -19,7 +19,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let entries = app.tracker.entries();
     if let Some(wait) = app.namespace_wait() {
-        let title = format!("Namespace {} (not there yet)", display_key(&app.header.namespace));
+        let title = format!(
+            "Namespace {} (not there yet)",
+            display_key(&app.header.namespace)
+        );
         let text = ratatui::widgets::Paragraph::new(Span::styled(
             crate::text_safety::escape_controls(wait).into_owned(),
             t.warn(),
