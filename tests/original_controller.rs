@@ -112,3 +112,64 @@ async fn attach_waits_for_a_namespace_that_does_not_exist_yet() {
         .await
         .unwrap();
 }
+
+/// `plumdash verify --controller` against the stand-in, with the bundled worker:
+/// exit code, verdict line and report.
+fn verify_against_the_original(step: &str, app: &str) -> (i32, String) {
+    let server = OriginalController::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["verify", "--controller", &server.url(), "--step", step])
+        .args(["--cycles", "1", "--app", app])
+        .env_remove("PLUM_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn passes_over_polling(step: &str) {
+    let app = format!("verify-{}-{step}", std::process::id());
+    let (code, text) = verify_against_the_original(step, &app);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("verify: PASS"), "{text}");
+    // Its resolution is stated: the original controller can only be polled.
+    assert!(
+        text.contains("observed: polled every")
+            && text.contains("shorter states are not observable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok   4."),
+        "the graceful stop was judged: {text}"
+    );
+    assert!(
+        text.contains("ok   5."),
+        "the completions were seen: {text}"
+    );
+}
+
+#[test]
+fn verify_passes_against_the_original_controller_at_1s_steps() {
+    passes_over_polling("1s");
+}
+
+#[test]
+fn verify_passes_against_the_original_controller_at_2s_steps() {
+    passes_over_polling("2s");
+}
+
+/// Steps far shorter than a poll can follow: whatever the verdict, the exit code
+/// says the same.
+#[test]
+fn verify_exit_code_agrees_with_its_verdict_over_polling_at_50ms_steps() {
+    let app = format!("verify-{}-fast", std::process::id());
+    let (code, text) = verify_against_the_original("50ms", &app);
+    let pass = text.contains("verify: PASS");
+    let fail = text.contains("verify: FAIL");
+    assert!(pass != fail, "one verdict: {text}");
+    assert_eq!(code, if pass { 0 } else { 1 }, "{text}");
+}
