@@ -33,11 +33,13 @@ fn attach(tmux: &Tmux, url: &str, app: &str, extra: &str) {
     tmux.send(&[&cmd, "Enter"]);
 }
 
-/// The instances table's row of `id` (ids are kept within the 11-column ID cell).
+/// The instances table's row of `id`.
 fn row<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    // Long ids keep their end in the 11-column cell (`3f…0a1b2c3d`).
+    let shown = plumdash::tui::format::fit_id(id, 11);
     screen
         .lines()
-        .find(|l| l.trim_start_matches('│').starts_with(&format!("{id} ")))
+        .find(|l| l.trim_start_matches('│').starts_with(&format!("{shown} ")))
 }
 
 /// The CRSH column of a row: fifth cell from the end (CRSH RST EXIT CPU RSS).
@@ -79,7 +81,14 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     let server = OriginalController::start();
     let url = server.url();
     let app = format!("agent-{}", std::process::id());
-    let mut inst = PlumInstance::new(&app, "d1-0a1b2c3", &url, "300", true);
+    // An instance id as the original controller makes them: `<deployment>-<8 hex>`.
+    let mut inst = PlumInstance::new(
+        &app,
+        "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d",
+        &url,
+        "300",
+        true,
+    );
     let first = inst.start();
     inst.start_restarter("0.5");
     // Another app's kv-demo, run the same way on the same controller: never shown.

@@ -169,7 +169,7 @@ fn route(store: &Store, method: &Method, uri: &Uri, body: &[u8]) -> Response {
             if method != Method::POST {
                 return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
             }
-            return batch(store, &ns, body);
+            batch(store, &ns, body)
         }
         Some("keys") => {
             if method != Method::GET {
@@ -181,7 +181,7 @@ fn route(store: &Store, method: &Method, uri: &Uri, body: &[u8]) -> Response {
                 .get(&ns)
                 .map(|m| m.keys().map(|k| json!(k)).collect())
                 .unwrap_or_default();
-            return json_answer(json!({ "namespace": ns, "keys": list_or_null(keys) }));
+            json_answer(json!({ "namespace": ns, "keys": list_or_null(keys) }))
         }
         None | Some("") => {
             if method != Method::GET {
