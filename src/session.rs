@@ -89,7 +89,11 @@ pub enum WorkerExit {
 /// What `next_fact` owes before reading anything new.
 enum Pending {
     /// Read the namespace afresh and hand it out as a `Snapshot` (at this time).
-    FreshRead(TsMs),
+    /// The read runs as its own task, so a dropped `next_fact` does not restart it.
+    FreshRead {
+        at: TsMs,
+        read: Option<tokio::task::JoinHandle<Option<Vec<crate::kv::Entry>>>>,
+    },
     Fact(TsMs, Fact),
 }
 
@@ -316,16 +320,26 @@ impl Session {
     /// Cancel-safe: dropping the future between facts (as `select!` does) loses none.
     pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
         loop {
-            match self.pending.front() {
-                Some(Pending::FreshRead(at)) => {
+            match self.pending.front_mut() {
+                Some(Pending::FreshRead { at, read }) => {
                     let at = *at;
-                    // Dropped while reading: the read is still owed, and redone.
-                    let snapshot = self.fresh_read().await;
+                    let dm = self.dm.clone();
+                    let read = read.get_or_insert_with(|| {
+                        tokio::spawn(async move {
+                            let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.get_all());
+                            read.await.ok()?.ok()
+                        })
+                    });
+                    // Dropped while waiting: the read goes on and is awaited next time.
+                    let entries = read.await.ok().flatten();
                     self.pending.pop_front();
-                    match snapshot {
-                        Some(snapshot) => return Some((at, snapshot)),
-                        None => continue,
+                    if let Some(entries) = entries {
+                        // Nothing older than this read may arrive after it.
+                        self.resubscribe();
+                        return Some((at, Fact::Snapshot(entries)));
                     }
+                    // Not answered in time: the exit is judged from what is known.
+                    continue;
                 }
                 Some(Pending::Fact(..)) => {
                     if let Some(Pending::Fact(at, fact)) = self.pending.pop_front() {
@@ -350,7 +364,10 @@ impl Session {
                             // How the run ended is judged from the namespace: read it
                             // now, not from the last poll (which may predate its last
                             // writes). The fresh read goes first.
-                            self.pending.push_back(Pending::FreshRead(event.ts_ms));
+                            self.pending.push_back(Pending::FreshRead {
+                                at: event.ts_ms,
+                                read: None,
+                            });
                             self.pending.push_back(Pending::Fact(event.ts_ms, fact));
                             continue;
                         }
@@ -372,17 +389,7 @@ impl Session {
         }
     }
 
-    /// The whole namespace, read now, as a `Snapshot` fact; the feed starts over
-    /// after it so nothing older than it arrives later. `None` when the controller
-    /// does not answer in time (the feed reports that itself).
-    async fn fresh_read(&mut self) -> Option<Fact> {
-        let read = tokio::time::timeout(FRESH_READ_TIMEOUT, self.dm.get_all()).await;
-        let Ok(Ok(entries)) = read else {
-            return None;
-        };
-        self.resubscribe();
-        Some(Fact::Snapshot(entries))
-    }
+
 
     /// Ends the session: workers stopped (or left running), controller stopped.
     /// Returns the workers left running, if any.
