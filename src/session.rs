@@ -389,8 +389,6 @@ impl Session {
         }
     }
 
-
-
     /// Ends the session: workers stopped (or left running), controller stopped.
     /// Returns the workers left running, if any.
     pub async fn shutdown(self, workers: WorkerExit) -> Result<Vec<String>> {

@@ -43,11 +43,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
     let who = app.selected_instance().map_or("-".to_string(), |r| {
         // An attached worker's wrappers, as the agent runs it: `pid 4711 under sh→bash`.
+        let id = crate::tui::format::fit_id(&r.id, 11);
         match (&r.under, r.pid) {
             (Some(under), Some(pid)) => {
-                escape_controls(&format!("{} · pid {pid} under {under}", r.id)).into_owned()
+                escape_controls(&format!("{id} · pid {pid} under {under}")).into_owned()
             }
-            _ => escape_controls(&r.id).into_owned(),
+            _ => escape_controls(&id).into_owned(),
         }
     });
     let mut flags = vec![if log.follow {
