@@ -506,6 +506,33 @@ mod tests {
     }
 
     #[test]
+    fn stdout_into_a_file_or_dev_null_is_named() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut to_file = Command::new("sleep").arg("5").stdout(file).spawn().unwrap();
+        let mut to_null = Command::new("sleep")
+            .arg("5")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let file_out = stdout_of(to_file.id(), &[]);
+        let null_out = stdout_of(to_null.id(), &[]);
+        for child in [&mut to_file, &mut to_null] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let expected = path.canonicalize().unwrap();
+        assert_eq!(file_out.file(), Some(expected.as_path()));
+        assert_eq!(null_out, Stdout::Null);
+        assert_eq!(
+            null_out.describe(),
+            "stdout is /dev/null: the worker's output is not kept anywhere"
+        );
+    }
+
+    #[test]
     fn stdout_into_tee_is_followed_to_its_file() {
         use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().unwrap();
@@ -513,7 +540,7 @@ mod tests {
         // `sleep | tee FILE` with the pipeline's stdout thrown away, as start.sh does.
         let mut shell = Command::new("sh")
             .arg("-c")
-            .arg(format!("sleep 5 | tee {} >/dev/null", log.display()))
+            .arg(format!("sleep 2 | tee {} >/dev/null", log.display()))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
