@@ -142,9 +142,14 @@ impl Session {
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         let (app, url) = (session.config.app.clone(), session.controller_url.clone());
-        let others = tokio::task::spawn_blocking(move || live_writers(&app, &url))
-            .await
-            .context("scanning for workers already running")?;
+        let program = worker_spec(&session.config)?
+            .program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let others =
+            tokio::task::spawn_blocking(move || live_writers(&app, &url, program.as_deref()))
+                .await
+                .context("scanning for workers already running")?;
         if !others.is_empty() {
             let pids: Vec<String> = others
                 .iter()
@@ -567,17 +572,38 @@ pub fn fact_from_change(change: WatchEvent) -> Fact {
 /// started by hand. Strict: the process's `PLUM_APP_NAME` must be `app` (one
 /// without it counts as the worker's default app), and its `CONTROLLER_BASE`
 /// (or the worker's default) must name the same controller.
-fn live_writers(app: &str, url: &str) -> Vec<crate::supervisor::ForeignProcess> {
+/// Under Plum's agent an instance is a tree (`sh`, `bash`, the worker, `tee`) that
+/// all carry the app's variables: when one of an instance's processes runs the worker
+/// program (`kv-demo` or `program`), only it is named, not its wrappers.
+fn live_writers(
+    app: &str,
+    url: &str,
+    program: Option<&str>,
+) -> Vec<crate::supervisor::ForeignProcess> {
     let same_controller = |base: Option<&str>| {
         normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
     };
-    crate::supervisor::discover(app, &[])
+    let found: Vec<_> = crate::supervisor::discover(app, &[])
         .into_iter()
         .filter(|p| match &p.app_name {
             Some(name) => name == app,
             None => app == crate::supervisor::WORKER_EXECUTABLE,
         })
         .filter(|p| same_controller(p.controller_base.as_deref()))
+        .collect();
+    let is_worker = |p: &crate::supervisor::ForeignProcess| {
+        p.name == crate::supervisor::WORKER_EXECUTABLE || Some(p.name.as_str()) == program
+    };
+    found
+        .iter()
+        .filter(|p| {
+            let instance_has_worker = p.instance_id.is_some()
+                && found
+                    .iter()
+                    .any(|q| q.instance_id == p.instance_id && is_worker(q));
+            !instance_has_worker || is_worker(p)
+        })
+        .cloned()
         .collect()
 }
 

@@ -173,3 +173,36 @@ fn verify_exit_code_agrees_with_its_verdict_over_polling_at_50ms_steps() {
     assert!(pass != fail, "one verdict: {text}");
     assert_eq!(code, if pass { 0 } else { 1 }, "{text}");
 }
+
+/// `up` beside an instance run by Plum's agent refuses to be a second writer and
+/// names the worker, not its `sh`, `bash` and `tee`.
+#[test]
+fn up_beside_an_agent_run_instance_names_only_its_worker() {
+    let server = OriginalController::start();
+    let app = format!("second-{}", std::process::id());
+    let inst =
+        common::plum_agent::PlumInstance::new(&app, "d5-5555555", &server.url(), "300", true);
+    let worker = inst.start();
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args([
+            "up",
+            "--headless",
+            "--controller",
+            &server.url(),
+            "--app",
+            &app,
+        ])
+        .env_remove("PLUM_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("1 worker(s) of app {app:?} already write")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {worker} (kv-demo)")),
+        "{stderr}"
+    );
+}
