@@ -179,8 +179,9 @@ impl Session {
     }
 
     /// Attach mode: no spawning; watch the namespace of a running controller
-    /// and the local worker processes of the app (found by their environment
-    /// or name), which can be signalled after an identity re-check.
+    /// and the local workers of the app (one per `PLUM_INSTANCE_ID`: the process
+    /// running the worker program, its shells and `tee` as wrappers), which can be
+    /// signalled after an identity re-check.
     pub async fn attach(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         // A namespace that does not exist yet is waited for (a demo may start the
