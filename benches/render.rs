@@ -108,6 +108,7 @@ fn scenario(instances: usize, keys: usize) -> App {
         namespace: "kv-demo".into(),
         read_only: false,
         attached: false,
+        waiting_for_namespace: None,
     };
     let mut app = App::new(
         header,
@@ -198,6 +199,7 @@ fn scenario(instances: usize, keys: usize) -> App {
                 rss_bytes: Some(3 * 1024 * 1024),
                 auto_restart: true,
                 paused: None,
+                under: None,
             }
         })
         .collect();

@@ -291,9 +291,17 @@ struct AttachArgs {
     /// The controller to watch (plumdash's or an original Plum controller).
     #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
     controller: String,
-    /// App name: the namespace to watch and the workers' PLUM_APP_NAME.
+    /// App name: the namespace to watch and the workers' PLUM_APP_NAME (a worker
+    /// without the variable belongs to kv-demo, as the worker itself decides).
     #[arg(long, default_value = "kv-demo")]
     app: String,
+    /// The worker program's process name; the shells and `tee` around it (as
+    /// Plum's agent runs it) are shown as its wrappers, not as instances.
+    #[arg(long, value_name = "NAME", default_value = plumdash::supervisor::WORKER_EXECUTABLE)]
+    worker: String,
+    /// A crashed worker nobody restarts within this long is reported as not restarted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    restart_grace: Duration,
     /// Bearer token for the controller.
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -459,6 +467,8 @@ async fn attach(args: AttachArgs) -> Result<()> {
         token,
         app: args.app,
         instances: 0,
+        worker_name: args.worker,
+        restart_grace: args.restart_grace,
         ..SessionConfig::default()
     };
     let session = Session::attach(config).await?;

@@ -13,6 +13,7 @@ use crate::supervisor::{
     Watcher as ProcessWatcher, WatcherConfig, WorkerSpec,
 };
 use anyhow::{Context, Result};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +42,13 @@ pub struct SessionConfig {
     /// The plumdash binary that runs the orphan guard (`supervisor::orphan_guard`),
     /// so no worker outlives this process unless handed off. `None`: no guard.
     pub orphan_guard: Option<PathBuf>,
+    /// Attach: the worker program's process name (its wrappers are not workers).
+    pub worker_name: String,
+    /// Attach: how long a crashed worker may wait for someone else to restart it
+    /// before the dashboard says nobody did.
+    pub restart_grace: Duration,
+    /// How often the namespace is read when the controller has no change stream.
+    pub poll_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -62,6 +70,9 @@ impl Default for SessionConfig {
             log_dir: None,
             feed: FeedMode::Auto,
             orphan_guard: None,
+            worker_name: crate::supervisor::WORKER_EXECUTABLE.into(),
+            restart_grace: Duration::from_secs(10),
+            poll_interval: WatchOptions::default().poll_interval,
         }
     }
 }
@@ -75,6 +86,17 @@ pub enum WorkerExit {
     LeaveRunning,
 }
 
+/// What `next_fact` owes before reading anything new.
+enum Pending {
+    /// Read the namespace afresh and hand it out as a `Snapshot` (at this time).
+    /// The read runs as its own task, so a dropped `next_fact` does not restart it.
+    FreshRead {
+        at: TsMs,
+        read: Option<tokio::task::JoinHandle<Option<Vec<crate::kv::Entry>>>>,
+    },
+    Fact(TsMs, Fact),
+}
+
 pub struct Session {
     pub controller: Option<RunningController>,
     pub controller_url: String,
@@ -85,6 +107,13 @@ pub struct Session {
     feed: Watcher,
     /// Attach mode: workers we did not start, found and followed by rescans.
     attached: Option<Arc<ProcessWatcher>>,
+    /// Attach: the namespace did not exist yet at start; these did.
+    namespace_wait: Option<Vec<String>>,
+    /// Work already decided, done before anything new is read (kept here, not in
+    /// a future, so a caller that drops `next_fact` loses nothing).
+    pending: VecDeque<Pending>,
+    /// The feed polls: a state shorter than one interval can be missed.
+    polling: bool,
     config: SessionConfig,
 }
 
@@ -95,17 +124,32 @@ pub struct SessionHandle {
     attached: Option<Arc<ProcessWatcher>>,
 }
 
-/// How often attach mode rescans the process table.
+/// How often attach mode rescans the process table (a death is seen at once anyway).
 const ATTACH_RESCAN: Duration = Duration::from_millis(500);
+/// Longest wait for the fresh namespace read after a worker's exit.
+const FRESH_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn watch_options(config: &SessionConfig) -> WatchOptions {
+    WatchOptions {
+        mode: config.feed,
+        poll_interval: config.poll_interval,
+        ..WatchOptions::default()
+    }
+}
 
 impl Session {
     /// Starts the controller (unless remote), the feed and the workers.
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         let (app, url) = (session.config.app.clone(), session.controller_url.clone());
-        let others = tokio::task::spawn_blocking(move || live_writers(&app, &url))
-            .await
-            .context("scanning for workers already running")?;
+        let program = worker_spec(&session.config)?
+            .program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let others =
+            tokio::task::spawn_blocking(move || live_writers(&app, &url, program.as_deref()))
+                .await
+                .context("scanning for workers already running")?;
         if !others.is_empty() {
             let pids: Vec<String> = others
                 .iter()
@@ -135,23 +179,16 @@ impl Session {
     }
 
     /// Attach mode: no spawning; watch the namespace of a running controller
-    /// and the local worker processes of the app (found by their environment
-    /// or name), which can be signalled after an identity re-check.
+    /// and the local workers of the app (one per `PLUM_INSTANCE_ID`: the process
+    /// running the worker program, its shells and `tee` as wrappers), which can be
+    /// signalled after an identity re-check.
     pub async fn attach(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
-        // Say which namespaces exist when the asked-for one does not.
+        // A namespace that does not exist yet is waited for (a demo may start the
+        // dashboard before the workers); the ones that do exist are named.
         match session.dm.namespaces().await {
             Ok(names) if !names.iter().any(|n| n == session.dm.namespace()) => {
-                anyhow::bail!(
-                    "namespace {:?} not found on {}; it has: {} (pick one with --app NAME)",
-                    session.dm.namespace(),
-                    session.controller_url,
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                );
+                session.namespace_wait = Some(names);
             }
             Ok(_) => {}
             Err(e) => anyhow::bail!(
@@ -162,6 +199,7 @@ impl Session {
         session.attached = Some(Arc::new(ProcessWatcher::spawn(
             WatcherConfig {
                 app_name: session.config.app.clone(),
+                worker_name: session.config.worker_name.clone(),
                 interval: ATTACH_RESCAN,
                 owned_by: None,
             },
@@ -173,6 +211,12 @@ impl Session {
     /// True when the workers shown were found, not started, by us.
     pub fn is_attached(&self) -> bool {
         self.attached.is_some()
+    }
+
+    /// Attach: `Some(namespaces that exist)` when the app's namespace did not
+    /// exist yet when the session started.
+    pub fn namespace_wait(&self) -> Option<&[String]> {
+        self.namespace_wait.as_deref()
     }
 
     pub fn handle(&self) -> SessionHandle {
@@ -189,6 +233,16 @@ impl Session {
 
     pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
         self.handle().act(instance, action).await
+    }
+
+    /// See [`SessionHandle::output`].
+    pub fn output(&self, instance: &str) -> Option<crate::supervisor::OutputBuffer> {
+        self.handle().output(instance)
+    }
+
+    /// See [`SessionHandle::attached_process`].
+    pub fn attached_process(&self, instance: &str) -> Option<crate::supervisor::ForeignProcess> {
+        self.handle().attached_process(instance)
     }
 
     async fn connect(config: SessionConfig) -> Result<Session> {
@@ -216,10 +270,7 @@ impl Session {
             },
         )?;
         // Subscribe before any worker starts, so no write is missed.
-        let feed = dm.subscribe(WatchOptions {
-            mode: config.feed,
-            ..WatchOptions::default()
-        });
+        let feed = dm.subscribe(watch_options(&config));
 
         let orphan_guard = match &config.orphan_guard {
             Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
@@ -246,6 +297,9 @@ impl Session {
             events,
             feed,
             attached: None,
+            namespace_wait: None,
+            pending: VecDeque::new(),
+            polling: false,
             config,
         })
     }
@@ -264,16 +318,42 @@ impl Session {
     /// once instead of waiting out the old one's reconnection backoff, e.g.
     /// right after a controller restart). It starts with a snapshot.
     pub fn resubscribe(&mut self) {
-        self.feed = self.dm.subscribe(WatchOptions {
-            mode: self.config.feed,
-            ..WatchOptions::default()
-        });
+        self.feed = self.dm.subscribe(watch_options(&self.config));
     }
 
     /// The next fact, from the processes or from the namespace, with its time.
     /// `None` once both sources have ended.
+    /// Cancel-safe: dropping the future between facts (as `select!` does) loses none.
     pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
         loop {
+            match self.pending.front_mut() {
+                Some(Pending::FreshRead { at, read }) => {
+                    let at = *at;
+                    let dm = self.dm.clone();
+                    let read = read.get_or_insert_with(|| {
+                        tokio::spawn(async move {
+                            let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.get_all());
+                            read.await.ok()?.ok()
+                        })
+                    });
+                    // Dropped while waiting: the read goes on and is awaited next time.
+                    let entries = read.await.ok().flatten();
+                    self.pending.pop_front();
+                    if let Some(entries) = entries {
+                        // Nothing older than this read may arrive after it.
+                        self.resubscribe();
+                        return Some((at, Fact::Snapshot(entries)));
+                    }
+                    // Not answered in time: the exit is judged from what is known.
+                    continue;
+                }
+                Some(Pending::Fact(..)) => {
+                    if let Some(Pending::Fact(at, fact)) = self.pending.pop_front() {
+                        return Some((at, fact));
+                    }
+                }
+                None => {}
+            }
             tokio::select! {
                 // Process events first: a worker's first writes can reach the
                 // feed before its `Started` is read, and the order decides
@@ -281,15 +361,34 @@ impl Session {
                 biased;
                 event = self.events.recv() => match event {
                     Ok(event) => {
-                        if let Some(fact) = fact_from_event(&event) {
-                            return Some((event.ts_ms, fact));
+                        let Some(fact) = fact_from_event(&event) else { continue };
+                        let unseen_end = matches!(
+                            event.kind,
+                            EventKind::Exited { status: None, .. }
+                        );
+                        if matches!(fact, Fact::Exited { .. }) && (unseen_end || self.polling) {
+                            // How the run ended is judged from the namespace: read it
+                            // now, not from the last poll (which may predate its last
+                            // writes). The fresh read goes first.
+                            self.pending.push_back(Pending::FreshRead {
+                                at: event.ts_ms,
+                                read: None,
+                            });
+                            self.pending.push_back(Pending::Fact(event.ts_ms, fact));
+                            continue;
                         }
+                        return Some((event.ts_ms, fact));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 change = self.feed.recv() => {
                     let change = change?;
+                    match &change {
+                        WatchEvent::Status(FeedStatus::Polling(_)) => self.polling = true,
+                        WatchEvent::Status(FeedStatus::Streaming) => self.polling = false,
+                        _ => {}
+                    }
                     return Some((now_ms(), fact_from_change(change)));
                 }
             }
@@ -346,6 +445,39 @@ impl SessionHandle {
         self.supervisor.send(instance, action).await?;
         Ok(())
     }
+
+    /// Signals every process of the instance's tree: an attached worker and its
+    /// wrappers (each re-checked first), as an agent stopping its process group
+    /// would. Owned workers are signalled as a process group anyway.
+    pub async fn signal_tree(
+        &self,
+        instance: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<()> {
+        if let Some(process) = self.attached_process(instance) {
+            // The worker first: its failure is the one that matters.
+            process.signal(signal)?;
+            for member in process.tree().iter().filter(|m| m.pid != process.pid) {
+                // A wrapper may end on its own as the worker dies: not an error.
+                let _ = member.signal(signal);
+            }
+            return Ok(());
+        }
+        self.act(instance, Action::Signal(signal)).await
+    }
+
+    /// The live attached worker behind `instance`, if it is one.
+    pub fn attached_process(&self, instance: &str) -> Option<crate::supervisor::ForeignProcess> {
+        self.attached.as_ref()?.process(instance)
+    }
+
+    /// An instance's output: what an owned worker printed, or what could be read
+    /// of an attached one's (with notes on where its output goes).
+    pub fn output(&self, instance: &str) -> Option<crate::supervisor::OutputBuffer> {
+        self.supervisor
+            .output(instance)
+            .or_else(|| self.attached.as_ref()?.output(instance))
+    }
 }
 
 pub fn now_ms() -> TsMs {
@@ -378,7 +510,11 @@ fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
 pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
     let instance = event.instance.clone();
     Some(match &event.kind {
-        EventKind::Started { pid, .. } | EventKind::Attached { pid, .. } => Fact::Started {
+        EventKind::Started { pid, .. } => Fact::Started {
+            instance,
+            pid: *pid,
+        },
+        EventKind::Attached { pid, .. } => Fact::Attached {
             instance,
             pid: *pid,
         },
@@ -389,7 +525,8 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
                 Some(RawExit::Signal(sig)) => ProcessExit::Signal(sig.as_str().to_string()),
                 Some(RawExit::Code(0)) => ProcessExit::Clean,
                 Some(RawExit::Code(code)) => ProcessExit::Code(*code),
-                None => ProcessExit::Signal("unknown signal".into()),
+                // Not ours to reap: how it ended is judged from the namespace.
+                None => ProcessExit::Unknown,
             };
             Fact::Exited {
                 instance,
@@ -436,17 +573,38 @@ pub fn fact_from_change(change: WatchEvent) -> Fact {
 /// started by hand. Strict: the process's `PLUM_APP_NAME` must be `app` (one
 /// without it counts as the worker's default app), and its `CONTROLLER_BASE`
 /// (or the worker's default) must name the same controller.
-fn live_writers(app: &str, url: &str) -> Vec<crate::supervisor::ForeignProcess> {
+/// Under Plum's agent an instance is a tree (`sh`, `bash`, the worker, `tee`) that
+/// all carry the app's variables: when one of an instance's processes runs the worker
+/// program (`kv-demo` or `program`), only it is named, not its wrappers.
+fn live_writers(
+    app: &str,
+    url: &str,
+    program: Option<&str>,
+) -> Vec<crate::supervisor::ForeignProcess> {
     let same_controller = |base: Option<&str>| {
         normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
     };
-    crate::supervisor::discover(app, &[])
+    let found: Vec<_> = crate::supervisor::discover(app, &[])
         .into_iter()
         .filter(|p| match &p.app_name {
             Some(name) => name == app,
             None => app == crate::supervisor::WORKER_EXECUTABLE,
         })
         .filter(|p| same_controller(p.controller_base.as_deref()))
+        .collect();
+    let is_worker = |p: &crate::supervisor::ForeignProcess| {
+        p.name == crate::supervisor::WORKER_EXECUTABLE || Some(p.name.as_str()) == program
+    };
+    found
+        .iter()
+        .filter(|p| {
+            let instance_has_worker = p.instance_id.is_some()
+                && found
+                    .iter()
+                    .any(|q| q.instance_id == p.instance_id && is_worker(q));
+            !instance_has_worker || is_worker(p)
+        })
+        .cloned()
         .collect()
 }
 

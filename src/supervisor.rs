@@ -43,7 +43,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use action::{Action, ActionError};
-pub use attach::{discover, ForeignProcess, ProcessFinder};
+pub use attach::{discover, ForeignProcess, ProcIdentity, ProcessFinder, Stdout, DEFAULT_APP};
 pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
 pub use exit::{ExitKind, RawExit};
 pub use orphan_guard::OrphanGuard;

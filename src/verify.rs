@@ -93,6 +93,13 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     ExitCode::from(report.exit_code)
 }
 
+/// A quarter of a step, within 50 ms ..= 500 ms.
+fn poll_interval(step: Option<std::time::Duration>) -> std::time::Duration {
+    use std::time::Duration;
+    (step.unwrap_or(config::DEFAULT_STEP) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_millis(500))
+}
+
 /// Runs the whole verification. `Err` is a setup error (nothing verified).
 pub async fn run(config: VerifyConfig) -> Result<Report> {
     let scratch = match &config.controller {
@@ -121,6 +128,9 @@ pub async fn run(config: VerifyConfig) -> Result<Report> {
             ..RestartConfig::default()
         },
         orphan_guard: config.orphan_guard.clone(),
+        // Without a change stream (an original controller) the namespace is polled:
+        // often enough that each step is seen several times.
+        poll_interval: poll_interval(config.step),
         ..SessionConfig::default()
     };
     let session = Session::start(session_config)

@@ -1,5 +1,5 @@
 //! Attach mode: a kv-demo started by someone else is found, followed and
-//! signalled only through an identity re-check; a missing namespace is named.
+//! signalled only through an identity re-check; a missing namespace is waited for.
 
 mod common;
 
@@ -11,7 +11,7 @@ use plumdash::supervisor::Action;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-async fn next_matching(session: &mut Session, pick: impl Fn(&Fact) -> bool) -> Fact {
+async fn next_matching(session: &mut Session, mut pick: impl FnMut(&Fact) -> bool) -> Fact {
     tokio::time::timeout(Duration::from_secs(15), async {
         loop {
             let (_, fact) = session.next_fact().await.expect("session ended");
@@ -55,12 +55,13 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
     .await
     .unwrap();
     assert!(session.is_attached());
+    // Running before attach began: found, its start not seen.
     let started = next_matching(
         &mut session,
-        |f| matches!(f, Fact::Started { pid: p, .. } if *p == pid),
+        |f| matches!(f, Fact::Attached { pid: p, .. } if *p == pid),
     )
     .await;
-    let Fact::Started { instance, .. } = started else {
+    let Fact::Attached { instance, .. } = started else {
         unreachable!()
     };
     assert_eq!(session.instances().len(), 1);
@@ -75,11 +76,32 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
         .unwrap();
     let status = worker.wait().unwrap();
     assert!(!status.success());
-    next_matching(
-        &mut session,
-        |f| matches!(f, Fact::Exited { exit, .. } if *exit != ProcessExit::Clean),
-    )
-    .await;
+    // Its exit status is not ours to read; the namespace is read fresh first. The
+    // facts are asked for with tiny timeouts, as a busy `select!` drops the future
+    // mid-way: nothing may be lost for it (the fresh read is simply redone).
+    let mut snapshot_first = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no exit seen");
+        let Ok(next) = tokio::time::timeout(Duration::from_micros(300), session.next_fact()).await
+        else {
+            continue;
+        };
+        let (_, fact) = next.expect("session ended");
+        if matches!(fact, Fact::Snapshot(_)) {
+            snapshot_first = true;
+        }
+        if matches!(
+            fact,
+            Fact::Exited {
+                exit: ProcessExit::Unknown,
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    assert!(snapshot_first, "a fresh read precedes the exit");
     // The pid is gone: a second signal is refused rather than sent blindly.
     assert!(session
         .act(&instance, Action::Signal(Signal::SIGKILL))
@@ -92,22 +114,21 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
 }
 
 #[tokio::test]
-async fn attach_to_a_missing_namespace_names_the_ones_that_exist() {
+async fn attach_to_a_missing_namespace_waits_and_names_the_ones_that_exist() {
     let c = TestController::start().await;
     let dm = plumdash::kv::DistributedMemory::create("present", &c.url()).unwrap();
     dm.put("k", "v").await.unwrap();
-    let err = Session::attach(SessionConfig {
+    let session = Session::attach(SessionConfig {
         remote_controller: Some(c.url()),
         app: "absent".into(),
         instances: 0,
         ..SessionConfig::default()
     })
     .await
-    .err()
-    .expect("refused");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("\"absent\" not found") && msg.contains("present"),
-        "{msg}"
-    );
+    .expect("waits instead of failing");
+    assert_eq!(session.namespace_wait(), Some(&["present".to_string()][..]));
+    session
+        .shutdown(plumdash::session::WorkerExit::LeaveRunning)
+        .await
+        .unwrap();
 }

@@ -813,6 +813,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
     let watcher = plumdash::supervisor::Watcher::spawn(
         plumdash::supervisor::WatcherConfig {
             app_name: app.clone(),
+            worker_name: "sleep".into(),
             interval: Duration::from_millis(50),
             owned_by: None,
         },
@@ -820,8 +821,9 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
     );
     let mut first = foreign_worker(&app, &instance);
     let first_pid = first.id();
+    // Started after watching began (or within its first second): found either way.
     let attached = next_event(&mut events, &instance, |kind| match kind {
-        EventKind::Attached { pid, .. } => Some(*pid),
+        EventKind::Attached { pid, .. } | EventKind::Started { pid, run: 1, .. } => Some(*pid),
         _ => None,
     })
     .await;

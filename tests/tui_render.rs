@@ -47,6 +47,7 @@ impl Scenario {
             namespace: "kv-demo".into(),
             read_only: false,
             attached: false,
+            waiting_for_namespace: None,
         };
         let theme = Theme::new(ThemeName::Dark, false);
         let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
@@ -143,6 +144,7 @@ impl Scenario {
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
             auto_restart: true,
             paused: None,
+            under: None,
         }]);
     }
 }
@@ -436,5 +438,82 @@ fn nothing_from_outside_reaches_the_terminal_raw() {
         buffer[(x + 4, y)].fg,
         Color::Red,
         "the colour ends at reset"
+    );
+}
+
+/// Attach: the wait for a namespace that does not exist yet is on screen (header and
+/// namespace pane); an attached row names its wrappers; the signal menu offers the
+/// whole tree, and choosing it says which processes it goes to.
+#[test]
+fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
+    let header = HeaderInfo {
+        controller_url: "http://plum-controller:8080".into(),
+        embedded: false,
+        app: "kv-demo".into(),
+        namespace: "kv-demo".into(),
+        read_only: false,
+        attached: true,
+        waiting_for_namespace: Some(
+            "namespace \"kv-demo\" does not exist on http://plum-controller:8080 yet: \
+             waiting for its first write (it has: other-app)"
+                .into(),
+        ),
+    };
+    let theme = Theme::new(ThemeName::Dark, false);
+    let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
+    app.tracker.apply(T0, Fact::Snapshot(vec![]));
+    let waiting = render(&app, 100, 30);
+    assert!(waiting.contains("(not there yet)"), "{waiting}");
+    assert!(waiting.contains("it has: other-app"), "{waiting}");
+
+    app.tracker.apply(
+        T0 + 100,
+        Fact::Attached {
+            instance: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
+            pid: 4711,
+        },
+    );
+    app.tracker.apply(T0 + 200, checkpoint(2));
+    app.now = T0 + 300;
+    app.set_instances(vec![InstanceRow {
+        id: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
+        node: "nodeA".into(),
+        pid: Some(4711),
+        state: "RUNNING · attached at 20%".into(),
+        started_at: Some(T0),
+        under: Some("sh→bash".into()),
+        ..InstanceRow::default()
+    }]);
+    let attached = render(&app, 100, 30);
+    assert!(!attached.contains("not there yet"), "{attached}");
+    assert!(attached.contains("3f…0a1b2c3d"), "{attached}");
+    assert!(attached.contains("RUNNING · attached at 20%"), "{attached}");
+    assert!(attached.contains("pid 4711 under sh→bash"), "{attached}");
+    assert!(
+        !attached.contains("(no auto)"),
+        "its agent restarts it, not us"
+    );
+
+    let key = |c| crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+    assert_eq!(app.on_key(&key('x')), None);
+    let menu = render(&app, 100, 30);
+    assert!(menu.contains("Enter/1-8"), "{menu}");
+    assert!(
+        menu.contains("to the whole tree (sh, bash, tee too)"),
+        "{menu}"
+    );
+    let cmd = app.on_key(&key('8'));
+    assert_eq!(
+        cmd,
+        Some(plumdash::tui::action::Command::Signal {
+            instance: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
+            signal: plumdash::tui::action::SignalChoice::TreeKill,
+        })
+    );
+    assert!(
+        app.active_flash().is_some_and(|f| f.text
+            == "SIGKILL → pid 4711 and sh→bash (3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d)"),
+        "{:?}",
+        app.flash
     );
 }

@@ -293,7 +293,10 @@ impl DistributedMemory {
             req = req.query(&[("prefix", p)]);
         }
         let resp = expect_status(self.send(req).await?, &[StatusCode::OK]).await?;
-        let mut entries: Vec<Entry> = read_json(resp).await?;
+        // An original controller may answer `null` for an empty list (a Go nil slice).
+        let mut entries: Vec<Entry> = read_json::<Option<Vec<Entry>>>(resp)
+            .await?
+            .unwrap_or_default();
         for entry in &mut entries {
             if entry.namespace.is_empty() {
                 entry.namespace = self.namespace.clone();
@@ -315,11 +318,16 @@ impl DistributedMemory {
             &[StatusCode::OK],
         )
         .await?;
+        // The original controller answers `{"namespaces":null}` when there are none.
         #[derive(serde::Deserialize)]
         struct Answer {
-            namespaces: Vec<String>,
+            #[serde(default)]
+            namespaces: Option<Vec<String>>,
         }
-        Ok(read_json::<Answer>(resp).await?.namespaces)
+        Ok(read_json::<Answer>(resp)
+            .await?
+            .namespaces
+            .unwrap_or_default())
     }
 
     /// `GET /healthz`: Ok when the controller answers 200.

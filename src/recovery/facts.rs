@@ -15,6 +15,10 @@ pub enum ProcessExit {
     Code(i32),
     /// Exited with 0.
     Clean,
+    /// Gone, and how cannot be read: only a process's parent can reap it, so the
+    /// exit of a process we did not start is unknown. Its end is judged from the
+    /// namespace instead (the crash flag, `task.status`).
+    Unknown,
 }
 
 impl std::fmt::Display for ProcessExit {
@@ -23,6 +27,7 @@ impl std::fmt::Display for ProcessExit {
             ProcessExit::Signal(name) => write!(f, "{name}"),
             ProcessExit::Code(code) => write!(f, "exit {code}"),
             ProcessExit::Clean => write!(f, "exit 0"),
+            ProcessExit::Unknown => write!(f, "gone"),
         }
     }
 }
@@ -31,6 +36,12 @@ impl std::fmt::Display for ProcessExit {
 pub enum Fact {
     /// A worker process is running (spawned by us, or found by attach).
     Started {
+        instance: String,
+        pid: u32,
+    },
+    /// A worker process found already running (attach): its start was not seen,
+    /// so nothing about it is a recovery we watched.
+    Attached {
         instance: String,
         pid: u32,
     },

@@ -76,6 +76,16 @@ pub struct InstanceView {
     pub restart_at: Option<TsMs>,
     pub crashes: u32,
     pub runs: u32,
+    /// The current run was found running (attach), not seen starting.
+    pub attached: bool,
+    /// The task's progress when that run was first seen.
+    pub attached_at_pct: Option<i64>,
+    /// The crash flag went from set to cleared while this run was alive: it ended
+    /// gracefully or completed, even if a replacement set the flag again before
+    /// the death was seen.
+    pub flag_cleared_in_run: bool,
+    /// Crashed, its end unseen, and nobody restarted it within the restart grace.
+    pub overdue: bool,
 }
 
 /// One crash → restart → resume cycle and its figures.
@@ -113,6 +123,14 @@ impl Cycle {
 pub enum TimelineKind {
     Started {
         pid: u32,
+    },
+    /// Found already running (attach).
+    Attached {
+        pid: u32,
+    },
+    /// Gone with its end unseen, flag still set, and not restarted within the grace.
+    NotRestarted {
+        grace_ms: u64,
     },
     Exited {
         exit: ProcessExit,
@@ -165,6 +183,31 @@ impl fmt::Display for TimelineEvent {
         let pct = |p: Option<i64>| p.map_or_else(|| "?".to_string(), |p| format!("{p}%"));
         match &self.kind {
             TimelineKind::Started { pid } => write!(f, "started (pid {pid})"),
+            TimelineKind::Attached { pid } => {
+                write!(f, "found running (pid {pid}), attached")
+            }
+            TimelineKind::NotRestarted { grace_ms } => write!(
+                f,
+                "not restarted within {}: nothing restarts it (its restarter may have missed the death)",
+                humantime::format_duration(std::time::Duration::from_millis(*grace_ms))
+            ),
+            TimelineKind::Exited {
+                exit: ProcessExit::Unknown,
+                progress,
+                crashed,
+                ..
+            } => {
+                write!(f, "gone")?;
+                if let Some(p) = progress {
+                    write!(f, " at {p}%")?;
+                }
+                // Its exit status is its parent's to read; the flag tells the story.
+                if *crashed {
+                    write!(f, " (flag still set: crashed)")
+                } else {
+                    write!(f, " (flag cleared)")
+                }
+            }
             TimelineKind::Exited {
                 exit: ProcessExit::Signal(sig),
                 progress,
@@ -254,6 +297,10 @@ impl TimelineEvent {
         use serde_json::json;
         let mut v = match &self.kind {
             TimelineKind::Started { pid } => json!({"kind": "started", "pid": pid}),
+            TimelineKind::Attached { pid } => json!({"kind": "attached", "pid": pid}),
+            TimelineKind::NotRestarted { grace_ms } => {
+                json!({"kind": "not_restarted", "grace_ms": grace_ms})
+            }
             TimelineKind::Exited {
                 exit,
                 progress,
@@ -267,6 +314,7 @@ impl TimelineEvent {
                     ProcessExit::Signal(sig) => v["signal"] = json!(sig),
                     ProcessExit::Code(code) => v["code"] = json!(code),
                     ProcessExit::Clean => v["code"] = json!(0),
+                    ProcessExit::Unknown => v["exit"] = json!("unknown"),
                 }
                 v
             }
@@ -331,11 +379,66 @@ pub struct Tracker {
     last_checkpoint: Option<i64>,
     feed_error: Option<String>,
     feed_via: Option<String>,
+    /// Attach: how long a crashed instance whose end was unseen may wait for
+    /// someone else to restart it before that is news.
+    restart_grace_ms: Option<TsMs>,
 }
 
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// Attach: report crashed instances nobody restarts within `grace`.
+    pub fn set_restart_grace(&mut self, grace: std::time::Duration) {
+        self.restart_grace_ms = Some(grace.as_millis() as TsMs);
+    }
+
+    /// Time passing (no fact needed): a crashed instance whose end was unseen and
+    /// that nobody restarted within the restart grace gets a timeline line.
+    /// True when something changed.
+    pub fn tick(&mut self, now: TsMs) -> bool {
+        let Some(grace_ms) = self.restart_grace_ms else {
+            return false;
+        };
+        let mut due = Vec::new();
+        for inst in self.instances.values_mut() {
+            let waited = inst.ended_at.map(|t| now.saturating_sub(t));
+            if inst.phase == Phase::Crashed
+                && inst.last_exit == Some(ProcessExit::Unknown)
+                && !inst.overdue
+                && waited.is_some_and(|w| w >= grace_ms)
+            {
+                inst.overdue = true;
+                due.push(inst.id.clone());
+            }
+        }
+        let changed = !due.is_empty();
+        for id in due {
+            self.push(now, Some(id), TimelineKind::NotRestarted { grace_ms });
+        }
+        changed
+    }
+
+    /// What the state word alone does not say, for the instances table: how an
+    /// attached run was found, and how an unseen end was judged.
+    pub fn detail(&self, id: &str, now: TsMs) -> Option<String> {
+        let inst = self.instances.get(id)?;
+        if inst.phase.is_alive() && inst.attached {
+            return Some(match inst.attached_at_pct {
+                Some(p) => format!("attached at {p}%"),
+                None => "attached".into(),
+            });
+        }
+        if inst.phase == Phase::Crashed && inst.last_exit == Some(ProcessExit::Unknown) {
+            let waited = inst.ended_at.map_or(0, |t| now.saturating_sub(t));
+            return Some(if inst.overdue {
+                format!("not restarted for {}s", waited / 1000)
+            } else {
+                "gone, flag still set".into()
+            });
+        }
+        None
     }
 
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
@@ -394,6 +497,7 @@ impl Tracker {
     pub fn apply(&mut self, at: TsMs, fact: Fact) {
         match fact {
             Fact::Started { instance, pid } => self.on_started(at, instance, pid),
+            Fact::Attached { instance, pid } => self.on_attached(at, instance, pid),
             Fact::Exited {
                 instance,
                 exit,
@@ -495,6 +599,10 @@ impl Tracker {
                 restart_at: None,
                 crashes: 0,
                 runs: 0,
+                attached: false,
+                attached_at_pct: None,
+                flag_cleared_in_run: false,
+                overdue: false,
             })
     }
 
@@ -524,6 +632,10 @@ impl Tracker {
         inst.started_at = Some(at);
         inst.ended_at = None;
         inst.restart_at = None;
+        inst.attached = false;
+        inst.attached_at_pct = None;
+        inst.flag_cleared_in_run = false;
+        inst.overdue = false;
         inst.phase = if recovering {
             Phase::Recovering
         } else {
@@ -546,17 +658,44 @@ impl Tracker {
         }
     }
 
+    /// A run found already running: RUNNING whatever the flag says (its start,
+    /// and whether that was a recovery, was not seen).
+    fn on_attached(&mut self, at: TsMs, id: String, pid: u32) {
+        let progress = self.task.progress;
+        let inst = self.instance_mut(&id);
+        inst.pid = Some(pid);
+        inst.runs += 1;
+        inst.started_at = Some(at);
+        inst.ended_at = None;
+        inst.restart_at = None;
+        inst.attached = true;
+        inst.attached_at_pct = progress;
+        inst.flag_cleared_in_run = false;
+        inst.overdue = false;
+        inst.phase = Phase::Running;
+        self.push(at, Some(id), TimelineKind::Attached { pid });
+    }
+
     fn on_exited(&mut self, at: TsMs, id: String, exit: ProcessExit, requested: bool) {
         let task = self.task.clone();
         let inst = self.instance_mut(&id);
         inst.pid = None;
         inst.ended_at = Some(at);
         inst.last_exit = Some(exit.clone());
-        let crashed = exit != ProcessExit::Clean && !requested;
+        let completed = task.is_completed() && task.progress.is_none_or(|p| p >= 100);
+        let crashed = match exit {
+            // Unseen: judged from the namespace (read fresh just before this fact).
+            // A flag cleared during the run means a graceful end, even if a
+            // replacement has set it again already.
+            ProcessExit::Unknown => task.crash_flag && !inst.flag_cleared_in_run,
+            ProcessExit::Clean => false,
+            _ => !requested,
+        };
+        let clean_end = matches!(exit, ProcessExit::Clean | ProcessExit::Unknown);
         inst.phase = if crashed {
             inst.crashes += 1;
             Phase::Crashed
-        } else if exit == ProcessExit::Clean && task.is_completed() {
+        } else if clean_end && completed {
             Phase::Completed
         } else {
             Phase::Stopped
@@ -601,6 +740,18 @@ impl Tracker {
         let before = std::mem::replace(&mut self.task, TaskView::from_entries(&self.entries));
         let task = self.task.clone();
 
+        if before.crash_flag && !task.crash_flag {
+            for inst in self.instances.values_mut().filter(|i| i.pid.is_some()) {
+                inst.flag_cleared_in_run = true;
+            }
+        }
+        if let Some(p) = task.progress {
+            for inst in self.instances.values_mut() {
+                if inst.attached && inst.pid.is_some() && inst.attached_at_pct.is_none() {
+                    inst.attached_at_pct = Some(p);
+                }
+            }
+        }
         if task.crash_flag != before.crash_flag {
             let kind = if task.crash_flag {
                 TimelineKind::FlagSet
@@ -644,7 +795,10 @@ impl Tracker {
                     .ended_at
                     .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS);
                 if inst.phase == Phase::Stopped
-                    && inst.last_exit == Some(ProcessExit::Clean)
+                    && matches!(
+                        inst.last_exit,
+                        Some(ProcessExit::Clean | ProcessExit::Unknown)
+                    )
                     && recent
                 {
                     inst.phase = Phase::Completed;
@@ -1070,6 +1224,163 @@ mod tests {
             assert_eq!(cycle.steps_lost, Some(0), "seed {seed}");
             assert_eq!(t.completions(), 1, "seed {seed}");
         }
+    }
+
+    fn attached(pid: u32) -> Fact {
+        Fact::Attached {
+            instance: "kv-demo-001".into(),
+            pid,
+        }
+    }
+
+    fn gone() -> Fact {
+        exited(ProcessExit::Unknown, false)
+    }
+
+    fn deleted(key: &str) -> Fact {
+        Fact::Deleted { key: key.into() }
+    }
+
+    /// Attached to a worker at step `n`, its flag set as every running worker's is.
+    fn attached_at_step(n: i64) -> Tracker {
+        let mut t = Tracker::new();
+        let mut entries = vec![e("app.crashed", "true")];
+        if let Fact::Written(step) = checkpoint(n) {
+            entries.extend(step);
+        }
+        t.apply(0, Fact::Snapshot(entries));
+        t.apply(10, attached(7));
+        t
+    }
+
+    #[test]
+    fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
+        let t = attached_at_step(2);
+        assert_eq!(phase(&t), "RUNNING");
+        assert_eq!(
+            t.detail("kv-demo-001", 20).as_deref(),
+            Some("attached at 20%")
+        );
+        // Found before the first read of the namespace: the progress comes with it.
+        let mut t = Tracker::new();
+        t.apply(0, attached(7));
+        t.apply(5, Fact::Snapshot(vec![e("app.crashed", "true")]));
+        t.apply(10, checkpoint(3));
+        assert_eq!(phase(&t), "RUNNING");
+        assert_eq!(
+            t.detail("kv-demo-001", 20).as_deref(),
+            Some("attached at 30%")
+        );
+        assert!(t.cycles().is_empty());
+    }
+
+    #[test]
+    fn an_unseen_end_is_judged_from_the_namespace() {
+        // Completed: flag cleared, task.status=completed.
+        let mut t = attached_at_step(9);
+        t.apply(100, checkpoint(10));
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "COMPLETED");
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!(inst.crashes, 0);
+        assert!(t.cycles().is_empty());
+        assert_eq!(t.detail("kv-demo-001", 300), None);
+
+        // Stopped: flag cleared, app.status=stopped.
+        let mut t = attached_at_step(4);
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "STOPPED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+
+        // Crashed: the flag is still set.
+        let mut t = attached_at_step(5);
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "CRASHED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 1);
+        assert_eq!(
+            t.detail("kv-demo-001", 300).as_deref(),
+            Some("gone, flag still set")
+        );
+        let line = t.timeline().last().unwrap().to_string();
+        assert_eq!(line, "kv-demo-001 gone at 50% (flag still set: crashed)");
+        assert!(!t.timeline().any(|ev| ev.to_string().contains("unknown")));
+    }
+
+    #[test]
+    fn a_restart_by_someone_else_is_the_next_run_and_resumes() {
+        let mut t = attached_at_step(5);
+        t.apply(200, gone());
+        t.apply(3_000, started(8));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(3_010, flag());
+        assert_eq!(phase(&t), "RESUMED from 50%");
+        t.apply(5_000, checkpoint(6));
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(8)));
+        assert_eq!(t.cycles().len(), 1);
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+        assert_eq!(t.detail("kv-demo-001", 5_000), None, "no longer 'attached'");
+    }
+
+    #[test]
+    fn the_task_started_after_a_completion_is_new_not_resumed_from_zero() {
+        let mut t = attached_at_step(9);
+        t.apply(100, checkpoint(10));
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(200, gone());
+        // The agent takes the exit for a failure and starts the app again.
+        t.apply(3_000, started(8));
+        t.apply(3_010, flag());
+        assert_eq!(phase(&t), "RUNNING");
+        t.apply(5_000, checkpoint(1));
+        assert_eq!(phase(&t), "RUNNING");
+        assert!(t.cycles().is_empty());
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+    }
+
+    #[test]
+    fn a_graceful_stop_replaced_before_its_death_was_seen_is_still_a_stop() {
+        let mut t = attached_at_step(4);
+        t.apply(101, deleted("app.crashed"));
+        t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+        // The replacement set the flag again before the old pid was missed.
+        t.apply(150, flag());
+        t.apply(200, gone());
+        assert_eq!(phase(&t), "STOPPED");
+        assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+        assert!(t.cycles().is_empty());
+    }
+
+    #[test]
+    fn a_crash_nobody_restarts_is_news_after_the_grace() {
+        let mut t = attached_at_step(5);
+        t.set_restart_grace(std::time::Duration::from_secs(10));
+        t.apply(1_000, gone());
+        assert!(!t.tick(5_000));
+        assert!(t.tick(11_000));
+        assert!(!t.tick(12_000), "said once");
+        assert_eq!(
+            t.detail("kv-demo-001", 13_500).as_deref(),
+            Some("not restarted for 12s")
+        );
+        let line = t.timeline().last().unwrap().to_string();
+        assert!(
+            line.starts_with("kv-demo-001 not restarted within 10s"),
+            "{line}"
+        );
+        assert_eq!(
+            t.timeline().last().unwrap().to_json()["kind"],
+            "not_restarted"
+        );
+        // Owned instances (an exit status we read) are the supervisor's to restart.
+        let mut owned = killed_after_step(3);
+        owned.set_restart_grace(std::time::Duration::from_secs(1));
+        assert!(!owned.tick(60_000));
     }
 
     #[test]

@@ -85,6 +85,11 @@ pub enum SignalChoice {
     Hup,
     Stop,
     Cont,
+    /// SIGTERM to the worker and its wrappers (attach), as an agent stopping the
+    /// process group does.
+    TreeTerm,
+    /// SIGKILL to the worker and its wrappers (attach).
+    TreeKill,
 }
 
 impl SignalChoice {
@@ -97,6 +102,32 @@ impl SignalChoice {
         SignalChoice::Cont,
     ];
 
+    /// Attached workers run under wrappers: their menu also offers the whole tree.
+    pub const MENU_ATTACHED: [SignalChoice; 8] = [
+        SignalChoice::Kill,
+        SignalChoice::Term,
+        SignalChoice::Int,
+        SignalChoice::Hup,
+        SignalChoice::Stop,
+        SignalChoice::Cont,
+        SignalChoice::TreeTerm,
+        SignalChoice::TreeKill,
+    ];
+
+    /// The signal menu's entries.
+    pub fn menu(attached: bool) -> &'static [SignalChoice] {
+        if attached {
+            &Self::MENU_ATTACHED
+        } else {
+            &Self::MENU
+        }
+    }
+
+    /// Sent to every process of the instance, not only the worker.
+    pub fn whole_tree(self) -> bool {
+        matches!(self, SignalChoice::TreeTerm | SignalChoice::TreeKill)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SignalChoice::Kill => "SIGKILL",
@@ -105,6 +136,8 @@ impl SignalChoice {
             SignalChoice::Hup => "SIGHUP",
             SignalChoice::Stop => "SIGSTOP",
             SignalChoice::Cont => "SIGCONT",
+            SignalChoice::TreeTerm => "SIGTERM",
+            SignalChoice::TreeKill => "SIGKILL",
         }
     }
 
@@ -116,6 +149,10 @@ impl SignalChoice {
             SignalChoice::Hup => "hang-up: the worker does not handle it, so it dies",
             SignalChoice::Stop => "freeze the process (progress plateaus)",
             SignalChoice::Cont => "thaw a frozen process",
+            SignalChoice::TreeTerm => {
+                "to the whole tree (sh, bash, tee too), as the agent stops it"
+            }
+            SignalChoice::TreeKill => "to the whole tree (sh, bash, tee too)",
         }
     }
 }

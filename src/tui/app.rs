@@ -22,6 +22,8 @@ pub struct HeaderInfo {
     pub read_only: bool,
     /// Attached to workers we did not start.
     pub attached: bool,
+    /// Attach: the namespace did not exist yet; what to say while it is empty.
+    pub waiting_for_namespace: Option<String>,
 }
 
 /// One row of the instances table, merged from the supervisor's snapshot,
@@ -46,6 +48,8 @@ pub struct InstanceRow {
     pub auto_restart: bool,
     /// Frozen by this signal (`SIGSTOP`): the process exists but does not run.
     pub paused: Option<&'static str>,
+    /// Attach: the wrappers the worker runs under (`sh→bash`).
+    pub under: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +272,22 @@ impl App {
         }
     }
 
+    /// The signal menu's entries for this dashboard.
+    pub fn signal_menu(&self) -> &'static [SignalChoice] {
+        SignalChoice::menu(self.header.attached)
+    }
+
+    /// The waiting note while an attached namespace does not exist yet.
+    pub fn namespace_wait(&self) -> Option<&str> {
+        self.header
+            .waiting_for_namespace
+            .as_deref()
+            .filter(|_| self.tracker.entries().is_empty())
+    }
+
     fn on_signal_menu_key(&mut self, key: &KeyEvent, selected: usize) -> Option<Command> {
-        let n = SignalChoice::MENU.len();
+        let menu = self.signal_menu();
+        let n = menu.len();
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') => {
                 self.mode = Mode::Normal;
@@ -289,13 +307,13 @@ impl App {
             }
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
-                self.signal(SignalChoice::MENU[selected])
+                self.signal(menu[selected.min(n - 1)])
             }
             KeyCode::Char(c) if c.is_ascii_digit() => {
                 let i = c.to_digit(10).unwrap_or(0) as usize;
                 if (1..=n).contains(&i) {
                     self.mode = Mode::Normal;
-                    self.signal(SignalChoice::MENU[i - 1])
+                    self.signal(menu[i - 1])
                 } else {
                     None
                 }
@@ -420,7 +438,15 @@ impl App {
             return None;
         };
         let instance = row.id.clone();
-        self.flash(format!("{} → pid {pid} ({instance})", signal.name()), false);
+        let to = if signal.whole_tree() {
+            match &row.under {
+                Some(under) => format!("pid {pid} and {under}"),
+                None => format!("pid {pid} and its tree"),
+            }
+        } else {
+            format!("pid {pid}")
+        };
+        self.flash(format!("{} → {to} ({instance})", signal.name()), false);
         Some(Command::Signal { instance, signal })
     }
 

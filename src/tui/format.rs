@@ -59,6 +59,21 @@ pub fn fit(s: &str, width: usize) -> String {
     out
 }
 
+/// Cuts an id to `width` characters keeping its end, where instance ids differ:
+/// Plum's are `<deployment, 32 hex>-<8 hex>`, so `3f…0a1b2c3d`, not `3f2a9c1b…`.
+pub fn fit_id(id: &str, width: usize) -> String {
+    let n = id.chars().count();
+    if n <= width {
+        return id.to_string();
+    }
+    let tail = (width.saturating_sub(1) * 4 / 5).min(n);
+    let head = width.saturating_sub(1 + tail);
+    let mut out: String = id.chars().take(head).collect();
+    out.push('…');
+    out.extend(id.chars().skip(n - tail));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +98,10 @@ mod tests {
         );
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+        assert_eq!(
+            fit_id("3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d", 11),
+            "3f…0a1b2c3d"
+        );
+        assert_eq!(fit_id("kv-demo-001", 11), "kv-demo-001");
     }
 }

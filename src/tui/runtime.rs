@@ -13,7 +13,9 @@ use super::view;
 use crate::recovery::Tracker;
 use crate::session::{now_ms, Session, WorkerExit};
 use crate::signals::Termination;
-use crate::supervisor::{Action as SupAction, InstanceSnapshot, ProcessSampler, ProcessStats};
+use crate::supervisor::{
+    Action as SupAction, InstanceSnapshot, Origin, ProcessSampler, ProcessStats,
+};
 use anyhow::{Context, Result};
 use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton,
@@ -99,6 +101,18 @@ async fn event_loop(
         namespace: session.dm.namespace().to_string(),
         read_only: options.read_only,
         attached: session.is_attached(),
+        waiting_for_namespace: session.namespace_wait().map(|names| {
+            format!(
+                "namespace {:?} does not exist on {} yet: waiting for its first write (it has: {})",
+                session.dm.namespace(),
+                session.controller_url,
+                if names.is_empty() {
+                    "no namespaces".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }),
     };
     let clock = if options.recording {
         ClockStyle::Relative
@@ -114,6 +128,11 @@ async fn event_loop(
         clock,
         now_ms(),
     );
+    if session.is_attached() {
+        // Nobody here restarts attached workers: a crash left alone is news.
+        app.tracker
+            .set_restart_grace(session.config().restart_grace);
+    }
     app.tour = options.tour.then(super::tour::Tour::new);
     app.auto_kill = options.kill_at.clone();
     let mut input = EventStream::new();
@@ -161,6 +180,10 @@ async fn event_loop(
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
                 app.now = now_ms();
+                if app.tracker.tick(app.now) {
+                    rows_stale = true;
+                    next_frame.get_or_insert(last_frame + FRAME);
+                }
                 let slow = ticks.is_multiple_of(SLOW_TICKS);
                 if slow {
                     let pids: Vec<u32> = session.instances().iter().filter_map(|s| s.pid).collect();
@@ -293,6 +316,17 @@ async fn run_command(
             });
             return None;
         }
+        Command::Signal { instance, signal } if signal.whole_tree() => {
+            let tx = outcomes.clone();
+            let session = session.handle();
+            tokio::spawn(async move {
+                if let Err(e) = session.signal_tree(&instance, to_nix(signal)).await {
+                    let text = format!("{} to the tree failed: {e}", signal.name());
+                    let _ = tx.send(Outcome { text, error: true }).await;
+                }
+            });
+            return None;
+        }
         Command::Signal { instance, signal } => (
             instance,
             SupAction::Signal(to_nix(signal)),
@@ -342,8 +376,8 @@ async fn reset_namespace(dm: &crate::kv::DistributedMemory) -> Result<usize, cra
 
 fn to_nix(signal: SignalChoice) -> Signal {
     match signal {
-        SignalChoice::Kill => Signal::SIGKILL,
-        SignalChoice::Term => Signal::SIGTERM,
+        SignalChoice::Kill | SignalChoice::TreeKill => Signal::SIGKILL,
+        SignalChoice::Term | SignalChoice::TreeTerm => Signal::SIGTERM,
         SignalChoice::Int => Signal::SIGINT,
         SignalChoice::Hup => Signal::SIGHUP,
         SignalChoice::Stop => Signal::SIGSTOP,
@@ -357,21 +391,48 @@ fn refresh_rows(app: &mut App, session: &Session, stats: &HashMap<u32, ProcessSt
     let rows = session
         .instances()
         .iter()
-        .map(|s| row(s, &app.tracker, s.pid.and_then(|pid| stats.get(&pid))))
+        .map(|s| {
+            let mut r = row(
+                s,
+                &app.tracker,
+                s.pid.and_then(|pid| stats.get(&pid)),
+                app.now,
+            );
+            if s.origin == Origin::Attached {
+                r.under = session
+                    .attached_process(&s.id)
+                    .and_then(|p| p.wrapper_chain());
+            }
+            r
+        })
         .collect();
     app.set_instances(rows);
 }
 
-fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) -> InstanceRow {
+fn row(
+    s: &InstanceSnapshot,
+    tracker: &Tracker,
+    stats: Option<&ProcessStats>,
+    now: crate::recovery::TsMs,
+) -> InstanceRow {
     use crate::supervisor::Phase as SupPhase;
     let view = tracker.instance(&s.id);
-    let state = match (&s.phase, view) {
+    let mut state = match (&s.phase, view) {
         (SupPhase::Failed { .. }, _) => "FAILED".to_string(),
         // Frozen: whatever the task's phase, the process is not running.
         _ if s.paused.is_some() && s.pid.is_some() => "STOPPED".to_string(),
         (_, Some(v)) => v.phase.to_string(),
         (SupPhase::Running, None) => "RUNNING".to_string(),
         _ => "STOPPED".to_string(),
+    };
+    if let Some(detail) = tracker.detail(&s.id, now).filter(|_| s.paused.is_none()) {
+        state = format!("{state} · {detail}");
+    }
+    // Attached workers' crashes are judged from the namespace, by the tracker.
+    let attached = s.origin == Origin::Attached;
+    let crashes = match view {
+        Some(v) if attached => v.crashes,
+        _ => s.crashes,
     };
     let (restart_at, crash_loop) = match &s.phase {
         SupPhase::WaitingRestart { until, crash_loop } => {
@@ -387,13 +448,14 @@ fn row(s: &InstanceSnapshot, tracker: &Tracker, stats: Option<&ProcessStats>) ->
         restart_at,
         crash_loop,
         started_at: s.started_at.map(crate::supervisor::unix_ms),
-        crashes: s.crashes,
+        crashes,
         manual_restarts: s.manual_restarts,
         last_exit: s.last_exit.as_ref().map(short_exit),
         cpu_percent: stats.map(|p| p.cpu_percent),
         rss_bytes: stats.map(|p| p.rss_bytes),
         auto_restart: s.auto_restart,
         paused: s.paused,
+        under: None,
     }
 }
 
@@ -413,7 +475,7 @@ fn refresh_log(app: &mut App, session: &Session, seen: &mut (String, u64)) {
     let Some(id) = app.selected_instance().map(|r| r.id.clone()) else {
         return;
     };
-    let Some(buffer) = session.supervisor.output(&id) else {
+    let Some(buffer) = session.output(&id) else {
         return;
     };
     let total = buffer.total_lines();

@@ -86,6 +86,9 @@ fn is_namespace(fact: &Fact) -> bool {
 fn describe(fact: &Fact) -> (&'static str, String) {
     match fact {
         Fact::Started { instance, pid } => ("process", format!("{instance} started (pid {pid})")),
+        Fact::Attached { instance, pid } => {
+            ("process", format!("{instance} found running (pid {pid})"))
+        }
         Fact::Exited {
             instance,
             exit,

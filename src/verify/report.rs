@@ -143,6 +143,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The namespace's progress after every change of it, in order.
     pub progress: Vec<ProgressSample>,
+    /// How the namespace was observed, and so what could not be: `change stream`,
+    /// or `polled every 500ms: shorter states are not observable`.
+    pub resolution: Option<String>,
     pub history: History,
 }
 
@@ -250,13 +253,23 @@ impl Report {
                 }
             }
         }
+        if let Some(resolution) = &self.resolution {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "observed: {resolution}");
+        }
         let _ = writeln!(out);
         let violated = self.violated();
-        if violated.is_empty() {
+        // The verdict line and the exit code come from the same `ok`.
+        if self.ok {
             let _ = writeln!(
                 out,
                 "verify: PASS — every checked invariant held ({} kill cycles)",
                 self.cycles.len()
+            );
+        } else if violated.is_empty() {
+            let _ = writeln!(
+                out,
+                "verify: FAIL — the run did not complete its plan (see the warnings)"
             );
         } else {
             let list: Vec<String> = violated.iter().map(|i| i.to_string()).collect();

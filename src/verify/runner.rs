@@ -22,6 +22,16 @@ const OUTAGE_AT: i64 = 60;
 /// Facts still read after a worker ended (its last writes may trail its exit).
 const SETTLE: Duration = Duration::from_millis(400);
 
+/// What the feed's way of observing (`stream`, `polling 125ms`) can and cannot see.
+fn resolution(via: &str) -> String {
+    match via.strip_prefix("polling ") {
+        Some(every) => format!(
+            "polled every {every}: shorter states are not observable (a fresh read follows every exit)"
+        ),
+        None => format!("{via}: every write is seen"),
+    }
+}
+
 /// Why a run stopped before its plan was done.
 pub(super) type Outcome = Result<(), String>;
 
@@ -524,6 +534,7 @@ impl Runner {
             transient_torn_states: self.mon.transient_torn,
             warnings: self.warnings,
             progress: self.progress,
+            resolution: self.tracker.feed_via().map(resolution),
             history: self.history,
         }
     }

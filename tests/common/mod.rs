@@ -2,6 +2,8 @@
 //! ports, real SQLite files in temporary folders.
 #![allow(dead_code)]
 
+pub mod original;
+pub mod plum_agent;
 pub mod tmux;
 
 use plumdash::controller::{self, ControllerConfig, RunningController};

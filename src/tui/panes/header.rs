@@ -9,13 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-/// Rows the header needs (2 while the controller is down).
+/// Rows the header needs (one more while the controller is down, and one more
+/// while an attached namespace does not exist yet).
 pub fn height(app: &App) -> u16 {
-    if app.tracker.feed_error().is_some() {
-        2
-    } else {
-        1
-    }
+    1 + u16::from(app.tracker.feed_error().is_some()) + u16::from(app.namespace_wait().is_some())
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
@@ -51,6 +48,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 escape_controls(err)
             ),
             t.alarm(),
+        )));
+    }
+    if let Some(wait) = app.namespace_wait() {
+        lines.push(Line::from(Span::styled(
+            format!(" {} ", escape_controls(wait)),
+            t.warn(),
         )));
     }
     frame.render_widget(Paragraph::new(lines), area);

@@ -17,9 +17,12 @@ pub fn height(n: usize) -> u16 {
     (n.clamp(1, 8) + 3) as u16
 }
 
+/// The ID column; longer ids keep their distinguishing end.
+const ID_WIDTH: usize = 11;
+
 /// Column widths: every fixed column, and STATE taking what is left.
 const WIDTHS: [Constraint; 10] = [
-    Constraint::Length(11),
+    Constraint::Length(ID_WIDTH as u16),
     Constraint::Length(5),
     Constraint::Length(7),
     Constraint::Min(16),
@@ -64,7 +67,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Style::new()
             };
             Row::new(vec![
-                Cell::from(escape_controls(&row.id).into_owned()),
+                Cell::from(format::fit_id(&escape_controls(&row.id), ID_WIDTH)),
                 Cell::from(escape_controls(&row.node).into_owned()),
                 Cell::from(row.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(state_line(app, row, state_room)),
@@ -125,7 +128,8 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     if let Some(signal) = row.paused {
         spans.push(Span::styled(format!(" ({signal})"), t.warn()));
     }
-    if !row.auto_restart {
+    // Attached workers are restarted (or not) by their own agent, not by us.
+    if !row.auto_restart && !app.header.attached {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)

@@ -41,9 +41,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .map(|l| line_with_match(app, l))
         .collect();
 
-    let who = app
-        .selected_instance()
-        .map_or("-".to_string(), |r| escape_controls(&r.id).into_owned());
+    let who = app.selected_instance().map_or("-".to_string(), |r| {
+        // An attached worker's wrappers, as the agent runs it: `pid 4711 under sh→bash`.
+        let id = crate::tui::format::fit_id(&r.id, 11);
+        match (&r.under, r.pid) {
+            (Some(under), Some(pid)) => {
+                escape_controls(&format!("{id} · pid {pid} under {under}")).into_owned()
+            }
+            _ => escape_controls(&id).into_owned(),
+        }
+    });
     let mut flags = vec![if log.follow {
         "follow"
     } else {

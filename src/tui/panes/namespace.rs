@@ -18,6 +18,20 @@ const FRESH_MS: u64 = 1_500;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let entries = app.tracker.entries();
+    if let Some(wait) = app.namespace_wait() {
+        let title = format!(
+            "Namespace {} (not there yet)",
+            display_key(&app.header.namespace)
+        );
+        let text = ratatui::widgets::Paragraph::new(Span::styled(
+            crate::text_safety::escape_controls(wait).into_owned(),
+            t.warn(),
+        ))
+        .wrap(ratatui::widgets::Wrap { trim: true })
+        .block(block(app, &title, Some(Focus::Namespace)));
+        frame.render_widget(text, area);
+        return;
+    }
     let visible = area.height.saturating_sub(3) as usize;
     let max_start = entries.len().saturating_sub(visible);
     let start = app.namespace_scroll.min(max_start);

@@ -10,13 +10,19 @@ use ratatui::Frame;
 pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
     let t = &app.theme;
     let who = app.selected_instance().map_or(String::new(), |r| {
+        let under = r
+            .under
+            .as_deref()
+            .map_or(String::new(), |u| format!(" under {u}"));
         format!(
-            " to {} (pid {}) ",
-            crate::text_safety::escape_controls(&r.id),
-            r.pid.map_or("-".into(), |p| p.to_string())
+            " to {} (pid {}{}) ",
+            crate::text_safety::escape_controls(&crate::tui::format::fit_id(&r.id, 11)),
+            r.pid.map_or("-".into(), |p| p.to_string()),
+            crate::text_safety::escape_controls(&under)
         )
     });
-    let lines: Vec<Line> = SignalChoice::MENU
+    let menu: &[SignalChoice] = app.signal_menu();
+    let lines: Vec<Line> = menu
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -31,8 +37,8 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
             ])
         })
         .collect();
-    let size = (66, lines.len() as u16 + 2);
-    let title = format!(" Send a signal{who}· Enter/1-6, Esc ");
+    let size = (if menu.len() > 6 { 76 } else { 66 }, lines.len() as u16 + 2);
+    let title = format!(" Send a signal{who}· Enter/1-{}, Esc ", menu.len());
     let inner = super::open_popup(frame, app, area, size, title);
     frame.render_widget(Paragraph::new(lines), inner);
 }

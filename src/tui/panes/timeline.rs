@@ -53,9 +53,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let start = end.saturating_sub(room);
     for ev in &events[start..end] {
         let style = match &ev.kind {
-            TimelineKind::Exited { .. } | TimelineKind::Failed { .. } | TimelineKind::Torn(_) => {
-                t.bad()
-            }
+            TimelineKind::Exited { .. }
+            | TimelineKind::Failed { .. }
+            | TimelineKind::Torn(_)
+            | TimelineKind::NotRestarted { .. } => t.bad(),
             TimelineKind::FeedDown { .. } => t.bad(),
             TimelineKind::Resumed { .. } | TimelineKind::Completed => t.good(),
             TimelineKind::Recovering | TimelineKind::RestartScheduled { .. } => t.warn(),
@@ -66,7 +67,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(escape_controls(&ev.to_string()).into_owned(), style),
+            Span::styled(escape_controls(&short_ids(ev)).into_owned(), style),
         ]));
     }
     let n = app.tracker.cycles().len();
@@ -76,4 +77,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     );
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
+}
+
+/// The event's text with a long instance id cut as the instances table cuts it
+/// (Plum's ids are 41 characters; their end tells them apart).
+fn short_ids(ev: &crate::recovery::TimelineEvent) -> String {
+    let text = ev.to_string();
+    match ev.instance.as_deref() {
+        Some(id) if text.starts_with(id) => {
+            format!("{}{}", format::fit_id(id, 11), &text[id.len()..])
+        }
+        _ => text,
+    }
 }
