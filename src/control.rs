@@ -53,6 +53,8 @@ pub struct TaskStatus {
     pub counter: Option<i64>,
     pub checkpoint: Option<String>,
     pub crash_flag: bool,
+    /// `set`, `cleared`, or `never_seen` (a worker that does not use the KV).
+    pub flag: crate::recovery::CrashFlag,
     pub torn: bool,
     pub completions: u32,
     pub cycles: usize,
@@ -86,6 +88,7 @@ impl StatusSnapshot {
                 counter: task.counter,
                 checkpoint: task.checkpoint.clone(),
                 crash_flag: task.crash_flag,
+                flag: tracker.crash_flag(),
                 torn: tracker.torn().is_some(),
                 completions: tracker.completions(),
                 cycles: tracker.cycles().len(),
@@ -406,10 +409,10 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
                 .as_str()
                 .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
                     .into_owned()),
-            if t["crash_flag"] == true {
-                "set"
-            } else {
-                "clear"
+            match t["flag"].as_str() {
+                Some("set") => "set",
+                Some("never_seen") => "never seen",
+                _ => "clear",
             }
         );
     } else {

@@ -14,5 +14,5 @@ mod tracker;
 pub use facts::{Fact, ProcessExit, TsMs};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
 pub use tracker::{
-    Cycle, InstanceView, Phase, ProgressPoint, TimelineEvent, TimelineKind, Tracker,
+    CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, TimelineEvent, TimelineKind, Tracker,
 };

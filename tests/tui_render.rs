@@ -517,3 +517,43 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
         app.flash
     );
 }
+
+/// A worker that never writes the crash flag (any `--cmd` that does not use the KV)
+/// is never shown as "CLEARED (clean)": the flag was never seen.
+#[test]
+fn a_worker_that_never_writes_the_flag_shows_no_flag_not_cleared() {
+    let mut s = Scenario::new();
+    // Scenario::new has the worker write its flag; start over without it.
+    let header = s.app.header.clone();
+    let theme = Theme::new(ThemeName::Dark, false);
+    s.app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
+    s.app.tracker.apply(T0, Fact::Snapshot(vec![]));
+    s.start();
+    s.rows(None, 0, None);
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains("app.crashed NO FLAG (never seen)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("CLEARED"), "{screen}");
+    s.fact(Fact::Exited {
+        instance: "kv-demo-001".into(),
+        exit: ProcessExit::Code(0),
+        requested: false,
+    });
+    s.rows(None, 0, Some("exit 0"));
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("NO FLAG (never seen)"), "{screen}");
+    // Once written and deleted, it is cleared.
+    s.start();
+    s.fact(Fact::Written(vec![entry(
+        "app.crashed",
+        "true",
+        ValueType::Bool,
+    )]));
+    s.fact(Fact::Deleted {
+        key: "app.crashed".into(),
+    });
+    s.rows(None, 0, None);
+    assert!(render(&s.app, 120, 40).contains("app.crashed CLEARED (clean)"));
+}

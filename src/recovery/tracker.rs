@@ -356,6 +356,17 @@ pub struct ProgressPoint {
     pub progress: i64,
 }
 
+/// The crash flag as this tracker has seen it. A worker that does not use the
+/// KV (any `--cmd`) never writes it: that is `NeverSeen`, not a clean stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashFlag {
+    Set,
+    Cleared,
+    #[default]
+    NeverSeen,
+}
+
 /// Derived recovery state of one namespace and the instances working in it.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -369,6 +380,9 @@ pub struct Tracker {
     open_cycle: Option<usize>,
     /// The restarted run of the open cycle has written its start keys.
     restart_announced: bool,
+    /// The crash flag has been seen in the namespace (set, or written false) at
+    /// least once: its absence is then a clearing, not a worker that never uses it.
+    flag_ever_seen: bool,
     timeline: VecDeque<TimelineEvent>,
     /// Timeline events ever pushed (the timeline itself is capped).
     pushed: u64,
@@ -452,6 +466,18 @@ impl Tracker {
 
     pub fn task(&self) -> &TaskView {
         &self.task
+    }
+
+    /// The crash flag as seen: set, cleared (seen before, gone or false now),
+    /// or never seen in this namespace since watching began.
+    pub fn crash_flag(&self) -> CrashFlag {
+        if self.task.crash_flag {
+            CrashFlag::Set
+        } else if self.flag_ever_seen {
+            CrashFlag::Cleared
+        } else {
+            CrashFlag::NeverSeen
+        }
     }
 
     /// The current torn checkpoint, if the namespace holds one.
@@ -738,6 +764,9 @@ impl Tracker {
 
     fn on_namespace_change(&mut self, at: TsMs) {
         let before = std::mem::replace(&mut self.task, TaskView::from_entries(&self.entries));
+        if self.entries.contains_key(super::task::CRASH_FLAG_KEY) {
+            self.flag_ever_seen = true;
+        }
         let task = self.task.clone();
 
         if before.crash_flag && !task.crash_flag {
@@ -1081,6 +1110,25 @@ mod tests {
         let cycle = t.cycles().last().expect("a cycle").clone();
         assert_eq!(cycle.first_checkpoint_at, Some(900));
         assert_eq!(cycle.resumed_from, Some(50));
+    }
+
+    /// A worker that never writes the flag is not "cleared": the flag was never seen.
+    #[test]
+    fn a_flag_never_written_is_never_seen_and_a_deleted_one_is_cleared() {
+        let mut t = Tracker::new();
+        t.apply(0, started(1));
+        assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);
+        t.apply(10, checkpoint(1));
+        assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);
+        t.apply(20, flag());
+        assert_eq!(t.crash_flag(), CrashFlag::Set);
+        t.apply(
+            30,
+            Fact::Deleted {
+                key: crate::recovery::CRASH_FLAG_KEY.into(),
+            },
+        );
+        assert_eq!(t.crash_flag(), CrashFlag::Cleared);
     }
 
     /// The feed and the supervisor are two channels: the restarted run's start keys may

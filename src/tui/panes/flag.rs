@@ -1,8 +1,9 @@
 //! The crash flag, big and unmistakable, with its key name: ARMED while a
 //! worker runs, SET after a crash (recovery pending), CLEARED after a
-//! graceful stop or completion.
+//! graceful stop or completion, NO FLAG while it has never been seen (a
+//! worker that does not use the KV never writes it).
 
-use crate::recovery::CRASH_FLAG_KEY;
+use crate::recovery::{CrashFlag, CRASH_FLAG_KEY};
 use crate::tui::app::App;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
@@ -15,14 +16,16 @@ pub enum FlagState {
     Armed,
     Set,
     Cleared,
+    NeverSeen,
 }
 
 pub fn state(app: &App) -> FlagState {
     let alive = app.instances.iter().any(|r| r.pid.is_some());
-    match (app.tracker.task().crash_flag, alive) {
-        (false, _) => FlagState::Cleared,
-        (true, true) => FlagState::Armed,
-        (true, false) => FlagState::Set,
+    match (app.tracker.crash_flag(), alive) {
+        (CrashFlag::NeverSeen, _) => FlagState::NeverSeen,
+        (CrashFlag::Cleared, _) => FlagState::Cleared,
+        (CrashFlag::Set, true) => FlagState::Armed,
+        (CrashFlag::Set, false) => FlagState::Set,
     }
 }
 
@@ -32,6 +35,7 @@ pub fn text(state: FlagState) -> String {
         FlagState::Armed => format!("⚑ {CRASH_FLAG_KEY} ARMED (running)"),
         FlagState::Set => format!("⚑ {CRASH_FLAG_KEY} SET (crashed!)"),
         FlagState::Cleared => format!("○ {CRASH_FLAG_KEY} CLEARED (clean)"),
+        FlagState::NeverSeen => format!("· {CRASH_FLAG_KEY} NO FLAG (never seen)"),
     }
 }
 
@@ -40,6 +44,7 @@ pub fn style(app: &App, state: FlagState) -> Style {
         FlagState::Armed => app.theme.armed(),
         FlagState::Set => app.theme.alarm(),
         FlagState::Cleared => app.theme.calm(),
+        FlagState::NeverSeen => app.theme.dim(),
     }
 }
 
