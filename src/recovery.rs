@@ -5,14 +5,16 @@
 //! Facts in → [`Tracker`] → per-instance [`Phase`], the [`TaskView`], the
 //! recovery [`Cycle`]s with their figures, and a timeline of events.
 
+mod cycle;
+mod event_json;
 mod facts;
 #[cfg(test)]
 pub(crate) mod sample;
 mod task;
+mod timeline;
 mod tracker;
 
 pub use facts::{Fact, ProcessExit, TsMs};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
-pub use tracker::{
-    CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, TimelineEvent, TimelineKind, Tracker,
-};
+pub use timeline::{TimelineEvent, TimelineKind};
+pub use tracker::{CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, Tracker};

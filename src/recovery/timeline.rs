@@ -1,0 +1,180 @@
+//! The recovery timeline: what happened, one event per line, and how each
+//! event reads to a person (`Display`: the dashboard's timeline and the
+//! headless lines).
+
+use super::cycle::Cycle;
+use super::facts::{ProcessExit, TsMs};
+use super::task::TornCheckpoint;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineKind {
+    Started {
+        pid: u32,
+    },
+    /// Found already running (attach).
+    Attached {
+        pid: u32,
+    },
+    /// Gone with its end unseen, flag still set, and not restarted within the grace.
+    NotRestarted {
+        grace_ms: u64,
+    },
+    Exited {
+        exit: ProcessExit,
+        progress: Option<i64>,
+        flag: bool,
+        /// Not a stop we asked for nor a clean exit: a crash.
+        crashed: bool,
+        /// We asked it to stop (the exit is still what the kernel said).
+        requested: bool,
+    },
+    RestartScheduled {
+        delay_ms: u64,
+    },
+    Frozen {
+        signal: Option<String>,
+    },
+    Continued,
+    Recovering,
+    Resumed {
+        cycle: Cycle,
+    },
+    Stopped,
+    Completed,
+    Failed {
+        reason: String,
+    },
+    FlagSet,
+    FlagCleared,
+    Torn(TornCheckpoint),
+    FeedDown {
+        error: String,
+    },
+    FeedUp {
+        via: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    pub at: TsMs,
+    pub instance: Option<String>,
+    pub kind: TimelineKind,
+}
+
+impl fmt::Display for TimelineEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = &self.instance {
+            write!(f, "{id} ")?;
+        }
+        let pct = |p: Option<i64>| p.map_or_else(|| "?".to_string(), |p| format!("{p}%"));
+        match &self.kind {
+            TimelineKind::Started { pid } => write!(f, "started (pid {pid})"),
+            TimelineKind::Attached { pid } => {
+                write!(f, "found running (pid {pid}), attached")
+            }
+            TimelineKind::NotRestarted { grace_ms } => write!(
+                f,
+                "not restarted within {}: nothing restarts it (its restarter may have missed the death)",
+                humantime::format_duration(std::time::Duration::from_millis(*grace_ms))
+            ),
+            TimelineKind::Exited {
+                exit: ProcessExit::Unknown,
+                progress,
+                crashed,
+                ..
+            } => {
+                write!(f, "gone")?;
+                if let Some(p) = progress {
+                    write!(f, " at {p}%")?;
+                }
+                // Its exit status is its parent's to read; the flag tells the story.
+                if *crashed {
+                    write!(f, " (flag still set: crashed)")
+                } else {
+                    write!(f, " (flag cleared)")
+                }
+            }
+            TimelineKind::Exited {
+                exit: ProcessExit::Signal(sig),
+                progress,
+                requested: true,
+                ..
+            } => {
+                write!(f, "stopped by {sig} (stop requested)")?;
+                match progress {
+                    Some(p) => write!(f, " at {p}%"),
+                    None => Ok(()),
+                }
+            }
+            TimelineKind::Exited {
+                exit: ProcessExit::Signal(sig),
+                progress,
+                flag,
+                ..
+            } => {
+                write!(f, "killed by {sig}")?;
+                if let Some(p) = progress {
+                    write!(f, " at {p}%")?;
+                }
+                let flag = if *flag {
+                    "flag still set"
+                } else {
+                    "flag NOT set"
+                };
+                write!(f, " ({flag})")
+            }
+            TimelineKind::Exited {
+                exit,
+                progress,
+                requested,
+                ..
+            } => {
+                write!(f, "exited ({exit}")?;
+                if *requested {
+                    write!(f, ", stop requested")?;
+                }
+                write!(f, ")")?;
+                match progress {
+                    Some(p) => write!(f, " at {p}%"),
+                    None => Ok(()),
+                }
+            }
+            TimelineKind::RestartScheduled { delay_ms } => {
+                write!(f, "restart in {:.1}s", *delay_ms as f64 / 1000.0)
+            }
+            TimelineKind::Recovering => write!(f, "found the crash flag: recovering"),
+            TimelineKind::Resumed { cycle } => {
+                write!(f, "RESUMED from {}", pct(cycle.resumed_from))?;
+                if let Some(lost) = cycle.steps_lost {
+                    write!(f, ", {lost} steps lost")?;
+                }
+                if let Some(ms) = cycle.kill_to_restart_ms() {
+                    write!(f, ", kill→restart {ms} ms")?;
+                }
+                if let Some(ms) = cycle.kill_to_checkpoint_ms() {
+                    write!(f, ", kill→checkpoint {ms} ms")?;
+                }
+                Ok(())
+            }
+            TimelineKind::Stopped => write!(f, "stopped gracefully"),
+            TimelineKind::Completed => write!(f, "completed the task"),
+            TimelineKind::Failed { reason } => write!(f, "FAILED: {reason}"),
+            TimelineKind::FlagSet => write!(f, "crash flag set"),
+            TimelineKind::FlagCleared => write!(f, "crash flag cleared"),
+            TimelineKind::Torn(t) => write!(f, "TORN checkpoint: {t}"),
+            TimelineKind::FeedDown { error } => write!(f, "controller unreachable: {error}"),
+            TimelineKind::FeedUp { via } => write!(f, "controller live ({via})"),
+            TimelineKind::Frozen {
+                signal: Some(signal),
+            } => {
+                write!(f, "frozen by {signal}")
+            }
+            TimelineKind::Frozen { signal: None } => {
+                write!(f, "frozen (stopped, seen in /proc)")
+            }
+            TimelineKind::Continued => write!(f, "continued"),
+        }
+    }
+}
