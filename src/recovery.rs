@@ -8,6 +8,7 @@
 mod cycle;
 mod event_json;
 mod facts;
+mod mirror;
 #[cfg(test)]
 pub(crate) mod sample;
 mod task;

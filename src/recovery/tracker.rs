@@ -2,6 +2,8 @@
 
 pub use super::cycle::Cycle;
 use super::facts::{Fact, ProcessExit, TsMs};
+pub use super::mirror::CrashFlag;
+use super::mirror::NamespaceMirror;
 use super::task::{TaskView, TornCheckpoint};
 use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::Entry;
@@ -97,22 +99,12 @@ pub struct ProgressPoint {
     pub progress: i64,
 }
 
-/// The crash flag as this tracker has seen it. A worker that does not use the
-/// KV (any `--cmd`) never writes it: that is `NeverSeen`, not a clean stop.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CrashFlag {
-    Set,
-    Cleared,
-    #[default]
-    NeverSeen,
-}
-
 /// Derived recovery state of one namespace and the instances working in it.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    entries: BTreeMap<String, Entry>,
-    changed_at: BTreeMap<String, TsMs>,
+    /// What the namespace holds, as the feed told it.
+    ns: NamespaceMirror,
+    /// The task as of the last namespace change handled (`ns.task()` after it).
     task: TaskView,
     torn: Option<TornCheckpoint>,
     instances: BTreeMap<String, InstanceView>,
@@ -121,9 +113,6 @@ pub struct Tracker {
     open_cycle: Option<usize>,
     /// The restarted run of the open cycle has written its start keys.
     restart_announced: bool,
-    /// The crash flag has been seen in the namespace (set, or written false) at
-    /// least once: its absence is then a clearing, not a worker that never uses it.
-    flag_ever_seen: bool,
     timeline: VecDeque<TimelineEvent>,
     /// Timeline events ever pushed (the timeline itself is capped).
     pushed: u64,
@@ -197,12 +186,12 @@ impl Tracker {
     }
 
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
-        &self.entries
+        self.ns.entries()
     }
 
     /// When a key last changed, as seen by this tracker.
     pub fn changed_at(&self, key: &str) -> Option<TsMs> {
-        self.changed_at.get(key).copied()
+        self.ns.changed_at(key)
     }
 
     pub fn task(&self) -> &TaskView {
@@ -212,13 +201,7 @@ impl Tracker {
     /// The crash flag as seen: set, cleared (seen before, gone or false now),
     /// or never seen in this namespace since watching began.
     pub fn crash_flag(&self) -> CrashFlag {
-        if self.task.crash_flag {
-            CrashFlag::Set
-        } else if self.flag_ever_seen {
-            CrashFlag::Cleared
-        } else {
-            CrashFlag::NeverSeen
-        }
+        self.ns.crash_flag()
     }
 
     /// The current torn checkpoint, if the namespace holds one.
@@ -293,21 +276,7 @@ impl Tracker {
                 self.push(at, Some(instance), TimelineKind::Failed { reason });
             }
             Fact::Snapshot(entries) => {
-                let fresh: BTreeMap<String, Entry> =
-                    entries.into_iter().map(|e| (e.key.clone(), e)).collect();
-                for (key, entry) in &fresh {
-                    let changed = self.entries.get(key) != Some(entry);
-                    if changed || !self.changed_at.contains_key(key) {
-                        let when = if self.entries.is_empty() {
-                            (entry.updated_at.max(0) as u64) * 1000
-                        } else {
-                            at
-                        };
-                        self.changed_at.insert(key.clone(), when);
-                    }
-                }
-                self.changed_at.retain(|k, _| fresh.contains_key(k));
-                self.entries = fresh;
+                self.ns.replace_all(at, entries);
                 self.on_namespace_change(at);
             }
             Fact::Written(entries) => {
@@ -315,10 +284,7 @@ impl Tracker {
                 if announces {
                     self.restart_announced = true;
                 }
-                for entry in entries {
-                    self.changed_at.insert(entry.key.clone(), at);
-                    self.entries.insert(entry.key.clone(), entry);
-                }
+                self.ns.write(at, entries);
                 self.on_namespace_change(at);
                 if announces {
                     self.on_recovery_announced();
@@ -328,8 +294,7 @@ impl Tracker {
                 if START_KEYS.contains(&key.as_str()) {
                     self.restart_announced = true;
                 }
-                self.entries.remove(&key);
-                self.changed_at.remove(&key);
+                self.ns.delete(&key);
                 self.on_namespace_change(at);
             }
             Fact::FeedDown { error } => {
@@ -504,10 +469,7 @@ impl Tracker {
     }
 
     fn on_namespace_change(&mut self, at: TsMs) {
-        let before = std::mem::replace(&mut self.task, TaskView::from_entries(&self.entries));
-        if self.entries.contains_key(super::task::CRASH_FLAG_KEY) {
-            self.flag_ever_seen = true;
-        }
+        let before = std::mem::replace(&mut self.task, self.ns.task().clone());
         let task = self.task.clone();
 
         if before.crash_flag && !task.crash_flag {

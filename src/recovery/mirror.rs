@@ -1,0 +1,97 @@
+//! The namespace as the feed told it: every entry, when each last changed
+//! (as seen here), the task those entries describe, and whether the crash
+//! flag was ever seen. Facts in, no judgement: the tracker judges.
+
+use super::facts::TsMs;
+use super::task::{TaskView, CRASH_FLAG_KEY};
+use crate::kv::Entry;
+use std::collections::BTreeMap;
+
+/// The crash flag as this tracker has seen it. A worker that does not use the
+/// KV (any `--cmd`) never writes it: that is `NeverSeen`, not a clean stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashFlag {
+    Set,
+    Cleared,
+    #[default]
+    NeverSeen,
+}
+
+#[derive(Debug, Default)]
+pub struct NamespaceMirror {
+    entries: BTreeMap<String, Entry>,
+    changed_at: BTreeMap<String, TsMs>,
+    task: TaskView,
+    /// The crash flag has been seen (set, or written false) at least once: its
+    /// absence is then a clearing, not a worker that never uses it.
+    flag_ever_seen: bool,
+}
+
+impl NamespaceMirror {
+    pub fn entries(&self) -> &BTreeMap<String, Entry> {
+        &self.entries
+    }
+
+    /// When a key last changed, as seen here.
+    pub fn changed_at(&self, key: &str) -> Option<TsMs> {
+        self.changed_at.get(key).copied()
+    }
+
+    pub fn task(&self) -> &TaskView {
+        &self.task
+    }
+
+    pub fn crash_flag(&self) -> CrashFlag {
+        if self.task.crash_flag {
+            CrashFlag::Set
+        } else if self.flag_ever_seen {
+            CrashFlag::Cleared
+        } else {
+            CrashFlag::NeverSeen
+        }
+    }
+
+    /// A whole listing (first read, re-read after a gap, or a poll). Keys seen
+    /// for the first time in the first listing are dated by the store's
+    /// `updatedAt`; later changes by when they were seen.
+    pub fn replace_all(&mut self, at: TsMs, entries: Vec<Entry>) {
+        let fresh: BTreeMap<String, Entry> =
+            entries.into_iter().map(|e| (e.key.clone(), e)).collect();
+        for (key, entry) in &fresh {
+            let changed = self.entries.get(key) != Some(entry);
+            if changed || !self.changed_at.contains_key(key) {
+                let when = if self.entries.is_empty() {
+                    (entry.updated_at.max(0) as u64) * 1000
+                } else {
+                    at
+                };
+                self.changed_at.insert(key.clone(), when);
+            }
+        }
+        self.changed_at.retain(|k, _| fresh.contains_key(k));
+        self.entries = fresh;
+        self.refresh();
+    }
+
+    pub fn write(&mut self, at: TsMs, entries: Vec<Entry>) {
+        for entry in entries {
+            self.changed_at.insert(entry.key.clone(), at);
+            self.entries.insert(entry.key.clone(), entry);
+        }
+        self.refresh();
+    }
+
+    pub fn delete(&mut self, key: &str) {
+        self.entries.remove(key);
+        self.changed_at.remove(key);
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        self.task = TaskView::from_entries(&self.entries);
+        if self.entries.contains_key(CRASH_FLAG_KEY) {
+            self.flag_ever_seen = true;
+        }
+    }
+}
