@@ -358,16 +358,9 @@ impl Tracker {
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
         // A set flag left behind by a death means this start is a recovery.
         let recovering = self.task.crash_flag && !self.task.is_completed();
-        let inst = self.instance_mut(&id);
-        inst.pid = Some(pid);
-        inst.runs += 1;
-        inst.started_at = Some(at);
-        inst.ended_at = None;
-        inst.restart_at = None;
+        let inst = self.new_run(at, &id, pid);
         inst.attached = false;
         inst.attached_at_pct = None;
-        inst.flag_cleared_in_run = false;
-        inst.overdue = false;
         inst.phase = if recovering {
             Phase::Recovering
         } else {
@@ -394,18 +387,24 @@ impl Tracker {
     /// and whether that was a recovery, was not seen).
     fn on_attached(&mut self, at: TsMs, id: String, pid: u32) {
         let progress = self.task.progress;
-        let inst = self.instance_mut(&id);
+        let inst = self.new_run(at, &id, pid);
+        inst.attached = true;
+        inst.attached_at_pct = progress;
+        inst.phase = Phase::Running;
+        self.push(at, Some(id), TimelineKind::Attached { pid });
+    }
+
+    /// What every new run of an instance starts with, however it was seen.
+    fn new_run(&mut self, at: TsMs, id: &str, pid: u32) -> &mut InstanceView {
+        let inst = self.instance_mut(id);
         inst.pid = Some(pid);
         inst.runs += 1;
         inst.started_at = Some(at);
         inst.ended_at = None;
         inst.restart_at = None;
-        inst.attached = true;
-        inst.attached_at_pct = progress;
         inst.flag_cleared_in_run = false;
         inst.overdue = false;
-        inst.phase = Phase::Running;
-        self.push(at, Some(id), TimelineKind::Attached { pid });
+        inst
     }
 
     fn on_exited(&mut self, at: TsMs, id: String, exit: ProcessExit, requested: bool) {

@@ -281,16 +281,12 @@ fn cycles_table(h: &mut String, report: &Report) {
         } else {
             "SIGKILL"
         };
+        let [kill_at, resumed, lost, restart, checkpoint] = c.figure_cells();
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{kind}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+            "<tr><td>{}</td><td>{kind}</td><td>{}</td><td>{kill_at}</td><td>{resumed}</td><td>{lost}</td><td>{restart}</td><td>{checkpoint}</td><td class=\"{class}\">{}</td></tr>",
             c.cycle,
             c.task,
-            opt(c.kill_at_pct.map(|p| format!("{p}%"))),
-            opt(c.resumed_from.map(|p| format!("{p}%"))),
-            opt(c.steps_lost.map(|s| s.to_string())),
-            opt(c.kill_to_restart_ms.map(|s| s.to_string())),
-            opt(c.kill_to_checkpoint_ms.map(|s| s.to_string())),
             esc(&c.verdict)
         );
     }

@@ -63,6 +63,21 @@ pub struct CycleReport {
     pub verdict: String,
 }
 
+impl CycleReport {
+    /// Its figures as the report tables show them: kill at, resumed from, steps
+    /// lost, kill→restart ms, kill→checkpoint ms ("—" where unknown).
+    pub fn figure_cells(&self) -> [String; 5] {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+        [
+            opt(self.kill_at_pct.map(|p| format!("{p}%"))),
+            opt(self.resumed_from.map(|p| format!("{p}%"))),
+            opt(self.steps_lost.map(|s| s.to_string())),
+            opt(self.kill_to_restart_ms.map(|s| s.to_string())),
+            opt(self.kill_to_checkpoint_ms.map(|s| s.to_string())),
+        ]
+    }
+}
+
 /// The SIGINT check (invariant 4).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct GracefulReport {
@@ -184,17 +199,11 @@ impl Report {
             } else {
                 c.cycle.to_string()
             };
+            let [kill_at, resumed, lost, restart, checkpoint] = c.figure_cells();
             let _ = writeln!(
                 out,
                 "{:<7} {:>4} {:>8} {:>12} {:>10} {:>16} {:>19}  {}",
-                label,
-                c.task,
-                opt(c.kill_at_pct.map(|p| format!("{p}%"))),
-                opt(c.resumed_from.map(|p| format!("{p}%"))),
-                opt(c.steps_lost.map(|s| s.to_string())),
-                opt(c.kill_to_restart_ms.map(|s| s.to_string())),
-                opt(c.kill_to_checkpoint_ms.map(|s| s.to_string())),
-                c.verdict
+                label, c.task, kill_at, resumed, lost, restart, checkpoint, c.verdict
             );
         }
         if let Some(o) = &self.outage {
