@@ -12,6 +12,7 @@
 mod db_lock;
 mod error;
 pub mod health;
+pub mod nodes;
 mod routes;
 pub mod server;
 mod sse;
@@ -144,6 +145,11 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         .await
         .context("opening the store")??;
     let store = Arc::new(store);
+    let db = lock.path().to_path_buf();
+    let nodes =
+        tokio::task::spawn_blocking(move || nodes::NodeRegistry::open(&db, nodes::HEARTBEAT_TTL))
+            .await
+            .context("opening the nodes table")??;
     let health = Arc::new(Health::new(lock.path(), lock.id()));
     if let Some(problem) = health.check() {
         bail!(problem);
@@ -156,6 +162,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         shutdown: shutdown.clone(),
         token: config.token.map(Arc::from),
         health: Some(health.clone()),
+        nodes: Some(Arc::new(nodes)),
     };
     let task = tokio::spawn(serve_then_close(listener, state, health, lock));
     Ok(RunningController {

@@ -4,6 +4,7 @@
 
 use super::error::ApiError;
 use super::health::Health;
+use super::nodes::NodeRegistry;
 use super::store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Checks on the database file (`None`: only failed writes count).
     pub health: Option<Arc<Health>>,
+    /// The cluster API's nodes (`None`: `/v1/nodes` answers 404).
+    pub nodes: Option<Arc<NodeRegistry>>,
 }
 
 /// Runs a store read on the blocking pool.

@@ -615,7 +615,7 @@ fn delete_row(conn: &Connection, ns: &str, key: &str) -> Result<bool> {
 /// WAL with `synchronous=NORMAL`: a commit is in the WAL before it is
 /// acknowledged and survives SIGKILL of the controller (only an OS crash
 /// could lose it).
-fn connect(path: &Path) -> Result<Connection> {
+pub(super) fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("opening the database {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")

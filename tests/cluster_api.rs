@@ -1,0 +1,148 @@
+//! The cluster API's nodes against a real controller process on loopback, in
+//! the original's shapes (`../shared/plum-cluster-api.md` §1): heartbeats,
+//! health from a 3 s TTL, one node by id, delete, bad bodies, and nodes that
+//! survive a SIGKILL of the controller.
+
+mod common;
+
+use common::ControllerProcess;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, String) {
+    let mut req = http().request(method.parse().unwrap(), url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+async fn nodes(base: &str) -> Vec<Value> {
+    let (s, body) = send("GET", &format!("{base}/v1/nodes"), None).await;
+    assert_eq!(s, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn health_of(base: &str, id: &str) -> String {
+    nodes(base)
+        .await
+        .into_iter()
+        .find(|n| n["nodeId"] == id)
+        .map(|n| n["health"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_in(&dir);
+    let port = common::free_port();
+    let mut proc = ControllerProcess::spawn(&db, port);
+    let base = proc.url();
+
+    assert_eq!(
+        nodes(&base).await,
+        Vec::<Value>::new(),
+        "no nodes: an empty list"
+    );
+
+    // As the original agent beats: {nodeId, ip} only.
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/nodes/heartbeat"),
+        Some(json!({"nodeId": "nodeB", "ip": "127.0.0.1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"ttlSec": 3})
+    );
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/nodes/heartbeat"),
+        Some(json!({"nodeId": "nodeA", "ip": "10.0.0.1", "labels": {"zone": "a"}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    let list = nodes(&base).await;
+    let ids: Vec<&str> = list.iter().map(|n| n["nodeId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["nodeA", "nodeB"], "sorted by id");
+    let mut keys: Vec<&str> = list[1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["health", "ip", "labels", "lastSeen", "nodeId"]);
+    assert_eq!(list[1]["labels"], Value::Null, "an agent sends no labels");
+    assert_eq!(list[0]["labels"], json!({"zone": "a"}));
+    assert!(list[1]["lastSeen"].as_i64().unwrap() > 1_700_000_000);
+    assert!(list.iter().all(|n| n["health"] == "Healthy"), "{list:?}");
+
+    // One node: the same minus health; an unknown one is a JSON 404.
+    let (s, body) = send("GET", &format!("{base}/v1/nodes/nodeA"), None).await;
+    assert_eq!(s, 200);
+    let one: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(one["ip"], "10.0.0.1");
+    assert!(one.get("health").is_none(), "{one}");
+    let (s, body) = send("GET", &format!("{base}/v1/nodes/nodeZ"), None).await;
+    assert_eq!(s, 404);
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+
+    // Bad beats are refused with a reason and change nothing.
+    for bad in [
+        json!({"ip": "1.2.3.4"}),
+        json!({"nodeId": ""}),
+        json!({"nodeId": "x\u{1b}]0;t\u{7}"}),
+    ] {
+        let (s, body) = send(
+            "POST",
+            &format!("{base}/v1/nodes/heartbeat"),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad} → {body}");
+        assert_eq!(body.lines().count(), 1, "{body}");
+    }
+    assert_eq!(nodes(&base).await.len(), 2);
+
+    // nodeB keeps beating, nodeA stops: after the 3 s TTL (whole seconds) it is
+    // Unhealthy while nodeB stays Healthy.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while health_of(&base, "nodeA").await != "Unhealthy" {
+        assert!(Instant::now() < deadline, "nodeA never turned Unhealthy");
+        let (s, _) = send(
+            "POST",
+            &format!("{base}/v1/nodes/heartbeat"),
+            Some(json!({"nodeId": "nodeB", "ip": "127.0.0.1"})),
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_eq!(health_of(&base, "nodeB").await, "Healthy");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Nodes live in the database file: a SIGKILLed controller comes back with them.
+    proc.kill9();
+    let proc = ControllerProcess::spawn(&db, port);
+    let base = proc.url();
+    let ids: Vec<String> = nodes(&base)
+        .await
+        .iter()
+        .map(|n| n["nodeId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["nodeA", "nodeB"]);
+
+    let (s, _) = send("DELETE", &format!("{base}/v1/nodes/nodeA"), None).await;
+    assert_eq!(s, 204);
+    assert_eq!(nodes(&base).await.len(), 1);
+}
