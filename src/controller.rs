@@ -10,6 +10,7 @@
 //! guards it; every error answer is one line of JSON.
 
 mod db_lock;
+pub mod deployments;
 mod error;
 pub mod health;
 pub mod nodes;
@@ -146,10 +147,14 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         .context("opening the store")??;
     let store = Arc::new(store);
     let db = lock.path().to_path_buf();
-    let nodes =
-        tokio::task::spawn_blocking(move || nodes::NodeRegistry::open(&db, nodes::HEARTBEAT_TTL))
-            .await
-            .context("opening the nodes table")??;
+    let (nodes, deployments) = tokio::task::spawn_blocking(move || {
+        let nodes = nodes::NodeRegistry::open(&db, nodes::HEARTBEAT_TTL)?;
+        let deployments = deployments::Deployments::open(&db, nodes::HEARTBEAT_TTL)?;
+        anyhow::Ok((nodes, deployments))
+    })
+    .await
+    .context("opening the cluster tables")??;
+    let deployments = Arc::new(deployments);
     let health = Arc::new(Health::new(lock.path(), lock.id()));
     if let Some(problem) = health.check() {
         bail!(problem);
@@ -163,7 +168,9 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         token: config.token.map(Arc::from),
         health: Some(health.clone()),
         nodes: Some(Arc::new(nodes)),
+        deployments: Some(deployments.clone()),
     };
+    tokio::spawn(deployments::failover_loop(deployments, shutdown.clone()));
     let task = tokio::spawn(serve_then_close(listener, state, health, lock));
     Ok(RunningController {
         addr,

@@ -146,3 +146,170 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     assert_eq!(s, 204);
     assert_eq!(nodes(&base).await.len(), 1);
 }
+
+async fn items(base: &str, node: &str) -> Vec<Value> {
+    let (s, body) = send("GET", &format!("{base}/v1/assignments?nodeId={node}"), None).await;
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn beat(base: &str, node: &str) {
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/nodes/heartbeat"),
+        Some(json!({"nodeId": node, "ip": "127.0.0.1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+/// A deployment on nodeA, started; nodeA stops beating while nodeB beats: after
+/// the TTL the failover pass parks nodeA's assignment and re-creates it under a
+/// new instance id on nodeB, as the original does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
+    let c = common::TestController::start().await;
+    let base = c.url();
+    beat(&base, "nodeA").await;
+    beat(&base, "nodeB").await;
+
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/deployments"),
+        Some(json!({"name": "kv-demo", "entries": [{
+            "artifactUrl": "/artifacts/kv-demo.zip", "startCmd": "./start.sh",
+            "appName": "kv-demo", "appVersion": "5.0.0", "replicas": {"nodeA": 1}}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let dep = created["deploymentId"].as_str().unwrap().to_string();
+    assert_eq!(dep.len(), 32, "{created}");
+    let iid = created["instances"][0].as_str().unwrap().to_string();
+    assert!(
+        iid.starts_with(&format!("{dep}-")) && iid.len() == 32 + 1 + 8,
+        "{iid}"
+    );
+
+    // Created Stopped: agents see nothing until it is started.
+    assert!(items(&base, "nodeA").await.is_empty());
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/deployments/{dep}?action=start"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let a = items(&base, "nodeA").await;
+    assert_eq!(a.len(), 1);
+    let mut keys: Vec<&str> = a[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "appName",
+            "appVersion",
+            "artifactUrl",
+            "deploymentId",
+            "desired",
+            "healthy",
+            "instanceId",
+            "lastReportAt",
+            "phase",
+            "startCmd"
+        ],
+        "no nodeId, as the original"
+    );
+    assert_eq!(a[0]["phase"], "", "no status yet");
+    assert_eq!(a[0]["lastReportAt"], 0);
+
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/instances/status"),
+        Some(json!({"instanceId": iid, "phase": "Running", "exitCode": 0, "healthy": true, "tsUnix": 1_800_000_000})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let a = items(&base, "nodeA").await;
+    assert_eq!(
+        (a[0]["phase"].as_str(), a[0]["healthy"].as_bool()),
+        (Some("Running"), Some(true))
+    );
+
+    let (s, body) = send("DELETE", &format!("{base}/v1/nodes/nodeA"), None).await;
+    assert_eq!(s, 409, "a node with assignments is kept: {body}");
+
+    // nodeA goes silent; nodeB keeps beating.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let moved = loop {
+        beat(&base, "nodeB").await;
+        let b = items(&base, "nodeB").await;
+        if let Some(m) = b.first() {
+            break m.clone();
+        }
+        assert!(Instant::now() < deadline, "nothing moved to nodeB");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(moved["deploymentId"], dep.as_str());
+    assert_ne!(moved["instanceId"], iid.as_str(), "a new instance id");
+    assert_eq!(moved["desired"], "Running");
+    assert_eq!(moved["startCmd"], "./start.sh");
+    assert_eq!(moved["phase"], "", "statuses are not copied");
+    let parked = items(&base, "nodeA").await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0]["instanceId"], iid.as_str());
+    assert_eq!(
+        parked[0]["desired"], "Stopped",
+        "the old row is parked on the dead node"
+    );
+
+    // The deployment shows both rows, in the original's Go field names.
+    let (s, body) = send("GET", &format!("{base}/v1/deployments/{dep}"), None).await;
+    assert_eq!(s, 200);
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["deployment"]["Status"], "Running");
+    assert_eq!(d["assignments"].as_array().unwrap().len(), 2);
+    let (_, body) = send("GET", &format!("{base}/v1/deployments"), None).await;
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["instances"], 2);
+
+    // A parked row is never moved again, even with its node still down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    beat(&base, "nodeB").await;
+    assert_eq!(items(&base, "nodeB").await.len(), 1);
+
+    // Bad requests: one line of JSON, nothing changed.
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/v1/deployments/{dep}?action=explode"),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/v1/assignments/{iid}"),
+            Some(json!({"desired": "Maybe"})),
+        ),
+        ("GET", "/v1/assignments".to_string(), None),
+        (
+            "POST",
+            "/v1/deployments".to_string(),
+            Some(json!({"entries": []})),
+        ),
+        (
+            "POST",
+            "/v1/instances/status".to_string(),
+            Some(json!({"phase": "Running"})),
+        ),
+    ] {
+        let (s, text) = send(method, &format!("{base}{path}"), body).await;
+        assert_eq!(s, 400, "{method} {path} → {text}");
+        assert!(serde_json::from_str::<Value>(&text).unwrap()["error"].is_string());
+    }
+}

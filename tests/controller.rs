@@ -694,6 +694,7 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         token: None,
         health: None,
         nodes: None,
+        deployments: None,
     };
     let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -67,10 +67,16 @@ pub struct NodeRegistry {
     ttl: Duration,
 }
 
-fn now_secs() -> i64 {
+pub(super) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 impl NodeRegistry {
@@ -243,8 +249,19 @@ async fn remove(
     State(state): State<AppState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    // The original answers 409 while an assignment names the node; this
-    // controller has no assignments yet, so a delete always succeeds.
+    // As the original: a node an assignment names cannot be forgotten.
+    if let Some(d) = state.deployments.clone() {
+        let node = id.clone();
+        let in_use = tokio::task::spawn_blocking(move || d.node_in_use(&node))
+            .await
+            .map_err(ApiError::internal)??;
+        if in_use {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                message: format!("node {id:?} still has assignments"),
+            });
+        }
+    }
     on_registry(&state, move |nodes| nodes.remove(&id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

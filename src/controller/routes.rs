@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/kv/{*rest}", any(kv_dispatch))
         .route("/v1/stream", get(sse::stream))
         .merge(super::nodes::routes())
+        .merge(super::deployments::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))

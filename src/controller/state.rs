@@ -2,6 +2,7 @@
 //! token, the access token and the file's health; and the one way handlers
 //! reach the (blocking) store.
 
+use super::deployments::Deployments;
 use super::error::ApiError;
 use super::health::Health;
 use super::nodes::NodeRegistry;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub health: Option<Arc<Health>>,
     /// The cluster API's nodes (`None`: `/v1/nodes` answers 404).
     pub nodes: Option<Arc<NodeRegistry>>,
+    /// The cluster API's deployments and assignments (`None`: 404).
+    pub deployments: Option<Arc<Deployments>>,
 }
 
 /// Runs a store read on the blocking pool.

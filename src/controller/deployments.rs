@@ -1,0 +1,725 @@
+//! The cluster API's deployments, assignments and instance statuses, in the
+//! original's shapes (`plum-cluster-api.md` §2–§4), and its failover pass:
+//! the assignments of a node whose heartbeats stopped for the TTL are parked
+//! (desired `Stopped`, kept on the dead node) and re-created under a new
+//! instance id on a healthy node, as the original does.
+//!
+//! Target choice, on purpose unlike the original's uniform random pick: the
+//! healthy node with the fewest running assignments, ties by node id, so a
+//! failover is repeatable and spreads load.
+
+use super::error::ApiError;
+use super::state::AppState;
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the failover pass runs (the original's `FAILOVER_INTERVAL_SEC`).
+pub const FAILOVER_INTERVAL: Duration = Duration::from_secs(1);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deployments (
+    deployment_id TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    labels        TEXT,
+    status        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assignments (
+    instance_id   TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    node_id       TEXT NOT NULL,
+    desired       TEXT NOT NULL,
+    artifact_url  TEXT NOT NULL,
+    start_cmd     TEXT NOT NULL,
+    app_name      TEXT NOT NULL,
+    app_version   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS statuses (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT    NOT NULL,
+    phase       TEXT    NOT NULL,
+    exit_code   INTEGER NOT NULL,
+    healthy     INTEGER NOT NULL,
+    ts_unix     INTEGER NOT NULL
+);";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    #[serde(default)]
+    artifact_url: String,
+    #[serde(default)]
+    start_cmd: String,
+    /// Extension: the original reads these from the artifact's meta.ini.
+    #[serde(default)]
+    app_name: String,
+    #[serde(default)]
+    app_version: String,
+    #[serde(default)]
+    replicas: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewDeployment {
+    name: String,
+    #[serde(default)]
+    labels: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusReport {
+    instance_id: String,
+    phase: String,
+    #[serde(default)]
+    exit_code: i64,
+    #[serde(default)]
+    healthy: bool,
+    #[serde(default)]
+    ts_unix: i64,
+}
+
+/// One row of `GET /v1/assignments?nodeId=` (no `nodeId`, as the original).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentItem {
+    pub instance_id: String,
+    pub deployment_id: String,
+    pub desired: String,
+    pub artifact_url: String,
+    pub start_cmd: String,
+    pub app_name: String,
+    pub app_version: String,
+    pub phase: String,
+    pub healthy: bool,
+    pub last_report_at: i64,
+}
+
+/// One migration done by a failover pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Migration {
+    pub instance_id: String,
+    pub new_instance_id: String,
+    pub from_node: String,
+    pub to_node: String,
+}
+
+/// The deployments, assignments and statuses tables, on their own connection.
+pub struct Deployments {
+    conn: Mutex<Connection>,
+    ttl_secs: i64,
+    /// Node ids whose assignments changed: the `nodeId` stream's wake-ups.
+    notify: tokio::sync::broadcast::Sender<String>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // /dev/urandom never blocks once the system is up; fall back to time.
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_err()
+    {
+        let nanos = super::nodes::now_nanos();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8 ^ i as u8;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Deployments {
+    /// Opens the tables; the nodes table must exist (`NodeRegistry::open` first).
+    pub fn open(db: &Path, ttl: Duration) -> Result<Deployments> {
+        let conn = super::store::connect(db)?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating the cluster tables in {}", db.display()))?;
+        let (notify, _) = tokio::sync::broadcast::channel(64);
+        Ok(Deployments {
+            conn: Mutex::new(conn),
+            ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            notify,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wake-ups for the agents of one node (`/v1/stream?nodeId=`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.notify.subscribe()
+    }
+
+    fn publish(&self, node: &str) {
+        let _ = self.notify.send(node.to_string());
+    }
+
+    fn create(&self, new: NewDeployment) -> Result<Value> {
+        let id = random_hex(16);
+        let mut conn = self.conn();
+        let tx = conn.transaction().context("creating a deployment")?;
+        tx.execute(
+            "INSERT INTO deployments (deployment_id, name, labels, status) VALUES (?1, ?2, ?3, 'Stopped')",
+            params![id, new.name, new.labels.map(|l| Value::Object(l).to_string())],
+        )
+        .context("creating a deployment")?;
+        let mut instances = Vec::new();
+        let mut nodes = Vec::new();
+        for entry in &new.entries {
+            for (node, count) in &entry.replicas {
+                for _ in 0..*count {
+                    let iid = format!("{id}-{}", random_hex(4));
+                    tx.execute(
+                        "INSERT INTO assignments VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?7)",
+                        params![
+                            iid,
+                            id,
+                            node,
+                            entry.artifact_url,
+                            entry.start_cmd,
+                            entry.app_name,
+                            entry.app_version
+                        ],
+                    )
+                    .context("creating an assignment")?;
+                    instances.push(iid);
+                    nodes.push(node.clone());
+                }
+            }
+        }
+        tx.commit().context("creating a deployment")?;
+        drop(conn);
+        for node in nodes {
+            self.publish(&node);
+        }
+        Ok(json!({ "deploymentId": id, "instances": instances }))
+    }
+
+    /// `start` or `stop`: the status, and `desired` on all its rows.
+    fn set_running(&self, id: &str, running: bool) -> Result<Option<()>> {
+        let (status, desired) = if running {
+            ("Running", "Running")
+        } else {
+            ("Stopped", "Stopped")
+        };
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "UPDATE deployments SET status = ?2 WHERE deployment_id = ?1",
+                params![id, status],
+            )
+            .context("updating a deployment")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        conn.execute(
+            "UPDATE assignments SET desired = ?2 WHERE deployment_id = ?1",
+            params![id, desired],
+        )
+        .context("updating its assignments")?;
+        let nodes = nodes_of(&conn, "deployment_id = ?1", id)?;
+        drop(conn);
+        for node in nodes {
+            self.publish(&node);
+        }
+        Ok(Some(()))
+    }
+
+    fn list(&self) -> Result<Value> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT d.deployment_id, d.name, d.labels, d.status,
+                        (SELECT COUNT(*) FROM assignments a WHERE a.deployment_id = d.deployment_id)
+                 FROM deployments d ORDER BY d.deployment_id",
+            )
+            .context("listing deployments")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(json!({
+                    "deploymentId": r.get::<_, String>(0)?,
+                    "name": r.get::<_, String>(1)?,
+                    "labels": labels(r.get(2)?),
+                    "status": r.get::<_, String>(3)?,
+                    "instances": r.get::<_, i64>(4)?,
+                }))
+            })
+            .context("listing deployments")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("reading deployments")?;
+        Ok(Value::Array(rows))
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Value>> {
+        let conn = self.conn();
+        let deployment = conn
+            .query_row(
+                "SELECT deployment_id, name, labels, status FROM deployments WHERE deployment_id = ?1",
+                params![id],
+                |r| {
+                    // The original answers with its Go field names here.
+                    Ok(json!({
+                        "DeploymentID": r.get::<_, String>(0)?,
+                        "Name": r.get::<_, String>(1)?,
+                        "Labels": labels(r.get(2)?),
+                        "Status": r.get::<_, String>(3)?,
+                    }))
+                },
+            )
+            .optional()
+            .context("reading a deployment")?;
+        let Some(deployment) = deployment else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare(
+                "SELECT instance_id, node_id, desired, artifact_url, start_cmd, app_name, app_version
+                 FROM assignments WHERE deployment_id = ?1 ORDER BY instance_id",
+            )
+            .context("reading its assignments")?;
+        let assignments = stmt
+            .query_map(params![id], |r| {
+                Ok(json!({
+                    "instanceId": r.get::<_, String>(0)?,
+                    "nodeId": r.get::<_, String>(1)?,
+                    "desired": r.get::<_, String>(2)?,
+                    "artifactUrl": r.get::<_, String>(3)?,
+                    "startCmd": r.get::<_, String>(4)?,
+                    "appName": r.get::<_, String>(5)?,
+                    "appVersion": r.get::<_, String>(6)?,
+                }))
+            })
+            .context("reading its assignments")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("reading its assignments")?;
+        Ok(Some(
+            json!({ "deployment": deployment, "assignments": assignments }),
+        ))
+    }
+
+    /// A node's assignments of Running deployments, with each one's latest status.
+    pub fn for_node(&self, node: &str) -> Result<Vec<AssignmentItem>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT a.instance_id, a.deployment_id, a.desired, a.artifact_url, a.start_cmd,
+                        a.app_name, a.app_version,
+                        (SELECT s.phase FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
+                        (SELECT s.healthy FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
+                        (SELECT s.ts_unix FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1)
+                 FROM assignments a JOIN deployments d ON d.deployment_id = a.deployment_id
+                 WHERE a.node_id = ?1 AND d.status = 'Running' ORDER BY a.instance_id",
+            )
+            .context("listing assignments")?;
+        let items = stmt
+            .query_map(params![node], |r| {
+                Ok(AssignmentItem {
+                    instance_id: r.get(0)?,
+                    deployment_id: r.get(1)?,
+                    desired: r.get(2)?,
+                    artifact_url: r.get(3)?,
+                    start_cmd: r.get(4)?,
+                    app_name: r.get(5)?,
+                    app_version: r.get(6)?,
+                    phase: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    healthy: r.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0,
+                    last_report_at: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                })
+            })
+            .context("listing assignments")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("reading assignments")?;
+        Ok(items)
+    }
+
+    fn set_desired(&self, iid: &str, desired: &str) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE assignments SET desired = ?2 WHERE instance_id = ?1",
+            params![iid, desired],
+        )
+        .context("updating an assignment")?;
+        let nodes = nodes_of(&conn, "instance_id = ?1", iid)?;
+        drop(conn);
+        for node in nodes {
+            self.publish(&node);
+        }
+        Ok(())
+    }
+
+    fn remove_assignment(&self, iid: &str) -> Result<()> {
+        let conn = self.conn();
+        let nodes = nodes_of(&conn, "instance_id = ?1", iid)?;
+        conn.execute(
+            "DELETE FROM assignments WHERE instance_id = ?1",
+            params![iid],
+        )
+        .context("deleting an assignment")?;
+        drop(conn);
+        for node in nodes {
+            self.publish(&node);
+        }
+        Ok(())
+    }
+
+    fn report(&self, s: &StatusReport) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.instance_id, s.phase, s.exit_code, s.healthy, s.ts_unix],
+            )
+            .context("recording a status")?;
+        Ok(())
+    }
+
+    /// Whether a node names any assignment (the original refuses to delete it then).
+    pub fn node_in_use(&self, node: &str) -> Result<bool> {
+        self.conn()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM assignments WHERE node_id = ?1)",
+                params![node],
+                |r| r.get::<_, bool>(0),
+            )
+            .context("checking a node's assignments")
+    }
+
+    /// One failover pass at `now` (unix seconds): every Running-deployment row
+    /// with desired Running on an unhealthy node is parked and re-created on
+    /// the healthy node with the fewest running rows. Nothing moves when no node
+    /// is healthy.
+    pub fn failover_pass(&self, now: i64) -> Result<Vec<Migration>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().context("a failover pass")?;
+        let healthy: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT node_id FROM nodes WHERE ?1 - last_seen <= ?2 ORDER BY node_id")
+                .context("finding healthy nodes")?;
+            let rows = stmt
+                .query_map(params![now, self.ttl_secs], |r| r.get(0))
+                .context("finding healthy nodes")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .context("finding healthy nodes")?;
+            rows
+        };
+        if healthy.is_empty() {
+            return Ok(Vec::new());
+        }
+        let orphans: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT a.instance_id, a.node_id FROM assignments a
+                     JOIN deployments d ON d.deployment_id = a.deployment_id
+                     WHERE d.status = 'Running' AND a.desired = 'Running'
+                       AND a.node_id NOT IN (SELECT node_id FROM nodes WHERE ?1 - last_seen <= ?2)
+                     ORDER BY a.instance_id",
+                )
+                .context("finding orphaned assignments")?;
+            let rows = stmt
+                .query_map(params![now, self.ttl_secs], |r| Ok((r.get(0)?, r.get(1)?)))
+                .context("finding orphaned assignments")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .context("finding orphaned assignments")?;
+            rows
+        };
+        let mut load: HashMap<String, usize> = healthy.iter().map(|n| (n.clone(), 0)).collect();
+        {
+            let mut stmt = tx
+                .prepare("SELECT node_id, COUNT(*) FROM assignments WHERE desired = 'Running' GROUP BY node_id")
+                .context("counting assignments")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .context("counting assignments")?;
+            for row in rows {
+                let (node, n) = row.context("counting assignments")?;
+                if let Some(l) = load.get_mut(&node) {
+                    *l = usize::try_from(n).unwrap_or(0);
+                }
+            }
+        }
+        let mut moved = Vec::new();
+        for (iid, from) in orphans {
+            let Some(to) = healthy
+                .iter()
+                .min_by_key(|n| (load.get(*n).copied().unwrap_or(0), (*n).clone()))
+                .cloned()
+            else {
+                break;
+            };
+            let deployment: String = tx
+                .query_row(
+                    "SELECT deployment_id FROM assignments WHERE instance_id = ?1",
+                    params![iid],
+                    |r| r.get(0),
+                )
+                .context("reading an orphaned assignment")?;
+            let new_iid = format!("{deployment}-{}", random_hex(4));
+            tx.execute(
+                "UPDATE assignments SET desired = 'Stopped' WHERE instance_id = ?1",
+                params![iid],
+            )
+            .context("parking an assignment")?;
+            tx.execute(
+                "INSERT INTO assignments
+                 SELECT ?2, deployment_id, ?3, 'Running', artifact_url, start_cmd, app_name, app_version
+                 FROM assignments WHERE instance_id = ?1",
+                params![iid, new_iid, to],
+            )
+            .context("re-creating an assignment")?;
+            *load.entry(to.clone()).or_default() += 1;
+            moved.push(Migration {
+                instance_id: iid,
+                new_instance_id: new_iid,
+                from_node: from,
+                to_node: to,
+            });
+        }
+        tx.commit().context("a failover pass")?;
+        drop(conn);
+        for m in &moved {
+            self.publish(&m.to_node);
+        }
+        Ok(moved)
+    }
+}
+
+fn labels(text: Option<String>) -> Value {
+    text.and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn nodes_of(conn: &Connection, filter: &str, arg: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT DISTINCT node_id FROM assignments WHERE {filter}"
+        ))
+        .context("finding the nodes to notify")?;
+    let rows = stmt
+        .query_map(params![arg], |r| r.get(0))
+        .context("finding the nodes to notify")?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .context("finding the nodes to notify")?;
+    Ok(rows)
+}
+
+/// Runs failover passes every [`FAILOVER_INTERVAL`] until `stop`.
+pub async fn failover_loop(
+    deployments: Arc<Deployments>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(FAILOVER_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let d = deployments.clone();
+        match tokio::task::spawn_blocking(move || d.failover_pass(super::nodes::now_secs())).await {
+            Ok(Ok(moved)) => {
+                for m in moved {
+                    tracing::info!(
+                        "failover: {} on {} (unhealthy) → {} on {}",
+                        m.instance_id,
+                        m.from_node,
+                        m.new_instance_id,
+                        m.to_node
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("failover pass failed: {e:#}"),
+            Err(e) => tracing::warn!("failover pass failed: {e}"),
+        }
+    }
+}
+
+/// `/v1/deployments…`, `/v1/assignments…`, `/v1/instances/status`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/deployments", get(list).post(create))
+        .route("/v1/deployments/{id}", get(one).post(action))
+        .route("/v1/assignments", get(assignments))
+        .route(
+            "/v1/assignments/{id}",
+            axum::routing::patch(patch_assignment).delete(delete_assignment),
+        )
+        .route("/v1/instances/status", post(status))
+}
+
+fn registry(state: &AppState) -> Result<Arc<Deployments>, ApiError> {
+    state
+        .deployments
+        .clone()
+        .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))
+}
+
+async fn on_registry<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Deployments) -> Result<T> + Send + 'static,
+{
+    let d = registry(state)?;
+    tokio::task::spawn_blocking(move || f(&d))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed {what}: {e}")))
+}
+
+async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewDeployment = parse("deployment", &body)?;
+    if new.name.trim().is_empty() {
+        return Err(ApiError::bad_request("name is empty"));
+    }
+    let answer = on_registry(&state, move |d| d.create(new)).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(on_registry(&state, |d| d.list()).await?).into_response())
+}
+
+async fn one(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let lookup = id.clone();
+    match on_registry(&state, move |d| d.get(&lookup)).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
+    }
+}
+
+async fn action(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let running = match query.get("action").map(String::as_str) {
+        Some("start") => true,
+        Some("stop") => false,
+        _ => return Err(ApiError::bad_request("action must be start or stop")),
+    };
+    let lookup = id.clone();
+    match on_registry(&state, move |d| d.set_running(&lookup, running)).await? {
+        Some(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
+    }
+}
+
+async fn assignments(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let node = query
+        .get("nodeId")
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("missing ?nodeId="))?;
+    let items = on_registry(&state, move |d| d.for_node(&node)).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+#[derive(Deserialize)]
+struct Desired {
+    desired: String,
+}
+
+async fn patch_assignment(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Desired { desired } = parse("assignment change", &body)?;
+    if desired != "Running" && desired != "Stopped" {
+        return Err(ApiError::bad_request("desired must be Running or Stopped"));
+    }
+    on_registry(&state, move |d| d.set_desired(&id, &desired)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_assignment(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    on_registry(&state, move |d| d.remove_assignment(&id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn status(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let report: StatusReport = parse("status", &body)?;
+    if report.instance_id.is_empty() || report.phase.is_empty() {
+        return Err(ApiError::bad_request("instanceId and phase are required"));
+    }
+    on_registry(&state, move |d| d.report(&report)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::nodes::NodeRegistry;
+
+    fn deploy(d: &Deployments, replicas: &[(&str, u32)]) -> String {
+        let new: NewDeployment = serde_json::from_value(json!({
+            "name": "kv-demo",
+            "entries": [{"artifactUrl": "a.zip",
+                         "replicas": replicas.iter().cloned().collect::<BTreeMap<_, _>>()}],
+        }))
+        .unwrap();
+        let id = d.create(new).unwrap()["deploymentId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        d.set_running(&id, true).unwrap();
+        id
+    }
+
+    #[test]
+    fn failover_moves_to_the_least_loaded_healthy_node_and_never_when_none_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kv.db");
+        let nodes = NodeRegistry::open(&db, Duration::from_secs(3)).unwrap();
+        let d = Deployments::open(&db, Duration::from_secs(3)).unwrap();
+        deploy(&d, &[("nodeA", 2), ("nodeC", 1)]);
+        // Only nodeA has beaten, long ago: no healthy node, nothing moves.
+        nodes.beat("nodeA", "1", None, 100).unwrap();
+        assert!(d.failover_pass(110).unwrap().is_empty());
+        // nodeB and nodeC healthy; nodeC already runs one: both of nodeA's go to
+        // nodeB first, then alternate by load (ties by id).
+        nodes.beat("nodeB", "2", None, 110).unwrap();
+        nodes.beat("nodeC", "3", None, 110).unwrap();
+        let moved = d.failover_pass(111).unwrap();
+        let targets: Vec<&str> = moved.iter().map(|m| m.to_node.as_str()).collect();
+        assert_eq!(targets, ["nodeB", "nodeB"], "{moved:?}");
+        assert!(moved.iter().all(|m| m.from_node == "nodeA"));
+        assert_eq!(d.for_node("nodeB").unwrap().len(), 2);
+        assert!(d
+            .for_node("nodeA")
+            .unwrap()
+            .iter()
+            .all(|a| a.desired == "Stopped"));
+        // Parked rows stay parked.
+        assert!(d.failover_pass(112).unwrap().is_empty());
+    }
+}
