@@ -313,3 +313,72 @@ async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
         assert!(serde_json::from_str::<Value>(&text).unwrap()["error"].is_string());
     }
 }
+
+/// Reads the stream until `want` appears (or fails after 5 s).
+async fn read_until(resp: &mut reqwest::Response, seen: &mut String, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} in {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stream ended before {want:?}: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// `/v1/stream?nodeId=` wakes a node's agent as the original does: `ping`/`init`,
+/// then `update`/`assignments` when its assignments change; `__kv__:<ns>` wakes on
+/// writes to that namespace only.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
+    let c = common::TestController::start().await;
+    let base = c.url();
+    let mut node_a = http()
+        .get(format!("{base}/v1/stream?nodeId=nodeA"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(node_a.status(), 200);
+    let mut seen = String::new();
+    read_until(&mut node_a, &mut seen, "event: ping\ndata: init\n\n").await;
+
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/deployments"),
+        Some(json!({"name": "d", "entries": [{"artifactUrl": "a.zip", "replicas": {"nodeA": 1}}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    read_until(
+        &mut node_a,
+        &mut seen,
+        "event: update\ndata: assignments\n\n",
+    )
+    .await;
+
+    let mut kv = http()
+        .get(format!("{base}/v1/stream?nodeId=__kv__:demo"))
+        .send()
+        .await
+        .unwrap();
+    let mut kv_seen = String::new();
+    read_until(&mut kv, &mut kv_seen, "data: init").await;
+    let (s, _) = send(
+        "PUT",
+        &format!("{base}/v1/kv/other/k"),
+        Some(json!({"value": "1"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = send(
+        "PUT",
+        &format!("{base}/v1/kv/demo/k"),
+        Some(json!({"value": "1"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    read_until(&mut kv, &mut kv_seen, "event: update").await;
+    assert_eq!(kv_seen.matches("event: update").count(), 1, "{kv_seen}");
+}

@@ -12,8 +12,8 @@ use super::state::{blocking, AppState};
 use super::store::Change;
 use crate::kv::model::{validate_namespace, Entry};
 use axum::extract::{Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream, StreamExt};
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,14 +23,19 @@ use tokio::sync::broadcast::error::RecvError;
 /// namespace from a dead connection.
 pub const KEEP_ALIVE: Duration = crate::kv::model::STREAM_KEEP_ALIVE;
 
+type Events = BoxStream<'static, Result<Event, Infallible>>;
+
 pub async fn stream(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    if let Some(node) = query.get("nodeId") {
+        return node_stream(state, node.clone());
+    }
     let ns = query
         .get("namespace")
         .cloned()
-        .ok_or_else(|| ApiError::bad_request("missing ?namespace="))?;
+        .ok_or_else(|| ApiError::bad_request("missing ?namespace= (or ?nodeId=)"))?;
     validate_namespace(&ns).map_err(ApiError::bad_request)?;
     let ns2 = ns.clone();
     let (snapshot, rx) = blocking(&state, move |s| s.subscribe(&ns2)).await?;
@@ -67,7 +72,58 @@ pub async fn stream(
     let events = first
         .chain(feed)
         .take_until(async move { shutdown.cancelled_owned().await })
-        .map(Ok);
+        .map(Ok)
+        .boxed();
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// `GET /v1/stream?nodeId=K`, the original's agent wake-up stream: `ping`/`init`
+/// first, then `update`/`assignments` whenever node K's assignments change.
+/// `__kv__` wakes on every KV write and `__kv__:<ns>` on writes to `ns`, as the
+/// original. Bursts coalesce: a subscriber that fell behind gets one `update`.
+fn node_stream(state: AppState, node: String) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    let update = || Event::default().event("update").data("assignments");
+    let first = stream::once(async { Event::default().event("ping").data("init") });
+    let wakes: Events = if let Some(rest) = node.strip_prefix("__kv__") {
+        let ns = rest.strip_prefix(':').map(str::to_string);
+        let rx = state.store.changes();
+        stream::unfold((rx, ns), move |(mut rx, ns)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(change) if ns.as_deref().is_none_or(|n| n == change.namespace()) => {
+                        return Some((Ok(update()), (rx, ns)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => return Some((Ok(update()), (rx, ns))),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed()
+    } else {
+        let deployments = state
+            .deployments
+            .clone()
+            .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))?;
+        let rx = deployments.subscribe();
+        stream::unfold((rx, node), move |(mut rx, node)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(n) if n == node => return Some((Ok(update()), (rx, node))),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => return Some((Ok(update()), (rx, node))),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed()
+    };
+    let shutdown = state.shutdown.clone();
+    let events = first
+        .map(Ok)
+        .chain(wakes)
+        .take_until(async move { shutdown.cancelled_owned().await })
+        .boxed();
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

@@ -110,6 +110,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     /// Why the last group of writes failed, until one succeeds.
     write_error: Arc<Mutex<Option<String>>>,
+    /// The change broadcast, for wake-ups that need no snapshot.
+    changes: broadcast::Sender<Change>,
     /// Dropping it stops the checkpoint thread; joined on drop, so the
     /// store's connections are all closed when drop returns.
     checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
@@ -188,13 +190,14 @@ impl Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
-                changes,
+                changes: changes.clone(),
                 commits,
                 write_error: write_error.clone(),
             }),
             queue: Mutex::new(Vec::new()),
             reader: Mutex::new(reader),
             write_error,
+            changes,
             checkpointer: Some((stop, thread)),
         })
     }
@@ -280,6 +283,12 @@ impl Store {
             self.submit(|reply| delete_write(ns, key, reply))
                 .blocking_recv(),
         )
+    }
+
+    /// Every later change of any namespace, without a snapshot (wake-ups only:
+    /// what a change holds is read from it, not from a listing).
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// The namespace's current entries plus a receiver of every later change,
