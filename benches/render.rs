@@ -46,7 +46,10 @@ fn main() {
         let s = frames(|t, i| {
             // The clock moves as it does on the tick, so ages and uptimes change.
             app.now = T0 + 60_000 + i as u64 * 250;
-            t.draw(|f| view::draw(f, &app)).map(|_| ())
+            t.draw(|f| {
+                view::draw(f, &app);
+            })
+            .map(|_| ())
         });
         worst = worst.max(s.p99());
         table.row(vec![

@@ -112,9 +112,7 @@ impl Scenario {
     }
 
     fn log(&mut self, line: &str) {
-        let mut lines = self.app.log.lines.clone();
-        lines.push(line.to_string());
-        self.app.set_log_lines(lines);
+        self.app.append_log_lines([line.to_string()]);
     }
 
     fn kill(&mut self) {
@@ -151,7 +149,11 @@ impl Scenario {
 
 fn render(app: &App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, app);
+        })
+        .unwrap();
     terminal.backend().to_string()
 }
 
@@ -403,7 +405,11 @@ fn nothing_from_outside_reaches_the_terminal_raw() {
     s.log("\x1b[2J\x1b[Hcleared?");
     s.app.flash("reason \x1b[5mblink\x1b[0m", true);
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    terminal.draw(|f| view::draw(f, &s.app)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, &s.app);
+        })
+        .unwrap();
     let buffer = terminal.backend().buffer().clone();
     for cell in buffer.content() {
         assert!(

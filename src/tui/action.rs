@@ -183,3 +183,25 @@ pub enum Command {
         stop_workers: bool,
     },
 }
+
+/// What a performed `Command` reported back; `App::on_outcome` turns it into a flash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Started {
+        instance: String,
+    },
+    Stopped {
+        instance: String,
+    },
+    Restarted {
+        instance: String,
+    },
+    NamespaceReset {
+        removed: usize,
+    },
+    /// The command failed; `error` is the cause as text (already with its context).
+    Failed {
+        command: Command,
+        error: String,
+    },
+}

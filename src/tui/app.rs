@@ -1,7 +1,7 @@
 //! The dashboard's model and its `update`: the only place state changes.
 //! Rendering reads an `&App`; side effects leave as `Command`s.
 
-use super::action::{Action, Command, SignalChoice};
+use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
 use super::keymap::Keymap;
@@ -9,7 +9,14 @@ use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Tracker, TsMs};
 use crate::supervisor::CrashLoopNote;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use std::collections::VecDeque;
+
+/// Output lines kept for the log pane (as many as the supervisor's ring holds).
+pub const LOG_LINES: usize = 5_000;
 
 /// The controller and what is being watched, for the header.
 #[derive(Debug, Clone, Default)]
@@ -91,10 +98,22 @@ pub struct Flash {
 
 const FLASH_MS: TsMs = 2_500;
 
+/// Where the last frame put what a click can hit: the view reports it, the
+/// runtime stores it here, and mouse events are mapped with it (so a click
+/// means what the person saw, in every layout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drawn {
+    /// The screen rows showing instances, one instance per row.
+    pub instance_rows: Rect,
+    /// The instance shown on the first of those rows (the table scrolls).
+    pub first_instance: usize,
+}
+
 /// The log pane's view of the selected instance's output.
 #[derive(Debug, Clone, Default)]
 pub struct LogView {
-    pub lines: Vec<String>,
+    /// Oldest first, at most `LOG_LINES`.
+    pub lines: VecDeque<String>,
     /// Lines from the bottom (0 = newest at the bottom).
     pub scroll_back: usize,
     pub follow: bool,
@@ -124,6 +143,8 @@ pub struct App {
     pub tour: Option<Tour>,
     /// `--kill-at PCT`: SIGKILL when progress crosses PCT.
     pub auto_kill: Option<AutoKill>,
+    /// What the last frame showed where (see `Drawn`).
+    pub drawn: Drawn,
 }
 
 impl App {
@@ -156,6 +177,7 @@ impl App {
             quitting: false,
             tour: None,
             auto_kill: None,
+            drawn: Drawn::default(),
         }
     }
 
@@ -209,14 +231,85 @@ impl App {
         }
     }
 
+    /// Replaces the log (another instance selected): the view follows again.
     pub fn set_log_lines(&mut self, lines: Vec<String>) {
-        if !self.log.follow {
-            // Keep the view still while new lines arrive below it.
-            let grown = lines.len().saturating_sub(self.log.lines.len());
-            self.log.scroll_back += grown;
+        let skip = lines.len().saturating_sub(LOG_LINES);
+        self.log.lines = lines.into_iter().skip(skip).collect();
+        self.log.scroll_back = 0;
+        self.log.follow = true;
+    }
+
+    /// New output of the selected instance, oldest first. A paused view stays on
+    /// the same lines: it moves back by as many lines as arrived, whether or not
+    /// the oldest fall out of the full ring.
+    pub fn append_log_lines(&mut self, lines: impl IntoIterator<Item = String>) {
+        let mut arrived = 0;
+        for line in lines {
+            if self.log.lines.len() == LOG_LINES {
+                self.log.lines.pop_front();
+            }
+            self.log.lines.push_back(line);
+            arrived += 1;
         }
-        self.log.lines = lines;
+        if !self.log.follow {
+            self.log.scroll_back += arrived;
+        }
         self.log.scroll_back = self.log.scroll_back.min(self.log.lines.len());
+    }
+
+    /// A terminal event: key presses go through the keymap, mouse clicks are
+    /// mapped with the layout the last frame was drawn with.
+    pub fn on_event(&mut self, event: &Event) -> Option<Command> {
+        match event {
+            Event::Key(key) if key.kind == KeyEventKind::Press => self.on_key(key),
+            Event::Mouse(mouse) => self.on_mouse(mouse),
+            _ => None,
+        }
+    }
+
+    fn on_mouse(&mut self, mouse: &MouseEvent) -> Option<Command> {
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                let rows = self.drawn.instance_rows;
+                if rows.contains(Position::new(mouse.column, mouse.row)) {
+                    let index = self.drawn.first_instance + usize::from(mouse.row - rows.y);
+                    self.click_instance(index);
+                }
+                None
+            }
+            MouseEventKind::ScrollUp => self.update(Action::ScrollUp),
+            MouseEventKind::ScrollDown => self.update(Action::ScrollDown),
+            _ => None,
+        }
+    }
+
+    /// What a performed command reported back, shown as a flash.
+    pub fn on_outcome(&mut self, outcome: Outcome) {
+        let (text, error) = match outcome {
+            Outcome::Started { instance } => (format!("started {instance}"), false),
+            Outcome::Stopped { instance } => (format!("{instance} stopped"), false),
+            Outcome::Restarted { instance } => (format!("{instance} restarted"), false),
+            Outcome::NamespaceReset { removed } => {
+                (format!("namespace reset: {removed} keys removed"), false)
+            }
+            Outcome::Failed { command, error } => {
+                let text = match command {
+                    Command::NewInstance => format!("cannot start a new instance: {error}"),
+                    Command::ResetNamespace => format!("reset failed: {error}"),
+                    Command::Signal { signal, .. } if signal.whole_tree() => {
+                        format!("{} to the tree failed: {error}", signal.name())
+                    }
+                    Command::Signal { signal, .. } => format!("{} failed: {error}", signal.name()),
+                    Command::Start { .. } => format!("start failed: {error}"),
+                    Command::Stop { .. } => format!("stop failed: {error}"),
+                    Command::Restart { .. } => format!("restart failed: {error}"),
+                    Command::SetAutoRestart { .. } => format!("auto-restart failed: {error}"),
+                    Command::Quit { .. } => format!("quit failed: {error}"),
+                };
+                (text, true)
+            }
+        };
+        self.flash(text, error);
     }
 
     /// A key press in the current mode.
@@ -509,8 +602,10 @@ impl App {
         let n = self.log.lines.len();
         // The newest match at or above the current view.
         let start = n.saturating_sub(self.log.scroll_back);
-        if let Some(i) = self.log.lines[..start]
-            .iter()
+        if let Some(i) = self
+            .log
+            .lines
+            .range(..start)
             .rposition(|l| l.contains(&term))
         {
             self.log.scroll_back = n - i - 1;

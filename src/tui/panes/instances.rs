@@ -4,12 +4,11 @@
 
 use super::block;
 use crate::text_safety::escape_controls;
-use crate::tui::app::{App, Focus, InstanceRow};
+use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 /// Rows the pane needs for `n` instances (borders and header included).
@@ -47,7 +46,9 @@ fn state_room(width: u16) -> usize {
     usize::from(width.saturating_sub(2 + 9 + fixed).max(16))
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+/// Draws the table, scrolled so the selected instance shows, and says which
+/// rows show which instances.
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
     let state_room = state_room(area.width);
     let header = Row::new(
@@ -59,13 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = app
         .instances
         .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let style = if i == app.selected {
-                t.selected()
-            } else {
-                Style::new()
-            };
+        .map(|row| {
             Row::new(vec![
                 Cell::from(format::fit_id(&escape_controls(&row.id), ID_WIDTH)),
                 Cell::from(escape_controls(&row.node).into_owned()),
@@ -86,7 +81,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Cell::from(row.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
                 Cell::from(row.rss_bytes.map_or("-".into(), format::bytes)),
             ])
-            .style(style)
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
@@ -95,8 +89,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
+        .row_highlight_style(t.selected())
         .block(block(app, &title, Some(Focus::Instances)));
-    frame.render_widget(table, area);
+    // Start from the last frame's offset so the view only moves when the
+    // selection leaves it.
+    let mut state = TableState::new()
+        .with_offset(app.drawn.first_instance)
+        .with_selected((!app.instances.is_empty()).then_some(app.selected));
+    frame.render_stateful_widget(table, area, &mut state);
+    // Inside the borders, below the header row.
+    let inner = area.inner(ratatui::layout::Margin::new(1, 1));
+    Drawn {
+        instance_rows: Rect {
+            y: inner.y + 1,
+            height: inner.height.saturating_sub(1),
+            ..inner
+        },
+        first_instance: state.offset(),
+    }
 }
 
 /// The state word, coloured, plus a restart countdown (and the crash loop that makes
