@@ -523,3 +523,114 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
         app.flash
     );
 }
+
+/// A frame as the runtime draws it: the layout it reports is kept for clicks.
+fn draw_as_runtime(app: &mut App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut drawn = app.drawn;
+    terminal
+        .draw(|f| {
+            drawn = view::draw(f, app);
+        })
+        .unwrap();
+    app.drawn = drawn;
+    terminal.backend().to_string()
+}
+
+fn many_instances(n: usize) -> App {
+    let mut s = running();
+    let rows: Vec<InstanceRow> = (1..=n)
+        .map(|i| InstanceRow {
+            id: format!("kv-demo-{i:03}"),
+            node: "nodeA".into(),
+            pid: Some(5000 + i as u32),
+            state: "RUNNING".into(),
+            auto_restart: true,
+            ..InstanceRow::default()
+        })
+        .collect();
+    s.app.set_instances(rows);
+    s.app
+}
+
+fn click(app: &mut App, column: u16, row: u16) {
+    use crossterm::event::{Event, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    app.on_event(&Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+}
+
+/// The instances table scrolls: at 80×24 it shows eight of twelve, and moving
+/// the selection onto the twelfth brings it into view; a click then selects the
+/// instance drawn on the clicked row, not the one at that index from the top.
+#[test]
+fn the_instances_table_scrolls_to_the_twelfth_and_clicks_hit_what_is_drawn() {
+    use plumdash::tui::action::Action;
+    let mut app = many_instances(12);
+    let first = draw_as_runtime(&mut app, 80, 24);
+    assert!(
+        first.contains("kv-demo-008") && !first.contains("kv-demo-009"),
+        "{first}"
+    );
+    for _ in 0..11 {
+        app.update(Action::SelectNext);
+        draw_as_runtime(&mut app, 80, 24);
+    }
+    assert_eq!(app.selected, 11);
+    let last = draw_as_runtime(&mut app, 80, 24);
+    assert!(last.contains("kv-demo-012"), "the twelfth shows:\n{last}");
+    assert!(!last.contains("kv-demo-004"), "scrolled by four:\n{last}");
+    // The row the fifth instance is drawn on now holds the ninth.
+    let row = last
+        .lines()
+        .position(|l| l.contains("kv-demo-009"))
+        .unwrap();
+    click(&mut app, 5, row as u16);
+    assert_eq!(app.selected, 8, "the click selects kv-demo-009");
+    // Moving up within the view does not scroll it.
+    app.update(Action::SelectPrev);
+    let after = draw_as_runtime(&mut app, 80, 24);
+    assert!(after.contains("kv-demo-012"), "{after}");
+}
+
+/// The compact layout lists instances from its second row: a click there
+/// selects the instance on that row (the old mapping assumed the full layout's
+/// header and table border, and picked none or the wrong one).
+#[test]
+fn a_click_in_the_compact_layout_selects_the_row_clicked() {
+    let mut app = many_instances(3);
+    let screen = draw_as_runtime(&mut app, 50, 15);
+    let row = screen
+        .lines()
+        .position(|l| l.starts_with("\"kv-demo-002"))
+        .unwrap();
+    assert_eq!(row, 2, "{screen}");
+    click(&mut app, 1, row as u16);
+    assert_eq!(app.selected, 1);
+    click(&mut app, 1, 0);
+    assert_eq!(app.selected, 1, "the title row selects nothing");
+}
+
+/// A paused log stays on the same lines while new ones arrive, also once the
+/// 5,000-line ring is full and the oldest fall out.
+#[test]
+fn a_paused_log_does_not_drift_when_the_ring_is_full() {
+    use plumdash::tui::action::Action;
+    use plumdash::tui::app::LOG_LINES;
+    let mut s = running();
+    s.app
+        .set_log_lines((0..LOG_LINES).map(|i| format!("line {i}")).collect());
+    s.app.focus = plumdash::tui::app::Focus::Log;
+    s.app.update(Action::ScrollUp);
+    assert!(!s.app.log.follow);
+    let before = render(&s.app, 120, 40);
+    assert!(before.contains("line 4989"), "{before}");
+    s.app.append_log_lines((0..25).map(|i| format!("new {i}")));
+    assert_eq!(s.app.log.lines.len(), LOG_LINES);
+    assert_eq!(render(&s.app, 120, 40), before, "the view did not move");
+    s.app.update(Action::Follow);
+    assert!(render(&s.app, 120, 40).contains("new 24"));
+}
