@@ -634,3 +634,20 @@ fn a_paused_log_does_not_drift_when_the_ring_is_full() {
     s.app.update(Action::Follow);
     assert!(render(&s.app, 120, 40).contains("new 24"));
 }
+
+/// Namespace columns are sized by what they hold: at 80×24 every key shown is
+/// whole, and VALUE keeps at least half the room (`critical_value_3` loses two
+/// columns, not five as under fixed shares).
+#[test]
+fn namespace_keys_are_not_cut_while_values_have_room() {
+    let s = running();
+    let screen = render(&s.app, 80, 24);
+    for key in [
+        "app.crash_time ",
+        "task.checkpoint ",
+        "important.data ",
+        "critical_value ",
+    ] {
+        assert!(screen.contains(key), "{key:?} whole:\n{screen}");
+    }
+}
