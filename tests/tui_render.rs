@@ -651,3 +651,74 @@ fn namespace_keys_are_not_cut_while_values_have_room() {
         assert!(screen.contains(key), "{key:?} whole:\n{screen}");
     }
 }
+
+/// Keys are data in every mode: a keys file's `kill = "ctrl-k"` shows in
+/// help and in the normal and compact footers, and the dialogs' own keys,
+/// rebound, show in the signal menu's title and the reset prompt and work there.
+#[test]
+fn rebound_keys_show_in_help_both_footers_and_the_dialogs() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use plumdash::tui::action::{Command, SignalChoice};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.toml");
+    std::fs::write(
+        &path,
+        "kill = \"ctrl-k\"\nmenu_choose = \"l\"\nconfirm_yes = \"o\"\n",
+    )
+    .unwrap();
+    let keys = plumdash::tui::keymap::load_keys_file(&path, Keymap::default()).unwrap();
+    let mut s = running();
+    s.app.keymap = keys;
+    let full = render(&s.app, 80, 24);
+    assert!(
+        last_row(&full).starts_with("\" Ctrl-k kill  x signal"),
+        "{full}"
+    );
+    let compact = render(&s.app, 40, 15);
+    assert!(
+        last_row(&compact).starts_with("\"Ctrl-k kill ? help q quit"),
+        "{compact}"
+    );
+    s.app.mode = Mode::Help;
+    let help = render(&s.app, 120, 40);
+    assert!(
+        help.contains("Ctrl-k  SIGKILL the selected instance"),
+        "{help}"
+    );
+    assert!(help.contains("l send"), "{help}");
+    assert!(help.contains("o yes · any other key no"), "{help}");
+
+    let press = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    s.app.mode = Mode::Normal;
+    assert_eq!(s.app.on_key(&press('k')), None, "k no longer kills");
+    s.app.on_key(&press('x'));
+    let menu = render(&s.app, 120, 40);
+    assert!(menu.contains("· l/1-6, Esc"), "{menu}");
+    s.app.on_key(&KeyEvent::from(KeyCode::Down));
+    assert_eq!(
+        s.app.on_key(&press('l')),
+        Some(Command::Signal {
+            instance: "kv-demo-001".into(),
+            signal: SignalChoice::Term,
+        })
+    );
+    s.app.on_key(&press('c'));
+    s.app.flash = None;
+    let prompt = render(&s.app, 80, 24);
+    assert!(
+        last_row(&prompt).contains("reset the namespace? o = yes"),
+        "{prompt}"
+    );
+    assert_eq!(s.app.on_key(&press('o')), Some(Command::ResetNamespace));
+    // Ctrl-C quits from any mode, whatever the file says.
+    s.app.on_key(&press('/'));
+    assert_eq!(
+        s.app
+            .on_key(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Some(Command::Quit { stop_workers: true })
+    );
+}
+
+fn last_row(screen: &str) -> &str {
+    screen.lines().last().unwrap_or("")
+}

@@ -41,11 +41,14 @@ fn popup(screen: &str, title: &str, last: &str) -> String {
         .join("\n")
 }
 
-/// Pids vary by run.
+/// Pids vary by run, and with their length the border after them.
 fn mask_pids(text: &str) -> String {
-    regex::Regex::new(r"pid \d+")
+    let text = regex::Regex::new(r"pid \d+")
         .unwrap()
-        .replace_all(text, "pid N")
+        .replace_all(text, "pid N");
+    regex::Regex::new(r"─+╮")
+        .unwrap()
+        .replace_all(&text, "─╮")
         .into_owned()
 }
 

@@ -4,13 +4,13 @@
 use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
-use super::keymap::Keymap;
+use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Tracker, TsMs};
 use crate::supervisor::CrashLoopNote;
 use crossterm::event::{
-    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+    Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect};
 use std::collections::VecDeque;
@@ -312,53 +312,53 @@ impl App {
         self.flash(text, error);
     }
 
-    /// A key press in the current mode.
+    /// A key press in the current mode: the keymap says what it means there.
     pub fn on_key(&mut self, key: &KeyEvent) -> Option<Command> {
-        // Ctrl-C always quits, whatever the keys file says.
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            return self.update(Action::Quit);
+        // Keys for every mode (Ctrl-C) first, in one place.
+        if let Some(action) = self.keymap.global(key) {
+            self.mode = Mode::Normal;
+            return self.update(action);
         }
         match self.mode.clone() {
             Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
             Mode::Help => {
-                // Any key closes help; q still quits.
+                // Any key closes help; the quit keys still quit.
                 self.mode = Mode::Normal;
                 match self.keymap.action_for(key) {
                     Some(a @ (Action::Quit | Action::QuitLeaveRunning)) => self.update(a),
                     _ => None,
                 }
             }
-            Mode::SignalMenu { selected } => self.on_signal_menu_key(key, selected),
-            Mode::ConfirmReset => {
-                self.mode = Mode::Normal;
-                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                    self.flash("namespace reset", false);
-                    Some(Command::ResetNamespace)
-                } else {
+            Mode::SignalMenu { .. } => match self.keymap.action_in(KeyMode::SignalMenu, key) {
+                Some(action) => self.update(action),
+                // 1-8 choose by number.
+                None => match key.code {
+                    KeyCode::Char(c) => {
+                        let n = c.to_digit(10)? as usize;
+                        let choice = self.signal_menu().get(n.checked_sub(1)?).copied()?;
+                        self.mode = Mode::Normal;
+                        self.signal(choice)
+                    }
+                    _ => None,
+                },
+            },
+            Mode::ConfirmReset => match self.keymap.action_in(KeyMode::Confirm, key) {
+                Some(action) => self.update(action),
+                None => {
+                    self.mode = Mode::Normal;
                     self.flash("reset cancelled", false);
                     None
                 }
-            }
+            },
             Mode::Search { mut input } => {
-                match key.code {
-                    KeyCode::Esc => {
-                        self.mode = Mode::Normal;
-                        self.log.search = None;
+                match self.keymap.action_in(KeyMode::Search, key) {
+                    Some(action) => return self.update(action),
+                    None => {
+                        if let KeyCode::Char(c) = key.code {
+                            input.push(c);
+                            self.mode = Mode::Search { input };
+                        }
                     }
-                    KeyCode::Enter => {
-                        self.mode = Mode::Normal;
-                        self.log.search = (!input.is_empty()).then_some(input);
-                        self.jump_to_match();
-                    }
-                    KeyCode::Backspace => {
-                        input.pop();
-                        self.mode = Mode::Search { input };
-                    }
-                    KeyCode::Char(c) => {
-                        input.push(c);
-                        self.mode = Mode::Search { input };
-                    }
-                    _ => {}
                 }
                 None
             }
@@ -376,43 +376,6 @@ impl App {
             .waiting_for_namespace
             .as_deref()
             .filter(|_| self.tracker.entries().is_empty())
-    }
-
-    fn on_signal_menu_key(&mut self, key: &KeyEvent, selected: usize) -> Option<Command> {
-        let menu = self.signal_menu();
-        let n = menu.len();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => {
-                self.mode = Mode::Normal;
-                None
-            }
-            KeyCode::Up => {
-                self.mode = Mode::SignalMenu {
-                    selected: (selected + n - 1) % n,
-                };
-                None
-            }
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.mode = Mode::SignalMenu {
-                    selected: (selected + 1) % n,
-                };
-                None
-            }
-            KeyCode::Enter => {
-                self.mode = Mode::Normal;
-                self.signal(menu[selected.min(n - 1)])
-            }
-            KeyCode::Char(c) if c.is_ascii_digit() => {
-                let i = c.to_digit(10).unwrap_or(0) as usize;
-                if (1..=n).contains(&i) {
-                    self.mode = Mode::Normal;
-                    self.signal(menu[i - 1])
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        }
     }
 
     /// Applies an action; returns the side effect to perform, if any.
@@ -519,6 +482,59 @@ impl App {
                 Some(Command::Quit {
                     stop_workers: false,
                 })
+            }
+            Action::MenuUp | Action::MenuDown => {
+                if let Mode::SignalMenu { selected } = self.mode {
+                    let n = self.signal_menu().len();
+                    let step = if action == Action::MenuUp { n - 1 } else { 1 };
+                    self.mode = Mode::SignalMenu {
+                        selected: (selected + step) % n,
+                    };
+                }
+                None
+            }
+            Action::MenuChoose => {
+                let Mode::SignalMenu { selected } = self.mode else {
+                    return None;
+                };
+                self.mode = Mode::Normal;
+                let menu = self.signal_menu();
+                self.signal(menu[selected.min(menu.len() - 1)])
+            }
+            Action::MenuClose => {
+                if matches!(self.mode, Mode::SignalMenu { .. }) {
+                    self.mode = Mode::Normal;
+                }
+                None
+            }
+            Action::ConfirmYes => {
+                if self.mode != Mode::ConfirmReset {
+                    return None;
+                }
+                self.mode = Mode::Normal;
+                self.flash("namespace reset", false);
+                Some(Command::ResetNamespace)
+            }
+            Action::SearchAccept | Action::SearchCancel | Action::SearchDelete => {
+                let Mode::Search { mut input } = self.mode.clone() else {
+                    return None;
+                };
+                match action {
+                    Action::SearchAccept => {
+                        self.mode = Mode::Normal;
+                        self.log.search = (!input.is_empty()).then_some(input);
+                        self.jump_to_match();
+                    }
+                    Action::SearchCancel => {
+                        self.mode = Mode::Normal;
+                        self.log.search = None;
+                    }
+                    _ => {
+                        input.pop();
+                        self.mode = Mode::Search { input };
+                    }
+                }
+                None
             }
         }
     }

@@ -128,14 +128,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             height: 1,
             ..area
         };
-        let hint = Line::from(vec![
-            Span::styled("k", t.key()),
-            Span::styled(" kill ", t.dim()),
-            Span::styled("?", t.key()),
-            Span::styled(" help ", t.dim()),
-            Span::styled("q", t.key()),
-            Span::styled(" quit", t.dim()),
-        ]);
+        let hint = panes::footer::compact_hints(app);
         frame.render_widget(Paragraph::new(hint), footer);
     }
     drawn
