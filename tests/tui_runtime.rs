@@ -251,3 +251,33 @@ async fn a_rebound_kill_key_kills() {
     })
     .await;
 }
+
+/// Wrapped, a line takes the rows its display width needs: a worker printing
+/// long CJK lines (two columns a character) still shows its newest line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapped_cjk_lines_leave_the_newest_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "崩溃恢复演示".repeat(17);
+    let script = format!(
+        "i=0; while [ $i -lt 20 ]; do echo {long}第$i行; i=$((i+1)); done; \
+         echo {long}最后一行END; exec sleep 30"
+    );
+    let mut config = screen::config(dir.path(), 1, Duration::from_millis(400));
+    config.app = "cjk-worker".into();
+    config.cmd = Some(format!("sh -c '{script}'"));
+    screen::run(
+        config,
+        screen::options(Keymap::default()),
+        (120, 40),
+        |s| async move {
+            s.wait_text("RUNNING", SECS(15)).await;
+            s.key(KeyCode::Char('w'));
+            s.wait_text("(follow, wrap)", SECS(5)).await;
+            // Cut at the pane's edge the newest line hides its end; wrapped it shows.
+            let wrapped = s.wait_text("END", SECS(10)).await;
+            assert!(wrapped.contains("最后一行"), "{wrapped}");
+            s.key(KeyCode::Char('q'));
+        },
+    )
+    .await;
+}
