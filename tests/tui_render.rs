@@ -1,8 +1,10 @@
 //! Snapshot tests of every dashboard state at 40×15, 80×24 and 120×40,
 //! rendered with ratatui's TestBackend from replayed recovery facts.
 
+use nix::sys::signal::Signal;
 use plumdash::kv::{Entry, ValueType};
-use plumdash::recovery::{Fact, ProcessExit};
+use plumdash::recovery::{Fact, Phase, ProcessExit};
+use plumdash::supervisor::ExitKind;
 use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, Mode};
 use plumdash::tui::keymap::Keymap;
 use plumdash::tui::theme::{Theme, ThemeName};
@@ -124,20 +126,21 @@ impl Scenario {
     }
 
     /// Syncs the instance row from the tracker, as the runtime does.
-    fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<&str>) {
+    fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<ExitKind>) {
         let inst = self.app.tracker.instance("kv-demo-001").unwrap().clone();
         self.app.now = self.at + 50;
         self.app.set_instances(vec![InstanceRow {
             id: inst.id.clone(),
             node: "nodeA".into(),
             pid: inst.pid,
-            state: inst.phase.to_string(),
+            phase: inst.phase.clone(),
+            detail: None,
             restart_at,
             crash_loop: None,
             started_at: inst.started_at,
             crashes: inst.crashes,
             manual_restarts: manual,
-            last_exit: last_exit.map(String::from),
+            last_exit,
             cpu_percent: inst.pid.map(|_| 0.3),
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
             auto_restart: true,
@@ -175,7 +178,7 @@ fn just_killed() -> Scenario {
     s.steps(1, 5);
     s.kill();
     s.log("── exited: killed by SIGKILL ──");
-    s.rows(None, 0, Some("SIGKILL"));
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
     s.app.flash("SIGKILL → pid 4243 (kv-demo-001)", false);
     s
 }
@@ -188,7 +191,11 @@ fn restarting() -> Scenario {
         delay_ms: 1000,
     });
     let due = s.at + 1000;
-    s.rows(Some(due), 0, Some("SIGKILL"));
+    s.rows(
+        Some(due),
+        0,
+        Some(ExitKind::KilledBySignal(Signal::SIGKILL)),
+    );
     s
 }
 
@@ -199,7 +206,7 @@ fn resumed() -> Scenario {
     s.log("🔄 检测到崩溃标记，正在恢复...");
     s.log("✅ 状态恢复完成，从 50% 继续执行");
     s.steps(6, 7);
-    s.rows(None, 0, Some("SIGKILL"));
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
     s
 }
 
@@ -220,7 +227,7 @@ fn completed() -> Scenario {
         exit: ProcessExit::Clean,
         requested: false,
     });
-    s.rows(None, 0, Some("exit 0"));
+    s.rows(None, 0, Some(ExitKind::Completed));
     s
 }
 
@@ -242,7 +249,7 @@ fn stopped() -> Scenario {
         exit: ProcessExit::Clean,
         requested: false,
     });
-    s.rows(None, 0, Some("exit 0"));
+    s.rows(None, 0, Some(ExitKind::Completed));
     s
 }
 
@@ -265,7 +272,7 @@ fn failed() -> Scenario {
         instance: "kv-demo-001".into(),
         reason: "crashed 3 times in a row (max-restarts 3)".into(),
     });
-    s.rows(None, 0, Some("exit 1"));
+    s.rows(None, 0, Some(ExitKind::ExitCode(1)));
     s
 }
 
@@ -314,14 +321,14 @@ fn crash_loop_wait_says_why() {
 #[test]
 fn resumed_state() {
     let s = resumed();
-    assert_eq!(s.app.instances[0].state, "RESUMED from 50%");
+    assert_eq!(s.app.instances[0].phase.to_string(), "RESUMED from 50%");
     snap_all("resumed", &s.app);
 }
 
 #[test]
 fn completed_state() {
     let s = completed();
-    assert_eq!(s.app.instances[0].state, "COMPLETED");
+    assert_eq!(s.app.instances[0].phase, Phase::Completed);
     snap_all("completed", &s.app);
 }
 
@@ -485,7 +492,8 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
         id: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
         node: "nodeA".into(),
         pid: Some(4711),
-        state: "RUNNING · attached at 20%".into(),
+        phase: Phase::Running,
+        detail: Some("attached at 20%".into()),
         started_at: Some(T0),
         under: Some("sh→bash".into()),
         ..InstanceRow::default()
@@ -544,7 +552,7 @@ fn many_instances(n: usize) -> App {
             id: format!("kv-demo-{i:03}"),
             node: "nodeA".into(),
             pid: Some(5000 + i as u32),
-            state: "RUNNING".into(),
+            phase: Phase::Running,
             auto_restart: true,
             ..InstanceRow::default()
         })

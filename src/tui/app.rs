@@ -7,8 +7,8 @@ pub use super::format::ClockStyle;
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
-use crate::recovery::{Tracker, TsMs};
-use crate::supervisor::CrashLoopNote;
+use crate::recovery::{Phase, Tracker, TsMs};
+use crate::supervisor::{CrashLoopNote, ExitKind};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -34,14 +34,16 @@ pub struct HeaderInfo {
 }
 
 /// One row of the instances table, merged from the supervisor's snapshot,
-/// the recovery tracker and process stats.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// the recovery tracker and process stats. Typed until the pane draws it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRow {
     pub id: String,
     pub node: String,
     pub pid: Option<u32>,
-    /// The recovery phase text (`RESUMED from 50%`).
-    pub state: String,
+    /// The recovery phase (drawn `RESUMED from 50%`).
+    pub phase: Phase,
+    /// What the phase alone does not say (`attached at 20%`), drawn after it.
+    pub detail: Option<String>,
     /// When a restart is due (shown as a countdown).
     pub restart_at: Option<TsMs>,
     /// Why that restart waits longer than the restart delay (`crash loop: 6 in 40s`).
@@ -49,7 +51,7 @@ pub struct InstanceRow {
     pub started_at: Option<TsMs>,
     pub crashes: u32,
     pub manual_restarts: u32,
-    pub last_exit: Option<String>,
+    pub last_exit: Option<ExitKind>,
     pub cpu_percent: Option<f32>,
     pub rss_bytes: Option<u64>,
     pub auto_restart: bool,
@@ -57,6 +59,29 @@ pub struct InstanceRow {
     pub paused: Option<&'static str>,
     /// Attach: the wrappers the worker runs under (`sh→bash`).
     pub under: Option<String>,
+}
+
+impl Default for InstanceRow {
+    fn default() -> Self {
+        InstanceRow {
+            id: String::new(),
+            node: String::new(),
+            pid: None,
+            phase: Phase::Stopped,
+            detail: None,
+            restart_at: None,
+            crash_loop: None,
+            started_at: None,
+            crashes: 0,
+            manual_restarts: 0,
+            last_exit: None,
+            cpu_percent: None,
+            rss_bytes: None,
+            auto_restart: true,
+            paused: None,
+            under: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

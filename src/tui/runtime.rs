@@ -13,7 +13,7 @@ use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
-use crate::recovery::Tracker;
+use crate::recovery::{Phase, Tracker};
 use crate::session::{now_ms, Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
 use crate::supervisor::{
@@ -415,17 +415,18 @@ fn row(
 ) -> InstanceRow {
     use crate::supervisor::Phase as SupPhase;
     let view = tracker.instance(&s.id);
-    let mut state = match (&s.phase, view) {
-        (SupPhase::Failed { .. }, _) => "FAILED".to_string(),
+    let phase = match (&s.phase, view) {
+        // The supervisor gave up; why is in the timeline.
+        (SupPhase::Failed { .. }, _) => Phase::Failed {
+            reason: String::new(),
+        },
         // Frozen: whatever the task's phase, the process is not running.
-        _ if s.paused.is_some() && s.pid.is_some() => "STOPPED".to_string(),
-        (_, Some(v)) => v.phase.to_string(),
-        (SupPhase::Running, None) => "RUNNING".to_string(),
-        _ => "STOPPED".to_string(),
+        _ if s.paused.is_some() && s.pid.is_some() => Phase::Stopped,
+        (_, Some(v)) => v.phase.clone(),
+        (SupPhase::Running, None) => Phase::Running,
+        _ => Phase::Stopped,
     };
-    if let Some(detail) = tracker.detail(&s.id, now).filter(|_| s.paused.is_none()) {
-        state = format!("{state} · {detail}");
-    }
+    let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
     // Attached workers' crashes are judged from the namespace, by the tracker.
     let attached = s.origin == Origin::Attached;
     let crashes = match view {
@@ -442,29 +443,19 @@ fn row(
         id: s.id.clone(),
         node: s.node.clone(),
         pid: s.pid,
-        state,
+        phase,
+        detail,
         restart_at,
         crash_loop,
         started_at: s.started_at.map(crate::supervisor::unix_ms),
         crashes,
         manual_restarts: s.manual_restarts,
-        last_exit: s.last_exit.as_ref().map(short_exit),
+        last_exit: s.last_exit,
         cpu_percent: stats.map(|p| p.cpu_percent),
         rss_bytes: stats.map(|p| p.rss_bytes),
         auto_restart: s.auto_restart,
         paused: s.paused,
         under: None,
-    }
-}
-
-fn short_exit(exit: &crate::supervisor::ExitKind) -> String {
-    use crate::supervisor::ExitKind;
-    match exit {
-        ExitKind::KilledBySignal(sig) => sig.as_str().to_string(),
-        ExitKind::ExitCode(c) => format!("exit {c}"),
-        ExitKind::Completed => "exit 0".into(),
-        ExitKind::Stopped => "stopped".into(),
-        ExitKind::Disappeared => "gone".into(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! the crash loop that makes it wait when there is one.
 
 use super::block;
+use crate::supervisor::ExitKind;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
@@ -73,11 +74,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
                 ),
                 Cell::from(row.crashes.to_string()),
                 Cell::from(row.manual_restarts.to_string()),
-                Cell::from(
-                    row.last_exit
-                        .as_deref()
-                        .map_or("-".into(), |e| escape_controls(e).into_owned()),
-                ),
+                Cell::from(row.last_exit.as_ref().map_or("-".into(), exit_text)),
                 Cell::from(row.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
                 Cell::from(row.rss_bytes.map_or("-".into(), format::bytes)),
             ])
@@ -113,17 +110,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
 /// it wait, when it fits in `room` columns) or auto-restart note.
 pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let t = &app.theme;
-    let word = row.state.split_whitespace().next().unwrap_or("");
-    let mut spans = vec![Span::styled(
-        escape_controls(&row.state).into_owned(),
-        t.state(word),
-    )];
+    let mut state = row.phase.to_string();
+    if let Some(detail) = &row.detail {
+        state = format!("{state} · {}", escape_controls(detail));
+    }
+    let used = state.chars().count();
+    let mut spans = vec![Span::styled(state, t.phase(&row.phase))];
     if let Some(at) = row
         .restart_at
         .filter(|at| *at > app.now && row.pid.is_none())
     {
         let countdown = format!(" ↻ {}", format::duration_ms(at - app.now));
-        let used = row.state.chars().count() + countdown.chars().count();
+        let used = used + countdown.chars().count();
         // Why it waits, as long as it fits: `(crash loop: 6 in 40s)`, else `(loop ×6)`.
         let why = row.crash_loop.map_or(String::new(), |note| {
             let long = format!(" ({note})");
@@ -143,4 +141,15 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)
+}
+
+/// The EXIT column: how the last run ended, in a word.
+fn exit_text(exit: &ExitKind) -> std::borrow::Cow<'static, str> {
+    match exit {
+        ExitKind::KilledBySignal(sig) => sig.as_str().into(),
+        ExitKind::ExitCode(c) => format!("exit {c}").into(),
+        ExitKind::Completed => "exit 0".into(),
+        ExitKind::Stopped => "stopped".into(),
+        ExitKind::Disappeared => "gone".into(),
+    }
 }
