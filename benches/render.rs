@@ -9,7 +9,8 @@ mod common;
 
 use common::{fmt_d, Samples, Table};
 use plumdash::kv::{Entry, ValueType};
-use plumdash::recovery::Fact;
+use plumdash::recovery::{Fact, Phase};
+use plumdash::supervisor::ExitKind;
 use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow};
 use plumdash::tui::keymap::Keymap;
 use plumdash::tui::theme::{Theme, ThemeName};
@@ -46,7 +47,10 @@ fn main() {
         let s = frames(|t, i| {
             // The clock moves as it does on the tick, so ages and uptimes change.
             app.now = T0 + 60_000 + i as u64 * 250;
-            t.draw(|f| view::draw(f, &app)).map(|_| ())
+            t.draw(|f| {
+                view::draw(f, &app);
+            })
+            .map(|_| ())
         });
         worst = worst.max(s.p99());
         table.row(vec![
@@ -182,19 +186,20 @@ fn scenario(instances: usize, keys: usize) -> App {
             let phase = app
                 .tracker
                 .instance(&id)
-                .map(|v| v.phase.to_string())
-                .unwrap_or_default();
+                .map_or(Phase::Running, |v| v.phase.clone());
             InstanceRow {
                 id,
                 node: "nodeA".into(),
                 pid: Some(1000 + i as u32),
-                state: phase,
+                phase,
+                detail: None,
                 restart_at: None,
                 crash_loop: None,
                 started_at: Some(T0),
                 crashes: u32::from(i == 0),
                 manual_restarts: 0,
-                last_exit: (i == 0).then(|| "SIGKILL".into()),
+                last_exit: (i == 0)
+                    .then_some(ExitKind::KilledBySignal(nix::sys::signal::Signal::SIGKILL)),
                 cpu_percent: Some(0.3),
                 rss_bytes: Some(3 * 1024 * 1024),
                 auto_restart: true,

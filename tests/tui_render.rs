@@ -1,8 +1,10 @@
 //! Snapshot tests of every dashboard state at 40×15, 80×24 and 120×40,
 //! rendered with ratatui's TestBackend from replayed recovery facts.
 
+use nix::sys::signal::Signal;
 use plumdash::kv::{Entry, ValueType};
-use plumdash::recovery::{Fact, ProcessExit};
+use plumdash::recovery::{Fact, Phase, ProcessExit};
+use plumdash::supervisor::ExitKind;
 use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, Mode};
 use plumdash::tui::keymap::Keymap;
 use plumdash::tui::theme::{Theme, ThemeName};
@@ -112,9 +114,7 @@ impl Scenario {
     }
 
     fn log(&mut self, line: &str) {
-        let mut lines = self.app.log.lines.clone();
-        lines.push(line.to_string());
-        self.app.set_log_lines(lines);
+        self.app.append_log_lines([line.to_string()]);
     }
 
     fn kill(&mut self) {
@@ -126,20 +126,21 @@ impl Scenario {
     }
 
     /// Syncs the instance row from the tracker, as the runtime does.
-    fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<&str>) {
+    fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<ExitKind>) {
         let inst = self.app.tracker.instance("kv-demo-001").unwrap().clone();
         self.app.now = self.at + 50;
         self.app.set_instances(vec![InstanceRow {
             id: inst.id.clone(),
             node: "nodeA".into(),
             pid: inst.pid,
-            state: inst.phase.to_string(),
+            phase: inst.phase.clone(),
+            detail: None,
             restart_at,
             crash_loop: None,
             started_at: inst.started_at,
             crashes: inst.crashes,
             manual_restarts: manual,
-            last_exit: last_exit.map(String::from),
+            last_exit,
             cpu_percent: inst.pid.map(|_| 0.3),
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
             auto_restart: true,
@@ -151,7 +152,11 @@ impl Scenario {
 
 fn render(app: &App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, app);
+        })
+        .unwrap();
     terminal.backend().to_string()
 }
 
@@ -173,7 +178,7 @@ fn just_killed() -> Scenario {
     s.steps(1, 5);
     s.kill();
     s.log("── exited: killed by SIGKILL ──");
-    s.rows(None, 0, Some("SIGKILL"));
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
     s.app.flash("SIGKILL → pid 4243 (kv-demo-001)", false);
     s
 }
@@ -186,7 +191,11 @@ fn restarting() -> Scenario {
         delay_ms: 1000,
     });
     let due = s.at + 1000;
-    s.rows(Some(due), 0, Some("SIGKILL"));
+    s.rows(
+        Some(due),
+        0,
+        Some(ExitKind::KilledBySignal(Signal::SIGKILL)),
+    );
     s
 }
 
@@ -197,7 +206,7 @@ fn resumed() -> Scenario {
     s.log("🔄 检测到崩溃标记，正在恢复...");
     s.log("✅ 状态恢复完成，从 50% 继续执行");
     s.steps(6, 7);
-    s.rows(None, 0, Some("SIGKILL"));
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
     s
 }
 
@@ -218,7 +227,7 @@ fn completed() -> Scenario {
         exit: ProcessExit::Clean,
         requested: false,
     });
-    s.rows(None, 0, Some("exit 0"));
+    s.rows(None, 0, Some(ExitKind::Completed));
     s
 }
 
@@ -240,7 +249,7 @@ fn stopped() -> Scenario {
         exit: ProcessExit::Clean,
         requested: false,
     });
-    s.rows(None, 0, Some("exit 0"));
+    s.rows(None, 0, Some(ExitKind::Completed));
     s
 }
 
@@ -263,7 +272,7 @@ fn failed() -> Scenario {
         instance: "kv-demo-001".into(),
         reason: "crashed 3 times in a row (max-restarts 3)".into(),
     });
-    s.rows(None, 0, Some("exit 1"));
+    s.rows(None, 0, Some(ExitKind::ExitCode(1)));
     s
 }
 
@@ -312,14 +321,14 @@ fn crash_loop_wait_says_why() {
 #[test]
 fn resumed_state() {
     let s = resumed();
-    assert_eq!(s.app.instances[0].state, "RESUMED from 50%");
+    assert_eq!(s.app.instances[0].phase.to_string(), "RESUMED from 50%");
     snap_all("resumed", &s.app);
 }
 
 #[test]
 fn completed_state() {
     let s = completed();
-    assert_eq!(s.app.instances[0].state, "COMPLETED");
+    assert_eq!(s.app.instances[0].phase, Phase::Completed);
     snap_all("completed", &s.app);
 }
 
@@ -403,7 +412,11 @@ fn nothing_from_outside_reaches_the_terminal_raw() {
     s.log("\x1b[2J\x1b[Hcleared?");
     s.app.flash("reason \x1b[5mblink\x1b[0m", true);
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    terminal.draw(|f| view::draw(f, &s.app)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, &s.app);
+        })
+        .unwrap();
     let buffer = terminal.backend().buffer().clone();
     for cell in buffer.content() {
         assert!(
@@ -479,7 +492,8 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
         id: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
         node: "nodeA".into(),
         pid: Some(4711),
-        state: "RUNNING · attached at 20%".into(),
+        phase: Phase::Running,
+        detail: Some("attached at 20%".into()),
         started_at: Some(T0),
         under: Some("sh→bash".into()),
         ..InstanceRow::default()
@@ -541,7 +555,7 @@ fn a_worker_that_never_writes_the_flag_shows_no_flag_not_cleared() {
         exit: ProcessExit::Code(0),
         requested: false,
     });
-    s.rows(None, 0, Some("exit 0"));
+    s.rows(None, 0, Some(ExitKind::Completed));
     let screen = render(&s.app, 120, 40);
     assert!(screen.contains("NO FLAG (never seen)"), "{screen}");
     // Once written and deleted, it is cleared.
@@ -556,4 +570,203 @@ fn a_worker_that_never_writes_the_flag_shows_no_flag_not_cleared() {
     });
     s.rows(None, 0, None);
     assert!(render(&s.app, 120, 40).contains("app.crashed CLEARED (clean)"));
+}
+
+/// A frame as the runtime draws it: the layout it reports is kept for clicks.
+fn draw_as_runtime(app: &mut App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut drawn = app.drawn;
+    terminal
+        .draw(|f| {
+            drawn = view::draw(f, app);
+        })
+        .unwrap();
+    app.drawn = drawn;
+    terminal.backend().to_string()
+}
+
+fn many_instances(n: usize) -> App {
+    let mut s = running();
+    let rows: Vec<InstanceRow> = (1..=n)
+        .map(|i| InstanceRow {
+            id: format!("kv-demo-{i:03}"),
+            node: "nodeA".into(),
+            pid: Some(5000 + i as u32),
+            phase: Phase::Running,
+            auto_restart: true,
+            ..InstanceRow::default()
+        })
+        .collect();
+    s.app.set_instances(rows);
+    s.app
+}
+
+fn click(app: &mut App, column: u16, row: u16) {
+    use crossterm::event::{Event, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    app.on_event(&Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+}
+
+/// The instances table scrolls: at 80×24 it shows eight of twelve, and moving
+/// the selection onto the twelfth brings it into view; a click then selects the
+/// instance drawn on the clicked row, not the one at that index from the top.
+#[test]
+fn the_instances_table_scrolls_to_the_twelfth_and_clicks_hit_what_is_drawn() {
+    use plumdash::tui::action::Action;
+    let mut app = many_instances(12);
+    let first = draw_as_runtime(&mut app, 80, 24);
+    assert!(
+        first.contains("kv-demo-008") && !first.contains("kv-demo-009"),
+        "{first}"
+    );
+    for _ in 0..11 {
+        app.update(Action::SelectNext);
+        draw_as_runtime(&mut app, 80, 24);
+    }
+    assert_eq!(app.selected, 11);
+    let last = draw_as_runtime(&mut app, 80, 24);
+    assert!(last.contains("kv-demo-012"), "the twelfth shows:\n{last}");
+    assert!(!last.contains("kv-demo-004"), "scrolled by four:\n{last}");
+    // The row the fifth instance is drawn on now holds the ninth.
+    let row = last
+        .lines()
+        .position(|l| l.contains("kv-demo-009"))
+        .unwrap();
+    click(&mut app, 5, row as u16);
+    assert_eq!(app.selected, 8, "the click selects kv-demo-009");
+    // Moving up within the view does not scroll it.
+    app.update(Action::SelectPrev);
+    let after = draw_as_runtime(&mut app, 80, 24);
+    assert!(after.contains("kv-demo-012"), "{after}");
+}
+
+/// The compact layout lists instances from its second row: a click there
+/// selects the instance on that row (the old mapping assumed the full layout's
+/// header and table border, and picked none or the wrong one).
+#[test]
+fn a_click_in_the_compact_layout_selects_the_row_clicked() {
+    let mut app = many_instances(3);
+    let screen = draw_as_runtime(&mut app, 50, 15);
+    let row = screen
+        .lines()
+        .position(|l| l.starts_with("\"kv-demo-002"))
+        .unwrap();
+    assert_eq!(row, 2, "{screen}");
+    click(&mut app, 1, row as u16);
+    assert_eq!(app.selected, 1);
+    click(&mut app, 1, 0);
+    assert_eq!(app.selected, 1, "the title row selects nothing");
+}
+
+/// A paused log stays on the same lines while new ones arrive, also once the
+/// 5,000-line ring is full and the oldest fall out.
+#[test]
+fn a_paused_log_does_not_drift_when_the_ring_is_full() {
+    use plumdash::tui::action::Action;
+    use plumdash::tui::app::LOG_LINES;
+    let mut s = running();
+    s.app
+        .set_log_lines((0..LOG_LINES).map(|i| format!("line {i}")).collect());
+    s.app.focus = plumdash::tui::app::Focus::Log;
+    s.app.update(Action::ScrollUp);
+    assert!(!s.app.log.follow);
+    let before = render(&s.app, 120, 40);
+    assert!(before.contains("line 4989"), "{before}");
+    s.app.append_log_lines((0..25).map(|i| format!("new {i}")));
+    assert_eq!(s.app.log.lines.len(), LOG_LINES);
+    assert_eq!(render(&s.app, 120, 40), before, "the view did not move");
+    s.app.update(Action::Follow);
+    assert!(render(&s.app, 120, 40).contains("new 24"));
+}
+
+/// Namespace columns are sized by what they hold: at 80×24 every key shown is
+/// whole, and VALUE keeps at least half the room (`critical_value_3` loses two
+/// columns, not five as under fixed shares).
+#[test]
+fn namespace_keys_are_not_cut_while_values_have_room() {
+    let s = running();
+    let screen = render(&s.app, 80, 24);
+    for key in [
+        "app.crash_time ",
+        "task.checkpoint ",
+        "important.data ",
+        "critical_value ",
+    ] {
+        assert!(screen.contains(key), "{key:?} whole:\n{screen}");
+    }
+}
+
+/// Keys are data in every mode: a keys file's `kill = "ctrl-k"` shows in
+/// help and in the normal and compact footers, and the dialogs' own keys,
+/// rebound, show in the signal menu's title and the reset prompt and work there.
+#[test]
+fn rebound_keys_show_in_help_both_footers_and_the_dialogs() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use plumdash::tui::action::{Command, SignalChoice};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.toml");
+    std::fs::write(
+        &path,
+        "kill = \"ctrl-k\"\nmenu_choose = \"l\"\nconfirm_yes = \"o\"\n",
+    )
+    .unwrap();
+    let keys = plumdash::tui::keymap::load_keys_file(&path, Keymap::default()).unwrap();
+    let mut s = running();
+    s.app.keymap = keys;
+    let full = render(&s.app, 80, 24);
+    assert!(
+        last_row(&full).starts_with("\" Ctrl-k kill  x signal"),
+        "{full}"
+    );
+    let compact = render(&s.app, 40, 15);
+    assert!(
+        last_row(&compact).starts_with("\"Ctrl-k kill ? help q quit"),
+        "{compact}"
+    );
+    s.app.mode = Mode::Help;
+    let help = render(&s.app, 120, 40);
+    assert!(
+        help.contains("Ctrl-k  SIGKILL the selected instance"),
+        "{help}"
+    );
+    assert!(help.contains("l send"), "{help}");
+    assert!(help.contains("o yes · any other key no"), "{help}");
+
+    let press = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    s.app.mode = Mode::Normal;
+    assert_eq!(s.app.on_key(&press('k')), None, "k no longer kills");
+    s.app.on_key(&press('x'));
+    let menu = render(&s.app, 120, 40);
+    assert!(menu.contains("· l/1-6, Esc"), "{menu}");
+    s.app.on_key(&KeyEvent::from(KeyCode::Down));
+    assert_eq!(
+        s.app.on_key(&press('l')),
+        Some(Command::Signal {
+            instance: "kv-demo-001".into(),
+            signal: SignalChoice::Term,
+        })
+    );
+    s.app.on_key(&press('c'));
+    s.app.flash = None;
+    let prompt = render(&s.app, 80, 24);
+    assert!(
+        last_row(&prompt).contains("reset the namespace? o = yes"),
+        "{prompt}"
+    );
+    assert_eq!(s.app.on_key(&press('o')), Some(Command::ResetNamespace));
+    // Ctrl-C quits from any mode, whatever the file says.
+    s.app.on_key(&press('/'));
+    assert_eq!(
+        s.app
+            .on_key(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Some(Command::Quit { stop_workers: true })
+    );
+}
+
+fn last_row(screen: &str) -> &str {
+    screen.lines().last().unwrap_or("")
 }

@@ -245,3 +245,38 @@ fn controller_diagnostics_go_to_the_log_file_not_over_the_screen() {
         |s| s.contains("diagnostic line(s) in").then_some(()),
     );
 }
+
+/// At 80×24 the instances table shows eight rows; with twelve workers, moving
+/// down reaches the twelfth, which scrolls into view and is the one whose log
+/// shows.
+#[test]
+fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let tmux = shell(80, 24);
+    let cmd = format!(
+        "{} --instances 12 --step 1s --db {} --listen 127.0.0.1:{port} --no-mouse",
+        env!("CARGO_BIN_EXE_plumdash"),
+        dir.path().join("kv.db").display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    let first = tmux.wait_for("twelve instances", Duration::from_secs(30), |s| {
+        s.contains("Instances (12)").then(|| s.to_string())
+    });
+    assert!(
+        !first.contains("kv-demo-012"),
+        "only eight rows fit:\n{first}"
+    );
+    for _ in 0..11 {
+        tmux.send(&["Down"]);
+    }
+    let screen = tmux.wait_for("the twelfth selected", Duration::from_secs(10), |s| {
+        (s.contains("│kv-demo-012") && s.contains("Log kv-demo-012")).then(|| s.to_string())
+    });
+    assert!(
+        !screen.contains("│kv-demo-001"),
+        "scrolled past the first:\n{screen}"
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}

@@ -22,6 +22,17 @@ pub enum Action {
     ToggleHelp,
     Quit,
     QuitLeaveRunning,
+    // The signal menu's keys.
+    MenuUp,
+    MenuDown,
+    MenuChoose,
+    MenuClose,
+    // The reset prompt's yes (any other key is no).
+    ConfirmYes,
+    // While typing a search (other keys type).
+    SearchAccept,
+    SearchCancel,
+    SearchDelete,
 }
 
 impl Action {
@@ -48,10 +59,18 @@ impl Action {
             Action::ToggleHelp => "help",
             Action::Quit => "quit",
             Action::QuitLeaveRunning => "quit_leave_running",
+            Action::MenuUp => "menu_up",
+            Action::MenuDown => "menu_down",
+            Action::MenuChoose => "menu_choose",
+            Action::MenuClose => "menu_close",
+            Action::ConfirmYes => "confirm_yes",
+            Action::SearchAccept => "search_accept",
+            Action::SearchCancel => "search_cancel",
+            Action::SearchDelete => "search_delete",
         }
     }
 
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 28] = [
         Action::Kill,
         Action::OpenSignalMenu,
         Action::Interrupt,
@@ -72,6 +91,14 @@ impl Action {
         Action::ToggleHelp,
         Action::Quit,
         Action::QuitLeaveRunning,
+        Action::MenuUp,
+        Action::MenuDown,
+        Action::MenuChoose,
+        Action::MenuClose,
+        Action::ConfirmYes,
+        Action::SearchAccept,
+        Action::SearchCancel,
+        Action::SearchDelete,
     ];
 }
 
@@ -181,5 +208,27 @@ pub enum Command {
     ResetNamespace,
     Quit {
         stop_workers: bool,
+    },
+}
+
+/// What a performed `Command` reported back; `App::on_outcome` turns it into a flash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Started {
+        instance: String,
+    },
+    Stopped {
+        instance: String,
+    },
+    Restarted {
+        instance: String,
+    },
+    NamespaceReset {
+        removed: usize,
+    },
+    /// The command failed; `error` is the cause as text (already with its context).
+    Failed {
+        command: Command,
+        error: String,
     },
 }

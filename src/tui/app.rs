@@ -1,15 +1,22 @@
 //! The dashboard's model and its `update`: the only place state changes.
 //! Rendering reads an `&App`; side effects leave as `Command`s.
 
-use super::action::{Action, Command, SignalChoice};
+use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
-use super::keymap::Keymap;
+use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
-use crate::recovery::{Tracker, TsMs};
-use crate::supervisor::CrashLoopNote;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crate::recovery::{Phase, Tracker, TsMs};
+use crate::supervisor::{CrashLoopNote, ExitKind};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use std::collections::VecDeque;
+
+/// Output lines kept for the log pane (as many as the supervisor's ring holds).
+pub const LOG_LINES: usize = 5_000;
 
 /// The controller and what is being watched, for the header.
 #[derive(Debug, Clone, Default)]
@@ -27,14 +34,16 @@ pub struct HeaderInfo {
 }
 
 /// One row of the instances table, merged from the supervisor's snapshot,
-/// the recovery tracker and process stats.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// the recovery tracker and process stats. Typed until the pane draws it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRow {
     pub id: String,
     pub node: String,
     pub pid: Option<u32>,
-    /// The recovery phase text (`RESUMED from 50%`).
-    pub state: String,
+    /// The recovery phase (drawn `RESUMED from 50%`).
+    pub phase: Phase,
+    /// What the phase alone does not say (`attached at 20%`), drawn after it.
+    pub detail: Option<String>,
     /// When a restart is due (shown as a countdown).
     pub restart_at: Option<TsMs>,
     /// Why that restart waits longer than the restart delay (`crash loop: 6 in 40s`).
@@ -42,7 +51,7 @@ pub struct InstanceRow {
     pub started_at: Option<TsMs>,
     pub crashes: u32,
     pub manual_restarts: u32,
-    pub last_exit: Option<String>,
+    pub last_exit: Option<ExitKind>,
     pub cpu_percent: Option<f32>,
     pub rss_bytes: Option<u64>,
     pub auto_restart: bool,
@@ -50,6 +59,29 @@ pub struct InstanceRow {
     pub paused: Option<&'static str>,
     /// Attach: the wrappers the worker runs under (`sh→bash`).
     pub under: Option<String>,
+}
+
+impl Default for InstanceRow {
+    fn default() -> Self {
+        InstanceRow {
+            id: String::new(),
+            node: String::new(),
+            pid: None,
+            phase: Phase::Stopped,
+            detail: None,
+            restart_at: None,
+            crash_loop: None,
+            started_at: None,
+            crashes: 0,
+            manual_restarts: 0,
+            last_exit: None,
+            cpu_percent: None,
+            rss_bytes: None,
+            auto_restart: true,
+            paused: None,
+            under: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +123,22 @@ pub struct Flash {
 
 const FLASH_MS: TsMs = 2_500;
 
+/// Where the last frame put what a click can hit: the view reports it, the
+/// runtime stores it here, and mouse events are mapped with it (so a click
+/// means what the person saw, in every layout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drawn {
+    /// The screen rows showing instances, one instance per row.
+    pub instance_rows: Rect,
+    /// The instance shown on the first of those rows (the table scrolls).
+    pub first_instance: usize,
+}
+
 /// The log pane's view of the selected instance's output.
 #[derive(Debug, Clone, Default)]
 pub struct LogView {
-    pub lines: Vec<String>,
+    /// Oldest first, at most `LOG_LINES`.
+    pub lines: VecDeque<String>,
     /// Lines from the bottom (0 = newest at the bottom).
     pub scroll_back: usize,
     pub follow: bool,
@@ -124,6 +168,8 @@ pub struct App {
     pub tour: Option<Tour>,
     /// `--kill-at PCT`: SIGKILL when progress crosses PCT.
     pub auto_kill: Option<AutoKill>,
+    /// What the last frame showed where (see `Drawn`).
+    pub drawn: Drawn,
 }
 
 impl App {
@@ -156,6 +202,7 @@ impl App {
             quitting: false,
             tour: None,
             auto_kill: None,
+            drawn: Drawn::default(),
         }
     }
 
@@ -209,63 +256,134 @@ impl App {
         }
     }
 
+    /// Replaces the log (another instance selected): the view follows again.
     pub fn set_log_lines(&mut self, lines: Vec<String>) {
-        if !self.log.follow {
-            // Keep the view still while new lines arrive below it.
-            let grown = lines.len().saturating_sub(self.log.lines.len());
-            self.log.scroll_back += grown;
+        let skip = lines.len().saturating_sub(LOG_LINES);
+        self.log.lines = lines.into_iter().skip(skip).collect();
+        self.log.scroll_back = 0;
+        self.log.follow = true;
+    }
+
+    /// New output of the selected instance, oldest first. A paused view stays on
+    /// the same lines: it moves back by as many lines as arrived, whether or not
+    /// the oldest fall out of the full ring.
+    pub fn append_log_lines(&mut self, lines: impl IntoIterator<Item = String>) {
+        let mut arrived = 0;
+        for line in lines {
+            if self.log.lines.len() == LOG_LINES {
+                self.log.lines.pop_front();
+            }
+            self.log.lines.push_back(line);
+            arrived += 1;
         }
-        self.log.lines = lines;
+        if !self.log.follow {
+            self.log.scroll_back += arrived;
+        }
         self.log.scroll_back = self.log.scroll_back.min(self.log.lines.len());
     }
 
-    /// A key press in the current mode.
+    /// A terminal event: key presses go through the keymap, mouse clicks are
+    /// mapped with the layout the last frame was drawn with.
+    pub fn on_event(&mut self, event: &Event) -> Option<Command> {
+        match event {
+            Event::Key(key) if key.kind == KeyEventKind::Press => self.on_key(key),
+            Event::Mouse(mouse) => self.on_mouse(mouse),
+            _ => None,
+        }
+    }
+
+    fn on_mouse(&mut self, mouse: &MouseEvent) -> Option<Command> {
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                let rows = self.drawn.instance_rows;
+                if rows.contains(Position::new(mouse.column, mouse.row)) {
+                    let index = self.drawn.first_instance + usize::from(mouse.row - rows.y);
+                    self.click_instance(index);
+                }
+                None
+            }
+            MouseEventKind::ScrollUp => self.update(Action::ScrollUp),
+            MouseEventKind::ScrollDown => self.update(Action::ScrollDown),
+            _ => None,
+        }
+    }
+
+    /// What a performed command reported back, shown as a flash.
+    pub fn on_outcome(&mut self, outcome: Outcome) {
+        let (text, error) = match outcome {
+            Outcome::Started { instance } => (format!("started {instance}"), false),
+            Outcome::Stopped { instance } => (format!("{instance} stopped"), false),
+            Outcome::Restarted { instance } => (format!("{instance} restarted"), false),
+            Outcome::NamespaceReset { removed } => {
+                (format!("namespace reset: {removed} keys removed"), false)
+            }
+            Outcome::Failed { command, error } => {
+                let text = match command {
+                    Command::NewInstance => format!("cannot start a new instance: {error}"),
+                    Command::ResetNamespace => format!("reset failed: {error}"),
+                    Command::Signal { signal, .. } if signal.whole_tree() => {
+                        format!("{} to the tree failed: {error}", signal.name())
+                    }
+                    Command::Signal { signal, .. } => format!("{} failed: {error}", signal.name()),
+                    Command::Start { .. } => format!("start failed: {error}"),
+                    Command::Stop { .. } => format!("stop failed: {error}"),
+                    Command::Restart { .. } => format!("restart failed: {error}"),
+                    Command::SetAutoRestart { .. } => format!("auto-restart failed: {error}"),
+                    Command::Quit { .. } => format!("quit failed: {error}"),
+                };
+                (text, true)
+            }
+        };
+        self.flash(text, error);
+    }
+
+    /// A key press in the current mode: the keymap says what it means there.
     pub fn on_key(&mut self, key: &KeyEvent) -> Option<Command> {
-        // Ctrl-C always quits, whatever the keys file says.
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            return self.update(Action::Quit);
+        // Keys for every mode (Ctrl-C) first, in one place.
+        if let Some(action) = self.keymap.global(key) {
+            self.mode = Mode::Normal;
+            return self.update(action);
         }
         match self.mode.clone() {
             Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
             Mode::Help => {
-                // Any key closes help; q still quits.
+                // Any key closes help; the quit keys still quit.
                 self.mode = Mode::Normal;
                 match self.keymap.action_for(key) {
                     Some(a @ (Action::Quit | Action::QuitLeaveRunning)) => self.update(a),
                     _ => None,
                 }
             }
-            Mode::SignalMenu { selected } => self.on_signal_menu_key(key, selected),
-            Mode::ConfirmReset => {
-                self.mode = Mode::Normal;
-                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                    self.flash("namespace reset", false);
-                    Some(Command::ResetNamespace)
-                } else {
+            Mode::SignalMenu { .. } => match self.keymap.action_in(KeyMode::SignalMenu, key) {
+                Some(action) => self.update(action),
+                // 1-8 choose by number.
+                None => match key.code {
+                    KeyCode::Char(c) => {
+                        let n = c.to_digit(10)? as usize;
+                        let choice = self.signal_menu().get(n.checked_sub(1)?).copied()?;
+                        self.mode = Mode::Normal;
+                        self.signal(choice)
+                    }
+                    _ => None,
+                },
+            },
+            Mode::ConfirmReset => match self.keymap.action_in(KeyMode::Confirm, key) {
+                Some(action) => self.update(action),
+                None => {
+                    self.mode = Mode::Normal;
                     self.flash("reset cancelled", false);
                     None
                 }
-            }
+            },
             Mode::Search { mut input } => {
-                match key.code {
-                    KeyCode::Esc => {
-                        self.mode = Mode::Normal;
-                        self.log.search = None;
+                match self.keymap.action_in(KeyMode::Search, key) {
+                    Some(action) => return self.update(action),
+                    None => {
+                        if let KeyCode::Char(c) = key.code {
+                            input.push(c);
+                            self.mode = Mode::Search { input };
+                        }
                     }
-                    KeyCode::Enter => {
-                        self.mode = Mode::Normal;
-                        self.log.search = (!input.is_empty()).then_some(input);
-                        self.jump_to_match();
-                    }
-                    KeyCode::Backspace => {
-                        input.pop();
-                        self.mode = Mode::Search { input };
-                    }
-                    KeyCode::Char(c) => {
-                        input.push(c);
-                        self.mode = Mode::Search { input };
-                    }
-                    _ => {}
                 }
                 None
             }
@@ -283,43 +401,6 @@ impl App {
             .waiting_for_namespace
             .as_deref()
             .filter(|_| self.tracker.entries().is_empty())
-    }
-
-    fn on_signal_menu_key(&mut self, key: &KeyEvent, selected: usize) -> Option<Command> {
-        let menu = self.signal_menu();
-        let n = menu.len();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => {
-                self.mode = Mode::Normal;
-                None
-            }
-            KeyCode::Up => {
-                self.mode = Mode::SignalMenu {
-                    selected: (selected + n - 1) % n,
-                };
-                None
-            }
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.mode = Mode::SignalMenu {
-                    selected: (selected + 1) % n,
-                };
-                None
-            }
-            KeyCode::Enter => {
-                self.mode = Mode::Normal;
-                self.signal(menu[selected.min(n - 1)])
-            }
-            KeyCode::Char(c) if c.is_ascii_digit() => {
-                let i = c.to_digit(10).unwrap_or(0) as usize;
-                if (1..=n).contains(&i) {
-                    self.mode = Mode::Normal;
-                    self.signal(menu[i - 1])
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        }
     }
 
     /// Applies an action; returns the side effect to perform, if any.
@@ -427,6 +508,59 @@ impl App {
                     stop_workers: false,
                 })
             }
+            Action::MenuUp | Action::MenuDown => {
+                if let Mode::SignalMenu { selected } = self.mode {
+                    let n = self.signal_menu().len();
+                    let step = if action == Action::MenuUp { n - 1 } else { 1 };
+                    self.mode = Mode::SignalMenu {
+                        selected: (selected + step) % n,
+                    };
+                }
+                None
+            }
+            Action::MenuChoose => {
+                let Mode::SignalMenu { selected } = self.mode else {
+                    return None;
+                };
+                self.mode = Mode::Normal;
+                let menu = self.signal_menu();
+                self.signal(menu[selected.min(menu.len() - 1)])
+            }
+            Action::MenuClose => {
+                if matches!(self.mode, Mode::SignalMenu { .. }) {
+                    self.mode = Mode::Normal;
+                }
+                None
+            }
+            Action::ConfirmYes => {
+                if self.mode != Mode::ConfirmReset {
+                    return None;
+                }
+                self.mode = Mode::Normal;
+                self.flash("namespace reset", false);
+                Some(Command::ResetNamespace)
+            }
+            Action::SearchAccept | Action::SearchCancel | Action::SearchDelete => {
+                let Mode::Search { mut input } = self.mode.clone() else {
+                    return None;
+                };
+                match action {
+                    Action::SearchAccept => {
+                        self.mode = Mode::Normal;
+                        self.log.search = (!input.is_empty()).then_some(input);
+                        self.jump_to_match();
+                    }
+                    Action::SearchCancel => {
+                        self.mode = Mode::Normal;
+                        self.log.search = None;
+                    }
+                    _ => {
+                        input.pop();
+                        self.mode = Mode::Search { input };
+                    }
+                }
+                None
+            }
         }
     }
 
@@ -509,8 +643,10 @@ impl App {
         let n = self.log.lines.len();
         // The newest match at or above the current view.
         let start = n.saturating_sub(self.log.scroll_back);
-        if let Some(i) = self.log.lines[..start]
-            .iter()
+        if let Some(i) = self
+            .log
+            .lines
+            .range(..start)
             .rposition(|l| l.contains(&term))
         {
             self.log.scroll_back = n - i - 1;

@@ -1,19 +1,35 @@
-//! Keys as data: one table maps keys to actions, and the footer hints and
-//! the help screen are generated from the same table.
+//! Keys as data: one table maps keys to actions in every mode (the dashboard,
+//! the signal menu, the reset prompt, search), and the footers, the menu's
+//! title and the help screen are generated from the same table.
 
 use super::action::Action;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// In every mode, before the mode's own keys (Ctrl-C).
+    Any,
+    /// The dashboard (and the help screen, which any key closes).
+    Normal,
+    SignalMenu,
+    Confirm,
+    Search,
+}
 
 /// One binding: a key, what it does, and how it is shown.
 #[derive(Debug, Clone)]
 pub struct Binding {
     pub key: KeyCode,
     pub modifiers: KeyModifiers,
+    pub mode: KeyMode,
     pub action: Action,
     /// Short label for the footer (`kill`); `None` keeps it out of the footer.
     pub hint: Option<&'static str>,
     /// One line for the help screen.
     pub help: &'static str,
+    /// Kept whatever the keys file says (Ctrl-C always quits).
+    pub fixed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -30,9 +46,24 @@ const fn bind(
     Binding {
         key,
         modifiers: KeyModifiers::NONE,
+        mode: KeyMode::Normal,
         action,
         hint,
         help,
+        fixed: false,
+    }
+}
+
+/// A binding of a dialog's key: `hint` is its short label in the help line.
+const fn in_mode(mode: KeyMode, key: KeyCode, action: Action, hint: &'static str) -> Binding {
+    Binding {
+        key,
+        modifiers: KeyModifiers::NONE,
+        mode,
+        action,
+        hint: Some(hint),
+        help: "",
+        fixed: false,
     }
 }
 
@@ -84,12 +115,7 @@ impl Default for Keymap {
                 None,
                 "reset the namespace (asks first)",
             ),
-            bind(
-                Down,
-                Action::SelectNext,
-                None,
-                "select the next instance (also j)",
-            ),
+            bind(Down, Action::SelectNext, None, "select the next instance"),
             bind(
                 Char('j'),
                 Action::SelectNext,
@@ -146,10 +172,26 @@ impl Default for Keymap {
         map.bindings.push(Binding {
             key: KeyCode::Char('c'),
             modifiers: KeyModifiers::CONTROL,
+            mode: KeyMode::Any,
             action: Action::Quit,
             hint: None,
-            help: "quit (as q)",
+            help: "quit (as q), in every mode",
+            fixed: true,
         });
+        use KeyMode::{Confirm, Search, SignalMenu};
+        map.bindings.extend([
+            in_mode(SignalMenu, Up, Action::MenuUp, "up"),
+            in_mode(SignalMenu, Down, Action::MenuDown, "down"),
+            in_mode(SignalMenu, Char('j'), Action::MenuDown, "down"),
+            in_mode(SignalMenu, Enter, Action::MenuChoose, "send"),
+            in_mode(SignalMenu, Esc, Action::MenuClose, "close"),
+            in_mode(SignalMenu, Char('q'), Action::MenuClose, "close"),
+            in_mode(Confirm, Char('y'), Action::ConfirmYes, "yes"),
+            in_mode(Confirm, Char('Y'), Action::ConfirmYes, "yes"),
+            in_mode(Search, Enter, Action::SearchAccept, "find"),
+            in_mode(Search, Esc, Action::SearchCancel, "clear"),
+            in_mode(Search, Backspace, Action::SearchDelete, "delete"),
+        ]);
         map
     }
 }
@@ -159,13 +201,27 @@ impl Keymap {
         &self.bindings
     }
 
-    /// The action bound to a key press, if any.
+    /// The action bound to a key press on the dashboard, if any.
     pub fn action_for(&self, key: &KeyEvent) -> Option<Action> {
+        self.action_in(KeyMode::Normal, key)
+    }
+
+    /// The action bound to a key press in `mode`: keys for every mode first.
+    pub fn action_in(&self, mode: KeyMode, key: &KeyEvent) -> Option<Action> {
+        self.global(key).or_else(|| self.find(mode, key))
+    }
+
+    /// The action of a key that means the same in every mode (Ctrl-C).
+    pub fn global(&self, key: &KeyEvent) -> Option<Action> {
+        self.find(KeyMode::Any, key)
+    }
+
+    fn find(&self, mode: KeyMode, key: &KeyEvent) -> Option<Action> {
         // Shifted letters arrive as uppercase chars; ignore SHIFT for them.
         let mods = key.modifiers - KeyModifiers::SHIFT;
         self.bindings
             .iter()
-            .find(|b| b.key == key.code && b.modifiers == mods)
+            .find(|b| b.mode == mode && b.key == key.code && b.modifiers == mods)
             .map(|b| b.action)
     }
 
@@ -173,21 +229,62 @@ impl Keymap {
     pub fn hints(&self) -> Vec<(String, &'static str)> {
         self.bindings
             .iter()
+            .filter(|b| b.mode == KeyMode::Normal)
             .filter_map(|b| b.hint.map(|h| (key_name(b.key, b.modifiers), h)))
             .collect()
     }
 
-    /// Rebinds `action` to `key` (from a config file); the old keys for that
-    /// action are dropped.
-    pub fn rebind(&mut self, action: Action, key: KeyCode, modifiers: KeyModifiers) {
-        let template = self.bindings.iter().find(|b| b.action == action).cloned();
-        self.bindings.retain(|b| b.action != action);
+    /// How the first key bound to `action` is written (`k`, `Ctrl-k`); `?` if none.
+    pub fn key_for(&self, action: Action) -> String {
         self.bindings
-            .retain(|b| !(b.key == key && b.modifiers == modifiers));
-        if let Some(mut b) = template {
+            .iter()
+            .find(|b| b.action == action)
+            .map_or_else(|| "?".into(), |b| key_name(b.key, b.modifiers))
+    }
+
+    /// A dialog's keys for the help screen, one entry per action in table order:
+    /// `↓/j down`.
+    pub fn mode_hints(&self, mode: KeyMode) -> Vec<String> {
+        let mut out: Vec<(Action, Vec<String>, &'static str)> = Vec::new();
+        for b in self.bindings.iter().filter(|b| b.mode == mode) {
+            let name = key_name(b.key, b.modifiers);
+            match out.iter_mut().find(|(a, _, _)| *a == b.action) {
+                Some((_, keys, _)) => keys.push(name),
+                None => out.push((b.action, vec![name], b.hint.unwrap_or(""))),
+            }
+        }
+        out.into_iter()
+            .map(|(_, keys, hint)| format!("{} {hint}", keys.join("/")))
+            .collect()
+    }
+
+    /// Rebinds `action` to `key` (from a config file); the old keys for that
+    /// action, and whatever that key did in the same mode, are dropped. Fixed
+    /// bindings (Ctrl-C) stay.
+    pub fn rebind(&mut self, action: Action, key: KeyCode, modifiers: KeyModifiers) {
+        let Some(first) = self
+            .bindings
+            .iter()
+            .position(|b| b.action == action && !b.fixed)
+        else {
+            return;
+        };
+        let mode = self.bindings[first].mode;
+        let mut index = 0;
+        self.bindings.retain(|b| {
+            let same_key = b.mode == mode && b.key == key && b.modifiers == modifiers;
+            let keep = index == first || b.fixed || (b.action != action && !same_key);
+            index += 1;
+            keep
+        });
+        // The first binding keeps its place in the table, so hints keep their order.
+        if let Some(b) = self
+            .bindings
+            .iter_mut()
+            .find(|b| b.action == action && !b.fixed)
+        {
             b.key = key;
             b.modifiers = modifiers;
-            self.bindings.push(b);
         }
     }
 }
@@ -228,6 +325,7 @@ pub fn key_name(key: KeyCode, modifiers: KeyModifiers) -> String {
         KeyCode::PageDown => "PgDn".into(),
         KeyCode::Enter => "Enter".into(),
         KeyCode::Esc => "Esc".into(),
+        KeyCode::Backspace => "Backspace".into(),
         other => format!("{other:?}"),
     };
     if modifiers.contains(KeyModifiers::CONTROL) {
@@ -252,6 +350,7 @@ pub fn parse_key(text: &str) -> Result<(KeyCode, KeyModifiers), String> {
         "pgdn" | "pagedown" => KeyCode::PageDown,
         "enter" => KeyCode::Enter,
         "esc" => KeyCode::Esc,
+        "backspace" => KeyCode::Backspace,
         f if f.len() > 1 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
             KeyCode::F(f[1..].parse().unwrap_or(1))
         }

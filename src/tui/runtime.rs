@@ -2,28 +2,31 @@
 //! session facts, a slow clock tick and termination signals, feeds them to
 //! `App`, runs the resulting commands against the supervisor, and redraws
 //! when something changed (at most ~30 frames a second, never in a loop).
+//!
+//! `run_main_loop` is generic over ratatui's `Backend` and takes its input as a
+//! stream, so tests drive the real `App` and session on a `TestBackend`.
 
-use super::action::{Command, SignalChoice};
-use super::app::{App, HeaderInfo, InstanceRow};
+use super::action::{Command, Outcome, SignalChoice};
+use super::app::{App, HeaderInfo, InstanceRow, LOG_LINES};
 use super::autokill::AutoKill;
 use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
-use crate::recovery::Tracker;
-use crate::session::{now_ms, Session, WorkerExit};
+use crate::recovery::{Phase, Tracker};
+use crate::session::{now_ms, Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
 use crate::supervisor::{
     Action as SupAction, InstanceSnapshot, Origin, ProcessSampler, ProcessStats,
 };
 use anyhow::{Context, Result};
-use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton,
-    MouseEventKind,
-};
-use futures_util::StreamExt;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use futures_util::{Stream, StreamExt};
 use nix::sys::signal::Signal;
+use ratatui::backend::Backend;
+use ratatui::Terminal;
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -36,8 +39,6 @@ const FRAME: Duration = Duration::from_millis(16);
 const TICK: Duration = Duration::from_millis(250);
 /// Clocks and process stats (CPU, RSS) refresh this often.
 const SLOW_TICKS: u32 = 4;
-/// Output lines shown per instance.
-const LOG_LINES: usize = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct TuiOptions {
@@ -55,12 +56,6 @@ pub struct TuiOptions {
     pub kill_at: Option<AutoKill>,
 }
 
-/// What an action command reported back (shown as a flash).
-struct Outcome {
-    text: String,
-    error: bool,
-}
-
 pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
     // ratatui::init's panic hook restores raw mode and the screen; release the
     // mouse too, before it runs.
@@ -69,31 +64,27 @@ pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         previous(info);
     }));
+    let mut signals = Termination::install()?;
     let mut terminal = ratatui::init();
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     }
-    let result = event_loop(&mut terminal, session, &options).await;
+    let stop = async move {
+        signals.recv().await;
+    };
+    let result = run_main_loop(&mut terminal, session, &options, EventStream::new(), stop).await;
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     }
     ratatui::restore();
-    match result {
-        Ok(left) => {
-            for line in left {
-                println!("plumdash: {line}");
-            }
-            Ok(())
-        }
-        Err(e) => Err(e),
+    for line in result? {
+        println!("plumdash: {line}");
     }
+    Ok(())
 }
 
-async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
-    mut session: Session,
-    options: &TuiOptions,
-) -> Result<Vec<String>> {
+/// The dashboard's App for this session, before the first frame.
+fn new_app(session: &Session, options: &TuiOptions) -> App {
     let header = HeaderInfo {
         controller_url: session.controller_url.clone(),
         embedded: session.controller.is_some(),
@@ -135,8 +126,26 @@ async fn event_loop(
     }
     app.tour = options.tour.then(super::tour::Tour::new);
     app.auto_kill = options.kill_at.clone();
-    let mut input = EventStream::new();
-    let mut signals = Termination::install()?;
+    app
+}
+
+/// Runs the dashboard on `terminal` until a quit key, the end of `input` or
+/// `stop` (SIGINT/SIGTERM in the binary), then ends the session; returns what
+/// to tell the person about workers left behind.
+pub async fn run_main_loop<B, I>(
+    terminal: &mut Terminal<B>,
+    mut session: Session,
+    options: &TuiOptions,
+    mut input: I,
+    stop: impl Future<Output = ()>,
+) -> Result<Vec<String>>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    I: Stream<Item = std::io::Result<Event>> + Unpin,
+{
+    let mut app = new_app(&session, options);
+    let mut stop = std::pin::pin!(stop);
     let (outcome_tx, mut outcomes) = mpsc::channel::<Outcome>(64);
     let mut sampler = ProcessSampler::new();
     let mut stats: HashMap<u32, ProcessStats> = HashMap::new();
@@ -147,7 +156,7 @@ async fn event_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next_frame: Option<Instant> = Some(Instant::now());
     let mut last_frame = Instant::now() - FRAME;
-    let mut log_seen: (String, u64) = (String::new(), u64::MAX);
+    let mut log_seen = LogSeen::default();
     let mut quit: Option<WorkerExit> = None;
 
     refresh_rows(&mut app, &session, &stats);
@@ -156,7 +165,8 @@ async fn event_loop(
             maybe = input.next() => {
                 let Some(event) = maybe else { break };
                 let event = event.context("reading the terminal")?;
-                if let Some(cmd) = on_terminal_event(&mut app, event) {
+                app.now = now_ms();
+                if let Some(cmd) = app.on_event(&event) {
                     quit = run_command(&mut app, &mut session, cmd, &outcome_tx).await;
                 }
                 next_frame.get_or_insert(last_frame + FRAME);
@@ -174,7 +184,7 @@ async fn event_loop(
             }
             Some(outcome) = outcomes.recv() => {
                 app.now = now_ms();
-                app.flash(outcome.text, outcome.error);
+                app.on_outcome(outcome);
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             _ = tick.tick() => {
@@ -198,7 +208,7 @@ async fn event_loop(
                     next_frame.get_or_insert(last_frame + FRAME);
                 }
             }
-            _ = signals.recv() => {
+            _ = &mut stop => {
                 quit = Some(WorkerExit::StopGracefully);
             }
             _ = async { if let Some(at) = next_frame { tokio::time::sleep_until(at).await } }, if next_frame.is_some() => {
@@ -211,8 +221,8 @@ async fn event_loop(
                     status.publish(&app.tracker);
                     status_stale = false;
                 }
-                refresh_log(&mut app, &session, &mut log_seen);
-                terminal.draw(|f| view::draw(f, &app)).context("drawing")?;
+                log_seen.refresh(&mut app, &session);
+                draw(terminal, &mut app)?;
                 last_frame = Instant::now();
                 next_frame = None;
             }
@@ -225,7 +235,7 @@ async fn event_loop(
             "stopping workers gracefully (their crash flags are cleared)…",
             false,
         );
-        let _ = terminal.draw(|f| view::draw(f, &app));
+        let _ = draw(terminal, &mut app);
     }
     // Workers left behind keep talking to the embedded controller, which
     // stops with us: say how to give them one again.
@@ -245,31 +255,31 @@ async fn event_loop(
     Ok(lines)
 }
 
-fn on_terminal_event(app: &mut App, event: Event) -> Option<Command> {
-    app.now = now_ms();
-    match event {
-        Event::Key(key) if key.kind == KeyEventKind::Press => app.on_key(&key),
-        Event::Mouse(mouse) => {
-            match mouse.kind {
-                MouseEventKind::Down(MouseButton::Left) => {
-                    // Instance rows start below the header, the tour captions, the table's top border and its header row.
-                    let width = crossterm::terminal::size().map_or(80, |(w, _)| w);
-                    let first_row = super::panes::header::height(app)
-                        + super::panes::tour::height(app, width)
-                        + 2;
-                    if mouse.row >= first_row {
-                        app.click_instance((mouse.row - first_row) as usize);
-                    }
-                }
-                MouseEventKind::ScrollUp => {
-                    app.update(super::action::Action::ScrollUp);
-                }
-                MouseEventKind::ScrollDown => {
-                    app.update(super::action::Action::ScrollDown);
-                }
-                _ => {}
-            }
-            None
+/// One frame; what it put where is kept for the next mouse event.
+fn draw<B>(terminal: &mut Terminal<B>, app: &mut App) -> Result<()>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+{
+    let mut drawn = app.drawn;
+    terminal
+        .draw(|f| drawn = view::draw(f, app))
+        .context("drawing")?;
+    app.drawn = drawn;
+    Ok(())
+}
+
+/// The supervisor action a command asks for, if it is one.
+fn supervisor_action(cmd: &Command) -> Option<(&str, SupAction)> {
+    match cmd {
+        Command::Signal { instance, signal } if !signal.whole_tree() => {
+            Some((instance, SupAction::Signal(to_nix(*signal))))
+        }
+        Command::Start { instance } => Some((instance, SupAction::Start)),
+        Command::Stop { instance } => Some((instance, SupAction::Stop)),
+        Command::Restart { instance } => Some((instance, SupAction::Restart)),
+        Command::SetAutoRestart { instance, on } => {
+            Some((instance, SupAction::SetAutoRestart(*on)))
         }
         _ => None,
     }
@@ -283,7 +293,7 @@ async fn run_command(
     cmd: Command,
     outcomes: &mpsc::Sender<Outcome>,
 ) -> Option<WorkerExit> {
-    let (instance, action, what) = match cmd {
+    match cmd {
         Command::Quit { stop_workers } => {
             return Some(if stop_workers {
                 WorkerExit::StopGracefully
@@ -292,78 +302,66 @@ async fn run_command(
             })
         }
         Command::NewInstance => {
-            match session.new_instance().await {
-                Ok(id) => app.flash(format!("started {id}"), false),
-                Err(e) => app.flash(format!("cannot start a new instance: {e:#}"), true),
-            }
+            let outcome = match session.new_instance().await {
+                Ok(instance) => Outcome::Started { instance },
+                Err(e) => Outcome::Failed {
+                    command: cmd,
+                    error: format!("{e:#}"),
+                },
+            };
+            app.on_outcome(outcome);
             return None;
         }
-        Command::ResetNamespace => {
-            let dm = session.dm.clone();
-            let tx = outcomes.clone();
-            tokio::spawn(async move {
-                let outcome = match reset_namespace(&dm).await {
-                    Ok(n) => Outcome {
-                        text: format!("namespace reset: {n} keys removed"),
-                        error: false,
-                    },
-                    Err(e) => Outcome {
-                        text: format!("reset failed: {e}"),
-                        error: true,
-                    },
-                };
-                let _ = tx.send(outcome).await;
-            });
-            return None;
-        }
-        Command::Signal { instance, signal } if signal.whole_tree() => {
-            let tx = outcomes.clone();
-            let session = session.handle();
-            tokio::spawn(async move {
-                if let Err(e) = session.signal_tree(&instance, to_nix(signal)).await {
-                    let text = format!("{} to the tree failed: {e}", signal.name());
-                    let _ = tx.send(Outcome { text, error: true }).await;
-                }
-            });
-            return None;
-        }
-        Command::Signal { instance, signal } => (
-            instance,
-            SupAction::Signal(to_nix(signal)),
-            signal.name().to_string(),
-        ),
-        Command::Start { instance } => (instance, SupAction::Start, "start".into()),
-        Command::Stop { instance } => (instance, SupAction::Stop, "stop".into()),
-        Command::Restart { instance } => (instance, SupAction::Restart, "restart".into()),
-        Command::SetAutoRestart { instance, on } => (
-            instance,
-            SupAction::SetAutoRestart(on),
-            "auto-restart".into(),
-        ),
-    };
+        _ => {}
+    }
+    let handle = session.handle();
+    let dm = session.dm.clone();
     let tx = outcomes.clone();
-    let session = session.handle();
     tokio::spawn(async move {
-        let outcome = match session.act(&instance, action).await {
-            Ok(_) if what == "stop" => Some(Outcome {
-                text: format!("{instance} stopped"),
-                error: false,
-            }),
-            Ok(_) if what == "restart" => Some(Outcome {
-                text: format!("{instance} restarted"),
-                error: false,
-            }),
-            Ok(_) => None,
-            Err(e) => Some(Outcome {
-                text: format!("{what} failed: {e}"),
-                error: true,
-            }),
-        };
-        if let Some(o) = outcome {
-            let _ = tx.send(o).await;
+        if let Some(outcome) = perform(&handle, &dm, cmd).await {
+            let _ = tx.send(outcome).await;
         }
     });
     None
+}
+
+/// What a background command did; `None` when its effect shows by itself
+/// (a signal's exit, an auto-restart flag in the row).
+async fn perform(
+    session: &SessionHandle,
+    dm: &crate::kv::DistributedMemory,
+    cmd: Command,
+) -> Option<Outcome> {
+    let failed = |cmd: Command, error: String| {
+        Some(Outcome::Failed {
+            command: cmd,
+            error,
+        })
+    };
+    match &cmd {
+        Command::ResetNamespace => match reset_namespace(dm).await {
+            Ok(removed) => Some(Outcome::NamespaceReset { removed }),
+            Err(e) => failed(cmd, e.to_string()),
+        },
+        Command::Signal { instance, signal } if signal.whole_tree() => {
+            match session.signal_tree(instance, to_nix(*signal)).await {
+                Ok(_) => None,
+                Err(e) => failed(cmd, e.to_string()),
+            }
+        }
+        _ => {
+            let (instance, action) = supervisor_action(&cmd)?;
+            let instance = instance.to_string();
+            match session.act(&instance, action).await {
+                Ok(_) => match cmd {
+                    Command::Stop { .. } => Some(Outcome::Stopped { instance }),
+                    Command::Restart { .. } => Some(Outcome::Restarted { instance }),
+                    _ => None,
+                },
+                Err(e) => failed(cmd, e.to_string()),
+            }
+        }
+    }
 }
 
 async fn reset_namespace(dm: &crate::kv::DistributedMemory) -> Result<usize, crate::kv::KvError> {
@@ -417,17 +415,18 @@ fn row(
 ) -> InstanceRow {
     use crate::supervisor::Phase as SupPhase;
     let view = tracker.instance(&s.id);
-    let mut state = match (&s.phase, view) {
-        (SupPhase::Failed { .. }, _) => "FAILED".to_string(),
+    let phase = match (&s.phase, view) {
+        // The supervisor gave up; why is in the timeline.
+        (SupPhase::Failed { .. }, _) => Phase::Failed {
+            reason: String::new(),
+        },
         // Frozen: whatever the task's phase, the process is not running.
-        _ if s.paused.is_some() && s.pid.is_some() => "STOPPED".to_string(),
-        (_, Some(v)) => v.phase.to_string(),
-        (SupPhase::Running, None) => "RUNNING".to_string(),
-        _ => "STOPPED".to_string(),
+        _ if s.paused.is_some() && s.pid.is_some() => Phase::Stopped,
+        (_, Some(v)) => v.phase.clone(),
+        (SupPhase::Running, None) => Phase::Running,
+        _ => Phase::Stopped,
     };
-    if let Some(detail) = tracker.detail(&s.id, now).filter(|_| s.paused.is_none()) {
-        state = format!("{state} · {detail}");
-    }
+    let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
     // Attached workers' crashes are judged from the namespace, by the tracker.
     let attached = s.origin == Origin::Attached;
     let crashes = match view {
@@ -444,13 +443,14 @@ fn row(
         id: s.id.clone(),
         node: s.node.clone(),
         pid: s.pid,
-        state,
+        phase,
+        detail,
         restart_at,
         crash_loop,
         started_at: s.started_at.map(crate::supervisor::unix_ms),
         crashes,
         manual_restarts: s.manual_restarts,
-        last_exit: s.last_exit.as_ref().map(short_exit),
+        last_exit: s.last_exit,
         cpu_percent: stats.map(|p| p.cpu_percent),
         rss_bytes: stats.map(|p| p.rss_bytes),
         auto_restart: s.auto_restart,
@@ -459,38 +459,35 @@ fn row(
     }
 }
 
-fn short_exit(exit: &crate::supervisor::ExitKind) -> String {
-    use crate::supervisor::ExitKind;
-    match exit {
-        ExitKind::KilledBySignal(sig) => sig.as_str().to_string(),
-        ExitKind::ExitCode(c) => format!("exit {c}"),
-        ExitKind::Completed => "exit 0".into(),
-        ExitKind::Stopped => "stopped".into(),
-        ExitKind::Disappeared => "gone".into(),
-    }
+/// What the log pane has of which instance: only lines past `next_seq` are
+/// copied in (`OutputBuffer::since`), a whole ring only when the selection changes.
+#[derive(Default)]
+struct LogSeen {
+    instance: Option<String>,
+    next_seq: u64,
 }
 
-/// Copies the selected instance's output when it changed.
-fn refresh_log(app: &mut App, session: &Session, seen: &mut (String, u64)) {
-    let Some(id) = app.selected_instance().map(|r| r.id.clone()) else {
-        return;
-    };
-    let Some(buffer) = session.output(&id) else {
-        return;
-    };
-    let total = buffer.total_lines();
-    if seen.0 == id && seen.1 == total {
-        return;
+impl LogSeen {
+    fn refresh(&mut self, app: &mut App, session: &Session) {
+        let Some(id) = app.selected_instance().map(|r| r.id.clone()) else {
+            return;
+        };
+        let Some(buffer) = session.output(&id) else {
+            return;
+        };
+        let total = buffer.total_lines();
+        if self.instance.as_deref() != Some(id.as_str()) {
+            app.set_log_lines(
+                buffer
+                    .recent(LOG_LINES)
+                    .into_iter()
+                    .map(|l| l.text)
+                    .collect(),
+            );
+        } else if total > self.next_seq {
+            app.append_log_lines(buffer.since(self.next_seq).into_iter().map(|l| l.text));
+        }
+        self.instance = Some(id);
+        self.next_seq = total;
     }
-    let lines = buffer
-        .recent(LOG_LINES)
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
-    if seen.0 != id {
-        app.log.scroll_back = 0;
-        app.log.follow = true;
-    }
-    app.set_log_lines(lines);
-    *seen = (id, total);
 }

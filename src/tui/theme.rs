@@ -1,6 +1,7 @@
 //! Fixed colours per theme (stable frames for recordings); `NO_COLOR` turns
 //! colour off and leaves emphasis to bold and reverse video.
 
+use crate::recovery::Phase;
 use ratatui::style::{Color, Modifier, Style};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,13 +141,14 @@ impl Theme {
     }
 
     /// The style of a state word (RUNNING green, CRASHED red, …).
-    pub fn state(&self, word: &str) -> Style {
-        match word {
-            "RUNNING" | "RESUMED" => self.good().add_modifier(Modifier::BOLD),
-            "CRASHED" | "FAILED" => self.bad(),
-            "RECOVERING" => self.warn().add_modifier(Modifier::BOLD),
-            "COMPLETED" => self.fg(Color::Cyan).add_modifier(Modifier::BOLD),
-            _ => self.text(),
+    /// An instance's phase, coloured by what it is (not by its word).
+    pub fn phase(&self, phase: &Phase) -> Style {
+        match phase {
+            Phase::Running | Phase::Resumed { .. } => self.good().add_modifier(Modifier::BOLD),
+            Phase::Crashed | Phase::Failed { .. } => self.bad(),
+            Phase::Recovering => self.warn().add_modifier(Modifier::BOLD),
+            Phase::Completed => self.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Phase::Stopped => self.text(),
         }
     }
 }

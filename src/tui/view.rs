@@ -1,6 +1,6 @@
 //! The screen layout: which pane goes where at which size. Side-effect free.
 
-use super::app::{App, Mode};
+use super::app::{App, Drawn, Mode};
 use super::panes::{self, flag};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -11,21 +11,23 @@ use ratatui::Frame;
 pub const COMPACT_WIDTH: u16 = 60;
 pub const COMPACT_HEIGHT: u16 = 16;
 
-pub fn draw(frame: &mut Frame, app: &App) {
+/// Draws the dashboard and says where it put what a click can hit.
+pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
     let area = frame.area();
-    if area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT {
-        compact(frame, area, app);
+    let drawn = if area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT {
+        compact(frame, area, app)
     } else {
-        full(frame, area, app);
-    }
+        full(frame, area, app)
+    };
     match &app.mode {
         Mode::Help => panes::help::draw(frame, area, app),
         Mode::SignalMenu { selected } => panes::popups::signal_menu(frame, area, app, *selected),
         _ => {}
     }
+    drawn
 }
 
-fn full(frame: &mut Frame, area: Rect, app: &App) {
+fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let [header, tour, instances, gauges, body, footer] = Layout::vertical([
         Constraint::Length(panes::header::height(app)),
         Constraint::Length(panes::tour::height(app, area.width)),
@@ -37,7 +39,7 @@ fn full(frame: &mut Frame, area: Rect, app: &App) {
     .areas(area);
     panes::header::draw(frame, header, app);
     panes::tour::draw(frame, tour, app);
-    panes::instances::draw(frame, instances, app);
+    let drawn = panes::instances::draw(frame, instances, app);
 
     let [progress, flag_area] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(gauges);
@@ -55,10 +57,11 @@ fn full(frame: &mut Frame, area: Rect, app: &App) {
     panes::timeline::draw(frame, timeline, app);
     panes::logs::draw(frame, log, app);
     panes::footer::draw(frame, footer, app);
+    drawn
 }
 
 /// Small terminals: one line each for the essentials, then the timeline.
-fn compact(frame: &mut Frame, area: Rect, app: &App) {
+fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
     let task = app.tracker.task();
     let mut lines: Vec<Line> = Vec::new();
@@ -68,7 +71,20 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(app.header.controller_url.clone(), t.dim())
     };
     lines.push(Line::from(vec![Span::styled("plumdash ", t.title()), feed]));
-    for row in &app.instances {
+    // A third of the screen for instances at most, scrolled to keep the selected one.
+    let shown = usize::from(area.height / 3).max(1);
+    let first = (app.selected + 1).saturating_sub(shown);
+    let drawn = Drawn {
+        instance_rows: Rect {
+            y: area.y + 1,
+            height: u16::try_from(app.instances.len().saturating_sub(first).min(shown))
+                .unwrap_or(0)
+                .min(area.height.saturating_sub(1)),
+            ..area
+        },
+        first_instance: first,
+    };
+    for row in app.instances.iter().skip(first).take(shown) {
         let head = format!(
             "{} {} ",
             row.id,
@@ -112,14 +128,8 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) {
             height: 1,
             ..area
         };
-        let hint = Line::from(vec![
-            Span::styled("k", t.key()),
-            Span::styled(" kill ", t.dim()),
-            Span::styled("?", t.key()),
-            Span::styled(" help ", t.dim()),
-            Span::styled("q", t.key()),
-            Span::styled(" quit", t.dim()),
-        ]);
+        let hint = panes::footer::compact_hints(app);
         frame.render_widget(Paragraph::new(hint), footer);
     }
+    drawn
 }

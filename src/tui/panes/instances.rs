@@ -3,13 +3,13 @@
 //! the crash loop that makes it wait when there is one.
 
 use super::block;
+use crate::supervisor::ExitKind;
 use crate::text_safety::escape_controls;
-use crate::tui::app::{App, Focus, InstanceRow};
+use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 /// Rows the pane needs for `n` instances (borders and header included).
@@ -47,7 +47,9 @@ fn state_room(width: u16) -> usize {
     usize::from(width.saturating_sub(2 + 9 + fixed).max(16))
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+/// Draws the table, scrolled so the selected instance shows, and says which
+/// rows show which instances.
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
     let state_room = state_room(area.width);
     let header = Row::new(
@@ -59,13 +61,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = app
         .instances
         .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let style = if i == app.selected {
-                t.selected()
-            } else {
-                Style::new()
-            };
+        .map(|row| {
             Row::new(vec![
                 Cell::from(format::fit_id(&escape_controls(&row.id), ID_WIDTH)),
                 Cell::from(escape_controls(&row.node).into_owned()),
@@ -78,15 +74,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 ),
                 Cell::from(row.crashes.to_string()),
                 Cell::from(row.manual_restarts.to_string()),
-                Cell::from(
-                    row.last_exit
-                        .as_deref()
-                        .map_or("-".into(), |e| escape_controls(e).into_owned()),
-                ),
+                Cell::from(row.last_exit.as_ref().map_or("-".into(), exit_text)),
                 Cell::from(row.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
                 Cell::from(row.rss_bytes.map_or("-".into(), format::bytes)),
             ])
-            .style(style)
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
@@ -95,25 +86,42 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
+        .row_highlight_style(t.selected())
         .block(block(app, &title, Some(Focus::Instances)));
-    frame.render_widget(table, area);
+    // Start from the last frame's offset so the view only moves when the
+    // selection leaves it.
+    let mut state = TableState::new()
+        .with_offset(app.drawn.first_instance)
+        .with_selected((!app.instances.is_empty()).then_some(app.selected));
+    frame.render_stateful_widget(table, area, &mut state);
+    // Inside the borders, below the header row.
+    let inner = area.inner(ratatui::layout::Margin::new(1, 1));
+    Drawn {
+        instance_rows: Rect {
+            y: inner.y + 1,
+            height: inner.height.saturating_sub(1),
+            ..inner
+        },
+        first_instance: state.offset(),
+    }
 }
 
 /// The state word, coloured, plus a restart countdown (and the crash loop that makes
 /// it wait, when it fits in `room` columns) or auto-restart note.
 pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let t = &app.theme;
-    let word = row.state.split_whitespace().next().unwrap_or("");
-    let mut spans = vec![Span::styled(
-        escape_controls(&row.state).into_owned(),
-        t.state(word),
-    )];
+    let mut state = row.phase.to_string();
+    if let Some(detail) = &row.detail {
+        state = format!("{state} · {}", escape_controls(detail));
+    }
+    let used = state.chars().count();
+    let mut spans = vec![Span::styled(state, t.phase(&row.phase))];
     if let Some(at) = row
         .restart_at
         .filter(|at| *at > app.now && row.pid.is_none())
     {
         let countdown = format!(" ↻ {}", format::duration_ms(at - app.now));
-        let used = row.state.chars().count() + countdown.chars().count();
+        let used = used + countdown.chars().count();
         // Why it waits, as long as it fits: `(crash loop: 6 in 40s)`, else `(loop ×6)`.
         let why = row.crash_loop.map_or(String::new(), |note| {
             let long = format!(" ({note})");
@@ -133,4 +141,15 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)
+}
+
+/// The EXIT column: how the last run ended, in a word.
+fn exit_text(exit: &ExitKind) -> std::borrow::Cow<'static, str> {
+    match exit {
+        ExitKind::KilledBySignal(sig) => sig.as_str().into(),
+        ExitKind::ExitCode(c) => format!("exit {c}").into(),
+        ExitKind::Completed => "exit 0".into(),
+        ExitKind::Stopped => "stopped".into(),
+        ExitKind::Disappeared => "gone".into(),
+    }
 }

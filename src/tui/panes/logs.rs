@@ -18,28 +18,31 @@ use ratatui::Frame;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let log = &app.log;
     let height = area.height.saturating_sub(2) as usize;
-    let width = area.width.saturating_sub(2).max(1) as usize;
+    let width = area.width.saturating_sub(2).max(1);
     let end = log.lines.len().saturating_sub(log.scroll_back);
 
-    // Walk back from the end until the pane is full (wrapped lines take more rows).
+    // Walk back from the end until the pane is full. Wrapped, a line takes the
+    // rows ratatui's wrapping gives it at this width (display width, so a CJK
+    // line takes twice the rows of an ASCII one of as many characters).
     let mut rows = 0;
     let mut start = end;
+    let mut lines: Vec<Line> = Vec::new();
     while start > 0 && rows < height {
-        let len = styled_spans(&log.lines[start - 1])
-            .iter()
-            .map(|s| s.content.chars().count())
-            .sum::<usize>()
-            .max(1);
-        rows += if log.wrap { len.div_ceil(width) } else { 1 };
-        if rows > height && start != end {
-            break;
-        }
+        let line = line_with_match(app, &log.lines[start - 1]);
+        rows += if log.wrap {
+            Paragraph::new(line.clone())
+                .wrap(Wrap { trim: false })
+                .line_count(width)
+                .max(1)
+        } else {
+            1
+        };
+        lines.push(line);
         start -= 1;
     }
-    let lines: Vec<Line> = log.lines[start..end]
-        .iter()
-        .map(|l| line_with_match(app, l))
-        .collect();
+    lines.reverse();
+    // The oldest line shown may be cut at the top, never the newest at the bottom.
+    let overflow = u16::try_from(rows.saturating_sub(height)).unwrap_or(u16::MAX);
 
     let who = app.selected_instance().map_or("-".to_string(), |r| {
         // An attached worker's wrappers, as the agent runs it: `pid 4711 under sh→bash`.
@@ -69,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!("Log {who} ({}){search}", flags.join(", "));
     let mut para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Log)));
     if log.wrap {
-        para = para.wrap(Wrap { trim: false });
+        para = para.wrap(Wrap { trim: false }).scroll((overflow, 0));
     }
     frame.render_widget(para, area);
 }

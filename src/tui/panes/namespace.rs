@@ -36,10 +36,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let max_start = entries.len().saturating_sub(visible);
     let start = app.namespace_scroll.min(max_start);
     let now_s = (app.now / 1000) as i64;
-    let rows: Vec<Row> = entries
-        .values()
-        .skip(start)
-        .take(visible)
+    let shown: Vec<_> = entries.values().skip(start).take(visible).collect();
+    // KEY as wide as its longest shown key, unless that leaves VALUE less than
+    // its longest value or half the room (then they share).
+    let width = |s: &str| ratatui::text::Line::raw(s).width();
+    let longest_key = shown
+        .iter()
+        .map(|e| width(&display_key(&e.key)))
+        .chain([3])
+        .max()
+        .unwrap_or(3);
+    let longest_value = shown
+        .iter()
+        .map(|e| width(&display_value(e)))
+        .max()
+        .unwrap_or(0);
+    // Inside the borders, less TYPE, AGE and three column gaps.
+    let room = usize::from(area.width).saturating_sub(2 + 6 + 4 + 3);
+    let key_width = longest_key.min(room.saturating_sub(longest_value.min(room / 2)));
+    let rows: Vec<Row> = shown
+        .into_iter()
         .map(|e| {
             let fresh = app
                 .tracker
@@ -72,9 +88,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(
         rows,
         [
-            Constraint::Fill(3),
+            Constraint::Length(u16::try_from(key_width).unwrap_or(u16::MAX)),
             Constraint::Length(6),
-            Constraint::Fill(4),
+            Constraint::Fill(1),
             Constraint::Length(4),
         ],
     )

@@ -1,6 +1,6 @@
 //! Small dialogs: the signal menu (`x`).
 
-use crate::tui::action::SignalChoice;
+use crate::tui::action::{Action, SignalChoice};
 use crate::tui::app::App;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -38,7 +38,12 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
         })
         .collect();
     let size = (if menu.len() > 6 { 76 } else { 66 }, lines.len() as u16 + 2);
-    let title = format!(" Send a signal{who}· Enter/1-{}, Esc ", menu.len());
+    let title = format!(
+        " Send a signal{who}· {}/1-{}, {} ",
+        app.keymap.key_for(Action::MenuChoose),
+        menu.len(),
+        app.keymap.key_for(Action::MenuClose)
+    );
     let inner = super::open_popup(frame, app, area, size, title);
     frame.render_widget(Paragraph::new(lines), inner);
 }
