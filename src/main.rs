@@ -2,6 +2,7 @@
 //! the library (`plumdash::commands`, `controller`, `supervisor`, `tui`, …).
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
@@ -100,8 +101,8 @@ struct UpArgs {
     /// is killed, as long as each run lasted --crash-loop-under.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     restart_delay: Duration,
-    /// When to restart: on-failure (crashes only), always, never.
-    #[arg(long, default_value = "on-failure")]
+    /// When to restart.
+    #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure)]
     restart: RestartPolicy,
     /// Crash-loop rule: a run that ends sooner than this after its start is a crash-loop
     /// run (backs off, counts for --max-restarts); one run at least this long ends the loop.
@@ -242,8 +243,10 @@ struct UiArgs {
     /// No signals or actions from the dashboard.
     #[arg(long)]
     read_only: bool,
-    /// Colour theme: dark or light (NO_COLOR turns colour off).
-    #[arg(long, default_value = "dark")]
+    /// Colour theme (NO_COLOR turns colour off).
+    // The names are listed here so `--help` shows them; the theme module parses them.
+    #[arg(long, default_value = "dark",
+          value_parser = PossibleValuesParser::new(["dark", "light"]).try_map(|s| s.parse::<ThemeName>()))]
     theme: ThemeName,
     /// Do not capture the mouse.
     #[arg(long)]
