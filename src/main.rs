@@ -8,7 +8,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
-use plumdash::kv::{ClientOptions, DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
+use plumdash::kv::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 use plumdash::scenario::Scenario;
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
@@ -358,34 +358,7 @@ struct KvArgs {
     #[arg(long, value_name = "PATH", global = true)]
     token_file: Option<PathBuf>,
     #[command(subcommand)]
-    command: KvSub,
-}
-
-#[derive(Subcommand)]
-enum KvSub {
-    /// List the namespace's keys (or, with --namespaces, every namespace).
-    Ls {
-        /// Only keys starting with this.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// List namespaces instead of keys.
-        #[arg(long)]
-        namespaces: bool,
-    },
-    /// Print one key's value (exit 1 if absent).
-    Get { key: String },
-    /// Write one key.
-    Put {
-        key: String,
-        value: String,
-        /// string, int, double, bool or bytes (base64).
-        #[arg(short = 't', long = "type", default_value = "string")]
-        value_type: ValueType,
-    },
-    /// Delete one key.
-    Rm { key: String },
-    /// Print every change to the namespace as it happens.
-    Watch,
+    command: KvCommand,
 }
 
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
@@ -671,22 +644,7 @@ fn run_command(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> 
                         ..ClientOptions::default()
                     },
                 )?;
-                let cmd = match args.command {
-                    KvSub::Ls { prefix, namespaces } => KvCommand::List { namespaces, prefix },
-                    KvSub::Get { key } => KvCommand::Get { key },
-                    KvSub::Put {
-                        key,
-                        value,
-                        value_type,
-                    } => KvCommand::Put {
-                        key,
-                        value,
-                        value_type,
-                    },
-                    KvSub::Rm { key } => KvCommand::Remove { key },
-                    KvSub::Watch => KvCommand::Watch,
-                };
-                plumdash::commands::kv::run(&dm, cmd, args.json).await?;
+                plumdash::commands::kv::run(&dm, args.command, args.json).await?;
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -12,22 +12,33 @@ use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Result};
 use std::io::Write;
 
+/// The `kv` subcommands, parsed by clap straight into what `run` takes.
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum KvCommand {
+    /// List the namespace's keys (or, with --namespaces, every namespace).
+    #[command(name = "ls")]
     List {
-        namespaces: bool,
+        /// Only keys starting with this.
+        #[arg(long)]
         prefix: Option<String>,
+        /// List namespaces instead of keys.
+        #[arg(long)]
+        namespaces: bool,
     },
-    Get {
-        key: String,
-    },
+    /// Print one key's value (exit 1 if absent).
+    Get { key: String },
+    /// Write one key.
     Put {
         key: String,
         value: String,
+        /// string, int, double, bool or bytes (base64).
+        #[arg(short = 't', long = "type", default_value = "string")]
         value_type: ValueType,
     },
-    Remove {
-        key: String,
-    },
+    /// Delete one key.
+    #[command(name = "rm")]
+    Remove { key: String },
+    /// Print every change to the namespace as it happens.
     Watch,
 }
 
