@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use super::exit::ExitKind;
+use crate::backoff::Backoff;
 
 /// Which exits lead to an automatic restart. The names (`--restart`, the
 /// scenario's `restart.policy`) come from clap's `ValueEnum`, so `--help` lists them.
@@ -197,11 +198,8 @@ impl CrashLoop {
 /// Delay before crash-loop restart number `run` in a row (1-based): `backoff_initial`
 /// doubled each time, at most `backoff_max`, never less than `delay`.
 pub fn backoff_delay(config: &RestartConfig, run: u32) -> Duration {
-    let factor = 2u32.saturating_pow(run.saturating_sub(1).min(31));
-    config
-        .backoff_initial
-        .saturating_mul(factor)
-        .min(config.backoff_max)
+    Backoff::new(config.backoff_initial, config.backoff_max)
+        .nth(run)
         .max(config.delay)
 }
 
