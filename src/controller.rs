@@ -9,6 +9,7 @@
 //! timeouts and a connection limit (`server`); loopback only unless a token
 //! guards it; every error answer is one line of JSON.
 
+mod body;
 mod db_lock;
 mod error;
 pub mod health;
