@@ -146,10 +146,10 @@ fn watch_json(event: &WatchEvent) -> String {
             serde_json::json!({"event":"live","via":"stream"})
         }
         WatchEvent::Status(FeedStatus::Polling(i)) => {
-            serde_json::json!({"event":"live","via":"polling","interval_ms": i.as_millis() as u64})
+            serde_json::json!({"event":"live","via":"polling","interval_ms": crate::clock::millis(*i)})
         }
         WatchEvent::Status(FeedStatus::Down { error, retry_in }) => serde_json::json!({
-            "event":"down","error": error, "retry_in_ms": retry_in.as_millis() as u64
+            "event":"down","error": error, "retry_in_ms": crate::clock::millis(*retry_in)
         }),
         WatchEvent::Snapshot(entries) => serde_json::json!({"event":"snapshot","entries": entries}),
         WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),

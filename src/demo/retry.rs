@@ -57,9 +57,7 @@ impl Retry {
                         "controller {} unreachable for {} while {what} ({}); \
                          giving up (--give-up {})",
                         self.url,
-                        humantime::format_duration(
-                            Duration::from_millis(waited.as_millis() as u64)
-                        ),
+                        crate::clock::human(waited),
                         reason(&err),
                         humantime::format_duration(limit)
                     );

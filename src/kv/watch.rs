@@ -211,7 +211,7 @@ impl Feed {
         let mut events = resp
             .bytes_stream()
             .inspect(move |_| {
-                let ms = started.elapsed().as_millis() as u64;
+                let ms = crate::clock::millis(started.elapsed());
                 seen.store(ms, Ordering::Relaxed);
             })
             .eventsource();

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::exit::ExitKind;
 use crate::backoff::Backoff;
+use crate::clock;
 
 /// Which exits lead to an automatic restart. The names (`--restart`, the
 /// scenario's `restart.policy`) come from clap's `ValueEnum`, so `--help` lists them.
@@ -168,7 +169,7 @@ impl CrashLoop {
                         "crash loop: {} runs in a row under {} (max_restarts = {max}); last run lasted {}",
                         self.runs + 1,
                         humantime::format_duration(config.crash_loop_under),
-                        humantime::format_duration(round_ms(uptime)),
+                        clock::human(uptime),
                     ),
                 };
             }
@@ -201,10 +202,6 @@ pub fn backoff_delay(config: &RestartConfig, run: u32) -> Duration {
     Backoff::new(config.backoff_initial, config.backoff_max)
         .nth(run)
         .max(config.delay)
-}
-
-fn round_ms(duration: Duration) -> Duration {
-    Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
