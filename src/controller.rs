@@ -20,8 +20,9 @@ mod sse;
 mod state;
 pub mod store;
 
+pub use body::MAX_BODY_BYTES;
 pub use health::Health;
-pub use routes::{app, AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URI_BYTES};
+pub use routes::{app, AppState, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use store::Store;
 
 use anyhow::{bail, Context, Result};

@@ -7,7 +7,6 @@
 //! controller's clients expect (`"value" must be a JSON string`, `item 1 ("k"): …`).
 
 use super::error::ApiError;
-use super::routes::MAX_BODY_BYTES;
 use crate::kv::model::{validate_key, BatchItem, ValueType};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -18,6 +17,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::fmt;
 use std::marker::PhantomData;
+
+/// Largest request body accepted (413 above it).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// A JSON body of type `T`, or the API error that says why not.
 pub struct JsonBody<T>(pub T);

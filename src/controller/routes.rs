@@ -5,7 +5,7 @@
 //! a key may contain `/` and may be named `batch` or `keys`, so which
 //! endpoint a path means depends on the method as well as the path.
 
-use super::body::{BatchBody, JsonBody, ValueBody};
+use super::body::{BatchBody, JsonBody, ValueBody, MAX_BODY_BYTES};
 use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
@@ -22,8 +22,6 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Largest request body accepted (413 above it).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Longest request target accepted (414 above it); a key and a namespace of
 /// 256 four-byte characters, percent-encoded, take about 6 KiB.
 pub const MAX_URI_BYTES: usize = 16 << 10;
