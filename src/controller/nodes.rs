@@ -8,10 +8,10 @@
 //! the TTL actually applied (the original hard-codes `{"ttlSec":15}` against
 //! a 3 s TTL), and a malformed body is a 400 with a reason.
 
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::state::AppState;
 use anyhow::{Context, Result};
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// A node is Healthy while its last beat is at most this old (the original's
 /// `HEARTBEAT_TTL_SEC` default).
@@ -68,9 +68,7 @@ pub struct NodeRegistry {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(crate::clock::unix_secs(SystemTime::now())).unwrap_or(i64::MAX)
 }
 
 impl NodeRegistry {
@@ -206,9 +204,10 @@ fn check_field(what: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn heartbeat(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let beat: Heartbeat = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("malformed heartbeat: {e}")))?;
+async fn heartbeat(
+    State(state): State<AppState>,
+    JsonBody(beat): JsonBody<Heartbeat>,
+) -> Result<Response, ApiError> {
     if beat.node_id.trim().is_empty() {
         return Err(ApiError::bad_request("nodeId is empty"));
     }
