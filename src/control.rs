@@ -203,16 +203,29 @@ pub async fn serve(
     })
 }
 
-/// A request line.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A request line, and the `plumdash ctl` subcommand that sends it (clap parses
+/// the command line straight into the request).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, clap::Subcommand)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
+    /// Instances with their state (JSON).
     List,
-    Status,
+    /// Instances, recovery phases and the task.
+    Status {
+        /// JSON instead of lines (how `ctl` prints the answer; not sent).
+        #[arg(long)]
+        #[serde(skip)]
+        json: bool,
+    },
+    /// SIGKILL: the crash → restart → resume cycle.
     Kill { instance: String },
-    Signal { instance: String, signal: String },
+    /// Send a signal (SIGTERM, INT, 9, …).
+    Signal { signal: String, instance: String },
+    /// Stop gracefully (SIGTERM, grace, SIGKILL); not restarted.
     Stop { instance: String },
+    /// Start a stopped instance (also clears FAILED).
     Start { instance: String },
+    /// Stop then start again (counted as a manual restart).
     Restart { instance: String },
 }
 
@@ -228,7 +241,7 @@ async fn handle(
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(line.trim()) {
         // --read-only means no signals at all, from the keyboard or from scripts.
-        Ok(request) if read_only && !matches!(request, Request::List | Request::Status) => {
+        Ok(request) if read_only && !matches!(request, Request::List | Request::Status { .. }) => {
             json!({"ok": false, "error": "this plumdash runs --read-only: no signals or actions"})
         }
         Ok(request) => answer(request, &supervisor, status).await,
@@ -273,7 +286,7 @@ async fn answer(
             let st = status.borrow().clone();
             return json!({"ok": true, "instances": describe_all(supervisor, &st)});
         }
-        Request::Status => {
+        Request::Status { .. } => {
             let st = status.borrow().clone();
             return json!({"ok": true, "instances": describe_all(supervisor, &st), "task": st.task});
         }
@@ -346,44 +359,14 @@ pub struct CtlArgs {
     #[arg(long, default_value = "kv-demo", global = true)]
     pub app: String,
     #[command(subcommand)]
-    pub command: CtlCommand,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum CtlCommand {
-    /// Instances with their state (JSON).
-    List,
-    /// Instances, recovery phases and the task.
-    Status {
-        /// JSON instead of lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// SIGKILL: the crash → restart → resume cycle.
-    Kill { instance: String },
-    /// Send a signal (SIGTERM, INT, 9, …).
-    Signal { signal: String, instance: String },
-    /// Stop gracefully (SIGTERM, grace, SIGKILL); not restarted.
-    Stop { instance: String },
-    /// Start a stopped instance (also clears FAILED).
-    Start { instance: String },
-    /// Stop then start again (counted as a manual restart).
-    Restart { instance: String },
+    pub command: Request,
 }
 
 /// Runs `plumdash ctl`: prints the answer; exit 1 when it was refused.
 pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
     let path = args.to.unwrap_or_else(|| default_socket_path(&args.app));
-    let (req, human) = match args.command {
-        CtlCommand::List => (Request::List, false),
-        CtlCommand::Status { json } => (Request::Status, !json),
-        CtlCommand::Kill { instance } => (Request::Kill { instance }, false),
-        CtlCommand::Signal { signal, instance } => (Request::Signal { instance, signal }, false),
-        CtlCommand::Stop { instance } => (Request::Stop { instance }, false),
-        CtlCommand::Start { instance } => (Request::Start { instance }, false),
-        CtlCommand::Restart { instance } => (Request::Restart { instance }, false),
-    };
-    let answer = request(&path, &req).await?;
+    let human = matches!(args.command, Request::Status { json: false });
+    let answer = request(&path, &args.command).await?;
     // The answer quotes stored values (the checkpoint name): never raw to a terminal.
     let safe =
         |v: &Value| crate::text_safety::escape_controls(v.as_str().unwrap_or("?")).into_owned();
@@ -422,4 +405,49 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request is also the CLI subcommand: its printing flag never reaches the wire,
+    /// and the wire form stays what other clients send.
+    #[test]
+    fn requests_keep_their_wire_form() {
+        let status = serde_json::to_string(&Request::Status { json: true }).unwrap();
+        assert_eq!(status, r#"{"cmd":"status"}"#);
+        let parsed: Request = serde_json::from_str(r#"{"cmd":"status"}"#).unwrap();
+        assert_eq!(parsed, Request::Status { json: false });
+        let signal: Request =
+            serde_json::from_str(r#"{"cmd":"signal","instance":"kv-demo-001","signal":"TERM"}"#)
+                .unwrap();
+        assert_eq!(
+            signal,
+            Request::Signal {
+                signal: "TERM".into(),
+                instance: "kv-demo-001".into()
+            }
+        );
+    }
+
+    #[test]
+    fn ctl_arguments_parse_into_requests() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        let cli = Cli::try_parse_from(["ctl", "signal", "INT", "kv-demo-002"]).unwrap();
+        assert_eq!(
+            cli.ctl.command,
+            Request::Signal {
+                signal: "INT".into(),
+                instance: "kv-demo-002".into()
+            }
+        );
+        let cli = Cli::try_parse_from(["ctl", "status", "--json"]).unwrap();
+        assert_eq!(cli.ctl.command, Request::Status { json: true });
+    }
 }

@@ -9,6 +9,8 @@
 //! timeouts and a connection limit (`server`); loopback only unless a token
 //! guards it; every error answer is one line of JSON.
 
+mod body;
+mod cluster_routes;
 mod db_lock;
 pub mod deployments;
 mod error;
@@ -20,8 +22,9 @@ mod sse;
 mod state;
 pub mod store;
 
+pub use body::MAX_BODY_BYTES;
 pub use health::Health;
-pub use routes::{app, AppState, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_URI_BYTES};
+pub use routes::{app, AppState, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use store::Store;
 
 use anyhow::{bail, Context, Result};

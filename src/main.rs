@@ -2,12 +2,13 @@
 //! the library (`plumdash::commands`, `controller`, `supervisor`, `tui`, …).
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
-use plumdash::kv::{ClientOptions, DistributedMemory, ValueType, DEFAULT_CONTROLLER_BASE};
+use plumdash::kv::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 use plumdash::scenario::Scenario;
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
@@ -100,8 +101,8 @@ struct UpArgs {
     /// is killed, as long as each run lasted --crash-loop-under.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     restart_delay: Duration,
-    /// When to restart: on-failure (crashes only), always, never.
-    #[arg(long, default_value = "on-failure")]
+    /// When to restart.
+    #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure)]
     restart: RestartPolicy,
     /// Crash-loop rule: a run that ends sooner than this after its start is a crash-loop
     /// run (backs off, counts for --max-restarts); one run at least this long ends the loop.
@@ -242,8 +243,10 @@ struct UiArgs {
     /// No signals or actions from the dashboard.
     #[arg(long)]
     read_only: bool,
-    /// Colour theme: dark or light (NO_COLOR turns colour off).
-    #[arg(long, default_value = "dark")]
+    /// Colour theme (NO_COLOR turns colour off).
+    // The names are listed here so `--help` shows them; the theme module parses them.
+    #[arg(long, default_value = "dark",
+          value_parser = PossibleValuesParser::new(["dark", "light"]).try_map(|s| s.parse::<ThemeName>()))]
     theme: ThemeName,
     /// Do not capture the mouse.
     #[arg(long)]
@@ -355,34 +358,7 @@ struct KvArgs {
     #[arg(long, value_name = "PATH", global = true)]
     token_file: Option<PathBuf>,
     #[command(subcommand)]
-    command: KvSub,
-}
-
-#[derive(Subcommand)]
-enum KvSub {
-    /// List the namespace's keys (or, with --namespaces, every namespace).
-    Ls {
-        /// Only keys starting with this.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// List namespaces instead of keys.
-        #[arg(long)]
-        namespaces: bool,
-    },
-    /// Print one key's value (exit 1 if absent).
-    Get { key: String },
-    /// Write one key.
-    Put {
-        key: String,
-        value: String,
-        /// string, int, double, bool or bytes (base64).
-        #[arg(short = 't', long = "type", default_value = "string")]
-        value_type: ValueType,
-    },
-    /// Delete one key.
-    Rm { key: String },
-    /// Print every change to the namespace as it happens.
-    Watch,
+    command: KvCommand,
 }
 
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
@@ -668,22 +644,7 @@ fn run_command(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> 
                         ..ClientOptions::default()
                     },
                 )?;
-                let cmd = match args.command {
-                    KvSub::Ls { prefix, namespaces } => KvCommand::List { namespaces, prefix },
-                    KvSub::Get { key } => KvCommand::Get { key },
-                    KvSub::Put {
-                        key,
-                        value,
-                        value_type,
-                    } => KvCommand::Put {
-                        key,
-                        value,
-                        value_type,
-                    },
-                    KvSub::Rm { key } => KvCommand::Remove { key },
-                    KvSub::Watch => KvCommand::Watch,
-                };
-                plumdash::commands::kv::run(&dm, cmd, args.json).await?;
+                plumdash::commands::kv::run(&dm, args.command, args.json).await?;
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -498,7 +498,7 @@ fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
         },
     };
     if let Some(step) = config.step {
-        spec = spec.env("KV_DEMO_STEP_MS", step.as_millis().to_string());
+        spec = spec.env("KV_DEMO_STEP_MS", crate::clock::millis(step).to_string());
     }
     if let Some(token) = &config.token {
         spec = spec.env("PLUM_TOKEN", token.clone());
@@ -536,7 +536,7 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
         }
         EventKind::RestartScheduled { delay, .. } => Fact::RestartScheduled {
             instance,
-            delay_ms: delay.as_millis() as u64,
+            delay_ms: crate::clock::millis(*delay),
         },
         EventKind::Frozen { signal } => Fact::Frozen {
             instance,

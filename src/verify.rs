@@ -88,7 +88,7 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         println!("{}", crate::text_safety::escape_json_controls(&text));
     } else {
-        print!("{}", report.render(clock::local_offset_secs()));
+        print!("{}", report.render(clock::Zone::Local));
     }
     ExitCode::from(report.exit_code)
 }

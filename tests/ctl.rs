@@ -2,6 +2,9 @@
 //! over the control socket produces the same crash → restart → resume cycle
 //! as the dashboard's kill key, as the events file records it.
 
+mod common;
+
+use common::{free_port, interrupt_and_wait, read_events};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,17 +18,10 @@ struct Up(Child);
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if interrupt_and_wait(&mut self.0, Duration::from_secs(10)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -44,23 +40,12 @@ fn ctl(sock: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ctl.sock");
     let events_path = dir.path().join("events.jsonl");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     // 200 ms steps: the task (2 s) must still be running when the kill lands.
     let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
         .args([
@@ -126,7 +111,7 @@ fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
 
     let deadline = Instant::now() + PATIENCE;
     let evs = loop {
-        let evs = events(&events_path);
+        let evs = read_events(&events_path);
         if evs.iter().any(|e| e["kind"] == "resumed") {
             break evs;
         }
@@ -169,10 +154,7 @@ fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
 fn read_only_refuses_actions_but_answers_status() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ctl.sock");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
         .args(["up", "--headless", "--read-only", "--step", "200ms"])
         .arg("--db")
@@ -202,10 +184,7 @@ fn read_only_refuses_actions_but_answers_status() {
 /// `plumdash up --headless` with its control socket at `sock`, run through
 /// `prefix` (e.g. `prlimit --nofile=64:64 --`), with extra environment.
 fn start_up(dir: &Path, sock: Option<&Path>, prefix: &[&str], env: &[(&str, &Path)]) -> Up {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let plumdash = env!("CARGO_BIN_EXE_plumdash");
     let mut cmd = match prefix.split_first() {
         Some((first, rest)) => {

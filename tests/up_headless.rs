@@ -3,11 +3,12 @@
 
 mod common;
 
+use common::read_events;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use plumdash::kv::DistributedMemory;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,18 +69,8 @@ impl Up {
     }
 
     fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "plumdash did not stop after SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::interrupt_and_wait(&mut self.child, Duration::from_secs(15))
+            .expect("plumdash did not stop after SIGINT")
     }
 }
 
@@ -88,14 +79,6 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn read_events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// Polls the namespace until the worker has checkpointed at least `pct`.

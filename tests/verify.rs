@@ -2,16 +2,15 @@
 //! controller, 50 ms steps; the real kv-demo passes, each deliberately broken
 //! worker in `tests/fixtures/` fails with the invariant it breaks.
 
+mod common;
+
+use common::plum_agent::is_dead;
+use common::{free_port, ControllerProcess};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
+    common::fixture(name).display().to_string()
 }
 
 fn verify(args: &[&str]) -> Output {
@@ -162,31 +161,8 @@ fn usage_errors_exit_2_with_one_line() {
 #[test]
 fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args([
-            "controller",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--db",
-        ])
-        .arg(dir.path().join("kv.db"))
-        .env_remove("PLUM_TOKEN")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "controller did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let url = format!("http://127.0.0.1:{port}");
+    let controller = ControllerProcess::spawn(&common::db_in(&dir), free_port());
+    let url = controller.url();
     // Someone's data in the namespace: verify refuses to touch it unasked.
     let put = Command::new(env!("CARGO_BIN_EXE_plumdash"))
         .args(["kv", "--controller", &url, "put", "theirs", "keep me"])
@@ -198,8 +174,7 @@ fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
     let msg = String::from_utf8_lossy(&refused.stderr);
     assert!(msg.contains("--reset-namespace"), "{msg}");
     let (code, report) = verify_json(&["--cycles", "1", "--controller", &url, "--reset-namespace"]);
-    let _ = controller.kill();
-    let _ = controller.wait();
+    drop(controller);
     assert_eq!(code, 0, "{report:#}");
     let six = &report["invariants"][5];
     assert_eq!(six["status"], "skipped");
@@ -222,7 +197,7 @@ fn a_sigkilled_verify_takes_its_worker_with_it() {
         .unwrap();
     let parent = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let worker: i32 = loop {
+    let worker: u32 = loop {
         let out = Command::new("pgrep")
             .args(["-P", &parent, "kv-demo"])
             .output()
@@ -239,17 +214,8 @@ fn a_sigkilled_verify_takes_its_worker_with_it() {
     };
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    let running = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                let rest = s.get(s.rfind(')')? + 1..)?.to_string();
-                rest.split_whitespace().next().map(|st| st != "Z")
-            })
-            .unwrap_or(false)
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while running(worker) {
+    while !is_dead(worker) {
         assert!(Instant::now() < deadline, "worker {worker} outlived verify");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -12,22 +12,33 @@ use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Result};
 use std::io::Write;
 
+/// The `kv` subcommands, parsed by clap straight into what `run` takes.
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum KvCommand {
+    /// List the namespace's keys (or, with --namespaces, every namespace).
+    #[command(name = "ls")]
     List {
-        namespaces: bool,
+        /// Only keys starting with this.
+        #[arg(long)]
         prefix: Option<String>,
+        /// List namespaces instead of keys.
+        #[arg(long)]
+        namespaces: bool,
     },
-    Get {
-        key: String,
-    },
+    /// Print one key's value (exit 1 if absent).
+    Get { key: String },
+    /// Write one key.
     Put {
         key: String,
         value: String,
+        /// string, int, double, bool or bytes (base64).
+        #[arg(short = 't', long = "type", default_value = "string")]
         value_type: ValueType,
     },
-    Remove {
-        key: String,
-    },
+    /// Delete one key.
+    #[command(name = "rm")]
+    Remove { key: String },
+    /// Print every change to the namespace as it happens.
     Watch,
 }
 
@@ -135,10 +146,10 @@ fn watch_json(event: &WatchEvent) -> String {
             serde_json::json!({"event":"live","via":"stream"})
         }
         WatchEvent::Status(FeedStatus::Polling(i)) => {
-            serde_json::json!({"event":"live","via":"polling","interval_ms": i.as_millis() as u64})
+            serde_json::json!({"event":"live","via":"polling","interval_ms": crate::clock::millis(*i)})
         }
         WatchEvent::Status(FeedStatus::Down { error, retry_in }) => serde_json::json!({
-            "event":"down","error": error, "retry_in_ms": retry_in.as_millis() as u64
+            "event":"down","error": error, "retry_in_ms": crate::clock::millis(*retry_in)
         }),
         WatchEvent::Snapshot(entries) => serde_json::json!({"event":"snapshot","entries": entries}),
         WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),

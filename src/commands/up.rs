@@ -38,7 +38,7 @@ pub async fn run_headless(
         ),
         None => None,
     };
-    let offset = clock::local_offset_secs();
+
     print_banner(&session);
 
     let mut tracker = Tracker::new();
@@ -84,7 +84,7 @@ pub async fn run_headless(
                 for ev in new {
                     // Events quote worker output and stored values: escaped.
                     let text = ev.to_string();
-                    println!("{}  {}", clock::hms_millis(ev.at, offset), escape_controls(&text));
+                    println!("{}  {}", clock::Zone::Local.hms_millis(ev.at), escape_controls(&text));
                     if let Some(line) = last_words(&session, ev) {
                         println!("              last output: {}", escape_controls(&line));
                     }

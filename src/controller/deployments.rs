@@ -8,15 +8,7 @@
 //! healthy node with the fewest running assignments, ties by node id, so a
 //! failover is repeatable and spreads load.
 
-use super::error::ApiError;
-use super::state::AppState;
 use anyhow::{Context, Result};
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -56,7 +48,7 @@ CREATE TABLE IF NOT EXISTS statuses (
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Entry {
+pub(super) struct Entry {
     #[serde(default)]
     artifact_url: String,
     #[serde(default)]
@@ -72,25 +64,25 @@ struct Entry {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct NewDeployment {
-    name: String,
+pub(super) struct NewDeployment {
+    pub name: String,
     #[serde(default)]
-    labels: Option<serde_json::Map<String, Value>>,
+    pub labels: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
-    entries: Vec<Entry>,
+    pub entries: Vec<Entry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct StatusReport {
-    instance_id: String,
-    phase: String,
+pub(super) struct StatusReport {
+    pub instance_id: String,
+    pub phase: String,
     #[serde(default)]
-    exit_code: i64,
+    pub exit_code: i64,
     #[serde(default)]
-    healthy: bool,
+    pub healthy: bool,
     #[serde(default)]
-    ts_unix: i64,
+    pub ts_unix: i64,
 }
 
 /// One row of `GET /v1/assignments?nodeId=` (no `nodeId`, as the original).
@@ -169,7 +161,7 @@ impl Deployments {
         let _ = self.notify.send(node.to_string());
     }
 
-    fn create(&self, new: NewDeployment) -> Result<Value> {
+    pub(super) fn create(&self, new: NewDeployment) -> Result<Value> {
         let id = random_hex(16);
         let mut conn = self.conn();
         let tx = conn.transaction().context("creating a deployment")?;
@@ -211,7 +203,7 @@ impl Deployments {
     }
 
     /// `start` or `stop`: the status, and `desired` on all its rows.
-    fn set_running(&self, id: &str, running: bool) -> Result<Option<()>> {
+    pub(super) fn set_running(&self, id: &str, running: bool) -> Result<Option<()>> {
         let (status, desired) = if running {
             ("Running", "Running")
         } else {
@@ -240,7 +232,7 @@ impl Deployments {
         Ok(Some(()))
     }
 
-    fn list(&self) -> Result<Value> {
+    pub(super) fn list(&self) -> Result<Value> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -265,7 +257,7 @@ impl Deployments {
         Ok(Value::Array(rows))
     }
 
-    fn get(&self, id: &str) -> Result<Option<Value>> {
+    pub(super) fn get(&self, id: &str) -> Result<Option<Value>> {
         let conn = self.conn();
         let deployment = conn
             .query_row(
@@ -350,7 +342,7 @@ impl Deployments {
         Ok(items)
     }
 
-    fn set_desired(&self, iid: &str, desired: &str) -> Result<()> {
+    pub(super) fn set_desired(&self, iid: &str, desired: &str) -> Result<()> {
         let conn = self.conn();
         conn.execute(
             "UPDATE assignments SET desired = ?2 WHERE instance_id = ?1",
@@ -365,7 +357,7 @@ impl Deployments {
         Ok(())
     }
 
-    fn remove_assignment(&self, iid: &str) -> Result<()> {
+    pub(super) fn remove_assignment(&self, iid: &str) -> Result<()> {
         let conn = self.conn();
         let nodes = nodes_of(&conn, "instance_id = ?1", iid)?;
         conn.execute(
@@ -380,7 +372,7 @@ impl Deployments {
         Ok(())
     }
 
-    fn report(&self, s: &StatusReport) -> Result<()> {
+    pub(super) fn report(&self, s: &StatusReport) -> Result<()> {
         self.conn()
             .execute(
                 "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix)
@@ -548,131 +540,6 @@ pub async fn failover_loop(
             Err(e) => tracing::warn!("failover pass failed: {e}"),
         }
     }
-}
-
-/// `/v1/deployments…`, `/v1/assignments…`, `/v1/instances/status`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/deployments", get(list).post(create))
-        .route("/v1/deployments/{id}", get(one).post(action))
-        .route("/v1/assignments", get(assignments))
-        .route(
-            "/v1/assignments/{id}",
-            axum::routing::patch(patch_assignment).delete(delete_assignment),
-        )
-        .route("/v1/instances/status", post(status))
-}
-
-fn registry(state: &AppState) -> Result<Arc<Deployments>, ApiError> {
-    state
-        .deployments
-        .clone()
-        .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))
-}
-
-async fn on_registry<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Deployments) -> Result<T> + Send + 'static,
-{
-    let d = registry(state)?;
-    tokio::task::spawn_blocking(move || f(&d))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("malformed {what}: {e}")))
-}
-
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let new: NewDeployment = parse("deployment", &body)?;
-    if new.name.trim().is_empty() {
-        return Err(ApiError::bad_request("name is empty"));
-    }
-    let answer = on_registry(&state, move |d| d.create(new)).await?;
-    Ok(Json(answer).into_response())
-}
-
-async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(on_registry(&state, |d| d.list()).await?).into_response())
-}
-
-async fn one(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
-    let lookup = id.clone();
-    match on_registry(&state, move |d| d.get(&lookup)).await? {
-        Some(v) => Ok(Json(v).into_response()),
-        None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
-    }
-}
-
-async fn action(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let running = match query.get("action").map(String::as_str) {
-        Some("start") => true,
-        Some("stop") => false,
-        _ => return Err(ApiError::bad_request("action must be start or stop")),
-    };
-    let lookup = id.clone();
-    match on_registry(&state, move |d| d.set_running(&lookup, running)).await? {
-        Some(()) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
-    }
-}
-
-async fn assignments(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let node = query
-        .get("nodeId")
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("missing ?nodeId="))?;
-    let items = on_registry(&state, move |d| d.for_node(&node)).await?;
-    Ok(Json(json!({ "items": items })).into_response())
-}
-
-#[derive(Deserialize)]
-struct Desired {
-    desired: String,
-}
-
-async fn patch_assignment(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let Desired { desired } = parse("assignment change", &body)?;
-    if desired != "Running" && desired != "Stopped" {
-        return Err(ApiError::bad_request("desired must be Running or Stopped"));
-    }
-    on_registry(&state, move |d| d.set_desired(&id, &desired)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn delete_assignment(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
-    on_registry(&state, move |d| d.remove_assignment(&id)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn status(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let report: StatusReport = parse("status", &body)?;
-    if report.instance_id.is_empty() || report.phase.is_empty() {
-        return Err(ApiError::bad_request("instanceId and phase are required"));
-    }
-    on_registry(&state, move |d| d.report(&report)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

@@ -8,27 +8,17 @@
 //! the TTL actually applied (the original hard-codes `{"ttlSec":15}` against
 //! a 3 s TTL), and a malformed body is a 400 with a reason.
 
-use super::error::ApiError;
-use super::state::AppState;
 use anyhow::{Context, Result};
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 /// A node is Healthy while its last beat is at most this old (the original's
 /// `HEARTBEAT_TTL_SEC` default).
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
-/// Longest node id and ip accepted.
-const MAX_FIELD: usize = 256;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
@@ -53,12 +43,12 @@ pub struct NodeView {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Heartbeat {
-    node_id: String,
+pub(super) struct Heartbeat {
+    pub node_id: String,
     #[serde(default)]
-    ip: String,
+    pub ip: String,
     #[serde(default)]
-    labels: Option<serde_json::Map<String, Value>>,
+    pub labels: Option<serde_json::Map<String, Value>>,
 }
 
 /// The nodes table, on its own connection to the controller's file.
@@ -68,18 +58,21 @@ pub struct NodeRegistry {
 }
 
 pub(super) fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(crate::clock::unix_secs(SystemTime::now())).unwrap_or(i64::MAX)
 }
 
 pub(super) fn now_nanos() -> u128 {
     SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
 }
 
 impl NodeRegistry {
+    /// The TTL health is judged by.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn open(db: &Path, ttl: Duration) -> Result<NodeRegistry> {
         let conn = super::store::connect(db)?;
         conn.execute_batch(SCHEMA)
@@ -169,101 +162,6 @@ fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeView> {
         last_seen: row.get(3)?,
         health: None,
     })
-}
-
-/// `/v1/nodes…`, for the controller's router.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/nodes", get(list))
-        .route("/v1/nodes/heartbeat", post(heartbeat))
-        .route("/v1/nodes/{id}", get(one).delete(remove))
-}
-
-fn registry(state: &AppState) -> Result<Arc<NodeRegistry>, ApiError> {
-    state
-        .nodes
-        .clone()
-        .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))
-}
-
-async fn on_registry<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&NodeRegistry) -> Result<T> + Send + 'static,
-{
-    let nodes = registry(state)?;
-    tokio::task::spawn_blocking(move || f(&nodes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
-}
-
-fn check_field(what: &str, value: &str) -> Result<(), ApiError> {
-    if value.chars().count() > MAX_FIELD {
-        return Err(ApiError::bad_request(format!(
-            "{what} is longer than {MAX_FIELD} characters"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{what} holds control characters"
-        )));
-    }
-    Ok(())
-}
-
-async fn heartbeat(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let beat: Heartbeat = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("malformed heartbeat: {e}")))?;
-    if beat.node_id.trim().is_empty() {
-        return Err(ApiError::bad_request("nodeId is empty"));
-    }
-    check_field("nodeId", &beat.node_id)?;
-    check_field("ip", &beat.ip)?;
-    let ttl = registry(&state)?.ttl.as_secs();
-    let labels = beat.labels.map(Value::Object);
-    on_registry(&state, move |nodes| {
-        nodes.beat(&beat.node_id, &beat.ip, labels.as_ref(), now_secs())
-    })
-    .await?;
-    Ok(Json(serde_json::json!({ "ttlSec": ttl })).into_response())
-}
-
-async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let nodes = on_registry(&state, |nodes| nodes.list(now_secs())).await?;
-    Ok(Json(nodes).into_response())
-}
-
-async fn one(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
-    let lookup = id.clone();
-    match on_registry(&state, move |nodes| nodes.get(&lookup)).await? {
-        Some(node) => Ok(Json(node).into_response()),
-        None => Err(ApiError::not_found(format!("no node {id:?}"))),
-    }
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
-    // As the original: a node an assignment names cannot be forgotten.
-    if let Some(d) = state.deployments.clone() {
-        let node = id.clone();
-        let in_use = tokio::task::spawn_blocking(move || d.node_in_use(&node))
-            .await
-            .map_err(ApiError::internal)??;
-        if in_use {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                message: format!("node {id:?} still has assignments"),
-            });
-        }
-    }
-    on_registry(&state, move |nodes| nodes.remove(&id)).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

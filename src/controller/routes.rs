@@ -5,14 +5,14 @@
 //! a key may contain `/` and may be named `batch` or `keys`, so which
 //! endpoint a path means depends on the method as well as the path.
 
+use super::body::{BatchBody, JsonBody, ValueBody, MAX_BODY_BYTES};
 use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
 pub use super::state::AppState;
-use crate::kv::model::{validate_key, validate_namespace, BatchItem, ValueType};
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use crate::kv::model::{validate_key, validate_namespace};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +22,6 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Largest request body accepted (413 above it).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Longest request target accepted (414 above it); a key and a namespace of
 /// 256 four-byte characters, percent-encoded, take about 6 KiB.
 pub const MAX_URI_BYTES: usize = 16 << 10;
@@ -38,8 +36,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/kv/", get(namespaces))
         .route("/v1/kv/{*rest}", any(kv_dispatch))
         .route("/v1/stream", get(sse::stream))
-        .merge(super::nodes::routes())
-        .merge(super::deployments::routes())
+        .merge(super::cluster_routes::node_routes())
+        .merge(super::cluster_routes::deployment_routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -196,12 +194,8 @@ async fn namespaces(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(json!({ "namespaces": namespaces })))
 }
 
-async fn kv_dispatch(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let rest = uri.path().strip_prefix("/v1/kv/").unwrap_or_default();
     // Split before decoding, so an encoded "%2F" in a namespace is caught.
     let (raw_ns, raw_key) = match rest.split_once('/') {
@@ -224,10 +218,10 @@ async fn kv_dispatch(
     };
     let key = decode("key", raw_key)?;
     match (&method, key.as_str()) {
-        (&Method::POST, "batch") => batch(&state, ns, body_bytes(body)?).await,
+        (&Method::POST, "batch") => batch(&state, ns, req).await,
         (&Method::GET, "keys") => keys(&state, ns).await,
         (&Method::GET, _) => get_key(&state, ns, key).await,
-        (&Method::PUT, _) => put(&state, ns, key, body_bytes(body)?).await,
+        (&Method::PUT, _) => put(&state, ns, key, req).await,
         (&Method::DELETE, _) => delete(&state, ns, key).await,
         _ => Ok(method_not_allowed("GET, PUT, DELETE")),
     }
@@ -255,10 +249,16 @@ async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, 
     }
 }
 
-async fn put(state: &AppState, ns: String, key: String, body: Bytes) -> Result<Response, ApiError> {
+async fn put(
+    state: &AppState,
+    ns: String,
+    key: String,
+    req: Request,
+) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
     writable(state)?;
-    let (value, ty) = parse_value_object(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let JsonBody(body) = JsonBody::<ValueBody>::from_request(req, state).await?;
+    let (value, ty) = body.checked().map_err(ApiError::bad_request)?;
     let entry = state.store.put_async(&ns, &key, &value, ty).await?;
     // The original answers exactly these four fields.
     Ok(Json(json!({
@@ -277,8 +277,9 @@ async fn delete(state: &AppState, ns: String, key: String) -> Result<Response, A
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn batch(state: &AppState, ns: String, body: Bytes) -> Result<Response, ApiError> {
-    let items = parse_batch(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+async fn batch(state: &AppState, ns: String, req: Request) -> Result<Response, ApiError> {
+    let JsonBody(body) = JsonBody::<BatchBody>::from_request(req, state).await?;
+    let items = body.checked().map_err(ApiError::bad_request)?;
     writable(state)?;
     let count = state.store.batch_async(&ns, items).await?;
     Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
@@ -289,67 +290,6 @@ fn decode(what: &str, raw: &str) -> Result<String, ApiError> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| ApiError::bad_request(format!("{what} is not valid UTF-8")))
-}
-
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError {
-        status: rejection.status(),
-        message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body is larger than {MAX_BODY_BYTES} bytes")
-        } else {
-            rejection.body_text()
-        },
-    })
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
-}
-
-/// Reads `{"value": "...", "type": "..."}`; `type` defaults to string.
-fn parse_value_object(v: &Value) -> Result<(String, ValueType), String> {
-    let obj = v.as_object().ok_or("body must be a JSON object")?;
-    let value = match obj.get("value") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err("\"value\" must be a JSON string".into()),
-        None => return Err("missing \"value\"".into()),
-    };
-    let ty = match obj.get("type") {
-        None | Some(Value::Null) => ValueType::String,
-        Some(Value::String(t)) => t.parse()?,
-        Some(_) => return Err("\"type\" must be a JSON string".into()),
-    };
-    ty.validate(&value)?;
-    Ok((value, ty))
-}
-
-fn parse_batch(v: &Value) -> Result<Vec<BatchItem>, String> {
-    let items = v
-        .get("items")
-        .ok_or("missing \"items\"")?
-        .as_array()
-        .ok_or("\"items\" must be an array")?;
-    if items.is_empty() {
-        return Err("\"items\" is empty".into());
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let key = match item.get("key") {
-                Some(Value::String(k)) => k.clone(),
-                _ => return Err(format!("item {i}: missing or non-string \"key\"")),
-            };
-            validate_key(&key).map_err(|e| format!("item {i}: {e}"))?;
-            let (value, value_type) =
-                parse_value_object(item).map_err(|e| format!("item {i} ({key:?}): {e}"))?;
-            Ok(BatchItem {
-                key,
-                value,
-                value_type,
-            })
-        })
-        .collect()
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {

@@ -168,7 +168,7 @@ impl Default for Activity {
 
 impl Activity {
     fn touch(&self) {
-        let ms = epoch().elapsed().as_millis() as u64;
+        let ms = crate::clock::millis(epoch().elapsed());
         self.0.store(ms, Ordering::Relaxed);
     }
 

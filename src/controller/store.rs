@@ -27,7 +27,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, oneshot};
 
 /// How many changes a slow subscriber may fall behind before it is resynced.
@@ -684,10 +684,7 @@ fn parse_type(s: String) -> ValueType {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::unix_secs(SystemTime::now()) as i64
 }
 
 #[cfg(test)]

@@ -190,9 +190,7 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::unix_secs(std::time::SystemTime::now()) as i64
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! an outage starts and one when it ends, and an optional give-up time.
 
 use super::text::{reconnected, say, unreachable};
+use crate::backoff::Backoff;
 use crate::kv::KvError;
 use anyhow::{bail, Context, Result};
 use std::future::Future;
@@ -11,8 +12,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Retry {
     url: String,
-    initial: Duration,
-    cap: Duration,
+    backoff: Backoff,
     give_up: Option<Duration>,
 }
 
@@ -20,8 +20,7 @@ impl Retry {
     pub fn new(url: &str, give_up: Option<Duration>) -> Retry {
         Retry {
             url: url.to_string(),
-            initial: Duration::from_millis(100),
-            cap: Duration::from_secs(2),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
             give_up,
         }
     }
@@ -34,7 +33,7 @@ impl Retry {
         Fut: Future<Output = Result<T, KvError>>,
     {
         let mut outage_start: Option<Instant> = None;
-        let mut delay = self.initial;
+        let mut backoff = self.backoff;
         loop {
             let err = match op().await {
                 Ok(value) => {
@@ -47,10 +46,10 @@ impl Retry {
                 Err(e) => return Err(e).with_context(|| what.to_string()),
             };
             let start = *outage_start.get_or_insert_with(|| {
-                say(unreachable(&self.url, &reason(&err), what, self.cap));
+                say(unreachable(&self.url, &reason(&err), what, backoff.max()));
                 Instant::now()
             });
-            let mut pause = delay;
+            let mut pause = backoff.next_delay();
             if let Some(limit) = self.give_up {
                 let waited = start.elapsed();
                 if waited >= limit {
@@ -58,9 +57,7 @@ impl Retry {
                         "controller {} unreachable for {} while {what} ({}); \
                          giving up (--give-up {})",
                         self.url,
-                        humantime::format_duration(
-                            Duration::from_millis(waited.as_millis() as u64)
-                        ),
+                        crate::clock::human(waited),
                         reason(&err),
                         humantime::format_duration(limit)
                     );
@@ -69,7 +66,6 @@ impl Retry {
                 pause = pause.min(limit - waited);
             }
             tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(self.cap);
         }
     }
 }
@@ -97,8 +93,7 @@ mod tests {
     /// Real time, scaled down: 1 ms first pause, 5 ms cap.
     fn fast(give_up: Option<Duration>) -> Retry {
         Retry {
-            initial: Duration::from_millis(1),
-            cap: Duration::from_millis(5),
+            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
             ..Retry::new("http://x", give_up)
         }
     }

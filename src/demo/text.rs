@@ -4,6 +4,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::{Config, NamespaceStrategy};
+use crate::clock;
 use crate::kv::{Entry, ValueType};
 use std::io::Write;
 use std::time::Duration;
@@ -94,7 +95,7 @@ pub fn unreachable(url: &str, reason: &str, what: &str, cap: Duration) -> String
 pub fn reconnected(url: &str, outage: Duration) -> String {
     format!(
         "✅ [KV Demo] Controller {url} reachable again after {}",
-        humantime::format_duration(round_ms(outage))
+        clock::human(outage)
     )
 }
 
@@ -109,7 +110,7 @@ pub fn final_stats(done: Checkpoint, resumed_from: Checkpoint, elapsed: Duration
             "  本次运行: 从 {}% 开始，完成 {} 步，用时 {}",
             resumed_from.progress(),
             done.counter() - resumed_from.counter(),
-            humantime::format_duration(round_ms(elapsed))
+            clock::human(elapsed)
         ),
     ]
 }
@@ -128,10 +129,6 @@ pub fn all_keys(namespace: &str, entries: &[Entry]) -> Vec<String> {
         lines.push(format!("  {} = {shown} ({})", e.key, e.value_type));
     }
     lines
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use super::client::{expect_status, DistributedMemory};
 use super::model::{Entry, STREAM_KEEP_ALIVE};
+use crate::backoff::Backoff;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -132,7 +133,7 @@ enum StreamEnd {
 
 impl Feed {
     async fn run(self) {
-        let mut backoff = Backoff::new(self.options.max_backoff);
+        let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
         let mut use_stream = !matches!(self.options.mode, FeedMode::Polling(_));
         loop {
             if use_stream {
@@ -142,7 +143,7 @@ impl Feed {
                         use_stream = false;
                     }
                     StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
-                        if !self.down(why, backoff.next()).await {
+                        if !self.down(why, backoff.next_delay()).await {
                             return;
                         }
                     }
@@ -210,7 +211,7 @@ impl Feed {
         let mut events = resp
             .bytes_stream()
             .inspect(move |_| {
-                let ms = started.elapsed().as_millis() as u64;
+                let ms = crate::clock::millis(started.elapsed());
                 seen.store(ms, Ordering::Relaxed);
             })
             .eventsource();
@@ -299,7 +300,7 @@ impl Feed {
                 Err(e) => {
                     // After an outage, start over with a fresh snapshot.
                     known = None;
-                    if !self.down(e.to_string(), backoff.next()).await {
+                    if !self.down(e.to_string(), backoff.next_delay()).await {
                         return false;
                     }
                 }
@@ -345,32 +346,8 @@ fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
     events
 }
 
-/// Exponential backoff from 200 ms up to a cap.
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(200);
-
-    fn new(max: Duration) -> Self {
-        Backoff {
-            next: Self::FIRST,
-            max,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let now = self.next.min(self.max);
-        self.next = (self.next * 2).min(self.max);
-        now
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
+/// The first reconnect waits this long; each further one in a row twice as long.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
 
 #[cfg(test)]
 mod tests {
@@ -402,14 +379,5 @@ mod tests {
         assert_eq!(events, vec![WatchEvent::Put(entry("b", "5"))]);
         let events = diff(&old, &[entry("b", "2")]);
         assert_eq!(events, vec![WatchEvent::Deleted { key: "a".into() }]);
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500));
-        let seen: Vec<u128> = (0..4).map(|_| b.next().as_millis()).collect();
-        assert_eq!(seen, vec![200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next().as_millis(), 200);
     }
 }

@@ -1,6 +1,6 @@
 //! The lifecycle event stream: what happened to which instance, when.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
@@ -94,18 +94,13 @@ pub enum EventKind {
     Failed { reason: String },
 }
 
-/// Milliseconds since the UNIX epoch; 0 for times before it.
-pub fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_ms;
 
 pub(crate) fn serialize_ms<S: Serializer>(
     duration: &Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    serializer.serialize_u64(crate::clock::millis(*duration))
 }
 
 pub(crate) fn serialize_unix_ms<S: Serializer>(

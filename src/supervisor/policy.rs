@@ -5,45 +5,50 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use clap::ValueEnum;
 use serde::Serialize;
 
 use super::exit::ExitKind;
+use crate::backoff::Backoff;
+use crate::clock;
 
-/// Which exits lead to an automatic restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// Which exits lead to an automatic restart. The names (`--restart`, the
+/// scenario's `restart.policy`) come from clap's `ValueEnum`, so `--help` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     /// Restart after crashes (signal deaths, non-zero exits) only.
     #[default]
+    #[value(alias = "on_failure", alias = "onfailure")]
     OnFailure,
     /// Restart after crashes and after the worker completes on its own.
     Always,
     /// Never restart automatically.
+    #[value(alias = "no")]
     Never,
 }
 
 impl FromStr for RestartPolicy {
     type Err = anyhow::Error;
 
+    /// The same names as on the command line, any case (for scenario files).
     fn from_str(text: &str) -> anyhow::Result<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "on-failure" | "on_failure" | "onfailure" => Ok(RestartPolicy::OnFailure),
-            "always" => Ok(RestartPolicy::Always),
-            "never" | "no" => Ok(RestartPolicy::Never),
-            other => {
-                bail!("unknown restart policy {other:?}: expected on-failure, always or never")
-            }
+        match <Self as ValueEnum>::from_str(text.trim(), true) {
+            Ok(policy) => Ok(policy),
+            Err(_) => bail!(
+                "unknown restart policy {:?}: expected on-failure, always or never",
+                text.trim().to_ascii_lowercase()
+            ),
         }
     }
 }
 
 impl fmt::Display for RestartPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RestartPolicy::OnFailure => "on-failure",
-            RestartPolicy::Always => "always",
-            RestartPolicy::Never => "never",
-        })
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -164,7 +169,7 @@ impl CrashLoop {
                         "crash loop: {} runs in a row under {} (max_restarts = {max}); last run lasted {}",
                         self.runs + 1,
                         humantime::format_duration(config.crash_loop_under),
-                        humantime::format_duration(round_ms(uptime)),
+                        clock::human(uptime),
                     ),
                 };
             }
@@ -194,16 +199,9 @@ impl CrashLoop {
 /// Delay before crash-loop restart number `run` in a row (1-based): `backoff_initial`
 /// doubled each time, at most `backoff_max`, never less than `delay`.
 pub fn backoff_delay(config: &RestartConfig, run: u32) -> Duration {
-    let factor = 2u32.saturating_pow(run.saturating_sub(1).min(31));
-    config
-        .backoff_initial
-        .saturating_mul(factor)
-        .min(config.backoff_max)
+    Backoff::new(config.backoff_initial, config.backoff_max)
+        .nth(run)
         .max(config.delay)
-}
-
-fn round_ms(duration: Duration) -> Duration {
-    Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -225,6 +223,8 @@ mod tests {
             "never".parse::<RestartPolicy>().unwrap(),
             RestartPolicy::Never
         );
+        assert_eq!("no".parse::<RestartPolicy>().unwrap(), RestartPolicy::Never);
+        assert_eq!(RestartPolicy::OnFailure.to_string(), "on-failure");
         assert!("sometimes".parse::<RestartPolicy>().is_err());
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tokio::process::Command;
 
 /// The name of the worker executable shipped beside `plumdash`.
@@ -34,7 +34,7 @@ impl WorkerSpec {
     }
 
     /// Parses a command line such as `kv-demo --step-ms 200` or `sh -c 'exec sleep 5'`:
-    /// split on whitespace, with single and double quotes and backslash escapes.
+    /// split by shell rules, with single and double quotes and backslash escapes.
     pub fn from_command_line(line: &str) -> Result<Self> {
         let mut words = split_command_line(line)?;
         if words.is_empty() {
@@ -71,7 +71,11 @@ impl WorkerSpec {
     /// The command line as a person would type it (for titles and logs).
     pub fn display_command(&self) -> String {
         std::iter::once(self.program.display().to_string())
-            .chain(self.args.iter().map(|arg| quote_if_needed(arg)))
+            .chain(
+                self.args
+                    .iter()
+                    .map(|arg| shell_words::quote(arg).into_owned()),
+            )
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -122,77 +126,11 @@ impl AgentEnv {
     }
 }
 
-/// Splits a command line into words: whitespace separates, `'…'` is literal,
-/// `"…"` allows `\"` and `\\`, a backslash outside quotes escapes the next char.
+/// Splits a command line into words by POSIX shell rules (quotes, backslash
+/// escapes); an unbalanced quote is a one-line error naming the line.
 pub fn split_command_line(line: &str) -> Result<Vec<String>> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => current.push(c),
-                        None => bail!("unterminated single quote in {line:?}"),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => current.push(c),
-                            Some(c) => {
-                                current.push('\\');
-                                current.push(c);
-                            }
-                            None => bail!("unterminated double quote in {line:?}"),
-                        },
-                        Some(c) => current.push(c),
-                        None => bail!("unterminated double quote in {line:?}"),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => current.push(c),
-                    None => bail!("trailing backslash in {line:?}"),
-                }
-            }
-            c => {
-                in_word = true;
-                current.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(current);
-    }
-    Ok(words)
-}
-
-fn quote_if_needed(arg: &str) -> String {
-    if !arg.is_empty()
-        && !arg
-            .chars()
-            .any(|c| c.is_whitespace() || "'\"\\$&;|<>()*?".contains(c))
-    {
-        return arg.to_string();
-    }
-    format!("'{}'", arg.replace('\'', r"'\''"))
+    // One message, not a context chain: callers print it with `{e}` on one line.
+    shell_words::split(line).map_err(|e| anyhow!("cannot split {line:?}: {e}"))
 }
 
 /// Finds the `kv-demo` executable shipped beside the running executable. Also looks
@@ -246,7 +184,9 @@ mod tests {
             vec!["sh", "-c", "exec sleep 5", r#"x "y""#, "a b"]
         );
         assert_eq!(split_command_line("''").unwrap(), vec![""]);
-        assert!(split_command_line("sh -c 'oops").is_err());
+        let err = split_command_line("sh -c 'oops").unwrap_err().to_string();
+        assert_eq!(err, r#"cannot split "sh -c 'oops": missing closing quote"#);
+        assert!(!err.contains('\n'));
     }
 
     #[test]

@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_secs;
+
 use super::attach::{ForeignProcess, ProcessFinder};
 use super::events::{EventKind, EventSink};
 use super::exit::ExitKind;
@@ -111,11 +113,6 @@ impl Drop for Watcher {
 
 fn lock(tracker: &Mutex<AttachTracker>) -> MutexGuard<'_, AttachTracker> {
     tracker.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn scan_loop(

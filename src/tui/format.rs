@@ -9,24 +9,14 @@ pub enum ClockStyle {
     Relative,
 }
 
-/// `850ms`, `12.3s`, `4m05s`, `2h03m`.
+/// `850ms`, `12.3s`, `4m05s`, `2h03m` (written by `crate::clock`).
 pub fn duration_ms(ms: u64) -> String {
-    match ms {
-        m if m < 1_000 => format!("{m}ms"),
-        m if m < 60_000 => format!("{:.1}s", m as f64 / 1000.0),
-        m if m < 3_600_000 => format!("{}m{:02}s", m / 60_000, (m / 1000) % 60),
-        m => format!("{}h{:02}m", m / 3_600_000, (m / 60_000) % 60),
-    }
+    crate::clock::short_ms(ms)
 }
 
 /// Whole seconds, for uptimes: `45s`, `3m12s`, `1h04m`.
 pub fn uptime(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
-    }
+    crate::clock::uptime_ms(ms)
 }
 
 /// `12.3M`, `980K`.

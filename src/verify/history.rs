@@ -2,7 +2,7 @@
 //! namespace) with its time, what the namespace looked like after it, and what
 //! verify itself did. Violations quote an excerpt of it as evidence.
 
-use crate::clock;
+use crate::clock::Zone;
 use crate::recovery::{Fact, TaskView, TsMs};
 use serde::Serialize;
 
@@ -67,10 +67,10 @@ impl History {
 }
 
 /// `HH:MM:SS.mmm  source  text`.
-pub fn line(entry: &HistoryEntry, offset_secs: i32) -> String {
+pub fn line(entry: &HistoryEntry, zone: Zone) -> String {
     format!(
         "{}  {:<7} {}",
-        clock::hms_millis(entry.ts_ms, offset_secs),
+        zone.hms_millis(entry.ts_ms),
         entry.source,
         entry.text
     )

@@ -10,6 +10,7 @@
 
 use super::history::line;
 use super::report::Report;
+use crate::clock::{self, Zone};
 use crate::recovery::TsMs;
 use crate::text_safety::escape_controls_keep_newlines;
 use plotters::prelude::*;
@@ -31,9 +32,7 @@ fn esc(s: &str) -> String {
 
 /// `2026-12-02 06:00:04.239 UTC`.
 fn utc(ms: TsMs) -> String {
-    jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
-        .unwrap_or_else(|_| format!("{ms} ms"))
+    clock::utc(ms, "%Y-%m-%d %H:%M:%S%.3f UTC").unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// Seconds since the run started.
@@ -256,7 +255,7 @@ pub fn to_html(report: &Report) -> Result<String, String> {
         report.history.len()
     );
     for e in report.history.entries() {
-        let _ = writeln!(h, "{}", esc(&line(e, 0)));
+        let _ = writeln!(h, "{}", esc(&line(e, Zone::UTC)));
     }
     let _ = writeln!(h, "</pre></details>\n</body>\n</html>");
     Ok(h)
@@ -355,7 +354,7 @@ fn violations(h: &mut String, report: &Report) {
             esc(&v.message)
         );
         for e in &v.evidence {
-            let _ = writeln!(h, "{}", esc(&line(e, 0)));
+            let _ = writeln!(h, "{}", esc(&line(e, Zone::UTC)));
         }
         let _ = writeln!(h, "</pre></div>");
     }

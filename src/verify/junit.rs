@@ -10,6 +10,7 @@
 
 use super::history::line;
 use super::report::{CycleReport, InvariantResult, Report, Violation};
+use crate::clock::{self, Zone};
 use crate::text_safety::{escape_controls, escape_controls_keep_newlines};
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -46,9 +47,7 @@ pub fn to_junit(report: &Report) -> io::Result<String> {
     let cases = cases(report);
     let counts = count(&cases);
     let time = seconds(report.finished_ms.saturating_sub(report.started_ms));
-    let timestamp = jiff::Timestamp::from_millisecond(report.started_ms as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
-        .unwrap_or_default();
+    let timestamp = clock::utc(report.started_ms, "%Y-%m-%dT%H:%M:%S").unwrap_or_default();
     let suite_name = format!("plumdash verify ({})", clean(&report.app));
     let (tests, failures, skipped) = (
         counts.tests.to_string(),
@@ -90,7 +89,8 @@ pub fn to_junit(report: &Report) -> io::Result<String> {
                         write_case(w, case)?;
                     }
                     // The human report too, for CI pages that show a suite's output.
-                    let text = escape_controls_keep_newlines(&report.render(0)).into_owned();
+                    let text =
+                        escape_controls_keep_newlines(&report.render(Zone::UTC)).into_owned();
                     w.create_element("system-out")
                         .write_text_content(BytesText::new(&text))?;
                     Ok(())
@@ -266,7 +266,7 @@ fn outcome(inv: &InvariantResult, found: &[&Violation]) -> Outcome {
         ));
         for e in &v.evidence {
             text.push_str("    ");
-            text.push_str(&line(e, 0));
+            text.push_str(&line(e, Zone::UTC));
             text.push('\n');
         }
     }

@@ -2,6 +2,7 @@
 //! evidence, and the full history. Printed as a table and summary, or JSON.
 
 use super::history::{line, History, HistoryEntry};
+use crate::clock::Zone;
 use crate::recovery::TsMs;
 use crate::text_safety::escape_controls_keep_newlines;
 use serde::Serialize;
@@ -178,7 +179,7 @@ impl Report {
     }
 
     /// The human table and summary.
-    pub fn render(&self, offset_secs: i32) -> String {
+    pub fn render(&self, zone: Zone) -> String {
         let mut out = String::new();
         let opt = |v: Option<String>| v.unwrap_or_else(|| "—".into());
         let _ = writeln!(out);
@@ -258,7 +259,7 @@ impl Report {
                 let _ = writeln!(out);
                 let _ = writeln!(out, "invariant {} violated: {}", v.invariant, v.message);
                 for e in &v.evidence {
-                    let _ = writeln!(out, "    {}", line(e, offset_secs));
+                    let _ = writeln!(out, "    {}", line(e, zone));
                 }
             }
         }

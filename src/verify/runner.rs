@@ -42,7 +42,7 @@ pub(super) struct Runner {
     seen: u64,
     pub(super) history: History,
     pub(super) mon: Monitor,
-    offset: i32,
+    zone: clock::Zone,
     pub(super) config: VerifyConfig,
     pub(super) instance: String,
     pub(super) violations: Vec<Violation>,
@@ -71,7 +71,7 @@ impl Runner {
             seen: 0,
             history: History::default(),
             mon: Monitor::default(),
-            offset: clock::local_offset_secs(),
+            zone: clock::Zone::Local,
             config,
             instance,
             violations: Vec::new(),
@@ -128,10 +128,7 @@ impl Runner {
     /// Something verify did, on the live output and in the history.
     pub(super) fn note(&mut self, text: String) {
         let at = now_ms();
-        self.live(&format!(
-            "{}  verify: {text}",
-            clock::hms_millis(at, self.offset)
-        ));
+        self.live(&format!("{}  verify: {text}", self.zone.hms_millis(at)));
         self.history.push(at, "verify", text);
     }
 
@@ -157,7 +154,7 @@ impl Runner {
         self.seen = count;
         let lines: Vec<String> = new
             .iter()
-            .map(|ev| format!("{}  {ev}", clock::hms_millis(ev.at, self.offset)))
+            .map(|ev| format!("{}  {ev}", self.zone.hms_millis(ev.at)))
             .collect();
         for l in lines {
             self.live(&l);
@@ -323,7 +320,7 @@ impl Runner {
             if let Some(c) = controller {
                 self.note(format!(
                     "stopping the controller for {} ms (invariant 6)",
-                    self.config.outage.as_millis()
+                    clock::millis(self.config.outage)
                 ));
                 let addr = c.addr;
                 let db = c.db.clone();
@@ -509,7 +506,7 @@ impl Runner {
             controller,
             embedded_controller: self.config.controller.is_none(),
             app: self.config.app.clone(),
-            step_ms: self.config.step.map(|s| s.as_millis() as u64),
+            step_ms: self.config.step.map(clock::millis),
             seed: match self.config.schedule {
                 KillSchedule::Random { seed } => Some(seed),
                 _ => None,
@@ -519,7 +516,7 @@ impl Runner {
             outage: self.outage_cycle,
             outage_window: self.outage_window,
             outage_ms: (self.config.controller.is_none())
-                .then_some(self.config.outage.as_millis() as u64),
+                .then_some(clock::millis(self.config.outage)),
             graceful_stop: self.graceful,
             tasks: self
                 .tasks

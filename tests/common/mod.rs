@@ -9,7 +9,7 @@ pub mod tmux;
 use plumdash::controller::{self, ControllerConfig, RunningController};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// An in-process controller on a free port with its own database file.
@@ -92,4 +92,37 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) {
 
 pub fn db_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("kv.db")
+}
+
+/// A file of `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The JSON lines of an events file (`--events`) written so far.
+pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// SIGINT, as a person's Ctrl-C, then waits up to `timeout` for the exit;
+/// `None` if it is still running then.
+pub fn interrupt_and_wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

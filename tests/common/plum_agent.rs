@@ -3,15 +3,10 @@
 //! started as the agent starts it (`plum-agent-start.sh`), and optionally a
 //! restarter that polls it (`plum-agent-restarter.sh`).
 
-use std::path::{Path, PathBuf};
+use super::fixture;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// A live process of this machine, read from `/proc`.
 #[derive(Debug, Clone, PartialEq, Eq)]

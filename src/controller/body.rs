@@ -1,0 +1,269 @@
+//! Request bodies of the KV API as types, and `JsonBody`, the extractor that reads
+//! one: its rejection is the API's own one-line JSON error (413 over the limit,
+//! 400 for malformed JSON or a body of the wrong shape).
+//!
+//! Fields are typed loosely on purpose (`Field`: absent, null, a string or
+//! something else), so a wrong field is named in the answer the way the original
+//! controller's clients expect (`"value" must be a JSON string`, `item 1 ("k"): …`).
+
+use super::error::ApiError;
+use crate::kv::model::{validate_key, BatchItem, ValueType};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Largest request body accepted (413 above it).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A JSON body of type `T`, or the API error that says why not.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| ApiError {
+                status: rejection.status(),
+                message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes")
+                } else {
+                    rejection.body_text()
+                },
+            })?;
+        parse(&bytes).map(JsonBody).map_err(ApiError::bad_request)
+    }
+}
+
+/// A JSON object as `T` (never an array, which serde would take field by field).
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice::<Object<T>>(bytes)
+        .map(|Object(body)| body)
+        .map_err(|e| body_error(&e))
+}
+
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(PhantomData)).map(Object)
+    }
+}
+
+/// Not JSON at all is "malformed JSON: …" with serde's position; JSON of the wrong
+/// shape is our own message without it (it names the field instead).
+fn body_error(e: &serde_json::Error) -> String {
+    if !e.is_data() {
+        return format!("malformed JSON: {e}");
+    }
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&at).unwrap_or(&text).to_string()
+}
+
+/// One field as sent: absent, `null`, a string, or anything else.
+#[derive(Debug, Default)]
+enum Field {
+    #[default]
+    Absent,
+    Null,
+    Text(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => Field::Text(s),
+            Value::Null => Field::Null,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// `PUT /v1/kv/{ns}/{key}`: `{"value": "...", "type": "..."}`, `type` string if absent.
+#[derive(Debug, Deserialize)]
+pub struct ValueBody {
+    #[serde(default)]
+    value: Field,
+    #[serde(default, rename = "type")]
+    value_type: Field,
+}
+
+impl ValueBody {
+    /// The value and its type, checked against each other.
+    pub fn checked(self) -> Result<(String, ValueType), String> {
+        let value = match self.value {
+            Field::Text(s) => s,
+            Field::Absent => return Err("missing \"value\"".into()),
+            Field::Null | Field::Other => return Err("\"value\" must be a JSON string".into()),
+        };
+        let ty = match self.value_type {
+            Field::Absent | Field::Null => ValueType::String,
+            Field::Text(t) => t.parse()?,
+            Field::Other => return Err("\"type\" must be a JSON string".into()),
+        };
+        ty.validate(&value)?;
+        Ok((value, ty))
+    }
+}
+
+/// `POST /v1/kv/{ns}/batch`: `{"items": [{"key", "value", "type"}, …]}`.
+#[derive(Debug, Deserialize)]
+pub struct BatchBody {
+    #[serde(default)]
+    items: Items,
+}
+
+/// `items` as sent: a list (of anything), or not a list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum Items {
+    List(Vec<Item>),
+    NotList(IgnoredAny),
+    #[default]
+    #[serde(skip)]
+    Absent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Item {
+    Object {
+        #[serde(default)]
+        key: Field,
+        #[serde(flatten)]
+        body: ValueBody,
+    },
+    NotObject(IgnoredAny),
+}
+
+impl BatchBody {
+    /// The items, each checked; an error names the item by index (and key).
+    pub fn checked(self) -> Result<Vec<BatchItem>, String> {
+        let items = match self.items {
+            Items::List(items) => items,
+            Items::NotList(_) => return Err("\"items\" must be an array".into()),
+            Items::Absent => return Err("missing \"items\"".into()),
+        };
+        if items.is_empty() {
+            return Err("\"items\" is empty".into());
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let Item::Object {
+                    key: Field::Text(key),
+                    body,
+                } = item
+                else {
+                    return Err(format!("item {i}: missing or non-string \"key\""));
+                };
+                validate_key(&key).map_err(|e| format!("item {i}: {e}"))?;
+                let (value, value_type) = body
+                    .checked()
+                    .map_err(|e| format!("item {i} ({key:?}): {e}"))?;
+                Ok(BatchItem {
+                    key,
+                    value,
+                    value_type,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(body: &str) -> Result<(String, ValueType), String> {
+        parse::<ValueBody>(body.as_bytes())?.checked()
+    }
+
+    fn batch(body: &str) -> Result<Vec<BatchItem>, String> {
+        parse::<BatchBody>(body.as_bytes())?.checked()
+    }
+
+    #[test]
+    fn a_value_body_names_what_is_wrong() {
+        assert_eq!(
+            value(r#"{"value":"7","type":"int"}"#).unwrap().1,
+            ValueType::Int
+        );
+        assert_eq!(
+            value(r#"{"value":"x","type":null}"#).unwrap().1,
+            ValueType::String
+        );
+        assert_eq!(value(r#"{"type":"int"}"#).unwrap_err(), "missing \"value\"");
+        assert_eq!(
+            value(r#"{"value":null}"#).unwrap_err(),
+            "\"value\" must be a JSON string"
+        );
+        assert_eq!(
+            value(r#"{"value":"1","type":5}"#).unwrap_err(),
+            "\"type\" must be a JSON string"
+        );
+        let not_object = value(r#"["1","int"]"#).unwrap_err();
+        assert!(
+            not_object.ends_with("expected a JSON object"),
+            "{not_object}"
+        );
+        assert!(!not_object.contains("line"), "{not_object}");
+        assert!(value("{not json")
+            .unwrap_err()
+            .starts_with("malformed JSON: "));
+    }
+
+    #[test]
+    fn a_batch_names_the_item() {
+        let ok =
+            batch(r#"{"items":[{"key":"a","value":"1","type":"int"},{"key":"b","value":"x"}]}"#)
+                .unwrap();
+        assert_eq!(
+            ok,
+            vec![
+                BatchItem::new("a", "1", ValueType::Int),
+                BatchItem::new("b", "x", ValueType::String)
+            ]
+        );
+        assert_eq!(batch("{}").unwrap_err(), "missing \"items\"");
+        assert!(batch(r#"[[{"key":"a","value":"1"}]]"#).is_err());
+        assert_eq!(
+            batch(r#"{"items":[["a","1"]]}"#).unwrap_err(),
+            "item 0: missing or non-string \"key\""
+        );
+        assert_eq!(
+            batch(r#"{"items":null}"#).unwrap_err(),
+            "\"items\" must be an array"
+        );
+        assert_eq!(batch(r#"{"items":[]}"#).unwrap_err(), "\"items\" is empty");
+        assert_eq!(
+            batch(r#"{"items":[5]}"#).unwrap_err(),
+            "item 0: missing or non-string \"key\""
+        );
+        assert_eq!(
+            batch(r#"{"items":[{"key":"a","value":"1"},{"key":"b","value":"x","type":"int"}]}"#)
+                .unwrap_err(),
+            "item 1 (\"b\"): value \"x\" is not a 64-bit integer (type int)"
+        );
+    }
+}
