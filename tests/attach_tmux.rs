@@ -11,6 +11,15 @@ use common::plum_agent::{is_dead, proc_info, processes_of_instance, wait_until, 
 use common::tmux::Tmux;
 use std::time::Duration;
 
+/// `n` appears on screen as a number of its own (not inside a longer one: pid
+/// 795 is not shown by "7950").
+fn shows_number(screen: &str, n: u32) -> bool {
+    let n = n.to_string();
+    screen
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|word| word == n)
+}
+
 fn shell() -> Tmux {
     let argv = [
         "env",
@@ -102,16 +111,13 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     });
     // The worker is kv-demo, not its sh, bash or tee; they are named as its wrappers.
     let r = row(&screen, &inst.id).unwrap_or_else(|| panic!("no row:\n{screen}"));
-    assert!(
-        r.contains(&first.to_string()),
-        "the worker's pid:\n{screen}"
-    );
+    assert!(shows_number(r, first), "the worker's pid:\n{screen}");
     assert!(
         screen.contains(&format!("pid {first} under sh→bash")),
         "wrappers named:\n{screen}"
     );
     assert!(
-        !screen.contains(&foreign.to_string()),
+        !shows_number(&screen, foreign),
         "another app's worker:\n{screen}"
     );
     // The agent sends stdout to /dev/null; the log is read from tee's file.
@@ -139,7 +145,7 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     let second = inst.wait_for_worker(Duration::from_secs(10), Some(first));
     let screen = tmux.wait_for("RESUMED in the same row", Duration::from_secs(10), |s| {
         let r = row(s, &inst.id)?;
-        (r.contains("RESUMED from") && r.contains(&second.to_string())).then(|| s.to_string())
+        (r.contains("RESUMED from") && shows_number(r, second)).then(|| s.to_string())
     });
     assert!(screen.contains("Instances (1)"), "{screen}");
     assert!(
@@ -164,7 +170,7 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     let third = inst.wait_for_worker(Duration::from_secs(10), Some(second));
     let screen = tmux.wait_for("the new task running", Duration::from_secs(10), |s| {
         let r = row(s, &inst.id)?;
-        (r.contains(&third.to_string()) && r.contains("RUNNING")).then(|| s.to_string())
+        (shows_number(r, third) && r.contains("RUNNING")).then(|| s.to_string())
     });
     assert!(!screen.contains("RESUMED from 0%"), "{screen}");
     assert!(screen.contains("Recovery timeline (1 cycle)"), "{screen}");
@@ -192,7 +198,7 @@ fn a_crash_the_original_agent_never_restarts_is_shown_as_not_restarted() {
     attach(&tmux, &url, &app, "--restart-grace 2s");
     tmux.wait_for("the attached worker", Duration::from_secs(20), |s| {
         let part_way = gauge_percent(s).is_some_and(|p| (10..=70).contains(&p));
-        (row(s, &inst.id)?.contains(&worker.to_string()) && part_way).then_some(())
+        (shows_number(row(s, &inst.id)?, worker) && part_way).then_some(())
     });
     tmux.send(&["k"]);
     tmux.wait_for("the kill flashed", Duration::from_secs(5), |s| {
@@ -239,7 +245,7 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
     let second = inst.wait_for_worker(Duration::from_secs(15), Some(first));
     let screen = tmux.wait_for("the restarted run", Duration::from_secs(10), |s| {
         let r = row(s, &inst.id)?;
-        (r.contains(&second.to_string()) && r.contains("RUNNING")).then(|| s.to_string())
+        (shows_number(r, second) && r.contains("RUNNING")).then(|| s.to_string())
     });
     assert!(screen.contains("(flag cleared)"), "{screen}");
     assert!(screen.contains("stopped gracefully"), "{screen}");
@@ -270,7 +276,7 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
         Duration::from_secs(10),
         |s| {
             let r = row(s, &inst.id)?;
-            (r.contains(&third.to_string()) && r.contains("RESUMED from")).then_some(())
+            (shows_number(r, third) && r.contains("RESUMED from")).then_some(())
         },
     );
     quit(&tmux);
