@@ -86,12 +86,6 @@ fn offset_in(zone: &jiff::tz::TimeZone, ms: u64) -> i32 {
         .map_or(0, |at| zone.to_offset(at).seconds())
 }
 
-/// The local UTC offset now, in seconds (0 if the zone cannot be read). Prefer
-/// `Zone::Local`, which asks at each timestamp.
-pub fn local_offset_secs() -> i32 {
-    Zone::Local.offset_at(unix_ms(SystemTime::now()))
-}
-
 /// `HH:MM:SS` of a unix-millisecond time at `offset_secs` from UTC.
 pub fn hms(ms: u64, offset_secs: i32) -> String {
     let secs = (ms / 1000) as i64 + offset_secs as i64;

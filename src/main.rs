@@ -2,7 +2,6 @@
 //! the library (`plumdash::commands`, `controller`, `supervisor`, `tui`, …).
 
 use anyhow::{Context, Result};
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use plumdash::commands::kv::KvCommand;
@@ -244,9 +243,7 @@ struct UiArgs {
     #[arg(long)]
     read_only: bool,
     /// Colour theme (NO_COLOR turns colour off).
-    // The names are listed here so `--help` shows them; the theme module parses them.
-    #[arg(long, default_value = "dark",
-          value_parser = PossibleValuesParser::new(["dark", "light"]).try_map(|s| s.parse::<ThemeName>()))]
+    #[arg(long, value_enum, default_value_t = ThemeName::Dark)]
     theme: ThemeName,
     /// Do not capture the mouse.
     #[arg(long)]

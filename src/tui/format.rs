@@ -5,7 +5,11 @@ use crate::recovery::TsMs;
 /// How times are written: wall clock, or seconds since start (recordings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockStyle {
-    Wall { utc_offset_secs: i32 },
+    /// Wall-clock time in `zone`, at the offset each timestamp had (a run
+    /// across a DST change keeps every line right).
+    Wall {
+        zone: crate::clock::Zone,
+    },
     Relative,
 }
 
@@ -32,7 +36,7 @@ pub fn bytes(n: u64) -> String {
 pub fn clock(at: TsMs, origin: TsMs, style: ClockStyle) -> String {
     match style {
         ClockStyle::Relative => format!("+{:.1}s", at.saturating_sub(origin) as f64 / 1000.0),
-        ClockStyle::Wall { utc_offset_secs } => crate::clock::hms(at, utc_offset_secs),
+        ClockStyle::Wall { zone } => zone.hms(at),
     }
 }
 
@@ -81,7 +85,7 @@ mod tests {
                 3_600_000 + 61_000,
                 0,
                 ClockStyle::Wall {
-                    utc_offset_secs: 3600
+                    zone: crate::clock::Zone::Fixed(3600)
                 }
             ),
             "02:01:01"

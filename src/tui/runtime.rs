@@ -109,7 +109,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
         ClockStyle::Relative
     } else {
         ClockStyle::Wall {
-            utc_offset_secs: crate::clock::local_offset_secs(),
+            zone: crate::clock::Zone::Local,
         }
     };
     let mut app = App::new(

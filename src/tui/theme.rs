@@ -4,21 +4,12 @@
 use crate::recovery::Phase;
 use ratatui::style::{Color, Modifier, Style};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ThemeName {
+    /// Light text on a dark terminal.
     Dark,
+    /// Dark text on a light terminal.
     Light,
-}
-
-impl std::str::FromStr for ThemeName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "dark" => Ok(ThemeName::Dark),
-            "light" => Ok(ThemeName::Light),
-            _ => Err(format!("unknown theme {s:?} (expected dark or light)")),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
