@@ -28,7 +28,6 @@ use super::events::{EventKind, EventSink};
 use super::exit::ExitKind;
 use super::output::{LineSplitter, OutputBuffer, OutputStream, DEFAULT_MAX_LINE_BYTES};
 use super::snapshot::{InstanceSnapshot, Origin, Phase};
-use super::Supervisor;
 
 /// Lines of output kept per attached instance.
 const OUTPUT_LINES: usize = 5_000;
@@ -44,9 +43,13 @@ pub struct WatcherConfig {
     /// The worker program's process name (`kv-demo`); its wrappers are not workers.
     pub worker_name: String,
     pub interval: Duration,
-    /// Workers owned by this supervisor are left to it and not reported twice.
-    pub owned_by: Option<Supervisor>,
+    /// The pids of workers a supervisor of ours owns (e.g. `Supervisor::owned_pids`):
+    /// they are left to it and not reported twice.
+    pub owned_by: Option<OwnedPids>,
 }
+
+/// Asks, at each rescan, which pids are someone else's to report.
+pub type OwnedPids = Arc<dyn Fn() -> Vec<u32> + Send + Sync>;
 
 /// A running rescan loop. Dropping it stops the loop.
 pub struct Watcher {
@@ -139,7 +142,7 @@ async fn scan_loop(
         let exclude = config
             .owned_by
             .as_ref()
-            .map(Supervisor::owned_pids)
+            .map(|owned| owned())
             .unwrap_or_default();
         let Some(mut scanner) = finder.take() else {
             break;
