@@ -16,7 +16,7 @@
 
 mod socket_dir;
 
-use crate::recovery::Tracker;
+use crate::recovery::{InstanceStatus, Tracker, TsMs};
 use crate::supervisor::{parse_signal, Action, InstanceSnapshot, Supervisor};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -37,11 +37,14 @@ const MAX_LINE: usize = 64 * 1024;
 /// How long a command waits for the recovery state to reflect it.
 const SETTLE: Duration = Duration::from_millis(1500);
 
-/// The recovery side of one instance, as the tracker derives it.
+/// One instance as the dashboard shows it ([`InstanceStatus`]: the one view).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RecoveryStatus {
     /// `RUNNING`, `CRASHED`, `RECOVERING`, `RESUMED from 50%`, …
     pub phase: String,
+    /// The phase as the instances table says it, with what it alone does not say
+    /// (`STOPPED (SIGSTOP)`, `RUNNING · attached at 20%`).
+    pub state: String,
     pub crashes: u32,
     pub runs: u32,
 }
@@ -67,18 +70,25 @@ pub struct StatusSnapshot {
 }
 
 impl StatusSnapshot {
-    pub fn from_tracker(tracker: &Tracker) -> StatusSnapshot {
+    pub fn from_tracker(
+        tracker: &Tracker,
+        instances: &[InstanceSnapshot],
+        now: TsMs,
+    ) -> StatusSnapshot {
         let task = tracker.task();
         StatusSnapshot {
-            instances: tracker
-                .instances()
-                .map(|i| {
+            instances: instances
+                .iter()
+                .map(|s| {
+                    let status = InstanceStatus::of(s, tracker, now);
+                    let runs = tracker.instance(&s.id).map_or(0, |i| i.runs);
                     (
-                        i.id.clone(),
+                        s.id.clone(),
                         RecoveryStatus {
-                            phase: i.phase.to_string(),
-                            crashes: i.crashes,
-                            runs: i.runs,
+                            phase: status.phase.to_string(),
+                            state: status.state_text(),
+                            crashes: status.crashes,
+                            runs,
                         },
                     )
                 })
@@ -102,8 +112,8 @@ impl StatusSnapshot {
 pub struct StatusPublisher(Arc<watch::Sender<StatusSnapshot>>);
 
 impl StatusPublisher {
-    pub fn publish(&self, tracker: &Tracker) {
-        let next = StatusSnapshot::from_tracker(tracker);
+    pub fn publish(&self, tracker: &Tracker, instances: &[InstanceSnapshot], now: TsMs) {
+        let next = StatusSnapshot::from_tracker(tracker, instances, now);
         self.0.send_if_modified(|current| {
             let changed = *current != next;
             if changed {

@@ -14,8 +14,10 @@ pub(crate) mod sample;
 mod task;
 mod timeline;
 mod tracker;
+mod view;
 
 pub use facts::{Fact, ProcessExit, TsMs};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, Tracker};
+pub use view::InstanceStatus;

@@ -64,7 +64,7 @@ pub async fn run_headless(
             _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
             _ = async { if let Some(t) = status_due { tokio::time::sleep_until(t).await } }, if status_due.is_some() => {
                 if let Some(status) = &status {
-                    status.publish(&tracker);
+                    status.publish(&tracker, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
                 }
                 status_due = None;
             }
@@ -77,7 +77,7 @@ pub async fn run_headless(
                     if new.is_empty() {
                         status_due.get_or_insert(tokio::time::Instant::now() + STATUS_EVERY);
                     } else {
-                        status.publish(&tracker);
+                        status.publish(&tracker, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
                         status_due = None;
                     }
                 }

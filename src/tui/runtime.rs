@@ -13,7 +13,7 @@ use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
-use crate::recovery::{Phase, Tracker};
+use crate::recovery::{InstanceStatus, Tracker};
 use crate::session::{now_ms, Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
 use crate::supervisor::{
@@ -218,7 +218,7 @@ where
                     rows_stale = false;
                 }
                 if let (true, Some(status)) = (status_stale, &options.status) {
-                    status.publish(&app.tracker);
+                    status.publish(&app.tracker, &session.instances(), app.now);
                     status_stale = false;
                 }
                 log_seen.refresh(&mut app, &session);
@@ -413,48 +413,23 @@ fn row(
     stats: Option<&ProcessStats>,
     now: crate::recovery::TsMs,
 ) -> InstanceRow {
-    use crate::supervisor::Phase as SupPhase;
-    let view = tracker.instance(&s.id);
-    let phase = match (&s.phase, view) {
-        // The supervisor gave up; why is in the timeline.
-        (SupPhase::Failed { .. }, _) => Phase::Failed {
-            reason: String::new(),
-        },
-        // Frozen: whatever the task's phase, the process is not running.
-        _ if s.paused.is_some() && s.pid.is_some() => Phase::Stopped,
-        (_, Some(v)) => v.phase.clone(),
-        (SupPhase::Running, None) => Phase::Running,
-        _ => Phase::Stopped,
-    };
-    let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
-    // Attached workers' crashes are judged from the namespace, by the tracker.
-    let attached = s.origin == Origin::Attached;
-    let crashes = match view {
-        Some(v) if attached => v.crashes,
-        _ => s.crashes,
-    };
-    let (restart_at, crash_loop) = match &s.phase {
-        SupPhase::WaitingRestart { until, crash_loop } => {
-            (Some(crate::supervisor::unix_ms(*until)), *crash_loop)
-        }
-        _ => (None, None),
-    };
+    let v = InstanceStatus::of(s, tracker, now);
     InstanceRow {
-        id: s.id.clone(),
-        node: s.node.clone(),
-        pid: s.pid,
-        phase,
-        detail,
-        restart_at,
-        crash_loop,
-        started_at: s.started_at.map(crate::supervisor::unix_ms),
-        crashes,
-        manual_restarts: s.manual_restarts,
-        last_exit: s.last_exit,
+        id: v.id,
+        node: v.node,
+        pid: v.pid,
+        phase: v.phase,
+        detail: v.detail,
+        restart_at: v.restart_at,
+        crash_loop: v.crash_loop,
+        started_at: v.started_at,
+        crashes: v.crashes,
+        manual_restarts: v.manual_restarts,
+        last_exit: v.last_exit,
         cpu_percent: stats.map(|p| p.cpu_percent),
         rss_bytes: stats.map(|p| p.rss_bytes),
-        auto_restart: s.auto_restart,
-        paused: s.paused,
+        auto_restart: v.auto_restart,
+        paused: v.paused,
         under: None,
     }
 }
