@@ -8,7 +8,7 @@ mod common;
 
 use common::original::OriginalController;
 use common::plum_agent::{is_dead, proc_info, processes_of_instance, wait_until, PlumInstance};
-use common::tmux::Tmux;
+use common::tmux::{gauge_percent, Tmux};
 use std::time::Duration;
 
 /// `n` appears on screen as a number of its own (not inside a longer one: pid
@@ -56,19 +56,6 @@ fn crashes(row: &str) -> Option<u32> {
     let inner = row.trim().trim_matches('│');
     let cells: Vec<&str> = inner.split_whitespace().collect();
     cells.get(cells.len().checked_sub(5)?)?.parse().ok()
-}
-
-/// The progress % shown in the gauge (`50% · step_5 · counter 5`).
-fn gauge_percent(screen: &str) -> Option<u32> {
-    screen.lines().find_map(|line| {
-        let i = line.find("% · step_")?;
-        let digits: String = line[..i]
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        digits.chars().rev().collect::<String>().parse().ok()
-    })
 }
 
 /// Waits until the worker is part-way (20–70%), so a kill lands mid-task.

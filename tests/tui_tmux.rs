@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::tmux::Tmux;
+use common::tmux::{gauge_percent, Tmux};
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,19 +21,6 @@ fn shell(width: u16, height: u16) -> Tmux {
     ]
     .map(String::from);
     Tmux::start(width, height, &argv)
-}
-
-/// The progress % shown in the gauge (`50% · step_5 · counter 5`).
-fn gauge_percent(screen: &str) -> Option<u32> {
-    screen.lines().find_map(|line| {
-        let i = line.find("% · step_")?;
-        let digits: String = line[..i]
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        digits.chars().rev().collect::<String>().parse().ok()
-    })
 }
 
 #[test]

@@ -147,6 +147,9 @@ mod tests {
         // Unknown to the tracker and not running: never claimed running.
         let t = Tracker::new();
         let stopped = snapshot(Lifecycle::Stopped, None);
-        assert_eq!(InstanceStatus::of(&stopped, &t, 200).state_text(), "STOPPED");
+        assert_eq!(
+            InstanceStatus::of(&stopped, &t, 200).state_text(),
+            "STOPPED"
+        );
     }
 }

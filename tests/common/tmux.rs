@@ -80,3 +80,16 @@ impl Drop for Tmux {
             .status();
     }
 }
+
+/// The progress % shown in the gauge (`50% · step_5 · counter 5`).
+pub fn gauge_percent(screen: &str) -> Option<u32> {
+    screen.lines().find_map(|line| {
+        let i = line.find("% · step_")?;
+        let digits: String = line[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.chars().rev().collect::<String>().parse().ok()
+    })
+}
