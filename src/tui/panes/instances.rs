@@ -7,6 +7,7 @@ use crate::supervisor::ExitKind;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
+use crate::tui::i18n::{self, Lang, Msg};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
@@ -34,10 +35,37 @@ const WIDTHS: [Constraint; 10] = [
     Constraint::Length(5),
 ];
 
+/// The column heads, in `WIDTHS` order.
+const HEADS: [Msg; 10] = [
+    Msg::ColId,
+    Msg::ColNode,
+    Msg::ColPid,
+    Msg::ColState,
+    Msg::ColUptime,
+    Msg::ColCrashes,
+    Msg::ColRestarts,
+    Msg::ColExit,
+    Msg::ColCpu,
+    Msg::ColRss,
+];
+
+/// `WIDTHS`, each fixed column widened to its head's display width in `lang`
+/// (so a Chinese head is never cut).
+fn widths(lang: Lang) -> [Constraint; 10] {
+    let mut widths = WIDTHS;
+    for (c, head) in widths.iter_mut().zip(HEADS) {
+        if let Constraint::Length(n) = c {
+            let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
+            *n = (*n).max(need);
+        }
+    }
+    widths
+}
+
 /// Columns the STATE column gets in a pane `width` wide (borders and the 1-column
 /// spacing between the ten columns taken off).
-fn state_room(width: u16) -> usize {
-    let fixed: u16 = WIDTHS
+fn state_room(width: u16, lang: Lang) -> usize {
+    let fixed: u16 = widths(lang)
         .iter()
         .map(|c| match c {
             Constraint::Length(n) => *n,
@@ -51,13 +79,8 @@ fn state_room(width: u16) -> usize {
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
-    let state_room = state_room(area.width);
-    let header = Row::new(
-        [
-            "ID", "NODE", "PID", "STATE", "UPTIME", "CRSH", "RST", "EXIT", "CPU", "RSS",
-        ]
-        .map(|h| Cell::from(Span::styled(h, t.dim()))),
-    );
+    let state_room = state_room(area.width, app.lang);
+    let header = Row::new(HEADS.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
     let rows: Vec<Row> = app
         .instances
         .iter()
@@ -81,8 +104,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
-    let widths = WIDTHS;
-    let title = format!("Instances ({})", app.instances.len());
+    let widths = widths(app.lang);
+    let title = format!(
+        "{} ({})",
+        Msg::Instances.text(app.lang),
+        app.instances.len()
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
