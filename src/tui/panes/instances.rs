@@ -49,37 +49,51 @@ const HEADS: [Msg; 10] = [
     Msg::ColRss,
 ];
 
-/// `WIDTHS`, each fixed column widened to its head's display width in `lang`
-/// (so a Chinese head is never cut).
-fn widths(lang: Lang) -> [Constraint; 10] {
-    let mut widths = WIDTHS;
-    for (c, head) in widths.iter_mut().zip(HEADS) {
-        if let Constraint::Length(n) = c {
-            let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
-            *n = (*n).max(need);
-        }
-    }
+/// Sum of the fixed columns.
+fn fixed(widths: &[Constraint]) -> u16 {
     widths
-}
-
-/// Columns the STATE column gets in a pane `width` wide (borders and the 1-column
-/// spacing between the ten columns taken off).
-fn state_room(width: u16, lang: Lang) -> usize {
-    let fixed: u16 = widths(lang)
         .iter()
         .map(|c| match c {
             Constraint::Length(n) => *n,
             _ => 0,
         })
-        .sum();
-    usize::from(width.saturating_sub(2 + 9 + fixed).max(16))
+        .sum()
+}
+
+/// Least the STATE column gets (`RESUMED from 50%`).
+const STATE_MIN: u16 = 16;
+
+/// The column widths in a pane `width` wide: `WIDTHS`, each fixed column
+/// widened to its head's display width in `lang` when the pane has room for
+/// that (a Chinese head is two columns a character); at 80 columns it has
+/// not, and a head is cut rather than a value.
+fn widths(width: u16, lang: Lang) -> [Constraint; 10] {
+    let mut widened = WIDTHS;
+    for (c, head) in widened.iter_mut().zip(HEADS) {
+        if let Constraint::Length(n) = c {
+            let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
+            *n = (*n).max(need);
+        }
+    }
+    if 2 + 9 + fixed(&widened) + STATE_MIN <= width {
+        widened
+    } else {
+        WIDTHS
+    }
+}
+
+/// Columns the STATE column gets with `widths` in a pane `width` wide (borders
+/// and the 1-column spacing between the ten columns taken off).
+fn state_room(width: u16, widths: &[Constraint]) -> usize {
+    usize::from(width.saturating_sub(2 + 9 + fixed(widths)).max(STATE_MIN))
 }
 
 /// Draws the table, scrolled so the selected instance shows, and says which
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
-    let state_room = state_room(area.width, app.lang);
+    let widths = widths(area.width, app.lang);
+    let state_room = state_room(area.width, &widths);
     let header = Row::new(HEADS.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
     let rows: Vec<Row> = app
         .instances
@@ -104,7 +118,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
-    let widths = widths(app.lang);
     let title = format!(
         "{} ({})",
         Msg::Instances.text(app.lang),
