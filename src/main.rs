@@ -379,8 +379,8 @@ struct KvArgs {
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.headless && (!args.ui.is_default() || args.kill_at.is_some() || tour) {
         anyhow::bail!(
-            "--no-mouse, --recording, --keys, --kill-at and tour are for the dashboard, \
-             not --headless"
+            "--no-mouse, --recording, --keys, --lang, --layout, --kill-at and tour are for \
+             the dashboard, not --headless"
         );
     }
     if args.step.is_some_and(|s| s.is_zero()) {
