@@ -331,7 +331,9 @@ fn tour_in_chinese_keeps_the_state_words_matchable() {
     tmux.wait_for("the Chinese help", Duration::from_secs(5), |s| {
         (s.contains("按键（? 关闭）") && s.contains("发送 SIGKILL")).then_some(())
     });
+    // Any key closes help; a pause so Esc and q are not read as Alt-q.
     tmux.send(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
