@@ -864,11 +864,16 @@ mod room {
                 let screen = render(&s.app, w, h);
                 assert_rows_fit(&screen, w);
                 // The state word, the percentage, the flag and the newest event.
+                // The newest event, in the screen's language, state word kept.
+                let newest = match lang {
+                    Lang::En => "RESUMED from 50%, 0 steps lost",
+                    Lang::Zh => "RESUMED from 50% 已恢复，丢失 0 步",
+                };
                 for must in [
                     "RESUMED from 50%",
                     "70% · step_7",
                     "app.crashed ARMED",
-                    "0 steps lost",
+                    newest,
                 ] {
                     assert!(screen.contains(must), "{must} at {w}x{h}:\n{screen}");
                 }

@@ -10,7 +10,7 @@
 //! `app.crashed ARMED|SET|CLEARED|NO FLAG`) are never translated; Chinese may
 //! add a gloss after them (`gloss`).
 
-use crate::recovery::{Phase, CRASH_FLAG_KEY};
+use crate::recovery::{Phase, ProcessExit, TimelineEvent, TimelineKind, CRASH_FLAG_KEY};
 use crate::tui::panes::flag::FlagState;
 
 /// The dashboard's language (`--lang`; default from the locale).
@@ -384,6 +384,102 @@ pub fn story_stopped(at: Option<i64>, lang: Lang) -> String {
     }
 }
 
+/// A timeline event as the dashboard shows it: English is the event's own
+/// `Display` (what `--headless` and the reports print); Chinese keeps the
+/// instance id, signal names and the state words (`RESUMED from 50%`, `FAILED`,
+/// `TORN`) and words the rest.
+pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
+    if lang == Lang::En {
+        return ev.to_string();
+    }
+    let id = ev
+        .instance
+        .as_deref()
+        .map_or(String::new(), |id| format!("{id} "));
+    let pct = |p: Option<i64>| p.map_or_else(|| "?".to_string(), |p| format!("{p}%"));
+    let at = |p: &Option<i64>| p.map_or(String::new(), |p| format!("在 {p}% 时"));
+    let text = match &ev.kind {
+        TimelineKind::Started { pid } => format!("已启动（pid {pid}）"),
+        TimelineKind::Attached { pid } => format!("发现正在运行（pid {pid}），已附加"),
+        TimelineKind::NotRestarted { grace_ms } => format!(
+            "{} 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）",
+            humantime::format_duration(std::time::Duration::from_millis(*grace_ms))
+        ),
+        TimelineKind::Exited {
+            exit: ProcessExit::Unknown,
+            progress,
+            crashed,
+            ..
+        } => {
+            let flag = if *crashed {
+                "标记仍在：已崩溃"
+            } else {
+                "标记已清除"
+            };
+            format!("{}消失（{flag}）", at(progress))
+        }
+        TimelineKind::Exited {
+            exit: ProcessExit::Signal(sig),
+            progress,
+            requested: true,
+            ..
+        } => format!("{}被 {sig} 停止（请求停止）", at(progress)),
+        TimelineKind::Exited {
+            exit: ProcessExit::Signal(sig),
+            progress,
+            flag,
+            ..
+        } => {
+            let flag = if *flag {
+                "标记仍在"
+            } else {
+                "标记未设置"
+            };
+            format!("{}被 {sig} 杀死（{flag}）", at(progress))
+        }
+        TimelineKind::Exited {
+            exit,
+            progress,
+            requested,
+            ..
+        } => {
+            let asked = if *requested { "，请求停止" } else { "" };
+            format!("{}退出（{exit}{asked}）", at(progress))
+        }
+        TimelineKind::RestartScheduled { delay_ms } => {
+            format!("{:.1}s 后重启", *delay_ms as f64 / 1000.0)
+        }
+        TimelineKind::Recovering => "发现崩溃标记：恢复中".to_string(),
+        TimelineKind::Resumed { cycle } => {
+            let mut text = format!("RESUMED from {} 已恢复", pct(cycle.resumed_from));
+            if let Some(lost) = cycle.steps_lost {
+                text.push_str(&format!("，丢失 {lost} 步"));
+            }
+            if let Some(ms) = cycle.kill_to_restart_ms() {
+                text.push_str(&format!("，杀死→重启 {ms} ms"));
+            }
+            if let Some(ms) = cycle.kill_to_checkpoint_ms() {
+                text.push_str(&format!("，杀死→检查点 {ms} ms"));
+            }
+            text
+        }
+        TimelineKind::Stopped => "已优雅停止".to_string(),
+        TimelineKind::Completed => "任务已完成".to_string(),
+        TimelineKind::Failed { reason } => format!("FAILED 失败：{reason}"),
+        TimelineKind::FlagSet => "崩溃标记已设置".to_string(),
+        TimelineKind::FlagCleared => "崩溃标记已清除".to_string(),
+        TimelineKind::Torn(t) => format!("TORN 检查点不一致：{t}"),
+        TimelineKind::FeedDown { error } => format!("控制器不可达：{error}"),
+        TimelineKind::FeedUp { via } => format!("控制器在线（{via}）"),
+        TimelineKind::Frozen {
+            signal: Some(signal),
+        } => format!("被 {signal} 冻结"),
+        TimelineKind::Frozen { signal: None } => "已冻结（在 /proc 中看到已停止）".to_string(),
+        TimelineKind::Continued => "已继续".to_string(),
+    };
+    format!("{id}{text}")
+}
+
 /// Display width in terminal columns (CJK and emoji take two).
 pub fn width(text: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(text)
@@ -438,6 +534,36 @@ mod tests {
         }
         assert_eq!(gloss(&Phase::Running, Lang::En), "");
         assert_eq!(gloss(&Phase::Running, Lang::Zh), "运行中");
+    }
+
+    #[test]
+    fn timeline_events_in_chinese_keep_ids_signals_and_state_words() {
+        let ev = |kind| TimelineEvent {
+            at: 0,
+            instance: Some("kv-demo-001".into()),
+            kind,
+        };
+        let killed = ev(TimelineKind::Exited {
+            exit: ProcessExit::Signal("SIGKILL".into()),
+            progress: Some(50),
+            flag: true,
+            crashed: true,
+            requested: false,
+        });
+        assert_eq!(
+            event(&killed, Lang::En),
+            "kv-demo-001 killed by SIGKILL at 50% (flag still set)"
+        );
+        assert_eq!(
+            event(&killed, Lang::Zh),
+            "kv-demo-001 在 50% 时被 SIGKILL 杀死（标记仍在）"
+        );
+        let failed = ev(TimelineKind::Failed {
+            reason: "6 crash-loop restarts".into(),
+        });
+        assert!(event(&failed, Lang::Zh).starts_with("kv-demo-001 FAILED 失败"));
+        let started = ev(TimelineKind::Started { pid: 7 });
+        assert_eq!(event(&started, Lang::Zh), "kv-demo-001 已启动（pid 7）");
     }
 
     #[test]

@@ -252,7 +252,11 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
     let events: Vec<_> = app.tracker.timeline().collect();
     for ev in &events[events.len().saturating_sub(room)..] {
-        lines.push(Line::from(Span::styled(ev.to_string(), t.dim())));
+        let text = i18n::event(ev, app.lang);
+        lines.push(Line::from(Span::styled(
+            crate::text_safety::escape_controls(&text).into_owned(),
+            t.dim(),
+        )));
     }
     frame.render_widget(Paragraph::new(lines), area);
     if area.height > 1 {

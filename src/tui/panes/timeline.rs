@@ -71,7 +71,10 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(escape_controls(&short_ids(ev)).into_owned(), style),
+            Span::styled(
+                escape_controls(&short_ids(ev, app.lang)).into_owned(),
+                style,
+            ),
         ]));
     }
     lines
@@ -79,8 +82,8 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
 
 /// The event's text with a long instance id cut as the instances table cuts it
 /// (Plum's ids are 41 characters; their end tells them apart).
-fn short_ids(ev: &crate::recovery::TimelineEvent) -> String {
-    let text = ev.to_string();
+fn short_ids(ev: &crate::recovery::TimelineEvent, lang: i18n::Lang) -> String {
+    let text = i18n::event(ev, lang);
     match ev.instance.as_deref() {
         Some(id) if text.starts_with(id) => {
             format!("{}{}", format::fit_id(id, 11), &text[id.len()..])
