@@ -12,9 +12,11 @@ use plumdash::scenario::Scenario;
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
 use plumdash::tui::autokill::AutoKill;
+use plumdash::tui::i18n::Lang;
 use plumdash::tui::keymap::{default_keys_path, load_keys_file, Keymap};
 use plumdash::tui::runtime::TuiOptions;
 use plumdash::tui::theme::{Theme, ThemeName};
+use plumdash::tui::view::ScreenLayout;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -254,13 +256,24 @@ struct UiArgs {
     /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// Language of the dashboard [default: from LC_ALL, LC_MESSAGES or LANG: zh* is
+    /// Chinese, anything else English]. State words stay as they are in both.
+    #[arg(long, value_enum)]
+    lang: Option<Lang>,
+    /// The screen to start with (`p` switches).
+    #[arg(long, value_enum, default_value_t = ScreenLayout::Full)]
+    layout: ScreenLayout,
 }
 
 impl UiArgs {
     /// Nothing dashboard-only was asked for (`--read-only` also applies to
     /// headless runs: it closes the control socket to actions).
     fn is_default(&self) -> bool {
-        !self.no_mouse && !self.recording && self.keys.is_none()
+        !self.no_mouse
+            && !self.recording
+            && self.keys.is_none()
+            && self.lang.is_none()
+            && self.layout == ScreenLayout::Full
     }
 
     /// Reads the keys file first, so a typo stops us before anything starts.
@@ -282,6 +295,8 @@ impl UiArgs {
             status: None,
             tour: false,
             kill_at: None,
+            lang: self.lang.unwrap_or_else(Lang::from_env),
+            layout: self.layout,
         })
     }
 }
@@ -361,8 +376,8 @@ struct KvArgs {
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.headless && (!args.ui.is_default() || args.kill_at.is_some() || tour) {
         anyhow::bail!(
-            "--no-mouse, --recording, --keys, --kill-at and tour are for the dashboard, \
-             not --headless"
+            "--no-mouse, --recording, --keys, --lang, --layout, --kill-at and tour are for \
+             the dashboard, not --headless"
         );
     }
     if args.step.is_some_and(|s| s.is_zero()) {

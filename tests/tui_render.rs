@@ -770,3 +770,146 @@ fn rebound_keys_show_in_help_both_footers_and_the_dialogs() {
 fn last_row(screen: &str) -> &str {
     screen.lines().last().unwrap_or("")
 }
+
+/// The room's screens: Chinese labels around English state words, and the
+/// presenter layout, at the sizes a projector gets.
+mod room {
+    use super::*;
+    use plumdash::tui::i18n::Lang;
+    use plumdash::tui::tour::Tour;
+    use plumdash::tui::view::ScreenLayout;
+
+    const ROOM_SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+    fn lang_name(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+
+    /// Every row of the screen is exactly `w` columns of display width (a CJK
+    /// character is two cells, so a miscounted width shows as a ragged row).
+    fn assert_rows_fit(screen: &str, w: u16) {
+        for row in screen.lines() {
+            // TestBackend notes the cells a wide symbol covers after the row.
+            let row = row.split(" Hidden by multi-width symbols").next().unwrap();
+            let inner = row.trim_start_matches('"').trim_end_matches('"');
+            assert_eq!(
+                plumdash::tui::i18n::width(inner),
+                usize::from(w),
+                "row {inner:?}"
+            );
+        }
+    }
+
+    fn resumed_in(lang: Lang) -> Scenario {
+        let mut s = resumed();
+        s.app.lang = lang;
+        s
+    }
+
+    #[test]
+    fn main_screen_and_help_in_chinese_keep_the_state_words() {
+        for (w, h) in ROOM_SIZES {
+            let s = resumed_in(Lang::Zh);
+            let screen = render(&s.app, w, h);
+            assert_rows_fit(&screen, w);
+            for word in ["实例", "命名空间", "恢复时间线", "日志", "杀死", "退出"]
+            {
+                assert!(screen.contains(word), "{word} at {w}x{h}:\n{screen}");
+            }
+            // Wider heads never cut a value: the exit column still says SIGKILL.
+            for kept in ["RESUMED from 50%", "app.crashed ARMED", "SIGKILL 0.3%"] {
+                assert!(screen.contains(kept), "{kept} at {w}x{h}:\n{screen}");
+            }
+            assert!(!screen.contains("Instances"), "{screen}");
+            insta::assert_snapshot!(format!("room_zh_main_{w}x{h}"), screen);
+
+            let mut s = resumed_in(Lang::Zh);
+            s.app.mode = Mode::Help;
+            let screen = render(&s.app, w, h);
+            assert!(screen.contains("按键（? 关闭）"), "{screen}");
+            assert!(screen.contains("发送 SIGKILL"), "{screen}");
+            insta::assert_snapshot!(format!("room_zh_help_{w}x{h}"), screen);
+        }
+    }
+
+    #[test]
+    fn tour_captions_in_both_languages() {
+        for lang in [Lang::En, Lang::Zh] {
+            for (w, h) in ROOM_SIZES {
+                let mut s = resumed_in(lang);
+                s.app.tour = Some(Tour::new());
+                s.app.after_facts();
+                let screen = render(&s.app, w, h);
+                assert_rows_fit(&screen, w);
+                let (title, caption) = match lang {
+                    Lang::En => ("Tour 5/6 · Exit gracefully", "press i to send SIGINT"),
+                    Lang::Zh => ("导览 5/6 · 优雅退出", "按 i 发送 SIGINT"),
+                };
+                assert!(screen.contains(title), "{screen}");
+                assert!(screen.contains(caption), "{screen}");
+                insta::assert_snapshot!(format!("room_{}_tour_{w}x{h}", lang_name(lang)), screen);
+            }
+        }
+    }
+
+    #[test]
+    fn presenter_layout_in_both_languages_down_to_60x20() {
+        for lang in [Lang::En, Lang::Zh] {
+            for (w, h) in [(60, 20), (80, 24), (120, 40)] {
+                let mut s = resumed_in(lang);
+                s.app.layout = ScreenLayout::Presenter;
+                let screen = render(&s.app, w, h);
+                assert_rows_fit(&screen, w);
+                // The state word, the percentage, the flag and the newest event.
+                // The newest event, in the screen's language, state word kept.
+                let newest = match lang {
+                    Lang::En => "RESUMED from 50%, 0 steps lost",
+                    Lang::Zh => "RESUMED from 50% 已恢复，丢失 0 步",
+                };
+                for must in [
+                    "RESUMED from 50%",
+                    "70% · step_7",
+                    "app.crashed ARMED",
+                    newest,
+                ] {
+                    assert!(screen.contains(must), "{must} at {w}x{h}:\n{screen}");
+                }
+                if lang == Lang::Zh {
+                    assert!(screen.contains("已恢复"), "the gloss follows:\n{screen}");
+                }
+                insta::assert_snapshot!(
+                    format!("room_{}_presenter_{w}x{h}", lang_name(lang)),
+                    screen
+                );
+            }
+        }
+        // Just killed: the flag says SET, the state CRASHED, in both languages.
+        for lang in [Lang::En, Lang::Zh] {
+            let mut s = just_killed();
+            s.app.flash = None;
+            s.app.lang = lang;
+            s.app.layout = ScreenLayout::Presenter;
+            let screen = render(&s.app, 80, 24);
+            assert!(screen.contains("CRASHED"), "{screen}");
+            assert!(screen.contains("app.crashed SET"), "{screen}");
+        }
+    }
+
+    #[test]
+    fn the_layout_key_switches_and_back() {
+        use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+        let mut s = resumed_in(Lang::En);
+        let p = Event::Key(KeyEvent::new(KeyCode::Char('p'), KeyModifiers::NONE));
+        assert!(render(&s.app, 80, 24).contains("Namespace"));
+        s.app.on_event(&p);
+        assert_eq!(s.app.layout, ScreenLayout::Presenter);
+        let screen = render(&s.app, 80, 24);
+        assert!(!screen.contains("Namespace"), "{screen}");
+        assert!(screen.contains("p layout"), "{screen}");
+        s.app.on_event(&p);
+        assert_eq!(s.app.layout, ScreenLayout::Full);
+    }
+}

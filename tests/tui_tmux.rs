@@ -15,6 +15,12 @@ fn shell(width: u16, height: u16) -> Tmux {
         "env",
         "-u",
         "NO_COLOR",
+        // The dashboard's language comes from the locale: English unless a test says.
+        "-u",
+        "LC_ALL",
+        "-u",
+        "LC_MESSAGES",
+        "LANG=C.UTF-8",
         "TERM=xterm-256color",
         "PS1=$ ",
         "sh",
@@ -264,6 +270,99 @@ fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
         !screen.contains("│kv-demo-001"),
         "scrolled past the first:\n{screen}"
     );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `plumdash tour --lang zh`: the captions and help are Chinese while the state
+/// words a script matches (RUNNING, CRASHED, RESUMED from N%, app.crashed ARMED)
+/// stay as they are, through a real kill and recovery.
+#[test]
+fn tour_in_chinese_keeps_the_state_words_matchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let tmux = shell(120, 40);
+    let cmd = format!(
+        "{} tour --lang zh --step 200ms --restart-delay 500ms --db {} --listen 127.0.0.1:{port} --no-mouse",
+        env!("CARGO_BIN_EXE_plumdash"),
+        dir.path().join("kv.db").display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    // The tour asks for the kill in Chinese once the worker is past 40%.
+    tmux.wait_for("the Chinese kill caption", Duration::from_secs(20), |s| {
+        (s.contains("导览 3/6 · 模拟崩溃") && s.contains("RUNNING") && s.contains("实例"))
+            .then_some(())
+    });
+    tmux.send(&["k"]);
+    tmux.wait_for(
+        "the kill seen (CRASHED or already recovering)",
+        Duration::from_secs(5),
+        |s| {
+            (s.contains("CRASHED") || s.contains("RECOVERING") || s.contains("RESUMED from"))
+                .then_some(())
+        },
+    );
+    let resumed = tmux.wait_for(
+        "RESUMED and the next caption",
+        Duration::from_secs(10),
+        |s| {
+            (s.contains("RESUMED from") && s.contains("导览 5/6 · 优雅退出")).then(|| s.to_string())
+        },
+    );
+    assert!(resumed.contains("app.crashed ARMED（运行中）"), "{resumed}");
+    assert!(
+        resumed.contains("从") && resumed.contains("恢复"),
+        "{resumed}"
+    );
+    tmux.send(&["?"]);
+    tmux.wait_for("the Chinese help", Duration::from_secs(5), |s| {
+        (s.contains("按键（? 关闭）") && s.contains("发送 SIGKILL")).then_some(())
+    });
+    // Any key closes help; a pause so Esc and q are not read as Alt-q.
+    tmux.send(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `LANG=zh_CN.UTF-8 plumdash` is Chinese by itself, `--lang en` overrides it,
+/// and the presenter layout at 60×20 shows the state word, the gauge and the
+/// flag; `p` switches to the full layout.
+#[test]
+fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let tmux = shell(60, 20);
+    let bin = env!("CARGO_BIN_EXE_plumdash");
+    let db = dir.path().join("kv.db").display().to_string();
+    let cmd = format!(
+        "LANG=zh_CN.UTF-8 {bin} --layout presenter --step 1s --db {db} --listen 127.0.0.1:{port} --no-mouse"
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    let screen = tmux.wait_for("the presenter layout", Duration::from_secs(20), |s| {
+        (s.contains("RUNNING 运行中") && s.contains("app.crashed ARMED")).then(|| s.to_string())
+    });
+    assert!(
+        screen.contains("状态") && screen.contains("进度"),
+        "{screen}"
+    );
+    assert!(screen.contains("p 布局"), "{screen}");
+    tmux.send(&["p"]);
+    tmux.wait_for("the full layout", Duration::from_secs(5), |s| {
+        (s.contains("命名空间") && s.contains("RUNNING")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+
+    let port = common::free_port();
+    let cmd = format!(
+        "LANG=zh_CN.UTF-8 {bin} --lang en --step 1s --db {db} --listen 127.0.0.1:{port} --no-mouse"
+    );
+    tmux.send(&["clear", "Enter"]);
+    tmux.send(&[&cmd, "Enter"]);
+    tmux.wait_for("English despite the locale", Duration::from_secs(20), |s| {
+        (s.contains("Namespace") && s.contains("RUNNING") && !s.contains("命名空间")).then_some(())
+    });
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }

@@ -20,6 +20,8 @@ pub enum Action {
     ToggleWrap,
     StartSearch,
     ToggleHelp,
+    /// Full layout ↔ presenter layout.
+    ToggleLayout,
     Quit,
     QuitLeaveRunning,
     // The signal menu's keys.
@@ -57,6 +59,7 @@ impl Action {
             Action::ToggleWrap => "wrap",
             Action::StartSearch => "search",
             Action::ToggleHelp => "help",
+            Action::ToggleLayout => "layout",
             Action::Quit => "quit",
             Action::QuitLeaveRunning => "quit_leave_running",
             Action::MenuUp => "menu_up",
@@ -70,7 +73,7 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Kill,
         Action::OpenSignalMenu,
         Action::Interrupt,
@@ -89,6 +92,7 @@ impl Action {
         Action::ToggleWrap,
         Action::StartSearch,
         Action::ToggleHelp,
+        Action::ToggleLayout,
         Action::Quit,
         Action::QuitLeaveRunning,
         Action::MenuUp,

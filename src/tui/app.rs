@@ -4,9 +4,11 @@
 use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
+use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
+use super::view::ScreenLayout;
 use crate::recovery::{Phase, Tracker, TsMs};
 use crate::supervisor::{CrashLoopNote, ExitKind};
 use crossterm::event::{
@@ -170,6 +172,10 @@ pub struct App {
     pub auto_kill: Option<AutoKill>,
     /// What the last frame showed where (see `Drawn`).
     pub drawn: Drawn,
+    /// The language of every label (`--lang`).
+    pub lang: Lang,
+    /// Full or presenter (`--layout`, `p`).
+    pub layout: ScreenLayout,
 }
 
 impl App {
@@ -203,6 +209,8 @@ impl App {
             tour: None,
             auto_kill: None,
             drawn: Drawn::default(),
+            lang: Lang::En,
+            layout: ScreenLayout::Full,
         }
     }
 
@@ -371,7 +379,7 @@ impl App {
                 Some(action) => self.update(action),
                 None => {
                     self.mode = Mode::Normal;
-                    self.flash("reset cancelled", false);
+                    self.flash(Msg::ResetCancelled.text(self.lang), false);
                     None
                 }
             },
@@ -498,6 +506,10 @@ impl App {
                 };
                 None
             }
+            Action::ToggleLayout => {
+                self.layout = self.layout.other();
+                None
+            }
             Action::Quit => {
                 self.quitting = true;
                 Some(Command::Quit { stop_workers: true })
@@ -537,7 +549,7 @@ impl App {
                     return None;
                 }
                 self.mode = Mode::Normal;
-                self.flash("namespace reset", false);
+                self.flash(Msg::NamespaceResetDone.text(self.lang), false);
                 Some(Command::ResetNamespace)
             }
             Action::SearchAccept | Action::SearchCancel | Action::SearchDelete => {
@@ -591,14 +603,14 @@ impl App {
             return None;
         }
         if self.instances.is_empty() {
-            self.flash("no instance selected", true);
+            self.flash(Msg::NoInstanceSelected.text(self.lang), true);
             return None;
         }
         self.instances.get(self.selected)
     }
 
     fn refuse_control(&mut self) {
-        self.flash("read-only: no signals or actions", true);
+        self.flash(Msg::ReadOnlyRefused.text(self.lang), true);
     }
 
     fn move_in_focus(&mut self, delta: isize) {

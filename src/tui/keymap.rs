@@ -3,6 +3,7 @@
 //! title and the help screen are generated from the same table.
 
 use super::action::Action;
+use super::i18n::{Lang, Msg};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// Where a binding applies.
@@ -25,9 +26,9 @@ pub struct Binding {
     pub mode: KeyMode,
     pub action: Action,
     /// Short label for the footer (`kill`); `None` keeps it out of the footer.
-    pub hint: Option<&'static str>,
-    /// One line for the help screen.
-    pub help: &'static str,
+    pub hint: Option<Msg>,
+    /// One line for the help screen (dialog keys have none: their hint is shown).
+    pub help: Option<Msg>,
     /// Kept whatever the keys file says (Ctrl-C always quits).
     pub fixed: bool,
 }
@@ -37,32 +38,27 @@ pub struct Keymap {
     bindings: Vec<Binding>,
 }
 
-const fn bind(
-    key: KeyCode,
-    action: Action,
-    hint: Option<&'static str>,
-    help: &'static str,
-) -> Binding {
+const fn bind(key: KeyCode, action: Action, hint: Option<Msg>, help: Msg) -> Binding {
     Binding {
         key,
         modifiers: KeyModifiers::NONE,
         mode: KeyMode::Normal,
         action,
         hint,
-        help,
+        help: Some(help),
         fixed: false,
     }
 }
 
 /// A binding of a dialog's key: `hint` is its short label in the help line.
-const fn in_mode(mode: KeyMode, key: KeyCode, action: Action, hint: &'static str) -> Binding {
+const fn in_mode(mode: KeyMode, key: KeyCode, action: Action, hint: Msg) -> Binding {
     Binding {
         key,
         modifiers: KeyModifiers::NONE,
         mode,
         action,
         hint: Some(hint),
-        help: "",
+        help: None,
         fixed: false,
     }
 }
@@ -71,101 +67,62 @@ impl Default for Keymap {
     fn default() -> Self {
         use KeyCode::*;
         let bindings = vec![
-            bind(
-                Char('k'),
-                Action::Kill,
-                Some("kill"),
-                "SIGKILL the selected instance (the demo: it restarts and resumes)",
-            ),
+            bind(Char('k'), Action::Kill, Some(Msg::HintKill), Msg::HelpKill),
             bind(
                 Char('x'),
                 Action::OpenSignalMenu,
-                Some("signal"),
-                "choose a signal to send (SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGSTOP, SIGCONT)",
+                Some(Msg::HintSignal),
+                Msg::HelpSignal,
             ),
             bind(
                 Char('i'),
                 Action::Interrupt,
-                Some("SIGINT"),
-                "SIGINT: graceful stop, the crash flag is cleared",
+                Some(Msg::HintSigint),
+                Msg::HelpInterrupt,
             ),
-            bind(Char('t'), Action::Terminate, None, "SIGTERM: graceful stop"),
+            bind(Char('t'), Action::Terminate, None, Msg::HelpTerminate),
             bind(
                 Char('s'),
                 Action::StartStop,
-                Some("start/stop"),
-                "start the selected instance, or stop it gracefully",
+                Some(Msg::HintStartStop),
+                Msg::HelpStartStop,
             ),
             bind(
                 Char('r'),
                 Action::Restart,
-                Some("restart"),
-                "restart the selected instance (counted as manual)",
+                Some(Msg::HintRestart),
+                Msg::HelpRestart,
             ),
             bind(
                 Char('a'),
                 Action::ToggleAutoRestart,
                 None,
-                "automatic restart on/off for the selected instance",
+                Msg::HelpAutoRestart,
             ),
-            bind(Char('n'), Action::NewInstance, None, "start a new instance"),
+            bind(Char('n'), Action::NewInstance, None, Msg::HelpNewInstance),
+            bind(Char('c'), Action::AskResetNamespace, None, Msg::HelpReset),
+            bind(Down, Action::SelectNext, None, Msg::HelpNext),
+            bind(Char('j'), Action::SelectNext, None, Msg::HelpNext),
+            bind(Up, Action::SelectPrev, None, Msg::HelpPrev),
+            bind(Tab, Action::FocusNext, None, Msg::HelpFocus),
+            bind(PageUp, Action::ScrollUp, None, Msg::HelpScrollUp),
+            bind(PageDown, Action::ScrollDown, None, Msg::HelpScrollDown),
+            bind(Char('f'), Action::Follow, None, Msg::HelpFollow),
+            bind(Char('w'), Action::ToggleWrap, None, Msg::HelpWrap),
+            bind(Char('/'), Action::StartSearch, None, Msg::HelpSearch),
+            bind(Char('p'), Action::ToggleLayout, None, Msg::HelpLayout),
             bind(
-                Char('c'),
-                Action::AskResetNamespace,
-                None,
-                "reset the namespace (asks first)",
+                Char('?'),
+                Action::ToggleHelp,
+                Some(Msg::HintHelp),
+                Msg::HelpHelp,
             ),
-            bind(Down, Action::SelectNext, None, "select the next instance"),
-            bind(
-                Char('j'),
-                Action::SelectNext,
-                None,
-                "select the next instance",
-            ),
-            bind(
-                Up,
-                Action::SelectPrev,
-                None,
-                "select the previous instance (k is kill, so ↑ only)",
-            ),
-            bind(
-                Tab,
-                Action::FocusNext,
-                None,
-                "move focus: instances → namespace → timeline → log",
-            ),
-            bind(PageUp, Action::ScrollUp, None, "scroll the focused pane up"),
-            bind(
-                PageDown,
-                Action::ScrollDown,
-                None,
-                "scroll the focused pane down (log: to the end resumes follow)",
-            ),
-            bind(
-                Char('f'),
-                Action::Follow,
-                None,
-                "log: follow the newest lines again",
-            ),
-            bind(
-                Char('w'),
-                Action::ToggleWrap,
-                None,
-                "log: wrap long lines on/off",
-            ),
-            bind(Char('/'), Action::StartSearch, None, "search the log"),
-            bind(Char('?'), Action::ToggleHelp, Some("help"), "this help"),
-            bind(
-                Char('q'),
-                Action::Quit,
-                Some("quit"),
-                "quit: stop owned workers gracefully (flags cleared)",
-            ),
+            bind(Char('q'), Action::Quit, Some(Msg::HintQuit), Msg::HelpQuit),
             bind(
                 Char('Q'),
                 Action::QuitLeaveRunning,
                 None,
-                "quit and leave workers running",
+                Msg::HelpQuitLeave,
             ),
         ];
         let mut map = Keymap { bindings };
@@ -175,22 +132,22 @@ impl Default for Keymap {
             mode: KeyMode::Any,
             action: Action::Quit,
             hint: None,
-            help: "quit (as q), in every mode",
+            help: Some(Msg::HelpCtrlC),
             fixed: true,
         });
         use KeyMode::{Confirm, Search, SignalMenu};
         map.bindings.extend([
-            in_mode(SignalMenu, Up, Action::MenuUp, "up"),
-            in_mode(SignalMenu, Down, Action::MenuDown, "down"),
-            in_mode(SignalMenu, Char('j'), Action::MenuDown, "down"),
-            in_mode(SignalMenu, Enter, Action::MenuChoose, "send"),
-            in_mode(SignalMenu, Esc, Action::MenuClose, "close"),
-            in_mode(SignalMenu, Char('q'), Action::MenuClose, "close"),
-            in_mode(Confirm, Char('y'), Action::ConfirmYes, "yes"),
-            in_mode(Confirm, Char('Y'), Action::ConfirmYes, "yes"),
-            in_mode(Search, Enter, Action::SearchAccept, "find"),
-            in_mode(Search, Esc, Action::SearchCancel, "clear"),
-            in_mode(Search, Backspace, Action::SearchDelete, "delete"),
+            in_mode(SignalMenu, Up, Action::MenuUp, Msg::KeyUp),
+            in_mode(SignalMenu, Down, Action::MenuDown, Msg::KeyDown),
+            in_mode(SignalMenu, Char('j'), Action::MenuDown, Msg::KeyDown),
+            in_mode(SignalMenu, Enter, Action::MenuChoose, Msg::KeySend),
+            in_mode(SignalMenu, Esc, Action::MenuClose, Msg::KeyClose),
+            in_mode(SignalMenu, Char('q'), Action::MenuClose, Msg::KeyClose),
+            in_mode(Confirm, Char('y'), Action::ConfirmYes, Msg::KeyYes),
+            in_mode(Confirm, Char('Y'), Action::ConfirmYes, Msg::KeyYes),
+            in_mode(Search, Enter, Action::SearchAccept, Msg::KeyFind),
+            in_mode(Search, Esc, Action::SearchCancel, Msg::KeyClear),
+            in_mode(Search, Backspace, Action::SearchDelete, Msg::KeyDelete),
         ]);
         map
     }
@@ -226,7 +183,7 @@ impl Keymap {
     }
 
     /// Footer hints: `k kill`, `x signal`, … in table order.
-    pub fn hints(&self) -> Vec<(String, &'static str)> {
+    pub fn hints(&self) -> Vec<(String, Msg)> {
         self.bindings
             .iter()
             .filter(|b| b.mode == KeyMode::Normal)
@@ -244,13 +201,13 @@ impl Keymap {
 
     /// A dialog's keys for the help screen, one entry per action in table order:
     /// `↓/j down`.
-    pub fn mode_hints(&self, mode: KeyMode) -> Vec<String> {
+    pub fn mode_hints(&self, mode: KeyMode, lang: Lang) -> Vec<String> {
         let mut out: Vec<(Action, Vec<String>, &'static str)> = Vec::new();
         for b in self.bindings.iter().filter(|b| b.mode == mode) {
             let name = key_name(b.key, b.modifiers);
             match out.iter_mut().find(|(a, _, _)| *a == b.action) {
                 Some((_, keys, _)) => keys.push(name),
-                None => out.push((b.action, vec![name], b.hint.unwrap_or(""))),
+                None => out.push((b.action, vec![name], b.hint.map_or("", |h| h.text(lang)))),
             }
         }
         out.into_iter()
@@ -398,11 +355,11 @@ mod tests {
     #[test]
     fn hints_come_from_the_table_and_follow_a_rebind() {
         let mut map = Keymap::default();
-        assert_eq!(map.hints()[0], ("k".to_string(), "kill"));
+        assert_eq!(map.hints()[0], ("k".to_string(), Msg::HintKill));
         let (code, mods) = parse_key("K").unwrap();
         map.rebind(Action::Kill, code, mods);
         assert_eq!(map.action_for(&press(KeyCode::Char('k'))), None);
-        assert!(map.hints().contains(&("K".to_string(), "kill")));
+        assert!(map.hints().contains(&("K".to_string(), Msg::HintKill)));
         assert_eq!(
             parse_key("ctrl-x").unwrap(),
             (KeyCode::Char('x'), KeyModifiers::CONTROL)

@@ -54,6 +54,10 @@ pub struct TuiOptions {
     pub tour: bool,
     /// `--kill-at PCT [--kill-every-cycle]`: SIGKILL when progress crosses PCT.
     pub kill_at: Option<AutoKill>,
+    /// `--lang` (or the locale's).
+    pub lang: super::i18n::Lang,
+    /// `--layout`: the screen to start with.
+    pub layout: super::view::ScreenLayout,
 }
 
 pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
@@ -126,6 +130,8 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
     }
     app.tour = options.tour.then(super::tour::Tour::new);
     app.auto_kill = options.kill_at.clone();
+    app.lang = options.lang;
+    app.layout = options.layout;
     app
 }
 

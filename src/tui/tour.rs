@@ -6,6 +6,7 @@
 
 use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
 use crate::tui::format;
+use crate::tui::i18n::{self, Lang, Msg};
 
 /// The seed README's steps (2–6; its step 1 is the deploy, here `plumdash
 /// tour` itself), then the end.
@@ -38,30 +39,77 @@ impl Step {
         (self as usize + 1).min(Self::COUNT)
     }
 
-    pub fn title(self) -> &'static str {
+    pub fn title(self) -> Msg {
         match self {
-            Step::Start => "Run it normally",
-            Step::Watch => "Watch the progress",
-            Step::Crash => "Simulate a crash",
-            Step::Recover => "Watch the automatic recovery",
-            Step::Exit => "Exit gracefully",
-            Step::Verify => "Verify the flag was cleared",
-            Step::Done => "Tour complete",
+            Step::Start => Msg::StepStart,
+            Step::Watch => Msg::StepWatch,
+            Step::Crash => Msg::StepCrash,
+            Step::Recover => Msg::StepRecover,
+            Step::Exit => Msg::StepExit,
+            Step::Verify => Msg::StepVerify,
+            Step::Done => Msg::StepDone,
         }
     }
 
     /// What to do (or watch) now.
-    pub fn todo(self) -> &'static str {
+    pub fn todo(self) -> Msg {
         match self {
-            Step::Start => "the supervisor is starting the kv-demo worker; nothing to press yet",
-            Step::Watch => {
-                "each step saves progress, counter and checkpoint as one batch; wait for ~40%"
-            }
-            Step::Crash => "press k at about 50% to SIGKILL the worker (kill -9 <PID> in the seed demo)",
-            Step::Recover => "nothing to press: the supervisor restarts the worker, which looks for its crash flag",
-            Step::Exit => "press i to send SIGINT (Ctrl-C): the worker clears its flag and exits",
-            Step::Verify => "press s to start it again: it must start normally (🆕 正常启动), not recover",
-            Step::Done => "press q to quit (owned workers are stopped gracefully)",
+            Step::Start => Msg::TodoStart,
+            Step::Watch => Msg::TodoWatch,
+            Step::Crash => Msg::TodoCrash,
+            Step::Recover => Msg::TodoRecover,
+            Step::Exit => Msg::TodoExit,
+            Step::Verify => Msg::TodoVerify,
+            Step::Done => Msg::TodoDone,
+        }
+    }
+}
+
+/// What just happened, as data; `text(lang)` words it (the words live in i18n).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Story {
+    /// Started and found an earlier run's crash flag.
+    FoundFlag,
+    NormalStart,
+    Saved {
+        progress: i64,
+    },
+    Crashed {
+        how: String,
+        at: String,
+        flag_set: bool,
+    },
+    Recovered {
+        how: String,
+        flag_stayed: bool,
+        delay: Option<String>,
+        lost: Option<i64>,
+        from: String,
+    },
+    Completed,
+    Stopped {
+        at: Option<i64>,
+    },
+    Verified,
+}
+
+impl Story {
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Story::FoundFlag => Msg::StoryFoundFlag.text(lang).into(),
+            Story::NormalStart => Msg::StoryNormalStart.text(lang).into(),
+            Story::Saved { progress } => i18n::story_saved(*progress, lang),
+            Story::Crashed { how, at, flag_set } => i18n::story_crashed(how, at, *flag_set, lang),
+            Story::Recovered {
+                how,
+                flag_stayed,
+                delay,
+                lost,
+                from,
+            } => i18n::story_recovered(how, *flag_stayed, delay.as_deref(), *lost, from, lang),
+            Story::Completed => Msg::StoryCompleted.text(lang).into(),
+            Story::Stopped { at } => i18n::story_stopped(*at, lang),
+            Story::Verified => Msg::StoryVerified.text(lang).into(),
         }
     }
 }
@@ -70,7 +118,7 @@ impl Step {
 pub struct Tour {
     pub step: Step,
     /// What just happened, in words (the explanation of the last step done).
-    pub story: Option<String>,
+    pub story: Option<Story>,
     /// Timeline events (as counted by `Tracker::events_since`) already used.
     mark: u64,
 }
@@ -111,7 +159,7 @@ impl Tour {
 
     /// If the current step has happened: its explanation and, when an event
     /// proved it, the event count up to and including that event.
-    fn done(&self, tracker: &Tracker) -> Option<(String, Option<u64>)> {
+    fn done(&self, tracker: &Tracker) -> Option<(Story, Option<u64>)> {
         let (events, total) = tracker.events_since(self.mark);
         // The event count just after `events[i]`.
         let after = |i: usize| total - (events.len() - i - 1) as u64;
@@ -123,24 +171,16 @@ impl Tour {
                     .get(i + 1)
                     .is_some_and(|e| e.kind == TimelineKind::Recovering);
                 let story = if recovering {
-                    "the worker started and found a crash flag left by an earlier run: it resumed"
+                    Story::FoundFlag
                 } else {
-                    "🆕 normal start: no crash flag in the KV store, so the worker set app.crashed \
-                     (it stays set while it runs) and began its task"
+                    Story::NormalStart
                 };
-                Some((story.to_string(), Some(after(i))))
+                Some((story, Some(after(i))))
             }
             Step::Watch => {
                 let progress = tracker.task().progress.unwrap_or(0);
                 let crashed = find(&|e| is_crash(e)).is_some();
-                (progress >= WATCH_UNTIL || crashed).then(|| {
-                    (
-                        format!(
-                            "📊 {progress}% saved: the checkpoint lives in the KV store, outside the process"
-                        ),
-                        None,
-                    )
-                })
+                (progress >= WATCH_UNTIL || crashed).then_some((Story::Saved { progress }, None))
             }
             Step::Crash => {
                 let i = find(&|e| is_crash(e))?;
@@ -158,12 +198,12 @@ impl Tour {
                     other => other.to_string(),
                 };
                 let at = progress.map_or("?".into(), |p| format!("{p}%"));
-                let flag = if *flag {
-                    "no chance to clean up: app.crashed is still SET"
-                } else {
-                    "but the crash flag was NOT set"
+                let story = Story::Crashed {
+                    how,
+                    at,
+                    flag_set: *flag,
                 };
-                Some((format!("💥 {how} at {at}: {flag}"), Some(after(i))))
+                Some((story, Some(after(i))))
             }
             Step::Recover => {
                 let i = find(&|e| matches!(e.kind, TimelineKind::Resumed { .. }))?;
@@ -175,40 +215,24 @@ impl Tour {
                     other => other.to_string(),
                 };
                 let pct = |p: Option<i64>| p.map_or("?".into(), |p| format!("{p}%"));
-                let delay = cycle.kill_to_restart_ms().map_or(String::new(), |ms| {
-                    format!(" after {}", format::duration_ms(ms))
-                });
-                let lost = cycle
-                    .steps_lost
-                    .map_or(String::new(), |l| format!(" ({l} steps lost)"));
-                let flag = if cycle.flag_after_kill {
-                    "the crash flag stayed set"
-                } else {
-                    "the crash flag was NOT set"
+                let story = Story::Recovered {
+                    how,
+                    flag_stayed: cycle.flag_after_kill,
+                    delay: cycle.kill_to_restart_ms().map(format::duration_ms),
+                    lost: cycle.steps_lost,
+                    from: pct(cycle.resumed_from),
                 };
-                Some((
-                    format!(
-                        "🔄 {how} → {flag} → the supervisor restarted the worker{delay} → it found \
-                         the flag → resumed from {}{lost}",
-                        pct(cycle.resumed_from)
-                    ),
-                    Some(after(i)),
-                ))
+                Some((story, Some(after(i))))
             }
             Step::Exit => {
                 let i =
                     find(&|e| matches!(e.kind, TimelineKind::Stopped | TimelineKind::Completed))?;
                 let story = if events[i].kind == TimelineKind::Completed {
-                    "✅ task completed: the worker cleared app.crashed and exited 0".to_string()
+                    Story::Completed
                 } else {
-                    let at = tracker
-                        .task()
-                        .progress
-                        .map_or(String::new(), |p| format!(" at {p}%"));
-                    format!(
-                        "🛑 graceful stop{at}: the worker caught the signal, cleared app.crashed \
-                         and exited 0; the checkpoint is kept"
-                    )
+                    Story::Stopped {
+                        at: tracker.task().progress,
+                    }
                 };
                 Some((story, Some(after(i))))
             }
@@ -221,12 +245,7 @@ impl Tour {
                     // Not the proof we want; look at the next start.
                     return None;
                 }
-                Some((
-                    "🆕 normal start, no crash record: the graceful exit had cleared the flag \
-                     (a paused task continues from its checkpoint)"
-                        .to_string(),
-                    Some(after(i)),
-                ))
+                Some((Story::Verified, Some(after(i))))
             }
             Step::Done => None,
         }
@@ -295,8 +314,11 @@ mod tests {
             self.exit(ProcessExit::Clean);
         }
 
-        fn story(&self) -> &str {
-            self.tour.story.as_deref().unwrap_or("")
+        fn story(&self) -> String {
+            self.tour
+                .story
+                .as_ref()
+                .map_or(String::new(), |s| s.text(Lang::En))
         }
     }
 

@@ -1,23 +1,55 @@
 //! The screen layout: which pane goes where at which size. Side-effect free.
 
 use super::app::{App, Drawn, Mode};
+use super::i18n::{self, Msg};
 use super::panes::{self, flag};
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph};
 use ratatui::Frame;
 
-/// Below this the compact layout is used.
+/// Below this the full layout gives way to the compact one.
 pub const COMPACT_WIDTH: u16 = 60;
 pub const COMPACT_HEIGHT: u16 = 16;
+/// Below this even the presenter layout gives way to the compact one.
+pub const PRESENTER_MIN_WIDTH: u16 = 40;
+pub const PRESENTER_MIN_HEIGHT: u16 = 12;
+
+/// Which screen the dashboard draws (`--layout`, switched with `p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScreenLayout {
+    /// Every pane (compact below 60×16).
+    #[default]
+    Full,
+    /// For a projector: the state, a large gauge, the crash flag and the last
+    /// timeline lines, readable at 80×24 and 60×20.
+    Presenter,
+}
+
+impl ScreenLayout {
+    pub fn other(self) -> ScreenLayout {
+        match self {
+            ScreenLayout::Full => ScreenLayout::Presenter,
+            ScreenLayout::Presenter => ScreenLayout::Full,
+        }
+    }
+}
 
 /// Draws the dashboard and says where it put what a click can hit.
 pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
     let area = frame.area();
-    let drawn = if area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT {
-        compact(frame, area, app)
-    } else {
-        full(frame, area, app)
+    let drawn = match app.layout {
+        ScreenLayout::Presenter
+            if area.width >= PRESENTER_MIN_WIDTH && area.height >= PRESENTER_MIN_HEIGHT =>
+        {
+            presenter(frame, area, app)
+        }
+        _ if area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT => {
+            compact(frame, area, app)
+        }
+        ScreenLayout::Presenter => presenter(frame, area, app),
+        ScreenLayout::Full => full(frame, area, app),
     };
     match &app.mode {
         Mode::Help => panes::help::draw(frame, area, app),
@@ -58,6 +90,107 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     panes::logs::draw(frame, log, app);
     panes::footer::draw(frame, footer, app);
     drawn
+}
+
+/// The presenter layout, top to bottom: the header, the tour's captions (in a
+/// tour), the selected instance's state word in a thick box, a tall progress
+/// gauge, the crash flag, the newest timeline lines, and a short key line.
+fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
+    let t = &app.theme;
+    let l = app.lang;
+    // Roomier boxes when the screen allows (80×24 and up).
+    let tall = area.height >= 24;
+    let [header, tour, state, gauge, flag_area, timeline, footer] = Layout::vertical([
+        Constraint::Length(panes::header::height(app)),
+        Constraint::Length(panes::tour::height(app, area.width).min(5)),
+        Constraint::Length(if tall { 5 } else { 3 }),
+        Constraint::Length(if tall { 5 } else { 3 }),
+        Constraint::Length(3),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    panes::header::draw(frame, header, app);
+    panes::tour::draw(frame, tour, app);
+
+    // The state word, bold and centred; a Chinese gloss after it, never instead.
+    let line = match app.selected_instance() {
+        Some(row) => {
+            let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&row.id, 11))
+                .into_owned();
+            let pid = row.pid.map_or("-".into(), |p| p.to_string());
+            let gloss = i18n::gloss(&row.phase, l);
+            let mut spans = vec![
+                Span::styled(format!("{id} · pid {pid} · "), t.text()),
+                Span::styled(
+                    row.phase.to_string(),
+                    t.phase(&row.phase).add_modifier(Modifier::BOLD),
+                ),
+            ];
+            if !gloss.is_empty() {
+                spans.push(Span::styled(format!(" {gloss}"), t.phase(&row.phase)));
+            }
+            Line::from(spans)
+        }
+        None => Line::from(Span::styled(Msg::NoInstance.text(l), t.dim())),
+    };
+    let state_block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Thick)
+        .border_style(t.border(true))
+        .title(Span::styled(format!(" {} ", Msg::State.text(l)), t.title()));
+    let inner = state_block.inner(state);
+    frame.render_widget(state_block, state);
+    let [middle] = Layout::vertical([Constraint::Length(1)])
+        .flex(ratatui::layout::Flex::Center)
+        .areas(inner);
+    frame.render_widget(Paragraph::new(line).alignment(Alignment::Center), middle);
+
+    // The gauge: the percentage large enough to read from the back of the room.
+    let task = app.tracker.task();
+    let progress = task.progress.unwrap_or(0).clamp(0, 100);
+    let label = match app.tracker.torn() {
+        Some(torn) => format!("TORN: {torn}"),
+        None => format!(
+            "{progress}% · {} · {} {}",
+            task.checkpoint
+                .as_deref()
+                .unwrap_or(Msg::NoCheckpoint.text(l)),
+            Msg::Counter.text(l),
+            task.counter.map_or("-".into(), |c| c.to_string())
+        ),
+    };
+    let style = if app.tracker.torn().is_some() {
+        t.bad()
+    } else {
+        t.good()
+    };
+    let gauge_widget = Gauge::default()
+        .block(panes::block(app, Msg::Progress.text(l), None))
+        .gauge_style(style)
+        .percent(progress as u16)
+        .label(Span::styled(label, Modifier::BOLD));
+    frame.render_widget(gauge_widget, gauge);
+    panes::flag::draw(frame, flag_area, app);
+
+    let room = usize::from(timeline.height.saturating_sub(2));
+    let mut lines = panes::timeline::event_lines(app, room, 0);
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(Msg::NoEvents.text(l), t.dim())));
+    }
+    let title = i18n::timeline_title(app.tracker.cycles().len(), l);
+    frame.render_widget(
+        Paragraph::new(lines).block(panes::block(app, &title, None)),
+        timeline,
+    );
+    // Prompts and flashes as in the full layout; otherwise the short key line.
+    if app.active_flash().is_some() || !matches!(app.mode, Mode::Normal | Mode::Help) {
+        panes::footer::draw(frame, footer, app);
+    } else {
+        frame.render_widget(Paragraph::new(panes::footer::presenter_hints(app)), footer);
+    }
+    // One instance shows, and it is not a row to click.
+    Drawn::default()
 }
 
 /// Small terminals: one line each for the essentials, then the timeline.
@@ -107,7 +240,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     lines.extend(panes::tour::compact_line(app));
     let state = flag::state(app);
     lines.push(Line::from(Span::styled(
-        flag::text(state),
+        flag::text(state, app.lang),
         flag::style(app, state),
     )));
     if let Some(flash) = app.active_flash() {
@@ -119,7 +252,11 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
     let events: Vec<_> = app.tracker.timeline().collect();
     for ev in &events[events.len().saturating_sub(room)..] {
-        lines.push(Line::from(Span::styled(ev.to_string(), t.dim())));
+        let text = i18n::event(ev, app.lang);
+        lines.push(Line::from(Span::styled(
+            crate::text_safety::escape_controls(&text).into_owned(),
+            t.dim(),
+        )));
     }
     frame.render_widget(Paragraph::new(lines), area);
     if area.height > 1 {

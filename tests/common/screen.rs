@@ -147,6 +147,8 @@ pub fn options(keymap: Keymap) -> TuiOptions {
         status: None,
         tour: false,
         kill_at: None,
+        lang: plumdash::tui::i18n::Lang::En,
+        layout: plumdash::tui::view::ScreenLayout::Full,
     }
 }
 

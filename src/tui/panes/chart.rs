@@ -3,6 +3,7 @@
 
 use super::block;
 use crate::tui::app::App;
+use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
@@ -68,11 +69,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let label = |s: String| Span::styled(s, t.dim());
     let chart = Chart::new(datasets)
-        .block(block(
-            app,
-            "Progress over time (red: kill, yellow: resume)",
-            None,
-        ))
+        .block(block(app, Msg::ChartTitle.text(app.lang), None))
         .x_axis(
             Axis::default()
                 .bounds([lo, now])

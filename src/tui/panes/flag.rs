@@ -3,8 +3,9 @@
 //! graceful stop or completion, NO FLAG while it has never been seen (a
 //! worker that does not use the KV never writes it).
 
-use crate::recovery::{CrashFlag, CRASH_FLAG_KEY};
+use crate::recovery::CrashFlag;
 use crate::tui::app::App;
+use crate::tui::i18n::{self, Lang};
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
@@ -30,13 +31,8 @@ pub fn state(app: &App) -> FlagState {
 }
 
 /// The flag's one-line text, e.g. `⚑ app.crashed SET (crashed!)`.
-pub fn text(state: FlagState) -> String {
-    match state {
-        FlagState::Armed => format!("⚑ {CRASH_FLAG_KEY} ARMED (running)"),
-        FlagState::Set => format!("⚑ {CRASH_FLAG_KEY} SET (crashed!)"),
-        FlagState::Cleared => format!("○ {CRASH_FLAG_KEY} CLEARED (clean)"),
-        FlagState::NeverSeen => format!("· {CRASH_FLAG_KEY} NO FLAG (never seen)"),
-    }
+pub fn text(state: FlagState, lang: Lang) -> String {
+    i18n::flag_text(state, lang)
 }
 
 pub fn style(app: &App, state: FlagState) -> Style {
@@ -56,7 +52,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_type(BorderType::Thick)
         .border_style(style)
         .style(style);
-    let para = Paragraph::new(Line::from(text(s)))
+    let para = Paragraph::new(Line::from(text(s, app.lang)))
         .alignment(Alignment::Center)
         .block(block);
     frame.render_widget(para, area);

@@ -4,6 +4,7 @@
 
 use crate::tui::action::Action;
 use crate::tui::app::{App, Mode};
+use crate::tui::i18n::{self, Msg};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -22,28 +23,25 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let line = match &app.mode {
         Mode::Search { .. } => Line::from(vec![
-            Span::styled(" search: ", t.key()),
+            Span::styled(Msg::SearchPrompt.text(app.lang), t.key()),
             Span::styled(
-                format!(
-                    "type, {} to find, {} to clear",
-                    app.keymap.key_for(Action::SearchAccept),
-                    app.keymap.key_for(Action::SearchCancel)
+                i18n::search_hint(
+                    &app.keymap.key_for(Action::SearchAccept),
+                    &app.keymap.key_for(Action::SearchCancel),
+                    app.lang,
                 ),
                 t.dim(),
             ),
         ]),
         Mode::ConfirmReset => Line::from(Span::styled(
-            format!(
-                " reset the namespace? {} = yes, any other key = no ",
-                app.keymap.key_for(Action::ConfirmYes)
-            ),
+            i18n::confirm_reset(&app.keymap.key_for(Action::ConfirmYes), app.lang),
             t.alarm(),
         )),
         _ => {
             let mut spans = Vec::new();
             for (key, hint) in app.keymap.hints() {
                 spans.push(Span::styled(format!(" {key}"), t.key()));
-                spans.push(Span::styled(format!(" {hint} "), t.dim()));
+                spans.push(Span::styled(format!(" {} ", hint.text(app.lang)), t.dim()));
             }
             Line::from(spans)
         }
@@ -53,19 +51,40 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
 /// The compact layout's hints: kill, help and quit, as bound now.
 pub fn compact_hints(app: &App) -> Line<'static> {
+    short_hints(
+        app,
+        &[
+            (Action::Kill, Msg::HintKill),
+            (Action::ToggleHelp, Msg::HintHelp),
+            (Action::Quit, Msg::HintQuit),
+        ],
+    )
+}
+
+/// The presenter layout's hints: kill, layout, help and quit, as bound now.
+pub fn presenter_hints(app: &App) -> Line<'static> {
+    short_hints(
+        app,
+        &[
+            (Action::Kill, Msg::HintKill),
+            (Action::Interrupt, Msg::HintSigint),
+            (Action::ToggleLayout, Msg::HintLayout),
+            (Action::ToggleHelp, Msg::HintHelp),
+            (Action::Quit, Msg::HintQuit),
+        ],
+    )
+}
+
+fn short_hints(app: &App, keys: &[(Action, Msg)]) -> Line<'static> {
     let t = &app.theme;
     let mut spans = Vec::new();
-    for (i, (action, label)) in [
-        (Action::Kill, "kill"),
-        (Action::ToggleHelp, "help"),
-        (Action::Quit, "quit"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        spans.push(Span::styled(app.keymap.key_for(action), t.key()));
-        let gap = if i < 2 { " " } else { "" };
-        spans.push(Span::styled(format!(" {label}{gap}"), t.dim()));
+    for (i, (action, label)) in keys.iter().enumerate() {
+        spans.push(Span::styled(app.keymap.key_for(*action), t.key()));
+        let gap = if i + 1 < keys.len() { " " } else { "" };
+        spans.push(Span::styled(
+            format!(" {}{gap}", label.text(app.lang)),
+            t.dim(),
+        ));
     }
     Line::from(spans)
 }

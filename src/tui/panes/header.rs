@@ -4,6 +4,7 @@
 
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
+use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -18,27 +19,39 @@ pub fn height(app: &App) -> u16 {
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let h = &app.header;
+    let l = app.lang;
     let feed = match (app.tracker.feed_error(), app.tracker.feed_via()) {
-        (Some(_), _) => Span::styled("● controller down", t.bad()),
+        (Some(_), _) => Span::styled(format!("● {}", Msg::ControllerDown.text(l)), t.bad()),
         (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
-        (None, None) => Span::styled("○ connecting", t.warn()),
+        (None, None) => Span::styled(format!("○ {}", Msg::Connecting.text(l)), t.warn()),
     };
-    let mode = if h.embedded { "embedded" } else { "remote" };
+    let mode = if h.embedded {
+        Msg::Embedded
+    } else {
+        Msg::Remote
+    }
+    .text(l);
     let mut spans = vec![
         Span::styled("plumdash ", t.title()),
         Span::styled(escape_controls(&h.controller_url).into_owned(), t.text()),
         Span::styled(format!(" ({mode}) "), t.dim()),
         feed,
-        Span::styled("  app ", t.dim()),
+        Span::styled(format!("  {} ", Msg::App.text(l)), t.dim()),
         Span::styled(escape_controls(&h.app).into_owned(), t.text()),
-        Span::styled("  ns ", t.dim()),
+        Span::styled(format!("  {} ", Msg::Ns.text(l)), t.dim()),
         Span::styled(escape_controls(&h.namespace).into_owned(), t.text()),
     ];
     if h.read_only {
-        spans.push(Span::styled("  READ-ONLY", t.warn()));
+        spans.push(Span::styled(
+            format!("  {}", Msg::ReadOnly.text(l)),
+            t.warn(),
+        ));
     }
     if h.attached {
-        spans.push(Span::styled("  attached", t.warn()));
+        spans.push(Span::styled(
+            format!("  {}", Msg::Attached.text(l)),
+            t.warn(),
+        ));
     }
     let mut lines = vec![Line::from(spans)];
     if let Some(err) = app.tracker.feed_error() {

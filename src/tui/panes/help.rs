@@ -2,6 +2,7 @@
 
 use crate::tui::action::Action;
 use crate::tui::app::App;
+use crate::tui::i18n::{self, Msg};
 use crate::tui::keymap::{key_name, KeyMode};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -11,7 +12,8 @@ use ratatui::Frame;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     // One line per action on the dashboard (`↓/j`), then one per dialog.
-    let mut rows: Vec<(Action, Vec<String>, &str)> = Vec::new();
+    let l = app.lang;
+    let mut rows: Vec<(Action, Vec<String>, Option<Msg>)> = Vec::new();
     for b in app
         .keymap
         .bindings()
@@ -32,34 +34,42 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .map(|(_, keys, help)| {
             Line::from(vec![
                 Span::styled(format!("{:>7}  ", keys.join("/")), t.key()),
-                Span::styled(help.to_string(), t.text()),
+                Span::styled(help.map_or("", |h| h.text(l)), t.text()),
             ])
         })
         .collect();
     let menu = app.signal_menu().len();
     for (name, mode, extra) in [
         (
-            "menu",
+            Msg::HelpMenu,
             KeyMode::SignalMenu,
-            format!(" · 1-{menu} by number"),
+            format!(" · 1-{menu} {}", Msg::HelpByNumber.text(l)),
         ),
-        ("reset", KeyMode::Confirm, " · any other key no".to_string()),
-        ("search", KeyMode::Search, " · other keys type".to_string()),
+        (
+            Msg::HelpResetMode,
+            KeyMode::Confirm,
+            format!(" · {}", Msg::HelpOtherKeyNo.text(l)),
+        ),
+        (
+            Msg::HelpSearchMode,
+            KeyMode::Search,
+            format!(" · {}", Msg::HelpOtherKeysType.text(l)),
+        ),
     ] {
+        // Right-aligned by display width (a Chinese word is two columns a character).
+        let name = name.text(l);
+        let pad = " ".repeat(7usize.saturating_sub(i18n::width(name)));
         lines.push(Line::from(vec![
-            Span::styled(format!("{name:>7}  "), t.key()),
+            Span::styled(format!("{pad}{name}  "), t.key()),
             Span::styled(
-                format!("{}{extra}", app.keymap.mode_hints(mode).join(" · ")),
+                format!("{}{extra}", app.keymap.mode_hints(mode, l).join(" · ")),
                 t.dim(),
             ),
         ]));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "  mouse: click an instance to select it, wheel scrolls the log · any key closes",
-        t.dim(),
-    )));
+    lines.push(Line::from(Span::styled(Msg::HelpMouse.text(l), t.dim())));
     let size = (86, lines.len() as u16 + 2);
-    let inner = super::open_popup(frame, app, area, size, " Keys (? closes) ".into());
+    let inner = super::open_popup(frame, app, area, size, Msg::HelpTitle.text(l).into());
     frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -7,6 +7,7 @@ use crate::supervisor::ExitKind;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
+use crate::tui::i18n::{self, Lang, Msg};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
@@ -34,30 +35,66 @@ const WIDTHS: [Constraint; 10] = [
     Constraint::Length(5),
 ];
 
-/// Columns the STATE column gets in a pane `width` wide (borders and the 1-column
-/// spacing between the ten columns taken off).
-fn state_room(width: u16) -> usize {
-    let fixed: u16 = WIDTHS
+/// The column heads, in `WIDTHS` order.
+const HEADS: [Msg; 10] = [
+    Msg::ColId,
+    Msg::ColNode,
+    Msg::ColPid,
+    Msg::ColState,
+    Msg::ColUptime,
+    Msg::ColCrashes,
+    Msg::ColRestarts,
+    Msg::ColExit,
+    Msg::ColCpu,
+    Msg::ColRss,
+];
+
+/// Sum of the fixed columns.
+fn fixed(widths: &[Constraint]) -> u16 {
+    widths
         .iter()
         .map(|c| match c {
             Constraint::Length(n) => *n,
             _ => 0,
         })
-        .sum();
-    usize::from(width.saturating_sub(2 + 9 + fixed).max(16))
+        .sum()
+}
+
+/// Least the STATE column gets (`RESUMED from 50%`).
+const STATE_MIN: u16 = 16;
+
+/// The column widths in a pane `width` wide: `WIDTHS`, each fixed column
+/// widened to its head's display width in `lang` when the pane has room for
+/// that (a Chinese head is two columns a character); at 80 columns it has
+/// not, and a head is cut rather than a value.
+fn widths(width: u16, lang: Lang) -> [Constraint; 10] {
+    let mut widened = WIDTHS;
+    for (c, head) in widened.iter_mut().zip(HEADS) {
+        if let Constraint::Length(n) = c {
+            let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
+            *n = (*n).max(need);
+        }
+    }
+    if 2 + 9 + fixed(&widened) + STATE_MIN <= width {
+        widened
+    } else {
+        WIDTHS
+    }
+}
+
+/// Columns the STATE column gets with `widths` in a pane `width` wide (borders
+/// and the 1-column spacing between the ten columns taken off).
+fn state_room(width: u16, widths: &[Constraint]) -> usize {
+    usize::from(width.saturating_sub(2 + 9 + fixed(widths)).max(STATE_MIN))
 }
 
 /// Draws the table, scrolled so the selected instance shows, and says which
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
-    let state_room = state_room(area.width);
-    let header = Row::new(
-        [
-            "ID", "NODE", "PID", "STATE", "UPTIME", "CRSH", "RST", "EXIT", "CPU", "RSS",
-        ]
-        .map(|h| Cell::from(Span::styled(h, t.dim()))),
-    );
+    let widths = widths(area.width, app.lang);
+    let state_room = state_room(area.width, &widths);
+    let header = Row::new(HEADS.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
     let rows: Vec<Row> = app
         .instances
         .iter()
@@ -81,8 +118,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
-    let widths = WIDTHS;
-    let title = format!("Instances ({})", app.instances.len());
+    let title = format!(
+        "{} ({})",
+        Msg::Instances.text(app.lang),
+        app.instances.len()
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)

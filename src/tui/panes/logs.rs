@@ -8,6 +8,7 @@
 use super::block;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus, Mode};
+use crate::tui::i18n::Msg;
 use ansi_to_tui::IntoText as _;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -54,13 +55,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             _ => escape_controls(&id).into_owned(),
         }
     });
+    let l = app.lang;
     let mut flags = vec![if log.follow {
-        "follow"
+        Msg::LogFollow
     } else {
-        "paused: f follows"
-    }];
+        Msg::LogPaused
+    }
+    .text(l)];
     if log.wrap {
-        flags.push("wrap");
+        flags.push(Msg::LogWrap.text(l));
     }
     let search = match &app.mode {
         Mode::Search { input } => format!(" /{input}▏"),
@@ -69,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .as_ref()
             .map_or(String::new(), |s| format!(" /{s}")),
     };
-    let title = format!("Log {who} ({}){search}", flags.join(", "));
+    let title = format!("{} {who} ({}){search}", Msg::Log.text(l), flags.join(", "));
     let mut para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Log)));
     if log.wrap {
         para = para.wrap(Wrap { trim: false }).scroll((overflow, 0));

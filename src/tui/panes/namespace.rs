@@ -6,6 +6,7 @@
 use super::block;
 use crate::kv::display::{age, display_key, display_value};
 use crate::tui::app::{App, Focus};
+use crate::tui::i18n::Msg;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::Span;
@@ -17,11 +18,14 @@ const FRESH_MS: u64 = 1_500;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
+    let l = app.lang;
     let entries = app.tracker.entries();
     if let Some(wait) = app.namespace_wait() {
         let title = format!(
-            "Namespace {} (not there yet)",
-            display_key(&app.header.namespace)
+            "{} {} ({})",
+            Msg::Namespace.text(l),
+            display_key(&app.header.namespace),
+            Msg::NotThereYet.text(l)
         );
         let text = ratatui::widgets::Paragraph::new(Span::styled(
             crate::text_safety::escape_controls(wait).into_owned(),
@@ -74,17 +78,27 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let ns = display_key(&app.header.namespace);
     let title = if entries.len() > visible && visible > 0 {
         format!(
-            "Namespace {} ({}-{} of {})",
+            "{} {} ({}-{} {} {})",
+            Msg::Namespace.text(l),
             ns,
             start + 1,
             (start + visible).min(entries.len()),
+            Msg::Of.text(l),
             entries.len()
         )
     } else {
-        format!("Namespace {} ({} keys)", ns, entries.len())
+        format!(
+            "{} {} ({} {})",
+            Msg::Namespace.text(l),
+            ns,
+            entries.len(),
+            Msg::Keys.text(l)
+        )
     };
-    let header =
-        Row::new(["KEY", "TYPE", "VALUE", "AGE"].map(|h| Cell::from(Span::styled(h, t.dim()))));
+    let header = Row::new(
+        [Msg::ColKey, Msg::ColType, Msg::ColValue, Msg::ColAge]
+            .map(|h| Cell::from(Span::styled(h.text(l), t.dim()))),
+    );
     let table = Table::new(
         rows,
         [

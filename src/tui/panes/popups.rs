@@ -39,7 +39,8 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
         .collect();
     let size = (if menu.len() > 6 { 76 } else { 66 }, lines.len() as u16 + 2);
     let title = format!(
-        " Send a signal{who}· {}/1-{}, {} ",
+        " {}{who}· {}/1-{}, {} ",
+        crate::tui::i18n::Msg::SendSignal.text(app.lang),
         app.keymap.key_for(Action::MenuChoose),
         menu.len(),
         app.keymap.key_for(Action::MenuClose)

@@ -2,6 +2,7 @@
 
 use super::block;
 use crate::tui::app::App;
+use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::widgets::Gauge;
 use ratatui::Frame;
@@ -10,13 +11,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let task = app.tracker.task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
+    let l = app.lang;
     let mut label = format!(
-        "{progress}% · {} · counter {}",
-        task.checkpoint.as_deref().unwrap_or("no checkpoint"),
+        "{progress}% · {} · {} {}",
+        task.checkpoint
+            .as_deref()
+            .unwrap_or(Msg::NoCheckpoint.text(l)),
+        Msg::Counter.text(l),
         task.counter.map_or("-".into(), |c| c.to_string())
     );
     if task.is_completed() {
-        label.push_str(" · completed");
+        label.push_str(" · ");
+        label.push_str(Msg::CompletedNote.text(l));
     }
     if let Some(torn) = app.tracker.torn() {
         label = format!("TORN: {torn}");
@@ -27,7 +33,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         t.good()
     };
     let gauge = Gauge::default()
-        .block(block(app, "Progress", None))
+        .block(block(app, Msg::Progress.text(l), None))
         .gauge_style(style)
         .percent(progress as u16)
         .label(label);

@@ -5,6 +5,7 @@ use crate::recovery::TimelineKind;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
+use crate::tui::i18n;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -21,36 +22,39 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Some(_) => t.bad(),
             None => t.dim(),
         };
+        let [killed, lost, times] = i18n::cycle_parts(
+            &pct(c.progress_at_kill),
+            &pct(c.resumed_from),
+            &c.steps_lost.map_or("…".into(), |l| l.to_string()),
+            &ms(c.kill_to_restart_ms()),
+            &ms(c.kill_to_checkpoint_ms()),
+            app.lang,
+        );
         lines.push(Line::from(vec![
             Span::styled(format!("#{} ", i + 1), t.key()),
-            Span::raw(format!(
-                "killed at {} → resumed from {} ",
-                pct(c.progress_at_kill),
-                pct(c.resumed_from)
-            )),
-            Span::styled(
-                format!(
-                    "lost {}",
-                    c.steps_lost.map_or("…".into(), |l| l.to_string())
-                ),
-                lost_style,
-            ),
-            Span::styled(
-                format!(
-                    " · restart {} · checkpoint {}",
-                    ms(c.kill_to_restart_ms()),
-                    ms(c.kill_to_checkpoint_ms())
-                ),
-                t.dim(),
-            ),
+            Span::raw(killed),
+            Span::styled(lost, lost_style),
+            Span::styled(times, t.dim()),
         ]));
     }
-    let events: Vec<_> = app.tracker.timeline().collect();
     let visible = area.height.saturating_sub(2) as usize;
     let room = visible.saturating_sub(lines.len());
+    lines.extend(event_lines(app, room, app.timeline_scroll));
+    let n = app.tracker.cycles().len();
+    let title = i18n::timeline_title(n, app.lang);
+    let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
+    frame.render_widget(para, area);
+}
+
+/// The last `room` events before the newest `back` ones, oldest first, each with
+/// its time and coloured by what it says.
+pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let events: Vec<_> = app.tracker.timeline().collect();
     // Newest at the bottom; scrolling moves back in time.
-    let end = events.len().saturating_sub(app.timeline_scroll);
+    let end = events.len().saturating_sub(back);
     let start = end.saturating_sub(room);
+    let mut lines = Vec::new();
     for ev in &events[start..end] {
         let style = match &ev.kind {
             TimelineKind::Exited { .. }
@@ -67,22 +71,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(escape_controls(&short_ids(ev)).into_owned(), style),
+            Span::styled(
+                escape_controls(&short_ids(ev, app.lang)).into_owned(),
+                style,
+            ),
         ]));
     }
-    let n = app.tracker.cycles().len();
-    let title = format!(
-        "Recovery timeline ({n} cycle{})",
-        if n == 1 { "" } else { "s" }
-    );
-    let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
-    frame.render_widget(para, area);
+    lines
 }
 
 /// The event's text with a long instance id cut as the instances table cuts it
 /// (Plum's ids are 41 characters; their end tells them apart).
-fn short_ids(ev: &crate::recovery::TimelineEvent) -> String {
-    let text = ev.to_string();
+fn short_ids(ev: &crate::recovery::TimelineEvent, lang: i18n::Lang) -> String {
+    let text = i18n::event(ev, lang);
     match ev.instance.as_deref() {
         Some(id) if text.starts_with(id) => {
             format!("{}{}", format::fit_id(id, 11), &text[id.len()..])

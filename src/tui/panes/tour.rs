@@ -3,6 +3,7 @@
 //! the second what to do next.
 
 use crate::tui::app::App;
+use crate::tui::i18n::{self, Msg};
 use crate::tui::tour::{Step, Tour};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -25,23 +26,23 @@ pub fn height(app: &App, width: u16) -> u16 {
     (rows as u16 + 2).min(MAX_HEIGHT)
 }
 
-fn lines<'a>(app: &App, tour: &'a Tour) -> Vec<Line<'a>> {
+fn lines(app: &App, tour: &Tour) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     if let Some(story) = &tour.story {
         lines.push(Line::from(vec![
             Span::styled("✓ ", t.good()),
-            Span::styled(story.as_str(), t.text()),
+            Span::styled(story.text(app.lang), t.text()),
         ]));
     }
     let next = if tour.step == Step::Done {
         "▶ "
     } else {
-        "▶ next: "
+        Msg::TourNext.text(app.lang)
     };
     lines.push(Line::from(vec![
         Span::styled(next, t.key()),
-        Span::styled(tour.step.todo(), t.warn()),
+        Span::styled(tour.step.todo().text(app.lang), t.warn()),
     ]));
     lines
 }
@@ -61,10 +62,15 @@ pub fn compact_line(app: &App) -> Option<Line<'static>> {
     let tour = app.tour.as_ref()?;
     Some(Line::from(vec![
         Span::styled(
-            format!("tour {}/{} ", tour.step.number(), Step::COUNT),
+            format!(
+                "{} {}/{} ",
+                Msg::TourShort.text(app.lang),
+                tour.step.number(),
+                Step::COUNT
+            ),
             app.theme.key(),
         ),
-        Span::styled(tour.step.todo().to_string(), app.theme.warn()),
+        Span::styled(tour.step.todo().text(app.lang), app.theme.warn()),
     ]))
 }
 
@@ -75,12 +81,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let title = Line::from(vec![
         Span::styled(
-            format!(
-                " Tour {}/{} · {} ",
-                tour.step.number(),
-                Step::COUNT,
-                tour.step.title()
-            ),
+            i18n::tour_title(tour.step.number(), Step::COUNT, tour.step.title(), app.lang),
             t.title(),
         ),
         Span::styled(format!("{} ", dots(tour.step)), t.good()),
