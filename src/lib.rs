@@ -5,6 +5,7 @@
 //! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
 //! derivation shared by the TUI and `verify` (`recovery`), and the TUI (`tui`).
 
+pub mod agent;
 pub mod backoff;
 pub mod clock;
 pub mod commands;

@@ -53,6 +53,9 @@ enum Command {
     KvDemo(plumdash::demo::DemoArgs),
     /// Run the Plum-compatible KV controller (HTTP + SQLite) in the foreground.
     Controller(ControllerArgs),
+    /// Run a node agent: heartbeat to a controller, run its assignments for this node
+    /// under the supervisor, report their status (the workers die with the agent).
+    Agent(AgentArgs),
     /// Watch a running controller's namespace and the local workers of an app (no spawning).
     Attach(AttachArgs),
     /// Read and write a namespace of a KV controller.
@@ -346,6 +349,32 @@ struct ControllerArgs {
 }
 
 #[derive(Args)]
+struct AgentArgs {
+    /// This node's id (nodeId in the cluster API, WORKER_NODE_ID for its workers).
+    #[arg(long, env = "AGENT_NODE_ID", default_value = "nodeA")]
+    node: String,
+    /// The controller that assigns instances to this node.
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
+    controller: String,
+    /// The ip sent in heartbeats.
+    #[arg(long, env = "AGENT_IP", default_value = "127.0.0.1")]
+    ip: String,
+    /// Work folders go to DIR/<node>/<instanceId>/ [default: plumdash-agent in the temp folder]
+    #[arg(long, env = "AGENT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Time between SIGTERM and SIGKILL when an instance is stopped.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    stop_grace: Duration,
+    /// Bearer token for the controller (also given to the workers as PLUM_TOKEN).
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct KvArgs {
     /// Controller base URL.
     #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true)]
@@ -627,6 +656,19 @@ fn run_command(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> 
             Command::Up(args) => up(args, false).await?,
             Command::Tour(args) => up(args, true).await?,
             Command::Attach(args) => attach(args).await?,
+            Command::Agent(args) => {
+                let config = plumdash::agent::AgentConfig {
+                    token: controller::resolve_token(args.token, args.token_file.as_deref())?,
+                    ip: args.ip,
+                    data_dir: args
+                        .data_dir
+                        .unwrap_or_else(plumdash::agent::default_data_dir),
+                    stop_grace: args.stop_grace,
+                    orphan_guard: Some(this_binary()?),
+                    ..plumdash::agent::AgentConfig::new(args.node, args.controller)
+                };
+                plumdash::agent::run(config).await?;
+            }
             Command::KvDemo(args) => {
                 // Show as `kv-demo` in ps/top and to attach's name match, as the
                 // separate binary does. (Renames only this thread: the main one.)

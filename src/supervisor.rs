@@ -195,7 +195,33 @@ impl Supervisor {
 
     /// Adds an instance without starting it (phase Stopped); start it with `Action::Start`.
     pub fn add_instance(&self, spec: WorkerSpec) -> Result<String> {
-        Shared::register(&self.shared, spec, CrashLoop::default(), None)
+        Shared::register(&self.shared, None, spec, CrashLoop::default(), None)
+    }
+
+    /// Adds an instance under an id chosen by the caller (a node agent runs the
+    /// controller's instance ids) without starting it; refused if the id is taken.
+    pub fn add_instance_as(&self, id: &str, spec: WorkerSpec) -> Result<String> {
+        Shared::register(&self.shared, Some(id), spec, CrashLoop::default(), None)
+    }
+
+    /// Stops one instance (SIGTERM, `grace`, SIGKILL), waits until it is reaped,
+    /// ends its owner and forgets it. `None` if there was no such instance.
+    pub async fn remove_instance(&self, id: &str, grace: Duration) -> Option<InstanceSnapshot> {
+        let entry = self.shared.registry().instances.remove(id)?;
+        let last = entry.snapshot.borrow().clone();
+        let (reply, outcome) = oneshot::channel();
+        let snapshot = match entry
+            .controls
+            .send(Control::Shutdown { grace, reply })
+            .await
+        {
+            Ok(()) => outcome.await.unwrap_or(last),
+            Err(_) => last,
+        };
+        if let Some(task) = entry.task {
+            let _ = task.await;
+        }
+        Some(snapshot)
     }
 
     /// Sends an action to an instance's owner and waits for the outcome. Stop and
@@ -352,6 +378,7 @@ impl Shared {
 
     fn register(
         shared: &Arc<Shared>,
+        id: Option<&str>,
         spec: WorkerSpec,
         crash_loop: CrashLoop,
         taken_over_from: Option<String>,
@@ -363,8 +390,16 @@ impl Shared {
             .or_else(|| config.nodes.first().cloned())
             .unwrap_or_else(|| "nodeA".to_string());
         let mut registry = shared.registry();
-        registry.next_index += 1;
-        let id = format!("{}-{:03}", config.app_name, registry.next_index);
+        let id = match id {
+            Some(id) if registry.instances.contains_key(id) => {
+                anyhow::bail!("instance {id} already exists")
+            }
+            Some(id) => id.to_string(),
+            None => {
+                registry.next_index += 1;
+                format!("{}-{:03}", config.app_name, registry.next_index)
+            }
+        };
         let output = OutputBuffer::new(config.output_lines);
         let weak = Arc::downgrade(shared);
         let setup = InstanceSetup {
@@ -404,7 +439,7 @@ fn fail_over(shared: &Weak<Shared>, request: FailoverRequest) -> Result<(String,
         .context("the supervisor is shutting down")?;
     let node = next_node(&shared.config.nodes, &request.from_node);
     let spec = request.spec.node(node.clone());
-    let id = Shared::register(&shared, spec, request.crash_loop, Some(request.from))?;
+    let id = Shared::register(&shared, None, spec, request.crash_loop, Some(request.from))?;
     let controls = shared.controls(&id)?;
     let (reply, _outcome) = oneshot::channel();
     // The new owner's queue is empty, so this cannot be full; its Started/Failed
