@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub mod local;
+
 use crate::supervisor::{
     bundled_worker_path, split_command_line, Action, EventKind, ExitKind, OrphanGuard, Supervisor,
     SupervisorConfig, SupervisorEvent, WorkerSpec,
@@ -418,7 +420,14 @@ impl Reconciler {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the work folder {}", dir.display()))?;
         let spec = if item.start_cmd.trim().is_empty() {
-            WorkerSpec::new(bundled_worker_path()?)
+            match bundled_worker_path() {
+                Ok(path) => WorkerSpec::new(path),
+                // The same worker, built into plumdash itself.
+                Err(_) => WorkerSpec::new(
+                    std::env::current_exe().context("finding plumdash's own executable")?,
+                )
+                .args(["kv-demo"]),
+            }
         } else {
             let mut words = split_command_line(&item.start_cmd)?;
             if words.is_empty() {

@@ -98,6 +98,11 @@ struct UpArgs {
     /// Worker instances to start.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
     instances: u16,
+    /// Run N node agents (nodeA, nodeB, …) as separate processes, each its own
+    /// process group, and deploy the instances on nodeA; a node that stops
+    /// beating has its instances moved to another (1: workers run in this process).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=26))]
+    nodes: u8,
     /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
     #[arg(long, value_parser = humantime::parse_duration)]
     step: Option<Duration>,
@@ -415,6 +420,12 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.events.is_some() && !args.headless {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }
+    if args.nodes > 1 && (args.controller.is_some() || args.failover) {
+        anyhow::bail!(
+            "--nodes runs its own controller and real failover: \
+             drop --controller and --failover"
+        );
+    }
     let token = controller::resolve_token(args.token.clone(), args.token_file.as_deref())?;
     // Read the keys file before starting anything, so a typo changes nothing.
     let options = args.ui.options()?;
@@ -440,7 +451,28 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         orphan_guard: Some(this_binary()?),
         ..SessionConfig::default()
     };
-    let session = Session::start(config).await?;
+    let session = if args.nodes > 1 {
+        let log_dir = match &args.log_dir {
+            Some(dir) => dir.clone(),
+            None => plumdash::logging::default_log_path()
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir),
+        };
+        let nodes = plumdash::agent::local::LocalNodesConfig {
+            count: args.nodes.into(),
+            program: this_binary()?,
+            controller: String::new(),
+            token: None,
+            step: None,
+            log_dir,
+            data_dir: plumdash::agent::default_data_dir(),
+            stop_grace: config.stop_grace,
+        };
+        Session::start_nodes(config, nodes).await?
+    } else {
+        Session::start(config).await?
+    };
     let (status, status_rx) = control::status_channel();
     // An explicit socket must work; the default one is skipped (with a note)
     // when another plumdash already serves it.

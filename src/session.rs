@@ -2,6 +2,7 @@
 //! its workers, and the namespace's change feed — turned into recovery facts.
 //! `up` (dashboard or headless) and `verify` both drive a `Session`.
 
+use crate::agent::local::{LocalNodes, LocalNodesConfig};
 use crate::controller::{self, ControllerConfig, RunningController};
 use crate::kv::{
     ClientOptions, DistributedMemory, FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher,
@@ -114,6 +115,8 @@ pub struct Session {
     pending: VecDeque<Pending>,
     /// The feed polls: a state shorter than one interval can be missed.
     polling: bool,
+    /// `up --nodes`: the agent processes that run the workers.
+    nodes: Option<LocalNodes>,
     config: SessionConfig,
 }
 
@@ -141,6 +144,71 @@ impl Session {
     /// Starts the controller (unless remote), the feed and the workers.
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
+        session.refuse_live_writers().await?;
+        for _ in 0..session.config.instances {
+            session.new_instance().await?;
+        }
+        Ok(session)
+    }
+
+    /// `up --nodes N`: the embedded controller, N agent processes (`nodeA`, …,
+    /// each its own process group) and a deployment of the instances on
+    /// `nodeA`. The workers are the agents', so they are watched as in attach
+    /// mode (found by `PLUM_APP_NAME`, signalled after an identity re-check).
+    pub async fn start_nodes(config: SessionConfig, nodes: LocalNodesConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        session.refuse_live_writers().await?;
+        let token = session.config.token.clone();
+        let local = LocalNodes::spawn(&LocalNodesConfig {
+            controller: session.controller_url.clone(),
+            token: token.clone(),
+            step: session.config.step,
+            ..nodes
+        })?;
+        let names: Vec<String> = local.nodes().iter().map(|n| n.name.clone()).collect();
+        session.nodes = Some(local);
+        crate::agent::local::wait_healthy(
+            &session.controller_url,
+            token.as_deref(),
+            &names,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let start_cmd = match &session.config.cmd {
+            Some(cmd) => absolute_program(cmd)?,
+            None => String::new(),
+        };
+        let instances = u32::try_from(session.config.instances).unwrap_or(u32::MAX);
+        let first = names.first().map_or("nodeA", String::as_str);
+        crate::agent::local::deploy(
+            &session.controller_url,
+            token.as_deref(),
+            &session.config.app,
+            &start_cmd,
+            instances,
+            first,
+        )
+        .await?;
+        session.attached = Some(Arc::new(ProcessWatcher::spawn(
+            WatcherConfig {
+                app_name: session.config.app.clone(),
+                worker_name: session.config.worker_name.clone(),
+                interval: ATTACH_RESCAN,
+                owned_by: None,
+            },
+            session.supervisor.event_sink(),
+        )));
+        Ok(session)
+    }
+
+    /// The local agents of `up --nodes`, if any.
+    pub fn local_nodes(&self) -> Option<&LocalNodes> {
+        self.nodes.as_ref()
+    }
+
+    /// Refuses to start when workers of the app already write to our controller.
+    async fn refuse_live_writers(&self) -> Result<()> {
+        let session = self;
         let (app, url) = (session.config.app.clone(), session.controller_url.clone());
         let program = worker_spec(&session.config)?
             .program
@@ -172,10 +240,7 @@ impl Session {
                 session.config.app,
             );
         }
-        for _ in 0..session.config.instances {
-            session.new_instance().await?;
-        }
-        Ok(session)
+        Ok(())
     }
 
     /// Attach mode: no spawning; watch the namespace of a running controller
@@ -300,6 +365,7 @@ impl Session {
             namespace_wait: None,
             pending: VecDeque::new(),
             polling: false,
+            nodes: None,
             config,
         })
     }
@@ -405,6 +471,12 @@ impl Session {
             }
             WorkerExit::LeaveRunning => self.supervisor.detach_all().await,
         };
+        // The agents stop their workers (SIGTERM, grace) before the controller goes.
+        if let Some(nodes) = self.nodes {
+            nodes
+                .stop(self.config.stop_grace + Duration::from_secs(2))
+                .await;
+        }
         drop(self.feed);
         // Dropping the last handle ends the rescans.
         drop(self.attached);
@@ -504,6 +576,20 @@ fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
         spec = spec.env("PLUM_TOKEN", token.clone());
     }
     Ok(spec)
+}
+
+/// A `--cmd` line for an agent, which runs it in a work folder of its own: a
+/// relative program path (`./kv-demo-cpp`) is made absolute from here.
+fn absolute_program(cmd: &str) -> Result<String> {
+    let mut words = crate::supervisor::split_command_line(cmd)?;
+    let Some(program) = words.first_mut() else {
+        anyhow::bail!("empty worker command line");
+    };
+    if program.contains('/') && !program.starts_with('/') {
+        let here = std::env::current_dir().context("reading the current folder")?;
+        *program = here.join(&*program).to_string_lossy().into_owned();
+    }
+    Ok(shell_words::join(words))
 }
 
 /// Supervisor event → recovery fact (events recovery does not need map to `None`).

@@ -365,3 +365,109 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
     wait_phase("Failed", 0).await;
     wait_phase("Running", 1).await;
 }
+
+/// `up --nodes 2 --headless`: the embedded controller and two agent processes;
+/// killing nodeA's group moves the work to nodeB, and Ctrl-C leaves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_two_nodes_fails_over_when_node_a_dies() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
+        .args([
+            "--app",
+            "up-nodes",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--db")
+        .arg(common::db_in(&dir))
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"))
+        .arg("--control-socket")
+        .arg(dir.path().join("ctl.sock"))
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = up.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let next_line = |timeout: Duration, seen: &mut Vec<String>| {
+        let line = lines.recv_timeout(timeout).ok();
+        seen.extend(line.clone());
+        line
+    };
+    let banner = loop {
+        let line = next_line(Duration::from_secs(15), &mut seen)
+            .unwrap_or_else(|| panic!("no banner: {seen:?}"));
+        if line.contains("agent pids") {
+            break line;
+        }
+    };
+    let pids: Vec<i32> = banner
+        .split("agent pids ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .split(", ")
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{banner}");
+    assert!(banner.contains("nodes nodeA, nodeB"), "{banner}");
+
+    let base = format!("http://127.0.0.1:{port}");
+    let kv = DistributedMemory::create("up-nodes", &base).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while progress(&kv).await.unwrap_or(0) < 30 {
+        assert!(Instant::now() < deadline, "no progress: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    killpg(Pid::from_raw(pids[0]), Signal::SIGKILL).unwrap();
+    let at_kill = progress(&kv).await.unwrap();
+    let items = assignments(&base, "nodeA").await;
+    let old_id = items[0]["instanceId"].as_str().unwrap().to_string();
+
+    // The headless log shows the new instance start (found on nodeB).
+    let deadline = Instant::now() + Duration::from_secs(9);
+    let new_id = loop {
+        let line = next_line(Duration::from_millis(200), &mut seen);
+        if let Some(line) = line {
+            if !line.contains(&old_id) && (line.contains("started") || line.contains("found")) {
+                break line.split_whitespace().nth(1).unwrap().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no new instance: {seen:?}");
+    };
+    let on_b = assignments(&base, "nodeB").await;
+    assert_eq!(on_b[0]["instanceId"], new_id.as_str(), "{on_b:?}");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let p = progress(&kv).await.unwrap_or(-1);
+        assert!(p >= at_kill, "{p}% is below the kill point {at_kill}%");
+        if p == 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never 100: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    let status = common::interrupt_and_wait(&mut up, Duration::from_secs(10)).expect("exits");
+    assert!(status.success(), "{status:?}");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "agent {pid} outlived up"
+        );
+    }
+    assert!(processes_of_instance(&new_id).is_empty());
+}

@@ -128,12 +128,36 @@ fn print_banner(session: &Session) {
         Some(c) => format!("embedded, db {}", c.db.display()),
         None => "remote".to_string(),
     };
+    let workers = match session.local_nodes() {
+        Some(nodes) => format!(
+            "nodes {} (agent pids {}) run {} × {} (app {}) on {}",
+            nodes
+                .nodes()
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            nodes
+                .nodes()
+                .iter()
+                .map(|n| n.pid().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            session.config().instances,
+            session.worker_command,
+            session.config().app,
+            nodes.nodes().first().map_or("nodeA", |n| n.name.as_str()),
+        ),
+        None => format!(
+            "supervising {} × {} (app {})",
+            session.supervisor.instances().len(),
+            session.worker_command,
+            session.config().app
+        ),
+    };
     let banner = format!(
-        "plumdash: controller {} ({where_})\nplumdash: supervising {} × {} (app {}); Ctrl-C stops them gracefully",
+        "plumdash: controller {} ({where_})\nplumdash: {workers}; Ctrl-C stops them gracefully",
         session.controller_url,
-        session.supervisor.instances().len(),
-        session.worker_command,
-        session.config().app
     );
     println!("{}", escape_controls_keep_newlines(&banner));
 }

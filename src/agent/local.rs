@@ -1,0 +1,280 @@
+//! `up --nodes N`: N `plumdash agent` processes on this machine (`nodeA`,
+//! `nodeB`, …), each the leader of its own process group so one of them can be
+//! killed or frozen as a whole machine, and the deployment that puts the app's
+//! instances on the first node.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+/// The names of `count` nodes: `nodeA` … `nodeZ`, then `node27`, ….
+pub fn node_names(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| match u8::try_from(i).ok().filter(|i| *i < 26) {
+            Some(i) => format!("node{}", char::from(b'A' + i)),
+            None => format!("node{}", i + 1),
+        })
+        .collect()
+}
+
+/// How to start the local nodes.
+#[derive(Debug, Clone)]
+pub struct LocalNodesConfig {
+    pub count: usize,
+    /// The plumdash binary (it runs `agent`).
+    pub program: PathBuf,
+    pub controller: String,
+    pub token: Option<String>,
+    /// Given to the agents' workers as `KV_DEMO_STEP_MS`.
+    pub step: Option<Duration>,
+    /// Each agent's diagnostics go to `<log_dir>/agent-<node>.log`.
+    pub log_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub stop_grace: Duration,
+}
+
+/// One agent process.
+#[derive(Debug)]
+pub struct LocalNode {
+    pub name: String,
+    child: Child,
+}
+
+impl LocalNode {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The running agents; dropping them SIGKILLs every one that is left.
+#[derive(Debug, Default)]
+pub struct LocalNodes {
+    nodes: Vec<LocalNode>,
+}
+
+impl LocalNodes {
+    pub fn spawn(config: &LocalNodesConfig) -> Result<LocalNodes> {
+        use std::os::unix::process::CommandExt;
+        std::fs::create_dir_all(&config.log_dir)
+            .with_context(|| format!("creating {}", config.log_dir.display()))?;
+        let mut nodes = LocalNodes::default();
+        for name in node_names(config.count) {
+            let log_path = config.log_dir.join(format!("agent-{name}.log"));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("creating {}", log_path.display()))?;
+            let mut command = Command::new(&config.program);
+            command
+                .args(["agent", "--node", &name, "--controller", &config.controller])
+                .arg("--data-dir")
+                .arg(&config.data_dir)
+                .arg("--stop-grace")
+                .arg(humantime::format_duration(config.stop_grace).to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                // Its own group: a machine that can be killed or frozen whole,
+                // and deaf to the dashboard's terminal.
+                .process_group(0);
+            match &config.token {
+                // In the environment, not the arguments: kept out of `ps`.
+                Some(token) => command.env("PLUM_TOKEN", token),
+                None => command.env_remove("PLUM_TOKEN"),
+            };
+            match config.step {
+                Some(step) => command.env("KV_DEMO_STEP_MS", step.as_millis().to_string()),
+                None => command.env_remove("KV_DEMO_STEP_MS"),
+            };
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting the agent of {name}"))?;
+            nodes.nodes.push(LocalNode { name, child });
+        }
+        Ok(nodes)
+    }
+
+    pub fn nodes(&self) -> &[LocalNode] {
+        &self.nodes
+    }
+
+    /// SIGTERM to every agent (each stops its workers gracefully), then
+    /// SIGKILL to the groups of those still there after `wait`.
+    pub async fn stop(mut self, wait: Duration) {
+        for node in &self.nodes {
+            let _ = kill(pid_of(node), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            self.nodes
+                .retain_mut(|node| !matches!(node.child.try_wait(), Ok(Some(_))));
+            if self.nodes.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Drop kills what is left.
+    }
+}
+
+fn pid_of(node: &LocalNode) -> Pid {
+    Pid::from_raw(i32::try_from(node.child.id()).unwrap_or(i32::MAX))
+}
+
+impl Drop for LocalNodes {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Ok(Some(_)) = node.child.try_wait() {
+                continue;
+            }
+            let _ = killpg(pid_of(node), Signal::SIGKILL);
+            let _ = node.child.wait();
+        }
+    }
+}
+
+fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")
+}
+
+fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => req.bearer_auth(token),
+        None => req,
+    }
+}
+
+/// Waits until every named node is Healthy in `GET /v1/nodes`.
+pub async fn wait_healthy(
+    controller: &str,
+    token: Option<&str>,
+    names: &[String],
+    timeout: Duration,
+) -> Result<()> {
+    let http = client()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let nodes: Vec<Value> = match with_token(http.get(format!("{controller}/v1/nodes")), token)
+            .send()
+            .await
+        {
+            Ok(resp) => resp.json().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let healthy = |name: &String| {
+            nodes
+                .iter()
+                .any(|n| n["nodeId"] == name.as_str() && n["health"] == "Healthy")
+        };
+        let missing: Vec<&String> = names.iter().filter(|n| !healthy(n)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "node(s) {} did not beat within {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                humantime::format_duration(timeout)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Puts `instances` of the app on `node`: stops the deployments an earlier
+/// run left under the same name (the database outlives us), then creates a
+/// new one and starts it. Returns its id.
+pub async fn deploy(
+    controller: &str,
+    token: Option<&str>,
+    app: &str,
+    start_cmd: &str,
+    instances: u32,
+    node: &str,
+) -> Result<String> {
+    let http = client()?;
+    let name = format!("plumdash-up:{app}");
+    let old: Vec<Value> = with_token(http.get(format!("{controller}/v1/deployments")), token)
+        .send()
+        .await
+        .context("listing deployments")?
+        .error_for_status()
+        .context("listing deployments")?
+        .json()
+        .await
+        .context("reading deployments")?;
+    for dep in old.iter().filter(|d| d["name"] == name.as_str()) {
+        if let Some(id) = dep["deploymentId"].as_str() {
+            set_running(&http, controller, token, id, false).await?;
+        }
+    }
+    let created: Value = with_token(http.post(format!("{controller}/v1/deployments")), token)
+        .json(&json!({
+            "name": name,
+            "entries": [{
+                "artifactUrl": "",
+                "startCmd": start_cmd,
+                "appName": app,
+                "replicas": { node: instances },
+            }],
+        }))
+        .send()
+        .await
+        .context("creating the deployment")?
+        .error_for_status()
+        .context("creating the deployment")?
+        .json()
+        .await
+        .context("reading the new deployment")?;
+    let id = created["deploymentId"]
+        .as_str()
+        .context("the controller's answer has no deploymentId")?
+        .to_string();
+    set_running(&http, controller, token, &id, true).await?;
+    Ok(id)
+}
+
+async fn set_running(
+    http: &reqwest::Client,
+    controller: &str,
+    token: Option<&str>,
+    id: &str,
+    running: bool,
+) -> Result<()> {
+    let action = if running { "start" } else { "stop" };
+    with_token(
+        http.post(format!("{controller}/v1/deployments/{id}"))
+            .query(&[("action", action)]),
+        token,
+    )
+    .send()
+    .await
+    .with_context(|| format!("{action} deployment {id}"))?
+    .error_for_status()
+    .with_context(|| format!("{action} deployment {id}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_lettered_then_numbered() {
+        assert_eq!(node_names(3), ["nodeA", "nodeB", "nodeC"]);
+        let many = node_names(28);
+        assert_eq!(many[25], "nodeZ");
+        assert_eq!(many[26], "node27");
+    }
+}
