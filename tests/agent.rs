@@ -224,6 +224,15 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_ne!(new_id, old_id, "a migration is a new instance id");
+    // nodeB's worker knows where it runs.
+    if let Some(pid) = processes_of_instance(&new_id).first() {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            env.split(|b| *b == 0).any(|kv| kv == b"WORKER_NODE_ID=nodeB"),
+            "{}",
+            String::from_utf8_lossy(&env)
+        );
+    }
     assert!(new_id.starts_with(&dep), "{new_id} of deployment {dep}");
     let old_row = assignments(&base, "nodeA").await;
     assert_eq!(old_row.len(), 1);
