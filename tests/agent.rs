@@ -228,7 +228,8 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     if let Some(pid) = processes_of_instance(&new_id).first() {
         let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(
-            env.split(|b| *b == 0).any(|kv| kv == b"WORKER_NODE_ID=nodeB"),
+            env.split(|b| *b == 0)
+                .any(|kv| kv == b"WORKER_NODE_ID=nodeB"),
             "{}",
             String::from_utf8_lossy(&env)
         );
@@ -479,4 +480,111 @@ async fn up_with_two_nodes_fails_over_when_node_a_dies() {
         );
     }
     assert!(processes_of_instance(&new_id).is_empty());
+}
+
+/// With a token the agent authenticates every call, and its workers get the
+/// token to write the namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["controller", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(common::db_in(&dir))
+        .arg("--token-file")
+        .arg(&token_file)
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_port(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(10),
+    );
+    let log = dir.path().join("agent.log");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["agent", "--node", "nodeT", "--controller", &base])
+        .arg("--data-dir")
+        .arg(dir.path().join("agents"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let authed = |req: reqwest::RequestBuilder| req.bearer_auth("s3cret");
+    // Without the token the cluster API is closed, so the agent's calls carry it.
+    for path in ["/v1/nodes", "/v1/assignments?nodeId=nodeT"] {
+        let s = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(s.status(), 401, "{path}");
+    }
+    let created: Value = authed(http().post(format!("{base}/v1/deployments")))
+        .json(&json!({
+            "name": "token",
+            "entries": [{"startCmd": "sh -c 'exec sleep 30'", "replicas": {"nodeT": 1}}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dep = created["deploymentId"].as_str().unwrap();
+    let iid = created["instances"][0].as_str().unwrap().to_string();
+    authed(http().post(format!("{base}/v1/deployments/{dep}?action=start")))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let v: Value = authed(http().get(format!("{base}/v1/assignments")))
+            .query(&[("nodeId", "nodeT")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["items"][0]["phase"] == "Running" && processes_of_instance(&iid).len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{v}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = processes_of_instance(&iid)[0];
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(env.split(|b| *b == 0).any(|kv| kv == b"PLUM_TOKEN=s3cret"));
+    // The token stays out of the agent's arguments.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", agent.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
+
+    nix::sys::signal::kill(Pid::from_raw(agent.id() as i32), Signal::SIGTERM).unwrap();
+    agent.wait().unwrap();
+    assert!(
+        processes_of_instance(&iid).is_empty(),
+        "SIGTERM stops the workers"
+    );
+    let v: Value = authed(http().get(format!("{base}/v1/assignments")))
+        .query(&[("nodeId", "nodeT")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["items"][0]["phase"], "Stopped", "{v}");
+    let _ = controller.kill();
+    let _ = controller.wait();
 }
