@@ -165,6 +165,13 @@ impl Session {
             step: session.config.step,
             ..nodes
         })?;
+        // If we die, even by SIGKILL, the guard kills each agent's group, and
+        // each agent's own guard its workers: nothing outlives `up`.
+        if let Some(guard) = &session.supervisor.config().orphan_guard {
+            for node in local.nodes() {
+                guard.watch(node.pid());
+            }
+        }
         let names: Vec<String> = local.nodes().iter().map(|n| n.name.clone()).collect();
         session.nodes = Some(local);
         crate::agent::local::wait_healthy(

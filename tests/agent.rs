@@ -588,3 +588,81 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
     let _ = controller.kill();
     let _ = controller.wait();
 }
+
+/// A SIGKILLed `up --nodes` takes its agents, and so their workers, with it.
+#[test]
+fn a_sigkilled_up_leaves_no_agent_or_worker() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
+        .args([
+            "--app",
+            "up-killed",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--db")
+        .arg(common::db_in(&dir))
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"))
+        .arg("--control-socket")
+        .arg(dir.path().join("ctl.sock"))
+        .env_remove("PLUM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = up.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut agents = Vec::new();
+    let mut instance = None;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while instance.is_none() && Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let Some(rest) = line.split("agent pids ").nth(1) {
+            agents = rest
+                .split(')')
+                .next()
+                .unwrap()
+                .split(", ")
+                .map(|p| p.parse::<u32>().unwrap())
+                .collect();
+        }
+        // The watcher finds the worker at its first scan or sees it start.
+        if line.contains("found running") || line.contains(" started (pid") {
+            instance = line.split_whitespace().nth(1).map(str::to_string);
+        }
+        seen.push(line);
+    }
+    if instance.is_none() {
+        let _ = up.kill();
+    }
+    let instance = instance.unwrap_or_else(|| panic!("no worker seen on nodeA: {seen:?}"));
+    assert_eq!(agents.len(), 2);
+    assert_eq!(processes_of_instance(&instance).len(), 1);
+    nix::sys::signal::kill(Pid::from_raw(up.id() as i32), Signal::SIGKILL).unwrap();
+    up.wait().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while agents.iter().any(|p| alive(*p)) || !processes_of_instance(&instance).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: agents {:?}, workers {:?}",
+            agents.iter().filter(|p| alive(**p)).collect::<Vec<_>>(),
+            processes_of_instance(&instance)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
