@@ -171,7 +171,16 @@ fn in_use(db: &Path, pid: Option<u32>) -> String {
 /// they opened it by. Lines look like
 /// `1: FLOCK  ADVISORY  WRITE 10691 fe:00:10011392 0 EOF`.
 fn holder_pid(id: FileId) -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    // /proc/locks is produced a page at a time: a lock taken or freed between two
+    // reads can shift the lines and skip ours. Read again before saying "unknown".
+    (0..3).find_map(|_| {
+        let text = std::fs::read_to_string("/proc/locks").ok()?;
+        holder_in(&text, id)
+    })
+}
+
+/// The pid that holds an flock on `id` according to one reading of /proc/locks.
+fn holder_in(text: &str, id: FileId) -> Option<u32> {
     let (major, minor) = dev_parts(id.dev);
     text.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
