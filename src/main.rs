@@ -264,8 +264,9 @@ struct UiArgs {
     /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
     #[arg(long)]
     keys: Option<PathBuf>,
-    /// Language of the dashboard [default: from LC_ALL, LC_MESSAGES or LANG: zh* is
-    /// Chinese, anything else English]. State words stay as they are in both.
+    /// Language of the dashboard and of `--headless`'s timeline lines [default: from
+    /// LC_ALL, LC_MESSAGES or LANG: zh* is Chinese, anything else English]. State words
+    /// stay as they are in both; `--events` JSON is the same in both.
     #[arg(long, value_enum)]
     lang: Option<Lang>,
     /// The screen to start with (`p` switches).
@@ -280,7 +281,6 @@ impl UiArgs {
         !self.no_mouse
             && !self.recording
             && self.keys.is_none()
-            && self.lang.is_none()
             && self.layout == ScreenLayout::Full
     }
 
@@ -410,8 +410,8 @@ struct KvArgs {
 async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.headless && (!args.ui.is_default() || args.kill_at.is_some() || tour) {
         anyhow::bail!(
-            "--no-mouse, --recording, --keys, --lang, --layout, --kill-at and tour are for \
-             the dashboard, not --headless"
+            "--no-mouse, --recording, --keys, --layout, --kill-at and tour are for the \
+             dashboard, not --headless"
         );
     }
     if args.step.is_some_and(|s| s.is_zero()) {
@@ -494,8 +494,14 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         println!("plumdash: control socket {}", server.path().display());
     }
     if args.headless {
-        return plumdash::commands::up::run_headless(session, args.events.as_deref(), Some(status))
-            .await;
+        let lang = args.ui.lang.unwrap_or_else(Lang::from_env);
+        return plumdash::commands::up::run_headless(
+            session,
+            args.events.as_deref(),
+            Some(status),
+            lang,
+        )
+        .await;
     }
     let options = TuiOptions {
         status: Some(status),

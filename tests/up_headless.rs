@@ -271,3 +271,48 @@ async fn a_sigstop_from_outside_shows_stopped_and_the_sigcont_shows_continued() 
     assert_eq!(evs.iter().filter(|e| kind(e) == "started").count(), 1);
     assert!(up.interrupt_and_wait().success());
 }
+
+/// `--lang zh` words `--headless`'s timeline lines in Chinese; the state words and
+/// the `--events` JSON stay exactly as in English.
+#[test]
+fn headless_lines_follow_the_language_and_the_json_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let events = dir.path().join("events.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["up", "--headless", "--step", "50ms", "--lang", "zh"])
+        .args(["--restart", "never"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.path().join("kv.db"))
+        .arg("--events")
+        .arg(&events)
+        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = Up {
+        child: out,
+        events: events.clone(),
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    up.wait_event("completed", |e| kind(e) == "completed");
+    let mut up = up;
+    assert!(up.interrupt_and_wait().success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(up.child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    assert!(
+        text.contains("COMPLETED") || text.contains("完成"),
+        "{text}"
+    );
+    assert!(
+        text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "timeline lines in Chinese:\n{text}"
+    );
+    let evs = read_events(&events);
+    assert!(evs.iter().any(|e| kind(e) == "started"), "{evs:?}");
+    assert!(
+        evs.iter().any(|e| kind(e) == "completed"),
+        "JSON kinds stay English: {evs:?}"
+    );
+}
