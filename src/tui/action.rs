@@ -172,18 +172,18 @@ impl SignalChoice {
         }
     }
 
-    pub fn describe(self) -> &'static str {
+    /// What the signal does to a kv-demo worker, as the menu says it.
+    pub fn describe(self) -> crate::tui::i18n::Msg {
+        use crate::tui::i18n::Msg;
         match self {
-            SignalChoice::Kill => "crash: flag stays set, restart resumes",
-            SignalChoice::Term => "graceful stop, flag cleared",
-            SignalChoice::Int => "graceful stop (Ctrl-C), flag cleared",
-            SignalChoice::Hup => "hang-up: the worker does not handle it, so it dies",
-            SignalChoice::Stop => "freeze the process (progress plateaus)",
-            SignalChoice::Cont => "thaw a frozen process",
-            SignalChoice::TreeTerm => {
-                "to the whole tree (sh, bash, tee too), as the agent stops it"
-            }
-            SignalChoice::TreeKill => "to the whole tree (sh, bash, tee too)",
+            SignalChoice::Kill => Msg::SigKill,
+            SignalChoice::Term => Msg::SigTerm,
+            SignalChoice::Int => Msg::SigInt,
+            SignalChoice::Hup => Msg::SigHup,
+            SignalChoice::Stop => Msg::SigStop,
+            SignalChoice::Cont => Msg::SigCont,
+            SignalChoice::TreeTerm => Msg::SigTreeTerm,
+            SignalChoice::TreeKill => Msg::SigTreeKill,
         }
     }
 }

@@ -57,8 +57,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(err) = app.tracker.feed_error() {
         lines.push(Line::from(Span::styled(
             format!(
-                " CONTROLLER UNREACHABLE: {} — retrying; the view resumes when it is back ",
-                escape_controls(err)
+                " {} {} {} ",
+                Msg::UnreachableLead.text(l),
+                escape_controls(err),
+                Msg::UnreachableTail.text(l)
             ),
             t.alarm(),
         )));

@@ -33,7 +33,10 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
             };
             Line::from(vec![
                 Span::styled(format!(" {} ", i + 1), t.key()),
-                Span::styled(format!("{:<8} {}", s.name(), s.describe()), style),
+                Span::styled(
+                    format!("{:<8} {}", s.name(), s.describe().text(app.lang)),
+                    style,
+                ),
             ])
         })
         .collect();
