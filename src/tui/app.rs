@@ -8,7 +8,6 @@ use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
-use super::view::ScreenLayout;
 use crate::recovery::{Phase, Tracker, TsMs};
 use crate::supervisor::{CrashLoopNote, ExitKind};
 use crossterm::event::{
@@ -16,6 +15,26 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 use std::collections::VecDeque;
+
+/// Which screen the dashboard draws (`--layout`, switched with `p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScreenLayout {
+    /// Every pane (compact below 60×16).
+    #[default]
+    Full,
+    /// For a projector: the state, a large gauge, the crash flag and the last
+    /// timeline lines, readable at 80×24 and 60×20.
+    Presenter,
+}
+
+impl ScreenLayout {
+    pub fn other(self) -> ScreenLayout {
+        match self {
+            ScreenLayout::Full => ScreenLayout::Presenter,
+            ScreenLayout::Presenter => ScreenLayout::Full,
+        }
+    }
+}
 
 /// Output lines kept for the log pane (as many as the supervisor's ring holds).
 pub const LOG_LINES: usize = 5_000;

@@ -11,7 +11,6 @@
 //! add a gloss after them (`gloss`).
 
 use crate::recovery::{Phase, ProcessExit, TimelineEvent, TimelineKind, CRASH_FLAG_KEY};
-use crate::tui::panes::flag::FlagState;
 
 /// The dashboard's language (`--lang`; default from the locale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -247,6 +246,15 @@ pub fn gloss(phase: &Phase, lang: Lang) -> &'static str {
 }
 
 /// The crash flag's line: `⚑ app.crashed SET (crashed!)`; the state word stays.
+/// The crash flag as the flag pane shows it (see `panes/flag.rs` for when).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagState {
+    Armed,
+    Set,
+    Cleared,
+    NeverSeen,
+}
+
 pub fn flag_text(state: FlagState, lang: Lang) -> String {
     let k = CRASH_FLAG_KEY;
     match (state, lang) {

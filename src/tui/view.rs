@@ -16,25 +16,7 @@ pub const COMPACT_HEIGHT: u16 = 16;
 pub const PRESENTER_MIN_WIDTH: u16 = 40;
 pub const PRESENTER_MIN_HEIGHT: u16 = 12;
 
-/// Which screen the dashboard draws (`--layout`, switched with `p`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum ScreenLayout {
-    /// Every pane (compact below 60×16).
-    #[default]
-    Full,
-    /// For a projector: the state, a large gauge, the crash flag and the last
-    /// timeline lines, readable at 80×24 and 60×20.
-    Presenter,
-}
-
-impl ScreenLayout {
-    pub fn other(self) -> ScreenLayout {
-        match self {
-            ScreenLayout::Full => ScreenLayout::Presenter,
-            ScreenLayout::Presenter => ScreenLayout::Full,
-        }
-    }
-}
+pub use super::app::ScreenLayout;
 
 /// Draws the dashboard and says where it put what a click can hit.
 pub fn draw(frame: &mut Frame, app: &App) -> Drawn {

@@ -12,13 +12,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlagState {
-    Armed,
-    Set,
-    Cleared,
-    NeverSeen,
-}
+pub use crate::tui::i18n::FlagState;
 
 pub fn state(app: &App) -> FlagState {
     let alive = app.instances.iter().any(|r| r.pid.is_some());
