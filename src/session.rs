@@ -196,16 +196,22 @@ impl Session {
             first,
         )
         .await?;
-        session.attached = Some(Arc::new(ProcessWatcher::spawn(
+        session.watch_local_workers();
+        Ok(session)
+    }
+
+    /// Attach mode's process watcher: the app's workers on this machine, found
+    /// by rescans (their own agent, not us, starts them).
+    fn watch_local_workers(&mut self) {
+        self.attached = Some(Arc::new(ProcessWatcher::spawn(
             WatcherConfig {
-                app_name: session.config.app.clone(),
-                worker_name: session.config.worker_name.clone(),
+                app_name: self.config.app.clone(),
+                worker_name: self.config.worker_name.clone(),
                 interval: ATTACH_RESCAN,
                 owned_by: None,
             },
-            session.supervisor.event_sink(),
+            self.supervisor.event_sink(),
         )));
-        Ok(session)
     }
 
     /// The local agents of `up --nodes`, if any.
@@ -268,15 +274,7 @@ impl Session {
                 session.controller_url
             ),
         }
-        session.attached = Some(Arc::new(ProcessWatcher::spawn(
-            WatcherConfig {
-                app_name: session.config.app.clone(),
-                worker_name: session.config.worker_name.clone(),
-                interval: ATTACH_RESCAN,
-                owned_by: None,
-            },
-            session.supervisor.event_sink(),
-        )));
+        session.watch_local_workers();
         Ok(session)
     }
 
