@@ -8,7 +8,6 @@ use super::error::ApiError;
 use super::nodes::{now_secs, Heartbeat, NodeRegistry};
 use super::state::AppState;
 use anyhow::Result;
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -150,13 +149,10 @@ where
         .map_err(ApiError::from)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("malformed {what}: {e}")))
-}
-
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let new: NewDeployment = parse("deployment", &body)?;
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(new): JsonBody<NewDeployment>,
+) -> Result<Response, ApiError> {
     if new.name.trim().is_empty() {
         return Err(ApiError::bad_request("name is empty"));
     }
@@ -216,9 +212,8 @@ struct Desired {
 async fn patch_assignment(
     State(state): State<AppState>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
+    JsonBody(Desired { desired }): JsonBody<Desired>,
 ) -> Result<Response, ApiError> {
-    let Desired { desired } = parse("assignment change", &body)?;
     if desired != "Running" && desired != "Stopped" {
         return Err(ApiError::bad_request("desired must be Running or Stopped"));
     }
@@ -234,8 +229,10 @@ async fn delete_assignment(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn status(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let report: StatusReport = parse("status", &body)?;
+async fn status(
+    State(state): State<AppState>,
+    JsonBody(report): JsonBody<StatusReport>,
+) -> Result<Response, ApiError> {
     if report.instance_id.is_empty() || report.phase.is_empty() {
         return Err(ApiError::bad_request("instanceId and phase are required"));
     }
