@@ -119,19 +119,11 @@ pub struct Deployments {
     notify: tokio::sync::broadcast::Sender<String>,
 }
 
-fn random_hex(bytes: usize) -> String {
+fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    // /dev/urandom never blocks once the system is up; fall back to time.
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_err()
-    {
-        let nanos = super::nodes::now_nanos();
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (nanos >> ((i % 16) * 8)) as u8 ^ i as u8;
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut buf)
+        .map_err(|e| anyhow::anyhow!("reading random bytes for an id: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Deployments {
@@ -162,7 +154,7 @@ impl Deployments {
     }
 
     pub(super) fn create(&self, new: NewDeployment) -> Result<Value> {
-        let id = random_hex(16);
+        let id = random_hex(16)?;
         let mut conn = self.conn();
         let tx = conn.transaction().context("creating a deployment")?;
         tx.execute(
@@ -175,7 +167,7 @@ impl Deployments {
         for entry in &new.entries {
             for (node, count) in &entry.replicas {
                 for _ in 0..*count {
-                    let iid = format!("{id}-{}", random_hex(4));
+                    let iid = format!("{id}-{}", random_hex(4)?);
                     tx.execute(
                         "INSERT INTO assignments VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?7)",
                         params![
@@ -463,7 +455,7 @@ impl Deployments {
                     |r| r.get(0),
                 )
                 .context("reading an orphaned assignment")?;
-            let new_iid = format!("{deployment}-{}", random_hex(4));
+            let new_iid = format!("{deployment}-{}", random_hex(4)?);
             tx.execute(
                 "UPDATE assignments SET desired = 'Stopped' WHERE instance_id = ?1",
                 params![iid],

@@ -61,12 +61,6 @@ pub(super) fn now_secs() -> i64 {
     i64::try_from(crate::clock::unix_secs(SystemTime::now())).unwrap_or(i64::MAX)
 }
 
-pub(super) fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
-
 impl NodeRegistry {
     /// The TTL health is judged by.
     pub fn ttl(&self) -> Duration {
