@@ -16,8 +16,10 @@
 
 mod socket_dir;
 
+use crate::recovery::NodeAction;
 use crate::recovery::{InstanceStatus, Tracker, TsMs};
-use crate::supervisor::{parse_signal, Action, InstanceSnapshot, Supervisor};
+use crate::session::{NodeOp, SessionHandle};
+use crate::supervisor::{parse_signal, Action, InstanceSnapshot};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -63,10 +65,25 @@ pub struct TaskStatus {
     pub cycles: usize,
 }
 
+/// One node of the cluster, as the Nodes pane shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    /// `HEALTHY` / `UNHEALTHY`, as the controller judges it.
+    pub health: &'static str,
+    /// Frozen here (SIGSTOP) and not thawed since.
+    pub frozen: bool,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: Option<i64>,
+    pub instances: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatusSnapshot {
     pub instances: BTreeMap<String, RecoveryStatus>,
     pub task: TaskStatus,
+    /// Empty when the controller serves no cluster API (or has no nodes).
+    pub nodes: Vec<NodeStatus>,
 }
 
 impl StatusSnapshot {
@@ -103,6 +120,17 @@ impl StatusSnapshot {
                 completions: tracker.completions(),
                 cycles: tracker.cycles().len(),
             },
+            nodes: tracker
+                .nodes()
+                .nodes()
+                .map(|n| NodeStatus {
+                    name: n.id.clone(),
+                    health: n.health.word(),
+                    frozen: n.is_frozen(),
+                    heartbeat_age_s: n.heartbeat_age_secs(now),
+                    instances: n.instances.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -168,7 +196,7 @@ impl Drop for ControlServer {
 /// Listens on `path` (refusing if another plumdash answers there; a stale
 /// socket file is replaced) and serves requests until dropped.
 pub async fn serve(
-    supervisor: Supervisor,
+    session: SessionHandle,
     status: watch::Receiver<StatusSnapshot>,
     path: &Path,
     read_only: bool,
@@ -194,10 +222,10 @@ pub async fn serve(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let supervisor = supervisor.clone();
+                    let session = session.clone();
                     let status = status.clone();
                     tokio::spawn(async move {
-                        let _ = handle(stream, supervisor, status, read_only).await;
+                        let _ = handle(stream, session, status, read_only).await;
                     });
                 }
                 // Out of file descriptors (or a connection that died before
@@ -237,11 +265,22 @@ pub enum Request {
     Start { instance: String },
     /// Stop then start again (counted as a manual restart).
     Restart { instance: String },
+    /// The cluster's nodes: health, agent pid, heartbeat age, instances.
+    Nodes {
+        /// JSON instead of lines (how `ctl` prints the answer; not sent).
+        #[arg(long)]
+        #[serde(skip)]
+        json: bool,
+    },
+    /// SIGKILL a local node's agent and everything it started (`up --nodes`).
+    KillNode { node: String },
+    /// SIGSTOP a local node's agent and workers; the same again thaws it (SIGCONT).
+    FreezeNode { node: String },
 }
 
 async fn handle(
     stream: UnixStream,
-    supervisor: Supervisor,
+    session: SessionHandle,
     status: watch::Receiver<StatusSnapshot>,
     read_only: bool,
 ) -> Result<()> {
@@ -251,10 +290,16 @@ async fn handle(
     reader.read_line(&mut line).await?;
     let response = match serde_json::from_str::<Request>(line.trim()) {
         // --read-only means no signals at all, from the keyboard or from scripts.
-        Ok(request) if read_only && !matches!(request, Request::List | Request::Status { .. }) => {
+        Ok(request)
+            if read_only
+                && !matches!(
+                    request,
+                    Request::List | Request::Status { .. } | Request::Nodes { .. }
+                ) =>
+        {
             json!({"ok": false, "error": "this plumdash runs --read-only: no signals or actions"})
         }
-        Ok(request) => answer(request, &supervisor, status).await,
+        Ok(request) => answer(request, &session, status).await,
         Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
     };
     write.write_all(format!("{response}\n").as_bytes()).await?;
@@ -276,9 +321,9 @@ fn describe(snapshot: &InstanceSnapshot, status: &StatusSnapshot) -> Value {
     v
 }
 
-fn describe_all(supervisor: &Supervisor, status: &StatusSnapshot) -> Value {
+fn describe_all(session: &SessionHandle, status: &StatusSnapshot) -> Value {
     Value::Array(
-        supervisor
+        session
             .instances()
             .iter()
             .map(|s| describe(s, status))
@@ -288,17 +333,38 @@ fn describe_all(supervisor: &Supervisor, status: &StatusSnapshot) -> Value {
 
 async fn answer(
     request: Request,
-    supervisor: &Supervisor,
+    session: &SessionHandle,
     mut status: watch::Receiver<StatusSnapshot>,
 ) -> Value {
     let (instance, action) = match &request {
         Request::List => {
             let st = status.borrow().clone();
-            return json!({"ok": true, "instances": describe_all(supervisor, &st)});
+            return json!({"ok": true, "instances": describe_all(session, &st)});
         }
         Request::Status { .. } => {
             let st = status.borrow().clone();
-            return json!({"ok": true, "instances": describe_all(supervisor, &st), "task": st.task});
+            return json!({"ok": true, "instances": describe_all(session, &st), "task": st.task});
+        }
+        Request::Nodes { .. } => {
+            let st = status.borrow().clone();
+            let agents = session.local_agents();
+            let nodes: Vec<Value> = st
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut v = serde_json::to_value(n).unwrap_or_else(|_| json!({}));
+                    v["agent_pid"] =
+                        json!(agents.iter().find(|(a, _)| *a == n.name).map(|(_, p)| p));
+                    v
+                })
+                .collect();
+            return json!({"ok": true, "nodes": nodes});
+        }
+        Request::KillNode { node } => {
+            return node_answer(session, node, NodeOp::Kill, status).await
+        }
+        Request::FreezeNode { node } => {
+            return node_answer(session, node, NodeOp::ToggleFreeze, status).await
         }
         Request::Kill { instance } => (instance, Action::Signal(nix::sys::signal::Signal::SIGKILL)),
         Request::Signal { instance, signal } => match parse_signal(signal) {
@@ -310,10 +376,9 @@ async fn answer(
         Request::Restart { instance } => (instance, Action::Restart),
     };
     let before = status.borrow_and_update().instances.get(instance).cloned();
-    let snapshot = match supervisor.send(instance, action).await {
-        Ok(s) => s,
-        Err(e) => return json!({"ok": false, "error": e.to_string()}),
-    };
+    if let Err(e) = session.act(instance, action).await {
+        return json!({"ok": false, "error": format!("{e:#}")});
+    }
     // Give the dashboard's tracker a moment to see the effect.
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
@@ -327,8 +392,43 @@ async fn answer(
         }
     }
     let st = status.borrow().clone();
-    let latest = supervisor.instance(instance).unwrap_or(snapshot);
-    json!({"ok": true, "instance": describe(&latest, &st)})
+    match session.instances().iter().find(|s| &s.id == instance) {
+        Some(latest) => json!({"ok": true, "instance": describe(latest, &st)}),
+        None => json!({"ok": true}),
+    }
+}
+
+/// Kills, freezes or thaws a local node, then waits (briefly) for the
+/// dashboard's state to show it.
+async fn node_answer(
+    session: &SessionHandle,
+    node: &str,
+    op: NodeOp,
+    mut status: watch::Receiver<StatusSnapshot>,
+) -> Value {
+    status.borrow_and_update();
+    let action = match session.node_action(node, op) {
+        Ok(action) => action,
+        Err(e) => return json!({"ok": false, "error": format!("{e:#}")}),
+    };
+    let shown = |st: &StatusSnapshot| {
+        st.nodes
+            .iter()
+            .any(|n| n.name == node && n.frozen == (action == NodeAction::Frozen))
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !shown(&status.borrow()) {
+        match tokio::time::timeout_at(deadline, status.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => break,
+        }
+    }
+    let done = match action {
+        NodeAction::Killed => "killed",
+        NodeAction::Frozen => "frozen",
+        NodeAction::Thawed => "thawed",
+    };
+    json!({"ok": true, "node": node, "done": done})
 }
 
 /// Pause after a failed `accept` (e.g. EMFILE) before trying again.
@@ -376,6 +476,7 @@ pub struct CtlArgs {
 pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
     let path = args.to.unwrap_or_else(|| default_socket_path(&args.app));
     let human = matches!(args.command, Request::Status { json: false });
+    let human_nodes = matches!(args.command, Request::Nodes { json: false });
     let answer = request(&path, &args.command).await?;
     // The answer quotes stored values (the checkpoint name): never raw to a terminal.
     let safe =
@@ -384,7 +485,39 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
         eprintln!("plumdash ctl: {}", safe(&answer["error"]));
         return Ok(ExitCode::FAILURE);
     }
-    if human {
+    if human_nodes {
+        let nodes = answer["nodes"].as_array().cloned().unwrap_or_default();
+        if nodes.is_empty() {
+            println!("no nodes (the controller serves no cluster API, or none has beaten)");
+        }
+        for n in &nodes {
+            let instances: Vec<String> = n["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(safe)
+                .collect();
+            println!(
+                "{:<10} {:<9}{} agent {:<8} beat {:<6} instances {}",
+                safe(&n["name"]),
+                safe(&n["health"]),
+                if n["frozen"] == true { " FROZEN" } else { "" },
+                n["agent_pid"]
+                    .as_u64()
+                    .map_or("—".into(), |p| p.to_string()),
+                n["heartbeat_age_s"]
+                    .as_i64()
+                    .map_or("—".into(), |s| format!("{s}s ago")),
+                if instances.is_empty() {
+                    "—".to_string()
+                } else {
+                    instances.join(", ")
+                }
+            );
+        }
+    } else if let Some(done) = answer["done"].as_str() {
+        println!("{} {done}", safe(&answer["node"]));
+    } else if human {
         for i in answer["instances"].as_array().into_iter().flatten() {
             println!(
                 "{:<14} {:<20} pid {:<8} crashes {}",

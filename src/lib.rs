@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod clock;
+pub mod cluster;
 pub mod commands;
 pub mod control;
 pub mod controller;

@@ -476,12 +476,12 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     let (status, status_rx) = control::status_channel();
     // An explicit socket must work; the default one is skipped (with a note)
     // when another plumdash already serves it.
-    let (supervisor, read_only) = (session.supervisor.clone(), args.ui.read_only);
+    let (handle, read_only) = (session.handle(), args.ui.read_only);
     let control_server = match &args.control_socket {
-        Some(path) => Some(control::serve(supervisor, status_rx, path, read_only).await?),
+        Some(path) => Some(control::serve(handle, status_rx, path, read_only).await?),
         None => {
             let path = control::default_socket_path(&args.app);
-            match control::serve(supervisor, status_rx, &path, read_only).await {
+            match control::serve(handle, status_rx, &path, read_only).await {
                 Ok(server) => Some(server),
                 Err(e) => {
                     eprintln!("plumdash: no control socket: {e:#}");

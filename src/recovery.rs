@@ -9,6 +9,7 @@ mod cycle;
 mod event_json;
 mod facts;
 mod mirror;
+mod nodes;
 #[cfg(test)]
 pub(crate) mod sample;
 mod task;
@@ -17,6 +18,7 @@ mod tracker;
 mod view;
 
 pub use facts::{Fact, ProcessExit, TsMs};
+pub use nodes::{Failover, NodeAction, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, Tracker};

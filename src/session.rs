@@ -3,11 +3,12 @@
 //! `up` (dashboard or headless) and `verify` both drive a `Session`.
 
 use crate::agent::local::{LocalNodes, LocalNodesConfig};
+use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
 use crate::controller::{self, ControllerConfig, RunningController};
 use crate::kv::{
     ClientOptions, DistributedMemory, FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher,
 };
-use crate::recovery::{Fact, ProcessExit, TsMs};
+use crate::recovery::{Fact, NodeAction, ProcessExit, TsMs};
 use crate::supervisor::{
     bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, OrphanGuard,
     RawExit, RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent,
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -116,7 +117,12 @@ pub struct Session {
     /// The feed polls: a state shorter than one interval can be missed.
     polling: bool,
     /// `up --nodes`: the agent processes that run the workers.
-    nodes: Option<LocalNodes>,
+    nodes: Option<Arc<LocalNodes>>,
+    /// Reads of the controller's cluster API, when it has one.
+    cluster: Option<mpsc::Receiver<ClusterView>>,
+    /// Node actions done through a handle, to be told as facts.
+    node_facts: mpsc::UnboundedReceiver<(TsMs, Fact)>,
+    node_facts_tx: mpsc::UnboundedSender<(TsMs, Fact)>,
     config: SessionConfig,
 }
 
@@ -125,7 +131,21 @@ pub struct Session {
 pub struct SessionHandle {
     supervisor: Supervisor,
     attached: Option<Arc<ProcessWatcher>>,
+    nodes: Option<Arc<LocalNodes>>,
+    node_facts: mpsc::UnboundedSender<(TsMs, Fact)>,
 }
+
+/// What to do to a local node (`K`, `F`, `ctl kill-node`, `ctl freeze-node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeOp {
+    Kill,
+    /// Freeze it, or thaw it if it is frozen.
+    ToggleFreeze,
+}
+
+/// How often the cluster API is read (the original's nodes beat every 5 s,
+/// ours every 1 s: a node's death is seen within a read of the controller's).
+const CLUSTER_READ: Duration = Duration::from_millis(500);
 
 /// How often attach mode rescans the process table (a death is seen at once anyway).
 const ATTACH_RESCAN: Duration = Duration::from_millis(500);
@@ -173,7 +193,7 @@ impl Session {
             }
         }
         let names: Vec<String> = local.nodes().iter().map(|n| n.name.clone()).collect();
-        session.nodes = Some(local);
+        session.nodes = Some(Arc::new(local));
         crate::agent::local::wait_healthy(
             &session.controller_url,
             token.as_deref(),
@@ -197,7 +217,46 @@ impl Session {
         )
         .await?;
         session.watch_local_workers();
+        session.read_cluster();
         Ok(session)
+    }
+
+    /// Reads the controller's cluster API every [`CLUSTER_READ`], telling each
+    /// picture that differs from the last; stops when the controller has none.
+    fn read_cluster(&mut self) {
+        let reader = match ClusterReader::new(&self.controller_url, self.config.token.clone()) {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::warn!("not reading the cluster: {e:#}");
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(4);
+        self.cluster = Some(rx);
+        tokio::spawn(async move {
+            let mut last: Option<ClusterView> = None;
+            let mut tick = tokio::time::interval(CLUSTER_READ);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match reader.read().await {
+                    Ok(ClusterRead::View(view)) => {
+                        if last.as_ref() != Some(&view) {
+                            last = Some(view.clone());
+                            if tx.send(view).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(ClusterRead::NoClusterApi) => {
+                        tracing::info!("the controller serves no cluster API: no nodes shown");
+                        return;
+                    }
+                    // The namespace feed reports the controller's outages.
+                    Err(e) => tracing::debug!("cluster read failed: {e:#}"),
+                }
+            }
+        });
     }
 
     /// Attach mode's process watcher: the app's workers on this machine, found
@@ -216,7 +275,7 @@ impl Session {
 
     /// The local agents of `up --nodes`, if any.
     pub fn local_nodes(&self) -> Option<&LocalNodes> {
-        self.nodes.as_ref()
+        self.nodes.as_deref()
     }
 
     /// Refuses to start when workers of the app already write to our controller.
@@ -275,6 +334,7 @@ impl Session {
             ),
         }
         session.watch_local_workers();
+        session.read_cluster();
         Ok(session)
     }
 
@@ -293,6 +353,8 @@ impl Session {
         SessionHandle {
             supervisor: self.supervisor.clone(),
             attached: self.attached.clone(),
+            nodes: self.nodes.clone(),
+            node_facts: self.node_facts_tx.clone(),
         }
     }
 
@@ -358,6 +420,7 @@ impl Session {
         });
         let spec = worker_spec(&config)?;
         let worker_command = spec.display_command();
+        let (node_facts_tx, node_facts) = mpsc::unbounded_channel();
         Ok(Session {
             controller,
             controller_url,
@@ -371,6 +434,9 @@ impl Session {
             pending: VecDeque::new(),
             polling: false,
             nodes: None,
+            cluster: None,
+            node_facts,
+            node_facts_tx,
             config,
         })
     }
@@ -453,6 +519,11 @@ impl Session {
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
+                view = next_view(&mut self.cluster) => match view {
+                    Some(view) => return Some((now_ms(), Fact::Cluster(view))),
+                    None => self.cluster = None,
+                },
+                Some(fact) = self.node_facts.recv() => return Some(fact),
                 change = self.feed.recv() => {
                     let change = change?;
                     match &change {
@@ -477,7 +548,8 @@ impl Session {
             WorkerExit::LeaveRunning => self.supervisor.detach_all().await,
         };
         // The agents stop their workers (SIGTERM, grace) before the controller goes.
-        if let Some(nodes) = self.nodes {
+        // A node action still running holds a handle: its Drop kills what is left.
+        if let Some(nodes) = self.nodes.and_then(|n| Arc::try_unwrap(n).ok()) {
             nodes
                 .stop(self.config.stop_grace + Duration::from_secs(2))
                 .await;
@@ -492,7 +564,53 @@ impl Session {
     }
 }
 
+/// The next cluster read; never ready when there is no reader.
+async fn next_view(cluster: &mut Option<mpsc::Receiver<ClusterView>>) -> Option<ClusterView> {
+    match cluster {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl SessionHandle {
+    /// Kills a local node, or freezes or thaws it, and tells it as a fact.
+    /// Returns what was done.
+    pub fn node_action(&self, node: &str, op: NodeOp) -> Result<NodeAction> {
+        let nodes = self
+            .nodes
+            .as_ref()
+            .context("no local nodes here: `up --nodes N` starts them")?;
+        let action = match op {
+            NodeOp::Kill => {
+                nodes.kill(node)?;
+                NodeAction::Killed
+            }
+            NodeOp::ToggleFreeze if nodes.is_frozen(node)? => {
+                nodes.thaw(node)?;
+                NodeAction::Thawed
+            }
+            NodeOp::ToggleFreeze => {
+                nodes.freeze(node)?;
+                NodeAction::Frozen
+            }
+        };
+        let fact = Fact::NodeAction {
+            node: node.to_string(),
+            action,
+        };
+        // The session is gone only at exit: nothing left to tell.
+        let _ = self.node_facts.send((now_ms(), fact));
+        Ok(action)
+    }
+
+    /// The local nodes' agents: name and pid (`up --nodes`).
+    pub fn local_agents(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.nodes().iter().map(|n| (n.name.clone(), n.pid())))
+            .collect()
+    }
+
     /// Every instance: owned ones, then attached ones.
     pub fn instances(&self) -> Vec<InstanceSnapshot> {
         let mut all = self.supervisor.instances();

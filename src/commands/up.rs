@@ -90,7 +90,11 @@ pub async fn run_headless(
                         println!("              last output: {}", escape_controls(&line));
                     }
                     if let Some(file) = events_file.as_mut() {
-                        let json = ev.to_json().to_string();
+                        let mut json = ev.to_json();
+                        if let Some(node) = node_of(&tracker, &session, ev) {
+                            json["node"] = node.into();
+                        }
+                        let json = json.to_string();
                         writeln!(file, "{}", escape_json_controls(&json))
                             .context("writing the events file")?;
                     }
@@ -101,6 +105,21 @@ pub async fn run_headless(
     session.shutdown(WorkerExit::StopGracefully).await?;
     println!("plumdash: stopped");
     Ok(())
+}
+
+/// The node of an instance event: where the cluster placed it, else the
+/// supervisor's node label.
+fn node_of(tracker: &Tracker, session: &Session, ev: &TimelineEvent) -> Option<String> {
+    let id = ev.instance.as_deref()?;
+    if let Some(node) = tracker.nodes().node_of(id) {
+        return Some(node.to_string());
+    }
+    session
+        .instances()
+        .into_iter()
+        .find(|s| s.id == id)
+        .map(|s| s.node)
+        .filter(|n| !n.is_empty())
 }
 
 /// For a worker that exited with an error code, its last line of output:

@@ -54,6 +54,28 @@ impl TimelineEvent {
             TimelineKind::FeedUp { via } => json!({"kind": "controller_up", "via": via}),
             TimelineKind::Frozen { signal } => json!({"kind": "frozen", "signal": signal}),
             TimelineKind::Continued => json!({"kind": "continued"}),
+            TimelineKind::NodeUp { node } => json!({"kind": "node_up", "node": node}),
+            TimelineKind::NodeDown { node } => json!({"kind": "node_down", "node": node}),
+            TimelineKind::Migrated {
+                from_node,
+                to_node,
+                new_instance,
+            } => json!({"kind": "migrated", "new_instance": new_instance,
+                "from_node": from_node, "to_node": to_node}),
+            TimelineKind::Node { node, action } => {
+                json!({"kind": action.json_kind(), "node": node})
+            }
+            TimelineKind::FailedOver(fo) => json!({
+                "kind": "failover",
+                "from_node": fo.from_node,
+                "to_node": fo.to_node,
+                "new_instance": fo.new_instance,
+                "cause": fo.cause.map(|(a, _)| a.json_kind()),
+                "to_detected_ms": fo.to_detected_ms(),
+                "to_running_ms": fo.to_running_ms(),
+                "to_checkpoint_ms": fo.to_checkpoint_ms(),
+                "steps_lost": fo.steps_lost,
+            }),
         };
         v["ts_ms"] = json!(self.at);
         if let Some(id) = &self.instance {

@@ -84,4 +84,11 @@ pub enum Fact {
     FeedUp {
         via: String,
     },
+    /// The controller's cluster API, as read (nodes, assignments).
+    Cluster(crate::cluster::ClusterView),
+    /// Something was done here to a node's processes.
+    NodeAction {
+        node: String,
+        action: super::nodes::NodeAction,
+    },
 }

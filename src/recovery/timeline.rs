@@ -4,6 +4,7 @@
 
 use super::cycle::Cycle;
 use super::facts::{ProcessExit, TsMs};
+use super::nodes::{Failover, NodeAction};
 use super::task::TornCheckpoint;
 use std::fmt;
 
@@ -54,6 +55,27 @@ pub enum TimelineKind {
     FeedUp {
         via: String,
     },
+    /// A node is heartbeating (first seen so, or back).
+    NodeUp {
+        node: String,
+    },
+    /// The controller reads a node unhealthy: it missed its heartbeats.
+    NodeDown {
+        node: String,
+    },
+    /// The instance's row was parked and re-created on another node.
+    Migrated {
+        from_node: String,
+        to_node: String,
+        new_instance: String,
+    },
+    /// Done to a node's processes here (`K`, `F`, `ctl kill-node`, …).
+    Node {
+        node: String,
+        action: NodeAction,
+    },
+    /// A failover's new instance wrote its first checkpoint: the figures.
+    FailedOver(Failover),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +197,48 @@ impl fmt::Display for TimelineEvent {
                 write!(f, "frozen (stopped, seen in /proc)")
             }
             TimelineKind::Continued => write!(f, "continued"),
+            TimelineKind::NodeUp { node } => write!(f, "node {node} up (heartbeating)"),
+            TimelineKind::NodeDown { node } => {
+                write!(f, "node {node} DOWN (missed its heartbeats)")
+            }
+            TimelineKind::Migrated {
+                from_node,
+                to_node,
+                new_instance,
+            } => write!(f, "MIGRATED {from_node} → {to_node} as {new_instance}"),
+            TimelineKind::Node { node, action } => match action {
+                NodeAction::Killed => {
+                    write!(f, "node {node} KILLED (SIGKILL to its agent and workers)")
+                }
+                NodeAction::Frozen => {
+                    write!(f, "node {node} FROZEN (SIGSTOP to its agent and workers)")
+                }
+                NodeAction::Thawed => write!(f, "node {node} thawed (SIGCONT)"),
+            },
+            TimelineKind::FailedOver(fo) => {
+                let secs = |ms: Option<u64>| {
+                    ms.map_or_else(|| "?".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0))
+                };
+                let from = match fo.cause {
+                    Some((NodeAction::Frozen, _)) => "freeze",
+                    Some(_) => "kill",
+                    None => "detected",
+                };
+                write!(f, "failover {} → {}: ", fo.from_node, fo.to_node)?;
+                if fo.cause.is_some() {
+                    write!(f, "{from}→detected {}, ", secs(fo.to_detected_ms()))?;
+                }
+                write!(
+                    f,
+                    "{from}→running {}, {from}→checkpoint {}",
+                    secs(fo.to_running_ms()),
+                    secs(fo.to_checkpoint_ms())
+                )?;
+                if let Some(lost) = fo.steps_lost {
+                    write!(f, ", {lost} steps lost")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ pub use super::cycle::Cycle;
 use super::facts::{Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
+use super::nodes::{NodeBook, NodeChange};
 use super::task::{TaskView, TornCheckpoint};
 use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::Entry;
@@ -126,6 +127,8 @@ pub struct Tracker {
     /// Attach: how long a crashed instance whose end was unseen may wait for
     /// someone else to restart it before that is news.
     restart_grace_ms: Option<TsMs>,
+    /// The cluster's nodes and failovers, when the controller serves them.
+    nodes: NodeBook,
 }
 
 impl Tracker {
@@ -309,6 +312,15 @@ impl Tracker {
                 }
                 self.feed_error = Some(error);
             }
+            Fact::Cluster(view) => {
+                for change in self.nodes.read(at, view) {
+                    self.push_node_change(at, change);
+                }
+            }
+            Fact::NodeAction { node, action } => {
+                let change = self.nodes.act(at, &node, action);
+                self.push_node_change(at, change);
+            }
             Fact::FeedUp { via } => {
                 if self.feed_error.take().is_some() || self.feed_via.as_ref() != Some(&via) {
                     self.push(at, None, TimelineKind::FeedUp { via: via.clone() });
@@ -346,6 +358,29 @@ impl Tracker {
         (self.timeline.iter().skip(skip).collect(), self.pushed)
     }
 
+    /// The cluster's nodes and failovers.
+    pub fn nodes(&self) -> &NodeBook {
+        &self.nodes
+    }
+
+    fn push_node_change(&mut self, at: TsMs, change: NodeChange) {
+        let (instance, kind) = match change {
+            NodeChange::Up { node } => (None, TimelineKind::NodeUp { node }),
+            NodeChange::Down { node } => (None, TimelineKind::NodeDown { node }),
+            NodeChange::Action { node, action } => (None, TimelineKind::Node { node, action }),
+            NodeChange::Migrated(f) => (
+                Some(f.instance),
+                TimelineKind::Migrated {
+                    from_node: f.from_node,
+                    to_node: f.to_node,
+                    new_instance: f.new_instance,
+                },
+            ),
+            NodeChange::Recovered(f) => (Some(f.new_instance.clone()), TimelineKind::FailedOver(f)),
+        };
+        self.push(at, instance, kind);
+    }
+
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
         self.pushed += 1;
         if self.timeline.len() == TIMELINE_CAP {
@@ -358,6 +393,7 @@ impl Tracker {
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
         // A set flag left behind by a death means this start is a recovery.
         let recovering = self.task.crash_flag && !self.task.is_completed();
+        self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
         inst.attached = false;
         inst.attached_at_pct = None;
@@ -387,6 +423,7 @@ impl Tracker {
     /// and whether that was a recovery, was not seen).
     fn on_attached(&mut self, at: TsMs, id: String, pid: u32) {
         let progress = self.task.progress;
+        self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
         inst.attached = true;
         inst.attached_at_pct = progress;
@@ -610,7 +647,11 @@ impl Tracker {
             }
         }
         let instance = cycle.restarted_instance.clone();
+        let failover = self.nodes.resumed(&cycle);
         self.push(at, instance, TimelineKind::Resumed { cycle });
+        if let Some(change) = failover {
+            self.push_node_change(at, change);
+        }
     }
 }
 

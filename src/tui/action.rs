@@ -3,6 +3,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Kill,
+    /// SIGKILL the selected instance's node (its agent and workers).
+    KillNode,
+    /// SIGSTOP the selected instance's node, or SIGCONT it if frozen.
+    FreezeNode,
     OpenSignalMenu,
     Interrupt,
     Terminate,
@@ -42,6 +46,8 @@ impl Action {
     pub fn config_name(self) -> &'static str {
         match self {
             Action::Kill => "kill",
+            Action::KillNode => "kill_node",
+            Action::FreezeNode => "freeze_node",
             Action::OpenSignalMenu => "signal_menu",
             Action::Interrupt => "interrupt",
             Action::Terminate => "terminate",
@@ -73,8 +79,10 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 31] = [
         Action::Kill,
+        Action::KillNode,
+        Action::FreezeNode,
         Action::OpenSignalMenu,
         Action::Interrupt,
         Action::Terminate,
@@ -210,6 +218,11 @@ pub enum Command {
     },
     NewInstance,
     ResetNamespace,
+    /// Kill, freeze or thaw a local node.
+    Node {
+        node: String,
+        op: crate::session::NodeOp,
+    },
     Quit {
         stop_workers: bool,
     },
@@ -229,6 +242,10 @@ pub enum Outcome {
     },
     NamespaceReset {
         removed: usize,
+    },
+    Node {
+        node: String,
+        action: crate::recovery::NodeAction,
     },
     /// The command failed; `error` is the cause as text (already with its context).
     Failed {

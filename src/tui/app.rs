@@ -344,10 +344,14 @@ impl App {
             Outcome::NamespaceReset { removed } => {
                 (format!("namespace reset: {removed} keys removed"), false)
             }
+            Outcome::Node { node, action } => {
+                (super::i18n::node_done(&node, action, self.lang), false)
+            }
             Outcome::Failed { command, error } => {
                 let text = match command {
                     Command::NewInstance => format!("cannot start a new instance: {error}"),
                     Command::ResetNamespace => format!("reset failed: {error}"),
+                    Command::Node { node, .. } => format!("{node}: {error}"),
                     Command::Signal { signal, .. } if signal.whole_tree() => {
                         format!("{} to the tree failed: {error}", signal.name())
                     }
@@ -434,6 +438,8 @@ impl App {
     pub fn update(&mut self, action: Action) -> Option<Command> {
         match action {
             Action::Kill => self.signal(SignalChoice::Kill),
+            Action::KillNode => self.node_command(crate::session::NodeOp::Kill),
+            Action::FreezeNode => self.node_command(crate::session::NodeOp::ToggleFreeze),
             Action::Interrupt => self.signal(SignalChoice::Int),
             Action::Terminate => self.signal(SignalChoice::Term),
             Action::OpenSignalMenu => {
@@ -626,6 +632,27 @@ impl App {
             return None;
         }
         self.instances.get(self.selected)
+    }
+
+    /// A command for the selected instance's node, if it runs on one here.
+    fn node_command(&mut self, op: crate::session::NodeOp) -> Option<Command> {
+        if self.header.read_only {
+            self.refuse_control();
+            return None;
+        }
+        if !self.tracker.nodes().is_cluster() || self.tracker.nodes().nodes().next().is_none() {
+            self.flash(Msg::NoNodes.text(self.lang), true);
+            return None;
+        }
+        let row = self.instances.get(self.selected);
+        let node = row
+            .and_then(|r| self.tracker.nodes().node_of(&r.id).map(str::to_string))
+            .or_else(|| row.map(|r| r.node.clone()).filter(|n| !n.is_empty()));
+        let Some(node) = node else {
+            self.flash(Msg::NoInstanceSelected.text(self.lang), true);
+            return None;
+        };
+        Some(Command::Node { node, op })
     }
 
     fn refuse_control(&mut self) {

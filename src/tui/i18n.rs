@@ -183,6 +183,15 @@ messages! {
     ResetCancelled => ("reset cancelled", "已取消重置"),
     NamespaceResetDone => ("namespace reset", "命名空间已重置"),
     NoInstanceSelected => ("no instance selected", "未选中实例"),
+    NoNodes => ("no nodes here: `plumdash up --nodes 2` starts them", "这里没有节点：`plumdash up --nodes 2` 会启动它们"),
+    HelpKillNode => ("SIGKILL the selected instance's node: its agent and workers (a machine dying)",
+                     "向选中实例所在节点发送 SIGKILL：其 agent 与 worker（一台机器宕机）"),
+    HelpFreezeNode => ("freeze the selected instance's node (SIGSTOP: a hung machine); again thaws it",
+                       "冻结选中实例所在节点（SIGSTOP：一台机器挂起）；再按一次解冻"),
+    NodesTitle => ("Nodes", "节点"),
+    NodeCol => ("NODE", "节点"),
+    HealthCol => ("HEALTH", "健康"),
+    BeatCol => ("BEAT", "心跳"),
     ReadOnlyRefused => ("read-only: no signals or actions", "只读：不能发送信号或执行操作"),
     // The tour.
     TourNext => ("▶ next: ", "▶ 下一步："),
@@ -230,6 +239,20 @@ impl Msg {
 }
 
 /// A short Chinese gloss for a state word (after it, never instead of it).
+/// The flash after a node action.
+pub fn node_done(node: &str, action: crate::recovery::NodeAction, lang: Lang) -> String {
+    use crate::recovery::NodeAction;
+    let node = crate::text_safety::escape_controls(node);
+    match (action, lang) {
+        (NodeAction::Killed, Lang::En) => format!("SIGKILL → node {node} (agent and workers)"),
+        (NodeAction::Killed, Lang::Zh) => format!("SIGKILL → 节点 {node}（agent 与 worker）"),
+        (NodeAction::Frozen, Lang::En) => format!("node {node} frozen (SIGSTOP); F again thaws it"),
+        (NodeAction::Frozen, Lang::Zh) => format!("节点 {node} 已冻结（SIGSTOP）；再按 F 解冻"),
+        (NodeAction::Thawed, Lang::En) => format!("node {node} thawed (SIGCONT)"),
+        (NodeAction::Thawed, Lang::Zh) => format!("节点 {node} 已解冻（SIGCONT）"),
+    }
+}
+
 pub fn gloss(phase: &Phase, lang: Lang) -> &'static str {
     if lang == Lang::En {
         return "";
@@ -495,6 +518,44 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
         } => format!("被 {signal} 冻结"),
         TimelineKind::Frozen { signal: None } => "已冻结（在 /proc 中看到已停止）".to_string(),
         TimelineKind::Continued => "已继续".to_string(),
+        TimelineKind::NodeUp { node } => format!("节点 {node} 上线（心跳正常）"),
+        TimelineKind::NodeDown { node } => format!("节点 {node} DOWN（心跳超时）"),
+        TimelineKind::Migrated {
+            from_node,
+            to_node,
+            new_instance,
+        } => format!("MIGRATED {from_node} → {to_node}，新实例 {new_instance}"),
+        TimelineKind::Node { node, action } => match action {
+            crate::recovery::NodeAction::Killed => {
+                format!("节点 {node} KILLED（向其 agent 与 worker 发送 SIGKILL）")
+            }
+            crate::recovery::NodeAction::Frozen => {
+                format!("节点 {node} FROZEN（向其 agent 与 worker 发送 SIGSTOP）")
+            }
+            crate::recovery::NodeAction::Thawed => format!("节点 {node} 已解冻（SIGCONT）"),
+        },
+        TimelineKind::FailedOver(fo) => {
+            let secs = |ms: Option<u64>| {
+                ms.map_or_else(
+                    || "?".to_string(),
+                    |ms| format!("{:.1}s", ms as f64 / 1000.0),
+                )
+            };
+            let mut text = format!(
+                "故障转移 {} → {}：到运行 {}，到检查点 {}",
+                fo.from_node,
+                fo.to_node,
+                secs(fo.to_running_ms()),
+                secs(fo.to_checkpoint_ms())
+            );
+            if fo.cause.is_some() {
+                text.push_str(&format!("，到发现 {}", secs(fo.to_detected_ms())));
+            }
+            if let Some(lost) = fo.steps_lost {
+                text.push_str(&format!("，丢失 {lost} 步"));
+            }
+            text
+        }
     };
     format!("{id}{text}")
 }

@@ -68,6 +68,8 @@ impl Default for Keymap {
         use KeyCode::*;
         let bindings = vec![
             bind(Char('k'), Action::Kill, Some(Msg::HintKill), Msg::HelpKill),
+            bind(Char('K'), Action::KillNode, None, Msg::HelpKillNode),
+            bind(Char('F'), Action::FreezeNode, None, Msg::HelpFreezeNode),
             bind(
                 Char('x'),
                 Action::OpenSignalMenu,

@@ -8,6 +8,7 @@ pub mod help;
 pub mod instances;
 pub mod logs;
 pub mod namespace;
+pub mod nodes;
 pub mod popups;
 pub mod progress;
 pub mod timeline;

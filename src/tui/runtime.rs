@@ -349,6 +349,13 @@ async fn perform(
             Ok(removed) => Some(Outcome::NamespaceReset { removed }),
             Err(e) => failed(cmd, e.to_string()),
         },
+        Command::Node { node, op } => match session.node_action(node, *op) {
+            Ok(action) => Some(Outcome::Node {
+                node: node.clone(),
+                action,
+            }),
+            Err(e) => failed(cmd, format!("{e:#}")),
+        },
         Command::Signal { instance, signal } if signal.whole_tree() => {
             match session.signal_tree(instance, to_nix(*signal)).await {
                 Ok(_) => None,

@@ -42,10 +42,11 @@ pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
 }
 
 fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
+    let nodes_height = panes::nodes::height(app);
     let [header, tour, instances, gauges, body, footer] = Layout::vertical([
         Constraint::Length(panes::header::height(app)),
         Constraint::Length(panes::tour::height(app, area.width)),
-        Constraint::Length(panes::instances::height(app.instances.len())),
+        Constraint::Length(panes::instances::height(app.instances.len()).max(nodes_height)),
         Constraint::Length(3),
         Constraint::Fill(1),
         Constraint::Length(1),
@@ -53,6 +54,16 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     .areas(area);
     panes::header::draw(frame, header, app);
     panes::tour::draw(frame, tour, app);
+    // Nodes beside the instances, when there are any.
+    let instances = if nodes_height > 0 {
+        let [instances, nodes] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Length(panes::nodes::WIDTH)])
+                .areas(instances);
+        panes::nodes::draw(frame, nodes, app);
+        instances
+    } else {
+        instances
+    };
     let drawn = panes::instances::draw(frame, instances, app);
 
     let [progress, flag_area] =

@@ -126,6 +126,22 @@ fn describe(fact: &Fact) -> (&'static str, String) {
         Fact::Deleted { key } => ("kv", format!("delete {key}")),
         Fact::FeedDown { error } => ("feed", format!("controller unreachable: {error}")),
         Fact::FeedUp { via } => ("feed", format!("controller live ({via})")),
+        Fact::Cluster(view) => {
+            let nodes: Vec<String> = view
+                .nodes
+                .iter()
+                .map(|n| format!("{}={}", n.node_id, n.health))
+                .collect();
+            let running = view.assignments.iter().filter(|a| a.wants_running());
+            let rows: Vec<String> = running
+                .map(|a| format!("{}@{}", a.instance_id, a.node_id))
+                .collect();
+            (
+                "cluster",
+                format!("nodes {} running {}", nodes.join(" "), rows.join(" ")),
+            )
+        }
+        Fact::NodeAction { node, action } => ("node", format!("{node} {}", action.json_kind())),
     }
 }
 

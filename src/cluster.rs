@@ -1,0 +1,191 @@
+//! Reading a controller's cluster API (`plum-cluster-api.md` §1–2): its nodes
+//! with their health, and every deployment's assignments with the node each
+//! runs on. Ours and the original serve the same shapes, so a dashboard
+//! attached to either sees the same picture. Read only: nothing here changes
+//! the cluster.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// Per-request timeout: a hung controller must not stall the picture for long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A node as `GET /v1/nodes` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFact {
+    pub node_id: String,
+    #[serde(default)]
+    pub ip: String,
+    /// Unix seconds of its last heartbeat.
+    #[serde(default)]
+    pub last_seen: i64,
+    /// `Healthy` / `Unhealthy`, as the controller judges it from its TTL.
+    #[serde(default)]
+    pub health: String,
+}
+
+impl NodeFact {
+    pub fn is_healthy(&self) -> bool {
+        self.health.eq_ignore_ascii_case("healthy")
+    }
+}
+
+/// One assignment: an instance id placed on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentFact {
+    pub instance_id: String,
+    #[serde(default)]
+    pub deployment_id: String,
+    #[serde(default)]
+    pub node_id: String,
+    /// `Running` or `Stopped` (a failover parks the old row so).
+    #[serde(default)]
+    pub desired: String,
+    /// The latest status its agent reported ("" before the first).
+    #[serde(default)]
+    pub phase: String,
+}
+
+impl AssignmentFact {
+    pub fn wants_running(&self) -> bool {
+        self.desired == "Running"
+    }
+}
+
+/// The cluster at one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Sorted by id.
+    pub nodes: Vec<NodeFact>,
+    /// Sorted by instance id.
+    pub assignments: Vec<AssignmentFact>,
+}
+
+/// What one read found.
+#[derive(Debug)]
+pub enum ClusterRead {
+    View(ClusterView),
+    /// The controller has no cluster API (a KV-only controller answers 404).
+    NoClusterApi,
+}
+
+/// A reader of one controller's cluster API.
+#[derive(Clone)]
+pub struct ClusterReader {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentItem {
+    #[serde(rename = "deploymentId")]
+    deployment_id: String,
+}
+
+#[derive(Deserialize)]
+struct DeploymentDetail {
+    /// The original writes `null` for an empty list.
+    #[serde(default)]
+    assignments: Option<Vec<AssignmentFact>>,
+}
+
+#[derive(Deserialize)]
+struct NodeAssignments {
+    #[serde(default)]
+    items: Option<Vec<AssignmentFact>>,
+}
+
+impl ClusterReader {
+    pub fn new(base: &str, token: Option<String>) -> Result<ClusterReader> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("building the cluster API client")?;
+        Ok(ClusterReader {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Option<reqwest::Response>> {
+        let mut request = self.http.get(format!("{}{path}", self.base)).query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = response
+            .error_for_status()
+            .with_context(|| format!("GET {path}"))?;
+        Ok(Some(response))
+    }
+
+    /// Nodes, deployments, each deployment's rows, and each node's rows for
+    /// their phase (only `?nodeId=` carries the latest status).
+    pub async fn read(&self) -> Result<ClusterRead> {
+        let Some(nodes) = self.get("/v1/nodes", &[]).await? else {
+            return Ok(ClusterRead::NoClusterApi);
+        };
+        let mut nodes: Vec<NodeFact> = nodes
+            .json::<Option<Vec<NodeFact>>>()
+            .await
+            .context("reading /v1/nodes")?
+            .unwrap_or_default();
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let deployments: Vec<DeploymentItem> = match self.get("/v1/deployments", &[]).await? {
+            Some(r) => r
+                .json::<Option<Vec<DeploymentItem>>>()
+                .await
+                .context("reading /v1/deployments")?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut assignments = Vec::new();
+        for d in &deployments {
+            let path = format!("/v1/deployments/{}", d.deployment_id);
+            // Deleted between the two reads: nothing to show.
+            let Some(r) = self.get(&path, &[]).await? else {
+                continue;
+            };
+            let detail: DeploymentDetail =
+                r.json().await.with_context(|| format!("reading {path}"))?;
+            for mut a in detail.assignments.unwrap_or_default() {
+                if a.deployment_id.is_empty() {
+                    a.deployment_id = d.deployment_id.clone();
+                }
+                assignments.push(a);
+            }
+        }
+        for node in &nodes {
+            let Some(r) = self
+                .get("/v1/assignments", &[("nodeId", &node.node_id)])
+                .await?
+            else {
+                continue;
+            };
+            let rows: NodeAssignments = r.json().await.context("reading /v1/assignments")?;
+            for row in rows.items.unwrap_or_default() {
+                if let Some(a) = assignments
+                    .iter_mut()
+                    .find(|a| a.instance_id == row.instance_id)
+                {
+                    a.phase = row.phase;
+                }
+            }
+        }
+        assignments.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(ClusterRead::View(ClusterView { nodes, assignments }))
+    }
+}

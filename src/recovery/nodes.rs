@@ -1,0 +1,461 @@
+//! The cluster as recovery sees it: each node's health as the controller
+//! reports it, which instance runs where, what was done to a node (killed,
+//! frozen, thawed) and each failover with its figures. Fed by cluster reads
+//! ([`ClusterView`]) and node actions; the tracker turns what changed into
+//! timeline lines. The one owner of node state: the Nodes pane, `ctl nodes`
+//! and the events all read it.
+
+use std::collections::BTreeMap;
+
+use super::cycle::Cycle;
+use super::facts::TsMs;
+use crate::cluster::{AssignmentFact, ClusterView};
+
+/// A node's health, as its controller judges it (from the heartbeat TTL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeHealth {
+    Healthy,
+    Unhealthy,
+}
+
+impl NodeHealth {
+    pub fn word(self) -> &'static str {
+        match self {
+            NodeHealth::Healthy => "HEALTHY",
+            NodeHealth::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
+/// What someone did to a node's processes on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAction {
+    /// SIGKILL to the agent and everything it started: a machine dying.
+    Killed,
+    /// SIGSTOP to the agent and its workers: a hung machine.
+    Frozen,
+    /// SIGCONT: the hung machine comes back.
+    Thawed,
+}
+
+impl NodeAction {
+    pub fn json_kind(self) -> &'static str {
+        match self {
+            NodeAction::Killed => "node_killed",
+            NodeAction::Frozen => "node_frozen",
+            NodeAction::Thawed => "node_thawed",
+        }
+    }
+}
+
+/// One node as last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub id: String,
+    pub health: NodeHealth,
+    /// Unix seconds of its last heartbeat, as the controller says.
+    pub last_seen_unix: i64,
+    /// When the health last changed (or the node was first seen), unix ms.
+    pub since: TsMs,
+    /// Instances the controller wants running there.
+    pub instances: Vec<String>,
+    /// The last thing done to it here, and when.
+    pub action: Option<(NodeAction, TsMs)>,
+}
+
+impl NodeState {
+    /// Frozen by us and not thawed since.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.action, Some((NodeAction::Frozen, _)))
+    }
+
+    /// Seconds since the last heartbeat at `now` (unix ms), if it ever beat.
+    pub fn heartbeat_age_secs(&self, now: TsMs) -> Option<i64> {
+        (self.last_seen_unix > 0).then(|| (now / 1000) as i64 - self.last_seen_unix)
+    }
+}
+
+/// One instance moved off a node, and how long each part of it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    pub from_node: String,
+    pub to_node: String,
+    pub instance: String,
+    pub new_instance: String,
+    /// When the node was killed or frozen here, if it was done here.
+    pub cause: Option<(NodeAction, TsMs)>,
+    /// When the node was first read unhealthy (or the move seen, if first).
+    pub detected_at: TsMs,
+    pub migrated_at: TsMs,
+    /// The new instance's first start.
+    pub running_at: Option<TsMs>,
+    /// Its first new checkpoint and the steps redone (from the recovery cycle).
+    pub checkpoint_at: Option<TsMs>,
+    pub steps_lost: Option<i64>,
+}
+
+impl Failover {
+    /// Where the clock starts: the kill or freeze, else the detection.
+    pub fn origin(&self) -> TsMs {
+        self.cause.map_or(self.detected_at, |(_, at)| at)
+    }
+
+    pub fn to_detected_ms(&self) -> Option<u64> {
+        self.cause
+            .map(|(_, at)| self.detected_at.saturating_sub(at))
+    }
+
+    pub fn to_running_ms(&self) -> Option<u64> {
+        self.running_at.map(|t| t.saturating_sub(self.origin()))
+    }
+
+    pub fn to_checkpoint_ms(&self) -> Option<u64> {
+        self.checkpoint_at.map(|t| t.saturating_sub(self.origin()))
+    }
+}
+
+/// What a cluster read or an action changed, for the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeChange {
+    Up {
+        node: String,
+    },
+    Down {
+        node: String,
+    },
+    Migrated(Failover),
+    Action {
+        node: String,
+        action: NodeAction,
+    },
+    /// A failover's new instance wrote its first checkpoint: the figures are whole.
+    Recovered(Failover),
+}
+
+#[derive(Debug, Default)]
+pub struct NodeBook {
+    nodes: BTreeMap<String, NodeState>,
+    assignments: BTreeMap<String, AssignmentFact>,
+    failovers: Vec<Failover>,
+    /// Whether a cluster API was ever read (no Nodes pane without one).
+    seen: bool,
+}
+
+impl NodeBook {
+    pub fn is_cluster(&self) -> bool {
+        self.seen
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeState> {
+        self.nodes.values()
+    }
+
+    pub fn node(&self, id: &str) -> Option<&NodeState> {
+        self.nodes.get(id)
+    }
+
+    pub fn failovers(&self) -> &[Failover] {
+        &self.failovers
+    }
+
+    /// The node an instance is assigned to, if the cluster said.
+    pub fn node_of(&self, instance: &str) -> Option<&str> {
+        self.assignments
+            .get(instance)
+            .map(|a| a.node_id.as_str())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// A cluster read at `at`: what changed since the last one.
+    pub fn read(&mut self, at: TsMs, view: ClusterView) -> Vec<NodeChange> {
+        let mut changes = Vec::new();
+        self.seen = true;
+        for fact in &view.nodes {
+            let health = if fact.is_healthy() {
+                NodeHealth::Healthy
+            } else {
+                NodeHealth::Unhealthy
+            };
+            match self.nodes.get_mut(&fact.node_id) {
+                Some(node) => {
+                    node.last_seen_unix = fact.last_seen;
+                    if node.health != health {
+                        node.health = health;
+                        node.since = at;
+                        changes.push(match health {
+                            NodeHealth::Healthy => NodeChange::Up {
+                                node: fact.node_id.clone(),
+                            },
+                            NodeHealth::Unhealthy => NodeChange::Down {
+                                node: fact.node_id.clone(),
+                            },
+                        });
+                    }
+                }
+                None => {
+                    // A node first seen healthy is news; one first seen dead is
+                    // only drawn (its death happened before we looked).
+                    if health == NodeHealth::Healthy {
+                        changes.push(NodeChange::Up {
+                            node: fact.node_id.clone(),
+                        });
+                    }
+                    self.nodes.insert(
+                        fact.node_id.clone(),
+                        NodeState {
+                            id: fact.node_id.clone(),
+                            health,
+                            last_seen_unix: fact.last_seen,
+                            since: at,
+                            instances: Vec::new(),
+                            action: None,
+                        },
+                    );
+                }
+            }
+        }
+        // A node gone from the list (deleted) is no longer drawn.
+        self.nodes
+            .retain(|id, _| view.nodes.iter().any(|n| &n.node_id == id));
+
+        let before = std::mem::take(&mut self.assignments);
+        self.assignments = view
+            .assignments
+            .iter()
+            .map(|a| (a.instance_id.clone(), a.clone()))
+            .collect();
+        // A migration: a new row on another node while a row of the same
+        // deployment, running before, is now parked.
+        let parked: Vec<&AssignmentFact> = self
+            .assignments
+            .values()
+            .filter(|a| {
+                !a.wants_running()
+                    && before
+                        .get(&a.instance_id)
+                        .is_some_and(AssignmentFact::wants_running)
+            })
+            .collect();
+        let mut moved: Vec<Failover> = Vec::new();
+        for new in self
+            .assignments
+            .values()
+            .filter(|a| a.wants_running() && !before.contains_key(&a.instance_id))
+        {
+            let Some(old) = parked.iter().find(|old| {
+                old.deployment_id == new.deployment_id
+                    && old.node_id != new.node_id
+                    && !moved.iter().any(|m| m.instance == old.instance_id)
+            }) else {
+                continue;
+            };
+            let detected_at = self
+                .nodes
+                .get(&old.node_id)
+                .filter(|n| n.health == NodeHealth::Unhealthy)
+                .map_or(at, |n| n.since);
+            let cause = self
+                .nodes
+                .get(&old.node_id)
+                .and_then(|n| n.action)
+                .filter(|(a, _)| *a != NodeAction::Thawed);
+            moved.push(Failover {
+                from_node: old.node_id.clone(),
+                to_node: new.node_id.clone(),
+                instance: old.instance_id.clone(),
+                new_instance: new.instance_id.clone(),
+                cause,
+                detected_at,
+                migrated_at: at,
+                running_at: None,
+                checkpoint_at: None,
+                steps_lost: None,
+            });
+        }
+        for m in moved {
+            changes.push(NodeChange::Migrated(m.clone()));
+            self.failovers.push(m);
+        }
+        for node in self.nodes.values_mut() {
+            node.instances = self
+                .assignments
+                .values()
+                .filter(|a| a.node_id == node.id && a.wants_running())
+                .map(|a| a.instance_id.clone())
+                .collect();
+        }
+        changes
+    }
+
+    /// Something was done to a node here at `at`.
+    pub fn act(&mut self, at: TsMs, node: &str, action: NodeAction) -> NodeChange {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.action = Some((action, at));
+        }
+        NodeChange::Action {
+            node: node.to_string(),
+            action,
+        }
+    }
+
+    /// An instance started at `at`: a failover's new instance is now running.
+    pub fn started(&mut self, at: TsMs, instance: &str) {
+        if let Some(f) = self
+            .failovers
+            .iter_mut()
+            .find(|f| f.new_instance == instance && f.running_at.is_none())
+        {
+            f.running_at = Some(at);
+        }
+    }
+
+    /// A recovery cycle closed: if its restarted instance is a failover's new
+    /// one, that failover is complete.
+    pub fn resumed(&mut self, cycle: &Cycle) -> Option<NodeChange> {
+        let instance = cycle.restarted_instance.as_deref()?;
+        let f = self
+            .failovers
+            .iter_mut()
+            .find(|f| f.new_instance == instance && f.checkpoint_at.is_none())?;
+        f.checkpoint_at = cycle.first_checkpoint_at;
+        f.steps_lost = cycle.steps_lost;
+        if f.running_at.is_none() {
+            f.running_at = cycle.restarted_at;
+        }
+        Some(NodeChange::Recovered(f.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::NodeFact;
+
+    fn node(id: &str, healthy: bool) -> NodeFact {
+        NodeFact {
+            node_id: id.into(),
+            ip: "127.0.0.1".into(),
+            last_seen: 100,
+            health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
+        }
+    }
+
+    fn row(id: &str, node: &str, desired: &str) -> AssignmentFact {
+        AssignmentFact {
+            instance_id: id.into(),
+            deployment_id: "d1".into(),
+            node_id: node.into(),
+            desired: desired.into(),
+            phase: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_dead_node_and_the_move_of_its_instance_are_seen_with_their_times() {
+        let mut book = NodeBook::default();
+        let first = book.read(
+            1_000,
+            ClusterView {
+                nodes: vec![node("nodeA", true), node("nodeB", true)],
+                assignments: vec![row("d1-a", "nodeA", "Running")],
+            },
+        );
+        assert_eq!(first.len(), 2, "both nodes come up: {first:?}");
+        assert_eq!(book.node_of("d1-a"), Some("nodeA"));
+        book.act(2_000, "nodeA", NodeAction::Killed);
+        let down = book.read(
+            5_000,
+            ClusterView {
+                nodes: vec![node("nodeA", false), node("nodeB", true)],
+                assignments: vec![row("d1-a", "nodeA", "Running")],
+            },
+        );
+        assert_eq!(
+            down,
+            [NodeChange::Down {
+                node: "nodeA".into()
+            }]
+        );
+        let moved = book.read(
+            6_000,
+            ClusterView {
+                nodes: vec![node("nodeA", false), node("nodeB", true)],
+                assignments: vec![
+                    row("d1-a", "nodeA", "Stopped"),
+                    row("d1-b", "nodeB", "Running"),
+                ],
+            },
+        );
+        let [NodeChange::Migrated(f)] = moved.as_slice() else {
+            panic!("one migration: {moved:?}");
+        };
+        assert_eq!(
+            (
+                f.from_node.as_str(),
+                f.to_node.as_str(),
+                f.new_instance.as_str()
+            ),
+            ("nodeA", "nodeB", "d1-b")
+        );
+        assert_eq!(f.to_detected_ms(), Some(3_000));
+        book.started(6_500, "d1-b");
+        let cycle = Cycle {
+            killed_instance: "d1-a".into(),
+            killed_at: 2_010,
+            how: super::super::facts::ProcessExit::Unknown,
+            progress_at_kill: Some(50),
+            counter_at_kill: Some(5),
+            flag_after_kill: true,
+            restarted_at: Some(6_500),
+            restarted_instance: Some("d1-b".into()),
+            first_checkpoint_at: Some(7_000),
+            resumed_from: Some(50),
+            steps_lost: Some(0),
+        };
+        let Some(NodeChange::Recovered(f)) = book.resumed(&cycle) else {
+            panic!("the failover completes");
+        };
+        assert_eq!(
+            (f.to_running_ms(), f.to_checkpoint_ms()),
+            (Some(4_500), Some(5_000))
+        );
+        assert_eq!(book.node("nodeB").unwrap().instances, ["d1-b"]);
+        assert!(book.node("nodeA").unwrap().instances.is_empty());
+        // A second read with nothing new says nothing.
+        assert!(book
+            .read(
+                7_000,
+                ClusterView {
+                    nodes: vec![node("nodeA", false), node("nodeB", true)],
+                    assignments: vec![
+                        row("d1-a", "nodeA", "Stopped"),
+                        row("d1-b", "nodeB", "Running"),
+                    ],
+                },
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn a_node_first_seen_dead_is_drawn_but_not_news_and_a_stop_is_no_migration() {
+        let mut book = NodeBook::default();
+        let changes = book.read(
+            1_000,
+            ClusterView {
+                nodes: vec![node("nodeA", false)],
+                assignments: vec![row("d1-a", "nodeA", "Running")],
+            },
+        );
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(book.node("nodeA").unwrap().health, NodeHealth::Unhealthy);
+        // Stopped by a deployment stop: parked, but no new row elsewhere.
+        let changes = book.read(
+            2_000,
+            ClusterView {
+                nodes: vec![node("nodeA", false)],
+                assignments: vec![row("d1-a", "nodeA", "Stopped")],
+            },
+        );
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+}
