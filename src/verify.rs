@@ -19,7 +19,6 @@ pub mod history;
 mod html;
 mod invariants;
 pub mod junit;
-mod monitor;
 pub mod report;
 mod runner;
 pub mod schedule;

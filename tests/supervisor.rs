@@ -548,7 +548,7 @@ async fn chatty_worker_is_bounded_and_runs_are_separated() {
         .map(|l| (l.run, l.stream, l.text.clone()))
         .collect();
     assert_eq!(tail[0], (1, OutputStream::Stdout, "100000".to_string()));
-    assert_eq!(tail[1].1, OutputStream::Supervisor);
+    assert_eq!(tail[1].1, OutputStream::Separator);
     assert!(tail[1].2.starts_with("── run 2 · pid "), "{}", tail[1].2);
     assert_eq!(tail[2], (2, OutputStream::Stdout, "second run".to_string()));
     assert_eq!(output.total_lines(), 100_003);

@@ -5,7 +5,7 @@ use nix::sys::signal::Signal;
 use plumdash::kv::{Entry, ValueType};
 use plumdash::recovery::{Fact, Phase, ProcessExit};
 use plumdash::supervisor::ExitKind;
-use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, Mode};
+use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, LogLine, Mode};
 use plumdash::tui::keymap::Keymap;
 use plumdash::tui::theme::{Theme, ThemeName};
 use plumdash::tui::view;
@@ -85,7 +85,7 @@ impl Scenario {
             instance: "kv-demo-001".into(),
             pid,
         });
-        self.log(&format!("── run · pid {pid} ──"));
+        self.separator(&format!("── run · pid {pid} ──"));
         self.log("🆕 正常启动（无崩溃记录）");
     }
 
@@ -114,7 +114,11 @@ impl Scenario {
     }
 
     fn log(&mut self, line: &str) {
-        self.app.append_log_lines([line.to_string()]);
+        self.app.append_log_lines([LogLine::output(line)]);
+    }
+
+    fn separator(&mut self, line: &str) {
+        self.app.append_log_lines([LogLine::separator(line)]);
     }
 
     fn kill(&mut self) {
@@ -177,7 +181,7 @@ fn just_killed() -> Scenario {
     let mut s = Scenario::new();
     s.steps(1, 5);
     s.kill();
-    s.log("── exited: killed by SIGKILL ──");
+    s.separator("── exited: killed by SIGKILL ──");
     s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
     s.app.flash("SIGKILL → pid 4243 (kv-demo-001)", false);
     s
@@ -669,14 +673,18 @@ fn a_paused_log_does_not_drift_when_the_ring_is_full() {
     use plumdash::tui::action::Action;
     use plumdash::tui::app::LOG_LINES;
     let mut s = running();
-    s.app
-        .set_log_lines((0..LOG_LINES).map(|i| format!("line {i}")).collect());
+    s.app.set_log_lines(
+        (0..LOG_LINES)
+            .map(|i| LogLine::output(format!("line {i}")))
+            .collect(),
+    );
     s.app.focus = plumdash::tui::app::Focus::Log;
     s.app.update(Action::ScrollUp);
     assert!(!s.app.log.follow);
     let before = render(&s.app, 120, 40);
     assert!(before.contains("line 4989"), "{before}");
-    s.app.append_log_lines((0..25).map(|i| format!("new {i}")));
+    s.app
+        .append_log_lines((0..25).map(|i| LogLine::output(format!("new {i}"))));
     assert_eq!(s.app.log.lines.len(), LOG_LINES);
     assert_eq!(render(&s.app, 120, 40), before, "the view did not move");
     s.app.update(Action::Follow);
@@ -912,4 +920,45 @@ mod room {
         s.app.on_event(&p);
         assert_eq!(s.app.layout, ScreenLayout::Full);
     }
+}
+
+/// The separator between runs is dimmed because it is one (a typed line from the
+/// supervisor), not because of its text: a worker printing `──` is shown as printed.
+#[test]
+fn only_the_supervisors_separator_is_dimmed_not_a_worker_line_that_looks_like_one() {
+    use ratatui::style::Modifier;
+    let mut s = running();
+    s.separator("── run 2 · pid 77 ──");
+    s.log("── worker banner ──");
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, &s.app);
+        })
+        .unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let find = |text: &str| {
+        let first = text.chars().nth(3).expect("text").to_string();
+        (0..buffer.area.height)
+            .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+            .find(|&(x, y)| {
+                buffer[(x, y)].symbol() == first
+                    && text
+                        .chars()
+                        .skip(3)
+                        .enumerate()
+                        .all(|(i, c)| buffer[(x + i as u16, y)].symbol() == c.to_string())
+            })
+            .unwrap_or_else(|| panic!("{text:?} not on screen"))
+    };
+    let dim = s.app.theme.dim();
+    let is_dim = |(x, y): (u16, u16)| {
+        let cell = &buffer[(x, y)];
+        dim.fg.is_some_and(|fg| cell.fg == fg) || cell.modifier.contains(Modifier::DIM)
+    };
+    assert!(is_dim(find("── run 2 · pid 77 ──")), "the separator is dim");
+    assert!(
+        !is_dim(find("── worker banner ──")),
+        "a worker's own line is not"
+    );
 }

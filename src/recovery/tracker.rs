@@ -91,6 +91,9 @@ pub struct InstanceView {
     pub flag_cleared_in_run: bool,
     /// Crashed, its end unseen, and nobody restarted it within the restart grace.
     pub overdue: bool,
+    /// The current run's first whole checkpoint (time, counter): the first one
+    /// after its start, the dead run's late-delivered last write excluded.
+    pub first_checkpoint: Option<(TsMs, i64)>,
 }
 
 /// The namespace's progress at one moment (the chart's points).
@@ -122,6 +125,8 @@ pub struct Tracker {
     /// Counter of the last consistent checkpoint: a worker writing keys one
     /// by one reaches a new checkpoint only when its last key lands.
     last_checkpoint: Option<i64>,
+    /// Torn states ever seen (each new one counted once).
+    torn_seen: u32,
     feed_error: Option<String>,
     feed_via: Option<String>,
     /// Attach: how long a crashed instance whose end was unseen may wait for
@@ -210,6 +215,17 @@ impl Tracker {
     /// The current torn checkpoint, if the namespace holds one.
     pub fn torn(&self) -> Option<&TornCheckpoint> {
         self.torn.as_ref()
+    }
+
+    /// Counter of the last whole (consistent) checkpoint the namespace held.
+    pub fn last_checkpoint(&self) -> Option<i64> {
+        self.last_checkpoint
+    }
+
+    /// How many torn states the namespace went through (a worker between its
+    /// separate writes of one step, or one killed there).
+    pub fn torn_seen(&self) -> u32 {
+        self.torn_seen
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &InstanceView> {
@@ -347,6 +363,7 @@ impl Tracker {
                 attached_at_pct: None,
                 flag_cleared_in_run: false,
                 overdue: false,
+                first_checkpoint: None,
             })
     }
 
@@ -441,6 +458,7 @@ impl Tracker {
         inst.restart_at = None;
         inst.flag_cleared_in_run = false;
         inst.overdue = false;
+        inst.first_checkpoint = None;
         inst
     }
 
@@ -532,6 +550,7 @@ impl Tracker {
         let torn = task.torn();
         if torn.is_some() && torn != self.torn {
             if let Some(t) = torn.clone() {
+                self.torn_seen += 1;
                 self.push(at, None, TimelineKind::Torn(t));
             }
         }
@@ -600,10 +619,20 @@ impl Tracker {
         }
     }
 
+    /// Running runs that had not checkpointed yet have now.
+    fn note_first_checkpoint(&mut self, at: TsMs, counter: i64) {
+        for inst in self.instances.values_mut() {
+            if inst.pid.is_some() && inst.first_checkpoint.is_none() {
+                inst.first_checkpoint = Some((at, counter));
+            }
+        }
+    }
+
     /// A new consistent checkpoint with `counter` steps done.
     fn on_checkpoint(&mut self, at: TsMs, counter: i64) {
         let resumed_from = (counter - 1).max(0) * 10;
         let Some(index) = self.open_cycle else {
+            self.note_first_checkpoint(at, counter);
             // A recovery we did not see the start of (attached late). From 0
             // it was a fresh start whose flag we saw before its `Started`
             // (attach discovers processes by rescanning).
@@ -638,6 +667,7 @@ impl Tracker {
         cycle.steps_lost = cycle.counter_at_kill.map(|k| k - (counter - 1));
         let cycle = cycle.clone();
         self.open_cycle = None;
+        self.note_first_checkpoint(at, counter);
         for inst in self.instances.values_mut() {
             let restarted = cycle.restarted_instance.as_deref() == Some(inst.id.as_str());
             if inst.phase == Phase::Recovering

@@ -21,8 +21,11 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4_096;
 pub enum OutputStream {
     Stdout,
     Stderr,
-    /// Written by the supervisor, e.g. the separator between runs.
+    /// Written by the supervisor (a note such as where an attached worker's output goes).
     Supervisor,
+    /// The `── run 2 · pid … ──` line the supervisor puts between runs: a
+    /// kind of its own, so nothing has to recognise it by its text.
+    Separator,
 }
 
 /// One captured line.
@@ -83,7 +86,7 @@ impl OutputBuffer {
     /// Adds the `── run 2 · pid 1234 · started … ──` line and returns its text.
     pub fn push_run_separator(&self, run: u32, pid: u32, started_at: SystemTime) -> String {
         let text = run_separator(run, pid, started_at);
-        self.push(run, OutputStream::Supervisor, text.clone());
+        self.push(run, OutputStream::Separator, text.clone());
         text
     }
 

@@ -9,7 +9,7 @@ use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Phase, Tracker, TsMs};
-use crate::supervisor::{CrashLoopNote, ExitKind};
+use crate::supervisor::{CrashLoopNote, ExitKind, OutputLine, OutputStream};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -156,10 +156,48 @@ pub struct Drawn {
 }
 
 /// The log pane's view of the selected instance's output.
+/// One line of the log pane and what kind it is (the pane dims separators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+impl LogLine {
+    /// A line the worker printed.
+    pub fn output(text: impl Into<String>) -> LogLine {
+        LogLine {
+            stream: OutputStream::Stdout,
+            text: text.into(),
+        }
+    }
+
+    /// The supervisor's separator between runs.
+    pub fn separator(text: impl Into<String>) -> LogLine {
+        LogLine {
+            stream: OutputStream::Separator,
+            text: text.into(),
+        }
+    }
+
+    pub fn is_separator(&self) -> bool {
+        self.stream == OutputStream::Separator
+    }
+}
+
+impl From<OutputLine> for LogLine {
+    fn from(line: OutputLine) -> LogLine {
+        LogLine {
+            stream: line.stream,
+            text: line.text,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LogView {
     /// Oldest first, at most `LOG_LINES`.
-    pub lines: VecDeque<String>,
+    pub lines: VecDeque<LogLine>,
     /// Lines from the bottom (0 = newest at the bottom).
     pub scroll_back: usize,
     pub follow: bool,
@@ -284,7 +322,7 @@ impl App {
     }
 
     /// Replaces the log (another instance selected): the view follows again.
-    pub fn set_log_lines(&mut self, lines: Vec<String>) {
+    pub fn set_log_lines(&mut self, lines: Vec<LogLine>) {
         let skip = lines.len().saturating_sub(LOG_LINES);
         self.log.lines = lines.into_iter().skip(skip).collect();
         self.log.scroll_back = 0;
@@ -294,7 +332,7 @@ impl App {
     /// New output of the selected instance, oldest first. A paused view stays on
     /// the same lines: it moves back by as many lines as arrived, whether or not
     /// the oldest fall out of the full ring.
-    pub fn append_log_lines(&mut self, lines: impl IntoIterator<Item = String>) {
+    pub fn append_log_lines(&mut self, lines: impl IntoIterator<Item = LogLine>) {
         let mut arrived = 0;
         for line in lines {
             if self.log.lines.len() == LOG_LINES {
@@ -705,7 +743,7 @@ impl App {
             .log
             .lines
             .range(..start)
-            .rposition(|l| l.contains(&term))
+            .rposition(|l| l.text.contains(&term))
         {
             self.log.scroll_back = n - i - 1;
             self.log.follow = self.log.scroll_back == 0;

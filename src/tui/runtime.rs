@@ -7,7 +7,7 @@
 //! stream, so tests drive the real `App` and session on a `TestBackend`.
 
 use super::action::{Command, Outcome, SignalChoice};
-use super::app::{App, HeaderInfo, InstanceRow, LOG_LINES};
+use super::app::{App, HeaderInfo, InstanceRow, LogLine, LOG_LINES};
 use super::autokill::AutoKill;
 use super::format::ClockStyle;
 use super::keymap::Keymap;
@@ -469,11 +469,11 @@ impl LogSeen {
                 buffer
                     .recent(LOG_LINES)
                     .into_iter()
-                    .map(|l| l.text)
+                    .map(LogLine::from)
                     .collect(),
             );
         } else if total > self.next_seq {
-            app.append_log_lines(buffer.since(self.next_seq).into_iter().map(|l| l.text));
+            app.append_log_lines(buffer.since(self.next_seq).into_iter().map(LogLine::from));
         }
         self.instance = Some(id);
         self.next_seq = total;

@@ -29,14 +29,14 @@ impl Runner {
         progress: i64,
         tag: &str,
     ) {
-        if !self.mon.view.crash_flag {
+        if !self.view().crash_flag {
             self.violate(
                 1,
                 killed_at,
                 format!("the crash flag was gone after SIGKILL at {progress}% ({tag})"),
             );
         }
-        if let Some(torn) = &self.mon.torn {
+        if let Some(torn) = self.tracker.torn().cloned() {
             cycle.torn_at_kill = Some(torn.to_string());
             self.violate(
                 3,
@@ -46,7 +46,7 @@ impl Runner {
                 ),
             );
         }
-        if self.mon.lcc.is_none() {
+        if self.tracker.last_checkpoint().is_none() {
             self.violate(
                 1,
                 killed_at,
@@ -67,13 +67,26 @@ impl Runner {
         tag: &str,
     ) {
         let invariant_resume = if outage { 6 } else { 2 };
-        match self.mon.first_checkpoint {
-            Some((t, c)) => {
-                let resumed_from = (c - 1).max(0);
-                cycle.resumed_from = Some(resumed_from * 10);
-                cycle.kill_to_checkpoint_ms = Some(t.saturating_sub(killed_at));
-                if let Some(k) = cycle.counter_at_kill {
-                    let lost = k - resumed_from;
+        // The tracker's cycle for this kill holds where the restarted run went on from.
+        let closed = self
+            .tracker
+            .cycles()
+            .iter()
+            .rev()
+            .find(|c| c.killed_instance == self.instance && c.killed_at == killed_at)
+            .filter(|c| c.first_checkpoint_at.is_some())
+            .cloned();
+        match closed {
+            Some(found) => {
+                let resumed_from = found.resumed_from.unwrap_or(0);
+                let t = found.first_checkpoint_at.unwrap_or(killed_at);
+                cycle.resumed_from = Some(resumed_from);
+                cycle.kill_to_checkpoint_ms = found.kill_to_checkpoint_ms();
+                // A last checkpoint delivered after the kill still counts as its point.
+                if found.counter_at_kill.is_some() {
+                    cycle.counter_at_kill = found.counter_at_kill;
+                }
+                if let (Some(k), Some(lost)) = (found.counter_at_kill, found.steps_lost) {
                     cycle.steps_lost = Some(lost);
                     // From a torn checkpoint there is no right place to resume:
                     // that is invariant 3's finding, not another one.
@@ -92,8 +105,7 @@ impl Runner {
                             invariant_resume,
                             t,
                             format!(
-                                "resumed from {}% but the last checkpoint was step_{k} ({}%): {} lost{context} ({tag})",
-                                resumed_from * 10,
+                                "resumed from {resumed_from}% but the last checkpoint was step_{k} ({}%): {} lost{context} ({tag})",
                                 k * 10,
                                 steps(lost)
                             ),
@@ -103,8 +115,7 @@ impl Runner {
                             invariant_resume,
                             t,
                             format!(
-                                "resumed from {}%, ahead of the last whole checkpoint step_{k}: {} skipped{context} ({tag})",
-                                resumed_from * 10,
+                                "resumed from {resumed_from}%, ahead of the last whole checkpoint step_{k}: {} skipped{context} ({tag})",
                                 steps(-lost)
                             ),
                         );
@@ -112,16 +123,11 @@ impl Runner {
                 }
             }
             None => {
-                let why = match &self.mon.exited {
-                    Some((t, exit, _)) => {
-                        let at = *t;
-                        (
-                            at,
-                            format!(
-                                "the restarted worker ended ({exit}) without writing a checkpoint"
-                            ),
-                        )
-                    }
+                let why = match self.exited() {
+                    Some((at, exit)) => (
+                        at,
+                        format!("the restarted worker ended ({exit}) without writing a checkpoint"),
+                    ),
                     None if !resumed => (
                         now_ms(),
                         format!(
@@ -193,21 +199,22 @@ impl Runner {
                 format!("SIGINT ended the worker with {exit}, not exit 0"),
             );
         }
-        if self.mon.view.crash_flag {
+        if self.view().crash_flag {
             self.violate(
                 4,
                 stopped_at,
                 "the crash flag was still set after a graceful stop (SIGINT)".into(),
             );
         }
-        if self.mon.torn.is_some() || self.mon.lcc.is_none() || self.mon.lcc < before {
+        let kept = self.tracker.last_checkpoint();
+        if self.tracker.torn().is_some() || kept.is_none() || kept < before {
             self.violate(
                 4,
                 stopped_at,
                 format!(
                     "the checkpoint was not kept by the graceful stop (before: {}, after: {})",
                     before.map_or("—".into(), |c| format!("step_{c}")),
-                    view_text(&self.mon.view)
+                    view_text(self.view())
                 ),
             );
         }
@@ -221,7 +228,7 @@ impl Runner {
             .is_some_and(|i| matches!(i.phase, Phase::Recovering | Phase::Resumed { .. }));
         g.next_start_was_recovery = Some(recovering);
         if recovering {
-            let at = self.mon.run_started_at.unwrap_or_else(now_ms);
+            let at = self.run().and_then(|r| r.started_at).unwrap_or_else(now_ms);
             self.violate(
                 4,
                 at,
@@ -232,8 +239,10 @@ impl Runner {
 
     /// Invariant 4: that start continues from the checkpoint `kept` by the stop.
     pub(super) fn judge_continue_after_stop(&mut self, g: &mut GracefulReport, kept: Option<i64>) {
-        match (self.mon.first_checkpoint, kept) {
+        match (self.first_checkpoint(), kept) {
             (Some((t, c)), Some(k)) => {
+                // No crash, so no cycle: where it continued from is its first
+                // checkpoint minus one step, as the tracker's cycles count it.
                 g.continued_from = Some((c - 1).max(0) * 10);
                 if c - 1 != k {
                     self.violate(
@@ -274,11 +283,11 @@ impl Runner {
                 );
             }
         }
-        if self.mon.transient_torn > 0 {
+        if self.tracker.torn_seen() > 0 {
             self.warnings.push(format!(
                 "{} torn states seen while a worker was between its writes (separate PUTs per step; \
                  a kill there leaves a torn checkpoint)",
-                self.mon.transient_torn
+                self.tracker.torn_seen()
             ));
         }
     }

@@ -2,12 +2,11 @@
 
 use super::config::{VerifyConfig, DEFAULT_STEP};
 use super::history::{view_text, History};
-use super::monitor::Monitor;
 use super::report::{CycleReport, GracefulReport, ProgressSample, Report, TaskReport, Violation};
 use super::schedule::{kill_points, KillSchedule};
 use crate::clock;
 use crate::controller::{self, ControllerConfig};
-use crate::recovery::{Fact, ProcessExit, Tracker, TsMs};
+use crate::recovery::{Fact, InstanceView, ProcessExit, TaskView, Tracker, TsMs};
 use crate::session::{now_ms, Session, WorkerExit};
 use crate::supervisor::{Action, ActionError};
 use nix::sys::signal::Signal;
@@ -41,7 +40,8 @@ pub(super) struct Runner {
     pub(super) tracker: Tracker,
     seen: u64,
     pub(super) history: History,
-    pub(super) mon: Monitor,
+    /// Highest whole checkpoint of the current task (where the plan stands).
+    task_max: i64,
     zone: clock::Zone,
     pub(super) config: VerifyConfig,
     pub(super) instance: String,
@@ -70,7 +70,7 @@ impl Runner {
             tracker: Tracker::new(),
             seen: 0,
             history: History::default(),
-            mon: Monitor::default(),
+            task_max: 0,
             zone: clock::Zone::Local,
             config,
             instance,
@@ -91,6 +91,36 @@ impl Runner {
 
     fn task(&self) -> u32 {
         self.tasks.len() as u32
+    }
+
+    /// The worker's instance as the tracker sees it (its current run).
+    pub(super) fn run(&self) -> Option<&InstanceView> {
+        self.tracker.instance(&self.instance)
+    }
+
+    /// The namespace's task as the tracker sees it.
+    pub(super) fn view(&self) -> &TaskView {
+        self.tracker.task()
+    }
+
+    /// Runs of the worker seen starting.
+    fn starts(&self) -> u32 {
+        self.run().map_or(0, |r| r.runs)
+    }
+
+    fn alive(&self) -> bool {
+        self.run().is_some_and(|r| r.pid.is_some())
+    }
+
+    /// When and how the current run ended, once it has.
+    pub(super) fn exited(&self) -> Option<(TsMs, ProcessExit)> {
+        let run = self.run().filter(|r| r.pid.is_none())?;
+        Some((run.ended_at?, run.last_exit.clone()?))
+    }
+
+    /// The current run's first whole checkpoint (time, counter).
+    pub(super) fn first_checkpoint(&self) -> Option<(TsMs, i64)> {
+        self.run().and_then(|r| r.first_checkpoint)
     }
 
     fn live(&self, text: &str) {
@@ -133,16 +163,19 @@ impl Runner {
     }
 
     fn apply(&mut self, at: TsMs, fact: Fact) {
+        let completions = self.tracker.completions();
         self.tracker.apply(at, fact.clone());
-        let completions = self.mon.completions_seen;
-        self.mon.observe(at, &fact, self.tracker.task());
-        if self.mon.completions_seen > completions {
+        self.history.record(at, &fact, self.tracker.task());
+        if self.tracker.completions() > completions {
             if let Some(n) = self.tasks.last_mut() {
                 *n += 1;
             }
         }
-        self.history.record(at, &fact, &self.mon.view);
-        let progress = self.mon.view.progress;
+        if self.first_checkpoint().is_some() {
+            let counter = self.tracker.last_checkpoint().unwrap_or(0);
+            self.task_max = self.task_max.max(counter);
+        }
+        let progress = self.view().progress;
         if self.progress.last().map(|p| p.progress) != Some(progress) {
             self.progress.push(ProgressSample {
                 ts_ms: at,
@@ -195,13 +228,13 @@ impl Runner {
 
     pub(super) async fn run_all(&mut self) -> Outcome {
         let patience = self.config.patience;
-        if !self.wait_until(patience, |r| r.mon.starts > 0).await? {
+        if !self.wait_until(patience, |r| r.starts() > 0).await? {
             return Err("the worker did not start".into());
         }
         let points = self.kill_points.clone();
         for (i, point) in points.into_iter().enumerate() {
             let completed = self.tasks.last().is_some_and(|n| *n > 0);
-            if completed || self.mon.task_max * 10 >= point {
+            if completed || self.task_max * 10 >= point {
                 self.next_task().await?;
             }
             let cycle = self.kill_cycle(i as u32 + 1, point, false).await?;
@@ -227,8 +260,8 @@ impl Runner {
     async fn next_task(&mut self) -> Outcome {
         self.finish_task().await?;
         self.tasks.push(0);
-        self.mon.task_max = 0;
-        let starts = self.mon.starts;
+        self.task_max = 0;
+        let starts = self.starts();
         self.note(format!("starting task {}", self.task()));
         self.start_worker(starts, "").await
     }
@@ -239,8 +272,8 @@ impl Runner {
         let limit = self.config.patience + self.config.step.unwrap_or(DEFAULT_STEP) * 12;
         let done = self
             .wait_until(limit, |r| {
-                r.tasks.last().is_some_and(|n| *n > 0) && !r.mon.alive()
-                    || r.mon.exited.is_some() && r.phase_is_final()
+                r.tasks.last().is_some_and(|n| *n > 0) && !r.alive()
+                    || r.exited().is_some() && r.phase_is_final()
             })
             .await?;
         self.settle(SETTLE).await?;
@@ -275,9 +308,9 @@ impl Runner {
     /// Waits until the running worker has written progress ≥ `point`.
     async fn reach(&mut self, point: i64) -> Result<bool, String> {
         self.wait_until(self.config.patience, |r| {
-            r.mon.alive()
-                && r.mon.wrote
-                && r.mon.view.progress.is_some_and(|p| p >= point && p < 100)
+            r.alive()
+                && r.first_checkpoint().is_some()
+                && r.view().progress.is_some_and(|p| p >= point && p < 100)
         })
         .await
     }
@@ -311,7 +344,7 @@ impl Runner {
         if !self.reach(point).await? {
             return Err(format!(
                 "the worker never reached {point}% (now {})",
-                view_text(&self.mon.view)
+                view_text(self.view())
             ));
         }
         let mut down_since = None;
@@ -331,7 +364,7 @@ impl Runner {
             }
         }
         let label = if outage { "outage cycle" } else { "cycle" };
-        let progress = self.mon.view.progress.unwrap_or(0);
+        let progress = self.view().progress.unwrap_or(0);
         let of = if outage {
             String::new()
         } else {
@@ -341,26 +374,26 @@ impl Runner {
             "SIGKILL {} at {progress}% ({label} {n}{of})",
             self.instance
         ));
-        let starts = self.mon.starts;
+        let starts = self.starts();
         if let Err(e) = self.act(Action::Signal(Signal::SIGKILL)).await {
             return Err(format!("cannot kill the worker: {e}"));
         }
         if !self
-            .wait_until(self.config.patience, |r| r.mon.exited.is_some())
+            .wait_until(self.config.patience, |r| r.exited().is_some())
             .await?
         {
             return Err("the worker did not die after SIGKILL".into());
         }
-        let killed_at = self.mon.exited.as_ref().map_or(0, |e| e.0);
+        let killed_at = self.exited().map_or(0, |e| e.0);
         cycle.killed_at_ms = Some(killed_at);
-        cycle.kill_at_pct = self.mon.view.progress;
+        cycle.kill_at_pct = self.view().progress;
         let restarted = self
-            .wait_until(self.config.patience, |r| r.mon.starts > starts)
+            .wait_until(self.config.patience, |r| r.starts() > starts)
             .await?;
         // What the restarted worker will read (the namespace, settled).
-        cycle.counter_at_kill = self.mon.lcc;
-        cycle.flag_after_kill = Some(self.mon.view.crash_flag);
-        let at = self.mon.run_started_at.unwrap_or(killed_at);
+        cycle.counter_at_kill = self.tracker.last_checkpoint();
+        cycle.flag_after_kill = Some(self.view().crash_flag);
+        let at = self.run().and_then(|r| r.started_at).unwrap_or(killed_at);
         if !restarted {
             return Err("the supervisor did not restart the killed worker".into());
         }
@@ -383,7 +416,7 @@ impl Runner {
     /// or exited (true), or patience runs out (false).
     async fn wait_for_checkpoint(&mut self) -> Result<bool, String> {
         self.wait_until(self.config.patience, |r| {
-            r.mon.first_checkpoint.is_some() || r.mon.exited.is_some()
+            r.first_checkpoint().is_some() || r.exited().is_some()
         })
         .await
     }
@@ -396,7 +429,7 @@ impl Runner {
             Err(e) => return Err(format!("cannot start the worker{again}: {e}")),
         }
         if !self
-            .wait_until(self.config.patience, |r| r.mon.starts > starts)
+            .wait_until(self.config.patience, |r| r.starts() > starts)
             .await?
         {
             return Err(format!("the worker did not start{again}"));
@@ -439,36 +472,32 @@ impl Runner {
         if !self.reach(GRACEFUL_AT).await? {
             return Err(format!("the worker never reached {GRACEFUL_AT}%"));
         }
-        g.at_pct = self.mon.view.progress;
-        let before = self.mon.lcc;
+        g.at_pct = self.view().progress;
+        let before = self.tracker.last_checkpoint();
         let violations = self.violations.len();
         self.note(format!(
             "SIGINT {} at {}% (graceful stop, invariant 4)",
             self.instance,
             g.at_pct.unwrap_or(0)
         ));
-        let starts = self.mon.starts;
+        let starts = self.starts();
         if let Err(e) = self.act(Action::Signal(Signal::SIGINT)).await {
             return Err(format!("cannot send SIGINT: {e}"));
         }
         let limit = self.config.patience.max(Duration::from_secs(15));
-        if !self.wait_until(limit, |r| r.mon.exited.is_some()).await? {
+        if !self.wait_until(limit, |r| r.exited().is_some()).await? {
             self.judge_sigint_ignored(limit);
             self.graceful = Some(g);
             return Err("the worker ignored SIGINT".into());
         }
         self.settle(SETTLE).await?;
-        let (stopped_at, exit, _) =
-            self.mon
-                .exited
-                .clone()
-                .unwrap_or((now_ms(), ProcessExit::Clean, true));
+        let (stopped_at, exit) = self.exited().unwrap_or((now_ms(), ProcessExit::Clean));
         g.exit = Some(exit.to_string());
         g.stopped_at_ms = Some(stopped_at);
-        g.flag_after_stop = Some(self.mon.view.crash_flag);
-        g.counter_after_stop = self.mon.lcc;
+        g.flag_after_stop = Some(self.view().crash_flag);
+        g.counter_after_stop = self.tracker.last_checkpoint();
         self.judge_graceful_stop(before, stopped_at, &exit);
-        let kept = self.mon.lcc;
+        let kept = self.tracker.last_checkpoint();
         self.note(format!(
             "starting {} again after the graceful stop",
             self.instance
@@ -528,7 +557,7 @@ impl Runner {
                 })
                 .collect(),
             invariants,
-            transient_torn_states: self.mon.transient_torn,
+            transient_torn_states: self.tracker.torn_seen(),
             warnings: self.warnings,
             progress: self.progress,
             resolution: self.tracker.feed_via().map(resolution),

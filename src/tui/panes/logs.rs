@@ -7,7 +7,7 @@
 
 use super::block;
 use crate::text_safety::escape_controls;
-use crate::tui::app::{App, Focus, Mode};
+use crate::tui::app::{App, Focus, LogLine, Mode};
 use crate::tui::i18n::Msg;
 use ansi_to_tui::IntoText as _;
 use ratatui::layout::Rect;
@@ -80,14 +80,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(para, area);
 }
 
-fn line_with_match(app: &App, line: &str) -> Line<'static> {
+fn line_with_match(app: &App, line: &LogLine) -> Line<'static> {
     let t = &app.theme;
-    let base = if line.starts_with("──") {
+    let base = if line.is_separator() {
         t.dim()
     } else {
         Style::new()
     };
-    let spans = styled_spans(line);
+    let spans = styled_spans(&line.text);
     let Some(term) = app.log.search.as_deref().filter(|s| !s.is_empty()) else {
         return Line::from(spans).style(base);
     };
