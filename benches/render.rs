@@ -209,8 +209,13 @@ fn scenario(instances: usize, keys: usize) -> App {
         })
         .collect();
     app.set_instances(rows);
-    let log: Vec<String> = (0..500)
-        .map(|n| format!("📊 进度: {}% | 计数: {n} | 检查点: step_{n}", n % 100))
+    let log: Vec<plumdash::tui::app::LogLine> = (0..500)
+        .map(|n| {
+            plumdash::tui::app::LogLine::output(format!(
+                "📊 进度: {}% | 计数: {n} | 检查点: step_{n}",
+                n % 100
+            ))
+        })
         .collect();
     app.set_log_lines(log);
     app
