@@ -2,7 +2,6 @@
 //! `ctl kill-node`, `ctl freeze-node`, and the node events in `--events`.
 //! Real agents, real workers, real signals.
 
-#[allow(dead_code)]
 mod common;
 
 use plumdash::kv::DistributedMemory;
