@@ -17,8 +17,8 @@ mod timeline;
 mod tracker;
 mod view;
 
-pub use facts::{Fact, ProcessExit, TsMs};
-pub use nodes::{Failover, NodeAction, NodeBook, NodeChange, NodeHealth, NodeState};
+pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
+pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, Tracker};

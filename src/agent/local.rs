@@ -288,20 +288,22 @@ impl LocalNodes {
 
     /// SIGSTOP to the agent's group and to every process group under it.
     pub fn freeze(&self, name: &str) -> Result<()> {
-        let node = self.find(name)?;
-        killpg(pid_of(node), Signal::SIGSTOP).with_context(|| format!("SIGSTOP to {name}"))?;
-        for pgid in descendant_groups(node.pid()) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGSTOP);
-        }
-        Ok(())
+        self.signal_machine(name, Signal::SIGSTOP)
     }
 
     /// SIGCONT, the agent's group first.
     pub fn thaw(&self, name: &str) -> Result<()> {
+        self.signal_machine(name, Signal::SIGCONT)
+    }
+
+    /// `signal` to the agent's group, then to every process group under it
+    /// (found after the agent's, so a stopped agent starts nothing new).
+    fn signal_machine(&self, name: &str, signal: Signal) -> Result<()> {
         let node = self.find(name)?;
-        killpg(pid_of(node), Signal::SIGCONT).with_context(|| format!("SIGCONT to {name}"))?;
+        killpg(pid_of(node), signal).with_context(|| format!("{signal} to {name}"))?;
         for pgid in descendant_groups(node.pid()) {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGCONT);
+            // A worker may end meanwhile: not an error.
+            let _ = killpg(Pid::from_raw(pgid), signal);
         }
         Ok(())
     }

@@ -89,6 +89,27 @@ pub enum Fact {
     /// Something was done here to a node's processes.
     NodeAction {
         node: String,
-        action: super::nodes::NodeAction,
+        action: NodeAction,
     },
+}
+
+/// What someone did to a node's processes on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAction {
+    /// SIGKILL to the agent and everything it started: a machine dying.
+    Killed,
+    /// SIGSTOP to the agent and its workers: a hung machine.
+    Frozen,
+    /// SIGCONT: the hung machine comes back.
+    Thawed,
+}
+
+impl NodeAction {
+    pub fn json_kind(self) -> &'static str {
+        match self {
+            NodeAction::Killed => "node_killed",
+            NodeAction::Frozen => "node_frozen",
+            NodeAction::Thawed => "node_thawed",
+        }
+    }
 }

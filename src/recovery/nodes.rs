@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::cycle::Cycle;
-use super::facts::TsMs;
+use super::facts::{NodeAction, TsMs};
 use crate::cluster::{AssignmentFact, ClusterView};
 
 /// A node's health, as its controller judges it (from the heartbeat TTL).
@@ -23,27 +23,6 @@ impl NodeHealth {
         match self {
             NodeHealth::Healthy => "HEALTHY",
             NodeHealth::Unhealthy => "UNHEALTHY",
-        }
-    }
-}
-
-/// What someone did to a node's processes on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeAction {
-    /// SIGKILL to the agent and everything it started: a machine dying.
-    Killed,
-    /// SIGSTOP to the agent and its workers: a hung machine.
-    Frozen,
-    /// SIGCONT: the hung machine comes back.
-    Thawed,
-}
-
-impl NodeAction {
-    pub fn json_kind(self) -> &'static str {
-        match self {
-            NodeAction::Killed => "node_killed",
-            NodeAction::Frozen => "node_frozen",
-            NodeAction::Thawed => "node_thawed",
         }
     }
 }

@@ -3,8 +3,8 @@
 //! headless lines).
 
 use super::cycle::Cycle;
-use super::facts::{ProcessExit, TsMs};
-use super::nodes::{Failover, NodeAction};
+use super::facts::{NodeAction, ProcessExit, TsMs};
+use super::nodes::Failover;
 use super::task::TornCheckpoint;
 use std::fmt;
 
