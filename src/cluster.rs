@@ -1,6 +1,6 @@
 //! Reading a controller's cluster API (`plum-cluster-api.md` §1–2): its nodes
 //! with their health, and every deployment's assignments with the node each
-//! runs on. Ours and the original serve the same shapes, so a dashboard
+//! runs on and whether it should run. Ours and the original serve the same shapes, so a dashboard
 //! attached to either sees the same picture. Read only: nothing here changes
 //! the cluster.
 
@@ -46,9 +46,6 @@ pub struct AssignmentFact {
     /// `Running` or `Stopped` (a failover parks the old row so).
     #[serde(default)]
     pub desired: String,
-    /// The latest status its agent reported ("" before the first).
-    #[serde(default)]
-    pub phase: String,
 }
 
 impl AssignmentFact {
@@ -95,12 +92,6 @@ struct DeploymentDetail {
     assignments: Option<Vec<AssignmentFact>>,
 }
 
-#[derive(Deserialize)]
-struct NodeAssignments {
-    #[serde(default)]
-    items: Option<Vec<AssignmentFact>>,
-}
-
 impl ClusterReader {
     pub fn new(base: &str, token: Option<String>) -> Result<ClusterReader> {
         let http = reqwest::Client::builder()
@@ -132,8 +123,8 @@ impl ClusterReader {
         Ok(Some(response))
     }
 
-    /// Nodes, deployments, each deployment's rows, and each node's rows for
-    /// their phase (only `?nodeId=` carries the latest status).
+    /// Nodes, deployments and each deployment's rows (with their node and
+    /// desired state: all the Nodes pane and the failover detection need).
     pub async fn read(&self) -> Result<ClusterRead> {
         let Some(nodes) = self.get("/v1/nodes", &[]).await? else {
             return Ok(ClusterRead::NoClusterApi);
@@ -166,23 +157,6 @@ impl ClusterReader {
                     a.deployment_id = d.deployment_id.clone();
                 }
                 assignments.push(a);
-            }
-        }
-        for node in &nodes {
-            let Some(r) = self
-                .get("/v1/assignments", &[("nodeId", &node.node_id)])
-                .await?
-            else {
-                continue;
-            };
-            let rows: NodeAssignments = r.json().await.context("reading /v1/assignments")?;
-            for row in rows.items.unwrap_or_default() {
-                if let Some(a) = assignments
-                    .iter_mut()
-                    .find(|a| a.instance_id == row.instance_id)
-                {
-                    a.phase = row.phase;
-                }
             }
         }
         assignments.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));

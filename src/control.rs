@@ -16,7 +16,6 @@
 
 mod socket_dir;
 
-use crate::recovery::NodeAction;
 use crate::recovery::{InstanceStatus, Tracker, TsMs};
 use crate::session::{NodeOp, SessionHandle};
 use crate::supervisor::{parse_signal, Action, InstanceSnapshot};
@@ -73,6 +72,8 @@ pub struct NodeStatus {
     pub health: &'static str,
     /// Frozen here (SIGSTOP) and not thawed since.
     pub frozen: bool,
+    /// The last thing done to it here (`node_killed`, `node_frozen`, `node_thawed`).
+    pub last_action: Option<&'static str>,
     /// Seconds since its last heartbeat.
     pub heartbeat_age_s: Option<i64>,
     pub instances: Vec<String>,
@@ -127,6 +128,7 @@ impl StatusSnapshot {
                     name: n.id.clone(),
                     health: n.health.word(),
                     frozen: n.is_frozen(),
+                    last_action: n.action.map(|(a, _)| a.json_kind()),
                     heartbeat_age_s: n.heartbeat_age_secs(now),
                     instances: n.instances.clone(),
                 })
@@ -414,7 +416,7 @@ async fn node_answer(
     let shown = |st: &StatusSnapshot| {
         st.nodes
             .iter()
-            .any(|n| n.name == node && n.frozen == (action == NodeAction::Frozen))
+            .any(|n| n.name == node && n.last_action == Some(action.json_kind()))
     };
     let deadline = tokio::time::Instant::now() + SETTLE;
     while !shown(&status.borrow()) {
@@ -423,12 +425,7 @@ async fn node_answer(
             _ => break,
         }
     }
-    let done = match action {
-        NodeAction::Killed => "killed",
-        NodeAction::Frozen => "frozen",
-        NodeAction::Thawed => "thawed",
-    };
-    json!({"ok": true, "node": node, "done": done})
+    json!({"ok": true, "node": node, "done": action.done()})
 }
 
 /// Pause after a failed `accept` (e.g. EMFILE) before trying again.

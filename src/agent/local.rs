@@ -12,6 +12,8 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+use crate::supervisor::procstats::{all_pids, proc_stat, ProcStat};
+
 /// The names of `count` nodes: `nodeA` … `nodeZ`, then `node27`, ….
 pub fn node_names(count: usize) -> Vec<String> {
     (0..count)
@@ -266,18 +268,13 @@ async fn set_running(
     Ok(())
 }
 
-// Interim node actions (the failover branch brings the full versions).
+/// A local node as a machine: killed, frozen, thawed.
 impl LocalNodes {
     fn find(&self, name: &str) -> Result<&LocalNode> {
         self.nodes
             .iter()
             .find(|n| n.name == name)
             .with_context(|| format!("no local node named {name:?}"))
-    }
-
-    /// The agent's pid.
-    pub fn pid(&self, name: &str) -> Result<u32> {
-        Ok(self.find(name)?.pid())
     }
 
     /// SIGKILL to the agent's process group; its orphan guard then kills its workers.
@@ -311,52 +308,28 @@ impl LocalNodes {
     /// The agent is stopped (state `T` in /proc).
     pub fn is_frozen(&self, name: &str) -> Result<bool> {
         let pid = self.find(name)?.pid();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .with_context(|| format!("reading the state of {name}'s agent"))?;
-        Ok(stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T')))
+        let stat =
+            proc_stat(pid).with_context(|| format!("reading the state of {name}'s agent"))?;
+        Ok(stat.state == 'T')
     }
 }
 
 /// The process groups of every process descended from `root`, other than
-/// `root`'s own (read from /proc; workers lead their own groups).
+/// `root`'s own (workers lead their own groups).
 fn descendant_groups(root: u32) -> Vec<i32> {
-    let mut procs: Vec<(u32, u32, i32)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // After the command name in parentheses: state ppid pgrp …
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if let (Some(ppid), Some(pgrp)) = (
-                fields.get(1).and_then(|f| f.parse().ok()),
-                fields.get(2).and_then(|f| f.parse().ok()),
-            ) {
-                procs.push((pid, ppid, pgrp));
-            }
-        }
-    }
+    let procs: Vec<(u32, ProcStat)> = all_pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+        .collect();
     let mut tree = vec![root];
     let mut groups = Vec::new();
     let mut i = 0;
     while let Some(&parent) = tree.get(i) {
-        for &(pid, ppid, pgrp) in &procs {
-            if ppid == parent && !tree.contains(&pid) {
-                tree.push(pid);
-                if i64::from(pgrp) != i64::from(root) && !groups.contains(&pgrp) {
-                    groups.push(pgrp);
+        for (pid, stat) in &procs {
+            if stat.ppid == parent && !tree.contains(pid) {
+                tree.push(*pid);
+                if i64::from(stat.pgrp) != i64::from(root) && !groups.contains(&stat.pgrp) {
+                    groups.push(stat.pgrp);
                 }
             }
         }

@@ -105,6 +105,15 @@ pub enum NodeAction {
 }
 
 impl NodeAction {
+    /// What was done, as `ctl` says it (`nodeA killed`).
+    pub fn done(self) -> &'static str {
+        match self {
+            NodeAction::Killed => "killed",
+            NodeAction::Frozen => "frozen",
+            NodeAction::Thawed => "thawed",
+        }
+    }
+
     pub fn json_kind(self) -> &'static str {
         match self {
             NodeAction::Killed => "node_killed",

@@ -65,7 +65,6 @@ pub struct Failover {
     pub cause: Option<(NodeAction, TsMs)>,
     /// When the node was first read unhealthy (or the move seen, if first).
     pub detected_at: TsMs,
-    pub migrated_at: TsMs,
     /// The new instance's first start.
     pub running_at: Option<TsMs>,
     /// Its first new checkpoint and the steps redone (from the recovery cycle).
@@ -116,25 +115,15 @@ pub struct NodeBook {
     nodes: BTreeMap<String, NodeState>,
     assignments: BTreeMap<String, AssignmentFact>,
     failovers: Vec<Failover>,
-    /// Whether a cluster API was ever read (no Nodes pane without one).
-    seen: bool,
 }
 
 impl NodeBook {
-    pub fn is_cluster(&self) -> bool {
-        self.seen
-    }
-
     pub fn nodes(&self) -> impl Iterator<Item = &NodeState> {
         self.nodes.values()
     }
 
     pub fn node(&self, id: &str) -> Option<&NodeState> {
         self.nodes.get(id)
-    }
-
-    pub fn failovers(&self) -> &[Failover] {
-        &self.failovers
     }
 
     /// The node an instance is assigned to, if the cluster said.
@@ -148,7 +137,6 @@ impl NodeBook {
     /// A cluster read at `at`: what changed since the last one.
     pub fn read(&mut self, at: TsMs, view: ClusterView) -> Vec<NodeChange> {
         let mut changes = Vec::new();
-        self.seen = true;
         for fact in &view.nodes {
             let health = if fact.is_healthy() {
                 NodeHealth::Healthy
@@ -245,7 +233,6 @@ impl NodeBook {
                 new_instance: new.instance_id.clone(),
                 cause,
                 detected_at,
-                migrated_at: at,
                 running_at: None,
                 checkpoint_at: None,
                 steps_lost: None,
@@ -325,7 +312,6 @@ mod tests {
             deployment_id: "d1".into(),
             node_id: node.into(),
             desired: desired.into(),
-            phase: String::new(),
         }
     }
 

@@ -135,10 +135,7 @@ pub fn run_guard() -> u8 {
 
 /// Field 22 of `/proc/PID/stat`: start time in clock ticks since boot.
 pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    super::procstats::proc_stat(pid).map(|s| s.start_ticks)
 }
 
 #[cfg(test)]

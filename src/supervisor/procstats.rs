@@ -77,9 +77,56 @@ pub(crate) fn unix_seconds(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
+/// The fields of `/proc/PID/stat` plumdash reads: what sysinfo does not
+/// give (the process group) or gives only after a costly full refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `T` (stopped), `Z`, …
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: i32,
+    /// Start time in clock ticks since boot (identifies a pid's process).
+    pub start_ticks: u64,
+}
+
+/// Reads `/proc/PID/stat`; `None` when the process is gone or unreadable.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every pid in `/proc` now.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_our_own_stat_line() {
+        let me = proc_stat(std::process::id()).expect("our own stat");
+        assert_eq!(me.ppid, nix::unistd::getppid().as_raw() as u32);
+        assert_eq!(me.pgrp, nix::unistd::getpgrp().as_raw());
+        assert!(me.state == 'R' || me.state == 'S', "{me:?}");
+        assert!(all_pids().contains(&std::process::id()));
+        assert_eq!(proc_stat(u32::MAX - 1), None);
+    }
 
     #[test]
     fn samples_ourselves_and_skips_the_dead() {

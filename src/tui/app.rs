@@ -678,7 +678,7 @@ impl App {
             self.refuse_control();
             return None;
         }
-        if !self.tracker.nodes().is_cluster() || self.tracker.nodes().nodes().next().is_none() {
+        if self.tracker.nodes().nodes().next().is_none() {
             self.flash(Msg::NoNodes.text(self.lang), true);
             return None;
         }

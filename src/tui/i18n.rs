@@ -242,7 +242,7 @@ impl Msg {
 /// The flash after a node action.
 pub fn node_done(node: &str, action: crate::recovery::NodeAction, lang: Lang) -> String {
     use crate::recovery::NodeAction;
-    let node = crate::text_safety::escape_controls(node);
+    // The footer escapes what it draws.
     match (action, lang) {
         (NodeAction::Killed, Lang::En) => format!("SIGKILL → node {node} (agent and workers)"),
         (NodeAction::Killed, Lang::Zh) => format!("SIGKILL → 节点 {node}（agent 与 worker）"),
