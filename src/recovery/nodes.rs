@@ -115,6 +115,9 @@ pub struct NodeBook {
     nodes: BTreeMap<String, NodeState>,
     assignments: BTreeMap<String, AssignmentFact>,
     failovers: Vec<Failover>,
+    /// When each instance was first seen running. The process watcher can see a
+    /// failover's new instance start before a cluster read shows its row.
+    first_started: BTreeMap<String, TsMs>,
 }
 
 impl NodeBook {
@@ -216,11 +219,15 @@ impl NodeBook {
             }) else {
                 continue;
             };
-            let detected_at = self
+            let running_at = self.first_started.get(&new.instance_id).copied();
+            // We see the controller's detection only when we read it: the new
+            // instance's start, when seen first, is an earlier proof of it.
+            let read_at = self
                 .nodes
                 .get(&old.node_id)
                 .filter(|n| n.health == NodeHealth::Unhealthy)
                 .map_or(at, |n| n.since);
+            let detected_at = running_at.map_or(read_at, |r| r.min(read_at));
             let cause = self
                 .nodes
                 .get(&old.node_id)
@@ -233,7 +240,7 @@ impl NodeBook {
                 new_instance: new.instance_id.clone(),
                 cause,
                 detected_at,
-                running_at: None,
+                running_at,
                 checkpoint_at: None,
                 steps_lost: None,
             });
@@ -266,6 +273,7 @@ impl NodeBook {
 
     /// An instance started at `at`: a failover's new instance is now running.
     pub fn started(&mut self, at: TsMs, instance: &str) {
+        self.first_started.entry(instance.to_string()).or_insert(at);
         if let Some(f) = self
             .failovers
             .iter_mut()
@@ -399,6 +407,38 @@ mod tests {
                 },
             )
             .is_empty());
+    }
+
+    #[test]
+    fn a_new_instance_seen_starting_before_the_read_bounds_the_detection() {
+        let mut book = NodeBook::default();
+        book.read(
+            1_000,
+            ClusterView {
+                nodes: vec![node("nodeA", true), node("nodeB", true)],
+                assignments: vec![row("d1-a", "nodeA", "Running")],
+            },
+        );
+        book.act(2_000, "nodeA", NodeAction::Killed);
+        // The process watcher sees nodeB's worker before the next cluster read.
+        book.started(5_900, "d1-b");
+        let changes = book.read(
+            6_000,
+            ClusterView {
+                nodes: vec![node("nodeA", false), node("nodeB", true)],
+                assignments: vec![
+                    row("d1-a", "nodeA", "Stopped"),
+                    row("d1-b", "nodeB", "Running"),
+                ],
+            },
+        );
+        let Some(NodeChange::Migrated(f)) = changes.last() else {
+            panic!("a migration: {changes:?}");
+        };
+        assert_eq!(
+            (f.to_detected_ms(), f.to_running_ms()),
+            (Some(3_900), Some(3_900))
+        );
     }
 
     #[test]
