@@ -50,6 +50,7 @@ fn main() {
                 db,
                 token: None,
                 fallback_to_free_port: false,
+                cluster: Default::default(),
             })
             .await
             .expect("controller");

@@ -37,8 +37,13 @@ use crate::supervisor::{
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Time between assignment polls when the stream is quiet.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// Wait before re-opening a closed `nodeId` stream (the original's 1 s).
+/// Wait before re-opening a `nodeId` stream that failed soon after opening
+/// (the original's 1 s); one that had been open longer is re-opened at once,
+/// since the controller counts a closed presence stream as a lost node after
+/// `controller::nodes::PRESENCE_GRACE`.
 const STREAM_RETRY: Duration = Duration::from_secs(1);
+/// A stream open this long had been working: re-open it at once.
+const STREAM_WORKED: Duration = Duration::from_secs(2);
 /// Per-request timeout of the short calls (not the stream).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A start that failed is tried again after this long, not every sync.
@@ -509,14 +514,19 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
     }
 }
 
-/// Holds `/v1/stream?nodeId=` open; every event wakes the sync loop.
+/// Holds `/v1/stream?nodeId=&presence=1` open (the controller reads its close
+/// as this node's death); every event wakes the sync loop.
 async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: CancellationToken) {
     loop {
+        let opened = tokio::time::Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return,
             end = follow_stream(&api, &node, &wake) => {
                 tracing::debug!("assignment stream ended: {end}");
             }
+        }
+        if opened.elapsed() >= STREAM_WORKED {
+            continue;
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -529,7 +539,7 @@ async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: Cancellati
 async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
     let resp = match api
         .request(Method::GET, "/v1/stream")
-        .query(&[("nodeId", node)])
+        .query(&[("nodeId", node), ("presence", "1")])
         .send()
         .await
     {

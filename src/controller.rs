@@ -16,6 +16,7 @@ pub mod deployments;
 mod error;
 pub mod health;
 pub mod nodes;
+pub mod presence;
 mod routes;
 pub mod server;
 mod sse;
@@ -47,6 +48,29 @@ pub struct ControllerConfig {
     pub token: Option<String>,
     /// Bind an ephemeral loopback port when `listen` is taken.
     pub fallback_to_free_port: bool,
+    /// When nodes count as lost and how often the failover pass runs.
+    pub cluster: ClusterTiming,
+}
+
+/// The cluster API's clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterTiming {
+    /// A node whose last beat is older is Unhealthy (`--node-ttl`).
+    pub node_ttl: Duration,
+    /// The failover pass runs at least this often (`--failover-interval`).
+    pub failover_interval: Duration,
+    /// A plumdash agent's presence stream may be closed this long.
+    pub presence_grace: Duration,
+}
+
+impl Default for ClusterTiming {
+    fn default() -> Self {
+        ClusterTiming {
+            node_ttl: nodes::HEARTBEAT_TTL,
+            failover_interval: deployments::FAILOVER_INTERVAL,
+            presence_grace: nodes::PRESENCE_GRACE,
+        }
+    }
 }
 
 /// The token from `--token` (or `PLUM_TOKEN`) or `--token-file` (its first
@@ -150,14 +174,16 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         .context("opening the store")??;
     let store = Arc::new(store);
     let db = lock.path().to_path_buf();
+    let timing = config.cluster;
     let (nodes, deployments) = tokio::task::spawn_blocking(move || {
-        let nodes = nodes::NodeRegistry::open(&db, nodes::HEARTBEAT_TTL)?;
-        let deployments = deployments::Deployments::open(&db, nodes::HEARTBEAT_TTL)?;
+        let nodes = nodes::NodeRegistry::open(&db, timing.node_ttl, timing.presence_grace)?;
+        let deployments = deployments::Deployments::open(&db)?;
         anyhow::Ok((nodes, deployments))
     })
     .await
     .context("opening the cluster tables")??;
     let deployments = Arc::new(deployments);
+    let nodes = Arc::new(nodes);
     let health = Arc::new(Health::new(lock.path(), lock.id()));
     if let Some(problem) = health.check() {
         bail!(problem);
@@ -170,10 +196,15 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         shutdown: shutdown.clone(),
         token: config.token.map(Arc::from),
         health: Some(health.clone()),
-        nodes: Some(Arc::new(nodes)),
+        nodes: Some(nodes.clone()),
         deployments: Some(deployments.clone()),
     };
-    tokio::spawn(deployments::failover_loop(deployments, shutdown.clone()));
+    tokio::spawn(deployments::failover_loop(
+        deployments,
+        nodes,
+        timing.failover_interval,
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(serve_then_close(listener, state, health, lock));
     Ok(RunningController {
         addr,

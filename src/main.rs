@@ -103,6 +103,8 @@ struct UpArgs {
     /// beating has its instances moved to another (1: workers run in this process).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=26))]
     nodes: u8,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
     #[arg(long, value_parser = humantime::parse_duration)]
     step: Option<Duration>,
@@ -336,6 +338,37 @@ struct AttachArgs {
     ui: UiArgs,
 }
 
+/// The embedded controller's cluster clocks.
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// A node whose last heartbeat is older than this is Unhealthy and its
+    /// instances move (a plumdash agent that dies is seen at once).
+    #[arg(long, default_value = "3s", value_parser = positive_duration)]
+    node_ttl: Duration,
+    /// The failover pass runs at least this often (and whenever a node's TTL
+    /// runs out).
+    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    failover_interval: Duration,
+}
+
+impl ClusterArgs {
+    fn timing(&self) -> controller::ClusterTiming {
+        controller::ClusterTiming {
+            node_ttl: self.node_ttl,
+            failover_interval: self.failover_interval,
+            ..Default::default()
+        }
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0 (e.g. 500ms)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Args)]
 struct ControllerArgs {
     /// Address to listen on. Anything but loopback needs a token.
@@ -351,6 +384,8 @@ struct ControllerArgs {
     /// overrides --token and PLUM_TOKEN).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -449,6 +484,7 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         failover: args.failover,
         log_dir: args.log_dir.clone(),
         orphan_guard: Some(this_binary()?),
+        cluster: args.cluster.timing(),
         ..SessionConfig::default()
     };
     let session = if args.nodes > 1 {
@@ -723,6 +759,7 @@ fn run_command(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<ExitCode> 
                     db: args.db.unwrap_or_else(controller::default_db_path),
                     token: controller::resolve_token(args.token, args.token_file.as_deref())?,
                     fallback_to_free_port: false,
+                    cluster: args.cluster.timing(),
                 };
                 controller::run_foreground(config).await?;
             }

@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub restart_grace: Duration,
     /// How often the namespace is read when the controller has no change stream.
     pub poll_interval: Duration,
+    /// The embedded controller's node TTL and failover interval.
+    pub cluster: controller::ClusterTiming,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +77,7 @@ impl Default for SessionConfig {
             worker_name: crate::supervisor::WORKER_EXECUTABLE.into(),
             restart_grace: Duration::from_secs(10),
             poll_interval: WatchOptions::default().poll_interval,
+            cluster: controller::ClusterTiming::default(),
         }
     }
 }
@@ -386,6 +389,7 @@ impl Session {
                     db: config.db.clone(),
                     token: config.token.clone(),
                     fallback_to_free_port: true,
+                    cluster: config.cluster,
                 })
                 .await
                 .context("starting the embedded controller")?;

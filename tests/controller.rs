@@ -496,6 +496,7 @@ async fn a_token_guards_every_request() {
         db: dir.path().join("kv.db"),
         token: Some("s3cret".into()),
         fallback_to_free_port: false,
+        cluster: Default::default(),
     })
     .await
     .unwrap();

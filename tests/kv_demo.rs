@@ -269,6 +269,7 @@ impl InProcess {
                 db: dir.path().join("kv.db"),
                 token: None,
                 fallback_to_free_port: false,
+                cluster: Default::default(),
             }))
             .expect("starting the controller");
         InProcess {

@@ -203,6 +203,7 @@ pub async fn start_controller(dir: &std::path::Path) -> plumdash::controller::Ru
         db: dir.join("kv.db"),
         token: None,
         fallback_to_free_port: false,
+        cluster: Default::default(),
     })
     .await
     .expect("controller")

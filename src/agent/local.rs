@@ -61,42 +61,35 @@ pub struct LocalNodes {
 
 impl LocalNodes {
     pub fn spawn(config: &LocalNodesConfig) -> Result<LocalNodes> {
-        use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(&config.log_dir)
             .with_context(|| format!("creating {}", config.log_dir.display()))?;
         let mut nodes = LocalNodes::default();
         for name in node_names(config.count) {
+            // A fresh log per run; a revived agent appends to it.
             let log_path = config.log_dir.join(format!("agent-{name}.log"));
-            let log = std::fs::File::create(&log_path)
+            std::fs::File::create(&log_path)
                 .with_context(|| format!("creating {}", log_path.display()))?;
-            let mut command = Command::new(&config.program);
-            command
-                .args(["agent", "--node", &name, "--controller", &config.controller])
-                .arg("--data-dir")
-                .arg(&config.data_dir)
-                .arg("--stop-grace")
-                .arg(humantime::format_duration(config.stop_grace).to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                // Its own group: a machine that can be killed or frozen whole,
-                // and deaf to the dashboard's terminal.
-                .process_group(0);
-            match &config.token {
-                // In the environment, not the arguments: kept out of `ps`.
-                Some(token) => command.env("PLUM_TOKEN", token),
-                None => command.env_remove("PLUM_TOKEN"),
-            };
-            match config.step {
-                Some(step) => command.env("KV_DEMO_STEP_MS", step.as_millis().to_string()),
-                None => command.env_remove("KV_DEMO_STEP_MS"),
-            };
-            let child = command
-                .spawn()
-                .with_context(|| format!("starting the agent of {name}"))?;
-            nodes.nodes.push(LocalNode { name, child });
+            nodes.nodes.push(spawn_agent(config, name)?);
         }
         Ok(nodes)
+    }
+
+    /// Starts the agent of a node whose agent has ended (a killed machine
+    /// coming back); false when it is still running.
+    pub fn revive(&mut self, config: &LocalNodesConfig, name: &str) -> Result<bool> {
+        let Some(node) = self.nodes.iter_mut().find(|n| n.name == name) else {
+            bail!("no local node named {name:?}");
+        };
+        if node
+            .child
+            .try_wait()
+            .context("checking an agent")?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        *node = spawn_agent(config, name.to_string())?;
+        Ok(true)
     }
 
     pub fn nodes(&self) -> &[LocalNode] {
@@ -120,6 +113,42 @@ impl LocalNodes {
         }
         // Drop kills what is left.
     }
+}
+
+fn spawn_agent(config: &LocalNodesConfig, name: String) -> Result<LocalNode> {
+    use std::os::unix::process::CommandExt;
+    let log_path = config.log_dir.join(format!("agent-{name}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut command = Command::new(&config.program);
+    command
+        .args(["agent", "--node", &name, "--controller", &config.controller])
+        .arg("--data-dir")
+        .arg(&config.data_dir)
+        .arg("--stop-grace")
+        .arg(humantime::format_duration(config.stop_grace).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        // Its own group: a machine that can be killed or frozen whole,
+        // and deaf to the dashboard's terminal.
+        .process_group(0);
+    match &config.token {
+        // In the environment, not the arguments: kept out of `ps`.
+        Some(token) => command.env("PLUM_TOKEN", token),
+        None => command.env_remove("PLUM_TOKEN"),
+    };
+    match config.step {
+        Some(step) => command.env("KV_DEMO_STEP_MS", step.as_millis().to_string()),
+        None => command.env_remove("KV_DEMO_STEP_MS"),
+    };
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting the agent of {name}"))?;
+    Ok(LocalNode { name, child })
 }
 
 fn pid_of(node: &LocalNode) -> Pid {

@@ -5,7 +5,7 @@
 use super::body::JsonBody;
 use super::deployments::{Deployments, NewDeployment, StatusReport};
 use super::error::ApiError;
-use super::nodes::{now_secs, Heartbeat, NodeRegistry};
+use super::nodes::{Heartbeat, NodeRegistry, Now};
 use super::state::AppState;
 use anyhow::Result;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -74,14 +74,14 @@ async fn heartbeat(
     let ttl = node_registry(&state)?.ttl().as_secs();
     let labels = beat.labels.map(Value::Object);
     on_nodes(&state, move |nodes| {
-        nodes.beat(&beat.node_id, &beat.ip, labels.as_ref(), now_secs())
+        nodes.beat(&beat.node_id, &beat.ip, labels.as_ref(), Now::real())
     })
     .await?;
     Ok(Json(serde_json::json!({ "ttlSec": ttl })).into_response())
 }
 
 async fn list_nodes(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let nodes = on_nodes(&state, |nodes| nodes.list(now_secs())).await?;
+    let nodes = on_nodes(&state, |nodes| nodes.list(Now::real())).await?;
     Ok(Json(nodes).into_response())
 }
 

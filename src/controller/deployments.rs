@@ -2,12 +2,15 @@
 //! original's shapes (`plum-cluster-api.md` §2–§4), and its failover pass:
 //! the assignments of a node whose heartbeats stopped for the TTL are parked
 //! (desired `Stopped`, kept on the dead node) and re-created under a new
-//! instance id on a healthy node, as the original does.
+//! instance id on a healthy node, as the original does. Unlike the original,
+//! an assignment whose worker finished (latest status `Exited`) is left where
+//! it is: there is nothing to resume, and moving it would run the work again.
 //!
 //! Target choice, on purpose unlike the original's uniform random pick: the
 //! healthy node with the fewest running assignments, ties by node id, so a
 //! failover is repeatable and spreads load.
 
+use super::nodes::{NodeRegistry, Now};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -15,9 +18,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How often the failover pass runs (the original's `FAILOVER_INTERVAL_SEC`).
+/// How often the failover pass runs at the latest (the original's
+/// `FAILOVER_INTERVAL_SEC`); it also runs the moment a node's TTL or
+/// presence grace runs out.
 pub const FAILOVER_INTERVAL: Duration = Duration::from_secs(1);
 
 const SCHEMA: &str = "
@@ -114,7 +119,6 @@ pub struct Migration {
 /// The deployments, assignments and statuses tables, on their own connection.
 pub struct Deployments {
     conn: Mutex<Connection>,
-    ttl_secs: i64,
     /// Node ids whose assignments changed: the `nodeId` stream's wake-ups.
     notify: tokio::sync::broadcast::Sender<String>,
 }
@@ -128,14 +132,13 @@ fn random_hex(bytes: usize) -> Result<String> {
 
 impl Deployments {
     /// Opens the tables; the nodes table must exist (`NodeRegistry::open` first).
-    pub fn open(db: &Path, ttl: Duration) -> Result<Deployments> {
+    pub fn open(db: &Path) -> Result<Deployments> {
         let conn = super::store::connect(db)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the cluster tables in {}", db.display()))?;
         let (notify, _) = tokio::sync::broadcast::channel(64);
         Ok(Deployments {
             conn: Mutex::new(conn),
-            ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             notify,
         })
     }
@@ -386,43 +389,36 @@ impl Deployments {
             .context("checking a node's assignments")
     }
 
-    /// One failover pass at `now` (unix seconds): every Running-deployment row
-    /// with desired Running on an unhealthy node is parked and re-created on
-    /// the healthy node with the fewest running rows. Nothing moves when no node
-    /// is healthy.
-    pub fn failover_pass(&self, now: i64) -> Result<Vec<Migration>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().context("a failover pass")?;
-        let healthy: Vec<String> = {
-            let mut stmt = tx
-                .prepare("SELECT node_id FROM nodes WHERE ?1 - last_seen <= ?2 ORDER BY node_id")
-                .context("finding healthy nodes")?;
-            let rows = stmt
-                .query_map(params![now, self.ttl_secs], |r| r.get(0))
-                .context("finding healthy nodes")?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .context("finding healthy nodes")?;
-            rows
-        };
+    /// One failover pass: every Running-deployment row with desired Running
+    /// on a node not in `healthy` is parked and re-created on the healthy node
+    /// with the fewest running rows, unless its worker finished. Nothing moves
+    /// when no node is healthy.
+    pub fn failover_pass(&self, healthy: &[String]) -> Result<Vec<Migration>> {
         if healthy.is_empty() {
             return Ok(Vec::new());
         }
+        let mut conn = self.conn();
+        let tx = conn.transaction().context("a failover pass")?;
         let orphans: Vec<(String, String)> = {
             let mut stmt = tx
                 .prepare(
                     "SELECT a.instance_id, a.node_id FROM assignments a
                      JOIN deployments d ON d.deployment_id = a.deployment_id
                      WHERE d.status = 'Running' AND a.desired = 'Running'
-                       AND a.node_id NOT IN (SELECT node_id FROM nodes WHERE ?1 - last_seen <= ?2)
+                       AND COALESCE((SELECT s.phase FROM statuses s
+                                     WHERE s.instance_id = a.instance_id
+                                     ORDER BY s.id DESC LIMIT 1), '') != 'Exited'
                      ORDER BY a.instance_id",
                 )
                 .context("finding orphaned assignments")?;
             let rows = stmt
-                .query_map(params![now, self.ttl_secs], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .context("finding orphaned assignments")?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .context("finding orphaned assignments")?;
-            rows
+            rows.into_iter()
+                .filter(|(_, node)| !healthy.contains(node))
+                .collect()
         };
         let mut load: HashMap<String, usize> = healthy.iter().map(|n| (n.clone(), 0)).collect();
         {
@@ -504,19 +500,30 @@ fn nodes_of(conn: &Connection, filter: &str, arg: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
-/// Runs failover passes every [`FAILOVER_INTERVAL`] until `stop`.
+/// Runs failover passes until `stop`: every `interval`, and at once when a
+/// node's TTL or presence grace runs out (the earliest such moment is
+/// re-planned after every pass and whenever a presence stream opens or closes).
 pub async fn failover_loop(
     deployments: Arc<Deployments>,
+    nodes: Arc<NodeRegistry>,
+    interval: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(FAILOVER_INTERVAL);
     loop {
+        let now = Instant::now();
+        let wait = nodes
+            .presence()
+            .next_change(now)
+            .map_or(interval, |t| t.saturating_duration_since(now).min(interval));
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = nodes.presence().changed() => continue,
         }
         let d = deployments.clone();
-        match tokio::task::spawn_blocking(move || d.failover_pass(super::nodes::now_secs())).await {
+        let n = nodes.clone();
+        let pass = move || d.failover_pass(&n.healthy(Now::real())?);
+        match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(moved)) => {
                 for m in moved {
                     tracing::info!(
@@ -537,7 +544,6 @@ pub async fn failover_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::nodes::NodeRegistry;
 
     fn deploy(d: &Deployments, replicas: &[(&str, u32)]) -> String {
         let new: NewDeployment = serde_json::from_value(json!({
@@ -558,17 +564,15 @@ mod tests {
     fn failover_moves_to_the_least_loaded_healthy_node_and_never_when_none_is() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("kv.db");
-        let nodes = NodeRegistry::open(&db, Duration::from_secs(3)).unwrap();
-        let d = Deployments::open(&db, Duration::from_secs(3)).unwrap();
+        let _nodes = NodeRegistry::open(&db, Duration::from_secs(3), Duration::ZERO).unwrap();
+        let d = Deployments::open(&db).unwrap();
         deploy(&d, &[("nodeA", 2), ("nodeC", 1)]);
-        // Only nodeA has beaten, long ago: no healthy node, nothing moves.
-        nodes.beat("nodeA", "1", None, 100).unwrap();
-        assert!(d.failover_pass(110).unwrap().is_empty());
+        // No healthy node: nothing moves.
+        assert!(d.failover_pass(&[]).unwrap().is_empty());
         // nodeB and nodeC healthy; nodeC already runs one: both of nodeA's go to
         // nodeB first, then alternate by load (ties by id).
-        nodes.beat("nodeB", "2", None, 110).unwrap();
-        nodes.beat("nodeC", "3", None, 110).unwrap();
-        let moved = d.failover_pass(111).unwrap();
+        let healthy = ["nodeB".to_string(), "nodeC".to_string()];
+        let moved = d.failover_pass(&healthy).unwrap();
         let targets: Vec<&str> = moved.iter().map(|m| m.to_node.as_str()).collect();
         assert_eq!(targets, ["nodeB", "nodeB"], "{moved:?}");
         assert!(moved.iter().all(|m| m.from_node == "nodeA"));
@@ -579,6 +583,30 @@ mod tests {
             .iter()
             .all(|a| a.desired == "Stopped"));
         // Parked rows stay parked.
-        assert!(d.failover_pass(112).unwrap().is_empty());
+        assert!(d.failover_pass(&healthy).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_finished_worker_is_not_moved_and_a_crashed_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kv.db");
+        let _nodes = NodeRegistry::open(&db, Duration::from_secs(3), Duration::ZERO).unwrap();
+        let d = Deployments::open(&db).unwrap();
+        deploy(&d, &[("nodeA", 2)]);
+        let rows = d.for_node("nodeA").unwrap();
+        let status = |iid: &str, phase: &str| StatusReport {
+            instance_id: iid.to_string(),
+            phase: phase.to_string(),
+            exit_code: 0,
+            healthy: false,
+            ts_unix: 1,
+        };
+        d.report(&status(&rows[0].instance_id, "Running")).unwrap();
+        d.report(&status(&rows[0].instance_id, "Exited")).unwrap();
+        d.report(&status(&rows[1].instance_id, "Exited")).unwrap();
+        d.report(&status(&rows[1].instance_id, "Failed")).unwrap();
+        let moved = d.failover_pass(&["nodeB".to_string()]).unwrap();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].instance_id, rows[1].instance_id);
     }
 }

@@ -1,24 +1,31 @@
 //! The cluster API's nodes, in the original's shapes: agents beat with
 //! `POST /v1/nodes/heartbeat {nodeId, ip, labels?}`, and `GET /v1/nodes`
 //! lists them with a health computed from the last beat against a TTL
-//! (`now − lastSeen ≤ TTL`, whole seconds, as the original does). Nodes live in
-//! the controller's SQLite file, so they survive a restart; they never expire.
+//! (`now − lastSeen ≤ TTL`). Nodes live in the controller's SQLite file, so
+//! they survive a restart; they never expire.
 //!
 //! Differences from the original, on purpose: the heartbeat answer carries
 //! the TTL actually applied (the original hard-codes `{"ttlSec":15}` against
-//! a 3 s TTL), and a malformed body is a 400 with a reason.
+//! a 3 s TTL); a malformed body is a 400 with a reason; a node this
+//! controller has seen is judged to the millisecond, and a plumdash agent's
+//! death is seen when its presence stream closes (`presence.rs`); the stored
+//! whole seconds judge only nodes not seen since start.
 
+use super::presence::Presence;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A node is Healthy while its last beat is at most this old (the original's
 /// `HEARTBEAT_TTL_SEC` default).
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
+/// How long a plumdash agent's closed presence stream may stay closed before
+/// its node is judged lost (the agent re-opens a dropped one at once).
+pub const PRESENCE_GRACE: Duration = Duration::from_millis(300);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
@@ -55,10 +62,32 @@ pub(super) struct Heartbeat {
 pub struct NodeRegistry {
     conn: Mutex<Connection>,
     ttl: Duration,
+    presence: Arc<Presence>,
 }
 
-pub(super) fn now_secs() -> i64 {
-    i64::try_from(crate::clock::unix_secs(SystemTime::now())).unwrap_or(i64::MAX)
+/// A moment as the nodes are judged by: unix seconds (stored, on the wire)
+/// and the monotonic instant (in memory).
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub secs: i64,
+    pub at: Instant,
+}
+
+impl Now {
+    pub fn real() -> Now {
+        Now {
+            secs: i64::try_from(crate::clock::unix_secs(SystemTime::now())).unwrap_or(i64::MAX),
+            at: Instant::now(),
+        }
+    }
+
+    /// `self` moved on by `d` on both clocks (tests).
+    pub fn after(self, d: Duration) -> Now {
+        Now {
+            secs: self.secs + i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            at: self.at + d,
+        }
+    }
 }
 
 impl NodeRegistry {
@@ -67,13 +96,19 @@ impl NodeRegistry {
         self.ttl
     }
 
-    pub fn open(db: &Path, ttl: Duration) -> Result<NodeRegistry> {
+    /// The in-memory liveness (beats to the millisecond, presence streams).
+    pub fn presence(&self) -> &Arc<Presence> {
+        &self.presence
+    }
+
+    pub fn open(db: &Path, ttl: Duration, grace: Duration) -> Result<NodeRegistry> {
         let conn = super::store::connect(db)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the nodes table in {}", db.display()))?;
         Ok(NodeRegistry {
             conn: Mutex::new(conn),
             ttl,
+            presence: Arc::new(Presence::new(ttl, grace)),
         })
     }
 
@@ -82,30 +117,45 @@ impl NodeRegistry {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a beat at `now` (unix seconds).
-    pub fn beat(&self, node_id: &str, ip: &str, labels: Option<&Value>, now: i64) -> Result<()> {
+    /// Records a beat at `now`.
+    pub fn beat(&self, node_id: &str, ip: &str, labels: Option<&Value>, now: Now) -> Result<()> {
         let labels = labels.map(Value::to_string);
         self.conn()
             .execute(
                 "INSERT INTO nodes (node_id, ip, labels, last_seen) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(node_id) DO UPDATE SET ip = ?2, labels = ?3, last_seen = ?4",
-                params![node_id, ip, labels, now],
+                params![node_id, ip, labels, now.secs],
             )
             .context("recording a heartbeat")?;
+        self.presence.beat(node_id, now.at);
         Ok(())
     }
 
-    fn health(&self, last_seen: i64, now: i64) -> &'static str {
+    fn health(&self, node_id: &str, last_seen: i64, now: Now) -> &'static str {
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
-        if now.saturating_sub(last_seen) <= ttl {
+        let healthy = self
+            .presence
+            .healthy(node_id, now.at)
+            .unwrap_or(now.secs.saturating_sub(last_seen) <= ttl);
+        if healthy {
             "Healthy"
         } else {
             "Unhealthy"
         }
     }
 
+    /// The ids of the nodes healthy at `now`, sorted.
+    pub fn healthy(&self, now: Now) -> Result<Vec<String>> {
+        Ok(self
+            .list(now)?
+            .into_iter()
+            .filter(|n| n.health == Some("Healthy"))
+            .map(|n| n.node_id)
+            .collect())
+    }
+
     /// Every node, sorted by id, with its health as of `now`.
-    pub fn list(&self, now: i64) -> Result<Vec<NodeView>> {
+    pub fn list(&self, now: Now) -> Result<Vec<NodeView>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT node_id, ip, labels, last_seen FROM nodes ORDER BY node_id")
@@ -118,7 +168,7 @@ impl NodeRegistry {
         Ok(rows
             .into_iter()
             .map(|mut n| {
-                n.health = Some(self.health(n.last_seen, now));
+                n.health = Some(self.health(&n.node_id, n.last_seen, now));
                 n
             })
             .collect())
@@ -163,19 +213,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn health_follows_the_ttl_in_whole_seconds_and_nodes_sort_by_id() {
+    fn health_follows_the_ttl_and_nodes_sort_by_id() {
         let dir = tempfile::tempdir().unwrap();
-        let nodes = NodeRegistry::open(&dir.path().join("kv.db"), HEARTBEAT_TTL).unwrap();
-        nodes.beat("nodeB", "10.0.0.2", None, 100).unwrap();
+        let db = dir.path().join("kv.db");
+        let nodes = NodeRegistry::open(&db, HEARTBEAT_TTL, PRESENCE_GRACE).unwrap();
+        let t0 = Now::real();
+        nodes.beat("nodeB", "10.0.0.2", None, t0).unwrap();
         nodes
             .beat(
                 "nodeA",
                 "10.0.0.1",
                 Some(&serde_json::json!({"zone": "a"})),
-                100,
+                t0,
             )
             .unwrap();
-        let at_ttl = nodes.list(103).unwrap();
+        let at_ttl = nodes.list(t0.after(HEARTBEAT_TTL)).unwrap();
         assert_eq!(
             at_ttl
                 .iter()
@@ -186,10 +238,29 @@ mod tests {
         assert!(at_ttl.iter().all(|n| n.health == Some("Healthy")));
         assert_eq!(at_ttl[0].labels, serde_json::json!({"zone": "a"}));
         assert_eq!(at_ttl[1].labels, Value::Null);
-        let past = nodes.list(104).unwrap();
-        assert!(past.iter().all(|n| n.health == Some("Unhealthy")));
-        nodes.beat("nodeB", "10.0.0.2", None, 104).unwrap();
-        let health: Vec<_> = nodes.list(104).unwrap().iter().map(|n| n.health).collect();
+        let past = t0.after(HEARTBEAT_TTL + Duration::from_millis(1));
+        assert!(nodes
+            .list(past)
+            .unwrap()
+            .iter()
+            .all(|n| n.health == Some("Unhealthy")));
+        nodes.beat("nodeB", "10.0.0.2", None, past).unwrap();
+        let health: Vec<_> = nodes.list(past).unwrap().iter().map(|n| n.health).collect();
         assert_eq!(health, [Some("Unhealthy"), Some("Healthy")]);
+        assert_eq!(nodes.healthy(past).unwrap(), ["nodeB"]);
+        // A restarted controller has only the stored whole seconds.
+        drop(nodes);
+        let reopened = NodeRegistry::open(&db, HEARTBEAT_TTL, PRESENCE_GRACE).unwrap();
+        let later = Now::real();
+        let by_secs = Now {
+            secs: past.secs + 3,
+            at: later.at,
+        };
+        assert_eq!(reopened.healthy(by_secs).unwrap(), ["nodeB"]);
+        let by_secs = Now {
+            secs: past.secs + 4,
+            at: later.at,
+        };
+        assert!(reopened.healthy(by_secs).unwrap().is_empty());
     }
 }

@@ -30,7 +30,8 @@ pub async fn stream(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
     if let Some(node) = query.get("nodeId") {
-        return node_stream(state, node.clone());
+        let presence = query.get("presence").is_some_and(|v| v == "1");
+        return node_stream(state, node.clone(), presence);
     }
     let ns = query
         .get("namespace")
@@ -81,7 +82,13 @@ pub async fn stream(
 /// first, then `update`/`assignments` whenever node K's assignments change.
 /// `__kv__` wakes on every KV write and `__kv__:<ns>` on writes to `ns`, as the
 /// original. Bursts coalesce: a subscriber that fell behind gets one `update`.
-fn node_stream(state: AppState, node: String) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+/// With `presence=1` (plumdash's agent) the open stream is the node's
+/// presence: its close is how a killed agent is seen at once (`presence.rs`).
+fn node_stream(
+    state: AppState,
+    node: String,
+    presence: bool,
+) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
     let update = || Event::default().event("update").data("assignments");
     let first = stream::once(async { Event::default().event("ping").data("init") });
     let wakes: Events = if let Some(rest) = node.strip_prefix("__kv__") {
@@ -106,12 +113,17 @@ fn node_stream(state: AppState, node: String) -> Result<Sse<KeepAliveStream<Even
             .clone()
             .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))?;
         let rx = deployments.subscribe();
-        stream::unfold((rx, node), move |(mut rx, node)| async move {
+        // Dropped with the stream: when hyper sees the connection close.
+        let guard = match (presence, &state.nodes) {
+            (true, Some(nodes)) => Some(nodes.presence().open(&node)),
+            _ => None,
+        };
+        stream::unfold((rx, node, guard), move |(mut rx, node, guard)| async move {
             loop {
                 match rx.recv().await {
-                    Ok(n) if n == node => return Some((Ok(update()), (rx, node))),
+                    Ok(n) if n == node => return Some((Ok(update()), (rx, node, guard))),
                     Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => return Some((Ok(update()), (rx, node))),
+                    Err(RecvError::Lagged(_)) => return Some((Ok(update()), (rx, node, guard))),
                     Err(RecvError::Closed) => return None,
                 }
             }

@@ -446,6 +446,7 @@ impl Runner {
                 db: db.clone(),
                 token: self.config.token.clone(),
                 fallback_to_free_port: false,
+                cluster: Default::default(),
             })
             .await;
             match started {

@@ -26,6 +26,7 @@ impl TestController {
             db: dir.path().join("kv.db"),
             token: None,
             fallback_to_free_port: false,
+            cluster: Default::default(),
         })
         .await
         .expect("controller starts");
