@@ -23,6 +23,7 @@ pub use config::{Config, DemoArgs, NamespaceBy, NamespaceStrategy};
 pub use recovery::{decide as decide_start, StartMode};
 pub use worker::{Outcome, Worker};
 
+use crate::kv::KvError;
 use crate::signals::Termination;
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -56,14 +57,27 @@ struct Cli {
     args: DemoArgs,
 }
 
+/// Exit code of an instance the controller fenced off (its work was moved
+/// to another node): it stops without writing again.
+pub const EXIT_FENCED: u8 = 3;
+
 /// Runs the worker until the task completes, SIGINT/SIGTERM stops it (both
-/// exit 0), or a fatal error (bad settings, `--give-up` reached).
+/// exit 0), the controller fences it ([`EXIT_FENCED`]), or a fatal error (bad
+/// settings, `--give-up` reached).
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     // Handlers first, so a signal during start-up is a graceful stop too.
     let mut signals = Termination::install()?;
     let worker = Worker::new(Config::from_args(args)?)?;
-    worker.run(&mut signals).await?;
-    Ok(ExitCode::SUCCESS)
+    match worker.run(&mut signals).await {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(err) => match err.chain().find_map(|e| e.downcast_ref::<KvError>()) {
+            Some(kv) if kv.is_fenced() => {
+                eprintln!("kv-demo: stopping: {kv}");
+                Ok(ExitCode::from(EXIT_FENCED))
+            }
+            _ => Err(err),
+        },
+    }
 }
 
 /// `main` of the `kv-demo` binary: parses arguments, runs, reports errors.

@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS assignments (
     app_name      TEXT NOT NULL,
     app_version   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replacements (
+    instance_id     TEXT PRIMARY KEY,
+    new_instance_id TEXT NOT NULL,
+    to_node         TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS statuses (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT    NOT NULL,
@@ -116,9 +121,18 @@ pub struct Migration {
     pub to_node: String,
 }
 
+/// Why an instance's writes are refused: a failover moved its work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub new_instance_id: String,
+    pub to_node: String,
+}
+
 /// The deployments, assignments and statuses tables, on their own connection.
 pub struct Deployments {
     conn: Mutex<Connection>,
+    /// Refused writes per fenced instance since start (`fencedWrites`).
+    refused: Mutex<HashMap<String, u64>>,
     /// Node ids whose assignments changed: the `nodeId` stream's wake-ups.
     notify: tokio::sync::broadcast::Sender<String>,
 }
@@ -139,6 +153,7 @@ impl Deployments {
         let (notify, _) = tokio::sync::broadcast::channel(64);
         Ok(Deployments {
             conn: Mutex::new(conn),
+            refused: Mutex::new(HashMap::new()),
             notify,
         })
     }
@@ -281,14 +296,18 @@ impl Deployments {
             .context("reading its assignments")?;
         let assignments = stmt
             .query_map(params![id], |r| {
+                let iid = r.get::<_, String>(0)?;
+                // Extension: writes refused since this controller started.
+                let fenced = self.refused_count(&iid);
                 Ok(json!({
-                    "instanceId": r.get::<_, String>(0)?,
+                    "instanceId": iid,
                     "nodeId": r.get::<_, String>(1)?,
                     "desired": r.get::<_, String>(2)?,
                     "artifactUrl": r.get::<_, String>(3)?,
                     "startCmd": r.get::<_, String>(4)?,
                     "appName": r.get::<_, String>(5)?,
                     "appVersion": r.get::<_, String>(6)?,
+                    "fencedWrites": fenced,
                 }))
             })
             .context("reading its assignments")?
@@ -378,6 +397,39 @@ impl Deployments {
         Ok(())
     }
 
+    /// The fence on `instance`: set when a failover parked it and moved its
+    /// work, as long as it stays parked and its deployment runs (a stopped
+    /// deployment's workers may still write their last words).
+    pub fn fence(&self, instance: &str) -> Result<Option<Fence>> {
+        self.conn()
+            .query_row(
+                "SELECT r.new_instance_id, r.to_node FROM replacements r
+                 JOIN assignments a ON a.instance_id = r.instance_id
+                 JOIN deployments d ON d.deployment_id = a.deployment_id
+                 WHERE r.instance_id = ?1 AND a.desired = 'Stopped' AND d.status = 'Running'",
+                params![instance],
+                |r| {
+                    Ok(Fence {
+                        new_instance_id: r.get(0)?,
+                        to_node: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .context("reading an instance's fence")
+    }
+
+    /// Counts one write refused by the fence on `instance`.
+    pub fn refused(&self, instance: &str) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        *refused.entry(instance.to_string()).or_default() += 1;
+    }
+
+    fn refused_count(&self, instance: &str) -> u64 {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.get(instance).copied().unwrap_or(0)
+    }
+
     /// Whether a node names any assignment (the original refuses to delete it then).
     pub fn node_in_use(&self, node: &str) -> Result<bool> {
         self.conn()
@@ -464,6 +516,12 @@ impl Deployments {
                 params![iid, new_iid, to],
             )
             .context("re-creating an assignment")?;
+            tx.execute(
+                "INSERT OR REPLACE INTO replacements (instance_id, new_instance_id, to_node)
+                 VALUES (?1, ?2, ?3)",
+                params![iid, new_iid, to],
+            )
+            .context("fencing a moved assignment")?;
             *load.entry(to.clone()).or_default() += 1;
             moved.push(Migration {
                 instance_id: iid,
@@ -582,8 +640,16 @@ mod tests {
             .unwrap()
             .iter()
             .all(|a| a.desired == "Stopped"));
-        // Parked rows stay parked.
+        // Parked rows stay parked, and fenced while the deployment runs.
         assert!(d.failover_pass(&healthy).unwrap().is_empty());
+        let parked = &moved[0].instance_id;
+        let fence = d.fence(parked).unwrap().expect("fenced");
+        assert_eq!(fence.new_instance_id, moved[0].new_instance_id);
+        assert_eq!(fence.to_node, "nodeB");
+        assert_eq!(d.fence(&moved[0].new_instance_id).unwrap(), None);
+        // Taken back by hand: no longer fenced.
+        d.set_desired(parked, "Running").unwrap();
+        assert_eq!(d.fence(parked).unwrap(), None);
     }
 
     #[test]

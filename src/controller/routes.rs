@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
 pub use super::state::AppState;
-use crate::kv::model::{validate_key, validate_namespace};
+use crate::kv::model::{validate_key, validate_namespace, INSTANCE_HEADER};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -217,6 +217,9 @@ async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Resp
         };
     };
     let key = decode("key", raw_key)?;
+    if matches!(method, Method::PUT | Method::POST | Method::DELETE) {
+        check_fence(&state, req.headers()).await?;
+    }
     match (&method, key.as_str()) {
         (&Method::POST, "batch") => batch(&state, ns, req).await,
         (&Method::GET, "keys") => keys(&state, ns).await,
@@ -224,6 +227,40 @@ async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Resp
         (&Method::PUT, _) => put(&state, ns, key, req).await,
         (&Method::DELETE, _) => delete(&state, ns, key).await,
         _ => Ok(method_not_allowed("GET, PUT, DELETE")),
+    }
+}
+
+/// Refuses a write from an instance whose work a failover moved elsewhere
+/// (a frozen node that thawed): 409, so it cannot overwrite its
+/// replacement's checkpoint. Writes that name no instance are not fenced
+/// (the original SDK sends none).
+async fn check_fence(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let (Some(deployments), Some(instance)) = (
+        state.deployments.clone(),
+        headers.get(INSTANCE_HEADER).and_then(|v| v.to_str().ok()),
+    ) else {
+        return Ok(());
+    };
+    let instance = instance.to_string();
+    let fence = tokio::task::spawn_blocking(move || {
+        let fence = deployments.fence(&instance)?;
+        if fence.is_some() {
+            deployments.refused(&instance);
+        }
+        anyhow::Ok(fence.map(|f| (instance, f)))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    match fence {
+        None => Ok(()),
+        Some((instance, fence)) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            message: format!(
+                "fenced: instance {instance} was replaced by {} on {} after a failover; \
+                 its writes are refused",
+                fence.new_instance_id, fence.to_node
+            ),
+        }),
     }
 }
 

@@ -40,6 +40,8 @@ impl Worker {
             connection_close: true,
             // A hung controller counts as unreachable and is retried.
             request_timeout: Duration::from_secs(5),
+            // Fenced once a failover moved this instance's work elsewhere.
+            instance: Some(cfg.instance_id.clone()),
             ..ClientOptions::default()
         };
         let dm = DistributedMemory::with_options(&cfg.namespace, &cfg.controller, options)

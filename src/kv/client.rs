@@ -44,6 +44,9 @@ pub struct ClientOptions {
     pub connection_close: bool,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Sent as `X-Plum-Instance` on every request: the instance this client
+    /// writes for, fenced by the controller once a failover replaced it.
+    pub instance: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +56,7 @@ impl Default for ClientOptions {
             connection_close: false,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            instance: None,
         }
     }
 }
@@ -366,6 +370,9 @@ impl DistributedMemory {
         }
         if let Some(token) = &self.options.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(instance) = &self.options.instance {
+            req = req.header(super::model::INSTANCE_HEADER, instance);
         }
         req
     }

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// The header a worker names itself with (its `PLUM_INSTANCE_ID`), so the
+/// controller can refuse writes from an instance a failover replaced.
+pub const INSTANCE_HEADER: &str = "x-plum-instance";
+
 /// Longest namespace or key accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 
