@@ -17,17 +17,12 @@ struct Up {
 }
 
 impl Up {
-    fn start(dir: &Path, port: u16) -> Up {
+    fn start(dir: &Path, port: u16, app: &str) -> Up {
         let socket = dir.join("ctl.sock");
         let events = dir.join("events.jsonl");
         let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
             .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
-            .args([
-                "--app",
-                "nodes-ctl",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["--app", app, "--listen", &format!("127.0.0.1:{port}")])
             .arg("--db")
             .arg(dir.join("kv.db"))
             .arg("--log-dir")
@@ -109,7 +104,7 @@ fn node<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
 async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let up = Up::start(dir.path(), port);
+    let up = Up::start(dir.path(), port, "nodes-ctl");
 
     // Both nodes heartbeat, with their agents' pids; the instance is on nodeA.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -216,4 +211,84 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     let (ok, text) = up.ctl(&["kill-node", "nodeZ"]);
     assert!(!ok, "{text}");
     assert!(text.contains("no local node named \"nodeZ\""), "{text}");
+}
+
+/// The instance on nodeA, once both nodes beat (empty when never ready).
+fn first_instance(up: &Up) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let nodes = up.nodes();
+        let ready = nodes.len() == 2 && nodes.iter().all(|n| n["health"] == "HEALTHY");
+        if ready {
+            if let Some(i) = node(&nodes, "nodeA")["instances"][0].as_str() {
+                return i.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "nodes never ready: {nodes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_moves_the_checkpoint_back(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let up = Up::start(dir.path(), port, "nodes-freeze");
+    let first = first_instance(&up);
+    let kv =
+        DistributedMemory::create("nodes-freeze", &format!("http://127.0.0.1:{port}")).unwrap();
+    let counter = || async { kv.get_int("task.counter").await.ok().flatten().unwrap_or(0) };
+    // A task is 10 steps: freeze early, so the replacement is mid-task at the thaw.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while counter().await < 2 {
+        assert!(Instant::now() < deadline, "no progress: {:?}", up.events());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    // A hung machine: its connections stay open, so only the TTL tells.
+    let (ok, text) = up.ctl(&["freeze-node", "nodeA"]);
+    assert!(ok && text.contains("nodeA frozen"), "{text}");
+    let frozen_at = counter().await;
+    let migrated = up.wait_event("migrated", Duration::from_secs(10), |e| {
+        e["kind"] == "migrated"
+    });
+    assert_eq!(migrated["instance"], first.as_str(), "{migrated}");
+    assert_eq!(migrated["to_node"], "nodeB");
+    // The new instance gets ahead of where the frozen one stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter().await < frozen_at + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the new instance makes no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    // Thawed: the old worker may not write over its replacement.
+    let (ok, text) = up.ctl(&["freeze-node", "nodeA"]);
+    assert!(ok && text.contains("nodeA thawed"), "{text}");
+    let mut high = counter().await;
+    let watch = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch {
+        let now = counter().await;
+        assert!(now >= high, "the checkpoint went back from {high} to {now}");
+        high = now;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // nodeA beats again and runs nothing; the work stays on nodeB.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = up.nodes();
+        if node(&nodes, "nodeA")["health"] == "HEALTHY"
+            && node(&nodes, "nodeA")["instances"] == serde_json::json!([])
+            && node(&nodes, "nodeB")["instances"]
+                .as_array()
+                .is_some_and(|i| i.len() == 1)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
