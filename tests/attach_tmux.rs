@@ -284,10 +284,11 @@ fn attach_waits_for_the_namespace_and_says_where_the_output_goes() {
     }
     let tmux = shell();
     attach(&tmux, &url, &app, "");
-    let screen = tmux.wait_for("the waiting note", Duration::from_secs(20), |s| {
-        s.contains("does not exist on").then(|| s.to_string())
+    // Both in one capture: a capture can catch the screen half drawn.
+    let has = format!("it has: {dm_other}");
+    tmux.wait_for("the waiting note", Duration::from_secs(20), |s| {
+        (s.contains("does not exist on") && s.contains(&has)).then_some(())
     });
-    assert!(screen.contains(&format!("it has: {dm_other}")), "{screen}");
 
     // Started by hand, its stdout thrown away.
     let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_kv-demo"))
