@@ -77,19 +77,6 @@ impl Drop for Agent {
     }
 }
 
-async fn assignments(base: &str, node: &str) -> Vec<Value> {
-    let v: Value = http()
-        .get(format!("{base}/v1/assignments"))
-        .query(&[("nodeId", node)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// Live processes whose environment says `PLUM_INSTANCE_ID=<id>`.
 fn processes_of_instance(id: &str) -> Vec<u32> {
     let wanted = format!("PLUM_INSTANCE_ID={id}");
@@ -168,7 +155,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     // Running on nodeA, as reported by its agent, and writing progress.
     let deadline = Instant::now() + Duration::from_secs(10);
     let old_id = loop {
-        let items = assignments(&base, "nodeA").await;
+        let items = common::assignments(&base, "nodeA").await;
         if let Some(item) = items.iter().find(|i| i["phase"] == "Running") {
             if progress(&kv).await.unwrap_or(0) >= 30 {
                 break item["instanceId"].as_str().unwrap().to_string();
@@ -211,7 +198,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
         if let Some(p) = progress(&kv).await {
             samples.push(p);
         }
-        let items = assignments(&base, "nodeB").await;
+        let items = common::assignments(&base, "nodeB").await;
         if let Some(item) = items.iter().find(|i| i["phase"] == "Running") {
             break item["instanceId"].as_str().unwrap().to_string();
         }
@@ -235,7 +222,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
         );
     }
     assert!(new_id.starts_with(&dep), "{new_id} of deployment {dep}");
-    let old_row = assignments(&base, "nodeA").await;
+    let old_row = common::assignments(&base, "nodeA").await;
     assert_eq!(old_row.len(), 1);
     assert_eq!(old_row[0]["instanceId"], old_id.as_str());
     assert_eq!(old_row[0]["desired"], "Stopped", "the old row is parked");
@@ -270,7 +257,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     // Done once: the finished worker is not restarted into a new task.
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(progress(&kv).await, Some(100), "a second task started");
-    let items = assignments(&base, "nodeB").await;
+    let items = common::assignments(&base, "nodeB").await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["instanceId"], new_id.as_str());
     assert_eq!(items[0]["phase"], "Exited", "{items:?}");
@@ -317,7 +304,7 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(6);
             loop {
-                let items = assignments(&base, "nodeA").await;
+                let items = common::assignments(&base, "nodeA").await;
                 let phase = items[0]["phase"].as_str().unwrap_or("").to_string();
                 if phase == want && processes_of_instance(&iid).len() == running {
                     return;
@@ -442,7 +429,7 @@ async fn up_with_two_nodes_fails_over_when_node_a_dies() {
     }
     killpg(Pid::from_raw(pids[0]), Signal::SIGKILL).unwrap();
     let at_kill = progress(&kv).await.unwrap();
-    let items = assignments(&base, "nodeA").await;
+    let items = common::assignments(&base, "nodeA").await;
     let old_id = items[0]["instanceId"].as_str().unwrap().to_string();
 
     // The headless log shows the new instance start (found on nodeB).
@@ -456,7 +443,7 @@ async fn up_with_two_nodes_fails_over_when_node_a_dies() {
         }
         assert!(Instant::now() < deadline, "no new instance: {seen:?}");
     };
-    let on_b = assignments(&base, "nodeB").await;
+    let on_b = common::assignments(&base, "nodeB").await;
     assert_eq!(on_b[0]["instanceId"], new_id.as_str(), "{on_b:?}");
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {

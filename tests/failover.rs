@@ -78,13 +78,6 @@ impl Api {
         id
     }
 
-    async fn rows(&self, node: &str) -> Vec<Value> {
-        self.get(&format!("/v1/assignments?nodeId={node}")).await["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
     async fn put(&self, instance: Option<&str>, value: &str) -> (u16, Value) {
         let mut req = self
             .http
@@ -114,7 +107,7 @@ async fn a_closed_presence_stream_moves_the_work_at_once_and_the_old_instance_is
         .unwrap();
     assert!(stream.chunk().await.unwrap().is_some(), "the stream opens");
     let id = api.deploy("nodeA").await;
-    let old = api.rows("nodeA").await[0]["instanceId"]
+    let old = common::assignments(&api.base, "nodeA").await[0]["instanceId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -125,7 +118,7 @@ async fn a_closed_presence_stream_moves_the_work_at_once_and_the_old_instance_is
     drop(stream);
     let new = loop {
         api.beat("nodeB").await;
-        let rows = api.rows("nodeB").await;
+        let rows = common::assignments(&api.base, "nodeB").await;
         if let Some(row) = rows.first() {
             break row["instanceId"].as_str().unwrap().to_string();
         }
@@ -137,7 +130,10 @@ async fn a_closed_presence_stream_moves_the_work_at_once_and_the_old_instance_is
     };
     assert_ne!(new, old);
     assert_eq!(api.health("nodeA").await, "Unhealthy");
-    assert_eq!(api.rows("nodeA").await[0]["desired"], "Stopped");
+    assert_eq!(
+        common::assignments(&api.base, "nodeA").await[0]["desired"],
+        "Stopped"
+    );
 
     // The old instance's writes are refused and counted; the new one's and
     // anonymous ones land.

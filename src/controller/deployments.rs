@@ -131,8 +131,10 @@ pub struct Fence {
 /// The deployments, assignments and statuses tables, on their own connection.
 pub struct Deployments {
     conn: Mutex<Connection>,
-    /// Refused writes per fenced instance since start (`fencedWrites`).
-    refused: Mutex<HashMap<String, u64>>,
+    /// Every instance a failover replaced (the `replacements` table, kept
+    /// here too so a write from any other instance is let through without a
+    /// query), with its writes refused since start (`fencedWrites`).
+    replaced: Mutex<HashMap<String, u64>>,
     /// Node ids whose assignments changed: the `nodeId` stream's wake-ups.
     notify: tokio::sync::broadcast::Sender<String>,
 }
@@ -150,10 +152,21 @@ impl Deployments {
         let conn = super::store::connect(db)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the cluster tables in {}", db.display()))?;
+        let replaced = {
+            let mut stmt = conn
+                .prepare("SELECT instance_id FROM replacements")
+                .context("reading the replaced instances")?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .context("reading the replaced instances")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .context("reading the replaced instances")?;
+            ids.into_iter().map(|id| (id, 0)).collect()
+        };
         let (notify, _) = tokio::sync::broadcast::channel(64);
         Ok(Deployments {
             conn: Mutex::new(conn),
-            refused: Mutex::new(HashMap::new()),
+            replaced: Mutex::new(replaced),
             notify,
         })
     }
@@ -401,6 +414,9 @@ impl Deployments {
     /// work, as long as it stays parked and its deployment runs (a stopped
     /// deployment's workers may still write their last words).
     pub fn fence(&self, instance: &str) -> Result<Option<Fence>> {
+        if !self.was_replaced(instance) {
+            return Ok(None);
+        }
         self.conn()
             .query_row(
                 "SELECT r.new_instance_id, r.to_node FROM replacements r
@@ -419,15 +435,23 @@ impl Deployments {
             .context("reading an instance's fence")
     }
 
+    fn replaced(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.replaced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a failover ever replaced `instance` (no query: the write
+    /// path asks this first).
+    pub fn was_replaced(&self, instance: &str) -> bool {
+        self.replaced().contains_key(instance)
+    }
+
     /// Counts one write refused by the fence on `instance`.
     pub fn refused(&self, instance: &str) {
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        *refused.entry(instance.to_string()).or_default() += 1;
+        *self.replaced().entry(instance.to_string()).or_default() += 1;
     }
 
     fn refused_count(&self, instance: &str) -> u64 {
-        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        refused.get(instance).copied().unwrap_or(0)
+        self.replaced().get(instance).copied().unwrap_or(0)
     }
 
     /// Whether a node names any assignment (the original refuses to delete it then).
@@ -532,6 +556,12 @@ impl Deployments {
         }
         tx.commit().context("a failover pass")?;
         drop(conn);
+        {
+            let mut replaced = self.replaced();
+            for m in &moved {
+                replaced.entry(m.instance_id.clone()).or_default();
+            }
+        }
         for m in &moved {
             self.publish(&m.to_node);
         }
@@ -647,6 +677,10 @@ mod tests {
         assert_eq!(fence.new_instance_id, moved[0].new_instance_id);
         assert_eq!(fence.to_node, "nodeB");
         assert_eq!(d.fence(&moved[0].new_instance_id).unwrap(), None);
+        // A restarted controller still knows the fence.
+        drop(d);
+        let d = Deployments::open(&db).unwrap();
+        assert!(d.was_replaced(parked) && d.fence(parked).unwrap().is_some());
         // Taken back by hand: no longer fenced.
         d.set_desired(parked, "Running").unwrap();
         assert_eq!(d.fence(parked).unwrap(), None);

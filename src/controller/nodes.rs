@@ -81,7 +81,8 @@ impl Now {
         }
     }
 
-    /// `self` moved on by `d` on both clocks (tests).
+    /// `self` moved on by `d` on both clocks.
+    #[cfg(test)]
     pub fn after(self, d: Duration) -> Now {
         Now {
             secs: self.secs + i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
 pub use super::state::AppState;
-use crate::kv::model::{validate_key, validate_namespace, INSTANCE_HEADER};
+use crate::kv::model::{validate_key, validate_namespace, FENCED, INSTANCE_HEADER};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -241,6 +241,10 @@ async fn check_fence(state: &AppState, headers: &axum::http::HeaderMap) -> Resul
     ) else {
         return Ok(());
     };
+    // Most writers were never replaced: no trip to the blocking pool.
+    if !deployments.was_replaced(instance) {
+        return Ok(());
+    }
     let instance = instance.to_string();
     let fence = tokio::task::spawn_blocking(move || {
         let fence = deployments.fence(&instance)?;
@@ -256,7 +260,7 @@ async fn check_fence(state: &AppState, headers: &axum::http::HeaderMap) -> Resul
         Some((instance, fence)) => Err(ApiError {
             status: StatusCode::CONFLICT,
             message: format!(
-                "fenced: instance {instance} was replaced by {} on {} after a failover; \
+                "{FENCED}: instance {instance} was replaced by {} on {} after a failover; \
                  its writes are refused",
                 fence.new_instance_id, fence.to_node
             ),

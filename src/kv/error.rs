@@ -45,6 +45,6 @@ impl KvError {
     /// True when the controller refused a write because a failover gave this
     /// instance's work to another (409 `fenced: …`).
     pub fn is_fenced(&self) -> bool {
-        matches!(self, KvError::Rejected { status: 409, reason } if reason.starts_with("fenced"))
+        matches!(self, KvError::Rejected { status: 409, reason } if reason.starts_with(super::model::FENCED))
     }
 }

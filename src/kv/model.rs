@@ -9,6 +9,8 @@ use std::str::FromStr;
 /// The header a worker names itself with (its `PLUM_INSTANCE_ID`), so the
 /// controller can refuse writes from an instance a failover replaced.
 pub const INSTANCE_HEADER: &str = "x-plum-instance";
+/// How the reason of that refusal (a 409) begins.
+pub const FENCED: &str = "fenced";
 
 /// Longest namespace or key accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;

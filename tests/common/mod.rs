@@ -127,3 +127,20 @@ pub fn interrupt_and_wait(child: &mut Child, timeout: Duration) -> Option<ExitSt
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The `items` of `GET /v1/assignments?nodeId=NODE` (empty when unreadable).
+pub async fn assignments(base: &str, node: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+        .get(format!("{base}/v1/assignments"))
+        .query(&[("nodeId", node)])
+        .send()
+        .await
+        .expect("GET /v1/assignments")
+        .json()
+        .await
+        .expect("assignments as JSON");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
