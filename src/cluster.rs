@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// Per-request timeout: a hung controller must not stall the picture for long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest answer read: a cluster of thousands of rows fits; a hostile or broken
+/// controller streaming without end does not fill this process's memory.
+const MAX_BODY: usize = 4 << 20;
 
 /// A node as `GET /v1/nodes` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -46,6 +49,10 @@ pub struct AssignmentFact {
     /// `Running` or `Stopped` (a failover parks the old row so).
     #[serde(default)]
     pub desired: String,
+    /// Writes the controller refused from this instance once a failover replaced
+    /// it (plumdash's controller only; the original has no fencing).
+    #[serde(default)]
+    pub fenced_writes: u64,
 }
 
 impl AssignmentFact {
@@ -129,15 +136,13 @@ impl ClusterReader {
         let Some(nodes) = self.get("/v1/nodes", &[]).await? else {
             return Ok(ClusterRead::NoClusterApi);
         };
-        let mut nodes: Vec<NodeFact> = nodes
-            .json::<Option<Vec<NodeFact>>>()
+        let mut nodes: Vec<NodeFact> = json_capped::<Option<Vec<NodeFact>>>(nodes)
             .await
             .context("reading /v1/nodes")?
             .unwrap_or_default();
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         let deployments: Vec<DeploymentItem> = match self.get("/v1/deployments", &[]).await? {
-            Some(r) => r
-                .json::<Option<Vec<DeploymentItem>>>()
+            Some(r) => json_capped::<Option<Vec<DeploymentItem>>>(r)
                 .await
                 .context("reading /v1/deployments")?
                 .unwrap_or_default(),
@@ -150,8 +155,9 @@ impl ClusterReader {
             let Some(r) = self.get(&path, &[]).await? else {
                 continue;
             };
-            let detail: DeploymentDetail =
-                r.json().await.with_context(|| format!("reading {path}"))?;
+            let detail: DeploymentDetail = json_capped(r)
+                .await
+                .with_context(|| format!("reading {path}"))?;
             for mut a in detail.assignments.unwrap_or_default() {
                 if a.deployment_id.is_empty() {
                     a.deployment_id = d.deployment_id.clone();
@@ -162,4 +168,17 @@ impl ClusterReader {
         assignments.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
         Ok(ClusterRead::View(ClusterView { nodes, assignments }))
     }
+}
+
+/// The answer's JSON, refused past [`MAX_BODY`] bytes (read as it arrives, so
+/// an endless answer stops at the cap).
+async fn json_capped<T: serde::de::DeserializeOwned>(mut response: reqwest::Response) -> Result<T> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.context("reading the answer")? {
+        if body.len() + chunk.len() > MAX_BODY {
+            anyhow::bail!("the answer is larger than {} MiB", MAX_BODY >> 20);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).context("the answer is not the expected JSON")
 }

@@ -291,4 +291,21 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
         assert!(Instant::now() < deadline, "{nodes:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The failover had its figures, counted from the freeze; the old writer's
+    // end (stopped by its agent or fenced) is no crash, and nothing went back.
+    let failover = up.wait_event("the failover's figures", Duration::from_secs(10), |e| {
+        e["kind"] == "failover"
+    });
+    assert_eq!(failover["cause"], "node_frozen", "{failover}");
+    assert!(failover["to_checkpoint_ms"].as_u64().is_some(), "{failover}");
+    up.wait_event("the replaced writer's end", Duration::from_secs(10), |e| {
+        e["kind"] == "superseded" && e["instance"] == first.as_str()
+    });
+    let events = up.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["kind"] == "checkpoint_went_back" || e["kind"] == "crashed"),
+        "{events:#?}"
+    );
 }

@@ -28,6 +28,7 @@ impl TimelineEvent {
                     ProcessExit::Code(code) => v["code"] = json!(code),
                     ProcessExit::Clean => v["code"] = json!(0),
                     ProcessExit::Unknown => v["exit"] = json!("unknown"),
+                    ProcessExit::NodeLost => v["exit"] = json!("node_lost"),
                 }
                 v
             }
@@ -76,6 +77,13 @@ impl TimelineEvent {
                 "to_checkpoint_ms": fo.to_checkpoint_ms(),
                 "steps_lost": fo.steps_lost,
             }),
+            TimelineKind::Fenced { node, refused, by } => {
+                json!({"kind": "fenced", "node": node, "refused": refused, "new_instance": by})
+            }
+            TimelineKind::Superseded { by } => json!({"kind": "superseded", "new_instance": by}),
+            TimelineKind::WentBack { from, to, alive } => {
+                json!({"kind": "checkpoint_went_back", "from": from, "to": to, "alive": alive})
+            }
         };
         v["ts_ms"] = json!(self.at);
         if let Some(id) = &self.instance {

@@ -19,6 +19,9 @@ pub enum ProcessExit {
     /// exit of a process we did not start is unknown. Its end is judged from the
     /// namespace instead (the crash flag, `task.status`).
     Unknown,
+    /// Not an exit: its node was judged lost (frozen, cut off) and a failover
+    /// gave its work to another instance. A recovery cycle starts there.
+    NodeLost,
 }
 
 impl std::fmt::Display for ProcessExit {
@@ -28,6 +31,7 @@ impl std::fmt::Display for ProcessExit {
             ProcessExit::Code(code) => write!(f, "exit {code}"),
             ProcessExit::Clean => write!(f, "exit 0"),
             ProcessExit::Unknown => write!(f, "gone"),
+            ProcessExit::NodeLost => write!(f, "node lost"),
         }
     }
 }

@@ -108,6 +108,14 @@ pub enum NodeChange {
     },
     /// A failover's new instance wrote its first checkpoint: the figures are whole.
     Recovered(Failover),
+    /// The controller refused more writes from an instance a failover replaced:
+    /// `refused` in all so far, `by` the instance that has its work now.
+    Fenced {
+        instance: String,
+        node: String,
+        refused: u64,
+        by: Option<String>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -249,6 +257,19 @@ impl NodeBook {
             changes.push(NodeChange::Migrated(m.clone()));
             self.failovers.push(m);
         }
+        for a in self.assignments.values() {
+            let was = before.get(&a.instance_id).map_or(0, |b| b.fenced_writes);
+            if a.fenced_writes > was {
+                changes.push(NodeChange::Fenced {
+                    instance: a.instance_id.clone(),
+                    node: a.node_id.clone(),
+                    refused: a.fenced_writes,
+                    by: self
+                        .replaced_by(&a.instance_id)
+                        .map(|f| f.new_instance.clone()),
+                });
+            }
+        }
         for node in self.nodes.values_mut() {
             node.instances = self
                 .assignments
@@ -258,6 +279,11 @@ impl NodeBook {
                 .collect();
         }
         changes
+    }
+
+    /// The failover that moved `instance`'s work elsewhere, if one did.
+    pub fn replaced_by(&self, instance: &str) -> Option<&Failover> {
+        self.failovers.iter().find(|f| f.instance == instance)
     }
 
     /// Something was done to a node here at `at`.
@@ -320,6 +346,7 @@ mod tests {
             deployment_id: "d1".into(),
             node_id: node.into(),
             desired: desired.into(),
+            fenced_writes: 0,
         }
     }
 

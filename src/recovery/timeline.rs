@@ -76,6 +76,25 @@ pub enum TimelineKind {
     },
     /// A failover's new instance wrote its first checkpoint: the figures.
     FailedOver(Failover),
+    /// The controller refused writes from this instance: a failover replaced it.
+    Fenced {
+        node: String,
+        refused: u64,
+        by: Option<String>,
+    },
+    /// This instance ended after a failover had given its work to `by`: the
+    /// end of a replaced writer, not a crash to recover from.
+    Superseded {
+        by: String,
+    },
+    /// The checkpoint counter went down within one task: a second writer (a
+    /// replaced instance that does not fence) wrote over the namespace.
+    WentBack {
+        from: i64,
+        to: i64,
+        /// The instances alive then.
+        alive: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +255,27 @@ impl fmt::Display for TimelineEvent {
                 )?;
                 if let Some(lost) = fo.steps_lost {
                     write!(f, ", {lost} steps lost")?;
+                }
+                Ok(())
+            }
+            TimelineKind::Fenced { node, refused, by } => {
+                let writes = if *refused == 1 { "write" } else { "writes" };
+                write!(f, "on {node} REFUSED: {refused} {writes} fenced")?;
+                match by {
+                    Some(by) => write!(f, " (its work is {by}'s now)"),
+                    None => write!(f, " (a failover replaced it)"),
+                }
+            }
+            TimelineKind::Superseded { by } => {
+                write!(f, "ended after its work moved to {by} (not a crash)")
+            }
+            TimelineKind::WentBack { from, to, alive } => {
+                write!(
+                    f,
+                    "checkpoint went BACK from step {from} to {to}: two writers on one namespace"
+                )?;
+                if alive.len() > 1 {
+                    write!(f, " ({} alive)", alive.join(", "))?;
                 }
                 Ok(())
             }

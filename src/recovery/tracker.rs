@@ -176,6 +176,9 @@ impl Tracker {
     /// attached run was found, and how an unseen end was judged.
     pub fn detail(&self, id: &str, now: TsMs) -> Option<String> {
         let inst = self.instances.get(id)?;
+        if let Some(f) = self.nodes.replaced_by(id).filter(|_| inst.pid.is_some()) {
+            return Some(format!("replaced by {} on {}", f.new_instance, f.to_node));
+        }
         if inst.phase.is_alive() && inst.attached {
             return Some(match inst.attached_at_pct {
                 Some(p) => format!("attached at {p}%"),
@@ -330,6 +333,9 @@ impl Tracker {
             }
             Fact::Cluster(view) => {
                 for change in self.nodes.read(at, view) {
+                    if let NodeChange::Migrated(f) = &change {
+                        self.on_migrated(f);
+                    }
                     self.push_node_change(at, change);
                 }
             }
@@ -394,8 +400,50 @@ impl Tracker {
                 },
             ),
             NodeChange::Recovered(f) => (Some(f.new_instance.clone()), TimelineKind::FailedOver(f)),
+            NodeChange::Fenced {
+                instance,
+                node,
+                refused,
+                by,
+            } => (Some(instance), TimelineKind::Fenced { node, refused, by }),
         };
         self.push(at, instance, kind);
+    }
+
+    /// A failover moved `f.instance`'s work while its process is still alive
+    /// (a frozen or cut-off node: no exit to open a cycle): the cycle starts at
+    /// the freeze (or the detection), with the task as it stands.
+    fn on_migrated(&mut self, f: &super::nodes::Failover) {
+        let alive = self
+            .instances
+            .get(&f.instance)
+            .is_some_and(|i| i.pid.is_some());
+        let open_for_it = self
+            .open_cycle
+            .and_then(|i| self.cycles.get(i))
+            .is_some_and(|c| c.killed_instance == f.instance);
+        if !alive || open_for_it {
+            return;
+        }
+        let new_started = self
+            .instances
+            .get(&f.new_instance)
+            .and_then(|i| i.started_at);
+        self.cycles.push(Cycle {
+            killed_instance: f.instance.clone(),
+            killed_at: f.origin(),
+            how: ProcessExit::NodeLost,
+            progress_at_kill: self.task.progress,
+            counter_at_kill: self.task.counter,
+            flag_after_kill: self.task.crash_flag,
+            restarted_at: new_started,
+            restarted_instance: new_started.map(|_| f.new_instance.clone()),
+            first_checkpoint_at: None,
+            resumed_from: None,
+            steps_lost: None,
+        });
+        self.open_cycle = Some(self.cycles.len() - 1);
+        self.restart_announced = false;
     }
 
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
@@ -477,6 +525,10 @@ impl Tracker {
             ProcessExit::Clean => false,
             _ => !requested,
         };
+        // A failover already gave its work away: its end needs no recovery.
+        let superseded = self.nodes.replaced_by(&id).map(|f| f.new_instance.clone());
+        let crashed = crashed && superseded.is_none();
+        let inst = self.instance_mut(&id);
         let clean_end = matches!(exit, ProcessExit::Clean | ProcessExit::Unknown);
         inst.phase = if crashed {
             inst.crashes += 1;
@@ -518,7 +570,10 @@ impl Tracker {
                 self.restart_announced = false;
             }
             Phase::Completed => self.push(at, Some(id), TimelineKind::Completed),
-            _ => self.push(at, Some(id), TimelineKind::Stopped),
+            _ => match superseded {
+                Some(by) => self.push(at, Some(id), TimelineKind::Superseded { by }),
+                None => self.push(at, Some(id), TimelineKind::Stopped),
+            },
         }
     }
 
@@ -569,6 +624,19 @@ impl Tracker {
         }
 
         if self.torn.is_none() && task.counter != self.last_checkpoint {
+            if let (Some(from), Some(to)) = (self.last_checkpoint, task.counter) {
+                // Within one task the counter only climbs; a worker resumes at
+                // the saved step, never under it.
+                if to < from && !before.is_completed() {
+                    let alive = self
+                        .instances
+                        .values()
+                        .filter(|i| i.pid.is_some())
+                        .map(|i| i.id.clone())
+                        .collect();
+                    self.push(at, None, TimelineKind::WentBack { from, to, alive });
+                }
+            }
             self.last_checkpoint = task.counter;
             if let Some(counter) = task.counter {
                 self.on_checkpoint(at, counter);
@@ -1248,6 +1316,174 @@ mod tests {
                 "controller unreachable: connection refused",
                 "controller live (stream)",
             ]
+        );
+    }
+
+    /// Nodes A and B, and deployment d1's rows (`(instance, node, desired, fenced)`).
+    fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
+        use crate::cluster::{AssignmentFact, ClusterView, NodeFact};
+        let node = |id: &str, healthy: bool| NodeFact {
+            node_id: id.into(),
+            ip: "127.0.0.1".into(),
+            last_seen: 1,
+            health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
+        };
+        Fact::Cluster(ClusterView {
+            nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
+            assignments: rows
+                .iter()
+                .map(|(id, n, desired, fenced)| AssignmentFact {
+                    instance_id: (*id).into(),
+                    deployment_id: "d1".into(),
+                    node_id: (*n).into(),
+                    desired: (*desired).into(),
+                    fenced_writes: *fenced,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_crash() {
+        use super::super::facts::NodeAction;
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+        t.apply(
+            at,
+            Fact::Started {
+                instance: "d1-a".into(),
+                pid: 1,
+            },
+        );
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 4);
+        t.apply(
+            1_000,
+            Fact::NodeAction {
+                node: "nodeA".into(),
+                action: NodeAction::Frozen,
+            },
+        );
+        // The frozen worker never exits; the controller moves its row after the TTL.
+        t.apply(4_000, cluster(false, &[("d1-a", "nodeA", "Running", 0)]));
+        t.apply(
+            4_100,
+            cluster(
+                false,
+                &[
+                    ("d1-a", "nodeA", "Stopped", 0),
+                    ("d1-b", "nodeB", "Running", 0),
+                ],
+            ),
+        );
+        assert_eq!(t.cycles().len(), 1, "the move opens the cycle");
+        assert_eq!(t.cycles()[0].how, ProcessExit::NodeLost);
+        assert_eq!(t.cycles()[0].killed_at, 1_000, "from the freeze");
+        assert_eq!(
+            t.detail("d1-a", 4_100).as_deref(),
+            Some("replaced by d1-b on nodeB")
+        );
+        t.apply(
+            4_200,
+            Fact::Started {
+                instance: "d1-b".into(),
+                pid: 2,
+            },
+        );
+        t.apply(4_250, flag());
+        t.apply(4_600, checkpoint(5));
+        let cycle = &t.cycles()[0];
+        assert_eq!((cycle.resumed_from, cycle.steps_lost), (Some(40), Some(0)));
+        let last = t.timeline().last().unwrap();
+        let TimelineKind::FailedOver(f) = &last.kind else {
+            panic!("the failover's figures: {last}");
+        };
+        assert_eq!(
+            (f.to_running_ms(), f.to_checkpoint_ms()),
+            (Some(3_200), Some(3_600))
+        );
+        assert_eq!(
+            t.instance("d1-b").unwrap().phase,
+            Phase::Resumed { from: 40 }
+        );
+
+        // Thawed: its write is refused and it stops (kv-demo exits 3). Not a crash.
+        t.apply(
+            9_000,
+            Fact::NodeAction {
+                node: "nodeA".into(),
+                action: NodeAction::Thawed,
+            },
+        );
+        t.apply(
+            9_100,
+            cluster(
+                true,
+                &[
+                    ("d1-a", "nodeA", "Stopped", 1),
+                    ("d1-b", "nodeB", "Running", 0),
+                ],
+            ),
+        );
+        t.apply(
+            9_150,
+            Fact::Exited {
+                instance: "d1-a".into(),
+                exit: ProcessExit::Code(3),
+                requested: false,
+            },
+        );
+        let lines: Vec<String> = t.timeline().rev().take(3).map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "d1-a ended after its work moved to d1-b (not a crash)",
+                "d1-a exited (exit 3) at 50%",
+                "d1-a on nodeA REFUSED: 1 write fenced (its work is d1-b's now)",
+            ]
+        );
+        assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Stopped);
+        assert_eq!(t.instance("d1-a").unwrap().crashes, 0);
+        assert_eq!(
+            t.cycles().len(),
+            1,
+            "no cycle for the replaced writer's end"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(
+            at,
+            Fact::Started {
+                instance: "other".into(),
+                pid: 2,
+            },
+        );
+        run_steps(&mut t, &mut at, 0, 6);
+        t.apply(at + 100, checkpoint(3));
+        let last = t.timeline().last().unwrap().to_string();
+        assert_eq!(
+            last,
+            "checkpoint went BACK from step 6 to 3: two writers on one namespace \
+             (kv-demo-001, other alive)"
+        );
+        // A new task after a completion starts low again: no warning.
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        run_steps(&mut t, &mut at, 0, 10);
+        t.apply(at + 50, Fact::Written(vec![e("task.status", "completed")]));
+        t.apply(at + 100, checkpoint(1));
+        assert!(
+            !t.timeline()
+                .any(|e| matches!(e.kind, TimelineKind::WentBack { .. })),
+            "{:?}",
+            t.timeline().map(|e| e.to_string()).collect::<Vec<_>>()
         );
     }
 }

@@ -556,6 +556,16 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
             }
             text
         }
+        TimelineKind::Fenced { node, refused, by } => {
+            let by = by
+                .as_deref()
+                .map_or(String::new(), |b| format!("（工作已归 {b}）"));
+            format!("在 {node} 上 REFUSED：{refused} 次写入被隔离{by}")
+        }
+        TimelineKind::Superseded { by } => format!("工作已迁至 {by} 后退出（不是崩溃）"),
+        TimelineKind::WentBack { from, to, .. } => {
+            format!("检查点倒退：从第 {from} 步到第 {to} 步（一个命名空间有两个写入者）")
+        }
     };
     format!("{id}{text}")
 }
