@@ -263,7 +263,6 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         controller_base: Some(config.controller.clone()),
         stop_grace: config.stop_grace,
         log_dir: Some(node_dir.clone()),
-        failover: false,
         orphan_guard,
         ..SupervisorConfig::default()
     });

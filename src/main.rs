@@ -150,7 +150,8 @@ struct UpArgs {
     /// overrides --token and PLUM_TOKEN).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
-    /// Restart a crashed instance as the next instance on the next node (failover).
+    /// Shorthand for --nodes 2: real agents, and a node that dies has its
+    /// instances moved to the other (the seed's 主备切换).
     #[arg(long)]
     failover: bool,
     /// Without the dashboard: print one line per event (Ctrl-C stops the workers).
@@ -168,6 +169,10 @@ struct UpArgs {
     /// With --kill-at: kill again in every new task, not just once.
     #[arg(long, requires = "kill_at")]
     kill_every_cycle: bool,
+    /// With --kill-at and --nodes: SIGKILL the instance's node (its agent and
+    /// workers, as `K` does) instead of the worker.
+    #[arg(long, requires = "kill_at")]
+    kill_node: bool,
     /// Control socket for `plumdash ctl` [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock]
     #[arg(long)]
     control_socket: Option<PathBuf>,
@@ -196,6 +201,7 @@ impl UpArgs {
             &sc.worker.instances,
         );
         set(given("app"), &mut self.app, &sc.worker.app);
+        set(given("nodes"), &mut self.nodes, &sc.worker.nodes);
         set(given("restart"), &mut self.restart, &sc.restart.policy);
         set(
             given("restart_delay"),
@@ -228,6 +234,7 @@ impl UpArgs {
         if self.kill_at.is_none() && !self.headless {
             self.kill_at = sc.kills.at;
             self.kill_every_cycle |= sc.kills.every_cycle.unwrap_or(false);
+            self.kill_node |= sc.kills.node.unwrap_or(false);
         }
     }
 }
@@ -455,10 +462,32 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.events.is_some() && !args.headless {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }
-    if args.nodes > 1 && (args.controller.is_some() || args.failover) {
+    let mut args = args;
+    if args.failover && args.nodes == 1 {
+        args.nodes = 2;
+    }
+    if args.nodes > 1 && args.controller.is_some() {
         anyhow::bail!(
-            "--nodes runs its own controller and real failover: \
-             drop --controller and --failover"
+            "--nodes and --failover run their own controller and agents: drop --controller"
+        );
+    }
+    // The bundled kv-demo keeps its task in the app's namespace: two at once
+    // would both write it (progress jumps, the task completes twice).
+    if args.instances > 1 && args.cmd.is_none() {
+        anyhow::bail!(
+            "--instances {n} would run {n} kv-demo workers writing one namespace ({app}) \
+             at once; run one, with a standby node that takes over: --nodes 2 \
+             (or --cmd for workers that keep their own namespaces)",
+            n = args.instances,
+            app = args.app
+        );
+    }
+    if args.kill_node && args.nodes == 1 {
+        anyhow::bail!("--kill-node kills one of --nodes N (2 or more); add --nodes 2");
+    }
+    if args.kill_node && args.kill_every_cycle {
+        anyhow::bail!(
+            "a killed node does not come back: --kill-node kills once (drop --kill-every-cycle)"
         );
     }
     let token = controller::resolve_token(args.token.clone(), args.token_file.as_deref())?;
@@ -481,7 +510,6 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
             backoff_max: args.backoff_max,
             max_restarts: args.max_restarts,
         },
-        failover: args.failover,
         log_dir: args.log_dir.clone(),
         orphan_guard: Some(this_binary()?),
         cluster: args.cluster.timing(),
@@ -544,7 +572,7 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         tour,
         kill_at: args
             .kill_at
-            .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle)),
+            .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle).node(args.kill_node)),
         ..options
     };
     plumdash::tui::runtime::run(session, options).await

@@ -38,6 +38,9 @@ pub struct Worker {
     #[serde(default, deserialize_with = "instances")]
     pub instances: Option<u16>,
     pub app: Option<String>,
+    /// `up` and `tour`: node agents to run (1..=26); 2 or more fail over.
+    #[serde(default, deserialize_with = "nodes")]
+    pub nodes: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -54,6 +57,7 @@ pub struct Restart {
     #[serde(default, deserialize_with = "duration")]
     pub backoff_max: Option<Duration>,
     pub max_restarts: Option<u32>,
+    /// `up` and `tour`: the same as `worker.nodes = 2`.
     pub failover: Option<bool>,
 }
 
@@ -67,6 +71,8 @@ pub struct Kills {
     pub at: Option<u8>,
     /// Dashboard: kill again in every new task, not just once.
     pub every_cycle: Option<bool>,
+    /// Dashboard, with nodes: kill the instance's node, not its worker (once).
+    pub node: Option<bool>,
     /// `verify`: random progress points, reproducible with `seed`.
     pub random: Option<bool>,
     pub seed: Option<u64>,
@@ -229,6 +235,14 @@ fn instances<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     match u16::try_from(n) {
         Ok(i) if i <= 1000 => Ok(Some(i)),
         _ => Err(serde::de::Error::custom(format!("{n} is outside 0..1000"))),
+    }
+}
+
+fn nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let n = i64::deserialize(d)?;
+    match u8::try_from(n) {
+        Ok(i) if (1..=26).contains(&i) => Ok(Some(i)),
+        _ => Err(serde::de::Error::custom(format!("{n} is outside 1..26"))),
     }
 }
 

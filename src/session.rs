@@ -38,7 +38,6 @@ pub struct SessionConfig {
     pub step: Option<Duration>,
     pub restart: RestartConfig,
     pub stop_grace: Duration,
-    pub failover: bool,
     pub log_dir: Option<PathBuf>,
     pub feed: FeedMode,
     /// The plumdash binary that runs the orphan guard (`supervisor::orphan_guard`),
@@ -70,7 +69,6 @@ impl Default for SessionConfig {
             step: None,
             restart: RestartConfig::default(),
             stop_grace: Duration::from_secs(3),
-            failover: false,
             log_dir: None,
             feed: FeedMode::Auto,
             orphan_guard: None,
@@ -418,7 +416,6 @@ impl Session {
             controller_base: Some(controller_url.clone()),
             restart: config.restart.clone(),
             stop_grace: config.stop_grace,
-            failover: config.failover,
             log_dir: config.log_dir.clone(),
             ..SupervisorConfig::default()
         });

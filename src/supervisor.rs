@@ -36,7 +36,7 @@ mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -61,8 +61,7 @@ pub use snapshot::{InstanceSnapshot, Origin, Phase};
 pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
 pub use watcher::{Watcher, WatcherConfig};
 
-use instance::{spawn_owner, Control, FailoverRequest, InstanceConfig, InstanceSetup};
-use policy::CrashLoop;
+use instance::{spawn_owner, Control, InstanceConfig, InstanceSetup};
 use spec::AgentEnv;
 
 /// Everything the supervisor needs to know up front.
@@ -71,8 +70,7 @@ pub struct SupervisorConfig {
     /// App name: the `PLUM_APP_NAME`, the KV namespace, and the instance id prefix.
     pub app_name: String,
     pub app_version: String,
-    /// Node names; instances run on the first unless their spec says otherwise, and
-    /// failover moves to the next one.
+    /// Node names; instances run on the first unless their spec says otherwise.
     pub nodes: Vec<String>,
     /// Given to workers as `CONTROLLER_BASE` when set.
     pub controller_base: Option<String>,
@@ -84,8 +82,6 @@ pub struct SupervisorConfig {
     pub max_line_bytes: usize,
     /// When set, each instance's output is also appended to `<log_dir>/<instance>.log`.
     pub log_dir: Option<PathBuf>,
-    /// A crash restarts the work as the next instance id on the next node instead of in place.
-    pub failover: bool,
     /// Events buffered for slow subscribers before they start to lag.
     pub event_capacity: usize,
     /// Told about every worker, so none outlives a plumdash that dies (see
@@ -109,7 +105,6 @@ impl Default for SupervisorConfig {
             output_lines: DEFAULT_OUTPUT_LINES,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             log_dir: None,
-            failover: false,
             event_capacity: 1024,
             orphan_guard: None,
         }
@@ -153,7 +148,6 @@ impl Supervisor {
             stop_grace: config.stop_grace,
             max_line_bytes: config.max_line_bytes,
             log_dir: config.log_dir.clone(),
-            failover: config.failover,
             orphan_guard: config.orphan_guard.clone(),
         });
         let shared = Arc::new(Shared {
@@ -195,13 +189,13 @@ impl Supervisor {
 
     /// Adds an instance without starting it (phase Stopped); start it with `Action::Start`.
     pub fn add_instance(&self, spec: WorkerSpec) -> Result<String> {
-        Shared::register(&self.shared, None, spec, CrashLoop::default(), None)
+        Shared::register(&self.shared, None, spec)
     }
 
     /// Adds an instance under an id chosen by the caller (a node agent runs the
     /// controller's instance ids) without starting it; refused if the id is taken.
     pub fn add_instance_as(&self, id: &str, spec: WorkerSpec) -> Result<String> {
-        Shared::register(&self.shared, Some(id), spec, CrashLoop::default(), None)
+        Shared::register(&self.shared, Some(id), spec)
     }
 
     /// Stops one instance (SIGTERM, `grace`, SIGKILL), waits until it is reaped,
@@ -376,13 +370,7 @@ impl Shared {
         self.registry().instances.remove(instance);
     }
 
-    fn register(
-        shared: &Arc<Shared>,
-        id: Option<&str>,
-        spec: WorkerSpec,
-        crash_loop: CrashLoop,
-        taken_over_from: Option<String>,
-    ) -> Result<String> {
+    fn register(shared: &Arc<Shared>, id: Option<&str>, spec: WorkerSpec) -> Result<String> {
         let config = &shared.config;
         let node = spec
             .node
@@ -401,7 +389,6 @@ impl Shared {
             }
         };
         let output = OutputBuffer::new(config.output_lines);
-        let weak = Arc::downgrade(shared);
         let setup = InstanceSetup {
             spec,
             agent_env: AgentEnv {
@@ -414,9 +401,6 @@ impl Shared {
             config: shared.instance_config.clone(),
             events: shared.events.clone(),
             output: output.clone(),
-            failover: Some(Arc::new(move |request| fail_over(&weak, request))),
-            crash_loop,
-            taken_over_from,
         };
         let channels = spawn_owner(setup).context("cannot listen for SIGCHLD")?;
         registry.instances.insert(
@@ -429,51 +413,5 @@ impl Shared {
             },
         );
         Ok(id)
-    }
-}
-
-/// Registers the takeover instance on the next node and asks it to start.
-fn fail_over(shared: &Weak<Shared>, request: FailoverRequest) -> Result<(String, String)> {
-    let shared = shared
-        .upgrade()
-        .context("the supervisor is shutting down")?;
-    let node = next_node(&shared.config.nodes, &request.from_node);
-    let spec = request.spec.node(node.clone());
-    let id = Shared::register(&shared, None, spec, request.crash_loop, Some(request.from))?;
-    let controls = shared.controls(&id)?;
-    let (reply, _outcome) = oneshot::channel();
-    // The new owner's queue is empty, so this cannot be full; its Started/Failed
-    // events report how the start went.
-    controls
-        .try_send(Control::Act {
-            action: Action::Start,
-            reply,
-        })
-        .map_err(|_| anyhow::anyhow!("instance {id} did not accept its start"))?;
-    Ok((id, node))
-}
-
-/// The node after `current` in `nodes` (wrapping), or the first when `current` is unknown.
-pub fn next_node(nodes: &[String], current: &str) -> String {
-    match nodes.iter().position(|node| node == current) {
-        Some(index) => nodes[(index + 1) % nodes.len()].clone(),
-        None => nodes
-            .first()
-            .cloned()
-            .unwrap_or_else(|| current.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_node_wraps() {
-        let nodes: Vec<String> = ["nodeA", "nodeB"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(next_node(&nodes, "nodeA"), "nodeB");
-        assert_eq!(next_node(&nodes, "nodeB"), "nodeA");
-        assert_eq!(next_node(&nodes, "elsewhere"), "nodeA");
-        assert_eq!(next_node(&[], "solo"), "solo");
     }
 }

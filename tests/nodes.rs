@@ -297,7 +297,10 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
         e["kind"] == "failover"
     });
     assert_eq!(failover["cause"], "node_frozen", "{failover}");
-    assert!(failover["to_checkpoint_ms"].as_u64().is_some(), "{failover}");
+    assert!(
+        failover["to_checkpoint_ms"].as_u64().is_some(),
+        "{failover}"
+    );
     up.wait_event("the replaced writer's end", Duration::from_secs(10), |e| {
         e["kind"] == "superseded" && e["instance"] == first.as_str()
     });

@@ -105,7 +105,7 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
     let path = write(
         dir.path(),
         "two.toml",
-        "[worker]\nstep = \"100ms\"\ninstances = 2\napp = \"scenario-app\"\n",
+        "[worker]\ncmd = \"sleep 600\"\ninstances = 2\napp = \"scenario-app\"\n",
     );
     let run = |extra: &[&str]| -> String {
         let port = {
@@ -148,6 +148,43 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
     let banner = run(&["--instances", "1", "--app", "flag-app"]);
     assert!(banner.contains("supervising 1 ×"), "{banner}");
     assert!(banner.contains("(app flag-app)"), "{banner}");
+}
+
+#[test]
+fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+            .arg("up")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .env_remove("PLUM_TOKEN")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} ran");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        err
+    };
+    let err = refused(&["--headless", "--instances", "3"]);
+    assert!(
+        err.contains("3 kv-demo workers writing one namespace (kv-demo)")
+            && err.contains("--nodes 2"),
+        "{err}"
+    );
+    let err = refused(&["--kill-at", "40", "--kill-node"]);
+    assert!(err.contains("add --nodes 2"), "{err}");
+    let err = refused(&[
+        "--failover",
+        "--kill-at",
+        "40",
+        "--kill-node",
+        "--kill-every-cycle",
+    ]);
+    assert!(err.contains("a killed node does not come back"), "{err}");
+    assert!(!db.exists(), "nothing started");
 }
 
 #[test]

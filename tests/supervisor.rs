@@ -567,9 +567,8 @@ async fn started_output(output: &plumdash::supervisor::OutputBuffer, text: &str)
 }
 
 #[tokio::test]
-async fn workers_get_the_agent_environment_and_failover_moves_to_the_next_node() {
-    let mut config = config("failover");
-    config.failover = true;
+async fn workers_get_the_agent_environment_and_a_crash_restarts_in_place() {
+    let mut config = config("agent-env");
     config.nodes = vec!["nodeA".into(), "nodeB".into()];
     config.controller_base = Some("http://127.0.0.1:9".into());
     let app = config.app_name.clone();
@@ -582,33 +581,20 @@ async fn workers_get_the_agent_environment_and_failover_moves_to_the_next_node()
     let expected = format!("{app}-001 {app} 1.0.0 nodeA http://127.0.0.1:9 x");
     started_output(&output, &expected).await;
 
+    // Moving work to another node is the agents' and controller's job (`up
+    // --nodes`): a supervisor restarts the same instance where it was.
     supervisor
         .send(&first, Action::Signal(Signal::SIGKILL))
         .await
         .unwrap();
-    let (to, node) = next_event(&mut events, &first, |kind| match kind {
-        EventKind::FailedOver { to, node } => Some((to.clone(), node.clone())),
-        _ => None,
-    })
-    .await;
+    assert_eq!(started(&mut events, &first).await.1, 1);
     assert_eq!(
-        (to.as_str(), node.as_str()),
-        (format!("{app}-002").as_str(), "nodeB")
+        started(&mut events, &first).await.1,
+        2,
+        "the same instance again"
     );
-    started(&mut events, &to).await;
-    let takeover = supervisor.output(&to).unwrap();
-    started_output(
-        &takeover,
-        &format!("{app}-002 {app} 1.0.0 nodeB http://127.0.0.1:9 x"),
-    )
-    .await;
-    let old = supervisor.instance(&first).unwrap();
-    assert_eq!(old.failed_over_to.as_deref(), Some(to.as_str()));
-    assert_eq!(old.phase, Phase::Exited);
-    assert_eq!(
-        supervisor.instance(&to).unwrap().taken_over_from.as_deref(),
-        Some(first.as_str())
-    );
+    started_output(&output, &expected).await;
+    assert_eq!(supervisor.instances().len(), 1);
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 

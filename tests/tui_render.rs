@@ -396,6 +396,42 @@ fn tour_captions_follow_the_recovery() {
     insta::assert_snapshot!("tour_resumed_40x15", render(&s.app, 40, 15));
 }
 
+#[test]
+fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
+    use plumdash::cluster::{AssignmentFact, ClusterView, NodeFact};
+    use plumdash::session::NodeOp;
+    use plumdash::tui::action::Command;
+    use plumdash::tui::autokill::AutoKill;
+    let mut s = Scenario::new();
+    let node = |id: &str| NodeFact {
+        node_id: id.into(),
+        ip: "127.0.0.1".into(),
+        last_seen: (T0 / 1000) as i64,
+        health: "Healthy".into(),
+    };
+    s.fact(Fact::Cluster(ClusterView {
+        nodes: vec![node("nodeA"), node("nodeB")],
+        assignments: vec![AssignmentFact {
+            instance_id: "kv-demo-001".into(),
+            deployment_id: "d1".into(),
+            node_id: "nodeA".into(),
+            desired: "Running".into(),
+            fenced_writes: 0,
+        }],
+    }));
+    s.app.auto_kill = Some(AutoKill::new(30, false).node(true));
+    s.steps(1, 2);
+    assert_eq!(s.app.after_facts(), None);
+    s.steps(3, 3);
+    assert_eq!(
+        s.app.after_facts(),
+        Some(Command::Node {
+            node: "nodeA".into(),
+            op: NodeOp::Kill
+        })
+    );
+}
+
 /// Hostile keys, values, worker output and reasons: no cell of the screen
 /// holds a control character; they show escaped (`\x1b`, `\x07`, `\u{9b}`).
 /// A worker's colours (SGR) are drawn as styles, any other escape (a window

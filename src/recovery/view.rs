@@ -113,8 +113,6 @@ mod tests {
             last_exit: None,
             auto_restart: true,
             paused: None,
-            failed_over_to: None,
-            taken_over_from: None,
         }
     }
 

@@ -88,8 +88,6 @@ pub enum EventKind {
         /// (it ran at least `crash_loop_under`, or plumdash killed it itself).
         crash_loop_runs: u32,
     },
-    /// Instead of restarting in place, the work moves to a new instance on another node.
-    FailedOver { to: String, node: String },
     /// The instance gave up restarting (crash loop, or it could not be started).
     Failed { reason: String },
 }

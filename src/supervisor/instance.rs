@@ -33,7 +33,6 @@ pub(crate) struct InstanceConfig {
     pub stop_grace: Duration,
     pub max_line_bytes: usize,
     pub log_dir: Option<PathBuf>,
-    pub failover: bool,
     pub orphan_guard: Option<Arc<super::orphan_guard::OrphanGuard>>,
 }
 
@@ -54,18 +53,6 @@ pub(crate) enum Control {
     },
 }
 
-/// A crash that should move the work to a new instance on the next node.
-pub(crate) struct FailoverRequest {
-    pub from: String,
-    pub from_node: String,
-    pub spec: WorkerSpec,
-    pub crash_loop: CrashLoop,
-}
-
-/// Registers and starts the takeover instance; returns its id and node.
-pub(crate) type FailoverHook =
-    Arc<dyn Fn(FailoverRequest) -> anyhow::Result<(String, String)> + Send + Sync>;
-
 /// Everything an owner task starts with.
 pub(crate) struct InstanceSetup {
     pub spec: WorkerSpec,
@@ -73,9 +60,6 @@ pub(crate) struct InstanceSetup {
     pub config: Arc<InstanceConfig>,
     pub events: EventSink,
     pub output: OutputBuffer,
-    pub failover: Option<FailoverHook>,
-    pub crash_loop: CrashLoop,
-    pub taken_over_from: Option<String>,
 }
 
 /// The caller's side of an owner task.
@@ -127,8 +111,6 @@ fn initial_snapshot(setup: &InstanceSetup) -> InstanceSnapshot {
         last_exit: None,
         auto_restart: true,
         paused: None,
-        failed_over_to: None,
-        taken_over_from: setup.taken_over_from.clone(),
     }
 }
 
@@ -168,13 +150,6 @@ enum ChildChange {
     Continued,
 }
 
-/// Why a restart happens, which decides whether failover applies.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RestartCause {
-    Crash,
-    Completion,
-}
-
 struct Owner {
     setup: InstanceSetup,
     controls: mpsc::Receiver<Control>,
@@ -184,15 +159,14 @@ struct Owner {
     state: InstanceSnapshot,
     crash_loop: CrashLoop,
     child: Option<RunningChild>,
-    restart_at: Option<(Instant, RestartCause)>,
+    restart_at: Option<Instant>,
 }
 
 impl Owner {
     async fn run(mut self) {
-        self.crash_loop = std::mem::take(&mut self.setup.crash_loop);
         loop {
             let child_pid = self.child.as_ref().map(|child| child.pid);
-            let restart_deadline = self.restart_at.map(|(at, _)| at);
+            let restart_deadline = self.restart_at;
             let wake = tokio::select! {
                 control = self.controls.recv() => Wake::Control(control),
                 change = wait_for_change(&mut self.sigchld, child_pid) => Wake::Child(change),
@@ -203,8 +177,8 @@ impl Owner {
                 Wake::Child(ChildChange::Stopped(signal)) => self.on_frozen(Some(signal)),
                 Wake::Child(ChildChange::Continued) => self.on_frozen(None),
                 Wake::RestartDue => {
-                    if let Some((_, cause)) = self.restart_at.take() {
-                        self.restart_now(cause);
+                    if self.restart_at.take().is_some() {
+                        self.restart_now();
                     }
                 }
                 Wake::Control(Some(Control::Act { action, reply })) => {
@@ -542,11 +516,6 @@ impl Owner {
             // Quick completions under `always` loop like crashes and back off the same way.
             self.crash_loop.on_crash(restart, uptime, Instant::now())
         };
-        let cause = if exit.is_crash() {
-            RestartCause::Crash
-        } else {
-            RestartCause::Completion
-        };
         match decision {
             CrashDecision::Restart { delay, crash_loop } => {
                 self.emit(EventKind::RestartScheduled {
@@ -554,9 +523,9 @@ impl Owner {
                     crash_loop_runs: crash_loop.map_or(0, |note| note.runs),
                 });
                 if delay.is_zero() {
-                    self.restart_now(cause);
+                    self.restart_now();
                 } else {
-                    self.restart_at = Some((Instant::now() + delay, cause));
+                    self.restart_at = Some(Instant::now() + delay);
                     self.state.phase = Phase::WaitingRestart {
                         until: SystemTime::now() + delay,
                         crash_loop,
@@ -574,40 +543,9 @@ impl Owner {
         }
     }
 
-    fn restart_now(&mut self, cause: RestartCause) {
-        if cause == RestartCause::Crash && self.setup.config.failover {
-            if let Some(hook) = self.setup.failover.clone() {
-                self.fail_over(&hook);
-                return;
-            }
-        }
+    fn restart_now(&mut self) {
         // A failed automatic start leaves the instance FAILED; the event says why.
         let _ = self.start();
-    }
-
-    fn fail_over(&mut self, hook: &FailoverHook) {
-        let request = FailoverRequest {
-            from: self.state.id.clone(),
-            from_node: self.state.node.clone(),
-            spec: self.setup.spec.clone(),
-            crash_loop: self.crash_loop.clone(),
-        };
-        match hook(request) {
-            Ok((to, node)) => {
-                self.state.failed_over_to = Some(to.clone());
-                self.state.phase = Phase::Exited;
-                self.publish();
-                self.emit(EventKind::FailedOver { to, node });
-            }
-            Err(error) => {
-                let reason = format!("failover failed: {error:#}");
-                self.state.phase = Phase::Failed {
-                    reason: reason.clone(),
-                };
-                self.publish();
-                self.emit(EventKind::Failed { reason });
-            }
-        }
     }
 }
 

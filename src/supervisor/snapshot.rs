@@ -94,7 +94,4 @@ pub struct InstanceSnapshot {
     /// Stopped (frozen) by this signal and not continued since: SIGSTOP sent by
     /// us or from outside, or a SIGTSTP, as the kernel reported it.
     pub paused: Option<&'static str>,
-    /// Set when a crash moved the work to another instance (failover).
-    pub failed_over_to: Option<String>,
-    pub taken_over_from: Option<String>,
 }

@@ -522,8 +522,6 @@ fn attached_snapshot(id: &str, app_name: &str, process: &ForeignProcess) -> Inst
         last_exit: None,
         auto_restart: false,
         paused: None,
-        failed_over_to: None,
-        taken_over_from: None,
     }
 }
 

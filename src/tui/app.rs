@@ -282,6 +282,25 @@ impl App {
         let auto = self.auto_kill.as_mut()?;
         let instance = auto.check(&self.tracker)?;
         let at = auto.at;
+        if auto.node {
+            let node = self
+                .tracker
+                .nodes()
+                .node_of(&instance)
+                .map(str::to_string)
+                .or_else(|| {
+                    let row = self.instances.iter().find(|r| r.id == instance)?;
+                    Some(row.node.clone()).filter(|n| !n.is_empty())
+                })?;
+            self.flash(
+                format!("--kill-at {at}%: SIGKILL → node {node} ({instance})"),
+                false,
+            );
+            return Some(Command::Node {
+                node,
+                op: crate::session::NodeOp::Kill,
+            });
+        }
         let pid = self
             .tracker
             .instance(&instance)

@@ -16,6 +16,8 @@ pub struct AutoKill {
     armed: bool,
     /// Kills sent so far.
     pub fired: u32,
+    /// Kill the instance's node (agent and workers), not only the worker.
+    pub node: bool,
 }
 
 impl AutoKill {
@@ -25,7 +27,14 @@ impl AutoKill {
             every_cycle,
             armed: false,
             fired: 0,
+            node: false,
         }
+    }
+
+    /// Kill the node the instance runs on instead (`--kill-node`).
+    pub fn node(mut self, node: bool) -> AutoKill {
+        self.node = node;
+        self
     }
 
     /// The instance to SIGKILL now, if any. Fires when the progress has
