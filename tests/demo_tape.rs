@@ -451,10 +451,15 @@ fn the_tape_size_maps_to_columns_and_rows() {
     assert_eq!(geometry(&tape), (140, 42));
 }
 
+/// A tape at the repository root, parsed.
+fn tape(name: &str) -> Vec<TapeLine> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 fn demo_tape() -> Vec<TapeLine> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo.tape");
-    let text = std::fs::read_to_string(&path).expect("demo.tape at the repository root");
-    parse(&text).unwrap_or_else(|e| panic!("{e}"))
+    tape("demo.tape")
 }
 
 #[test]
@@ -499,9 +504,28 @@ fn demo_tape_has_the_settings_and_hides_the_build() {
 
 #[test]
 fn demo_tape_replays_against_the_real_binary() {
-    let tape = demo_tape();
+    replays("demo.tape", std::env::var("DEMO_TAPE_CAST").ok());
+}
+
+/// The node failover's tape: two agents, `K` kills nodeA, the work resumes on nodeB.
+#[test]
+fn failover_tape_replays_against_the_real_binary() {
+    let failover = tape("failover.tape");
+    assert!(failover
+        .iter()
+        .any(|l| l.cmd == Cmd::Output("assets/failover.gif".into())));
+    assert!(
+        failover
+            .iter()
+            .any(|l| matches!(&l.cmd, Cmd::Type(t) if t.starts_with("plumdash up --nodes 2"))),
+        "the tape runs two nodes"
+    );
+    replays("failover.tape", std::env::var("FAILOVER_TAPE_CAST").ok());
+}
+
+fn replays(name: &str, cast: Option<String>) {
+    let tape = tape(name);
     let bin = Path::new(env!("CARGO_BIN_EXE_plumdash"));
-    let cast = std::env::var("DEMO_TAPE_CAST").ok();
     let started = Instant::now();
     let screen = replay(&tape, bin.parent().unwrap(), cast.as_deref());
     // The dashboard is gone and the shell is back.
@@ -512,5 +536,5 @@ fn demo_tape_replays_against_the_real_binary() {
                 .is_match(last_line(&screen)),
         "the tape ends at the shell prompt; screen:\n{screen}"
     );
-    eprintln!("demo.tape replayed in {:?}", started.elapsed());
+    eprintln!("{name} replayed in {:?}", started.elapsed());
 }
