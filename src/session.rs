@@ -180,6 +180,9 @@ impl Session {
         let mut session = Session::connect(config).await?;
         session.refuse_live_writers().await?;
         let token = session.config.token.clone();
+        // Watching before any agent exists: every worker is then seen starting
+        // (a recovery or a fresh start), not found running as in attach.
+        session.watch_local_workers();
         let local = LocalNodes::spawn(&LocalNodesConfig {
             controller: session.controller_url.clone(),
             token: token.clone(),
@@ -217,7 +220,6 @@ impl Session {
             first,
         )
         .await?;
-        session.watch_local_workers();
         session.read_cluster();
         Ok(session)
     }

@@ -517,7 +517,7 @@ fn failover_tape_replays_against_the_real_binary() {
     assert!(
         failover
             .iter()
-            .any(|l| matches!(&l.cmd, Cmd::Type(t) if t.starts_with("plumdash up --nodes 2"))),
+            .any(|l| matches!(&l.cmd, Cmd::Type(t) if t.starts_with("plumdash tour --nodes 2"))),
         "the tape runs two nodes"
     );
     replays("failover.tape", std::env::var("FAILOVER_TAPE_CAST").ok());

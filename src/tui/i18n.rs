@@ -210,6 +210,10 @@ messages! {
                   "在约 50% 时按 k 向 worker 发送 SIGKILL（即原演示中的 kill -9 <PID>）"),
     TodoRecover => ("nothing to press: the supervisor restarts the worker, which looks for its crash flag",
                     "无需按键：监督器重启 worker，worker 查找它的崩溃标记"),
+    TodoCrashNodes => ("press k to SIGKILL the worker, or K to kill its whole node (agent and worker): the work moves to another node",
+                       "按 k 向 worker 发送 SIGKILL，或按 K 杀死它所在的整个节点（agent 与 worker）：工作迁移到另一个节点"),
+    TodoRecoverNodes => ("nothing to press: a killed worker is restarted by its agent; a lost node's work is moved by the controller",
+                         "无需按键：被杀的 worker 由其 agent 重启；失去的节点上的工作由控制器迁移"),
     TodoExit => ("press i to send SIGINT (Ctrl-C): the worker clears its flag and exits",
                  "按 i 发送 SIGINT（Ctrl-C）：worker 清除标记后退出"),
     TodoVerify => ("press s to start it again: it must start normally (🆕 正常启动), not recover",
@@ -378,6 +382,7 @@ pub fn story_recovered(
     delay: Option<&str>,
     lost: Option<i64>,
     from: &str,
+    moved: Option<(&str, &str)>,
     lang: Lang,
 ) -> String {
     match lang {
@@ -389,9 +394,14 @@ pub fn story_recovered(
             };
             let delay = delay.map_or(String::new(), |d| format!(" after {d}"));
             let lost = lost.map_or(String::new(), |l| format!(" ({l} steps lost)"));
+            let restarted = match moved {
+                Some((a, b)) => {
+                    format!("node {a} was lost and the controller moved the work to {b}{delay}")
+                }
+                None => format!("the supervisor restarted the worker{delay}"),
+            };
             format!(
-                "🔄 {how} → {flag} → the supervisor restarted the worker{delay} → it found \
-                 the flag → resumed from {from}{lost}"
+                "🔄 {how} → {flag} → {restarted} → it found the flag → resumed from {from}{lost}"
             )
         }
         Lang::Zh => {
@@ -402,10 +412,11 @@ pub fn story_recovered(
             };
             let delay = delay.map_or(String::new(), |d| format!("（{d} 后）"));
             let lost = lost.map_or(String::new(), |l| format!("（丢失 {l} 步）"));
-            format!(
-                "🔄 {how} → {flag} → 监督器重启了 worker{delay} → 它发现了标记 → \
-                 从 {from} 恢复{lost}"
-            )
+            let restarted = match moved {
+                Some((a, b)) => format!("节点 {a} 失去，控制器把工作迁移到 {b}{delay}"),
+                None => format!("监督器重启了 worker{delay}"),
+            };
+            format!("🔄 {how} → {flag} → {restarted} → 它发现了标记 → 从 {from} 恢复{lost}")
         }
     }
 }
@@ -615,7 +626,8 @@ mod tests {
             assert!(!timeline_title(2, lang).is_empty());
             assert!(story_crashed("SIGKILL", "50%", true, lang).contains("SET"));
             assert!(
-                story_recovered("SIGKILL", true, Some("1s"), Some(0), "50%", lang).contains("50%")
+                story_recovered("SIGKILL", true, Some("1s"), Some(0), "50%", None, lang)
+                    .contains("50%")
             );
             assert!(story_stopped(Some(70), lang).contains("70%"));
             assert!(story_saved(40, lang).contains("40%"));

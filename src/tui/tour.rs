@@ -85,6 +85,8 @@ pub enum Story {
         delay: Option<String>,
         lost: Option<i64>,
         from: String,
+        /// A failover moved the work: (from node, to node).
+        moved: Option<(String, String)>,
     },
     Completed,
     Stopped {
@@ -106,7 +108,16 @@ impl Story {
                 delay,
                 lost,
                 from,
-            } => i18n::story_recovered(how, *flag_stayed, delay.as_deref(), *lost, from, lang),
+                moved,
+            } => i18n::story_recovered(
+                how,
+                *flag_stayed,
+                delay.as_deref(),
+                *lost,
+                from,
+                moved.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                lang,
+            ),
             Story::Completed => Msg::StoryCompleted.text(lang).into(),
             Story::Stopped { at } => i18n::story_stopped(*at, lang),
             Story::Verified => Msg::StoryVerified.text(lang).into(),
@@ -135,6 +146,16 @@ impl Tour {
             step: Step::Start,
             story: None,
             mark: 0,
+        }
+    }
+
+    /// What to do now; with two nodes or more, the crash can be a node's.
+    pub fn todo(&self, tracker: &Tracker) -> Msg {
+        let nodes = tracker.nodes().nodes().count();
+        match self.step {
+            Step::Crash if nodes > 1 => Msg::TodoCrashNodes,
+            Step::Recover if nodes > 1 => Msg::TodoRecoverNodes,
+            step => step.todo(),
         }
     }
 
@@ -221,6 +242,10 @@ impl Tour {
                     delay: cycle.kill_to_restart_ms().map(format::duration_ms),
                     lost: cycle.steps_lost,
                     from: pct(cycle.resumed_from),
+                    moved: tracker
+                        .nodes()
+                        .replaced_by(&cycle.killed_instance)
+                        .map(|f| (f.from_node.clone(), f.to_node.clone())),
                 };
                 Some((story, Some(after(i))))
             }
