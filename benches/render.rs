@@ -9,7 +9,7 @@ mod common;
 
 use common::{fmt_d, Samples, Table};
 use plumdash::kv::{Entry, ValueType};
-use plumdash::recovery::{Fact, Phase};
+use plumdash::recovery::{Fact, InstanceStatus, Phase};
 use plumdash::supervisor::ExitKind;
 use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow};
 use plumdash::tui::keymap::Keymap;
@@ -188,22 +188,25 @@ fn scenario(instances: usize, keys: usize) -> App {
                 .instance(&id)
                 .map_or(Phase::Running, |v| v.phase.clone());
             InstanceRow {
-                id,
-                node: "nodeA".into(),
-                pid: Some(1000 + i as u32),
-                phase,
-                detail: None,
-                restart_at: None,
-                crash_loop: None,
-                started_at: Some(T0),
-                crashes: u32::from(i == 0),
-                manual_restarts: 0,
-                last_exit: (i == 0)
-                    .then_some(ExitKind::KilledBySignal(nix::sys::signal::Signal::SIGKILL)),
+                status: InstanceStatus {
+                    id,
+                    node: "nodeA".into(),
+                    pid: Some(1000 + i as u32),
+                    phase,
+                    detail: None,
+                    restart_at: None,
+                    crash_loop: None,
+                    started_at: Some(T0),
+                    crashes: u32::from(i == 0),
+                    manual_restarts: 0,
+                    last_exit: (i == 0)
+                        .then_some(ExitKind::KilledBySignal(nix::sys::signal::Signal::SIGKILL)),
+                    auto_restart: true,
+                    paused: None,
+                    attached: false,
+                },
                 cpu_percent: Some(0.3),
                 rss_bytes: Some(3 * 1024 * 1024),
-                auto_restart: true,
-                paused: None,
                 under: None,
             }
         })

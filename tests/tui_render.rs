@@ -3,7 +3,7 @@
 
 use nix::sys::signal::Signal;
 use plumdash::kv::{Entry, ValueType};
-use plumdash::recovery::{Fact, Phase, ProcessExit};
+use plumdash::recovery::{Fact, InstanceStatus, Phase, ProcessExit};
 use plumdash::supervisor::ExitKind;
 use plumdash::tui::app::{App, ClockStyle, HeaderInfo, InstanceRow, LogLine, Mode};
 use plumdash::tui::keymap::Keymap;
@@ -134,21 +134,24 @@ impl Scenario {
         let inst = self.app.tracker.instance("kv-demo-001").unwrap().clone();
         self.app.now = self.at + 50;
         self.app.set_instances(vec![InstanceRow {
-            id: inst.id.clone(),
-            node: "nodeA".into(),
-            pid: inst.pid,
-            phase: inst.phase.clone(),
-            detail: None,
-            restart_at,
-            crash_loop: None,
-            started_at: inst.started_at,
-            crashes: inst.crashes,
-            manual_restarts: manual,
-            last_exit,
+            status: InstanceStatus {
+                id: inst.id.clone(),
+                node: "nodeA".into(),
+                pid: inst.pid,
+                phase: inst.phase.clone(),
+                detail: None,
+                restart_at,
+                crash_loop: None,
+                started_at: inst.started_at,
+                crashes: inst.crashes,
+                manual_restarts: manual,
+                last_exit,
+                auto_restart: true,
+                paused: None,
+                attached: false,
+            },
             cpu_percent: inst.pid.map(|_| 0.3),
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),
-            auto_restart: true,
-            paused: None,
             under: None,
         }]);
     }
@@ -309,7 +312,7 @@ fn restarting_state() {
 #[test]
 fn crash_loop_wait_says_why() {
     let mut s = restarting();
-    let row = &mut s.app.instances[0];
+    let row = &mut s.app.instances[0].status;
     row.crash_loop = Some(plumdash::supervisor::CrashLoopNote {
         runs: 6,
         over: std::time::Duration::from_secs(40),
@@ -325,14 +328,17 @@ fn crash_loop_wait_says_why() {
 #[test]
 fn resumed_state() {
     let s = resumed();
-    assert_eq!(s.app.instances[0].phase.to_string(), "RESUMED from 50%");
+    assert_eq!(
+        s.app.instances[0].status.phase.to_string(),
+        "RESUMED from 50%"
+    );
     snap_all("resumed", &s.app);
 }
 
 #[test]
 fn completed_state() {
     let s = completed();
-    assert_eq!(s.app.instances[0].phase, Phase::Completed);
+    assert_eq!(s.app.instances[0].status.phase, Phase::Completed);
     snap_all("completed", &s.app);
 }
 
@@ -529,12 +535,16 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
     app.tracker.apply(T0 + 200, checkpoint(2));
     app.now = T0 + 300;
     app.set_instances(vec![InstanceRow {
-        id: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
-        node: "nodeA".into(),
-        pid: Some(4711),
-        phase: Phase::Running,
-        detail: Some("attached at 20%".into()),
-        started_at: Some(T0),
+        status: InstanceStatus {
+            id: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
+            node: "nodeA".into(),
+            pid: Some(4711),
+            phase: Phase::Running,
+            detail: Some("attached at 20%".into()),
+            started_at: Some(T0),
+            attached: true,
+            ..InstanceStatus::default()
+        },
         under: Some("sh→bash".into()),
         ..InstanceRow::default()
     }]);
@@ -629,11 +639,14 @@ fn many_instances(n: usize) -> App {
     let mut s = running();
     let rows: Vec<InstanceRow> = (1..=n)
         .map(|i| InstanceRow {
-            id: format!("kv-demo-{i:03}"),
-            node: "nodeA".into(),
-            pid: Some(5000 + i as u32),
-            phase: Phase::Running,
-            auto_restart: true,
+            status: InstanceStatus {
+                id: format!("kv-demo-{i:03}"),
+                node: "nodeA".into(),
+                pid: Some(5000 + i as u32),
+                phase: Phase::Running,
+                auto_restart: true,
+                ..InstanceStatus::default()
+            },
             ..InstanceRow::default()
         })
         .collect();

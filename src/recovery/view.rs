@@ -28,6 +28,29 @@ pub struct InstanceStatus {
     pub attached: bool,
 }
 
+/// An instance nobody has started yet: stopped, automatic restart on (what a
+/// new instance starts with). For building rows in tests and benches.
+impl Default for InstanceStatus {
+    fn default() -> Self {
+        InstanceStatus {
+            id: String::new(),
+            node: String::new(),
+            pid: None,
+            phase: Phase::Stopped,
+            detail: None,
+            restart_at: None,
+            crash_loop: None,
+            started_at: None,
+            crashes: 0,
+            manual_restarts: 0,
+            last_exit: None,
+            auto_restart: true,
+            paused: None,
+            attached: false,
+        }
+    }
+}
+
 impl InstanceStatus {
     /// The instance `s` as it stands, judged with `tracker` at `now`.
     pub fn of(s: &InstanceSnapshot, tracker: &Tracker, now: TsMs) -> InstanceStatus {

@@ -8,8 +8,8 @@ use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
-use crate::recovery::{Phase, Tracker, TsMs};
-use crate::supervisor::{CrashLoopNote, ExitKind, OutputLine, OutputStream};
+use crate::recovery::{InstanceStatus, Tracker, TsMs};
+use crate::supervisor::{OutputLine, OutputStream};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -54,55 +54,18 @@ pub struct HeaderInfo {
     pub waiting_for_namespace: Option<String>,
 }
 
-/// One row of the instances table, merged from the supervisor's snapshot,
-/// the recovery tracker and process stats. Typed until the pane draws it.
-#[derive(Debug, Clone, PartialEq)]
+/// One row of the instances table: the one view of the instance
+/// (`recovery::InstanceStatus`, shared with `ctl status`) and what only the
+/// dashboard adds, process stats and the wrappers. Typed until the pane draws it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct InstanceRow {
-    pub id: String,
-    pub node: String,
-    pub pid: Option<u32>,
-    /// The recovery phase (drawn `RESUMED from 50%`).
-    pub phase: Phase,
-    /// What the phase alone does not say (`attached at 20%`), drawn after it.
-    pub detail: Option<String>,
-    /// When a restart is due (shown as a countdown).
-    pub restart_at: Option<TsMs>,
-    /// Why that restart waits longer than the restart delay (`crash loop: 6 in 40s`).
-    pub crash_loop: Option<CrashLoopNote>,
-    pub started_at: Option<TsMs>,
-    pub crashes: u32,
-    pub manual_restarts: u32,
-    pub last_exit: Option<ExitKind>,
+    /// Lifecycle and judgement: phase (drawn `RESUMED from 50%`), detail, the
+    /// restart countdown, crash counts, frozen or not.
+    pub status: InstanceStatus,
     pub cpu_percent: Option<f32>,
     pub rss_bytes: Option<u64>,
-    pub auto_restart: bool,
-    /// Frozen by this signal (`SIGSTOP`): the process exists but does not run.
-    pub paused: Option<&'static str>,
     /// Attach: the wrappers the worker runs under (`sh→bash`).
     pub under: Option<String>,
-}
-
-impl Default for InstanceRow {
-    fn default() -> Self {
-        InstanceRow {
-            id: String::new(),
-            node: String::new(),
-            pid: None,
-            phase: Phase::Stopped,
-            detail: None,
-            restart_at: None,
-            crash_loop: None,
-            started_at: None,
-            crashes: 0,
-            manual_restarts: 0,
-            last_exit: None,
-            cpu_percent: None,
-            rss_bytes: None,
-            auto_restart: true,
-            paused: None,
-            under: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,20 +470,20 @@ impl App {
             }
             Action::StartStop => {
                 let row = self.guard_control()?;
-                let instance = row.id.clone();
-                if row.pid.is_some() {
+                let instance = row.status.id.clone();
+                if row.status.pid.is_some() {
                     Some(Command::Stop { instance })
                 } else {
                     Some(Command::Start { instance })
                 }
             }
             Action::Restart => {
-                let instance = self.guard_control()?.id.clone();
+                let instance = self.guard_control()?.status.id.clone();
                 Some(Command::Restart { instance })
             }
             Action::ToggleAutoRestart => {
                 let row = self.guard_control()?;
-                let (instance, on) = (row.id.clone(), !row.auto_restart);
+                let (instance, on) = (row.status.id.clone(), !row.status.auto_restart);
                 self.flash(
                     format!(
                         "auto-restart {} for {instance}",
@@ -660,12 +623,12 @@ impl App {
 
     fn signal(&mut self, signal: SignalChoice) -> Option<Command> {
         let row = self.guard_control()?;
-        let Some(pid) = row.pid else {
-            let text = format!("{} is not running: nothing to signal", row.id);
+        let Some(pid) = row.status.pid else {
+            let text = format!("{} is not running: nothing to signal", row.status.id);
             self.flash(text, true);
             return None;
         };
-        let instance = row.id.clone();
+        let instance = row.status.id.clone();
         let to = if signal.whole_tree() {
             match &row.under {
                 Some(under) => format!("pid {pid} and {under}"),
@@ -703,8 +666,13 @@ impl App {
         }
         let row = self.instances.get(self.selected);
         let node = row
-            .and_then(|r| self.tracker.nodes().node_of(&r.id).map(str::to_string))
-            .or_else(|| row.map(|r| r.node.clone()).filter(|n| !n.is_empty()));
+            .and_then(|r| {
+                self.tracker
+                    .nodes()
+                    .node_of(&r.status.id)
+                    .map(str::to_string)
+            })
+            .or_else(|| row.map(|r| r.status.node.clone()).filter(|n| !n.is_empty()));
         let Some(node) = node else {
             self.flash(Msg::NoInstanceSelected.text(self.lang), true);
             return None;

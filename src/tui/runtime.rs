@@ -208,7 +208,7 @@ where
                 // Idle, the screen changes once a second (clocks); faster only
                 // while a countdown or a flash is showing.
                 let moving = app.active_flash().is_some()
-                    || app.instances.iter().any(|r| r.restart_at.is_some_and(|t| t > app.now));
+                    || app.instances.iter().any(|r| r.status.restart_at.is_some_and(|t| t > app.now));
                 if slow || moving {
                     rows_stale = true;
                     next_frame.get_or_insert(last_frame + FRAME);
@@ -426,23 +426,10 @@ fn row(
     stats: Option<&ProcessStats>,
     now: crate::recovery::TsMs,
 ) -> InstanceRow {
-    let v = InstanceStatus::of(s, tracker, now);
     InstanceRow {
-        id: v.id,
-        node: v.node,
-        pid: v.pid,
-        phase: v.phase,
-        detail: v.detail,
-        restart_at: v.restart_at,
-        crash_loop: v.crash_loop,
-        started_at: v.started_at,
-        crashes: v.crashes,
-        manual_restarts: v.manual_restarts,
-        last_exit: v.last_exit,
+        status: InstanceStatus::of(s, tracker, now),
         cpu_percent: stats.map(|p| p.cpu_percent),
         rss_bytes: stats.map(|p| p.rss_bytes),
-        auto_restart: v.auto_restart,
-        paused: v.paused,
         under: None,
     }
 }
@@ -457,7 +444,7 @@ struct LogSeen {
 
 impl LogSeen {
     fn refresh(&mut self, app: &mut App, session: &Session) {
-        let Some(id) = app.selected_instance().map(|r| r.id.clone()) else {
+        let Some(id) = app.selected_instance().map(|r| r.status.id.clone()) else {
             return;
         };
         let Some(buffer) = session.output(&id) else {

@@ -109,19 +109,20 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     // The state word, bold and centred; a Chinese gloss after it, never instead.
     let line = match app.selected_instance() {
         Some(row) => {
-            let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&row.id, 11))
+            let s = &row.status;
+            let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&s.id, 11))
                 .into_owned();
-            let pid = row.pid.map_or("-".into(), |p| p.to_string());
-            let gloss = i18n::gloss(&row.phase, l);
+            let pid = s.pid.map_or("-".into(), |p| p.to_string());
+            let gloss = i18n::gloss(&s.phase, l);
             let mut spans = vec![
                 Span::styled(format!("{id} · pid {pid} · "), t.text()),
                 Span::styled(
-                    row.phase.to_string(),
-                    t.phase(&row.phase).add_modifier(Modifier::BOLD),
+                    s.phase.to_string(),
+                    t.phase(&s.phase).add_modifier(Modifier::BOLD),
                 ),
             ];
             if !gloss.is_empty() {
-                spans.push(Span::styled(format!(" {gloss}"), t.phase(&row.phase)));
+                spans.push(Span::styled(format!(" {gloss}"), t.phase(&s.phase)));
             }
             Line::from(spans)
         }
@@ -213,8 +214,8 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     for row in app.instances.iter().skip(first).take(shown) {
         let head = format!(
             "{} {} ",
-            row.id,
-            row.pid.map_or("-".into(), |p| p.to_string())
+            row.status.id,
+            row.status.pid.map_or("-".into(), |p| p.to_string())
         );
         let room = usize::from(area.width).saturating_sub(head.chars().count());
         let mut spans = vec![Span::raw(head)];

@@ -15,7 +15,7 @@ use ratatui::Frame;
 pub use crate::tui::i18n::FlagState;
 
 pub fn state(app: &App) -> FlagState {
-    let alive = app.instances.iter().any(|r| r.pid.is_some());
+    let alive = app.instances.iter().any(|r| r.status.pid.is_some());
     match (app.tracker.crash_flag(), alive) {
         (CrashFlag::NeverSeen, _) => FlagState::NeverSeen,
         (CrashFlag::Cleared, _) => FlagState::Cleared,

@@ -99,19 +99,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         .instances
         .iter()
         .map(|row| {
+            let s = &row.status;
             Row::new(vec![
-                Cell::from(format::fit_id(&escape_controls(&row.id), ID_WIDTH)),
-                Cell::from(escape_controls(&row.node).into_owned()),
-                Cell::from(row.pid.map_or("-".into(), |p| p.to_string())),
+                Cell::from(format::fit_id(&escape_controls(&s.id), ID_WIDTH)),
+                Cell::from(escape_controls(&s.node).into_owned()),
+                Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(state_line(app, row, state_room)),
                 Cell::from(
-                    row.started_at
-                        .filter(|_| row.pid.is_some())
+                    s.started_at
+                        .filter(|_| s.pid.is_some())
                         .map_or("-".into(), |s| format::uptime(app.now.saturating_sub(s))),
                 ),
-                Cell::from(row.crashes.to_string()),
-                Cell::from(row.manual_restarts.to_string()),
-                Cell::from(row.last_exit.as_ref().map_or("-".into(), exit_text)),
+                Cell::from(s.crashes.to_string()),
+                Cell::from(s.manual_restarts.to_string()),
+                Cell::from(s.last_exit.as_ref().map_or("-".into(), exit_text)),
                 Cell::from(row.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%"))),
                 Cell::from(row.rss_bytes.map_or("-".into(), format::bytes)),
             ])
@@ -150,20 +151,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
 /// it wait, when it fits in `room` columns) or auto-restart note.
 pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let t = &app.theme;
-    let mut state = row.phase.to_string();
-    if let Some(detail) = &row.detail {
+    let s = &row.status;
+    let mut state = s.phase.to_string();
+    if let Some(detail) = &s.detail {
         state = format!("{state} · {}", escape_controls(detail));
     }
     let used = state.chars().count();
-    let mut spans = vec![Span::styled(state, t.phase(&row.phase))];
-    if let Some(at) = row
-        .restart_at
-        .filter(|at| *at > app.now && row.pid.is_none())
-    {
+    let mut spans = vec![Span::styled(state, t.phase(&s.phase))];
+    if let Some(at) = s.restart_at.filter(|at| *at > app.now && s.pid.is_none()) {
         let countdown = format!(" ↻ {}", format::duration_ms(at - app.now));
         let used = used + countdown.chars().count();
         // Why it waits, as long as it fits: `(crash loop: 6 in 40s)`, else `(loop ×6)`.
-        let why = row.crash_loop.map_or(String::new(), |note| {
+        let why = s.crash_loop.map_or(String::new(), |note| {
             let long = format!(" ({note})");
             let short = format!(" (loop ×{})", note.runs);
             [long, short]
@@ -173,11 +172,11 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
         });
         spans.push(Span::styled(format!("{countdown}{why}"), t.warn()));
     }
-    if let Some(signal) = row.paused {
+    if let Some(signal) = s.paused {
         spans.push(Span::styled(format!(" ({signal})"), t.warn()));
     }
     // Attached workers are restarted (or not) by their own agent, not by us.
-    if !row.auto_restart && !app.header.attached {
+    if !s.auto_restart && !app.header.attached {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)
