@@ -252,8 +252,8 @@ impl App {
                 .node_of(&instance)
                 .map(str::to_string)
                 .or_else(|| {
-                    let row = self.instances.iter().find(|r| r.id == instance)?;
-                    Some(row.node.clone()).filter(|n| !n.is_empty())
+                    let row = self.instances.iter().find(|r| r.status.id == instance)?;
+                    Some(row.status.node.clone()).filter(|n| !n.is_empty())
                 })?;
             self.flash(
                 format!("--kill-at {at}%: SIGKILL → node {node} ({instance})"),
