@@ -360,8 +360,104 @@ fn controller_down_state() {
 #[test]
 fn help_open() {
     let mut s = running();
-    s.app.mode = Mode::Help;
+    s.app.mode = Mode::Help { scroll: 0 };
     snap_all("help", &s.app);
+}
+
+/// Every line of the help as it reads with nothing cut: the dashboard's
+/// bindings (the first is `k`, the last Ctrl-c), the dialogs and the mouse.
+const HELP_LINES: [&str; 6] = [
+    "k  SIGKILL the selected instance",
+    "Q  quit and leave workers running",
+    "Ctrl-c  quit (as q), in every mode",
+    "menu  ↑ up · ↓/j down · Enter send · Esc/q close · 1-6 by number",
+    "search  Enter find · Esc clear · Backspace delete · other keys type",
+    "mouse: click an instance to select it, wheel scrolls the log",
+];
+
+fn key(c: char) -> crossterm::event::Event {
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+/// At 80×24 the help is taller than the screen: it opens at the top (the first
+/// binding shows, and `↓ more` on its bottom border), `j` scrolls it down to the
+/// last binding and the mouse line, `k` back up (neither kills), any other key
+/// closes it. Long descriptions wrap under themselves instead of being cut.
+#[test]
+fn help_scrolls_to_its_last_binding_at_80x24() {
+    let mut s = running();
+    assert_eq!(s.app.on_event(&key('?')), None);
+    let top = draw_as_runtime(&mut s.app, 80, 24);
+    assert!(top.contains(HELP_LINES[0]), "{top}");
+    assert!(
+        last_row(&top).contains("↓ more · ↓/j down · ↑/k up"),
+        "{top}"
+    );
+    assert!(!top.contains(HELP_LINES[5]), "{top}");
+    let max = s.app.drawn.help_scroll_max;
+    assert!(max > 0, "{top}");
+
+    let mut seen = top.clone();
+    for _ in 0..max + 3 {
+        assert_eq!(s.app.on_event(&key('j')), None, "j scrolls, never kills");
+        seen.push_str(&draw_as_runtime(&mut s.app, 80, 24));
+    }
+    assert_eq!(s.app.mode, Mode::Help { scroll: max }, "stops at the end");
+    let bottom = draw_as_runtime(&mut s.app, 80, 24);
+    for line in &HELP_LINES[1..] {
+        assert!(bottom.contains(line), "{line:?} at the end:\n{bottom}");
+    }
+    // The mouse line, the last, wraps: how to close is not cut off.
+    assert!(bottom.contains("any key"), "{bottom}");
+    assert!(bottom.contains("closes"), "{bottom}");
+    assert!(last_row(&bottom).contains("↑ more"), "{bottom}");
+    // Nothing lost on the way: every description, whole, wrapped or not.
+    assert!(seen.contains("(SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGSTOP,"));
+    assert!(seen.contains("SIGCONT)"), "{seen}");
+
+    assert_eq!(
+        s.app.on_event(&key('k')),
+        None,
+        "k scrolls back, never kills"
+    );
+    assert_eq!(s.app.mode, Mode::Help { scroll: max - 1 });
+    // The wheel scrolls the help too, not the log under it.
+    let wheel = |kind| {
+        crossterm::event::Event::Mouse(crossterm::event::MouseEvent {
+            kind,
+            column: 10,
+            row: 10,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        })
+    };
+    s.app
+        .on_event(&wheel(crossterm::event::MouseEventKind::ScrollUp));
+    assert_eq!(s.app.mode, Mode::Help { scroll: max - 2 });
+    s.app
+        .on_event(&wheel(crossterm::event::MouseEventKind::ScrollDown));
+    assert_eq!(s.app.mode, Mode::Help { scroll: max - 1 });
+    assert!(s.app.log.follow, "the log did not move");
+    draw_as_runtime(&mut s.app, 80, 24);
+    assert_eq!(s.app.on_event(&key('w')), None);
+    assert_eq!(s.app.mode, Mode::Normal, "any other key closes");
+    assert!(!s.app.log.wrap, "and does nothing else");
+}
+
+/// Where the help fits (120×40) nothing scrolls: every line shows at once, no
+/// `more`, and `j` closes it like any other key, as before.
+#[test]
+fn help_that_fits_shows_everything_and_any_key_closes_it() {
+    let mut s = running();
+    s.app.on_event(&key('?'));
+    let screen = draw_as_runtime(&mut s.app, 120, 40);
+    for line in HELP_LINES {
+        assert!(screen.contains(line), "{line:?}:\n{screen}");
+    }
+    assert!(!screen.contains("more"), "{screen}");
+    assert_eq!(s.app.drawn.help_scroll_max, 0);
+    assert_eq!(s.app.on_event(&key('j')), None);
+    assert_eq!(s.app.mode, Mode::Normal);
 }
 
 #[test]
@@ -784,7 +880,7 @@ fn rebound_keys_show_in_help_both_footers_and_the_dialogs() {
         last_row(&compact).starts_with("\"Ctrl-k kill ? help q quit"),
         "{compact}"
     );
-    s.app.mode = Mode::Help;
+    s.app.mode = Mode::Help { scroll: 0 };
     let help = render(&s.app, 120, 40);
     assert!(
         help.contains("Ctrl-k  SIGKILL the selected instance"),
@@ -884,7 +980,7 @@ mod room {
             insta::assert_snapshot!(format!("room_zh_main_{w}x{h}"), screen);
 
             let mut s = resumed_in(Lang::Zh);
-            s.app.mode = Mode::Help;
+            s.app.mode = Mode::Help { scroll: 0 };
             let screen = render(&s.app, w, h);
             assert!(screen.contains("按键（? 关闭）"), "{screen}");
             assert!(screen.contains("发送 SIGKILL"), "{screen}");

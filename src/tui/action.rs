@@ -39,6 +39,9 @@ pub enum Action {
     SearchAccept,
     SearchCancel,
     SearchDelete,
+    // The help screen's scroll (while it does not fit).
+    HelpUp,
+    HelpDown,
 }
 
 impl Action {
@@ -76,10 +79,12 @@ impl Action {
             Action::SearchAccept => "search_accept",
             Action::SearchCancel => "search_cancel",
             Action::SearchDelete => "search_delete",
+            Action::HelpUp => "help_up",
+            Action::HelpDown => "help_down",
         }
     }
 
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Action::Kill,
         Action::KillNode,
         Action::FreezeNode,
@@ -111,6 +116,8 @@ impl Action {
         Action::SearchAccept,
         Action::SearchCancel,
         Action::SearchDelete,
+        Action::HelpUp,
+        Action::HelpDown,
     ];
 }
 

@@ -87,11 +87,12 @@ impl Focus {
     }
 }
 
-/// What the keyboard is doing right now.
+/// What the keyboard is doing right now. `Help` is `scroll` lines down (the
+/// help scrolls while it does not fit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Normal,
-    Help,
+    Help { scroll: usize },
     SignalMenu { selected: usize },
     ConfirmReset,
     Search { input: String },
@@ -116,6 +117,8 @@ pub struct Drawn {
     pub instance_rows: Rect,
     /// The instance shown on the first of those rows (the table scrolls).
     pub first_instance: usize,
+    /// How far the help can scroll down (0: every line shows, or it is closed).
+    pub help_scroll_max: usize,
 }
 
 /// The log pane's view of the selected instance's output.
@@ -349,6 +352,13 @@ impl App {
                 }
                 None
             }
+            // The wheel scrolls the help while it is open, the focused pane otherwise.
+            MouseEventKind::ScrollUp if matches!(self.mode, Mode::Help { .. }) => {
+                self.update(Action::HelpUp)
+            }
+            MouseEventKind::ScrollDown if matches!(self.mode, Mode::Help { .. }) => {
+                self.update(Action::HelpDown)
+            }
             MouseEventKind::ScrollUp => self.update(Action::ScrollUp),
             MouseEventKind::ScrollDown => self.update(Action::ScrollDown),
             _ => None,
@@ -397,8 +407,14 @@ impl App {
         }
         match self.mode.clone() {
             Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
-            Mode::Help => {
-                // Any key closes help; the quit keys still quit.
+            Mode::Help { .. } => {
+                // While the help is cut, its own keys scroll it.
+                if self.drawn.help_scroll_max > 0 {
+                    if let Some(action) = self.keymap.action_in(KeyMode::Help, key) {
+                        return self.update(action);
+                    }
+                }
+                // Any other key closes help; the quit keys still quit.
                 self.mode = Mode::Normal;
                 match self.keymap.action_for(key) {
                     Some(a @ (Action::Quit | Action::QuitLeaveRunning)) => self.update(a),
@@ -544,10 +560,10 @@ impl App {
                 None
             }
             Action::ToggleHelp => {
-                self.mode = if self.mode == Mode::Help {
+                self.mode = if matches!(self.mode, Mode::Help { .. }) {
                     Mode::Normal
                 } else {
-                    Mode::Help
+                    Mode::Help { scroll: 0 }
                 };
                 None
             }
@@ -564,6 +580,19 @@ impl App {
                 Some(Command::Quit {
                     stop_workers: false,
                 })
+            }
+            Action::HelpUp | Action::HelpDown => {
+                if let Mode::Help { scroll } = self.mode {
+                    // As far as the last frame could show (the screen may have shrunk).
+                    let scroll = scroll.min(self.drawn.help_scroll_max);
+                    let scroll = if action == Action::HelpUp {
+                        scroll.saturating_sub(1)
+                    } else {
+                        (scroll + 1).min(self.drawn.help_scroll_max)
+                    };
+                    self.mode = Mode::Help { scroll };
+                }
+                None
             }
             Action::MenuUp | Action::MenuDown => {
                 if let Mode::SignalMenu { selected } = self.mode {

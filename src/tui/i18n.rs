@@ -176,6 +176,7 @@ messages! {
     HelpByNumber => ("by number", "按数字"),
     HelpOtherKeyNo => ("any other key no", "其他键为否"),
     HelpOtherKeysType => ("other keys type", "其他键输入"),
+    HelpMore => ("more", "更多"),
     HelpMouse => ("  mouse: click an instance to select it, wheel scrolls the log · any key closes",
                   "  鼠标：点击实例以选中，滚轮滚动日志 · 任意键关闭"),
     // Footer prompts and confirmations.

@@ -1,5 +1,5 @@
 //! Keys as data: one table maps keys to actions in every mode (the dashboard,
-//! the signal menu, the reset prompt, search), and the footers, the menu's
+//! the signal menu, the reset prompt, search, the help), and the footers, the menu's
 //! title and the help screen are generated from the same table.
 
 use super::action::Action;
@@ -16,6 +16,9 @@ pub enum KeyMode {
     SignalMenu,
     Confirm,
     Search,
+    /// The help screen while it is taller than the screen: its keys scroll it
+    /// (any other key closes it, as always).
+    Help,
 }
 
 /// One binding: a key, what it does, and how it is shown.
@@ -137,7 +140,7 @@ impl Default for Keymap {
             help: Some(Msg::HelpCtrlC),
             fixed: true,
         });
-        use KeyMode::{Confirm, Search, SignalMenu};
+        use KeyMode::{Confirm, Help, Search, SignalMenu};
         map.bindings.extend([
             in_mode(SignalMenu, Up, Action::MenuUp, Msg::KeyUp),
             in_mode(SignalMenu, Down, Action::MenuDown, Msg::KeyDown),
@@ -150,6 +153,10 @@ impl Default for Keymap {
             in_mode(Search, Enter, Action::SearchAccept, Msg::KeyFind),
             in_mode(Search, Esc, Action::SearchCancel, Msg::KeyClear),
             in_mode(Search, Backspace, Action::SearchDelete, Msg::KeyDelete),
+            in_mode(Help, Down, Action::HelpDown, Msg::KeyDown),
+            in_mode(Help, Char('j'), Action::HelpDown, Msg::KeyDown),
+            in_mode(Help, Up, Action::HelpUp, Msg::KeyUp),
+            in_mode(Help, Char('k'), Action::HelpUp, Msg::KeyUp),
         ]);
         map
     }
@@ -352,6 +359,27 @@ mod tests {
             Some(Action::Quit)
         );
         assert_eq!(map.action_for(&press(KeyCode::Char('z'))), None);
+    }
+
+    /// The help's scroll keys are its own: `j`/`k` scroll it there, while on the
+    /// dashboard `k` still kills; a keys file rebinds them like any other.
+    #[test]
+    fn the_help_scrolls_with_its_own_keys() {
+        let mut map = Keymap::default();
+        let help = |map: &Keymap, c| map.action_in(KeyMode::Help, &press(KeyCode::Char(c)));
+        assert_eq!(help(&map, 'j'), Some(Action::HelpDown));
+        assert_eq!(help(&map, 'k'), Some(Action::HelpUp));
+        assert_eq!(
+            map.action_for(&press(KeyCode::Char('k'))),
+            Some(Action::Kill)
+        );
+        assert_eq!(
+            map.mode_hints(KeyMode::Help, Lang::En),
+            vec!["↓/j down", "↑/k up"]
+        );
+        map.rebind(Action::HelpUp, KeyCode::Char('u'), KeyModifiers::NONE);
+        assert_eq!(help(&map, 'u'), Some(Action::HelpUp));
+        assert_eq!(help(&map, 'k'), None);
     }
 
     #[test]

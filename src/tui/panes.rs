@@ -16,7 +16,7 @@ pub mod tour;
 
 use super::app::{App, Focus};
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 
 /// A pane's frame: a title, highlighted when the pane has focus.
@@ -38,13 +38,28 @@ pub fn open_popup(
     (width, height): (u16, u16),
     title: String,
 ) -> Rect {
+    open_popup_with_footer(frame, app, area, (width, height), title, None)
+}
+
+/// `open_popup` with a line on the bottom border too (the help's `↓ more`).
+pub fn open_popup_with_footer(
+    frame: &mut ratatui::Frame,
+    app: &App,
+    area: Rect,
+    (width, height): (u16, u16),
+    title: String,
+    footer: Option<Line<'static>>,
+) -> Rect {
     let popup = centered(area, width, height);
     frame.render_widget(ratatui::widgets::Clear, popup);
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(app.theme.border(true))
         .title(Span::styled(title, app.theme.title()));
+    if let Some(footer) = footer {
+        block = block.title_bottom(footer);
+    }
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
     inner

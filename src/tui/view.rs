@@ -21,7 +21,7 @@ pub use super::app::ScreenLayout;
 /// Draws the dashboard and says where it put what a click can hit.
 pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
     let area = frame.area();
-    let drawn = match app.layout {
+    let mut drawn = match app.layout {
         ScreenLayout::Presenter
             if area.width >= PRESENTER_MIN_WIDTH && area.height >= PRESENTER_MIN_HEIGHT =>
         {
@@ -34,7 +34,9 @@ pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
         ScreenLayout::Full => full(frame, area, app),
     };
     match &app.mode {
-        Mode::Help => panes::help::draw(frame, area, app),
+        Mode::Help { scroll } => {
+            drawn.help_scroll_max = panes::help::draw(frame, area, app, *scroll);
+        }
         Mode::SignalMenu { selected } => panes::popups::signal_menu(frame, area, app, *selected),
         _ => {}
     }
@@ -178,7 +180,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         timeline,
     );
     // Prompts and flashes as in the full layout; otherwise the short key line.
-    if app.active_flash().is_some() || !matches!(app.mode, Mode::Normal | Mode::Help) {
+    if app.active_flash().is_some() || !matches!(app.mode, Mode::Normal | Mode::Help { .. }) {
         panes::footer::draw(frame, footer, app);
     } else {
         frame.render_widget(Paragraph::new(panes::footer::presenter_hints(app)), footer);
@@ -210,6 +212,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             ..area
         },
         first_instance: first,
+        ..Drawn::default()
     };
     for row in app.instances.iter().skip(first).take(shown) {
         let head = format!(

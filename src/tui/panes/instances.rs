@@ -144,6 +144,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             ..inner
         },
         first_instance: state.offset(),
+        ..Drawn::default()
     }
 }
 
