@@ -182,7 +182,7 @@ impl Session {
         let token = session.config.token.clone();
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
-        session.watch_local_workers();
+        session.watch_local_workers(true);
         let local = LocalNodes::spawn(&LocalNodesConfig {
             controller: session.controller_url.clone(),
             token: token.clone(),
@@ -264,13 +264,22 @@ impl Session {
 
     /// Attach mode's process watcher: the app's workers on this machine, found
     /// by rescans (their own agent, not us, starts them).
-    fn watch_local_workers(&mut self) {
+    /// Watches the app's workers on this machine; `ours_only`: only those
+    /// writing to this session's controller (the agents of `up --nodes` set it:
+    /// another `up` of the same app on another port is not ours).
+    fn watch_local_workers(&mut self, ours_only: bool) {
+        let url = self.controller_url.clone();
+        let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| writes_to(p, &url))
+                as crate::supervisor::ProcessFilter
+        });
         self.attached = Some(Arc::new(ProcessWatcher::spawn(
             WatcherConfig {
                 app_name: self.config.app.clone(),
                 worker_name: self.config.worker_name.clone(),
                 interval: ATTACH_RESCAN,
                 owned_by: None,
+                only,
             },
             self.supervisor.event_sink(),
         )));
@@ -336,7 +345,7 @@ impl Session {
                 session.controller_url
             ),
         }
-        session.watch_local_workers();
+        session.watch_local_workers(false);
         session.read_cluster();
         Ok(session)
     }
@@ -793,16 +802,13 @@ fn live_writers(
     url: &str,
     program: Option<&str>,
 ) -> Vec<crate::supervisor::ForeignProcess> {
-    let same_controller = |base: Option<&str>| {
-        normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
-    };
     let found: Vec<_> = crate::supervisor::discover(app, &[])
         .into_iter()
         .filter(|p| match &p.app_name {
             Some(name) => name == app,
             None => app == crate::supervisor::WORKER_EXECUTABLE,
         })
-        .filter(|p| same_controller(p.controller_base.as_deref()))
+        .filter(|p| writes_to(p, url))
         .collect();
     let is_worker = |p: &crate::supervisor::ForeignProcess| {
         p.name == crate::supervisor::WORKER_EXECUTABLE || Some(p.name.as_str()) == program
@@ -818,6 +824,13 @@ fn live_writers(
         })
         .cloned()
         .collect()
+}
+
+/// The process writes to the controller at `url` (its `CONTROLLER_BASE`, or
+/// the worker's default when it has none).
+fn writes_to(p: &crate::supervisor::ForeignProcess, url: &str) -> bool {
+    let base = p.controller_base.as_deref();
+    normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
 }
 
 fn normalize_url(url: &str) -> String {

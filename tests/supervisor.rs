@@ -802,6 +802,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
             worker_name: "sleep".into(),
             interval: Duration::from_millis(50),
             owned_by: None,
+            only: None,
         },
         sink,
     );

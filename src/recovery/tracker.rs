@@ -156,7 +156,10 @@ impl Tracker {
         let mut due = Vec::new();
         for inst in self.instances.values_mut() {
             let waited = inst.ended_at.map(|t| now.saturating_sub(t));
+            // A failover restarted its work elsewhere, under a new id.
+            let moved = self.nodes.replaced_by(&inst.id).is_some();
             if inst.phase == Phase::Crashed
+                && !moved
                 && inst.last_exit == Some(ProcessExit::Unknown)
                 && !inst.overdue
                 && waited.is_some_and(|w| w >= grace_ms)
@@ -176,8 +179,11 @@ impl Tracker {
     /// attached run was found, and how an unseen end was judged.
     pub fn detail(&self, id: &str, now: TsMs) -> Option<String> {
         let inst = self.instances.get(id)?;
-        if let Some(f) = self.nodes.replaced_by(id).filter(|_| inst.pid.is_some()) {
-            return Some(format!("replaced by {} on {}", f.new_instance, f.to_node));
+        if let Some(f) = self.nodes.replaced_by(id) {
+            return Some(match inst.pid {
+                Some(_) => format!("replaced by {} on {}", f.new_instance, f.to_node),
+                None => format!("moved to {} on {}", f.new_instance, f.to_node),
+            });
         }
         if inst.phase.is_alive() && inst.attached {
             return Some(match inst.attached_at_pct {
@@ -1484,6 +1490,50 @@ mod tests {
                 .any(|e| matches!(e.kind, TimelineKind::WentBack { .. })),
             "{:?}",
             t.timeline().map(|e| e.to_string()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
+        let mut t = Tracker::new();
+        t.set_restart_grace(std::time::Duration::from_secs(10));
+        let mut at = 0;
+        t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+        t.apply(
+            at,
+            Fact::Started {
+                instance: "d1-a".into(),
+                pid: 1,
+            },
+        );
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 4);
+        t.apply(
+            1_000,
+            Fact::Exited {
+                instance: "d1-a".into(),
+                exit: ProcessExit::Unknown,
+                requested: false,
+            },
+        );
+        assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Crashed);
+        t.apply(
+            1_300,
+            cluster(
+                false,
+                &[
+                    ("d1-a", "nodeA", "Stopped", 0),
+                    ("d1-b", "nodeB", "Running", 0),
+                ],
+            ),
+        );
+        assert!(!t.tick(30_000), "its work runs on as d1-b");
+        assert!(!t
+            .timeline()
+            .any(|e| matches!(e.kind, TimelineKind::NotRestarted { .. })));
+        assert_eq!(
+            t.detail("d1-a", 30_000).as_deref(),
+            Some("moved to d1-b on nodeB")
         );
     }
 }

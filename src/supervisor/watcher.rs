@@ -46,10 +46,16 @@ pub struct WatcherConfig {
     /// The pids of workers a supervisor of ours owns (e.g. `Supervisor::owned_pids`):
     /// they are left to it and not reported twice.
     pub owned_by: Option<OwnedPids>,
+    /// Keeps only the processes this says are ours (e.g. those writing to our
+    /// controller: another plumdash's workers of the same app are not).
+    pub only: Option<ProcessFilter>,
 }
 
 /// Asks, at each rescan, which pids are someone else's to report.
 pub type OwnedPids = Arc<dyn Fn() -> Vec<u32> + Send + Sync>;
+
+/// Says whether a found process is one to watch.
+pub type ProcessFilter = Arc<dyn Fn(&ForeignProcess) -> bool + Send + Sync>;
 
 /// A running rescan loop. Dropping it stops the loop.
 pub struct Watcher {
@@ -148,8 +154,12 @@ async fn scan_loop(
             break;
         };
         // Reading /proc for every process blocks; keep it off the async workers.
+        let only = config.only.clone();
         let scanned = tokio::task::spawn_blocking(move || {
-            let found = scanner.scan(&exclude);
+            let mut found = scanner.scan(&exclude);
+            if let Some(only) = only {
+                found.retain(|p| only(p));
+            }
             (scanner, found)
         })
         .await;
