@@ -132,7 +132,7 @@ impl Scenario {
         }
         if !given("cycles") {
             if let Some(n) = self.kills.cycles {
-                args.cycles = n;
+                args.cycles = Some(n);
             }
         }
         // The schedule is one choice: a flag for it replaces the file's.

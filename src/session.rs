@@ -150,6 +150,8 @@ const CLUSTER_READ: Duration = Duration::from_millis(500);
 
 /// How often attach mode rescans the process table (a death is seen at once anyway).
 const ATTACH_RESCAN: Duration = Duration::from_millis(500);
+/// How often `up --nodes` rescans for its agents' workers.
+const NODES_RESCAN: Duration = Duration::from_millis(100);
 /// Longest wait for the fresh namespace read after a worker's exit.
 const FRESH_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -180,6 +182,13 @@ impl Session {
         let mut session = Session::connect(config).await?;
         session.refuse_live_writers().await?;
         let token = session.config.token.clone();
+        // The agents run `--cmd` when given: its program is the worker to watch.
+        if session.config.cmd.is_some() {
+            let spec = worker_spec(&session.config)?;
+            if let Some(name) = spec.program.file_name() {
+                session.config.worker_name = name.to_string_lossy().into_owned();
+            }
+        }
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
         session.watch_local_workers(true);
@@ -277,9 +286,16 @@ impl Session {
             WatcherConfig {
                 app_name: self.config.app.clone(),
                 worker_name: self.config.worker_name.clone(),
-                interval: ATTACH_RESCAN,
+                // Under our agents a new worker is news: its first writes
+                // should not come before we saw it start.
+                interval: if ours_only {
+                    NODES_RESCAN
+                } else {
+                    ATTACH_RESCAN
+                },
                 owned_by: None,
                 only,
+                fresh: ours_only,
             },
             self.supervisor.event_sink(),
         )));

@@ -19,6 +19,7 @@ pub mod history;
 mod html;
 mod invariants;
 pub mod junit;
+pub mod nodes;
 pub mod report;
 mod runner;
 pub mod schedule;
@@ -48,6 +49,9 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     };
     // A verify killed mid-run must not leave its worker writing.
     config.orphan_guard = std::env::current_exe().ok();
+    if let Some(scenario) = config.nodes.clone() {
+        return nodes_main(&scenario, &config, &args).await;
+    }
     let report = match run(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -88,6 +92,46 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
         println!("{}", crate::text_safety::escape_json_controls(&text));
     } else {
         print!("{}", report.render(clock::Zone::Local));
+    }
+    ExitCode::from(report.exit_code)
+}
+
+/// The node scenario: runs, prints (or `--json`), writes `--report`.
+async fn nodes_main(
+    scenario: &nodes::NodeScenario,
+    config: &VerifyConfig,
+    args: &VerifyArgs,
+) -> ExitCode {
+    let Some(program) = config.orphan_guard.clone() else {
+        eprintln!("plumdash verify: cannot find the plumdash binary (it runs the agents)");
+        return ExitCode::from(2);
+    };
+    let report = match nodes::run(scenario, config, program).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = format!("{e:#}").replace('\n', " ");
+            eprintln!(
+                "plumdash verify: {}",
+                crate::text_safety::escape_controls(&e)
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let text = crate::text_safety::escape_json_controls(&text).into_owned();
+    if let Some(path) = &args.report {
+        if let Err(e) = std::fs::write(path, text.clone() + "\n") {
+            eprintln!("plumdash verify: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if args.json {
+        println!("{text}");
+    } else {
+        print!(
+            "{}",
+            crate::text_safety::escape_controls_keep_newlines(&report.render())
+        );
     }
     ExitCode::from(report.exit_code)
 }

@@ -803,6 +803,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
             interval: Duration::from_millis(50),
             owned_by: None,
             only: None,
+            fresh: false,
         },
         sink,
     );

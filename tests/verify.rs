@@ -133,6 +133,97 @@ fn a_worker_that_takes_unreachable_for_empty_breaks_invariant_6() {
     assert_fails_with("unreachable-as-empty.sh", 6);
 }
 
+/// The node scenario's report (`--json`), with its exit code.
+fn verify_nodes(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--json", "--nodes", "2"];
+    all.extend_from_slice(args);
+    let out = verify(&all);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+fn node_verdicts(report: &Value) -> Vec<(String, String)> {
+    report["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_or_frozen_node_moves_the_work_and_every_node_invariant_holds() {
+    let (code, report) = verify_nodes(&["--kill-node", "--step", "100ms"]);
+    assert_eq!(code, 0, "{report:#}");
+    let c = &report["cycles"][0];
+    assert_eq!(
+        (c["node"].as_str(), c["to_node"].as_str()),
+        (Some("nodeA"), Some("nodeB")),
+        "{c}"
+    );
+    assert_eq!(c["steps_lost"], 0, "{c}");
+    assert_eq!(c["flag_after_fault"], true, "{c}");
+    assert!(c["to_running_ms"].as_u64().is_some(), "{c}");
+    assert_eq!(report["completions"], 1);
+    assert!(
+        node_verdicts(&report).iter().all(|(_, s)| s == "held"),
+        "{report:#}"
+    );
+
+    // Frozen: found by the TTL, thawed after the move; kv-demo is fenced and stops.
+    let (code, report) = verify_nodes(&["--freeze-node", "--step", "200ms"]);
+    assert_eq!(code, 0, "{report:#}");
+    let c = &report["cycles"][0];
+    assert_eq!(c["to_node"], "nodeB", "{c}");
+    assert_eq!(c["old_writer_ended"], true, "{c}");
+    assert!(
+        c["to_detected_ms"].as_u64().unwrap() >= 1_000,
+        "the TTL decides: {c}"
+    );
+    assert!(
+        node_verdicts(&report).iter().all(|(_, s)| s == "held"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_worker_that_restarts_from_zero_on_the_new_node_breaks_n2() {
+    let cmd = fixture("restart-from-zero.sh");
+    let (code, report) = verify_nodes(&[
+        "--kill-node",
+        "--step",
+        "300ms",
+        "--kill-at",
+        "50",
+        "--cmd",
+        &cmd,
+    ]);
+    assert_eq!(code, 1, "{report:#}");
+    let verdicts = node_verdicts(&report);
+    assert!(
+        verdicts.contains(&("N1".into(), "held".into())),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("N2".into(), "violated".into())),
+        "{verdicts:?}"
+    );
+    assert!(
+        report["cycles"][0]["steps_lost"].as_i64().unwrap() > 0,
+        "{report:#}"
+    );
+}
+
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     for (args, needle) in [
@@ -148,6 +239,16 @@ fn usage_errors_exit_2_with_one_line() {
             "no such executable",
         ),
         (vec!["--cycles", "many"], "invalid value"),
+        (vec!["--nodes", "2"], "--kill-node or --freeze-node"),
+        (
+            vec!["--nodes", "2", "--kill-node", "--cycles", "2"],
+            "needs 3 nodes",
+        ),
+        (
+            vec!["--nodes", "2", "--freeze-node", "--html", "r.html"],
+            "not for the node scenario",
+        ),
+        (vec!["--kill-node"], "--nodes"),
     ] {
         let out = verify(&args);
         let err = String::from_utf8_lossy(&out.stderr);

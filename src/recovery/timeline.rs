@@ -124,17 +124,19 @@ impl fmt::Display for TimelineEvent {
                 exit: ProcessExit::Unknown,
                 progress,
                 crashed,
+                flag,
                 ..
             } => {
                 write!(f, "gone")?;
                 if let Some(p) = progress {
                     write!(f, " at {p}%")?;
                 }
-                // Its exit status is its parent's to read; the flag tells the story.
-                if *crashed {
-                    write!(f, " (flag still set: crashed)")
-                } else {
-                    write!(f, " (flag cleared)")
+                // Its exit status is its parent's to read; the flag tells the story
+                // (set and no crash: the flag is its replacement's now).
+                match (*crashed, *flag) {
+                    (true, _) => write!(f, " (flag still set: crashed)"),
+                    (false, true) => write!(f, " (flag set)"),
+                    (false, false) => write!(f, " (flag cleared)"),
                 }
             }
             TimelineKind::Exited {

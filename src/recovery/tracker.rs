@@ -339,10 +339,29 @@ impl Tracker {
             }
             Fact::Cluster(view) => {
                 for change in self.nodes.read(at, view) {
-                    if let NodeChange::Migrated(f) = &change {
+                    let migrated = match &change {
+                        NodeChange::Migrated(f) => Some(f.clone()),
+                        _ => None,
+                    };
+                    if let Some(f) = &migrated {
                         self.on_migrated(f);
                     }
                     self.push_node_change(at, change);
+                    // The new instance can have resumed before a read showed the
+                    // move (fast steps, a read every 500 ms): its figures now.
+                    let closed = migrated.and_then(|f| {
+                        self.cycles
+                            .iter()
+                            .rev()
+                            .find(|c| {
+                                c.restarted_instance.as_deref() == Some(f.new_instance.as_str())
+                                    && c.first_checkpoint_at.is_some()
+                            })
+                            .cloned()
+                    });
+                    if let Some(change) = closed.and_then(|c| self.nodes.resumed(&c)) {
+                        self.push_node_change(at, change);
+                    }
                 }
             }
             Fact::NodeAction { node, action } => {
@@ -535,6 +554,8 @@ impl Tracker {
         let superseded = self.nodes.replaced_by(&id).map(|f| f.new_instance.clone());
         let crashed = crashed && superseded.is_none();
         let inst = self.instance_mut(&id);
+        // The flag as this run left it: cleared by it, even if set again since.
+        let flag = task.crash_flag && !inst.flag_cleared_in_run;
         let clean_end = matches!(exit, ProcessExit::Clean | ProcessExit::Unknown);
         inst.phase = if crashed {
             inst.crashes += 1;
@@ -551,7 +572,7 @@ impl Tracker {
             TimelineKind::Exited {
                 exit: exit.clone(),
                 progress: task.progress,
-                flag: task.crash_flag,
+                flag,
                 crashed,
                 requested,
             },
@@ -564,7 +585,7 @@ impl Tracker {
                     how: exit,
                     progress_at_kill: task.progress,
                     counter_at_kill: task.counter,
-                    flag_after_kill: task.crash_flag,
+                    flag_after_kill: flag,
                     restarted_at: None,
                     restarted_instance: None,
                     first_checkpoint_at: None,
@@ -632,8 +653,9 @@ impl Tracker {
         if self.torn.is_none() && task.counter != self.last_checkpoint {
             if let (Some(from), Some(to)) = (self.last_checkpoint, task.counter) {
                 // Within one task the counter only climbs; a worker resumes at
-                // the saved step, never under it.
-                if to < from && !before.is_completed() {
+                // the saved step, never under it. A restart that starts lower is
+                // its cycle's steps lost, not a second writer.
+                if to < from && !before.is_completed() && self.open_cycle.is_none() {
                     let alive = self
                         .instances
                         .values()
@@ -1534,6 +1556,65 @@ mod tests {
         assert_eq!(
             t.detail("d1-a", 30_000).as_deref(),
             Some("moved to d1-b on nodeB")
+        );
+    }
+
+    #[test]
+    fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+        t.apply(
+            at,
+            Fact::Started {
+                instance: "d1-a".into(),
+                pid: 1,
+            },
+        );
+        t.apply(at, flag());
+        run_steps(&mut t, &mut at, 0, 4);
+        t.apply(
+            990,
+            Fact::NodeAction {
+                node: "nodeA".into(),
+                action: super::super::facts::NodeAction::Killed,
+            },
+        );
+        t.apply(
+            1_000,
+            Fact::Exited {
+                instance: "d1-a".into(),
+                exit: ProcessExit::Unknown,
+                requested: false,
+            },
+        );
+        t.apply(
+            1_300,
+            Fact::Started {
+                instance: "d1-b".into(),
+                pid: 2,
+            },
+        );
+        t.apply(1_320, flag());
+        t.apply(1_350, checkpoint(5));
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+        t.apply(
+            1_400,
+            cluster(
+                false,
+                &[
+                    ("d1-a", "nodeA", "Stopped", 0),
+                    ("d1-b", "nodeB", "Running", 0),
+                ],
+            ),
+        );
+        let last = t.timeline().last().unwrap();
+        let TimelineKind::FailedOver(f) = &last.kind else {
+            panic!("the figures: {last}");
+        };
+        assert_eq!(
+            (f.instance.as_str(), f.to_running_ms(), f.to_checkpoint_ms()),
+            ("d1-a", Some(310), Some(360))
         );
     }
 }

@@ -289,6 +289,19 @@ impl ProcessFinder {
                 pid != me && !exclude.contains(&pid)
             })
             .filter(|process| self.is_worker(process))
+            .collect::<Vec<_>>()
+            .iter()
+            // A worker's fork (a shell's subshell for `$(…)`: same program, same
+            // arguments, same instance) is the same worker.
+            .filter(|process| {
+                let parent = process.parent().and_then(|ppid| processes.get(&ppid));
+                !parent.is_some_and(|up| {
+                    up.name() == process.name()
+                        && up.cmd() == process.cmd()
+                        && env_value(up.environ(), "PLUM_INSTANCE_ID")
+                            == env_value(process.environ(), "PLUM_INSTANCE_ID")
+                })
+            })
             .map(|process| self.describe(process, processes, &by_instance, &live))
             .collect();
         found.sort_by_key(|process| process.pid);
@@ -309,7 +322,14 @@ impl ProcessFinder {
         }
         // Exactly as the worker decides its namespace: the variable, else the default.
         let belongs = app.as_deref().unwrap_or(DEFAULT_APP) == self.app_name;
-        belongs && self.is_name_of_worker(process.name())
+        // A script worker runs as its interpreter (`bash …/worker.sh`): its
+        // name is `bash`, the script is the first argument.
+        let script = process
+            .cmd()
+            .get(1)
+            .and_then(|arg| std::path::Path::new(arg).file_name())
+            .is_some_and(|name| name.to_string_lossy() == self.worker_name);
+        belongs && (self.is_name_of_worker(process.name()) || script)
     }
 
     fn describe(

@@ -49,6 +49,10 @@ pub struct WatcherConfig {
     /// Keeps only the processes this says are ours (e.g. those writing to our
     /// controller: another plumdash's workers of the same app are not).
     pub only: Option<ProcessFilter>,
+    /// Watching began before any worker could exist (`up --nodes`, before its
+    /// agents): whatever the first scan does not find was seen starting, even
+    /// in the second watching began (the kernel's start second can be a second early).
+    pub fresh: bool,
 }
 
 /// Asks, at each rescan, which pids are someone else's to report.
@@ -67,9 +71,14 @@ pub struct Watcher {
 impl Watcher {
     /// Scans at once, then every `interval` and at every death; reports into `events`.
     pub fn spawn(config: WatcherConfig, events: EventSink) -> Watcher {
+        let since = if config.fresh {
+            0
+        } else {
+            unix_secs(SystemTime::now())
+        };
         let tracker = Arc::new(Mutex::new(AttachTracker::new(
             config.app_name.clone(),
-            unix_secs(SystemTime::now()),
+            since,
         )));
         let cancel = CancellationToken::new();
         let task = tokio::spawn(scan_loop(config, events, tracker.clone(), cancel.clone()));

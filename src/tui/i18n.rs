@@ -463,12 +463,13 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
             exit: ProcessExit::Unknown,
             progress,
             crashed,
+            flag,
             ..
         } => {
-            let flag = if *crashed {
-                "标记仍在：已崩溃"
-            } else {
-                "标记已清除"
+            let flag = match (*crashed, *flag) {
+                (true, _) => "标记仍在：已崩溃",
+                (false, true) => "标记已设置",
+                (false, false) => "标记已清除",
             };
             format!("{}消失（{flag}）", at(progress))
         }

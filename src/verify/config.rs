@@ -16,9 +16,10 @@ pub struct VerifyArgs {
     /// (TOML, see `plumdash scenario example`); flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Kill cycles (SIGKILL → restart → resume) to run.
-    #[arg(long, default_value_t = 3)]
-    pub cycles: u32,
+    /// Kill cycles (SIGKILL → restart → resume) to run [default: 3; with
+    /// --kill-node or --freeze-node: 1].
+    #[arg(long)]
+    pub cycles: Option<u32>,
     /// Kill every cycle at this progress (1..99, rounded up to the next step).
     #[arg(long)]
     pub kill_at: Option<u8>,
@@ -72,6 +73,16 @@ pub struct VerifyArgs {
     /// Longest wait for any one expected event [default: 10 s + 10 steps].
     #[arg(long, hide = true, value_parser = humantime::parse_duration)]
     pub patience: Option<Duration>,
+    /// The node scenario: run N node agents (2..26) and, at each kill point,
+    /// kill (--kill-node) or freeze (--freeze-node) the node running the instance.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=26))]
+    pub nodes: Option<u8>,
+    /// With --nodes: SIGKILL the node (its agent and workers): a machine dying.
+    #[arg(long)]
+    pub kill_node: bool,
+    /// With --nodes: freeze the node (SIGSTOP), thaw it once its work has moved.
+    #[arg(long)]
+    pub freeze_node: bool,
 }
 
 /// Validated settings of one verify run.
@@ -93,13 +104,30 @@ pub struct VerifyConfig {
     pub live_to_stderr: bool,
     /// The plumdash binary that runs the orphan guard (see `SessionConfig`).
     pub orphan_guard: Option<std::path::PathBuf>,
+    /// `--nodes`: the node scenario instead of the kill cycles.
+    pub nodes: Option<super::nodes::NodeScenario>,
 }
 
 impl VerifyConfig {
     /// Checks the arguments; the error is the one-line reason for exit 2.
     pub fn from_args(args: &VerifyArgs) -> Result<VerifyConfig, String> {
-        if args.cycles == 0 {
+        let nodes = node_scenario(args)?;
+        let cycles = args.cycles.unwrap_or(if nodes.is_some() { 1 } else { 3 });
+        if cycles == 0 {
             return Err("--cycles must be at least 1".into());
+        }
+        if let Some(n) = &nodes {
+            if n.fault == super::nodes::NodeFault::Kill && cycles >= u32::from(n.nodes) {
+                return Err(format!(
+                    "--kill-node --cycles {cycles} needs {} nodes: a killed node does not come back",
+                    cycles + 1
+                ));
+            }
+            if args.kill_at.is_some() && cycles > 1 {
+                return Err(
+                    "--kill-at with --nodes takes --cycles 1 (the faults share one task)".into(),
+                );
+            }
         }
         if args.kill_at.is_some() && args.kill_random {
             return Err("--kill-at and --kill-random exclude each other".into());
@@ -139,7 +167,7 @@ impl VerifyConfig {
         }
         let step = args.step.unwrap_or(DEFAULT_STEP);
         Ok(VerifyConfig {
-            cycles: args.cycles,
+            cycles,
             schedule,
             step: args.step,
             cmd: args.cmd.clone(),
@@ -157,8 +185,40 @@ impl VerifyConfig {
                 .unwrap_or_else(|| Duration::from_secs(10) + step * 10),
             live_to_stderr: args.json,
             orphan_guard: None,
+            nodes,
         })
     }
+}
+
+/// `--nodes` with exactly one of `--kill-node` / `--freeze-node`, and none of
+/// what only the kill cycles have.
+fn node_scenario(args: &VerifyArgs) -> Result<Option<super::nodes::NodeScenario>, String> {
+    use super::nodes::{NodeFault, NodeScenario};
+    let fault = match (args.kill_node, args.freeze_node) {
+        (true, true) => return Err("--kill-node and --freeze-node exclude each other".into()),
+        (true, false) => Some(NodeFault::Kill),
+        (false, true) => Some(NodeFault::Freeze),
+        (false, false) => None,
+    };
+    let (nodes, fault) = match (args.nodes, fault) {
+        (None, None) => return Ok(None),
+        (Some(nodes), Some(fault)) => (nodes, fault),
+        (Some(_), None) => return Err("--nodes needs --kill-node or --freeze-node".into()),
+        (None, Some(_)) => {
+            return Err("--kill-node and --freeze-node need --nodes N (2 or more)".into())
+        }
+    };
+    for (flag, given) in [
+        ("--controller", args.controller.is_some()),
+        ("--kill-random", args.kill_random),
+        ("--junit", args.junit.is_some()),
+        ("--html", args.html.is_some()),
+    ] {
+        if given {
+            return Err(format!("{flag} is not for the node scenario (--nodes)"));
+        }
+    }
+    Ok(Some(NodeScenario { nodes, fault }))
 }
 
 /// A report file must be writable where it is asked for; found out before

@@ -1,0 +1,569 @@
+//! `plumdash verify --nodes N --kill-node | --freeze-node`: the node scenario.
+//! Real agents (`up --nodes`), one instance deployed on nodeA; at each planned
+//! progress point the node running it is SIGKILLed (a machine dying) or frozen
+//! (a hung machine, thawed once its work has moved). Judged from the same
+//! tracker the dashboard reads:
+//!
+//! - N1 the work moves: a migration off the lost node to another one;
+//! - N2 the new instance resumes from the checkpoint (no step redone or
+//!   skipped) and found the crash flag still set;
+//! - N3 the task reaches 100% once;
+//! - N4 no checkpoint goes backwards (after a thaw: the old writer is
+//!   refused or stopped) and the replaced instance's end is no crash.
+
+use super::config::DEFAULT_STEP;
+use crate::agent::local::LocalNodesConfig;
+use crate::recovery::{Fact, Failover, NodeAction, TimelineKind, Tracker, TsMs};
+use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What is done to the node running the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeFault {
+    Kill,
+    Freeze,
+}
+
+/// The node scenario's settings (checked by `VerifyConfig::from_args`).
+#[derive(Debug, Clone)]
+pub struct NodeScenario {
+    pub nodes: u8,
+    pub fault: NodeFault,
+}
+
+/// Watched after a thaw for a checkpoint going back.
+const AFTER_THAW: Duration = Duration::from_secs(2);
+
+/// One node fault and what followed.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NodeCycle {
+    pub cycle: u32,
+    pub planned_pct: i64,
+    pub node: String,
+    pub instance: String,
+    pub at_pct: Option<i64>,
+    pub counter_at_fault: Option<i64>,
+    pub to_node: Option<String>,
+    pub new_instance: Option<String>,
+    pub resumed_from: Option<i64>,
+    pub steps_lost: Option<i64>,
+    pub flag_after_fault: Option<bool>,
+    pub to_detected_ms: Option<u64>,
+    pub to_running_ms: Option<u64>,
+    pub to_checkpoint_ms: Option<u64>,
+    /// Freeze: writes the controller refused from the thawed instance.
+    pub fenced_writes: Option<u64>,
+    /// Freeze: the thawed instance ended (stopped by its agent or fenced).
+    pub old_writer_ended: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInvariant {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// `held`, `violated` or `not_checked`.
+    pub status: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub ok: bool,
+    pub exit_code: u8,
+    pub scenario: &'static str,
+    pub fault: NodeFault,
+    pub nodes: u8,
+    pub app: String,
+    pub step_ms: Option<u64>,
+    pub ended_early: Option<String>,
+    pub cycles: Vec<NodeCycle>,
+    pub completions: u32,
+    pub invariants: Vec<NodeInvariant>,
+}
+
+impl NodeReport {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "verify (nodes): {} × {:?} on {} nodes, app {}\n",
+            self.cycles.len(),
+            self.fault,
+            self.nodes,
+            self.app
+        );
+        let secs = |ms: Option<u64>| ms.map_or("?".into(), |ms| format!("{:.2}s", ms as f64 / 1e3));
+        for c in &self.cycles {
+            out.push_str(&format!(
+                "  #{} {} at {}% on {} → {} as {}: resumed from {}%, {} steps lost; detected {}, running {}, checkpoint {}\n",
+                c.cycle,
+                match self.fault {
+                    NodeFault::Kill => "kill",
+                    NodeFault::Freeze => "freeze",
+                },
+                c.at_pct.map_or("?".into(), |p| p.to_string()),
+                c.node,
+                c.to_node.as_deref().unwrap_or("?"),
+                c.new_instance.as_deref().unwrap_or("?"),
+                c.resumed_from.map_or("?".into(), |p| p.to_string()),
+                c.steps_lost.map_or("?".into(), |p| p.to_string()),
+                secs(c.to_detected_ms),
+                secs(c.to_running_ms),
+                secs(c.to_checkpoint_ms),
+            ));
+        }
+        for i in &self.invariants {
+            out.push_str(&format!(
+                "  {} {:<11} {}: {}\n",
+                i.id, i.status, i.name, i.detail
+            ));
+        }
+        if let Some(why) = &self.ended_early {
+            out.push_str(&format!("  ended early: {why}\n"));
+        }
+        out.push_str(if self.ok {
+            "RESULT: all node invariants held\n"
+        } else {
+            "RESULT: FAILED\n"
+        });
+        out
+    }
+}
+
+/// Progress points for `cycles` faults within one task (each fault needs the
+/// task still ahead of it): one at `at` or 40%, else spread over 20–80%.
+pub fn node_points(cycles: u32, at: Option<u8>) -> Vec<i64> {
+    match (cycles, at) {
+        (1, Some(at)) => vec![i64::from(at)],
+        (1, None) => vec![40],
+        (n, _) => (0..n)
+            .map(|i| 20 + (60 * i64::from(i) / i64::from(n - 1)) / 10 * 10)
+            .collect(),
+    }
+}
+
+struct NodeRunner {
+    session: Session,
+    tracker: Tracker,
+    seen: u64,
+    patience: Duration,
+    json: bool,
+    /// Every checkpoint counter seen go down, as (from, to).
+    went_back: Vec<(i64, i64)>,
+    /// Replaced instances whose end was judged a crash.
+    crashed_replaced: Vec<String>,
+}
+
+impl NodeRunner {
+    fn live(&self, text: &str) {
+        let text = crate::text_safety::escape_controls(text);
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    fn apply(&mut self, at: TsMs, fact: Fact) {
+        self.tracker.apply(at, fact);
+        let (new, count) = self.tracker.events_since(self.seen);
+        self.seen = count;
+        let mut lines = Vec::new();
+        for ev in new {
+            lines.push(format!(
+                "{}  {ev}",
+                crate::clock::Zone::Local.hms_millis(ev.at)
+            ));
+            match &ev.kind {
+                TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
+                TimelineKind::Exited { crashed: true, .. } => {
+                    if let Some(id) = &ev.instance {
+                        if self.tracker.nodes().replaced_by(id).is_some() {
+                            self.crashed_replaced.push(id.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for l in lines {
+            self.live(&l);
+        }
+    }
+
+    async fn wait_until(
+        &mut self,
+        patience: Duration,
+        pred: impl Fn(&NodeRunner) -> bool,
+    ) -> Result<bool, String> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if pred(self) {
+                return Ok(true);
+            }
+            match tokio::time::timeout_at(deadline, self.session.next_fact()).await {
+                Err(_) => return Ok(false),
+                Ok(None) => return Err("the session ended unexpectedly".into()),
+                Ok(Some((at, fact))) => self.apply(at, fact),
+            }
+        }
+    }
+
+    /// The instance alive and checkpointing, and its node.
+    fn running(&self) -> Option<(String, String)> {
+        let inst = self
+            .tracker
+            .instances()
+            .find(|i| i.pid.is_some() && i.first_checkpoint.is_some())?;
+        let node = self.tracker.nodes().node_of(&inst.id)?;
+        Some((inst.id.clone(), node.to_string()))
+    }
+
+    fn progress(&self) -> i64 {
+        self.tracker.task().progress.unwrap_or(0)
+    }
+
+    fn act(&mut self, node: &str, op: NodeOp) -> Result<NodeAction, String> {
+        let action = self
+            .session
+            .handle()
+            .node_action(node, op)
+            .map_err(|e| format!("{e:#}"))?;
+        self.live(&format!("verify: {node} {}", action.done()));
+        Ok(action)
+    }
+
+    /// The failover of `instance`, once its new instance has checkpointed.
+    fn recovered(&self, instance: &str) -> Option<Failover> {
+        self.tracker.timeline().rev().find_map(|e| match &e.kind {
+            TimelineKind::FailedOver(f) if f.instance == instance => Some(f.clone()),
+            _ => None,
+        })
+    }
+
+    async fn cycle(&mut self, n: u32, point: i64, fault: NodeFault) -> Result<NodeCycle, String> {
+        let patience = self.patience;
+        let reached = self
+            .wait_until(patience, |r| {
+                r.running().is_some() && (point..100).contains(&r.progress())
+            })
+            .await?;
+        let Some((instance, node)) = self.running().filter(|_| reached) else {
+            return Err(format!("the worker never reached {point}% on a node"));
+        };
+        let mut c = NodeCycle {
+            cycle: n,
+            planned_pct: point,
+            node: node.clone(),
+            instance: instance.clone(),
+            at_pct: Some(self.progress()),
+            counter_at_fault: self.tracker.last_checkpoint(),
+            ..NodeCycle::default()
+        };
+        let op = match fault {
+            NodeFault::Kill => NodeOp::Kill,
+            NodeFault::Freeze => NodeOp::ToggleFreeze,
+        };
+        self.act(&node, op)?;
+        // A freeze is found by the TTL (3 s) before the move starts.
+        let moved = self
+            .wait_until(patience + Duration::from_secs(5), |r| {
+                r.recovered(&instance).is_some()
+            })
+            .await?;
+        if let Some(f) = self.recovered(&instance) {
+            let cycle = self
+                .tracker
+                .cycles()
+                .iter()
+                .rev()
+                .find(|cy| cy.killed_instance == instance)
+                .cloned();
+            c.to_node = Some(f.to_node.clone());
+            c.new_instance = Some(f.new_instance.clone());
+            c.steps_lost = f.steps_lost;
+            c.to_detected_ms = f.to_detected_ms();
+            c.to_running_ms = f.to_running_ms();
+            c.to_checkpoint_ms = f.to_checkpoint_ms();
+            c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
+            c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
+        }
+        if fault == NodeFault::Freeze {
+            self.act(&node, NodeOp::ToggleFreeze)?;
+            let ended = self
+                .wait_until(patience, |r| {
+                    r.tracker
+                        .instance(&instance)
+                        .is_some_and(|i| i.pid.is_none())
+                })
+                .await?;
+            c.old_writer_ended = Some(ended);
+            // Any write it still makes would show now.
+            self.wait_until(AFTER_THAW, |_| false).await?;
+            c.fenced_writes = self
+                .tracker
+                .timeline()
+                .rev()
+                .find_map(|e| match &e.kind {
+                    TimelineKind::Fenced { refused, .. }
+                        if e.instance.as_deref() == Some(instance.as_str()) =>
+                    {
+                        Some(*refused)
+                    }
+                    _ => None,
+                })
+                .or(Some(0));
+        }
+        if !moved {
+            return Err(format!("{instance}'s work did not move off {node}"));
+        }
+        Ok(c)
+    }
+
+    async fn finish_task(&mut self, step: Duration) -> Result<(), String> {
+        let done = self
+            .wait_until(self.patience + step * 12, |r| r.tracker.completions() > 0)
+            .await?;
+        if !done {
+            return Err("the task did not reach 100%".into());
+        }
+        // A second writer would complete it again within a few steps.
+        self.wait_until(step * 3, |_| false).await?;
+        Ok(())
+    }
+}
+
+/// Runs the node scenario. `Err` is a setup error (nothing verified).
+pub async fn run(
+    scenario: &NodeScenario,
+    config: &super::VerifyConfig,
+    program: PathBuf,
+) -> Result<NodeReport> {
+    let scratch = super::setup::Scratch::new()?;
+    let step = config.step.unwrap_or(DEFAULT_STEP);
+    let session_config = SessionConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        db: scratch.dir.join("kv.db"),
+        token: config.token.clone(),
+        app: config.app.clone(),
+        instances: 1,
+        cmd: config.cmd.clone(),
+        step: config.step,
+        orphan_guard: Some(program.clone()),
+        ..SessionConfig::default()
+    };
+    let nodes = LocalNodesConfig {
+        count: scenario.nodes.into(),
+        program,
+        controller: String::new(),
+        token: None,
+        step: None,
+        log_dir: scratch.dir.join("logs"),
+        data_dir: scratch.dir.join("agents"),
+        stop_grace: session_config.stop_grace,
+    };
+    let session = Session::start_nodes(session_config, nodes)
+        .await
+        .context("starting the controller and the node agents")?;
+    let mut runner = NodeRunner {
+        session,
+        tracker: Tracker::new(),
+        seen: 0,
+        patience: config.patience,
+        json: config.live_to_stderr,
+        went_back: Vec::new(),
+        crashed_replaced: Vec::new(),
+    };
+    let at = match config.schedule {
+        super::schedule::KillSchedule::At(pct) => Some(pct),
+        _ => None,
+    };
+    let points = node_points(config.cycles, at);
+    runner.live(&format!(
+        "verify: {} node {} at {:?}% on {} nodes (app {})",
+        points.len(),
+        match scenario.fault {
+            NodeFault::Kill => "kills",
+            NodeFault::Freeze => "freezes",
+        },
+        points,
+        scenario.nodes,
+        config.app
+    ));
+    let mut cycles = Vec::new();
+    let mut early = None;
+    for (i, point) in points.iter().enumerate() {
+        match runner.cycle(i as u32 + 1, *point, scenario.fault).await {
+            Ok(c) => cycles.push(c),
+            Err(why) => {
+                early = Some(why);
+                break;
+            }
+        }
+    }
+    if early.is_none() {
+        early = runner.finish_task(step).await.err();
+    }
+    let completions = runner.tracker.completions();
+    let invariants = judge(&runner, &cycles, completions, scenario.fault, &early);
+    let session = runner.session;
+    let _ = session.shutdown(WorkerExit::StopGracefully).await;
+    drop(scratch);
+    let ok = early.is_none() && invariants.iter().all(|i| i.status != "violated");
+    Ok(NodeReport {
+        ok,
+        exit_code: if ok { 0 } else { 1 },
+        scenario: "nodes",
+        fault: scenario.fault,
+        nodes: scenario.nodes,
+        app: config.app.clone(),
+        step_ms: config.step.map(crate::clock::millis),
+        ended_early: early,
+        cycles,
+        completions,
+        invariants,
+    })
+}
+
+fn judge(
+    runner: &NodeRunner,
+    cycles: &[NodeCycle],
+    completions: u32,
+    fault: NodeFault,
+    early: &Option<String>,
+) -> Vec<NodeInvariant> {
+    let verdict = |held: bool| if held { "held" } else { "violated" };
+    let mut out = Vec::new();
+    let moved: Vec<String> = cycles
+        .iter()
+        .filter(|c| c.to_node.is_none() || c.to_node.as_deref() == Some(c.node.as_str()))
+        .map(|c| format!("#{}", c.cycle))
+        .collect();
+    out.push(NodeInvariant {
+        id: "N1",
+        name: "the work moves to another node",
+        status: if cycles.is_empty() {
+            "not_checked"
+        } else {
+            verdict(moved.is_empty())
+        },
+        detail: if moved.is_empty() {
+            format!("{} of {} cycles moved", cycles.len(), cycles.len())
+        } else {
+            format!("not moved: {}", moved.join(", "))
+        },
+    });
+    let bad: Vec<String> = cycles
+        .iter()
+        .filter(|c| c.steps_lost != Some(0) || c.flag_after_fault != Some(true))
+        .map(|c| {
+            format!(
+                "#{}: steps lost {:?}, flag after {:?}",
+                c.cycle, c.steps_lost, c.flag_after_fault
+            )
+        })
+        .collect();
+    out.push(NodeInvariant {
+        id: "N2",
+        name: "the new instance resumes from the checkpoint (flag still set)",
+        status: if cycles.is_empty() {
+            "not_checked"
+        } else {
+            verdict(bad.is_empty())
+        },
+        detail: if bad.is_empty() {
+            "every new instance continued from the last checkpoint, 0 steps lost".into()
+        } else {
+            bad.join("; ")
+        },
+    });
+    out.push(NodeInvariant {
+        id: "N3",
+        name: "the task reaches 100% once",
+        status: if early.is_some() && completions == 0 {
+            "not_checked"
+        } else {
+            verdict(completions == 1)
+        },
+        detail: format!("{completions} completion(s)"),
+    });
+    let mut problems: Vec<String> = runner
+        .went_back
+        .iter()
+        .map(|(a, b)| format!("checkpoint went back {a} → {b}"))
+        .collect();
+    problems.extend(
+        runner
+            .crashed_replaced
+            .iter()
+            .map(|id| format!("{id}'s end after its work moved was counted a crash")),
+    );
+    if fault == NodeFault::Freeze {
+        problems.extend(
+            cycles
+                .iter()
+                .filter(|c| c.old_writer_ended != Some(true))
+                .map(|c| format!("#{}: {} still runs after the thaw", c.cycle, c.instance)),
+        );
+    }
+    out.push(NodeInvariant {
+        id: "N4",
+        name: "no checkpoint goes backwards; the replaced writer stops",
+        status: verdict(problems.is_empty()),
+        detail: if problems.is_empty() {
+            "the counter only climbed".into()
+        } else {
+            problems.join("; ")
+        },
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_rise_within_one_task() {
+        assert_eq!(node_points(1, None), [40]);
+        assert_eq!(node_points(1, Some(70)), [70]);
+        assert_eq!(node_points(2, None), [20, 80]);
+        assert_eq!(node_points(3, None), [20, 50, 80]);
+    }
+
+    #[test]
+    fn the_report_reads_as_a_table_with_a_verdict() {
+        let report = NodeReport {
+            ok: true,
+            exit_code: 0,
+            scenario: "nodes",
+            fault: NodeFault::Kill,
+            nodes: 2,
+            app: "kv-demo".into(),
+            step_ms: Some(200),
+            ended_early: None,
+            cycles: vec![NodeCycle {
+                cycle: 1,
+                node: "nodeA".into(),
+                to_node: Some("nodeB".into()),
+                at_pct: Some(40),
+                resumed_from: Some(40),
+                steps_lost: Some(0),
+                to_running_ms: Some(310),
+                ..NodeCycle::default()
+            }],
+            completions: 1,
+            invariants: vec![],
+        };
+        let text = report.render();
+        assert!(text.contains("#1 kill at 40% on nodeA → nodeB"), "{text}");
+        assert!(text.contains("running 0.31s"), "{text}");
+        assert!(
+            text.ends_with("RESULT: all node invariants held\n"),
+            "{text}"
+        );
+    }
+}
