@@ -382,3 +382,43 @@ async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
     read_until(&mut kv, &mut kv_seen, "event: update").await;
     assert_eq!(kv_seen.matches("event: update").count(), 1, "{kv_seen}");
 }
+
+/// A hostile controller whose `/v1/nodes` answer never ends: the reader stops
+/// at its cap with one error instead of filling memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_cluster_answer_is_refused_at_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n[{}\r\n", 64 * 1024 + 1, " ".repeat(64 * 1024));
+                loop {
+                    if sock.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let reader = plumdash::cluster::ClusterReader::new(&format!("http://{addr}"), None).unwrap();
+    let started = Instant::now();
+    let err = reader
+        .read()
+        .await
+        .expect_err("an endless answer is an error");
+    assert!(format!("{err:#}").contains("larger than 4 MiB"), "{err:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
