@@ -13,6 +13,7 @@ pub fn entry(key: &str, value: &str) -> Entry {
         value: value.into(),
         value_type: ValueType::String,
         updated_at: 0,
+        updated_at_ms: None,
     }
 }
 
