@@ -543,7 +543,7 @@ impl Session {
                         WatchEvent::Status(FeedStatus::Streaming) => self.polling = false,
                         _ => {}
                     }
-                    return Some(stamp_change(now_ms(), fact_from_change(change)));
+                    return Some(fact_from_change(change).stamped(now_ms()));
                 }
             }
         }
@@ -770,34 +770,6 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
         },
         _ => return None,
     })
-}
-
-/// A namespace fact's time: a write is stamped with when the controller
-/// committed it (`updatedAtMs`, plumdash's controller) when every entry has
-/// one, so a write delivered after a process fact still orders by when it
-/// happened; else (the original controller, deletes, snapshots) with when it
-/// arrived. A write time later than its arrival comes from a clock that is
-/// not ours (a remote controller's, ahead): it cannot be compared with process
-/// facts, so it is dropped and the arrival time used.
-fn stamp_change(received: TsMs, mut fact: Fact) -> (TsMs, Fact) {
-    let Fact::Written(entries) = &mut fact else {
-        return (received, fact);
-    };
-    let written = entries
-        .iter()
-        .map(|e| e.updated_at_ms.and_then(|ms| TsMs::try_from(ms).ok()))
-        .collect::<Option<Vec<TsMs>>>()
-        .and_then(|times| times.into_iter().max());
-    match written {
-        Some(at) if at <= received => (at, fact),
-        Some(_) => {
-            for entry in entries.iter_mut() {
-                entry.updated_at_ms = None;
-            }
-            (received, fact)
-        }
-        None => (received, fact),
-    }
 }
 
 /// Namespace feed event → recovery fact.

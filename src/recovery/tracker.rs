@@ -1,7 +1,7 @@
 //! The derivation itself: facts in, phases, cycles and a timeline out.
 
 pub use super::cycle::Cycle;
-use super::facts::{Fact, ProcessExit, TsMs};
+use super::facts::{written_at, Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
 use super::nodes::{NodeBook, NodeChange};
@@ -19,7 +19,7 @@ const PROGRESS_CAP: usize = 4096;
 // channels, so a dead run's last write can arrive after its exit (or after
 // its restart). Two paths:
 // - The write carries its own time (`updatedAtMs`, plumdash's controller;
-//   see `written_at`): compared with the process facts' times, no windows. A
+//   see `facts::written_at`): compared with the process facts' times, no windows. A
 //   write at or before an instance's end is that run's; a checkpoint at or
 //   before the kill, or before the restart was spawned and announced, is
 //   still the kill point.
@@ -37,18 +37,6 @@ const LATE_CHECKPOINT_MS: TsMs = 250;
 /// Keys every kv-demo run (and the original) writes when it starts: the
 /// restarted run "announces" itself with them (RESUMED shown at once).
 const START_KEYS: [&str; 2] = [super::task::CRASH_FLAG_KEY, "app.crash_time"];
-
-/// When a write was committed, as the controller says: the latest of its
-/// entries' `updatedAtMs`, when every one has it (plumdash's controller),
-/// else `None` (the original's, or a time the session found untrustworthy).
-fn written_at(entries: &[Entry]) -> Option<TsMs> {
-    entries
-        .iter()
-        .map(|e| e.updated_at_ms.and_then(|ms| TsMs::try_from(ms).ok()))
-        .collect::<Option<Vec<TsMs>>>()?
-        .into_iter()
-        .max()
-}
 
 /// An instance's lifecycle state. `Display` gives the stable status text
 /// (`RESUMED from 50%`) that recordings and tests match on.
@@ -621,7 +609,7 @@ impl Tracker {
     }
 
     /// `written`: when the change was committed, if the controller said (see
-    /// `written_at`); `None` for snapshots, deletes and the original's writes.
+    /// `facts::written_at`); `None` for snapshots, deletes and the original's writes.
     fn on_namespace_change(&mut self, at: TsMs, written: Option<TsMs>) {
         let before = std::mem::replace(&mut self.task, self.ns.task().clone());
         let task = self.task.clone();
