@@ -130,6 +130,9 @@ impl Drop for Store {
 struct Writer {
     conn: Connection,
     seq: u64,
+    /// The last write's time (unix ms): times never go back in change
+    /// order, even if the system clock is set back.
+    last_ms: i64,
     changes: broadcast::Sender<Change>,
     /// Commits so far, so the checkpointer can tell an idle store.
     commits: Arc<AtomicU64>,
@@ -213,6 +216,7 @@ impl Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
+                last_ms: 0,
                 changes: changes.clone(),
                 commits,
                 write_error: write_error.clone(),
@@ -451,7 +455,15 @@ impl Writer {
         self.commit(pending);
     }
 
-    fn apply(&self, write: Write) -> Done {
+    /// Now, in unix ms, and not before the last write's time.
+    fn write_time(&mut self) -> i64 {
+        self.last_ms = self.last_ms.max(unix_now_ms());
+        self.last_ms
+    }
+
+    fn apply(&mut self, write: Write) -> Done {
+        // One write, one time for all its items.
+        let now_ms = self.write_time();
         let conn = &self.conn;
         match write {
             Write::Put {
@@ -462,11 +474,9 @@ impl Writer {
                 reply,
             } => Done::Put(
                 reply,
-                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty, unix_now_ms())),
+                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty, now_ms)),
             ),
             Write::Batch { ns, items, reply } => {
-                // One write, one time for all its items.
-                let now_ms = unix_now_ms();
                 let written = in_savepoint(conn, |c| {
                     items
                         .iter()
