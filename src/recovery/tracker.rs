@@ -19,12 +19,14 @@ const PROGRESS_CAP: usize = 4096;
 // channels, so a dead run's last write can arrive after its exit (or after
 // its restart). Two paths:
 // - The write carries its own time (`updatedAtMs`, plumdash's controller;
-//   see `facts::written_at`): compared with the process facts' times, no windows. A
-//   write at or before an instance's end is that run's; a checkpoint at or
-//   before the kill, or before the restart was spawned and announced, is
-//   still the kill point.
-// - It does not (the original controller): the fallback heuristics below,
-//   judged on arrival time. Only they use these two windows.
+//   see `facts::written_at`): compared with the process facts' times, no
+//   windows. A completion written at or before an instance's end is that
+//   run's; a checkpoint written at or before the kill, or before the
+//   restarted run's `Started` while that run has not written its start keys
+//   yet, is still the kill point; any later one is the restarted run's.
+// - It does not (the original controller, an older plumdash one, or a time
+//   `Fact::stamped` dropped as another clock's): the fallback heuristics
+//   below, judged on arrival time. Only they use these two windows.
 
 /// Fallback (writes without a time): a completion seen this soon after a
 /// clean exit belongs to that exit.
@@ -763,7 +765,7 @@ impl Tracker {
         };
         let cycle = &mut self.cycles[index];
         let late_from_the_dead = match (cycle.restarted_at, written) {
-            // Nobody has been restarted to have written it.
+            // Nobody has been restarted to have written it (whatever its time).
             (None, _) => true,
             // Its write time is known: written at or before the kill, or before
             // the restarted run was started and had written its start keys
@@ -774,8 +776,8 @@ impl Tracker {
             (Some(restarted), Some(w)) => {
                 w <= cycle.killed_at || (w < restarted && !self.restart_announced)
             }
-            // Fallback (no write time: the original controller): judged on
-            // arrival, one step past the kill point within the window.
+            // Fallback (no write time): judged on arrival, one step past the
+            // kill point within the window, before the start keys.
             (Some(restarted), None) => {
                 !self.restart_announced
                     && counter == cycle.counter_at_kill.unwrap_or(0) + 1
