@@ -559,7 +559,7 @@ impl Session {
                         WatchEvent::Status(FeedStatus::Streaming) => self.polling = false,
                         _ => {}
                     }
-                    return Some((now_ms(), fact_from_change(change)));
+                    return Some(fact_from_change(change).stamped(now_ms()));
                 }
             }
         }

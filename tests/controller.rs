@@ -67,9 +67,17 @@ async fn every_endpoint_answers_with_the_originals_status_and_shape() {
     let (s, body) = send("GET", &format!("{base}/v1/kv/demo/task.progress"), None).await;
     assert_eq!(s, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
+    // Plus plumdash's `updatedAtMs`, which the original's clients ignore.
     assert_eq!(
         obj_keys(&v),
-        ["key", "namespace", "type", "updatedAt", "value"]
+        [
+            "key",
+            "namespace",
+            "type",
+            "updatedAt",
+            "updatedAtMs",
+            "value"
+        ]
     );
     assert!(v["value"].is_string() && v["updatedAt"].as_i64().unwrap() > 1_600_000_000);
 
@@ -114,7 +122,14 @@ async fn every_endpoint_answers_with_the_originals_status_and_shape() {
     assert_eq!(list[0]["value"], "AAECAw==");
     assert_eq!(
         obj_keys(&list[0]),
-        ["key", "namespace", "type", "updatedAt", "value"]
+        [
+            "key",
+            "namespace",
+            "type",
+            "updatedAt",
+            "updatedAtMs",
+            "value"
+        ]
     );
 
     let (_, body) = send("GET", &format!("{base}/v1/kv/demo?prefix=task."), None).await;
@@ -647,6 +662,143 @@ async fn the_stream_carries_every_change_of_its_namespace_in_order() {
     mine.put("sentinel", "mine").await.unwrap();
     let next = collect_changes(&mut feed, 1).await;
     assert_eq!(describe(&next[0]), "put sentinel=mine");
+}
+
+/// `updatedAt` stays whole seconds; `updatedAtMs` is the same instant in ms.
+fn assert_write_times(entry: &Value) {
+    let secs = entry["updatedAt"]
+        .as_i64()
+        .expect("updatedAt is an integer");
+    let ms = entry["updatedAtMs"]
+        .as_i64()
+        .expect("updatedAtMs is an integer");
+    assert!(secs > 1_600_000_000, "{entry}");
+    assert_eq!(ms.div_euclid(1000), secs, "{entry}");
+}
+
+/// Events of a raw stream until `want` events named `name` came.
+async fn raw_events(resp: &mut reqwest::Response, name: &str, want: usize) -> Vec<(String, Value)> {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<(String, Value)> = text
+            .split("\n\n")
+            .filter_map(|block| {
+                let field = |f: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(f).map(|v| v.trim().to_string()))
+                };
+                Some((
+                    field("event:")?,
+                    serde_json::from_str(&field("data:")?).ok()?,
+                ))
+            })
+            .collect();
+        if events.iter().filter(|(n, _)| n == name).count() >= want {
+            return events;
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn writes_carry_their_time_in_milliseconds_beside_the_whole_seconds() {
+    let c = TestController::start().await;
+    let base = c.url();
+    let dm = DistributedMemory::create("demo", &base).unwrap();
+    dm.put("before", "1").await.unwrap();
+
+    let (s, body) = send("GET", &format!("{base}/v1/kv/demo/before"), None).await;
+    assert_eq!(s, 200);
+    assert_write_times(&serde_json::from_str(&body).unwrap());
+    let (_, body) = send("GET", &format!("{base}/v1/kv/demo"), None).await;
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_write_times(&list[0]);
+    // The SDK reads it.
+    let entry = dm.get_all().await.unwrap().remove(0);
+    assert_eq!(
+        entry.updated_at_ms.map(|ms| ms.div_euclid(1000)),
+        Some(entry.updated_at)
+    );
+
+    let mut resp = http()
+        .get(format!("{base}/v1/stream?namespace=demo"))
+        .send()
+        .await
+        .unwrap();
+    let events = raw_events(&mut resp, "snapshot", 1).await;
+    assert_write_times(&events[0].1[0]);
+    let before = entry.updated_at_ms.unwrap();
+    dm.put("one", "1").await.unwrap();
+    dm.put_batch(&[
+        BatchItem::new("a", "1", ValueType::Int),
+        BatchItem::new("b", "2", ValueType::Int),
+    ])
+    .await
+    .unwrap();
+    let events = raw_events(&mut resp, "kv", 3).await;
+    let kv: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| n == "kv")
+        .map(|(_, v)| v)
+        .collect();
+    let mut last = before;
+    for v in &kv {
+        assert_write_times(v);
+        let ms = v["updatedAtMs"].as_i64().unwrap();
+        assert!(ms >= last, "write times follow the change order: {kv:?}");
+        last = ms;
+    }
+    assert_eq!(
+        kv[1]["updatedAtMs"], kv[2]["updatedAtMs"],
+        "one batch, one time"
+    );
+}
+
+#[tokio::test]
+async fn a_database_made_without_millisecond_times_still_opens_and_gains_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    {
+        // The schema as the original controller (and plumdash before) made it.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE distributed_kv (
+                 namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                 type TEXT NOT NULL DEFAULT 'string', updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (namespace, key));
+             INSERT INTO distributed_kv VALUES ('demo', 'old', 'x', 'string', 1700000000);",
+        )
+        .unwrap();
+    }
+    let running = plumdash::controller::start(plumdash::controller::ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db,
+        token: None,
+        fallback_to_free_port: false,
+        cluster: Default::default(),
+    })
+    .await
+    .expect("an old database opens");
+    let base = running.url();
+    let (s, body) = send("GET", &format!("{base}/v1/kv/demo/old"), None).await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["updatedAt"], 1_700_000_000);
+    assert!(
+        v.get("updatedAtMs").is_none(),
+        "no time it does not know: {v}"
+    );
+    let dm = DistributedMemory::create("demo", &base).unwrap();
+    dm.put("old", "y").await.unwrap();
+    let (_, body) = send("GET", &format!("{base}/v1/kv/demo/old"), None).await;
+    assert_write_times(&serde_json::from_str(&body).unwrap());
 }
 
 /// An original Plum controller: no change stream (400) and `bytes` entries

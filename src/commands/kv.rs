@@ -215,6 +215,7 @@ mod tests {
             value: value.into(),
             value_type: ty,
             updated_at: at,
+            updated_at_ms: None,
         }
     }
 

@@ -130,6 +130,9 @@ impl Drop for Store {
 struct Writer {
     conn: Connection,
     seq: u64,
+    /// The last write's time (unix ms): times never go back in change
+    /// order, even if the system clock is set back.
+    last_ms: i64,
     changes: broadcast::Sender<Change>,
     /// Commits so far, so the checkpointer can tell an idle store.
     commits: Arc<AtomicU64>,
@@ -143,8 +146,29 @@ CREATE TABLE IF NOT EXISTS distributed_kv (
     value      TEXT    NOT NULL,
     type       TEXT    NOT NULL DEFAULT 'string',
     updated_at INTEGER NOT NULL,
+    updated_at_ms INTEGER,
     PRIMARY KEY (namespace, key)
 );";
+
+/// A database file made before `updated_at_ms` (or by the original
+/// controller) gets the column, empty: its rows have no millisecond time
+/// until they are written again.
+fn add_ms_column(conn: &Connection) -> Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('distributed_kv') WHERE name = 'updated_at_ms'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE distributed_kv ADD COLUMN updated_at_ms INTEGER")?;
+    }
+    Ok(())
+}
+
+/// The millisecond time of a row, when it is the same write as its
+/// `updated_at` (a row rewritten since by the original controller, which
+/// leaves the column alone, has none).
+fn row_ms(updated_at: i64, updated_at_ms: Option<i64>) -> Option<i64> {
+    updated_at_ms.filter(|ms| ms.div_euclid(1000) == updated_at)
+}
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Statements are atomic and the queue is a plain Vec: a panic while
@@ -170,6 +194,8 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
+        add_ms_column(&conn)
+            .with_context(|| format!("adding updated_at_ms in {}", path.display()))?;
         // Writers never checkpoint themselves: that can take milliseconds.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .context("turning off automatic checkpoints")?;
@@ -190,6 +216,7 @@ impl Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
+                last_ms: 0,
                 changes: changes.clone(),
                 commits,
                 write_error: write_error.clone(),
@@ -313,15 +340,18 @@ impl Store {
         let conn = relock(&self.reader);
         let entry = conn
             .prepare_cached(
-                "SELECT value, type, updated_at FROM distributed_kv WHERE namespace = ?1 AND key = ?2",
+                "SELECT value, type, updated_at, updated_at_ms FROM distributed_kv
+                 WHERE namespace = ?1 AND key = ?2",
             )?
             .query_row(params![ns, key], |row| {
+                let updated_at = row.get(2)?;
                 Ok(Entry {
                     namespace: ns.to_string(),
                     key: key.to_string(),
                     value: row.get(0)?,
                     value_type: parse_type(row.get::<_, String>(1)?),
-                    updated_at: row.get(2)?,
+                    updated_at,
+                    updated_at_ms: row_ms(updated_at, row.get(3)?),
                 })
             })
             .optional()
@@ -425,7 +455,15 @@ impl Writer {
         self.commit(pending);
     }
 
-    fn apply(&self, write: Write) -> Done {
+    /// Now, in unix ms, and not before the last write's time.
+    fn write_time(&mut self) -> i64 {
+        self.last_ms = self.last_ms.max(unix_now_ms());
+        self.last_ms
+    }
+
+    fn apply(&mut self, write: Write) -> Done {
+        // One write, one time for all its items.
+        let now_ms = self.write_time();
         let conn = &self.conn;
         match write {
             Write::Put {
@@ -436,13 +474,13 @@ impl Writer {
                 reply,
             } => Done::Put(
                 reply,
-                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty)),
+                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty, now_ms)),
             ),
             Write::Batch { ns, items, reply } => {
                 let written = in_savepoint(conn, |c| {
                     items
                         .iter()
-                        .map(|i| upsert(c, &ns, &i.key, &i.value, i.value_type))
+                        .map(|i| upsert(c, &ns, &i.key, &i.value, i.value_type, now_ms))
                         .collect()
                 });
                 Done::Batch(reply, written)
@@ -639,15 +677,25 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn upsert(conn: &Connection, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
-    let now = unix_now();
+/// Writes a key at `now_ms` (unix milliseconds).
+fn upsert(
+    conn: &Connection,
+    ns: &str,
+    key: &str,
+    value: &str,
+    ty: ValueType,
+    now_ms: i64,
+) -> Result<Entry> {
+    // One instant, in both forms: the seconds are the milliseconds floored.
+    let now = now_ms.div_euclid(1000);
     conn.prepare_cached(
-        "INSERT INTO distributed_kv (namespace, key, value, type, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO distributed_kv (namespace, key, value, type, updated_at, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (namespace, key) DO UPDATE SET
-             value = excluded.value, type = excluded.type, updated_at = excluded.updated_at",
+             value = excluded.value, type = excluded.type, updated_at = excluded.updated_at,
+             updated_at_ms = excluded.updated_at_ms",
     )?
-    .execute(params![ns, key, value, ty.as_str(), now])
+    .execute(params![ns, key, value, ty.as_str(), now, now_ms])
     .context("writing a key")?;
     Ok(Entry {
         namespace: ns.to_string(),
@@ -655,22 +703,25 @@ fn upsert(conn: &Connection, ns: &str, key: &str, value: &str, ty: ValueType) ->
         value: value.to_string(),
         value_type: ty,
         updated_at: now,
+        updated_at_ms: Some(now_ms),
     })
 }
 
 fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>> {
     let prefix = prefix.unwrap_or("");
     let mut stmt = conn.prepare_cached(
-        "SELECT key, value, type, updated_at FROM distributed_kv
+        "SELECT key, value, type, updated_at, updated_at_ms FROM distributed_kv
          WHERE namespace = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
     )?;
     let rows = stmt.query_map(params![ns, prefix], |row| {
+        let updated_at = row.get(3)?;
         Ok(Entry {
             namespace: ns.to_string(),
             key: row.get(0)?,
             value: row.get(1)?,
             value_type: parse_type(row.get::<_, String>(2)?),
-            updated_at: row.get(3)?,
+            updated_at,
+            updated_at_ms: row_ms(updated_at, row.get(4)?),
         })
     })?;
     rows.collect::<Result<_, _>>()
@@ -683,8 +734,8 @@ fn parse_type(s: String) -> ValueType {
     s.parse().unwrap_or(ValueType::String)
 }
 
-fn unix_now() -> i64 {
-    crate::clock::unix_secs(SystemTime::now()) as i64
+fn unix_now_ms() -> i64 {
+    crate::clock::unix_ms(SystemTime::now()) as i64
 }
 
 #[cfg(test)]

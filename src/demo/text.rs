@@ -166,6 +166,7 @@ mod tests {
             value: "AAAA".into(),
             value_type: ValueType::Bytes,
             updated_at: 0,
+            updated_at_ms: None,
         };
         assert_eq!(
             all_keys("n", &[e])[1],

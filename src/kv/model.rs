@@ -129,9 +129,18 @@ pub struct Entry {
     pub value: String,
     #[serde(rename = "type")]
     pub value_type: ValueType,
-    /// Unix seconds of the last write.
+    /// Unix seconds of the last write (whole seconds, as the original sends).
     #[serde(rename = "updatedAt", default)]
     pub updated_at: i64,
+    /// Unix milliseconds of the last write: plumdash's controller adds it
+    /// (`updatedAtMs`), the original does not (`None`). The same instant as
+    /// `updated_at`, which is it floored to the second.
+    #[serde(
+        rename = "updatedAtMs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated_at_ms: Option<i64>,
 }
 
 impl Entry {

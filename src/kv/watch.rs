@@ -361,6 +361,7 @@ mod tests {
             value: value.into(),
             value_type: ValueType::String,
             updated_at: 1,
+            updated_at_ms: None,
         }
     }
 

@@ -97,6 +97,45 @@ pub enum Fact {
     },
 }
 
+/// When a write was committed, as the controller says: the latest of its
+/// entries' `updatedAtMs`, when every one has it (plumdash's controller),
+/// else `None` (the original's, an older plumdash's, or a time found
+/// untrustworthy by [`Fact::stamped`]).
+pub fn written_at(entries: &[Entry]) -> Option<TsMs> {
+    entries
+        .iter()
+        .map(|e| e.updated_at_ms.and_then(|ms| TsMs::try_from(ms).ok()))
+        .collect::<Option<Vec<TsMs>>>()?
+        .into_iter()
+        .max()
+}
+
+impl Fact {
+    /// A namespace fact with its time, `received` being when it arrived: a
+    /// write is stamped with when the controller committed it, when every
+    /// entry says ([`written_at`]), so a write delivered after a process fact
+    /// still orders by when it happened; anything else (snapshots, deletes,
+    /// the original controller's writes) with when it arrived. A write time
+    /// later than its arrival comes from a clock that is not ours (a remote
+    /// controller's, ahead): it cannot be compared with process facts, so it
+    /// is dropped from the entries and the arrival time used.
+    pub fn stamped(mut self, received: TsMs) -> (TsMs, Fact) {
+        let Fact::Written(entries) = &mut self else {
+            return (received, self);
+        };
+        match written_at(entries) {
+            Some(at) if at <= received => (at, self),
+            Some(_) => {
+                for entry in entries.iter_mut() {
+                    entry.updated_at_ms = None;
+                }
+                (received, self)
+            }
+            None => (received, self),
+        }
+    }
+}
+
 /// What someone did to a node's processes on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeAction {
@@ -123,6 +162,43 @@ impl NodeAction {
             NodeAction::Killed => "node_killed",
             NodeAction::Frozen => "node_frozen",
             NodeAction::Thawed => "node_thawed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::sample::{checkpoint, committed_at, entry};
+
+    #[test]
+    fn a_write_is_stamped_with_its_commit_time_when_every_entry_has_one() {
+        let (at, fact) = committed_at(1_000, checkpoint(3)).stamped(1_250);
+        assert_eq!(at, 1_000);
+        assert_eq!(written_at(&entries(&fact)), Some(1_000));
+        // Without times (the original controller), or one entry without: arrival.
+        assert_eq!(checkpoint(3).stamped(1_250).0, 1_250);
+        let Fact::Written(mut mixed) = committed_at(1_000, checkpoint(3)) else {
+            unreachable!()
+        };
+        mixed.push(entry("note", "x"));
+        assert_eq!(Fact::Written(mixed).stamped(1_250).0, 1_250);
+        // Deletes and snapshots carry no write time.
+        let deleted = Fact::Deleted { key: "k".into() };
+        assert_eq!(deleted.stamped(1_250).0, 1_250);
+    }
+
+    #[test]
+    fn a_write_time_later_than_its_arrival_is_another_clock_and_dropped() {
+        let (at, fact) = committed_at(2_000, checkpoint(3)).stamped(1_250);
+        assert_eq!(at, 1_250);
+        assert_eq!(written_at(&entries(&fact)), None, "the tracker falls back");
+    }
+
+    fn entries(fact: &Fact) -> Vec<Entry> {
+        match fact {
+            Fact::Written(entries) => entries.clone(),
+            other => panic!("not a write: {other:?}"),
         }
     }
 }

@@ -54,7 +54,7 @@ impl NamespaceMirror {
 
     /// A whole listing (first read, re-read after a gap, or a poll). Keys seen
     /// for the first time in the first listing are dated by the store's
-    /// `updatedAt`; later changes by when they were seen.
+    /// `updatedAtMs` (else `updatedAt`); later changes by when they were seen.
     pub fn replace_all(&mut self, at: TsMs, entries: Vec<Entry>) {
         let fresh: BTreeMap<String, Entry> =
             entries.into_iter().map(|e| (e.key.clone(), e)).collect();
@@ -62,7 +62,10 @@ impl NamespaceMirror {
             let changed = self.entries.get(key) != Some(entry);
             if changed || !self.changed_at.contains_key(key) {
                 let when = if self.entries.is_empty() {
-                    (entry.updated_at.max(0) as u64) * 1000
+                    match entry.updated_at_ms {
+                        Some(ms) => ms.max(0) as u64,
+                        None => (entry.updated_at.max(0) as u64) * 1000,
+                    }
                 } else {
                     at
                 };

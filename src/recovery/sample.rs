@@ -13,6 +13,7 @@ pub fn entry(key: &str, value: &str) -> Entry {
         value: value.into(),
         value_type: ValueType::String,
         updated_at: 0,
+        updated_at_ms: None,
     }
 }
 
@@ -48,4 +49,22 @@ pub fn exited(exit: ProcessExit, requested: bool) -> Fact {
 
 pub fn sigkilled() -> Fact {
     exited(ProcessExit::Signal("SIGKILL".into()), false)
+}
+
+/// `fact` as plumdash's controller sends it: each written entry carries its
+/// write time (`updatedAtMs`, and `updatedAt` in whole seconds).
+pub fn committed_at(ms: u64, fact: Fact) -> Fact {
+    match fact {
+        Fact::Written(entries) => Fact::Written(
+            entries
+                .into_iter()
+                .map(|mut e| {
+                    e.updated_at = (ms / 1000) as i64;
+                    e.updated_at_ms = Some(ms as i64);
+                    e
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }

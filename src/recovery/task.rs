@@ -93,6 +93,7 @@ mod tests {
                         value: v.to_string(),
                         value_type: ValueType::String,
                         updated_at: 0,
+                        updated_at_ms: None,
                     },
                 )
             })

@@ -1,7 +1,7 @@
 //! The derivation itself: facts in, phases, cycles and a timeline out.
 
 pub use super::cycle::Cycle;
-use super::facts::{Fact, ProcessExit, TsMs};
+use super::facts::{written_at, Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
 use super::nodes::{NodeBook, NodeChange};
@@ -15,14 +15,29 @@ use std::fmt;
 const TIMELINE_CAP: usize = 1000;
 /// Progress samples kept for the chart.
 const PROGRESS_CAP: usize = 4096;
-/// A completion seen this soon after a clean exit belongs to that exit
-/// (the feed may deliver the last write after the process is reaped).
+// Which run wrote what. Process facts and namespace writes come on two
+// channels, so a dead run's last write can arrive after its exit (or after
+// its restart). Two paths:
+// - The write carries its own time (`updatedAtMs`, plumdash's controller;
+//   see `facts::written_at`): compared with the process facts' times, no
+//   windows. A completion written at or before an instance's end is that
+//   run's; a checkpoint written at or before the kill, or before the
+//   restarted run's `Started` while that run has not written its start keys
+//   yet, is still the kill point; any later one is the restarted run's.
+// - It does not (the original controller, an older plumdash one, or a time
+//   `Fact::stamped` dropped as another clock's): the fallback heuristics
+//   below, judged on arrival time. Only they use these two windows.
+
+/// Fallback (writes without a time): a completion seen this soon after a
+/// clean exit belongs to that exit.
 const LATE_WRITE_MS: TsMs = 5_000;
-/// After a restart, a checkpoint one step past the kill point that arrives
-/// this soon, before the new run has written its start keys, was written by
-/// the dead process and delivered late (restart delay 0 beats the feed).
+/// Fallback (writes without a time): after a restart, a checkpoint one step
+/// past the kill point that arrives this soon, before the new run has
+/// written its start keys, was written by the dead process and delivered
+/// late (restart delay 0 beats the feed).
 const LATE_CHECKPOINT_MS: TsMs = 250;
-/// Keys every kv-demo run (and the original) writes when it starts.
+/// Keys every kv-demo run (and the original) writes when it starts: the
+/// restarted run "announces" itself with them (RESUMED shown at once).
 const START_KEYS: [&str; 2] = [super::task::CRASH_FLAG_KEY, "app.crash_time"];
 
 /// An instance's lifecycle state. `Display` gives the stable status text
@@ -305,15 +320,21 @@ impl Tracker {
             }
             Fact::Snapshot(entries) => {
                 self.ns.replace_all(at, entries);
-                self.on_namespace_change(at);
+                self.on_namespace_change(at, None);
             }
             Fact::Written(entries) => {
-                let announces = entries.iter().any(|e| START_KEYS.contains(&e.key.as_str()));
+                let written = written_at(&entries);
+                // Start keys written at or before the kill are the dead run's.
+                let dead_runs = written
+                    .zip(self.open_cycle_killed_at())
+                    .is_some_and(|(w, killed)| w <= killed);
+                let announces =
+                    entries.iter().any(|e| START_KEYS.contains(&e.key.as_str())) && !dead_runs;
                 if announces {
                     self.restart_announced = true;
                 }
                 self.ns.write(at, entries);
-                self.on_namespace_change(at);
+                self.on_namespace_change(at, written);
                 if announces {
                     self.on_recovery_announced();
                 }
@@ -323,7 +344,7 @@ impl Tracker {
                     self.restart_announced = true;
                 }
                 self.ns.delete(&key);
-                self.on_namespace_change(at);
+                self.on_namespace_change(at, None);
             }
             Fact::FeedDown { error } => {
                 if self.feed_error.is_none() {
@@ -471,6 +492,12 @@ impl Tracker {
         self.restart_announced = false;
     }
 
+    /// When the open cycle's run died (or its node was lost).
+    fn open_cycle_killed_at(&self) -> Option<TsMs> {
+        let cycle = self.cycles.get(self.open_cycle?)?;
+        Some(cycle.killed_at)
+    }
+
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
         self.pushed += 1;
         if self.timeline.len() == TIMELINE_CAP {
@@ -604,7 +631,9 @@ impl Tracker {
         }
     }
 
-    fn on_namespace_change(&mut self, at: TsMs) {
+    /// `written`: when the change was committed, if the controller said (see
+    /// `facts::written_at`); `None` for snapshots, deletes and the original's writes.
+    fn on_namespace_change(&mut self, at: TsMs, written: Option<TsMs>) {
         let before = std::mem::replace(&mut self.task, self.ns.task().clone());
         let task = self.task.clone();
 
@@ -667,22 +696,30 @@ impl Tracker {
             }
             self.last_checkpoint = task.counter;
             if let Some(counter) = task.counter {
-                self.on_checkpoint(at, counter);
+                self.on_checkpoint(at, counter, written);
             }
         }
 
         if task.is_completed() && !before.is_completed() {
             // The completion write can arrive after the clean exit it preceded.
             for inst in self.instances.values_mut() {
-                let recent = inst
-                    .ended_at
-                    .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS);
+                let its_run = match written {
+                    // Written during the run that ended, however late it came.
+                    Some(w) => {
+                        inst.ended_at.is_some_and(|end| w <= end)
+                            && inst.started_at.is_none_or(|start| start <= w)
+                    }
+                    // Fallback (no write time): it came soon after the exit.
+                    None => inst
+                        .ended_at
+                        .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS),
+                };
                 if inst.phase == Phase::Stopped
                     && matches!(
                         inst.last_exit,
                         Some(ProcessExit::Clean | ProcessExit::Unknown)
                     )
-                    && recent
+                    && its_run
                 {
                     inst.phase = Phase::Completed;
                     if let Some(ev) = self.timeline.iter_mut().rev().find(|e| {
@@ -715,20 +752,25 @@ impl Tracker {
         }
     }
 
-    /// Running runs that had not checkpointed yet have now.
-    fn note_first_checkpoint(&mut self, at: TsMs, counter: i64) {
+    /// Running runs that had not checkpointed yet have now (those started
+    /// before it was written, when its time is known).
+    fn note_first_checkpoint(&mut self, at: TsMs, counter: i64, written: Option<TsMs>) {
         for inst in self.instances.values_mut() {
-            if inst.pid.is_some() && inst.first_checkpoint.is_none() {
+            let after_start = match (written, inst.started_at) {
+                (Some(w), Some(start)) => start <= w,
+                _ => true,
+            };
+            if inst.pid.is_some() && inst.first_checkpoint.is_none() && after_start {
                 inst.first_checkpoint = Some((at, counter));
             }
         }
     }
 
     /// A new consistent checkpoint with `counter` steps done.
-    fn on_checkpoint(&mut self, at: TsMs, counter: i64) {
+    fn on_checkpoint(&mut self, at: TsMs, counter: i64, written: Option<TsMs>) {
         let resumed_from = (counter - 1).max(0) * 10;
         let Some(index) = self.open_cycle else {
-            self.note_first_checkpoint(at, counter);
+            self.note_first_checkpoint(at, counter, written);
             // A recovery we did not see the start of (attached late). From 0
             // it was a fresh start whose flag we saw before its `Started`
             // (attach discovers processes by rescanning).
@@ -744,9 +786,21 @@ impl Tracker {
             return;
         };
         let cycle = &mut self.cycles[index];
-        let late_from_the_dead = match cycle.restarted_at {
-            None => true,
-            Some(restarted) => {
+        let late_from_the_dead = match (cycle.restarted_at, written) {
+            // Nobody has been restarted to have written it (whatever its time).
+            (None, _) => true,
+            // Its write time is known: written at or before the kill, or before
+            // the restarted run was started and had written its start keys
+            // (which it does before any checkpoint; the feed is in the
+            // store's order), it is the dead run's — however late it came.
+            // A `Started` seen late (attach finds processes by rescanning) is
+            // covered by the start keys, which then came first.
+            (Some(restarted), Some(w)) => {
+                w <= cycle.killed_at || (w < restarted && !self.restart_announced)
+            }
+            // Fallback (no write time): judged on arrival, one step past the
+            // kill point within the window, before the start keys.
+            (Some(restarted), None) => {
                 !self.restart_announced
                     && counter == cycle.counter_at_kill.unwrap_or(0) + 1
                     && at.saturating_sub(restarted) < LATE_CHECKPOINT_MS
@@ -763,7 +817,7 @@ impl Tracker {
         cycle.steps_lost = cycle.counter_at_kill.map(|k| k - (counter - 1));
         let cycle = cycle.clone();
         self.open_cycle = None;
-        self.note_first_checkpoint(at, counter);
+        self.note_first_checkpoint(at, counter, written);
         for inst in self.instances.values_mut() {
             let restarted = cycle.restarted_instance.as_deref() == Some(inst.id.as_str());
             if inst.phase == Phase::Recovering
@@ -784,7 +838,9 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recovery::sample::{checkpoint, entry as e, exited, flag, started};
+    use crate::recovery::sample::{
+        checkpoint, committed_at, entry as e, exited, flag, sigkilled, started,
+    };
 
     fn phase(t: &Tracker) -> String {
         t.instance("kv-demo-001").unwrap().phase.to_string()
@@ -1064,6 +1120,130 @@ mod tests {
         assert_eq!(phase(&t), "RESUMED from 50%");
     }
 
+    // The dead run's last write delivered after the exit, far beyond the
+    // fallback's windows: with its write time (plumdash's controller) it is
+    // still judged right; without one (the original's), as before.
+
+    #[test]
+    fn a_completion_written_before_the_exit_belongs_to_it_however_late_it_comes() {
+        let completion = || Fact::Written(vec![e("task.status", "completed")]);
+        for timed in [true, false] {
+            let mut t = Tracker::new();
+            let mut at = 0;
+            t.apply(at, started(1));
+            run_steps(&mut t, &mut at, 0, 10);
+            t.apply(1_100, exited(ProcessExit::Clean, false));
+            assert_eq!(phase(&t), "STOPPED");
+            // Written at 1 090, delivered 8 s after the exit.
+            let write = if timed {
+                committed_at(1_090, completion())
+            } else {
+                completion()
+            };
+            t.apply(9_100, write);
+            if timed {
+                assert_eq!(phase(&t), "COMPLETED");
+                assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Completed);
+            } else {
+                // No write time: past the fallback's 5 s it is not the exit's.
+                assert_eq!(phase(&t), "STOPPED");
+            }
+        }
+        // Written after the exit (by someone else): not that run's completion.
+        let mut t = Tracker::new();
+        t.apply(0, started(1));
+        t.apply(1_100, exited(ProcessExit::Clean, false));
+        t.apply(1_300, committed_at(1_200, completion()));
+        assert_eq!(phase(&t), "STOPPED");
+    }
+
+    #[test]
+    fn a_last_checkpoint_written_before_the_kill_is_the_kill_point_however_late_it_comes() {
+        for timed in [true, false] {
+            let stamp = |ms, fact| if timed { committed_at(ms, fact) } else { fact };
+            let mut t = Tracker::new();
+            let mut at = 0;
+            t.apply(at, started(1));
+            t.apply(at, stamp(0, flag()));
+            for n in 1..=4 {
+                at += 100;
+                t.apply(at, stamp(at, checkpoint(n)));
+            }
+            // Step 5 written at 495; the kill is seen at 500, the restart at 501.
+            t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+            t.apply(501, started(2));
+            // Step 5 arrives 2 s later; then the new run's start keys and step 6.
+            t.apply(2_500, stamp(495, checkpoint(5)));
+            t.apply(2_501, stamp(510, flag()));
+            t.apply(2_600, stamp(600, checkpoint(6)));
+            let cycle = &t.cycles()[0];
+            if timed {
+                assert_eq!(cycle.progress_at_kill, Some(50));
+                assert_eq!(cycle.resumed_from, Some(50));
+                assert_eq!(cycle.steps_lost, Some(0));
+                assert_eq!(phase(&t), "RESUMED from 50%");
+            } else {
+                // No write time: past the fallback's 250 ms step 5 reads as the
+                // new run's first checkpoint.
+                assert_eq!(cycle.progress_at_kill, Some(40));
+                assert_eq!(cycle.resumed_from, Some(40));
+            }
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_committed_between_the_kill_and_the_respawn_is_the_dead_runs() {
+        // Sent before the kill, committed just after it was seen: before the
+        // restart was spawned and announced, so not the new run's.
+        let mut t = killed_after_step(4);
+        t.apply(500, started(2));
+        t.apply(1_500, committed_at(499, checkpoint(5)));
+        assert_eq!(t.cycles()[0].counter_at_kill, Some(5));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(1_501, committed_at(520, flag()));
+        t.apply(1_600, committed_at(620, checkpoint(6)));
+        assert_eq!(t.cycles()[0].steps_lost, Some(0));
+        assert_eq!(t.cycles()[0].resumed_from, Some(50));
+    }
+
+    #[test]
+    fn a_restarted_run_that_never_announces_itself_resumes_at_its_first_checkpoint() {
+        // A `--cmd` worker that writes no start keys: its first checkpoint,
+        // one step past the kill point and soon after the restart, is its own
+        // when its write time says so (the fallback takes it for the dead's).
+        for timed in [true, false] {
+            let mut t = killed_after_step(5);
+            t.apply(700, started(2));
+            let step = if timed {
+                committed_at(750, checkpoint(6))
+            } else {
+                checkpoint(6)
+            };
+            t.apply(751, step);
+            let cycle = &t.cycles()[0];
+            if timed {
+                assert_eq!(cycle.resumed_from, Some(50));
+                assert_eq!(cycle.steps_lost, Some(0));
+                assert_eq!(phase(&t), "RESUMED from 50%");
+            } else {
+                assert_eq!(cycle.resumed_from, None, "still open");
+                assert_eq!(cycle.counter_at_kill, Some(6));
+            }
+        }
+    }
+
+    #[test]
+    fn start_keys_written_before_the_kill_do_not_announce_the_restart() {
+        // A run that died right after its start: its own flag write, delivered
+        // after its exit and the restart, is not the restarted run's.
+        let mut t = killed_after_step(5);
+        t.apply(601, started(2));
+        t.apply(900, committed_at(590, flag()));
+        assert_eq!(phase(&t), "RECOVERING");
+        t.apply(901, committed_at(610, flag()));
+        assert_eq!(phase(&t), "RESUMED from 50%");
+    }
+
     /// A tiny deterministic generator, so the interleavings below are replayable.
     struct Lcg(u64);
 
@@ -1139,6 +1319,61 @@ mod tests {
                 "seed {seed}: {cycle:?}"
             );
             assert_eq!(cycle.steps_lost, Some(0), "seed {seed}");
+            assert_eq!(t.completions(), 1, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn with_write_times_any_delivery_delay_yields_exact_cycles() {
+        for seed in 0..500 {
+            let mut rng = Lcg(seed);
+            let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
+            let mut now: TsMs = 1_000;
+            produced.push((now, true, started(1)));
+            produced.push((now + 1, false, flag()));
+            let kill_after = 1 + rng.below(8) as i64;
+            for n in 1..=kill_after {
+                produced.push((now + n as u64 * 100, false, checkpoint(n)));
+            }
+            now += kill_after as u64 * 100 + 1 + rng.below(100);
+            produced.push((now, true, sigkilled()));
+            now += rng.below(3);
+            produced.push((now, true, started(2)));
+            produced.push((now + 1, false, flag()));
+            for n in kill_after + 1..=10 {
+                let at = now + 2 + (n - kill_after) as u64 * 100;
+                produced.push((at, false, checkpoint(n)));
+            }
+            // Process events within 0–1 ms; namespace writes, carrying their
+            // write time, within 0–3 s: each channel in order.
+            let (mut ev_t, mut kv_t) = (0, 0);
+            let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
+            for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
+                let (last, lat) = if is_event {
+                    (&mut ev_t, rng.below(2))
+                } else {
+                    (&mut kv_t, rng.below(3_000))
+                };
+                *last = (*last).max(at + lat);
+                let fact = if is_event {
+                    fact
+                } else {
+                    committed_at(at, fact)
+                };
+                delivered.push((*last, u8::from(!is_event), i, fact));
+            }
+            delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
+            let mut t = Tracker::new();
+            for (at, _, _, fact) in delivered {
+                t.apply(at, fact);
+            }
+            assert_eq!(t.cycles().len(), 1, "seed {seed}");
+            let cycle = &t.cycles()[0];
+            assert_eq!(
+                (cycle.progress_at_kill, cycle.resumed_from, cycle.steps_lost),
+                (Some(kill_after * 10), Some(kill_after * 10), Some(0)),
+                "seed {seed}: {cycle:?}"
+            );
             assert_eq!(t.completions(), 1, "seed {seed}");
         }
     }
