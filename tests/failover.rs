@@ -200,6 +200,8 @@ async fn a_node_without_beats_turns_unhealthy_after_the_ttl_and_a_plain_stream_i
     .await
     .unwrap();
     let api = Api::new(running.url());
+    // Taken before the beat is sent: the TTL runs from the beat, never earlier.
+    let beat = Instant::now();
     api.beat("nodeA").await;
     // The original agent's plain stream: its close tells nothing.
     let stream = api
@@ -209,7 +211,6 @@ async fn a_node_without_beats_turns_unhealthy_after_the_ttl_and_a_plain_stream_i
         .await
         .unwrap();
     drop(stream);
-    let beat = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.health("nodeA").await, "Healthy");
     while api.health("nodeA").await == "Healthy" {
