@@ -311,7 +311,7 @@ async fn round(
     figures.detected.push(detected.unwrap_or(running));
     match fault {
         Fault::Kill => {
-            nodes.revive(config, from).expect("revive");
+            nodes.revive(from).expect("revive");
         }
         Fault::Freeze => {
             // Thawed after the move: its old worker must not write over the

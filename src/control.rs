@@ -278,6 +278,8 @@ pub enum Request {
     KillNode { node: String },
     /// SIGSTOP a local node's agent and workers; the same again thaws it (SIGCONT).
     FreezeNode { node: String },
+    /// Start a local node killed here again: its agent beats and takes work.
+    ReviveNode { node: String },
 }
 
 async fn handle(
@@ -367,6 +369,9 @@ async fn answer(
         }
         Request::FreezeNode { node } => {
             return node_answer(session, node, NodeOp::ToggleFreeze, status).await
+        }
+        Request::ReviveNode { node } => {
+            return node_answer(session, node, NodeOp::Revive, status).await
         }
         Request::Kill { instance } => (instance, Action::Signal(nix::sys::signal::Signal::SIGKILL)),
         Request::Signal { instance, signal } => match parse_signal(signal) {

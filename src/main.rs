@@ -487,7 +487,8 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     }
     if args.kill_node && args.kill_every_cycle {
         anyhow::bail!(
-            "a killed node does not come back: --kill-node kills once (drop --kill-every-cycle)"
+            "a killed node comes back only when asked (K, ctl revive-node): --kill-node kills once \
+             (drop --kill-every-cycle)"
         );
     }
     let token = controller::resolve_token(args.token.clone(), args.token_file.as_deref())?;

@@ -142,6 +142,8 @@ pub enum NodeOp {
     Kill,
     /// Freeze it, or thaw it if it is frozen.
     ToggleFreeze,
+    /// Start a node killed here again (a machine coming back).
+    Revive,
 }
 
 /// How often the cluster API is read (the original's nodes beat every 5 s,
@@ -201,11 +203,11 @@ impl Session {
         // If we die, even by SIGKILL, the guard kills each agent's group, and
         // each agent's own guard its workers: nothing outlives `up`.
         if let Some(guard) = &session.supervisor.config().orphan_guard {
-            for node in local.nodes() {
-                guard.watch(node.pid());
+            for (_, pid) in local.nodes() {
+                guard.watch(pid);
             }
         }
-        let names: Vec<String> = local.nodes().iter().map(|n| n.name.clone()).collect();
+        let names: Vec<String> = local.nodes().into_iter().map(|(name, _)| name).collect();
         session.nodes = Some(Arc::new(local));
         crate::agent::local::wait_healthy(
             &session.controller_url,
@@ -621,6 +623,14 @@ impl SessionHandle {
                 nodes.freeze(node)?;
                 NodeAction::Frozen
             }
+            NodeOp::Revive => {
+                let pid = nodes.revive(node)?;
+                // Nothing outlives `up`: the new agent is the guard's too.
+                if let Some(guard) = &self.supervisor.config().orphan_guard {
+                    guard.watch(pid);
+                }
+                NodeAction::Revived
+            }
         };
         let fact = Fact::NodeAction {
             node: node.to_string(),
@@ -633,10 +643,7 @@ impl SessionHandle {
 
     /// The local nodes' agents: name and pid (`up --nodes`).
     pub fn local_agents(&self) -> Vec<(String, u32)> {
-        self.nodes
-            .iter()
-            .flat_map(|n| n.nodes().iter().map(|n| (n.name.clone(), n.pid())))
-            .collect()
+        self.nodes.iter().flat_map(|n| n.nodes()).collect()
     }
 
     /// Every instance: owned ones, then attached ones.

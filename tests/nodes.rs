@@ -194,6 +194,20 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // The killed machine comes back: its agent beats again, with no work.
+    let (ok, text) = up.ctl(&["revive-node", "nodeA"]);
+    assert!(ok && text.contains("nodeA back"), "{text}");
+    up.wait_event("node_revived", Duration::from_secs(5), |e| {
+        e["kind"] == "node_revived" && e["node"] == "nodeA"
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node(&up.nodes(), "nodeA")["health"] != "HEALTHY" {
+        assert!(Instant::now() < deadline, "{:?}", up.nodes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, text) = up.ctl(&["revive-node", "nodeB"]);
+    assert!(!ok && text.contains("nodeB is running"), "{text}");
+
     // Freezing nodeB shows in the list; the same command thaws it.
     let (ok, text) = up.ctl(&["freeze-node", "nodeB"]);
     assert!(ok && text.contains("nodeB frozen"), "{text}");

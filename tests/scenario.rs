@@ -183,7 +183,10 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
         "--kill-node",
         "--kill-every-cycle",
     ]);
-    assert!(err.contains("a killed node does not come back"), "{err}");
+    assert!(
+        err.contains("a killed node comes back only when asked"),
+        "{err}"
+    );
     assert!(!db.exists(), "nothing started");
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -56,28 +57,43 @@ impl LocalNode {
 /// The running agents; dropping them SIGKILLs every one that is left.
 #[derive(Debug, Default)]
 pub struct LocalNodes {
-    nodes: Vec<LocalNode>,
+    /// Behind a lock: a killed node's agent is replaced when it comes back.
+    nodes: Mutex<Vec<LocalNode>>,
+    /// How they were started, to start one again.
+    config: Option<LocalNodesConfig>,
 }
 
 impl LocalNodes {
     pub fn spawn(config: &LocalNodesConfig) -> Result<LocalNodes> {
         std::fs::create_dir_all(&config.log_dir)
             .with_context(|| format!("creating {}", config.log_dir.display()))?;
-        let mut nodes = LocalNodes::default();
+        let mut nodes = Vec::new();
         for name in node_names(config.count) {
             // A fresh log per run; a revived agent appends to it.
             let log_path = config.log_dir.join(format!("agent-{name}.log"));
             std::fs::File::create(&log_path)
                 .with_context(|| format!("creating {}", log_path.display()))?;
-            nodes.nodes.push(spawn_agent(config, name)?);
+            nodes.push(spawn_agent(config, name)?);
         }
-        Ok(nodes)
+        Ok(LocalNodes {
+            nodes: Mutex::new(nodes),
+            config: Some(config.clone()),
+        })
     }
 
-    /// Starts the agent of a node whose agent has ended (a killed machine
-    /// coming back); false when it is still running.
-    pub fn revive(&mut self, config: &LocalNodesConfig, name: &str) -> Result<bool> {
-        let Some(node) = self.nodes.iter_mut().find(|n| n.name == name) else {
+    fn lock(&self) -> MutexGuard<'_, Vec<LocalNode>> {
+        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the agent of a node killed here again (the machine comes back);
+    /// its new pid. Refused while its agent still runs.
+    pub fn revive(&self, name: &str) -> Result<u32> {
+        let config = self
+            .config
+            .as_ref()
+            .context("these nodes were not started here")?;
+        let mut nodes = self.lock();
+        let Some(node) = nodes.iter_mut().find(|n| n.name == name) else {
             bail!("no local node named {name:?}");
         };
         if node
@@ -86,27 +102,34 @@ impl LocalNodes {
             .context("checking an agent")?
             .is_none()
         {
-            return Ok(false);
+            bail!("{name} is running: only a killed node comes back");
         }
         *node = spawn_agent(config, name.to_string())?;
-        Ok(true)
+        Ok(node.pid())
     }
 
-    pub fn nodes(&self) -> &[LocalNode] {
-        &self.nodes
+    /// Each node's name and its agent's pid.
+    pub fn nodes(&self) -> Vec<(String, u32)> {
+        self.lock()
+            .iter()
+            .map(|n| (n.name.clone(), n.pid()))
+            .collect()
     }
 
     /// SIGTERM to every agent (each stops its workers gracefully), then
     /// SIGKILL to the groups of those still there after `wait`.
-    pub async fn stop(mut self, wait: Duration) {
-        for node in &self.nodes {
+    pub async fn stop(self, wait: Duration) {
+        for node in self.lock().iter() {
             let _ = kill(pid_of(node), Signal::SIGTERM);
         }
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
-            self.nodes
-                .retain_mut(|node| !matches!(node.child.try_wait(), Ok(Some(_))));
-            if self.nodes.is_empty() {
+            let left = {
+                let mut nodes = self.lock();
+                nodes.retain_mut(|node| !matches!(node.child.try_wait(), Ok(Some(_))));
+                nodes.len()
+            };
+            if left == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -152,12 +175,18 @@ fn spawn_agent(config: &LocalNodesConfig, name: String) -> Result<LocalNode> {
 }
 
 fn pid_of(node: &LocalNode) -> Pid {
-    Pid::from_raw(i32::try_from(node.child.id()).unwrap_or(i32::MAX))
+    group(node.child.id())
+}
+
+/// An agent leads its own group: its pid is the group's id.
+fn group(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
 }
 
 impl Drop for LocalNodes {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
+        let nodes = self.nodes.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for node in nodes.iter_mut() {
             if let Ok(Some(_)) = node.child.try_wait() {
                 continue;
             }
@@ -299,17 +328,19 @@ async fn set_running(
 
 /// A local node as a machine: killed, frozen, thawed.
 impl LocalNodes {
-    fn find(&self, name: &str) -> Result<&LocalNode> {
-        self.nodes
+    /// The agent's pid of the node `name`.
+    fn find(&self, name: &str) -> Result<u32> {
+        self.lock()
             .iter()
             .find(|n| n.name == name)
+            .map(LocalNode::pid)
             .with_context(|| format!("no local node named {name:?}"))
     }
 
     /// SIGKILL to the agent's process group; its orphan guard then kills its workers.
     pub fn kill(&self, name: &str) -> Result<()> {
-        let node = self.find(name)?;
-        killpg(pid_of(node), Signal::SIGKILL).with_context(|| format!("SIGKILL to {name}"))
+        let pid = self.find(name)?;
+        killpg(group(pid), Signal::SIGKILL).with_context(|| format!("SIGKILL to {name}"))
     }
 
     /// SIGSTOP to the agent's group and to every process group under it.
@@ -325,9 +356,9 @@ impl LocalNodes {
     /// `signal` to the agent's group, then to every process group under it
     /// (found after the agent's, so a stopped agent starts nothing new).
     fn signal_machine(&self, name: &str, signal: Signal) -> Result<()> {
-        let node = self.find(name)?;
-        killpg(pid_of(node), signal).with_context(|| format!("{signal} to {name}"))?;
-        for pgid in descendant_groups(node.pid()) {
+        let pid = self.find(name)?;
+        killpg(group(pid), signal).with_context(|| format!("{signal} to {name}"))?;
+        for pgid in descendant_groups(pid) {
             // A worker may end meanwhile: not an error.
             let _ = killpg(Pid::from_raw(pgid), signal);
         }
@@ -336,7 +367,7 @@ impl LocalNodes {
 
     /// The agent is stopped (state `T` in /proc).
     pub fn is_frozen(&self, name: &str) -> Result<bool> {
-        let pid = self.find(name)?.pid();
+        let pid = self.find(name)?;
         let stat =
             proc_stat(pid).with_context(|| format!("reading the state of {name}'s agent"))?;
         Ok(stat.state == 'T')

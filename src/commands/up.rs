@@ -153,20 +153,23 @@ fn print_banner(session: &Session) {
             "nodes {} (agent pids {}) run {} × {} (app {}) on {}",
             nodes
                 .nodes()
-                .iter()
-                .map(|n| n.name.as_str())
+                .into_iter()
+                .map(|(name, _)| name)
                 .collect::<Vec<_>>()
                 .join(", "),
             nodes
                 .nodes()
-                .iter()
-                .map(|n| n.pid().to_string())
+                .into_iter()
+                .map(|(_, pid)| pid.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
             session.config().instances,
             session.worker_command,
             session.config().app,
-            nodes.nodes().first().map_or("nodeA", |n| n.name.as_str()),
+            nodes
+                .nodes()
+                .first()
+                .map_or_else(|| "nodeA".to_string(), |(name, _)| name.clone()),
         ),
         None => format!(
             "supervising {} × {} (app {})",

@@ -145,6 +145,8 @@ pub enum NodeAction {
     Frozen,
     /// SIGCONT: the hung machine comes back.
     Thawed,
+    /// A killed machine starts again: a new agent, no work until given some.
+    Revived,
 }
 
 impl NodeAction {
@@ -154,6 +156,7 @@ impl NodeAction {
             NodeAction::Killed => "killed",
             NodeAction::Frozen => "frozen",
             NodeAction::Thawed => "thawed",
+            NodeAction::Revived => "back",
         }
     }
 
@@ -162,6 +165,7 @@ impl NodeAction {
             NodeAction::Killed => "node_killed",
             NodeAction::Frozen => "node_frozen",
             NodeAction::Thawed => "node_thawed",
+            NodeAction::Revived => "node_revived",
         }
     }
 }

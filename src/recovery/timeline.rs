@@ -235,6 +235,7 @@ impl fmt::Display for TimelineEvent {
                     write!(f, "node {node} FROZEN (SIGSTOP to its agent and workers)")
                 }
                 NodeAction::Thawed => write!(f, "node {node} thawed (SIGCONT)"),
+                NodeAction::Revived => write!(f, "node {node} back (its agent started again)"),
             },
             TimelineKind::FailedOver(fo) => {
                 let secs = |ms: Option<u64>| {

@@ -706,6 +706,15 @@ impl App {
             self.flash(Msg::NoInstanceSelected.text(self.lang), true);
             return None;
         };
+        // K on a node killed here brings it back.
+        let killed =
+            self.tracker.nodes().node(&node).is_some_and(|n| {
+                matches!(n.action, Some((crate::recovery::NodeAction::Killed, _)))
+            });
+        let op = match op {
+            crate::session::NodeOp::Kill if killed => crate::session::NodeOp::Revive,
+            op => op,
+        };
         Some(Command::Node { node, op })
     }
 

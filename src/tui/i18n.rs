@@ -185,8 +185,8 @@ messages! {
     NamespaceResetDone => ("namespace reset", "命名空间已重置"),
     NoInstanceSelected => ("no instance selected", "未选中实例"),
     NoNodes => ("no nodes here: `plumdash up --nodes 2` starts them", "这里没有节点：`plumdash up --nodes 2` 会启动它们"),
-    HelpKillNode => ("SIGKILL the selected instance's node: agent and workers die",
-                     "向选中实例所在节点发送 SIGKILL：其 agent 与 worker（一台机器宕机）"),
+    HelpKillNode => ("SIGKILL the selected instance's node: agent and workers die; on a killed node, K brings it back",
+                     "向选中实例所在节点发送 SIGKILL：其 agent 与 worker（一台机器宕机）；对已杀死的节点再按 K 让它恢复"),
     HelpFreezeNode => ("freeze the node (SIGSTOP: a hung machine); again thaws it",
                        "冻结选中实例所在节点（SIGSTOP：一台机器挂起）；再按一次解冻"),
     NodesTitle => ("Nodes", "节点"),
@@ -255,6 +255,8 @@ pub fn node_done(node: &str, action: crate::recovery::NodeAction, lang: Lang) ->
         (NodeAction::Frozen, Lang::Zh) => format!("节点 {node} 已冻结（SIGSTOP）；再按 F 解冻"),
         (NodeAction::Thawed, Lang::En) => format!("node {node} thawed (SIGCONT)"),
         (NodeAction::Thawed, Lang::Zh) => format!("节点 {node} 已解冻（SIGCONT）"),
+        (NodeAction::Revived, Lang::En) => format!("node {node} back: its agent started again"),
+        (NodeAction::Revived, Lang::Zh) => format!("节点 {node} 已恢复：agent 重新启动"),
     }
 }
 
@@ -546,6 +548,7 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
                 format!("节点 {node} FROZEN（向其 agent 与 worker 发送 SIGSTOP）")
             }
             crate::recovery::NodeAction::Thawed => format!("节点 {node} 已解冻（SIGCONT）"),
+            crate::recovery::NodeAction::Revived => format!("节点 {node} 已恢复（agent 重新启动）"),
         },
         TimelineKind::FailedOver(fo) => {
             let secs = |ms: Option<u64>| {

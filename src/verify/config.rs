@@ -116,18 +116,10 @@ impl VerifyConfig {
         if cycles == 0 {
             return Err("--cycles must be at least 1".into());
         }
-        if let Some(n) = &nodes {
-            if n.fault == super::nodes::NodeFault::Kill && cycles >= u32::from(n.nodes) {
-                return Err(format!(
-                    "--kill-node --cycles {cycles} needs {} nodes: a killed node does not come back",
-                    cycles + 1
-                ));
-            }
-            if args.kill_at.is_some() && cycles > 1 {
-                return Err(
-                    "--kill-at with --nodes takes --cycles 1 (the faults share one task)".into(),
-                );
-            }
+        if nodes.is_some() && args.kill_at.is_some() && cycles > 1 {
+            return Err(
+                "--kill-at with --nodes takes --cycles 1 (the faults share one task)".into(),
+            );
         }
         if args.kill_at.is_some() && args.kill_random {
             return Err("--kill-at and --kill-random exclude each other".into());

@@ -291,6 +291,23 @@ impl NodeRunner {
             c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
             c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
         }
+        if fault == NodeFault::Kill && moved {
+            // The machine comes back, a standby for the next fault.
+            self.act(&node, NodeOp::Revive)?;
+            let back = self
+                .wait_until(patience, |r| {
+                    r.tracker
+                        .nodes()
+                        .node(&node)
+                        .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
+                })
+                .await?;
+            if !back {
+                return Err(format!(
+                    "{node} did not beat again after its agent restarted"
+                ));
+            }
+        }
         if fault == NodeFault::Freeze {
             self.act(&node, NodeOp::ToggleFreeze)?;
             let ended = self
