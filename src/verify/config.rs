@@ -85,6 +85,21 @@ pub struct VerifyArgs {
     pub freeze_node: bool,
 }
 
+/// What the node scenario does to the node running the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeFault {
+    Kill,
+    Freeze,
+}
+
+/// The node scenario's settings (`--nodes N --kill-node | --freeze-node`).
+#[derive(Debug, Clone)]
+pub struct NodeScenario {
+    pub nodes: u8,
+    pub fault: NodeFault,
+}
+
 /// Validated settings of one verify run.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
@@ -105,7 +120,7 @@ pub struct VerifyConfig {
     /// The plumdash binary that runs the orphan guard (see `SessionConfig`).
     pub orphan_guard: Option<std::path::PathBuf>,
     /// `--nodes`: the node scenario instead of the kill cycles.
-    pub nodes: Option<super::nodes::NodeScenario>,
+    pub nodes: Option<NodeScenario>,
 }
 
 impl VerifyConfig {
@@ -184,8 +199,7 @@ impl VerifyConfig {
 
 /// `--nodes` with exactly one of `--kill-node` / `--freeze-node`, and none of
 /// what only the kill cycles have.
-fn node_scenario(args: &VerifyArgs) -> Result<Option<super::nodes::NodeScenario>, String> {
-    use super::nodes::{NodeFault, NodeScenario};
+fn node_scenario(args: &VerifyArgs) -> Result<Option<NodeScenario>, String> {
     let fault = match (args.kill_node, args.freeze_node) {
         (true, true) => return Err("--kill-node and --freeze-node exclude each other".into()),
         (true, false) => Some(NodeFault::Kill),

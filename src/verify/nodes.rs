@@ -11,6 +11,7 @@
 //! - N4 no checkpoint goes backwards (after a thaw: the old writer is
 //!   refused or stopped) and the replaced instance's end is no crash.
 
+pub use super::config::{NodeFault, NodeScenario};
 use super::config::DEFAULT_STEP;
 use crate::agent::local::LocalNodesConfig;
 use crate::recovery::{Fact, Failover, NodeAction, TimelineKind, Tracker, TsMs};
@@ -20,21 +21,6 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// What is done to the node running the instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeFault {
-    Kill,
-    Freeze,
-}
-
-/// The node scenario's settings (checked by `VerifyConfig::from_args`).
-#[derive(Debug, Clone)]
-pub struct NodeScenario {
-    pub nodes: u8,
-    pub fault: NodeFault,
-}
 
 /// Watched after a thaw for a checkpoint going back.
 const AFTER_THAW: Duration = Duration::from_secs(2);
