@@ -11,8 +11,8 @@
 //! - N4 no checkpoint goes backwards (after a thaw: the old writer is
 //!   refused or stopped) and the replaced instance's end is no crash.
 
-pub use super::config::{NodeFault, NodeScenario};
 use super::config::DEFAULT_STEP;
+pub use super::config::{NodeFault, NodeScenario};
 use crate::agent::local::LocalNodesConfig;
 use crate::recovery::{Fact, Failover, NodeAction, TimelineKind, Tracker, TsMs};
 use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};

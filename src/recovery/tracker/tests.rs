@@ -1,0 +1,1014 @@
+//! The tracker's unit tests: facts in, phases, cycles and timeline lines out.
+
+use super::*;
+use crate::recovery::sample::{
+    checkpoint, committed_at, entry as e, exited, flag, sigkilled, started,
+};
+
+fn phase(t: &Tracker) -> String {
+    t.instance("kv-demo-001").unwrap().phase.to_string()
+}
+
+/// A run that checkpointed steps 1..=n (at 100 ms each) and was SIGKILLed
+/// 100 ms after the last one.
+fn killed_after_step(n: i64) -> Tracker {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, n);
+    t.apply(
+        at + 100,
+        exited(ProcessExit::Signal("SIGKILL".into()), false),
+    );
+    t
+}
+
+/// Runs `steps` checkpoints starting after `from`, 100 ms apart, from `at`.
+fn run_steps(t: &mut Tracker, at: &mut TsMs, from: i64, to: i64) {
+    for n in from + 1..=to {
+        *at += 100;
+        t.apply(*at, checkpoint(n));
+    }
+}
+
+#[test]
+fn kill_restart_resume_is_one_cycle_with_its_figures() {
+    let mut t = Tracker::new();
+    let mut at = 1_000;
+    t.apply(at, Fact::Snapshot(vec![]));
+    t.apply(at, started(10));
+    assert_eq!(phase(&t), "RUNNING");
+    t.apply(at + 5, flag());
+    run_steps(&mut t, &mut at, 0, 5);
+    assert_eq!(t.task().progress, Some(50));
+
+    t.apply(1_600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    assert_eq!(phase(&t), "CRASHED");
+    assert!(t.task().crash_flag, "a SIGKILL leaves the flag set");
+    t.apply(
+        1_600,
+        Fact::RestartScheduled {
+            instance: "kv-demo-001".into(),
+            delay_ms: 1000,
+        },
+    );
+    assert_eq!(t.instance("kv-demo-001").unwrap().restart_at, Some(2_600));
+
+    t.apply(2_610, started(11));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(2_620, flag());
+    t.apply(2_700, checkpoint(6));
+    assert_eq!(phase(&t), "RESUMED from 50%");
+
+    let cycle = &t.cycles()[0];
+    assert_eq!(cycle.progress_at_kill, Some(50));
+    assert_eq!(cycle.resumed_from, Some(50));
+    assert_eq!(cycle.steps_lost, Some(0));
+    assert_eq!(cycle.kill_to_restart_ms(), Some(1_010));
+    assert_eq!(cycle.kill_to_checkpoint_ms(), Some(1_100));
+    assert!(cycle.flag_after_kill);
+    let inst = t.instance("kv-demo-001").unwrap();
+    assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(11)));
+
+    let lines: Vec<String> = t.timeline().map(|ev| ev.to_string()).collect();
+    assert!(lines.contains(&"kv-demo-001 killed by SIGKILL at 50% (flag still set)".to_string()));
+    assert!(lines.contains(
+        &"kv-demo-001 RESUMED from 50%, 0 steps lost, kill→restart 1010 ms, kill→checkpoint 1100 ms"
+            .to_string()
+    ));
+
+    let mut at = 2_700;
+    run_steps(&mut t, &mut at, 6, 10);
+    t.apply(
+        at,
+        Fact::Deleted {
+            key: "app.crashed".into(),
+        },
+    );
+    t.apply(at, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(at + 10, exited(ProcessExit::Clean, false));
+    assert_eq!(phase(&t), "COMPLETED");
+    assert_eq!(t.completions(), 1);
+}
+
+#[test]
+fn a_graceful_stop_is_stopped_and_the_next_start_is_not_a_recovery() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, 3);
+    t.apply(
+        400,
+        Fact::Deleted {
+            key: "app.crashed".into(),
+        },
+    );
+    t.apply(410, exited(ProcessExit::Clean, true));
+    assert_eq!(phase(&t), "STOPPED");
+    assert!(!t.task().crash_flag);
+    assert!(t.cycles().is_empty());
+    t.apply(500, started(2));
+    assert_eq!(phase(&t), "RUNNING");
+    // SIGINT from outside (not requested by us) that exits 0 is a stop too.
+    t.apply(600, exited(ProcessExit::Clean, false));
+    assert_eq!(phase(&t), "STOPPED");
+}
+
+#[test]
+fn the_completion_write_may_arrive_after_the_exit() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    run_steps(&mut t, &mut at, 0, 10);
+    t.apply(1_100, exited(ProcessExit::Clean, false));
+    assert_eq!(phase(&t), "STOPPED");
+    t.apply(1_102, Fact::Written(vec![e("task.status", "completed")]));
+    assert_eq!(phase(&t), "COMPLETED");
+    assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Completed);
+}
+
+#[test]
+fn a_fresh_start_seen_after_its_flag_settles_as_running() {
+    let mut t = Tracker::new();
+    // Attach finds the process only after it has set its flag.
+    t.apply(0, flag());
+    t.apply(400, started(1));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(500, checkpoint(1));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(t.cycles().is_empty());
+}
+
+#[test]
+fn a_restart_from_zero_counts_the_lost_steps() {
+    let mut t = killed_after_step(5);
+    t.apply(700, started(2));
+    t.apply(800, checkpoint(1));
+    let cycle = &t.cycles()[0];
+    assert_eq!(cycle.resumed_from, Some(0));
+    assert_eq!(cycle.steps_lost, Some(5));
+    assert_eq!(phase(&t), "RESUMED from 0%");
+}
+
+#[test]
+fn a_torn_checkpoint_from_a_foreign_worker_is_shown_not_hidden() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    run_steps(&mut t, &mut at, 0, 5);
+    // The original C++ worker writes one key per PUT; killed in between:
+    t.apply(600, Fact::Written(vec![e("task.progress", "60")]));
+    t.apply(610, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    let torn = t.torn().expect("torn checkpoint is reported");
+    assert_eq!(
+        torn.to_string(),
+        "progress 60%, counter 5, checkpoint step_5"
+    );
+    assert!(t
+        .timeline()
+        .any(|ev| ev.to_string() == "TORN checkpoint: progress 60%, counter 5, checkpoint step_5"));
+    // A complete checkpoint heals it.
+    t.apply(700, started(2));
+    t.apply(800, checkpoint(6));
+    assert!(t.torn().is_none());
+}
+
+/// The screen says RESUMED as soon as the restarted run has written its start keys
+/// (it has read the checkpoint then), not a step later; the cycle's figures still
+/// come from its first new checkpoint.
+#[test]
+fn recovery_is_shown_when_the_restarted_run_announces_itself() {
+    let mut t = killed_after_step(5);
+    t.apply(700, started(2));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(705, flag());
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    assert!(
+        !t.timeline()
+            .any(|ev| matches!(ev.kind, TimelineKind::Resumed { .. })),
+        "the cycle closes at the first new checkpoint"
+    );
+    t.apply(900, checkpoint(6));
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    let cycle = t.cycles().last().expect("a cycle").clone();
+    assert_eq!(cycle.first_checkpoint_at, Some(900));
+    assert_eq!(cycle.resumed_from, Some(50));
+}
+
+/// A worker that never writes the flag is not "cleared": the flag was never seen.
+#[test]
+fn a_flag_never_written_is_never_seen_and_a_deleted_one_is_cleared() {
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);
+    t.apply(10, checkpoint(1));
+    assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);
+    t.apply(20, flag());
+    assert_eq!(t.crash_flag(), CrashFlag::Set);
+    t.apply(
+        30,
+        Fact::Deleted {
+            key: crate::recovery::CRASH_FLAG_KEY.into(),
+        },
+    );
+    assert_eq!(t.crash_flag(), CrashFlag::Cleared);
+}
+
+/// The feed and the supervisor are two channels: the restarted run's start keys may
+/// arrive before its `Started`. It is RESUMED the moment both are in.
+#[test]
+fn start_keys_that_overtake_the_started_event_still_resume_at_once() {
+    let mut t = killed_after_step(5);
+    t.apply(702, flag());
+    t.apply(703, started(2));
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    t.apply(900, checkpoint(6));
+    let cycle = t.cycles().last().expect("a cycle").clone();
+    assert_eq!(cycle.resumed_from, Some(50));
+    assert_eq!(cycle.steps_lost, Some(0));
+}
+
+#[test]
+fn a_worker_writing_one_key_at_a_time_still_resumes() {
+    let mut t = killed_after_step(5);
+    t.apply(700, started(2));
+    t.apply(750, flag());
+    // Step 6 as the original C++ worker writes it: four PUTs.
+    t.apply(800, Fact::Written(vec![e("task.progress", "60")]));
+    assert!(t.torn().is_some());
+    // Announced by its flag write; the torn key does not move where it resumed from.
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    t.apply(801, Fact::Written(vec![e("task.counter", "6")]));
+    t.apply(802, Fact::Written(vec![e("task.checkpoint", "step_6")]));
+    assert!(t.torn().is_none());
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    assert_eq!(t.cycles()[0].kill_to_checkpoint_ms(), Some(202));
+}
+
+#[test]
+fn a_late_delivered_last_checkpoint_still_counts_as_the_kill_point() {
+    let mut t = killed_after_step(4);
+    t.apply(501, checkpoint(5));
+    assert_eq!(t.cycles()[0].progress_at_kill, Some(50));
+    t.apply(900, started(2));
+    t.apply(950, flag());
+    t.apply(1_000, checkpoint(6));
+    assert_eq!(t.cycles()[0].steps_lost, Some(0));
+}
+
+#[test]
+fn a_last_checkpoint_delivered_after_an_instant_restart_is_still_the_kill_point() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, 4);
+    // Restart delay 0: the new process is up before step 5 reaches us.
+    t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    t.apply(501, started(2));
+    t.apply(502, checkpoint(5));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(503, flag());
+    t.apply(600, checkpoint(6));
+    let cycle = &t.cycles()[0];
+    assert_eq!(cycle.progress_at_kill, Some(50));
+    assert_eq!(cycle.resumed_from, Some(50));
+    assert_eq!(cycle.steps_lost, Some(0));
+    assert_eq!(phase(&t), "RESUMED from 50%");
+}
+
+// The dead run's last write delivered after the exit, far beyond the
+// fallback's windows: with its write time (plumdash's controller) it is
+// still judged right; without one (the original's), as before.
+
+#[test]
+fn a_completion_written_before_the_exit_belongs_to_it_however_late_it_comes() {
+    let completion = || Fact::Written(vec![e("task.status", "completed")]);
+    for timed in [true, false] {
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        run_steps(&mut t, &mut at, 0, 10);
+        t.apply(1_100, exited(ProcessExit::Clean, false));
+        assert_eq!(phase(&t), "STOPPED");
+        // Written at 1 090, delivered 8 s after the exit.
+        let write = if timed {
+            committed_at(1_090, completion())
+        } else {
+            completion()
+        };
+        t.apply(9_100, write);
+        if timed {
+            assert_eq!(phase(&t), "COMPLETED");
+            assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Completed);
+        } else {
+            // No write time: past the fallback's 5 s it is not the exit's.
+            assert_eq!(phase(&t), "STOPPED");
+        }
+    }
+    // Written after the exit (by someone else): not that run's completion.
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    t.apply(1_100, exited(ProcessExit::Clean, false));
+    t.apply(1_300, committed_at(1_200, completion()));
+    assert_eq!(phase(&t), "STOPPED");
+}
+
+#[test]
+fn a_last_checkpoint_written_before_the_kill_is_the_kill_point_however_late_it_comes() {
+    for timed in [true, false] {
+        let stamp = |ms, fact| if timed { committed_at(ms, fact) } else { fact };
+        let mut t = Tracker::new();
+        let mut at = 0;
+        t.apply(at, started(1));
+        t.apply(at, stamp(0, flag()));
+        for n in 1..=4 {
+            at += 100;
+            t.apply(at, stamp(at, checkpoint(n)));
+        }
+        // Step 5 written at 495; the kill is seen at 500, the restart at 501.
+        t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(501, started(2));
+        // Step 5 arrives 2 s later; then the new run's start keys and step 6.
+        t.apply(2_500, stamp(495, checkpoint(5)));
+        t.apply(2_501, stamp(510, flag()));
+        t.apply(2_600, stamp(600, checkpoint(6)));
+        let cycle = &t.cycles()[0];
+        if timed {
+            assert_eq!(cycle.progress_at_kill, Some(50));
+            assert_eq!(cycle.resumed_from, Some(50));
+            assert_eq!(cycle.steps_lost, Some(0));
+            assert_eq!(phase(&t), "RESUMED from 50%");
+        } else {
+            // No write time: past the fallback's 250 ms step 5 reads as the
+            // new run's first checkpoint.
+            assert_eq!(cycle.progress_at_kill, Some(40));
+            assert_eq!(cycle.resumed_from, Some(40));
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_committed_between_the_kill_and_the_respawn_is_the_dead_runs() {
+    // Sent before the kill, committed just after it was seen: before the
+    // restart was spawned and announced, so not the new run's.
+    let mut t = killed_after_step(4);
+    t.apply(500, started(2));
+    t.apply(1_500, committed_at(499, checkpoint(5)));
+    assert_eq!(t.cycles()[0].counter_at_kill, Some(5));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(1_501, committed_at(520, flag()));
+    t.apply(1_600, committed_at(620, checkpoint(6)));
+    assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    assert_eq!(t.cycles()[0].resumed_from, Some(50));
+}
+
+#[test]
+fn a_restarted_run_that_never_announces_itself_resumes_at_its_first_checkpoint() {
+    // A `--cmd` worker that writes no start keys: its first checkpoint,
+    // one step past the kill point and soon after the restart, is its own
+    // when its write time says so (the fallback takes it for the dead's).
+    for timed in [true, false] {
+        let mut t = killed_after_step(5);
+        t.apply(700, started(2));
+        let step = if timed {
+            committed_at(750, checkpoint(6))
+        } else {
+            checkpoint(6)
+        };
+        t.apply(751, step);
+        let cycle = &t.cycles()[0];
+        if timed {
+            assert_eq!(cycle.resumed_from, Some(50));
+            assert_eq!(cycle.steps_lost, Some(0));
+            assert_eq!(phase(&t), "RESUMED from 50%");
+        } else {
+            assert_eq!(cycle.resumed_from, None, "still open");
+            assert_eq!(cycle.counter_at_kill, Some(6));
+        }
+    }
+}
+
+#[test]
+fn start_keys_written_before_the_kill_do_not_announce_the_restart() {
+    // A run that died right after its start: its own flag write, delivered
+    // after its exit and the restart, is not the restarted run's.
+    let mut t = killed_after_step(5);
+    t.apply(601, started(2));
+    t.apply(900, committed_at(590, flag()));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(901, committed_at(610, flag()));
+    assert_eq!(phase(&t), "RESUMED from 50%");
+}
+
+/// A tiny deterministic generator, so the interleavings below are replayable.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn any_delivery_order_of_a_correct_worker_yields_exact_cycles() {
+    for seed in 0..500 {
+        let mut rng = Lcg(seed);
+        // What a correct worker and the supervisor produce, with when it
+        // happened: steps every 100 ms, a kill at a random time, restart
+        // after 0–2 ms, the new run announces itself then resumes.
+        let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
+        let mut now: TsMs = 1_000;
+        produced.push((now, true, started(1)));
+        produced.push((now + 1, false, flag()));
+        let kill_after = 1 + rng.below(8) as i64;
+        for n in 1..=kill_after {
+            produced.push((now + n as u64 * 100, false, checkpoint(n)));
+        }
+        now += kill_after as u64 * 100 + rng.below(100);
+        produced.push((
+            now,
+            true,
+            exited(ProcessExit::Signal("SIGKILL".into()), false),
+        ));
+        now += rng.below(3);
+        produced.push((now, true, started(2)));
+        produced.push((now + 1, false, flag()));
+        for n in kill_after + 1..=10 {
+            produced.push((
+                now + 2 + (n - kill_after) as u64 * 100,
+                false,
+                checkpoint(n),
+            ));
+        }
+        // Delivery: process events within 0–1 ms, namespace writes within
+        // 0–5 ms, each channel in order; ties go to process events.
+        let (mut ev_t, mut kv_t) = (0, 0);
+        let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
+        for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
+            let (last, lat) = if is_event {
+                (&mut ev_t, rng.below(2))
+            } else {
+                (&mut kv_t, rng.below(6))
+            };
+            *last = (*last).max(at + lat);
+            delivered.push((*last, u8::from(!is_event), i, fact));
+        }
+        delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
+        let mut t = Tracker::new();
+        for (at, _, _, fact) in delivered {
+            t.apply(at, fact);
+        }
+        let cycle = &t.cycles()[0];
+        assert_eq!(t.cycles().len(), 1, "seed {seed}");
+        assert_eq!(
+            cycle.progress_at_kill,
+            Some(kill_after * 10),
+            "seed {seed}: {cycle:?}"
+        );
+        assert_eq!(
+            cycle.resumed_from,
+            Some(kill_after * 10),
+            "seed {seed}: {cycle:?}"
+        );
+        assert_eq!(cycle.steps_lost, Some(0), "seed {seed}");
+        assert_eq!(t.completions(), 1, "seed {seed}");
+    }
+}
+
+#[test]
+fn with_write_times_any_delivery_delay_yields_exact_cycles() {
+    for seed in 0..500 {
+        let mut rng = Lcg(seed);
+        let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
+        let mut now: TsMs = 1_000;
+        produced.push((now, true, started(1)));
+        produced.push((now + 1, false, flag()));
+        let kill_after = 1 + rng.below(8) as i64;
+        for n in 1..=kill_after {
+            produced.push((now + n as u64 * 100, false, checkpoint(n)));
+        }
+        now += kill_after as u64 * 100 + 1 + rng.below(100);
+        produced.push((now, true, sigkilled()));
+        now += rng.below(3);
+        produced.push((now, true, started(2)));
+        produced.push((now + 1, false, flag()));
+        for n in kill_after + 1..=10 {
+            let at = now + 2 + (n - kill_after) as u64 * 100;
+            produced.push((at, false, checkpoint(n)));
+        }
+        // Process events within 0–1 ms; namespace writes, carrying their
+        // write time, within 0–3 s: each channel in order.
+        let (mut ev_t, mut kv_t) = (0, 0);
+        let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
+        for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
+            let (last, lat) = if is_event {
+                (&mut ev_t, rng.below(2))
+            } else {
+                (&mut kv_t, rng.below(3_000))
+            };
+            *last = (*last).max(at + lat);
+            let fact = if is_event {
+                fact
+            } else {
+                committed_at(at, fact)
+            };
+            delivered.push((*last, u8::from(!is_event), i, fact));
+        }
+        delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
+        let mut t = Tracker::new();
+        for (at, _, _, fact) in delivered {
+            t.apply(at, fact);
+        }
+        assert_eq!(t.cycles().len(), 1, "seed {seed}");
+        let cycle = &t.cycles()[0];
+        assert_eq!(
+            (cycle.progress_at_kill, cycle.resumed_from, cycle.steps_lost),
+            (Some(kill_after * 10), Some(kill_after * 10), Some(0)),
+            "seed {seed}: {cycle:?}"
+        );
+        assert_eq!(t.completions(), 1, "seed {seed}");
+    }
+}
+
+fn attached(pid: u32) -> Fact {
+    Fact::Attached {
+        instance: "kv-demo-001".into(),
+        pid,
+    }
+}
+
+fn gone() -> Fact {
+    exited(ProcessExit::Unknown, false)
+}
+
+fn deleted(key: &str) -> Fact {
+    Fact::Deleted { key: key.into() }
+}
+
+/// Attached to a worker at step `n`, its flag set as every running worker's is.
+fn attached_at_step(n: i64) -> Tracker {
+    let mut t = Tracker::new();
+    let mut entries = vec![e("app.crashed", "true")];
+    if let Fact::Written(step) = checkpoint(n) {
+        entries.extend(step);
+    }
+    t.apply(0, Fact::Snapshot(entries));
+    t.apply(10, attached(7));
+    t
+}
+
+#[test]
+fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
+    let t = attached_at_step(2);
+    assert_eq!(phase(&t), "RUNNING");
+    assert_eq!(
+        t.detail("kv-demo-001", 20).as_deref(),
+        Some("attached at 20%")
+    );
+    // Found before the first read of the namespace: the progress comes with it.
+    let mut t = Tracker::new();
+    t.apply(0, attached(7));
+    t.apply(5, Fact::Snapshot(vec![e("app.crashed", "true")]));
+    t.apply(10, checkpoint(3));
+    assert_eq!(phase(&t), "RUNNING");
+    assert_eq!(
+        t.detail("kv-demo-001", 20).as_deref(),
+        Some("attached at 30%")
+    );
+    assert!(t.cycles().is_empty());
+}
+
+#[test]
+fn an_unseen_end_is_judged_from_the_namespace() {
+    // Completed: flag cleared, task.status=completed.
+    let mut t = attached_at_step(9);
+    t.apply(100, checkpoint(10));
+    t.apply(101, deleted("app.crashed"));
+    t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(200, gone());
+    assert_eq!(phase(&t), "COMPLETED");
+    let inst = t.instance("kv-demo-001").unwrap();
+    assert_eq!(inst.crashes, 0);
+    assert!(t.cycles().is_empty());
+    assert_eq!(t.detail("kv-demo-001", 300), None);
+
+    // Stopped: flag cleared, app.status=stopped.
+    let mut t = attached_at_step(4);
+    t.apply(101, deleted("app.crashed"));
+    t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+    t.apply(200, gone());
+    assert_eq!(phase(&t), "STOPPED");
+    assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+
+    // Crashed: the flag is still set.
+    let mut t = attached_at_step(5);
+    t.apply(200, gone());
+    assert_eq!(phase(&t), "CRASHED");
+    assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 1);
+    assert_eq!(
+        t.detail("kv-demo-001", 300).as_deref(),
+        Some("gone, flag still set")
+    );
+    let line = t.timeline().last().unwrap().to_string();
+    assert_eq!(line, "kv-demo-001 gone at 50% (flag still set: crashed)");
+    assert!(!t.timeline().any(|ev| ev.to_string().contains("unknown")));
+}
+
+#[test]
+fn a_restart_by_someone_else_is_the_next_run_and_resumes() {
+    let mut t = attached_at_step(5);
+    t.apply(200, gone());
+    t.apply(3_000, started(8));
+    assert_eq!(phase(&t), "RECOVERING");
+    t.apply(3_010, flag());
+    assert_eq!(phase(&t), "RESUMED from 50%");
+    t.apply(5_000, checkpoint(6));
+    let inst = t.instance("kv-demo-001").unwrap();
+    assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(8)));
+    assert_eq!(t.cycles().len(), 1);
+    assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    assert_eq!(t.detail("kv-demo-001", 5_000), None, "no longer 'attached'");
+}
+
+#[test]
+fn the_task_started_after_a_completion_is_new_not_resumed_from_zero() {
+    let mut t = attached_at_step(9);
+    t.apply(100, checkpoint(10));
+    t.apply(101, deleted("app.crashed"));
+    t.apply(102, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(200, gone());
+    // The agent takes the exit for a failure and starts the app again.
+    t.apply(3_000, started(8));
+    t.apply(3_010, flag());
+    assert_eq!(phase(&t), "RUNNING");
+    t.apply(5_000, checkpoint(1));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(t.cycles().is_empty());
+    assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+}
+
+#[test]
+fn a_graceful_stop_replaced_before_its_death_was_seen_is_still_a_stop() {
+    let mut t = attached_at_step(4);
+    t.apply(101, deleted("app.crashed"));
+    t.apply(102, Fact::Written(vec![e("app.status", "stopped")]));
+    // The replacement set the flag again before the old pid was missed.
+    t.apply(150, flag());
+    t.apply(200, gone());
+    assert_eq!(phase(&t), "STOPPED");
+    assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 0);
+    assert!(t.cycles().is_empty());
+}
+
+#[test]
+fn a_crash_nobody_restarts_is_news_after_the_grace() {
+    let mut t = attached_at_step(5);
+    t.set_restart_grace(std::time::Duration::from_secs(10));
+    t.apply(1_000, gone());
+    assert!(!t.tick(5_000));
+    assert!(t.tick(11_000));
+    assert!(!t.tick(12_000), "said once");
+    assert_eq!(
+        t.detail("kv-demo-001", 13_500).as_deref(),
+        Some("not restarted for 12s")
+    );
+    let line = t.timeline().last().unwrap().to_string();
+    assert!(
+        line.starts_with("kv-demo-001 not restarted within 10s"),
+        "{line}"
+    );
+    assert_eq!(
+        t.timeline().last().unwrap().to_json()["kind"],
+        "not_restarted"
+    );
+    // Owned instances (an exit status we read) are the supervisor's to restart.
+    let mut owned = killed_after_step(3);
+    owned.set_restart_grace(std::time::Duration::from_secs(1));
+    assert!(!owned.tick(60_000));
+}
+
+#[test]
+fn failures_and_feed_outages_are_on_the_timeline() {
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    t.apply(1, exited(ProcessExit::Code(1), false));
+    assert_eq!(phase(&t), "CRASHED");
+    t.apply(
+        2,
+        Fact::Failed {
+            instance: "kv-demo-001".into(),
+            reason: "5 restarts in a row".into(),
+        },
+    );
+    assert_eq!(phase(&t), "FAILED");
+    t.apply(
+        3,
+        Fact::FeedDown {
+            error: "connection refused".into(),
+        },
+    );
+    t.apply(
+        4,
+        Fact::FeedDown {
+            error: "connection refused".into(),
+        },
+    );
+    assert_eq!(t.feed_error(), Some("connection refused"));
+    t.apply(
+        5,
+        Fact::FeedUp {
+            via: "stream".into(),
+        },
+    );
+    assert_eq!(t.feed_error(), None);
+    let kinds: Vec<String> = t.timeline().map(|e| e.to_string()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "kv-demo-001 started (pid 1)",
+            "kv-demo-001 exited (exit 1)",
+            "kv-demo-001 FAILED: 5 restarts in a row",
+            "controller unreachable: connection refused",
+            "controller live (stream)",
+        ]
+    );
+}
+
+/// Nodes A and B, and deployment d1's rows (`(instance, node, desired, fenced)`).
+fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
+    use crate::cluster::{AssignmentFact, ClusterView, NodeFact};
+    let node = |id: &str, healthy: bool| NodeFact {
+        node_id: id.into(),
+        ip: "127.0.0.1".into(),
+        last_seen: 1,
+        health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
+    };
+    Fact::Cluster(ClusterView {
+        nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
+        assignments: rows
+            .iter()
+            .map(|(id, n, desired, fenced)| AssignmentFact {
+                instance_id: (*id).into(),
+                deployment_id: "d1".into(),
+                node_id: (*n).into(),
+                desired: (*desired).into(),
+                fenced_writes: *fenced,
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_crash() {
+    use super::super::facts::NodeAction;
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        at,
+        Fact::Started {
+            instance: "d1-a".into(),
+            pid: 1,
+        },
+    );
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, 4);
+    t.apply(
+        1_000,
+        Fact::NodeAction {
+            node: "nodeA".into(),
+            action: NodeAction::Frozen,
+        },
+    );
+    // The frozen worker never exits; the controller moves its row after the TTL.
+    t.apply(4_000, cluster(false, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        4_100,
+        cluster(
+            false,
+            &[
+                ("d1-a", "nodeA", "Stopped", 0),
+                ("d1-b", "nodeB", "Running", 0),
+            ],
+        ),
+    );
+    assert_eq!(t.cycles().len(), 1, "the move opens the cycle");
+    assert_eq!(t.cycles()[0].how, ProcessExit::NodeLost);
+    assert_eq!(t.cycles()[0].killed_at, 1_000, "from the freeze");
+    assert_eq!(
+        t.detail("d1-a", 4_100).as_deref(),
+        Some("replaced by d1-b on nodeB")
+    );
+    t.apply(
+        4_200,
+        Fact::Started {
+            instance: "d1-b".into(),
+            pid: 2,
+        },
+    );
+    t.apply(4_250, flag());
+    t.apply(4_600, checkpoint(5));
+    let cycle = &t.cycles()[0];
+    assert_eq!((cycle.resumed_from, cycle.steps_lost), (Some(40), Some(0)));
+    let last = t.timeline().last().unwrap();
+    let TimelineKind::FailedOver(f) = &last.kind else {
+        panic!("the failover's figures: {last}");
+    };
+    assert_eq!(
+        (f.to_running_ms(), f.to_checkpoint_ms()),
+        (Some(3_200), Some(3_600))
+    );
+    assert_eq!(
+        t.instance("d1-b").unwrap().phase,
+        Phase::Resumed { from: 40 }
+    );
+
+    // Thawed: its write is refused and it stops (kv-demo exits 3). Not a crash.
+    t.apply(
+        9_000,
+        Fact::NodeAction {
+            node: "nodeA".into(),
+            action: NodeAction::Thawed,
+        },
+    );
+    t.apply(
+        9_100,
+        cluster(
+            true,
+            &[
+                ("d1-a", "nodeA", "Stopped", 1),
+                ("d1-b", "nodeB", "Running", 0),
+            ],
+        ),
+    );
+    t.apply(
+        9_150,
+        Fact::Exited {
+            instance: "d1-a".into(),
+            exit: ProcessExit::Code(3),
+            requested: false,
+        },
+    );
+    let lines: Vec<String> = t.timeline().rev().take(3).map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "d1-a ended after its work moved to d1-b (not a crash)",
+            "d1-a exited (exit 3) at 50%",
+            "d1-a on nodeA REFUSED: 1 write fenced (its work is d1-b's now)",
+        ]
+    );
+    assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Stopped);
+    assert_eq!(t.instance("d1-a").unwrap().crashes, 0);
+    assert_eq!(
+        t.cycles().len(),
+        1,
+        "no cycle for the replaced writer's end"
+    );
+}
+
+#[test]
+fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(
+        at,
+        Fact::Started {
+            instance: "other".into(),
+            pid: 2,
+        },
+    );
+    run_steps(&mut t, &mut at, 0, 6);
+    t.apply(at + 100, checkpoint(3));
+    let last = t.timeline().last().unwrap().to_string();
+    assert_eq!(
+        last,
+        "checkpoint went BACK from step 6 to 3: two writers on one namespace \
+         (kv-demo-001, other alive)"
+    );
+    // A new task after a completion starts low again: no warning.
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    run_steps(&mut t, &mut at, 0, 10);
+    t.apply(at + 50, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(at + 100, checkpoint(1));
+    assert!(
+        !t.timeline()
+            .any(|e| matches!(e.kind, TimelineKind::WentBack { .. })),
+        "{:?}",
+        t.timeline().map(|e| e.to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
+    let mut t = Tracker::new();
+    t.set_restart_grace(std::time::Duration::from_secs(10));
+    let mut at = 0;
+    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        at,
+        Fact::Started {
+            instance: "d1-a".into(),
+            pid: 1,
+        },
+    );
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, 4);
+    t.apply(
+        1_000,
+        Fact::Exited {
+            instance: "d1-a".into(),
+            exit: ProcessExit::Unknown,
+            requested: false,
+        },
+    );
+    assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Crashed);
+    t.apply(
+        1_300,
+        cluster(
+            false,
+            &[
+                ("d1-a", "nodeA", "Stopped", 0),
+                ("d1-b", "nodeB", "Running", 0),
+            ],
+        ),
+    );
+    assert!(!t.tick(30_000), "its work runs on as d1-b");
+    assert!(!t
+        .timeline()
+        .any(|e| matches!(e.kind, TimelineKind::NotRestarted { .. })));
+    assert_eq!(
+        t.detail("d1-a", 30_000).as_deref(),
+        Some("moved to d1-b on nodeB")
+    );
+}
+
+#[test]
+fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        at,
+        Fact::Started {
+            instance: "d1-a".into(),
+            pid: 1,
+        },
+    );
+    t.apply(at, flag());
+    run_steps(&mut t, &mut at, 0, 4);
+    t.apply(
+        990,
+        Fact::NodeAction {
+            node: "nodeA".into(),
+            action: super::super::facts::NodeAction::Killed,
+        },
+    );
+    t.apply(
+        1_000,
+        Fact::Exited {
+            instance: "d1-a".into(),
+            exit: ProcessExit::Unknown,
+            requested: false,
+        },
+    );
+    t.apply(
+        1_300,
+        Fact::Started {
+            instance: "d1-b".into(),
+            pid: 2,
+        },
+    );
+    t.apply(1_320, flag());
+    t.apply(1_350, checkpoint(5));
+    assert_eq!(t.cycles()[0].steps_lost, Some(0));
+    t.apply(
+        1_400,
+        cluster(
+            false,
+            &[
+                ("d1-a", "nodeA", "Stopped", 0),
+                ("d1-b", "nodeB", "Running", 0),
+            ],
+        ),
+    );
+    let last = t.timeline().last().unwrap();
+    let TimelineKind::FailedOver(f) = &last.kind else {
+        panic!("the figures: {last}");
+    };
+    assert_eq!(
+        (f.instance.as_str(), f.to_running_ms(), f.to_checkpoint_ms()),
+        ("d1-a", Some(310), Some(360))
+    );
+}
