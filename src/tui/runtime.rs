@@ -95,7 +95,8 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
         app: session.config().app.clone(),
         namespace: session.dm.namespace().to_string(),
         read_only: options.read_only,
-        attached: session.is_attached(),
+        // Under `--nodes` the agents run what we started: not an attach.
+        attached: session.is_attached() && session.local_nodes().is_none(),
         waiting_for_namespace: session.namespace_wait().map(|names| {
             format!(
                 "namespace {:?} does not exist on {} yet: waiting for its first write (it has: {})",
