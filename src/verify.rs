@@ -20,6 +20,7 @@ mod html;
 mod invariants;
 pub mod junit;
 pub mod nodes;
+mod reading;
 pub mod report;
 mod runner;
 pub mod schedule;
@@ -54,14 +55,7 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
     }
     let report = match run(config).await {
         Ok(r) => r,
-        Err(e) => {
-            let e = format!("{e:#}").replace('\n', " ");
-            eprintln!(
-                "plumdash verify: {}",
-                crate::text_safety::escape_controls(&e)
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return setup_error(&e),
     };
     let json = report.to_json();
     if let Some(path) = &args.report {
@@ -108,14 +102,7 @@ async fn nodes_main(
     };
     let report = match nodes::run(scenario, config, program).await {
         Ok(r) => r,
-        Err(e) => {
-            let e = format!("{e:#}").replace('\n', " ");
-            eprintln!(
-                "plumdash verify: {}",
-                crate::text_safety::escape_controls(&e)
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return setup_error(&e),
     };
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let text = crate::text_safety::escape_json_controls(&text).into_owned();
@@ -134,6 +121,16 @@ async fn nodes_main(
         );
     }
     ExitCode::from(report.exit_code)
+}
+
+/// A setup error (nothing verified): one line on stderr, exit 2.
+fn setup_error(e: &anyhow::Error) -> ExitCode {
+    let e = format!("{e:#}").replace('\n', " ");
+    eprintln!(
+        "plumdash verify: {}",
+        crate::text_safety::escape_controls(&e)
+    );
+    ExitCode::from(2)
 }
 
 /// A quarter of a step, within 50 ms ..= 500 ms.

@@ -20,7 +20,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Watched after a thaw for a checkpoint going back.
 const AFTER_THAW: Duration = Duration::from_secs(2);
@@ -143,6 +142,16 @@ struct NodeRunner {
     crashed_replaced: Vec<String>,
 }
 
+impl super::reading::FactReader for NodeRunner {
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn apply(&mut self, at: TsMs, fact: Fact) {
+        NodeRunner::apply(self, at, fact);
+    }
+}
+
 impl NodeRunner {
     fn live(&self, text: &str) {
         let text = crate::text_safety::escape_controls(text);
@@ -185,17 +194,7 @@ impl NodeRunner {
         patience: Duration,
         pred: impl Fn(&NodeRunner) -> bool,
     ) -> Result<bool, String> {
-        let deadline = Instant::now() + patience;
-        loop {
-            if pred(self) {
-                return Ok(true);
-            }
-            match tokio::time::timeout_at(deadline, self.session.next_fact()).await {
-                Err(_) => return Ok(false),
-                Ok(None) => return Err("the session ended unexpectedly".into()),
-                Ok(Some((at, fact))) => self.apply(at, fact),
-            }
-        }
+        super::reading::wait_until(self, patience, pred).await
     }
 
     /// The instance alive and checkpointing, and its node.

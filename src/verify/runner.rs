@@ -62,6 +62,16 @@ pub(super) struct Runner {
     outage_window: Option<(TsMs, TsMs)>,
 }
 
+impl super::reading::FactReader for Runner {
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn apply(&mut self, at: TsMs, fact: Fact) {
+        Runner::apply(self, at, fact);
+    }
+}
+
 impl Runner {
     pub(super) fn new(session: Session, instance: String, config: VerifyConfig) -> Runner {
         let kill_points = kill_points(config.cycles, config.schedule);
@@ -200,17 +210,7 @@ impl Runner {
         patience: Duration,
         pred: impl Fn(&Runner) -> bool,
     ) -> Result<bool, String> {
-        let deadline = Instant::now() + patience;
-        loop {
-            if pred(self) {
-                return Ok(true);
-            }
-            match tokio::time::timeout_at(deadline, self.session.next_fact()).await {
-                Err(_) => return Ok(false),
-                Ok(None) => return Err("the session ended unexpectedly".into()),
-                Ok(Some((at, fact))) => self.apply(at, fact),
-            }
-        }
+        super::reading::wait_until(self, patience, pred).await
     }
 
     /// Reads facts for `how_long`.

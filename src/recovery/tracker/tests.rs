@@ -766,9 +766,8 @@ fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
     })
 }
 
-#[test]
-fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_crash() {
-    use super::super::facts::NodeAction;
+/// d1-a running on nodeA, its flag set, 4 steps checkpointed (by 400 ms).
+fn running_on_node_a() -> Tracker {
     let mut t = Tracker::new();
     let mut at = 0;
     t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
@@ -781,6 +780,13 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
     );
     t.apply(at, flag());
     run_steps(&mut t, &mut at, 0, 4);
+    t
+}
+
+#[test]
+fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_crash() {
+    use super::super::facts::NodeAction;
+    let mut t = running_on_node_a();
     t.apply(
         1_000,
         Fact::NodeAction {
@@ -912,19 +918,8 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
 
 #[test]
 fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
-    let mut t = Tracker::new();
+    let mut t = running_on_node_a();
     t.set_restart_grace(std::time::Duration::from_secs(10));
-    let mut at = 0;
-    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
-    t.apply(
-        at,
-        Fact::Started {
-            instance: "d1-a".into(),
-            pid: 1,
-        },
-    );
-    t.apply(at, flag());
-    run_steps(&mut t, &mut at, 0, 4);
     t.apply(
         1_000,
         Fact::Exited {
@@ -956,18 +951,7 @@ fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
 
 #[test]
 fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
-    let mut t = Tracker::new();
-    let mut at = 0;
-    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
-    t.apply(
-        at,
-        Fact::Started {
-            instance: "d1-a".into(),
-            pid: 1,
-        },
-    );
-    t.apply(at, flag());
-    run_steps(&mut t, &mut at, 0, 4);
+    let mut t = running_on_node_a();
     t.apply(
         990,
         Fact::NodeAction {

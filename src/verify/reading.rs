@@ -1,0 +1,32 @@
+//! Reading the session's facts until something holds: the one loop both
+//! verify runners (the kill cycles and the node scenario) wait with.
+
+use crate::recovery::{Fact, TsMs};
+use crate::session::Session;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A runner that reads a session's facts into its own state.
+pub(super) trait FactReader {
+    fn session(&mut self) -> &mut Session;
+    fn apply(&mut self, at: TsMs, fact: Fact);
+}
+
+/// Reads facts into `r` until `pred` holds (true) or `patience` runs out (false).
+pub(super) async fn wait_until<R: FactReader>(
+    r: &mut R,
+    patience: Duration,
+    pred: impl Fn(&R) -> bool,
+) -> Result<bool, String> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if pred(r) {
+            return Ok(true);
+        }
+        match tokio::time::timeout_at(deadline, r.session().next_fact()).await {
+            Err(_) => return Ok(false),
+            Ok(None) => return Err("the session ended unexpectedly".into()),
+            Ok(Some((at, fact))) => r.apply(at, fact),
+        }
+    }
+}
