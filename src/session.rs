@@ -273,11 +273,11 @@ impl Session {
         });
     }
 
-    /// Attach mode's process watcher: the app's workers on this machine, found
-    /// by rescans (their own agent, not us, starts them).
-    /// Watches the app's workers on this machine; `ours_only`: only those
-    /// writing to this session's controller (the agents of `up --nodes` set it:
-    /// another `up` of the same app on another port is not ours).
+    /// The process watcher of attach mode and `up --nodes`: the app's workers on
+    /// this machine, found by rescans (their agent, not us, starts them).
+    /// `ours_only` (`up --nodes`): only those writing to this session's
+    /// controller, as its agents' are (another `up` of the same app on another
+    /// port is not ours), rescanned often and all seen starting.
     fn watch_local_workers(&mut self, ours_only: bool) {
         let url = self.controller_url.clone();
         let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
