@@ -152,8 +152,6 @@ const CLUSTER_READ: Duration = Duration::from_millis(500);
 
 /// How often attach mode rescans the process table (a death is seen at once anyway).
 const ATTACH_RESCAN: Duration = Duration::from_millis(500);
-/// How often `up --nodes` rescans for its agents' workers.
-const NODES_RESCAN: Duration = Duration::from_millis(100);
 /// Longest wait for the fresh namespace read after a worker's exit.
 const FRESH_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -277,7 +275,7 @@ impl Session {
     /// this machine, found by rescans (their agent, not us, starts them).
     /// `ours_only` (`up --nodes`): only those writing to this session's
     /// controller, as its agents' are (another `up` of the same app on another
-    /// port is not ours), rescanned often and all seen starting.
+    /// port is not ours), all seen starting.
     fn watch_local_workers(&mut self, ours_only: bool) {
         let url = self.controller_url.clone();
         let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
@@ -288,13 +286,7 @@ impl Session {
             WatcherConfig {
                 app_name: self.config.app.clone(),
                 worker_name: self.config.worker_name.clone(),
-                // Under our agents a new worker is news: its first writes
-                // should not come before we saw it start.
-                interval: if ours_only {
-                    NODES_RESCAN
-                } else {
-                    ATTACH_RESCAN
-                },
+                interval: ATTACH_RESCAN,
                 owned_by: None,
                 only,
                 fresh: ours_only,
@@ -561,7 +553,15 @@ impl Session {
                         WatchEvent::Status(FeedStatus::Streaming) => self.polling = false,
                         _ => {}
                     }
-                    return Some(fact_from_change(change).stamped(now_ms()));
+                    let fact = fact_from_change(change);
+                    // A worker's start keys: under our agents, a new worker to
+                    // find now, before its first checkpoint (not at the next rescan).
+                    if self.nodes.is_some() && announces_a_start(&fact) {
+                        if let Some(watcher) = &self.attached {
+                            watcher.rescan();
+                        }
+                    }
+                    return Some(fact.stamped(now_ms()));
                 }
             }
         }
@@ -793,6 +793,16 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
         },
         _ => return None,
     })
+}
+
+/// The keys every kv-demo run (and the original) writes as it starts.
+fn announces_a_start(fact: &Fact) -> bool {
+    match fact {
+        Fact::Written(entries) => entries
+            .iter()
+            .any(|e| e.key == crate::recovery::CRASH_FLAG_KEY || e.key == "app.crash_time"),
+        _ => false,
+    }
 }
 
 /// Namespace feed event → recovery fact.

@@ -66,6 +66,8 @@ pub struct Watcher {
     tracker: Arc<Mutex<AttachTracker>>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
+    /// Wakes the loop for a scan now (see [`Watcher::rescan`]).
+    wake: Arc<Notify>,
 }
 
 impl Watcher {
@@ -81,12 +83,26 @@ impl Watcher {
             since,
         )));
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(scan_loop(config, events, tracker.clone(), cancel.clone()));
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(scan_loop(
+            config,
+            events,
+            tracker.clone(),
+            cancel.clone(),
+            wake.clone(),
+        ));
         Watcher {
             tracker,
             cancel,
             task: Some(task),
+            wake,
         }
+    }
+
+    /// Scans now rather than at the next interval: the caller has a sign that a
+    /// worker just started (its start keys reached the namespace).
+    pub fn rescan(&self) {
+        self.wake.notify_one();
     }
 
     /// Every instance seen so far (live or not), ordered by id.
@@ -138,6 +154,7 @@ async fn scan_loop(
     events: EventSink,
     tracker: Arc<Mutex<AttachTracker>>,
     cancel: CancellationToken,
+    wake: Arc<Notify>,
 ) {
     let mut finder = Some(ProcessFinder::new(
         config.app_name.clone(),
@@ -153,6 +170,7 @@ async fn scan_loop(
             () = cancel.cancelled() => break,
             _ = ticks.tick() => {}
             () = died.notified() => {}
+            () = wake.notified() => {}
         }
         let exclude = config
             .owned_by
