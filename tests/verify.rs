@@ -207,10 +207,12 @@ fn a_killed_or_frozen_node_moves_the_work_and_every_node_invariant_holds() {
 #[test]
 fn a_worker_that_restarts_from_zero_on_the_new_node_breaks_n2() {
     let cmd = fixture("restart-from-zero.sh");
+    // 100 ms steps: the new worker is seen starting from its start keys (a
+    // rescan every 500 ms would see it only after its first checkpoints).
     let (code, report) = verify_nodes(&[
         "--kill-node",
         "--step",
-        "300ms",
+        "100ms",
         "--kill-at",
         "50",
         "--cmd",
