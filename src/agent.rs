@@ -44,6 +44,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 const STREAM_RETRY: Duration = Duration::from_secs(1);
 /// A stream open this long had been working: re-open it at once.
 const STREAM_WORKED: Duration = Duration::from_secs(2);
+/// Largest assignments answer read (thousands of rows fit).
+const MAX_ASSIGNMENTS: usize = 4 << 20;
 /// Per-request timeout of the short calls (not the stream).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A start that failed is tried again after this long, not every sync.
@@ -217,7 +219,7 @@ impl Api {
     }
 
     async fn assignments(&self, node: &str) -> Result<Vec<Assignment>> {
-        let list: AssignmentList = self
+        let response = self
             .request(Method::GET, "/v1/assignments")
             .timeout(REQUEST_TIMEOUT)
             .query(&[("nodeId", node)])
@@ -225,10 +227,13 @@ impl Api {
             .await
             .context("asking for assignments")?
             .error_for_status()
-            .context("assignments were refused")?
-            .json()
+            .context("assignments were refused")?;
+        // A node's list is small; an endless answer is refused at the cap.
+        let body = crate::http_body::read_capped(response, MAX_ASSIGNMENTS)
             .await
+            .map_err(anyhow::Error::msg)
             .context("reading assignments")?;
+        let list: AssignmentList = serde_json::from_slice(&body).context("reading assignments")?;
         Ok(list.items)
     }
 

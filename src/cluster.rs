@@ -172,13 +172,9 @@ impl ClusterReader {
 
 /// The answer's JSON, refused past [`MAX_BODY`] bytes (read as it arrives, so
 /// an endless answer stops at the cap).
-async fn json_capped<T: serde::de::DeserializeOwned>(mut response: reqwest::Response) -> Result<T> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.context("reading the answer")? {
-        if body.len() + chunk.len() > MAX_BODY {
-            anyhow::bail!("the answer is larger than {} MiB", MAX_BODY >> 20);
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn json_capped<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+    let body = crate::http_body::read_capped(response, MAX_BODY)
+        .await
+        .map_err(anyhow::Error::msg)?;
     serde_json::from_slice(&body).context("the answer is not the expected JSON")
 }

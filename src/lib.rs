@@ -13,6 +13,7 @@ pub mod commands;
 pub mod control;
 pub mod controller;
 pub mod demo;
+pub mod http_body;
 pub mod kv;
 pub mod logging;
 pub mod recovery;

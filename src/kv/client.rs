@@ -415,7 +415,11 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
     if ok.contains(&status) {
         return Ok(resp);
     }
-    let text = resp.text().await.unwrap_or_default();
+    // Only its first line is kept: no need to read a long answer whole.
+    let text = crate::http_body::read_capped(resp, MAX_ERROR_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let reason = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
@@ -435,13 +439,18 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
     })
 }
 
+/// Largest answer read: a namespace of many big values fits (a value is at
+/// most 1 MiB on plumdash's controller); an endless answer does not.
+const MAX_ANSWER: usize = 256 << 20;
+/// An error answer is read for its first line only.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
 pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     resp: Response,
 ) -> Result<T, KvError> {
-    let bytes = resp
-        .bytes()
+    let bytes = crate::http_body::read_capped(resp, MAX_ANSWER)
         .await
-        .map_err(|e| KvError::Protocol(format!("reading the answer: {}", root_cause(&e))))?;
+        .map_err(KvError::Protocol)?;
     serde_json::from_slice(&bytes).map_err(|e| KvError::Protocol(format!("bad JSON: {e}")))
 }
 
