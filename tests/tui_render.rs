@@ -522,6 +522,9 @@ fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
             fenced_writes: 0,
         }],
     }));
+    // The node key is in the footer only where there are nodes.
+    assert!(render(&s.app, 120, 40).contains(" K node "));
+    assert!(!render(&Scenario::new().app, 120, 40).contains(" K node "));
     s.app.auto_kill = Some(AutoKill::new(30, false).node(true));
     s.steps(1, 2);
     assert_eq!(s.app.after_facts(), None);

@@ -120,6 +120,7 @@ messages! {
     // Footer hints (the keymap's short labels).
     HintKill => ("kill", "杀死"),
     HintSignal => ("signal", "信号"),
+    HintKillNode => ("node", "节点"),
     HintSigint => ("SIGINT", "SIGINT"),
     HintStartStop => ("start/stop", "启动/停止"),
     HintRestart => ("restart", "重启"),

@@ -71,7 +71,12 @@ impl Default for Keymap {
         use KeyCode::*;
         let bindings = vec![
             bind(Char('k'), Action::Kill, Some(Msg::HintKill), Msg::HelpKill),
-            bind(Char('K'), Action::KillNode, None, Msg::HelpKillNode),
+            bind(
+                Char('K'),
+                Action::KillNode,
+                Some(Msg::HintKillNode),
+                Msg::HelpKillNode,
+            ),
             bind(Char('F'), Action::FreezeNode, None, Msg::HelpFreezeNode),
             bind(
                 Char('x'),

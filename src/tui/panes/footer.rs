@@ -39,7 +39,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         )),
         _ => {
             let mut spans = Vec::new();
+            // The node key only where there are nodes to kill.
+            let nodes = app.tracker.nodes().nodes().next().is_some();
             for (key, hint) in app.keymap.hints() {
+                if hint == Msg::HintKillNode && !nodes {
+                    continue;
+                }
                 spans.push(Span::styled(format!(" {key}"), t.key()));
                 spans.push(Span::styled(format!(" {} ", hint.text(app.lang)), t.dim()));
             }

@@ -176,8 +176,9 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     if let Some(signal) = s.paused {
         spans.push(Span::styled(format!(" ({signal})"), t.warn()));
     }
-    // Attached workers are restarted (or not) by their own agent, not by us.
-    if !s.auto_restart && !app.header.attached {
+    // Workers we did not start (attach, `up --nodes`' agents) are restarted,
+    // or not, by their own agent, not by us: nothing to say here.
+    if !s.auto_restart && !s.attached {
         spans.push(Span::styled(" (no auto)", t.dim()));
     }
     Line::from(spans)
