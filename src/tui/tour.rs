@@ -163,6 +163,9 @@ impl Tour {
     /// Pure: reads only the tracker (call it after applying facts).
     pub fn advance(&mut self, tracker: &Tracker) -> bool {
         let before = self.step;
+        // Under nodes the workers are the agents': `s` cannot start a finished
+        // one again, so the tour ends at the exit.
+        let nodes = tracker.nodes().nodes().count() > 1;
         while let Some((story, used)) = self.done(tracker) {
             self.story = Some(story);
             self.mark = used.unwrap_or(self.mark);
@@ -171,6 +174,7 @@ impl Tour {
                 Step::Watch => Step::Crash,
                 Step::Crash => Step::Recover,
                 Step::Recover => Step::Exit,
+                Step::Exit if nodes => Step::Done,
                 Step::Exit => Step::Verify,
                 Step::Verify | Step::Done => Step::Done,
             };
@@ -430,5 +434,33 @@ mod tests {
             pid: 12,
         });
         assert_eq!(r.tour.step, Step::Verify);
+    }
+
+    #[test]
+    fn with_nodes_the_tour_ends_at_the_exit() {
+        use crate::cluster::{ClusterView, NodeFact};
+        let mut r = Run::new();
+        let node = |id: &str| NodeFact {
+            node_id: id.into(),
+            ip: "127.0.0.1".into(),
+            last_seen: 1,
+            health: "Healthy".into(),
+        };
+        r.fact(Fact::Cluster(ClusterView {
+            nodes: vec![node("nodeA"), node("nodeB")],
+            assignments: vec![],
+        }));
+        r.start(10);
+        r.steps(1, 5);
+        r.exit(ProcessExit::Signal("SIGKILL".into()));
+        r.start(11);
+        r.steps(6, 10);
+        r.fact(Fact::Deleted {
+            key: "app.crashed".into(),
+        });
+        r.fact(Fact::Written(vec![e("task.status", "completed")]));
+        r.exit(ProcessExit::Clean);
+        assert_eq!(r.tour.step, Step::Done);
+        assert!(r.story().starts_with("✅ task completed"));
     }
 }
