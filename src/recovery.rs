@@ -21,5 +21,5 @@ pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
 pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY};
 pub use timeline::{TimelineEvent, TimelineKind};
-pub use tracker::{CrashFlag, Cycle, InstanceView, Phase, ProgressPoint, Tracker};
+pub use tracker::{CrashFlag, Cycle, Detail, InstanceView, Phase, ProgressPoint, Tracker};
 pub use view::InstanceStatus;

@@ -640,7 +640,7 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
             node: "nodeA".into(),
             pid: Some(4711),
             phase: Phase::Running,
-            detail: Some("attached at 20%".into()),
+            detail: Some(plumdash::recovery::Detail::Attached { at_pct: Some(20) }),
             started_at: Some(T0),
             attached: true,
             ..InstanceStatus::default()

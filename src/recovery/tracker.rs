@@ -40,6 +40,35 @@ const LATE_CHECKPOINT_MS: TsMs = 250;
 /// restarted run "announces" itself with them (RESUMED shown at once).
 const START_KEYS: [&str; 2] = [super::task::CRASH_FLAG_KEY, "app.crash_time"];
 
+/// What the state word alone does not say about an instance, typed until
+/// drawn (the table shortens the ids in it). `Display` is the English text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// Found running, not seen starting; the progress then, if known.
+    Attached { at_pct: Option<i64> },
+    /// Gone with its end unseen and the crash flag still set.
+    GoneFlagSet,
+    /// Gone, flag set, and nobody restarted it for this long.
+    NotRestartedFor { secs: u64 },
+    /// Still alive, but a failover gave its work to `instance` on `node`.
+    ReplacedBy { instance: String, node: String },
+    /// Gone; a failover had moved its work to `instance` on `node`.
+    MovedTo { instance: String, node: String },
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::Attached { at_pct: Some(p) } => write!(f, "attached at {p}%"),
+            Detail::Attached { at_pct: None } => f.write_str("attached"),
+            Detail::GoneFlagSet => f.write_str("gone, flag still set"),
+            Detail::NotRestartedFor { secs } => write!(f, "not restarted for {secs}s"),
+            Detail::ReplacedBy { instance, node } => write!(f, "replaced by {instance} on {node}"),
+            Detail::MovedTo { instance, node } => write!(f, "moved to {instance} on {node}"),
+        }
+    }
+}
+
 /// An instance's lifecycle state. `Display` gives the stable status text
 /// (`RESUMED from 50%`) that recordings and tests match on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,26 +221,28 @@ impl Tracker {
 
     /// What the state word alone does not say, for the instances table: how an
     /// attached run was found, and how an unseen end was judged.
-    pub fn detail(&self, id: &str, now: TsMs) -> Option<String> {
+    pub fn detail(&self, id: &str, now: TsMs) -> Option<Detail> {
         let inst = self.instances.get(id)?;
         if let Some(f) = self.nodes.replaced_by(id) {
+            let (instance, node) = (f.new_instance.clone(), f.to_node.clone());
             return Some(match inst.pid {
-                Some(_) => format!("replaced by {} on {}", f.new_instance, f.to_node),
-                None => format!("moved to {} on {}", f.new_instance, f.to_node),
+                Some(_) => Detail::ReplacedBy { instance, node },
+                None => Detail::MovedTo { instance, node },
             });
         }
         if inst.phase.is_alive() && inst.attached {
-            return Some(match inst.attached_at_pct {
-                Some(p) => format!("attached at {p}%"),
-                None => "attached".into(),
+            return Some(Detail::Attached {
+                at_pct: inst.attached_at_pct,
             });
         }
         if inst.phase == Phase::Crashed && inst.last_exit == Some(ProcessExit::Unknown) {
             let waited = inst.ended_at.map_or(0, |t| now.saturating_sub(t));
             return Some(if inst.overdue {
-                format!("not restarted for {}s", waited / 1000)
+                Detail::NotRestartedFor {
+                    secs: waited / 1000,
+                }
             } else {
-                "gone, flag still set".into()
+                Detail::GoneFlagSet
             });
         }
         None

@@ -4,7 +4,7 @@
 //! status` both read it, so they can never disagree.
 
 use super::facts::TsMs;
-use super::tracker::{Phase, Tracker};
+use super::tracker::{Detail, Phase, Tracker};
 use crate::supervisor::{CrashLoopNote, ExitKind, InstanceSnapshot, Origin};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     pub phase: Phase,
     /// What the phase alone does not say (`attached at 20%`, `gone, flag still set`).
-    pub detail: Option<String>,
+    pub detail: Option<Detail>,
     /// When an automatic restart is due (unix ms), and why it waits that long.
     pub restart_at: Option<TsMs>,
     pub crash_loop: Option<CrashLoopNote>,
@@ -106,8 +106,7 @@ impl InstanceStatus {
             None => self.phase.to_string(),
         };
         if let Some(detail) = &self.detail {
-            text.push_str(" · ");
-            text.push_str(detail);
+            text.push_str(&format!(" · {detail}"));
         }
         text
     }

@@ -570,7 +570,9 @@ fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
     let t = attached_at_step(2);
     assert_eq!(phase(&t), "RUNNING");
     assert_eq!(
-        t.detail("kv-demo-001", 20).as_deref(),
+        t.detail("kv-demo-001", 20)
+            .map(|d| d.to_string())
+            .as_deref(),
         Some("attached at 20%")
     );
     // Found before the first read of the namespace: the progress comes with it.
@@ -580,7 +582,9 @@ fn a_worker_found_running_is_running_at_its_progress_not_a_recovery() {
     t.apply(10, checkpoint(3));
     assert_eq!(phase(&t), "RUNNING");
     assert_eq!(
-        t.detail("kv-demo-001", 20).as_deref(),
+        t.detail("kv-demo-001", 20)
+            .map(|d| d.to_string())
+            .as_deref(),
         Some("attached at 30%")
     );
     assert!(t.cycles().is_empty());
@@ -614,7 +618,9 @@ fn an_unseen_end_is_judged_from_the_namespace() {
     assert_eq!(phase(&t), "CRASHED");
     assert_eq!(t.instance("kv-demo-001").unwrap().crashes, 1);
     assert_eq!(
-        t.detail("kv-demo-001", 300).as_deref(),
+        t.detail("kv-demo-001", 300)
+            .map(|d| d.to_string())
+            .as_deref(),
         Some("gone, flag still set")
     );
     let line = t.timeline().last().unwrap().to_string();
@@ -677,7 +683,9 @@ fn a_crash_nobody_restarts_is_news_after_the_grace() {
     assert!(t.tick(11_000));
     assert!(!t.tick(12_000), "said once");
     assert_eq!(
-        t.detail("kv-demo-001", 13_500).as_deref(),
+        t.detail("kv-demo-001", 13_500)
+            .map(|d| d.to_string())
+            .as_deref(),
         Some("not restarted for 12s")
     );
     let line = t.timeline().last().unwrap().to_string();
@@ -810,7 +818,7 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
     assert_eq!(t.cycles()[0].how, ProcessExit::NodeLost);
     assert_eq!(t.cycles()[0].killed_at, 1_000, "from the freeze");
     assert_eq!(
-        t.detail("d1-a", 4_100).as_deref(),
+        t.detail("d1-a", 4_100).map(|d| d.to_string()).as_deref(),
         Some("replaced by d1-b on nodeB")
     );
     t.apply(
@@ -944,7 +952,7 @@ fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
         .timeline()
         .any(|e| matches!(e.kind, TimelineKind::NotRestarted { .. })));
     assert_eq!(
-        t.detail("d1-a", 30_000).as_deref(),
+        t.detail("d1-a", 30_000).map(|d| d.to_string()).as_deref(),
         Some("moved to d1-b on nodeB")
     );
 }

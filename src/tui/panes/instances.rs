@@ -155,7 +155,7 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let s = &row.status;
     let mut state = s.phase.to_string();
     if let Some(detail) = &s.detail {
-        state = format!("{state} · {}", escape_controls(detail));
+        state = format!("{state} · {}", escape_controls(&detail_text(detail)));
     }
     let used = state.chars().count();
     let mut spans = vec![Span::styled(state, t.phase(&s.phase))];
@@ -184,6 +184,17 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     Line::from(spans)
 }
 
+/// A detail as the table says it: instance ids cut as the ID column cuts them.
+fn detail_text(detail: &crate::recovery::Detail) -> String {
+    use crate::recovery::Detail;
+    let id = |id: &str| crate::tui::format::fit_id(id, 11);
+    match detail {
+        Detail::ReplacedBy { instance, node } => format!("replaced by {} on {node}", id(instance)),
+        Detail::MovedTo { instance, node } => format!("moved to {} on {node}", id(instance)),
+        other => other.to_string(),
+    }
+}
+
 /// The EXIT column: how the last run ended, in a word.
 fn exit_text(exit: &ExitKind) -> std::borrow::Cow<'static, str> {
     match exit {
@@ -192,5 +203,22 @@ fn exit_text(exit: &ExitKind) -> std::borrow::Cow<'static, str> {
         ExitKind::Completed => "exit 0".into(),
         ExitKind::Stopped => "stopped".into(),
         ExitKind::Disappeared => "gone".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::Detail;
+
+    #[test]
+    fn a_failover_detail_cuts_the_new_id_as_the_id_column_does() {
+        let moved = Detail::MovedTo {
+            instance: "579bafaa6c3dde6c405bed70f0a1b2c3-5c7b7fbb".into(),
+            node: "nodeB".into(),
+        };
+        assert_eq!(detail_text(&moved), "moved to 57…5c7b7fbb on nodeB");
+        let attached = Detail::Attached { at_pct: Some(20) };
+        assert_eq!(detail_text(&attached), "attached at 20%");
     }
 }
