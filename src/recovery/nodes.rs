@@ -48,6 +48,11 @@ impl NodeState {
         matches!(self.action, Some((NodeAction::Frozen, _)))
     }
 
+    /// Killed by us and not revived since.
+    pub fn is_killed(&self) -> bool {
+        matches!(self.action, Some((NodeAction::Killed, _)))
+    }
+
     /// Seconds since the last heartbeat at `now` (unix ms), if it ever beat.
     pub fn heartbeat_age_secs(&self, now: TsMs) -> Option<i64> {
         (self.last_seen_unix > 0).then(|| (now / 1000) as i64 - self.last_seen_unix)
@@ -281,6 +286,13 @@ impl NodeBook {
         changes
     }
 
+    /// Writes the controller refused from `instance` (its `fencedWrites`).
+    pub fn fenced_writes(&self, instance: &str) -> u64 {
+        self.assignments
+            .get(instance)
+            .map_or(0, |a| a.fenced_writes)
+    }
+
     /// The failover that moved `instance`'s work elsewhere, if one did.
     pub fn replaced_by(&self, instance: &str) -> Option<&Failover> {
         self.failovers.iter().find(|f| f.instance == instance)
@@ -329,26 +341,8 @@ impl NodeBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::NodeFact;
 
-    fn node(id: &str, healthy: bool) -> NodeFact {
-        NodeFact {
-            node_id: id.into(),
-            ip: "127.0.0.1".into(),
-            last_seen: 100,
-            health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
-        }
-    }
-
-    fn row(id: &str, node: &str, desired: &str) -> AssignmentFact {
-        AssignmentFact {
-            instance_id: id.into(),
-            deployment_id: "d1".into(),
-            node_id: node.into(),
-            desired: desired.into(),
-            fenced_writes: 0,
-        }
-    }
+    use crate::recovery::sample::{assignment as row, node};
 
     #[test]
     fn a_dead_node_and_the_move_of_its_instance_are_seen_with_their_times() {

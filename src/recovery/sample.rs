@@ -68,3 +68,41 @@ pub fn committed_at(ms: u64, fact: Fact) -> Fact {
         other => other,
     }
 }
+
+/// A node as `GET /v1/nodes` reports it.
+pub fn node(id: &str, healthy: bool) -> crate::cluster::NodeFact {
+    crate::cluster::NodeFact {
+        node_id: id.into(),
+        ip: "127.0.0.1".into(),
+        last_seen: 100,
+        health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
+    }
+}
+
+/// A row of deployment d1: `instance` on `node`, `desired` Running or Stopped.
+pub fn assignment(instance: &str, node: &str, desired: &str) -> crate::cluster::AssignmentFact {
+    crate::cluster::AssignmentFact {
+        instance_id: instance.into(),
+        deployment_id: "d1".into(),
+        node_id: node.into(),
+        desired: desired.into(),
+        fenced_writes: 0,
+    }
+}
+
+/// Instance `instance` started as `pid` (an instance other than [`INSTANCE`]).
+pub fn started_as(instance: &str, pid: u32) -> Fact {
+    Fact::Started {
+        instance: instance.into(),
+        pid,
+    }
+}
+
+/// Instance `instance` gone by `exit`, not asked to stop.
+pub fn exited_as(instance: &str, exit: ProcessExit) -> Fact {
+    Fact::Exited {
+        instance: instance.into(),
+        exit,
+        requested: false,
+    }
+}

@@ -249,15 +249,7 @@ impl App {
         let instance = auto.check(&self.tracker)?;
         let at = auto.at;
         if auto.node {
-            let node = self
-                .tracker
-                .nodes()
-                .node_of(&instance)
-                .map(str::to_string)
-                .or_else(|| {
-                    let row = self.instances.iter().find(|r| r.status.id == instance)?;
-                    Some(row.status.node.clone()).filter(|n| !n.is_empty())
-                })?;
+            let node = self.node_of_instance(&instance)?;
             self.flash(
                 format!("--kill-at {at}%: SIGKILL → node {node} ({instance})"),
                 false,
@@ -693,29 +685,33 @@ impl App {
             self.flash(Msg::NoNodes.text(self.lang), true);
             return None;
         }
-        let row = self.instances.get(self.selected);
-        let node = row
-            .and_then(|r| {
-                self.tracker
-                    .nodes()
-                    .node_of(&r.status.id)
-                    .map(str::to_string)
-            })
-            .or_else(|| row.map(|r| r.status.node.clone()).filter(|n| !n.is_empty()));
+        let node = self
+            .selected_instance()
+            .and_then(|r| self.node_of_instance(&r.status.id));
         let Some(node) = node else {
             self.flash(Msg::NoInstanceSelected.text(self.lang), true);
             return None;
         };
         // K on a node killed here brings it back.
-        let killed =
-            self.tracker.nodes().node(&node).is_some_and(|n| {
-                matches!(n.action, Some((crate::recovery::NodeAction::Killed, _)))
-            });
+        let killed = self
+            .tracker
+            .nodes()
+            .node(&node)
+            .is_some_and(|n| n.is_killed());
         let op = match op {
             crate::session::NodeOp::Kill if killed => crate::session::NodeOp::Revive,
             op => op,
         };
         Some(Command::Node { node, op })
+    }
+
+    /// The node an instance runs on: as the cluster assigned it, else as its row says.
+    fn node_of_instance(&self, id: &str) -> Option<String> {
+        if let Some(node) = self.tracker.nodes().node_of(id) {
+            return Some(node.to_string());
+        }
+        let row = self.instances.iter().find(|r| r.status.id == id)?;
+        Some(row.status.node.clone()).filter(|n| !n.is_empty())
     }
 
     fn refuse_control(&mut self) {

@@ -343,6 +343,20 @@ mod tests {
             self.exit(ProcessExit::Clean);
         }
 
+        /// SIGKILL at 50%, a restart that resumes, the task completed, a clean exit.
+        fn kill_resume_and_complete(&mut self) {
+            self.start(10);
+            self.steps(1, 5);
+            self.exit(ProcessExit::Signal("SIGKILL".into()));
+            self.start(11);
+            self.steps(6, 10);
+            self.fact(Fact::Deleted {
+                key: "app.crashed".into(),
+            });
+            self.fact(Fact::Written(vec![e("task.status", "completed")]));
+            self.exit(ProcessExit::Clean);
+        }
+
         fn story(&self) -> String {
             self.tour
                 .story
@@ -414,16 +428,7 @@ mod tests {
     #[test]
     fn verify_waits_for_a_normal_start_and_completion_counts_as_an_exit() {
         let mut r = Run::new();
-        r.start(10);
-        r.steps(1, 5);
-        r.exit(ProcessExit::Signal("SIGKILL".into()));
-        r.start(11);
-        r.steps(6, 10);
-        r.fact(Fact::Deleted {
-            key: "app.crashed".into(),
-        });
-        r.fact(Fact::Written(vec![e("task.status", "completed")]));
-        r.exit(ProcessExit::Clean);
+        r.kill_resume_and_complete();
         assert_eq!(r.tour.step, Step::Verify);
         assert!(r.story().starts_with("✅ task completed"));
         // A crash-recovery start does not verify anything.
@@ -438,28 +443,12 @@ mod tests {
 
     #[test]
     fn with_nodes_the_tour_ends_at_the_exit() {
-        use crate::cluster::{ClusterView, NodeFact};
         let mut r = Run::new();
-        let node = |id: &str| NodeFact {
-            node_id: id.into(),
-            ip: "127.0.0.1".into(),
-            last_seen: 1,
-            health: "Healthy".into(),
-        };
-        r.fact(Fact::Cluster(ClusterView {
-            nodes: vec![node("nodeA"), node("nodeB")],
+        r.fact(Fact::Cluster(crate::cluster::ClusterView {
+            nodes: vec![sample::node("nodeA", true), sample::node("nodeB", true)],
             assignments: vec![],
         }));
-        r.start(10);
-        r.steps(1, 5);
-        r.exit(ProcessExit::Signal("SIGKILL".into()));
-        r.start(11);
-        r.steps(6, 10);
-        r.fact(Fact::Deleted {
-            key: "app.crashed".into(),
-        });
-        r.fact(Fact::Written(vec![e("task.status", "completed")]));
-        r.exit(ProcessExit::Clean);
+        r.kill_resume_and_complete();
         assert_eq!(r.tour.step, Step::Done);
         assert!(r.story().starts_with("✅ task completed"));
     }

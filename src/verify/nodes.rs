@@ -154,12 +154,7 @@ impl super::reading::FactReader for NodeRunner {
 
 impl NodeRunner {
     fn live(&self, text: &str) {
-        let text = crate::text_safety::escape_controls(text);
-        if self.json {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
+        super::reading::live(self.json, text);
     }
 
     fn apply(&mut self, at: TsMs, fact: Fact) {
@@ -223,10 +218,11 @@ impl NodeRunner {
 
     /// The failover of `instance`, once its new instance has checkpointed.
     fn recovered(&self, instance: &str) -> Option<Failover> {
-        self.tracker.timeline().rev().find_map(|e| match &e.kind {
-            TimelineKind::FailedOver(f) if f.instance == instance => Some(f.clone()),
-            _ => None,
-        })
+        self.tracker
+            .nodes()
+            .replaced_by(instance)
+            .filter(|f| f.checkpoint_at.is_some())
+            .cloned()
     }
 
     async fn cycle(&mut self, n: u32, point: i64, fault: NodeFault) -> Result<NodeCycle, String> {
@@ -305,19 +301,7 @@ impl NodeRunner {
             c.old_writer_ended = Some(ended);
             // Any write it still makes would show now.
             self.wait_until(AFTER_THAW, |_| false).await?;
-            c.fenced_writes = self
-                .tracker
-                .timeline()
-                .rev()
-                .find_map(|e| match &e.kind {
-                    TimelineKind::Fenced { refused, .. }
-                        if e.instance.as_deref() == Some(instance.as_str()) =>
-                    {
-                        Some(*refused)
-                    }
-                    _ => None,
-                })
-                .or(Some(0));
+            c.fenced_writes = Some(self.tracker.nodes().fenced_writes(&instance));
         }
         if !moved {
             return Err(format!("{instance}'s work did not move off {node}"));

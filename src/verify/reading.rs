@@ -6,6 +6,17 @@ use crate::session::Session;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A live line: escaped (it quotes worker output and stored values), on stderr
+/// when stdout carries the JSON report.
+pub(super) fn live(to_stderr: bool, text: &str) {
+    let text = crate::text_safety::escape_controls(text);
+    if to_stderr {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 /// A runner that reads a session's facts into its own state.
 pub(super) trait FactReader {
     fn session(&mut self) -> &mut Session;

@@ -134,13 +134,7 @@ impl Runner {
     }
 
     fn live(&self, text: &str) {
-        // Live lines quote worker output and stored values.
-        let text = crate::text_safety::escape_controls(text);
-        if self.config.live_to_stderr {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
+        super::reading::live(self.config.live_to_stderr, text);
     }
 
     pub(super) fn banner(&self) {

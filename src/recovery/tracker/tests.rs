@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::recovery::sample::{
-    checkpoint, committed_at, entry as e, exited, flag, sigkilled, started,
+    checkpoint, committed_at, entry as e, exited, exited_as, flag, sigkilled, started, started_as,
 };
 
 fn phase(t: &Tracker) -> String {
@@ -417,68 +417,78 @@ impl Lcg {
     }
 }
 
+/// What a correct worker and the supervisor produce, with when it happened
+/// (`true`: a process event): steps every 100 ms, a SIGKILL `gap` + 0–99 ms
+/// after a random step, a restart 0–2 ms later; the new run announces itself
+/// then resumes to 100%. Also the step killed after.
+fn correct_run(rng: &mut Lcg, gap: TsMs) -> (Vec<(TsMs, bool, Fact)>, i64) {
+    let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
+    let mut now: TsMs = 1_000;
+    produced.push((now, true, started(1)));
+    produced.push((now + 1, false, flag()));
+    let kill_after = 1 + rng.below(8) as i64;
+    for n in 1..=kill_after {
+        produced.push((now + n as u64 * 100, false, checkpoint(n)));
+    }
+    now += kill_after as u64 * 100 + gap + rng.below(100);
+    produced.push((now, true, sigkilled()));
+    now += rng.below(3);
+    produced.push((now, true, started(2)));
+    produced.push((now + 1, false, flag()));
+    for n in kill_after + 1..=10 {
+        let at = now + 2 + (n - kill_after) as u64 * 100;
+        produced.push((at, false, checkpoint(n)));
+    }
+    (produced, kill_after)
+}
+
+/// Delivers `produced` as two channels, each in order: process events within
+/// 0–1 ms, namespace writes within 0..`kv_latency` ms (carrying their write
+/// time when `stamped`); ties go to process events. The tracker that saw it.
+fn deliver(
+    produced: Vec<(TsMs, bool, Fact)>,
+    rng: &mut Lcg,
+    kv_latency: u64,
+    stamped: bool,
+) -> Tracker {
+    let (mut ev_t, mut kv_t) = (0, 0);
+    let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
+    for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
+        let (last, lat) = if is_event {
+            (&mut ev_t, rng.below(2))
+        } else {
+            (&mut kv_t, rng.below(kv_latency))
+        };
+        *last = (*last).max(at + lat);
+        let fact = if is_event || !stamped {
+            fact
+        } else {
+            committed_at(at, fact)
+        };
+        delivered.push((*last, u8::from(!is_event), i, fact));
+    }
+    delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
+    let mut t = Tracker::new();
+    for (at, _, _, fact) in delivered {
+        t.apply(at, fact);
+    }
+    t
+}
+
 #[test]
 fn any_delivery_order_of_a_correct_worker_yields_exact_cycles() {
     for seed in 0..500 {
         let mut rng = Lcg(seed);
-        // What a correct worker and the supervisor produce, with when it
-        // happened: steps every 100 ms, a kill at a random time, restart
-        // after 0–2 ms, the new run announces itself then resumes.
-        let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
-        let mut now: TsMs = 1_000;
-        produced.push((now, true, started(1)));
-        produced.push((now + 1, false, flag()));
-        let kill_after = 1 + rng.below(8) as i64;
-        for n in 1..=kill_after {
-            produced.push((now + n as u64 * 100, false, checkpoint(n)));
-        }
-        now += kill_after as u64 * 100 + rng.below(100);
-        produced.push((
-            now,
-            true,
-            exited(ProcessExit::Signal("SIGKILL".into()), false),
-        ));
-        now += rng.below(3);
-        produced.push((now, true, started(2)));
-        produced.push((now + 1, false, flag()));
-        for n in kill_after + 1..=10 {
-            produced.push((
-                now + 2 + (n - kill_after) as u64 * 100,
-                false,
-                checkpoint(n),
-            ));
-        }
-        // Delivery: process events within 0–1 ms, namespace writes within
-        // 0–5 ms, each channel in order; ties go to process events.
-        let (mut ev_t, mut kv_t) = (0, 0);
-        let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
-        for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
-            let (last, lat) = if is_event {
-                (&mut ev_t, rng.below(2))
-            } else {
-                (&mut kv_t, rng.below(6))
-            };
-            *last = (*last).max(at + lat);
-            delivered.push((*last, u8::from(!is_event), i, fact));
-        }
-        delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
-        let mut t = Tracker::new();
-        for (at, _, _, fact) in delivered {
-            t.apply(at, fact);
-        }
-        let cycle = &t.cycles()[0];
+        let (produced, kill_after) = correct_run(&mut rng, 0);
+        // Namespace writes within 0–5 ms, arrival times only.
+        let t = deliver(produced, &mut rng, 6, false);
         assert_eq!(t.cycles().len(), 1, "seed {seed}");
+        let cycle = &t.cycles()[0];
         assert_eq!(
-            cycle.progress_at_kill,
-            Some(kill_after * 10),
+            (cycle.progress_at_kill, cycle.resumed_from, cycle.steps_lost),
+            (Some(kill_after * 10), Some(kill_after * 10), Some(0)),
             "seed {seed}: {cycle:?}"
         );
-        assert_eq!(
-            cycle.resumed_from,
-            Some(kill_after * 10),
-            "seed {seed}: {cycle:?}"
-        );
-        assert_eq!(cycle.steps_lost, Some(0), "seed {seed}");
         assert_eq!(t.completions(), 1, "seed {seed}");
     }
 }
@@ -487,46 +497,9 @@ fn any_delivery_order_of_a_correct_worker_yields_exact_cycles() {
 fn with_write_times_any_delivery_delay_yields_exact_cycles() {
     for seed in 0..500 {
         let mut rng = Lcg(seed);
-        let mut produced: Vec<(TsMs, bool, Fact)> = Vec::new();
-        let mut now: TsMs = 1_000;
-        produced.push((now, true, started(1)));
-        produced.push((now + 1, false, flag()));
-        let kill_after = 1 + rng.below(8) as i64;
-        for n in 1..=kill_after {
-            produced.push((now + n as u64 * 100, false, checkpoint(n)));
-        }
-        now += kill_after as u64 * 100 + 1 + rng.below(100);
-        produced.push((now, true, sigkilled()));
-        now += rng.below(3);
-        produced.push((now, true, started(2)));
-        produced.push((now + 1, false, flag()));
-        for n in kill_after + 1..=10 {
-            let at = now + 2 + (n - kill_after) as u64 * 100;
-            produced.push((at, false, checkpoint(n)));
-        }
-        // Process events within 0–1 ms; namespace writes, carrying their
-        // write time, within 0–3 s: each channel in order.
-        let (mut ev_t, mut kv_t) = (0, 0);
-        let mut delivered: Vec<(TsMs, u8, usize, Fact)> = Vec::new();
-        for (i, (at, is_event, fact)) in produced.into_iter().enumerate() {
-            let (last, lat) = if is_event {
-                (&mut ev_t, rng.below(2))
-            } else {
-                (&mut kv_t, rng.below(3_000))
-            };
-            *last = (*last).max(at + lat);
-            let fact = if is_event {
-                fact
-            } else {
-                committed_at(at, fact)
-            };
-            delivered.push((*last, u8::from(!is_event), i, fact));
-        }
-        delivered.sort_by_key(|(t, kind, i, _)| (*t, *kind, *i));
-        let mut t = Tracker::new();
-        for (at, _, _, fact) in delivered {
-            t.apply(at, fact);
-        }
+        let (produced, kill_after) = correct_run(&mut rng, 1);
+        // Namespace writes, carrying their write time, within 0–3 s.
+        let t = deliver(produced, &mut rng, 3_000, true);
         assert_eq!(t.cycles().len(), 1, "seed {seed}");
         let cycle = &t.cycles()[0];
         assert_eq!(
@@ -752,23 +725,14 @@ fn failures_and_feed_outages_are_on_the_timeline() {
 
 /// Nodes A and B, and deployment d1's rows (`(instance, node, desired, fenced)`).
 fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
-    use crate::cluster::{AssignmentFact, ClusterView, NodeFact};
-    let node = |id: &str, healthy: bool| NodeFact {
-        node_id: id.into(),
-        ip: "127.0.0.1".into(),
-        last_seen: 1,
-        health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
-    };
-    Fact::Cluster(ClusterView {
+    use crate::recovery::sample::{assignment, node};
+    Fact::Cluster(crate::cluster::ClusterView {
         nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
         assignments: rows
             .iter()
-            .map(|(id, n, desired, fenced)| AssignmentFact {
-                instance_id: (*id).into(),
-                deployment_id: "d1".into(),
-                node_id: (*n).into(),
-                desired: (*desired).into(),
+            .map(|(id, n, desired, fenced)| crate::cluster::AssignmentFact {
                 fenced_writes: *fenced,
+                ..assignment(id, n, desired)
             })
             .collect(),
     })
@@ -779,13 +743,7 @@ fn running_on_node_a() -> Tracker {
     let mut t = Tracker::new();
     let mut at = 0;
     t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
-    t.apply(
-        at,
-        Fact::Started {
-            instance: "d1-a".into(),
-            pid: 1,
-        },
-    );
+    t.apply(at, started_as("d1-a", 1));
     t.apply(at, flag());
     run_steps(&mut t, &mut at, 0, 4);
     t
@@ -821,13 +779,7 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
         t.detail("d1-a", 4_100).map(|d| d.to_string()).as_deref(),
         Some("replaced by d1-b on nodeB")
     );
-    t.apply(
-        4_200,
-        Fact::Started {
-            instance: "d1-b".into(),
-            pid: 2,
-        },
-    );
+    t.apply(4_200, started_as("d1-b", 2));
     t.apply(4_250, flag());
     t.apply(4_600, checkpoint(5));
     let cycle = &t.cycles()[0];
@@ -863,14 +815,7 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
             ],
         ),
     );
-    t.apply(
-        9_150,
-        Fact::Exited {
-            instance: "d1-a".into(),
-            exit: ProcessExit::Code(3),
-            requested: false,
-        },
-    );
+    t.apply(9_150, exited_as("d1-a", ProcessExit::Code(3)));
     let lines: Vec<String> = t.timeline().rev().take(3).map(|e| e.to_string()).collect();
     assert_eq!(
         lines,
@@ -894,13 +839,7 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
     let mut t = Tracker::new();
     let mut at = 0;
     t.apply(at, started(1));
-    t.apply(
-        at,
-        Fact::Started {
-            instance: "other".into(),
-            pid: 2,
-        },
-    );
+    t.apply(at, started_as("other", 2));
     run_steps(&mut t, &mut at, 0, 6);
     t.apply(at + 100, checkpoint(3));
     let last = t.timeline().last().unwrap().to_string();
@@ -928,14 +867,7 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
 fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
     let mut t = running_on_node_a();
     t.set_restart_grace(std::time::Duration::from_secs(10));
-    t.apply(
-        1_000,
-        Fact::Exited {
-            instance: "d1-a".into(),
-            exit: ProcessExit::Unknown,
-            requested: false,
-        },
-    );
+    t.apply(1_000, exited_as("d1-a", ProcessExit::Unknown));
     assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Crashed);
     t.apply(
         1_300,
@@ -967,21 +899,8 @@ fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
             action: super::super::facts::NodeAction::Killed,
         },
     );
-    t.apply(
-        1_000,
-        Fact::Exited {
-            instance: "d1-a".into(),
-            exit: ProcessExit::Unknown,
-            requested: false,
-        },
-    );
-    t.apply(
-        1_300,
-        Fact::Started {
-            instance: "d1-b".into(),
-            pid: 2,
-        },
-    );
+    t.apply(1_000, exited_as("d1-a", ProcessExit::Unknown));
+    t.apply(1_300, started_as("d1-b", 2));
     t.apply(1_320, flag());
     t.apply(1_350, checkpoint(5));
     assert_eq!(t.cycles()[0].steps_lost, Some(0));
