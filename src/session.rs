@@ -795,12 +795,12 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
     })
 }
 
-/// The keys every kv-demo run (and the original) writes as it starts.
+/// A write of the keys every kv-demo run (and the original) writes as it starts.
 fn announces_a_start(fact: &Fact) -> bool {
     match fact {
         Fact::Written(entries) => entries
             .iter()
-            .any(|e| e.key == crate::recovery::CRASH_FLAG_KEY || e.key == "app.crash_time"),
+            .any(|e| crate::recovery::START_KEYS.contains(&e.key.as_str())),
         _ => false,
     }
 }

@@ -4,6 +4,10 @@ use crate::kv::Entry;
 use std::collections::BTreeMap;
 
 pub const CRASH_FLAG_KEY: &str = "app.crashed";
+/// Keys every kv-demo run (and the original) writes when it starts: the
+/// restarted run "announces" itself with them (RESUMED shown at once), and
+/// under `up --nodes` they tell that a new worker is there to be found.
+pub const START_KEYS: [&str; 2] = [CRASH_FLAG_KEY, "app.crash_time"];
 pub const PROGRESS_KEY: &str = "task.progress";
 pub const COUNTER_KEY: &str = "task.counter";
 pub const CHECKPOINT_KEY: &str = "task.checkpoint";

@@ -5,7 +5,7 @@ use super::facts::{written_at, Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
 use super::nodes::{NodeBook, NodeChange};
-use super::task::{TaskView, TornCheckpoint};
+use super::task::{TaskView, TornCheckpoint, START_KEYS};
 use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::Entry;
 use std::collections::{BTreeMap, VecDeque};
@@ -36,9 +36,6 @@ const LATE_WRITE_MS: TsMs = 5_000;
 /// written its start keys, was written by the dead process and delivered
 /// late (restart delay 0 beats the feed).
 const LATE_CHECKPOINT_MS: TsMs = 250;
-/// Keys every kv-demo run (and the original) writes when it starts: the
-/// restarted run "announces" itself with them (RESUMED shown at once).
-const START_KEYS: [&str; 2] = [super::task::CRASH_FLAG_KEY, "app.crash_time"];
 
 /// What the state word alone does not say about an instance, typed until
 /// drawn (the table shortens the ids in it). `Display` is the English text.
