@@ -131,6 +131,9 @@ pub struct NodeBook {
     /// When each instance was first seen running. The process watcher can see a
     /// failover's new instance start before a cluster read shows its row.
     first_started: BTreeMap<String, TsMs>,
+    /// Recovery cycles closed by an instance no failover is known for yet: a
+    /// failover's new instance can resume before a read shows the move.
+    resumed_early: BTreeMap<String, Cycle>,
 }
 
 impl NodeBook {
@@ -259,8 +262,12 @@ impl NodeBook {
             });
         }
         for m in moved {
+            let early = self.resumed_early.remove(&m.new_instance);
             changes.push(NodeChange::Migrated(m.clone()));
             self.failovers.push(m);
+            if let Some(change) = early.and_then(|cycle| self.resumed(&cycle)) {
+                changes.push(change);
+            }
         }
         for a in self.assignments.values() {
             let was = before.get(&a.instance_id).map_or(0, |b| b.fenced_writes);
@@ -325,10 +332,16 @@ impl NodeBook {
     /// one, that failover is complete.
     pub fn resumed(&mut self, cycle: &Cycle) -> Option<NodeChange> {
         let instance = cycle.restarted_instance.as_deref()?;
-        let f = self
+        let Some(f) = self
             .failovers
             .iter_mut()
-            .find(|f| f.new_instance == instance && f.checkpoint_at.is_none())?;
+            .find(|f| f.new_instance == instance && f.checkpoint_at.is_none())
+        else {
+            // Kept for the move a later read may show (see `read`).
+            self.resumed_early
+                .insert(instance.to_string(), cycle.clone());
+            return None;
+        };
         f.checkpoint_at = cycle.first_checkpoint_at;
         f.steps_lost = cycle.steps_lost;
         if f.running_at.is_none() {

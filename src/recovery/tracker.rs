@@ -388,29 +388,10 @@ impl Tracker {
             }
             Fact::Cluster(view) => {
                 for change in self.nodes.read(at, view) {
-                    let migrated = match &change {
-                        NodeChange::Migrated(f) => Some(f.clone()),
-                        _ => None,
-                    };
-                    if let Some(f) = &migrated {
+                    if let NodeChange::Migrated(f) = &change {
                         self.on_migrated(f);
                     }
                     self.push_node_change(at, change);
-                    // The new instance can have resumed before a read showed the
-                    // move (fast steps, a read every 500 ms): its figures now.
-                    let closed = migrated.and_then(|f| {
-                        self.cycles
-                            .iter()
-                            .rev()
-                            .find(|c| {
-                                c.restarted_instance.as_deref() == Some(f.new_instance.as_str())
-                                    && c.first_checkpoint_at.is_some()
-                            })
-                            .cloned()
-                    });
-                    if let Some(change) = closed.and_then(|c| self.nodes.resumed(&c)) {
-                        self.push_node_change(at, change);
-                    }
                 }
             }
             Fact::NodeAction { node, action } => {
