@@ -289,8 +289,6 @@ impl ProcessFinder {
                 pid != me && !exclude.contains(&pid)
             })
             .filter(|process| self.is_worker(process))
-            .collect::<Vec<_>>()
-            .iter()
             // A worker's fork (a shell's subshell for `$(…)`: same program, same
             // arguments, same instance) is the same worker.
             .filter(|process| {
