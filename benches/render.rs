@@ -125,7 +125,7 @@ fn scenario(instances: usize, keys: usize) -> App {
     let mut at = T0;
     let mut apply = |app: &mut App, f: Fact| {
         at += 100;
-        app.tracker.apply(at, f);
+        app.board.apply(at, None, f);
     };
     apply(
         &mut app,
@@ -185,7 +185,7 @@ fn scenario(instances: usize, keys: usize) -> App {
         .map(|i| {
             let id = format!("kv-demo-{:03}", i + 1);
             let phase = app
-                .tracker
+                .tracker()
                 .instance(&id)
                 .map_or(Phase::Running, |v| v.phase.clone());
             InstanceRow {

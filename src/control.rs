@@ -16,7 +16,7 @@
 
 mod socket_dir;
 
-use crate::recovery::{InstanceStatus, Tracker, TsMs};
+use crate::recovery::{Board, InstanceStatus, Tracker, TsMs};
 use crate::session::{NodeOp, SessionHandle};
 use crate::supervisor::{parse_signal, Action, InstanceSnapshot};
 use anyhow::{bail, Context, Result};
@@ -48,6 +48,10 @@ pub struct RecoveryStatus {
     pub state: String,
     pub crashes: u32,
     pub runs: u32,
+    /// Its own namespace's task (`--namespace-by instance`); else the one
+    /// shared task is the snapshot's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskStatus>,
 }
 
 /// The namespace's task, as the tracker sees it.
@@ -82,22 +86,20 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatusSnapshot {
     pub instances: BTreeMap<String, RecoveryStatus>,
-    pub task: TaskStatus,
+    /// The app's shared task; `None` when each instance has its own.
+    pub task: Option<TaskStatus>,
     /// Empty when the controller serves no cluster API (or has no nodes).
     pub nodes: Vec<NodeStatus>,
 }
 
 impl StatusSnapshot {
-    pub fn from_tracker(
-        tracker: &Tracker,
-        instances: &[InstanceSnapshot],
-        now: TsMs,
-    ) -> StatusSnapshot {
-        let task = tracker.task();
+    pub fn of(board: &Board, instances: &[InstanceSnapshot], now: TsMs) -> StatusSnapshot {
+        let per_instance = board.per_instance();
         StatusSnapshot {
             instances: instances
                 .iter()
                 .map(|s| {
+                    let tracker = board.tracker_of(&s.id);
                     let status = InstanceStatus::of(s, tracker, now);
                     let runs = tracker.instance(&s.id).map_or(0, |i| i.runs);
                     (
@@ -107,21 +109,14 @@ impl StatusSnapshot {
                             state: status.state_text(),
                             crashes: status.crashes,
                             runs,
+                            task: per_instance.then(|| TaskStatus::of(tracker)),
                         },
                     )
                 })
                 .collect(),
-            task: TaskStatus {
-                progress: task.progress,
-                counter: task.counter,
-                checkpoint: task.checkpoint.clone(),
-                crash_flag: task.crash_flag,
-                flag: tracker.crash_flag(),
-                torn: tracker.torn().is_some(),
-                completions: tracker.completions(),
-                cycles: tracker.cycles().len(),
-            },
-            nodes: tracker
+            task: (!per_instance).then(|| TaskStatus::of(board.first())),
+            nodes: board
+                .first()
                 .nodes()
                 .nodes()
                 .map(|n| NodeStatus {
@@ -137,13 +132,46 @@ impl StatusSnapshot {
     }
 }
 
+impl TaskStatus {
+    pub fn of(tracker: &Tracker) -> TaskStatus {
+        let task = tracker.task();
+        TaskStatus {
+            progress: task.progress,
+            counter: task.counter,
+            checkpoint: task.checkpoint.clone(),
+            crash_flag: task.crash_flag,
+            flag: tracker.crash_flag(),
+            torn: tracker.torn().is_some(),
+            completions: tracker.completions(),
+            cycles: tracker.cycles().len(),
+        }
+    }
+
+    /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints it.
+    fn describe(t: &Value) -> String {
+        format!(
+            "progress {}%, checkpoint {}, crash flag {}",
+            t["progress"],
+            t["checkpoint"]
+                .as_str()
+                .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
+                    .into_owned()),
+            match t["flag"].as_str() {
+                Some("set") => "set",
+                Some("never_seen") => "never seen",
+                _ => "clear",
+            }
+        )
+    }
+}
+
 /// The `up` loop's side: publish after applying facts.
 #[derive(Debug, Clone)]
 pub struct StatusPublisher(Arc<watch::Sender<StatusSnapshot>>);
 
 impl StatusPublisher {
-    pub fn publish(&self, tracker: &Tracker, instances: &[InstanceSnapshot], now: TsMs) {
-        let next = StatusSnapshot::from_tracker(tracker, instances, now);
+    pub fn publish(&self, board: &Board, instances: &[InstanceSnapshot], now: TsMs) {
+        let next = StatusSnapshot::of(board, instances, now);
         self.0.send_if_modified(|current| {
             let changed = *current != next;
             if changed {
@@ -528,21 +556,15 @@ pub async fn ctl_main(args: CtlArgs) -> Result<ExitCode> {
                 i["pid"].as_u64().map_or("—".into(), |p| p.to_string()),
                 i["crashes"]
             );
+            let own = &i["recovery"]["task"];
+            if own.is_object() {
+                println!("  its task: {}", TaskStatus::describe(own));
+            }
         }
         let t = &answer["task"];
-        println!(
-            "task: progress {}%, checkpoint {}, crash flag {}",
-            t["progress"],
-            t["checkpoint"]
-                .as_str()
-                .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
-                    .into_owned()),
-            match t["flag"].as_str() {
-                Some("set") => "set",
-                Some("never_seen") => "never seen",
-                _ => "clear",
-            }
-        );
+        if t.is_object() {
+            println!("task: {}", TaskStatus::describe(t));
+        }
     } else {
         println!(
             "{}",

@@ -7,7 +7,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use plumdash::commands::kv::KvCommand;
 use plumdash::control;
 use plumdash::controller::{self, ControllerConfig};
-use plumdash::kv::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
+use plumdash::kv::{ClientOptions, DistributedMemory, NamespaceBy, DEFAULT_CONTROLLER_BASE};
 use plumdash::scenario::Scenario;
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::{RestartConfig, RestartPolicy};
@@ -134,6 +134,12 @@ struct UpArgs {
     /// App name: PLUM_APP_NAME for workers and the KV namespace.
     #[arg(long, default_value = "kv-demo")]
     app: String,
+    /// Where each worker keeps its task: `app`, one namespace shared by every
+    /// instance (one works, the others stand by), or `instance`, each its own
+    /// namespace named by its PLUM_INSTANCE_ID (independent tasks, a gauge and
+    /// crash flag per instance; the panes follow the selected one).
+    #[arg(long, value_enum, default_value_t = NamespaceBy::App)]
+    namespace_by: NamespaceBy,
     /// SQLite file of the embedded controller [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
     #[arg(long)]
     db: Option<PathBuf>,
@@ -202,6 +208,11 @@ impl UpArgs {
         );
         set(given("app"), &mut self.app, &sc.worker.app);
         set(given("nodes"), &mut self.nodes, &sc.worker.nodes);
+        set(
+            given("namespace_by"),
+            &mut self.namespace_by,
+            &sc.worker.namespace_by,
+        );
         set(given("restart"), &mut self.restart, &sc.restart.policy);
         set(
             given("restart_delay"),
@@ -334,6 +345,10 @@ struct AttachArgs {
     /// A crashed worker nobody restarts within this long is reported as not restarted.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     restart_grace: Duration,
+    /// `instance`: each worker keeps its task in the namespace named by its
+    /// PLUM_INSTANCE_ID (the seed's 方案B), each watched as it is found.
+    #[arg(long, value_enum, default_value_t = NamespaceBy::App)]
+    namespace_by: NamespaceBy,
     /// Bearer token for the controller.
     #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -473,11 +488,18 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     }
     // The bundled kv-demo keeps its task in the app's namespace: two at once
     // would both write it (progress jumps, the task completes twice).
-    if args.instances > 1 && args.cmd.is_none() {
+    if args.namespace_by == NamespaceBy::Instance && args.nodes > 1 {
+        anyhow::bail!(
+            "--namespace-by instance and --nodes: a failover gives the work a new instance id, \
+             so its own namespace would start empty; nodes need the shared namespace \
+             (drop --namespace-by instance)"
+        );
+    }
+    if args.instances > 1 && args.cmd.is_none() && args.namespace_by == NamespaceBy::App {
         anyhow::bail!(
             "--instances {n} would run {n} kv-demo workers writing one namespace ({app}) \
-             at once; run one, with a standby node that takes over: --nodes 2 \
-             (or --cmd for workers that keep their own namespaces)",
+             at once; run one, with a standby node that takes over: --nodes 2, \
+             or give each its own namespace: --namespace-by instance",
             n = args.instances,
             app = args.app
         );
@@ -500,6 +522,7 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         db: args.db.clone().unwrap_or_else(controller::default_db_path),
         token,
         app: args.app.clone(),
+        namespace_by: args.namespace_by,
         instances: args.instances as usize,
         cmd: args.cmd.clone(),
         step: args.step,
@@ -586,6 +609,7 @@ async fn attach(args: AttachArgs) -> Result<()> {
         remote_controller: Some(args.controller),
         token,
         app: args.app,
+        namespace_by: args.namespace_by,
         instances: 0,
         worker_name: args.worker,
         restart_grace: args.restart_grace,
@@ -827,7 +851,7 @@ mod tests {
         let path = dir.path().join("s.toml");
         std::fs::write(
             &path,
-            "[worker]\nstep = \"300ms\"\ninstances = 2\n[restart]\npolicy = \"always\"\n\
+            "[worker]\nstep = \"300ms\"\ninstances = 2\nnamespace_by = \"instance\"\n[restart]\npolicy = \"always\"\n\
              delay = \"0s\"\nmax_restarts = 4\nfailover = true\n[kills]\nat = 30\nevery_cycle = true\n",
         )
         .unwrap();
@@ -838,6 +862,7 @@ mod tests {
         };
         assert_eq!(t.step, Some(Duration::from_millis(300)));
         assert_eq!(t.instances, 2);
+        assert_eq!(t.namespace_by, NamespaceBy::Instance);
         assert_eq!(t.restart, RestartPolicy::Always);
         assert_eq!(t.restart_delay, Duration::ZERO);
         assert_eq!(t.max_restarts, Some(4));

@@ -2,9 +2,10 @@
 //! attach) and what the namespace holds (the change feed). Shared by the
 //! dashboard and `verify`; it never reads worker logs.
 //!
-//! Facts in → [`Tracker`] → per-instance [`Phase`], the [`TaskView`], the
+//! Facts in → [`Board`] (which namespace) → [`Tracker`] → per-instance [`Phase`], the [`TaskView`], the
 //! recovery [`Cycle`]s with their figures, and a timeline of events.
 
+mod board;
 mod cycle;
 mod event_json;
 mod facts;
@@ -17,6 +18,7 @@ mod timeline;
 mod tracker;
 mod view;
 
+pub use board::{Board, EventsSeen};
 pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
 pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};

@@ -38,6 +38,9 @@ pub struct Worker {
     #[serde(default, deserialize_with = "instances")]
     pub instances: Option<u16>,
     pub app: Option<String>,
+    /// `up` and `tour`: `app` (one shared namespace) or `instance` (each its own).
+    #[serde(default, deserialize_with = "namespace_by")]
+    pub namespace_by: Option<crate::kv::NamespaceBy>,
     /// `up` and `tour`: node agents to run (1..=26); 2 or more fail over.
     #[serde(default, deserialize_with = "nodes")]
     pub nodes: Option<u8>,
@@ -222,6 +225,16 @@ fn policy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RestartPolicy>, D::E
         .map_err(|e: anyhow::Error| serde::de::Error::custom(e.to_string()))
 }
 
+fn namespace_by<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::kv::NamespaceBy>, D::Error> {
+    use clap::ValueEnum;
+    let text = String::deserialize(d)?;
+    crate::kv::NamespaceBy::from_str(&text, false)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not app or instance")))
+}
+
 fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     let n = i64::deserialize(d)?;
     match u8::try_from(n) {
@@ -277,6 +290,16 @@ mod tests {
         assert!(err.starts_with("2:6: key kills.at: "), "{err}");
         let err = Scenario::parse("[worker]\ninstances = \"two\"\n").unwrap_err();
         assert!(err.contains("key worker.instances"), "{err}");
+        let err = Scenario::parse("[worker]\nnamespace_by = \"node\"\n").unwrap_err();
+        assert!(
+            err.starts_with("2:16: key worker.namespace_by: \"node\" is not app or instance"),
+            "{err}"
+        );
+        let s = Scenario::parse("[worker]\nnamespace_by = \"instance\"\n").unwrap();
+        assert_eq!(
+            s.worker.namespace_by,
+            Some(crate::kv::NamespaceBy::Instance)
+        );
         let err = Scenario::parse("[kills]\nat = 50\n# random\nrandom = true\n").unwrap_err();
         assert!(err.starts_with("4:1: key kills.random: excludes"), "{err}");
         let err = Scenario::parse("[kills]\nseed = 7\n").unwrap_err();

@@ -1,12 +1,14 @@
 //! One running system: a controller (embedded or remote), the supervisor and
-//! its workers, and the namespace's change feed — turned into recovery facts.
+//! its workers, and the namespace change feeds (the app's, or each instance's
+//! with `--namespace-by instance`) — turned into recovery facts.
 //! `up` (dashboard or headless) and `verify` both drive a `Session`.
 
 use crate::agent::local::{LocalNodes, LocalNodesConfig};
 use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
 use crate::controller::{self, ControllerConfig, RunningController};
 use crate::kv::{
-    ClientOptions, DistributedMemory, FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher,
+    ClientOptions, DistributedMemory, FeedMode, FeedStatus, NamespaceBy, WatchEvent, WatchOptions,
+    Watcher,
 };
 use crate::recovery::{Fact, NodeAction, ProcessExit, TsMs};
 use crate::supervisor::{
@@ -15,12 +17,13 @@ use crate::supervisor::{
     Watcher as ProcessWatcher, WatcherConfig, WorkerSpec,
 };
 use anyhow::{Context, Result};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc};
+use tokio_stream::{StreamExt, StreamMap};
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -31,6 +34,9 @@ pub struct SessionConfig {
     pub db: PathBuf,
     pub token: Option<String>,
     pub app: String,
+    /// The namespace each worker keeps its task in: the app's (shared), or
+    /// its own instance id (`KV_DEMO_NAMESPACE_BY=instance` for the workers).
+    pub namespace_by: NamespaceBy,
     pub instances: usize,
     /// Supervise this command instead of the bundled kv-demo.
     pub cmd: Option<String>,
@@ -64,6 +70,7 @@ impl Default for SessionConfig {
             db: controller::default_db_path(),
             token: None,
             app: "kv-demo".into(),
+            namespace_by: NamespaceBy::App,
             instances: 1,
             cmd: None,
             step: None,
@@ -89,12 +96,22 @@ pub enum WorkerExit {
     LeaveRunning,
 }
 
+/// A fact, when it happened, and the namespace whose feed told it (`None`
+/// for the processes, the cluster and node actions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub at: TsMs,
+    pub namespace: Option<String>,
+    pub fact: Fact,
+}
+
 /// What `next_fact` owes before reading anything new.
 enum Pending {
-    /// Read the namespace afresh and hand it out as a `Snapshot` (at this time).
+    /// Read a namespace afresh and hand it out as a `Snapshot` (at this time).
     /// The read runs as its own task, so a dropped `next_fact` does not restart it.
     FreshRead {
         at: TsMs,
+        namespace: String,
         read: Option<tokio::task::JoinHandle<Option<Vec<crate::kv::Entry>>>>,
     },
     Fact(TsMs, Fact),
@@ -107,7 +124,8 @@ pub struct Session {
     pub dm: DistributedMemory,
     pub worker_command: String,
     events: broadcast::Receiver<SupervisorEvent>,
-    feed: Watcher,
+    /// The namespace feeds, by namespace: the app's, or one per instance.
+    feeds: StreamMap<String, Watcher>,
     /// Attach mode: workers we did not start, found and followed by rescans.
     attached: Option<Arc<ProcessWatcher>>,
     /// Attach: the namespace did not exist yet at start; these did.
@@ -115,8 +133,8 @@ pub struct Session {
     /// Work already decided, done before anything new is read (kept here, not in
     /// a future, so a caller that drops `next_fact` loses nothing).
     pending: VecDeque<Pending>,
-    /// The feed polls: a state shorter than one interval can be missed.
-    polling: bool,
+    /// The feeds that poll: a state shorter than one interval can be missed.
+    polling: BTreeSet<String>,
     /// `up --nodes`: the agent processes that run the workers.
     nodes: Option<Arc<LocalNodes>>,
     /// Reads of the controller's cluster API, when it has one.
@@ -343,10 +361,11 @@ impl Session {
     /// signalled after an identity re-check.
     pub async fn attach(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
+        let per_instance = session.config.namespace_by == NamespaceBy::Instance;
         // A namespace that does not exist yet is waited for (a demo may start the
         // dashboard before the workers); the ones that do exist are named.
         match session.dm.namespaces().await {
-            Ok(names) if !names.iter().any(|n| n == session.dm.namespace()) => {
+            Ok(names) if !per_instance && !names.iter().any(|n| n == session.dm.namespace()) => {
                 session.namespace_wait = Some(names);
             }
             Ok(_) => {}
@@ -424,8 +443,12 @@ impl Session {
                 ..ClientOptions::default()
             },
         )?;
-        // Subscribe before any worker starts, so no write is missed.
-        let feed = dm.subscribe(watch_options(&config));
+        // Subscribe before any worker starts, so no write is missed (an
+        // instance's own namespace is subscribed before it starts).
+        let mut feeds = StreamMap::new();
+        if config.namespace_by == NamespaceBy::App {
+            feeds.insert(config.app.clone(), dm.subscribe(watch_options(&config)));
+        }
 
         let orphan_guard = match &config.orphan_guard {
             Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
@@ -450,11 +473,11 @@ impl Session {
             dm,
             worker_command,
             events,
-            feed,
+            feeds,
             attached: None,
             namespace_wait: None,
             pending: VecDeque::new(),
-            polling: false,
+            polling: BTreeSet::new(),
             nodes: None,
             cluster: None,
             node_facts,
@@ -467,30 +490,104 @@ impl Session {
         &self.config
     }
 
-    /// Adds and starts one more worker instance; returns its id.
+    /// Adds and starts one more worker instance; returns its id. Its own
+    /// namespace, if it has one, is watched before it starts.
     pub async fn new_instance(&mut self) -> Result<String> {
         let spec = worker_spec(&self.config)?;
-        self.supervisor.spawn_instance(spec).await
+        if self.config.namespace_by == NamespaceBy::App {
+            return self.supervisor.spawn_instance(spec).await;
+        }
+        let id = self.supervisor.add_instance(spec)?;
+        if let Err(error) = self.watch_namespace(&id) {
+            self.supervisor.remove_instance(&id, Duration::ZERO).await;
+            return Err(error);
+        }
+        if let Err(error) = self.supervisor.start_added(&id).await {
+            self.feeds.remove(&id);
+            return Err(error);
+        }
+        Ok(id)
     }
 
-    /// Replaces the namespace feed with a fresh subscription (it connects at
+    /// The namespace an instance keeps its task in.
+    pub fn namespace_of<'a>(&'a self, instance: &'a str) -> &'a str {
+        match self.config.namespace_by {
+            NamespaceBy::App => &self.config.app,
+            NamespaceBy::Instance => instance,
+        }
+    }
+
+    /// A client of the namespace `instance` keeps its task in.
+    pub fn namespace_client(&self, instance: &str) -> Result<DistributedMemory> {
+        let ns = self.namespace_of(instance);
+        self.dm
+            .for_namespace(ns)
+            .with_context(|| format!("instance {instance}'s namespace"))
+    }
+
+    /// Starts watching `namespace` (once).
+    fn watch_namespace(&mut self, namespace: &str) -> Result<()> {
+        if !self.feeds.contains_key(namespace) {
+            let dm = self
+                .dm
+                .for_namespace(namespace)
+                .with_context(|| format!("watching namespace {namespace:?}"))?;
+            self.feeds.insert(
+                namespace.to_string(),
+                dm.subscribe(watch_options(&self.config)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Replaces every namespace feed with a fresh subscription (it connects at
     /// once instead of waiting out the old one's reconnection backoff, e.g.
-    /// right after a controller restart). It starts with a snapshot.
+    /// right after a controller restart). Each starts with a snapshot.
     pub fn resubscribe(&mut self) {
-        self.feed = self.dm.subscribe(watch_options(&self.config));
+        let names: Vec<String> = self.feeds.keys().cloned().collect();
+        for ns in names {
+            self.resubscribe_namespace(&ns);
+        }
+    }
+
+    fn resubscribe_namespace(&mut self, namespace: &str) {
+        if let Ok(dm) = self.dm.for_namespace(namespace) {
+            // The old feed is dropped with whatever it still held.
+            self.feeds.insert(
+                namespace.to_string(),
+                dm.subscribe(watch_options(&self.config)),
+            );
+        }
     }
 
     /// The next fact, from the processes or from the namespace, with its time.
+    /// `None` once both sources have ended. See [`Session::next_observed`].
+    pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
+        self.next_observed().await.map(|o| (o.at, o.fact))
+    }
+
+    /// The next fact with its time and, for a namespace's, which namespace.
     /// `None` once both sources have ended.
     /// Cancel-safe: dropping the future between facts (as `select!` does) loses none.
-    pub async fn next_fact(&mut self) -> Option<(TsMs, Fact)> {
+    pub async fn next_observed(&mut self) -> Option<Observed> {
+        let process = |at: TsMs, fact: Fact| Observed {
+            at,
+            namespace: None,
+            fact,
+        };
         loop {
             match self.pending.front_mut() {
-                Some(Pending::FreshRead { at, read }) => {
+                Some(Pending::FreshRead {
+                    at,
+                    namespace,
+                    read,
+                }) => {
                     let at = *at;
-                    let dm = self.dm.clone();
+                    let namespace = namespace.clone();
+                    let dm = self.dm.for_namespace(&namespace).ok();
                     let read = read.get_or_insert_with(|| {
                         tokio::spawn(async move {
+                            let dm = dm?;
                             let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.get_all());
                             read.await.ok()?.ok()
                         })
@@ -500,15 +597,23 @@ impl Session {
                     self.pending.pop_front();
                     if let Some(entries) = entries {
                         // Nothing older than this read may arrive after it.
-                        self.resubscribe();
-                        return Some((at, Fact::Snapshot(entries)));
+                        self.resubscribe_namespace(&namespace);
+                        return Some(Observed {
+                            at,
+                            namespace: Some(namespace),
+                            fact: Fact::Snapshot(entries),
+                        });
                     }
-                    // Not answered in time: the exit is judged from what is known.
+                    // Not answered in time: the exit is judged from what is known
+                    // (and a namespace not watched yet is watched anyway).
+                    if !self.feeds.contains_key(&namespace) {
+                        let _ = self.watch_namespace(&namespace);
+                    }
                     continue;
                 }
                 Some(Pending::Fact(..)) => {
                     if let Some(Pending::Fact(at, fact)) = self.pending.pop_front() {
-                        return Some((at, fact));
+                        return Some(process(at, fact));
                     }
                 }
                 None => {}
@@ -521,36 +626,55 @@ impl Session {
                 event = self.events.recv() => match event {
                     Ok(event) => {
                         let Some(fact) = fact_from_event(&event) else { continue };
-                        let unseen_end = matches!(
-                            event.kind,
-                            EventKind::Exited { status: None, .. }
-                        );
-                        if matches!(fact, Fact::Exited { .. }) && (unseen_end || self.polling) {
-                            // How the run ended is judged from the namespace: read it
-                            // now, not from the last poll (which may predate its last
-                            // writes). The fresh read goes first.
+                        let namespace = self.namespace_of(&event.instance).to_string();
+                        if !self.feeds.contains_key(&namespace) {
+                            // A worker found (attach) in a namespace of its own: what
+                            // that holds is read first (and then watched), so the
+                            // worker is judged as found there.
                             self.pending.push_back(Pending::FreshRead {
                                 at: event.ts_ms,
+                                namespace,
                                 read: None,
                             });
                             self.pending.push_back(Pending::Fact(event.ts_ms, fact));
                             continue;
                         }
-                        return Some((event.ts_ms, fact));
+                        let unseen_end = matches!(
+                            event.kind,
+                            EventKind::Exited { status: None, .. }
+                        );
+                        let polling = self.polling.contains(&namespace);
+                        if matches!(fact, Fact::Exited { .. }) && (unseen_end || polling) {
+                            // How the run ended is judged from the namespace: read it
+                            // now, not from the last poll (which may predate its last
+                            // writes). The fresh read goes first.
+                            self.pending.push_back(Pending::FreshRead {
+                                at: event.ts_ms,
+                                namespace,
+                                read: None,
+                            });
+                            self.pending.push_back(Pending::Fact(event.ts_ms, fact));
+                            continue;
+                        }
+                        return Some(process(event.ts_ms, fact));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 view = next_view(&mut self.cluster) => match view {
-                    Some(view) => return Some((now_ms(), Fact::Cluster(view))),
+                    Some(view) => return Some(process(now_ms(), Fact::Cluster(view))),
                     None => self.cluster = None,
                 },
-                Some(fact) = self.node_facts.recv() => return Some(fact),
-                change = self.feed.recv() => {
-                    let change = change?;
+                Some((at, fact)) = self.node_facts.recv() => return Some(process(at, fact)),
+                change = self.feeds.next(), if !self.feeds.is_empty() => {
+                    let (namespace, change) = change?;
                     match &change {
-                        WatchEvent::Status(FeedStatus::Polling(_)) => self.polling = true,
-                        WatchEvent::Status(FeedStatus::Streaming) => self.polling = false,
+                        WatchEvent::Status(FeedStatus::Polling(_)) => {
+                            self.polling.insert(namespace.clone());
+                        }
+                        WatchEvent::Status(FeedStatus::Streaming) => {
+                            self.polling.remove(&namespace);
+                        }
                         _ => {}
                     }
                     let fact = fact_from_change(change);
@@ -561,7 +685,12 @@ impl Session {
                             watcher.rescan();
                         }
                     }
-                    return Some(fact.stamped(now_ms()));
+                    let (at, fact) = fact.stamped(now_ms());
+                    return Some(Observed {
+                        at,
+                        namespace: Some(namespace),
+                        fact,
+                    });
                 }
             }
         }
@@ -584,7 +713,7 @@ impl Session {
                 .stop(self.config.stop_grace + Duration::from_secs(2))
                 .await;
         }
-        drop(self.feed);
+        drop(self.feeds);
         // Dropping the last handle ends the rescans.
         drop(self.attached);
         if let Some(controller) = self.controller {
@@ -732,6 +861,9 @@ fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
     }
     if let Some(token) = &config.token {
         spec = spec.env("PLUM_TOKEN", token.clone());
+    }
+    if config.namespace_by == NamespaceBy::Instance {
+        spec = spec.env("KV_DEMO_NAMESPACE_BY", "instance");
     }
     Ok(spec)
 }

@@ -178,10 +178,17 @@ impl Supervisor {
     /// be started the instance is removed again and the error says why.
     pub async fn spawn_instance(&self, spec: WorkerSpec) -> Result<String> {
         let id = self.add_instance(spec)?;
-        match self.send(&id, Action::Start).await {
-            Ok(_) => Ok(id),
+        self.start_added(&id).await?;
+        Ok(id)
+    }
+
+    /// Starts an instance added with [`Supervisor::add_instance`]; if it cannot
+    /// be started it is removed again and the error says why.
+    pub async fn start_added(&self, id: &str) -> Result<()> {
+        match self.send(id, Action::Start).await {
+            Ok(_) => Ok(()),
             Err(error) => {
-                self.shared.remove(&id);
+                self.shared.remove(id);
                 Err(error).with_context(|| format!("starting instance {id}"))
             }
         }

@@ -171,9 +171,12 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
     let err = refused(&["--headless", "--instances", "3"]);
     assert!(
         err.contains("3 kv-demo workers writing one namespace (kv-demo)")
-            && err.contains("--nodes 2"),
+            && err.contains("--nodes 2")
+            && err.contains("--namespace-by instance"),
         "{err}"
     );
+    let err = refused(&["--headless", "--namespace-by", "instance", "--nodes", "2"]);
+    assert!(err.contains("its own namespace would start empty"), "{err}");
     let err = refused(&["--kill-at", "40", "--kill-node"]);
     assert!(err.contains("add --nodes 2"), "{err}");
     let err = refused(&[

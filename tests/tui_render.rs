@@ -54,13 +54,14 @@ impl Scenario {
         };
         let theme = Theme::new(ThemeName::Dark, false);
         let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
-        app.tracker.apply(
+        app.board.apply(
             T0,
+            None,
             Fact::FeedUp {
                 via: "stream".into(),
             },
         );
-        app.tracker.apply(T0, Fact::Snapshot(vec![]));
+        app.board.apply(T0, None, Fact::Snapshot(vec![]));
         let mut s = Scenario {
             app,
             at: T0,
@@ -76,7 +77,7 @@ impl Scenario {
 
     fn fact(&mut self, f: Fact) {
         self.at += 100;
-        self.app.tracker.apply(self.at, f);
+        self.app.board.apply(self.at, None, f);
     }
 
     fn start(&mut self) {
@@ -132,7 +133,7 @@ impl Scenario {
 
     /// Syncs the instance row from the tracker, as the runtime does.
     fn rows(&mut self, restart_at: Option<u64>, manual: u32, last_exit: Option<ExitKind>) {
-        let inst = self.app.tracker.instance("kv-demo-001").unwrap().clone();
+        let inst = self.app.tracker().instance("kv-demo-001").unwrap().clone();
         self.app.now = self.at + 50;
         self.app.set_instances(vec![InstanceRow {
             status: InstanceStatus {
@@ -620,19 +621,20 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
     };
     let theme = Theme::new(ThemeName::Dark, false);
     let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
-    app.tracker.apply(T0, Fact::Snapshot(vec![]));
+    app.board.apply(T0, None, Fact::Snapshot(vec![]));
     let waiting = render(&app, 100, 30);
     assert!(waiting.contains("(not there yet)"), "{waiting}");
     assert!(waiting.contains("it has: other-app"), "{waiting}");
 
-    app.tracker.apply(
+    app.board.apply(
         T0 + 100,
+        None,
         Fact::Attached {
             instance: "3f2a9c1b4d5e6f708192a3b4c5d6e7f8-0a1b2c3d".into(),
             pid: 4711,
         },
     );
-    app.tracker.apply(T0 + 200, checkpoint(2));
+    app.board.apply(T0 + 200, None, checkpoint(2));
     app.now = T0 + 300;
     app.set_instances(vec![InstanceRow {
         status: InstanceStatus {
@@ -691,7 +693,7 @@ fn a_worker_that_never_writes_the_flag_shows_no_flag_not_cleared() {
     let header = s.app.header.clone();
     let theme = Theme::new(ThemeName::Dark, false);
     s.app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
-    s.app.tracker.apply(T0, Fact::Snapshot(vec![]));
+    s.app.board.apply(T0, None, Fact::Snapshot(vec![]));
     s.start();
     s.rows(None, 0, None);
     let screen = render(&s.app, 120, 40);
@@ -911,10 +913,15 @@ fn rebound_keys_show_in_help_both_footers_and_the_dialogs() {
     s.app.flash = None;
     let prompt = render(&s.app, 80, 24);
     assert!(
-        last_row(&prompt).contains("reset the namespace? o = yes"),
+        last_row(&prompt).contains("reset namespace kv-demo? o = yes"),
         "{prompt}"
     );
-    assert_eq!(s.app.on_key(&press('o')), Some(Command::ResetNamespace));
+    assert_eq!(
+        s.app.on_key(&press('o')),
+        Some(Command::ResetNamespace {
+            namespace: "kv-demo".into()
+        })
+    );
     // Ctrl-C quits from any mode, whatever the file says.
     s.app.on_key(&press('/'));
     assert_eq!(

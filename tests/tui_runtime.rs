@@ -135,12 +135,12 @@ async fn reset_asks_first_and_only_y_clears_the_namespace() {
         |s| async move {
             s.wait_text("task.progress", SECS(15)).await;
             s.key(KeyCode::Char('c'));
-            let asked = s.wait_text("reset the namespace?", SECS(5)).await;
+            let asked = s.wait_text("reset namespace kv-demo?", SECS(5)).await;
             insta::assert_snapshot!("runtime_confirm_reset_footer", last_line(&asked));
             s.key(KeyCode::Char('n'));
             s.wait_text("reset cancelled", SECS(5)).await;
             s.key(KeyCode::Char('c'));
-            s.wait_text("reset the namespace?", SECS(5)).await;
+            s.wait_text("reset namespace kv-demo?", SECS(5)).await;
             s.key(KeyCode::Char('y'));
             // The typed outcome of the background reset comes back as a flash.
             let done = s
@@ -276,6 +276,75 @@ async fn wrapped_cjk_lines_leave_the_newest_in_view() {
             // Cut at the pane's edge the newest line hides its end; wrapped it shows.
             let wrapped = s.wait_text("END", SECS(10)).await;
             assert!(wrapped.contains("最后一行"), "{wrapped}");
+            s.key(KeyCode::Char('q'));
+        },
+    )
+    .await;
+}
+
+/// The instances table's row of `id`.
+fn row_of<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(&format!("│{id} ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_in_its_own_namespace_crashes_and_resumes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plumdash::session::SessionConfig {
+        namespace_by: plumdash::kv::NamespaceBy::Instance,
+        ..screen::config(dir.path(), 2, Duration::from_millis(400))
+    };
+    screen::run(
+        config,
+        screen::options(Keymap::default()),
+        (120, 40),
+        |s| async move {
+            // Each row has its own task; the panes follow the selection.
+            let both = s
+                .wait_for("both tasks under way", SECS(15), |t| {
+                    let pct = |id| row_of(t, id).is_some_and(|r| r.contains("0%⚑"));
+                    (pct("kv-demo-001") && pct("kv-demo-002")).then(|| t.to_string())
+                })
+                .await;
+            assert!(both.contains("TASK"), "{both}");
+            assert!(both.contains("ns kv-demo-001 (one per instance)"), "{both}");
+            assert!(both.contains("Namespace kv-demo-001"), "{both}");
+            s.key(KeyCode::Down);
+            s.wait_text("Namespace kv-demo-002", SECS(5)).await;
+            s.wait_for("kv-demo-002 past 10%", SECS(15), |t| {
+                row_of(t, "kv-demo-002")
+                    .is_some_and(|r| ["20%⚑", "30%⚑", "40%⚑"].iter().any(|p| r.contains(p)))
+                    .then_some(())
+            })
+            .await;
+            s.key(KeyCode::Char('k'));
+            let crashed = s
+                .wait_for("kv-demo-002 crashed", SECS(5), |t| {
+                    row_of(t, "kv-demo-002")
+                        .is_some_and(|r| r.contains("CRASHED"))
+                        .then(|| t.to_string())
+                })
+                .await;
+            let other = row_of(&crashed, "kv-demo-001").unwrap_or_default();
+            assert!(!other.contains("CRASHED"), "{crashed}");
+            assert!(
+                crashed.contains("app.crashed SET"),
+                "the selected one's flag:\n{crashed}"
+            );
+            let resumed = s
+                .wait_for("kv-demo-002 resumed", SECS(10), |t| {
+                    row_of(t, "kv-demo-002")
+                        .is_some_and(|r| r.contains("RESUMED from"))
+                        .then(|| t.to_string())
+                })
+                .await;
+            let other = row_of(&resumed, "kv-demo-001").unwrap_or_default();
+            assert!(
+                !other.contains("RESUMED") && !other.contains("RECOVERING"),
+                "the other namespace saw no crash:\n{resumed}"
+            );
+            // The crash is in one namespace: one cycle, on the timeline by id.
+            assert!(resumed.contains("kv-demo-002 crash flag set"), "{resumed}");
             s.key(KeyCode::Char('q'));
         },
     )

@@ -366,3 +366,54 @@ fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
+
+/// `--namespace-by instance` at 80×24: each row's TASK column is its own
+/// namespace's progress; `Down` moves the panes to the second instance and
+/// `k` crashes it alone: its row resumes, the first one's never crashes.
+#[test]
+fn instances_with_their_own_namespaces_at_80x24_crash_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let tmux = shell(80, 24);
+    let cmd = format!(
+        "{} --instances 2 --namespace-by instance --step 300ms --restart-delay 300ms \
+         --db {} --listen 127.0.0.1:{port} --no-mouse",
+        env!("CARGO_BIN_EXE_plumdash"),
+        dir.path().join("kv.db").display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    let row = |s: &str, id: &str| {
+        s.lines()
+            .find(|l| l.contains(&format!("│{id} ")))
+            .map(str::to_string)
+    };
+    let first = tmux.wait_for("both rows with a task", Duration::from_secs(30), |s| {
+        let two = row(s, "kv-demo-002")?;
+        (s.contains("TASK") && two.contains("%⚑")).then(|| s.to_string())
+    });
+    assert!(first.contains("ns kv-demo-001"), "{first}");
+    tmux.send(&["Down"]);
+    tmux.wait_for("kv-demo-002's panes", Duration::from_secs(10), |s| {
+        (s.contains("ns kv-demo-002") && s.contains("Log kv-demo-002")).then_some(())
+    });
+    tmux.wait_for("kv-demo-002 past 10%", Duration::from_secs(20), |s| {
+        let two = row(s, "kv-demo-002")?;
+        ["20%⚑", "30%⚑", "40%⚑", "50%⚑"]
+            .iter()
+            .any(|p| two.contains(p))
+            .then_some(())
+    });
+    tmux.send(&["k"]);
+    let resumed = tmux.wait_for("kv-demo-002 RESUMED", Duration::from_secs(15), |s| {
+        row(s, "kv-demo-002")?
+            .contains("RESUMED from")
+            .then(|| s.to_string())
+    });
+    let one = row(&resumed, "kv-demo-001").unwrap_or_default();
+    assert!(
+        !one.contains("RESUMED") && !one.contains("RECOVERING") && !one.contains("CRASHED"),
+        "the first instance saw no crash:\n{resumed}"
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}

@@ -21,6 +21,10 @@ struct Up {
 
 impl Up {
     fn start(step: &str) -> Up {
+        Up::start_with(step, &[])
+    }
+
+    fn start_with(step: &str, extra: &[&str]) -> Up {
         let dir = tempfile::tempdir().unwrap();
         let port = common::free_port();
         let events = dir.path().join("events.jsonl");
@@ -41,6 +45,9 @@ impl Up {
             .arg(dir.path().join("kv.db"))
             .arg("--events")
             .arg(&events)
+            .args(["--control-socket"])
+            .arg(dir.path().join("ctl.sock"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -83,7 +90,11 @@ impl Drop for Up {
 
 /// Polls the namespace until the worker has checkpointed at least `pct`.
 async fn wait_for_progress(url: &str, pct: i64) {
-    let dm = DistributedMemory::create("kv-demo", url).unwrap();
+    wait_for_progress_in("kv-demo", url, pct).await
+}
+
+async fn wait_for_progress_in(namespace: &str, url: &str, pct: i64) {
+    let dm = DistributedMemory::create(namespace, url).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while dm
         .get_int("task.progress")
@@ -315,4 +326,62 @@ fn headless_lines_follow_the_language_and_the_json_does_not() {
         evs.iter().any(|e| kind(e) == "completed"),
         "JSON kinds stay English: {evs:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
+    let mut up = Up::start_with("100ms", &["--instances", "2", "--namespace-by", "instance"]);
+    let second = up.wait_event("kv-demo-002 started", |e| {
+        kind(e) == "started" && e["instance"] == "kv-demo-002"
+    });
+    let pid = second["pid"].as_u64().unwrap() as i32;
+    wait_for_progress_in("kv-demo-002", &up.url, 30).await;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    let crashed = up.wait_event("crashed", |e| kind(e) == "crashed");
+    assert_eq!(crashed["instance"], "kv-demo-002", "{crashed}");
+    let at_kill = crashed["progress"].as_i64().unwrap();
+    assert!((30..100).contains(&at_kill), "its own progress: {crashed}");
+    let resumed = up.wait_event("resumed", |e| kind(e) == "resumed");
+    assert_eq!(resumed["instance"], "kv-demo-002", "{resumed}");
+    assert_eq!(resumed["from"].as_i64(), Some(at_kill), "{resumed}");
+
+    // Each namespace's own news names its instance; the other saw no crash.
+    let events = read_events(&up.events);
+    for id in ["kv-demo-001", "kv-demo-002"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| kind(e) == "flag_set" && e["instance"] == id),
+            "{id}'s flag: {events:?}"
+        );
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["instance"] == "kv-demo-001" && ["crashed", "recovering"].contains(&kind(e))),
+        "{events:?}"
+    );
+
+    // ctl status: a task per instance, no shared one.
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["ctl", "--to"])
+        .arg(up._dir.path().join("ctl.sock"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).expect("ctl status --json");
+    assert!(status["task"].is_null(), "{status}");
+    for i in status["instances"].as_array().unwrap() {
+        let task = &i["recovery"]["task"];
+        assert!(task["progress"].as_i64().is_some(), "{status}");
+    }
+    let counters: Vec<i64> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["recovery"]["task"]["counter"].as_i64())
+        .collect();
+    assert_eq!(counters.len(), 2, "{status}");
+    assert!(up.interrupt_and_wait().success());
 }

@@ -5,7 +5,7 @@
 
 use crate::clock;
 use crate::control::StatusPublisher;
-use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
+use crate::recovery::{Board, EventsSeen, ProcessExit, TimelineEvent, TimelineKind};
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
 use crate::text_safety::{escape_controls, escape_controls_keep_newlines, escape_json_controls};
@@ -42,8 +42,8 @@ pub async fn run_headless(
 
     print_banner(&session);
 
-    let mut tracker = Tracker::new();
-    let mut seen = 0;
+    let mut board = Board::new(&session.config().app, session.config().namespace_by);
+    let mut seen = EventsSeen::default();
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut status_due: Option<tokio::time::Instant> = None;
@@ -65,20 +65,19 @@ pub async fn run_headless(
             _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
             _ = async { if let Some(t) = status_due { tokio::time::sleep_until(t).await } }, if status_due.is_some() => {
                 if let Some(status) = &status {
-                    status.publish(&tracker, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
+                    status.publish(&board, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
                 }
                 status_due = None;
             }
-            fact = session.next_fact() => {
-                let Some((at, fact)) = fact else { break };
-                tracker.apply(at, fact);
-                let (new, count) = tracker.events_since(seen);
-                seen = count;
+            observed = session.next_observed() => {
+                let Some(o) = observed else { break };
+                board.apply(o.at, o.namespace.as_deref(), o.fact);
+                let new = board.events_since(&mut seen);
                 if let Some(status) = &status {
                     if new.is_empty() {
                         status_due.get_or_insert(tokio::time::Instant::now() + STATUS_EVERY);
                     } else {
-                        status.publish(&tracker, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
+                        status.publish(&board, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
                         status_due = None;
                     }
                 }
@@ -91,7 +90,7 @@ pub async fn run_headless(
                     }
                     if let Some(file) = events_file.as_mut() {
                         let mut json = ev.to_json();
-                        if let Some(node) = node_of(&tracker, &session, ev) {
+                        if let Some(node) = node_of(&board, &session, ev) {
                             json["node"] = node.into();
                         }
                         let json = json.to_string();
@@ -109,9 +108,9 @@ pub async fn run_headless(
 
 /// The node of an instance event: where the cluster placed it, else the
 /// supervisor's node label.
-fn node_of(tracker: &Tracker, session: &Session, ev: &TimelineEvent) -> Option<String> {
+fn node_of(board: &Board, session: &Session, ev: &TimelineEvent) -> Option<String> {
     let id = ev.instance.as_deref()?;
-    if let Some(node) = tracker.nodes().node_of(id) {
+    if let Some(node) = board.tracker_of(id).nodes().node_of(id) {
         return Some(node.to_string());
     }
     session

@@ -1,6 +1,7 @@
 //! The worker's settings: command-line flags, each with the environment
 //! variable the Plum agent (or a test) sets, resolved into a `Config`.
 
+pub use crate::kv::NamespaceBy;
 use crate::kv::{model::validate_namespace, DEFAULT_CONTROLLER_BASE};
 use anyhow::{anyhow, Result};
 use std::time::Duration;
@@ -38,12 +39,6 @@ pub struct DemoArgs {
     /// break (`30s`, `5m`, or milliseconds) [default: wait forever].
     #[arg(long, env = "KV_DEMO_GIVE_UP", value_parser = parse_duration)]
     pub give_up: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NamespaceBy {
-    App,
-    Instance,
 }
 
 /// Where the namespace name came from; the banner shows it.

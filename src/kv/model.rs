@@ -175,6 +175,17 @@ impl BatchItem {
     }
 }
 
+/// Which namespace an instance of an app keeps its state in (the seed's
+/// 方案A and 方案B): the app's, shared by all its instances (active and
+/// standby, a task that survives a move to another instance), or its own,
+/// named by its `PLUM_INSTANCE_ID` (independent instances).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NamespaceBy {
+    #[default]
+    App,
+    Instance,
+}
+
 /// Checks a namespace: non-empty, at most 256 bytes, no `/`.
 pub fn validate_namespace(ns: &str) -> Result<(), String> {
     if ns.contains('/') {

@@ -93,6 +93,18 @@ impl Watcher {
     }
 }
 
+/// A feed as a stream of its events (several feeds merge in a `StreamMap`).
+impl futures_util::Stream for Watcher {
+    type Item = WatchEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<WatchEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.task.abort();

@@ -175,11 +175,22 @@ pub struct Tracker {
     restart_grace_ms: Option<TsMs>,
     /// The cluster's nodes and failovers, when the controller serves them.
     nodes: NodeBook,
+    /// The instance whose own namespace this is (`--namespace-by instance`):
+    /// what happens in the namespace (flag, torn state, feed) is its news.
+    owner: Option<String>,
 }
 
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// The tracker of `instance`'s own namespace: its namespace events name it.
+    pub fn of_instance(instance: &str) -> Tracker {
+        Tracker {
+            owner: Some(instance.to_string()),
+            ..Tracker::default()
+        }
     }
 
     /// Attach: report crashed instances nobody restarts within `grace`.
@@ -378,7 +389,7 @@ impl Tracker {
                 if self.feed_error.is_none() {
                     self.push(
                         at,
-                        None,
+                        self.owner.clone(),
                         TimelineKind::FeedDown {
                             error: error.clone(),
                         },
@@ -400,7 +411,11 @@ impl Tracker {
             }
             Fact::FeedUp { via } => {
                 if self.feed_error.take().is_some() || self.feed_via.as_ref() != Some(&via) {
-                    self.push(at, None, TimelineKind::FeedUp { via: via.clone() });
+                    self.push(
+                        at,
+                        self.owner.clone(),
+                        TimelineKind::FeedUp { via: via.clone() },
+                    );
                 }
                 self.feed_via = Some(via);
             }
@@ -664,14 +679,14 @@ impl Tracker {
             } else {
                 TimelineKind::FlagCleared
             };
-            self.push(at, None, kind);
+            self.push(at, self.owner.clone(), kind);
         }
 
         let torn = task.torn();
         if torn.is_some() && torn != self.torn {
             if let Some(t) = torn.clone() {
                 self.torn_seen += 1;
-                self.push(at, None, TimelineKind::Torn(t));
+                self.push(at, self.owner.clone(), TimelineKind::Torn(t));
             }
         }
         self.torn = torn;
@@ -700,7 +715,11 @@ impl Tracker {
                         .filter(|i| i.pid.is_some())
                         .map(|i| i.id.clone())
                         .collect();
-                    self.push(at, None, TimelineKind::WentBack { from, to, alive });
+                    self.push(
+                        at,
+                        self.owner.clone(),
+                        TimelineKind::WentBack { from, to, alive },
+                    );
                 }
             }
             self.last_checkpoint = task.counter;

@@ -224,7 +224,10 @@ pub enum Command {
         on: bool,
     },
     NewInstance,
-    ResetNamespace,
+    /// Remove every key of this namespace (the one the panes show).
+    ResetNamespace {
+        namespace: String,
+    },
     /// Kill, freeze or thaw a local node.
     Node {
         node: String,

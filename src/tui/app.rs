@@ -8,7 +8,7 @@ use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
-use crate::recovery::{InstanceStatus, Tracker, TsMs};
+use crate::recovery::{Board, InstanceStatus, Tracker, TsMs};
 use crate::supervisor::{OutputLine, OutputStream};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
@@ -173,7 +173,8 @@ pub struct LogView {
 
 pub struct App {
     pub header: HeaderInfo,
-    pub tracker: Tracker,
+    /// The recovery state of every namespace watched (see [`App::tracker`]).
+    pub board: Board,
     pub instances: Vec<InstanceRow>,
     pub selected: usize,
     pub focus: Focus,
@@ -210,8 +211,8 @@ impl App {
         now: TsMs,
     ) -> App {
         App {
+            board: Board::shared(&header.namespace),
             header,
-            tracker: Tracker::new(),
             instances: Vec::new(),
             selected: 0,
             focus: Focus::Instances,
@@ -240,13 +241,14 @@ impl App {
     /// After new recovery facts: moves the tour on and fires `--kill-at`.
     pub fn after_facts(&mut self) -> Option<Command> {
         if let Some(tour) = self.tour.as_mut() {
-            tour.advance(&self.tracker);
+            tour.advance(self.board.first());
         }
         if self.header.read_only {
             return None;
         }
         let auto = self.auto_kill.as_mut()?;
-        let instance = auto.check(&self.tracker)?;
+        // Per instance, the first instance's namespace is the one watched.
+        let instance = auto.check(self.board.first())?;
         let at = auto.at;
         if auto.node {
             let node = self.node_of_instance(&instance)?;
@@ -260,7 +262,7 @@ impl App {
             });
         }
         let pid = self
-            .tracker
+            .tracker()
             .instance(&instance)
             .and_then(|i| i.pid)
             .map_or("?".into(), |p| p.to_string());
@@ -276,6 +278,31 @@ impl App {
 
     pub fn selected_instance(&self) -> Option<&InstanceRow> {
         self.instances.get(self.selected)
+    }
+
+    /// The recovery state the panes show: the app's namespace, or (each
+    /// instance in its own) the selected instance's.
+    pub fn tracker(&self) -> &Tracker {
+        match self.selected_instance() {
+            Some(row) => self.board.tracker_of(&row.status.id),
+            None => self.board.first(),
+        }
+    }
+
+    /// The namespace the panes show (see [`App::tracker`]).
+    pub fn namespace(&self) -> &str {
+        match self.selected_instance() {
+            Some(row) if self.board.per_instance() => &row.status.id,
+            _ => &self.header.namespace,
+        }
+    }
+
+    /// The rows of the instances working in the namespace shown.
+    pub fn namespace_rows(&self) -> impl Iterator<Item = &InstanceRow> {
+        let shown = self.namespace();
+        self.instances.iter().filter(move |r| {
+            self.board.namespace_of(&r.status.id) == shown || !self.board.per_instance()
+        })
     }
 
     pub fn flash(&mut self, text: impl Into<String>, error: bool) {
@@ -372,7 +399,7 @@ impl App {
             Outcome::Failed { command, error } => {
                 let text = match command {
                     Command::NewInstance => format!("cannot start a new instance: {error}"),
-                    Command::ResetNamespace => format!("reset failed: {error}"),
+                    Command::ResetNamespace { .. } => format!("reset failed: {error}"),
                     Command::Node { node, .. } => format!("{node}: {error}"),
                     Command::Signal { signal, .. } if signal.whole_tree() => {
                         format!("{} to the tree failed: {error}", signal.name())
@@ -459,7 +486,7 @@ impl App {
         self.header
             .waiting_for_namespace
             .as_deref()
-            .filter(|_| self.tracker.entries().is_empty())
+            .filter(|_| self.tracker().entries().is_empty())
     }
 
     /// Applies an action; returns the side effect to perform, if any.
@@ -616,7 +643,9 @@ impl App {
                 }
                 self.mode = Mode::Normal;
                 self.flash(Msg::NamespaceResetDone.text(self.lang), false);
-                Some(Command::ResetNamespace)
+                Some(Command::ResetNamespace {
+                    namespace: self.namespace().to_string(),
+                })
             }
             Action::SearchAccept | Action::SearchCancel | Action::SearchDelete => {
                 let Mode::Search { mut input } = self.mode.clone() else {
@@ -681,7 +710,7 @@ impl App {
             self.refuse_control();
             return None;
         }
-        if self.tracker.nodes().nodes().next().is_none() {
+        if self.tracker().nodes().nodes().next().is_none() {
             self.flash(Msg::NoNodes.text(self.lang), true);
             return None;
         }
@@ -694,7 +723,7 @@ impl App {
         };
         // K on a node killed here brings it back.
         let killed = self
-            .tracker
+            .tracker()
             .nodes()
             .node(&node)
             .is_some_and(|n| n.is_killed());
@@ -707,7 +736,7 @@ impl App {
 
     /// The node an instance runs on: as the cluster assigned it, else as its row says.
     fn node_of_instance(&self, id: &str) -> Option<String> {
-        if let Some(node) = self.tracker.nodes().node_of(id) {
+        if let Some(node) = self.tracker().nodes().node_of(id) {
             return Some(node.to_string());
         }
         let row = self.instances.iter().find(|r| r.status.id == id)?;
@@ -736,11 +765,11 @@ impl App {
         let apply = |v: usize, max: usize| (v as isize + delta).clamp(0, max as isize) as usize;
         match self.focus {
             Focus::Namespace => {
-                let max = self.tracker.entries().len().saturating_sub(1);
+                let max = self.tracker().entries().len().saturating_sub(1);
                 self.namespace_scroll = apply(self.namespace_scroll, max);
             }
             Focus::Timeline => {
-                let max = self.tracker.timeline().len().saturating_sub(1);
+                let max = self.board.timeline().len().saturating_sub(1);
                 self.timeline_scroll = apply(self.timeline_scroll, max);
             }
             Focus::Instances | Focus::Log => {

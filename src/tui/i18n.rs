@@ -88,6 +88,7 @@ messages! {
     ColExit => ("EXIT", "退出"),
     ColCpu => ("CPU", "CPU"),
     ColRss => ("RSS", "内存"),
+    ColTask => ("TASK", "任务"),
     // Column heads of the namespace table.
     ColKey => ("KEY", "键"),
     ColType => ("TYPE", "类型"),
@@ -111,6 +112,7 @@ messages! {
     SigTreeKill => ("to the whole tree (sh, bash, tee too)", "发给整棵进程树（含 sh、bash、tee）"),
     App => ("app", "应用"),
     Ns => ("ns", "空间"),
+    PerInstance => ("one per instance", "每实例一个"),
     ReadOnly => ("READ-ONLY", "只读"),
     Attached => ("attached", "已附加"),
     // Progress.
@@ -344,10 +346,11 @@ pub fn search_hint(find: &str, clear: &str, lang: Lang) -> String {
 }
 
 /// The footer's reset question.
-pub fn confirm_reset(yes: &str, lang: Lang) -> String {
+pub fn confirm_reset(yes: &str, namespace: &str, lang: Lang) -> String {
+    let ns = crate::text_safety::escape_controls(namespace);
     match lang {
-        Lang::En => format!(" reset the namespace? {yes} = yes, any other key = no "),
-        Lang::Zh => format!(" 重置命名空间？{yes} = 是，其他键 = 否 "),
+        Lang::En => format!(" reset namespace {ns}? {yes} = yes, any other key = no "),
+        Lang::Zh => format!(" 重置命名空间 {ns}？{yes} = 是，其他键 = 否 "),
     }
 }
 
@@ -637,7 +640,7 @@ mod tests {
             );
             assert!(story_stopped(Some(70), lang).contains("70%"));
             assert!(story_saved(40, lang).contains("40%"));
-            assert!(confirm_reset("y", lang).contains('y'));
+            assert!(confirm_reset("y", "kv-demo", lang).contains('y'));
             assert!(search_hint("Enter", "Esc", lang).contains("Esc"));
         }
         assert_eq!(gloss(&Phase::Running, Lang::En), "");

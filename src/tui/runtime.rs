@@ -124,10 +124,10 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
         clock,
         now_ms(),
     );
+    app.board = crate::recovery::Board::new(&session.config().app, session.config().namespace_by);
     if session.is_attached() {
         // Nobody here restarts attached workers: a crash left alone is news.
-        app.tracker
-            .set_restart_grace(session.config().restart_grace);
+        app.board.set_restart_grace(session.config().restart_grace);
     }
     app.tour = options.tour.then(super::tour::Tour::new);
     app.auto_kill = options.kill_at.clone();
@@ -178,9 +178,9 @@ where
                 }
                 next_frame.get_or_insert(last_frame + FRAME);
             }
-            fact = session.next_fact() => {
-                let Some((at, fact)) = fact else { break };
-                app.tracker.apply(at, fact);
+            observed = session.next_observed() => {
+                let Some(o) = observed else { break };
+                app.board.apply(o.at, o.namespace.as_deref(), o.fact);
                 // Rows and the ctl status are rebuilt once per frame, not per fact.
                 rows_stale = true;
                 status_stale = true;
@@ -197,7 +197,7 @@ where
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
                 app.now = now_ms();
-                if app.tracker.tick(app.now) {
+                if app.board.tick(app.now) {
                     rows_stale = true;
                     next_frame.get_or_insert(last_frame + FRAME);
                 }
@@ -225,7 +225,7 @@ where
                     rows_stale = false;
                 }
                 if let (true, Some(status)) = (status_stale, &options.status) {
-                    status.publish(&app.tracker, &session.instances(), app.now);
+                    status.publish(&app.board, &session.instances(), app.now);
                     status_stale = false;
                 }
                 log_seen.refresh(&mut app, &session);
@@ -346,7 +346,7 @@ async fn perform(
         })
     };
     match &cmd {
-        Command::ResetNamespace => match reset_namespace(dm).await {
+        Command::ResetNamespace { namespace } => match reset_namespace(dm, namespace).await {
             Ok(removed) => Some(Outcome::NamespaceReset { removed }),
             Err(e) => failed(cmd, e.to_string()),
         },
@@ -378,7 +378,11 @@ async fn perform(
     }
 }
 
-async fn reset_namespace(dm: &crate::kv::DistributedMemory) -> Result<usize, crate::kv::KvError> {
+async fn reset_namespace(
+    dm: &crate::kv::DistributedMemory,
+    namespace: &str,
+) -> Result<usize, crate::kv::KvError> {
+    let dm = dm.for_namespace(namespace)?;
     let keys: Vec<String> = dm.get_all().await?.into_iter().map(|e| e.key).collect();
     for key in &keys {
         dm.remove(key).await?;
@@ -406,7 +410,7 @@ fn refresh_rows(app: &mut App, session: &Session, stats: &HashMap<u32, ProcessSt
         .map(|s| {
             let mut r = row(
                 s,
-                &app.tracker,
+                app.board.tracker_of(&s.id),
                 s.pid.and_then(|pid| stats.get(&pid)),
                 app.now,
             );

@@ -143,9 +143,9 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     frame.render_widget(Paragraph::new(line).alignment(Alignment::Center), middle);
 
     // The gauge: the percentage large enough to read from the back of the room.
-    let task = app.tracker.task();
+    let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
-    let label = match app.tracker.torn() {
+    let label = match app.tracker().torn() {
         Some(torn) => format!("TORN: {torn}"),
         None => format!(
             "{progress}% · {} · {} {}",
@@ -156,7 +156,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             task.counter.map_or("-".into(), |c| c.to_string())
         ),
     };
-    let style = if app.tracker.torn().is_some() {
+    let style = if app.tracker().torn().is_some() {
         t.bad()
     } else {
         t.good()
@@ -174,7 +174,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(Msg::NoEvents.text(l), t.dim())));
     }
-    let title = i18n::timeline_title(app.tracker.cycles().len(), l);
+    let title = i18n::timeline_title(app.tracker().cycles().len(), l);
     frame.render_widget(
         Paragraph::new(lines).block(panes::block(app, &title, None)),
         timeline,
@@ -192,9 +192,9 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
 /// Small terminals: one line each for the essentials, then the timeline.
 fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
-    let task = app.tracker.task();
+    let task = app.tracker().task();
     let mut lines: Vec<Line> = Vec::new();
-    let feed = if app.tracker.feed_error().is_some() {
+    let feed = if app.tracker().feed_error().is_some() {
         Span::styled("controller DOWN", t.bad())
     } else {
         Span::styled(app.header.controller_url.clone(), t.dim())
@@ -247,7 +247,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         )));
     }
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
-    let events: Vec<_> = app.tracker.timeline().collect();
+    let events: Vec<_> = app.board.timeline();
     for ev in &events[events.len().saturating_sub(room)..] {
         let text = i18n::event(ev, app.lang);
         lines.push(Line::from(Span::styled(

@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
     // A step line: hold each value until the next checkpoint.
     let mut line: Vec<(f64, f64)> = Vec::new();
-    for p in app.tracker.progress_history() {
+    for p in app.tracker().progress_history() {
         let x = secs(p.at).max(lo);
         if let Some(&(_, prev)) = line.last() {
             line.push((x, prev));
@@ -35,7 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let mut kills: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut resumes: Vec<Vec<(f64, f64)>> = Vec::new();
-    for c in app.tracker.cycles() {
+    for c in app.tracker().cycles() {
         let x = secs(c.killed_at);
         if x >= lo {
             kills.push(vec![(x, 0.0), (x, 100.0)]);

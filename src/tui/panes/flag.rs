@@ -15,8 +15,13 @@ use ratatui::Frame;
 pub use crate::tui::i18n::FlagState;
 
 pub fn state(app: &App) -> FlagState {
-    let alive = app.instances.iter().any(|r| r.status.pid.is_some());
-    match (app.tracker.crash_flag(), alive) {
+    let alive = app.namespace_rows().any(|r| r.status.pid.is_some());
+    state_of(app.tracker().crash_flag(), alive)
+}
+
+/// The flag as seen, and whether a worker of its namespace is alive.
+pub fn state_of(flag: CrashFlag, alive: bool) -> FlagState {
+    match (flag, alive) {
         (CrashFlag::NeverSeen, _) => FlagState::NeverSeen,
         (CrashFlag::Cleared, _) => FlagState::Cleared,
         (CrashFlag::Set, true) => FlagState::Armed,

@@ -34,13 +34,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
         ]),
         Mode::ConfirmReset => Line::from(Span::styled(
-            i18n::confirm_reset(&app.keymap.key_for(Action::ConfirmYes), app.lang),
+            i18n::confirm_reset(
+                &app.keymap.key_for(Action::ConfirmYes),
+                app.namespace(),
+                app.lang,
+            ),
             t.alarm(),
         )),
         _ => {
             let mut spans = Vec::new();
             // The node key only where there are nodes to kill.
-            let nodes = app.tracker.nodes().nodes().next().is_some();
+            let nodes = app.tracker().nodes().nodes().next().is_some();
             for (key, hint) in app.keymap.hints() {
                 if hint == Msg::HintKillNode && !nodes {
                     continue;

@@ -13,14 +13,14 @@ use ratatui::Frame;
 /// Rows the header needs (one more while the controller is down, and one more
 /// while an attached namespace does not exist yet).
 pub fn height(app: &App) -> u16 {
-    1 + u16::from(app.tracker.feed_error().is_some()) + u16::from(app.namespace_wait().is_some())
+    1 + u16::from(app.tracker().feed_error().is_some()) + u16::from(app.namespace_wait().is_some())
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let h = &app.header;
     let l = app.lang;
-    let feed = match (app.tracker.feed_error(), app.tracker.feed_via()) {
+    let feed = match (app.tracker().feed_error(), app.tracker().feed_via()) {
         (Some(_), _) => Span::styled(format!("● {}", Msg::ControllerDown.text(l)), t.bad()),
         (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
         (None, None) => Span::styled(format!("○ {}", Msg::Connecting.text(l)), t.warn()),
@@ -39,8 +39,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(format!("  {} ", Msg::App.text(l)), t.dim()),
         Span::styled(escape_controls(&h.app).into_owned(), t.text()),
         Span::styled(format!("  {} ", Msg::Ns.text(l)), t.dim()),
-        Span::styled(escape_controls(&h.namespace).into_owned(), t.text()),
+        Span::styled(escape_controls(app.namespace()).into_owned(), t.text()),
     ];
+    if app.board.per_instance() {
+        spans.push(Span::styled(
+            format!(" ({})", Msg::PerInstance.text(l)),
+            t.dim(),
+        ));
+    }
     if h.read_only {
         spans.push(Span::styled(
             format!("  {}", Msg::ReadOnly.text(l)),
@@ -54,7 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     let mut lines = vec![Line::from(spans)];
-    if let Some(err) = app.tracker.feed_error() {
+    if let Some(err) = app.tracker().feed_error() {
         lines.push(Line::from(Span::styled(
             format!(
                 " {} {} {} ",

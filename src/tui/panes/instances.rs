@@ -1,6 +1,8 @@
 //! The instances table: id, node, pid, state, uptime, crashes, manual
 //! restarts, last exit, CPU, RSS; a countdown while a restart is pending, with
-//! the crash loop that makes it wait when there is one.
+//! the crash loop that makes it wait when there is one. When each instance
+//! has its own namespace, the NODE column gives way to its TASK: progress and
+//! crash flag (there are no nodes then).
 
 use super::block;
 use crate::supervisor::ExitKind;
@@ -67,9 +69,9 @@ const STATE_MIN: u16 = 16;
 /// widened to its head's display width in `lang` when the pane has room for
 /// that (a Chinese head is two columns a character); at 80 columns it has
 /// not, and a head is cut rather than a value.
-fn widths(width: u16, lang: Lang) -> [Constraint; 10] {
+fn widths(width: u16, heads: [Msg; 10], lang: Lang) -> [Constraint; 10] {
     let mut widened = WIDTHS;
-    for (c, head) in widened.iter_mut().zip(HEADS) {
+    for (c, head) in widened.iter_mut().zip(heads) {
         if let Constraint::Length(n) = c {
             let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
             *n = (*n).max(need);
@@ -92,9 +94,13 @@ fn state_room(width: u16, widths: &[Constraint]) -> usize {
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let t = &app.theme;
-    let widths = widths(area.width, app.lang);
+    let mut heads = HEADS;
+    if app.board.per_instance() {
+        heads[1] = Msg::ColTask;
+    }
+    let widths = widths(area.width, heads, app.lang);
     let state_room = state_room(area.width, &widths);
-    let header = Row::new(HEADS.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
+    let header = Row::new(heads.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
     let rows: Vec<Row> = app
         .instances
         .iter()
@@ -102,7 +108,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             let s = &row.status;
             Row::new(vec![
                 Cell::from(format::fit_id(&escape_controls(&s.id), ID_WIDTH)),
-                Cell::from(escape_controls(&s.node).into_owned()),
+                if app.board.per_instance() {
+                    own_task(app, row)
+                } else {
+                    Cell::from(escape_controls(&s.node).into_owned())
+                },
                 Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(state_line(app, row, state_room)),
                 Cell::from(
@@ -146,6 +156,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         first_instance: state.offset(),
         ..Drawn::default()
     }
+}
+
+/// An instance's own task, in five columns: its progress and, while set, its
+/// crash flag (`40%⚑`), coloured as the flag pane colours it.
+fn own_task(app: &App, row: &InstanceRow) -> Cell<'static> {
+    let tracker = app.board.tracker_of(&row.status.id);
+    let flag = super::flag::state_of(tracker.crash_flag(), row.status.pid.is_some());
+    let pct = tracker
+        .task()
+        .progress
+        .map_or("-".into(), |p| format!("{p}%"));
+    let mark = if tracker.crash_flag() == crate::recovery::CrashFlag::Set {
+        "⚑"
+    } else {
+        ""
+    };
+    Cell::from(Span::styled(
+        format!("{pct}{mark}"),
+        super::flag::style(app, flag),
+    ))
 }
 
 /// The state word, coloured, plus a restart countdown (and the crash loop that makes

@@ -19,12 +19,12 @@ const FRESH_MS: u64 = 1_500;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let l = app.lang;
-    let entries = app.tracker.entries();
+    let entries = app.tracker().entries();
     if let Some(wait) = app.namespace_wait() {
         let title = format!(
             "{} {} ({})",
             Msg::Namespace.text(l),
-            display_key(&app.header.namespace),
+            display_key(app.namespace()),
             Msg::NotThereYet.text(l)
         );
         let text = ratatui::widgets::Paragraph::new(Span::styled(
@@ -62,7 +62,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .into_iter()
         .map(|e| {
             let fresh = app
-                .tracker
+                .tracker()
                 .changed_at(&e.key)
                 .is_some_and(|at| app.now.saturating_sub(at) < FRESH_MS);
             let style = if fresh { t.fresh() } else { Style::new() };
@@ -75,7 +75,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .style(style)
         })
         .collect();
-    let ns = display_key(&app.header.namespace);
+    let ns = display_key(app.namespace());
     let title = if entries.len() > visible && visible > 0 {
         format!(
             "{} {} ({}-{} {} {})",

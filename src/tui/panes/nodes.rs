@@ -17,7 +17,7 @@ pub const WIDTH: u16 = 34;
 
 /// Rows the pane needs (borders and header included); 0 without nodes.
 pub fn height(app: &App) -> u16 {
-    match app.tracker.nodes().nodes().count() {
+    match app.tracker().nodes().nodes().count() {
         0 => 0,
         n => (n.min(8) + 3) as u16,
     }
@@ -33,7 +33,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .map(|m| Cell::from(Span::styled(m.text(l), t.dim())))
             .chain([Cell::from(Span::styled("#", t.dim()))]),
     );
-    let rows = app.tracker.nodes().nodes().map(|n| node_row(app, n));
+    let rows = app.tracker().nodes().nodes().map(|n| node_row(app, n));
     let table = Table::new(
         rows,
         [

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let task = app.tracker.task();
+    let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
     let l = app.lang;
     let mut label = format!(
@@ -24,10 +24,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         label.push_str(" · ");
         label.push_str(Msg::CompletedNote.text(l));
     }
-    if let Some(torn) = app.tracker.torn() {
+    if let Some(torn) = app.tracker().torn() {
         label = format!("TORN: {torn}");
     }
-    let style = if app.tracker.torn().is_some() {
+    let style = if app.tracker().torn().is_some() {
         t.bad()
     } else {
         t.good()

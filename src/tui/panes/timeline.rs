@@ -16,7 +16,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let pct = |p: Option<i64>| p.map_or("?".to_string(), |p| format!("{p}%"));
     let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
     let mut lines: Vec<Line> = Vec::new();
-    for (i, c) in app.tracker.cycles().iter().enumerate().rev().take(3) {
+    for (i, c) in app.tracker().cycles().iter().enumerate().rev().take(3) {
         let lost_style = match c.steps_lost {
             Some(0) => t.good(),
             Some(_) => t.bad(),
@@ -40,7 +40,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let visible = area.height.saturating_sub(2) as usize;
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
-    let n = app.tracker.cycles().len();
+    let n = app.tracker().cycles().len();
     let title = i18n::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 /// its time and coloured by what it says.
 pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
-    let events: Vec<_> = app.tracker.timeline().collect();
+    let events: Vec<_> = app.board.timeline();
     // Newest at the bottom; scrolling moves back in time.
     let end = events.len().saturating_sub(back);
     let start = end.saturating_sub(room);

@@ -42,7 +42,7 @@ fn lines(app: &App, tour: &Tour) -> Vec<Line<'static>> {
     };
     lines.push(Line::from(vec![
         Span::styled(next, t.key()),
-        Span::styled(tour.todo(&app.tracker).text(app.lang), t.warn()),
+        Span::styled(tour.todo(app.tracker()).text(app.lang), t.warn()),
     ]));
     lines
 }
@@ -70,7 +70,7 @@ pub fn compact_line(app: &App) -> Option<Line<'static>> {
             ),
             app.theme.key(),
         ),
-        Span::styled(tour.todo(&app.tracker).text(app.lang), app.theme.warn()),
+        Span::styled(tour.todo(app.tracker()).text(app.lang), app.theme.warn()),
     ]))
 }
 
