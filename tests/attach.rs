@@ -132,3 +132,119 @@ async fn attach_to_a_missing_namespace_waits_and_names_the_ones_that_exist() {
         .await
         .unwrap();
 }
+
+/// `attach --namespace-by instance`: workers keeping their tasks in their own
+/// namespaces (`PLUM_INSTANCE_ID`) are each watched as found, their namespace
+/// read before they are told as found, and a kill of one is judged in its
+/// namespace alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
+    let c = TestController::start().await;
+    let app = format!("own-{}", std::process::id());
+    let ids = [format!("{app}-a"), format!("{app}-b")];
+    let mut workers: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            Command::new(env!("CARGO_BIN_EXE_kv-demo"))
+                .env("PLUM_APP_NAME", &app)
+                .env("PLUM_INSTANCE_ID", id)
+                .env("KV_DEMO_NAMESPACE_BY", "instance")
+                .env("CONTROLLER_BASE", c.url())
+                .env("KV_DEMO_STEP_MS", "100")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for id in &ids {
+        let dm = plumdash::kv::DistributedMemory::create(id, &c.url()).unwrap();
+        for _ in 0..300 {
+            if dm
+                .get_int("task.progress")
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+                >= 20
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut session = Session::attach(SessionConfig {
+        remote_controller: Some(c.url()),
+        app: app.clone(),
+        namespace_by: plumdash::kv::NamespaceBy::Instance,
+        instances: 0,
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        session.namespace_wait(),
+        None,
+        "no app namespace is waited for"
+    );
+    let mut board = plumdash::recovery::Board::new(&app, plumdash::kv::NamespaceBy::Instance);
+    let mut read_first = std::collections::BTreeSet::new();
+    let mut found = std::collections::BTreeSet::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while found.len() < 2 {
+            let o = session.next_observed().await.expect("session ended");
+            if let (Some(ns), Fact::Snapshot(_)) = (&o.namespace, &o.fact) {
+                read_first.insert(ns.clone());
+            }
+            if let Fact::Attached { instance, .. } = &o.fact {
+                assert!(
+                    read_first.contains(instance),
+                    "{instance} told before its namespace"
+                );
+                found.insert(instance.clone());
+            }
+            board.apply(o.at, o.namespace.as_deref(), o.fact);
+        }
+    })
+    .await
+    .expect("both workers found");
+    for id in &ids {
+        let tracker = board.tracker_of(id);
+        assert!(
+            tracker.task().progress.unwrap_or(0) >= 20,
+            "{id}'s own task"
+        );
+        assert_eq!(
+            tracker.instances().count(),
+            1,
+            "{id}'s namespace judges only it"
+        );
+    }
+
+    session
+        .act(&ids[1], Action::Signal(Signal::SIGKILL))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let o = session.next_observed().await.expect("session ended");
+            let gone = matches!(&o.fact, Fact::Exited { instance, .. } if *instance == ids[1]);
+            board.apply(o.at, o.namespace.as_deref(), o.fact);
+            if gone {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the kill seen");
+    let phase = |id: &String| board.tracker_of(id).instance(id).map(|i| i.phase.clone());
+    assert_eq!(phase(&ids[1]), Some(plumdash::recovery::Phase::Crashed));
+    assert_eq!(phase(&ids[0]), Some(plumdash::recovery::Phase::Running));
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    session
+        .shutdown(plumdash::session::WorkerExit::LeaveRunning)
+        .await
+        .unwrap();
+}
