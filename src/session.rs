@@ -511,10 +511,9 @@ impl Session {
 
     /// The namespace an instance keeps its task in.
     pub fn namespace_of<'a>(&'a self, instance: &'a str) -> &'a str {
-        match self.config.namespace_by {
-            NamespaceBy::App => &self.config.app,
-            NamespaceBy::Instance => instance,
-        }
+        self.config
+            .namespace_by
+            .namespace(&self.config.app, instance)
     }
 
     /// A client of the namespace `instance` keeps its task in.

@@ -65,10 +65,13 @@ impl Config {
     pub fn from_args(args: DemoArgs) -> Result<Config> {
         let (namespace, strategy) = match (args.namespace, args.namespace_by) {
             (Some(custom), _) => (custom, NamespaceStrategy::Custom),
-            (None, NamespaceBy::App) => (args.app_name.clone(), NamespaceStrategy::AppName),
-            (None, NamespaceBy::Instance) => {
-                (args.instance_id.clone(), NamespaceStrategy::InstanceId)
-            }
+            (None, by) => (
+                by.namespace(&args.app_name, &args.instance_id).to_string(),
+                match by {
+                    NamespaceBy::App => NamespaceStrategy::AppName,
+                    NamespaceBy::Instance => NamespaceStrategy::InstanceId,
+                },
+            ),
         };
         validate_namespace(&namespace).map_err(|e| anyhow!("bad namespace: {e}"))?;
         Ok(Config {

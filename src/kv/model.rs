@@ -186,6 +186,16 @@ pub enum NamespaceBy {
     Instance,
 }
 
+impl NamespaceBy {
+    /// The namespace instance `instance` of app `app` keeps its task in.
+    pub fn namespace<'a>(self, app: &'a str, instance: &'a str) -> &'a str {
+        match self {
+            NamespaceBy::App => app,
+            NamespaceBy::Instance => instance,
+        }
+    }
+}
+
 /// Checks a namespace: non-empty, at most 256 bytes, no `/`.
 pub fn validate_namespace(ns: &str) -> Result<(), String> {
     if ns.contains('/') {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 #[derive(Debug)]
 pub struct Board {
     by: NamespaceBy,
+    app: String,
     /// Namespace → its tracker. Shared: one, under the app's name.
     trackers: BTreeMap<String, Tracker>,
     /// Attach: the restart grace every tracker is given.
@@ -35,6 +36,7 @@ impl Board {
         }
         Board {
             by,
+            app: app.to_string(),
             trackers,
             restart_grace: None,
             empty: Tracker::new(),
@@ -61,10 +63,7 @@ impl Board {
 
     /// The namespace `instance` keeps its task in.
     pub fn namespace_of<'a>(&'a self, instance: &'a str) -> &'a str {
-        match self.by {
-            NamespaceBy::Instance => instance,
-            NamespaceBy::App => self.trackers.keys().next().map_or(instance, String::as_str),
-        }
+        self.by.namespace(&self.app, instance)
     }
 
     /// The tracker that judges `instance` (an empty one before its namespace
