@@ -1118,3 +1118,114 @@ fn only_the_supervisors_separator_is_dimmed_not_a_worker_line_that_looks_like_on
         "a worker's own line is not"
     );
 }
+
+/// `--namespace-by instance`: two instances, each its own namespace; the
+/// second was killed at 50%. The TASK column shows each one's own progress
+/// and flag, and the panes follow the selected instance.
+#[test]
+fn each_instance_its_own_namespace() {
+    let mut s = Scenario::new();
+    s.app.board = plumdash::recovery::Board::new("kv-demo", plumdash::kv::NamespaceBy::Instance);
+    let own = |ns: &str, f: Fact| match f {
+        Fact::Written(entries) => Fact::Written(
+            entries
+                .into_iter()
+                .map(|e| Entry {
+                    namespace: ns.into(),
+                    ..e
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    let mut at = T0;
+    let mut apply = |app: &mut App, ns: Option<&str>, f: Fact| {
+        at += 100;
+        app.board.apply(at, ns, f);
+    };
+    for (id, pid, steps) in [("kv-demo-001", 4301, 4), ("kv-demo-002", 4302, 5)] {
+        apply(
+            &mut s.app,
+            Some(id),
+            Fact::FeedUp {
+                via: "stream".into(),
+            },
+        );
+        apply(&mut s.app, Some(id), Fact::Snapshot(vec![]));
+        apply(
+            &mut s.app,
+            None,
+            Fact::Started {
+                instance: id.into(),
+                pid,
+            },
+        );
+        let flag = Fact::Written(vec![entry("app.crashed", "true", ValueType::Bool)]);
+        apply(&mut s.app, Some(id), own(id, flag));
+        for n in 1..=steps {
+            apply(&mut s.app, Some(id), own(id, checkpoint(n)));
+        }
+    }
+    apply(
+        &mut s.app,
+        None,
+        Fact::Exited {
+            instance: "kv-demo-002".into(),
+            exit: ProcessExit::Signal("SIGKILL".into()),
+            requested: false,
+        },
+    );
+    s.app.now = at + 50;
+    let rows = ["kv-demo-001", "kv-demo-002"]
+        .map(|id| {
+            let tracker = s.app.board.tracker_of(id);
+            let inst = tracker.instance(id).unwrap().clone();
+            InstanceRow {
+                status: InstanceStatus {
+                    id: inst.id.clone(),
+                    pid: inst.pid,
+                    phase: inst.phase.clone(),
+                    started_at: inst.started_at,
+                    crashes: inst.crashes,
+                    last_exit: inst
+                        .last_exit
+                        .as_ref()
+                        .map(|_| ExitKind::KilledBySignal(Signal::SIGKILL)),
+                    ..InstanceStatus::default()
+                },
+                ..InstanceRow::default()
+            }
+        })
+        .to_vec();
+    s.app.set_instances(rows);
+    let first = render(&s.app, 120, 40);
+    let row = |screen: &str, id: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("│{id} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(first.contains("TASK"), "{first}");
+    assert!(row(&first, "kv-demo-001").contains("40%⚑"), "{first}");
+    assert!(row(&first, "kv-demo-002").contains("50%⚑"), "{first}");
+    assert!(row(&first, "kv-demo-002").contains("CRASHED"), "{first}");
+    assert!(
+        first.contains("ns kv-demo-001 (one per instance)"),
+        "{first}"
+    );
+    assert!(first.contains("ARMED"), "kv-demo-001 runs: {first}");
+    // The timeline is every namespace's: kv-demo-002's cycle, named.
+    assert!(first.contains("Recovery timeline (1 cycle)"), "{first}");
+    assert!(first.contains("#1 kv-demo-002 killed at 50%"), "{first}");
+    insta::assert_snapshot!("per_instance_first_120x40", first);
+    s.app.selected = 1;
+    let second = render(&s.app, 80, 24);
+    assert!(second.contains("ns kv-demo-002"), "{second}");
+    assert!(
+        second.contains("app.crashed SET"),
+        "nobody runs in it: {second}"
+    );
+    assert!(second.contains("50% · step_5"), "its own gauge: {second}");
+    insta::assert_snapshot!("per_instance_second_80x24", second);
+}

@@ -6,7 +6,7 @@
 
 use super::facts::{Fact, TsMs};
 use super::timeline::TimelineEvent;
-use super::tracker::Tracker;
+use super::tracker::{Cycle, Tracker};
 use crate::kv::NamespaceBy;
 use std::collections::BTreeMap;
 
@@ -139,9 +139,13 @@ impl Board {
         events
     }
 
-    /// The recovery cycles of every namespace.
-    pub fn cycle_count(&self) -> usize {
-        self.trackers.values().map(|t| t.cycles().len()).sum()
+    /// The recovery cycles of every namespace, by when their kill was.
+    pub fn cycles(&self) -> Vec<&Cycle> {
+        let mut cycles: Vec<&Cycle> = self.trackers.values().flat_map(Tracker::cycles).collect();
+        if self.trackers.len() > 1 {
+            cycles.sort_by_key(|c| c.killed_at);
+        }
+        cycles
     }
 
     /// The events pushed since `seen` was last passed, oldest first; `seen`
@@ -244,7 +248,9 @@ mod tests {
             one.instance("kv-demo-002").is_none(),
             "each judges only its own"
         );
-        assert_eq!(board.cycle_count(), 1);
+        let cycles = board.cycles();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].killed_instance, "kv-demo-002");
     }
 
     #[test]

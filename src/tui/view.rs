@@ -174,7 +174,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(Msg::NoEvents.text(l), t.dim())));
     }
-    let title = i18n::timeline_title(app.tracker().cycles().len(), l);
+    let title = i18n::timeline_title(app.board.cycles().len(), l);
     frame.render_widget(
         Paragraph::new(lines).block(panes::block(app, &title, None)),
         timeline,

@@ -16,7 +16,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let pct = |p: Option<i64>| p.map_or("?".to_string(), |p| format!("{p}%"));
     let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
     let mut lines: Vec<Line> = Vec::new();
-    for (i, c) in app.tracker().cycles().iter().enumerate().rev().take(3) {
+    let cycles = app.board.cycles();
+    for (i, c) in cycles.iter().enumerate().rev().take(3) {
         let lost_style = match c.steps_lost {
             Some(0) => t.good(),
             Some(_) => t.bad(),
@@ -30,8 +31,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             &ms(c.kill_to_checkpoint_ms()),
             app.lang,
         );
+        // Each namespace its own: whose cycle it is.
+        let whose = if app.board.per_instance() {
+            format!("{} ", format::fit_id(&escape_controls(&c.killed_instance), 11))
+        } else {
+            String::new()
+        };
         lines.push(Line::from(vec![
             Span::styled(format!("#{} ", i + 1), t.key()),
+            Span::raw(whose),
             Span::raw(killed),
             Span::styled(lost, lost_style),
             Span::styled(times, t.dim()),
@@ -40,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let visible = area.height.saturating_sub(2) as usize;
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
-    let n = app.tracker().cycles().len();
+    let n = cycles.len();
     let title = i18n::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
