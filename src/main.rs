@@ -89,6 +89,9 @@ enum ScenarioSub {
     Check { file: PathBuf },
 }
 
+/// `up --namespace-by instance`: the most instances, each its own stream.
+const MAX_OWN_NAMESPACES: u16 = 100;
+
 #[derive(Args, Clone)]
 struct UpArgs {
     /// Read the worker, restart and kill settings from this scenario file (TOML,
@@ -493,6 +496,15 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
             "--namespace-by instance and --nodes: a failover gives the work a new instance id, \
              so its own namespace would start empty; nodes need the shared namespace \
              (drop --namespace-by instance)"
+        );
+    }
+    // Each own namespace is one more change stream held open (two descriptors
+    // here, with the embedded controller): past this the fd limit is near.
+    if args.namespace_by == NamespaceBy::Instance && args.instances > MAX_OWN_NAMESPACES {
+        anyhow::bail!(
+            "--namespace-by instance watches one stream per instance: at most \
+             {MAX_OWN_NAMESPACES} instances (asked for {})",
+            args.instances
         );
     }
     if args.instances > 1 && args.cmd.is_none() && args.namespace_by == NamespaceBy::App {

@@ -626,27 +626,20 @@ impl Session {
                     Ok(event) => {
                         let Some(fact) = fact_from_event(&event) else { continue };
                         let namespace = self.namespace_of(&event.instance).to_string();
-                        if !self.feeds.contains_key(&namespace) {
-                            // A worker found (attach) in a namespace of its own: what
-                            // that holds is read first (and then watched), so the
-                            // worker is judged as found there.
-                            self.pending.push_back(Pending::FreshRead {
-                                at: event.ts_ms,
-                                namespace,
-                                read: None,
-                            });
-                            self.pending.push_back(Pending::Fact(event.ts_ms, fact));
-                            continue;
-                        }
+                        // A worker found (attach) in a namespace of its own: what
+                        // that holds is read first (and then watched), so the
+                        // worker is judged as found there.
+                        let unwatched = !self.feeds.contains_key(&namespace);
                         let unseen_end = matches!(
                             event.kind,
                             EventKind::Exited { status: None, .. }
                         );
                         let polling = self.polling.contains(&namespace);
-                        if matches!(fact, Fact::Exited { .. }) && (unseen_end || polling) {
-                            // How the run ended is judged from the namespace: read it
-                            // now, not from the last poll (which may predate its last
-                            // writes). The fresh read goes first.
+                        // How a run ended is judged from the namespace: read it now,
+                        // not from the last poll (which may predate its last writes).
+                        let ended = matches!(fact, Fact::Exited { .. }) && (unseen_end || polling);
+                        if unwatched || ended {
+                            // The fresh read goes first.
                             self.pending.push_back(Pending::FreshRead {
                                 at: event.ts_ms,
                                 namespace,

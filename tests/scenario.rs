@@ -177,6 +177,17 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
     );
     let err = refused(&["--headless", "--namespace-by", "instance", "--nodes", "2"]);
     assert!(err.contains("its own namespace would start empty"), "{err}");
+    let err = refused(&[
+        "--headless",
+        "--namespace-by",
+        "instance",
+        "--instances",
+        "101",
+    ]);
+    assert!(
+        err.contains("at most 100 instances (asked for 101)"),
+        "{err}"
+    );
     let err = refused(&["--kill-at", "40", "--kill-node"]);
     assert!(err.contains("add --nodes 2"), "{err}");
     let err = refused(&[

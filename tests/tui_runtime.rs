@@ -287,6 +287,16 @@ fn row_of<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(&format!("│{id} ")))
 }
 
+/// Waits until `id`'s row says `word`; the screen then.
+async fn wait_row(s: &screen::Screen, id: &str, word: &str, limit: Duration) -> String {
+    s.wait_for(&format!("{id} {word}"), limit, |t| {
+        row_of(t, id)
+            .is_some_and(|r| r.contains(word))
+            .then(|| t.to_string())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_instance_in_its_own_namespace_crashes_and_resumes_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,26 +328,14 @@ async fn each_instance_in_its_own_namespace_crashes_and_resumes_alone() {
             })
             .await;
             s.key(KeyCode::Char('k'));
-            let crashed = s
-                .wait_for("kv-demo-002 crashed", SECS(5), |t| {
-                    row_of(t, "kv-demo-002")
-                        .is_some_and(|r| r.contains("CRASHED"))
-                        .then(|| t.to_string())
-                })
-                .await;
+            let crashed = wait_row(&s, "kv-demo-002", "CRASHED", SECS(5)).await;
             let other = row_of(&crashed, "kv-demo-001").unwrap_or_default();
             assert!(!other.contains("CRASHED"), "{crashed}");
             assert!(
                 crashed.contains("app.crashed SET"),
                 "the selected one's flag:\n{crashed}"
             );
-            let resumed = s
-                .wait_for("kv-demo-002 resumed", SECS(10), |t| {
-                    row_of(t, "kv-demo-002")
-                        .is_some_and(|r| r.contains("RESUMED from"))
-                        .then(|| t.to_string())
-                })
-                .await;
+            let resumed = wait_row(&s, "kv-demo-002", "RESUMED from", SECS(10)).await;
             let other = row_of(&resumed, "kv-demo-001").unwrap_or_default();
             assert!(
                 !other.contains("RESUMED") && !other.contains("RECOVERING"),

@@ -108,10 +108,12 @@ impl Board {
 
     fn tracker_mut(&mut self, namespace: &str) -> &mut Tracker {
         let grace = self.restart_grace;
+        // The first one tells the cluster's news; the others only their own.
+        let voice = self.trackers.is_empty();
         self.trackers
             .entry(namespace.to_string())
             .or_insert_with(|| {
-                let mut tracker = Tracker::of_instance(namespace);
+                let mut tracker = Tracker::of_instance(namespace, voice);
                 if let Some(grace) = grace {
                     tracker.set_restart_grace(grace);
                 }
@@ -283,6 +285,51 @@ mod tests {
         let new = board.events_since(&mut seen);
         assert_eq!(new.len(), 1);
         assert_eq!(new[0].instance.as_deref(), Some("kv-demo-001"));
+    }
+
+    #[test]
+    fn per_instance_the_cluster_news_is_told_once_and_a_move_by_its_instance() {
+        use crate::recovery::sample::{assignment, node};
+        let view = |a_healthy: bool, rows: Vec<crate::cluster::AssignmentFact>| {
+            Fact::Cluster(crate::cluster::ClusterView {
+                nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
+                assignments: rows,
+            })
+        };
+        let mut board = Board::new("kv-demo", NamespaceBy::Instance);
+        for (i, id) in ["i-1", "i-2"].into_iter().enumerate() {
+            board.apply(1, None, started(id, 10 + i as u32));
+        }
+        let both_on_a = vec![
+            assignment("i-1", "nodeA", "Running"),
+            assignment("i-2", "nodeA", "Running"),
+        ];
+        board.apply(2, None, view(true, both_on_a));
+        // nodeA dies: i-2's work moves to i-3 on nodeB.
+        let moved = vec![
+            assignment("i-1", "nodeA", "Running"),
+            assignment("i-2", "nodeA", "Stopped"),
+            assignment("i-3", "nodeB", "Running"),
+        ];
+        board.apply(3, None, view(false, moved));
+        let count = |pick: &dyn Fn(&TimelineKind) -> bool| {
+            board.timeline().iter().filter(|e| pick(&e.kind)).count()
+        };
+        assert_eq!(
+            count(&|k| matches!(k, TimelineKind::NodeUp { .. })),
+            2,
+            "nodeA, nodeB once each"
+        );
+        assert_eq!(count(&|k| matches!(k, TimelineKind::NodeDown { .. })), 1);
+        let migrated: Vec<_> = board
+            .timeline()
+            .into_iter()
+            .filter(|e| matches!(e.kind, TimelineKind::Migrated { .. }))
+            .collect();
+        assert_eq!(migrated.len(), 1, "{migrated:?}");
+        assert_eq!(migrated[0].instance.as_deref(), Some("i-2"));
+        // Every tracker knows where the work went (its rows say so).
+        assert!(board.tracker_of("i-2").nodes().replaced_by("i-2").is_some());
     }
 
     #[test]

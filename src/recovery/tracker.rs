@@ -176,19 +176,28 @@ pub struct Tracker {
     /// The cluster's nodes and failovers, when the controller serves them.
     nodes: NodeBook,
     /// The instance whose own namespace this is (`--namespace-by instance`):
-    /// what happens in the namespace (flag, torn state, feed) is its news.
+    /// what happens in the namespace (flag, torn state, feed) is its news, and
+    /// of the cluster's news only what is about it.
     owner: Option<String>,
+    /// Tells the cluster's own news (nodes up, down, acted on). Every tracker
+    /// follows the cluster; with one per instance, one of them tells it.
+    node_voice: bool,
 }
 
 impl Tracker {
     pub fn new() -> Tracker {
-        Tracker::default()
+        Tracker {
+            node_voice: true,
+            ..Tracker::default()
+        }
     }
 
-    /// The tracker of `instance`'s own namespace: its namespace events name it.
-    pub fn of_instance(instance: &str) -> Tracker {
+    /// The tracker of `instance`'s own namespace: its namespace events name
+    /// it; `node_voice`: it also tells the cluster's news about no instance.
+    pub fn of_instance(instance: &str, node_voice: bool) -> Tracker {
         Tracker {
             owner: Some(instance.to_string()),
+            node_voice,
             ..Tracker::default()
         }
     }
@@ -477,7 +486,14 @@ impl Tracker {
                 by,
             } => (Some(instance), TimelineKind::Fenced { node, refused, by }),
         };
-        self.push(at, instance, kind);
+        let told = match (&self.owner, &instance) {
+            (None, _) => true,
+            (Some(_), None) => self.node_voice,
+            (Some(owner), Some(about)) => owner == about,
+        };
+        if told {
+            self.push(at, instance, kind);
+        }
     }
 
     /// A failover moved `f.instance`'s work while its process is still alive

@@ -33,7 +33,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         // Each namespace its own: whose cycle it is.
         let whose = if app.board.per_instance() {
-            format!("{} ", format::fit_id(&escape_controls(&c.killed_instance), 11))
+            format!(
+                "{} ",
+                format::fit_id(&escape_controls(&c.killed_instance), 11)
+            )
         } else {
             String::new()
         };
