@@ -6,14 +6,17 @@
 //! 50 ms carrying its write time in µs (written → handled). Flat lag over
 //! time = it keeps up. CPU of this process (controller + supervisor + feed +
 //! tracker; the workers are separate processes) and of the whole machine.
+//! It runs twice in one go: all instances in one namespace, then each in its
+//! own (`--namespace-by instance`: 100 change streams), and prints the second
+//! beside the first.
 //!
 //! `cargo build --release && cargo bench --bench scale`
 
 mod common;
 
 use common::{cpu_ticks, fmt_d, rss_kb, unix_us, Samples, Table};
-use plumdash::kv::DistributedMemory;
-use plumdash::recovery::{Fact, Tracker};
+use plumdash::kv::{DistributedMemory, NamespaceBy};
+use plumdash::recovery::{Board, Fact};
 use plumdash::session::{now_ms, Session, SessionConfig, WorkerExit};
 use plumdash::supervisor::{Action, RestartConfig};
 use std::time::{Duration, Instant};
@@ -31,7 +34,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(&kv_demo.display().to_string()));
+    let kv_demo = kv_demo.display().to_string();
+    let shared = rt.block_on(run(&kv_demo, NamespaceBy::App));
+    let own = rt.block_on(run(&kv_demo, NamespaceBy::Instance));
+    println!(
+        "each in its own namespace vs one shared, same run: CPU {:.2}×, probe lag p50 {:.2}× ({} vs {}), p99 {} vs {}",
+        own.cpu / shared.cpu.max(f64::EPSILON),
+        own.probe_p50.as_secs_f64() / shared.probe_p50.as_secs_f64().max(f64::EPSILON),
+        fmt_d(own.probe_p50),
+        fmt_d(shared.probe_p50),
+        fmt_d(own.probe_p99),
+        fmt_d(shared.probe_p99),
+    );
+}
+
+/// One run's whole-run figures.
+struct Figures {
+    /// This process, % of a core, over the whole run.
+    cpu: f64,
+    probe_p50: Duration,
+    probe_p99: Duration,
 }
 
 fn machine_ticks() -> (u64, u64) {
@@ -48,13 +70,15 @@ fn machine_ticks() -> (u64, u64) {
     (cpu.iter().sum(), idle)
 }
 
-async fn run(kv_demo: &str) {
+async fn run(kv_demo: &str, by: NamespaceBy) -> Figures {
+    println!("-- namespaces: {by:?} --");
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let mut session = Session::start(SessionConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         db: dir.path().join("kv.db"),
         app: "scale".into(),
+        namespace_by: by,
         instances: INSTANCES,
         // kv-demo completes after 10 steps; the loop runs it again at once so
         // every instance keeps stepping for the whole run.
@@ -74,8 +98,10 @@ async fn run(kv_demo: &str) {
         fmt_d(started.elapsed())
     );
 
-    // A probe key: its value is the time it was written.
-    let probe_dm = DistributedMemory::create("scale", &session.controller_url).expect("client");
+    // A probe key: its value is the time it was written (in the first
+    // instance's namespace when each has its own).
+    let probe_ns = by.namespace("scale", "scale-001");
+    let probe_dm = DistributedMemory::create(probe_ns, &session.controller_url).expect("client");
     let probe = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
@@ -111,7 +137,9 @@ async fn run(kv_demo: &str) {
         "machine CPU busy",
         "RSS",
     ]);
-    let mut tracker = Tracker::new();
+    let mut board = Board::new("scale", by);
+    let run_cpu0 = cpu_ticks(me).unwrap_or(0);
+    let run_t0 = Instant::now();
     let mut all_events = Samples::default();
     let mut all_probes = Samples::default();
     let end = Instant::now() + RUN;
@@ -123,7 +151,8 @@ async fn run(kv_demo: &str) {
         let (tot0, idle0) = machine_ticks();
         let t0 = Instant::now();
         let until = tokio::time::Instant::now() + WINDOW;
-        while let Ok(Some((at, fact))) = tokio::time::timeout_at(until, session.next_fact()).await {
+        while let Ok(Some(o)) = tokio::time::timeout_at(until, session.next_observed()).await {
+            let (at, fact) = (o.at, o.fact);
             facts += 1;
             match &fact {
                 Fact::Started { .. }
@@ -143,7 +172,7 @@ async fn run(kv_demo: &str) {
                 }
                 _ => {}
             }
-            tracker.apply(at, fact);
+            board.apply(at, o.namespace.as_deref(), fact);
         }
         let secs = t0.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(me).unwrap_or(0) - cpu0) as f64 / hz / secs * 100.0;
@@ -172,6 +201,9 @@ async fn run(kv_demo: &str) {
         all_events.extend(events);
         all_probes.extend(probes);
     }
+    let run_cpu =
+        (cpu_ticks(me).unwrap_or(0) - run_cpu0) as f64 / hz / run_t0.elapsed().as_secs_f64()
+            * 100.0;
     probe.abort();
     killer.abort();
     table.print();
@@ -183,10 +215,15 @@ async fn run(kv_demo: &str) {
         fmt_d(all_probes.median()),
         fmt_d(all_probes.p99()),
         all_probes.len(),
-        tracker.cycles().len()
+        board.cycles().len()
     );
     session
         .shutdown(WorkerExit::StopGracefully)
         .await
         .expect("shutdown");
+    Figures {
+        cpu: run_cpu,
+        probe_p50: all_probes.median(),
+        probe_p99: all_probes.p99(),
+    }
 }

@@ -262,7 +262,8 @@ impl App {
             });
         }
         let pid = self
-            .tracker()
+            .board
+            .tracker_of(&instance)
             .instance(&instance)
             .and_then(|i| i.pid)
             .map_or("?".into(), |p| p.to_string());
