@@ -343,6 +343,16 @@ async fn each_instance_in_its_own_namespace_crashes_and_resumes_alone() {
             );
             // The crash is in one namespace: one cycle, on the timeline by id.
             assert!(resumed.contains("kv-demo-002 crash flag set"), "{resumed}");
+            // A new instance gets its own namespace, watched before it starts.
+            s.key(KeyCode::Char('n'));
+            let third = s
+                .wait_for("kv-demo-003's own task", SECS(10), |t| {
+                    row_of(t, "kv-demo-003")
+                        .is_some_and(|r| r.contains("%⚑") && r.contains("RUNNING"))
+                        .then(|| t.to_string())
+                })
+                .await;
+            assert!(third.contains("kv-demo-003 crash flag set"), "{third}");
             s.key(KeyCode::Char('q'));
         },
     )
