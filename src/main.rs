@@ -89,9 +89,6 @@ enum ScenarioSub {
     Check { file: PathBuf },
 }
 
-/// `up --namespace-by instance`: the most instances, each its own stream.
-const MAX_OWN_NAMESPACES: u16 = 100;
-
 #[derive(Args, Clone)]
 struct UpArgs {
     /// Read the worker, restart and kill settings from this scenario file (TOML,
@@ -500,10 +497,13 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     }
     // Each own namespace is one more change stream held open (two descriptors
     // here, with the embedded controller): past this the fd limit is near.
-    if args.namespace_by == NamespaceBy::Instance && args.instances > MAX_OWN_NAMESPACES {
+    if args.namespace_by == NamespaceBy::Instance
+        && usize::from(args.instances) > plumdash::session::MAX_FEEDS
+    {
         anyhow::bail!(
             "--namespace-by instance watches one stream per instance: at most \
-             {MAX_OWN_NAMESPACES} instances (asked for {})",
+             {} instances (asked for {})",
+            plumdash::session::MAX_FEEDS,
             args.instances
         );
     }

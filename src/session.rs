@@ -164,6 +164,11 @@ pub enum NodeOp {
     Revive,
 }
 
+/// The most namespace feeds a session holds: each is a stream held open (two
+/// descriptors with the embedded controller). Instances found beyond it (attach
+/// with `--namespace-by instance`) are shown without a task.
+pub const MAX_FEEDS: usize = 100;
+
 /// How often the cluster API is read (the original's nodes beat every 5 s,
 /// ours every 1 s: a node's death is seen within a read of the controller's).
 const CLUSTER_READ: Duration = Duration::from_millis(500);
@@ -524,9 +529,14 @@ impl Session {
             .with_context(|| format!("instance {instance}'s namespace"))
     }
 
-    /// Starts watching `namespace` (once).
+    /// Starts watching `namespace` (once; at most [`MAX_FEEDS`] namespaces).
     fn watch_namespace(&mut self, namespace: &str) -> Result<()> {
         if !self.feeds.contains_key(namespace) {
+            if self.feeds.len() >= MAX_FEEDS {
+                anyhow::bail!(
+                    "not watching namespace {namespace:?}: {MAX_FEEDS} are watched already"
+                );
+            }
             let dm = self
                 .dm
                 .for_namespace(namespace)
@@ -629,7 +639,8 @@ impl Session {
                         // A worker found (attach) in a namespace of its own: what
                         // that holds is read first (and then watched), so the
                         // worker is judged as found there.
-                        let unwatched = !self.feeds.contains_key(&namespace);
+                        let unwatched = !self.feeds.contains_key(&namespace)
+                            && self.feeds.len() < MAX_FEEDS;
                         let unseen_end = matches!(
                             event.kind,
                             EventKind::Exited { status: None, .. }

@@ -248,3 +248,39 @@ async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
         .await
         .unwrap();
 }
+
+/// Each own namespace is a stream held open: a session watches at most
+/// `MAX_FEEDS`, and an instance beyond them is refused, not started blind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_watches_at_most_max_feeds_own_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::start(SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("kv.db"),
+        app: "many".into(),
+        namespace_by: plumdash::kv::NamespaceBy::Instance,
+        instances: 0,
+        cmd: Some("sleep 600".into()),
+        stop_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..plumdash::session::MAX_FEEDS {
+        session.new_instance().await.unwrap();
+    }
+    let err = session.new_instance().await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("100 are watched already"),
+        "{err:#}"
+    );
+    assert_eq!(
+        session.instances().len(),
+        plumdash::session::MAX_FEEDS,
+        "the refused one was not left behind"
+    );
+    session
+        .shutdown(plumdash::session::WorkerExit::StopGracefully)
+        .await
+        .unwrap();
+}
