@@ -477,6 +477,9 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
     if args.events.is_some() && !args.headless {
         anyhow::bail!("--events is written by --headless runs; add --headless");
     }
+    if tour && args.namespace_by == NamespaceBy::Instance {
+        anyhow::bail!("the tour walks through one task: drop --namespace-by instance (or use up)");
+    }
     let mut args = args;
     if args.failover && args.nodes == 1 {
         args.nodes = 2;

@@ -155,8 +155,12 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kv.db");
     let refused = |args: &[&str]| {
+        let (command, args) = match args {
+            ["tour", rest @ ..] => ("tour", rest),
+            _ => ("up", args),
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .arg("up")
+            .arg(command)
             .args(args)
             .arg("--db")
             .arg(&db)
@@ -188,6 +192,8 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
         err.contains("at most 100 instances (asked for 101)"),
         "{err}"
     );
+    let err = refused(&["tour", "--namespace-by", "instance"]);
+    assert!(err.contains("the tour walks through one task"), "{err}");
     let err = refused(&["--kill-at", "40", "--kill-node"]);
     assert!(err.contains("add --nodes 2"), "{err}");
     let err = refused(&[
