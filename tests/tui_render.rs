@@ -1229,3 +1229,21 @@ fn each_instance_its_own_namespace() {
     assert!(second.contains("50% · step_5"), "its own gauge: {second}");
     insta::assert_snapshot!("per_instance_second_80x24", second);
 }
+
+/// Each instance its own namespace and none selected (attach before any worker
+/// is found): no namespace is claimed, and `c` has nothing to reset.
+#[test]
+fn per_instance_without_instances_names_no_namespace_and_resets_nothing() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut s = Scenario::new();
+    s.app.board = plumdash::recovery::Board::new("kv-demo", plumdash::kv::NamespaceBy::Instance);
+    s.app.set_instances(Vec::new());
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("ns — (one per instance)"), "{screen}");
+    assert!(screen.contains("Namespace —"), "{screen}");
+    let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE);
+    assert_eq!(s.app.on_key(&c), None);
+    assert_eq!(s.app.mode, Mode::Normal, "no prompt");
+    let flash = s.app.active_flash().map(|f| f.text.clone());
+    assert_eq!(flash.as_deref(), Some("no instance selected"));
+}

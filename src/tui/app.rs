@@ -290,11 +290,13 @@ impl App {
         }
     }
 
-    /// The namespace the panes show (see [`App::tracker`]).
-    pub fn namespace(&self) -> &str {
+    /// The namespace the panes show (see [`App::tracker`]); `None` when each
+    /// instance has its own and none is selected.
+    pub fn namespace(&self) -> Option<&str> {
         match self.selected_instance() {
-            Some(row) if self.board.per_instance() => &row.status.id,
-            _ => &self.header.namespace,
+            _ if !self.board.per_instance() => Some(&self.header.namespace),
+            Some(row) => Some(self.board.namespace_of(&row.status.id)),
+            None => None,
         }
     }
 
@@ -302,7 +304,7 @@ impl App {
     pub fn namespace_rows(&self) -> impl Iterator<Item = &InstanceRow> {
         let shown = self.namespace();
         self.instances.iter().filter(move |r| {
-            self.board.namespace_of(&r.status.id) == shown || !self.board.per_instance()
+            !self.board.per_instance() || shown == Some(self.board.namespace_of(&r.status.id))
         })
     }
 
@@ -539,6 +541,8 @@ impl App {
             Action::AskResetNamespace => {
                 if self.header.read_only {
                     self.refuse_control();
+                } else if self.namespace().is_none() {
+                    self.flash(Msg::NoInstanceSelected.text(self.lang), true);
                 } else {
                     self.mode = Mode::ConfirmReset;
                 }
@@ -643,10 +647,9 @@ impl App {
                     return None;
                 }
                 self.mode = Mode::Normal;
+                let namespace = self.namespace()?.to_string();
                 self.flash(Msg::NamespaceResetDone.text(self.lang), false);
-                Some(Command::ResetNamespace {
-                    namespace: self.namespace().to_string(),
-                })
+                Some(Command::ResetNamespace { namespace })
             }
             Action::SearchAccept | Action::SearchCancel | Action::SearchDelete => {
                 let Mode::Search { mut input } = self.mode.clone() else {

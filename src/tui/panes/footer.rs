@@ -36,7 +36,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Mode::ConfirmReset => Line::from(Span::styled(
             i18n::confirm_reset(
                 &app.keymap.key_for(Action::ConfirmYes),
-                app.namespace(),
+                app.namespace().unwrap_or("—"),
                 app.lang,
             ),
             t.alarm(),

@@ -39,7 +39,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(format!("  {} ", Msg::App.text(l)), t.dim()),
         Span::styled(escape_controls(&h.app).into_owned(), t.text()),
         Span::styled(format!("  {} ", Msg::Ns.text(l)), t.dim()),
-        Span::styled(escape_controls(app.namespace()).into_owned(), t.text()),
+        Span::styled(
+            escape_controls(app.namespace().unwrap_or("—")).into_owned(),
+            t.text(),
+        ),
     ];
     if app.board.per_instance() {
         spans.push(Span::styled(

@@ -24,7 +24,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let title = format!(
             "{} {} ({})",
             Msg::Namespace.text(l),
-            display_key(app.namespace()),
+            display_key(app.namespace().unwrap_or("—")),
             Msg::NotThereYet.text(l)
         );
         let text = ratatui::widgets::Paragraph::new(Span::styled(
@@ -75,7 +75,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .style(style)
         })
         .collect();
-    let ns = display_key(app.namespace());
+    let ns = display_key(app.namespace().unwrap_or("—"));
     let title = if entries.len() > visible && visible > 0 {
         format!(
             "{} {} ({}-{} {} {})",
