@@ -135,9 +135,10 @@ struct UpArgs {
     #[arg(long, default_value = "kv-demo")]
     app: String,
     /// Where each worker keeps its task: `app`, one namespace shared by every
-    /// instance (one works, the others stand by), or `instance`, each its own
-    /// namespace named by its PLUM_INSTANCE_ID (independent tasks, a gauge and
-    /// crash flag per instance; the panes follow the selected one).
+    /// instance (the original's: the task goes on after a failover to another
+    /// node), or `instance`, each its own namespace named by its
+    /// PLUM_INSTANCE_ID (independent tasks, a gauge and crash flag per
+    /// instance; the panes follow the selected one).
     #[arg(long, value_enum, default_value_t = NamespaceBy::App)]
     namespace_by: NamespaceBy,
     /// SQLite file of the embedded controller [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
