@@ -521,14 +521,6 @@ impl Session {
             .namespace(&self.config.app, instance)
     }
 
-    /// A client of the namespace `instance` keeps its task in.
-    pub fn namespace_client(&self, instance: &str) -> Result<DistributedMemory> {
-        let ns = self.namespace_of(instance);
-        self.dm
-            .for_namespace(ns)
-            .with_context(|| format!("instance {instance}'s namespace"))
-    }
-
     /// Starts watching `namespace` (once; at most [`MAX_FEEDS`] namespaces).
     fn watch_namespace(&mut self, namespace: &str) -> Result<()> {
         if !self.feeds.contains_key(namespace) {
