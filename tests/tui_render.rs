@@ -1247,3 +1247,54 @@ fn per_instance_without_instances_names_no_namespace_and_resets_nothing() {
     let flash = s.app.active_flash().map(|f| f.text.clone());
     assert_eq!(flash.as_deref(), Some("no instance selected"));
 }
+
+/// `--kill-at` with each instance in its own namespace: each task is watched
+/// on its own, so each instance is killed once, when its own progress crosses.
+#[test]
+fn kill_at_watches_each_own_namespace_on_its_own() {
+    use plumdash::tui::action::{Command, SignalChoice};
+    use plumdash::tui::autokill::AutoKill;
+    let mut s = Scenario::new();
+    s.app.board = plumdash::recovery::Board::new("kv-demo", plumdash::kv::NamespaceBy::Instance);
+    s.app.auto_kill = Some(AutoKill::new(30, false));
+    let mut at = T0;
+    let mut apply = |app: &mut App, ns: Option<&str>, f: Fact| {
+        at += 100;
+        app.board.apply(at, ns, f);
+        app.after_facts()
+    };
+    for (id, pid) in [("kv-demo-001", 4301), ("kv-demo-002", 4302)] {
+        apply(
+            &mut s.app,
+            None,
+            Fact::Started {
+                instance: id.into(),
+                pid,
+            },
+        );
+        apply(&mut s.app, Some(id), checkpoint(1));
+    }
+    let kill = |id: &str| {
+        Some(Command::Signal {
+            instance: id.into(),
+            signal: SignalChoice::Kill,
+        })
+    };
+    assert_eq!(apply(&mut s.app, Some("kv-demo-002"), checkpoint(2)), None);
+    assert_eq!(
+        apply(&mut s.app, Some("kv-demo-002"), checkpoint(3)),
+        kill("kv-demo-002"),
+        "kv-demo-002 crossed 30% first"
+    );
+    assert_eq!(
+        apply(&mut s.app, Some("kv-demo-002"), checkpoint(4)),
+        None,
+        "once"
+    );
+    assert_eq!(apply(&mut s.app, Some("kv-demo-001"), checkpoint(2)), None);
+    assert_eq!(
+        apply(&mut s.app, Some("kv-demo-001"), checkpoint(3)),
+        kill("kv-demo-001"),
+        "kv-demo-001's own crossing"
+    );
+}

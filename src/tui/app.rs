@@ -194,6 +194,8 @@ pub struct App {
     pub tour: Option<Tour>,
     /// `--kill-at PCT`: SIGKILL when progress crosses PCT.
     pub auto_kill: Option<AutoKill>,
+    /// `auto_kill` as each namespace watched has fired it (a copy each).
+    kill_at_state: std::collections::BTreeMap<String, AutoKill>,
     /// What the last frame showed where (see `Drawn`).
     pub drawn: Drawn,
     /// The language of every label (`--lang`).
@@ -232,6 +234,7 @@ impl App {
             quitting: false,
             tour: None,
             auto_kill: None,
+            kill_at_state: std::collections::BTreeMap::new(),
             drawn: Drawn::default(),
             lang: Lang::En,
             layout: ScreenLayout::Full,
@@ -246,11 +249,22 @@ impl App {
         if self.header.read_only {
             return None;
         }
-        let auto = self.auto_kill.as_mut()?;
-        // Per instance, the first instance's namespace is the one watched.
-        let instance = auto.check(self.board.first())?;
-        let at = auto.at;
-        if auto.node {
+        let template = self.auto_kill.as_ref()?;
+        // Each namespace's task is watched with its own copy: one instance
+        // each its own crosses PCT on its own.
+        let mut fired = None;
+        for (ns, tracker) in self.board.trackers() {
+            let auto = self
+                .kill_at_state
+                .entry(ns.to_string())
+                .or_insert_with(|| template.clone());
+            if let Some(instance) = auto.check(tracker) {
+                fired = Some((instance, auto.at, auto.node));
+                break;
+            }
+        }
+        let (instance, at, node_kill) = fired?;
+        if node_kill {
             let node = self.node_of_instance(&instance)?;
             self.flash(
                 format!("--kill-at {at}%: SIGKILL → node {node} ({instance})"),
