@@ -490,8 +490,6 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
             "--nodes and --failover run their own controller and agents: drop --controller"
         );
     }
-    // The bundled kv-demo keeps its task in the app's namespace: two at once
-    // would both write it (progress jumps, the task completes twice).
     if args.namespace_by == NamespaceBy::Instance && args.nodes > 1 {
         anyhow::bail!(
             "--namespace-by instance and --nodes: a failover gives the work a new instance id, \
@@ -511,11 +509,14 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
             args.instances
         );
     }
-    if args.instances > 1 && args.cmd.is_none() && args.namespace_by == NamespaceBy::App {
+    // The bundled kv-demo keeps its task in the app's namespace: of N sharing
+    // it, one runs and the others stand by (here; with nodes, a node does).
+    let standby = args.instances > 1 && args.cmd.is_none() && args.namespace_by == NamespaceBy::App;
+    if standby && args.nodes > 1 {
         anyhow::bail!(
-            "--instances {n} would run {n} kv-demo workers writing one namespace ({app}) \
-             at once; run one, with a standby node that takes over: --nodes 2, \
-             or give each its own namespace: --namespace-by instance",
+            "--instances {n} with --nodes would run {n} kv-demo workers writing one namespace \
+             ({app}) at once; with nodes the standby is the other node: run one \
+             (or give each its own namespace: --namespace-by instance)",
             n = args.instances,
             app = args.app
         );
@@ -540,6 +541,7 @@ async fn up(args: UpArgs, tour: bool) -> Result<()> {
         app: args.app.clone(),
         namespace_by: args.namespace_by,
         instances: args.instances as usize,
+        standby,
         cmd: args.cmd.clone(),
         step: args.step,
         restart: RestartConfig {

@@ -38,6 +38,9 @@ pub struct SessionConfig {
     /// its own instance id (`KV_DEMO_NAMESPACE_BY=instance` for the workers).
     pub namespace_by: NamespaceBy,
     pub instances: usize,
+    /// The instances are one active and the rest standby (`supervisor::standby`):
+    /// one runs, and the next takes over its crash.
+    pub standby: bool,
     /// Supervise this command instead of the bundled kv-demo.
     pub cmd: Option<String>,
     /// Worker step interval (passed as `KV_DEMO_STEP_MS`).
@@ -72,6 +75,7 @@ impl Default for SessionConfig {
             app: "kv-demo".into(),
             namespace_by: NamespaceBy::App,
             instances: 1,
+            standby: false,
             cmd: None,
             step: None,
             restart: RestartConfig::default(),
@@ -137,6 +141,8 @@ pub struct Session {
     polling: BTreeSet<String>,
     /// `up --nodes`: the agent processes that run the workers.
     nodes: Option<Arc<LocalNodes>>,
+    /// Active and standby: the task that starts a standby when the active crashes.
+    takeover: Option<tokio::task::JoinHandle<()>>,
     /// Reads of the controller's cluster API, when it has one.
     cluster: Option<mpsc::Receiver<ClusterView>>,
     /// Node actions done through a handle, to be told as facts.
@@ -191,10 +197,36 @@ impl Session {
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         session.refuse_live_writers().await?;
+        if session.config.standby && session.config.instances > 1 {
+            session.start_standby_group().await?;
+            return Ok(session);
+        }
         for _ in 0..session.config.instances {
             session.new_instance().await?;
         }
         Ok(session)
+    }
+
+    /// One active instance and the rest standing by: all are added, automatic
+    /// restarts are the group's (the next takes over), and the first starts.
+    async fn start_standby_group(&mut self) -> Result<()> {
+        let spec = worker_spec(&self.config)?;
+        let mut ids = Vec::new();
+        for _ in 0..self.config.instances {
+            let id = self.supervisor.add_instance(spec.clone())?;
+            self.supervisor
+                .send(&id, Action::SetAutoRestart(false))
+                .await
+                .with_context(|| format!("setting up standby {id}"))?;
+            ids.push(id);
+        }
+        let group =
+            crate::supervisor::standby::Group::new(ids.clone(), self.config.restart.clone());
+        self.takeover = Some(crate::supervisor::standby::spawn(
+            self.supervisor.clone(),
+            group,
+        ));
+        self.supervisor.start_added(&ids[0]).await
     }
 
     /// `up --nodes N`: the embedded controller, N agent processes (`nodeA`, …,
@@ -484,6 +516,7 @@ impl Session {
             pending: VecDeque::new(),
             polling: BTreeSet::new(),
             nodes: None,
+            takeover: None,
             cluster: None,
             node_facts,
             node_facts_tx,
@@ -694,6 +727,10 @@ impl Session {
     /// Ends the session: workers stopped (or left running), controller stopped.
     /// Returns the workers left running, if any.
     pub async fn shutdown(self, workers: WorkerExit) -> Result<Vec<String>> {
+        // No standby may take over while the workers stop.
+        if let Some(takeover) = &self.takeover {
+            takeover.abort();
+        }
         let left = match workers {
             WorkerExit::StopGracefully => {
                 self.supervisor.shutdown_all(self.config.stop_grace).await;
@@ -907,6 +944,11 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
         }
         EventKind::RestartScheduled { delay, .. } => Fact::RestartScheduled {
             instance,
+            delay_ms: crate::clock::millis(*delay),
+        },
+        EventKind::TakeoverScheduled { from, delay } => Fact::TakeoverScheduled {
+            instance,
+            from: from.clone(),
             delay_ms: crate::clock::millis(*delay),
         },
         EventKind::Frozen { signal } => Fact::Frozen {

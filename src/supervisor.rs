@@ -32,6 +32,7 @@ pub mod procstats;
 mod signals;
 mod snapshot;
 mod spec;
+pub mod standby;
 mod watcher;
 
 use std::collections::BTreeMap;
@@ -57,7 +58,7 @@ pub use policy::{
 };
 pub use procstats::{ProcessSampler, ProcessStats};
 pub use signals::parse_signal;
-pub use snapshot::{InstanceSnapshot, Origin, Phase};
+pub use snapshot::{InstanceSnapshot, Origin, Phase, Role};
 pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
 pub use watcher::{ProcessFilter, Watcher, WatcherConfig};
 
@@ -129,6 +130,17 @@ struct Shared {
 struct Registry {
     next_index: u32,
     instances: BTreeMap<String, InstanceEntry>,
+    /// Instances in an active/standby group (`standby::Group`) and their part.
+    roles: BTreeMap<String, Role>,
+}
+
+impl Registry {
+    /// An instance's last published snapshot, with its part in a group.
+    fn snapshot_of(&self, entry: &InstanceEntry) -> InstanceSnapshot {
+        let mut snapshot = entry.snapshot.borrow().clone();
+        snapshot.role = self.roles.get(&snapshot.id).copied().unwrap_or_default();
+        snapshot
+    }
 }
 
 struct InstanceEntry {
@@ -246,11 +258,11 @@ impl Supervisor {
     /// All instances, ordered by id. Reads the last published snapshots; never waits
     /// on an owner task.
     pub fn instances(&self) -> Vec<InstanceSnapshot> {
-        self.shared
-            .registry()
+        let registry = self.shared.registry();
+        registry
             .instances
             .values()
-            .map(|entry| entry.snapshot.borrow().clone())
+            .map(|entry| registry.snapshot_of(entry))
             .collect()
     }
 
@@ -259,7 +271,15 @@ impl Supervisor {
         registry
             .instances
             .get(instance)
-            .map(|entry| entry.snapshot.borrow().clone())
+            .map(|entry| registry.snapshot_of(entry))
+    }
+
+    /// Records an instance's part in an active/standby group (its snapshots say it).
+    pub fn set_role(&self, instance: &str, role: Role) {
+        self.shared
+            .registry()
+            .roles
+            .insert(instance.to_string(), role);
     }
 
     /// A receiver that is told about every change of one instance.

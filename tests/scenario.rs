@@ -151,7 +151,8 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
 }
 
 #[test]
-fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_one_line() {
+fn many_kv_demos_on_one_namespace_under_nodes_and_a_node_kill_without_nodes_are_refused_in_one_line(
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kv.db");
     let refused = |args: &[&str]| {
@@ -172,10 +173,12 @@ fn many_kv_demos_on_one_namespace_and_a_node_kill_without_nodes_are_refused_in_o
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         err
     };
-    let err = refused(&["--headless", "--instances", "3"]);
+    // Alone, N of them on one namespace are one active and N-1 standby; with
+    // nodes the standby is a node.
+    let err = refused(&["--headless", "--instances", "3", "--nodes", "2"]);
     assert!(
         err.contains("3 kv-demo workers writing one namespace (kv-demo)")
-            && err.contains("--nodes 2")
+            && err.contains("the standby is the other node")
             && err.contains("--namespace-by instance"),
         "{err}"
     );

@@ -358,3 +358,45 @@ async fn each_instance_in_its_own_namespace_crashes_and_resumes_alone() {
     )
     .await;
 }
+
+/// `--instances 2` on one namespace: the second stands by; `k` on the active
+/// one is taken over by it, which resumes the task, and the killed one stands by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_kill_key_crashes_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plumdash::session::SessionConfig {
+        standby: true,
+        ..screen::config(dir.path(), 2, Duration::from_millis(300))
+    };
+    screen::run(
+        config,
+        screen::options(Keymap::default()),
+        (120, 40),
+        |s| async move {
+            let standing = wait_row(&s, "kv-demo-002", "STANDBY", SECS(10)).await;
+            assert!(
+                row_of(&standing, "kv-demo-001").is_some_and(|r| r.contains("RUNNING")),
+                "{standing}"
+            );
+            s.wait_for("past 20%", SECS(15), |t| {
+                ["20%", "30%", "40%"]
+                    .iter()
+                    .any(|p| t.contains(&format!("{p} · step_")))
+                    .then_some(())
+            })
+            .await;
+            s.key(KeyCode::Char('k'));
+            let resumed = wait_row(&s, "kv-demo-002", "RESUMED from", SECS(10)).await;
+            assert!(
+                row_of(&resumed, "kv-demo-001").is_some_and(|r| r.contains("STANDBY")),
+                "the killed one stands by:\n{resumed}"
+            );
+            assert!(
+                resumed.contains("kv-demo-002 takes over from kv-demo-001"),
+                "{resumed}"
+            );
+            s.key(KeyCode::Char('q'));
+        },
+    )
+    .await;
+}

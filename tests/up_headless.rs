@@ -396,3 +396,68 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
     assert_eq!(counters.len(), 2, "{status}");
     assert!(up.interrupt_and_wait().success());
 }
+
+/// `--instances 2` on one namespace: one active, one standby (主备). A kill of
+/// the active is taken over by the standby, which resumes the shared task
+/// from the kill point; the killed one stands by and is not restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_takes_over_the_active_ones_crash_and_resumes_its_task() {
+    let mut up = Up::start_with("100ms", &["--instances", "2"]);
+    let first = up.wait_event("kv-demo-001 started", |e| {
+        kind(e) == "started" && e["instance"] == "kv-demo-001"
+    });
+    wait_for_progress(&up.url, 30).await;
+    let pid = first["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    let takeover = up.wait_event("takeover", |e| kind(e) == "takeover_scheduled");
+    assert_eq!(takeover["instance"], "kv-demo-002", "{takeover}");
+    assert_eq!(takeover["from"], "kv-demo-001", "{takeover}");
+    assert_eq!(takeover["delay_ms"], 200, "the restart delay: {takeover}");
+    let resumed = up.wait_event("resumed", |e| kind(e) == "resumed");
+    assert_eq!(resumed["instance"], "kv-demo-002", "{resumed}");
+    let from = resumed["from"].as_i64().unwrap();
+    assert!((30..100).contains(&from), "{resumed}");
+    assert_eq!(
+        resumed["progress_at_kill"].as_i64(),
+        Some(from),
+        "{resumed}"
+    );
+    assert_eq!(resumed["steps_lost"].as_i64(), Some(0), "{resumed}");
+    up.wait_event("completed", |e| kind(e) == "completed");
+
+    let events = read_events(&up.events);
+    let starts = |id: &str| {
+        events
+            .iter()
+            .filter(|e| kind(e) == "started" && e["instance"] == id)
+            .count()
+    };
+    assert_eq!(
+        (starts("kv-demo-001"), starts("kv-demo-002")),
+        (1, 1),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| kind(e) == "restart_scheduled"),
+        "the standby took over, nobody restarted: {events:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        .args(["ctl", "--to"])
+        .arg(up._dir.path().join("ctl.sock"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).expect("ctl status --json");
+    let phase = |id: &str| {
+        status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["recovery"]["phase"].clone())
+    };
+    assert_eq!(phase("kv-demo-001"), Some("STANDBY".into()), "{status}");
+    assert_eq!(phase("kv-demo-002"), Some("COMPLETED".into()), "{status}");
+    assert!(up.interrupt_and_wait().success());
+}

@@ -174,6 +174,7 @@ fn instance_of(fact: &Fact) -> Option<&str> {
         | Fact::Attached { instance, .. }
         | Fact::Exited { instance, .. }
         | Fact::RestartScheduled { instance, .. }
+        | Fact::TakeoverScheduled { instance, .. }
         | Fact::Frozen { instance, .. }
         | Fact::Continued { instance }
         | Fact::Failed { instance, .. } => Some(instance),

@@ -35,6 +35,9 @@ impl TimelineEvent {
             TimelineKind::RestartScheduled { delay_ms } => {
                 json!({"kind": "restart_scheduled", "delay_ms": delay_ms})
             }
+            TimelineKind::TakingOver { from, delay_ms } => {
+                json!({"kind": "takeover_scheduled", "from": from, "delay_ms": delay_ms})
+            }
             TimelineKind::Recovering => json!({"kind": "recovering"}),
             TimelineKind::Resumed { cycle } => json!({
                 "kind": "resumed",

@@ -59,6 +59,12 @@ pub enum Fact {
         instance: String,
         delay_ms: u64,
     },
+    /// A standby will start in `delay_ms`, taking over from `from` (crashed).
+    TakeoverScheduled {
+        instance: String,
+        from: String,
+        delay_ms: u64,
+    },
     /// The process was frozen (SIGSTOP, SIGTSTP, …): it exists but does not run.
     /// `signal`: `None` when not known (an attached process seen stopped in `/proc`).
     Frozen {

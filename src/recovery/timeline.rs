@@ -33,6 +33,11 @@ pub enum TimelineKind {
     RestartScheduled {
         delay_ms: u64,
     },
+    /// A standby starts in `delay_ms`, in place of `from` (crashed).
+    TakingOver {
+        from: String,
+        delay_ms: u64,
+    },
     Frozen {
         signal: Option<String>,
     },
@@ -186,6 +191,13 @@ impl fmt::Display for TimelineEvent {
             }
             TimelineKind::RestartScheduled { delay_ms } => {
                 write!(f, "restart in {:.1}s", *delay_ms as f64 / 1000.0)
+            }
+            TimelineKind::TakingOver { from, delay_ms } => {
+                write!(
+                    f,
+                    "takes over from {from} in {:.1}s",
+                    *delay_ms as f64 / 1000.0
+                )
             }
             TimelineKind::Recovering => write!(f, "found the crash flag: recovering"),
             TimelineKind::Resumed { cycle } => {

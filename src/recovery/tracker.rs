@@ -73,10 +73,17 @@ pub enum Phase {
     Running,
     Crashed,
     Recovering,
-    Resumed { from: i64 },
+    Resumed {
+        from: i64,
+    },
     Stopped,
+    /// Not running: one of an active/standby group, started only to take over
+    /// (the lifecycle's, merged in by `InstanceStatus::of`; never judged here).
+    Standby,
     Completed,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl Phase {
@@ -88,6 +95,7 @@ impl Phase {
             Phase::Recovering => "RECOVERING",
             Phase::Resumed { .. } => "RESUMED",
             Phase::Stopped => "STOPPED",
+            Phase::Standby => "STANDBY",
             Phase::Completed => "COMPLETED",
             Phase::Failed { .. } => "FAILED",
         }
@@ -344,6 +352,18 @@ impl Tracker {
                 exit,
                 requested,
             } => self.on_exited(at, instance, exit, requested),
+            Fact::TakeoverScheduled {
+                instance,
+                from,
+                delay_ms,
+            } => {
+                self.instance_mut(&instance).restart_at = Some(at + delay_ms);
+                self.push(
+                    at,
+                    Some(instance),
+                    TimelineKind::TakingOver { from, delay_ms },
+                );
+            }
             Fact::RestartScheduled { instance, delay_ms } => {
                 self.instance_mut(&instance).restart_at = Some(at + delay_ms);
                 self.push(

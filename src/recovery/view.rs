@@ -5,7 +5,7 @@
 
 use super::facts::TsMs;
 use super::tracker::{Detail, Phase, Tracker};
-use crate::supervisor::{CrashLoopNote, ExitKind, InstanceSnapshot, Origin};
+use crate::supervisor::{CrashLoopNote, ExitKind, InstanceSnapshot, Origin, Role};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceStatus {
@@ -63,6 +63,8 @@ impl InstanceStatus {
             },
             // Frozen: whatever the task's phase, the process is not running.
             _ if s.paused.is_some() && s.pid.is_some() => Phase::Stopped,
+            // Waiting to take over (its last run's end is in the timeline).
+            _ if s.role == Role::Standby && s.pid.is_none() => Phase::Standby,
             (_, Some(v)) => v.phase.clone(),
             (Lifecycle::Running, None) => Phase::Running,
             _ => Phase::Stopped,
@@ -92,7 +94,8 @@ impl InstanceStatus {
             crashes,
             manual_restarts: s.manual_restarts,
             last_exit: s.last_exit,
-            auto_restart: s.auto_restart,
+            // A group's crash is taken over by its next member: restarted, automatically.
+            auto_restart: s.auto_restart || s.role != Role::Alone,
             paused: s.paused,
             attached,
         }
@@ -135,6 +138,7 @@ mod tests {
             last_exit: None,
             auto_restart: true,
             paused: None,
+            role: Role::Alone,
         }
     }
 
@@ -170,6 +174,25 @@ mod tests {
         assert_eq!(
             InstanceStatus::of(&stopped, &t, 200).state_text(),
             "STOPPED"
+        );
+
+        // A group's standby: not running, waiting to take over; restarted
+        // automatically by the group, though the supervisor's own flag is off.
+        let standby = InstanceSnapshot {
+            role: Role::Standby,
+            auto_restart: false,
+            ..stopped.clone()
+        };
+        let v = InstanceStatus::of(&standby, &t, 200);
+        assert_eq!((v.state_text(), v.auto_restart), ("STANDBY".into(), true));
+        let running_standby = InstanceSnapshot {
+            pid: Some(7),
+            phase: Lifecycle::Running,
+            ..standby
+        };
+        assert_eq!(
+            InstanceStatus::of(&running_standby, &t, 200).phase,
+            Phase::Running
         );
     }
 }

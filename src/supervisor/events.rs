@@ -90,6 +90,13 @@ pub enum EventKind {
     },
     /// The instance gave up restarting (crash loop, or it could not be started).
     Failed { reason: String },
+    /// This standby will start after `delay`, taking over from `from`, the
+    /// group's active instance that crashed (`supervisor::standby`).
+    TakeoverScheduled {
+        from: String,
+        #[serde(rename = "delay_ms", serialize_with = "serialize_ms")]
+        delay: Duration,
+    },
 }
 
 pub use crate::clock::unix_ms;

@@ -20,7 +20,7 @@ use super::exit::{ExitKind, RawExit, StopIntent};
 use super::output::{pump_output, OutputBuffer, OutputSink};
 use super::policy::{CrashDecision, CrashLoop, RestartConfig};
 use super::signals::is_stop_signal;
-use super::snapshot::{InstanceSnapshot, Origin, Phase};
+use super::snapshot::{InstanceSnapshot, Origin, Phase, Role};
 use super::spec::{AgentEnv, WorkerSpec};
 
 /// How long trailing output may take to arrive after the process group is gone.
@@ -111,6 +111,7 @@ fn initial_snapshot(setup: &InstanceSetup) -> InstanceSnapshot {
         last_exit: None,
         auto_restart: true,
         paused: None,
+        role: Role::Alone,
     }
 }
 

@@ -94,4 +94,19 @@ pub struct InstanceSnapshot {
     /// Stopped (frozen) by this signal and not continued since: SIGSTOP sent by
     /// us or from outside, or a SIGTSTP, as the kernel reported it.
     pub paused: Option<&'static str>,
+    /// Its part in an active/standby group (`supervisor::standby`), if any.
+    pub role: Role,
+}
+
+/// An instance's part in an active/standby group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// In no group.
+    #[default]
+    Alone,
+    /// The group's one that runs (or was running when it crashed).
+    Active,
+    /// Started only to take over.
+    Standby,
 }

@@ -27,7 +27,7 @@ use super::attach::{ForeignProcess, ProcessFinder};
 use super::events::{EventKind, EventSink};
 use super::exit::ExitKind;
 use super::output::{LineSplitter, OutputBuffer, OutputStream, DEFAULT_MAX_LINE_BYTES};
-use super::snapshot::{InstanceSnapshot, Origin, Phase};
+use super::snapshot::{InstanceSnapshot, Origin, Phase, Role};
 
 /// Lines of output kept per attached instance.
 const OUTPUT_LINES: usize = 5_000;
@@ -559,6 +559,7 @@ fn attached_snapshot(id: &str, app_name: &str, process: &ForeignProcess) -> Inst
         last_exit: None,
         auto_restart: false,
         paused: None,
+        role: Role::Alone,
     }
 }
 

@@ -273,6 +273,7 @@ pub fn gloss(phase: &Phase, lang: Lang) -> &'static str {
         Phase::Recovering => "恢复中",
         Phase::Resumed { .. } => "已恢复",
         Phase::Stopped => "已停止",
+        Phase::Standby => "备用",
         Phase::Completed => "已完成",
         Phase::Failed { .. } => "失败",
     }
@@ -509,6 +510,9 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
         }
         TimelineKind::RestartScheduled { delay_ms } => {
             format!("{:.1}s 后重启", *delay_ms as f64 / 1000.0)
+        }
+        TimelineKind::TakingOver { from, delay_ms } => {
+            format!("{:.1}s 后接替 {from}", *delay_ms as f64 / 1000.0)
         }
         TimelineKind::Recovering => "发现崩溃标记：恢复中".to_string(),
         TimelineKind::Resumed { cycle } => {

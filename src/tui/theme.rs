@@ -140,6 +140,7 @@ impl Theme {
             Phase::Recovering => self.warn().add_modifier(Modifier::BOLD),
             Phase::Completed => self.fg(Color::Cyan).add_modifier(Modifier::BOLD),
             Phase::Stopped => self.text(),
+            Phase::Standby => self.dim(),
         }
     }
 }

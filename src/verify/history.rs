@@ -104,6 +104,14 @@ fn describe(fact: &Fact) -> (&'static str, String) {
             "process",
             format!("{instance} restart scheduled in {delay_ms} ms"),
         ),
+        Fact::TakeoverScheduled {
+            instance,
+            from,
+            delay_ms,
+        } => (
+            "process",
+            format!("{instance} takes over from {from} in {delay_ms} ms"),
+        ),
         Fact::Failed { instance, reason } => ("process", format!("{instance} FAILED: {reason}")),
         Fact::Frozen { instance, signal } => (
             "process",

@@ -74,7 +74,9 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
             | TimelineKind::NotRestarted { .. } => t.bad(),
             TimelineKind::FeedDown { .. } => t.bad(),
             TimelineKind::Resumed { .. } | TimelineKind::Completed => t.good(),
-            TimelineKind::Recovering | TimelineKind::RestartScheduled { .. } => t.warn(),
+            TimelineKind::Recovering
+            | TimelineKind::RestartScheduled { .. }
+            | TimelineKind::TakingOver { .. } => t.warn(),
             _ => t.text(),
         };
         lines.push(Line::from(vec![
