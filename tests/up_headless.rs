@@ -75,6 +75,17 @@ impl Up {
         }
     }
 
+    /// `plumdash ctl status --json` of this `up`.
+    fn ctl_status(&self) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+            .args(["ctl", "--to"])
+            .arg(self._dir.path().join("ctl.sock"))
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).expect("ctl status --json")
+    }
+
     fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
         common::interrupt_and_wait(&mut self.child, Duration::from_secs(15))
             .expect("plumdash did not stop after SIGINT")
@@ -375,13 +386,7 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
     );
 
     // ctl status: a task per instance, no shared one.
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["ctl", "--to"])
-        .arg(up._dir.path().join("ctl.sock"))
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout).expect("ctl status --json");
+    let status = up.ctl_status();
     assert!(status["task"].is_null(), "{status}");
     for i in status["instances"].as_array().unwrap() {
         let task = &i["recovery"]["task"];
@@ -442,13 +447,7 @@ async fn a_standby_takes_over_the_active_ones_crash_and_resumes_its_task() {
         !events.iter().any(|e| kind(e) == "restart_scheduled"),
         "the standby took over, nobody restarted: {events:?}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["ctl", "--to"])
-        .arg(up._dir.path().join("ctl.sock"))
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout).expect("ctl status --json");
+    let status = up.ctl_status();
     let phase = |id: &str| {
         status["instances"]
             .as_array()
