@@ -480,12 +480,7 @@ impl Session {
                 ..ClientOptions::default()
             },
         )?;
-        // Subscribe before any worker starts, so no write is missed (an
-        // instance's own namespace is subscribed before it starts).
-        let mut feeds = StreamMap::new();
-        if config.namespace_by == NamespaceBy::App {
-            feeds.insert(config.app.clone(), dm.subscribe(watch_options(&config)));
-        }
+        let feeds = StreamMap::new();
 
         let orphan_guard = match &config.orphan_guard {
             Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
@@ -502,8 +497,9 @@ impl Session {
         });
         let spec = worker_spec(&config)?;
         let worker_command = spec.display_command();
+        let shared = (config.namespace_by == NamespaceBy::App).then(|| config.app.clone());
         let (node_facts_tx, node_facts) = mpsc::unbounded_channel();
-        Ok(Session {
+        let mut session = Session {
             controller,
             controller_url,
             supervisor,
@@ -521,7 +517,13 @@ impl Session {
             node_facts,
             node_facts_tx,
             config,
-        })
+        };
+        // Subscribe before any worker starts, so no write is missed (an
+        // instance's own namespace is subscribed before it starts).
+        if let Some(app) = shared {
+            session.subscribe(&app)?;
+        }
+        Ok(session)
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -562,16 +564,27 @@ impl Session {
                     "not watching namespace {namespace:?}: {MAX_FEEDS} are watched already"
                 );
             }
-            let dm = self
-                .dm
-                .for_namespace(namespace)
+            self.subscribe(namespace)
                 .with_context(|| format!("watching namespace {namespace:?}"))?;
-            self.feeds.insert(
-                namespace.to_string(),
-                dm.subscribe(watch_options(&self.config)),
-            );
         }
         Ok(())
+    }
+
+    /// A fresh feed of `namespace` in place of any it had (the old one is
+    /// dropped with whatever it still held); it starts with a snapshot.
+    fn subscribe(&mut self, namespace: &str) -> Result<(), crate::kv::KvError> {
+        let feed = self
+            .dm
+            .for_namespace(namespace)?
+            .subscribe(watch_options(&self.config));
+        self.feeds.insert(namespace.to_string(), feed);
+        Ok(())
+    }
+
+    /// The recovery state this session's facts are judged into: one tracker
+    /// per namespace it watches (`Board`), as its workers choose them.
+    pub fn new_board(&self) -> crate::recovery::Board {
+        crate::recovery::Board::new(&self.config.app, self.config.namespace_by)
     }
 
     /// Replaces every namespace feed with a fresh subscription (it connects at
@@ -580,17 +593,8 @@ impl Session {
     pub fn resubscribe(&mut self) {
         let names: Vec<String> = self.feeds.keys().cloned().collect();
         for ns in names {
-            self.resubscribe_namespace(&ns);
-        }
-    }
-
-    fn resubscribe_namespace(&mut self, namespace: &str) {
-        if let Ok(dm) = self.dm.for_namespace(namespace) {
-            // The old feed is dropped with whatever it still held.
-            self.feeds.insert(
-                namespace.to_string(),
-                dm.subscribe(watch_options(&self.config)),
-            );
+            // Watched already, so the name is valid.
+            let _ = self.subscribe(&ns);
         }
     }
 
@@ -618,8 +622,8 @@ impl Session {
                 }) => {
                     let at = *at;
                     let namespace = namespace.clone();
-                    let dm = self.dm.for_namespace(&namespace).ok();
                     let read = read.get_or_insert_with(|| {
+                        let dm = self.dm.for_namespace(&namespace).ok();
                         tokio::spawn(async move {
                             let dm = dm?;
                             let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.get_all());
@@ -631,7 +635,7 @@ impl Session {
                     self.pending.pop_front();
                     if let Some(entries) = entries {
                         // Nothing older than this read may arrive after it.
-                        self.resubscribe_namespace(&namespace);
+                        let _ = self.subscribe(&namespace);
                         return Some(Observed {
                             at,
                             namespace: Some(namespace),

@@ -42,7 +42,7 @@ pub async fn run_headless(
 
     print_banner(&session);
 
-    let mut board = Board::new(&session.config().app, session.config().namespace_by);
+    let mut board = session.new_board();
     let mut seen = EventsSeen::default();
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;

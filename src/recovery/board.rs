@@ -155,10 +155,14 @@ impl Board {
     pub fn events_since(&self, seen: &mut EventsSeen) -> Vec<&TimelineEvent> {
         let mut new = Vec::new();
         for (ns, tracker) in &self.trackers {
-            let before = seen.0.get(ns).copied().unwrap_or(0);
-            let (events, count) = tracker.events_since(before);
+            // Called per fact: a namespace's name is copied only once.
+            let before = match seen.0.get_mut(ns) {
+                Some(count) => count,
+                None => seen.0.entry(ns.clone()).or_insert(0),
+            };
+            let (events, count) = tracker.events_since(*before);
             new.extend(events);
-            seen.0.insert(ns.clone(), count);
+            *before = count;
         }
         if self.trackers.len() > 1 {
             new.sort_by_key(|e| e.at);

@@ -124,7 +124,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
         clock,
         now_ms(),
     );
-    app.board = crate::recovery::Board::new(&session.config().app, session.config().namespace_by);
+    app.board = session.new_board();
     if session.is_attached() {
         // Nobody here restarts attached workers: a crash left alone is news.
         app.board.set_restart_grace(session.config().restart_grace);
