@@ -26,6 +26,13 @@ fn entry(key: &str, value: &str, ty: ValueType) -> Entry {
     }
 }
 
+fn started(id: &str, pid: u32) -> Fact {
+    Fact::Started {
+        instance: id.into(),
+        pid,
+    }
+}
+
 fn checkpoint(n: i64) -> Fact {
     Fact::Written(vec![
         entry("task.progress", &(n * 10).to_string(), ValueType::Int),
@@ -1152,14 +1159,7 @@ fn each_instance_its_own_namespace() {
             },
         );
         apply(&mut s.app, Some(id), Fact::Snapshot(vec![]));
-        apply(
-            &mut s.app,
-            None,
-            Fact::Started {
-                instance: id.into(),
-                pid,
-            },
-        );
+        apply(&mut s.app, None, started(id, pid));
         let flag = Fact::Written(vec![entry("app.crashed", "true", ValueType::Bool)]);
         apply(&mut s.app, Some(id), own(id, flag));
         for n in 1..=steps {
@@ -1264,14 +1264,7 @@ fn kill_at_watches_each_own_namespace_on_its_own() {
         app.after_facts()
     };
     for (id, pid) in [("kv-demo-001", 4301), ("kv-demo-002", 4302)] {
-        apply(
-            &mut s.app,
-            None,
-            Fact::Started {
-                instance: id.into(),
-                pid,
-            },
-        );
+        apply(&mut s.app, None, started(id, pid));
         apply(&mut s.app, Some(id), checkpoint(1));
     }
     let kill = |id: &str| {

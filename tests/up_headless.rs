@@ -120,6 +120,19 @@ async fn wait_for_progress_in(namespace: &str, url: &str, pct: i64) {
     }
 }
 
+/// A `resumed` event that went on from where the kill left the task (past
+/// 30%), no step lost.
+fn resumed_from_the_kill_point(resumed: &Value) {
+    let from = resumed["from"].as_i64().unwrap();
+    assert!((30..100).contains(&from), "{resumed}");
+    assert_eq!(
+        resumed["progress_at_kill"].as_i64(),
+        Some(from),
+        "{resumed}"
+    );
+    assert_eq!(resumed["steps_lost"].as_i64(), Some(0), "{resumed}");
+}
+
 fn kind(ev: &Value) -> &str {
     ev["kind"].as_str().unwrap_or("")
 }
@@ -359,14 +372,7 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
     // the kill may reach the tracker after the exit: the cycle counts it).
     let resumed = up.wait_event("resumed", |e| kind(e) == "resumed");
     assert_eq!(resumed["instance"], "kv-demo-002", "{resumed}");
-    let from = resumed["from"].as_i64().unwrap();
-    assert!((30..100).contains(&from), "{resumed}");
-    assert_eq!(
-        resumed["progress_at_kill"].as_i64(),
-        Some(from),
-        "{resumed}"
-    );
-    assert_eq!(resumed["steps_lost"].as_i64(), Some(0), "{resumed}");
+    resumed_from_the_kill_point(&resumed);
 
     // Each namespace's own news names its instance; the other saw no crash.
     let events = read_events(&up.events);
@@ -421,14 +427,7 @@ async fn a_standby_takes_over_the_active_ones_crash_and_resumes_its_task() {
     assert_eq!(takeover["delay_ms"], 200, "the restart delay: {takeover}");
     let resumed = up.wait_event("resumed", |e| kind(e) == "resumed");
     assert_eq!(resumed["instance"], "kv-demo-002", "{resumed}");
-    let from = resumed["from"].as_i64().unwrap();
-    assert!((30..100).contains(&from), "{resumed}");
-    assert_eq!(
-        resumed["progress_at_kill"].as_i64(),
-        Some(from),
-        "{resumed}"
-    );
-    assert_eq!(resumed["steps_lost"].as_i64(), Some(0), "{resumed}");
+    resumed_from_the_kill_point(&resumed);
     up.wait_event("completed", |e| kind(e) == "completed");
 
     let events = read_events(&up.events);
