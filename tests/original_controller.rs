@@ -206,3 +206,104 @@ fn up_beside_an_agent_run_instance_names_only_its_worker() {
         "{stderr}"
     );
 }
+
+/// `attach --namespace-by instance` against the original: no stream (each own
+/// namespace is polled), no write times. A worker found in its own namespace
+/// is judged there, and its kill is read afresh from that namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_per_instance_polls_each_own_namespace_of_the_original() {
+    use plumdash::recovery::{Board, Fact, Phase, ProcessExit};
+    let c = OriginalController::start();
+    let app = format!("orig-own-{}", std::process::id());
+    let id = format!("{app}-a");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
+        .env("PLUM_APP_NAME", &app)
+        .env("PLUM_INSTANCE_ID", &id)
+        .env("KV_DEMO_NAMESPACE_BY", "instance")
+        .env("CONTROLLER_BASE", c.url())
+        .env("KV_DEMO_STEP_MS", "150")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dm = DistributedMemory::create(&id, &c.url()).unwrap();
+    for _ in 0..300 {
+        if dm
+            .get_int("task.progress")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            >= 20
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut session = Session::attach(SessionConfig {
+        remote_controller: Some(c.url()),
+        app: app.clone(),
+        namespace_by: plumdash::kv::NamespaceBy::Instance,
+        instances: 0,
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut board = Board::new(&app, plumdash::kv::NamespaceBy::Instance);
+    let mut read_first = false;
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let o = session.next_observed().await.expect("session ended");
+            if o.namespace.as_deref() == Some(id.as_str()) && matches!(o.fact, Fact::Snapshot(_)) {
+                read_first = true;
+            }
+            let found = matches!(&o.fact, Fact::Attached { instance, .. } if *instance == id);
+            board.apply(o.at, o.namespace.as_deref(), o.fact);
+            if found {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the worker found");
+    assert!(
+        read_first,
+        "its namespace was read before it was told as found"
+    );
+    assert!(board.tracker_of(&id).task().progress.unwrap_or(0) >= 20);
+    session
+        .act(
+            &id,
+            plumdash::supervisor::Action::Signal(nix::sys::signal::Signal::SIGKILL),
+        )
+        .await
+        .unwrap();
+    let _ = worker.wait();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let o = session.next_observed().await.expect("session ended");
+            let gone = matches!(
+                &o.fact,
+                Fact::Exited {
+                    exit: ProcessExit::Unknown,
+                    ..
+                }
+            );
+            board.apply(o.at, o.namespace.as_deref(), o.fact);
+            if gone {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the kill seen");
+    let inst = board.tracker_of(&id).instance(&id).cloned();
+    assert_eq!(
+        inst.map(|i| i.phase),
+        Some(Phase::Crashed),
+        "flag still set in its namespace"
+    );
+    session
+        .shutdown(plumdash::session::WorkerExit::LeaveRunning)
+        .await
+        .unwrap();
+}
