@@ -8,9 +8,10 @@
 mod common;
 
 use common::{fmt_d, Samples, Table};
+use plumdash::clock::now_ms;
 use plumdash::kv::{DistributedMemory, FeedMode, WatchOptions};
 use plumdash::recovery::Tracker;
-use plumdash::session::{fact_from_change, now_ms};
+use plumdash::session::fact_from_change;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 

@@ -15,9 +15,10 @@
 mod common;
 
 use common::{cpu_ticks, fmt_d, rss_kb, unix_us, Samples, Table};
+use plumdash::clock::now_ms;
 use plumdash::kv::{DistributedMemory, NamespaceBy};
 use plumdash::recovery::{Board, Fact};
-use plumdash::session::{now_ms, Session, SessionConfig, WorkerExit};
+use plumdash::session::{Session, SessionConfig, WorkerExit};
 use plumdash::supervisor::{Action, RestartConfig};
 use std::time::{Duration, Instant};
 

@@ -23,23 +23,18 @@ mod pty;
 use common::{fmt_d, Samples, Table};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
+use plumdash::clock::now_ms;
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroU16;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const COLS: NonZeroU16 = NonZeroU16::new(120).unwrap();
 const ROWS: NonZeroU16 = NonZeroU16::new(40).unwrap();
 const UP_BEFORE_KILL: Duration = Duration::from_millis(1100);
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The instance's pid, start time (unix ms) and the task's progress, from `status`.
 fn status(socket: &Path) -> Option<(u32, u64, i64)> {

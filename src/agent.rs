@@ -80,16 +80,11 @@ impl AgentConfig {
             controller: controller.into(),
             token: None,
             ip: "127.0.0.1".into(),
-            data_dir: default_data_dir(),
+            data_dir: crate::paths::agent_data_dir(),
             stop_grace: Duration::from_secs(3),
             orphan_guard: None,
         }
     }
-}
-
-/// `plumdash-agent` in the system temp folder (the original's `plum-agent`).
-pub fn default_data_dir() -> PathBuf {
-    std::env::temp_dir().join("plumdash-agent")
 }
 
 /// One row of `GET /v1/assignments?nodeId=`: the fields the agent acts on.

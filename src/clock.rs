@@ -16,6 +16,12 @@ pub fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
+/// Now, in milliseconds since the UNIX epoch: the time every fact and
+/// stored change is stamped with.
+pub fn now_ms() -> u64 {
+    unix_ms(SystemTime::now())
+}
+
 /// Whole seconds since the UNIX epoch; 0 for times before it.
 pub fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

@@ -30,7 +30,7 @@ pub use store::Store;
 
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -70,27 +70,6 @@ impl Default for ClusterTiming {
             failover_interval: deployments::FAILOVER_INTERVAL,
             presence_grace: nodes::PRESENCE_GRACE,
         }
-    }
-}
-
-/// The token from `--token` (or `PLUM_TOKEN`) or `--token-file` (its first
-/// line, trimmed; it overrides the other two). An empty one is refused: it
-/// would turn authentication off.
-pub fn resolve_token(token: Option<String>, token_file: Option<&Path>) -> Result<Option<String>> {
-    if let Some(path) = token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading --token-file {}", path.display()))?;
-        let first = text.lines().next().unwrap_or("").trim();
-        if first.is_empty() {
-            bail!("--token-file {} is empty", path.display());
-        }
-        return Ok(Some(first.to_string()));
-    }
-    match token {
-        Some(t) if t.trim().is_empty() => bail!(
-            "the token (--token or PLUM_TOKEN) is empty; give a real one, or leave both unset"
-        ),
-        other => Ok(other),
     }
 }
 
@@ -142,15 +121,6 @@ async fn serve_then_close(
     // Dropping the store joins its checkpoint thread: off the async workers.
     let _ = tokio::task::spawn_blocking(move || drop(store)).await;
     drop(lock);
-}
-
-/// `$XDG_STATE_HOME/plumdash/plum-kv.db` (or the platform's equivalent).
-pub fn default_db_path() -> PathBuf {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("plumdash")
-        .join("plum-kv.db")
 }
 
 /// Locks and opens the store, binds, and serves until `shutdown` is called.

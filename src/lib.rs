@@ -7,15 +7,17 @@
 
 pub mod agent;
 pub mod backoff;
+pub mod cli;
 pub mod clock;
 pub mod cluster;
-pub mod commands;
 pub mod control;
 pub mod controller;
 pub mod demo;
+pub mod headless;
 pub mod http_body;
 pub mod kv;
 pub mod logging;
+pub mod paths;
 pub mod recovery;
 pub mod scenario;
 pub mod session;

@@ -11,11 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// `$XDG_STATE_HOME/plumdash/plumdash.log` (beside the default database).
-pub fn default_log_path() -> PathBuf {
-    crate::controller::default_db_path().with_file_name("plumdash.log")
-}
-
 /// Diagnostics to stderr, one line each, text from outside escaped.
 pub fn to_stderr() {
     let _ = tracing_subscriber::fmt()

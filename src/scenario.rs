@@ -6,7 +6,6 @@
 //! the line and the key (toml's spans, `deny_unknown_fields` for typos).
 
 use crate::supervisor::RestartPolicy;
-use crate::verify::VerifyArgs;
 use serde::{Deserialize, Deserializer};
 use std::path::Path;
 use std::time::Duration;
@@ -116,43 +115,6 @@ impl Scenario {
             ));
         }
         Ok(sc)
-    }
-
-    /// Puts the file's settings into `verify`'s arguments where the command
-    /// line did not set them (`given(id)`: the argument came from the user).
-    pub fn apply_to_verify(&self, args: &mut VerifyArgs, given: &dyn Fn(&str) -> bool) {
-        fill(&mut args.cmd, &self.worker.cmd);
-        fill(&mut args.step, &self.worker.step);
-        if !given("app") {
-            if let Some(app) = &self.worker.app {
-                args.app = app.clone();
-            }
-        }
-        if !given("restart_delay") {
-            if let Some(d) = self.restart.delay {
-                args.restart_delay = d;
-            }
-        }
-        if !given("cycles") {
-            if let Some(n) = self.kills.cycles {
-                args.cycles = Some(n);
-            }
-        }
-        // The schedule is one choice: a flag for it replaces the file's.
-        if args.kill_at.is_none() && !args.kill_random {
-            args.kill_at = self.kills.at;
-            args.kill_random = self.kills.random.unwrap_or(false) && self.kills.at.is_none();
-            if args.kill_random {
-                fill(&mut args.seed, &self.kills.seed);
-            }
-        }
-        fill(&mut args.outage, &self.outage.duration);
-    }
-}
-
-fn fill<T: Clone>(arg: &mut Option<T>, from_file: &Option<T>) {
-    if arg.is_none() {
-        arg.clone_from(from_file);
     }
 }
 

@@ -4,6 +4,7 @@
 //! `up` (dashboard or headless) and `verify` both drive a `Session`.
 
 use crate::agent::local::{LocalNodes, LocalNodesConfig};
+use crate::clock::now_ms;
 use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
 use crate::controller::{self, ControllerConfig, RunningController};
 use crate::kv::{
@@ -12,16 +13,16 @@ use crate::kv::{
 };
 use crate::recovery::{Fact, NodeAction, ProcessExit, TsMs};
 use crate::supervisor::{
-    bundled_worker_path, unix_ms, Action, EventKind, ExitKind, InstanceSnapshot, OrphanGuard,
-    RawExit, RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent,
-    Watcher as ProcessWatcher, WatcherConfig, WorkerSpec,
+    bundled_worker_path, Action, EventKind, ExitKind, InstanceSnapshot, OrphanGuard, RawExit,
+    RestartConfig, Supervisor, SupervisorConfig, SupervisorEvent, Watcher as ProcessWatcher,
+    WatcherConfig, WorkerSpec,
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{StreamExt, StreamMap};
 
@@ -70,7 +71,7 @@ impl Default for SessionConfig {
             listen: controller::DEFAULT_LISTEN
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            db: controller::default_db_path(),
+            db: crate::paths::default_db_path(),
             token: None,
             app: "kv-demo".into(),
             namespace_by: NamespaceBy::App,
@@ -873,10 +874,6 @@ impl SessionHandle {
             .output(instance)
             .or_else(|| self.attached.as_ref()?.output(instance))
     }
-}
-
-pub fn now_ms() -> TsMs {
-    unix_ms(SystemTime::now())
 }
 
 /// The worker to supervise: `--cmd`, else the bundled `kv-demo` beside this

@@ -26,7 +26,7 @@ mod runner;
 pub mod schedule;
 mod setup;
 
-pub use config::{VerifyArgs, VerifyConfig};
+pub use config::{ReportOutputs, VerifyConfig, DEFAULT_STEP};
 
 use crate::clock;
 use crate::session::{Session, SessionConfig};
@@ -40,25 +40,19 @@ use std::process::ExitCode;
 
 /// `plumdash verify`: runs, prints, and returns 0 (all held), 1 (a violation)
 /// or 2 (usage or setup error, one line on stderr).
-pub async fn main(args: VerifyArgs) -> ExitCode {
-    let mut config = match VerifyConfig::from_args(&args) {
-        Ok(c) => c,
-        Err(reason) => {
-            eprintln!("plumdash verify: {reason}");
-            return ExitCode::from(2);
-        }
-    };
+pub async fn main(mut config: VerifyConfig) -> ExitCode {
     // A verify killed mid-run must not leave its worker writing.
     config.orphan_guard = std::env::current_exe().ok();
     if let Some(scenario) = config.nodes.clone() {
-        return nodes_main(&scenario, &config, &args).await;
+        return nodes_main(&scenario, &config).await;
     }
+    let outputs = config.outputs.clone();
     let report = match run(config).await {
         Ok(r) => r,
         Err(e) => return setup_error(&e),
     };
     let json = report.to_json();
-    if let Some(path) = &args.report {
+    if let Some(path) = &outputs.report {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         let text = crate::text_safety::escape_json_controls(&text).into_owned();
         if let Err(e) = std::fs::write(path, text + "\n") {
@@ -66,14 +60,14 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if let Some(path) = &args.junit {
+    if let Some(path) = &outputs.junit {
         let written = junit::to_junit(&report).and_then(|xml| std::fs::write(path, xml));
         if let Err(e) = written {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = &outputs.html {
         let written = html::to_html(&report)
             .and_then(|page| std::fs::write(path, page).map_err(|e| e.to_string()));
         if let Err(e) = written {
@@ -81,7 +75,7 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if args.json {
+    if outputs.json {
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         println!("{}", crate::text_safety::escape_json_controls(&text));
     } else {
@@ -91,11 +85,8 @@ pub async fn main(args: VerifyArgs) -> ExitCode {
 }
 
 /// The node scenario: runs, prints (or `--json`), writes `--report`.
-async fn nodes_main(
-    scenario: &nodes::NodeScenario,
-    config: &VerifyConfig,
-    args: &VerifyArgs,
-) -> ExitCode {
+async fn nodes_main(scenario: &nodes::NodeScenario, config: &VerifyConfig) -> ExitCode {
+    let outputs = &config.outputs;
     let Some(program) = config.orphan_guard.clone() else {
         eprintln!("plumdash verify: cannot find the plumdash binary (it runs the agents)");
         return ExitCode::from(2);
@@ -106,13 +97,13 @@ async fn nodes_main(
     };
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let text = crate::text_safety::escape_json_controls(&text).into_owned();
-    if let Some(path) = &args.report {
+    if let Some(path) = &outputs.report {
         if let Err(e) = std::fs::write(path, text.clone() + "\n") {
             eprintln!("plumdash verify: writing {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    if args.json {
+    if outputs.json {
         println!("{text}");
     } else {
         print!(

@@ -10,15 +10,7 @@
 use anyhow::{bail, Context, Result};
 use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
-
-/// `$XDG_RUNTIME_DIR/plumdash`, or `<tmp>/plumdash-<uid>` without it.
-pub fn default_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("plumdash"),
-        None => std::env::temp_dir().join(format!("plumdash-{}", nix::unistd::geteuid())),
-    }
-}
+use std::path::Path;
 
 /// How strictly a folder is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

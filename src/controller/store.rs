@@ -27,7 +27,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 
 /// How many changes a slow subscriber may fall behind before it is resynced.
@@ -457,7 +457,9 @@ impl Writer {
 
     /// Now, in unix ms, and not before the last write's time.
     fn write_time(&mut self) -> i64 {
-        self.last_ms = self.last_ms.max(unix_now_ms());
+        self.last_ms = self
+            .last_ms
+            .max(i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX));
         self.last_ms
     }
 
@@ -732,10 +734,6 @@ fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>>
 /// those as strings rather than failing the whole read.
 fn parse_type(s: String) -> ValueType {
     s.parse().unwrap_or(ValueType::String)
-}
-
-fn unix_now_ms() -> i64 {
-    crate::clock::unix_ms(SystemTime::now()) as i64
 }
 
 #[cfg(test)]

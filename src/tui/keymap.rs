@@ -260,11 +260,6 @@ impl Keymap {
     }
 }
 
-/// Where the keys file is looked for when none is given.
-pub fn default_keys_path() -> Option<std::path::PathBuf> {
-    dirs::config_dir().map(|d| d.join("plumdash").join("keys.toml"))
-}
-
 /// Reads a keys file: `action = "key"` lines, e.g. `kill = "K"`,
 /// `quit = "ctrl-q"` (action names: `Action::config_name`). Unknown actions
 /// or keys are errors naming the line's action, so a typo never goes unseen.

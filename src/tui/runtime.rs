@@ -13,8 +13,9 @@ use super::format::ClockStyle;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
+use crate::clock::now_ms;
 use crate::recovery::{InstanceStatus, Tracker};
-use crate::session::{now_ms, Session, SessionHandle, WorkerExit};
+use crate::session::{Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
 use crate::supervisor::{
     Action as SupAction, InstanceSnapshot, Origin, ProcessSampler, ProcessStats,

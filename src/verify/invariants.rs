@@ -3,8 +3,8 @@
 use super::history::view_text;
 use super::report::{CycleReport, GracefulReport, InvariantResult, Violation, INVARIANTS};
 use super::runner::Runner;
+use crate::clock::now_ms;
 use crate::recovery::{Phase, ProcessExit, TsMs};
-use crate::session::now_ms;
 use std::time::Duration;
 
 impl Runner {

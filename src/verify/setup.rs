@@ -1,8 +1,8 @@
 //! Before the worker starts: an empty namespace on a remote controller, or a scratch directory.
 
 use super::config::VerifyConfig;
+use crate::clock::now_ms;
 use crate::kv::{ClientOptions, DistributedMemory};
-use crate::session::now_ms;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 

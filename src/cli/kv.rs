@@ -4,13 +4,53 @@
 //! raw. `--json` is JSON with every control character escaped (ESC is
 //! `\u001b`, and DEL and C1, which serde_json leaves raw, too).
 
+use super::auth::AuthArgs;
 use crate::kv::display::{age, display_key, display_value};
+use crate::kv::{ClientOptions, DEFAULT_CONTROLLER_BASE};
 use crate::kv::{
     DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent, WatchOptions,
 };
 use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Result};
+use clap::Args;
 use std::io::Write;
+
+#[derive(Args)]
+// `plumdash kv get KEY --token T`: the token flags after the subcommand too.
+#[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
+pub struct KvArgs {
+    /// Controller base URL.
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true)]
+    controller: String,
+    /// Namespace (the worker uses its app name).
+    #[arg(
+        short,
+        long,
+        env = "PLUM_APP_NAME",
+        default_value = "kv-demo",
+        global = true
+    )]
+    namespace: String,
+    /// Print JSON instead of a human table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: KvCommand,
+}
+
+pub async fn run(args: KvArgs) -> Result<()> {
+    let dm = DistributedMemory::with_options(
+        &args.namespace,
+        &args.controller,
+        ClientOptions {
+            token: args.auth.token()?,
+            ..ClientOptions::default()
+        },
+    )?;
+    run_command(&dm, args.command, args.json).await
+}
 
 /// The `kv` subcommands, parsed by clap straight into what `run` takes.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -42,7 +82,7 @@ pub enum KvCommand {
     Watch,
 }
 
-pub async fn run(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<()> {
+async fn run_command(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         KvCommand::List {

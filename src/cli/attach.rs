@@ -1,0 +1,53 @@
+//! `plumdash attach`: the dashboard over a running controller's namespace and
+//! the local workers of an app (no spawning).
+
+use super::auth::AuthArgs;
+use super::ui::UiArgs;
+use crate::kv::{NamespaceBy, DEFAULT_CONTROLLER_BASE};
+use crate::session::{Session, SessionConfig};
+use anyhow::Result;
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// The controller to watch (plumdash's or an original Plum controller).
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
+    controller: String,
+    /// App name: the namespace to watch and the workers' PLUM_APP_NAME (a worker
+    /// without the variable belongs to kv-demo, as the worker itself decides).
+    #[arg(long, default_value = "kv-demo")]
+    app: String,
+    /// The worker program's process name; the shells and `tee` around it (as
+    /// Plum's agent runs it) are shown as its wrappers, not as instances.
+    #[arg(long, value_name = "NAME", default_value = crate::supervisor::WORKER_EXECUTABLE)]
+    worker: String,
+    /// A crashed worker nobody restarts within this long is reported as not restarted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    restart_grace: Duration,
+    /// `instance`: each worker keeps its task in the namespace named by its
+    /// PLUM_INSTANCE_ID (the seed's 方案B), each watched as it is found.
+    #[arg(long, value_enum, default_value_t = NamespaceBy::App)]
+    namespace_by: NamespaceBy,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    pub(super) ui: UiArgs,
+}
+
+pub async fn run(args: AttachArgs) -> Result<()> {
+    let token = args.auth.token()?;
+    let options = args.ui.options()?;
+    let config = SessionConfig {
+        remote_controller: Some(args.controller),
+        token,
+        app: args.app,
+        namespace_by: args.namespace_by,
+        instances: 0,
+        worker_name: args.worker,
+        restart_grace: args.restart_grace,
+        ..SessionConfig::default()
+    };
+    let session = Session::attach(config).await?;
+    crate::tui::runtime::run(session, options).await
+}

@@ -1,0 +1,46 @@
+//! The token flags, declared once and flattened into every command that
+//! talks to (or is) a controller.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// `--token` (or `PLUM_TOKEN`) and `--token-file`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct AuthArgs {
+    /// Bearer token for the controller.
+    #[arg(long, env = "PLUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the bearer token from this file's first line (keeps it out of `ps`;
+    /// overrides --token and PLUM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The token to use, if any (see [`resolve_token`]).
+    pub fn token(&self) -> Result<Option<String>> {
+        resolve_token(self.token.clone(), self.token_file.as_deref())
+    }
+}
+
+/// The token from `--token` (or `PLUM_TOKEN`) or `--token-file` (its first
+/// line, trimmed; it overrides the other two). An empty one is refused: it
+/// would turn authentication off.
+pub fn resolve_token(token: Option<String>, token_file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(path) = token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --token-file {}", path.display()))?;
+        let first = text.lines().next().unwrap_or("").trim();
+        if first.is_empty() {
+            bail!("--token-file {} is empty", path.display());
+        }
+        return Ok(Some(first.to_string()));
+    }
+    match token {
+        Some(t) if t.trim().is_empty() => bail!(
+            "the token (--token or PLUM_TOKEN) is empty; give a real one, or leave both unset"
+        ),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,67 @@
+//! `plumdash controller`: the Plum-compatible KV controller in the foreground,
+//! and the cluster clocks it shares with `up`.
+
+use super::auth::AuthArgs;
+use crate::controller::{self, ClusterTiming, ControllerConfig};
+use anyhow::Result;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+#[command(mut_arg("token", |a| a.help("Require `Authorization: Bearer TOKEN` on every request.")))]
+pub struct ControllerArgs {
+    /// Address to listen on. Anything but loopback needs a token.
+    #[arg(long, default_value = controller::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// SQLite database file [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
+    #[arg(long)]
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// The embedded controller's cluster clocks.
+#[derive(Args, Clone)]
+pub struct ClusterArgs {
+    /// A node whose last heartbeat is older than this is Unhealthy and its
+    /// instances move (a plumdash agent that dies is seen at once).
+    #[arg(long, default_value = "3s", value_parser = positive_duration)]
+    node_ttl: Duration,
+    /// The failover pass runs at least this often (and whenever a node's TTL
+    /// runs out).
+    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    failover_interval: Duration,
+}
+
+impl ClusterArgs {
+    pub fn timing(&self) -> ClusterTiming {
+        ClusterTiming {
+            node_ttl: self.node_ttl,
+            failover_interval: self.failover_interval,
+            ..Default::default()
+        }
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0 (e.g. 500ms)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub async fn run(args: ControllerArgs) -> Result<()> {
+    let config = ControllerConfig {
+        listen: args.listen,
+        db: args.db.unwrap_or_else(crate::paths::default_db_path),
+        token: args.auth.token()?,
+        fallback_to_free_port: false,
+        cluster: args.cluster.timing(),
+    };
+    controller::run_foreground(config).await
+}

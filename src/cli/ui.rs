@@ -1,0 +1,79 @@
+//! Dashboard options shared by `up`, `tour` and `attach`.
+
+use crate::paths::default_keys_path;
+use crate::tui::i18n::Lang;
+use crate::tui::keymap::{load_keys_file, Keymap};
+use crate::tui::runtime::TuiOptions;
+use crate::tui::theme::{Theme, ThemeName};
+use crate::tui::view::ScreenLayout;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+/// How the dashboard looks and what it may do.
+#[derive(Args, Clone)]
+pub struct UiArgs {
+    /// No signals or actions from the dashboard.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Colour theme (NO_COLOR turns colour off).
+    #[arg(long, value_enum, default_value_t = ThemeName::Dark)]
+    pub theme: ThemeName,
+    /// Do not capture the mouse.
+    #[arg(long)]
+    pub no_mouse: bool,
+    /// Stable frames for recordings: relative clock, no wall-clock times.
+    #[arg(long)]
+    pub recording: bool,
+    /// Key bindings file [default: $XDG_CONFIG_HOME/plumdash/keys.toml if present]
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// Language of the dashboard and of `--headless`'s timeline lines [default: from
+    /// LC_ALL, LC_MESSAGES or LANG: zh* is Chinese, anything else English]. State words
+    /// stay as they are in both; `--events` JSON is the same in both.
+    #[arg(long, value_enum)]
+    pub lang: Option<Lang>,
+    /// The screen to start with (`p` switches).
+    #[arg(long, value_enum, default_value_t = ScreenLayout::Full)]
+    pub layout: ScreenLayout,
+}
+
+impl UiArgs {
+    /// Nothing dashboard-only was asked for (`--read-only` also applies to
+    /// headless runs: it closes the control socket to actions).
+    pub fn is_default(&self) -> bool {
+        !self.no_mouse
+            && !self.recording
+            && self.keys.is_none()
+            && self.layout == ScreenLayout::Full
+    }
+
+    /// The language asked for, else the locale's.
+    pub fn lang(&self) -> Lang {
+        self.lang.unwrap_or_else(Lang::from_env)
+    }
+
+    /// Reads the keys file first, so a typo stops us before anything starts.
+    pub fn options(&self) -> Result<TuiOptions> {
+        let keymap = match self
+            .keys
+            .clone()
+            .or_else(|| default_keys_path().filter(|p| p.exists()))
+        {
+            Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
+            None => Keymap::default(),
+        };
+        Ok(TuiOptions {
+            keymap,
+            theme: Theme::from_env(self.theme),
+            mouse: !self.no_mouse,
+            read_only: self.read_only,
+            recording: self.recording,
+            status: None,
+            tour: false,
+            kill_at: None,
+            lang: self.lang(),
+            layout: self.layout,
+        })
+    }
+}

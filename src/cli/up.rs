@@ -1,0 +1,279 @@
+//! `plumdash up` (and `tour`): the embedded controller (or a given one), the
+//! supervised workers (or `--nodes` agents), and the dashboard or `--headless`
+//! lines. Every cross-flag rule is checked here, before anything starts.
+
+use super::auth::AuthArgs;
+use super::controller::ClusterArgs;
+use super::ui::UiArgs;
+use crate::control;
+use crate::controller;
+use crate::kv::NamespaceBy;
+use crate::session::{Session, SessionConfig};
+use crate::supervisor::{RestartConfig, RestartPolicy};
+use crate::tui::autokill::AutoKill;
+use crate::tui::runtime::TuiOptions;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+#[command(mut_arg("token", |a| a.help(
+    "Bearer token for the controller (required with a non-loopback --listen)."
+)))]
+pub struct UpArgs {
+    /// Read the worker, restart and kill settings from this scenario file (TOML,
+    /// see `plumdash scenario example`); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Worker instances to start.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub instances: u16,
+    /// Run N node agents (nodeA, nodeB, …) as separate processes, each its own
+    /// process group, and deploy the instances on nodeA; a node that stops
+    /// beating has its instances moved to another (1: workers run in this process).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=26))]
+    pub nodes: u8,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step: Option<Duration>,
+    /// Wait before restarting a crashed worker (0s restarts at once), however often it
+    /// is killed, as long as each run lasted --crash-loop-under.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub restart_delay: Duration,
+    /// When to restart.
+    #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure)]
+    pub restart: RestartPolicy,
+    /// Crash-loop rule: a run that ends sooner than this after its start is a crash-loop
+    /// run (backs off, counts for --max-restarts); one run at least this long ends the loop.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub crash_loop_under: Duration,
+    /// Wait before the first crash-loop restart; it doubles with each one in a row.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backoff_initial: Duration,
+    /// Longest crash-loop wait.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub backoff_max: Duration,
+    /// Give up (FAILED) after this many crash-loop restarts in a row.
+    #[arg(long)]
+    pub max_restarts: Option<u32>,
+    /// Supervise this command instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// App name: PLUM_APP_NAME for workers and the KV namespace.
+    #[arg(long, default_value = "kv-demo")]
+    pub app: String,
+    /// Where each worker keeps its task: `app`, one namespace shared by every
+    /// instance (the original's: the task goes on after a failover to another
+    /// node), or `instance`, each its own namespace named by its
+    /// PLUM_INSTANCE_ID (independent tasks, a gauge and crash flag per
+    /// instance; the panes follow the selected one).
+    #[arg(long, value_enum, default_value_t = NamespaceBy::App)]
+    pub namespace_by: NamespaceBy,
+    /// SQLite file of the embedded controller [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Where the embedded controller listens (a free port is used if it is taken).
+    #[arg(long, default_value = controller::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Use an existing controller (e.g. a real Plum controller) instead of the embedded one.
+    #[arg(long)]
+    pub controller: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Shorthand for --nodes 2: real agents, and a node that dies has its
+    /// instances moved to the other (the seed's 主备切换).
+    #[arg(long)]
+    pub failover: bool,
+    /// Without the dashboard: print one line per event (Ctrl-C stops the workers).
+    #[arg(long)]
+    pub headless: bool,
+    /// Also write every event as a JSON line to this file.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Append each instance's output to DIR/<instance>.log.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// The dashboard sends SIGKILL itself when the task's progress crosses PCT (once).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub kill_at: Option<u8>,
+    /// With --kill-at: kill again in every new task, not just once.
+    #[arg(long, requires = "kill_at")]
+    pub kill_every_cycle: bool,
+    /// With --kill-at and --nodes: SIGKILL the instance's node (its agent and
+    /// workers, as `K` does) instead of the worker.
+    #[arg(long, requires = "kill_at")]
+    pub kill_node: bool,
+    /// Control socket for `plumdash ctl` [default: $XDG_RUNTIME_DIR/plumdash/<app>.sock]
+    #[arg(long)]
+    pub control_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+impl UpArgs {
+    /// The cross-flag rules, in one place: the first broken one is the error,
+    /// before anything starts. `--failover` becomes `--nodes 2` here.
+    fn checked(mut self, tour: bool) -> Result<UpArgs> {
+        if self.headless && (!self.ui.is_default() || self.kill_at.is_some() || tour) {
+            bail!(
+                "--no-mouse, --recording, --keys, --layout, --kill-at and tour are for the \
+                 dashboard, not --headless"
+            );
+        }
+        if self.step.is_some_and(|s| s.is_zero()) {
+            bail!("--step must be longer than 0 (e.g. 200ms)");
+        }
+        if self.events.is_some() && !self.headless {
+            bail!("--events is written by --headless runs; add --headless");
+        }
+        if tour && self.namespace_by == NamespaceBy::Instance {
+            bail!("the tour walks through one task: drop --namespace-by instance (or use up)");
+        }
+        if self.failover && self.nodes == 1 {
+            self.nodes = 2;
+        }
+        if self.nodes > 1 && self.controller.is_some() {
+            bail!("--nodes and --failover run their own controller and agents: drop --controller");
+        }
+        if self.namespace_by == NamespaceBy::Instance && self.nodes > 1 {
+            bail!(
+                "--namespace-by instance and --nodes: a failover gives the work a new instance \
+                 id, so its own namespace would start empty; nodes need the shared namespace \
+                 (drop --namespace-by instance)"
+            );
+        }
+        // Each own namespace is one more change stream held open (two descriptors
+        // here, with the embedded controller): past this the fd limit is near.
+        if self.namespace_by == NamespaceBy::Instance
+            && usize::from(self.instances) > crate::session::MAX_FEEDS
+        {
+            bail!(
+                "--namespace-by instance watches one stream per instance: at most \
+                 {} instances (asked for {})",
+                crate::session::MAX_FEEDS,
+                self.instances
+            );
+        }
+        if self.standby() && self.nodes > 1 {
+            bail!(
+                "--instances {n} with --nodes would run {n} kv-demo workers writing one \
+                 namespace ({app}) at once; with nodes the standby is the other node: run one \
+                 (or give each its own namespace: --namespace-by instance)",
+                n = self.instances,
+                app = self.app
+            );
+        }
+        if self.kill_node && self.nodes == 1 {
+            bail!("--kill-node kills one of --nodes N (2 or more); add --nodes 2");
+        }
+        if self.kill_node && self.kill_every_cycle {
+            bail!(
+                "a killed node comes back only when asked (K, ctl revive-node): --kill-node \
+                 kills once (drop --kill-every-cycle)"
+            );
+        }
+        Ok(self)
+    }
+
+    /// The bundled kv-demo keeps its task in the app's namespace: of N sharing
+    /// it, one runs and the others stand by (here; with nodes, a node does).
+    fn standby(&self) -> bool {
+        self.instances > 1 && self.cmd.is_none() && self.namespace_by == NamespaceBy::App
+    }
+
+    /// Does this run draw the dashboard (the terminal is the screen's)?
+    pub fn is_dashboard(&self) -> bool {
+        !self.headless
+    }
+}
+
+pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
+    let args = args.checked(tour)?;
+    let token = args.auth.token()?;
+    // Read the keys file before starting anything, so a typo changes nothing.
+    let options = args.ui.options()?;
+    let config = SessionConfig {
+        remote_controller: args.controller.clone(),
+        listen: args.listen,
+        db: args
+            .db
+            .clone()
+            .unwrap_or_else(crate::paths::default_db_path),
+        token,
+        app: args.app.clone(),
+        namespace_by: args.namespace_by,
+        instances: args.instances as usize,
+        standby: args.standby(),
+        cmd: args.cmd.clone(),
+        step: args.step,
+        restart: RestartConfig {
+            policy: args.restart,
+            delay: args.restart_delay,
+            crash_loop_under: args.crash_loop_under,
+            backoff_initial: args.backoff_initial,
+            backoff_max: args.backoff_max,
+            max_restarts: args.max_restarts,
+        },
+        log_dir: args.log_dir.clone(),
+        orphan_guard: Some(super::this_binary()?),
+        cluster: args.cluster.timing(),
+        ..SessionConfig::default()
+    };
+    let session = if args.nodes > 1 {
+        let nodes = crate::agent::local::LocalNodesConfig {
+            count: args.nodes.into(),
+            program: super::this_binary()?,
+            controller: String::new(),
+            token: None,
+            step: None,
+            log_dir: args.log_dir.clone().unwrap_or_else(crate::paths::state_dir),
+            data_dir: crate::paths::agent_data_dir(),
+            stop_grace: config.stop_grace,
+        };
+        Session::start_nodes(config, nodes).await?
+    } else {
+        Session::start(config).await?
+    };
+    let (status, status_rx) = control::status_channel();
+    // An explicit socket must work; the default one is skipped (with a note)
+    // when another plumdash already serves it.
+    let (handle, read_only) = (session.handle(), args.ui.read_only);
+    let control_server = match &args.control_socket {
+        Some(path) => Some(control::serve(handle, status_rx, path, read_only).await?),
+        None => {
+            let path = control::default_socket_path(&args.app);
+            match control::serve(handle, status_rx, &path, read_only).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    eprintln!("plumdash: no control socket: {e:#}");
+                    None
+                }
+            }
+        }
+    };
+    if let Some(server) = &control_server {
+        println!("plumdash: control socket {}", server.path().display());
+    }
+    if args.headless {
+        return crate::headless::run_headless(
+            session,
+            args.events.as_deref(),
+            Some(status),
+            args.ui.lang(),
+        )
+        .await;
+    }
+    let options = TuiOptions {
+        status: Some(status),
+        tour,
+        kill_at: args
+            .kill_at
+            .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle).node(args.kill_node)),
+        ..options
+    };
+    crate::tui::runtime::run(session, options).await
+}
