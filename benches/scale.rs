@@ -102,7 +102,7 @@ async fn run(kv_demo: &str, by: NamespaceBy) -> Figures {
     // A probe key: its value is the time it was written (in the first
     // instance's namespace when each has its own).
     let probe_ns = by.namespace("scale", "scale-001");
-    let probe_dm = DistributedMemory::create(probe_ns, &session.controller_url).expect("client");
+    let probe_dm = DistributedMemory::create(probe_ns, session.controller_url()).expect("client");
     let probe = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
@@ -111,7 +111,7 @@ async fn run(kv_demo: &str, by: NamespaceBy) -> Figures {
         }
     });
     // Kills: one random instance every 200 ms, as the kill key does.
-    let supervisor = session.supervisor.clone();
+    let supervisor = session.supervisor().clone();
     let killer = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut rng: u64 = 0x2545_f491_4f6c_dd1d;

@@ -53,7 +53,7 @@ pub async fn run_headless(
         tokio::select! {
             sig = signals.recv(), if stopping.is_none() => {
                 println!("plumdash: received signal {sig}, stopping workers gracefully…");
-                let supervisor = session.supervisor.clone();
+                let supervisor = session.supervisor().clone();
                 let grace = session.config().stop_grace;
                 stopping = Some(tokio::spawn(async move {
                     supervisor.shutdown_all(grace).await;
@@ -132,7 +132,7 @@ fn last_words(session: &Session, ev: &TimelineEvent) -> Option<String> {
         return None;
     };
     let id = ev.instance.as_deref()?;
-    let output = session.supervisor.recent_output(id, 5);
+    let output = session.supervisor().recent_output(id, 5);
     // Skip the supervisor's own run separators.
     output
         .iter()
@@ -143,7 +143,7 @@ fn last_words(session: &Session, ev: &TimelineEvent) -> Option<String> {
 }
 
 fn print_banner(session: &Session) {
-    let where_ = match &session.controller {
+    let where_ = match session.embedded_controller() {
         Some(c) => format!("embedded, db {}", c.db.display()),
         None => "remote".to_string(),
     };
@@ -163,7 +163,7 @@ fn print_banner(session: &Session) {
                 .collect::<Vec<_>>()
                 .join(", "),
             session.config().instances,
-            session.worker_command,
+            session.worker_command(),
             session.config().app,
             nodes
                 .nodes()
@@ -172,14 +172,14 @@ fn print_banner(session: &Session) {
         ),
         None => format!(
             "supervising {} × {} (app {})",
-            session.supervisor.instances().len(),
-            session.worker_command,
+            session.supervisor().instances().len(),
+            session.worker_command(),
             session.config().app
         ),
     };
     let banner = format!(
         "plumdash: controller {} ({where_})\nplumdash: {workers}; Ctrl-C stops them gracefully",
-        session.controller_url,
+        session.controller_url(),
     );
     println!("{}", escape_controls_keep_newlines(&banner));
 }

@@ -168,7 +168,7 @@ pub async fn run(config: VerifyConfig) -> Result<Report> {
         .await
         .context("starting the worker")?;
     let instance = session
-        .supervisor
+        .supervisor()
         .instances()
         .first()
         .map(|s| s.id.clone())

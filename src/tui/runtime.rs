@@ -91,18 +91,18 @@ pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
 /// The dashboard's App for this session, before the first frame.
 fn new_app(session: &Session, options: &TuiOptions) -> App {
     let header = HeaderInfo {
-        controller_url: session.controller_url.clone(),
-        embedded: session.controller.is_some(),
+        controller_url: session.controller_url().to_string(),
+        embedded: session.embedded_controller().is_some(),
         app: session.config().app.clone(),
-        namespace: session.dm.namespace().to_string(),
+        namespace: session.client().namespace().to_string(),
         read_only: options.read_only,
         // Under `--nodes` the agents run what we started: not an attach.
         attached: session.is_attached() && session.local_nodes().is_none(),
         waiting_for_namespace: session.namespace_wait().map(|names| {
             format!(
                 "namespace {:?} does not exist on {} yet: waiting for its first write (it has: {})",
-                session.dm.namespace(),
-                session.controller_url,
+                session.client().namespace(),
+                session.controller_url(),
                 if names.is_empty() {
                     "no namespaces".to_string()
                 } else {
@@ -237,7 +237,7 @@ where
         }
     }
     let workers = quit.unwrap_or(WorkerExit::StopGracefully);
-    if workers == WorkerExit::StopGracefully && !session.supervisor.instances().is_empty() {
+    if workers == WorkerExit::StopGracefully && !session.supervisor().instances().is_empty() {
         app.now = now_ms();
         app.flash(
             "stopping workers gracefully (their crash flags are cleared)…",
@@ -248,8 +248,7 @@ where
     // Workers left behind keep talking to the embedded controller, which
     // stops with us: say how to give them one again.
     let embedded = session
-        .controller
-        .as_ref()
+        .embedded_controller()
         .map(|c| (c.url(), c.db.display().to_string()));
     let left = session.shutdown(workers).await?;
     let mut lines: Vec<String> = left.iter().map(|w| format!("left running: {w}")).collect();
@@ -323,7 +322,7 @@ async fn run_command(
         _ => {}
     }
     let handle = session.handle();
-    let dm = session.dm.clone();
+    let dm = session.client().clone();
     let tx = outcomes.clone();
     tokio::spawn(async move {
         if let Some(outcome) = perform(&handle, &dm, cmd).await {

@@ -139,14 +139,16 @@ impl Runner {
     }
 
     pub(super) fn banner(&self) {
-        let where_ = if self.session.controller.is_some() {
+        let where_ = if self.session.embedded_controller().is_some() {
             "embedded"
         } else {
             "remote"
         };
         self.live(&format!(
             "verify: worker {} (app {}), controller {} ({where_})",
-            self.session.worker_command, self.config.app, self.session.controller_url
+            self.session.worker_command(),
+            self.config.app,
+            self.session.controller_url()
         ));
         let seed = match self.config.schedule {
             KillSchedule::Random { seed } => format!(" (--seed {seed})"),
@@ -215,7 +217,7 @@ impl Runner {
 
     async fn act(&mut self, action: Action) -> Result<(), ActionError> {
         self.session
-            .supervisor
+            .supervisor()
             .send(&self.instance, action)
             .await
             .map(|_| ())
@@ -237,7 +239,7 @@ impl Runner {
         }
         self.next_task().await?;
         self.graceful_stop().await?;
-        if self.session.controller.is_some() {
+        if self.session.embedded_controller().is_some() {
             let cycle = self
                 .kill_cycle(self.config.cycles + 1, OUTAGE_AT, true)
                 .await?;
@@ -287,7 +289,7 @@ impl Runner {
     fn phase_is_final(&self) -> bool {
         let phase = self
             .session
-            .supervisor
+            .supervisor()
             .instance(&self.instance)
             .map(|s| s.phase);
         matches!(
@@ -344,7 +346,7 @@ impl Runner {
         }
         let mut down_since = None;
         if outage {
-            let controller = self.session.controller.take();
+            let controller = self.session.take_controller();
             if let Some(c) = controller {
                 self.note(format!(
                     "stopping the controller for {} ms (invariant 6)",
@@ -446,8 +448,7 @@ impl Runner {
             .await;
             match started {
                 Ok(c) => {
-                    self.session.controller = Some(c);
-                    self.session.resubscribe();
+                    self.session.restore_controller(c);
                     self.note(format!("controller back on {addr}"));
                     return Ok(());
                 }
@@ -513,8 +514,8 @@ impl Runner {
             self.note(format!("run ended early: {why}"));
         }
         self.judge_end_of_run();
-        let worker = self.session.worker_command.clone();
-        let controller = self.session.controller_url.clone();
+        let worker = self.session.worker_command().to_string();
+        let controller = self.session.controller_url().to_string();
         let early = outcome.err();
         // Judged before the shutdown, which takes the session away; the
         // verdicts read only what was recorded above.

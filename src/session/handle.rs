@@ -1,0 +1,136 @@
+//! What acting on a session's workers and nodes needs, cheap to clone into a background task.
+
+use crate::agent::local::LocalNodes;
+use crate::clock::now_ms;
+use crate::recovery::{Fact, NodeAction, TsMs};
+use crate::supervisor::{Action, InstanceSnapshot, Supervisor, Watcher as ProcessWatcher};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What acting on workers needs, cheap to clone into a background task.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub(super) supervisor: Supervisor,
+    pub(super) attached: Option<Arc<ProcessWatcher>>,
+    pub(super) nodes: Option<Arc<LocalNodes>>,
+    pub(super) node_facts: mpsc::UnboundedSender<(TsMs, Fact)>,
+}
+
+/// What to do to a local node (`K`, `F`, `ctl kill-node`, `ctl freeze-node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeOp {
+    Kill,
+    /// Freeze it, or thaw it if it is frozen.
+    ToggleFreeze,
+    /// Start a node killed here again (a machine coming back).
+    Revive,
+}
+
+impl SessionHandle {
+    /// Kills a local node, or freezes or thaws it, and tells it as a fact.
+    /// Returns what was done.
+    pub fn node_action(&self, node: &str, op: NodeOp) -> Result<NodeAction> {
+        let nodes = self
+            .nodes
+            .as_ref()
+            .context("no local nodes here: `up --nodes N` starts them")?;
+        let action = match op {
+            NodeOp::Kill => {
+                nodes.kill(node)?;
+                NodeAction::Killed
+            }
+            NodeOp::ToggleFreeze if nodes.is_frozen(node)? => {
+                nodes.thaw(node)?;
+                NodeAction::Thawed
+            }
+            NodeOp::ToggleFreeze => {
+                nodes.freeze(node)?;
+                NodeAction::Frozen
+            }
+            NodeOp::Revive => {
+                let pid = nodes.revive(node)?;
+                // Nothing outlives `up`: the new agent is the guard's too.
+                if let Some(guard) = &self.supervisor.config().orphan_guard {
+                    guard.watch(pid);
+                }
+                NodeAction::Revived
+            }
+        };
+        let fact = Fact::NodeAction {
+            node: node.to_string(),
+            action,
+        };
+        // The session is gone only at exit: nothing left to tell.
+        let _ = self.node_facts.send((now_ms(), fact));
+        Ok(action)
+    }
+
+    /// The local nodes' agents: name and pid (`up --nodes`).
+    pub fn local_agents(&self) -> Vec<(String, u32)> {
+        self.nodes.iter().flat_map(|n| n.nodes()).collect()
+    }
+
+    /// Every instance: owned ones, then attached ones.
+    pub fn instances(&self) -> Vec<InstanceSnapshot> {
+        let mut all = self.supervisor.instances();
+        if let Some(w) = &self.attached {
+            all.extend(w.instances());
+        }
+        all
+    }
+
+    /// Performs an action. Attached workers can only be signalled (their own
+    /// agent starts and stops them), and only after re-checking that the pid
+    /// is still the process we found.
+    pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
+        if let Some(w) = &self.attached {
+            if w.instances().iter().any(|s| s.id == instance) {
+                let Action::Signal(sig) = action else {
+                    anyhow::bail!(
+                        "{instance} was not started by plumdash: only signals can be sent to it"
+                    );
+                };
+                let process = w
+                    .process(instance)
+                    .with_context(|| format!("{instance} is not running"))?;
+                return process.signal(sig);
+            }
+        }
+        self.supervisor.send(instance, action).await?;
+        Ok(())
+    }
+
+    /// Signals every process of the instance's tree: an attached worker and its
+    /// wrappers (each re-checked first), as an agent stopping its process group
+    /// would. Owned workers are signalled as a process group anyway.
+    pub async fn signal_tree(
+        &self,
+        instance: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<()> {
+        if let Some(process) = self.attached_process(instance) {
+            // The worker first: its failure is the one that matters.
+            process.signal(signal)?;
+            for member in process.tree().iter().filter(|m| m.pid != process.pid) {
+                // A wrapper may end on its own as the worker dies: not an error.
+                let _ = member.signal(signal);
+            }
+            return Ok(());
+        }
+        self.act(instance, Action::Signal(signal)).await
+    }
+
+    /// The live attached worker behind `instance`, if it is one.
+    pub fn attached_process(&self, instance: &str) -> Option<crate::supervisor::ForeignProcess> {
+        self.attached.as_ref()?.process(instance)
+    }
+
+    /// An instance's output: what an owned worker printed, or what could be read
+    /// of an attached one's (with notes on where its output goes).
+    pub fn output(&self, instance: &str) -> Option<crate::supervisor::OutputBuffer> {
+        self.supervisor
+            .output(instance)
+            .or_else(|| self.attached.as_ref()?.output(instance))
+    }
+}

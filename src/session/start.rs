@@ -1,0 +1,337 @@
+//! The ways a session starts: owned workers (`up`), active and standby,
+//! local node agents (`up --nodes`), or attached to workers someone else runs;
+//! and the cluster reads and process watching they set up.
+
+use super::config::{absolute_program, worker_spec};
+use super::writers::{live_writers, writes_to};
+use super::{Session, SessionConfig};
+use crate::agent::local::{LocalNodes, LocalNodesConfig};
+use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
+use crate::controller::{self, ControllerConfig};
+use crate::kv::{ClientOptions, DistributedMemory, NamespaceBy};
+use crate::supervisor::{
+    Action, OrphanGuard, Supervisor, SupervisorConfig, Watcher as ProcessWatcher, WatcherConfig,
+};
+use anyhow::{Context, Result};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::StreamMap;
+
+/// How often the cluster API is read (the original's nodes beat every 5 s,
+/// ours every 1 s: a node's death is seen within a read of the controller's).
+const CLUSTER_READ: Duration = Duration::from_millis(500);
+
+/// How often attach mode rescans the process table (a death is seen at once anyway).
+const ATTACH_RESCAN: Duration = Duration::from_millis(500);
+
+impl Session {
+    async fn connect(config: SessionConfig) -> Result<Session> {
+        let (controller, controller_url) = match &config.remote_controller {
+            Some(url) => (None, url.trim_end_matches('/').to_string()),
+            None => {
+                let running = controller::start(ControllerConfig {
+                    listen: config.listen,
+                    db: config.db.clone(),
+                    token: config.token.clone(),
+                    fallback_to_free_port: true,
+                    cluster: config.cluster,
+                })
+                .await
+                .context("starting the embedded controller")?;
+                let url = running.url();
+                (Some(running), url)
+            }
+        };
+        let dm = DistributedMemory::with_options(
+            &config.app,
+            &controller_url,
+            ClientOptions {
+                token: config.token.clone(),
+                ..ClientOptions::default()
+            },
+        )?;
+        let feeds = StreamMap::new();
+
+        let orphan_guard = match &config.orphan_guard {
+            Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
+            None => None,
+        };
+        let (supervisor, events) = Supervisor::new(SupervisorConfig {
+            orphan_guard,
+            app_name: config.app.clone(),
+            controller_base: Some(controller_url.clone()),
+            restart: config.restart.clone(),
+            stop_grace: config.stop_grace,
+            log_dir: config.log_dir.clone(),
+            ..SupervisorConfig::default()
+        });
+        let spec = worker_spec(&config)?;
+        let worker_command = spec.display_command();
+        let shared = (config.namespace_by == NamespaceBy::App).then(|| config.app.clone());
+        let (node_facts_tx, node_facts) = mpsc::unbounded_channel();
+        let mut session = Session {
+            controller,
+            controller_url,
+            supervisor,
+            dm,
+            worker_command,
+            events,
+            feeds,
+            attached: None,
+            namespace_wait: None,
+            pending: VecDeque::new(),
+            polling: BTreeSet::new(),
+            nodes: None,
+            takeover: None,
+            cluster: None,
+            node_facts,
+            node_facts_tx,
+            config,
+        };
+        // Subscribe before any worker starts, so no write is missed (an
+        // instance's own namespace is subscribed before it starts).
+        if let Some(app) = shared {
+            session.subscribe(&app)?;
+        }
+        Ok(session)
+    }
+
+    /// Starts the controller (unless remote), the feed and the workers.
+    pub async fn start(config: SessionConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        session.refuse_live_writers().await?;
+        if session.config.standby && session.config.instances > 1 {
+            session.start_standby_group().await?;
+            return Ok(session);
+        }
+        for _ in 0..session.config.instances {
+            session.new_instance().await?;
+        }
+        Ok(session)
+    }
+
+    /// One active instance and the rest standing by: all are added, automatic
+    /// restarts are the group's (the next takes over), and the first starts.
+    async fn start_standby_group(&mut self) -> Result<()> {
+        let spec = worker_spec(&self.config)?;
+        let mut ids = Vec::new();
+        for _ in 0..self.config.instances {
+            let id = self.supervisor.add_instance(spec.clone())?;
+            self.supervisor
+                .send(&id, Action::SetAutoRestart(false))
+                .await
+                .with_context(|| format!("setting up standby {id}"))?;
+            ids.push(id);
+        }
+        let group =
+            crate::supervisor::standby::Group::new(ids.clone(), self.config.restart.clone());
+        self.takeover = Some(crate::supervisor::standby::spawn(
+            self.supervisor.clone(),
+            group,
+        ));
+        self.supervisor.start_added(&ids[0]).await
+    }
+
+    /// `up --nodes N`: the embedded controller, N agent processes (`nodeA`, …,
+    /// each its own process group) and a deployment of the instances on
+    /// `nodeA`. The workers are the agents', so they are watched as in attach
+    /// mode (found by `PLUM_APP_NAME`, signalled after an identity re-check).
+    pub async fn start_nodes(config: SessionConfig, nodes: LocalNodesConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        session.refuse_live_writers().await?;
+        let token = session.config.token.clone();
+        // The agents run `--cmd` when given: its program is the worker to watch.
+        if session.config.cmd.is_some() {
+            let spec = worker_spec(&session.config)?;
+            if let Some(name) = spec.program.file_name() {
+                session.config.worker_name = name.to_string_lossy().into_owned();
+            }
+        }
+        // Watching before any agent exists: every worker is then seen starting
+        // (a recovery or a fresh start), not found running as in attach.
+        session.watch_local_workers(true);
+        let local = LocalNodes::spawn(&LocalNodesConfig {
+            controller: session.controller_url.clone(),
+            token: token.clone(),
+            step: session.config.step,
+            ..nodes
+        })?;
+        // If we die, even by SIGKILL, the guard kills each agent's group, and
+        // each agent's own guard its workers: nothing outlives `up`.
+        if let Some(guard) = &session.supervisor.config().orphan_guard {
+            for (_, pid) in local.nodes() {
+                guard.watch(pid);
+            }
+        }
+        let names: Vec<String> = local.nodes().into_iter().map(|(name, _)| name).collect();
+        session.nodes = Some(Arc::new(local));
+        crate::agent::local::wait_healthy(
+            &session.controller_url,
+            token.as_deref(),
+            &names,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let start_cmd = match &session.config.cmd {
+            Some(cmd) => absolute_program(cmd)?,
+            None => String::new(),
+        };
+        let instances = u32::try_from(session.config.instances).unwrap_or(u32::MAX);
+        let first = names.first().map_or("nodeA", String::as_str);
+        crate::agent::local::deploy(
+            &session.controller_url,
+            token.as_deref(),
+            &session.config.app,
+            &start_cmd,
+            instances,
+            first,
+        )
+        .await?;
+        session.read_cluster();
+        Ok(session)
+    }
+
+    /// Reads the controller's cluster API every [`CLUSTER_READ`], telling each
+    /// picture that differs from the last; stops when the controller has none.
+    fn read_cluster(&mut self) {
+        let reader = match ClusterReader::new(&self.controller_url, self.config.token.clone()) {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::warn!("not reading the cluster: {e:#}");
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(4);
+        self.cluster = Some(rx);
+        tokio::spawn(async move {
+            let mut last: Option<ClusterView> = None;
+            let mut tick = tokio::time::interval(CLUSTER_READ);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match reader.read().await {
+                    Ok(ClusterRead::View(view)) => {
+                        if last.as_ref() != Some(&view) {
+                            last = Some(view.clone());
+                            if tx.send(view).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(ClusterRead::NoClusterApi) => {
+                        tracing::info!("the controller serves no cluster API: no nodes shown");
+                        return;
+                    }
+                    // The namespace feed reports the controller's outages.
+                    Err(e) => tracing::debug!("cluster read failed: {e:#}"),
+                }
+            }
+        });
+    }
+
+    /// The process watcher of attach mode and `up --nodes`: the app's workers on
+    /// this machine, found by rescans (their agent, not us, starts them).
+    /// `ours_only` (`up --nodes`): only those writing to this session's
+    /// controller, as its agents' are (another `up` of the same app on another
+    /// port is not ours), all seen starting.
+    fn watch_local_workers(&mut self, ours_only: bool) {
+        let url = self.controller_url.clone();
+        let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| writes_to(p, &url))
+                as crate::supervisor::ProcessFilter
+        });
+        self.attached = Some(Arc::new(ProcessWatcher::spawn(
+            WatcherConfig {
+                app_name: self.config.app.clone(),
+                worker_name: self.config.worker_name.clone(),
+                interval: ATTACH_RESCAN,
+                owned_by: None,
+                only,
+                fresh: ours_only,
+            },
+            self.supervisor.event_sink(),
+        )));
+    }
+
+    /// Refuses to start when workers of the app already write to our controller.
+    async fn refuse_live_writers(&self) -> Result<()> {
+        let session = self;
+        let (app, url) = (session.config.app.clone(), session.controller_url.clone());
+        let program = worker_spec(&session.config)?
+            .program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let others =
+            tokio::task::spawn_blocking(move || live_writers(&app, &url, program.as_deref()))
+                .await
+                .context("scanning for workers already running")?;
+        if !others.is_empty() {
+            let pids: Vec<String> = others
+                .iter()
+                .map(|p| format!("{} ({})", p.pid, p.name))
+                .collect();
+            anyhow::bail!(
+                "{} worker(s) of app {:?} already write to {}: pid {}; a second writer would \
+                 mix one namespace. Stop them (kill {}) or watch them with \
+                 `plumdash attach --controller {} --app {}`",
+                others.len(),
+                session.config.app,
+                session.controller_url,
+                pids.join(", "),
+                others
+                    .iter()
+                    .map(|p| p.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                session.controller_url,
+                session.config.app,
+            );
+        }
+        Ok(())
+    }
+
+    /// Attach mode: no spawning; watch the namespace of a running controller
+    /// and the local workers of the app (one per `PLUM_INSTANCE_ID`: the process
+    /// running the worker program, its shells and `tee` as wrappers), which can be
+    /// signalled after an identity re-check.
+    pub async fn attach(config: SessionConfig) -> Result<Session> {
+        let mut session = Session::connect(config).await?;
+        let per_instance = session.config.namespace_by == NamespaceBy::Instance;
+        // A namespace that does not exist yet is waited for (a demo may start the
+        // dashboard before the workers); the ones that do exist are named.
+        match session.dm.namespaces().await {
+            Ok(names) if !per_instance && !names.iter().any(|n| n == session.dm.namespace()) => {
+                session.namespace_wait = Some(names);
+            }
+            Ok(_) => {}
+            Err(e) => anyhow::bail!(
+                "cannot reach the controller at {}: {e}",
+                session.controller_url
+            ),
+        }
+        session.watch_local_workers(false);
+        session.read_cluster();
+        Ok(session)
+    }
+
+    /// Adds and starts one more worker instance; returns its id. Its own
+    /// namespace, if it has one, is watched before it starts.
+    pub async fn new_instance(&mut self) -> Result<String> {
+        let spec = worker_spec(&self.config)?;
+        if self.config.namespace_by == NamespaceBy::App {
+            return self.supervisor.spawn_instance(spec).await;
+        }
+        let id = self.supervisor.add_instance(spec)?;
+        if let Err(error) = self.watch_namespace(&id) {
+            self.supervisor.remove_instance(&id, Duration::ZERO).await;
+            return Err(error);
+        }
+        if let Err(error) = self.supervisor.start_added(&id).await {
+            self.feeds.remove(&id);
+            return Err(error);
+        }
+        Ok(id)
+    }
+}
