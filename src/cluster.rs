@@ -10,6 +10,8 @@ use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
+pub mod model;
+
 /// Per-request timeout: a hung controller must not stall the picture for long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest answer read: a cluster of thousands of rows fits; a hostile or broken
