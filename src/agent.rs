@@ -22,12 +22,12 @@ use anyhow::{Context, Result};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub mod local;
 
+use crate::cluster::model::{Assignment, AssignmentList, Heartbeat, InstancePhase, StatusReport};
 use crate::supervisor::{
     bundled_worker_path, split_command_line, Action, EventKind, ExitKind, OrphanGuard, Supervisor,
     SupervisorConfig, SupervisorEvent, WorkerSpec,
@@ -87,55 +87,19 @@ impl AgentConfig {
     }
 }
 
-/// One row of `GET /v1/assignments?nodeId=`: the fields the agent acts on.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Assignment {
-    pub instance_id: String,
-    #[serde(default)]
-    pub desired: String,
-    #[serde(default)]
-    pub start_cmd: String,
-    #[serde(default)]
-    pub app_name: String,
-    #[serde(default)]
-    pub app_version: String,
-    /// The latest reported phase ("" before the first report).
-    #[serde(default)]
-    pub phase: String,
-}
-
-impl Assignment {
-    fn wants_running(&self) -> bool {
-        self.desired == "Running"
-    }
-}
-
-#[derive(Deserialize)]
-struct AssignmentList {
-    items: Vec<Assignment>,
-}
-
-/// The body of `POST /v1/instances/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusReport {
-    pub instance_id: String,
-    pub phase: &'static str,
-    pub exit_code: i64,
-    pub healthy: bool,
-    pub ts_unix: i64,
-}
-
-impl StatusReport {
-    fn now(instance_id: &str, phase: &'static str, exit_code: i64, healthy: bool) -> Self {
-        StatusReport {
-            instance_id: instance_id.to_string(),
-            phase,
-            exit_code,
-            healthy,
-            ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
-        }
+/// A status report stamped now.
+fn report_now(
+    instance_id: &str,
+    phase: InstancePhase,
+    exit_code: i64,
+    healthy: bool,
+) -> StatusReport {
+    StatusReport {
+        instance_id: instance_id.to_string(),
+        phase,
+        exit_code,
+        healthy,
+        ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
     }
 }
 
@@ -148,16 +112,18 @@ fn unix_secs(ms: u64) -> i64 {
 /// task that finished (exit 0) is `Exited`, so nobody mistakes it for a crash.
 pub fn status_for(event: &SupervisorEvent) -> Option<StatusReport> {
     let (phase, exit_code, healthy) = match &event.kind {
-        EventKind::Started { .. } => ("Running", 0, true),
+        EventKind::Started { .. } => (InstancePhase::Running, 0, true),
         EventKind::Exited { exit, .. } => match exit {
             ExitKind::Stopped => return None,
-            ExitKind::Completed => ("Exited", 0, false),
-            ExitKind::ExitCode(code) => ("Failed", i64::from(*code), false),
+            ExitKind::Completed => (InstancePhase::Exited, 0, false),
+            ExitKind::ExitCode(code) => (InstancePhase::Failed, i64::from(*code), false),
             // The shell's convention, so the signal can be told from the code.
-            ExitKind::KilledBySignal(signal) => ("Failed", 128 + *signal as i64, false),
-            ExitKind::Disappeared => ("Failed", -1, false),
+            ExitKind::KilledBySignal(signal) => {
+                (InstancePhase::Failed, 128 + *signal as i64, false)
+            }
+            ExitKind::Disappeared => (InstancePhase::Failed, -1, false),
         },
-        EventKind::Failed { .. } => ("Failed", -1, false),
+        EventKind::Failed { .. } => (InstancePhase::Failed, -1, false),
         _ => return None,
     };
     Some(StatusReport {
@@ -204,7 +170,11 @@ impl Api {
     async fn heartbeat(&self, node: &str, ip: &str) -> Result<()> {
         self.request(Method::POST, "/v1/nodes/heartbeat")
             .timeout(REQUEST_TIMEOUT)
-            .json(&serde_json::json!({ "nodeId": node, "ip": ip }))
+            .json(&Heartbeat {
+                ip: ip.to_string(),
+                labels: None,
+                node_id: node.to_string(),
+            })
             .send()
             .await
             .context("sending the heartbeat")?
@@ -328,7 +298,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     tracing::info!("agent {}: stopping its instances", config.node);
     stop.cancel();
     for snapshot in supervisor.shutdown_all(config.stop_grace).await {
-        let report = StatusReport::now(&snapshot.id, "Stopped", 0, true);
+        let report = report_now(&snapshot.id, InstancePhase::Stopped, 0, true);
         if let Err(e) = api.status(&report).await {
             tracing::warn!("cannot report {} stopped: {e:#}", snapshot.id);
         }
@@ -365,12 +335,19 @@ impl Reconciler {
             self.supervisor
                 .remove_instance(&snapshot.id, self.config.stop_grace)
                 .await;
-            self.report(StatusReport::now(&snapshot.id, "Stopped", 0, true));
+            self.report(report_now(&snapshot.id, InstancePhase::Stopped, 0, true));
             self.reported_stopped.insert(snapshot.id);
         }
         for item in items.iter().filter(|a| !a.wants_running()) {
-            if item.phase != "Stopped" && self.reported_stopped.insert(item.instance_id.clone()) {
-                self.report(StatusReport::now(&item.instance_id, "Stopped", 0, true));
+            if item.phase() != Some(&InstancePhase::Stopped)
+                && self.reported_stopped.insert(item.instance_id.clone())
+            {
+                self.report(report_now(
+                    &item.instance_id,
+                    InstancePhase::Stopped,
+                    0,
+                    true,
+                ));
             }
         }
         self.reported_stopped
@@ -396,7 +373,12 @@ impl Reconciler {
                     tracing::warn!("cannot start {}: {e:#}", item.instance_id);
                     self.start_failed
                         .insert(item.instance_id.clone(), Instant::now());
-                    self.report(StatusReport::now(&item.instance_id, "Failed", -1, false));
+                    self.report(report_now(
+                        &item.instance_id,
+                        InstancePhase::Failed,
+                        -1,
+                        false,
+                    ));
                 }
             }
         }
@@ -624,7 +606,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (started.phase, started.exit_code, started.healthy),
-            ("Running", 0, true)
+            (InstancePhase::Running, 0, true)
         );
         assert_eq!(started.instance_id, "dep-1234abcd");
         let exited = |exit| {
@@ -639,17 +621,23 @@ mod tests {
         };
         assert_eq!(
             exited(ExitKind::KilledBySignal(Signal::SIGKILL)),
-            Some(("Failed", 137))
+            Some((InstancePhase::Failed, 137))
         );
-        assert_eq!(exited(ExitKind::ExitCode(3)), Some(("Failed", 3)));
-        assert_eq!(exited(ExitKind::Completed), Some(("Exited", 0)));
+        assert_eq!(
+            exited(ExitKind::ExitCode(3)),
+            Some((InstancePhase::Failed, 3))
+        );
+        assert_eq!(
+            exited(ExitKind::Completed),
+            Some((InstancePhase::Exited, 0))
+        );
         assert_eq!(exited(ExitKind::Stopped), None, "the stopper reports it");
         assert_eq!(status_for(&event(EventKind::StopRequested)), None);
     }
 
     #[test]
     fn status_body_is_camel_case() {
-        let body = serde_json::to_value(StatusReport::now("x", "Stopped", 0, true)).unwrap();
+        let body = serde_json::to_value(report_now("x", InstancePhase::Stopped, 0, true)).unwrap();
         let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         assert_eq!(

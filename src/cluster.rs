@@ -1,14 +1,21 @@
-//! Reading a controller's cluster API (`plum-cluster-api.md` §1–2): its nodes
-//! with their health, and every deployment's assignments with the node each
-//! runs on and whether it should run. Ours and the original serve the same shapes, so a dashboard
-//! attached to either sees the same picture. Read only: nothing here changes
-//! the cluster.
+//! The cluster API: its wire model (`model`: nodes, heartbeats, deployments,
+//! assignments, status reports and their states, shared by the controller,
+//! the agent and this reader), and reading a controller's cluster API
+//! (`plum-cluster-api.md` §1–2): its nodes with their health, and every
+//! deployment's assignments with the node each runs on and whether it should
+//! run. Ours and the original serve the same shapes, so a dashboard attached
+//! to either sees the same picture. Read only: nothing here changes the
+//! cluster.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
+
+pub mod model;
+
+pub use model::{Assignment, DesiredState, HealthState, InstancePhase, Node, StatusReport};
+use model::{DeploymentDetail, DeploymentSummary};
 
 /// Per-request timeout: a hung controller must not stall the picture for long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,58 +23,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// controller streaming without end does not fill this process's memory.
 const MAX_BODY: usize = 4 << 20;
 
-/// A node as `GET /v1/nodes` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeFact {
-    pub node_id: String,
-    #[serde(default)]
-    pub ip: String,
-    /// Unix seconds of its last heartbeat.
-    #[serde(default)]
-    pub last_seen: i64,
-    /// `Healthy` / `Unhealthy`, as the controller judges it from its TTL.
-    #[serde(default)]
-    pub health: String,
-}
-
-impl NodeFact {
-    pub fn is_healthy(&self) -> bool {
-        self.health.eq_ignore_ascii_case("healthy")
-    }
-}
-
-/// One assignment: an instance id placed on a node.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignmentFact {
-    pub instance_id: String,
-    #[serde(default)]
-    pub deployment_id: String,
-    #[serde(default)]
-    pub node_id: String,
-    /// `Running` or `Stopped` (a failover parks the old row so).
-    #[serde(default)]
-    pub desired: String,
-    /// Writes the controller refused from this instance once a failover replaced
-    /// it (plumdash's controller only; the original has no fencing).
-    #[serde(default)]
-    pub fenced_writes: u64,
-}
-
-impl AssignmentFact {
-    pub fn wants_running(&self) -> bool {
-        self.desired == "Running"
-    }
-}
-
 /// The cluster at one read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
     /// Sorted by id.
-    pub nodes: Vec<NodeFact>,
+    pub nodes: Vec<Node>,
     /// Sorted by instance id.
-    pub assignments: Vec<AssignmentFact>,
+    pub assignments: Vec<Assignment>,
 }
 
 /// What one read found.
@@ -84,19 +46,6 @@ pub struct ClusterReader {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DeploymentItem {
-    #[serde(rename = "deploymentId")]
-    deployment_id: String,
-}
-
-#[derive(Deserialize)]
-struct DeploymentDetail {
-    /// The original writes `null` for an empty list.
-    #[serde(default)]
-    assignments: Option<Vec<AssignmentFact>>,
 }
 
 impl ClusterReader {
@@ -136,13 +85,13 @@ impl ClusterReader {
         let Some(nodes) = self.get("/v1/nodes", &[]).await? else {
             return Ok(ClusterRead::NoClusterApi);
         };
-        let mut nodes: Vec<NodeFact> = json_capped::<Option<Vec<NodeFact>>>(nodes)
+        let mut nodes: Vec<Node> = json_capped::<Option<Vec<Node>>>(nodes)
             .await
             .context("reading /v1/nodes")?
             .unwrap_or_default();
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        let deployments: Vec<DeploymentItem> = match self.get("/v1/deployments", &[]).await? {
-            Some(r) => json_capped::<Option<Vec<DeploymentItem>>>(r)
+        let deployments: Vec<DeploymentSummary> = match self.get("/v1/deployments", &[]).await? {
+            Some(r) => json_capped::<Option<Vec<DeploymentSummary>>>(r)
                 .await
                 .context("reading /v1/deployments")?
                 .unwrap_or_default(),

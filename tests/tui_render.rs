@@ -509,25 +509,27 @@ fn tour_captions_follow_the_recovery() {
 
 #[test]
 fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
-    use plumdash::cluster::{AssignmentFact, ClusterView, NodeFact};
+    use plumdash::cluster::{Assignment, ClusterView, DesiredState, HealthState, Node};
     use plumdash::session::NodeOp;
     use plumdash::tui::action::Command;
     use plumdash::tui::autokill::AutoKill;
     let mut s = Scenario::new();
-    let node = |id: &str| NodeFact {
+    let node = |id: &str| Node {
         node_id: id.into(),
         ip: "127.0.0.1".into(),
         last_seen: (T0 / 1000) as i64,
-        health: "Healthy".into(),
+        health: Some(HealthState::Healthy),
+        ..Default::default()
     };
     s.fact(Fact::Cluster(ClusterView {
         nodes: vec![node("nodeA"), node("nodeB")],
-        assignments: vec![AssignmentFact {
+        assignments: vec![Assignment {
             instance_id: "kv-demo-001".into(),
             deployment_id: "d1".into(),
             node_id: "nodeA".into(),
-            desired: "Running".into(),
-            fenced_writes: 0,
+            desired: DesiredState::Running,
+            fenced_writes: Some(0),
+            ..Default::default()
         }],
     }));
     // The node key is in the footer only where there are nodes.

@@ -13,6 +13,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+use crate::cluster::model::Node;
 use crate::supervisor::procstats::{all_pids, proc_stat, ProcStat};
 
 /// The names of `count` nodes: `nodeA` … `nodeZ`, then `node27`, ….
@@ -221,18 +222,15 @@ pub async fn wait_healthy(
     let http = client()?;
     let deadline = Instant::now() + timeout;
     loop {
-        let nodes: Vec<Value> = match with_token(http.get(format!("{controller}/v1/nodes")), token)
+        // Unreadable or not yet up: nobody healthy, asked again until the deadline.
+        let nodes: Vec<Node> = match with_token(http.get(format!("{controller}/v1/nodes")), token)
             .send()
             .await
         {
             Ok(resp) => resp.json().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        let healthy = |name: &String| {
-            nodes
-                .iter()
-                .any(|n| n["nodeId"] == name.as_str() && n["health"] == "Healthy")
-        };
+        let healthy = |name: &String| nodes.iter().any(|n| &n.node_id == name && n.is_healthy());
         let missing: Vec<&String> = names.iter().filter(|n| !healthy(n)).collect();
         if missing.is_empty() {
             return Ok(());

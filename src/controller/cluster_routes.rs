@@ -3,18 +3,22 @@
 //! `deployments.rs`. Every error is the API's one-line JSON.
 
 use super::body::JsonBody;
-use super::deployments::{Deployments, NewDeployment, StatusReport};
+use super::deployments::Deployments;
 use super::error::ApiError;
-use super::nodes::{Heartbeat, NodeRegistry, Now};
+use super::nodes::{NodeRegistry, Now};
 use super::state::AppState;
+use crate::cluster::model::{
+    AssignmentList, DesiredState, Heartbeat, HeartbeatAnswer, InstancePhase, NewDeployment,
+    StatusReport,
+};
 use anyhow::Result;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -71,13 +75,13 @@ async fn heartbeat(
     }
     check_field("nodeId", &beat.node_id)?;
     check_field("ip", &beat.ip)?;
-    let ttl = node_registry(&state)?.ttl().as_secs();
+    let ttl_sec = node_registry(&state)?.ttl().as_secs();
     let labels = beat.labels.map(Value::Object);
     on_nodes(&state, move |nodes| {
         nodes.beat(&beat.node_id, &beat.ip, labels.as_ref(), Now::real())
     })
     .await?;
-    Ok(Json(serde_json::json!({ "ttlSec": ttl })).into_response())
+    Ok(Json(HeartbeatAnswer { ttl_sec }).into_response())
 }
 
 async fn list_nodes(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -137,6 +141,14 @@ fn registry(state: &AppState) -> Result<Arc<Deployments>, ApiError> {
         .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))
 }
 
+/// The deployments' answers as JSON objects with sorted keys, as this API has
+/// always written them (through `serde_json::Value`), whatever the order of
+/// the fields in their types.
+fn sorted_json<T: Serialize>(answer: &T) -> Result<Response, ApiError> {
+    let value = serde_json::to_value(answer).map_err(ApiError::internal)?;
+    Ok(Json(value).into_response())
+}
+
 async fn on_registry<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -157,11 +169,11 @@ async fn create(
         return Err(ApiError::bad_request("name is empty"));
     }
     let answer = on_registry(&state, move |d| d.create(new)).await?;
-    Ok(Json(answer).into_response())
+    sorted_json(&answer)
 }
 
 async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(on_registry(&state, |d| d.list()).await?).into_response())
+    sorted_json(&on_registry(&state, |d| d.list()).await?)
 }
 
 async fn one(
@@ -170,7 +182,7 @@ async fn one(
 ) -> Result<Response, ApiError> {
     let lookup = id.clone();
     match on_registry(&state, move |d| d.get(&lookup)).await? {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(detail) => sorted_json(&detail),
         None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
     }
 }
@@ -201,12 +213,12 @@ async fn assignments(
         .cloned()
         .ok_or_else(|| ApiError::bad_request("missing ?nodeId="))?;
     let items = on_registry(&state, move |d| d.for_node(&node)).await?;
-    Ok(Json(json!({ "items": items })).into_response())
+    sorted_json(&AssignmentList { items })
 }
 
 #[derive(Deserialize)]
 struct Desired {
-    desired: String,
+    desired: DesiredState,
 }
 
 async fn patch_assignment(
@@ -214,7 +226,7 @@ async fn patch_assignment(
     UrlPath(id): UrlPath<String>,
     JsonBody(Desired { desired }): JsonBody<Desired>,
 ) -> Result<Response, ApiError> {
-    if desired != "Running" && desired != "Stopped" {
+    if let DesiredState::Other(_) = desired {
         return Err(ApiError::bad_request("desired must be Running or Stopped"));
     }
     on_registry(&state, move |d| d.set_desired(&id, &desired)).await?;
@@ -233,7 +245,7 @@ async fn status(
     State(state): State<AppState>,
     JsonBody(report): JsonBody<StatusReport>,
 ) -> Result<Response, ApiError> {
-    if report.instance_id.is_empty() || report.phase.is_empty() {
+    if report.instance_id.is_empty() || report.phase == InstancePhase::Unreported {
         return Err(ApiError::bad_request("instanceId and phase are required"));
     }
     on_registry(&state, move |d| d.report(&report)).await?;

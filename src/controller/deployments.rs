@@ -11,11 +11,16 @@
 //! failover is repeatable and spreads load.
 
 use super::nodes::{NodeRegistry, Now};
+use crate::cluster::model::{
+    Assignment, CreatedDeployment, DeploymentDetail, DeploymentRecord, DeploymentSummary,
+    DesiredState, InstancePhase, LastReport, NewDeployment, StatusReport,
+};
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,60 +61,24 @@ CREATE TABLE IF NOT EXISTS statuses (
     ts_unix     INTEGER NOT NULL
 );";
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Entry {
-    #[serde(default)]
-    artifact_url: String,
-    #[serde(default)]
-    start_cmd: String,
-    /// Extension: the original reads these from the artifact's meta.ini.
-    #[serde(default)]
-    app_name: String,
-    #[serde(default)]
-    app_version: String,
-    #[serde(default)]
-    replicas: BTreeMap<String, u32>,
+/// The tables hold each state as its word on the wire.
+macro_rules! sql_word {
+    ($($state:ty),+) => {$(
+        impl ToSql for $state {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $state {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                String::column_result(value).map(<$state>::from)
+            }
+        }
+    )+};
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct NewDeployment {
-    pub name: String,
-    #[serde(default)]
-    pub labels: Option<serde_json::Map<String, Value>>,
-    #[serde(default)]
-    pub entries: Vec<Entry>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct StatusReport {
-    pub instance_id: String,
-    pub phase: String,
-    #[serde(default)]
-    pub exit_code: i64,
-    #[serde(default)]
-    pub healthy: bool,
-    #[serde(default)]
-    pub ts_unix: i64,
-}
-
-/// One row of `GET /v1/assignments?nodeId=` (no `nodeId`, as the original).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignmentItem {
-    pub instance_id: String,
-    pub deployment_id: String,
-    pub desired: String,
-    pub artifact_url: String,
-    pub start_cmd: String,
-    pub app_name: String,
-    pub app_version: String,
-    pub phase: String,
-    pub healthy: bool,
-    pub last_report_at: i64,
-}
+sql_word!(DesiredState, InstancePhase);
 
 /// One migration done by a failover pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,13 +153,18 @@ impl Deployments {
         let _ = self.notify.send(node.to_string());
     }
 
-    pub(super) fn create(&self, new: NewDeployment) -> Result<Value> {
+    pub(super) fn create(&self, new: NewDeployment) -> Result<CreatedDeployment> {
         let id = random_hex(16)?;
         let mut conn = self.conn();
         let tx = conn.transaction().context("creating a deployment")?;
         tx.execute(
-            "INSERT INTO deployments (deployment_id, name, labels, status) VALUES (?1, ?2, ?3, 'Stopped')",
-            params![id, new.name, new.labels.map(|l| Value::Object(l).to_string())],
+            "INSERT INTO deployments (deployment_id, name, labels, status) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id,
+                new.name,
+                new.labels.map(|l| Value::Object(l).to_string()),
+                DesiredState::Stopped
+            ],
         )
         .context("creating a deployment")?;
         let mut instances = Vec::new();
@@ -200,11 +174,12 @@ impl Deployments {
                 for _ in 0..*count {
                     let iid = format!("{id}-{}", random_hex(4)?);
                     tx.execute(
-                        "INSERT INTO assignments VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?7)",
+                        "INSERT INTO assignments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![
                             iid,
                             id,
                             node,
+                            DesiredState::Running,
                             entry.artifact_url,
                             entry.start_cmd,
                             entry.app_name,
@@ -222,21 +197,24 @@ impl Deployments {
         for node in nodes {
             self.publish(&node);
         }
-        Ok(json!({ "deploymentId": id, "instances": instances }))
+        Ok(CreatedDeployment {
+            deployment_id: id,
+            instances,
+        })
     }
 
     /// `start` or `stop`: the status, and `desired` on all its rows.
     pub(super) fn set_running(&self, id: &str, running: bool) -> Result<Option<()>> {
-        let (status, desired) = if running {
-            ("Running", "Running")
+        let state = if running {
+            DesiredState::Running
         } else {
-            ("Stopped", "Stopped")
+            DesiredState::Stopped
         };
         let conn = self.conn();
         let n = conn
             .execute(
                 "UPDATE deployments SET status = ?2 WHERE deployment_id = ?1",
-                params![id, status],
+                params![id, state],
             )
             .context("updating a deployment")?;
         if n == 0 {
@@ -244,7 +222,7 @@ impl Deployments {
         }
         conn.execute(
             "UPDATE assignments SET desired = ?2 WHERE deployment_id = ?1",
-            params![id, desired],
+            params![id, state],
         )
         .context("updating its assignments")?;
         let nodes = nodes_of(&conn, "deployment_id = ?1", id)?;
@@ -255,7 +233,7 @@ impl Deployments {
         Ok(Some(()))
     }
 
-    pub(super) fn list(&self) -> Result<Value> {
+    pub(super) fn list(&self) -> Result<Vec<DeploymentSummary>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -266,34 +244,33 @@ impl Deployments {
             .context("listing deployments")?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(json!({
-                    "deploymentId": r.get::<_, String>(0)?,
-                    "name": r.get::<_, String>(1)?,
-                    "labels": labels(r.get(2)?),
-                    "status": r.get::<_, String>(3)?,
-                    "instances": r.get::<_, i64>(4)?,
-                }))
+                Ok(DeploymentSummary {
+                    deployment_id: r.get(0)?,
+                    name: r.get(1)?,
+                    labels: labels(r.get(2)?),
+                    status: r.get(3)?,
+                    instances: r.get(4)?,
+                })
             })
             .context("listing deployments")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("reading deployments")?;
-        Ok(Value::Array(rows))
+        Ok(rows)
     }
 
-    pub(super) fn get(&self, id: &str) -> Result<Option<Value>> {
+    pub(super) fn get(&self, id: &str) -> Result<Option<DeploymentDetail>> {
         let conn = self.conn();
         let deployment = conn
             .query_row(
                 "SELECT deployment_id, name, labels, status FROM deployments WHERE deployment_id = ?1",
                 params![id],
                 |r| {
-                    // The original answers with its Go field names here.
-                    Ok(json!({
-                        "DeploymentID": r.get::<_, String>(0)?,
-                        "Name": r.get::<_, String>(1)?,
-                        "Labels": labels(r.get(2)?),
-                        "Status": r.get::<_, String>(3)?,
-                    }))
+                    Ok(DeploymentRecord {
+                        deployment_id: r.get(0)?,
+                        name: r.get(1)?,
+                        labels: labels(r.get(2)?),
+                        status: r.get(3)?,
+                    })
                 },
             )
             .optional()
@@ -312,27 +289,31 @@ impl Deployments {
                 let iid = r.get::<_, String>(0)?;
                 // Extension: writes refused since this controller started.
                 let fenced = self.refused_count(&iid);
-                Ok(json!({
-                    "instanceId": iid,
-                    "nodeId": r.get::<_, String>(1)?,
-                    "desired": r.get::<_, String>(2)?,
-                    "artifactUrl": r.get::<_, String>(3)?,
-                    "startCmd": r.get::<_, String>(4)?,
-                    "appName": r.get::<_, String>(5)?,
-                    "appVersion": r.get::<_, String>(6)?,
-                    "fencedWrites": fenced,
-                }))
+                Ok(Assignment {
+                    instance_id: iid,
+                    // The deployment's own rows name no deployment (as the original).
+                    deployment_id: String::new(),
+                    node_id: r.get(1)?,
+                    desired: r.get(2)?,
+                    artifact_url: r.get(3)?,
+                    start_cmd: r.get(4)?,
+                    app_name: r.get(5)?,
+                    app_version: r.get(6)?,
+                    last_report: None,
+                    fenced_writes: Some(fenced),
+                })
             })
             .context("reading its assignments")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("reading its assignments")?;
-        Ok(Some(
-            json!({ "deployment": deployment, "assignments": assignments }),
-        ))
+        Ok(Some(DeploymentDetail {
+            deployment,
+            assignments: Some(assignments),
+        }))
     }
 
     /// A node's assignments of Running deployments, with each one's latest status.
-    pub fn for_node(&self, node: &str) -> Result<Vec<AssignmentItem>> {
+    pub fn for_node(&self, node: &str) -> Result<Vec<Assignment>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -345,22 +326,27 @@ impl Deployments {
                         (SELECT s.ts_unix FROM statuses s WHERE s.instance_id = a.instance_id
                            ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1)
                  FROM assignments a JOIN deployments d ON d.deployment_id = a.deployment_id
-                 WHERE a.node_id = ?1 AND d.status = 'Running' ORDER BY a.instance_id",
+                 WHERE a.node_id = ?1 AND d.status = ?2 ORDER BY a.instance_id",
             )
             .context("listing assignments")?;
         let items = stmt
-            .query_map(params![node], |r| {
-                Ok(AssignmentItem {
+            .query_map(params![node, DesiredState::Running], |r| {
+                Ok(Assignment {
                     instance_id: r.get(0)?,
                     deployment_id: r.get(1)?,
+                    // A node's own list names no node (as the original).
+                    node_id: String::new(),
                     desired: r.get(2)?,
                     artifact_url: r.get(3)?,
                     start_cmd: r.get(4)?,
                     app_name: r.get(5)?,
                     app_version: r.get(6)?,
-                    phase: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                    healthy: r.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0,
-                    last_report_at: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                    last_report: Some(LastReport {
+                        phase: r.get::<_, Option<InstancePhase>>(7)?.unwrap_or_default(),
+                        healthy: r.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0,
+                        last_report_at: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                    }),
+                    fenced_writes: None,
                 })
             })
             .context("listing assignments")?
@@ -369,7 +355,7 @@ impl Deployments {
         Ok(items)
     }
 
-    pub(super) fn set_desired(&self, iid: &str, desired: &str) -> Result<()> {
+    pub(super) fn set_desired(&self, iid: &str, desired: &DesiredState) -> Result<()> {
         let conn = self.conn();
         conn.execute(
             "UPDATE assignments SET desired = ?2 WHERE instance_id = ?1",
@@ -422,8 +408,8 @@ impl Deployments {
                 "SELECT r.new_instance_id, r.to_node FROM replacements r
                  JOIN assignments a ON a.instance_id = r.instance_id
                  JOIN deployments d ON d.deployment_id = a.deployment_id
-                 WHERE r.instance_id = ?1 AND a.desired = 'Stopped' AND d.status = 'Running'",
-                params![instance],
+                 WHERE r.instance_id = ?1 AND a.desired = ?2 AND d.status = ?3",
+                params![instance, DesiredState::Stopped, DesiredState::Running],
                 |r| {
                     Ok(Fence {
                         new_instance_id: r.get(0)?,
@@ -480,15 +466,17 @@ impl Deployments {
                 .prepare(
                     "SELECT a.instance_id, a.node_id FROM assignments a
                      JOIN deployments d ON d.deployment_id = a.deployment_id
-                     WHERE d.status = 'Running' AND a.desired = 'Running'
-                       AND COALESCE((SELECT s.phase FROM statuses s
-                                     WHERE s.instance_id = a.instance_id
-                                     ORDER BY s.id DESC LIMIT 1), '') != 'Exited'
+                     WHERE d.status = ?1 AND a.desired = ?1
+                       AND (SELECT s.phase FROM statuses s
+                            WHERE s.instance_id = a.instance_id
+                            ORDER BY s.id DESC LIMIT 1) IS NOT ?2
                      ORDER BY a.instance_id",
                 )
                 .context("finding orphaned assignments")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map(params![DesiredState::Running, InstancePhase::Exited], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .context("finding orphaned assignments")?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .context("finding orphaned assignments")?;
@@ -499,10 +487,14 @@ impl Deployments {
         let mut load: HashMap<String, usize> = healthy.iter().map(|n| (n.clone(), 0)).collect();
         {
             let mut stmt = tx
-                .prepare("SELECT node_id, COUNT(*) FROM assignments WHERE desired = 'Running' GROUP BY node_id")
+                .prepare(
+                    "SELECT node_id, COUNT(*) FROM assignments WHERE desired = ?1 GROUP BY node_id",
+                )
                 .context("counting assignments")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .query_map(params![DesiredState::Running], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .context("counting assignments")?;
             for row in rows {
                 let (node, n) = row.context("counting assignments")?;
@@ -529,15 +521,15 @@ impl Deployments {
                 .context("reading an orphaned assignment")?;
             let new_iid = format!("{deployment}-{}", random_hex(4)?);
             tx.execute(
-                "UPDATE assignments SET desired = 'Stopped' WHERE instance_id = ?1",
-                params![iid],
+                "UPDATE assignments SET desired = ?2 WHERE instance_id = ?1",
+                params![iid, DesiredState::Stopped],
             )
             .context("parking an assignment")?;
             tx.execute(
                 "INSERT INTO assignments
-                 SELECT ?2, deployment_id, ?3, 'Running', artifact_url, start_cmd, app_name, app_version
+                 SELECT ?2, deployment_id, ?3, ?4, artifact_url, start_cmd, app_name, app_version
                  FROM assignments WHERE instance_id = ?1",
-                params![iid, new_iid, to],
+                params![iid, new_iid, to, DesiredState::Running],
             )
             .context("re-creating an assignment")?;
             tx.execute(
@@ -632,18 +624,16 @@ pub async fn failover_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn deploy(d: &Deployments, replicas: &[(&str, u32)]) -> String {
-        let new: NewDeployment = serde_json::from_value(json!({
+        let new: NewDeployment = serde_json::from_value(serde_json::json!({
             "name": "kv-demo",
             "entries": [{"artifactUrl": "a.zip",
                          "replicas": replicas.iter().cloned().collect::<BTreeMap<_, _>>()}],
         }))
         .unwrap();
-        let id = d.create(new).unwrap()["deploymentId"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = d.create(new).unwrap().deployment_id;
         d.set_running(&id, true).unwrap();
         id
     }
@@ -669,7 +659,7 @@ mod tests {
             .for_node("nodeA")
             .unwrap()
             .iter()
-            .all(|a| a.desired == "Stopped"));
+            .all(|a| a.desired == DesiredState::Stopped));
         // Parked rows stay parked, and fenced while the deployment runs.
         assert!(d.failover_pass(&healthy).unwrap().is_empty());
         let parked = &moved[0].instance_id;
@@ -682,7 +672,7 @@ mod tests {
         let d = Deployments::open(&db).unwrap();
         assert!(d.was_replaced(parked) && d.fence(parked).unwrap().is_some());
         // Taken back by hand: no longer fenced.
-        d.set_desired(parked, "Running").unwrap();
+        d.set_desired(parked, &DesiredState::Running).unwrap();
         assert_eq!(d.fence(parked).unwrap(), None);
     }
 
@@ -694,17 +684,21 @@ mod tests {
         let d = Deployments::open(&db).unwrap();
         deploy(&d, &[("nodeA", 2)]);
         let rows = d.for_node("nodeA").unwrap();
-        let status = |iid: &str, phase: &str| StatusReport {
+        let status = |iid: &str, phase: InstancePhase| StatusReport {
             instance_id: iid.to_string(),
-            phase: phase.to_string(),
+            phase,
             exit_code: 0,
             healthy: false,
             ts_unix: 1,
         };
-        d.report(&status(&rows[0].instance_id, "Running")).unwrap();
-        d.report(&status(&rows[0].instance_id, "Exited")).unwrap();
-        d.report(&status(&rows[1].instance_id, "Exited")).unwrap();
-        d.report(&status(&rows[1].instance_id, "Failed")).unwrap();
+        d.report(&status(&rows[0].instance_id, InstancePhase::Running))
+            .unwrap();
+        d.report(&status(&rows[0].instance_id, InstancePhase::Exited))
+            .unwrap();
+        d.report(&status(&rows[1].instance_id, InstancePhase::Exited))
+            .unwrap();
+        d.report(&status(&rows[1].instance_id, InstancePhase::Failed))
+            .unwrap();
         let moved = d.failover_pass(&["nodeB".to_string()]).unwrap();
         assert_eq!(moved.len(), 1, "{moved:?}");
         assert_eq!(moved[0].instance_id, rows[1].instance_id);

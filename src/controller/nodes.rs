@@ -12,9 +12,9 @@
 //! whole seconds judge only nodes not seen since start.
 
 use super::presence::Presence;
+use crate::cluster::model::{HealthState, Node};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -34,29 +34,6 @@ CREATE TABLE IF NOT EXISTS nodes (
     labels    TEXT,
     last_seen INTEGER NOT NULL
 );";
-
-/// One node as `GET /v1/nodes` shows it (`health` only in the list, as the
-/// original).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeView {
-    pub node_id: String,
-    pub ip: String,
-    pub labels: Value,
-    pub last_seen: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<&'static str>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Heartbeat {
-    pub node_id: String,
-    #[serde(default)]
-    pub ip: String,
-    #[serde(default)]
-    pub labels: Option<serde_json::Map<String, Value>>,
-}
 
 /// The nodes table, on its own connection to the controller's file.
 pub struct NodeRegistry {
@@ -132,16 +109,16 @@ impl NodeRegistry {
         Ok(())
     }
 
-    fn health(&self, node_id: &str, last_seen: i64, now: Now) -> &'static str {
+    fn health(&self, node_id: &str, last_seen: i64, now: Now) -> HealthState {
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let healthy = self
             .presence
             .healthy(node_id, now.at)
             .unwrap_or(now.secs.saturating_sub(last_seen) <= ttl);
         if healthy {
-            "Healthy"
+            HealthState::Healthy
         } else {
-            "Unhealthy"
+            HealthState::Unhealthy
         }
     }
 
@@ -150,13 +127,13 @@ impl NodeRegistry {
         Ok(self
             .list(now)?
             .into_iter()
-            .filter(|n| n.health == Some("Healthy"))
+            .filter(Node::is_healthy)
             .map(|n| n.node_id)
             .collect())
     }
 
     /// Every node, sorted by id, with its health as of `now`.
-    pub fn list(&self, now: Now) -> Result<Vec<NodeView>> {
+    pub fn list(&self, now: Now) -> Result<Vec<Node>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT node_id, ip, labels, last_seen FROM nodes ORDER BY node_id")
@@ -175,7 +152,7 @@ impl NodeRegistry {
             .collect())
     }
 
-    pub fn get(&self, node_id: &str) -> Result<Option<NodeView>> {
+    pub fn get(&self, node_id: &str) -> Result<Option<Node>> {
         self.conn()
             .query_row(
                 "SELECT node_id, ip, labels, last_seen FROM nodes WHERE node_id = ?1",
@@ -196,9 +173,9 @@ impl NodeRegistry {
     }
 }
 
-fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeView> {
+fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
     let labels: Option<String> = row.get(2)?;
-    Ok(NodeView {
+    Ok(Node {
         node_id: row.get(0)?,
         ip: row.get(1)?,
         labels: labels
@@ -236,7 +213,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["nodeA", "nodeB"]
         );
-        assert!(at_ttl.iter().all(|n| n.health == Some("Healthy")));
+        assert!(at_ttl.iter().all(Node::is_healthy));
         assert_eq!(at_ttl[0].labels, serde_json::json!({"zone": "a"}));
         assert_eq!(at_ttl[1].labels, Value::Null);
         let past = t0.after(HEARTBEAT_TTL + Duration::from_millis(1));
@@ -244,10 +221,18 @@ mod tests {
             .list(past)
             .unwrap()
             .iter()
-            .all(|n| n.health == Some("Unhealthy")));
+            .all(|n| n.health == Some(HealthState::Unhealthy)));
         nodes.beat("nodeB", "10.0.0.2", None, past).unwrap();
-        let health: Vec<_> = nodes.list(past).unwrap().iter().map(|n| n.health).collect();
-        assert_eq!(health, [Some("Unhealthy"), Some("Healthy")]);
+        let health: Vec<_> = nodes
+            .list(past)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.health)
+            .collect();
+        assert_eq!(
+            health,
+            [Some(HealthState::Unhealthy), Some(HealthState::Healthy)]
+        );
         assert_eq!(nodes.healthy(past).unwrap(), ["nodeB"]);
         // A restarted controller has only the stored whole seconds.
         drop(nodes);

@@ -294,8 +294,9 @@ mod tests {
 
     #[test]
     fn per_instance_the_cluster_news_is_told_once_and_a_move_by_its_instance() {
+        use crate::cluster::DesiredState;
         use crate::recovery::sample::{assignment, node};
-        let view = |a_healthy: bool, rows: Vec<crate::cluster::AssignmentFact>| {
+        let view = |a_healthy: bool, rows: Vec<crate::cluster::Assignment>| {
             Fact::Cluster(crate::cluster::ClusterView {
                 nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
                 assignments: rows,
@@ -306,15 +307,15 @@ mod tests {
             board.apply(1, None, started(id, 10 + i as u32));
         }
         let both_on_a = vec![
-            assignment("i-1", "nodeA", "Running"),
-            assignment("i-2", "nodeA", "Running"),
+            assignment("i-1", "nodeA", DesiredState::Running),
+            assignment("i-2", "nodeA", DesiredState::Running),
         ];
         board.apply(2, None, view(true, both_on_a));
         // nodeA dies: i-2's work moves to i-3 on nodeB.
         let moved = vec![
-            assignment("i-1", "nodeA", "Running"),
-            assignment("i-2", "nodeA", "Stopped"),
-            assignment("i-3", "nodeB", "Running"),
+            assignment("i-1", "nodeA", DesiredState::Running),
+            assignment("i-2", "nodeA", DesiredState::Stopped),
+            assignment("i-3", "nodeB", DesiredState::Running),
         ];
         board.apply(3, None, view(false, moved));
         let count = |pick: &dyn Fn(&TimelineKind) -> bool| {

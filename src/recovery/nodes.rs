@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::cycle::Cycle;
 use super::facts::{NodeAction, TsMs};
-use crate::cluster::{AssignmentFact, ClusterView};
+use crate::cluster::{Assignment, ClusterView};
 
 /// A node's health, as its controller judges it (from the heartbeat TTL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub enum NodeChange {
 #[derive(Debug, Default)]
 pub struct NodeBook {
     nodes: BTreeMap<String, NodeState>,
-    assignments: BTreeMap<String, AssignmentFact>,
+    assignments: BTreeMap<String, Assignment>,
     failovers: Vec<Failover>,
     /// When each instance was first seen running. The process watcher can see a
     /// failover's new instance start before a cluster read shows its row.
@@ -212,14 +212,14 @@ impl NodeBook {
             .collect();
         // A migration: a new row on another node while a row of the same
         // deployment, running before, is now parked.
-        let parked: Vec<&AssignmentFact> = self
+        let parked: Vec<&Assignment> = self
             .assignments
             .values()
             .filter(|a| {
                 !a.wants_running()
                     && before
                         .get(&a.instance_id)
-                        .is_some_and(AssignmentFact::wants_running)
+                        .is_some_and(Assignment::wants_running)
             })
             .collect();
         let mut moved: Vec<Failover> = Vec::new();
@@ -270,12 +270,16 @@ impl NodeBook {
             }
         }
         for a in self.assignments.values() {
-            let was = before.get(&a.instance_id).map_or(0, |b| b.fenced_writes);
-            if a.fenced_writes > was {
+            let refused = a.fenced_writes.unwrap_or(0);
+            let was = before
+                .get(&a.instance_id)
+                .and_then(|b| b.fenced_writes)
+                .unwrap_or(0);
+            if refused > was {
                 changes.push(NodeChange::Fenced {
                     instance: a.instance_id.clone(),
                     node: a.node_id.clone(),
-                    refused: a.fenced_writes,
+                    refused,
                     by: self
                         .replaced_by(&a.instance_id)
                         .map(|f| f.new_instance.clone()),
@@ -297,7 +301,8 @@ impl NodeBook {
     pub fn fenced_writes(&self, instance: &str) -> u64 {
         self.assignments
             .get(instance)
-            .map_or(0, |a| a.fenced_writes)
+            .and_then(|a| a.fenced_writes)
+            .unwrap_or(0)
     }
 
     /// The failover that moved `instance`'s work elsewhere, if one did.
@@ -355,6 +360,7 @@ impl NodeBook {
 mod tests {
     use super::*;
 
+    use crate::cluster::DesiredState;
     use crate::recovery::sample::{assignment as row, node};
 
     #[test]
@@ -364,7 +370,7 @@ mod tests {
             1_000,
             ClusterView {
                 nodes: vec![node("nodeA", true), node("nodeB", true)],
-                assignments: vec![row("d1-a", "nodeA", "Running")],
+                assignments: vec![row("d1-a", "nodeA", DesiredState::Running)],
             },
         );
         assert_eq!(first.len(), 2, "both nodes come up: {first:?}");
@@ -374,7 +380,7 @@ mod tests {
             5_000,
             ClusterView {
                 nodes: vec![node("nodeA", false), node("nodeB", true)],
-                assignments: vec![row("d1-a", "nodeA", "Running")],
+                assignments: vec![row("d1-a", "nodeA", DesiredState::Running)],
             },
         );
         assert_eq!(
@@ -388,8 +394,8 @@ mod tests {
             ClusterView {
                 nodes: vec![node("nodeA", false), node("nodeB", true)],
                 assignments: vec![
-                    row("d1-a", "nodeA", "Stopped"),
-                    row("d1-b", "nodeB", "Running"),
+                    row("d1-a", "nodeA", DesiredState::Stopped),
+                    row("d1-b", "nodeB", DesiredState::Running),
                 ],
             },
         );
@@ -435,8 +441,8 @@ mod tests {
                 ClusterView {
                     nodes: vec![node("nodeA", false), node("nodeB", true)],
                     assignments: vec![
-                        row("d1-a", "nodeA", "Stopped"),
-                        row("d1-b", "nodeB", "Running"),
+                        row("d1-a", "nodeA", DesiredState::Stopped),
+                        row("d1-b", "nodeB", DesiredState::Running),
                     ],
                 },
             )
@@ -450,7 +456,7 @@ mod tests {
             1_000,
             ClusterView {
                 nodes: vec![node("nodeA", true), node("nodeB", true)],
-                assignments: vec![row("d1-a", "nodeA", "Running")],
+                assignments: vec![row("d1-a", "nodeA", DesiredState::Running)],
             },
         );
         book.act(2_000, "nodeA", NodeAction::Killed);
@@ -461,8 +467,8 @@ mod tests {
             ClusterView {
                 nodes: vec![node("nodeA", false), node("nodeB", true)],
                 assignments: vec![
-                    row("d1-a", "nodeA", "Stopped"),
-                    row("d1-b", "nodeB", "Running"),
+                    row("d1-a", "nodeA", DesiredState::Stopped),
+                    row("d1-b", "nodeB", DesiredState::Running),
                 ],
             },
         );
@@ -482,7 +488,7 @@ mod tests {
             1_000,
             ClusterView {
                 nodes: vec![node("nodeA", false)],
-                assignments: vec![row("d1-a", "nodeA", "Running")],
+                assignments: vec![row("d1-a", "nodeA", DesiredState::Running)],
             },
         );
         assert!(changes.is_empty(), "{changes:?}");
@@ -492,7 +498,7 @@ mod tests {
             2_000,
             ClusterView {
                 nodes: vec![node("nodeA", false)],
-                assignments: vec![row("d1-a", "nodeA", "Stopped")],
+                assignments: vec![row("d1-a", "nodeA", DesiredState::Stopped)],
             },
         );
         assert!(changes.is_empty(), "{changes:?}");

@@ -70,23 +70,34 @@ pub fn committed_at(ms: u64, fact: Fact) -> Fact {
 }
 
 /// A node as `GET /v1/nodes` reports it.
-pub fn node(id: &str, healthy: bool) -> crate::cluster::NodeFact {
-    crate::cluster::NodeFact {
+pub fn node(id: &str, healthy: bool) -> crate::cluster::Node {
+    use crate::cluster::HealthState;
+    crate::cluster::Node {
         node_id: id.into(),
         ip: "127.0.0.1".into(),
         last_seen: 100,
-        health: if healthy { "Healthy" } else { "Unhealthy" }.into(),
+        health: Some(if healthy {
+            HealthState::Healthy
+        } else {
+            HealthState::Unhealthy
+        }),
+        ..Default::default()
     }
 }
 
 /// A row of deployment d1: `instance` on `node`, `desired` Running or Stopped.
-pub fn assignment(instance: &str, node: &str, desired: &str) -> crate::cluster::AssignmentFact {
-    crate::cluster::AssignmentFact {
+pub fn assignment(
+    instance: &str,
+    node: &str,
+    desired: crate::cluster::DesiredState,
+) -> crate::cluster::Assignment {
+    crate::cluster::Assignment {
         instance_id: instance.into(),
         deployment_id: "d1".into(),
         node_id: node.into(),
-        desired: desired.into(),
-        fenced_writes: 0,
+        desired,
+        fenced_writes: Some(0),
+        ..Default::default()
     }
 }
 

@@ -138,7 +138,10 @@ fn describe(fact: &Fact) -> (&'static str, String) {
             let nodes: Vec<String> = view
                 .nodes
                 .iter()
-                .map(|n| format!("{}={}", n.node_id, n.health))
+                .map(|n| {
+                    let health = n.health.as_ref().map_or("", |h| h.as_str());
+                    format!("{}={health}", n.node_id)
+                })
                 .collect();
             let running = view.assignments.iter().filter(|a| a.wants_running());
             let rows: Vec<String> = running

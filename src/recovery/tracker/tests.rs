@@ -1,6 +1,7 @@
 //! The tracker's unit tests: facts in, phases, cycles and timeline lines out.
 
 use super::*;
+use crate::cluster::DesiredState;
 use crate::recovery::sample::{
     checkpoint, committed_at, entry as e, exited, exited_as, flag, sigkilled, started, started_as,
 };
@@ -719,15 +720,15 @@ fn failures_and_feed_outages_are_on_the_timeline() {
 }
 
 /// Nodes A and B, and deployment d1's rows (`(instance, node, desired, fenced)`).
-fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
+fn cluster(a_healthy: bool, rows: &[(&str, &str, DesiredState, u64)]) -> Fact {
     use crate::recovery::sample::{assignment, node};
     Fact::Cluster(crate::cluster::ClusterView {
         nodes: vec![node("nodeA", a_healthy), node("nodeB", true)],
         assignments: rows
             .iter()
-            .map(|(id, n, desired, fenced)| crate::cluster::AssignmentFact {
-                fenced_writes: *fenced,
-                ..assignment(id, n, desired)
+            .map(|(id, n, desired, fenced)| crate::cluster::Assignment {
+                fenced_writes: Some(*fenced),
+                ..assignment(id, n, desired.clone())
             })
             .collect(),
     })
@@ -737,7 +738,10 @@ fn cluster(a_healthy: bool, rows: &[(&str, &str, &str, u64)]) -> Fact {
 fn running_on_node_a() -> Tracker {
     let mut t = Tracker::new();
     let mut at = 0;
-    t.apply(at, cluster(true, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        at,
+        cluster(true, &[("d1-a", "nodeA", DesiredState::Running, 0)]),
+    );
     t.apply(at, started_as("d1-a", 1));
     t.apply(at, flag());
     run_steps(&mut t, &mut at, 0, 4);
@@ -756,14 +760,17 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
         },
     );
     // The frozen worker never exits; the controller moves its row after the TTL.
-    t.apply(4_000, cluster(false, &[("d1-a", "nodeA", "Running", 0)]));
+    t.apply(
+        4_000,
+        cluster(false, &[("d1-a", "nodeA", DesiredState::Running, 0)]),
+    );
     t.apply(
         4_100,
         cluster(
             false,
             &[
-                ("d1-a", "nodeA", "Stopped", 0),
-                ("d1-b", "nodeB", "Running", 0),
+                ("d1-a", "nodeA", DesiredState::Stopped, 0),
+                ("d1-b", "nodeB", DesiredState::Running, 0),
             ],
         ),
     );
@@ -805,8 +812,8 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
         cluster(
             true,
             &[
-                ("d1-a", "nodeA", "Stopped", 1),
-                ("d1-b", "nodeB", "Running", 0),
+                ("d1-a", "nodeA", DesiredState::Stopped, 1),
+                ("d1-b", "nodeB", DesiredState::Running, 0),
             ],
         ),
     );
@@ -869,8 +876,8 @@ fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
         cluster(
             false,
             &[
-                ("d1-a", "nodeA", "Stopped", 0),
-                ("d1-b", "nodeB", "Running", 0),
+                ("d1-a", "nodeA", DesiredState::Stopped, 0),
+                ("d1-b", "nodeB", DesiredState::Running, 0),
             ],
         ),
     );
@@ -904,8 +911,8 @@ fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
         cluster(
             false,
             &[
-                ("d1-a", "nodeA", "Stopped", 0),
-                ("d1-b", "nodeB", "Running", 0),
+                ("d1-a", "nodeA", DesiredState::Stopped, 0),
+                ("d1-b", "nodeB", DesiredState::Running, 0),
             ],
         ),
     );
