@@ -95,3 +95,105 @@ impl TimelineEvent {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::recovery::sample::every_event;
+    use crate::recovery::TimelineKind;
+
+    /// Each event of `sample::every_event`, as `--events` and headless write it.
+    const PINNED: [&str; 43] = [
+        r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
+        r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
+        r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
+        r#"{"crash_flag":true,"instance":"kv-demo-001","kind":"crashed","progress":50,"signal":"SIGKILL","stop_requested":false,"ts_ms":1700000000003}"#,
+        r#"{"crash_flag":false,"instance":"kv-demo-001","kind":"crashed","progress":50,"signal":"SIGHUP","stop_requested":false,"ts_ms":1700000000004}"#,
+        r#"{"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"signal":"SIGTERM","stop_requested":true,"ts_ms":1700000000005}"#,
+        r#"{"code":3,"crash_flag":true,"instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000006}"#,
+        r#"{"code":0,"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":true,"ts_ms":1700000000007}"#,
+        r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000008}"#,
+        r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":false,"ts_ms":1700000000009}"#,
+        r#"{"crash_flag":false,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
+        r#"{"crash_flag":true,"exit":"node_lost","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000011}"#,
+        r#"{"delay_ms":1500,"instance":"kv-demo-001","kind":"restart_scheduled","ts_ms":1700000000012}"#,
+        r#"{"delay_ms":250,"from":"kv-demo-001","instance":"kv-demo-001","kind":"takeover_scheduled","ts_ms":1700000000013}"#,
+        r#"{"instance":"kv-demo-001","kind":"frozen","signal":"SIGSTOP","ts_ms":1700000000014}"#,
+        r#"{"instance":"kv-demo-001","kind":"frozen","signal":null,"ts_ms":1700000000015}"#,
+        r#"{"instance":"kv-demo-001","kind":"continued","ts_ms":1700000000016}"#,
+        r#"{"instance":"kv-demo-001","kind":"recovering","ts_ms":1700000000017}"#,
+        r#"{"from":50,"instance":"kv-demo-001","kill_to_checkpoint_ms":450,"kill_to_restart_ms":120,"kind":"resumed","progress_at_kill":50,"steps_lost":0,"ts_ms":1700000000018}"#,
+        r#"{"from":null,"instance":"kv-demo-001","kill_to_checkpoint_ms":null,"kill_to_restart_ms":null,"kind":"resumed","progress_at_kill":50,"steps_lost":null,"ts_ms":1700000000019}"#,
+        r#"{"instance":"kv-demo-001","kind":"stopped","ts_ms":1700000000020}"#,
+        r#"{"instance":"kv-demo-001","kind":"completed","ts_ms":1700000000021}"#,
+        r#"{"instance":"kv-demo-001","kind":"failed","reason":"6 crash-loop restarts","ts_ms":1700000000022}"#,
+        r#"{"kind":"flag_set","ts_ms":1700000000023}"#,
+        r#"{"instance":"kv-demo-001","kind":"flag_cleared","ts_ms":1700000000024}"#,
+        r#"{"checkpoint":null,"counter":5,"instance":"kv-demo-001","kind":"torn","progress":60,"ts_ms":1700000000025}"#,
+        r#"{"error":"connection refused","instance":"kv-demo-001","kind":"controller_down","ts_ms":1700000000026}"#,
+        r#"{"instance":"kv-demo-001","kind":"controller_up","ts_ms":1700000000027,"via":"stream"}"#,
+        r#"{"kind":"node_up","node":"nodeA","ts_ms":1700000000028}"#,
+        r#"{"kind":"node_down","node":"nodeA","ts_ms":1700000000029}"#,
+        r#"{"from_node":"nodeA","instance":"kv-demo-001","kind":"migrated","new_instance":"kv-demo-002","to_node":"nodeB","ts_ms":1700000000030}"#,
+        r#"{"kind":"node_killed","node":"nodeA","ts_ms":1700000000031}"#,
+        r#"{"kind":"node_frozen","node":"nodeA","ts_ms":1700000000032}"#,
+        r#"{"kind":"node_thawed","node":"nodeA","ts_ms":1700000000033}"#,
+        r#"{"kind":"node_revived","node":"nodeA","ts_ms":1700000000034}"#,
+        r#"{"cause":"node_killed","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000035}"#,
+        r#"{"cause":"node_frozen","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000036}"#,
+        r#"{"cause":null,"from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":null,"to_checkpoint_ms":null,"to_detected_ms":null,"to_node":"nodeB","to_running_ms":null,"ts_ms":1700000000037}"#,
+        r#"{"instance":"kv-demo-001","kind":"fenced","new_instance":"kv-demo-002","node":"nodeA","refused":1,"ts_ms":1700000000038}"#,
+        r#"{"instance":"kv-demo-001","kind":"fenced","new_instance":null,"node":"nodeA","refused":3,"ts_ms":1700000000039}"#,
+        r#"{"instance":"kv-demo-001","kind":"superseded","new_instance":"kv-demo-002","ts_ms":1700000000040}"#,
+        r#"{"alive":["kv-demo-001","kv-demo-002"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000041}"#,
+        r#"{"alive":["kv-demo-001"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000042}"#,
+    ];
+
+    /// Scripts read these lines: every kind's object, byte for byte (keys
+    /// sorted, absent `instance` left out, unknown figures `null`).
+    #[test]
+    fn every_event_kind_has_its_pinned_json() {
+        let events = every_event();
+        assert_eq!(events.len(), PINNED.len());
+        for (ev, want) in events.iter().zip(PINNED) {
+            assert_eq!(ev.to_json().to_string(), want, "{ev:?}");
+        }
+    }
+
+    /// The samples hold every kind, so a new kind must be pinned too.
+    #[test]
+    fn the_samples_cover_every_kind() {
+        let index = |k: &TimelineKind| match k {
+            TimelineKind::Started { .. } => 0,
+            TimelineKind::Attached { .. } => 1,
+            TimelineKind::NotRestarted { .. } => 2,
+            TimelineKind::Exited { .. } => 3,
+            TimelineKind::RestartScheduled { .. } => 4,
+            TimelineKind::TakingOver { .. } => 5,
+            TimelineKind::Frozen { .. } => 6,
+            TimelineKind::Continued => 7,
+            TimelineKind::Recovering => 8,
+            TimelineKind::Resumed { .. } => 9,
+            TimelineKind::Stopped => 10,
+            TimelineKind::Completed => 11,
+            TimelineKind::Failed { .. } => 12,
+            TimelineKind::FlagSet => 13,
+            TimelineKind::FlagCleared => 14,
+            TimelineKind::Torn(_) => 15,
+            TimelineKind::FeedDown { .. } => 16,
+            TimelineKind::FeedUp { .. } => 17,
+            TimelineKind::NodeUp { .. } => 18,
+            TimelineKind::NodeDown { .. } => 19,
+            TimelineKind::Migrated { .. } => 20,
+            TimelineKind::Node { .. } => 21,
+            TimelineKind::FailedOver(_) => 22,
+            TimelineKind::Fenced { .. } => 23,
+            TimelineKind::Superseded { .. } => 24,
+            TimelineKind::WentBack { .. } => 25,
+        };
+        let mut seen = [false; 26];
+        for ev in every_event() {
+            seen[index(&ev.kind)] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "{seen:?}");
+    }
+}

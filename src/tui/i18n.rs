@@ -681,6 +681,64 @@ mod tests {
         assert_eq!(event(&started, Lang::Zh), "kv-demo-001 已启动（pid 7）");
     }
 
+    /// Each event of `sample::every_event` in English and Chinese.
+    const PINNED: [[&str; 2]; 43] = [
+        ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
+        ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
+        ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
+        ["kv-demo-001 killed by SIGKILL at 50% (flag still set)", "kv-demo-001 在 50% 时被 SIGKILL 杀死（标记仍在）"],
+        ["kv-demo-001 killed by SIGHUP at 50% (flag NOT set)", "kv-demo-001 在 50% 时被 SIGHUP 杀死（标记未设置）"],
+        ["kv-demo-001 stopped by SIGTERM (stop requested) at 50%", "kv-demo-001 在 50% 时被 SIGTERM 停止（请求停止）"],
+        ["kv-demo-001 exited (exit 3) at 50%", "kv-demo-001 在 50% 时退出（exit 3）"],
+        ["kv-demo-001 exited (exit 0, stop requested) at 50%", "kv-demo-001 在 50% 时退出（exit 0，请求停止）"],
+        ["kv-demo-001 gone at 50% (flag still set: crashed)", "kv-demo-001 在 50% 时消失（标记仍在：已崩溃）"],
+        ["kv-demo-001 gone at 50% (flag set)", "kv-demo-001 在 50% 时消失（标记已设置）"],
+        ["kv-demo-001 gone (flag cleared)", "kv-demo-001 消失（标记已清除）"],
+        ["kv-demo-001 exited (node lost) at 50%", "kv-demo-001 在 50% 时退出（node lost）"],
+        ["kv-demo-001 restart in 1.5s", "kv-demo-001 1.5s 后重启"],
+        ["kv-demo-001 takes over from kv-demo-001 in 0.2s", "kv-demo-001 0.2s 后接替 kv-demo-001"],
+        ["kv-demo-001 frozen by SIGSTOP", "kv-demo-001 被 SIGSTOP 冻结"],
+        ["kv-demo-001 frozen (stopped, seen in /proc)", "kv-demo-001 已冻结（在 /proc 中看到已停止）"],
+        ["kv-demo-001 continued", "kv-demo-001 已继续"],
+        ["kv-demo-001 found the crash flag: recovering", "kv-demo-001 发现崩溃标记：恢复中"],
+        ["kv-demo-001 RESUMED from 50%, 0 steps lost, kill→restart 120 ms, kill→checkpoint 450 ms", "kv-demo-001 RESUMED from 50% 已恢复，丢失 0 步，杀死→重启 120 ms，杀死→检查点 450 ms"],
+        ["kv-demo-001 RESUMED from ?", "kv-demo-001 RESUMED from ? 已恢复"],
+        ["kv-demo-001 stopped gracefully", "kv-demo-001 已优雅停止"],
+        ["kv-demo-001 completed the task", "kv-demo-001 任务已完成"],
+        ["kv-demo-001 FAILED: 6 crash-loop restarts", "kv-demo-001 FAILED 失败：6 crash-loop restarts"],
+        ["crash flag set", "崩溃标记已设置"],
+        ["kv-demo-001 crash flag cleared", "kv-demo-001 崩溃标记已清除"],
+        ["kv-demo-001 TORN checkpoint: progress 60%, counter 5, checkpoint —", "kv-demo-001 TORN 检查点不一致：progress 60%, counter 5, checkpoint —"],
+        ["kv-demo-001 controller unreachable: connection refused", "kv-demo-001 控制器不可达：connection refused"],
+        ["kv-demo-001 controller live (stream)", "kv-demo-001 控制器在线（stream）"],
+        ["node nodeA up (heartbeating)", "节点 nodeA 上线（心跳正常）"],
+        ["node nodeA DOWN (missed its heartbeats)", "节点 nodeA DOWN（心跳超时）"],
+        ["kv-demo-001 MIGRATED nodeA → nodeB as kv-demo-002", "kv-demo-001 MIGRATED nodeA → nodeB，新实例 kv-demo-002"],
+        ["node nodeA KILLED (SIGKILL to its agent and workers)", "节点 nodeA KILLED（向其 agent 与 worker 发送 SIGKILL）"],
+        ["node nodeA FROZEN (SIGSTOP to its agent and workers)", "节点 nodeA FROZEN（向其 agent 与 worker 发送 SIGSTOP）"],
+        ["node nodeA thawed (SIGCONT)", "节点 nodeA 已解冻（SIGCONT）"],
+        ["node nodeA back (its agent started again)", "节点 nodeA 已恢复（agent 重新启动）"],
+        ["kv-demo-001 failover nodeA → nodeB: kill→detected 3.0s, kill→running 3.6s, kill→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
+        ["kv-demo-001 failover nodeA → nodeB: freeze→detected 3.0s, freeze→running 3.6s, freeze→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
+        ["kv-demo-001 failover nodeA → nodeB: detected→running ?, detected→checkpoint ?", "kv-demo-001 故障转移 nodeA → nodeB：到运行 ?，到检查点 ?"],
+        ["kv-demo-001 on nodeA REFUSED: 1 write fenced (its work is kv-demo-002's now)", "kv-demo-001 在 nodeA 上 REFUSED：1 次写入被隔离（工作已归 kv-demo-002）"],
+        ["kv-demo-001 on nodeA REFUSED: 3 writes fenced (a failover replaced it)", "kv-demo-001 在 nodeA 上 REFUSED：3 次写入被隔离"],
+        ["kv-demo-001 ended after its work moved to kv-demo-002 (not a crash)", "kv-demo-001 工作已迁至 kv-demo-002 后退出（不是崩溃）"],
+        ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace (kv-demo-001, kv-demo-002 alive)", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
+        ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
+    ];
+
+    /// Every kind of event reads as it always has, in both languages.
+    #[test]
+    fn every_event_kind_reads_as_pinned() {
+        let events = crate::recovery::sample::every_event();
+        assert_eq!(events.len(), PINNED.len());
+        for (ev, [en, zh]) in events.iter().zip(PINNED) {
+            assert_eq!(event(ev, Lang::En), en, "{ev:?}");
+            assert_eq!(event(ev, Lang::Zh), zh, "{ev:?}");
+        }
+    }
+
     #[test]
     fn the_locale_picks_the_language() {
         let s = |v: &str| Some(v.to_string());
