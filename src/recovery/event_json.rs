@@ -1,19 +1,147 @@
 //! The timeline's JSON form: one object per event, as `up --headless` and
 //! `--events` write them (field names are a published format: keep them).
+//! Derived with serde from a wire form that borrows from the event.
 
-use super::facts::ProcessExit;
+use super::facts::{NodeAction, ProcessExit, TsMs};
 use super::timeline::{TimelineEvent, TimelineKind};
+use serde::Serialize;
 
-impl TimelineEvent {
-    /// One JSON object: `{"ts_ms":…,"instance":"kv-demo-001","kind":"resumed",…}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        let mut v = match &self.kind {
-            TimelineKind::Started { pid } => json!({"kind": "started", "pid": pid}),
-            TimelineKind::Attached { pid } => json!({"kind": "attached", "pid": pid}),
-            TimelineKind::NotRestarted { grace_ms } => {
-                json!({"kind": "not_restarted", "grace_ms": grace_ms})
-            }
+/// One event on the wire: its time, its instance (left out when none) and
+/// its kind's fields.
+#[derive(Serialize)]
+struct Wire<'a> {
+    ts_ms: TsMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'a str>,
+    #[serde(flatten)]
+    kind: Kind<'a>,
+}
+
+/// The kinds as scripts know them: the tag is `kind`; unknown figures are
+/// `null`, not left out (readers index them).
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Kind<'a> {
+    Started {
+        pid: u32,
+    },
+    Attached {
+        pid: u32,
+    },
+    NotRestarted {
+        grace_ms: u64,
+    },
+    /// An exit that was a crash; `exited` otherwise, same fields.
+    Crashed(Exit<'a>),
+    Exited(Exit<'a>),
+    RestartScheduled {
+        delay_ms: u64,
+    },
+    TakeoverScheduled {
+        from: &'a str,
+        delay_ms: u64,
+    },
+    Frozen {
+        signal: Option<&'a str>,
+    },
+    Continued,
+    Recovering,
+    Resumed {
+        from: Option<i64>,
+        progress_at_kill: Option<i64>,
+        steps_lost: Option<i64>,
+        kill_to_restart_ms: Option<u64>,
+        kill_to_checkpoint_ms: Option<u64>,
+    },
+    Stopped,
+    Completed,
+    Failed {
+        reason: &'a str,
+    },
+    FlagSet,
+    FlagCleared,
+    Torn {
+        progress: Option<i64>,
+        counter: Option<i64>,
+        checkpoint: Option<&'a str>,
+    },
+    ControllerDown {
+        error: &'a str,
+    },
+    ControllerUp {
+        via: &'a str,
+    },
+    NodeUp {
+        node: &'a str,
+    },
+    NodeDown {
+        node: &'a str,
+    },
+    Migrated {
+        new_instance: &'a str,
+        from_node: &'a str,
+        to_node: &'a str,
+    },
+    // `NodeAction::json_kind`'s names (the pinned test holds them equal).
+    NodeKilled {
+        node: &'a str,
+    },
+    NodeFrozen {
+        node: &'a str,
+    },
+    NodeThawed {
+        node: &'a str,
+    },
+    NodeRevived {
+        node: &'a str,
+    },
+    Failover {
+        from_node: &'a str,
+        to_node: &'a str,
+        new_instance: &'a str,
+        cause: Option<&'static str>,
+        to_detected_ms: Option<u64>,
+        to_running_ms: Option<u64>,
+        to_checkpoint_ms: Option<u64>,
+        steps_lost: Option<i64>,
+    },
+    Fenced {
+        node: &'a str,
+        refused: u64,
+        new_instance: Option<&'a str>,
+    },
+    Superseded {
+        new_instance: &'a str,
+    },
+    CheckpointWentBack {
+        from: i64,
+        to: i64,
+        alive: &'a [String],
+    },
+}
+
+/// An exit's fields; how it ended is one of `signal`, `code` or `exit`.
+#[derive(Serialize)]
+struct Exit<'a> {
+    progress: Option<i64>,
+    crash_flag: bool,
+    stop_requested: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<&'static str>,
+}
+
+impl<'a> Kind<'a> {
+    fn of(kind: &'a TimelineKind) -> Kind<'a> {
+        match kind {
+            TimelineKind::Started { pid } => Kind::Started { pid: *pid },
+            TimelineKind::Attached { pid } => Kind::Attached { pid: *pid },
+            TimelineKind::NotRestarted { grace_ms } => Kind::NotRestarted {
+                grace_ms: *grace_ms,
+            },
             TimelineKind::Exited {
                 exit,
                 progress,
@@ -21,78 +149,112 @@ impl TimelineEvent {
                 crashed,
                 requested,
             } => {
-                let mut v = json!({"kind": if *crashed { "crashed" } else { "exited" },
-                    "progress": progress, "crash_flag": flag, "stop_requested": requested});
+                let mut wire = Exit {
+                    progress: *progress,
+                    crash_flag: *flag,
+                    stop_requested: *requested,
+                    signal: None,
+                    code: None,
+                    exit: None,
+                };
                 match exit {
-                    ProcessExit::Signal(sig) => v["signal"] = json!(sig),
-                    ProcessExit::Code(code) => v["code"] = json!(code),
-                    ProcessExit::Clean => v["code"] = json!(0),
-                    ProcessExit::Unknown => v["exit"] = json!("unknown"),
-                    ProcessExit::NodeLost => v["exit"] = json!("node_lost"),
+                    ProcessExit::Signal(sig) => wire.signal = Some(sig),
+                    ProcessExit::Code(code) => wire.code = Some(*code),
+                    ProcessExit::Clean => wire.code = Some(0),
+                    ProcessExit::Unknown => wire.exit = Some("unknown"),
+                    ProcessExit::NodeLost => wire.exit = Some("node_lost"),
                 }
-                v
+                if *crashed {
+                    Kind::Crashed(wire)
+                } else {
+                    Kind::Exited(wire)
+                }
             }
-            TimelineKind::RestartScheduled { delay_ms } => {
-                json!({"kind": "restart_scheduled", "delay_ms": delay_ms})
-            }
-            TimelineKind::TakingOver { from, delay_ms } => {
-                json!({"kind": "takeover_scheduled", "from": from, "delay_ms": delay_ms})
-            }
-            TimelineKind::Recovering => json!({"kind": "recovering"}),
-            TimelineKind::Resumed { cycle } => json!({
-                "kind": "resumed",
-                "from": cycle.resumed_from,
-                "progress_at_kill": cycle.progress_at_kill,
-                "steps_lost": cycle.steps_lost,
-                "kill_to_restart_ms": cycle.kill_to_restart_ms(),
-                "kill_to_checkpoint_ms": cycle.kill_to_checkpoint_ms(),
-            }),
-            TimelineKind::Stopped => json!({"kind": "stopped"}),
-            TimelineKind::Completed => json!({"kind": "completed"}),
-            TimelineKind::Failed { reason } => json!({"kind": "failed", "reason": reason}),
-            TimelineKind::FlagSet => json!({"kind": "flag_set"}),
-            TimelineKind::FlagCleared => json!({"kind": "flag_cleared"}),
-            TimelineKind::Torn(t) => json!({"kind": "torn", "progress": t.progress,
-                "counter": t.counter, "checkpoint": t.checkpoint}),
-            TimelineKind::FeedDown { error } => json!({"kind": "controller_down", "error": error}),
-            TimelineKind::FeedUp { via } => json!({"kind": "controller_up", "via": via}),
-            TimelineKind::Frozen { signal } => json!({"kind": "frozen", "signal": signal}),
-            TimelineKind::Continued => json!({"kind": "continued"}),
-            TimelineKind::NodeUp { node } => json!({"kind": "node_up", "node": node}),
-            TimelineKind::NodeDown { node } => json!({"kind": "node_down", "node": node}),
+            TimelineKind::RestartScheduled { delay_ms } => Kind::RestartScheduled {
+                delay_ms: *delay_ms,
+            },
+            TimelineKind::TakingOver { from, delay_ms } => Kind::TakeoverScheduled {
+                from,
+                delay_ms: *delay_ms,
+            },
+            TimelineKind::Frozen { signal } => Kind::Frozen {
+                signal: signal.as_deref(),
+            },
+            TimelineKind::Continued => Kind::Continued,
+            TimelineKind::Recovering => Kind::Recovering,
+            TimelineKind::Resumed { cycle } => Kind::Resumed {
+                from: cycle.resumed_from,
+                progress_at_kill: cycle.progress_at_kill,
+                steps_lost: cycle.steps_lost,
+                kill_to_restart_ms: cycle.kill_to_restart_ms(),
+                kill_to_checkpoint_ms: cycle.kill_to_checkpoint_ms(),
+            },
+            TimelineKind::Stopped => Kind::Stopped,
+            TimelineKind::Completed => Kind::Completed,
+            TimelineKind::Failed { reason } => Kind::Failed { reason },
+            TimelineKind::FlagSet => Kind::FlagSet,
+            TimelineKind::FlagCleared => Kind::FlagCleared,
+            TimelineKind::Torn(t) => Kind::Torn {
+                progress: t.progress,
+                counter: t.counter,
+                checkpoint: t.checkpoint.as_deref(),
+            },
+            TimelineKind::FeedDown { error } => Kind::ControllerDown { error },
+            TimelineKind::FeedUp { via } => Kind::ControllerUp { via },
+            TimelineKind::NodeUp { node } => Kind::NodeUp { node },
+            TimelineKind::NodeDown { node } => Kind::NodeDown { node },
             TimelineKind::Migrated {
                 from_node,
                 to_node,
                 new_instance,
-            } => json!({"kind": "migrated", "new_instance": new_instance,
-                "from_node": from_node, "to_node": to_node}),
-            TimelineKind::Node { node, action } => {
-                json!({"kind": action.json_kind(), "node": node})
-            }
-            TimelineKind::FailedOver(fo) => json!({
-                "kind": "failover",
-                "from_node": fo.from_node,
-                "to_node": fo.to_node,
-                "new_instance": fo.new_instance,
-                "cause": fo.cause.map(|(a, _)| a.json_kind()),
-                "to_detected_ms": fo.to_detected_ms(),
-                "to_running_ms": fo.to_running_ms(),
-                "to_checkpoint_ms": fo.to_checkpoint_ms(),
-                "steps_lost": fo.steps_lost,
-            }),
-            TimelineKind::Fenced { node, refused, by } => {
-                json!({"kind": "fenced", "node": node, "refused": refused, "new_instance": by})
-            }
-            TimelineKind::Superseded { by } => json!({"kind": "superseded", "new_instance": by}),
-            TimelineKind::WentBack { from, to, alive } => {
-                json!({"kind": "checkpoint_went_back", "from": from, "to": to, "alive": alive})
-            }
-        };
-        v["ts_ms"] = json!(self.at);
-        if let Some(id) = &self.instance {
-            v["instance"] = json!(id);
+            } => Kind::Migrated {
+                new_instance,
+                from_node,
+                to_node,
+            },
+            TimelineKind::Node { node, action } => match action {
+                NodeAction::Killed => Kind::NodeKilled { node },
+                NodeAction::Frozen => Kind::NodeFrozen { node },
+                NodeAction::Thawed => Kind::NodeThawed { node },
+                NodeAction::Revived => Kind::NodeRevived { node },
+            },
+            TimelineKind::FailedOver(fo) => Kind::Failover {
+                from_node: &fo.from_node,
+                to_node: &fo.to_node,
+                new_instance: &fo.new_instance,
+                cause: fo.cause.map(|(a, _)| a.json_kind()),
+                to_detected_ms: fo.to_detected_ms(),
+                to_running_ms: fo.to_running_ms(),
+                to_checkpoint_ms: fo.to_checkpoint_ms(),
+                steps_lost: fo.steps_lost,
+            },
+            TimelineKind::Fenced { node, refused, by } => Kind::Fenced {
+                node,
+                refused: *refused,
+                new_instance: by.as_deref(),
+            },
+            TimelineKind::Superseded { by } => Kind::Superseded { new_instance: by },
+            TimelineKind::WentBack { from, to, alive } => Kind::CheckpointWentBack {
+                from: *from,
+                to: *to,
+                alive,
+            },
         }
-        v
+    }
+}
+
+impl TimelineEvent {
+    /// One JSON object: `{"instance":"kv-demo-001","kind":"resumed",…,"ts_ms":…}`.
+    /// A `Value` (callers add `node`), whose map keeps keys sorted: the order
+    /// these lines have always had.
+    pub fn to_json(&self) -> serde_json::Value {
+        let wire = Wire {
+            ts_ms: self.at,
+            instance: self.instance.as_deref(),
+            kind: Kind::of(&self.kind),
+        };
+        // Strings, numbers and lists only: nothing here can fail to serialize.
+        serde_json::to_value(wire).unwrap_or_default()
     }
 }
 
