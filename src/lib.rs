@@ -21,6 +21,7 @@ pub mod scenario;
 pub mod session;
 pub mod signals;
 pub mod supervisor;
+pub mod text;
 pub mod text_safety;
 pub mod tui;
 pub mod verify;

@@ -6,7 +6,12 @@ pub mod action;
 pub mod app;
 pub mod autokill;
 pub mod format;
-pub mod i18n;
+/// Only `Lang`, for `main.rs` (owned by another change): every text lives in
+/// `crate::text`. Goes when `main.rs` imports `plumdash::text::Lang`.
+#[doc(hidden)]
+pub mod i18n {
+    pub use crate::text::Lang;
+}
 pub mod keymap;
 pub mod panes;
 pub mod runtime;

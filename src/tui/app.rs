@@ -4,12 +4,12 @@
 use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
-use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Board, InstanceStatus, Tracker, TsMs};
 use crate::supervisor::{OutputLine, OutputStream};
+use crate::text::{flash, Lang, Msg};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -410,9 +410,7 @@ impl App {
             Outcome::NamespaceReset { removed } => {
                 (format!("namespace reset: {removed} keys removed"), false)
             }
-            Outcome::Node { node, action } => {
-                (super::i18n::node_done(&node, action, self.lang), false)
-            }
+            Outcome::Node { node, action } => (flash::node_done(&node, action, self.lang), false),
             Outcome::Failed { command, error } => {
                 let text = match command {
                     Command::NewInstance => format!("cannot start a new instance: {error}"),
