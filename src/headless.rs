@@ -26,7 +26,7 @@ pub async fn run_headless(
     mut session: Session,
     events_path: Option<&Path>,
     status: Option<StatusPublisher>,
-    lang: crate::tui::i18n::Lang,
+    lang: crate::text::Lang,
 ) -> Result<()> {
     let mut signals = Termination::install()?;
     let mut events_file = match events_path {
@@ -83,7 +83,7 @@ pub async fn run_headless(
                 }
                 for ev in new {
                     // Events quote worker output and stored values: escaped.
-                    let text = crate::tui::i18n::event(ev, lang);
+                    let text = crate::text::timeline::event(ev, lang);
                     println!("{}  {}", clock::Zone::Local.hms_millis(ev.at), escape_controls(&text));
                     if let Some(line) = last_words(&session, ev) {
                         println!("              last output: {}", escape_controls(&line));

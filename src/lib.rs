@@ -3,7 +3,8 @@
 //! The crate holds the whole Plum KV crash-recovery system: the KV controller
 //! (`controller`), the `DistributedMemory` SDK (`kv`), the `kv-demo` worker
 //! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
-//! derivation shared by the TUI and `verify` (`recovery`), and the TUI (`tui`).
+//! derivation shared by the TUI and `verify` (`recovery`), the TUI (`tui`), and
+//! every sentence they show, in English and Chinese (`text`).
 
 pub mod agent;
 pub mod backoff;
@@ -23,6 +24,7 @@ pub mod scenario;
 pub mod session;
 pub mod signals;
 pub mod supervisor;
+pub mod text;
 pub mod text_safety;
 pub mod tui;
 pub mod verify;

@@ -6,7 +6,6 @@ pub mod action;
 pub mod app;
 pub mod autokill;
 pub mod format;
-pub mod i18n;
 pub mod keymap;
 pub mod panes;
 pub mod runtime;

@@ -948,7 +948,7 @@ fn last_row(screen: &str) -> &str {
 /// presenter layout, at the sizes a projector gets.
 mod room {
     use super::*;
-    use plumdash::tui::i18n::Lang;
+    use plumdash::text::Lang;
     use plumdash::tui::tour::Tour;
     use plumdash::tui::view::ScreenLayout;
 
@@ -969,7 +969,7 @@ mod room {
             let row = row.split(" Hidden by multi-width symbols").next().unwrap();
             let inner = row.trim_start_matches('"').trim_end_matches('"');
             assert_eq!(
-                plumdash::tui::i18n::width(inner),
+                plumdash::text::width(inner),
                 usize::from(w),
                 "row {inner:?}"
             );

@@ -1,7 +1,7 @@
 //! Dashboard options shared by `up`, `tour` and `attach`.
 
 use crate::paths::default_keys_path;
-use crate::tui::i18n::Lang;
+use crate::text::Lang;
 use crate::tui::keymap::{load_keys_file, Keymap};
 use crate::tui::runtime::TuiOptions;
 use crate::tui::theme::{Theme, ThemeName};

@@ -1,19 +1,147 @@
 //! The timeline's JSON form: one object per event, as `up --headless` and
 //! `--events` write them (field names are a published format: keep them).
+//! Derived with serde from a wire form that borrows from the event.
 
-use super::facts::ProcessExit;
+use super::facts::{NodeAction, ProcessExit, TsMs};
 use super::timeline::{TimelineEvent, TimelineKind};
+use serde::Serialize;
 
-impl TimelineEvent {
-    /// One JSON object: `{"ts_ms":…,"instance":"kv-demo-001","kind":"resumed",…}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        let mut v = match &self.kind {
-            TimelineKind::Started { pid } => json!({"kind": "started", "pid": pid}),
-            TimelineKind::Attached { pid } => json!({"kind": "attached", "pid": pid}),
-            TimelineKind::NotRestarted { grace_ms } => {
-                json!({"kind": "not_restarted", "grace_ms": grace_ms})
-            }
+/// One event on the wire: its time, its instance (left out when none) and
+/// its kind's fields.
+#[derive(Serialize)]
+struct Wire<'a> {
+    ts_ms: TsMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'a str>,
+    #[serde(flatten)]
+    kind: Kind<'a>,
+}
+
+/// The kinds as scripts know them: the tag is `kind`; unknown figures are
+/// `null`, not left out (readers index them).
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Kind<'a> {
+    Started {
+        pid: u32,
+    },
+    Attached {
+        pid: u32,
+    },
+    NotRestarted {
+        grace_ms: u64,
+    },
+    /// An exit that was a crash; `exited` otherwise, same fields.
+    Crashed(Exit<'a>),
+    Exited(Exit<'a>),
+    RestartScheduled {
+        delay_ms: u64,
+    },
+    TakeoverScheduled {
+        from: &'a str,
+        delay_ms: u64,
+    },
+    Frozen {
+        signal: Option<&'a str>,
+    },
+    Continued,
+    Recovering,
+    Resumed {
+        from: Option<i64>,
+        progress_at_kill: Option<i64>,
+        steps_lost: Option<i64>,
+        kill_to_restart_ms: Option<u64>,
+        kill_to_checkpoint_ms: Option<u64>,
+    },
+    Stopped,
+    Completed,
+    Failed {
+        reason: &'a str,
+    },
+    FlagSet,
+    FlagCleared,
+    Torn {
+        progress: Option<i64>,
+        counter: Option<i64>,
+        checkpoint: Option<&'a str>,
+    },
+    ControllerDown {
+        error: &'a str,
+    },
+    ControllerUp {
+        via: &'a str,
+    },
+    NodeUp {
+        node: &'a str,
+    },
+    NodeDown {
+        node: &'a str,
+    },
+    Migrated {
+        new_instance: &'a str,
+        from_node: &'a str,
+        to_node: &'a str,
+    },
+    // `NodeAction::json_kind`'s names (the pinned test holds them equal).
+    NodeKilled {
+        node: &'a str,
+    },
+    NodeFrozen {
+        node: &'a str,
+    },
+    NodeThawed {
+        node: &'a str,
+    },
+    NodeRevived {
+        node: &'a str,
+    },
+    Failover {
+        from_node: &'a str,
+        to_node: &'a str,
+        new_instance: &'a str,
+        cause: Option<&'static str>,
+        to_detected_ms: Option<u64>,
+        to_running_ms: Option<u64>,
+        to_checkpoint_ms: Option<u64>,
+        steps_lost: Option<i64>,
+    },
+    Fenced {
+        node: &'a str,
+        refused: u64,
+        new_instance: Option<&'a str>,
+    },
+    Superseded {
+        new_instance: &'a str,
+    },
+    CheckpointWentBack {
+        from: i64,
+        to: i64,
+        alive: &'a [String],
+    },
+}
+
+/// An exit's fields; how it ended is one of `signal`, `code` or `exit`.
+#[derive(Serialize)]
+struct Exit<'a> {
+    progress: Option<i64>,
+    crash_flag: bool,
+    stop_requested: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<&'static str>,
+}
+
+impl<'a> Kind<'a> {
+    fn of(kind: &'a TimelineKind) -> Kind<'a> {
+        match kind {
+            TimelineKind::Started { pid } => Kind::Started { pid: *pid },
+            TimelineKind::Attached { pid } => Kind::Attached { pid: *pid },
+            TimelineKind::NotRestarted { grace_ms } => Kind::NotRestarted {
+                grace_ms: *grace_ms,
+            },
             TimelineKind::Exited {
                 exit,
                 progress,
@@ -21,77 +149,213 @@ impl TimelineEvent {
                 crashed,
                 requested,
             } => {
-                let mut v = json!({"kind": if *crashed { "crashed" } else { "exited" },
-                    "progress": progress, "crash_flag": flag, "stop_requested": requested});
+                let mut wire = Exit {
+                    progress: *progress,
+                    crash_flag: *flag,
+                    stop_requested: *requested,
+                    signal: None,
+                    code: None,
+                    exit: None,
+                };
                 match exit {
-                    ProcessExit::Signal(sig) => v["signal"] = json!(sig),
-                    ProcessExit::Code(code) => v["code"] = json!(code),
-                    ProcessExit::Clean => v["code"] = json!(0),
-                    ProcessExit::Unknown => v["exit"] = json!("unknown"),
-                    ProcessExit::NodeLost => v["exit"] = json!("node_lost"),
+                    ProcessExit::Signal(sig) => wire.signal = Some(sig),
+                    ProcessExit::Code(code) => wire.code = Some(*code),
+                    ProcessExit::Clean => wire.code = Some(0),
+                    ProcessExit::Unknown => wire.exit = Some("unknown"),
+                    ProcessExit::NodeLost => wire.exit = Some("node_lost"),
                 }
-                v
+                if *crashed {
+                    Kind::Crashed(wire)
+                } else {
+                    Kind::Exited(wire)
+                }
             }
-            TimelineKind::RestartScheduled { delay_ms } => {
-                json!({"kind": "restart_scheduled", "delay_ms": delay_ms})
-            }
-            TimelineKind::TakingOver { from, delay_ms } => {
-                json!({"kind": "takeover_scheduled", "from": from, "delay_ms": delay_ms})
-            }
-            TimelineKind::Recovering => json!({"kind": "recovering"}),
-            TimelineKind::Resumed { cycle } => json!({
-                "kind": "resumed",
-                "from": cycle.resumed_from,
-                "progress_at_kill": cycle.progress_at_kill,
-                "steps_lost": cycle.steps_lost,
-                "kill_to_restart_ms": cycle.kill_to_restart_ms(),
-                "kill_to_checkpoint_ms": cycle.kill_to_checkpoint_ms(),
-            }),
-            TimelineKind::Stopped => json!({"kind": "stopped"}),
-            TimelineKind::Completed => json!({"kind": "completed"}),
-            TimelineKind::Failed { reason } => json!({"kind": "failed", "reason": reason}),
-            TimelineKind::FlagSet => json!({"kind": "flag_set"}),
-            TimelineKind::FlagCleared => json!({"kind": "flag_cleared"}),
-            TimelineKind::Torn(t) => json!({"kind": "torn", "progress": t.progress,
-                "counter": t.counter, "checkpoint": t.checkpoint}),
-            TimelineKind::FeedDown { error } => json!({"kind": "controller_down", "error": error}),
-            TimelineKind::FeedUp { via } => json!({"kind": "controller_up", "via": via}),
-            TimelineKind::Frozen { signal } => json!({"kind": "frozen", "signal": signal}),
-            TimelineKind::Continued => json!({"kind": "continued"}),
-            TimelineKind::NodeUp { node } => json!({"kind": "node_up", "node": node}),
-            TimelineKind::NodeDown { node } => json!({"kind": "node_down", "node": node}),
+            TimelineKind::RestartScheduled { delay_ms } => Kind::RestartScheduled {
+                delay_ms: *delay_ms,
+            },
+            TimelineKind::TakingOver { from, delay_ms } => Kind::TakeoverScheduled {
+                from,
+                delay_ms: *delay_ms,
+            },
+            TimelineKind::Frozen { signal } => Kind::Frozen {
+                signal: signal.as_deref(),
+            },
+            TimelineKind::Continued => Kind::Continued,
+            TimelineKind::Recovering => Kind::Recovering,
+            TimelineKind::Resumed { cycle } => Kind::Resumed {
+                from: cycle.resumed_from,
+                progress_at_kill: cycle.progress_at_kill,
+                steps_lost: cycle.steps_lost,
+                kill_to_restart_ms: cycle.kill_to_restart_ms(),
+                kill_to_checkpoint_ms: cycle.kill_to_checkpoint_ms(),
+            },
+            TimelineKind::Stopped => Kind::Stopped,
+            TimelineKind::Completed => Kind::Completed,
+            TimelineKind::Failed { reason } => Kind::Failed { reason },
+            TimelineKind::FlagSet => Kind::FlagSet,
+            TimelineKind::FlagCleared => Kind::FlagCleared,
+            TimelineKind::Torn(t) => Kind::Torn {
+                progress: t.progress,
+                counter: t.counter,
+                checkpoint: t.checkpoint.as_deref(),
+            },
+            TimelineKind::FeedDown { error } => Kind::ControllerDown { error },
+            TimelineKind::FeedUp { via } => Kind::ControllerUp { via },
+            TimelineKind::NodeUp { node } => Kind::NodeUp { node },
+            TimelineKind::NodeDown { node } => Kind::NodeDown { node },
             TimelineKind::Migrated {
                 from_node,
                 to_node,
                 new_instance,
-            } => json!({"kind": "migrated", "new_instance": new_instance,
-                "from_node": from_node, "to_node": to_node}),
-            TimelineKind::Node { node, action } => {
-                json!({"kind": action.json_kind(), "node": node})
-            }
-            TimelineKind::FailedOver(fo) => json!({
-                "kind": "failover",
-                "from_node": fo.from_node,
-                "to_node": fo.to_node,
-                "new_instance": fo.new_instance,
-                "cause": fo.cause.map(|(a, _)| a.json_kind()),
-                "to_detected_ms": fo.to_detected_ms(),
-                "to_running_ms": fo.to_running_ms(),
-                "to_checkpoint_ms": fo.to_checkpoint_ms(),
-                "steps_lost": fo.steps_lost,
-            }),
-            TimelineKind::Fenced { node, refused, by } => {
-                json!({"kind": "fenced", "node": node, "refused": refused, "new_instance": by})
-            }
-            TimelineKind::Superseded { by } => json!({"kind": "superseded", "new_instance": by}),
-            TimelineKind::WentBack { from, to, alive } => {
-                json!({"kind": "checkpoint_went_back", "from": from, "to": to, "alive": alive})
-            }
-        };
-        v["ts_ms"] = json!(self.at);
-        if let Some(id) = &self.instance {
-            v["instance"] = json!(id);
+            } => Kind::Migrated {
+                new_instance,
+                from_node,
+                to_node,
+            },
+            TimelineKind::Node { node, action } => match action {
+                NodeAction::Killed => Kind::NodeKilled { node },
+                NodeAction::Frozen => Kind::NodeFrozen { node },
+                NodeAction::Thawed => Kind::NodeThawed { node },
+                NodeAction::Revived => Kind::NodeRevived { node },
+            },
+            TimelineKind::FailedOver(fo) => Kind::Failover {
+                from_node: &fo.from_node,
+                to_node: &fo.to_node,
+                new_instance: &fo.new_instance,
+                cause: fo.cause.map(|(a, _)| a.json_kind()),
+                to_detected_ms: fo.to_detected_ms(),
+                to_running_ms: fo.to_running_ms(),
+                to_checkpoint_ms: fo.to_checkpoint_ms(),
+                steps_lost: fo.steps_lost,
+            },
+            TimelineKind::Fenced { node, refused, by } => Kind::Fenced {
+                node,
+                refused: *refused,
+                new_instance: by.as_deref(),
+            },
+            TimelineKind::Superseded { by } => Kind::Superseded { new_instance: by },
+            TimelineKind::WentBack { from, to, alive } => Kind::CheckpointWentBack {
+                from: *from,
+                to: *to,
+                alive,
+            },
         }
-        v
+    }
+}
+
+impl TimelineEvent {
+    /// One JSON object: `{"instance":"kv-demo-001","kind":"resumed",…,"ts_ms":…}`.
+    /// A `Value` (callers add `node`), whose map keeps keys sorted: the order
+    /// these lines have always had.
+    pub fn to_json(&self) -> serde_json::Value {
+        let wire = Wire {
+            ts_ms: self.at,
+            instance: self.instance.as_deref(),
+            kind: Kind::of(&self.kind),
+        };
+        // Strings, numbers and lists only: nothing here can fail to serialize.
+        serde_json::to_value(wire).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recovery::sample::every_event;
+    use crate::recovery::TimelineKind;
+
+    /// Each event of `sample::every_event`, as `--events` and headless write it.
+    const PINNED: [&str; 43] = [
+        r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
+        r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
+        r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
+        r#"{"crash_flag":true,"instance":"kv-demo-001","kind":"crashed","progress":50,"signal":"SIGKILL","stop_requested":false,"ts_ms":1700000000003}"#,
+        r#"{"crash_flag":false,"instance":"kv-demo-001","kind":"crashed","progress":50,"signal":"SIGHUP","stop_requested":false,"ts_ms":1700000000004}"#,
+        r#"{"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"signal":"SIGTERM","stop_requested":true,"ts_ms":1700000000005}"#,
+        r#"{"code":3,"crash_flag":true,"instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000006}"#,
+        r#"{"code":0,"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":true,"ts_ms":1700000000007}"#,
+        r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000008}"#,
+        r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":false,"ts_ms":1700000000009}"#,
+        r#"{"crash_flag":false,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
+        r#"{"crash_flag":true,"exit":"node_lost","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000011}"#,
+        r#"{"delay_ms":1500,"instance":"kv-demo-001","kind":"restart_scheduled","ts_ms":1700000000012}"#,
+        r#"{"delay_ms":250,"from":"kv-demo-001","instance":"kv-demo-001","kind":"takeover_scheduled","ts_ms":1700000000013}"#,
+        r#"{"instance":"kv-demo-001","kind":"frozen","signal":"SIGSTOP","ts_ms":1700000000014}"#,
+        r#"{"instance":"kv-demo-001","kind":"frozen","signal":null,"ts_ms":1700000000015}"#,
+        r#"{"instance":"kv-demo-001","kind":"continued","ts_ms":1700000000016}"#,
+        r#"{"instance":"kv-demo-001","kind":"recovering","ts_ms":1700000000017}"#,
+        r#"{"from":50,"instance":"kv-demo-001","kill_to_checkpoint_ms":450,"kill_to_restart_ms":120,"kind":"resumed","progress_at_kill":50,"steps_lost":0,"ts_ms":1700000000018}"#,
+        r#"{"from":null,"instance":"kv-demo-001","kill_to_checkpoint_ms":null,"kill_to_restart_ms":null,"kind":"resumed","progress_at_kill":50,"steps_lost":null,"ts_ms":1700000000019}"#,
+        r#"{"instance":"kv-demo-001","kind":"stopped","ts_ms":1700000000020}"#,
+        r#"{"instance":"kv-demo-001","kind":"completed","ts_ms":1700000000021}"#,
+        r#"{"instance":"kv-demo-001","kind":"failed","reason":"6 crash-loop restarts","ts_ms":1700000000022}"#,
+        r#"{"kind":"flag_set","ts_ms":1700000000023}"#,
+        r#"{"instance":"kv-demo-001","kind":"flag_cleared","ts_ms":1700000000024}"#,
+        r#"{"checkpoint":null,"counter":5,"instance":"kv-demo-001","kind":"torn","progress":60,"ts_ms":1700000000025}"#,
+        r#"{"error":"connection refused","instance":"kv-demo-001","kind":"controller_down","ts_ms":1700000000026}"#,
+        r#"{"instance":"kv-demo-001","kind":"controller_up","ts_ms":1700000000027,"via":"stream"}"#,
+        r#"{"kind":"node_up","node":"nodeA","ts_ms":1700000000028}"#,
+        r#"{"kind":"node_down","node":"nodeA","ts_ms":1700000000029}"#,
+        r#"{"from_node":"nodeA","instance":"kv-demo-001","kind":"migrated","new_instance":"kv-demo-002","to_node":"nodeB","ts_ms":1700000000030}"#,
+        r#"{"kind":"node_killed","node":"nodeA","ts_ms":1700000000031}"#,
+        r#"{"kind":"node_frozen","node":"nodeA","ts_ms":1700000000032}"#,
+        r#"{"kind":"node_thawed","node":"nodeA","ts_ms":1700000000033}"#,
+        r#"{"kind":"node_revived","node":"nodeA","ts_ms":1700000000034}"#,
+        r#"{"cause":"node_killed","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000035}"#,
+        r#"{"cause":"node_frozen","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000036}"#,
+        r#"{"cause":null,"from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":null,"to_checkpoint_ms":null,"to_detected_ms":null,"to_node":"nodeB","to_running_ms":null,"ts_ms":1700000000037}"#,
+        r#"{"instance":"kv-demo-001","kind":"fenced","new_instance":"kv-demo-002","node":"nodeA","refused":1,"ts_ms":1700000000038}"#,
+        r#"{"instance":"kv-demo-001","kind":"fenced","new_instance":null,"node":"nodeA","refused":3,"ts_ms":1700000000039}"#,
+        r#"{"instance":"kv-demo-001","kind":"superseded","new_instance":"kv-demo-002","ts_ms":1700000000040}"#,
+        r#"{"alive":["kv-demo-001","kv-demo-002"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000041}"#,
+        r#"{"alive":["kv-demo-001"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000042}"#,
+    ];
+
+    /// Scripts read these lines: every kind's object, byte for byte (keys
+    /// sorted, absent `instance` left out, unknown figures `null`).
+    #[test]
+    fn every_event_kind_has_its_pinned_json() {
+        let events = every_event();
+        assert_eq!(events.len(), PINNED.len());
+        for (ev, want) in events.iter().zip(PINNED) {
+            assert_eq!(ev.to_json().to_string(), want, "{ev:?}");
+        }
+    }
+
+    /// The samples hold every kind, so a new kind must be pinned too.
+    #[test]
+    fn the_samples_cover_every_kind() {
+        let index = |k: &TimelineKind| match k {
+            TimelineKind::Started { .. } => 0,
+            TimelineKind::Attached { .. } => 1,
+            TimelineKind::NotRestarted { .. } => 2,
+            TimelineKind::Exited { .. } => 3,
+            TimelineKind::RestartScheduled { .. } => 4,
+            TimelineKind::TakingOver { .. } => 5,
+            TimelineKind::Frozen { .. } => 6,
+            TimelineKind::Continued => 7,
+            TimelineKind::Recovering => 8,
+            TimelineKind::Resumed { .. } => 9,
+            TimelineKind::Stopped => 10,
+            TimelineKind::Completed => 11,
+            TimelineKind::Failed { .. } => 12,
+            TimelineKind::FlagSet => 13,
+            TimelineKind::FlagCleared => 14,
+            TimelineKind::Torn(_) => 15,
+            TimelineKind::FeedDown { .. } => 16,
+            TimelineKind::FeedUp { .. } => 17,
+            TimelineKind::NodeUp { .. } => 18,
+            TimelineKind::NodeDown { .. } => 19,
+            TimelineKind::Migrated { .. } => 20,
+            TimelineKind::Node { .. } => 21,
+            TimelineKind::FailedOver(_) => 22,
+            TimelineKind::Fenced { .. } => 23,
+            TimelineKind::Superseded { .. } => 24,
+            TimelineKind::WentBack { .. } => 25,
+        };
+        let mut seen = [false; 26];
+        for ev in every_event() {
+            seen[index(&ev.kind)] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "{seen:?}");
     }
 }

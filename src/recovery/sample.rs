@@ -117,3 +117,187 @@ pub fn exited_as(instance: &str, exit: ProcessExit) -> Fact {
         requested: false,
     }
 }
+
+/// One timeline event of every kind, with the variations that read or
+/// serialize differently (each exit, with and without figures, no instance):
+/// the JSON and both languages' texts are pinned against these.
+pub fn every_event() -> Vec<super::TimelineEvent> {
+    use super::facts::NodeAction;
+    use super::nodes::Failover;
+    use super::task::TornCheckpoint;
+    use super::timeline::{TimelineEvent, TimelineKind as K};
+    use super::Cycle;
+    let exited = |exit: ProcessExit, flag: bool, crashed: bool, requested: bool| K::Exited {
+        exit,
+        progress: Some(50),
+        flag,
+        crashed,
+        requested,
+    };
+    let cycle = Cycle {
+        killed_instance: INSTANCE.into(),
+        killed_at: 1_000,
+        how: ProcessExit::Signal("SIGKILL".into()),
+        progress_at_kill: Some(50),
+        counter_at_kill: Some(5),
+        flag_after_kill: true,
+        restarted_at: Some(1_120),
+        restarted_instance: Some(INSTANCE.into()),
+        first_checkpoint_at: Some(1_450),
+        resumed_from: Some(50),
+        steps_lost: Some(0),
+    };
+    let failover = Failover {
+        from_node: "nodeA".into(),
+        to_node: "nodeB".into(),
+        instance: INSTANCE.into(),
+        new_instance: "kv-demo-002".into(),
+        cause: Some((NodeAction::Killed, 1_000)),
+        detected_at: 4_000,
+        running_at: Some(4_600),
+        checkpoint_at: Some(5_050),
+        steps_lost: Some(1),
+    };
+    let kinds = vec![
+        K::Started { pid: 4242 },
+        K::Attached { pid: 4242 },
+        K::NotRestarted { grace_ms: 5_000 },
+        exited(ProcessExit::Signal("SIGKILL".into()), true, true, false),
+        exited(ProcessExit::Signal("SIGHUP".into()), false, true, false),
+        exited(ProcessExit::Signal("SIGTERM".into()), false, false, true),
+        exited(ProcessExit::Code(3), true, true, false),
+        exited(ProcessExit::Clean, false, false, true),
+        exited(ProcessExit::Unknown, true, true, false),
+        exited(ProcessExit::Unknown, true, false, false),
+        K::Exited {
+            exit: ProcessExit::Unknown,
+            progress: None,
+            flag: false,
+            crashed: false,
+            requested: false,
+        },
+        exited(ProcessExit::NodeLost, true, true, false),
+        K::RestartScheduled { delay_ms: 1_500 },
+        K::TakingOver {
+            from: INSTANCE.into(),
+            delay_ms: 250,
+        },
+        K::Frozen {
+            signal: Some("SIGSTOP".into()),
+        },
+        K::Frozen { signal: None },
+        K::Continued,
+        K::Recovering,
+        K::Resumed {
+            cycle: cycle.clone(),
+        },
+        K::Resumed {
+            cycle: Cycle {
+                restarted_at: None,
+                first_checkpoint_at: None,
+                resumed_from: None,
+                steps_lost: None,
+                ..cycle
+            },
+        },
+        K::Stopped,
+        K::Completed,
+        K::Failed {
+            reason: "6 crash-loop restarts".into(),
+        },
+        K::FlagSet,
+        K::FlagCleared,
+        K::Torn(TornCheckpoint {
+            progress: Some(60),
+            counter: Some(5),
+            checkpoint: None,
+        }),
+        K::FeedDown {
+            error: "connection refused".into(),
+        },
+        K::FeedUp {
+            via: "stream".into(),
+        },
+        K::NodeUp {
+            node: "nodeA".into(),
+        },
+        K::NodeDown {
+            node: "nodeA".into(),
+        },
+        K::Migrated {
+            from_node: "nodeA".into(),
+            to_node: "nodeB".into(),
+            new_instance: "kv-demo-002".into(),
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Killed,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Frozen,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Thawed,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Revived,
+        },
+        K::FailedOver(failover.clone()),
+        K::FailedOver(Failover {
+            cause: Some((NodeAction::Frozen, 1_000)),
+            ..failover.clone()
+        }),
+        K::FailedOver(Failover {
+            cause: None,
+            running_at: None,
+            checkpoint_at: None,
+            steps_lost: None,
+            ..failover
+        }),
+        K::Fenced {
+            node: "nodeA".into(),
+            refused: 1,
+            by: Some("kv-demo-002".into()),
+        },
+        K::Fenced {
+            node: "nodeA".into(),
+            refused: 3,
+            by: None,
+        },
+        K::Superseded {
+            by: "kv-demo-002".into(),
+        },
+        K::WentBack {
+            from: 7,
+            to: 5,
+            alive: vec![INSTANCE.into(), "kv-demo-002".into()],
+        },
+        K::WentBack {
+            from: 7,
+            to: 5,
+            alive: vec![INSTANCE.into()],
+        },
+    ];
+    let mut events: Vec<TimelineEvent> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| TimelineEvent {
+            at: 1_700_000_000_000 + i as u64,
+            instance: Some(INSTANCE.into()),
+            kind,
+        })
+        .collect();
+    // Node events carry no instance: the field is left out.
+    for ev in &mut events {
+        if matches!(
+            ev.kind,
+            K::NodeUp { .. } | K::NodeDown { .. } | K::Node { .. } | K::FlagSet
+        ) {
+            ev.instance = None;
+        }
+    }
+    events
+}

@@ -188,8 +188,8 @@ impl SignalChoice {
     }
 
     /// What the signal does to a kv-demo worker, as the menu says it.
-    pub fn describe(self) -> crate::tui::i18n::Msg {
-        use crate::tui::i18n::Msg;
+    pub fn describe(self) -> crate::text::Msg {
+        use crate::text::Msg;
         match self {
             SignalChoice::Kill => Msg::SigKill,
             SignalChoice::Term => Msg::SigTerm,

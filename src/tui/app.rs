@@ -4,12 +4,13 @@
 use super::action::{Action, Command, Outcome, SignalChoice};
 use super::autokill::AutoKill;
 pub use super::format::ClockStyle;
-use super::i18n::{Lang, Msg};
 use super::keymap::{KeyMode, Keymap};
 use super::theme::Theme;
 use super::tour::Tour;
 use crate::recovery::{Board, InstanceStatus, Tracker, TsMs};
 use crate::supervisor::{OutputLine, OutputStream};
+use crate::text::flash::{self, Attempt, SignalTarget};
+use crate::text::{Lang, Msg};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -266,10 +267,7 @@ impl App {
         let (instance, at, node_kill) = fired?;
         if node_kill {
             let node = self.node_of_instance(&instance)?;
-            self.flash(
-                format!("--kill-at {at}%: SIGKILL → node {node} ({instance})"),
-                false,
-            );
+            self.flash(flash::kill_at_node(at, &node, &instance, self.lang), false);
             return Some(Command::Node {
                 node,
                 op: crate::session::NodeOp::Kill,
@@ -281,10 +279,7 @@ impl App {
             .instance(&instance)
             .and_then(|i| i.pid)
             .map_or("?".into(), |p| p.to_string());
-        self.flash(
-            format!("--kill-at {at}%: SIGKILL → pid {pid} ({instance})"),
-            false,
-        );
+        self.flash(flash::kill_at_pid(at, &pid, &instance, self.lang), false);
         Some(Command::Signal {
             instance,
             signal: SignalChoice::Kill,
@@ -403,32 +398,29 @@ impl App {
 
     /// What a performed command reported back, shown as a flash.
     pub fn on_outcome(&mut self, outcome: Outcome) {
+        let lang = self.lang;
         let (text, error) = match outcome {
-            Outcome::Started { instance } => (format!("started {instance}"), false),
-            Outcome::Stopped { instance } => (format!("{instance} stopped"), false),
-            Outcome::Restarted { instance } => (format!("{instance} restarted"), false),
-            Outcome::NamespaceReset { removed } => {
-                (format!("namespace reset: {removed} keys removed"), false)
-            }
-            Outcome::Node { node, action } => {
-                (super::i18n::node_done(&node, action, self.lang), false)
-            }
+            Outcome::Started { instance } => (flash::started(&instance, lang), false),
+            Outcome::Stopped { instance } => (flash::stopped(&instance, lang), false),
+            Outcome::Restarted { instance } => (flash::restarted(&instance, lang), false),
+            Outcome::NamespaceReset { removed } => (flash::namespace_reset(removed, lang), false),
+            Outcome::Node { node, action } => (flash::node_done(&node, action, lang), false),
             Outcome::Failed { command, error } => {
-                let text = match command {
-                    Command::NewInstance => format!("cannot start a new instance: {error}"),
-                    Command::ResetNamespace { .. } => format!("reset failed: {error}"),
-                    Command::Node { node, .. } => format!("{node}: {error}"),
-                    Command::Signal { signal, .. } if signal.whole_tree() => {
-                        format!("{} to the tree failed: {error}", signal.name())
-                    }
-                    Command::Signal { signal, .. } => format!("{} failed: {error}", signal.name()),
-                    Command::Start { .. } => format!("start failed: {error}"),
-                    Command::Stop { .. } => format!("stop failed: {error}"),
-                    Command::Restart { .. } => format!("restart failed: {error}"),
-                    Command::SetAutoRestart { .. } => format!("auto-restart failed: {error}"),
-                    Command::Quit { .. } => format!("quit failed: {error}"),
+                let attempt = match &command {
+                    Command::NewInstance => Attempt::NewInstance,
+                    Command::ResetNamespace { .. } => Attempt::Reset,
+                    Command::Node { node, .. } => Attempt::Node(node),
+                    Command::Signal { signal, .. } => Attempt::Signal {
+                        name: signal.name(),
+                        tree: signal.whole_tree(),
+                    },
+                    Command::Start { .. } => Attempt::Start,
+                    Command::Stop { .. } => Attempt::Stop,
+                    Command::Restart { .. } => Attempt::Restart,
+                    Command::SetAutoRestart { .. } => Attempt::AutoRestart,
+                    Command::Quit { .. } => Attempt::Quit,
                 };
-                (text, true)
+                (flash::failed(attempt, &error, lang), true)
             }
         };
         self.flash(text, error);
@@ -536,13 +528,7 @@ impl App {
             Action::ToggleAutoRestart => {
                 let row = self.guard_control()?;
                 let (instance, on) = (row.status.id.clone(), !row.status.auto_restart);
-                self.flash(
-                    format!(
-                        "auto-restart {} for {instance}",
-                        if on { "on" } else { "off" }
-                    ),
-                    false,
-                );
+                self.flash(flash::auto_restart(on, &instance, self.lang), false);
                 Some(Command::SetAutoRestart { instance, on })
             }
             Action::NewInstance => {
@@ -690,22 +676,24 @@ impl App {
     }
 
     fn signal(&mut self, signal: SignalChoice) -> Option<Command> {
+        let lang = self.lang;
         let row = self.guard_control()?;
         let Some(pid) = row.status.pid else {
-            let text = format!("{} is not running: nothing to signal", row.status.id);
+            let text = flash::not_running(&row.status.id, lang);
             self.flash(text, true);
             return None;
         };
         let instance = row.status.id.clone();
         let to = if signal.whole_tree() {
-            match &row.under {
-                Some(under) => format!("pid {pid} and {under}"),
-                None => format!("pid {pid} and its tree"),
+            SignalTarget::Tree {
+                pid,
+                under: row.under.as_deref(),
             }
         } else {
-            format!("pid {pid}")
+            SignalTarget::Pid(pid)
         };
-        self.flash(format!("{} → {to} ({instance})", signal.name()), false);
+        let text = flash::signal_sent(signal.name(), to, &instance, lang);
+        self.flash(text, false);
         Some(Command::Signal { instance, signal })
     }
 
@@ -816,7 +804,7 @@ impl App {
             self.log.scroll_back = n - i - 1;
             self.log.follow = self.log.scroll_back == 0;
         } else {
-            self.flash(format!("no match for {term:?}"), true);
+            self.flash(flash::no_match(&term, self.lang), true);
         }
     }
 
@@ -826,5 +814,42 @@ impl App {
             self.selected = index;
             self.focus = Focus::Instances;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::theme::ThemeName;
+
+    /// A command's outcome flashes in the dashboard's language.
+    #[test]
+    fn flashes_follow_the_language() {
+        let theme = Theme::new(ThemeName::Dark, false);
+        let mut app = App::new(
+            HeaderInfo::default(),
+            Keymap::default(),
+            theme,
+            ClockStyle::Relative,
+            0,
+        );
+        let flash = |app: &mut App, lang| {
+            app.lang = lang;
+            app.on_outcome(Outcome::Failed {
+                command: Command::Restart {
+                    instance: "kv-demo-001".into(),
+                },
+                error: "boom".into(),
+            });
+            app.active_flash().map(|f| (f.text.clone(), f.error))
+        };
+        assert_eq!(
+            flash(&mut app, Lang::En),
+            Some(("restart failed: boom".into(), true))
+        );
+        assert_eq!(
+            flash(&mut app, Lang::Zh),
+            Some(("重启失败：boom".into(), true))
+        );
     }
 }

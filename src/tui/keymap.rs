@@ -3,7 +3,7 @@
 //! title and the help screen are generated from the same table.
 
 use super::action::Action;
-use super::i18n::{Lang, Msg};
+use crate::text::{Lang, Msg};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// Where a binding applies.

@@ -56,7 +56,7 @@ pub struct TuiOptions {
     /// `--kill-at PCT [--kill-every-cycle]`: SIGKILL when progress crosses PCT.
     pub kill_at: Option<AutoKill>,
     /// `--lang` (or the locale's).
-    pub lang: super::i18n::Lang,
+    pub lang: crate::text::Lang,
     /// `--layout`: the screen to start with.
     pub layout: super::view::ScreenLayout,
 }

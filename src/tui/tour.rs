@@ -5,8 +5,8 @@
 //! or `--kill-at` did it.
 
 use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
+use crate::text::{story, Lang, Msg};
 use crate::tui::format;
-use crate::tui::i18n::{self, Lang, Msg};
 
 /// The seed README's steps (2–6; its step 1 is the deploy, here `plumdash
 /// tour` itself), then the end.
@@ -65,7 +65,7 @@ impl Step {
     }
 }
 
-/// What just happened, as data; `text(lang)` words it (the words live in i18n).
+/// What just happened, as data; `text(lang)` words it (the words live in `text::story`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Story {
     /// Started and found an earlier run's crash flag.
@@ -100,8 +100,8 @@ impl Story {
         match self {
             Story::FoundFlag => Msg::StoryFoundFlag.text(lang).into(),
             Story::NormalStart => Msg::StoryNormalStart.text(lang).into(),
-            Story::Saved { progress } => i18n::story_saved(*progress, lang),
-            Story::Crashed { how, at, flag_set } => i18n::story_crashed(how, at, *flag_set, lang),
+            Story::Saved { progress } => story::saved(*progress, lang),
+            Story::Crashed { how, at, flag_set } => story::crashed(how, at, *flag_set, lang),
             Story::Recovered {
                 how,
                 flag_stayed,
@@ -109,7 +109,7 @@ impl Story {
                 lost,
                 from,
                 moved,
-            } => i18n::story_recovered(
+            } => story::recovered(
                 how,
                 *flag_stayed,
                 delay.as_deref(),
@@ -119,7 +119,7 @@ impl Story {
                 lang,
             ),
             Story::Completed => Msg::StoryCompleted.text(lang).into(),
-            Story::Stopped { at } => i18n::story_stopped(*at, lang),
+            Story::Stopped { at } => story::stopped(*at, lang),
             Story::Verified => Msg::StoryVerified.text(lang).into(),
         }
     }

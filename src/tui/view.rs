@@ -1,8 +1,8 @@
 //! The screen layout: which pane goes where at which size. Side-effect free.
 
 use super::app::{App, Drawn, Mode};
-use super::i18n::{self, Msg};
 use super::panes::{self, flag};
+use crate::text::{labels, panes::timeline_title, timeline, Msg};
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
@@ -115,7 +115,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&s.id, 11))
                 .into_owned();
             let pid = s.pid.map_or("-".into(), |p| p.to_string());
-            let gloss = i18n::gloss(&s.phase, l);
+            let gloss = labels::gloss(&s.phase, l);
             let mut spans = vec![
                 Span::styled(format!("{id} · pid {pid} · "), t.text()),
                 Span::styled(
@@ -174,7 +174,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(Msg::NoEvents.text(l), t.dim())));
     }
-    let title = i18n::timeline_title(app.board.cycles().len(), l);
+    let title = timeline_title(app.board.cycles().len(), l);
     frame.render_widget(
         Paragraph::new(lines).block(panes::block(app, &title, None)),
         timeline,
@@ -249,7 +249,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
     let events: Vec<_> = app.board.timeline();
     for ev in &events[events.len().saturating_sub(room)..] {
-        let text = i18n::event(ev, app.lang);
+        let text = timeline::event(ev, app.lang);
         lines.push(Line::from(Span::styled(
             crate::text_safety::escape_controls(&text).into_owned(),
             t.dim(),

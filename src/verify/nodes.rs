@@ -16,6 +16,7 @@ pub use super::config::{NodeFault, NodeScenario};
 use crate::agent::local::LocalNodesConfig;
 use crate::recovery::{Fact, Failover, NodeAction, TimelineKind, Tracker, TsMs};
 use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};
+use crate::text::{timeline, Lang};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -164,8 +165,9 @@ impl NodeRunner {
         let mut lines = Vec::new();
         for ev in new {
             lines.push(format!(
-                "{}  {ev}",
-                crate::clock::Zone::Local.hms_millis(ev.at)
+                "{}  {}",
+                crate::clock::Zone::Local.hms_millis(ev.at),
+                timeline::event(ev, Lang::En)
             ));
             match &ev.kind {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),

@@ -10,6 +10,7 @@ use crate::controller::{self, ControllerConfig};
 use crate::recovery::{Fact, InstanceView, ProcessExit, TaskView, Tracker, TsMs};
 use crate::session::{Session, WorkerExit};
 use crate::supervisor::{Action, ActionError};
+use crate::text::{timeline, Lang};
 use nix::sys::signal::Signal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -194,7 +195,11 @@ impl Runner {
         self.seen = count;
         let lines: Vec<String> = new
             .iter()
-            .map(|ev| format!("{}  {ev}", self.zone.hms_millis(ev.at)))
+            .map(|ev| {
+                // Verify's live lines are English, as its reports.
+                let text = timeline::event(ev, Lang::En);
+                format!("{}  {text}", self.zone.hms_millis(ev.at))
+            })
             .collect();
         for l in lines {
             self.live(&l);

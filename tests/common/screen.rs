@@ -147,7 +147,7 @@ pub fn options(keymap: Keymap) -> TuiOptions {
         status: None,
         tour: false,
         kill_at: None,
-        lang: plumdash::tui::i18n::Lang::En,
+        lang: plumdash::text::Lang::En,
         layout: plumdash::tui::view::ScreenLayout::Full,
     }
 }

@@ -72,12 +72,22 @@ fn kill_restart_resume_is_one_cycle_with_its_figures() {
     let inst = t.instance("kv-demo-001").unwrap();
     assert_eq!((inst.crashes, inst.runs, inst.pid), (1, 2, Some(11)));
 
-    let lines: Vec<String> = t.timeline().map(|ev| ev.to_string()).collect();
-    assert!(lines.contains(&"kv-demo-001 killed by SIGKILL at 50% (flag still set)".to_string()));
-    assert!(lines.contains(
-        &"kv-demo-001 RESUMED from 50%, 0 steps lost, kill→restart 1010 ms, kill→checkpoint 1100 ms"
-            .to_string()
-    ));
+    // On the timeline: the kill at 50% with the flag still set, and the
+    // resume with the cycle's figures (how they read: `text::timeline`).
+    assert!(t.timeline().any(|ev| matches!(
+        &ev.kind,
+        TimelineKind::Exited {
+            exit: ProcessExit::Signal(sig),
+            progress: Some(50),
+            flag: true,
+            requested: false,
+            ..
+        } if sig == "SIGKILL"
+    )));
+    assert!(t.timeline().any(|ev| ev.kind
+        == TimelineKind::Resumed {
+            cycle: cycle.clone()
+        }));
 
     let mut at = 2_700;
     run_steps(&mut t, &mut at, 6, 10);
@@ -169,7 +179,7 @@ fn a_torn_checkpoint_from_a_foreign_worker_is_shown_not_hidden() {
     );
     assert!(t
         .timeline()
-        .any(|ev| ev.to_string() == "TORN checkpoint: progress 60%, counter 5, checkpoint step_5"));
+        .any(|ev| ev.kind == TimelineKind::Torn(torn.clone())));
     // A complete checkpoint heals it.
     t.apply(700, started(2));
     t.apply(800, checkpoint(6));
@@ -592,9 +602,21 @@ fn an_unseen_end_is_judged_from_the_namespace() {
             .as_deref(),
         Some("gone, flag still set")
     );
-    let line = t.timeline().last().unwrap().to_string();
-    assert_eq!(line, "kv-demo-001 gone at 50% (flag still set: crashed)");
-    assert!(!t.timeline().any(|ev| ev.to_string().contains("unknown")));
+    // Gone at 50%, the flag still set: a crash, its exit status unknown.
+    let last = t.timeline().last().unwrap();
+    assert!(
+        matches!(
+            last.kind,
+            TimelineKind::Exited {
+                exit: ProcessExit::Unknown,
+                progress: Some(50),
+                flag: true,
+                crashed: true,
+                ..
+            }
+        ),
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -657,10 +679,13 @@ fn a_crash_nobody_restarts_is_news_after_the_grace() {
             .as_deref(),
         Some("not restarted for 12s")
     );
-    let line = t.timeline().last().unwrap().to_string();
-    assert!(
-        line.starts_with("kv-demo-001 not restarted within 10s"),
-        "{line}"
+    let last = t.timeline().last().unwrap();
+    assert_eq!(
+        (last.instance.as_deref(), &last.kind),
+        (
+            Some("kv-demo-001"),
+            &TimelineKind::NotRestarted { grace_ms: 10_000 }
+        )
     );
     assert_eq!(
         t.timeline().last().unwrap().to_json()["kind"],
@@ -706,16 +731,45 @@ fn failures_and_feed_outages_are_on_the_timeline() {
         },
     );
     assert_eq!(t.feed_error(), None);
-    let kinds: Vec<String> = t.timeline().map(|e| e.to_string()).collect();
+    let events: Vec<_> = t.timeline().collect();
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(events[0].kind, TimelineKind::Started { pid: 1 });
+    assert!(matches!(
+        events[1].kind,
+        TimelineKind::Exited {
+            exit: ProcessExit::Code(1),
+            progress: None,
+            requested: false,
+            ..
+        }
+    ));
     assert_eq!(
-        kinds,
-        [
-            "kv-demo-001 started (pid 1)",
-            "kv-demo-001 exited (exit 1)",
-            "kv-demo-001 FAILED: 5 restarts in a row",
-            "controller unreachable: connection refused",
-            "controller live (stream)",
-        ]
+        events[2].kind,
+        TimelineKind::Failed {
+            reason: "5 restarts in a row".into()
+        }
+    );
+    assert!(events[..3]
+        .iter()
+        .all(|e| e.instance.as_deref() == Some("kv-demo-001")));
+    // The feed's events are no instance's.
+    assert_eq!(
+        (events[3].instance.as_deref(), &events[3].kind),
+        (
+            None,
+            &TimelineKind::FeedDown {
+                error: "connection refused".into()
+            }
+        )
+    );
+    assert_eq!(
+        (events[4].instance.as_deref(), &events[4].kind),
+        (
+            None,
+            &TimelineKind::FeedUp {
+                via: "stream".into()
+            }
+        )
     );
 }
 
@@ -788,7 +842,7 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
     assert_eq!((cycle.resumed_from, cycle.steps_lost), (Some(40), Some(0)));
     let last = t.timeline().last().unwrap();
     let TimelineKind::FailedOver(f) = &last.kind else {
-        panic!("the failover's figures: {last}");
+        panic!("the failover's figures: {last:?}");
     };
     assert_eq!(
         (f.to_running_ms(), f.to_checkpoint_ms()),
@@ -818,14 +872,31 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
         ),
     );
     t.apply(9_150, exited_as("d1-a", ProcessExit::Code(3)));
-    let lines: Vec<String> = t.timeline().rev().take(3).map(|e| e.to_string()).collect();
+    // Newest first: its end after the move (not a crash), its exit, the
+    // write the controller refused.
+    let last: Vec<_> = t.timeline().rev().take(3).collect();
+    assert!(last.iter().all(|e| e.instance.as_deref() == Some("d1-a")));
+    assert_eq!(last[0].kind, TimelineKind::Superseded { by: "d1-b".into() });
+    assert!(
+        matches!(
+            last[1].kind,
+            TimelineKind::Exited {
+                exit: ProcessExit::Code(3),
+                progress: Some(50),
+                requested: false,
+                ..
+            }
+        ),
+        "{:?}",
+        last[1]
+    );
     assert_eq!(
-        lines,
-        [
-            "d1-a ended after its work moved to d1-b (not a crash)",
-            "d1-a exited (exit 3) at 50%",
-            "d1-a on nodeA REFUSED: 1 write fenced (its work is d1-b's now)",
-        ]
+        last[2].kind,
+        TimelineKind::Fenced {
+            node: "nodeA".into(),
+            refused: 1,
+            by: Some("d1-b".into())
+        }
     );
     assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Stopped);
     assert_eq!(t.instance("d1-a").unwrap().crashes, 0);
@@ -844,11 +915,13 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
     t.apply(at, started_as("other", 2));
     run_steps(&mut t, &mut at, 0, 6);
     t.apply(at + 100, checkpoint(3));
-    let last = t.timeline().last().unwrap().to_string();
     assert_eq!(
-        last,
-        "checkpoint went BACK from step 6 to 3: two writers on one namespace \
-         (kv-demo-001, other alive)"
+        t.timeline().last().unwrap().kind,
+        TimelineKind::WentBack {
+            from: 6,
+            to: 3,
+            alive: vec!["kv-demo-001".into(), "other".into()]
+        }
     );
     // A new task after a completion starts low again: no warning.
     let mut t = Tracker::new();
@@ -861,7 +934,7 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
         !t.timeline()
             .any(|e| matches!(e.kind, TimelineKind::WentBack { .. })),
         "{:?}",
-        t.timeline().map(|e| e.to_string()).collect::<Vec<_>>()
+        t.timeline().map(|e| &e.kind).collect::<Vec<_>>()
     );
 }
 
@@ -918,7 +991,7 @@ fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
     );
     let last = t.timeline().last().unwrap();
     let TimelineKind::FailedOver(f) = &last.kind else {
-        panic!("the figures: {last}");
+        panic!("the figures: {last:?}");
     };
     assert_eq!(
         (f.instance.as_str(), f.to_running_ms(), f.to_checkpoint_ms()),

@@ -2,8 +2,8 @@
 //! resume, so the plateau and the resume point show at a glance.
 
 use super::block;
+use crate::text::Msg;
 use crate::tui::app::App;
-use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::symbols::Marker;

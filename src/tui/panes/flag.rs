@@ -4,15 +4,15 @@
 //! worker that does not use the KV never writes it).
 
 use crate::recovery::CrashFlag;
+use crate::text::{panes::flag_text, Lang};
 use crate::tui::app::App;
-use crate::tui::i18n::{self, Lang};
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
-pub use crate::tui::i18n::FlagState;
+pub use crate::text::panes::FlagState;
 
 pub fn state(app: &App) -> FlagState {
     let alive = app.namespace_rows().any(|r| r.status.pid.is_some());
@@ -31,7 +31,7 @@ pub fn state_of(flag: CrashFlag, alive: bool) -> FlagState {
 
 /// The flag's one-line text, e.g. `⚑ app.crashed SET (crashed!)`.
 pub fn text(state: FlagState, lang: Lang) -> String {
-    i18n::flag_text(state, lang)
+    flag_text(state, lang)
 }
 
 pub fn style(app: &App, state: FlagState) -> Style {

@@ -2,9 +2,9 @@
 //! (what was sent to which pid) while one is showing. The compact layout's
 //! shorter line comes from the same table (`compact_hints`).
 
+use crate::text::{panes, Msg};
 use crate::tui::action::Action;
 use crate::tui::app::{App, Mode};
-use crate::tui::i18n::{self, Msg};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -25,7 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Mode::Search { .. } => Line::from(vec![
             Span::styled(Msg::SearchPrompt.text(app.lang), t.key()),
             Span::styled(
-                i18n::search_hint(
+                panes::search_hint(
                     &app.keymap.key_for(Action::SearchAccept),
                     &app.keymap.key_for(Action::SearchCancel),
                     app.lang,
@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
         ]),
         Mode::ConfirmReset => Line::from(Span::styled(
-            i18n::confirm_reset(
+            panes::confirm_reset(
                 &app.keymap.key_for(Action::ConfirmYes),
                 app.namespace().unwrap_or("—"),
                 app.lang,

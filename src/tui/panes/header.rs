@@ -2,9 +2,9 @@
 //! whether that is healthy, app and namespace. A red banner while the
 //! controller is unreachable.
 
+use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
-use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;

@@ -4,9 +4,9 @@
 //! the lines are still taller than the screen (80×24), the help scrolls with its
 //! own keys (`KeyMode::Help` in the table) and its bottom border says so.
 
+use crate::text::{self, Msg};
 use crate::tui::action::Action;
 use crate::tui::app::App;
-use crate::tui::i18n::{self, Msg};
 use crate::tui::keymap::{key_name, KeyMode};
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -114,7 +114,7 @@ fn entries(app: &App) -> Vec<Entry> {
     ] {
         // Right-aligned by display width (a Chinese word is two columns a character).
         let name = name.text(l);
-        let pad = " ".repeat(7usize.saturating_sub(i18n::width(name)));
+        let pad = " ".repeat(7usize.saturating_sub(text::width(name)));
         entries.push(Entry {
             keys: format!("{pad}{name}  "),
             keys_style: t.key(),
@@ -143,7 +143,7 @@ fn entries(app: &App) -> Vec<Entry> {
 /// An entry's screen lines in `width` columns: the description wraps, each
 /// further line indented as far as the first line's key column.
 fn entry_lines(e: &Entry, width: usize) -> Vec<Line<'static>> {
-    let indent = i18n::width(&e.keys);
+    let indent = text::width(&e.keys);
     wrap(&e.text, width.saturating_sub(indent).max(1))
         .into_iter()
         .enumerate()
@@ -187,7 +187,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut line = String::new();
     let mut used = 0;
     for piece in pieces {
-        if used > 0 && used + i18n::width(piece.trim_end()) > width {
+        if used > 0 && used + text::width(piece.trim_end()) > width {
             lines.push(line.trim_end().to_string());
             line.clear();
             used = 0;

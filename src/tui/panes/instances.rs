@@ -6,10 +6,10 @@
 
 use super::block;
 use crate::supervisor::ExitKind;
+use crate::text::{self, Lang, Msg};
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Drawn, Focus, InstanceRow};
 use crate::tui::format;
-use crate::tui::i18n::{self, Lang, Msg};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
@@ -73,7 +73,7 @@ fn widths(width: u16, heads: [Msg; 10], lang: Lang) -> [Constraint; 10] {
     let mut widened = WIDTHS;
     for (c, head) in widened.iter_mut().zip(heads) {
         if let Constraint::Length(n) = c {
-            let need = u16::try_from(i18n::width(head.text(lang))).unwrap_or(u16::MAX);
+            let need = u16::try_from(text::width(head.text(lang))).unwrap_or(u16::MAX);
             *n = (*n).max(need);
         }
     }

@@ -6,9 +6,9 @@
 //! control character left is shown escaped (`\x07`, `\r`, `\u{9b}`).
 
 use super::block;
+use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus, LogLine, Mode};
-use crate::tui::i18n::Msg;
 use ansi_to_tui::IntoText as _;
 use ratatui::layout::Rect;
 use ratatui::style::Style;

@@ -5,8 +5,8 @@
 
 use super::block;
 use crate::kv::display::{age, display_key, display_value};
+use crate::text::Msg;
 use crate::tui::app::{App, Focus};
-use crate::tui::i18n::Msg;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::Span;

@@ -4,9 +4,9 @@
 
 use super::block;
 use crate::recovery::{NodeHealth, NodeState};
+use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
-use crate::tui::i18n::Msg;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table};

@@ -43,7 +43,7 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
     let size = (if menu.len() > 6 { 76 } else { 66 }, lines.len() as u16 + 2);
     let title = format!(
         " {}{who}· {}/1-{}, {} ",
-        crate::tui::i18n::Msg::SendSignal.text(app.lang),
+        crate::text::Msg::SendSignal.text(app.lang),
         app.keymap.key_for(Action::MenuChoose),
         menu.len(),
         app.keymap.key_for(Action::MenuClose)

@@ -1,8 +1,8 @@
 //! The task's progress: a gauge with %, checkpoint and counter.
 
 use super::block;
+use crate::text::Msg;
 use crate::tui::app::App;
-use crate::tui::i18n::Msg;
 use ratatui::layout::Rect;
 use ratatui::widgets::Gauge;
 use ratatui::Frame;

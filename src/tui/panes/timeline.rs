@@ -2,10 +2,10 @@
 
 use super::block;
 use crate::recovery::TimelineKind;
+use crate::text::{panes, timeline, Lang};
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
-use crate::tui::i18n;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Some(_) => t.bad(),
             None => t.dim(),
         };
-        let [killed, lost, times] = i18n::cycle_parts(
+        let [killed, lost, times] = panes::cycle_parts(
             &pct(c.progress_at_kill),
             &pct(c.resumed_from),
             &c.steps_lost.map_or("…".into(), |l| l.to_string()),
@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
     let n = cycles.len();
-    let title = i18n::timeline_title(n, app.lang);
+    let title = panes::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
 }
@@ -95,8 +95,8 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
 
 /// The event's text with a long instance id cut as the instances table cuts it
 /// (Plum's ids are 41 characters; their end tells them apart).
-fn short_ids(ev: &crate::recovery::TimelineEvent, lang: i18n::Lang) -> String {
-    let text = i18n::event(ev, lang);
+fn short_ids(ev: &crate::recovery::TimelineEvent, lang: Lang) -> String {
+    let text = timeline::event(ev, lang);
     match ev.instance.as_deref() {
         Some(id) if text.starts_with(id) => {
             format!("{}{}", format::fit_id(id, 11), &text[id.len()..])

@@ -2,8 +2,8 @@
 //! of the six steps we are at; the first line explains what just happened,
 //! the second what to do next.
 
+use crate::text::{panes::tour_title, Msg};
 use crate::tui::app::App;
-use crate::tui::i18n::{self, Msg};
 use crate::tui::tour::{Step, Tour};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -81,7 +81,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let title = Line::from(vec![
         Span::styled(
-            i18n::tour_title(tour.step.number(), Step::COUNT, tour.step.title(), app.lang),
+            tour_title(tour.step.number(), Step::COUNT, tour.step.title(), app.lang),
             t.title(),
         ),
         Span::styled(format!("{} ", dots(tour.step)), t.good()),

@@ -1,0 +1,113 @@
+//! The panes' texts with values in them (titles, the flag line, footer
+//! prompts), one `match` on the language each, both arms side by side.
+
+use super::labels::Msg;
+use super::lang::Lang;
+use crate::recovery::CRASH_FLAG_KEY;
+
+/// The crash flag as the flag pane shows it (see `tui/panes/flag.rs` for when).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagState {
+    Armed,
+    Set,
+    Cleared,
+    NeverSeen,
+}
+
+/// The crash flag's line: `⚑ app.crashed SET (crashed!)`; the state word stays.
+pub fn flag_text(state: FlagState, lang: Lang) -> String {
+    let k = CRASH_FLAG_KEY;
+    match (state, lang) {
+        (FlagState::Armed, Lang::En) => format!("⚑ {k} ARMED (running)"),
+        (FlagState::Set, Lang::En) => format!("⚑ {k} SET (crashed!)"),
+        (FlagState::Cleared, Lang::En) => format!("○ {k} CLEARED (clean)"),
+        (FlagState::NeverSeen, Lang::En) => format!("· {k} NO FLAG (never seen)"),
+        (FlagState::Armed, Lang::Zh) => format!("⚑ {k} ARMED（运行中）"),
+        (FlagState::Set, Lang::Zh) => format!("⚑ {k} SET（已崩溃！）"),
+        (FlagState::Cleared, Lang::Zh) => format!("○ {k} CLEARED（已清除）"),
+        (FlagState::NeverSeen, Lang::Zh) => format!("· {k} NO FLAG（从未出现）"),
+    }
+}
+
+/// The timeline pane's title.
+pub fn timeline_title(cycles: usize, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!(
+            "Recovery timeline ({cycles} cycle{})",
+            if cycles == 1 { "" } else { "s" }
+        ),
+        Lang::Zh => format!("恢复时间线（{cycles} 轮）"),
+    }
+}
+
+/// One cycle's figures in the timeline pane, in three parts (the middle one is
+/// coloured by what was lost).
+pub fn cycle_parts(
+    killed_at: &str,
+    resumed_from: &str,
+    lost: &str,
+    restart: &str,
+    checkpoint: &str,
+    lang: Lang,
+) -> [String; 3] {
+    match lang {
+        Lang::En => [
+            format!("killed at {killed_at} → resumed from {resumed_from} "),
+            format!("lost {lost}"),
+            format!(" · restart {restart} · checkpoint {checkpoint}"),
+        ],
+        Lang::Zh => [
+            format!("{killed_at} 时被杀 → 从 {resumed_from} 恢复 "),
+            format!("丢失 {lost}"),
+            format!(" · 重启 {restart} · 检查点 {checkpoint}"),
+        ],
+    }
+}
+
+/// The footer while typing a search.
+pub fn search_hint(find: &str, clear: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("type, {find} to find, {clear} to clear"),
+        Lang::Zh => format!("输入，{find} 查找，{clear} 清除"),
+    }
+}
+
+/// The footer's reset question.
+pub fn confirm_reset(yes: &str, namespace: &str, lang: Lang) -> String {
+    let ns = crate::text_safety::escape_controls(namespace);
+    match lang {
+        Lang::En => format!(" reset namespace {ns}? {yes} = yes, any other key = no "),
+        Lang::Zh => format!(" 重置命名空间 {ns}？{yes} = 是，其他键 = 否 "),
+    }
+}
+
+/// The tour box's title: `Tour 3/6 · Simulate a crash`.
+pub fn tour_title(n: usize, of: usize, step: Msg, lang: Lang) -> String {
+    format!(" {} {n}/{of} · {} ", Msg::Tour.text(lang), step.text(lang))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_with_values_exist_in_both_languages_and_keep_the_state_words() {
+        for state in [
+            FlagState::Armed,
+            FlagState::Set,
+            FlagState::Cleared,
+            FlagState::NeverSeen,
+        ] {
+            let en = flag_text(state, Lang::En);
+            let zh = flag_text(state, Lang::Zh);
+            let word = en.split_whitespace().nth(2).unwrap_or_default();
+            assert!(zh.contains(&format!("app.crashed {word}")), "{zh}");
+            assert_ne!(en, zh);
+        }
+        for lang in [Lang::En, Lang::Zh] {
+            assert!(!timeline_title(2, lang).is_empty());
+            assert!(confirm_reset("y", "kv-demo", lang).contains('y'));
+            assert!(search_hint("Enter", "Esc", lang).contains("Esc"));
+        }
+    }
+}

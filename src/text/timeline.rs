@@ -1,0 +1,416 @@
+//! How each timeline event reads, English and Chinese side by side: the
+//! dashboard's timeline, `--headless` lines and `verify`'s live lines. The
+//! instance id, signal names, key names and state words (`RESUMED from 50%`,
+//! `FAILED`, `TORN`, `KILLED`) stay as they are in Chinese.
+
+use super::lang::{both, Lang};
+use crate::recovery::{NodeAction, ProcessExit, TimelineEvent, TimelineKind};
+
+/// One event as a line: its instance (if any), then what happened.
+pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
+    let text = kind(&ev.kind, lang);
+    match &ev.instance {
+        Some(id) => format!("{id} {text}"),
+        None => text,
+    }
+}
+
+/// `text(v)` when there is a value, nothing otherwise.
+fn opt<T>(v: Option<T>, text: impl FnOnce(T) -> String) -> String {
+    v.map_or_else(String::new, text)
+}
+
+fn pct(p: Option<i64>) -> String {
+    p.map_or_else(|| "?".to_string(), |p| format!("{p}%"))
+}
+
+/// Milliseconds as tenths of a second (`1.5s`).
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn kind(kind: &TimelineKind, lang: Lang) -> String {
+    use TimelineKind as K;
+    match kind {
+        K::Started { pid } => both!(
+            lang,
+            format!("started (pid {pid})"),
+            format!("已启动（pid {pid}）"),
+        ),
+        K::Attached { pid } => both!(
+            lang,
+            format!("found running (pid {pid}), attached"),
+            format!("发现正在运行（pid {pid}），已附加"),
+        ),
+        K::NotRestarted { grace_ms } => {
+            let grace = humantime::format_duration(std::time::Duration::from_millis(*grace_ms));
+            both!(
+                lang,
+                format!(
+                    "not restarted within {grace}: nothing restarts it \
+                     (its restarter may have missed the death)"
+                ),
+                format!("{grace} 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"),
+            )
+        }
+        K::Exited {
+            exit,
+            progress,
+            flag,
+            crashed,
+            requested,
+        } => exited(exit, *progress, *flag, *crashed, *requested, lang),
+        K::RestartScheduled { delay_ms } => {
+            let delay = secs(*delay_ms);
+            both!(
+                lang,
+                format!("restart in {delay}"),
+                format!("{delay} 后重启"),
+            )
+        }
+        K::TakingOver { from, delay_ms } => {
+            let delay = secs(*delay_ms);
+            both!(
+                lang,
+                format!("takes over from {from} in {delay}"),
+                format!("{delay} 后接替 {from}"),
+            )
+        }
+        K::Frozen {
+            signal: Some(signal),
+        } => both!(
+            lang,
+            format!("frozen by {signal}"),
+            format!("被 {signal} 冻结"),
+        ),
+        K::Frozen { signal: None } => both!(
+            lang,
+            "frozen (stopped, seen in /proc)",
+            "已冻结（在 /proc 中看到已停止）",
+        )
+        .to_string(),
+        K::Continued => both!(lang, "continued", "已继续").to_string(),
+        K::Recovering => both!(
+            lang,
+            "found the crash flag: recovering",
+            "发现崩溃标记：恢复中"
+        )
+        .to_string(),
+        K::Resumed { cycle } => {
+            let from = pct(cycle.resumed_from);
+            let (lost, restart, checkpoint) = (
+                cycle.steps_lost,
+                cycle.kill_to_restart_ms(),
+                cycle.kill_to_checkpoint_ms(),
+            );
+            both!(
+                lang,
+                format!(
+                    "RESUMED from {from}{}{}{}",
+                    opt(lost, |n| format!(", {n} steps lost")),
+                    opt(restart, |ms| format!(", kill→restart {ms} ms")),
+                    opt(checkpoint, |ms| format!(", kill→checkpoint {ms} ms")),
+                ),
+                format!(
+                    "RESUMED from {from} 已恢复{}{}{}",
+                    opt(lost, |n| format!("，丢失 {n} 步")),
+                    opt(restart, |ms| format!("，杀死→重启 {ms} ms")),
+                    opt(checkpoint, |ms| format!("，杀死→检查点 {ms} ms")),
+                ),
+            )
+        }
+        K::Stopped => both!(lang, "stopped gracefully", "已优雅停止").to_string(),
+        K::Completed => both!(lang, "completed the task", "任务已完成").to_string(),
+        K::Failed { reason } => both!(
+            lang,
+            format!("FAILED: {reason}"),
+            format!("FAILED 失败：{reason}"),
+        ),
+        K::FlagSet => both!(lang, "crash flag set", "崩溃标记已设置").to_string(),
+        K::FlagCleared => both!(lang, "crash flag cleared", "崩溃标记已清除").to_string(),
+        // The torn values by their key names, the same in both languages.
+        K::Torn(t) => both!(
+            lang,
+            format!("TORN checkpoint: {t}"),
+            format!("TORN 检查点不一致：{t}"),
+        ),
+        K::FeedDown { error } => both!(
+            lang,
+            format!("controller unreachable: {error}"),
+            format!("控制器不可达：{error}"),
+        ),
+        K::FeedUp { via } => both!(
+            lang,
+            format!("controller live ({via})"),
+            format!("控制器在线（{via}）"),
+        ),
+        K::NodeUp { node } => both!(
+            lang,
+            format!("node {node} up (heartbeating)"),
+            format!("节点 {node} 上线（心跳正常）"),
+        ),
+        K::NodeDown { node } => both!(
+            lang,
+            format!("node {node} DOWN (missed its heartbeats)"),
+            format!("节点 {node} DOWN（心跳超时）"),
+        ),
+        K::Migrated {
+            from_node,
+            to_node,
+            new_instance,
+        } => both!(
+            lang,
+            format!("MIGRATED {from_node} → {to_node} as {new_instance}"),
+            format!("MIGRATED {from_node} → {to_node}，新实例 {new_instance}"),
+        ),
+        K::Node { node, action } => node_action(node, *action, lang),
+        K::FailedOver(fo) => {
+            let s = |ms: Option<u64>| ms.map_or_else(|| "?".to_string(), secs);
+            let (detected, running, checkpoint) = (
+                s(fo.to_detected_ms()),
+                s(fo.to_running_ms()),
+                s(fo.to_checkpoint_ms()),
+            );
+            let (a, b, lost, caused) = (&fo.from_node, &fo.to_node, fo.steps_lost, fo.cause);
+            // Where the English clock starts.
+            let from = match caused {
+                Some((NodeAction::Frozen, _)) => "freeze",
+                Some(_) => "kill",
+                None => "detected",
+            };
+            both!(
+                lang,
+                format!(
+                    "failover {a} → {b}: {}{from}→running {running}, \
+                     {from}→checkpoint {checkpoint}{}",
+                    opt(caused, |_| format!("{from}→detected {detected}, ")),
+                    opt(lost, |n| format!(", {n} steps lost")),
+                ),
+                format!(
+                    "故障转移 {a} → {b}：到运行 {running}，到检查点 {checkpoint}{}{}",
+                    opt(caused, |_| format!("，到发现 {detected}")),
+                    opt(lost, |n| format!("，丢失 {n} 步")),
+                ),
+            )
+        }
+        K::Fenced { node, refused, by } => both!(
+            lang,
+            format!(
+                "on {node} REFUSED: {refused} {} fenced{}",
+                if *refused == 1 { "write" } else { "writes" },
+                match by {
+                    Some(by) => format!(" (its work is {by}'s now)"),
+                    None => " (a failover replaced it)".to_string(),
+                }
+            ),
+            format!(
+                "在 {node} 上 REFUSED：{refused} 次写入被隔离{}",
+                opt(by.as_deref(), |b| format!("（工作已归 {b}）")),
+            ),
+        ),
+        K::Superseded { by } => both!(
+            lang,
+            format!("ended after its work moved to {by} (not a crash)"),
+            format!("工作已迁至 {by} 后退出（不是崩溃）"),
+        ),
+        K::WentBack { from, to, alive } => both!(
+            lang,
+            format!(
+                "checkpoint went BACK from step {from} to {to}: two writers on one namespace{}",
+                opt((alive.len() > 1).then_some(alive), |a| format!(
+                    " ({} alive)",
+                    a.join(", ")
+                )),
+            ),
+            format!("检查点倒退：从第 {from} 步到第 {to} 步（一个命名空间有两个写入者）"),
+        ),
+    }
+}
+
+/// An exit: how it ended, the progress then and what the crash flag said.
+fn exited(
+    exit: &ProcessExit,
+    progress: Option<i64>,
+    flag: bool,
+    crashed: bool,
+    requested: bool,
+    lang: Lang,
+) -> String {
+    let at_en = opt(progress, |p| format!(" at {p}%"));
+    let at_zh = opt(progress, |p| format!("在 {p}% 时"));
+    match exit {
+        ProcessExit::Unknown => {
+            // Its exit status is its parent's to read; the flag tells the story
+            // (set and no crash: the flag is its replacement's now).
+            let (en, zh) = match (crashed, flag) {
+                (true, _) => ("flag still set: crashed", "标记仍在：已崩溃"),
+                (false, true) => ("flag set", "标记已设置"),
+                (false, false) => ("flag cleared", "标记已清除"),
+            };
+            both!(
+                lang,
+                format!("gone{at_en} ({en})"),
+                format!("{at_zh}消失（{zh}）"),
+            )
+        }
+        ProcessExit::Signal(sig) if requested => both!(
+            lang,
+            format!("stopped by {sig} (stop requested){at_en}"),
+            format!("{at_zh}被 {sig} 停止（请求停止）"),
+        ),
+        ProcessExit::Signal(sig) => {
+            let (en, zh) = if flag {
+                ("flag still set", "标记仍在")
+            } else {
+                ("flag NOT set", "标记未设置")
+            };
+            both!(
+                lang,
+                format!("killed by {sig}{at_en} ({en})"),
+                format!("{at_zh}被 {sig} 杀死（{zh}）"),
+            )
+        }
+        exit => {
+            let (en, zh) = if requested {
+                (", stop requested", "，请求停止")
+            } else {
+                ("", "")
+            };
+            both!(
+                lang,
+                format!("exited ({exit}{en}){at_en}"),
+                format!("{at_zh}退出（{exit}{zh}）"),
+            )
+        }
+    }
+}
+
+/// What was done here to a node's processes.
+fn node_action(node: &str, action: NodeAction, lang: Lang) -> String {
+    match action {
+        NodeAction::Killed => both!(
+            lang,
+            format!("node {node} KILLED (SIGKILL to its agent and workers)"),
+            format!("节点 {node} KILLED（向其 agent 与 worker 发送 SIGKILL）"),
+        ),
+        NodeAction::Frozen => both!(
+            lang,
+            format!("node {node} FROZEN (SIGSTOP to its agent and workers)"),
+            format!("节点 {node} FROZEN（向其 agent 与 worker 发送 SIGSTOP）"),
+        ),
+        NodeAction::Thawed => both!(
+            lang,
+            format!("node {node} thawed (SIGCONT)"),
+            format!("节点 {node} 已解冻（SIGCONT）"),
+        ),
+        NodeAction::Revived => both!(
+            lang,
+            format!("node {node} back (its agent started again)"),
+            format!("节点 {node} 已恢复（agent 重新启动）"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each event of `sample::every_event` in English and Chinese.
+    const PINNED: [[&str; 2]; 43] = [
+        ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
+        ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
+        ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
+        ["kv-demo-001 killed by SIGKILL at 50% (flag still set)", "kv-demo-001 在 50% 时被 SIGKILL 杀死（标记仍在）"],
+        ["kv-demo-001 killed by SIGHUP at 50% (flag NOT set)", "kv-demo-001 在 50% 时被 SIGHUP 杀死（标记未设置）"],
+        ["kv-demo-001 stopped by SIGTERM (stop requested) at 50%", "kv-demo-001 在 50% 时被 SIGTERM 停止（请求停止）"],
+        ["kv-demo-001 exited (exit 3) at 50%", "kv-demo-001 在 50% 时退出（exit 3）"],
+        ["kv-demo-001 exited (exit 0, stop requested) at 50%", "kv-demo-001 在 50% 时退出（exit 0，请求停止）"],
+        ["kv-demo-001 gone at 50% (flag still set: crashed)", "kv-demo-001 在 50% 时消失（标记仍在：已崩溃）"],
+        ["kv-demo-001 gone at 50% (flag set)", "kv-demo-001 在 50% 时消失（标记已设置）"],
+        ["kv-demo-001 gone (flag cleared)", "kv-demo-001 消失（标记已清除）"],
+        ["kv-demo-001 exited (node lost) at 50%", "kv-demo-001 在 50% 时退出（node lost）"],
+        ["kv-demo-001 restart in 1.5s", "kv-demo-001 1.5s 后重启"],
+        ["kv-demo-001 takes over from kv-demo-001 in 0.2s", "kv-demo-001 0.2s 后接替 kv-demo-001"],
+        ["kv-demo-001 frozen by SIGSTOP", "kv-demo-001 被 SIGSTOP 冻结"],
+        ["kv-demo-001 frozen (stopped, seen in /proc)", "kv-demo-001 已冻结（在 /proc 中看到已停止）"],
+        ["kv-demo-001 continued", "kv-demo-001 已继续"],
+        ["kv-demo-001 found the crash flag: recovering", "kv-demo-001 发现崩溃标记：恢复中"],
+        ["kv-demo-001 RESUMED from 50%, 0 steps lost, kill→restart 120 ms, kill→checkpoint 450 ms", "kv-demo-001 RESUMED from 50% 已恢复，丢失 0 步，杀死→重启 120 ms，杀死→检查点 450 ms"],
+        ["kv-demo-001 RESUMED from ?", "kv-demo-001 RESUMED from ? 已恢复"],
+        ["kv-demo-001 stopped gracefully", "kv-demo-001 已优雅停止"],
+        ["kv-demo-001 completed the task", "kv-demo-001 任务已完成"],
+        ["kv-demo-001 FAILED: 6 crash-loop restarts", "kv-demo-001 FAILED 失败：6 crash-loop restarts"],
+        ["crash flag set", "崩溃标记已设置"],
+        ["kv-demo-001 crash flag cleared", "kv-demo-001 崩溃标记已清除"],
+        ["kv-demo-001 TORN checkpoint: progress 60%, counter 5, checkpoint —", "kv-demo-001 TORN 检查点不一致：progress 60%, counter 5, checkpoint —"],
+        ["kv-demo-001 controller unreachable: connection refused", "kv-demo-001 控制器不可达：connection refused"],
+        ["kv-demo-001 controller live (stream)", "kv-demo-001 控制器在线（stream）"],
+        ["node nodeA up (heartbeating)", "节点 nodeA 上线（心跳正常）"],
+        ["node nodeA DOWN (missed its heartbeats)", "节点 nodeA DOWN（心跳超时）"],
+        ["kv-demo-001 MIGRATED nodeA → nodeB as kv-demo-002", "kv-demo-001 MIGRATED nodeA → nodeB，新实例 kv-demo-002"],
+        ["node nodeA KILLED (SIGKILL to its agent and workers)", "节点 nodeA KILLED（向其 agent 与 worker 发送 SIGKILL）"],
+        ["node nodeA FROZEN (SIGSTOP to its agent and workers)", "节点 nodeA FROZEN（向其 agent 与 worker 发送 SIGSTOP）"],
+        ["node nodeA thawed (SIGCONT)", "节点 nodeA 已解冻（SIGCONT）"],
+        ["node nodeA back (its agent started again)", "节点 nodeA 已恢复（agent 重新启动）"],
+        ["kv-demo-001 failover nodeA → nodeB: kill→detected 3.0s, kill→running 3.6s, kill→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
+        ["kv-demo-001 failover nodeA → nodeB: freeze→detected 3.0s, freeze→running 3.6s, freeze→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
+        ["kv-demo-001 failover nodeA → nodeB: detected→running ?, detected→checkpoint ?", "kv-demo-001 故障转移 nodeA → nodeB：到运行 ?，到检查点 ?"],
+        ["kv-demo-001 on nodeA REFUSED: 1 write fenced (its work is kv-demo-002's now)", "kv-demo-001 在 nodeA 上 REFUSED：1 次写入被隔离（工作已归 kv-demo-002）"],
+        ["kv-demo-001 on nodeA REFUSED: 3 writes fenced (a failover replaced it)", "kv-demo-001 在 nodeA 上 REFUSED：3 次写入被隔离"],
+        ["kv-demo-001 ended after its work moved to kv-demo-002 (not a crash)", "kv-demo-001 工作已迁至 kv-demo-002 后退出（不是崩溃）"],
+        ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace (kv-demo-001, kv-demo-002 alive)", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
+        ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
+    ];
+
+    /// Every kind of event reads as it always has, in both languages (pinned
+    /// before the text moved here from `Display` and `tui::i18n`).
+    #[test]
+    fn every_event_kind_reads_as_pinned() {
+        let events = crate::recovery::sample::every_event();
+        assert_eq!(events.len(), PINNED.len());
+        for (ev, [en, zh]) in events.iter().zip(PINNED) {
+            assert_eq!(event(ev, Lang::En), en, "{ev:?}");
+            assert_eq!(event(ev, Lang::Zh), zh, "{ev:?}");
+        }
+    }
+
+    /// No event reads empty, and Chinese is Chinese: a text added in one
+    /// language only shows here.
+    #[test]
+    fn every_event_has_both_languages() {
+        let chinese = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        for ev in crate::recovery::sample::every_event() {
+            let (en, zh) = (event(&ev, Lang::En), event(&ev, Lang::Zh));
+            assert!(!en.trim().is_empty() && !chinese(&en), "{en}");
+            assert!(chinese(&zh), "{zh}");
+        }
+    }
+
+    #[test]
+    fn timeline_events_in_chinese_keep_ids_signals_and_state_words() {
+        let ev = |kind| TimelineEvent {
+            at: 0,
+            instance: Some("kv-demo-001".into()),
+            kind,
+        };
+        let killed = ev(TimelineKind::Exited {
+            exit: ProcessExit::Signal("SIGKILL".into()),
+            progress: Some(50),
+            flag: true,
+            crashed: true,
+            requested: false,
+        });
+        assert_eq!(
+            event(&killed, Lang::En),
+            "kv-demo-001 killed by SIGKILL at 50% (flag still set)"
+        );
+        assert_eq!(
+            event(&killed, Lang::Zh),
+            "kv-demo-001 在 50% 时被 SIGKILL 杀死（标记仍在）"
+        );
+        let failed = ev(TimelineKind::Failed {
+            reason: "6 crash-loop restarts".into(),
+        });
+        assert!(event(&failed, Lang::Zh).starts_with("kv-demo-001 FAILED 失败"));
+    }
+}
