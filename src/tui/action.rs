@@ -45,7 +45,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// The name used in the keys config file (`kill = "K"`).
+    /// The name used in the keys config file (`kill = "X"`).
     pub fn config_name(self) -> &'static str {
         match self {
             Action::Kill => "kill",

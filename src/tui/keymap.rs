@@ -230,8 +230,8 @@ impl Keymap {
     }
 
     /// Rebinds `action` to `key` (from a config file); the old keys for that
-    /// action, and whatever that key did in the same mode, are dropped. Fixed
-    /// bindings (Ctrl-C) stay.
+    /// action are dropped. Fixed bindings (Ctrl-C) stay. A key that now means
+    /// two things is found by [`Keymap::conflict`].
     pub fn rebind(&mut self, action: Action, key: KeyCode, modifiers: KeyModifiers) {
         let Some(first) = self
             .bindings
@@ -240,11 +240,9 @@ impl Keymap {
         else {
             return;
         };
-        let mode = self.bindings[first].mode;
         let mut index = 0;
         self.bindings.retain(|b| {
-            let same_key = b.mode == mode && b.key == key && b.modifiers == modifiers;
-            let keep = index == first || b.fixed || (b.action != action && !same_key);
+            let keep = index == first || b.fixed || b.action != action;
             index += 1;
             keep
         });
@@ -260,24 +258,72 @@ impl Keymap {
     }
 }
 
-/// Reads a keys file: `action = "key"` lines, e.g. `kill = "K"`,
+impl Keymap {
+    /// Two actions one key would trigger in one mode (a key of every mode,
+    /// Ctrl-C, clashes with all of them): the first such pair in table order.
+    pub fn conflict(&self) -> Option<(&Binding, &Binding)> {
+        let overlaps = |a: &Binding, b: &Binding| {
+            a.key == b.key
+                && a.modifiers == b.modifiers
+                && a.action != b.action
+                && (a.mode == b.mode || a.mode == KeyMode::Any || b.mode == KeyMode::Any)
+        };
+        self.bindings.iter().enumerate().find_map(|(i, a)| {
+            self.bindings[i + 1..]
+                .iter()
+                .find(|b| overlaps(a, b))
+                .map(|b| (a, b))
+        })
+    }
+}
+
+/// Reads a keys file: `action = "key"` lines, e.g. `kill = "X"`,
 /// `quit = "ctrl-q"` (action names: `Action::config_name`). Unknown actions
 /// or keys are errors naming the line's action, so a typo never goes unseen.
 pub fn load_keys_file(path: &std::path::Path, mut map: Keymap) -> Result<Keymap, String> {
+    let shown = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading the keys file {}: {e}", path.display()))?;
-    let table: std::collections::BTreeMap<String, String> = toml::from_str(&text)
-        .map_err(|e| format!("keys file {}: {}", path.display(), e.message()))?;
-    for (name, key) in table {
+        .map_err(|e| format!("reading the keys file {shown}: {e}"))?;
+    let table: std::collections::BTreeMap<String, String> = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_at(&text, s.start));
+        format!("keys file {shown}:{line}: {}", e.message().trim())
+    })?;
+    let line_of = |name: &str| {
+        text.lines()
+            .position(|l| l.trim_start().starts_with(name))
+            .map_or(1, |i| i + 1)
+    };
+    for (name, key) in &table {
+        let line = line_of(name);
         let action = Action::ALL
             .into_iter()
             .find(|a| a.config_name() == name)
-            .ok_or_else(|| format!("keys file {}: unknown action {name:?}", path.display()))?;
+            .ok_or_else(|| format!("keys file {shown}:{line}: unknown action {name:?}"))?;
         let (code, mods) =
-            parse_key(&key).map_err(|e| format!("keys file {}: {name}: {e}", path.display()))?;
+            parse_key(key).map_err(|e| format!("keys file {shown}:{line}: {name}: {e}"))?;
         map.rebind(action, code, mods);
     }
+    // One key, one meaning: a rebinding that takes another action's key (or
+    // Ctrl-C, which always quits) is refused, naming both.
+    if let Some((a, b)) = map.conflict() {
+        let key = key_name(a.key, a.modifiers);
+        let (mine, other) = match table.contains_key(b.action.config_name()) && !b.fixed {
+            true => (b, a),
+            false => (a, b),
+        };
+        return Err(format!(
+            "keys file {shown}:{}: {key} would be both {} and {}: bind one of them to another key",
+            line_of(mine.action.config_name()),
+            mine.action.config_name(),
+            other.action.config_name(),
+        ));
+    }
     Ok(map)
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 /// How a key is written in hints and help (`k`, `↑`, `PgUp`, `Ctrl-c`).
@@ -402,10 +448,10 @@ mod tests {
     fn a_keys_file_rebinds_and_rejects_typos() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.toml");
-        std::fs::write(&path, "kill = \"K\"\nquit = \"ctrl-q\"\n").unwrap();
+        std::fs::write(&path, "kill = \"X\"\nquit = \"ctrl-q\"\n").unwrap();
         let map = load_keys_file(&path, Keymap::default()).unwrap();
         assert_eq!(
-            map.action_for(&KeyEvent::new(KeyCode::Char('K'), KeyModifiers::SHIFT)),
+            map.action_for(&KeyEvent::new(KeyCode::Char('X'), KeyModifiers::SHIFT)),
             Some(Action::Kill)
         );
         assert_eq!(
@@ -415,5 +461,35 @@ mod tests {
         std::fs::write(&path, "kil = \"K\"\n").unwrap();
         let err = load_keys_file(&path, Keymap::default()).unwrap_err();
         assert!(err.contains("unknown action \"kil\""), "{err}");
+        assert!(err.contains(":1: unknown action"), "{err}");
+    }
+
+    #[test]
+    fn the_default_keys_mean_one_thing_each() {
+        assert!(Keymap::default().conflict().is_none());
+    }
+
+    /// A key taken from another action, or Ctrl-C, is refused naming both
+    /// actions and the line; a syntax error names its line.
+    #[test]
+    fn a_keys_file_that_gives_one_key_two_meanings_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            load_keys_file(&path, Keymap::default())
+        };
+        let err = load("# mine\nkill = \"q\"\n").unwrap_err();
+        assert!(err.contains(":2: q would be both kill and quit"), "{err}");
+        let err = load("kill = \"x\"\n").unwrap_err();
+        assert!(err.contains("x would be both kill and signal_menu"), "{err}");
+        let err = load("kill = \"ctrl-c\"\n").unwrap_err();
+        assert!(err.contains("Ctrl-c would be both"), "{err}");
+        assert!(err.contains("kill"), "{err}");
+        // Moving quit away first makes q free for kill.
+        let map = load("kill = \"q\"\nquit = \"ctrl-q\"\n").unwrap();
+        assert_eq!(map.action_for(&press(KeyCode::Char('q'))), Some(Action::Kill));
+        let err = load("kill = \"X\"\nquit = [\n").unwrap_err();
+        assert!(err.contains("keys.toml:2:"), "{err}");
     }
 }
