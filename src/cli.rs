@@ -127,10 +127,15 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
+            let usage = err.downcast_ref::<UsageError>().is_some();
             // Errors may quote text from outside: never raw on the terminal.
             let err = format!("{err:#}");
             eprintln!("plumdash: {}", crate::text_safety::escape_controls(&err));
-            ExitCode::FAILURE
+            if usage {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -161,6 +166,9 @@ fn with_scenario(mut cli: Cli, matches: &ArgMatches) -> Result<Cli, (&'static st
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.command.as_ref().is_some_and(Command::prints_for_a_pipe) {
+        pipe_closes_quietly();
+    }
     if let Some(command) = &cli.command {
         if let Some(code) = generated::run(command)? {
             return Ok(code);
@@ -222,6 +230,53 @@ async fn run_command(cli: Cli) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+impl Command {
+    /// Commands whose output is read by pipes (`| head`, `| grep -q`) and that
+    /// own no terminal or workers a signal death would leave behind (verify's
+    /// workers have the orphan guard).
+    fn prints_for_a_pipe(&self) -> bool {
+        matches!(
+            self,
+            Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Scenario(_)
+                | Command::Verify(_)
+                | Command::Kv(_)
+                | Command::Ctl(_)
+        )
+    }
+}
+
+/// A reader that stops early (`plumdash man | head`) ends us as it ends any
+/// Unix filter: by SIGPIPE, status 141 in the shell, quietly. Rust ignores
+/// SIGPIPE by default, so a closed pipe would be a write error or a panic.
+fn pipe_closes_quietly() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default disposition before any thread is started;
+    // no handler of ours runs.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// A duration argument: `200ms`, `2s`, `1m30s`. The error says how to write
+/// one (humantime's alone says only where it stopped reading).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 200ms, 2s or 1m30s"))
+}
+
+/// A command line whose flags do not go together: exit 2, like clap's own
+/// usage errors, before anything starts.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The running plumdash, which also serves as the orphan guard.
 fn this_binary() -> Result<PathBuf> {

@@ -28,7 +28,7 @@ pub async fn run_headless(
     status: Option<StatusPublisher>,
     lang: crate::text::Lang,
 ) -> Result<()> {
-    let mut signals = Termination::install()?;
+    let mut signals = Termination::install_with_hangup()?;
     let mut events_file = match events_path {
         Some(path) => Some(
             std::fs::OpenOptions::new()

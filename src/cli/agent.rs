@@ -26,7 +26,7 @@ pub struct AgentArgs {
     #[arg(long, env = "AGENT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL when an instance is stopped.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = super::duration)]
     stop_grace: Duration,
     #[command(flatten)]
     auth: AuthArgs,

@@ -23,7 +23,7 @@ pub struct AttachArgs {
     #[arg(long, value_name = "NAME", default_value = crate::supervisor::WORKER_EXECUTABLE)]
     worker: String,
     /// A crashed worker nobody restarts within this long is reported as not restarted.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = super::duration)]
     restart_grace: Duration,
     /// `instance`: each worker keeps its task in the namespace named by its
     /// PLUM_INSTANCE_ID (the seed's 方案B), each watched as it is found.

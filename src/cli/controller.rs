@@ -48,10 +48,9 @@ impl ClusterArgs {
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() => Err("must be longer than 0 (e.g. 500ms)".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(e.to_string()),
+    match super::duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0 (e.g. 500ms)".into()),
+        d => Ok(d),
     }
 }
 

@@ -5,6 +5,7 @@
 use super::auth::AuthArgs;
 use super::controller::ClusterArgs;
 use super::ui::UiArgs;
+use super::UsageError;
 use crate::control;
 use crate::controller;
 use crate::kv::NamespaceBy;
@@ -12,7 +13,7 @@ use crate::session::{Session, SessionConfig};
 use crate::supervisor::{RestartConfig, RestartPolicy};
 use crate::tui::autokill::AutoKill;
 use crate::tui::runtime::TuiOptions;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,24 +39,24 @@ pub struct UpArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::duration)]
     pub step: Option<Duration>,
     /// Wait before restarting a crashed worker (0s restarts at once), however often it
     /// is killed, as long as each run lasted --crash-loop-under.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::duration)]
     pub restart_delay: Duration,
     /// When to restart.
     #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure)]
     pub restart: RestartPolicy,
     /// Crash-loop rule: a run that ends sooner than this after its start is a crash-loop
     /// run (backs off, counts for --max-restarts); one run at least this long ends the loop.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::duration)]
     pub crash_loop_under: Duration,
     /// Wait before the first crash-loop restart; it doubles with each one in a row.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::duration)]
     pub backoff_initial: Duration,
     /// Longest crash-loop wait.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = super::duration)]
     pub backoff_max: Duration,
     /// Give up (FAILED) after this many crash-loop restarts in a row.
     #[arg(long)]
@@ -114,33 +115,40 @@ pub struct UpArgs {
     pub ui: UiArgs,
 }
 
+/// `return Err(UsageError(format!(…)))`.
+macro_rules! usage {
+    ($($fmt:tt)*) => {
+        return Err(UsageError(format!($($fmt)*)))
+    };
+}
+
 impl UpArgs {
-    /// The cross-flag rules, in one place: the first broken one is the error,
-    /// before anything starts. `--failover` becomes `--nodes 2` here.
-    fn checked(mut self, tour: bool) -> Result<UpArgs> {
+    /// The cross-flag rules, in one place: the first broken one is the error
+    /// (exit 2), before anything starts. `--failover` becomes `--nodes 2` here.
+    fn checked(mut self, tour: bool) -> Result<UpArgs, UsageError> {
         if self.headless && (!self.ui.is_default() || self.kill_at.is_some() || tour) {
-            bail!(
+            usage!(
                 "--no-mouse, --recording, --keys, --layout, --kill-at and tour are for the \
                  dashboard, not --headless"
             );
         }
         if self.step.is_some_and(|s| s.is_zero()) {
-            bail!("--step must be longer than 0 (e.g. 200ms)");
+            usage!("--step must be longer than 0 (e.g. 200ms)");
         }
         if self.events.is_some() && !self.headless {
-            bail!("--events is written by --headless runs; add --headless");
+            usage!("--events is written by --headless runs; add --headless");
         }
         if tour && self.namespace_by == NamespaceBy::Instance {
-            bail!("the tour walks through one task: drop --namespace-by instance (or use up)");
+            usage!("the tour walks through one task: drop --namespace-by instance (or use up)");
         }
         if self.failover && self.nodes == 1 {
             self.nodes = 2;
         }
         if self.nodes > 1 && self.controller.is_some() {
-            bail!("--nodes and --failover run their own controller and agents: drop --controller");
+            usage!("--nodes and --failover run their own controller and agents: drop --controller");
         }
         if self.namespace_by == NamespaceBy::Instance && self.nodes > 1 {
-            bail!(
+            usage!(
                 "--namespace-by instance and --nodes: a failover gives the work a new instance \
                  id, so its own namespace would start empty; nodes need the shared namespace \
                  (drop --namespace-by instance)"
@@ -151,7 +159,7 @@ impl UpArgs {
         if self.namespace_by == NamespaceBy::Instance
             && usize::from(self.instances) > crate::session::MAX_FEEDS
         {
-            bail!(
+            usage!(
                 "--namespace-by instance watches one stream per instance: at most \
                  {} instances (asked for {})",
                 crate::session::MAX_FEEDS,
@@ -159,7 +167,7 @@ impl UpArgs {
             );
         }
         if self.standby() && self.nodes > 1 {
-            bail!(
+            usage!(
                 "--instances {n} with --nodes would run {n} kv-demo workers writing one \
                  namespace ({app}) at once; with nodes the standby is the other node: run one \
                  (or give each its own namespace: --namespace-by instance)",
@@ -168,10 +176,10 @@ impl UpArgs {
             );
         }
         if self.kill_node && self.nodes == 1 {
-            bail!("--kill-node kills one of --nodes N (2 or more); add --nodes 2");
+            usage!("--kill-node kills one of --nodes N (2 or more); add --nodes 2");
         }
         if self.kill_node && self.kill_every_cycle {
-            bail!(
+            usage!(
                 "a killed node comes back only when asked (K, ctl revive-node): --kill-node \
                  kills once (drop --kill-every-cycle)"
             );
@@ -221,6 +229,9 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         log_dir: args.log_dir.clone(),
         orphan_guard: Some(super::this_binary()?),
         cluster: args.cluster.timing(),
+        // A port named on the command line is that port or an error; the
+        // default one gives way to a free port (said below).
+        listen_exact: args.listen.to_string() != controller::DEFAULT_LISTEN,
         ..SessionConfig::default()
     };
     let session = if args.nodes > 1 {
@@ -238,6 +249,15 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     } else {
         Session::start(config).await?
     };
+    if let Some(running) = session.embedded_controller() {
+        if running.addr != args.listen {
+            println!(
+                "plumdash: {} is taken: the embedded controller listens on {} \
+                 (--listen names the address)",
+                args.listen, running.addr
+            );
+        }
+    }
     let (status, status_rx) = control::status_channel();
     // An explicit socket must work; the default one is skipped (with a note)
     // when another plumdash already serves it.

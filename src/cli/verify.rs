@@ -42,7 +42,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Worker step interval (KV_DEMO_STEP_MS), e.g. 50ms [default: the worker's, 2s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::duration)]
     pub step: Option<Duration>,
     /// Verify this worker instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
     #[arg(long)]
@@ -72,13 +72,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// How long the controller stays down for invariant 6 [default: 30 steps, 1–5 s].
-    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    #[arg(long, hide = true, value_parser = super::duration)]
     pub outage: Option<Duration>,
     /// Wait before the supervisor restarts a killed worker.
-    #[arg(long, hide = true, default_value = "200ms", value_parser = humantime::parse_duration)]
+    #[arg(long, hide = true, default_value = "200ms", value_parser = super::duration)]
     pub restart_delay: Duration,
     /// Longest wait for any one expected event [default: 10 s + 10 steps].
-    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    #[arg(long, hide = true, value_parser = super::duration)]
     pub patience: Option<Duration>,
     /// The node scenario: run N node agents (2..26) and, at each kill point,
     /// kill (--kill-node) or freeze (--freeze-node) the node running the instance.

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub poll_interval: Duration,
     /// The embedded controller's node TTL and failover interval.
     pub cluster: controller::ClusterTiming,
+    /// The embedded controller must listen on `listen` (asked for by name);
+    /// otherwise a taken port gives way to a free one.
+    pub listen_exact: bool,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +73,7 @@ impl Default for SessionConfig {
             restart_grace: Duration::from_secs(10),
             poll_interval: WatchOptions::default().poll_interval,
             cluster: controller::ClusterTiming::default(),
+            listen_exact: false,
         }
     }
 }

@@ -35,7 +35,7 @@ impl Session {
                     listen: config.listen,
                     db: config.db.clone(),
                     token: config.token.clone(),
-                    fallback_to_free_port: true,
+                    fallback_to_free_port: !config.listen_exact,
                     cluster: config.cluster,
                 })
                 .await

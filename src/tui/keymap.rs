@@ -282,8 +282,8 @@ impl Keymap {
 /// or keys are errors naming the line's action, so a typo never goes unseen.
 pub fn load_keys_file(path: &std::path::Path, mut map: Keymap) -> Result<Keymap, String> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading the keys file {shown}: {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading the keys file {shown}: {e}"))?;
     let table: std::collections::BTreeMap<String, String> = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(1, |s| line_at(&text, s.start));
         format!("keys file {shown}:{line}: {}", e.message().trim())
@@ -482,13 +482,19 @@ mod tests {
         let err = load("# mine\nkill = \"q\"\n").unwrap_err();
         assert!(err.contains(":2: q would be both kill and quit"), "{err}");
         let err = load("kill = \"x\"\n").unwrap_err();
-        assert!(err.contains("x would be both kill and signal_menu"), "{err}");
+        assert!(
+            err.contains("x would be both kill and signal_menu"),
+            "{err}"
+        );
         let err = load("kill = \"ctrl-c\"\n").unwrap_err();
         assert!(err.contains("Ctrl-c would be both"), "{err}");
         assert!(err.contains("kill"), "{err}");
         // Moving quit away first makes q free for kill.
         let map = load("kill = \"q\"\nquit = \"ctrl-q\"\n").unwrap();
-        assert_eq!(map.action_for(&press(KeyCode::Char('q'))), Some(Action::Kill));
+        assert_eq!(
+            map.action_for(&press(KeyCode::Char('q'))),
+            Some(Action::Kill)
+        );
         let err = load("kill = \"X\"\nquit = [\n").unwrap_err();
         assert!(err.contains("keys.toml:2:"), "{err}");
     }

@@ -69,7 +69,7 @@ pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         previous(info);
     }));
-    let mut signals = Termination::install()?;
+    let mut signals = Termination::install_with_hangup()?;
     let mut terminal = ratatui::init();
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
