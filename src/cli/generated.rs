@@ -4,6 +4,9 @@
 
 use super::{Cli, Command, ScenarioSub};
 use crate::scenario::Scenario;
+use crate::text::Lang;
+use crate::tui::action::Action;
+use crate::tui::keymap::{key_name, KeyMode, Keymap};
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use std::io::Write;
@@ -17,8 +20,7 @@ pub fn run(command: &Command) -> Result<Option<ExitCode>> {
             clap_complete::generate(*shell, &mut Cli::command(), "plumdash", &mut out);
         }
         Command::Man { dir: None } => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
+            out.write_all(&man_page()?)
                 .context("writing the man page")?;
         }
         Command::Scenario(ScenarioSub::Example) => {
@@ -35,6 +37,10 @@ pub fn run(command: &Command) -> Result<Option<ExitCode>> {
         Command::Man { dir: Some(dir) } => {
             clap_mangen::generate_to(Cli::command(), dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            // plumdash.1 again, with the dashboard's keys.
+            let main_page = dir.join("plumdash.1");
+            std::fs::write(&main_page, man_page()?)
+                .with_context(|| format!("writing {}", main_page.display()))?;
             writeln!(out, "plumdash: man pages written to {}", dir.display())
                 .context("writing to stdout")?;
         }
@@ -42,4 +48,69 @@ pub fn run(command: &Command) -> Result<Option<ExitCode>> {
     }
     out.flush().context("writing to stdout")?;
     Ok(Some(ExitCode::SUCCESS))
+}
+
+/// plumdash(1): clap's page with a KEYS section (the dashboard's keys, from
+/// the same table as its help and footers) before VERSION.
+fn man_page() -> Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .context("rendering the man page")?;
+    let text = String::from_utf8_lossy(&page).into_owned();
+    let keys = keys_section(&Keymap::default());
+    let text = match text.find(".SH VERSION") {
+        Some(at) => format!("{}{keys}{}", &text[..at], &text[at..]),
+        None => format!("{text}{keys}"),
+    };
+    Ok(text.into_bytes())
+}
+
+/// `.SH KEYS`: each dashboard key with its help line, then each dialog's keys.
+fn keys_section(keymap: &Keymap) -> String {
+    let lang = Lang::En;
+    let mut rows: Vec<(Action, Vec<String>, &str)> = Vec::new();
+    for b in keymap
+        .bindings()
+        .iter()
+        .filter(|b| b.mode == KeyMode::Normal)
+    {
+        let name = key_name(b.key, b.modifiers);
+        match rows.iter_mut().find(|(a, _, _)| *a == b.action) {
+            Some((_, keys, _)) => keys.push(name),
+            None => rows.push((b.action, vec![name], b.help.map_or("", |h| h.text(lang)))),
+        }
+    }
+    let mut out = String::from(
+        ".SH KEYS\nIn the dashboard (a keys file can rebind them: see \\fB\\-\\-keys\\fR).\n",
+    );
+    for (_, keys, help) in rows {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff(&keys.join(", ")),
+            roff(help)
+        ));
+    }
+    for (title, mode) in [
+        ("signal menu", KeyMode::SignalMenu),
+        ("reset prompt", KeyMode::Confirm),
+        ("search", KeyMode::Search),
+        ("help, while it scrolls", KeyMode::Help),
+    ] {
+        out.push_str(&format!(
+            ".TP\nIn the {title}\n{}\n",
+            roff(&keymap.mode_hints(mode, lang).join(" · "))
+        ));
+    }
+    out
+}
+
+/// Text safe in a roff line: backslashes and hyphens escaped, no line read
+/// as a request.
+fn roff(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    match text.starts_with(['.', '\'']) {
+        true => format!("\\&{text}"),
+        false => text,
+    }
 }
