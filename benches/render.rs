@@ -114,6 +114,7 @@ fn scenario(instances: usize, keys: usize) -> App {
         read_only: false,
         attached: false,
         waiting_for_namespace: None,
+        archived: None,
     };
     let mut app = App::new(
         header,

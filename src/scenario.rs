@@ -43,6 +43,8 @@ pub struct Worker {
     /// `up` and `tour`: node agents to run (1..=26); 2 or more fail over.
     #[serde(default, deserialize_with = "nodes")]
     pub nodes: Option<u8>,
+    /// Keep the last run's keys instead of a fresh demo (`--keep-state`).
+    pub keep_state: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]

@@ -6,6 +6,7 @@
 mod config;
 mod facts;
 mod feed;
+mod fresh;
 mod handle;
 mod start;
 mod writers;
@@ -13,6 +14,7 @@ mod writers;
 pub use config::{SessionConfig, WorkerExit};
 pub use facts::{fact_from_change, fact_from_event};
 pub use feed::{Observed, MAX_FEEDS};
+pub use fresh::Archived;
 pub use handle::{NodeOp, SessionHandle};
 
 use feed::Pending;
@@ -62,6 +64,8 @@ pub struct Session {
     /// Node actions done through a handle, to be told as facts.
     node_facts: mpsc::UnboundedReceiver<(TsMs, Fact)>,
     node_facts_tx: mpsc::UnboundedSender<(TsMs, Fact)>,
+    /// What a fresh start moved out of the way (`SessionConfig::fresh`).
+    archived: Option<fresh::Archived>,
     config: SessionConfig,
 }
 
@@ -95,6 +99,11 @@ impl Session {
     /// The client of the app's namespace.
     pub fn client(&self) -> &DistributedMemory {
         &self.dm
+    }
+
+    /// The last run's keys this fresh start archived, if any.
+    pub fn archived(&self) -> Option<&Archived> {
+        self.archived.as_ref()
     }
 
     /// The worker's command line, as shown to a person.

@@ -58,6 +58,7 @@ impl Scenario {
             read_only: false,
             attached: false,
             waiting_for_namespace: None,
+            archived: None,
         };
         let theme = Theme::new(ThemeName::Dark, false);
         let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
@@ -627,6 +628,7 @@ fn attach_screens_name_the_wait_the_wrappers_and_the_tree_signals() {
              waiting for its first write (it has: other-app)"
                 .into(),
         ),
+        archived: None,
     };
     let theme = Theme::new(ThemeName::Dark, false);
     let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);

@@ -51,6 +51,8 @@ pub fn apply_to_up(sc: &Scenario, args: &mut UpArgs, matches: &ArgMatches) {
     overlay!(matches, args.backoff_initial, r.backoff_initial);
     overlay!(matches, args.backoff_max, r.backoff_max);
     fill(&mut args.max_restarts, &r.max_restarts);
+    // The command line's --fresh wins over the file's keep_state.
+    args.keep_state |= w.keep_state.unwrap_or(false) && !args.fresh;
     args.failover |= r.failover.unwrap_or(false);
     // The kills are the dashboard's (`--kill-at`); headless runs have none.
     if args.headless && sc.kills.at.is_some() {

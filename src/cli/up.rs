@@ -80,6 +80,15 @@ pub struct UpArgs {
     /// Where the embedded controller listens (a free port is used if it is taken).
     #[arg(long, default_value = controller::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Keep what the last run left in the app's namespaces (its task, its crash
+    /// flag) instead of starting a fresh demo [the default with --db].
+    #[arg(long, conflicts_with = "fresh")]
+    pub keep_state: bool,
+    /// Start a fresh demo even with --db: the last run's keys are moved to an
+    /// archive namespace (`kv-demo@YYYYMMDD-HHMMSS`, the newest 3 kept) first.
+    /// Without --db this is the default.
+    #[arg(long)]
+    pub fresh: bool,
     /// Use an existing controller (e.g. a real Plum controller) instead of the embedded one.
     #[arg(long)]
     pub controller: Option<String>,
@@ -143,6 +152,12 @@ impl UpArgs {
         }
         if self.failover && self.nodes == 1 {
             self.nodes = 2;
+        }
+        if self.controller.is_some() && (self.fresh || self.keep_state) {
+            usage!(
+                "--fresh and --keep-state are for plumdash's own controller: a given \
+                 --controller keeps its state"
+            );
         }
         if self.nodes > 1 && self.controller.is_some() {
             usage!("--nodes and --failover run their own controller and agents: drop --controller");
@@ -232,6 +247,8 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         // A port named on the command line is that port or an error; the
         // default one gives way to a free port (said below).
         listen_exact: args.listen.to_string() != controller::DEFAULT_LISTEN,
+        // Rehearsal, then the live run: each starts at 0 % unless asked.
+        fresh: args.fresh || (args.db.is_none() && !args.keep_state),
         ..SessionConfig::default()
     };
     let session = if args.nodes > 1 {
@@ -249,6 +266,14 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     } else {
         Session::start(config).await?
     };
+    if let Some(archived) = session.archived() {
+        println!(
+            "plumdash: a fresh demo: the last run's {} key(s) moved to {} \
+             (`plumdash kv ls -n NAME` shows them; --keep-state keeps them in place)",
+            archived.keys,
+            archived.archives.join(", ")
+        );
+    }
     if let Some(running) = session.embedded_controller() {
         if running.addr != args.listen {
             println!(

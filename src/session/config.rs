@@ -47,6 +47,9 @@ pub struct SessionConfig {
     /// The embedded controller must listen on `listen` (asked for by name);
     /// otherwise a taken port gives way to a free one.
     pub listen_exact: bool,
+    /// A fresh demo: with our own controller, the last run's keys are moved
+    /// to archives before the workers start (`--keep-state` turns it off).
+    pub fresh: bool,
 }
 
 impl Default for SessionConfig {
@@ -74,6 +77,7 @@ impl Default for SessionConfig {
             poll_interval: WatchOptions::default().poll_interval,
             cluster: controller::ClusterTiming::default(),
             listen_exact: false,
+            fresh: false,
         }
     }
 }

@@ -69,9 +69,8 @@ impl Session {
         });
         let spec = worker_spec(&config)?;
         let worker_command = spec.display_command();
-        let shared = (config.namespace_by == NamespaceBy::App).then(|| config.app.clone());
         let (node_facts_tx, node_facts) = mpsc::unbounded_channel();
-        let mut session = Session {
+        let session = Session {
             controller,
             controller_url,
             supervisor,
@@ -88,20 +87,44 @@ impl Session {
             cluster: None,
             node_facts,
             node_facts_tx,
+            archived: None,
             config,
         };
-        // Subscribe before any worker starts, so no write is missed (an
-        // instance's own namespace is subscribed before it starts).
-        if let Some(app) = shared {
-            session.subscribe(&app)?;
-        }
         Ok(session)
+    }
+
+    /// Watches the app's shared namespace. Before any worker starts, so no
+    /// write is missed (an instance's own namespace is subscribed before it
+    /// starts).
+    fn watch_app_namespace(&mut self) -> Result<()> {
+        if self.config.namespace_by == NamespaceBy::App {
+            let app = self.config.app.clone();
+            self.subscribe(&app)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh demo (`SessionConfig::fresh`, our own controller only): the
+    /// last run's keys go to archives before anything watches or writes.
+    async fn start_fresh(&mut self) -> Result<()> {
+        if !self.config.fresh || self.controller.is_none() {
+            return Ok(());
+        }
+        let stamp = jiff::ZonedDateTime::now()
+            .strftime("%Y%m%d-%H%M%S")
+            .to_string();
+        self.archived = super::fresh::archive_previous_run(&self.dm, &self.config.app, &stamp)
+            .await
+            .context("archiving the last run's keys (--keep-state keeps them in place)")?;
+        Ok(())
     }
 
     /// Starts the controller (unless remote), the feed and the workers.
     pub async fn start(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         session.refuse_live_writers().await?;
+        session.start_fresh().await?;
+        session.watch_app_namespace()?;
         if session.config.standby && session.config.instances > 1 {
             session.start_standby_group().await?;
             return Ok(session);
@@ -141,6 +164,8 @@ impl Session {
     pub async fn start_nodes(config: SessionConfig, nodes: LocalNodesConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
         session.refuse_live_writers().await?;
+        session.start_fresh().await?;
+        session.watch_app_namespace()?;
         let token = session.config.token.clone();
         // The agents run `--cmd` when given: its program is the worker to watch.
         if session.config.cmd.is_some() {
@@ -298,6 +323,7 @@ impl Session {
     /// signalled after an identity re-check.
     pub async fn attach(config: SessionConfig) -> Result<Session> {
         let mut session = Session::connect(config).await?;
+        session.watch_app_namespace()?;
         let per_instance = session.config.namespace_by == NamespaceBy::Instance;
         // A namespace that does not exist yet is waited for (a demo may start the
         // dashboard before the workers); the ones that do exist are named.

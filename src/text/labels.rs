@@ -79,6 +79,7 @@ messages! {
     PerInstance => ("one per instance", "每实例一个"),
     ReadOnly => ("READ-ONLY", "只读"),
     Attached => ("attached", "已附加"),
+    LastRunIn => ("last run in", "上次运行存于"),
     // Progress.
     NoCheckpoint => ("no checkpoint", "无检查点"),
     Counter => ("counter", "计数"),

@@ -53,6 +53,8 @@ pub struct HeaderInfo {
     pub attached: bool,
     /// Attach: the namespace did not exist yet; what to say while it is empty.
     pub waiting_for_namespace: Option<String>,
+    /// A fresh demo: where the last run's keys were archived.
+    pub archived: Option<String>,
 }
 
 /// One row of the instances table: the one view of the instance

@@ -98,6 +98,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
         read_only: options.read_only,
         // Under `--nodes` the agents run what we started: not an attach.
         attached: session.is_attached() && session.local_nodes().is_none(),
+        archived: session.archived().map(|a| a.archives.join(", ")),
         waiting_for_namespace: session.namespace_wait().map(|names| {
             format!(
                 "namespace {:?} does not exist on {} yet: waiting for its first write (it has: {})",

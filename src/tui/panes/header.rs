@@ -50,6 +50,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             t.dim(),
         ));
     }
+    if let Some(archive) = &h.archived {
+        spans.push(Span::styled(
+            format!("  {} ", Msg::LastRunIn.text(l)),
+            t.dim(),
+        ));
+        spans.push(Span::styled(
+            escape_controls(archive).into_owned(),
+            t.text(),
+        ));
+    }
     if h.read_only {
         spans.push(Span::styled(
             format!("  {}", Msg::ReadOnly.text(l)),
