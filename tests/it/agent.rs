@@ -4,21 +4,18 @@
 //! nodeB under a new instance id, where it resumes from the checkpoint.
 
 use crate::support;
-use crate::support::ControllerProcess;
+use crate::support::process::{is_dead, pids_of_instance};
+use crate::support::{http, ControllerProcess, Up};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use plumdash::kv::DistributedMemory;
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const APP: &str = "agent-failover";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
 
 /// One `plumdash agent`, leader of its own process group (its machine).
 struct Agent {
@@ -29,13 +26,12 @@ struct Agent {
 impl Agent {
     fn spawn(node: &str, controller: &str, dir: &Path) -> Agent {
         let log = dir.join(format!("{node}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        let child = support::plumdash()
             .args(["agent", "--node", node, "--controller", controller])
             .arg("--data-dir")
             .arg(dir.join("agents"))
             .args(["--stop-grace", "1s"])
             .env("KV_DEMO_STEP_MS", "300")
-            .env_remove("PLUM_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -76,27 +72,6 @@ impl Drop for Agent {
     }
 }
 
-/// Live processes whose environment says `PLUM_INSTANCE_ID=<id>`.
-fn processes_of_instance(id: &str) -> Vec<u32> {
-    let wanted = format!("PLUM_INSTANCE_ID={id}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Zombies are dead already.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            state != Some("Z")
-                && std::fs::read(format!("/proc/{pid}/environ"))
-                    .map(|env| env.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()))
-                    .unwrap_or(false)
-        })
-        .collect()
-}
-
 async fn progress(kv: &DistributedMemory) -> Option<i64> {
     kv.get_int("task.progress").await.ok().flatten()
 }
@@ -128,27 +103,16 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let created: Value = http()
-        .post(format!("{base}/v1/deployments"))
-        .json(&json!({
+    let created = support::deploy(
+        &base,
+        json!({
             "name": "failover",
             "entries": [{"artifactUrl": "", "startCmd": "", "appName": APP,
                          "replicas": {"nodeA": 1}}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let dep = created["deploymentId"].as_str().unwrap().to_string();
-    let status = http()
-        .post(format!("{base}/v1/deployments/{dep}?action=start"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
 
     let kv = DistributedMemory::create(APP, &base).unwrap();
     // Running on nodeA, as reported by its agent, and writing progress.
@@ -167,11 +131,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(
-        processes_of_instance(&old_id).len(),
-        1,
-        "one worker on nodeA"
-    );
+    assert_eq!(pids_of_instance(&old_id).len(), 1, "one worker on nodeA");
 
     node_a.kill_machine();
     let killed_at = Instant::now();
@@ -181,7 +141,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     // The orphan guard takes nodeA's worker down with it: nothing of the old
     // instance keeps writing the namespace.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !processes_of_instance(&old_id).is_empty() {
+    while !pids_of_instance(&old_id).is_empty() {
         assert!(
             Instant::now() < deadline,
             "nodeA's worker outlived its agent"
@@ -211,7 +171,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     };
     assert_ne!(new_id, old_id, "a migration is a new instance id");
     // nodeB's worker knows where it runs.
-    if let Some(pid) = processes_of_instance(&new_id).first() {
+    if let Some(pid) = pids_of_instance(&new_id).first() {
         let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(
             env.split(|b| *b == 0)
@@ -262,7 +222,7 @@ async fn a_killed_nodes_instance_resumes_on_the_other_node_from_the_checkpoint()
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["instanceId"], new_id.as_str());
     assert_eq!(items[0]["phase"], "Exited", "{items:?}");
-    assert!(processes_of_instance(&new_id).is_empty());
+    assert!(pids_of_instance(&new_id).is_empty());
     // The worker itself says it recovered from the checkpoint at the kill point.
     let out = std::fs::read_to_string(dir.path().join(format!("agents/nodeB/{new_id}.log")))
         .expect("nodeB's instance log");
@@ -279,26 +239,16 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
     let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
     let base = controller.url();
     let node = Agent::spawn("nodeA", &base, dir.path());
-    let created: Value = http()
-        .post(format!("{base}/v1/deployments"))
-        .json(&json!({
+    let created = support::deploy(
+        &base,
+        json!({
             "name": "stop-start",
             "entries": [{"artifactUrl": "", "startCmd": "sh -c 'exec sleep 30'",
                          "appName": "sleeper", "replicas": {"nodeA": 1}}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let dep = created["deploymentId"].as_str().unwrap().to_string();
+        }),
+    )
+    .await;
     let iid = created["instances"][0].as_str().unwrap().to_string();
-    http()
-        .post(format!("{base}/v1/deployments/{dep}?action=start"))
-        .send()
-        .await
-        .unwrap();
 
     let wait_phase = |want: &'static str, running: usize| {
         let (base, iid, node) = (base.clone(), iid.clone(), &node);
@@ -307,7 +257,7 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
             loop {
                 let items = support::assignments(&base, "nodeA").await;
                 let phase = items[0]["phase"].as_str().unwrap_or("").to_string();
-                if phase == want && processes_of_instance(&iid).len() == running {
+                if phase == want && pids_of_instance(&iid).len() == running {
                     return;
                 }
                 assert!(
@@ -321,7 +271,7 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
     };
     // The startCmd runs split by shell rules, with the original's env.
     wait_phase("Running", 1).await;
-    let pid = processes_of_instance(&iid)[0];
+    let pid = pids_of_instance(&iid)[0];
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let env = String::from_utf8_lossy(&env);
     for want in [
@@ -358,7 +308,7 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
     wait_phase("Running", 1).await;
 
     // A crash is seen at once: Failed, then Running again by the restart policy.
-    let pid = processes_of_instance(&iid)[0];
+    let pid = pids_of_instance(&iid)[0];
     nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     wait_phase("Failed", 0).await;
     wait_phase("Running", 1).await;
@@ -368,35 +318,11 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
 /// killing nodeA's group moves the work to nodeB, and Ctrl-C leaves nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn up_with_two_nodes_fails_over_when_node_a_dies() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
-        .args([
-            "--app",
-            "up-nodes",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--db")
-        .arg(support::db_in(&dir))
-        .arg("--log-dir")
-        .arg(dir.path().join("logs"))
-        .arg("--control-socket")
-        .arg(dir.path().join("ctl.sock"))
-        .env_remove("PLUM_TOKEN")
+    let mut up = Up::two_nodes(dir.path(), "up-nodes")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let stdout = up.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+        .spawn();
+    let lines = support::read_lines(up.child.stdout.take().unwrap());
     let mut seen = Vec::new();
     let next_line = |timeout: Duration, seen: &mut Vec<String>| {
         let line = lines.recv_timeout(timeout).ok();
@@ -421,7 +347,7 @@ async fn up_with_two_nodes_fails_over_when_node_a_dies() {
     assert_eq!(pids.len(), 2, "{banner}");
     assert!(banner.contains("nodes nodeA, nodeB"), "{banner}");
 
-    let base = format!("http://127.0.0.1:{port}");
+    let base = up.url();
     let kv = DistributedMemory::create("up-nodes", &base).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while progress(&kv).await.unwrap_or(0) < 30 {
@@ -457,17 +383,12 @@ async fn up_with_two_nodes_fails_over_when_node_a_dies() {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 
-    let status = support::interrupt_and_wait(&mut up, Duration::from_secs(10)).expect("exits");
+    let status = up.interrupt_and_wait();
     assert!(status.success(), "{status:?}");
     for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z")),
-            "agent {pid} outlived up"
-        );
+        assert!(is_dead(pid as u32), "agent {pid} outlived up");
     }
-    assert!(processes_of_instance(&new_id).is_empty());
+    assert!(pids_of_instance(&new_id).is_empty());
 }
 
 /// With a token the agent authenticates every call, and its workers get the
@@ -479,28 +400,17 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
     let base = format!("http://127.0.0.1:{port}");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "s3cret\n").unwrap();
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["controller", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--db")
-        .arg(support::db_in(&dir))
-        .arg("--token-file")
-        .arg(&token_file)
-        .env_remove("PLUM_TOKEN")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for_port(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_secs(10),
-    );
+    let mut controller =
+        ControllerProcess::command(&format!("127.0.0.1:{port}"), &support::db_in(&dir));
+    controller.arg("--token-file").arg(&token_file);
+    let _controller = ControllerProcess::start(controller, port);
     let log = dir.path().join("agent.log");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let mut agent = support::plumdash()
         .args(["agent", "--node", "nodeT", "--controller", &base])
         .arg("--data-dir")
         .arg(dir.path().join("agents"))
         .arg("--token-file")
         .arg(&token_file)
-        .env_remove("PLUM_TOKEN")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .process_group(0)
@@ -541,7 +451,7 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
             .json()
             .await
             .unwrap();
-        if v["items"][0]["phase"] == "Running" && processes_of_instance(&iid).len() == 1 {
+        if v["items"][0]["phase"] == "Running" && pids_of_instance(&iid).len() == 1 {
             break;
         }
         assert!(
@@ -551,7 +461,7 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pid = processes_of_instance(&iid)[0];
+    let pid = pids_of_instance(&iid)[0];
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(env.split(|b| *b == 0).any(|kv| kv == b"PLUM_TOKEN=s3cret"));
     // The token stays out of the agent's arguments.
@@ -561,7 +471,7 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
     nix::sys::signal::kill(Pid::from_raw(agent.id() as i32), Signal::SIGTERM).unwrap();
     agent.wait().unwrap();
     assert!(
-        processes_of_instance(&iid).is_empty(),
+        pids_of_instance(&iid).is_empty(),
         "SIGTERM stops the workers"
     );
     let v: Value = authed(http().get(format!("{base}/v1/assignments")))
@@ -573,42 +483,16 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
         .await
         .unwrap();
     assert_eq!(v["items"][0]["phase"], "Stopped", "{v}");
-    let _ = controller.kill();
-    let _ = controller.wait();
 }
 
 /// A SIGKILLed `up --nodes` takes its agents, and so their workers, with it.
 #[test]
 fn a_sigkilled_up_leaves_no_agent_or_worker() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
-        .args([
-            "--app",
-            "up-killed",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--db")
-        .arg(support::db_in(&dir))
-        .arg("--log-dir")
-        .arg(dir.path().join("logs"))
-        .arg("--control-socket")
-        .arg(dir.path().join("ctl.sock"))
-        .env_remove("PLUM_TOKEN")
+    let mut up = Up::two_nodes(dir.path(), "up-killed")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let stdout = up.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+        .spawn();
+    let lines = support::read_lines(up.child.stdout.take().unwrap());
     let mut agents = Vec::new();
     let mut instance = None;
     let mut seen = Vec::new();
@@ -633,23 +517,21 @@ fn a_sigkilled_up_leaves_no_agent_or_worker() {
         seen.push(line);
     }
     if instance.is_none() {
-        let _ = up.kill();
+        let _ = up.child.kill();
     }
     let instance = instance.unwrap_or_else(|| panic!("no worker seen on nodeA: {seen:?}"));
     assert_eq!(agents.len(), 2);
-    assert_eq!(processes_of_instance(&instance).len(), 1);
-    nix::sys::signal::kill(Pid::from_raw(up.id() as i32), Signal::SIGKILL).unwrap();
-    up.wait().unwrap();
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z"))
-    };
+    assert_eq!(pids_of_instance(&instance).len(), 1);
+    nix::sys::signal::kill(Pid::from_raw(up.child.id() as i32), Signal::SIGKILL).unwrap();
+    up.child.wait().unwrap();
+    let alive = |pid: u32| !is_dead(pid);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while agents.iter().any(|p| alive(*p)) || !processes_of_instance(&instance).is_empty() {
+    while agents.iter().any(|p| alive(*p)) || !pids_of_instance(&instance).is_empty() {
         assert!(
             Instant::now() < deadline,
             "left behind: agents {:?}, workers {:?}",
             agents.iter().filter(|p| alive(**p)).collect::<Vec<_>>(),
-            processes_of_instance(&instance)
+            pids_of_instance(&instance)
         );
         std::thread::sleep(Duration::from_millis(20));
     }

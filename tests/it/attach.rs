@@ -1,12 +1,12 @@
 //! Attach mode: a kv-demo started by someone else is found, followed and
 //! signalled only through an identity re-check; a missing namespace is waited for.
 
-use crate::support::TestController;
+use crate::support::{self, TestController};
 use nix::sys::signal::Signal;
 use plumdash::recovery::{Fact, ProcessExit};
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::Action;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 async fn next_matching(session: &mut Session, mut pick: impl FnMut(&Fact) -> bool) -> Fact {
@@ -26,11 +26,8 @@ async fn next_matching(session: &mut Session, mut pick: impl FnMut(&Fact) -> boo
 async fn attach_finds_an_outside_worker_and_signals_it_safely() {
     let c = TestController::start().await;
     let app = format!("attach-{}", std::process::id());
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
-        .env("PLUM_APP_NAME", &app)
+    let mut worker = support::kv_demo(&c.url(), &app, "100")
         .env("PLUM_INSTANCE_ID", "kv-demo-007")
-        .env("CONTROLLER_BASE", c.url())
-        .env("KV_DEMO_STEP_MS", "100")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -114,21 +111,7 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
 #[tokio::test]
 async fn attach_to_a_missing_namespace_waits_and_names_the_ones_that_exist() {
     let c = TestController::start().await;
-    let dm = plumdash::kv::DistributedMemory::create("present", &c.url()).unwrap();
-    dm.put("k", "v").await.unwrap();
-    let session = Session::attach(SessionConfig {
-        remote_controller: Some(c.url()),
-        app: "absent".into(),
-        instances: 0,
-        ..SessionConfig::default()
-    })
-    .await
-    .expect("waits instead of failing");
-    assert_eq!(session.namespace_wait(), Some(&["present".to_string()][..]));
-    session
-        .shutdown(plumdash::session::WorkerExit::LeaveRunning)
-        .await
-        .unwrap();
+    support::attach_waits_for_the_missing_namespace(c.url()).await;
 }
 
 /// `attach --namespace-by instance`: workers keeping their tasks in their own
@@ -143,32 +126,16 @@ async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
     let mut workers: Vec<_> = ids
         .iter()
         .map(|id| {
-            Command::new(env!("CARGO_BIN_EXE_kv-demo"))
-                .env("PLUM_APP_NAME", &app)
+            support::kv_demo(&c.url(), &app, "100")
                 .env("PLUM_INSTANCE_ID", id)
                 .env("KV_DEMO_NAMESPACE_BY", "instance")
-                .env("CONTROLLER_BASE", c.url())
-                .env("KV_DEMO_STEP_MS", "100")
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
         })
         .collect();
     for id in &ids {
-        let dm = plumdash::kv::DistributedMemory::create(id, &c.url()).unwrap();
-        for _ in 0..300 {
-            if dm
-                .get_int("task.progress")
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-                >= 20
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        support::wait_for_progress(id, &c.url(), 20).await;
     }
     let mut session = Session::attach(SessionConfig {
         remote_controller: Some(c.url()),

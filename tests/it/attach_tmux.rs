@@ -5,10 +5,11 @@
 //! `kv-demo | tee kv-demo.log`, stdout on /dev/null, a pid-file restarter).
 
 use crate::support::original::OriginalController;
-use crate::support::plum_agent::{
-    is_dead, proc_info, processes_of_instance, wait_until, PlumInstance,
-};
+use crate::support::plum_agent::PlumInstance;
+use crate::support::process::{is_dead, pids_of_instance, proc_info};
 use crate::support::tmux::{gauge_percent, Tmux};
+use crate::support::{self, need, wait_until, PLUMDASH};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// `n` appears on screen as a number of its own (not inside a longer one: pid
@@ -20,25 +21,8 @@ fn shows_number(screen: &str, n: u32) -> bool {
         .any(|word| word == n)
 }
 
-fn shell() -> Tmux {
-    let argv = [
-        "env",
-        "-u",
-        "NO_COLOR",
-        "TERM=xterm-256color",
-        "LANG=C.UTF-8",
-        "PS1=$ ",
-        "sh",
-    ]
-    .map(String::from);
-    Tmux::start(120, 40, &argv)
-}
-
 fn attach(tmux: &Tmux, url: &str, app: &str, extra: &str) {
-    let cmd = format!(
-        "{} attach --controller {url} --app {app} --no-mouse {extra}",
-        env!("CARGO_BIN_EXE_plumdash")
-    );
+    let cmd = format!("{PLUMDASH} attach --controller {url} --app {app} --no-mouse {extra}");
     tmux.send(&[&cmd, "Enter"]);
 }
 
@@ -67,13 +51,14 @@ fn part_way(tmux: &Tmux) {
 
 fn quit(tmux: &Tmux) {
     tmux.send(&["q"]);
-    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
-        (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
-    });
+    tmux.wait_for_prompt();
 }
 
 #[test]
 fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let server = OriginalController::start();
     let url = server.url();
     let app = format!("agent-{}", std::process::id());
@@ -91,7 +76,7 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     let other = PlumInstance::new(&format!("{app}-other"), "d9-9999999", &url, "300", true);
     let foreign = other.start();
 
-    let tmux = shell();
+    let tmux = Tmux::shell(120, 40);
     attach(&tmux, &url, &app, "--restart-grace 10s");
     let screen = tmux.wait_for("the attached worker", Duration::from_secs(20), |s| {
         (s.contains("Instances (1)") && s.contains("RUNNING · attached at")).then(|| s.to_string())
@@ -115,10 +100,9 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
     );
 
     part_way(&tmux);
-    let wrappers: Vec<u32> = processes_of_instance(&inst.id)
+    let wrappers: Vec<u32> = pids_of_instance(&inst.id)
         .into_iter()
-        .filter(|p| p.pid != first)
-        .map(|p| p.pid)
+        .filter(|p| *p != first)
         .collect();
     assert_eq!(wrappers.len(), 3, "sh, bash and tee: {wrappers:?}");
     tmux.send(&["k"]);
@@ -172,6 +156,9 @@ fn one_row_per_instance_kill_restart_resume_and_completion_as_the_agent_runs_it(
 
 #[test]
 fn a_crash_the_original_agent_never_restarts_is_shown_as_not_restarted() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let server = OriginalController::start();
     let url = server.url();
     let app = format!("zombie-{}", std::process::id());
@@ -181,7 +168,7 @@ fn a_crash_the_original_agent_never_restarts_is_shown_as_not_restarted() {
     let sh = inst.sh_pid().unwrap();
     inst.start_restarter("0.3");
 
-    let tmux = shell();
+    let tmux = Tmux::shell(120, 40);
     attach(&tmux, &url, &app, "--restart-grace 2s");
     tmux.wait_for("the attached worker", Duration::from_secs(20), |s| {
         let part_way = gauge_percent(s).is_some_and(|p| (10..=70).contains(&p));
@@ -217,6 +204,9 @@ fn a_crash_the_original_agent_never_restarts_is_shown_as_not_restarted() {
 
 #[test]
 fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let server = OriginalController::start();
     let url = server.url();
     let app = format!("graceful-{}", std::process::id());
@@ -225,7 +215,7 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
     // Restarted within one rescan of ours.
     inst.start_restarter("0.1");
 
-    let tmux = shell();
+    let tmux = Tmux::shell(120, 40);
     attach(&tmux, &url, &app, "");
     part_way(&tmux);
     tmux.send(&["i"]);
@@ -244,10 +234,7 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
     );
 
     // The signal menu offers the whole tree: SIGKILL to kv-demo, tee, bash and sh at once.
-    let tree: Vec<u32> = processes_of_instance(&inst.id)
-        .iter()
-        .map(|p| p.pid)
-        .collect();
+    let tree: Vec<u32> = pids_of_instance(&inst.id);
     assert_eq!(tree.len(), 4, "{tree:?}");
     tmux.send(&["x"]);
     tmux.wait_for("the signal menu", Duration::from_secs(5), |s| {
@@ -271,6 +258,9 @@ fn a_graceful_stop_restarted_at_once_is_a_stop_and_the_tree_can_be_signalled() {
 
 #[test]
 fn attach_waits_for_the_namespace_and_says_where_the_output_goes() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let server = OriginalController::start();
     let url = server.url();
     let app = format!("later-{}", std::process::id());
@@ -282,7 +272,7 @@ fn attach_waits_for_the_namespace_and_says_where_the_output_goes() {
             dm.put("k", "v").await.unwrap();
         });
     }
-    let tmux = shell();
+    let tmux = Tmux::shell(120, 40);
     attach(&tmux, &url, &app, "");
     // Both in one capture: a capture can catch the screen half drawn.
     let has = format!("it has: {dm_other}");
@@ -291,14 +281,11 @@ fn attach_waits_for_the_namespace_and_says_where_the_output_goes() {
     });
 
     // Started by hand, its stdout thrown away.
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_kv-demo"))
-        .env("PLUM_APP_NAME", &app)
+    let mut worker = support::kv_demo(&url, &app, "300")
         .env("PLUM_INSTANCE_ID", "by-hand-1")
-        .env("CONTROLLER_BASE", &url)
-        .env("KV_DEMO_STEP_MS", "300")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let screen = tmux.wait_for(

@@ -2,10 +2,11 @@
 //! definitions; the bash script is checked by bash itself and then asked to
 //! complete, the man pages are read for the subcommands and options.
 
+use crate::support;
 use std::process::Command;
 
 fn plumdash(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let out = support::plumdash()
         .args(args)
         .output()
         .expect("running plumdash");

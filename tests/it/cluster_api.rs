@@ -3,38 +3,15 @@
 //! health from a 3 s TTL, one node by id, delete, bad bodies, and nodes that
 //! survive a SIGKILL of the controller.
 
-use crate::support;
-use crate::support::ControllerProcess;
+use crate::support::{self, assignments as items, beat, http, node_health as health_of, send};
+use crate::support::{ControllerProcess, TestController};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, String) {
-    let mut req = http().request(method.parse().unwrap(), url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
 
 async fn nodes(base: &str) -> Vec<Value> {
     let (s, body) = send("GET", &format!("{base}/v1/nodes"), None).await;
     assert_eq!(s, 200, "{body}");
     serde_json::from_str(&body).unwrap()
-}
-
-async fn health_of(base: &str, id: &str) -> String {
-    nodes(base)
-        .await
-        .into_iter()
-        .find(|n| n["nodeId"] == id)
-        .map(|n| n["health"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,7 +32,7 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     let (s, body) = send(
         "POST",
         &format!("{base}/v1/nodes/heartbeat"),
-        Some(json!({"nodeId": "nodeB", "ip": "127.0.0.1"})),
+        Some(json!({"nodeId": "nodeB", "ip": "127.0.0.1"}).to_string()),
     )
     .await;
     assert_eq!(s, 200, "{body}");
@@ -66,7 +43,7 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     let (s, _) = send(
         "POST",
         &format!("{base}/v1/nodes/heartbeat"),
-        Some(json!({"nodeId": "nodeA", "ip": "10.0.0.1", "labels": {"zone": "a"}})),
+        Some(json!({"nodeId": "nodeA", "ip": "10.0.0.1", "labels": {"zone": "a"}}).to_string()),
     )
     .await;
     assert_eq!(s, 200);
@@ -106,7 +83,7 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
         let (s, body) = send(
             "POST",
             &format!("{base}/v1/nodes/heartbeat"),
-            Some(bad.clone()),
+            Some(bad.to_string()),
         )
         .await;
         assert_eq!(s, 400, "{bad} → {body}");
@@ -119,13 +96,7 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     let deadline = Instant::now() + Duration::from_secs(8);
     while health_of(&base, "nodeA").await != "Unhealthy" {
         assert!(Instant::now() < deadline, "nodeA never turned Unhealthy");
-        let (s, _) = send(
-            "POST",
-            &format!("{base}/v1/nodes/heartbeat"),
-            Some(json!({"nodeId": "nodeB", "ip": "127.0.0.1"})),
-        )
-        .await;
-        assert_eq!(s, 200);
+        beat(&base, "nodeB").await;
         assert_eq!(health_of(&base, "nodeB").await, "Healthy");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -146,29 +117,12 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     assert_eq!(nodes(&base).await.len(), 1);
 }
 
-async fn items(base: &str, node: &str) -> Vec<Value> {
-    let (s, body) = send("GET", &format!("{base}/v1/assignments?nodeId={node}"), None).await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
-async fn beat(base: &str, node: &str) {
-    let (s, body) = send(
-        "POST",
-        &format!("{base}/v1/nodes/heartbeat"),
-        Some(json!({"nodeId": node, "ip": "127.0.0.1"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-}
-
 /// A deployment on nodeA, started; nodeA stops beating while nodeB beats: after
 /// the TTL the failover pass parks nodeA's assignment and re-creates it under a
 /// new instance id on nodeB, as the original does.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
-    let c = support::TestController::start().await;
+    let c = TestController::start().await;
     let base = c.url();
     beat(&base, "nodeA").await;
     beat(&base, "nodeB").await;
@@ -176,9 +130,12 @@ async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
     let (s, body) = send(
         "POST",
         &format!("{base}/v1/deployments"),
-        Some(json!({"name": "kv-demo", "entries": [{
+        Some(
+            json!({"name": "kv-demo", "entries": [{
             "artifactUrl": "/artifacts/kv-demo.zip", "startCmd": "./start.sh",
-            "appName": "kv-demo", "appVersion": "5.0.0", "replicas": {"nodeA": 1}}]})),
+            "appName": "kv-demo", "appVersion": "5.0.0", "replicas": {"nodeA": 1}}]})
+            .to_string(),
+        ),
     )
     .await;
     assert_eq!(s, 200, "{body}");
@@ -231,7 +188,7 @@ async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
     let (s, _) = send(
         "POST",
         &format!("{base}/v1/instances/status"),
-        Some(json!({"instanceId": iid, "phase": "Running", "exitCode": 0, "healthy": true, "tsUnix": 1_800_000_000})),
+        Some(json!({"instanceId": iid, "phase": "Running", "exitCode": 0, "healthy": true, "tsUnix": 1_800_000_000}).to_string()),
     )
     .await;
     assert_eq!(s, 204);
@@ -293,18 +250,18 @@ async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
         (
             "PATCH",
             format!("/v1/assignments/{iid}"),
-            Some(json!({"desired": "Maybe"})),
+            Some(json!({"desired": "Maybe"}).to_string()),
         ),
         ("GET", "/v1/assignments".to_string(), None),
         (
             "POST",
             "/v1/deployments".to_string(),
-            Some(json!({"entries": []})),
+            Some(json!({"entries": []}).to_string()),
         ),
         (
             "POST",
             "/v1/instances/status".to_string(),
-            Some(json!({"phase": "Running"})),
+            Some(json!({"phase": "Running"}).to_string()),
         ),
     ] {
         let (s, text) = send(method, &format!("{base}{path}"), body).await;
@@ -332,7 +289,7 @@ async fn read_until(resp: &mut reqwest::Response, seen: &mut String, want: &str)
 /// writes to that namespace only.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
-    let c = support::TestController::start().await;
+    let c = TestController::start().await;
     let base = c.url();
     let mut node_a = http()
         .get(format!("{base}/v1/stream?nodeId=nodeA"))
@@ -346,7 +303,10 @@ async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
     let (s, body) = send(
         "POST",
         &format!("{base}/v1/deployments"),
-        Some(json!({"name": "d", "entries": [{"artifactUrl": "a.zip", "replicas": {"nodeA": 1}}]})),
+        Some(
+            json!({"name": "d", "entries": [{"artifactUrl": "a.zip", "replicas": {"nodeA": 1}}]})
+                .to_string(),
+        ),
     )
     .await;
     assert_eq!(s, 200, "{body}");
@@ -367,14 +327,14 @@ async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
     let (s, _) = send(
         "PUT",
         &format!("{base}/v1/kv/other/k"),
-        Some(json!({"value": "1"})),
+        Some(json!({"value": "1"}).to_string()),
     )
     .await;
     assert_eq!(s, 200);
     let (s, _) = send(
         "PUT",
         &format!("{base}/v1/kv/demo/k"),
-        Some(json!({"value": "1"})),
+        Some(json!({"value": "1"}).to_string()),
     )
     .await;
     assert_eq!(s, 200);

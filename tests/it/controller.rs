@@ -1,28 +1,13 @@
 //! The KV controller over real HTTP and a real SQLite file: the wire API,
 //! bad input, durability against SIGKILL, the change stream, concurrency.
 
-use crate::support;
-use crate::support::{ControllerProcess, TestController};
+use crate::support::{self, http, send, ControllerProcess, TestController};
 use plumdash::kv::{
     BatchItem, DistributedMemory, FeedMode, FeedStatus, KvError, ValueType, WatchEvent,
     WatchOptions,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn send(method: &str, url: &str, body: Option<String>) -> (u16, String) {
-    let mut req = http().request(method.parse().unwrap(), url);
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
 
 fn obj_keys(v: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -1045,47 +1030,21 @@ async fn polling_reports_no_outage_while_polls_succeed() {
 // ---- Hardening: one writer per file, file health, bounded WAL, JSON
 // errors, slow clients, exposure. Real processes, sockets and files.
 
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
+use support::{output_within, plumdash, plumdash_under};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn plumdash() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plumdash"));
-    cmd.env_remove("PLUM_TOKEN");
-    cmd
-}
 
 /// Runs `cmd` to its end within `limit`: its status and stderr, or `None`
 /// if it was still running (it is then killed).
-fn run_bounded(mut cmd: Command, limit: Duration) -> Option<(ExitStatus, String)> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return Some((status, err));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn run_bounded(cmd: Command, limit: Duration) -> Option<(ExitStatus, String)> {
+    let out = output_within(cmd, limit)?;
+    Some((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// `plumdash controller ARGS…` must fail at once: exit 1 and one line of
@@ -1247,6 +1206,9 @@ async fn every_name_of_a_held_database_is_refused_with_the_holders_pid() {
 
 #[test]
 fn an_unwritable_database_is_refused_at_start() {
+    if !support::need(&["setpriv"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let as_dir = dir.path().join("folder.db");
     std::fs::create_dir(&as_dir).unwrap();
@@ -1279,12 +1241,15 @@ fn an_unwritable_database_is_refused_at_start() {
         store.put("ns", "k", "v", ValueType::String).unwrap();
     }
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["controller", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&ro)
-        .env_remove("PLUM_TOKEN");
+    let mut cmd = plumdash_under(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ]);
+    cmd.args(["controller", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&ro);
     let (status, err) = run_bounded(cmd, Duration::from_secs(20))
         .expect("a controller started on a read-only database");
     assert_eq!(status.code(), Some(1), "{err}");
@@ -1555,20 +1520,19 @@ async fn sigterm_ends_the_controller_whatever_its_clients_do() {
 async fn idle_connections_under_a_low_fd_limit_never_stop_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let db = support::db_in(&dir);
-    let addr: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let mut child = Command::new("sh")
-        .args(["-c", r#"ulimit -n 64 && exec "$0" "$@""#])
-        .arg(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["controller", "--listen", &addr.to_string(), "--db"])
-        .arg(&db)
-        .env_remove("PLUM_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    support::wait_for_port(addr, Duration::from_secs(10));
+    let port = support::free_port();
+    let mut cmd = plumdash_under(&["sh", "-c", r#"ulimit -n 64 && exec "$0" "$@""#]);
+    cmd.args([
+        "controller",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--db",
+    ])
+    .arg(&db)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut proc = ControllerProcess::start(cmd, port);
+    let (addr, child) = (proc.addr, &mut proc.child);
     let mut idle = Vec::new();
     for _ in 0..200 {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
@@ -1594,8 +1558,6 @@ async fn idle_connections_under_a_low_fd_limit_never_stop_the_service() {
     dm.put("k", "still writing").await.unwrap();
     assert!(child.try_wait().unwrap().is_none(), "the controller exited");
     drop(idle);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -1666,19 +1628,12 @@ async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "s3cret\nignored second line\n").unwrap();
     let port = support::free_port();
-    let mut child = plumdash()
-        .args(["controller", "--listen", &format!("0.0.0.0:{port}"), "--db"])
-        .arg(dir.path().join("kv.db"))
-        .arg("--token-file")
-        .arg(&token_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    support::wait_for_port(addr, Duration::from_secs(10));
+    let mut cmd = ControllerProcess::command(&format!("0.0.0.0:{port}"), &dir.path().join("kv.db"));
+    cmd.arg("--token-file").arg(&token_file);
+    let proc = ControllerProcess::start(cmd, port);
+    let addr = proc.addr;
     // Not on the command line.
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", proc.child.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
 
     let (s, head, body) = raw_exchange(addr, get_req("/v1/kv", "")).await;
@@ -1711,6 +1666,4 @@ async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
     let (status, out) = tokio::task::block_in_place(|| kv(&["get", "k"]));
     assert!(status.success());
     assert!(out.contains("from-cli"), "{out}");
-    let _ = child.kill();
-    let _ = child.wait();
 }

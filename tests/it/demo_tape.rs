@@ -24,6 +24,7 @@
 //! is made where vhs is not available (see `assets/README.md`).
 
 use crate::support::tmux::Tmux;
+use crate::support::{need, PLUMDASH};
 use regex::Regex;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -226,35 +227,29 @@ fn setting<'a>(tape: &'a [TapeLine], name: &str) -> Option<&'a str> {
 /// into `cast` when given).
 fn start_shell(cols: u16, rows: u16, shell: &str, cast: Option<&str>) -> Tmux {
     let shell_cmd = match shell {
-        "bash" => "bash --noprofile --norc".to_string(),
-        other => other.to_string(),
+        "bash" => "bash --noprofile --norc",
+        other => other,
     };
-    let mut args: Vec<String> = [
-        "env",
-        "-u",
-        "NO_COLOR",
-        "TERM=xterm-256color",
-        "PS1=> ",
-        "LANG=C.UTF-8",
-    ]
-    .map(String::from)
-    .to_vec();
     match cast {
-        Some(path) => args.extend(
-            [
+        Some(path) => Tmux::shell_running(
+            cols,
+            rows,
+            "> ",
+            &[
                 "asciinema",
                 "rec",
                 "--overwrite",
                 "-q",
                 "-c",
-                &shell_cmd,
+                shell_cmd,
                 path,
-            ]
-            .map(String::from),
+            ],
         ),
-        None => args.extend(shell_cmd.split(' ').map(String::from)),
+        None => {
+            let argv: Vec<&str> = shell_cmd.split(' ').collect();
+            Tmux::shell_running(cols, rows, "> ", &argv)
+        }
     }
-    Tmux::start(cols, rows, &args)
 }
 
 fn last_line(screen: &str) -> &str {
@@ -522,8 +517,15 @@ fn failover_tape_replays_against_the_real_binary() {
 }
 
 fn replays(name: &str, cast: Option<String>) {
+    let tools: &[&str] = match cast {
+        Some(_) => &["tmux", "asciinema"],
+        None => &["tmux"],
+    };
+    if !need(tools) {
+        return;
+    }
     let tape = tape(name);
-    let bin = Path::new(env!("CARGO_BIN_EXE_plumdash"));
+    let bin = Path::new(PLUMDASH);
     let started = Instant::now();
     let screen = replay(&tape, bin.parent().unwrap(), cast.as_deref());
     // The dashboard is gone and the shell is back.

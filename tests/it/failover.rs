@@ -2,8 +2,7 @@
 //! presence stream closes (long before the TTL), a node without beats lost
 //! after the TTL, and the fence that refuses writes from a replaced instance.
 
-use crate::support;
-use crate::support::TestController;
+use crate::support::{self, TestController};
 use plumdash::controller::{self, ClusterTiming, ControllerConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -17,19 +16,12 @@ impl Api {
     fn new(base: String) -> Api {
         Api {
             base,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: support::http(),
         }
     }
 
     async fn beat(&self, node: &str) {
-        let resp = self
-            .http
-            .post(format!("{}/v1/nodes/heartbeat", self.base))
-            .json(&json!({"nodeId": node, "ip": "127.0.0.1"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
+        support::beat(&self.base, node).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -44,37 +36,17 @@ impl Api {
     }
 
     async fn health(&self, node: &str) -> String {
-        let nodes = self.get("/v1/nodes").await;
-        nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["nodeId"] == node)
-            .map(|n| n["health"].as_str().unwrap().to_string())
-            .unwrap_or_default()
+        support::node_health(&self.base, node).await
     }
 
     /// Deploys one instance on `node`; returns the deployment id.
     async fn deploy(&self, node: &str) -> String {
-        let created: Value = self
-            .http
-            .post(format!("{}/v1/deployments", self.base))
-            .json(
-                &json!({"name": "fence", "entries": [{"artifactUrl": "", "replicas": {node: 1}}]}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["deploymentId"].as_str().unwrap().to_string();
-        self.http
-            .post(format!("{}/v1/deployments/{id}?action=start", self.base))
-            .send()
-            .await
-            .unwrap();
-        id
+        let created = support::deploy(
+            &self.base,
+            json!({"name": "fence", "entries": [{"artifactUrl": "", "replicas": {node: 1}}]}),
+        )
+        .await;
+        created["deploymentId"].as_str().unwrap().to_string()
     }
 
     async fn put(&self, instance: Option<&str>, value: &str) -> (u16, Value) {
@@ -161,12 +133,8 @@ async fn a_closed_presence_stream_moves_the_work_at_once_and_the_old_instance_is
     assert!(fenced.contains(&(new.clone(), 0)), "{fenced:?}");
 
     // The bundled worker, run as the old instance, stops at its first write.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kv-demo"))
+    let out = tokio::process::Command::from(support::kv_demo(&api.base, "fence", "50"))
         .env("PLUM_INSTANCE_ID", &old)
-        .env("PLUM_APP_NAME", "fence")
-        .env("CONTROLLER_BASE", &api.base)
-        .env("KV_DEMO_STEP_MS", "50")
-        .env_remove("PLUM_TOKEN")
         .output()
         .await
         .unwrap();

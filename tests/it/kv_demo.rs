@@ -3,23 +3,22 @@
 //! 50 ms steps. Output is awaited line by line with generous timeouts; fixed
 //! sleeps are used only where the scenario itself is "wait this long".
 
+use crate::support::{self, free_port, read_lines, ControllerProcess, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use plumdash::controller::{self, ControllerConfig, RunningController};
 use plumdash::demo::{keys, BinaryCheckpoint};
 use plumdash::kv::{DistributedMemory, Entry, ValueType};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Long enough for a loaded 2-core machine; a passing run never waits it out.
-const PATIENCE: Duration = Duration::from_secs(20);
 const STEP_MS: &str = "50";
 
 const NORMAL_START: &str = "🆕 正常启动（无崩溃记录）";
@@ -29,20 +28,6 @@ const TASK_DONE: &str = "✅ 任务完成！";
 const UNREACHABLE: &str = "unreachable";
 
 // ---------------------------------------------------------------- helpers
-
-/// Forwards each line of a child's stdout to a channel.
-fn read_lines(stdout: ChildStdout) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 /// A running `kv-demo` and every line it has printed so far.
 struct Worker {
@@ -57,20 +42,8 @@ impl Worker {
     }
 
     fn spawn_with(url: &str, app: &str, env: &[(&str, &str)]) -> Worker {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-demo"));
-        for var in [
-            "KV_DEMO_NAMESPACE",
-            "KV_DEMO_NAMESPACE_BY",
-            "KV_DEMO_GIVE_UP",
-            "PLUM_INSTANCE_ID",
-            "PLUM_TOKEN",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("CONTROLLER_BASE", url)
-            .env("PLUM_APP_NAME", app)
-            .env("KV_DEMO_STEP_MS", STEP_MS)
-            .envs(env.iter().copied())
+        let mut cmd = support::kv_demo(url, app, STEP_MS);
+        cmd.envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -299,58 +272,6 @@ impl Drop for InProcess {
     }
 }
 
-/// A port nobody listens on right now (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
-}
-
-/// The `plumdash controller` binary on a fixed port, so it can be stopped
-/// and started again on the same address and database.
-struct ControllerProcess {
-    child: Child,
-}
-
-impl ControllerProcess {
-    fn start(port: u16, db: &Path) -> ControllerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args(["controller", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--db")
-            .arg(db)
-            .env_remove("PLUM_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning the controller");
-        let rx = read_lines(child.stdout.take().expect("piped stdout"));
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("listening on") => break,
-                Ok(_) => {}
-                Err(e) => panic!("controller on port {port} did not start: {e:?}"),
-            }
-        }
-        ControllerProcess { child }
-    }
-
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        self.child.wait().expect("reaping the controller");
-    }
-}
-
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct FixedPort {
     port: u16,
     db: PathBuf,
@@ -374,7 +295,7 @@ impl FixedPort {
     }
 
     fn start(&self) -> ControllerProcess {
-        ControllerProcess::start(self.port, &self.db)
+        ControllerProcess::spawn(&self.db, self.port)
     }
 
     fn reader(&self) -> Reader {

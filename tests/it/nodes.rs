@@ -2,94 +2,25 @@
 //! `ctl kill-node`, `ctl freeze-node`, and the node events in `--events`.
 //! Real agents, real workers, real signals.
 
-use crate::support;
+use crate::support::{self, Up};
 use plumdash::kv::DistributedMemory;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Up {
-    child: Child,
-    socket: std::path::PathBuf,
-    events: std::path::PathBuf,
+/// `ctl ARGS…` of `up`: whether it succeeded, and all it printed.
+fn ctl(up: &Up, args: &[&str]) -> (bool, String) {
+    let (code, stdout, stderr) = up.ctl(args);
+    (code == 0, stdout + &stderr)
 }
 
-impl Up {
-    fn start(dir: &Path, port: u16, app: &str) -> Up {
-        let socket = dir.join("ctl.sock");
-        let events = dir.join("events.jsonl");
-        let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args(["up", "--nodes", "2", "--headless", "--step", "300ms"])
-            .args(["--app", app, "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--db")
-            .arg(dir.join("kv.db"))
-            .arg("--log-dir")
-            .arg(dir.join("logs"))
-            .arg("--control-socket")
-            .arg(&socket)
-            .arg("--events")
-            .arg(&events)
-            .env_remove("PLUM_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Up {
-            child,
-            socket,
-            events,
-        }
+/// `ctl nodes --json`'s nodes (none when it fails).
+fn list_nodes(up: &Up) -> Vec<Value> {
+    let (ok, text) = ctl(up, &["nodes", "--json"]);
+    if !ok {
+        return Vec::new();
     }
-
-    fn ctl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .arg("ctl")
-            .arg("--to")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    }
-
-    fn nodes(&self) -> Vec<Value> {
-        let (ok, text) = self.ctl(&["nodes", "--json"]);
-        if !ok {
-            return Vec::new();
-        }
-        let v: Value = serde_json::from_str(text.trim()).unwrap_or_default();
-        v["nodes"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn events(&self) -> Vec<Value> {
-        support::read_events(&self.events)
-    }
-
-    fn wait_event(&self, what: &str, timeout: Duration, found: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(ev) = self.events().into_iter().find(|e| found(e)) {
-                return ev;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {timeout:?}; events: {:#?}",
-                self.events()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = support::interrupt_and_wait(&mut self.child, Duration::from_secs(15));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_default();
+    v["nodes"].as_array().cloned().unwrap_or_default()
 }
 
 fn node<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
@@ -102,13 +33,12 @@ fn node<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let up = Up::start(dir.path(), port, "nodes-ctl");
+    let up = Up::two_nodes(dir.path(), "nodes-ctl").spawn();
 
     // Both nodes heartbeat, with their agents' pids; the instance is on nodeA.
     let deadline = Instant::now() + Duration::from_secs(20);
     let nodes = loop {
-        let nodes = up.nodes();
+        let nodes = list_nodes(&up);
         let ready = nodes.len() == 2
             && nodes.iter().all(|n| n["health"] == "HEALTHY")
             && node(&nodes, "nodeA")["instances"]
@@ -122,7 +52,7 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     };
     assert!(node(&nodes, "nodeA")["agent_pid"].as_u64().is_some());
     assert_eq!(node(&nodes, "nodeB")["instances"], serde_json::json!([]));
-    let (ok, text) = up.ctl(&["nodes"]);
+    let (ok, text) = ctl(&up, &["nodes"]);
     assert!(
         ok && text.contains("nodeA") && text.contains("HEALTHY"),
         "{text}"
@@ -133,30 +63,18 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
         .to_string();
 
     // Mid-task, kill nodeA from outside.
-    let kv = DistributedMemory::create("nodes-ctl", &format!("http://127.0.0.1:{port}")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while kv
-        .get_int("task.progress")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        < 30
-    {
-        assert!(Instant::now() < deadline, "no progress: {:?}", up.events());
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let (ok, text) = up.ctl(&["kill-node", "nodeA"]);
+    support::wait_for_progress("nodes-ctl", &up.url(), 30).await;
+    let (ok, text) = ctl(&up, &["kill-node", "nodeA"]);
     assert!(ok, "{text}");
     assert!(text.contains("nodeA killed"), "{text}");
 
-    up.wait_event("node_killed", Duration::from_secs(5), |e| {
+    up.wait_event_within("node_killed", Duration::from_secs(5), |e| {
         e["kind"] == "node_killed" && e["node"] == "nodeA"
     });
-    up.wait_event("node_down", Duration::from_secs(10), |e| {
+    up.wait_event_within("node_down", Duration::from_secs(10), |e| {
         e["kind"] == "node_down" && e["node"] == "nodeA"
     });
-    let migrated = up.wait_event("migrated", Duration::from_secs(10), |e| {
+    let migrated = up.wait_event_within("migrated", Duration::from_secs(10), |e| {
         e["kind"] == "migrated"
     });
     assert_eq!(migrated["instance"], first.as_str(), "{migrated}");
@@ -165,11 +83,11 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     let new = migrated["new_instance"].as_str().unwrap().to_string();
     assert_ne!(new, first);
     // Every instance event carries its node.
-    let started = up.wait_event("the new instance's start", Duration::from_secs(10), |e| {
+    let started = up.wait_event_within("the new instance's start", Duration::from_secs(10), |e| {
         e["kind"] == "started" && e["instance"] == new.as_str()
     });
     assert_eq!(started["node"], "nodeB", "{started}");
-    let failover = up.wait_event("the failover's figures", Duration::from_secs(15), |e| {
+    let failover = up.wait_event_within("the failover's figures", Duration::from_secs(15), |e| {
         e["kind"] == "failover"
     });
     assert_eq!(failover["new_instance"], new.as_str(), "{failover}");
@@ -183,7 +101,7 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     // The node list follows: nodeA unhealthy and empty, nodeB runs the new one.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let nodes = up.nodes();
+        let nodes = list_nodes(&up);
         if node(&nodes, "nodeA")["health"] == "UNHEALTHY"
             && node(&nodes, "nodeB")["instances"] == serde_json::json!([new.as_str()])
         {
@@ -194,34 +112,34 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     }
 
     // The killed machine comes back: its agent beats again, with no work.
-    let (ok, text) = up.ctl(&["revive-node", "nodeA"]);
+    let (ok, text) = ctl(&up, &["revive-node", "nodeA"]);
     assert!(ok && text.contains("nodeA back"), "{text}");
-    up.wait_event("node_revived", Duration::from_secs(5), |e| {
+    up.wait_event_within("node_revived", Duration::from_secs(5), |e| {
         e["kind"] == "node_revived" && e["node"] == "nodeA"
     });
     let deadline = Instant::now() + Duration::from_secs(5);
-    while node(&up.nodes(), "nodeA")["health"] != "HEALTHY" {
-        assert!(Instant::now() < deadline, "{:?}", up.nodes());
+    while node(&list_nodes(&up), "nodeA")["health"] != "HEALTHY" {
+        assert!(Instant::now() < deadline, "{:?}", list_nodes(&up));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (ok, text) = up.ctl(&["revive-node", "nodeB"]);
+    let (ok, text) = ctl(&up, &["revive-node", "nodeB"]);
     assert!(!ok && text.contains("nodeB is running"), "{text}");
 
     // Freezing nodeB shows in the list; the same command thaws it.
-    let (ok, text) = up.ctl(&["freeze-node", "nodeB"]);
+    let (ok, text) = ctl(&up, &["freeze-node", "nodeB"]);
     assert!(ok && text.contains("nodeB frozen"), "{text}");
-    assert_eq!(node(&up.nodes(), "nodeB")["frozen"], true);
-    let (ok, text) = up.ctl(&["freeze-node", "nodeB"]);
+    assert_eq!(node(&list_nodes(&up), "nodeB")["frozen"], true);
+    let (ok, text) = ctl(&up, &["freeze-node", "nodeB"]);
     assert!(ok && text.contains("nodeB thawed"), "{text}");
-    assert_eq!(node(&up.nodes(), "nodeB")["frozen"], false);
+    assert_eq!(node(&list_nodes(&up), "nodeB")["frozen"], false);
     for kind in ["node_frozen", "node_thawed"] {
-        up.wait_event(kind, Duration::from_secs(5), |e| {
+        up.wait_event_within(kind, Duration::from_secs(5), |e| {
             e["kind"] == kind && e["node"] == "nodeB"
         });
     }
 
     // A node that is not there is one line, and nothing is done.
-    let (ok, text) = up.ctl(&["kill-node", "nodeZ"]);
+    let (ok, text) = ctl(&up, &["kill-node", "nodeZ"]);
     assert!(!ok, "{text}");
     assert!(text.contains("no local node named \"nodeZ\""), "{text}");
 }
@@ -230,7 +148,7 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
 fn first_instance(up: &Up) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let nodes = up.nodes();
+        let nodes = list_nodes(up);
         let ready = nodes.len() == 2 && nodes.iter().all(|n| n["health"] == "HEALTHY");
         if ready {
             if let Some(i) = node(&nodes, "nodeA")["instances"][0].as_str() {
@@ -246,11 +164,9 @@ fn first_instance(up: &Up) -> String {
 async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_moves_the_checkpoint_back(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let up = Up::start(dir.path(), port, "nodes-freeze");
+    let up = Up::two_nodes(dir.path(), "nodes-freeze").spawn();
     let first = first_instance(&up);
-    let kv =
-        DistributedMemory::create("nodes-freeze", &format!("http://127.0.0.1:{port}")).unwrap();
+    let kv = DistributedMemory::create("nodes-freeze", &up.url()).unwrap();
     let counter = || async { kv.get_int("task.counter").await.ok().flatten().unwrap_or(0) };
     // A task is 10 steps: freeze early, so the replacement is mid-task at the thaw.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -260,10 +176,10 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
     }
 
     // A hung machine: its connections stay open, so only the TTL tells.
-    let (ok, text) = up.ctl(&["freeze-node", "nodeA"]);
+    let (ok, text) = ctl(&up, &["freeze-node", "nodeA"]);
     assert!(ok && text.contains("nodeA frozen"), "{text}");
     let frozen_at = counter().await;
-    let migrated = up.wait_event("migrated", Duration::from_secs(10), |e| {
+    let migrated = up.wait_event_within("migrated", Duration::from_secs(10), |e| {
         e["kind"] == "migrated"
     });
     assert_eq!(migrated["instance"], first.as_str(), "{migrated}");
@@ -279,7 +195,7 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
     }
 
     // Thawed: the old worker may not write over its replacement.
-    let (ok, text) = up.ctl(&["freeze-node", "nodeA"]);
+    let (ok, text) = ctl(&up, &["freeze-node", "nodeA"]);
     assert!(ok && text.contains("nodeA thawed"), "{text}");
     let mut high = counter().await;
     let watch = Instant::now() + Duration::from_secs(2);
@@ -292,7 +208,7 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
     // nodeA beats again and runs nothing; the work stays on nodeB.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let nodes = up.nodes();
+        let nodes = list_nodes(&up);
         if node(&nodes, "nodeA")["health"] == "HEALTHY"
             && node(&nodes, "nodeA")["instances"] == serde_json::json!([])
             && node(&nodes, "nodeB")["instances"]
@@ -306,7 +222,7 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
     }
     // The failover had its figures, counted from the freeze; the old writer's
     // end (stopped by its agent or fenced) is no crash, and nothing went back.
-    let failover = up.wait_event("the failover's figures", Duration::from_secs(10), |e| {
+    let failover = up.wait_event_within("the failover's figures", Duration::from_secs(10), |e| {
         e["kind"] == "failover"
     });
     assert_eq!(failover["cause"], "node_frozen", "{failover}");
@@ -314,7 +230,7 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
         failover["to_checkpoint_ms"].as_u64().is_some(),
         "{failover}"
     );
-    up.wait_event("the replaced writer's end", Duration::from_secs(10), |e| {
+    up.wait_event_within("the replaced writer's end", Duration::from_secs(10), |e| {
         e["kind"] == "superseded" && e["instance"] == first.as_str()
     });
     let events = up.events();

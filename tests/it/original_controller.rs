@@ -3,11 +3,10 @@
 //! `/v1/stream` means polling, its bytes-as-length listing is worked around, and
 //! `attach` waits for a namespace that does not exist yet.
 
-use crate::support;
 use crate::support::original::OriginalController;
+use crate::support::{self, plum_agent::PlumInstance};
 use plumdash::kv::{DistributedMemory, FeedStatus, KvError, WatchEvent, WatchOptions};
 use plumdash::session::{Session, SessionConfig};
-use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test]
@@ -22,13 +21,10 @@ async fn null_lists_read_as_empty() {
     // The CLI too: `kv ls --namespaces` on an empty controller is an empty answer.
     let empty = OriginalController::start();
     for args in [&["ls", "--namespaces"][..], &["ls"][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        let out = support::plumdash()
             .arg("kv")
             .args(args)
             .args(["--controller", &empty.url(), "--json"])
-            .env_remove("PLUM_TOKEN")
-            .env_remove("CONTROLLER_BASE")
-            .env_remove("PLUM_APP_NAME")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -95,31 +91,16 @@ async fn bytes_listed_as_their_length_are_fetched_whole() {
 #[tokio::test]
 async fn attach_waits_for_a_namespace_that_does_not_exist_yet() {
     let c = OriginalController::start();
-    let other = DistributedMemory::create("present", &c.url()).unwrap();
-    other.put("k", "v").await.unwrap();
-    let session = Session::attach(SessionConfig {
-        remote_controller: Some(c.url()),
-        app: "absent".into(),
-        instances: 0,
-        ..SessionConfig::default()
-    })
-    .await
-    .expect("attach starts and waits");
-    assert_eq!(session.namespace_wait(), Some(&["present".to_string()][..]));
-    session
-        .shutdown(plumdash::session::WorkerExit::LeaveRunning)
-        .await
-        .unwrap();
+    support::attach_waits_for_the_missing_namespace(c.url()).await;
 }
 
 /// `plumdash verify --controller` against the stand-in, with the bundled worker:
 /// exit code, verdict line and report.
 fn verify_against_the_original(step: &str, app: &str) -> (i32, String) {
     let server = OriginalController::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let out = support::plumdash()
         .args(["verify", "--controller", &server.url(), "--step", step])
         .args(["--cycles", "1", "--app", app])
-        .env_remove("PLUM_TOKEN")
         .output()
         .unwrap();
     let text = format!(
@@ -179,10 +160,9 @@ fn verify_exit_code_agrees_with_its_verdict_over_polling_at_50ms_steps() {
 fn up_beside_an_agent_run_instance_names_only_its_worker() {
     let server = OriginalController::start();
     let app = format!("second-{}", std::process::id());
-    let inst =
-        support::plum_agent::PlumInstance::new(&app, "d5-5555555", &server.url(), "300", true);
+    let inst = PlumInstance::new(&app, "d5-5555555", &server.url(), "300", true);
     let worker = inst.start();
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let out = support::plumdash()
         .args([
             "up",
             "--headless",
@@ -191,7 +171,6 @@ fn up_beside_an_agent_run_instance_names_only_its_worker() {
             "--app",
             &app,
         ])
-        .env_remove("PLUM_TOKEN")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -215,29 +194,13 @@ async fn attach_per_instance_polls_each_own_namespace_of_the_original() {
     let c = OriginalController::start();
     let app = format!("orig-own-{}", std::process::id());
     let id = format!("{app}-a");
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
-        .env("PLUM_APP_NAME", &app)
+    let mut worker = support::kv_demo(&c.url(), &app, "150")
         .env("PLUM_INSTANCE_ID", &id)
         .env("KV_DEMO_NAMESPACE_BY", "instance")
-        .env("CONTROLLER_BASE", c.url())
-        .env("KV_DEMO_STEP_MS", "150")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let dm = DistributedMemory::create(&id, &c.url()).unwrap();
-    for _ in 0..300 {
-        if dm
-            .get_int("task.progress")
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(0)
-            >= 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::wait_for_progress(&id, &c.url(), 20).await;
     let mut session = Session::attach(SessionConfig {
         remote_controller: Some(c.url()),
         app: app.clone(),

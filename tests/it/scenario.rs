@@ -2,16 +2,16 @@
 //! anything starts, the printed example run for real by `verify` and `up`,
 //! flags overriding the file, the shipped scenarios all valid.
 
+use crate::support::{self, Up};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn plumdash(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    support::plumdash()
         .args(args)
-        .env_remove("PLUM_TOKEN")
         .output()
         .expect("running plumdash")
 }
@@ -108,23 +108,13 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
         "[worker]\ncmd = \"sleep 600\"\ninstances = 2\napp = \"scenario-app\"\n",
     );
     let run = |extra: &[&str]| -> String {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args(["up", "--headless", "--scenario", path.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
-            .arg(dir.path().join(format!("{port}.db")))
-            .arg("--control-socket")
-            .arg(dir.path().join(format!("{port}.sock")))
+        let mut up = Up::builder()
+            .args(["--scenario", path.to_str().unwrap()])
             .args(extra)
-            .env_remove("PLUM_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            .spawn();
+        let mut lines = BufReader::new(up.child.stdout.take().unwrap()).lines();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut banner = String::new();
         while let Some(Ok(line)) = lines.next() {
@@ -134,12 +124,8 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
             }
             assert!(Instant::now() < deadline, "no banner");
         }
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .unwrap();
-        let _ = child.wait();
+        // Dropped: SIGINT, and its end.
+        drop(up);
         banner
     };
     let banner = run(&[]);
@@ -160,12 +146,11 @@ fn many_kv_demos_on_one_namespace_under_nodes_and_a_node_kill_without_nodes_are_
             ["tour", rest @ ..] => ("tour", rest),
             _ => ("up", args),
         };
-        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+        let out = support::plumdash()
             .arg(command)
             .args(args)
             .arg("--db")
             .arg(&db)
-            .env_remove("PLUM_TOKEN")
             .output()
             .unwrap();
         assert!(!out.status.success(), "{args:?} ran");

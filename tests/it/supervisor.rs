@@ -3,6 +3,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::process::is_dead;
+use crate::support::wait_until_async;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use plumdash::supervisor::{
@@ -79,25 +82,6 @@ async fn exited(events: &mut broadcast::Receiver<SupervisorEvent>, instance: &st
         _ => None,
     })
     .await
-}
-
-/// True when `pid` no longer runs (gone, or a zombie waiting for a parent that is not us).
-fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn sigkill(pid: u32) {
@@ -198,7 +182,7 @@ async fn crash_loop_backs_off_then_fails_after_max_restarts() {
                 assert_eq!(runs as usize, delays.len() + 1);
                 delays.push(delay.as_millis());
                 // While it waits, the snapshot carries the reason the dashboard shows.
-                wait_until("the wait shows its crash loop", || {
+                wait_until_async("the wait shows its crash loop", WAIT, || {
                     matches!(
                         supervisor.instance(&id).unwrap().phase,
                         Phase::WaitingRestart { crash_loop: Some(note), .. } if note.runs == runs
@@ -370,7 +354,7 @@ async fn completion_is_not_restarted_on_failure_but_is_with_always() {
     let (supervisor, mut events) = Supervisor::new(config("complete"));
     let id = supervisor.spawn_instance(sh("echo done")).await.unwrap();
     assert_eq!(exited(&mut events, &id).await, ExitKind::Completed);
-    wait_until("phase is Exited", || {
+    wait_until_async("phase is Exited", WAIT, || {
         supervisor.instance(&id).unwrap().phase == Phase::Exited
     })
     .await;
@@ -413,7 +397,7 @@ async fn zero_delay_restarts_at_once() {
 /// Reads a pid the worker printed on its first output line.
 async fn printed_pid(supervisor: &Supervisor, id: &str) -> u32 {
     let mut pid = None;
-    wait_until("the worker prints a pid", || {
+    wait_until_async("the worker prints a pid", WAIT, || {
         pid = supervisor
             .recent_output(id, 10)
             .iter()
@@ -438,13 +422,13 @@ async fn leader_death_leaves_no_grandchildren() {
         .unwrap();
     let (leader, _) = started(&mut events, &id).await;
     let grandchild = printed_pid(&supervisor, &id).await;
-    assert!(!is_gone(grandchild));
+    assert!(!is_dead(grandchild));
     sigkill(leader);
     assert_eq!(
         exited(&mut events, &id).await,
         ExitKind::KilledBySignal(Signal::SIGKILL)
     );
-    wait_until("the grandchild is gone", || is_gone(grandchild)).await;
+    wait_until_async("the grandchild is gone", WAIT, || is_dead(grandchild)).await;
 
     // A wrapper that execs a worker which completes: the background sleep must not survive it.
     let id = supervisor
@@ -453,7 +437,10 @@ async fn leader_death_leaves_no_grandchildren() {
         .unwrap();
     let grandchild = printed_pid(&supervisor, &id).await;
     assert_eq!(exited(&mut events, &id).await, ExitKind::Completed);
-    wait_until("the wrapper's grandchild is gone", || is_gone(grandchild)).await;
+    wait_until_async("the wrapper's grandchild is gone", WAIT, || {
+        is_dead(grandchild)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -494,7 +481,7 @@ async fn twenty_kill_cycles_leave_no_zombies() {
         );
     }
     supervisor.shutdown_all(Duration::from_secs(1)).await;
-    assert!(is_gone(pid));
+    assert!(is_dead(pid));
 }
 
 fn is_our_zombie(pid: u32) -> bool {
@@ -524,7 +511,7 @@ async fn chatty_worker_is_bounded_and_runs_are_separated() {
     );
     let id = supervisor.spawn_instance(sh(&script)).await.unwrap();
     let output = supervisor.output(&id).unwrap();
-    wait_until("100000 lines are read", || {
+    wait_until_async("100000 lines are read", WAIT, || {
         output.recent(1).first().is_some_and(|l| l.text == "100000")
     })
     .await;
@@ -560,7 +547,7 @@ async fn chatty_worker_is_bounded_and_runs_are_separated() {
 }
 
 async fn started_output(output: &plumdash::supervisor::OutputBuffer, text: &str) {
-    wait_until(text, || {
+    wait_until_async(text, WAIT, || {
         output.recent(1).first().is_some_and(|l| l.text == text)
     })
     .await;
@@ -666,7 +653,7 @@ async fn shutdown_all_stops_every_worker() {
     assert!(finals
         .iter()
         .all(|s| s.phase == Phase::Stopped && s.pid.is_none()));
-    assert!(pids.iter().all(|&pid| is_gone(pid)));
+    assert!(pids.iter().all(|&pid| is_dead(pid)));
     assert!(matches!(
         supervisor.send(&b, Action::Start).await,
         Err(ActionError::ShutDown(_))
@@ -681,7 +668,7 @@ async fn shutdown_all_stops_every_worker() {
     let (pid, _) = started(&mut events, &id).await;
     drop(supervisor);
     assert_eq!(exited(&mut events, &id).await, ExitKind::Stopped);
-    assert!(is_gone(pid));
+    assert!(is_dead(pid));
 }
 
 #[tokio::test]
@@ -738,7 +725,7 @@ fn foreign_worker(app: &str, instance: &str) -> std::process::Child {
 
 async fn find_foreign(app: &str, pid: u32) -> plumdash::supervisor::ForeignProcess {
     let mut found = None;
-    wait_until("the foreign worker is discovered", || {
+    wait_until_async("the foreign worker is discovered", WAIT, || {
         found = plumdash::supervisor::discover(app, &[])
             .into_iter()
             .find(|p| p.pid == pid && p.name == "sleep");
@@ -848,7 +835,7 @@ async fn detach_all_leaves_the_worker_running_after_the_supervisor_is_gone() {
     assert_eq!(left, vec![format!("{id} (pid {pid})")]);
     drop(supervisor);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!is_gone(pid), "a detached worker keeps running");
+    assert!(!is_dead(pid), "a detached worker keeps running");
     sigkill(pid);
     // We no longer own it, so reap it here to keep the test process clean.
     let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);

@@ -3,12 +3,9 @@
 //! sequences, read back through the real `plumdash` binary. Its output may
 //! hold no control character but line breaks; they show escaped instead.
 
-use crate::support;
-use crate::support::TestController;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use crate::support::{self, http, TestController, Up};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -17,10 +14,6 @@ use std::time::Duration;
 const KEY_ESCAPED: &str = "k%1B%5D0%3Bpwned%07%1B%5B2J";
 const KEY: &str = "k\x1b]0;pwned\x07\x1b[2J";
 const VALUE: &str = "v\x1b]2;title\x07\x1b[H\r\x08\u{9b}31m\x7f";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
 
 async fn put_hostile(base: &str) {
     let resp = http()
@@ -32,11 +25,11 @@ async fn put_hostile(base: &str) {
     assert_eq!(resp.status(), 200);
 }
 
-fn plumdash(base: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plumdash"))
+/// `plumdash kv --controller BASE --namespace esc ARGS…`.
+fn kv(base: &str, args: &[&str]) -> Output {
+    support::plumdash()
         .args(["kv", "--controller", base, "--namespace", "esc"])
         .args(args)
-        .env_remove("PLUM_TOKEN")
         .output()
         .unwrap()
 }
@@ -67,35 +60,35 @@ async fn kv_ls_get_and_watch_show_stored_escapes_escaped() {
     let key_shown = r"k\x1b]0;pwned\x07\x1b[2J";
     let value_shown = r"v\x1b]2;title\x07\x1b[H\r\x08\u{9b}31m\x7f";
 
-    let ls = plumdash(&base, &["ls"]);
+    let ls = kv(&base, &["ls"]);
     assert!(ls.status.success(), "{ls:?}");
     let text = assert_terminal_safe("kv ls", &ls.stdout);
     assert!(text.contains(key_shown), "{text}");
     // The table shows a preview (40 characters) of the escaped value.
     assert!(text.contains(&value_shown[..30]), "{text}");
 
-    let names = plumdash(&base, &["ls", "--namespaces"]);
+    let names = kv(&base, &["ls", "--namespaces"]);
     assert_terminal_safe("kv ls --namespaces", &names.stdout);
 
-    let get = plumdash(&base, &["get", KEY]);
+    let get = kv(&base, &["get", KEY]);
     assert!(get.status.success(), "{get:?}");
     let text = assert_terminal_safe("kv get", &get.stdout);
     assert_eq!(text, format!("{value_shown}\n"));
 
     // A missing hostile key: the error quotes it, escaped.
-    let missing = plumdash(&base, &["get", "nope\x1b[2J"]);
+    let missing = kv(&base, &["get", "nope\x1b[2J"]);
     assert!(!missing.status.success());
     assert_terminal_safe("kv get (error)", &missing.stderr);
 
     // --json stays exact JSON: ESC travels as \u001b.
-    let json = plumdash(&base, &["--json", "get", KEY]);
+    let json = kv(&base, &["--json", "get", KEY]);
     let text = assert_terminal_safe("kv get --json", &json.stdout);
     assert!(text.contains(r"\u001b]0;pwned\u0007"), "{text}");
     let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(entry["value"], VALUE);
 
     // kv watch: a hostile write arriving live.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let mut watch = support::plumdash()
         .args(["kv", "--controller", &base, "--namespace", "esc", "watch"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -158,7 +151,7 @@ async fn a_servers_reason_is_quoted_escaped() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let out = tokio::task::spawn_blocking(move || plumdash(&base, &["get", "k"]))
+    let out = tokio::task::spawn_blocking(move || kv(&base, &["get", "k"]))
         .await
         .unwrap();
     assert!(!out.status.success());
@@ -179,18 +172,13 @@ fn headless_up_prints_a_workers_escapes_escaped() {
          exit 3\n",
     )
     .unwrap();
-    let port = support::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["up", "--headless", "--restart", "never", "--cmd"])
-        .arg(format!("sh {}", script.display()))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
-        .arg(dir.path().join("kv.db"))
-        .env_remove("PLUM_TOKEN")
+    let mut up = Up::builder()
+        .args(["--restart", "never", "--cmd"])
+        .args([format!("sh {}", script.display())])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        .spawn();
+    let mut stdout = BufReader::new(up.child.stdout.take().unwrap());
     let mut seen = Vec::new();
     let (tx, rx) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
@@ -205,8 +193,8 @@ fn headless_up_prints_a_workers_escapes_escaped() {
         seen
     });
     let printed = rx.recv_timeout(Duration::from_secs(30)).is_ok();
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let _ = child.wait();
+    // Dropped: SIGINT, and its end.
+    drop(up);
     let seen = reader.join().unwrap();
     assert!(
         printed,
@@ -228,19 +216,7 @@ async fn kv_demo_prints_stored_escapes_escaped() {
     let base = c.url();
     put_hostile(&base).await;
     let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-demo"));
-        for var in [
-            "KV_DEMO_NAMESPACE",
-            "KV_DEMO_NAMESPACE_BY",
-            "KV_DEMO_GIVE_UP",
-            "PLUM_INSTANCE_ID",
-            "PLUM_TOKEN",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("CONTROLLER_BASE", &base)
-            .env("PLUM_APP_NAME", "esc")
-            .env("KV_DEMO_STEP_MS", "20")
+        support::kv_demo(&base, "esc", "20")
             .stdin(Stdio::null())
             .output()
             .unwrap()

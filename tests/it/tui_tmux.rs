@@ -3,42 +3,32 @@
 //! from the kill point and progress continuing, then COMPLETED; press `q`
 //! and the shell is back with the terminal restored.
 
-use crate::support;
 use crate::support::tmux::{gauge_percent, Tmux};
+use crate::support::{free_port, need, PLUMDASH};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// A plain shell with `$ ` as its prompt.
-fn shell(width: u16, height: u16) -> Tmux {
-    let argv = [
-        "env",
-        "-u",
-        "NO_COLOR",
-        // The dashboard's language comes from the locale: English unless a test says.
-        "-u",
-        "LC_ALL",
-        "-u",
-        "LC_MESSAGES",
-        "LANG=C.UTF-8",
-        "TERM=xterm-256color",
-        "PS1=$ ",
-        "sh",
-    ]
-    .map(String::from);
-    Tmux::start(width, height, &argv)
+/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:<a free port>` into
+/// the shell (`env`: assignments for it alone, e.g. `LANG=zh_CN.UTF-8 `).
+fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &Path) {
+    let port = free_port();
+    let cmd = format!(
+        "{env}{PLUMDASH} {args} --db {} --listen 127.0.0.1:{port}",
+        db.display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
 }
 
 #[test]
 fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tmux = shell(120, 40);
-    let cmd = format!(
-        "{} --step 250ms --restart-delay 1s --db {} --listen 127.0.0.1:{port} --no-mouse",
-        env!("CARGO_BIN_EXE_plumdash"),
-        dir.path().join("kv.db").display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(120, 40);
+    let args = "--step 250ms --restart-delay 1s --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
 
     let at_kill = tmux.wait_for("RUNNING at ≥ 30%", Duration::from_secs(20), |s| {
         gauge_percent(s).filter(|p| s.contains("RUNNING") && (30..=70).contains(p))
@@ -71,9 +61,7 @@ fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
     assert!(done.contains("lost 0"), "the cycle lost no step:\n{done}");
 
     tmux.send(&["q"]);
-    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
-        (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
-    });
+    tmux.wait_for_prompt();
     tmux.send(&["echo restored-$?", "Enter"]);
     tmux.wait_for("exit status 0", Duration::from_secs(5), |s| {
         s.contains("restored-0").then_some(())
@@ -82,14 +70,11 @@ fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
 
 /// Starts the dashboard in a fresh shell and waits until it shows a worker.
 fn dashboard(dir: &tempfile::TempDir) -> (Tmux, String) {
-    let port = support::free_port();
-    let db = dir.path().join("kv.db").display().to_string();
-    let tmux = shell(100, 30);
-    let cmd = format!(
-        "{} --step 1s --db {db} --listen 127.0.0.1:{port}",
-        env!("CARGO_BIN_EXE_plumdash")
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let db = dir.path().join("kv.db");
+    let tmux = Tmux::shell(100, 30);
+    // `--step 1s --db DB` first: pgrep and pkill find it by that.
+    type_plumdash(&tmux, "", "--step 1s", &db);
+    let db = db.display().to_string();
     tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
         s.contains("RUNNING").then_some(())
     });
@@ -97,9 +82,7 @@ fn dashboard(dir: &tempfile::TempDir) -> (Tmux, String) {
 }
 
 fn shell_is_back(tmux: &Tmux) {
-    tmux.wait_for("the shell prompt", Duration::from_secs(10), |s| {
-        (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
-    });
+    tmux.wait_for_prompt();
     // Raw mode is off again: typed text echoes and runs.
     tmux.send(&["echo restored-$?", "Enter"]);
     tmux.wait_for("a working shell", Duration::from_secs(5), |s| {
@@ -109,6 +92,9 @@ fn shell_is_back(tmux: &Tmux) {
 
 #[test]
 fn ctrl_c_quits_and_restores_the_terminal() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (tmux, _) = dashboard(&dir);
     tmux.send(&["C-c"]);
@@ -118,6 +104,9 @@ fn ctrl_c_quits_and_restores_the_terminal() {
 
 #[test]
 fn sigterm_quits_and_restores_the_terminal() {
+    if !need(&["tmux", "pkill"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (tmux, db) = dashboard(&dir);
     let status = Command::new("pkill")
@@ -131,6 +120,9 @@ fn sigterm_quits_and_restores_the_terminal() {
 
 #[test]
 fn shift_q_leaves_the_worker_running_and_says_which() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (tmux, _) = dashboard(&dir);
     tmux.send(&["Q"]);
@@ -176,6 +168,9 @@ fn worker_pid_of(db: &str) -> i32 {
 
 #[test]
 fn a_worker_frozen_from_outside_shows_stopped_then_running_again() {
+    if !need(&["tmux", "pgrep"]) {
+        return;
+    }
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let dir = tempfile::tempdir().unwrap();
@@ -199,18 +194,15 @@ fn a_worker_frozen_from_outside_shows_stopped_then_running_again() {
 /// the log file in the state folder, and the shell is told where after `q`.
 #[test]
 fn controller_diagnostics_go_to_the_log_file_not_over_the_screen() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let db = dir.path().join("kv.db");
-    let port = support::free_port();
-    let tmux = shell(120, 40);
-    let cmd = format!(
-        "XDG_STATE_HOME={} {} --step 250ms --db {} --listen 127.0.0.1:{port} --no-mouse",
-        state.display(),
-        env!("CARGO_BIN_EXE_plumdash"),
-        db.display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(120, 40);
+    let env = format!("XDG_STATE_HOME={} ", state.display());
+    type_plumdash(&tmux, &env, "--step 250ms --no-mouse", &db);
     tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
         s.contains("RUNNING").then_some(())
     });
@@ -243,15 +235,13 @@ fn controller_diagnostics_go_to_the_log_file_not_over_the_screen() {
 /// shows.
 #[test]
 fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tmux = shell(80, 24);
-    let cmd = format!(
-        "{} --instances 12 --cmd 'sleep 600' --db {} --listen 127.0.0.1:{port} --no-mouse",
-        env!("CARGO_BIN_EXE_plumdash"),
-        dir.path().join("kv.db").display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(80, 24);
+    let args = "--instances 12 --cmd 'sleep 600' --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
     let first = tmux.wait_for("twelve instances", Duration::from_secs(30), |s| {
         s.contains("Instances (12)").then(|| s.to_string())
     });
@@ -278,15 +268,13 @@ fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
 /// stay as they are, through a real kill and recovery.
 #[test]
 fn tour_in_chinese_keeps_the_state_words_matchable() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tmux = shell(120, 40);
-    let cmd = format!(
-        "{} tour --lang zh --step 200ms --restart-delay 500ms --db {} --listen 127.0.0.1:{port} --no-mouse",
-        env!("CARGO_BIN_EXE_plumdash"),
-        dir.path().join("kv.db").display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(120, 40);
+    let args = "tour --lang zh --step 200ms --restart-delay 500ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
     // The tour asks for the kill in Chinese once the worker is past 40%.
     tmux.wait_for("the Chinese kill caption", Duration::from_secs(20), |s| {
         (s.contains("导览 3/6 · 模拟崩溃") && s.contains("RUNNING") && s.contains("实例"))
@@ -329,15 +317,14 @@ fn tour_in_chinese_keeps_the_state_words_matchable() {
 /// flag; `p` switches to the full layout.
 #[test]
 fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tmux = shell(60, 20);
-    let bin = env!("CARGO_BIN_EXE_plumdash");
-    let db = dir.path().join("kv.db").display().to_string();
-    let cmd = format!(
-        "LANG=zh_CN.UTF-8 {bin} --layout presenter --step 1s --db {db} --listen 127.0.0.1:{port} --no-mouse"
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(60, 20);
+    let db = dir.path().join("kv.db");
+    let zh = "LANG=zh_CN.UTF-8 ";
+    type_plumdash(&tmux, zh, "--layout presenter --step 1s --no-mouse", &db);
     let screen = tmux.wait_for("the presenter layout", Duration::from_secs(20), |s| {
         (s.contains("RUNNING 运行中") && s.contains("app.crashed ARMED")).then(|| s.to_string())
     });
@@ -353,12 +340,8 @@ fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 
-    let port = support::free_port();
-    let cmd = format!(
-        "LANG=zh_CN.UTF-8 {bin} --lang en --step 1s --db {db} --listen 127.0.0.1:{port} --no-mouse"
-    );
     tmux.send(&["clear", "Enter"]);
-    tmux.send(&[&cmd, "Enter"]);
+    type_plumdash(&tmux, zh, "--lang en --step 1s --no-mouse", &db);
     tmux.wait_for("English despite the locale", Duration::from_secs(20), |s| {
         (s.contains("Namespace") && s.contains("RUNNING") && !s.contains("命名空间")).then_some(())
     });
@@ -371,16 +354,14 @@ fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
 /// `k` crashes it alone: its row resumes, the first one's never crashes.
 #[test]
 fn instances_with_their_own_namespaces_at_80x24_crash_alone() {
+    if !need(&["tmux"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let tmux = shell(80, 24);
-    let cmd = format!(
-        "{} --instances 2 --namespace-by instance --step 300ms --restart-delay 300ms \
-         --db {} --listen 127.0.0.1:{port} --no-mouse",
-        env!("CARGO_BIN_EXE_plumdash"),
-        dir.path().join("kv.db").display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
+    let tmux = Tmux::shell(80, 24);
+    let args =
+        "--instances 2 --namespace-by instance --step 300ms --restart-delay 300ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
     let row = |s: &str, id: &str| {
         s.lines()
             .find(|l| l.contains(&format!("│{id} ")))

@@ -1,122 +1,38 @@
 //! `plumdash up --headless` as a user runs it: a real controller, a real
 //! kv-demo, `kill -9` from outside, JSON events on disk, SIGINT to stop.
 
-use crate::support;
-use crate::support::read_events;
+use crate::support::process::is_dead;
+use crate::support::{self, Up};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use plumdash::kv::DistributedMemory;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-struct Up {
-    child: Child,
-    events: PathBuf,
-    url: String,
-    _dir: tempfile::TempDir,
+/// `up --headless` stepping every `step`, restarted 200 ms after a crash.
+fn start(step: &str) -> Up {
+    start_with(step, &[])
 }
 
-impl Up {
-    fn start(step: &str) -> Up {
-        Up::start_with(step, &[])
-    }
-
-    fn start_with(step: &str, extra: &[&str]) -> Up {
-        let dir = tempfile::tempdir().unwrap();
-        let port = support::free_port();
-        let events = dir.path().join("events.jsonl");
-        let child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args([
-                "up",
-                "--headless",
-                "--step",
-                step,
-                "--restart-delay",
-                "200ms",
-                // A run of 30% (at least three steps) is no crash loop, however fast
-                // the machine: the restart waits exactly --restart-delay.
-                "--crash-loop-under",
-                "250ms",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
-            .arg(dir.path().join("kv.db"))
-            .arg("--events")
-            .arg(&events)
-            .args(["--control-socket"])
-            .arg(dir.path().join("ctl.sock"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Up {
-            child,
-            events,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    fn wait_event(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(ev) = read_events(&self.events).into_iter().find(|e| pick(e)) {
-                return ev;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} event in {:?}",
-                read_events(&self.events)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `plumdash ctl status --json` of this `up`.
-    fn ctl_status(&self) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args(["ctl", "--to"])
-            .arg(self._dir.path().join("ctl.sock"))
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).expect("ctl status --json")
-    }
-
-    fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
-        support::interrupt_and_wait(&mut self.child, Duration::from_secs(15))
-            .expect("plumdash did not stop after SIGINT")
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_with(step: &str, extra: &[&str]) -> Up {
+    Up::builder()
+        .args([
+            "--step",
+            step,
+            "--restart-delay",
+            "200ms",
+            // A run of 30% (at least three steps) is no crash loop, however fast
+            // the machine: the restart waits exactly --restart-delay.
+            "--crash-loop-under",
+            "250ms",
+        ])
+        .args(extra)
+        .spawn()
 }
 
 /// Polls the namespace until the worker has checkpointed at least `pct`.
 async fn wait_for_progress(url: &str, pct: i64) {
-    wait_for_progress_in("kv-demo", url, pct).await
-}
-
-async fn wait_for_progress_in(namespace: &str, url: &str, pct: i64) {
-    let dm = DistributedMemory::create(namespace, url).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while dm
-        .get_int("task.progress")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        < pct
-    {
-        assert!(Instant::now() < deadline, "the worker never reached {pct}%");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::wait_for_progress("kv-demo", url, pct).await
 }
 
 /// A `resumed` event that went on from where the kill left the task (past
@@ -138,11 +54,11 @@ fn kind(ev: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
-    let mut up = Up::start("100ms");
+    let mut up = start("100ms");
     let first = up.wait_event("started", |e| kind(e) == "started");
     let pid = first["pid"].as_u64().unwrap() as i32;
 
-    wait_for_progress(&up.url, 30).await;
+    wait_for_progress(&up.url(), 30).await;
     // As the seed README does it by hand: kill -9 <PID>.
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
 
@@ -179,41 +95,29 @@ async fn kill_9_from_outside_restarts_and_resumes_from_the_kill_point() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigint_stops_owned_workers_gracefully_and_clears_their_flag() {
-    let mut up = Up::start("300ms");
+    let mut up = start("300ms");
     up.wait_event("started", |e| kind(e) == "started");
-    wait_for_progress(&up.url, 20).await;
-    let events = up.events.clone();
+    wait_for_progress(&up.url(), 20).await;
     let status = up.interrupt_and_wait();
     assert!(status.success(), "{status}");
-    let evs = read_events(&events);
+    let evs = up.events();
     assert!(evs.iter().any(|e| kind(e) == "stopped"), "{evs:?}");
     assert!(evs.iter().any(|e| kind(e) == "flag_cleared"), "{evs:?}");
     assert!(!evs.iter().any(|e| kind(e) == "crashed"), "{evs:?}");
 }
 
-/// Alive and not a zombie (an orphan may wait for a slow reaper).
-fn is_running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let rest = stat.get(stat.rfind(')')? + 1..)?.to_string();
-            rest.split_whitespace().next().map(|s| s != "Z" && s != "X")
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkilled_up_takes_its_workers_with_it() {
-    let mut up = Up::start("300ms");
+    let mut up = start("300ms");
     let started = up.wait_event("started", |e| kind(e) == "started");
     let pid = started["pid"].as_u64().unwrap() as i32;
-    wait_for_progress(&up.url, 10).await;
-    assert!(is_running(pid));
+    wait_for_progress(&up.url(), 10).await;
+    assert!(!is_dead(pid as u32));
 
     kill(Pid::from_raw(up.child.id() as i32), Signal::SIGKILL).unwrap();
     up.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while is_running(pid) {
+    while !is_dead(pid as u32) {
         assert!(
             Instant::now() < deadline,
             "worker {pid} outlived the SIGKILLed up"
@@ -228,15 +132,12 @@ fn a_new_up_refuses_to_be_a_second_writer_beside_a_live_worker() {
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     // A worker left behind (by hand, or by an older build) for this app and controller.
-    let mut stray = Command::new(env!("CARGO_BIN_EXE_kv-demo"))
-        .env("PLUM_APP_NAME", "kv-demo")
-        .env("CONTROLLER_BASE", &url)
-        .env("KV_DEMO_STEP_MS", "200")
+    let mut stray = support::kv_demo(&url, "kv-demo", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let out = support::plumdash()
         .args(["up", "--headless", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--db")
         .arg(dir.path().join("kv.db"))
@@ -256,25 +157,11 @@ fn a_new_up_refuses_to_be_a_second_writer_beside_a_live_worker() {
 
 #[test]
 fn a_requested_stop_reports_the_signal_the_worker_died_of() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let events = dir.path().join("events.jsonl");
     // `sleep` dies of the SIGTERM a stop sends: that is what must be reported.
-    let mut up = Up {
-        child: Command::new(env!("CARGO_BIN_EXE_plumdash"))
-            .args(["up", "--headless", "--cmd", "sleep 1000"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
-            .arg(dir.path().join("kv.db"))
-            .arg("--events")
-            .arg(&events)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-        events,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
+    let mut up = Up::builder()
+        .args(["--cmd", "sleep 1000"])
+        .stdout(Stdio::piped())
+        .spawn();
     up.wait_event("started", |e| kind(e) == "started");
     let mut stdout = up.child.stdout.take().unwrap();
     assert!(up.interrupt_and_wait().success());
@@ -294,17 +181,17 @@ fn a_requested_stop_reports_the_signal_the_worker_died_of() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigstop_from_outside_shows_stopped_and_the_sigcont_shows_continued() {
-    let mut up = Up::start("300ms");
+    let mut up = start("300ms");
     let started = up.wait_event("started", |e| kind(e) == "started");
     let pid = Pid::from_raw(started["pid"].as_u64().unwrap() as i32);
-    wait_for_progress(&up.url, 10).await;
+    wait_for_progress(&up.url(), 10).await;
     kill(pid, Signal::SIGSTOP).unwrap();
     let frozen = up.wait_event("frozen", |e| kind(e) == "frozen");
     assert_eq!(frozen["signal"], "SIGSTOP", "{frozen}");
     kill(pid, Signal::SIGCONT).unwrap();
     up.wait_event("continued", |e| kind(e) == "continued");
     // Frozen and thawed is neither a crash nor a restart.
-    let evs = read_events(&up.events);
+    let evs = up.events();
     assert!(!evs.iter().any(|e| kind(e) == "crashed"), "{evs:?}");
     assert_eq!(evs.iter().filter(|e| kind(e) == "started").count(), 1);
     assert!(up.interrupt_and_wait().success());
@@ -314,28 +201,11 @@ async fn a_sigstop_from_outside_shows_stopped_and_the_sigcont_shows_continued() 
 /// the `--events` JSON stay exactly as in English.
 #[test]
 fn headless_lines_follow_the_language_and_the_json_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let events = dir.path().join("events.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_plumdash"))
-        .args(["up", "--headless", "--step", "50ms", "--lang", "zh"])
-        .args(["--restart", "never"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
-        .arg(dir.path().join("kv.db"))
-        .arg("--events")
-        .arg(&events)
-        .stderr(Stdio::inherit())
+    let mut up = Up::builder()
+        .args(["--step", "50ms", "--lang", "zh", "--restart", "never"])
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let up = Up {
-        child: out,
-        events: events.clone(),
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
+        .spawn();
     up.wait_event("completed", |e| kind(e) == "completed");
-    let mut up = up;
     assert!(up.interrupt_and_wait().success());
     let mut text = String::new();
     std::io::Read::read_to_string(up.child.stdout.as_mut().unwrap(), &mut text).unwrap();
@@ -347,7 +217,7 @@ fn headless_lines_follow_the_language_and_the_json_does_not() {
         text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
         "timeline lines in Chinese:\n{text}"
     );
-    let evs = read_events(&events);
+    let evs = up.events();
     assert!(evs.iter().any(|e| kind(e) == "started"), "{evs:?}");
     assert!(
         evs.iter().any(|e| kind(e) == "completed"),
@@ -357,12 +227,12 @@ fn headless_lines_follow_the_language_and_the_json_does_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
-    let mut up = Up::start_with("100ms", &["--instances", "2", "--namespace-by", "instance"]);
+    let mut up = start_with("100ms", &["--instances", "2", "--namespace-by", "instance"]);
     let second = up.wait_event("kv-demo-002 started", |e| {
         kind(e) == "started" && e["instance"] == "kv-demo-002"
     });
     let pid = second["pid"].as_u64().unwrap() as i32;
-    wait_for_progress_in("kv-demo-002", &up.url, 30).await;
+    support::wait_for_progress("kv-demo-002", &up.url(), 30).await;
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
 
     let crashed = up.wait_event("crashed", |e| kind(e) == "crashed");
@@ -374,7 +244,7 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
     resumed_from_the_kill_point(&resumed);
 
     // Each namespace's own news names its instance; the other saw no crash.
-    let events = read_events(&up.events);
+    let events = up.events();
     for id in ["kv-demo-001", "kv-demo-002"] {
         assert!(
             events
@@ -412,11 +282,11 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
 /// from the kill point; the killed one stands by and is not restarted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_takes_over_the_active_ones_crash_and_resumes_its_task() {
-    let mut up = Up::start_with("100ms", &["--instances", "2"]);
+    let mut up = start_with("100ms", &["--instances", "2"]);
     let first = up.wait_event("kv-demo-001 started", |e| {
         kind(e) == "started" && e["instance"] == "kv-demo-001"
     });
-    wait_for_progress(&up.url, 30).await;
+    wait_for_progress(&up.url(), 30).await;
     let pid = first["pid"].as_u64().unwrap() as i32;
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
 
@@ -429,7 +299,7 @@ async fn a_standby_takes_over_the_active_ones_crash_and_resumes_its_task() {
     resumed_from_the_kill_point(&resumed);
     up.wait_event("completed", |e| kind(e) == "completed");
 
-    let events = read_events(&up.events);
+    let events = up.events();
     let starts = |id: &str| {
         events
             .iter()

@@ -2,21 +2,19 @@
 //! controller, 50 ms steps; the real kv-demo passes, each deliberately broken
 //! worker in `tests/fixtures/` fails with the invariant it breaks.
 
-use crate::support;
-use crate::support::plum_agent::is_dead;
-use crate::support::{free_port, ControllerProcess};
+use crate::support::process::is_dead;
+use crate::support::{self, free_port, need, ControllerProcess};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixture(name: &str) -> String {
     support::fixture(name).display().to_string()
 }
 
 fn verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    support::plumdash()
         .arg("verify")
         .args(args)
-        .env_remove("PLUM_TOKEN")
         .output()
         .expect("running plumdash verify")
 }
@@ -107,6 +105,10 @@ fn assert_fails_with(script: &str, invariant: u64) -> Value {
 
 #[test]
 fn a_worker_that_restarts_from_zero_breaks_invariant_2() {
+    // The broken workers speak to the controller with curl (kv-lib.sh).
+    if !need(&["curl"]) {
+        return;
+    }
     let report = assert_fails_with("restart-from-zero.sh", 2);
     assert_eq!(report["cycles"][0]["resumed_from"], 0);
     assert_eq!(report["cycles"][0]["steps_lost"], 5);
@@ -114,6 +116,10 @@ fn a_worker_that_restarts_from_zero_breaks_invariant_2() {
 
 #[test]
 fn separate_puts_per_step_leave_a_torn_checkpoint_invariant_3() {
+    // The broken workers speak to the controller with curl (kv-lib.sh).
+    if !need(&["curl"]) {
+        return;
+    }
     let report = assert_fails_with("torn-checkpoint.sh", 3);
     assert!(report["cycles"][0]["torn_at_kill"].is_string());
     assert!(report["transient_torn_states"].as_u64().unwrap() > 0);
@@ -121,6 +127,10 @@ fn separate_puts_per_step_leave_a_torn_checkpoint_invariant_3() {
 
 #[test]
 fn a_worker_that_keeps_the_flag_on_sigint_breaks_invariant_4() {
+    // The broken workers speak to the controller with curl (kv-lib.sh).
+    if !need(&["curl"]) {
+        return;
+    }
     let report = assert_fails_with("flag-not-cleared.sh", 4);
     assert_eq!(report["graceful_stop"]["flag_after_stop"], true);
     assert_eq!(report["graceful_stop"]["next_start_was_recovery"], true);
@@ -129,6 +139,10 @@ fn a_worker_that_keeps_the_flag_on_sigint_breaks_invariant_4() {
 
 #[test]
 fn a_worker_that_takes_unreachable_for_empty_breaks_invariant_6() {
+    // The broken workers speak to the controller with curl (kv-lib.sh).
+    if !need(&["curl"]) {
+        return;
+    }
     assert_fails_with("unreachable-as-empty.sh", 6);
 }
 
@@ -205,6 +219,10 @@ fn a_killed_or_frozen_node_moves_the_work_and_every_node_invariant_holds() {
 
 #[test]
 fn a_worker_that_restarts_from_zero_on_the_new_node_breaks_n2() {
+    // The broken workers speak to the controller with curl (kv-lib.sh).
+    if !need(&["curl"]) {
+        return;
+    }
     let cmd = fixture("restart-from-zero.sh");
     // 100 ms steps: the new worker is seen starting from its start keys (a
     // rescan every 500 ms would see it only after its first checkpoints).
@@ -270,7 +288,7 @@ fn with_a_remote_controller_invariant_6_is_skipped_and_says_why() {
     let controller = ControllerProcess::spawn(&support::db_in(&dir), free_port());
     let url = controller.url();
     // Someone's data in the namespace: verify refuses to touch it unasked.
-    let put = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    let put = support::plumdash()
         .args(["kv", "--controller", &url, "put", "theirs", "keep me"])
         .status()
         .unwrap();
@@ -295,7 +313,10 @@ fn a_sigkilled_verify_takes_its_worker_with_it() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plumdash"))
+    if !need(&["pgrep"]) {
+        return;
+    }
+    let mut child = support::plumdash()
         .args(["verify", "--cycles", "3", "--step", "300ms"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -304,7 +325,7 @@ fn a_sigkilled_verify_takes_its_worker_with_it() {
     let parent = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
     let worker: u32 = loop {
-        let out = Command::new("pgrep")
+        let out = std::process::Command::new("pgrep")
             .args(["-P", &parent, "kv-demo"])
             .output()
             .unwrap();

@@ -3,71 +3,10 @@
 //! started as the agent starts it (`plum-agent-start.sh`), and optionally a
 //! restarter that polls it (`plum-agent-restarter.sh`).
 
-use super::fixture;
-use std::path::PathBuf;
+use super::process::processes_of_instance;
+use super::{fixture, fixture_command, wait_until};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A live process of this machine, read from `/proc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proc {
-    pub pid: u32,
-    pub name: String,
-    pub state: char,
-}
-
-/// Live (not zombie) processes whose environment has `PLUM_INSTANCE_ID=<id>`.
-pub fn processes_of_instance(id: &str) -> Vec<Proc> {
-    let needle = format!("PLUM_INSTANCE_ID={id}");
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !environ
-            .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
-            continue;
-        }
-        if let Some(p) = proc_info(pid) {
-            if p.state != 'Z' {
-                found.push(p);
-            }
-        }
-    }
-    found.sort_by_key(|p| p.pid);
-    found
-}
-
-/// Name and state of `pid`, zombies included; `None` once it is reaped.
-pub fn proc_info(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat[open + 1..close].to_string();
-    let state = stat[close + 1..].trim_start().chars().next()?;
-    Some(Proc { pid, name, state })
-}
-
-/// True once `pid` is gone or a zombie.
-pub fn is_dead(pid: u32) -> bool {
-    proc_info(pid).is_none_or(|p| p.state == 'Z')
-}
-
-pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::Duration;
 
 pub struct PlumInstance {
     pub dir: tempfile::TempDir,
@@ -107,12 +46,9 @@ impl PlumInstance {
     }
 
     fn command(&self, script: &str) -> Command {
-        let mut cmd = Command::new(fixture(script));
+        let mut cmd = fixture_command(script);
         cmd.arg(self.dir.path())
-            .env_remove("PLUM_INSTANCE_ID")
-            .env_remove("PLUM_APP_NAME")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("PLUM_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         cmd
@@ -170,10 +106,6 @@ impl PlumInstance {
     pub fn restarts(&self) -> usize {
         std::fs::read_to_string(self.dir.path().join("restarts.log"))
             .map_or(0, |t| t.lines().count())
-    }
-
-    pub fn log_file(&self) -> PathBuf {
-        self.dir.path().join("app/kv-demo.log")
     }
 }
 

@@ -34,6 +34,29 @@ impl Tmux {
         Tmux { socket }
     }
 
+    /// A `cols`×`rows` session running the shell `argv` with `ps1` as its
+    /// prompt, in the binaries' environment of their own (`own_env_args`:
+    /// English unless the test says, XDG folders of its own), `TERM` for 256
+    /// colours and `NO_COLOR` unset.
+    pub fn shell_running(cols: u16, rows: u16, ps1: &str, argv: &[&str]) -> Tmux {
+        let mut command = super::own_env_args();
+        command.extend(["TERM=xterm-256color".to_string(), format!("PS1={ps1}")]);
+        command.extend(argv.iter().map(|a| a.to_string()));
+        Tmux::start(cols, rows, &command)
+    }
+
+    /// A plain `sh` with `$ ` as its prompt.
+    pub fn shell(cols: u16, rows: u16) -> Tmux {
+        Tmux::shell_running(cols, rows, "$ ", &["sh"])
+    }
+
+    /// Waits until the dashboard is gone and the shell's `$` prompt is back.
+    pub fn wait_for_prompt(&self) {
+        self.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+            (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
+        });
+    }
+
     pub fn send(&self, keys: &[&str]) {
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "main"])
