@@ -441,16 +441,20 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
         .unwrap()
         .error_for_status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        let v: Value = authed(http().get(format!("{base}/v1/assignments")))
+    // nodeT's assignments, read with the token.
+    let assignments = || async {
+        authed(http().get(format!("{base}/v1/assignments")))
             .query(&[("nodeId", "nodeT")])
             .send()
             .await
             .unwrap()
-            .json()
+            .json::<Value>()
             .await
-            .unwrap();
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let v = assignments().await;
         if v["items"][0]["phase"] == "Running" && pids_of_instance(&iid).len() == 1 {
             break;
         }
@@ -474,14 +478,7 @@ async fn an_agent_with_a_token_file_beats_syncs_and_reports() {
         pids_of_instance(&iid).is_empty(),
         "SIGTERM stops the workers"
     );
-    let v: Value = authed(http().get(format!("{base}/v1/assignments")))
-        .query(&[("nodeId", "nodeT")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = assignments().await;
     assert_eq!(v["items"][0]["phase"], "Stopped", "{v}");
 }
 

@@ -3,7 +3,9 @@
 //! health from a 3 s TTL, one node by id, delete, bad bodies, and nodes that
 //! survive a SIGKILL of the controller.
 
-use crate::support::{self, assignments as items, beat, http, node_health as health_of, send};
+use crate::support::{
+    self, assignments as items, beat, http, node_health as health_of, obj_keys, send,
+};
 use crate::support::{ControllerProcess, TestController};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -51,14 +53,10 @@ async fn nodes_beat_turn_unhealthy_after_the_ttl_and_survive_a_controller_sigkil
     let list = nodes(&base).await;
     let ids: Vec<&str> = list.iter().map(|n| n["nodeId"].as_str().unwrap()).collect();
     assert_eq!(ids, ["nodeA", "nodeB"], "sorted by id");
-    let mut keys: Vec<&str> = list[1]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    keys.sort();
-    assert_eq!(keys, ["health", "ip", "labels", "lastSeen", "nodeId"]);
+    assert_eq!(
+        obj_keys(&list[1]),
+        ["health", "ip", "labels", "lastSeen", "nodeId"]
+    );
     assert_eq!(list[1]["labels"], Value::Null, "an agent sends no labels");
     assert_eq!(list[0]["labels"], json!({"zone": "a"}));
     assert!(list[1]["lastSeen"].as_i64().unwrap() > 1_700_000_000);
@@ -159,15 +157,8 @@ async fn a_node_that_stops_beating_has_its_instance_moved_to_a_healthy_one() {
     assert_eq!(s, 204);
     let a = items(&base, "nodeA").await;
     assert_eq!(a.len(), 1);
-    let mut keys: Vec<&str> = a[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    keys.sort();
     assert_eq!(
-        keys,
+        obj_keys(&a[0]),
         [
             "appName",
             "appVersion",
@@ -324,20 +315,16 @@ async fn the_node_stream_wakes_an_agent_when_its_assignments_change() {
         .unwrap();
     let mut kv_seen = String::new();
     read_until(&mut kv, &mut kv_seen, "data: init").await;
-    let (s, _) = send(
-        "PUT",
-        &format!("{base}/v1/kv/other/k"),
-        Some(json!({"value": "1"}).to_string()),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = send(
-        "PUT",
-        &format!("{base}/v1/kv/demo/k"),
-        Some(json!({"value": "1"}).to_string()),
-    )
-    .await;
-    assert_eq!(s, 200);
+    // A write elsewhere, then one in the namespace watched.
+    for ns in ["other", "demo"] {
+        let (s, _) = send(
+            "PUT",
+            &format!("{base}/v1/kv/{ns}/k"),
+            Some(json!({"value": "1"}).to_string()),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
     read_until(&mut kv, &mut kv_seen, "event: update").await;
     assert_eq!(kv_seen.matches("event: update").count(), 1, "{kv_seen}");
 }

@@ -1,19 +1,13 @@
 //! The KV controller over real HTTP and a real SQLite file: the wire API,
 //! bad input, durability against SIGKILL, the change stream, concurrency.
 
-use crate::support::{self, http, send, ControllerProcess, TestController};
+use crate::support::{self, http, obj_keys, send, ControllerProcess, TestController};
 use plumdash::kv::{
     BatchItem, DistributedMemory, FeedMode, FeedStatus, KvError, ValueType, WatchEvent,
     WatchOptions,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn obj_keys(v: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    keys.sort();
-    keys
-}
 
 #[tokio::test]
 async fn every_endpoint_answers_with_the_originals_status_and_shape() {

@@ -19,11 +19,9 @@ fn verify(args: &[&str]) -> Output {
         .expect("running plumdash verify")
 }
 
-/// Runs with `--json`; returns the exit code and the report.
-fn verify_json(args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["--json", "--step", "50ms"];
-    all.extend_from_slice(args);
-    let out = verify(&all);
+/// Runs `verify --json FIRST… ARGS…`; returns the exit code and the report.
+fn verify_report(first: &[&str], args: &[&str]) -> (i32, Value) {
+    let out = verify(&[&["--json"], first, args].concat());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
@@ -32,6 +30,11 @@ fn verify_json(args: &[&str]) -> (i32, Value) {
         )
     });
     (out.status.code().unwrap_or(-1), report)
+}
+
+/// Runs with `--json` at 50 ms steps; returns the exit code and the report.
+fn verify_json(args: &[&str]) -> (i32, Value) {
+    verify_report(&["--step", "50ms"], args)
 }
 
 fn violated(report: &Value) -> Vec<u64> {
@@ -148,16 +151,7 @@ fn a_worker_that_takes_unreachable_for_empty_breaks_invariant_6() {
 
 /// The node scenario's report (`--json`), with its exit code.
 fn verify_nodes(args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["--json", "--nodes", "2"];
-    all.extend_from_slice(args);
-    let out = verify(&all);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report)
+    verify_report(&["--nodes", "2"], args)
 }
 
 fn node_verdicts(report: &Value) -> Vec<(String, String)> {
@@ -179,20 +173,19 @@ fn a_killed_or_frozen_node_moves_the_work_and_every_node_invariant_holds() {
     // Two kills on two nodes: the first killed node comes back as the standby.
     let (code, report) = verify_nodes(&["--kill-node", "--cycles", "2", "--step", "200ms"]);
     assert_eq!(code, 0, "{report:#}");
-    let c = &report["cycles"][1];
-    assert_eq!(
-        (c["node"].as_str(), c["to_node"].as_str()),
-        (Some("nodeB"), Some("nodeA")),
-        "{c}"
-    );
-    assert_eq!(c["steps_lost"], 0, "{c}");
+    // Cycle `i` moved the work from node `from` to node `to`, losing no step.
+    let moved = |i: usize, from: &str, to: &str| {
+        let c = &report["cycles"][i];
+        assert_eq!(
+            (c["node"].as_str(), c["to_node"].as_str()),
+            (Some(from), Some(to)),
+            "{c}"
+        );
+        assert_eq!(c["steps_lost"], 0, "{c}");
+    };
+    moved(1, "nodeB", "nodeA");
+    moved(0, "nodeA", "nodeB");
     let c = &report["cycles"][0];
-    assert_eq!(
-        (c["node"].as_str(), c["to_node"].as_str()),
-        (Some("nodeA"), Some("nodeB")),
-        "{c}"
-    );
-    assert_eq!(c["steps_lost"], 0, "{c}");
     assert_eq!(c["flag_after_fault"], true, "{c}");
     assert!(c["to_running_ms"].as_u64().is_some(), "{c}");
     assert_eq!(report["completions"], 1);

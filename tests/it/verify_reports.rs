@@ -18,6 +18,13 @@ fn verify(args: &[&str]) -> Output {
         .expect("running plumdash verify")
 }
 
+/// A passing run: two cycles killed at random points (seed 7), its report
+/// written by `flag` (`--junit`, `--html`) to `path`.
+fn verify_two_random_kills(flag: &str, path: &Path) -> Output {
+    let path = path.to_str().unwrap();
+    verify(&["--cycles", "2", "--kill-random", "--seed", "7", flag, path])
+}
+
 /// What a JUnit document holds, read back with an XML parser.
 #[derive(Debug, Default)]
 struct Junit {
@@ -120,15 +127,7 @@ fn junit_of_a_passing_run_has_a_case_per_invariant_and_cycle() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junit.xml");
-    let out = verify(&[
-        "--cycles",
-        "2",
-        "--kill-random",
-        "--seed",
-        "7",
-        "--junit",
-        path.to_str().unwrap(),
-    ]);
+    let out = verify_two_random_kills("--junit", &path);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -326,15 +325,7 @@ fn the_html_report_is_self_contained_and_renders_in_chromium_with_the_plot() {
     }
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
-    let out = verify(&[
-        "--cycles",
-        "2",
-        "--kill-random",
-        "--seed",
-        "7",
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let out = verify_two_random_kills("--html", &html);
     assert_eq!(out.status.code(), Some(0));
     let page = std::fs::read_to_string(&html).unwrap();
     // Nothing to fetch: no scripts, no links, no external images or styles.

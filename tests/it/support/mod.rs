@@ -438,6 +438,18 @@ pub async fn assignments(base: &str, node: &str) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// The keys of a JSON object, sorted.
+pub fn obj_keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// A heartbeat of `node`, as the original agent sends it (`{nodeId, ip}`).
 pub async fn beat(base: &str, node: &str) {
     let (s, body) = send(
