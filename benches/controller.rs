@@ -46,7 +46,7 @@ fn main() {
             .expect("server runtime");
         rt.block_on(async move {
             let running = controller::start(ControllerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
+                listen: "127.0.0.1:0".parse().expect("a socket address"),
                 db,
                 token: None,
                 fallback_to_free_port: false,
@@ -59,10 +59,10 @@ fn main() {
                 "/v1/kv/{*rest}",
                 any(|| async { Json(serde_json::json!({ "ok": true })) }),
             );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let empty_addr = listener.local_addr().unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+            let empty_addr = listener.local_addr().expect("its address");
             tokio::spawn(async move { axum::serve(listener, empty).await });
-            addr_tx.send((running.addr, empty_addr)).unwrap();
+            addr_tx.send((running.addr, empty_addr)).expect("the bench is waiting");
             let _ = stop_rx.await;
             running.shutdown().await.expect("shutdown");
         });

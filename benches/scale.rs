@@ -76,7 +76,7 @@ async fn run(kv_demo: &str, by: NamespaceBy) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let mut session = Session::start(SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: "127.0.0.1:0".parse().expect("a socket address"),
         db: dir.path().join("kv.db"),
         app: "scale".into(),
         namespace_by: by,

@@ -1,0 +1,118 @@
+//! A private tmux server running one window: type into it, read its screen.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A `cols`×`rows` session running `command` (argv), on its own server so
+    /// parallel tests never share one.
+    pub fn start(cols: u16, rows: u16, command: &[String]) -> Tmux {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("plumdash-test-{}-{n}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+            ])
+            .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
+            .args(command)
+            .status()
+            .expect("tmux is installed (CI installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    /// A `cols`×`rows` session running the shell `argv` with `ps1` as its
+    /// prompt, in the binaries' environment of their own (`own_env_args`:
+    /// English unless the test says, XDG folders of its own), `TERM` for 256
+    /// colours and `NO_COLOR` unset.
+    pub fn shell_running(cols: u16, rows: u16, ps1: &str, argv: &[&str]) -> Tmux {
+        let mut command = super::own_env_args();
+        command.extend(["TERM=xterm-256color".to_string(), format!("PS1={ps1}")]);
+        command.extend(argv.iter().map(|a| a.to_string()));
+        Tmux::start(cols, rows, &command)
+    }
+
+    /// A plain `sh` with `$ ` as its prompt.
+    pub fn shell(cols: u16, rows: u16) -> Tmux {
+        Tmux::shell_running(cols, rows, "$ ", &["sh"])
+    }
+
+    /// Waits until the dashboard is gone and the shell's `$` prompt is back.
+    pub fn wait_for_prompt(&self) {
+        self.wait_for("the shell prompt", Duration::from_secs(10), |s| {
+            (!s.contains("Recovery timeline") && s.trim_end().ends_with('$')).then_some(())
+        });
+    }
+
+    pub fn send(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys runs");
+        assert!(status.success(), "tmux send-keys {keys:?}");
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
+            .output()
+            .expect("tmux capture-pane runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `pick` finds something on the screen.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if let Some(found) = pick(&screen) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The progress % shown in the gauge (`50% · step_5 · counter 5`).
+pub fn gauge_percent(screen: &str) -> Option<u32> {
+    screen.lines().find_map(|line| {
+        let i = line.find("% · step_")?;
+        let digits: String = line[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.chars().rev().collect::<String>().parse().ok()
+    })
+}

@@ -1,0 +1,399 @@
+//! The real binary in a real terminal (tmux, 120×40): start with a short
+//! step, wait for RUNNING and ≥ 30%, press `k`, see CRASHED, then RESUMED
+//! from the kill point and progress continuing, then COMPLETED; press `q`
+//! and the shell is back with the terminal restored.
+
+use crate::support::tmux::{gauge_percent, Tmux};
+use crate::support::{free_port, need, PLUMDASH};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:<a free port>` into
+/// the shell (`env`: assignments for it alone, e.g. `LANG=zh_CN.UTF-8 `).
+fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &Path) {
+    let port = free_port();
+    let cmd = format!(
+        "{env}{PLUMDASH} {args} --db {} --listen 127.0.0.1:{port}",
+        db.display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+}
+
+#[test]
+fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    let args = "--step 250ms --restart-delay 1s --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+
+    let at_kill = tmux.wait_for("RUNNING at ≥ 30%", Duration::from_secs(20), |s| {
+        gauge_percent(s).filter(|p| s.contains("RUNNING") && (30..=70).contains(p))
+    });
+    tmux.send(&["k"]);
+    let crashed = tmux.wait_for("CRASHED", Duration::from_secs(5), |s| {
+        (s.contains("CRASHED") && s.contains("app.crashed SET")).then(|| s.to_string())
+    });
+    assert!(
+        crashed.contains("SIGKILL → pid"),
+        "the kill is flashed:\n{crashed}"
+    );
+    // The checkpoint at death is at least where we pressed the key.
+    let kill_point = gauge_percent(&crashed).unwrap();
+    assert!(kill_point >= at_kill, "{kill_point} < {at_kill}");
+
+    let resumed = format!("RESUMED from {kill_point}%");
+    tmux.wait_for(&resumed, Duration::from_secs(10), |s| {
+        s.contains(&resumed).then_some(())
+    });
+    tmux.wait_for(
+        "progress past the kill point",
+        Duration::from_secs(10),
+        |s| gauge_percent(s).filter(|p| *p > kill_point),
+    );
+    let done = tmux.wait_for("COMPLETED", Duration::from_secs(20), |s| {
+        s.contains("COMPLETED").then(|| s.to_string())
+    });
+    assert!(done.contains("app.crashed CLEARED"), "{done}");
+    assert!(done.contains("lost 0"), "the cycle lost no step:\n{done}");
+
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+    tmux.send(&["echo restored-$?", "Enter"]);
+    tmux.wait_for("exit status 0", Duration::from_secs(5), |s| {
+        s.contains("restored-0").then_some(())
+    });
+}
+
+/// Starts the dashboard in a fresh shell and waits until it shows a worker.
+fn dashboard(dir: &tempfile::TempDir) -> (Tmux, String) {
+    let db = dir.path().join("kv.db");
+    let tmux = Tmux::shell(100, 30);
+    // `--step 1s --db DB` first: pgrep and pkill find it by that.
+    type_plumdash(&tmux, "", "--step 1s", &db);
+    let db = db.display().to_string();
+    tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+        s.contains("RUNNING").then_some(())
+    });
+    (tmux, db)
+}
+
+fn shell_is_back(tmux: &Tmux) {
+    tmux.wait_for_prompt();
+    // Raw mode is off again: typed text echoes and runs.
+    tmux.send(&["echo restored-$?", "Enter"]);
+    tmux.wait_for("a working shell", Duration::from_secs(5), |s| {
+        s.lines().any(|l| l.starts_with("restored-")).then_some(())
+    });
+}
+
+#[test]
+fn ctrl_c_quits_and_restores_the_terminal() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, _) = dashboard(&dir);
+    tmux.send(&["C-c"]);
+    shell_is_back(&tmux);
+    assert!(tmux.screen().contains("restored-0"));
+}
+
+#[test]
+fn sigterm_quits_and_restores_the_terminal() {
+    if !need(&["tmux", "pkill"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, db) = dashboard(&dir);
+    let status = Command::new("pkill")
+        .args(["-TERM", "-f", &format!("plumdash --step 1s --db {db}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "plumdash was running");
+    shell_is_back(&tmux);
+    assert!(tmux.screen().contains("restored-0"));
+}
+
+#[test]
+fn shift_q_leaves_the_worker_running_and_says_which() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, _) = dashboard(&dir);
+    tmux.send(&["Q"]);
+    shell_is_back(&tmux);
+    let screen = tmux.screen();
+    let pid: i32 = screen
+        .lines()
+        .find_map(|l| l.split("left running: kv-demo-001 (pid ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no 'left running' line:\n{screen}"));
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+    // Clean up before asserting, so a failure leaves nothing behind.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(alive, "the worker kept running after Q");
+    assert!(screen.contains("plumdash controller --listen"), "{screen}");
+}
+
+/// The pid of the worker `kv-demo` started by the plumdash using `db`.
+fn worker_pid_of(db: &str) -> i32 {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("plumdash --step 1s --db {db}")])
+        .output()
+        .unwrap();
+    let parent = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+        .expect("plumdash is running");
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string(), "kv-demo"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("its kv-demo worker")
+}
+
+#[test]
+fn a_worker_frozen_from_outside_shows_stopped_then_running_again() {
+    if !need(&["tmux", "pgrep"]) {
+        return;
+    }
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, db) = dashboard(&dir);
+    let pid = Pid::from_raw(worker_pid_of(&db));
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let screen = tmux.wait_for("STOPPED (SIGSTOP)", Duration::from_secs(10), |s| {
+        s.contains("STOPPED (SIGSTOP)").then(|| s.to_string())
+    });
+    assert!(screen.contains("kv-demo-001 frozen by SIGSTOP"), "{screen}");
+    kill(pid, Signal::SIGCONT).unwrap();
+    tmux.wait_for("continued", Duration::from_secs(10), |s| {
+        (s.contains("kv-demo-001 continued") && !s.contains("STOPPED (SIGSTOP)")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// The embedded controller's diagnostics never write over the dashboard: with
+/// the database deleted under it, the screen keeps its frame, the warning goes to
+/// the log file in the state folder, and the shell is told where after `q`.
+#[test]
+fn controller_diagnostics_go_to_the_log_file_not_over_the_screen() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let db = dir.path().join("kv.db");
+    let tmux = Tmux::shell(120, 40);
+    let env = format!("XDG_STATE_HOME={} ", state.display());
+    type_plumdash(&tmux, &env, "--step 250ms --no-mouse", &db);
+    tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+        s.contains("RUNNING").then_some(())
+    });
+    std::fs::remove_file(&db).unwrap();
+    let log = state.join("plumdash").join("plumdash.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("unhealthy")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health warning in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("unhealthy") && !screen.contains("was deleted"),
+        "the warning was written over the dashboard:\n{screen}"
+    );
+    tmux.send(&["q"]);
+    tmux.wait_for(
+        "the log file named after exit",
+        Duration::from_secs(10),
+        |s| s.contains("diagnostic line(s) in").then_some(()),
+    );
+}
+
+/// At 80×24 the instances table shows eight rows; with twelve workers, moving
+/// down reaches the twelfth, which scrolls into view and is the one whose log
+/// shows.
+#[test]
+fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(80, 24);
+    let args = "--instances 12 --cmd 'sleep 600' --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let first = tmux.wait_for("twelve instances", Duration::from_secs(30), |s| {
+        s.contains("Instances (12)").then(|| s.to_string())
+    });
+    assert!(
+        !first.contains("│kv-demo-012"),
+        "only eight rows fit:\n{first}"
+    );
+    for _ in 0..11 {
+        tmux.send(&["Down"]);
+    }
+    let screen = tmux.wait_for("the twelfth selected", Duration::from_secs(10), |s| {
+        (s.contains("│kv-demo-012") && s.contains("Log kv-demo-012")).then(|| s.to_string())
+    });
+    assert!(
+        !screen.contains("│kv-demo-001"),
+        "scrolled past the first:\n{screen}"
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `plumdash tour --lang zh`: the captions and help are Chinese while the state
+/// words a script matches (RUNNING, CRASHED, RESUMED from N%, app.crashed ARMED)
+/// stay as they are, through a real kill and recovery.
+#[test]
+fn tour_in_chinese_keeps_the_state_words_matchable() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    let args = "tour --lang zh --step 200ms --restart-delay 500ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    // The tour asks for the kill in Chinese once the worker is past 40%.
+    tmux.wait_for("the Chinese kill caption", Duration::from_secs(20), |s| {
+        (s.contains("导览 3/6 · 模拟崩溃") && s.contains("RUNNING") && s.contains("实例"))
+            .then_some(())
+    });
+    tmux.send(&["k"]);
+    tmux.wait_for(
+        "the kill seen (CRASHED or already recovering)",
+        Duration::from_secs(5),
+        |s| {
+            (s.contains("CRASHED") || s.contains("RECOVERING") || s.contains("RESUMED from"))
+                .then_some(())
+        },
+    );
+    let resumed = tmux.wait_for(
+        "RESUMED and the next caption",
+        Duration::from_secs(10),
+        |s| {
+            (s.contains("RESUMED from") && s.contains("导览 5/6 · 优雅退出")).then(|| s.to_string())
+        },
+    );
+    assert!(resumed.contains("app.crashed ARMED（运行中）"), "{resumed}");
+    assert!(
+        resumed.contains("从") && resumed.contains("恢复"),
+        "{resumed}"
+    );
+    tmux.send(&["?"]);
+    tmux.wait_for("the Chinese help", Duration::from_secs(5), |s| {
+        (s.contains("按键（? 关闭）") && s.contains("发送 SIGKILL")).then_some(())
+    });
+    // Any key closes help; a pause so Esc and q are not read as Alt-q.
+    tmux.send(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `LANG=zh_CN.UTF-8 plumdash` is Chinese by itself, `--lang en` overrides it,
+/// and the presenter layout at 60×20 shows the state word, the gauge and the
+/// flag; `p` switches to the full layout.
+#[test]
+fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(60, 20);
+    let db = dir.path().join("kv.db");
+    let zh = "LANG=zh_CN.UTF-8 ";
+    type_plumdash(&tmux, zh, "--layout presenter --step 1s --no-mouse", &db);
+    let screen = tmux.wait_for("the presenter layout", Duration::from_secs(20), |s| {
+        (s.contains("RUNNING 运行中") && s.contains("app.crashed ARMED")).then(|| s.to_string())
+    });
+    assert!(
+        screen.contains("状态") && screen.contains("进度"),
+        "{screen}"
+    );
+    assert!(screen.contains("p 布局"), "{screen}");
+    tmux.send(&["p"]);
+    tmux.wait_for("the full layout", Duration::from_secs(5), |s| {
+        (s.contains("命名空间") && s.contains("RUNNING")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+
+    tmux.send(&["clear", "Enter"]);
+    type_plumdash(&tmux, zh, "--lang en --step 1s --no-mouse", &db);
+    tmux.wait_for("English despite the locale", Duration::from_secs(20), |s| {
+        (s.contains("Namespace") && s.contains("RUNNING") && !s.contains("命名空间")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `--namespace-by instance` at 80×24: each row's TASK column is its own
+/// namespace's progress; `Down` moves the panes to the second instance and
+/// `k` crashes it alone: its row resumes, the first one's never crashes.
+#[test]
+fn instances_with_their_own_namespaces_at_80x24_crash_alone() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(80, 24);
+    let args =
+        "--instances 2 --namespace-by instance --step 300ms --restart-delay 300ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let row = |s: &str, id: &str| {
+        s.lines()
+            .find(|l| l.contains(&format!("│{id} ")))
+            .map(str::to_string)
+    };
+    let first = tmux.wait_for("both rows with a task", Duration::from_secs(30), |s| {
+        let two = row(s, "kv-demo-002")?;
+        (s.contains("TASK") && two.contains("%⚑")).then(|| s.to_string())
+    });
+    assert!(first.contains("ns kv-demo-001"), "{first}");
+    tmux.send(&["Down"]);
+    tmux.wait_for("kv-demo-002's panes", Duration::from_secs(10), |s| {
+        (s.contains("ns kv-demo-002") && s.contains("Log kv-demo-002")).then_some(())
+    });
+    tmux.wait_for("kv-demo-002 past 10%", Duration::from_secs(20), |s| {
+        let two = row(s, "kv-demo-002")?;
+        ["20%⚑", "30%⚑", "40%⚑", "50%⚑"]
+            .iter()
+            .any(|p| two.contains(p))
+            .then_some(())
+    });
+    tmux.send(&["k"]);
+    let resumed = tmux.wait_for("kv-demo-002 RESUMED", Duration::from_secs(15), |s| {
+        row(s, "kv-demo-002")?
+            .contains("RESUMED from")
+            .then(|| s.to_string())
+    });
+    let one = row(&resumed, "kv-demo-001").unwrap_or_default();
+    assert!(
+        !one.contains("RESUMED") && !one.contains("RECOVERING") && !one.contains("CRASHED"),
+        "the first instance saw no crash:\n{resumed}"
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
