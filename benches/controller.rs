@@ -59,10 +59,14 @@ fn main() {
                 "/v1/kv/{*rest}",
                 any(|| async { Json(serde_json::json!({ "ok": true })) }),
             );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("binding a loopback port");
             let empty_addr = listener.local_addr().expect("its address");
             tokio::spawn(async move { axum::serve(listener, empty).await });
-            addr_tx.send((running.addr, empty_addr)).expect("the bench is waiting");
+            addr_tx
+                .send((running.addr, empty_addr))
+                .expect("the bench is waiting");
             let _ = stop_rx.await;
             running.shutdown().await.expect("shutdown");
         });

@@ -19,6 +19,7 @@ mod failover;
 mod kv_demo;
 mod nodes;
 mod original_controller;
+mod rehearsal;
 mod scenario;
 mod supervisor;
 mod terminal_safety;

@@ -118,6 +118,43 @@ fn sigterm_quits_and_restores_the_terminal() {
     assert!(tmux.screen().contains("restored-0"));
 }
 
+/// A closed terminal or ssh session (SIGHUP) ends the dashboard as SIGTERM
+/// does: normal screen, cursor shown, mouse released, the worker stopped.
+#[test]
+fn sighup_quits_restores_the_terminal_and_stops_the_worker() {
+    if !need(&["tmux", "pkill", "pgrep"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (tmux, db) = dashboard(&dir);
+    assert_eq!(tmux.modes(), (true, false, true), "the dashboard's modes");
+    let pattern = format!("plumdash --step 1s --db {db}");
+    let pgrep = |args: &[&str]| -> Vec<u32> {
+        let out = Command::new("pgrep").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let plumdash = pgrep(&["-f", &pattern]);
+    assert_eq!(plumdash.len(), 1, "one dashboard: {plumdash:?}");
+    let worker = pgrep(&["-P", &plumdash[0].to_string(), "-x", "kv-demo"]);
+    assert_eq!(worker.len(), 1, "its worker: {worker:?}");
+    let status = Command::new("pkill")
+        .args(["-HUP", "-f", &pattern])
+        .status()
+        .unwrap();
+    assert!(status.success(), "plumdash was running");
+    shell_is_back(&tmux);
+    assert_eq!(tmux.modes(), (false, true, false), "left as it was found");
+    assert!(tmux.screen().contains("restored-0"), "{}", tmux.screen());
+    crate::support::wait_until("the worker stopped", Duration::from_secs(10), || {
+        worker
+            .iter()
+            .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    });
+}
+
 #[test]
 fn shift_q_leaves_the_worker_running_and_says_which() {
     if !need(&["tmux"]) {

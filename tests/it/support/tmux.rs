@@ -66,6 +66,20 @@ impl Tmux {
         assert!(status.success(), "tmux send-keys {keys:?}");
     }
 
+    /// What the terminal was left in: `(alternate screen, cursor shown,
+    /// mouse tracked)`, from tmux's own flags for the pane.
+    pub fn modes(&self) -> (bool, bool, bool) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "-t", "main"])
+            .arg("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")
+            .output()
+            .expect("tmux display-message runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let flags: Vec<bool> = text.split_whitespace().map(|f| f == "1").collect();
+        assert_eq!(flags.len(), 3, "tmux flags: {text:?}");
+        (flags[0], flags[1], flags[2])
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
