@@ -226,7 +226,9 @@ where
                     rows_stale = false;
                 }
                 if let (true, Some(status)) = (status_stale, &options.status) {
-                    status.publish(&app.board, &session.instances(), app.now);
+                    // Until the runtime runs on the driver (next commit).
+                    let view: Vec<InstanceStatus> = session.instances().iter().map(|s| InstanceStatus::of(s, app.board.tracker_of(&s.id), app.now)).collect();
+                    status.publish(&app.board, &view, app.now);
                     status_stale = false;
                 }
                 log_seen.refresh(&mut app, &session);
