@@ -10,9 +10,9 @@
 //! ← {"ok":true,"instance":{"id":"kv-demo-001",…,"recovery":{"phase":"CRASHED",…}}}
 //! ```
 //!
-//! The recovery state lives in the `up` loop's tracker; the loop publishes a
-//! [`StatusSnapshot`] through a [`StatusPublisher`] after every fact, and the
-//! server reads the latest one.
+//! The recovery state lives in the `up` loop's board; its driver
+//! (`crate::driver`) publishes a [`StatusSnapshot`] through a
+//! [`StatusPublisher`] when a fact changed it, and the server reads the latest one.
 
 mod socket_dir;
 
@@ -92,17 +92,18 @@ pub struct StatusSnapshot {
 }
 
 impl StatusSnapshot {
-    pub fn of(board: &Board, instances: &[InstanceSnapshot], now: TsMs) -> StatusSnapshot {
+    /// `instances`: the one merged view the dashboard's rows read too
+    /// (`Driver::instances`); `board` adds the runs and the tasks.
+    pub fn of(board: &Board, instances: &[InstanceStatus], now: TsMs) -> StatusSnapshot {
         let per_instance = board.per_instance();
         StatusSnapshot {
             instances: instances
                 .iter()
-                .map(|s| {
-                    let tracker = board.tracker_of(&s.id);
-                    let status = InstanceStatus::of(s, tracker, now);
-                    let runs = tracker.instance(&s.id).map_or(0, |i| i.runs);
+                .map(|status| {
+                    let tracker = board.tracker_of(&status.id);
+                    let runs = tracker.instance(&status.id).map_or(0, |i| i.runs);
                     (
-                        s.id.clone(),
+                        status.id.clone(),
                         RecoveryStatus {
                             phase: status.phase.to_string(),
                             state: status.state_text(),
@@ -169,7 +170,7 @@ impl TaskStatus {
 pub struct StatusPublisher(Arc<watch::Sender<StatusSnapshot>>);
 
 impl StatusPublisher {
-    pub fn publish(&self, board: &Board, instances: &[InstanceSnapshot], now: TsMs) {
+    pub fn publish(&self, board: &Board, instances: &[InstanceStatus], now: TsMs) {
         let next = StatusSnapshot::of(board, instances, now);
         self.0.send_if_modified(|current| {
             let changed = *current != next;

@@ -5,7 +5,8 @@
 
 use crate::clock;
 use crate::control::StatusPublisher;
-use crate::recovery::{Board, EventsSeen, ProcessExit, TimelineEvent, TimelineKind};
+use crate::driver::Driver;
+use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind};
 use crate::session::{Session, WorkerExit};
 use crate::signals::Termination;
 use crate::text_safety::{escape_controls, escape_controls_keep_newlines, escape_json_controls};
@@ -14,16 +15,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-/// Longest a checkpoint-only change waits before the ctl status shows it.
-const STATUS_EVERY: Duration = Duration::from_millis(100);
-
 /// How long facts are still read after the workers stopped (their last writes).
 const DRAIN: Duration = Duration::from_millis(300);
 
-/// `status`, when given, is updated for `plumdash ctl`: at once when an event
-/// happened, otherwise (plain checkpoints) at most every `STATUS_EVERY`.
+/// `status`, when given, is updated for `plumdash ctl` by the driver.
 pub async fn run_headless(
-    mut session: Session,
+    session: Session,
     events_path: Option<&Path>,
     status: Option<StatusPublisher>,
     lang: crate::text::Lang,
@@ -42,19 +39,17 @@ pub async fn run_headless(
 
     print_banner(&session);
 
-    let mut board = session.new_board();
-    let mut seen = EventsSeen::default();
+    let mut driver = Driver::new(session).publish_to(status);
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
-    let mut status_due: Option<tokio::time::Instant> = None;
     loop {
         let deadline =
             drain_until.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             sig = signals.recv(), if stopping.is_none() => {
                 println!("plumdash: received signal {sig}, stopping workers gracefully…");
-                let supervisor = session.supervisor().clone();
-                let grace = session.config().stop_grace;
+                let supervisor = driver.session().supervisor().clone();
+                let grace = driver.session().config().stop_grace;
                 stopping = Some(tokio::spawn(async move {
                     supervisor.shutdown_all(grace).await;
                 }));
@@ -63,34 +58,18 @@ pub async fn run_headless(
                 drain_until = Some(tokio::time::Instant::now() + DRAIN);
             }
             _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
-            _ = async { if let Some(t) = status_due { tokio::time::sleep_until(t).await } }, if status_due.is_some() => {
-                if let Some(status) = &status {
-                    status.publish(&board, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
-                }
-                status_due = None;
-            }
-            observed = session.next_observed() => {
-                let Some(o) = observed else { break };
-                board.apply(o.at, o.namespace.as_deref(), o.fact);
-                let new = board.events_since(&mut seen);
-                if let Some(status) = &status {
-                    if new.is_empty() {
-                        status_due.get_or_insert(tokio::time::Instant::now() + STATUS_EVERY);
-                    } else {
-                        status.publish(&board, &session.instances(), crate::clock::unix_ms(std::time::SystemTime::now()));
-                        status_due = None;
-                    }
-                }
-                for ev in new {
+            step = driver.next() => {
+                let Some(step) = step else { break };
+                for ev in &step.events {
                     // Events quote worker output and stored values: escaped.
                     let text = crate::text::timeline::event(ev, lang);
                     println!("{}  {}", clock::Zone::Local.hms_millis(ev.at), escape_controls(&text));
-                    if let Some(line) = last_words(&session, ev) {
+                    if let Some(line) = last_words(driver.session(), ev) {
                         println!("              last output: {}", escape_controls(&line));
                     }
                     if let Some(file) = events_file.as_mut() {
                         let mut json = ev.to_json();
-                        if let Some(node) = node_of(&board, &session, ev) {
+                        if let Some(node) = node_of(&mut driver, ev) {
                             json["node"] = node.into();
                         }
                         let json = json.to_string();
@@ -101,6 +80,7 @@ pub async fn run_headless(
             }
         }
     }
+    let (session, _) = driver.into_parts();
     session.shutdown(WorkerExit::StopGracefully).await?;
     println!("plumdash: stopped");
     Ok(())
@@ -108,16 +88,16 @@ pub async fn run_headless(
 
 /// The node of an instance event: where the cluster placed it, else the
 /// supervisor's node label.
-fn node_of(board: &Board, session: &Session, ev: &TimelineEvent) -> Option<String> {
+fn node_of(driver: &mut Driver, ev: &TimelineEvent) -> Option<String> {
     let id = ev.instance.as_deref()?;
-    if let Some(node) = board.tracker_of(id).nodes().node_of(id) {
+    if let Some(node) = driver.board().tracker_of(id).nodes().node_of(id) {
         return Some(node.to_string());
     }
-    session
+    driver
         .instances()
-        .into_iter()
+        .iter()
         .find(|s| s.id == id)
-        .map(|s| s.node)
+        .map(|s| s.node.clone())
         .filter(|n| !n.is_empty())
 }
 

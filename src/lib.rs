@@ -3,7 +3,8 @@
 //! The crate holds the whole Plum KV crash-recovery system: the KV controller
 //! (`controller`), the `DistributedMemory` SDK (`kv`), the `kv-demo` worker
 //! (`demo`), the agent that restarts it (`supervisor`), the recovery-state
-//! derivation shared by the TUI and `verify` (`recovery`), the TUI (`tui`), and
+//! derivation shared by the TUI and `verify` (`recovery`), the loop that feeds
+//! it a session's facts for every front end (`driver`), the TUI (`tui`), and
 //! every sentence they show, in English and Chinese (`text`).
 
 pub mod agent;
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod control;
 pub mod controller;
 pub mod demo;
+pub mod driver;
 pub mod headless;
 pub mod http_body;
 pub mod kv;

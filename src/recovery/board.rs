@@ -2,7 +2,8 @@
 //! app's, shared by all its instances (the seed's 方案A: active and standby
 //! work one task), or one per instance (`--namespace-by instance`, 方案B: each
 //! instance its own task, crash flag and recoveries). The board routes each
-//! fact to the tracker it concerns and merges their timelines by time.
+//! fact to the tracker it concerns and merges their timelines by time, as the
+//! events arrive (so reading the newest few never sorts them all).
 
 use super::facts::{Fact, TsMs};
 use super::timeline::TimelineEvent;
@@ -10,16 +11,39 @@ use super::tracker::{Cycle, Tracker};
 use crate::kv::NamespaceBy;
 use std::collections::BTreeMap;
 
+/// The merged timeline is swept of events their tracker dropped (it keeps the
+/// newest only) once it holds this many, or twice as many as after the last sweep.
+const SWEEP_AT_LEAST: usize = 1024;
+
 #[derive(Debug)]
 pub struct Board {
     by: NamespaceBy,
     app: String,
-    /// Namespace → its tracker. Shared: one, under the app's name.
-    trackers: BTreeMap<String, Tracker>,
+    /// The trackers, in the order their namespaces were first told of (an
+    /// event's [`Place`] names its tracker by this index).
+    trackers: Vec<Tracker>,
+    /// Each tracker's namespace, by the same index.
+    names: Vec<String>,
+    /// Namespace → index, in name order: the order trackers are read in.
+    by_name: BTreeMap<String, usize>,
     /// Attach: the restart grace every tracker is given.
     restart_grace: Option<std::time::Duration>,
     /// What an instance whose namespace has told nothing yet is judged with.
     empty: Tracker,
+    /// Every namespace's events in timeline order (time, then namespace, then
+    /// as pushed), inserted as they are pushed. Kept with more than one tracker
+    /// possible (per instance); one tracker's own order is the timeline.
+    merged: Vec<Place>,
+    /// `merged`'s length at which the dropped events are swept out of it.
+    sweep_at: usize,
+}
+
+/// Where an event of the merged timeline is: its tracker and its number there.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    at: TsMs,
+    tracker: usize,
+    seq: u64,
 }
 
 /// How many timeline events of each namespace a reader has printed
@@ -30,17 +54,21 @@ pub struct EventsSeen(BTreeMap<String, u64>);
 impl Board {
     /// The trackers of `app`'s instances, whose namespace is chosen `by`.
     pub fn new(app: &str, by: NamespaceBy) -> Board {
-        let mut trackers = BTreeMap::new();
-        if by == NamespaceBy::App {
-            trackers.insert(app.to_string(), Tracker::new());
-        }
-        Board {
+        let mut board = Board {
             by,
             app: app.to_string(),
-            trackers,
+            trackers: Vec::new(),
+            names: Vec::new(),
+            by_name: BTreeMap::new(),
             restart_grace: None,
             empty: Tracker::new(),
+            merged: Vec::new(),
+            sweep_at: SWEEP_AT_LEAST,
+        };
+        if by == NamespaceBy::App {
+            board.add(app, Tracker::new());
         }
+        board
     }
 
     /// One namespace shared by every instance (the default).
@@ -56,7 +84,7 @@ impl Board {
     /// Attach: report crashed instances nobody restarts within `grace`.
     pub fn set_restart_grace(&mut self, grace: std::time::Duration) {
         self.restart_grace = Some(grace);
-        for tracker in self.trackers.values_mut() {
+        for tracker in &mut self.trackers {
             tracker.set_restart_grace(grace);
         }
     }
@@ -69,20 +97,25 @@ impl Board {
     /// The tracker that judges `instance` (an empty one before its namespace
     /// told anything).
     pub fn tracker_of(&self, instance: &str) -> &Tracker {
-        self.trackers
+        self.by_name
             .get(self.namespace_of(instance))
-            .unwrap_or(&self.empty)
+            .map_or(&self.empty, |&i| &self.trackers[i])
     }
 
     /// The first namespace's tracker: the shared one, or (per instance) the
     /// first instance's (an empty one before any).
     pub fn first(&self) -> &Tracker {
-        self.trackers.values().next().unwrap_or(&self.empty)
+        self.by_name
+            .values()
+            .next()
+            .map_or(&self.empty, |&i| &self.trackers[i])
     }
 
     /// Every namespace watched and its tracker, by name.
     pub fn trackers(&self) -> impl Iterator<Item = (&str, &Tracker)> {
-        self.trackers.iter().map(|(ns, t)| (ns.as_str(), t))
+        self.by_name
+            .iter()
+            .map(|(ns, &i)| (ns.as_str(), &self.trackers[i]))
     }
 
     /// `fact`, at `at`, to the tracker it concerns: a namespace's change to
@@ -90,60 +123,153 @@ impl Board {
     /// instance's, anything else (the cluster, node actions) to every one.
     pub fn apply(&mut self, at: TsMs, namespace: Option<&str>, fact: Fact) {
         if self.by == NamespaceBy::App {
-            if let Some(tracker) = self.trackers.values_mut().next() {
+            if let Some(tracker) = self.trackers.first_mut() {
                 tracker.apply(at, fact);
             }
             return;
         }
         let target = namespace.or_else(|| instance_of(&fact)).map(str::to_string);
         match target {
-            Some(ns) => self.tracker_mut(&ns).apply(at, fact),
+            Some(ns) => {
+                let i = self.tracker_index(&ns);
+                let from = self.trackers[i].pushed();
+                self.trackers[i].apply(at, fact);
+                self.merge_new(i, from);
+            }
             None => {
-                for tracker in self.trackers.values_mut() {
-                    tracker.apply(at, fact.clone());
+                for i in 0..self.trackers.len() {
+                    let from = self.trackers[i].pushed();
+                    self.trackers[i].apply(at, fact.clone());
+                    self.merge_new(i, from);
                 }
             }
         }
     }
 
-    fn tracker_mut(&mut self, namespace: &str) -> &mut Tracker {
-        let grace = self.restart_grace;
+    /// The index of `namespace`'s tracker, made on first use.
+    fn tracker_index(&mut self, namespace: &str) -> usize {
+        if let Some(&i) = self.by_name.get(namespace) {
+            return i;
+        }
         // The first one tells the cluster's news; the others only their own.
         let voice = self.trackers.is_empty();
-        self.trackers
-            .entry(namespace.to_string())
-            .or_insert_with(|| {
-                let mut tracker = Tracker::of_instance(namespace, voice);
-                if let Some(grace) = grace {
-                    tracker.set_restart_grace(grace);
-                }
-                tracker
-            })
+        let mut tracker = Tracker::of_instance(namespace, voice);
+        if let Some(grace) = self.restart_grace {
+            tracker.set_restart_grace(grace);
+        }
+        self.add(namespace, tracker)
+    }
+
+    fn add(&mut self, namespace: &str, tracker: Tracker) -> usize {
+        let i = self.trackers.len();
+        self.trackers.push(tracker);
+        self.names.push(namespace.to_string());
+        self.by_name.insert(namespace.to_string(), i);
+        i
     }
 
     /// Time passing, in every tracker; true when something changed.
     pub fn tick(&mut self, now: TsMs) -> bool {
         let mut changed = false;
-        for tracker in self.trackers.values_mut() {
-            changed |= tracker.tick(now);
+        for i in 0..self.trackers.len() {
+            let from = self.trackers[i].pushed();
+            changed |= self.trackers[i].tick(now);
+            self.merge_new(i, from);
         }
         changed
+    }
+
+    /// Places tracker `i`'s events from number `from` on in the merged
+    /// timeline: almost always at its end (facts come nearly in time order).
+    fn merge_new(&mut self, i: usize, from: u64) {
+        if self.by == NamespaceBy::App {
+            return;
+        }
+        for seq in from..self.trackers[i].pushed() {
+            // Dropped by its tracker already: nothing to place.
+            let Some(ev) = self.trackers[i].event(seq) else {
+                continue;
+            };
+            let place = Place {
+                at: ev.at,
+                tracker: i,
+                seq,
+            };
+            let names = &self.names;
+            let at_end = self
+                .merged
+                .last()
+                .is_none_or(|last| !comes_after(names, last, &place));
+            let pos = if at_end {
+                self.merged.len()
+            } else {
+                self.merged
+                    .partition_point(|p| !comes_after(names, p, &place))
+            };
+            self.merged.insert(pos, place);
+        }
+        if self.merged.len() >= self.sweep_at {
+            let trackers = &self.trackers;
+            self.merged
+                .retain(|p| trackers[p.tracker].event(p.seq).is_some());
+            self.sweep_at = (self.merged.len() * 2).max(SWEEP_AT_LEAST);
+        }
+    }
+
+    /// The event at `place`, unless its tracker has dropped it.
+    fn event_at(&self, place: &Place) -> Option<&TimelineEvent> {
+        self.trackers[place.tracker].event(place.seq)
+    }
+
+    /// Reads one tracker's own order rather than the merged one.
+    fn single(&self) -> bool {
+        self.by_name.len() <= 1
     }
 
     /// What happened in every namespace, oldest first (events of one time in
     /// namespace order).
     pub fn timeline(&self) -> Vec<&TimelineEvent> {
-        let mut events: Vec<&TimelineEvent> =
-            self.trackers.values().flat_map(Tracker::timeline).collect();
-        if self.trackers.len() > 1 {
-            events.sort_by_key(|e| e.at);
+        if self.single() {
+            return self.first().timeline().collect();
         }
+        self.merged
+            .iter()
+            .filter_map(|p| self.event_at(p))
+            .collect()
+    }
+
+    /// How many events [`Board::timeline`] holds.
+    pub fn timeline_len(&self) -> usize {
+        self.trackers.iter().map(|t| t.timeline().len()).sum()
+    }
+
+    /// The `room` events before the newest `back` ones, oldest first (a pane of
+    /// `room` lines scrolled `back`): the same as slicing [`Board::timeline`],
+    /// without collecting all of it.
+    pub fn latest(&self, room: usize, back: usize) -> Vec<&TimelineEvent> {
+        let mut events: Vec<&TimelineEvent> = if self.single() {
+            self.first()
+                .timeline()
+                .rev()
+                .skip(back)
+                .take(room)
+                .collect()
+        } else {
+            self.merged
+                .iter()
+                .rev()
+                .filter_map(|p| self.event_at(p))
+                .skip(back)
+                .take(room)
+                .collect()
+        };
+        events.reverse();
         events
     }
 
     /// The recovery cycles of every namespace, by when their kill was.
     pub fn cycles(&self) -> Vec<&Cycle> {
-        let mut cycles: Vec<&Cycle> = self.trackers.values().flat_map(Tracker::cycles).collect();
+        let mut cycles: Vec<&Cycle> = self.trackers().flat_map(|(_, t)| t.cycles()).collect();
         if self.trackers.len() > 1 {
             cycles.sort_by_key(|c| c.killed_at);
         }
@@ -154,11 +280,11 @@ impl Board {
     /// is moved on.
     pub fn events_since(&self, seen: &mut EventsSeen) -> Vec<&TimelineEvent> {
         let mut new = Vec::new();
-        for (ns, tracker) in &self.trackers {
+        for (ns, tracker) in self.trackers() {
             // Called per fact: a namespace's name is copied only once.
             let before = match seen.0.get_mut(ns) {
                 Some(count) => count,
-                None => seen.0.entry(ns.clone()).or_insert(0),
+                None => seen.0.entry(ns.to_string()).or_insert(0),
             };
             let (events, count) = tracker.events_since(*before);
             new.extend(events);
@@ -169,6 +295,13 @@ impl Board {
         }
         new
     }
+}
+
+/// Whether the event at `a` comes after the one at `b` in the merged timeline:
+/// by time, then namespace name, then as its tracker pushed them (what a stable
+/// sort by time of every namespace's timeline, in name order, gives).
+fn comes_after(names: &[String], a: &Place, b: &Place) -> bool {
+    (a.at, &names[a.tracker], a.seq) > (b.at, &names[b.tracker], b.seq)
 }
 
 /// The instance a process fact is about.
@@ -336,6 +469,130 @@ mod tests {
         assert_eq!(migrated[0].instance.as_deref(), Some("i-2"));
         // Every tracker knows where the work went (its rows say so).
         assert!(board.tracker_of("i-2").nodes().replaced_by("i-2").is_some());
+    }
+
+    /// What `timeline()` was before it was kept merged: every namespace's
+    /// timeline in name order, sorted by time (stable) when there are several.
+    fn fully_sorted(board: &Board) -> Vec<&TimelineEvent> {
+        let mut all: Vec<&TimelineEvent> =
+            board.trackers().flat_map(|(_, t)| t.timeline()).collect();
+        if board.trackers().count() > 1 {
+            all.sort_by_key(|e| e.at);
+        }
+        all
+    }
+
+    fn same_events(a: &[&TimelineEvent], b: &[&TimelineEvent]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| std::ptr::eq(*x, *y))
+    }
+
+    fn assert_merged_as_sorted(board: &Board, when: usize) {
+        let sorted = fully_sorted(board);
+        assert!(
+            same_events(&board.timeline(), &sorted),
+            "after fact {when}: merged {:?}\nsorted {:?}",
+            board.timeline(),
+            sorted
+        );
+        assert_eq!(board.timeline_len(), sorted.len());
+        for (room, back) in [
+            (0, 0),
+            (1, 0),
+            (5, 0),
+            (20, 3),
+            (7, 40),
+            (10_000, 0),
+            (3, 10_000),
+        ] {
+            let end = sorted.len().saturating_sub(back);
+            let start = end.saturating_sub(room);
+            assert!(
+                same_events(&board.latest(room, back), &sorted[start..end]),
+                "after fact {when}: latest({room}, {back})"
+            );
+        }
+    }
+
+    /// The merged timeline, kept as facts arrive, is the full sort of every
+    /// namespace's events: with timestamps out of order, namespaces that appear
+    /// late (one sorting first, one last), events told to every namespace, ticks, and
+    /// more events than a tracker keeps.
+    #[test]
+    fn per_instance_the_timeline_kept_merged_is_the_full_sort_of_a_replay() {
+        let mut board = Board::new("kv-demo", NamespaceBy::Instance);
+        board.set_restart_grace(std::time::Duration::from_millis(50));
+        let mut ids = vec!["kv-demo-003", "kv-demo-002"];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        const FACTS: usize = 12_000;
+        let mut t: TsMs = 1_000;
+        for n in 0..FACTS {
+            if n == 700 {
+                ids.push("kv-demo-001");
+            }
+            // Late, so fewer events than the others: one sorting first, one last.
+            if n == 1_500 {
+                ids.push("a-late");
+            }
+            if n == 6_000 {
+                ids.push("z-late");
+            }
+            t += 3;
+            // Up to 40 ms early or late (facts from several sources), and in
+            // whole 10 ms, so that namespaces' events share times.
+            let at = (t + random(80) - 40) / 10 * 10;
+            let id = ids[random(ids.len() as u64) as usize];
+            match random(20) {
+                0 => board.apply(at, None, started(id, 100 + n as u32)),
+                1 => board.apply(at, None, killed(id)),
+                2 => board.apply(
+                    at,
+                    None,
+                    Fact::Exited {
+                        instance: id.into(),
+                        exit: ProcessExit::Unknown,
+                        requested: false,
+                    },
+                ),
+                3 => board.apply(
+                    at,
+                    None,
+                    Fact::NodeAction {
+                        node: "nodeA".into(),
+                        action: crate::recovery::NodeAction::Frozen,
+                    },
+                ),
+                4 => {
+                    board.tick(at);
+                }
+                5..=11 => board.apply(at, Some(id), flag()),
+                12..=17 => board.apply(
+                    at,
+                    Some(id),
+                    Fact::Deleted {
+                        key: crate::recovery::CRASH_FLAG_KEY.into(),
+                    },
+                ),
+                _ => board.apply(at, Some(id), checkpoint(random(10) as i64)),
+            }
+            if n % 97 == 0 {
+                assert_merged_as_sorted(&board, n);
+            }
+        }
+        assert_merged_as_sorted(&board, FACTS);
+        assert_eq!(board.trackers().count(), 5);
+        assert!(
+            board
+                .trackers()
+                .any(|(_, t)| t.pushed() > t.timeline().len() as u64),
+            "a tracker dropped its oldest events"
+        );
+        assert!(board.merged.len() < 2 * board.timeline_len() + SWEEP_AT_LEAST);
     }
 
     #[test]

@@ -480,6 +480,19 @@ impl Tracker {
         (self.timeline.iter().skip(skip).collect(), self.pushed)
     }
 
+    /// Timeline events ever pushed: the number the next one gets (see [`Tracker::event`]).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The event numbered `seq` (counted from 0 as pushed), while the capped
+    /// timeline still keeps it: how the board's merged timeline finds it.
+    pub fn event(&self, seq: u64) -> Option<&TimelineEvent> {
+        let first_kept = self.pushed - self.timeline.len() as u64;
+        let index = usize::try_from(seq.checked_sub(first_kept)?).ok()?;
+        self.timeline.get(index)
+    }
+
     /// The cluster's nodes and failovers.
     pub fn nodes(&self) -> &NodeBook {
         &self.nodes

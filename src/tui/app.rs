@@ -777,7 +777,7 @@ impl App {
                 self.namespace_scroll = apply(self.namespace_scroll, max);
             }
             Focus::Timeline => {
-                let max = self.board.timeline().len().saturating_sub(1);
+                let max = self.board.timeline_len().saturating_sub(1);
                 self.timeline_scroll = apply(self.timeline_scroll, max);
             }
             Focus::Instances | Focus::Log => {

@@ -1,7 +1,9 @@
 //! The one task that owns the terminal: it selects over key/mouse input,
-//! session facts, a slow clock tick and termination signals, feeds them to
-//! `App`, runs the resulting commands against the supervisor, and redraws
-//! when something changed (at most ~30 frames a second, never in a loop).
+//! the driver's steps (a session's facts applied to `App`'s board, `ctl
+//! status` published: `crate::driver`), a slow clock tick and termination
+//! signals, feeds them to `App`, runs the resulting commands against the
+//! supervisor, and redraws when something changed (at most ~60 frames a
+//! second, never in a loop). Rows are drawn from the driver's merged view.
 //!
 //! `run_main_loop` is generic over ratatui's `Backend` and takes its input as a
 //! stream, so tests drive the real `App` and session on a `TestBackend`.
@@ -14,12 +16,11 @@ use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
 use crate::clock::now_ms;
-use crate::recovery::{InstanceStatus, Tracker};
+use crate::driver::{Driver, HoldsBoard};
+use crate::recovery::Board;
 use crate::session::{Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
-use crate::supervisor::{
-    Action as SupAction, InstanceSnapshot, Origin, ProcessSampler, ProcessStats,
-};
+use crate::supervisor::{Action as SupAction, ProcessSampler, ProcessStats};
 use anyhow::{Context, Result};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use futures_util::{Stream, StreamExt};
@@ -49,7 +50,7 @@ pub struct TuiOptions {
     pub read_only: bool,
     /// Relative clock, for recordings.
     pub recording: bool,
-    /// Updated after every fact, for `plumdash ctl status`.
+    /// Updated as facts change it (by the driver), for `plumdash ctl status`.
     pub status: Option<crate::control::StatusPublisher>,
     /// `plumdash tour`: show the guided tour's captions.
     pub tour: bool,
@@ -143,7 +144,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
 /// to tell the person about workers left behind.
 pub async fn run_main_loop<B, I>(
     terminal: &mut Terminal<B>,
-    mut session: Session,
+    session: Session,
     options: &TuiOptions,
     mut input: I,
     stop: impl Future<Output = ()>,
@@ -153,14 +154,14 @@ where
     B::Error: Send + Sync + 'static,
     I: Stream<Item = std::io::Result<Event>> + Unpin,
 {
-    let mut app = new_app(&session, options);
+    let app = new_app(&session, options);
+    let mut driver = Driver::with_model(session, app).publish_to(options.status.clone());
     let mut stop = std::pin::pin!(stop);
     let (outcome_tx, mut outcomes) = mpsc::channel::<Outcome>(64);
     let mut sampler = ProcessSampler::new();
     let mut stats: HashMap<u32, ProcessStats> = HashMap::new();
     let mut ticks: u32 = 0;
     let mut rows_stale = true;
-    let mut status_stale = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next_frame: Option<Instant> = Some(Instant::now());
@@ -168,52 +169,58 @@ where
     let mut log_seen = LogSeen::default();
     let mut quit: Option<WorkerExit> = None;
 
-    refresh_rows(&mut app, &session, &stats);
+    refresh_rows(&mut driver, &stats);
     while quit.is_none() {
         tokio::select! {
             maybe = input.next() => {
                 let Some(event) = maybe else { break };
                 let event = event.context("reading the terminal")?;
+                let app = driver.model_mut();
                 app.now = now_ms();
                 if let Some(cmd) = app.on_event(&event) {
-                    quit = run_command(&mut app, &mut session, cmd, &outcome_tx).await;
+                    quit = run_command(&mut driver, cmd, &outcome_tx).await;
                 }
                 next_frame.get_or_insert(last_frame + FRAME);
             }
-            observed = session.next_observed() => {
-                let Some(o) = observed else { break };
-                app.board.apply(o.at, o.namespace.as_deref(), o.fact);
-                // Rows and the ctl status are rebuilt once per frame, not per fact.
+            step = driver.next() => {
+                if step.is_none() { break }
+                // Rows are rebuilt once per frame, not per fact.
                 rows_stale = true;
-                status_stale = true;
-                if let Some(cmd) = app.after_facts() {
-                    quit = run_command(&mut app, &mut session, cmd, &outcome_tx).await;
+                if let Some(cmd) = driver.model_mut().after_facts() {
+                    quit = run_command(&mut driver, cmd, &outcome_tx).await;
                 }
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             Some(outcome) = outcomes.recv() => {
+                let app = driver.model_mut();
                 app.now = now_ms();
                 app.on_outcome(outcome);
                 next_frame.get_or_insert(last_frame + FRAME);
             }
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
-                app.now = now_ms();
-                if app.board.tick(app.now) {
+                let now = now_ms();
+                driver.model_mut().now = now;
+                if driver.tick(now).is_some() {
                     rows_stale = true;
                     next_frame.get_or_insert(last_frame + FRAME);
                 }
                 let slow = ticks.is_multiple_of(SLOW_TICKS);
                 if slow {
-                    let pids: Vec<u32> = session.instances().iter().filter_map(|s| s.pid).collect();
+                    // Clocks age and the supervisor's side may change without a
+                    // fact (an automatic restart switched): the view, once a second.
+                    driver.refresh();
+                    let pids: Vec<u32> = driver.instances().iter().filter_map(|s| s.pid).collect();
                     stats = sampler.sample(&pids).into_iter().map(|p| (p.pid, p)).collect();
                 }
                 // Idle, the screen changes once a second (clocks); faster only
                 // while a countdown or a flash is showing.
+                let app = driver.model();
                 let moving = app.active_flash().is_some()
                     || app.instances.iter().any(|r| r.status.restart_at.is_some_and(|t| t > app.now));
+                // A countdown is drawn from its due time: only stats need new rows.
+                rows_stale |= slow;
                 if slow || moving {
-                    rows_stale = true;
                     next_frame.get_or_insert(last_frame + FRAME);
                 }
             }
@@ -221,22 +228,19 @@ where
                 quit = Some(WorkerExit::StopGracefully);
             }
             _ = async { if let Some(at) = next_frame { tokio::time::sleep_until(at).await } }, if next_frame.is_some() => {
-                app.now = now_ms();
+                driver.model_mut().now = now_ms();
                 if rows_stale {
-                    refresh_rows(&mut app, &session, &stats);
+                    refresh_rows(&mut driver, &stats);
                     rows_stale = false;
                 }
-                if let (true, Some(status)) = (status_stale, &options.status) {
-                    status.publish(&app.board, &session.instances(), app.now);
-                    status_stale = false;
-                }
-                log_seen.refresh(&mut app, &session);
-                draw(terminal, &mut app)?;
+                log_seen.refresh(&mut driver);
+                draw(terminal, driver.model_mut())?;
                 last_frame = Instant::now();
                 next_frame = None;
             }
         }
     }
+    let (session, mut app) = driver.into_parts();
     let workers = quit.unwrap_or(WorkerExit::StopGracefully);
     if workers == WorkerExit::StopGracefully && !session.supervisor().instances().is_empty() {
         app.now = now_ms();
@@ -261,6 +265,17 @@ where
         ));
     }
     Ok(lines)
+}
+
+/// The dashboard's model holds the board its driver feeds (the panes read it there).
+impl HoldsBoard for App {
+    fn board(&self) -> &Board {
+        &self.board
+    }
+
+    fn board_mut(&mut self) -> &mut Board {
+        &mut self.board
+    }
 }
 
 /// One frame; what it put where is kept for the next mouse event.
@@ -296,8 +311,7 @@ fn supervisor_action(cmd: &Command) -> Option<(&str, SupAction)> {
 /// Performs a command. Slow ones (stop waits out a grace period) run in the
 /// background and report back, so drawing never waits on them.
 async fn run_command(
-    app: &mut App,
-    session: &mut Session,
+    driver: &mut Driver<App>,
     cmd: Command,
     outcomes: &mpsc::Sender<Outcome>,
 ) -> Option<WorkerExit> {
@@ -310,20 +324,20 @@ async fn run_command(
             })
         }
         Command::NewInstance => {
-            let outcome = match session.new_instance().await {
+            let outcome = match driver.session_mut().new_instance().await {
                 Ok(instance) => Outcome::Started { instance },
                 Err(e) => Outcome::Failed {
                     command: cmd,
                     error: format!("{e:#}"),
                 },
             };
-            app.on_outcome(outcome);
+            driver.model_mut().on_outcome(outcome);
             return None;
         }
         _ => {}
     }
-    let handle = session.handle();
-    let dm = session.client().clone();
+    let handle = driver.session().handle();
+    let dm = driver.session().client().clone();
     let tx = outcomes.clone();
     tokio::spawn(async move {
         if let Some(outcome) = perform(&handle, &dm, cmd).await {
@@ -402,42 +416,31 @@ fn to_nix(signal: SignalChoice) -> Signal {
     }
 }
 
-/// Rebuilds the instance rows from the supervisor, the tracker and the last
-/// process stats.
-fn refresh_rows(app: &mut App, session: &Session, stats: &HashMap<u32, ProcessStats>) {
-    let rows = session
-        .instances()
-        .iter()
-        .map(|s| {
-            let mut r = row(
-                s,
-                app.board.tracker_of(&s.id),
-                s.pid.and_then(|pid| stats.get(&pid)),
-                app.now,
-            );
-            if s.origin == Origin::Attached {
-                r.under = session
-                    .attached_process(&s.id)
-                    .and_then(|p| p.wrapper_chain());
+/// Rebuilds the instance rows from the driver's view of the instances and the
+/// last process stats.
+fn refresh_rows(driver: &mut Driver<App>, stats: &HashMap<u32, ProcessStats>) {
+    let statuses = driver.instances().to_vec();
+    let rows = statuses
+        .into_iter()
+        .map(|status| {
+            let stats = status.pid.and_then(|pid| stats.get(&pid));
+            let under = if status.attached {
+                driver
+                    .session()
+                    .attached_process(&status.id)
+                    .and_then(|p| p.wrapper_chain())
+            } else {
+                None
+            };
+            InstanceRow {
+                cpu_percent: stats.map(|p| p.cpu_percent),
+                rss_bytes: stats.map(|p| p.rss_bytes),
+                under,
+                status,
             }
-            r
         })
         .collect();
-    app.set_instances(rows);
-}
-
-fn row(
-    s: &InstanceSnapshot,
-    tracker: &Tracker,
-    stats: Option<&ProcessStats>,
-    now: crate::recovery::TsMs,
-) -> InstanceRow {
-    InstanceRow {
-        status: InstanceStatus::of(s, tracker, now),
-        cpu_percent: stats.map(|p| p.cpu_percent),
-        rss_bytes: stats.map(|p| p.rss_bytes),
-        under: None,
-    }
+    driver.model_mut().set_instances(rows);
 }
 
 /// What the log pane has of which instance: only lines past `next_seq` are
@@ -449,13 +452,18 @@ struct LogSeen {
 }
 
 impl LogSeen {
-    fn refresh(&mut self, app: &mut App, session: &Session) {
-        let Some(id) = app.selected_instance().map(|r| r.status.id.clone()) else {
+    fn refresh(&mut self, driver: &mut Driver<App>) {
+        let Some(id) = driver
+            .model()
+            .selected_instance()
+            .map(|r| r.status.id.clone())
+        else {
             return;
         };
-        let Some(buffer) = session.output(&id) else {
+        let Some(buffer) = driver.session().output(&id) else {
             return;
         };
+        let app = driver.model_mut();
         let total = buffer.total_lines();
         if self.instance.as_deref() != Some(id.as_str()) {
             app.set_log_lines(

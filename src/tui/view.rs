@@ -247,8 +247,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         )));
     }
     let room = (area.height as usize).saturating_sub(lines.len() + 1);
-    let events: Vec<_> = app.board.timeline();
-    for ev in &events[events.len().saturating_sub(room)..] {
+    for ev in app.board.latest(room, 0) {
         let text = timeline::event(ev, app.lang);
         lines.push(Line::from(Span::styled(
             crate::text_safety::escape_controls(&text).into_owned(),

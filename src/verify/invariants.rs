@@ -36,7 +36,7 @@ impl Runner {
                 format!("the crash flag was gone after SIGKILL at {progress}% ({tag})"),
             );
         }
-        if let Some(torn) = self.tracker.torn().cloned() {
+        if let Some(torn) = self.tracker().torn().cloned() {
             cycle.torn_at_kill = Some(torn.to_string());
             self.violate(
                 3,
@@ -46,7 +46,7 @@ impl Runner {
                 ),
             );
         }
-        if self.tracker.last_checkpoint().is_none() {
+        if self.tracker().last_checkpoint().is_none() {
             self.violate(
                 1,
                 killed_at,
@@ -69,7 +69,7 @@ impl Runner {
         let invariant_resume = if outage { 6 } else { 2 };
         // The tracker's cycle for this kill holds where the restarted run went on from.
         let closed = self
-            .tracker
+            .tracker()
             .cycles()
             .iter()
             .rev()
@@ -206,8 +206,8 @@ impl Runner {
                 "the crash flag was still set after a graceful stop (SIGINT)".into(),
             );
         }
-        let kept = self.tracker.last_checkpoint();
-        if self.tracker.torn().is_some() || kept.is_none() || kept < before {
+        let kept = self.tracker().last_checkpoint();
+        if self.tracker().torn().is_some() || kept.is_none() || kept < before {
             self.violate(
                 4,
                 stopped_at,
@@ -223,7 +223,7 @@ impl Runner {
     /// Invariant 4: the start after a graceful stop is no crash recovery.
     pub(super) fn judge_start_after_stop(&mut self, g: &mut GracefulReport) {
         let recovering = self
-            .tracker
+            .tracker()
             .instance(&self.instance)
             .is_some_and(|i| matches!(i.phase, Phase::Recovering | Phase::Resumed { .. }));
         g.next_start_was_recovery = Some(recovering);
@@ -283,11 +283,11 @@ impl Runner {
                 );
             }
         }
-        if self.tracker.torn_seen() > 0 {
+        if self.tracker().torn_seen() > 0 {
             self.warnings.push(format!(
                 "{} torn states seen while a worker was between its writes (separate PUTs per step; \
                  a kill there leaves a torn checkpoint)",
-                self.tracker.torn_seen()
+                self.tracker().torn_seen()
             ));
         }
     }

@@ -14,7 +14,8 @@
 use super::config::DEFAULT_STEP;
 pub use super::config::{NodeFault, NodeScenario};
 use crate::agent::local::LocalNodesConfig;
-use crate::recovery::{Fact, Failover, NodeAction, TimelineKind, Tracker, TsMs};
+use crate::driver::{Driver, Step};
+use crate::recovery::{Failover, NodeAction, TimelineKind, Tracker};
 use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};
 use crate::text::{timeline, Lang};
 use anyhow::{Context, Result};
@@ -132,9 +133,8 @@ pub fn node_points(cycles: u32, at: Option<u8>) -> Vec<i64> {
 }
 
 struct NodeRunner {
-    session: Session,
-    tracker: Tracker,
-    seen: u64,
+    /// The session of real agents, and the board its facts are judged into.
+    driver: Driver,
     patience: Duration,
     json: bool,
     /// Every checkpoint counter seen go down, as (from, to).
@@ -144,12 +144,12 @@ struct NodeRunner {
 }
 
 impl super::reading::FactReader for NodeRunner {
-    fn session(&mut self) -> &mut Session {
-        &mut self.session
+    fn driver(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
-    fn apply(&mut self, at: TsMs, fact: Fact) {
-        NodeRunner::apply(self, at, fact);
+    fn on_step(&mut self, step: Step) {
+        NodeRunner::on_step(self, step);
     }
 }
 
@@ -158,13 +158,15 @@ impl NodeRunner {
         super::reading::live(self.json, text);
     }
 
-    fn apply(&mut self, at: TsMs, fact: Fact) {
-        self.tracker.apply(at, fact);
-        let (new, count) = self.tracker.events_since(self.seen);
-        self.seen = count;
-        let mut lines = Vec::new();
-        for ev in new {
-            lines.push(format!(
+    /// The tracker of the one namespace every instance works in.
+    fn tracker(&self) -> &Tracker {
+        self.driver.board().first()
+    }
+
+    /// What a fact did (the driver applied it): live lines, and what N4 judges.
+    fn on_step(&mut self, step: Step) {
+        for ev in &step.events {
+            self.live(&format!(
                 "{}  {}",
                 crate::clock::Zone::Local.hms_millis(ev.at),
                 timeline::event(ev, Lang::En)
@@ -173,16 +175,13 @@ impl NodeRunner {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
                 TimelineKind::Exited { crashed: true, .. } => {
                     if let Some(id) = &ev.instance {
-                        if self.tracker.nodes().replaced_by(id).is_some() {
+                        if self.tracker().nodes().replaced_by(id).is_some() {
                             self.crashed_replaced.push(id.clone());
                         }
                     }
                 }
                 _ => {}
             }
-        }
-        for l in lines {
-            self.live(&l);
         }
     }
 
@@ -197,20 +196,21 @@ impl NodeRunner {
     /// The instance alive and checkpointing, and its node.
     fn running(&self) -> Option<(String, String)> {
         let inst = self
-            .tracker
+            .tracker()
             .instances()
             .find(|i| i.pid.is_some() && i.first_checkpoint.is_some())?;
-        let node = self.tracker.nodes().node_of(&inst.id)?;
+        let node = self.tracker().nodes().node_of(&inst.id)?;
         Some((inst.id.clone(), node.to_string()))
     }
 
     fn progress(&self) -> i64 {
-        self.tracker.task().progress.unwrap_or(0)
+        self.tracker().task().progress.unwrap_or(0)
     }
 
     fn act(&mut self, node: &str, op: NodeOp) -> Result<NodeAction, String> {
         let action = self
-            .session
+            .driver
+            .session()
             .handle()
             .node_action(node, op)
             .map_err(|e| format!("{e:#}"))?;
@@ -220,7 +220,7 @@ impl NodeRunner {
 
     /// The failover of `instance`, once its new instance has checkpointed.
     fn recovered(&self, instance: &str) -> Option<Failover> {
-        self.tracker
+        self.tracker()
             .nodes()
             .replaced_by(instance)
             .filter(|f| f.checkpoint_at.is_some())
@@ -243,7 +243,7 @@ impl NodeRunner {
             node: node.clone(),
             instance: instance.clone(),
             at_pct: Some(self.progress()),
-            counter_at_fault: self.tracker.last_checkpoint(),
+            counter_at_fault: self.tracker().last_checkpoint(),
             ..NodeCycle::default()
         };
         let op = match fault {
@@ -259,7 +259,7 @@ impl NodeRunner {
             .await?;
         if let Some(f) = self.recovered(&instance) {
             let cycle = self
-                .tracker
+                .tracker()
                 .cycles()
                 .iter()
                 .rev()
@@ -279,7 +279,7 @@ impl NodeRunner {
             self.act(&node, NodeOp::Revive)?;
             let back = self
                 .wait_until(patience, |r| {
-                    r.tracker
+                    r.tracker()
                         .nodes()
                         .node(&node)
                         .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
@@ -295,7 +295,7 @@ impl NodeRunner {
             self.act(&node, NodeOp::ToggleFreeze)?;
             let ended = self
                 .wait_until(patience, |r| {
-                    r.tracker
+                    r.tracker()
                         .instance(&instance)
                         .is_some_and(|i| i.pid.is_none())
                 })
@@ -303,7 +303,7 @@ impl NodeRunner {
             c.old_writer_ended = Some(ended);
             // Any write it still makes would show now.
             self.wait_until(AFTER_THAW, |_| false).await?;
-            c.fenced_writes = Some(self.tracker.nodes().fenced_writes(&instance));
+            c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
         }
         if !moved {
             return Err(format!("{instance}'s work did not move off {node}"));
@@ -313,7 +313,7 @@ impl NodeRunner {
 
     async fn finish_task(&mut self, step: Duration) -> Result<(), String> {
         let done = self
-            .wait_until(self.patience + step * 12, |r| r.tracker.completions() > 0)
+            .wait_until(self.patience + step * 12, |r| r.tracker().completions() > 0)
             .await?;
         if !done {
             return Err("the task did not reach 100%".into());
@@ -357,9 +357,7 @@ pub async fn run(
         .await
         .context("starting the controller and the node agents")?;
     let mut runner = NodeRunner {
-        session,
-        tracker: Tracker::new(),
-        seen: 0,
+        driver: Driver::new(session),
         patience: config.patience,
         json: config.live_to_stderr,
         went_back: Vec::new(),
@@ -395,9 +393,9 @@ pub async fn run(
     if early.is_none() {
         early = runner.finish_task(step).await.err();
     }
-    let completions = runner.tracker.completions();
+    let completions = runner.tracker().completions();
     let invariants = judge(&runner, &cycles, completions, scenario.fault, &early);
-    let session = runner.session;
+    let (session, _) = runner.driver.into_parts();
     let _ = session.shutdown(WorkerExit::StopGracefully).await;
     drop(scratch);
     let ok = early.is_none() && invariants.iter().all(|i| i.status != "violated");

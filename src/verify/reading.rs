@@ -1,8 +1,7 @@
-//! Reading the session's facts until something holds: the one loop both
-//! verify runners (the kill cycles and the node scenario) wait with.
+//! Reading the session's facts (through the driver) until something holds:
+//! the one loop both verify runners (the kill cycles and the node scenario) wait with.
 
-use crate::recovery::{Fact, TsMs};
-use crate::session::Session;
+use crate::driver::{Driver, Step};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,10 +16,11 @@ pub(super) fn live(to_stderr: bool, text: &str) {
     }
 }
 
-/// A runner that reads a session's facts into its own state.
+/// A runner that reads a session's facts through a driver and notes what
+/// each did.
 pub(super) trait FactReader {
-    fn session(&mut self) -> &mut Session;
-    fn apply(&mut self, at: TsMs, fact: Fact);
+    fn driver(&mut self) -> &mut Driver;
+    fn on_step(&mut self, step: Step);
 }
 
 /// Reads facts into `r` until `pred` holds (true) or `patience` runs out (false).
@@ -34,10 +34,10 @@ pub(super) async fn wait_until<R: FactReader>(
         if pred(r) {
             return Ok(true);
         }
-        match tokio::time::timeout_at(deadline, r.session().next_fact()).await {
+        match tokio::time::timeout_at(deadline, r.driver().next()).await {
             Err(_) => return Ok(false),
             Ok(None) => return Err("the session ended unexpectedly".into()),
-            Ok(Some((at, fact))) => r.apply(at, fact),
+            Ok(Some(step)) => r.on_step(step),
         }
     }
 }

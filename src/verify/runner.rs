@@ -7,7 +7,8 @@ use super::schedule::{kill_points, KillSchedule};
 use crate::clock;
 use crate::clock::now_ms;
 use crate::controller::{self, ControllerConfig};
-use crate::recovery::{Fact, InstanceView, ProcessExit, TaskView, Tracker, TsMs};
+use crate::driver::{Driver, Step};
+use crate::recovery::{InstanceView, ProcessExit, TaskView, Tracker, TsMs};
 use crate::session::{Session, WorkerExit};
 use crate::supervisor::{Action, ActionError};
 use crate::text::{timeline, Lang};
@@ -38,9 +39,10 @@ pub(super) type Outcome = Result<(), String>;
 
 /// One verify run: the session, everything seen of it, and what was found.
 pub(super) struct Runner {
-    session: Session,
-    pub(super) tracker: Tracker,
-    seen: u64,
+    /// The session, and the board its facts are judged into (one namespace).
+    driver: Driver,
+    /// Completions the tracker had counted at the last step.
+    completions: u32,
     pub(super) history: History,
     /// Highest whole checkpoint of the current task (where the plan stands).
     task_max: i64,
@@ -65,12 +67,12 @@ pub(super) struct Runner {
 }
 
 impl super::reading::FactReader for Runner {
-    fn session(&mut self) -> &mut Session {
-        &mut self.session
+    fn driver(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
-    fn apply(&mut self, at: TsMs, fact: Fact) {
-        Runner::apply(self, at, fact);
+    fn on_step(&mut self, step: Step) {
+        Runner::on_step(self, step);
     }
 }
 
@@ -78,9 +80,9 @@ impl Runner {
     pub(super) fn new(session: Session, instance: String, config: VerifyConfig) -> Runner {
         let kill_points = kill_points(config.cycles, config.schedule);
         Runner {
-            session,
-            tracker: Tracker::new(),
-            seen: 0,
+            // Every fact goes into the history too.
+            driver: Driver::new(session).keep_facts(),
+            completions: 0,
             history: History::default(),
             task_max: 0,
             zone: clock::Zone::Local,
@@ -105,14 +107,23 @@ impl Runner {
         self.tasks.len() as u32
     }
 
+    /// The namespace's tracker: everything verify judges is what it says.
+    pub(super) fn tracker(&self) -> &Tracker {
+        self.driver.board().first()
+    }
+
+    fn session(&self) -> &Session {
+        self.driver.session()
+    }
+
     /// The worker's instance as the tracker sees it (its current run).
     pub(super) fn run(&self) -> Option<&InstanceView> {
-        self.tracker.instance(&self.instance)
+        self.tracker().instance(&self.instance)
     }
 
     /// The namespace's task as the tracker sees it.
     pub(super) fn view(&self) -> &TaskView {
-        self.tracker.task()
+        self.tracker().task()
     }
 
     /// Runs of the worker seen starting.
@@ -140,16 +151,16 @@ impl Runner {
     }
 
     pub(super) fn banner(&self) {
-        let where_ = if self.session.embedded_controller().is_some() {
+        let where_ = if self.session().embedded_controller().is_some() {
             "embedded"
         } else {
             "remote"
         };
         self.live(&format!(
             "verify: worker {} (app {}), controller {} ({where_})",
-            self.session.worker_command(),
+            self.session().worker_command(),
             self.config.app,
-            self.session.controller_url()
+            self.session().controller_url()
         ));
         let seed = match self.config.schedule {
             KillSchedule::Random { seed } => format!(" (--seed {seed})"),
@@ -170,17 +181,23 @@ impl Runner {
         self.history.push(at, "verify", text);
     }
 
-    fn apply(&mut self, at: TsMs, fact: Fact) {
-        let completions = self.tracker.completions();
-        self.tracker.apply(at, fact.clone());
-        self.history.record(at, &fact, self.tracker.task());
-        if self.tracker.completions() > completions {
+    /// What a fact did (the driver applied it): into the history, the tasks'
+    /// completions, the progress samples and the live lines.
+    fn on_step(&mut self, step: Step) {
+        let at = step.at;
+        if let Some(fact) = &step.fact {
+            self.history
+                .record(at, fact, self.driver.board().first().task());
+        }
+        let completions = self.tracker().completions();
+        if completions > self.completions {
             if let Some(n) = self.tasks.last_mut() {
                 *n += 1;
             }
         }
+        self.completions = completions;
         if self.first_checkpoint().is_some() {
-            let counter = self.tracker.last_checkpoint().unwrap_or(0);
+            let counter = self.tracker().last_checkpoint().unwrap_or(0);
             self.task_max = self.task_max.max(counter);
         }
         let progress = self.view().progress;
@@ -191,18 +208,10 @@ impl Runner {
                 progress,
             });
         }
-        let (new, count) = self.tracker.events_since(self.seen);
-        self.seen = count;
-        let lines: Vec<String> = new
-            .iter()
-            .map(|ev| {
-                // Verify's live lines are English, as its reports.
-                let text = timeline::event(ev, Lang::En);
-                format!("{}  {text}", self.zone.hms_millis(ev.at))
-            })
-            .collect();
-        for l in lines {
-            self.live(&l);
+        for ev in &step.events {
+            // Verify's live lines are English, as its reports.
+            let text = timeline::event(ev, Lang::En);
+            self.live(&format!("{}  {text}", self.zone.hms_millis(ev.at)));
         }
     }
 
@@ -221,7 +230,7 @@ impl Runner {
     }
 
     async fn act(&mut self, action: Action) -> Result<(), ActionError> {
-        self.session
+        self.session()
             .supervisor()
             .send(&self.instance, action)
             .await
@@ -244,7 +253,7 @@ impl Runner {
         }
         self.next_task().await?;
         self.graceful_stop().await?;
-        if self.session.embedded_controller().is_some() {
+        if self.session().embedded_controller().is_some() {
             let cycle = self
                 .kill_cycle(self.config.cycles + 1, OUTAGE_AT, true)
                 .await?;
@@ -293,7 +302,7 @@ impl Runner {
     /// The worker ended and nobody will restart it.
     fn phase_is_final(&self) -> bool {
         let phase = self
-            .session
+            .session()
             .supervisor()
             .instance(&self.instance)
             .map(|s| s.phase);
@@ -351,7 +360,7 @@ impl Runner {
         }
         let mut down_since = None;
         if outage {
-            let controller = self.session.take_controller();
+            let controller = self.driver.session_mut().take_controller();
             if let Some(c) = controller {
                 self.note(format!(
                     "stopping the controller for {} ms (invariant 6)",
@@ -393,7 +402,7 @@ impl Runner {
             .wait_until(self.config.patience, |r| r.starts() > starts)
             .await?;
         // What the restarted worker will read (the namespace, settled).
-        cycle.counter_at_kill = self.tracker.last_checkpoint();
+        cycle.counter_at_kill = self.tracker().last_checkpoint();
         cycle.flag_after_kill = Some(self.view().crash_flag);
         let at = self.run().and_then(|r| r.started_at).unwrap_or(killed_at);
         if !restarted {
@@ -453,7 +462,7 @@ impl Runner {
             .await;
             match started {
                 Ok(c) => {
-                    self.session.restore_controller(c);
+                    self.driver.session_mut().restore_controller(c);
                     self.note(format!("controller back on {addr}"));
                     return Ok(());
                 }
@@ -475,7 +484,7 @@ impl Runner {
             return Err(format!("the worker never reached {GRACEFUL_AT}%"));
         }
         g.at_pct = self.view().progress;
-        let before = self.tracker.last_checkpoint();
+        let before = self.tracker().last_checkpoint();
         let violations = self.violations.len();
         self.note(format!(
             "SIGINT {} at {}% (graceful stop, invariant 4)",
@@ -497,9 +506,9 @@ impl Runner {
         g.exit = Some(exit.to_string());
         g.stopped_at_ms = Some(stopped_at);
         g.flag_after_stop = Some(self.view().crash_flag);
-        g.counter_after_stop = self.tracker.last_checkpoint();
+        g.counter_after_stop = self.tracker().last_checkpoint();
         self.judge_graceful_stop(before, stopped_at, &exit);
-        let kept = self.tracker.last_checkpoint();
+        let kept = self.tracker().last_checkpoint();
         self.note(format!(
             "starting {} again after the graceful stop",
             self.instance
@@ -519,13 +528,16 @@ impl Runner {
             self.note(format!("run ended early: {why}"));
         }
         self.judge_end_of_run();
-        let worker = self.session.worker_command().to_string();
-        let controller = self.session.controller_url().to_string();
+        let worker = self.session().worker_command().to_string();
+        let controller = self.session().controller_url().to_string();
         let early = outcome.err();
         // Judged before the shutdown, which takes the session away; the
         // verdicts read only what was recorded above.
         let invariants = self.verdicts(&early);
-        let _ = self.session.shutdown(WorkerExit::StopGracefully).await;
+        let transient_torn_states = self.tracker().torn_seen();
+        let feed_resolution = self.tracker().feed_via().map(resolution);
+        let (session, _) = self.driver.into_parts();
+        let _ = session.shutdown(WorkerExit::StopGracefully).await;
         let ok = early.is_none() && invariants.iter().all(|i| i.status != "violated");
         Report {
             ok,
@@ -559,10 +571,10 @@ impl Runner {
                 })
                 .collect(),
             invariants,
-            transient_torn_states: self.tracker.torn_seen(),
+            transient_torn_states,
             warnings: self.warnings,
             progress: self.progress,
-            resolution: self.tracker.feed_via().map(resolution),
+            resolution: feed_resolution,
             history: self.history,
         }
     }

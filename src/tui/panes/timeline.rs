@@ -61,12 +61,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 /// its time and coloured by what it says.
 pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
-    let events: Vec<_> = app.board.timeline();
     // Newest at the bottom; scrolling moves back in time.
-    let end = events.len().saturating_sub(back);
-    let start = end.saturating_sub(room);
     let mut lines = Vec::new();
-    for ev in &events[start..end] {
+    for ev in app.board.latest(room, back) {
         let style = match &ev.kind {
             TimelineKind::Exited { .. }
             | TimelineKind::Failed { .. }
