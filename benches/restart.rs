@@ -16,8 +16,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use plumdash::kv::{DistributedMemory, Entry, FeedMode, WatchEvent, WatchOptions};
 use plumdash::supervisor::{
-    Action, EventKind, ExitKind, RestartConfig, RestartPolicy, Supervisor, SupervisorConfig,
-    WorkerSpec, DEFAULT_CRASH_LOOP_UNDER,
+    EventKind, ExitKind, InstanceAction, RestartConfig, RestartPolicy, Supervisor,
+    SupervisorConfig, WorkerSpec, DEFAULT_CRASH_LOOP_UNDER,
 };
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -198,7 +198,7 @@ async fn supervised(kv_demo: &Path) -> Vec<Cycle> {
                         if exit == ExitKind::Completed {
                             // The kill lost the race with completion: start over.
                             pending = None;
-                            supervisor.send(&id, Action::Start).await.expect("start");
+                            supervisor.send(&id, InstanceAction::Start).await.expect("start");
                         } else if let Some(c) = pending.as_mut() {
                             c.exit_seen = Some(now);
                         }

@@ -19,7 +19,7 @@ use plumdash::clock::now_ms;
 use plumdash::kv::{DistributedMemory, NamespaceBy};
 use plumdash::recovery::{Board, Fact};
 use plumdash::session::{Session, SessionConfig, WorkerExit};
-use plumdash::supervisor::{Action, RestartConfig};
+use plumdash::supervisor::{InstanceAction, RestartConfig};
 use std::time::{Duration, Instant};
 
 const INSTANCES: usize = 100;
@@ -122,7 +122,10 @@ async fn run(kv_demo: &str, by: NamespaceBy) -> Figures {
             rng ^= rng << 17;
             let id = format!("scale-{:03}", rng % INSTANCES as u64 + 1);
             let _ = supervisor
-                .send(&id, Action::Signal(nix::sys::signal::Signal::SIGKILL))
+                .send(
+                    &id,
+                    InstanceAction::Signal(nix::sys::signal::Signal::SIGKILL),
+                )
                 .await;
         }
     });

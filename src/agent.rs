@@ -29,8 +29,8 @@ pub mod local;
 
 use crate::cluster::model::{Assignment, AssignmentList, Heartbeat, InstancePhase, StatusReport};
 use crate::supervisor::{
-    bundled_worker_path, split_command_line, Action, EventKind, ExitKind, OrphanGuard, Supervisor,
-    SupervisorConfig, SupervisorEvent, WorkerSpec,
+    bundled_worker_path, split_command_line, EventKind, ExitKind, InstanceAction, OrphanGuard,
+    Supervisor, SupervisorConfig, SupervisorEvent, WorkerSpec,
 };
 
 /// Time between heartbeats.
@@ -394,7 +394,7 @@ impl Reconciler {
             spec.display_command()
         );
         let id = self.supervisor.add_instance_as(&item.instance_id, spec)?;
-        if let Err(e) = self.supervisor.send(&id, Action::Start).await {
+        if let Err(e) = self.supervisor.send(&id, InstanceAction::Start).await {
             self.supervisor.remove_instance(&id, Duration::ZERO).await;
             return Err(e.into());
         }

@@ -15,7 +15,7 @@ mod db_lock;
 pub mod deployments;
 mod error;
 pub mod health;
-pub mod nodes;
+pub mod heartbeats;
 pub mod presence;
 mod routes;
 pub mod server;
@@ -66,9 +66,9 @@ pub struct ClusterTiming {
 impl Default for ClusterTiming {
     fn default() -> Self {
         ClusterTiming {
-            node_ttl: nodes::HEARTBEAT_TTL,
+            node_ttl: heartbeats::HEARTBEAT_TTL,
             failover_interval: deployments::FAILOVER_INTERVAL,
-            presence_grace: nodes::PRESENCE_GRACE,
+            presence_grace: heartbeats::PRESENCE_GRACE,
         }
     }
 }
@@ -146,7 +146,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
     let db = lock.path().to_path_buf();
     let timing = config.cluster;
     let (nodes, deployments) = tokio::task::spawn_blocking(move || {
-        let nodes = nodes::NodeRegistry::open(&db, timing.node_ttl, timing.presence_grace)?;
+        let nodes = heartbeats::NodeRegistry::open(&db, timing.node_ttl, timing.presence_grace)?;
         let deployments = deployments::Deployments::open(&db)?;
         anyhow::Ok((nodes, deployments))
     })

@@ -6,7 +6,7 @@
 //! the dashboard's runtime and `verify` hold a [`Driver`] and only print or draw.
 
 use crate::clock::now_ms;
-use crate::control::StatusPublisher;
+use crate::ctl_socket::StatusPublisher;
 use crate::recovery::{Board, EventsSeen, Fact, InstanceStatus, TimelineEvent, TsMs};
 use crate::session::{Observed, Session};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! (worker output, stored values) has its control characters escaped.
 
 use crate::clock;
-use crate::control::StatusPublisher;
+use crate::ctl_socket::StatusPublisher;
 use crate::driver::Driver;
 use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind};
 use crate::session::{Session, WorkerExit};

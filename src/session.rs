@@ -25,7 +25,7 @@ use crate::controller::RunningController;
 use crate::kv::{DistributedMemory, Watcher};
 use crate::recovery::{Fact, TsMs};
 use crate::supervisor::{
-    Action, InstanceSnapshot, Supervisor, SupervisorEvent, Watcher as ProcessWatcher,
+    InstanceAction, InstanceSnapshot, ProcessWatcher, Supervisor, SupervisorEvent,
 };
 use anyhow::Result;
 use std::collections::{BTreeSet, VecDeque};
@@ -141,7 +141,7 @@ impl Session {
         self.handle().instances()
     }
 
-    pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
+    pub async fn act(&self, instance: &str, action: InstanceAction) -> Result<()> {
         self.handle().act(instance, action).await
     }
 

@@ -6,12 +6,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use plumdash::supervisor::{bundled_worker_path, Action, Supervisor, SupervisorConfig, WorkerSpec};
+//! use plumdash::supervisor::{bundled_worker_path, InstanceAction, Supervisor, SupervisorConfig, WorkerSpec};
 //! use nix::sys::signal::Signal;
 //!
 //! let (supervisor, mut events) = Supervisor::new(SupervisorConfig::default());
 //! let id = supervisor.spawn_instance(WorkerSpec::new(bundled_worker_path()?)).await?;
-//! supervisor.send(&id, Action::Signal(Signal::SIGKILL)).await?; // crash → restart
+//! supervisor.send(&id, InstanceAction::Signal(Signal::SIGKILL)).await?; // crash → restart
 //! while let Ok(event) = events.recv().await {
 //!     println!("{}", event.to_json_line());
 //! #   break;
@@ -43,7 +43,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{broadcast, oneshot, watch};
 
-pub use action::{Action, ActionError};
+pub use action::{ActionError, InstanceAction};
 pub use attach::{discover, ForeignProcess, ProcIdentity, ProcessFinder, Stdout, DEFAULT_APP};
 pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
 pub use exit::{ExitKind, RawExit};
@@ -58,9 +58,9 @@ pub use policy::{
 };
 pub use procstats::{ProcessSampler, ProcessStats};
 pub use signals::parse_signal;
-pub use snapshot::{InstanceSnapshot, Origin, Phase, Role};
+pub use snapshot::{InstanceSnapshot, Lifecycle, Origin, Role};
 pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
-pub use watcher::{ProcessFilter, Watcher, WatcherConfig};
+pub use watcher::{ProcessFilter, ProcessWatcher, WatcherConfig};
 
 use instance::{spawn_owner, Control, InstanceConfig, InstanceSetup};
 use spec::AgentEnv;
@@ -180,7 +180,7 @@ impl Supervisor {
         self.shared.events.subscribe()
     }
 
-    /// The sender side, for components (like the attach `Watcher`) that report into
+    /// The sender side, for components (like the attach `ProcessWatcher`) that report into
     /// the same stream.
     pub fn event_sink(&self) -> EventSink {
         self.shared.events.clone()
@@ -197,7 +197,7 @@ impl Supervisor {
     /// Starts an instance added with [`Supervisor::add_instance`]; if it cannot
     /// be started it is removed again and the error says why.
     pub async fn start_added(&self, id: &str) -> Result<()> {
-        match self.send(id, Action::Start).await {
+        match self.send(id, InstanceAction::Start).await {
             Ok(_) => Ok(()),
             Err(error) => {
                 self.shared.remove(id);
@@ -206,7 +206,7 @@ impl Supervisor {
         }
     }
 
-    /// Adds an instance without starting it (phase Stopped); start it with `Action::Start`.
+    /// Adds an instance without starting it (phase Stopped); start it with `InstanceAction::Start`.
     pub fn add_instance(&self, spec: WorkerSpec) -> Result<String> {
         Shared::register(&self.shared, None, spec)
     }
@@ -242,7 +242,7 @@ impl Supervisor {
     pub async fn send(
         &self,
         instance: &str,
-        action: Action,
+        action: InstanceAction,
     ) -> Result<InstanceSnapshot, ActionError> {
         let controls = self.shared.controls(instance)?;
         let (reply, outcome) = oneshot::channel();

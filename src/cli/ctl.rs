@@ -1,7 +1,7 @@
 //! `plumdash ctl`: one request to a running `up`'s control socket, its
 //! answer printed for a person (or as JSON).
 
-use crate::control::{default_socket_path, request, Request, TaskStatus};
+use crate::ctl_socket::{default_socket_path, request, Request, TaskStatus};
 use anyhow::Result;
 use serde_json::Value;
 use std::path::PathBuf;

@@ -6,8 +6,8 @@ use super::auth::AuthArgs;
 use super::controller::ClusterArgs;
 use super::ui::UiArgs;
 use super::UsageError;
-use crate::control;
 use crate::controller;
+use crate::ctl_socket;
 use crate::kv::NamespaceBy;
 use crate::session::{Session, SessionConfig};
 use crate::supervisor::{RestartConfig, RestartPolicy};
@@ -283,15 +283,15 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
             );
         }
     }
-    let (status, status_rx) = control::status_channel();
+    let (status, status_rx) = ctl_socket::status_channel();
     // An explicit socket must work; the default one is skipped (with a note)
     // when another plumdash already serves it.
     let (handle, read_only) = (session.handle(), args.ui.read_only);
     let control_server = match &args.control_socket {
-        Some(path) => Some(control::serve(handle, status_rx, path, read_only).await?),
+        Some(path) => Some(ctl_socket::serve(handle, status_rx, path, read_only).await?),
         None => {
-            let path = control::default_socket_path(&args.app);
-            match control::serve(handle, status_rx, &path, read_only).await {
+            let path = ctl_socket::default_socket_path(&args.app);
+            match ctl_socket::serve(handle, status_rx, &path, read_only).await {
                 Ok(server) => Some(server),
                 Err(e) => {
                     eprintln!("plumdash: no control socket: {e:#}");

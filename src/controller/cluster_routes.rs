@@ -5,7 +5,7 @@
 use super::body::JsonBody;
 use super::deployments::Deployments;
 use super::error::ApiError;
-use super::nodes::{NodeRegistry, Now};
+use super::heartbeats::{NodeRegistry, Now};
 use super::state::AppState;
 use crate::cluster::model::{
     AssignmentList, DesiredState, Heartbeat, HeartbeatAnswer, InstancePhase, NewDeployment,

@@ -10,7 +10,7 @@
 //! healthy node with the fewest running assignments, ties by node id, so a
 //! failover is repeatable and spreads load.
 
-use super::nodes::{NodeRegistry, Now};
+use super::heartbeats::{NodeRegistry, Now};
 use crate::cluster::model::{
     Assignment, CreatedDeployment, DeploymentDetail, DeploymentRecord, DeploymentSummary,
     DesiredState, InstancePhase, LastReport, NewDeployment, StatusReport,

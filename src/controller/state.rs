@@ -5,7 +5,7 @@
 use super::deployments::Deployments;
 use super::error::ApiError;
 use super::health::Health;
-use super::nodes::NodeRegistry;
+use super::heartbeats::NodeRegistry;
 use super::store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -123,7 +123,7 @@ pub fn exited_as(instance: &str, exit: ProcessExit) -> Fact {
 /// the JSON and both languages' texts are pinned against these.
 pub fn every_event() -> Vec<super::TimelineEvent> {
     use super::facts::NodeAction;
-    use super::nodes::Failover;
+    use super::node_book::Failover;
     use super::task::TornCheckpoint;
     use super::timeline::{TimelineEvent, TimelineKind as K};
     use super::Cycle;

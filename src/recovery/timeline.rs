@@ -3,7 +3,7 @@
 
 use super::cycle::Cycle;
 use super::facts::{NodeAction, ProcessExit, TsMs};
-use super::nodes::Failover;
+use super::node_book::Failover;
 use super::task::TornCheckpoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

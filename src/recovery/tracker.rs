@@ -4,7 +4,7 @@ pub use super::cycle::Cycle;
 use super::facts::{written_at, Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
-use super::nodes::{NodeBook, NodeChange};
+use super::node_book::{NodeBook, NodeChange};
 use super::task::{TaskView, TornCheckpoint, START_KEYS};
 use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::Entry;
@@ -532,7 +532,7 @@ impl Tracker {
     /// A failover moved `f.instance`'s work while its process is still alive
     /// (a frozen or cut-off node: no exit to open a cycle): the cycle starts at
     /// the freeze (or the detection), with the task as it stands.
-    fn on_migrated(&mut self, f: &super::nodes::Failover) {
+    fn on_migrated(&mut self, f: &super::node_book::Failover) {
         let alive = self
             .instances
             .get(&f.instance)

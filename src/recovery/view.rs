@@ -54,7 +54,7 @@ impl Default for InstanceStatus {
 impl InstanceStatus {
     /// The instance `s` as it stands, judged with `tracker` at `now`.
     pub fn of(s: &InstanceSnapshot, tracker: &Tracker, now: TsMs) -> InstanceStatus {
-        use crate::supervisor::Phase as Lifecycle;
+        use crate::supervisor::Lifecycle;
         let view = tracker.instance(&s.id);
         let phase = match (&s.phase, view) {
             // The supervisor gave up; why is in the timeline.
@@ -119,7 +119,7 @@ impl InstanceStatus {
 mod tests {
     use super::*;
     use crate::recovery::sample::{checkpoint, flag, started};
-    use crate::supervisor::Phase as Lifecycle;
+    use crate::supervisor::Lifecycle;
 
     fn snapshot(phase: Lifecycle, pid: Option<u32>) -> InstanceSnapshot {
         InstanceSnapshot {

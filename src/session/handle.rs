@@ -3,7 +3,7 @@
 use crate::agent::local::LocalNodes;
 use crate::clock::now_ms;
 use crate::recovery::{Fact, NodeAction, TsMs};
-use crate::supervisor::{Action, InstanceSnapshot, Supervisor, Watcher as ProcessWatcher};
+use crate::supervisor::{InstanceAction, InstanceSnapshot, ProcessWatcher, Supervisor};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -83,10 +83,10 @@ impl SessionHandle {
     /// Performs an action. Attached workers can only be signalled (their own
     /// agent starts and stops them), and only after re-checking that the pid
     /// is still the process we found.
-    pub async fn act(&self, instance: &str, action: Action) -> Result<()> {
+    pub async fn act(&self, instance: &str, action: InstanceAction) -> Result<()> {
         if let Some(w) = &self.attached {
             if w.instances().iter().any(|s| s.id == instance) {
-                let Action::Signal(sig) = action else {
+                let InstanceAction::Signal(sig) = action else {
                     anyhow::bail!(
                         "{instance} was not started by plumdash: only signals can be sent to it"
                     );
@@ -118,7 +118,7 @@ impl SessionHandle {
             }
             return Ok(());
         }
-        self.act(instance, Action::Signal(signal)).await
+        self.act(instance, InstanceAction::Signal(signal)).await
     }
 
     /// The live attached worker behind `instance`, if it is one.

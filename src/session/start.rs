@@ -10,7 +10,7 @@ use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
 use crate::controller::{self, ControllerConfig};
 use crate::kv::{ClientOptions, DistributedMemory, NamespaceBy};
 use crate::supervisor::{
-    Action, OrphanGuard, Supervisor, SupervisorConfig, Watcher as ProcessWatcher, WatcherConfig,
+    InstanceAction, OrphanGuard, ProcessWatcher, Supervisor, SupervisorConfig, WatcherConfig,
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, VecDeque};
@@ -143,7 +143,7 @@ impl Session {
         for _ in 0..self.config.instances {
             let id = self.supervisor.add_instance(spec.clone())?;
             self.supervisor
-                .send(&id, Action::SetAutoRestart(false))
+                .send(&id, InstanceAction::SetAutoRestart(false))
                 .await
                 .with_context(|| format!("setting up standby {id}"))?;
             ids.push(id);

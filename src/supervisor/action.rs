@@ -5,7 +5,7 @@ use thiserror::Error;
 
 /// A control request for one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum InstanceAction {
     /// Start it if it is not running (also cancels a pending restart or a FAILED state).
     Start,
     /// SIGTERM to the process group, grace period, then SIGKILL. Never restarted.

@@ -14,13 +14,13 @@ use tokio::signal::unix::{signal as unix_signal, Signal as SignalStream, SignalK
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::action::{Action, ActionError};
+use super::action::{ActionError, InstanceAction};
 use super::events::{EventKind, EventSink};
 use super::exit::{ExitKind, RawExit, StopIntent};
 use super::output::{pump_output, OutputBuffer, OutputSink};
 use super::policy::{CrashDecision, CrashLoop, RestartConfig};
 use super::signals::is_stop_signal;
-use super::snapshot::{InstanceSnapshot, Origin, Phase, Role};
+use super::snapshot::{InstanceSnapshot, Lifecycle, Origin, Role};
 use super::spec::{AgentEnv, WorkerSpec};
 
 /// How long trailing output may take to arrive after the process group is gone.
@@ -39,7 +39,7 @@ pub(crate) struct InstanceConfig {
 /// Messages to an owner task.
 pub(crate) enum Control {
     Act {
-        action: Action,
+        action: InstanceAction,
         reply: oneshot::Sender<Result<InstanceSnapshot, ActionError>>,
     },
     /// Stop (with this grace) and end the task.
@@ -102,7 +102,7 @@ fn initial_snapshot(setup: &InstanceSetup) -> InstanceSnapshot {
         origin: Origin::Owned,
         command: setup.spec.display_command(),
         pid: None,
-        phase: Phase::Stopped,
+        phase: Lifecycle::Stopped,
         run: 0,
         started_at: None,
         crashes: 0,
@@ -218,9 +218,9 @@ impl Owner {
         self.setup.events.emit(&self.state.id, kind);
     }
 
-    async fn act(&mut self, action: Action) -> Result<InstanceSnapshot, ActionError> {
+    async fn act(&mut self, action: InstanceAction) -> Result<InstanceSnapshot, ActionError> {
         match action {
-            Action::Start => {
+            InstanceAction::Start => {
                 if let Some(pid) = self.state.pid {
                     return Err(ActionError::AlreadyRunning {
                         instance: self.id().to_string(),
@@ -231,17 +231,17 @@ impl Owner {
                 self.crash_loop = CrashLoop::default();
                 self.start()?;
             }
-            Action::Stop => {
+            InstanceAction::Stop => {
                 if self.child.is_some() {
                     self.stop(self.setup.config.stop_grace).await;
                 } else if self.restart_at.take().is_some() {
-                    self.state.phase = Phase::Stopped;
+                    self.state.phase = Lifecycle::Stopped;
                     self.publish();
                 } else {
                     return Err(self.not_running());
                 }
             }
-            Action::Restart => {
+            InstanceAction::Restart => {
                 if self.child.is_some() {
                     self.stop(self.setup.config.stop_grace).await;
                 }
@@ -249,11 +249,11 @@ impl Owner {
                 self.state.manual_restarts += 1;
                 self.start()?;
             }
-            Action::Signal(signal) => self.signal(signal)?,
-            Action::SetAutoRestart(enabled) => {
+            InstanceAction::Signal(signal) => self.signal(signal)?,
+            InstanceAction::SetAutoRestart(enabled) => {
                 self.state.auto_restart = enabled;
                 if !enabled && self.restart_at.take().is_some() {
-                    self.state.phase = Phase::Exited;
+                    self.state.phase = Lifecycle::Exited;
                 }
                 self.publish();
             }
@@ -273,7 +273,7 @@ impl Owner {
         match self.spawn_run() {
             Ok(()) => Ok(()),
             Err(reason) => {
-                self.state.phase = Phase::Failed {
+                self.state.phase = Lifecycle::Failed {
                     reason: reason.clone(),
                 };
                 self.publish();
@@ -342,7 +342,7 @@ impl Owner {
         self.state.run = run;
         self.state.pid = Some(raw_pid);
         self.state.started_at = Some(started_at);
-        self.state.phase = Phase::Running;
+        self.state.phase = Lifecycle::Running;
         self.state.paused = None;
         self.publish();
         self.emit(EventKind::Started {
@@ -385,7 +385,7 @@ impl Owner {
         };
         child.intent.stop_requested = true;
         let pid = child.pid;
-        self.state.phase = Phase::Stopping;
+        self.state.phase = Lifecycle::Stopping;
         self.publish();
         self.emit(EventKind::StopRequested);
         self.send_to_group(pid, Signal::SIGTERM);
@@ -397,7 +397,7 @@ impl Owner {
             wait_for_exit(&mut self.sigchld, Some(pid)).await;
         }
         self.finish_run().await;
-        self.state.phase = Phase::Stopped;
+        self.state.phase = Lifecycle::Stopped;
         self.publish();
     }
 
@@ -442,7 +442,7 @@ impl Owner {
             self.forget_in_guard(running.pid);
         }
         self.state.pid = None;
-        self.state.phase = Phase::Stopped;
+        self.state.phase = Lifecycle::Stopped;
         self.publish();
     }
 
@@ -450,8 +450,8 @@ impl Owner {
         self.restart_at = None;
         if self.child.is_some() {
             self.stop(grace).await;
-        } else if matches!(self.state.phase, Phase::WaitingRestart { .. }) {
-            self.state.phase = Phase::Stopped;
+        } else if matches!(self.state.phase, Lifecycle::WaitingRestart { .. }) {
+            self.state.phase = Lifecycle::Stopped;
             self.publish();
         }
     }
@@ -487,7 +487,7 @@ impl Owner {
         self.state.pid = None;
         self.state.paused = None;
         self.state.last_exit = Some(exit);
-        self.state.phase = Phase::Exited;
+        self.state.phase = Lifecycle::Exited;
         self.emit(EventKind::Exited {
             pid: running.pid.as_raw().unsigned_abs(),
             run: running.run,
@@ -505,7 +505,7 @@ impl Owner {
         };
         let restart = &self.setup.config.restart;
         if exit == ExitKind::Stopped {
-            self.state.phase = Phase::Stopped;
+            self.state.phase = Lifecycle::Stopped;
         }
         if !self.state.auto_restart || !restart.policy.restarts_after(exit) {
             self.publish();
@@ -527,7 +527,7 @@ impl Owner {
                     self.restart_now();
                 } else {
                     self.restart_at = Some(Instant::now() + delay);
-                    self.state.phase = Phase::WaitingRestart {
+                    self.state.phase = Lifecycle::WaitingRestart {
                         until: SystemTime::now() + delay,
                         crash_loop,
                     };
@@ -535,7 +535,7 @@ impl Owner {
                 }
             }
             CrashDecision::GiveUp { reason } => {
-                self.state.phase = Phase::Failed {
+                self.state.phase = Lifecycle::Failed {
                     reason: reason.clone(),
                 };
                 self.publish();

@@ -12,7 +12,7 @@ use super::policy::CrashLoopNote;
 /// Where an instance is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Phase {
+pub enum Lifecycle {
     Running,
     /// A Stop is in progress: SIGTERM sent, waiting out the grace period.
     Stopping,
@@ -33,20 +33,20 @@ pub enum Phase {
     },
 }
 
-impl Phase {
+impl Lifecycle {
     pub fn is_running(&self) -> bool {
-        matches!(self, Phase::Running | Phase::Stopping)
+        matches!(self, Lifecycle::Running | Lifecycle::Stopping)
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Phase::Running => f.write_str("running"),
-            Phase::Stopping => f.write_str("stopping"),
-            Phase::Stopped => f.write_str("stopped"),
-            Phase::Exited => f.write_str("exited"),
-            Phase::WaitingRestart { until, crash_loop } => {
+            Lifecycle::Running => f.write_str("running"),
+            Lifecycle::Stopping => f.write_str("stopping"),
+            Lifecycle::Stopped => f.write_str("stopped"),
+            Lifecycle::Exited => f.write_str("exited"),
+            Lifecycle::WaitingRestart { until, crash_loop } => {
                 let left = unix_ms(*until).saturating_sub(unix_ms(SystemTime::now()));
                 write!(f, "restarting in {:.1}s", left as f64 / 1000.0)?;
                 match crash_loop {
@@ -54,7 +54,7 @@ impl fmt::Display for Phase {
                     None => Ok(()),
                 }
             }
-            Phase::Failed { reason } => write!(f, "failed: {reason}"),
+            Lifecycle::Failed { reason } => write!(f, "failed: {reason}"),
         }
     }
 }
@@ -78,7 +78,7 @@ pub struct InstanceSnapshot {
     pub command: String,
     /// Set only while the process is alive and un-reaped.
     pub pid: Option<u32>,
-    pub phase: Phase,
+    pub phase: Lifecycle,
     /// Runs so far, counting from 1; 0 before the first start.
     pub run: u32,
     #[serde(rename = "started_at_ms", serialize_with = "serialize_opt_unix_ms")]

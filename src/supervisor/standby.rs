@@ -8,7 +8,7 @@
 use super::events::{EventKind, SupervisorEvent};
 use super::exit::ExitKind;
 use super::policy::{CrashDecision, CrashLoop, RestartConfig};
-use super::{Action, Role, Supervisor};
+use super::{InstanceAction, Role, Supervisor};
 use std::time::{Duration, Instant};
 
 /// Which instance of the group runs, and the crash loop they share.
@@ -116,7 +116,7 @@ pub fn spawn(supervisor: Supervisor, mut group: Group) -> tokio::task::JoinHandl
                     );
                     tokio::time::sleep(after).await;
                     supervisor.set_role(&to, Role::Active);
-                    if let Err(e) = supervisor.send(&to, Action::Start).await {
+                    if let Err(e) = supervisor.send(&to, InstanceAction::Start).await {
                         tracing::warn!("standby {to} could not take over from {from}: {e}");
                     }
                 }

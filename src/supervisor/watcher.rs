@@ -27,7 +27,7 @@ use super::attach::{ForeignProcess, ProcessFinder};
 use super::events::{EventKind, EventSink};
 use super::exit::ExitKind;
 use super::output::{LineSplitter, OutputBuffer, OutputStream, DEFAULT_MAX_LINE_BYTES};
-use super::snapshot::{InstanceSnapshot, Origin, Phase, Role};
+use super::snapshot::{InstanceSnapshot, Lifecycle, Origin, Role};
 
 /// Lines of output kept per attached instance.
 const OUTPUT_LINES: usize = 5_000;
@@ -62,17 +62,17 @@ pub type OwnedPids = Arc<dyn Fn() -> Vec<u32> + Send + Sync>;
 pub type ProcessFilter = Arc<dyn Fn(&ForeignProcess) -> bool + Send + Sync>;
 
 /// A running rescan loop. Dropping it stops the loop.
-pub struct Watcher {
+pub struct ProcessWatcher {
     tracker: Arc<Mutex<AttachTracker>>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
-    /// Wakes the loop for a scan now (see [`Watcher::rescan`]).
+    /// Wakes the loop for a scan now (see [`ProcessWatcher::rescan`]).
     wake: Arc<Notify>,
 }
 
-impl Watcher {
+impl ProcessWatcher {
     /// Scans at once, then every `interval` and at every death; reports into `events`.
-    pub fn spawn(config: WatcherConfig, events: EventSink) -> Watcher {
+    pub fn spawn(config: WatcherConfig, events: EventSink) -> ProcessWatcher {
         let since = if config.fresh {
             0
         } else {
@@ -91,7 +91,7 @@ impl Watcher {
             cancel.clone(),
             wake.clone(),
         ));
-        Watcher {
+        ProcessWatcher {
             tracker,
             cancel,
             task: Some(task),
@@ -139,7 +139,7 @@ impl Watcher {
     }
 }
 
-impl Drop for Watcher {
+impl Drop for ProcessWatcher {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
@@ -438,7 +438,7 @@ impl AttachTracker {
                     ));
                     entry.current = None;
                     entry.snapshot.pid = None;
-                    entry.snapshot.phase = Phase::Exited;
+                    entry.snapshot.phase = Lifecycle::Exited;
                     entry.snapshot.paused = None;
                     entry.snapshot.last_exit = Some(ExitKind::Disappeared);
                 }
@@ -517,7 +517,7 @@ impl AttachTracker {
 impl Tracked {
     fn attach(&mut self, process: ForeignProcess, now: Instant) {
         self.snapshot.pid = Some(process.pid);
-        self.snapshot.phase = Phase::Running;
+        self.snapshot.phase = Lifecycle::Running;
         self.snapshot.started_at = Some(process.started_at);
         self.snapshot.command = process.name.clone();
         self.snapshot.paused = process.frozen.then_some(FROZEN_SEEN);
@@ -550,7 +550,7 @@ fn attached_snapshot(id: &str, app_name: &str, process: &ForeignProcess) -> Inst
         origin: Origin::Attached,
         command: process.name.clone(),
         pid: None,
-        phase: Phase::Running,
+        phase: Lifecycle::Running,
         run: 1,
         started_at: Some(process.started_at),
         crashes: 0,

@@ -20,7 +20,7 @@ use crate::driver::{Driver, HoldsBoard};
 use crate::recovery::Board;
 use crate::session::{Session, SessionHandle, WorkerExit};
 use crate::signals::Termination;
-use crate::supervisor::{Action as SupAction, ProcessSampler, ProcessStats};
+use crate::supervisor::{InstanceAction, ProcessSampler, ProcessStats};
 use anyhow::{Context, Result};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use futures_util::{Stream, StreamExt};
@@ -51,7 +51,7 @@ pub struct TuiOptions {
     /// Relative clock, for recordings.
     pub recording: bool,
     /// Updated as facts change it (by the driver), for `plumdash ctl status`.
-    pub status: Option<crate::control::StatusPublisher>,
+    pub status: Option<crate::ctl_socket::StatusPublisher>,
     /// `plumdash tour`: show the guided tour's captions.
     pub tour: bool,
     /// `--kill-at PCT [--kill-every-cycle]`: SIGKILL when progress crosses PCT.
@@ -293,16 +293,16 @@ where
 }
 
 /// The supervisor action a command asks for, if it is one.
-fn supervisor_action(cmd: &Command) -> Option<(&str, SupAction)> {
+fn supervisor_action(cmd: &Command) -> Option<(&str, InstanceAction)> {
     match cmd {
         Command::Signal { instance, signal } if !signal.whole_tree() => {
-            Some((instance, SupAction::Signal(to_nix(*signal))))
+            Some((instance, InstanceAction::Signal(to_nix(*signal))))
         }
-        Command::Start { instance } => Some((instance, SupAction::Start)),
-        Command::Stop { instance } => Some((instance, SupAction::Stop)),
-        Command::Restart { instance } => Some((instance, SupAction::Restart)),
+        Command::Start { instance } => Some((instance, InstanceAction::Start)),
+        Command::Stop { instance } => Some((instance, InstanceAction::Stop)),
+        Command::Restart { instance } => Some((instance, InstanceAction::Restart)),
         Command::SetAutoRestart { instance, on } => {
-            Some((instance, SupAction::SetAutoRestart(*on)))
+            Some((instance, InstanceAction::SetAutoRestart(*on)))
         }
         _ => None,
     }

@@ -10,7 +10,7 @@ use crate::controller::{self, ControllerConfig};
 use crate::driver::{Driver, Step};
 use crate::recovery::{InstanceView, ProcessExit, TaskView, Tracker, TsMs};
 use crate::session::{Session, WorkerExit};
-use crate::supervisor::{Action, ActionError};
+use crate::supervisor::{ActionError, InstanceAction};
 use crate::text::{timeline, Lang};
 use nix::sys::signal::Signal;
 use std::net::SocketAddr;
@@ -229,7 +229,7 @@ impl Runner {
         self.wait_until(how_long, |_| false).await.map(|_| ())
     }
 
-    async fn act(&mut self, action: Action) -> Result<(), ActionError> {
+    async fn act(&mut self, action: InstanceAction) -> Result<(), ActionError> {
         self.session()
             .supervisor()
             .send(&self.instance, action)
@@ -309,9 +309,9 @@ impl Runner {
         matches!(
             phase,
             Some(
-                crate::supervisor::Phase::Exited
-                    | crate::supervisor::Phase::Stopped
-                    | crate::supervisor::Phase::Failed { .. }
+                crate::supervisor::Lifecycle::Exited
+                    | crate::supervisor::Lifecycle::Stopped
+                    | crate::supervisor::Lifecycle::Failed { .. }
             )
         )
     }
@@ -386,7 +386,7 @@ impl Runner {
             self.instance
         ));
         let starts = self.starts();
-        if let Err(e) = self.act(Action::Signal(Signal::SIGKILL)).await {
+        if let Err(e) = self.act(InstanceAction::Signal(Signal::SIGKILL)).await {
             return Err(format!("cannot kill the worker: {e}"));
         }
         if !self
@@ -435,7 +435,7 @@ impl Runner {
     /// Starts the stopped worker and waits until it has; `starts` is the count
     /// of starts from before it was stopped, `again` a suffix for the errors.
     async fn start_worker(&mut self, starts: u32, again: &str) -> Outcome {
-        match self.act(Action::Start).await {
+        match self.act(InstanceAction::Start).await {
             Ok(()) | Err(ActionError::AlreadyRunning { .. }) => {}
             Err(e) => return Err(format!("cannot start the worker{again}: {e}")),
         }
@@ -492,7 +492,7 @@ impl Runner {
             g.at_pct.unwrap_or(0)
         ));
         let starts = self.starts();
-        if let Err(e) = self.act(Action::Signal(Signal::SIGINT)).await {
+        if let Err(e) = self.act(InstanceAction::Signal(Signal::SIGINT)).await {
             return Err(format!("cannot send SIGINT: {e}"));
         }
         let limit = self.config.patience.max(Duration::from_secs(15));

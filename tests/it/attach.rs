@@ -5,7 +5,7 @@ use crate::support::{self, TestController};
 use nix::sys::signal::Signal;
 use plumdash::recovery::{Fact, ProcessExit};
 use plumdash::session::{Session, SessionConfig};
-use plumdash::supervisor::Action;
+use plumdash::supervisor::InstanceAction;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -62,11 +62,14 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
     assert_eq!(session.instances().len(), 1);
 
     // Only signals: its own agent starts and stops it.
-    let err = session.act(&instance, Action::Stop).await.unwrap_err();
+    let err = session
+        .act(&instance, InstanceAction::Stop)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("only signals"), "{err}");
 
     session
-        .act(&instance, Action::Signal(Signal::SIGKILL))
+        .act(&instance, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap();
     let status = worker.wait().unwrap();
@@ -99,7 +102,7 @@ async fn attach_finds_an_outside_worker_and_signals_it_safely() {
     assert!(snapshot_first, "a fresh read precedes the exit");
     // The pid is gone: a second signal is refused rather than sent blindly.
     assert!(session
-        .act(&instance, Action::Signal(Signal::SIGKILL))
+        .act(&instance, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .is_err());
     session
@@ -186,7 +189,7 @@ async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
     }
 
     session
-        .act(&ids[1], Action::Signal(Signal::SIGKILL))
+        .act(&ids[1], InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(15), async {

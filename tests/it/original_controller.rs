@@ -235,7 +235,7 @@ async fn attach_per_instance_polls_each_own_namespace_of_the_original() {
     session
         .act(
             &id,
-            plumdash::supervisor::Action::Signal(nix::sys::signal::Signal::SIGKILL),
+            plumdash::supervisor::InstanceAction::Signal(nix::sys::signal::Signal::SIGKILL),
         )
         .await
         .unwrap();

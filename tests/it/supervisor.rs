@@ -9,8 +9,8 @@ use crate::support::wait_until_async;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use plumdash::supervisor::{
-    Action, ActionError, EventKind, ExitKind, OutputStream, Phase, RestartConfig, RestartPolicy,
-    Supervisor, SupervisorConfig, SupervisorEvent, WorkerSpec,
+    ActionError, EventKind, ExitKind, InstanceAction, Lifecycle, OutputStream, RestartConfig,
+    RestartPolicy, Supervisor, SupervisorConfig, SupervisorEvent, WorkerSpec,
 };
 use tokio::sync::broadcast;
 
@@ -134,7 +134,7 @@ async fn sigkill_through_the_supervisor_restarts_it_is_the_demo() {
     let (pid, _) = started(&mut events, &id).await;
 
     supervisor
-        .send(&id, Action::Signal(Signal::SIGKILL))
+        .send(&id, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap();
     let sent = next_event(&mut events, &id, |kind| match kind {
@@ -185,7 +185,7 @@ async fn crash_loop_backs_off_then_fails_after_max_restarts() {
                 wait_until_async("the wait shows its crash loop", WAIT, || {
                     matches!(
                         supervisor.instance(&id).unwrap().phase,
-                        Phase::WaitingRestart { crash_loop: Some(note), .. } if note.runs == runs
+                        Lifecycle::WaitingRestart { crash_loop: Some(note), .. } if note.runs == runs
                     )
                 })
                 .await;
@@ -197,7 +197,7 @@ async fn crash_loop_backs_off_then_fails_after_max_restarts() {
     assert!(reason.contains("max_restarts = 3"), "{reason}");
     let snapshot = supervisor.instance(&id).unwrap();
     assert!(
-        matches!(snapshot.phase, Phase::Failed { .. }),
+        matches!(snapshot.phase, Lifecycle::Failed { .. }),
         "{:?}",
         snapshot.phase
     );
@@ -206,7 +206,7 @@ async fn crash_loop_backs_off_then_fails_after_max_restarts() {
     assert_eq!(snapshot.pid, None);
 
     // Start clears FAILED and begins a fresh loop.
-    supervisor.send(&id, Action::Start).await.unwrap();
+    supervisor.send(&id, InstanceAction::Start).await.unwrap();
     assert_eq!(started(&mut events, &id).await.1, 5);
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
@@ -254,7 +254,7 @@ async fn outside_kills_of_runs_past_the_threshold_restart_after_the_plain_delay_
     }
     let snapshot = supervisor.instance(&id).unwrap();
     assert_eq!(snapshot.crashes, 6);
-    assert_eq!(snapshot.phase, Phase::Running);
+    assert_eq!(snapshot.phase, Lifecycle::Running);
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 
@@ -274,7 +274,7 @@ async fn own_kills_of_short_runs_are_not_a_crash_loop() {
     started(&mut events, &id).await;
     for kill_no in 1..=5 {
         supervisor
-            .send(&id, Action::Signal(Signal::SIGKILL))
+            .send(&id, InstanceAction::Signal(Signal::SIGKILL))
             .await
             .unwrap();
         let scheduled = next_event(&mut events, &id, |kind| match kind {
@@ -302,8 +302,8 @@ async fn graceful_stop_is_stopped_and_never_restarts() {
         .unwrap();
     started(&mut events, &id).await;
     started_output(&supervisor.output(&id).unwrap(), "ready").await;
-    let snapshot = supervisor.send(&id, Action::Stop).await.unwrap();
-    assert_eq!(snapshot.phase, Phase::Stopped);
+    let snapshot = supervisor.send(&id, InstanceAction::Stop).await.unwrap();
+    assert_eq!(snapshot.phase, Lifecycle::Stopped);
     assert_eq!(snapshot.last_exit, Some(ExitKind::Stopped));
     assert_eq!(snapshot.crashes, 0);
     assert_eq!(snapshot.pid, None);
@@ -314,11 +314,11 @@ async fn graceful_stop_is_stopped_and_never_restarts() {
         .iter()
         .any(|line| line.text == "bye"));
     assert!(matches!(
-        supervisor.send(&id, Action::Stop).await,
+        supervisor.send(&id, InstanceAction::Stop).await,
         Err(ActionError::NotRunning { .. })
     ));
     // Nothing restarts it: the next event is our own Start.
-    supervisor.send(&id, Action::Start).await.unwrap();
+    supervisor.send(&id, InstanceAction::Start).await.unwrap();
     assert_eq!(started(&mut events, &id).await.1, 2);
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
@@ -335,7 +335,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
     started(&mut events, &id).await;
     started_output(&supervisor.output(&id).unwrap(), "ready").await;
     let begun = Instant::now();
-    let snapshot = supervisor.send(&id, Action::Stop).await.unwrap();
+    let snapshot = supervisor.send(&id, InstanceAction::Stop).await.unwrap();
     assert!(begun.elapsed() >= Duration::from_millis(300));
     assert_eq!(snapshot.last_exit, Some(ExitKind::Stopped));
     let escalated = next_event(&mut events, &id, |kind| match kind {
@@ -355,7 +355,7 @@ async fn completion_is_not_restarted_on_failure_but_is_with_always() {
     let id = supervisor.spawn_instance(sh("echo done")).await.unwrap();
     assert_eq!(exited(&mut events, &id).await, ExitKind::Completed);
     wait_until_async("phase is Exited", WAIT, || {
-        supervisor.instance(&id).unwrap().phase == Phase::Exited
+        supervisor.instance(&id).unwrap().phase == Lifecycle::Exited
     })
     .await;
     assert_eq!(supervisor.instance(&id).unwrap().run, 1);
@@ -368,7 +368,7 @@ async fn completion_is_not_restarted_on_failure_but_is_with_always() {
     assert_eq!(started(&mut events, &id).await.1, 2);
     assert_eq!(supervisor.instance(&id).unwrap().crashes, 0);
     supervisor
-        .send(&id, Action::SetAutoRestart(false))
+        .send(&id, InstanceAction::SetAutoRestart(false))
         .await
         .unwrap();
     supervisor.shutdown_all(Duration::from_secs(1)).await;
@@ -462,7 +462,7 @@ async fn twenty_kill_cycles_leave_no_zombies() {
             sigkill(pid);
         } else {
             supervisor
-                .send(&id, Action::Signal(Signal::SIGKILL))
+                .send(&id, InstanceAction::Signal(Signal::SIGKILL))
                 .await
                 .unwrap();
         }
@@ -520,7 +520,7 @@ async fn chatty_worker_is_bounded_and_runs_are_separated() {
     assert_eq!(kept.first().unwrap().text, "99001");
 
     supervisor
-        .send(&id, Action::Signal(Signal::SIGKILL))
+        .send(&id, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap();
     started(&mut events, &id).await;
@@ -571,7 +571,7 @@ async fn workers_get_the_agent_environment_and_a_crash_restarts_in_place() {
     // Moving work to another node is the agents' and controller's job (`up
     // --nodes`): a supervisor restarts the same instance where it was.
     supervisor
-        .send(&first, Action::Signal(Signal::SIGKILL))
+        .send(&first, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap();
     assert_eq!(started(&mut events, &first).await.1, 1);
@@ -593,31 +593,34 @@ async fn manual_restart_and_refusals() {
         .await
         .unwrap();
     started(&mut events, &id).await;
-    let snapshot = supervisor.send(&id, Action::Restart).await.unwrap();
+    let snapshot = supervisor.send(&id, InstanceAction::Restart).await.unwrap();
     assert_eq!(snapshot.manual_restarts, 1);
     assert_eq!(snapshot.crashes, 0);
     assert_eq!(snapshot.run, 2);
     assert_eq!(snapshot.last_exit, Some(ExitKind::Stopped));
     assert!(matches!(
-        supervisor.send(&id, Action::Start).await,
+        supervisor.send(&id, InstanceAction::Start).await,
         Err(ActionError::AlreadyRunning { .. })
     ));
-    let error = supervisor.send("nope-001", Action::Stop).await.unwrap_err();
+    let error = supervisor
+        .send("nope-001", InstanceAction::Stop)
+        .await
+        .unwrap_err();
     assert_eq!(error.to_string(), "no instance named \"nope-001\"");
 
     // SIGSTOP/SIGCONT pause and resume; a paused worker still stops gracefully.
     assert_eq!(
         supervisor
-            .send(&id, Action::Signal(Signal::SIGSTOP))
+            .send(&id, InstanceAction::Signal(Signal::SIGSTOP))
             .await
             .unwrap()
             .paused,
         Some("SIGSTOP")
     );
-    let stopped = supervisor.send(&id, Action::Stop).await.unwrap();
+    let stopped = supervisor.send(&id, InstanceAction::Stop).await.unwrap();
     assert_eq!(stopped.last_exit, Some(ExitKind::Stopped));
     let error = supervisor
-        .send(&id, Action::Signal(Signal::SIGKILL))
+        .send(&id, InstanceAction::Signal(Signal::SIGKILL))
         .await
         .unwrap_err();
     assert!(
@@ -652,10 +655,10 @@ async fn shutdown_all_stops_every_worker() {
     assert_eq!(finals.len(), 2);
     assert!(finals
         .iter()
-        .all(|s| s.phase == Phase::Stopped && s.pid.is_none()));
+        .all(|s| s.phase == Lifecycle::Stopped && s.pid.is_none()));
     assert!(pids.iter().all(|&pid| is_dead(pid)));
     assert!(matches!(
-        supervisor.send(&b, Action::Start).await,
+        supervisor.send(&b, InstanceAction::Start).await,
         Err(ActionError::ShutDown(_))
     ));
 
@@ -783,7 +786,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
     let app = unique_app("watch");
     let instance = format!("{app}-001");
     let (sink, mut events) = plumdash::supervisor::EventSink::new(64);
-    let watcher = plumdash::supervisor::Watcher::spawn(
+    let watcher = plumdash::supervisor::ProcessWatcher::spawn(
         plumdash::supervisor::WatcherConfig {
             app_name: app.clone(),
             worker_name: "sleep".into(),
@@ -867,7 +870,7 @@ async fn a_sigstop_from_outside_is_seen_and_so_is_the_sigcont() {
     .await;
     assert_eq!(supervisor.instance(&id).unwrap().paused, None);
     // Still the same run: frozen and thawed, never exited.
-    let stopped = supervisor.send(&id, Action::Stop).await.unwrap();
+    let stopped = supervisor.send(&id, InstanceAction::Stop).await.unwrap();
     assert_eq!(stopped.crashes, 0);
     assert_eq!(stopped.run, 1);
 }

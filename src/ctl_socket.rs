@@ -18,7 +18,7 @@ mod socket_dir;
 
 use crate::recovery::{Board, InstanceStatus, Tracker, TsMs};
 use crate::session::{NodeOp, SessionHandle};
-use crate::supervisor::{parse_signal, Action, InstanceSnapshot};
+use crate::supervisor::{parse_signal, InstanceAction, InstanceSnapshot};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -401,14 +401,17 @@ async fn answer(
         Request::ReviveNode { node } => {
             return node_answer(session, node, NodeOp::Revive, status).await
         }
-        Request::Kill { instance } => (instance, Action::Signal(nix::sys::signal::Signal::SIGKILL)),
+        Request::Kill { instance } => (
+            instance,
+            InstanceAction::Signal(nix::sys::signal::Signal::SIGKILL),
+        ),
         Request::Signal { instance, signal } => match parse_signal(signal) {
-            Ok(sig) => (instance, Action::Signal(sig)),
+            Ok(sig) => (instance, InstanceAction::Signal(sig)),
             Err(e) => return json!({"ok": false, "error": e.to_string()}),
         },
-        Request::Stop { instance } => (instance, Action::Stop),
-        Request::Start { instance } => (instance, Action::Start),
-        Request::Restart { instance } => (instance, Action::Restart),
+        Request::Stop { instance } => (instance, InstanceAction::Stop),
+        Request::Start { instance } => (instance, InstanceAction::Start),
+        Request::Restart { instance } => (instance, InstanceAction::Restart),
     };
     let before = status.borrow_and_update().instances.get(instance).cloned();
     if let Err(e) = session.act(instance, action).await {
