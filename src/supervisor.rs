@@ -282,15 +282,6 @@ impl Supervisor {
             .insert(instance.to_string(), role);
     }
 
-    /// A receiver that is told about every change of one instance.
-    pub fn watch_instance(&self, instance: &str) -> Option<watch::Receiver<InstanceSnapshot>> {
-        let registry = self.shared.registry();
-        registry
-            .instances
-            .get(instance)
-            .map(|entry| entry.snapshot.clone())
-    }
-
     /// The captured output of an instance (shared, live).
     pub fn output(&self, instance: &str) -> Option<OutputBuffer> {
         let registry = self.shared.registry();

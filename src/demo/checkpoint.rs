@@ -41,10 +41,6 @@ impl Checkpoint {
         format!("step_{}", self.counter)
     }
 
-    pub fn is_complete(self) -> bool {
-        self.counter >= TOTAL_STEPS
-    }
-
     /// The step after this one, `None` once complete.
     pub fn next(self) -> Option<Checkpoint> {
         Checkpoint::at(self.counter + 1)

@@ -33,12 +33,6 @@ pub enum Lifecycle {
     },
 }
 
-impl Lifecycle {
-    pub fn is_running(&self) -> bool {
-        matches!(self, Lifecycle::Running | Lifecycle::Stopping)
-    }
-}
-
 impl fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -33,13 +33,6 @@ pub const INVARIANTS: [(u8, &str); 6] = [
     ),
 ];
 
-pub fn invariant_name(id: u8) -> &'static str {
-    INVARIANTS
-        .iter()
-        .find(|(n, _)| *n == id)
-        .map_or("?", |(_, name)| name)
-}
-
 /// One SIGKILL → restart → resume cycle.
 #[derive(Debug, Clone, Serialize)]
 pub struct CycleReport {
