@@ -57,6 +57,10 @@ pub struct RecoveryStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TaskStatus {
     pub progress: Option<i64>,
+    /// Why the progress is not known though its key is there (`"fifty"`, a
+    /// malformed entry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_unreadable: Option<String>,
     pub counter: Option<i64>,
     pub checkpoint: Option<String>,
     pub crash_flag: bool,
@@ -136,6 +140,7 @@ impl TaskStatus {
         let task = tracker.task();
         TaskStatus {
             progress: task.progress,
+            progress_unreadable: task.progress_unreadable().map(str::to_string),
             counter: task.counter,
             checkpoint: task.checkpoint.clone(),
             crash_flag: task.crash_flag,
@@ -146,11 +151,17 @@ impl TaskStatus {
         }
     }
 
-    /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints it.
+    /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints
+    /// it (`progress unknown` before one is seen, `progress unreadable` when
+    /// its key does not read).
     pub fn describe(t: &Value) -> String {
+        let progress = match (t["progress"].as_i64(), t["progress_unreadable"].as_str()) {
+            (Some(p), _) => format!("{p}%"),
+            (None, Some(_)) => "unreadable".into(),
+            (None, None) => "unknown".into(),
+        };
         format!(
-            "progress {}%, checkpoint {}, crash flag {}",
-            t["progress"],
+            "progress {progress}, checkpoint {}, crash flag {}",
             t["checkpoint"]
                 .as_str()
                 .map_or("—".into(), |c| crate::text_safety::escape_controls(c)

@@ -2,6 +2,7 @@
 //! Everything here is safe to print: control characters come out escaped.
 
 use super::model::{preview, Entry};
+use super::watch::FeedTrouble;
 use crate::text_safety::escape_controls;
 
 /// A key (or any stored name) as it may be printed: control characters escaped.
@@ -19,6 +20,55 @@ pub fn display_value(e: &Entry) -> String {
         }
         None => preview(&escape_controls(&e.value)),
     }
+}
+
+/// What a misbehaving controller's feed did, on one line (the CLI's words):
+/// `12 events skipped, 1 dropped, 2 entries unreadable; last: …`.
+pub fn trouble_counts(t: &FeedTrouble) -> String {
+    let mut parts = Vec::new();
+    if t.skipped > 0 {
+        parts.push(format!(
+            "{} malformed event{} skipped",
+            t.skipped,
+            plural(t.skipped)
+        ));
+    }
+    if t.dropped > 0 {
+        parts.push(format!(
+            "{} dropped as another namespace's or out of order",
+            t.dropped
+        ));
+    }
+    if !t.unreadable.is_empty() {
+        let n = t.unreadable.len() as u64;
+        parts.push(format!(
+            "{n} entr{} unreadable",
+            if n == 1 { "y" } else { "ies" }
+        ));
+    }
+    let mut line = parts.join(", ");
+    if let Some(last) = &t.last {
+        line.push_str(&format!("; last: {}", preview_long(last)));
+    }
+    escape_controls(&line).into_owned()
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A reason cut to a line's worth.
+fn preview_long(s: &str) -> String {
+    const MAX: usize = 120;
+    let mut out: String = s.chars().take(MAX).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 /// A short age: `3s`, `5m`, `2h`, `4d`.

@@ -22,6 +22,8 @@ pub enum CrashFlag {
 pub struct NamespaceMirror {
     entries: BTreeMap<String, Entry>,
     changed_at: BTreeMap<String, TsMs>,
+    /// Keys the controller sent in a form that does not read, with why.
+    unreadable: BTreeMap<String, String>,
     task: TaskView,
     /// The crash flag has been seen (set, or written false) at least once: its
     /// absence is then a clearing, not a worker that never uses it.
@@ -31,6 +33,25 @@ pub struct NamespaceMirror {
 impl NamespaceMirror {
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
         &self.entries
+    }
+
+    /// Keys present but unreadable as sent, with why (shown as such).
+    pub fn unreadable(&self) -> &BTreeMap<String, String> {
+        &self.unreadable
+    }
+
+    /// The feed's list of unreadable entries, as of now; true when it changed.
+    pub fn set_unreadable(&mut self, unreadable: &[crate::kv::Unreadable]) -> bool {
+        let fresh: BTreeMap<String, String> = unreadable
+            .iter()
+            .map(|u| (u.key_text().to_string(), u.reason.clone()))
+            .collect();
+        if fresh == self.unreadable {
+            return false;
+        }
+        self.unreadable = fresh;
+        self.refresh();
+        true
     }
 
     /// When a key last changed, as seen here.
@@ -79,6 +100,7 @@ impl NamespaceMirror {
 
     pub fn write(&mut self, at: TsMs, entries: Vec<Entry>) {
         for entry in entries {
+            self.unreadable.remove(&entry.key);
             self.changed_at.insert(entry.key.clone(), at);
             self.entries.insert(entry.key.clone(), entry);
         }
@@ -87,12 +109,13 @@ impl NamespaceMirror {
 
     pub fn delete(&mut self, key: &str) {
         self.entries.remove(key);
+        self.unreadable.remove(key);
         self.changed_at.remove(key);
         self.refresh();
     }
 
     fn refresh(&mut self) {
-        self.task = TaskView::from_entries(&self.entries);
+        self.task = TaskView::from_entries(&self.entries, &self.unreadable);
         if self.entries.contains_key(CRASH_FLAG_KEY) {
             self.flag_ever_seen = true;
         }
