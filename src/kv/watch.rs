@@ -83,7 +83,8 @@ pub struct FeedTrouble {
     /// The latest of those problems, on one line.
     pub last: Option<String>,
     /// The connection was ended for what it sent (a line over the cap); it is
-    /// tried again after `retry_in`. Cleared by the next `Streaming`.
+    /// tried again after `retry_in`. Cleared once a connection carries
+    /// something usable, or the controller is unreachable instead.
     pub broken: Option<String>,
     pub retry_in: Duration,
 }
@@ -280,6 +281,10 @@ impl Feed {
                         use_stream = false;
                     }
                     StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
+                        // Unreachable now, whatever it sent before.
+                        if self.trouble.now.broken.take().is_some() && !self.report(true).await {
+                            return;
+                        }
                         if !self.down(why, backoff.next_delay()).await {
                             return;
                         }
@@ -365,7 +370,6 @@ impl Feed {
             let err = expect_status(resp, &[StatusCode::OK]).await.err();
             return StreamEnd::Failed(err.map_or_else(|| status.to_string(), |e| e.to_string()));
         }
-        self.trouble.now.broken = None;
         if !self.emit(WatchEvent::Status(FeedStatus::Streaming)).await {
             return StreamEnd::Closed;
         }
@@ -403,7 +407,12 @@ impl Feed {
             }
             for event in ready.drain(..) {
                 let mut urgent = false;
-                for out in self.judge(&mut state, event, &mut urgent) {
+                let usable = self.judge(&mut state, event, &mut urgent);
+                // A connection is only well again once it carried something usable.
+                if !usable.is_empty() && self.trouble.now.broken.take().is_some() {
+                    urgent = true;
+                }
+                for out in usable {
                     if !self.emit(out).await {
                         return StreamEnd::Closed;
                     }

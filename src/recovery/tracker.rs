@@ -458,7 +458,6 @@ impl Tracker {
                 self.feed_trouble = trouble;
             }
             Fact::FeedUp { via } => {
-                self.feed_trouble.broken = None;
                 if self.feed_error.take().is_some() || self.feed_via.as_ref() != Some(&via) {
                     self.push(
                         at,

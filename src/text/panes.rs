@@ -53,8 +53,9 @@ pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -
     let mut parts = Vec::new();
     match lang {
         Lang::En => {
+            let s = |n: u64| if n == 1 { "" } else { "s" };
             if skipped > 0 {
-                parts.push(format!("{skipped} events skipped"));
+                parts.push(format!("{skipped} event{} skipped", s(skipped)));
             }
             if dropped > 0 {
                 parts.push(format!(
@@ -62,7 +63,8 @@ pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -
                 ));
             }
             if unreadable > 0 {
-                parts.push(format!("{unreadable} entries unreadable"));
+                let y = if unreadable == 1 { "y" } else { "ies" };
+                parts.push(format!("{unreadable} entr{y} unreadable"));
             }
             format!("controller sends malformed data: {}", parts.join(", "))
         }

@@ -2,6 +2,7 @@
 //! ports, real SQLite files in temporary folders.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod original;
 pub mod plum_agent;
 pub mod tmux;
