@@ -253,7 +253,10 @@ fn attach_tells_a_misbehaving_controller_from_an_unreachable_one() {
         s.contains("controller sends malformed data")
             .then(|| s.to_string())
     });
-    assert!(screen.contains("skipped — a kv event that is not JSON"), "{screen}");
+    assert!(
+        screen.contains("skipped — a kv event that is not JSON"),
+        "{screen}"
+    );
     assert!(!screen.contains("UNREACHABLE"), "{screen}");
     assert_eq!(common::tmux::gauge_percent(&screen), Some(50), "{screen}");
     assert_q_quits(&tmux);

@@ -29,12 +29,21 @@ pub fn flag_text(state: FlagState, lang: Lang) -> String {
     }
 }
 
-/// The header's status while the feed has not reached the controller yet:
-/// what it waits for, and since when.
+/// The connecting screen's line (before attach has a session): what it waits
+/// for, and since when.
 pub fn connecting(url: &str, secs: u64, lang: Lang) -> String {
     match lang {
         Lang::En => format!("connecting to {url}… {secs} s"),
         Lang::Zh => format!("正在连接 {url}… {secs} 秒"),
+    }
+}
+
+/// The header's status before the feed reached the controller (whose URL the
+/// header shows beside it): `connecting… 3 s`.
+pub fn connecting_since(secs: u64, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("connecting… {secs} s"),
+        Lang::Zh => format!("连接中… {secs} 秒"),
     }
 }
 

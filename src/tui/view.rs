@@ -236,7 +236,11 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     lines.push(Line::from(Span::styled(
         format!(
             "{}% {} #{}",
-            task.progress.map_or("?".into(), |p| p.to_string()),
+            match (task.progress, task.progress_unreadable()) {
+                (Some(p), _) => p.to_string(),
+                (None, Some(_)) => "?".into(),
+                (None, None) => "0".into(),
+            },
             task.checkpoint.as_deref().unwrap_or("-"),
             task.counter.map_or("-".into(), |c| c.to_string())
         ),

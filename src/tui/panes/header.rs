@@ -2,7 +2,7 @@
 //! whether that is healthy, app and namespace. A red banner while the
 //! controller is unreachable.
 
-use crate::text::panes::{connecting, feed_trouble, misbehaving};
+use crate::text::panes::{connecting_since, feed_trouble, misbehaving};
 use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
@@ -30,15 +30,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         (Some(_), _) => Span::styled(format!("● {}", Msg::ControllerDown.text(l)), t.bad()),
         (None, Some(via)) if trouble.any() => Span::styled(format!("● {via} ⚠"), t.warn()),
         (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
-        // What it waits for, and since when, from the first frame.
+        // Since when it waits (for the URL beside it), from the first frame.
         (None, None) => Span::styled(
             format!(
                 "○ {}",
-                connecting(
-                    &escape_controls(&h.controller_url),
-                    app.now.saturating_sub(app.started_at) / 1000,
-                    l
-                )
+                connecting_since(app.now.saturating_sub(app.started_at) / 1000, l)
             ),
             t.warn(),
         ),
