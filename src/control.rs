@@ -503,6 +503,29 @@ pub async fn request(path: &Path, request: &Request) -> Result<Value> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_progress_not_known_reads_unknown_or_unreadable_not_null() {
+        let task = |progress: Value, unreadable: Option<&str>| {
+            let mut t = json!({"progress": progress, "checkpoint": null, "flag": "never_seen"});
+            if let Some(why) = unreadable {
+                t["progress_unreadable"] = why.into();
+            }
+            TaskStatus::describe(&t)
+        };
+        assert_eq!(
+            task(json!(40), None),
+            "progress 40%, checkpoint —, crash flag never seen"
+        );
+        assert_eq!(
+            task(Value::Null, None),
+            "progress unknown, checkpoint —, crash flag never seen"
+        );
+        assert_eq!(
+            task(Value::Null, Some("\"fifty\" is not a whole number")),
+            "progress unreadable, checkpoint —, crash flag never seen"
+        );
+    }
+
     /// The request is also the CLI subcommand: its printing flag never reaches the wire,
     /// and the wire form stays what other clients send.
     #[test]
