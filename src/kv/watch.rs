@@ -73,7 +73,8 @@ pub enum FeedStatus {
 /// the feed's start; each report replaces the one before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedTrouble {
-    /// The namespace's entries, as of now, that do not read as entries.
+    /// The namespace's entries, as of now, that do not read as entries (told
+    /// again after every snapshot, which clears them at the consumer).
     pub unreadable: Vec<Unreadable>,
     /// Events skipped as malformed (not JSON, not the event's shape).
     pub skipped: u64,
@@ -479,7 +480,10 @@ impl Feed {
                     ),
                 );
             }
-            *urgent |= self.trouble.replace_unreadable(listing.unreadable);
+            // A snapshot replaces what the consumer held, unreadable keys
+            // included: they are told again after it, changed or not.
+            let any = !listing.unreadable.is_empty();
+            *urgent |= self.trouble.replace_unreadable(listing.unreadable) || any;
             out.push(WatchEvent::Snapshot(listing.entries));
             return out;
         }
@@ -585,7 +589,10 @@ impl Feed {
                             ),
                         );
                     }
-                    let changed = self.trouble.replace_unreadable(listing.unreadable);
+                    let any = !listing.unreadable.is_empty();
+                    let changed = self.trouble.replace_unreadable(listing.unreadable)
+                        // The first poll's snapshot replaces them at the consumer.
+                        || (any && known.is_none());
                     let entries = listing.entries;
                     let events = match &known {
                         None => vec![

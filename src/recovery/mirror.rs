@@ -95,6 +95,8 @@ impl NamespaceMirror {
         }
         self.changed_at.retain(|k, _| fresh.contains_key(k));
         self.entries = fresh;
+        // The feed tells the snapshot's unreadable keys right after it.
+        self.unreadable.clear();
         self.refresh();
     }
 
@@ -119,5 +121,45 @@ impl NamespaceMirror {
         if self.entries.contains_key(CRASH_FLAG_KEY) {
             self.flag_ever_seen = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{Unreadable, ValueType};
+
+    fn entry(key: &str, value: &str) -> Entry {
+        Entry {
+            namespace: "ns".into(),
+            key: key.into(),
+            value: value.into(),
+            value_type: ValueType::Int,
+            updated_at: 0,
+            updated_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn unreadable_keys_last_until_a_good_write_or_a_snapshot() {
+        let mut m = NamespaceMirror::default();
+        m.replace_all(0, vec![entry("task.counter", "5")]);
+        let bad = Unreadable {
+            key: Some("task.progress".into()),
+            reason: "invalid type: null".into(),
+        };
+        assert!(m.set_unreadable(std::slice::from_ref(&bad)));
+        assert!(!m.set_unreadable(&[bad]), "the same list is no change");
+        assert_eq!(m.task().progress_unreadable(), Some("invalid type: null"));
+        assert_eq!(m.task().torn(), None, "unknown, not torn");
+        m.write(1, vec![entry("task.progress", "50")]);
+        assert!(m.unreadable().is_empty());
+        assert_eq!(m.task().progress, Some(50));
+        m.set_unreadable(&[Unreadable {
+            key: Some("x".into()),
+            reason: "r".into(),
+        }]);
+        m.replace_all(2, vec![entry("task.progress", "50")]);
+        assert!(m.unreadable().is_empty(), "told again after the snapshot");
     }
 }

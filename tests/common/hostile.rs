@@ -1,6 +1,6 @@
 //! A misbehaving controller speaking the KV API's shape, one way of
 //! misbehaving per `Mode`: another namespace's events, a malformed entry, a
-//! malformed event, an endless line, a huge snapshot as one line of a
+//! progress written as a word, a malformed event, an endless line, a huge snapshot as one line of a
 //! connection-close answer, accepting and never answering, redirecting,
 //! HTML error pages.
 //!
@@ -25,6 +25,8 @@ pub enum Mode {
     /// One entry of the listing and the snapshot has a numeric `value`, one
     /// `null` fields, one `"updatedAtMs": 1e30`; the task's keys are fine.
     BadEntry,
+    /// `task.progress` is `"fifty"` (type int): present, not a number.
+    WordProgress,
     /// A good snapshot, then `data: {not json` events, one every 100 ms.
     BadEvent,
     /// `data: AAAA…` without end, 64 KiB at a time.
@@ -139,6 +141,17 @@ pub fn entries_with_bad_ones() -> Vec<serde_json::Value> {
     all
 }
 
+/// The good entries with `task.progress` written as a word.
+pub fn word_progress() -> Vec<serde_json::Value> {
+    let mut all = good_entries();
+    for e in &mut all {
+        if e["key"] == "task.progress" {
+            e["value"] = "fifty".into();
+        }
+    }
+    all
+}
+
 /// A snapshot of `n` keys as one JSON list.
 pub fn huge_snapshot(n: usize) -> String {
     let mut out = String::with_capacity(n * 110);
@@ -243,6 +256,7 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
         ("GET", "/v1/kv/hx") => {
             let mut items = match mode {
                 Mode::BadEntry => entries_with_bad_ones(),
+                Mode::WordProgress => word_progress(),
                 _ => good_entries(),
             };
             if mode == Mode::OtherNamespace {
@@ -310,6 +324,7 @@ async fn stream(mode: Mode, mut socket: TcpStream) -> std::io::Result<()> {
             }
         }
         Mode::BadEntry => chunk(&mut socket, &snapshot(entries_with_bad_ones())).await?,
+        Mode::WordProgress => chunk(&mut socket, &snapshot(word_progress())).await?,
         Mode::OtherNamespace => {
             chunk(&mut socket, &snapshot(good_entries())).await?;
             // Another app's progress and a torn-looking checkpoint.
