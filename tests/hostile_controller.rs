@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::hostile::{HostileController, Mode, NS};
+use common::hostile::{HostileController, Mode, EVIL_KEY, EVIL_KEY_SHOWN, NS};
 use common::tmux::Tmux;
 use plumdash::kv::{DistributedMemory, FeedMode, FeedTrouble, KvError, WatchEvent, WatchOptions};
 use std::process::{Command, Output};
@@ -168,7 +168,7 @@ async fn one_malformed_entry_does_not_blind_the_rest() {
     let listing = dm.listing(None).await.unwrap();
     assert_eq!(listing.entries.len(), 5);
     let bad: Vec<&str> = listing.unreadable.iter().map(|u| u.key_text()).collect();
-    assert_eq!(bad, ["bad.number", "bad.null", "bad.time"]);
+    assert_eq!(bad, ["bad.number", "bad.null", "bad.time", EVIL_KEY]);
     // A worker's whole read refuses it in one line rather than taking it for absent.
     let err = dm.get_all().await.unwrap_err();
     assert!(matches!(err, KvError::Protocol(_)), "{err}");
@@ -181,7 +181,7 @@ async fn one_malformed_entry_does_not_blind_the_rest() {
         .iter()
         .any(|e| matches!(e, WatchEvent::Snapshot(entries) if entries.len() == 5)));
     let trouble = last_trouble(&events).expect("unreadable entries reported");
-    assert_eq!(trouble.unreadable.len(), 3, "{trouble:?}");
+    assert_eq!(trouble.unreadable.len(), 4, "{trouble:?}");
     assert!(!events
         .iter()
         .any(|e| matches!(e, WatchEvent::Status(plumdash::kv::FeedStatus::Down { .. }))));
@@ -200,20 +200,30 @@ async fn one_malformed_entry_does_not_blind_the_rest() {
         .find(|l| l.starts_with("bad.number"))
         .expect("the bad entry's row");
     assert!(row.contains("unreadable: invalid type"), "{row}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("3 unreadable entries"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 unreadable entries"));
+    assert!(stdout.contains(EVIL_KEY_SHOWN), "{stdout}");
     assert_clean(&stdout);
+    assert!(!stdout.contains('\u{202e}'), "{stdout}");
 }
 
 #[test]
 fn attach_shows_progress_and_flag_beside_a_malformed_entry() {
     let c = HostileController::start(Mode::BadEntry);
     let tmux = attach(&c.url());
-    let screen = tmux.wait_for("50 % and the flag", Duration::from_secs(15), |s| {
-        (common::tmux::gauge_percent(s) == Some(50) && s.contains("app.crashed SET"))
-            .then(|| s.to_string())
-    });
+    let screen = tmux.wait_for(
+        "50 %, the flag and the bad entries",
+        Duration::from_secs(15),
+        |s| {
+            let shown = common::tmux::gauge_percent(s) == Some(50)
+                && s.contains("app.crashed SET")
+                && s.contains("4 entries unreadable");
+            shown.then(|| s.to_string())
+        },
+    );
     assert!(screen.contains("unreadable: invalid type"), "{screen}");
-    assert!(screen.contains("3 entries unreadable"), "{screen}");
+    assert!(screen.contains("4 entries unreadable"), "{screen}");
+    // Escaped (the column may cut its end).
+    assert!(screen.contains(&EVIL_KEY_SHOWN[..20]), "{screen}");
     assert!(!screen.contains("UNREACHABLE"), "{screen}");
     assert_q_quits(&tmux);
 }
@@ -263,16 +273,20 @@ async fn malformed_events_are_skipped_and_counted_not_reconnected_for() {
 fn attach_tells_a_misbehaving_controller_from_an_unreachable_one() {
     let c = HostileController::start(Mode::BadEvent);
     let tmux = attach(&c.url());
-    let screen = tmux.wait_for("the malformed-data line", Duration::from_secs(15), |s| {
-        s.contains("controller sends malformed data")
-            .then(|| s.to_string())
-    });
+    let screen = tmux.wait_for(
+        "50 % and the malformed-data line",
+        Duration::from_secs(15),
+        |s| {
+            let shown = common::tmux::gauge_percent(s) == Some(50)
+                && s.contains("controller sends malformed data");
+            shown.then(|| s.to_string())
+        },
+    );
     assert!(
         screen.contains("skipped — a kv event that is not JSON"),
         "{screen}"
     );
     assert!(!screen.contains("UNREACHABLE"), "{screen}");
-    assert_eq!(common::tmux::gauge_percent(&screen), Some(50), "{screen}");
     assert_q_quits(&tmux);
     assert_eq!(c.stream_requests(), 1, "no reconnect loop");
 }

@@ -23,7 +23,7 @@ pub fn display_value(e: &Entry) -> String {
 }
 
 /// What a misbehaving controller's feed did, on one line (the CLI's words):
-/// `12 events skipped, 1 dropped, 2 entries unreadable; last: …`.
+/// `12 malformed events skipped, …, 2 entries unreadable (a, b); last: …`.
 pub fn trouble_counts(t: &FeedTrouble) -> String {
     let mut parts = Vec::new();
     if t.skipped > 0 {
@@ -40,10 +40,15 @@ pub fn trouble_counts(t: &FeedTrouble) -> String {
         ));
     }
     if !t.unreadable.is_empty() {
-        let n = t.unreadable.len() as u64;
+        let n = t.unreadable.len();
+        let mut keys: Vec<&str> = t.unreadable.iter().take(3).map(|u| u.key_text()).collect();
+        if n > 3 {
+            keys.push("…");
+        }
         parts.push(format!(
-            "{n} entr{} unreadable",
-            if n == 1 { "y" } else { "ies" }
+            "{n} entr{} unreadable ({})",
+            if n == 1 { "y" } else { "ies" },
+            keys.join(", ")
         ));
     }
     let mut line = parts.join(", ");
@@ -85,6 +90,27 @@ pub fn age(updated_at: i64, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trouble_reads_on_one_escaped_line() {
+        let t = FeedTrouble {
+            unreadable: ["a", "b\x1b[2J", "c", "d"]
+                .map(|k| crate::kv::Unreadable {
+                    key: Some(k.into()),
+                    reason: "r".into(),
+                })
+                .to_vec(),
+            skipped: 1,
+            dropped: 2,
+            last: Some("bad\nline".into()),
+            ..FeedTrouble::default()
+        };
+        assert_eq!(
+            trouble_counts(&t),
+            "1 malformed event skipped, 2 dropped as another namespace's or out of order, \
+             4 entries unreadable (a, b\\x1b[2J, c, …); last: bad\\nline"
+        );
+    }
 
     #[test]
     fn ages_are_short() {

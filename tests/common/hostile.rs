@@ -17,13 +17,19 @@ use tokio::net::{TcpListener, TcpStream};
 /// The namespace every mode serves.
 pub const NS: &str = "hx";
 
+/// A key with a terminal title sequence and a right-to-left override in it.
+pub const EVIL_KEY: &str = "evil\u{1b}]0;pwned\u{7}\u{202e}";
+/// How it must be shown.
+pub const EVIL_KEY_SHOWN: &str = "evil\\x1b]0;pwned\\x07\\u{202e}";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// `/v1/stream?namespace=hx` also sends `other-app`'s writes (and the
     /// listing an `other-app` entry), plus a change numbered before the snapshot.
     OtherNamespace,
     /// One entry of the listing and the snapshot has a numeric `value`, one
-    /// `null` fields, one `"updatedAtMs": 1e30`; the task's keys are fine.
+    /// `null` fields, one `"updatedAtMs": 1e30`, one a key with escapes in it;
+    /// the task's keys are fine.
     BadEntry,
     /// `task.progress` is `"fifty"` (type int): present, not a number.
     WordProgress,
@@ -138,6 +144,8 @@ pub fn entries_with_bad_ones() -> Vec<serde_json::Value> {
         serde_json::json!({"namespace": NS, "key": "bad.time", "value": "x",
                                 "type": "string", "updatedAtMs": 1e30}),
     );
+    // A key that would retitle the terminal and reverse the text after it.
+    all.push(serde_json::json!({"namespace": NS, "key": EVIL_KEY, "value": [1], "type": "string"}));
     all
 }
 
