@@ -196,6 +196,7 @@ struct Reporter {
     sent_at: Option<tokio::time::Instant>,
     logged_skip: bool,
     logged_drop: bool,
+    logged_broken: bool,
 }
 
 impl Reporter {
@@ -292,7 +293,10 @@ impl Feed {
                     }
                     StreamEnd::Misbehaved(why) => {
                         let retry_in = backoff.next_delay();
-                        tracing::warn!("change feed: {why}; retrying in {retry_in:?}");
+                        if !self.trouble.logged_broken {
+                            self.trouble.logged_broken = true;
+                            tracing::warn!("change feed: {why}; retrying with backoff");
+                        }
                         self.trouble.now.broken = Some(why);
                         self.trouble.now.retry_in = retry_in;
                         if !self.report(true).await {
