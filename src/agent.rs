@@ -19,8 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +44,8 @@ const STREAM_RETRY: Duration = Duration::from_secs(1);
 const STREAM_WORKED: Duration = Duration::from_secs(2);
 /// Largest assignments answer read (thousands of rows fit).
 const MAX_ASSIGNMENTS: usize = 4 << 20;
+/// The node stream's events are single words: a longer line is not the API.
+const STREAM_MAX_LINE: usize = 64 << 10;
 /// Per-request timeout of the short calls (not the stream).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A start that failed is tried again after this long, not every sync.
@@ -528,14 +528,25 @@ async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
         Ok(resp) => return format!("HTTP {}", resp.status()),
         Err(e) => return format!("{e:#}"),
     };
-    let mut events = resp.bytes_stream().eventsource();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(_) => wake.notify_one(),
+    let mut resp = resp;
+    // Bounded and linear whatever the controller sends (`kv/sse.rs`).
+    let mut decoder = crate::kv::sse::SseDecoder::new(STREAM_MAX_LINE, STREAM_MAX_LINE);
+    let mut events = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if let Err(e) = decoder.push(&chunk, &mut events) {
+                    return format!("broke: {e}");
+                }
+                if !events.is_empty() {
+                    events.clear();
+                    wake.notify_one();
+                }
+            }
+            Ok(None) => return "closed by the controller".into(),
             Err(e) => return format!("broke: {e}"),
         }
     }
-    "closed by the controller".into()
 }
 
 /// Posts statuses in order; a failed post is tried twice more.

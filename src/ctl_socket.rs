@@ -57,6 +57,10 @@ pub struct RecoveryStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TaskStatus {
     pub progress: Option<i64>,
+    /// Why the progress is not known though its key is there (`"fifty"`, a
+    /// malformed entry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_unreadable: Option<String>,
     pub counter: Option<i64>,
     pub checkpoint: Option<String>,
     pub crash_flag: bool,
@@ -137,6 +141,7 @@ impl TaskStatus {
         let task = tracker.task();
         TaskStatus {
             progress: task.progress,
+            progress_unreadable: task.progress_unreadable().map(str::to_string),
             counter: task.counter,
             checkpoint: task.checkpoint.clone(),
             crash_flag: task.crash_flag,
@@ -147,11 +152,17 @@ impl TaskStatus {
         }
     }
 
-    /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints it.
+    /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints
+    /// it (`progress unknown` before one is seen, `progress unreadable` when
+    /// its key does not read).
     pub fn describe(t: &Value) -> String {
+        let progress = match (t["progress"].as_i64(), t["progress_unreadable"].as_str()) {
+            (Some(p), _) => format!("{p}%"),
+            (None, Some(_)) => "unreadable".into(),
+            (None, None) => "unknown".into(),
+        };
         format!(
-            "progress {}%, checkpoint {}, crash flag {}",
-            t["progress"],
+            "progress {progress}, checkpoint {}, crash flag {}",
             t["checkpoint"]
                 .as_str()
                 .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
@@ -495,6 +506,29 @@ pub async fn request(path: &Path, request: &Request) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_progress_not_known_reads_unknown_or_unreadable_not_null() {
+        let task = |progress: Value, unreadable: Option<&str>| {
+            let mut t = json!({"progress": progress, "checkpoint": null, "flag": "never_seen"});
+            if let Some(why) = unreadable {
+                t["progress_unreadable"] = why.into();
+            }
+            TaskStatus::describe(&t)
+        };
+        assert_eq!(
+            task(json!(40), None),
+            "progress 40%, checkpoint —, crash flag never seen"
+        );
+        assert_eq!(
+            task(Value::Null, None),
+            "progress unknown, checkpoint —, crash flag never seen"
+        );
+        assert_eq!(
+            task(Value::Null, Some("\"fifty\" is not a whole number")),
+            "progress unreadable, checkpoint —, crash flag never seen"
+        );
+    }
 
     /// The request is also the CLI subcommand: its printing flag never reaches the wire,
     /// and the wire form stays what other clients send.

@@ -1,7 +1,8 @@
 //! `plumdash up --headless`: the embedded controller and the supervised
 //! workers without the dashboard; one printed line per lifecycle and
 //! recovery event, optionally JSON lines to a file. Printed text from outside
-//! (worker output, stored values) has its control characters escaped.
+//! (worker output, stored values) has its control characters escaped. Under a
+//! flood, repeating kinds are coalesced per instance per second (`flood.rs`).
 
 use crate::clock;
 use crate::ctl_socket::StatusPublisher;
@@ -14,6 +15,8 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+
+mod flood;
 
 /// How long facts are still read after the workers stopped (their last writes).
 const DRAIN: Duration = Duration::from_millis(300);
@@ -42,7 +45,13 @@ pub async fn run_headless(
     let mut driver = Driver::new(session).publish_to(status);
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
+    // Repeating lines (torn, flag, feed) once per kind and instance per second.
+    let mut flood = flood::Flood::default();
     loop {
+        let flood_due = flood.next_due().map(|at| {
+            let wait = at.saturating_sub(crate::clock::now_ms());
+            tokio::time::Instant::now() + Duration::from_millis(wait)
+        });
         let deadline =
             drain_until.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -58,9 +67,17 @@ pub async fn run_headless(
                 drain_until = Some(tokio::time::Instant::now() + DRAIN);
             }
             _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
+            _ = async { if let Some(t) = flood_due { tokio::time::sleep_until(t).await } }, if flood_due.is_some() => {
+                write_held(&flood.closed(crate::clock::now_ms()), events_file.as_mut(), lang)?;
+            }
             step = driver.next() => {
                 let Some(step) = step else { break };
+                let now = crate::clock::now_ms();
+                write_held(&flood.closed(now), events_file.as_mut(), lang)?;
                 for ev in &step.events {
+                    if !flood.admit(ev, now) {
+                        continue;
+                    }
                     // Events quote worker output and stored values: escaped.
                     let text = crate::text::timeline::event(ev, lang);
                     println!("{}  {}", clock::Zone::Local.hms_millis(ev.at), escape_controls(&text));
@@ -83,6 +100,30 @@ pub async fn run_headless(
     let (session, _) = driver.into_parts();
     session.shutdown(WorkerExit::StopGracefully).await?;
     println!("plumdash: stopped");
+    Ok(())
+}
+
+/// Lines a flood held back, as one line (and one JSON line) each.
+fn write_held(
+    held: &[flood::Held],
+    file: Option<&mut std::fs::File>,
+    lang: crate::text::Lang,
+) -> Result<()> {
+    for h in held {
+        let secs = h.window_ms / 1000;
+        let text = crate::text::timeline::held(h.instance.as_deref(), h.of, h.count, secs, lang);
+        println!(
+            "{}  {}",
+            clock::Zone::Local.hms_millis(h.ts_ms),
+            escape_controls(&text)
+        );
+    }
+    if let Some(file) = file {
+        for h in held {
+            let json = serde_json::to_string(h).context("writing the events file")?;
+            writeln!(file, "{}", escape_json_controls(&json)).context("writing the events file")?;
+        }
+    }
     Ok(())
 }
 

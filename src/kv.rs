@@ -3,16 +3,17 @@
 //! `model` is what travels on the wire (entries, value types, validation rules
 //! shared with the controller), `client` is the SDK mirroring the original C++
 //! `DistributedMemory`, and `watch` turns a namespace into a stream of changes
-//! (SSE when the server has it, polling otherwise).
+//! (SSE when the server has it, polling otherwise; `sse` reads the events).
 
 mod client;
 pub mod display;
 mod error;
 pub mod model;
+pub mod sse;
 mod watch;
 
 pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
 pub use error::KvError;
-pub use model::{BatchItem, Entry, NamespaceBy, ValueType};
-pub use watch::{FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher};
+pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType};
+pub use watch::{FeedMode, FeedStatus, FeedTrouble, WatchEvent, WatchOptions, Watcher};

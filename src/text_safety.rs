@@ -2,16 +2,41 @@
 //! reasons) made safe to put on a terminal: every control character is shown
 //! escaped (`\x1b`, `\x07`, `\r`, `\t`, `\u{9b}`), never written raw, so
 //! nothing stored or printed by a worker can retitle, clear or move the
-//! terminal.
+//! terminal; bidirectional and other invisible format characters too
+//! (`\u{202e}`), so none can reorder or hide what is shown.
 //!
 //! A leaf module (no imports from the crate), so every printer can use it.
 
 use std::borrow::Cow;
 
 /// True for the characters a terminal may act on: C0 (U+0000–U+001F), DEL
-/// and C1 (U+0080–U+009F) — exactly `char::is_control`.
+/// and C1 (U+0080–U+009F) — `char::is_control` — and the invisible format
+/// characters that reorder or hide text around them (bidirectional controls,
+/// as in "Trojan Source"; zero-width and invisible operators; BOM; tags).
+/// The joiners U+200C and U+200D stay: scripts and emoji need them, and they
+/// move nothing.
 pub fn is_unsafe(c: char) -> bool {
-    c.is_control()
+    c.is_control() || is_invisible_format(c)
+}
+
+/// Format characters (Unicode category Cf) that change how text around them
+/// reads without showing themselves.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'                       // soft hyphen
+        | '\u{61c}'                    // Arabic letter mark
+        | '\u{180e}'                   // Mongolian vowel separator
+        | '\u{200b}'                   // zero width space
+        | '\u{200e}'..='\u{200f}'      // LRM, RLM
+        | '\u{2028}'..='\u{2029}'      // line and paragraph separators
+        | '\u{202a}'..='\u{202e}'      // LRE, RLE, PDF, LRO, RLO
+        | '\u{2060}'..='\u{2064}'      // word joiner, invisible operators
+        | '\u{2066}'..='\u{206f}'      // LRI, RLI, FSI, PDI, deprecated formats
+        | '\u{feff}'                   // BOM / zero width no-break space
+        | '\u{fff9}'..='\u{fffb}'      // interlinear annotations
+        | '\u{e0000}'..='\u{e007f}'    // tags
+    )
 }
 
 /// `s` on one line with every control character escaped (newlines too).
@@ -56,7 +81,11 @@ pub fn escape_json_controls(json: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(json.len() + 8);
     for c in json.chars() {
         if is_unsafe(c) && c != '\n' {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            // Beyond the BMP (tags), JSON writes the UTF-16 surrogate pair.
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{:04x}", unit);
+            }
         } else {
             out.push(c);
         }
@@ -123,6 +152,22 @@ mod tests {
         // Pretty output keeps its line breaks.
         let pretty = serde_json::to_string_pretty(&serde_json::json!({ "v": 1 })).unwrap();
         assert_eq!(escape_json_controls(&pretty), pretty);
+    }
+
+    #[test]
+    fn bidi_and_invisible_format_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{202e}b\u{2066}c\u{2069}\u{200e}\u{200f}\u{61c}\u{200b}\u{feff}"),
+            "a\\u{202e}b\\u{2066}c\\u{2069}\\u{200e}\\u{200f}\\u{61c}\\u{200b}\\u{feff}"
+        );
+        // Joiners stay: emoji and scripts need them.
+        assert!(matches!(escape_controls("👩\u{200d}💻"), Cow::Borrowed(_)));
+        let json =
+            serde_json::to_string(&serde_json::json!({ "v": "x\u{202e}\u{e0041}" })).unwrap();
+        let safe = escape_json_controls(&json);
+        assert_eq!(safe, r#"{"v":"x\u202e\udb40\udc41"}"#);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["v"], "x\u{202e}\u{e0041}");
     }
 
     #[test]

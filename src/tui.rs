@@ -1,10 +1,12 @@
 //! The dashboard (ratatui). Elm-style: `app` is the model and its `update`,
 //! `view` and `panes` draw it, `keymap` turns keys into `action`s, and
-//! `runtime` owns the terminal and feeds events in.
+//! `runtime` owns the terminal and feeds events in; `connecting` is the screen
+//! before a session exists (attach reaching its controller).
 
 pub mod action;
 pub mod app;
 pub mod autokill;
+pub mod connecting;
 pub mod format;
 pub mod keymap;
 pub mod panes;

@@ -5,6 +5,7 @@ use super::auth::AuthArgs;
 use super::ui::UiArgs;
 use crate::kv::{NamespaceBy, DEFAULT_CONTROLLER_BASE};
 use crate::session::{Session, SessionConfig};
+use crate::tui::connecting::Waited;
 use anyhow::Result;
 use clap::Args;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub struct AttachArgs {
 pub async fn run(args: AttachArgs) -> Result<()> {
     let token = args.auth.token()?;
     let options = args.ui.options()?;
+    let url = args.controller.clone();
     let config = SessionConfig {
         remote_controller: Some(args.controller),
         token,
@@ -48,6 +50,12 @@ pub async fn run(args: AttachArgs) -> Result<()> {
         restart_grace: args.restart_grace,
         ..SessionConfig::default()
     };
-    let session = Session::attach(config).await?;
+    // The controller may take long to answer, or never: the screen says so
+    // from the first frame and `q` quits meanwhile.
+    let attaching = Session::attach(config);
+    let session = match crate::tui::connecting::wait(&url, options.lang, attaching).await? {
+        Waited::Done(session) => session?,
+        Waited::Quit => return Ok(()),
+    };
     crate::tui::runtime::run(session, options).await
 }

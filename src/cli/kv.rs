@@ -5,10 +5,11 @@
 //! `\u001b`, and DEL and C1, which serde_json leaves raw, too).
 
 use super::auth::AuthArgs;
-use crate::kv::display::{age, display_key, display_value};
+use crate::kv::display::{age, display_key, display_value, trouble_counts};
+use crate::kv::model::preview;
 use crate::kv::{ClientOptions, DEFAULT_CONTROLLER_BASE};
 use crate::kv::{
-    DistributedMemory, Entry, FeedStatus, KvError, ValueType, WatchEvent, WatchOptions,
+    DistributedMemory, FeedStatus, KvError, Listing, ValueType, WatchEvent, WatchOptions,
 };
 use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Result};
@@ -102,11 +103,40 @@ async fn run_command(dm: &DistributedMemory, cmd: KvCommand, json: bool) -> Resu
             }
         }
         KvCommand::List { prefix, .. } => {
-            let entries = dm.list(prefix.as_deref()).await?;
+            // Each entry read on its own: a malformed one is shown as such.
+            let listing = dm.listing(prefix.as_deref()).await?;
             if json {
-                writeln!(out, "{}", json_text(&entries)?)?;
+                let mut items: Vec<serde_json::Value> = listing
+                    .entries
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<serde_json::Result<_>>()?;
+                items.extend(listing.unreadable.iter().map(|u| {
+                    serde_json::json!({
+                        "namespace": dm.namespace(), "key": u.key, "unreadable": u.reason,
+                    })
+                }));
+                writeln!(out, "{}", json_text(&items)?)?;
             } else {
-                write_table(&mut out, &entries, now_unix())?;
+                write_table(&mut out, &listing, now_unix())?;
+            }
+            if !listing.unreadable.is_empty() || listing.foreign > 0 {
+                let mut note = format!(
+                    "plumdash: the controller sent {} unreadable entr{}",
+                    listing.unreadable.len(),
+                    if listing.unreadable.len() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    }
+                );
+                if listing.foreign > 0 {
+                    note.push_str(&format!(
+                        " and {} of another namespace (left out)",
+                        listing.foreign
+                    ));
+                }
+                eprintln!("{note}");
             }
         }
         KvCommand::Get { key } => match dm.get_entry(&key).await? {
@@ -177,6 +207,13 @@ fn watch_line(event: &WatchEvent) -> String {
             format!("batch {}", items.join(", "))
         }
         WatchEvent::Deleted { key } => format!("del {key}"),
+        WatchEvent::Trouble(t) => match &t.broken {
+            Some(why) => format!(
+                "· controller misbehaves: {why} (retry in {})",
+                humantime::format_duration(t.retry_in)
+            ),
+            None => format!("· controller sends malformed data: {}", trouble_counts(t)),
+        },
     }
 }
 
@@ -195,22 +232,48 @@ fn watch_json(event: &WatchEvent) -> String {
         WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),
         WatchEvent::Batch(entries) => serde_json::json!({"event":"batch","entries": entries}),
         WatchEvent::Deleted { key } => serde_json::json!({"event":"deleted","key": key}),
+        WatchEvent::Trouble(t) => serde_json::json!({
+            "event": "trouble",
+            "skipped": t.skipped,
+            "dropped": t.dropped,
+            "unreadable": t.unreadable,
+            "last": t.last,
+            "broken": t.broken,
+            "retry_in_ms": t.broken.as_ref().map(|_| crate::clock::millis(t.retry_in)),
+        }),
     };
     escape_json_controls(&v.to_string()).into_owned()
 }
 
-fn write_table(out: &mut impl Write, entries: &[Entry], now: i64) -> std::io::Result<()> {
-    let rows: Vec<[String; 4]> = entries
+fn write_table(out: &mut impl Write, listing: &Listing, now: i64) -> std::io::Result<()> {
+    // The controller's order, the unreadable entries last.
+    let mut rows: Vec<(String, [String; 4])> = listing
+        .entries
         .iter()
         .map(|e| {
-            [
-                display_key(&e.key),
-                e.value_type.to_string(),
-                display_value(e),
-                age(e.updated_at, now),
-            ]
+            (
+                e.key.clone(),
+                [
+                    display_key(&e.key),
+                    e.value_type.to_string(),
+                    display_value(e),
+                    age(e.updated_at, now),
+                ],
+            )
         })
         .collect();
+    rows.extend(listing.unreadable.iter().map(|u| {
+        (
+            u.key_text().to_string(),
+            [
+                display_key(u.key_text()),
+                "?".into(),
+                format!("unreadable: {}", display_key(&preview(&u.reason))),
+                String::new(),
+            ],
+        )
+    }));
+    let rows: Vec<[String; 4]> = rows.into_iter().map(|(_, row)| row).collect();
     let header = ["KEY", "TYPE", "VALUE", "AGE"].map(String::from);
     let mut widths = [0usize; 4];
     for row in std::iter::once(&header).chain(&rows) {
@@ -247,6 +310,7 @@ fn clock() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::Entry;
 
     fn entry(key: &str, value: &str, ty: ValueType, at: i64) -> Entry {
         Entry {
@@ -270,14 +334,38 @@ mod tests {
                 40,
             ),
         ];
+        let listing = Listing {
+            entries: entries.to_vec(),
+            ..Listing::default()
+        };
         let mut out = Vec::new();
-        write_table(&mut out, &entries, 100).unwrap();
+        write_table(&mut out, &listing, 100).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
             "KEY                TYPE   VALUE                       AGE\n\
              task.progress      int    50                          5s\n\
              binary.checkpoint  bytes  10 bytes 0001020304050607…  1m\n"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_a_row_of_its_own() {
+        let listing = Listing {
+            entries: vec![entry("task.progress", "50", ValueType::Int, 95)],
+            unreadable: vec![crate::kv::Unreadable {
+                key: Some("c\x1b[2J".into()),
+                reason: "invalid type: integer `50`, expected a string".into(),
+            }],
+            foreign: 0,
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, &listing, 100).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let last = text.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "c\\x1b[2J       ?     unreadable: invalid type: integer `50`, expected a s…"
         );
     }
 }

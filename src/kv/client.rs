@@ -5,7 +5,7 @@
 //! *rejected*, and writes report failure instead of being lost.
 
 use super::error::KvError;
-use super::model::{validate_key, validate_namespace, BatchItem, Entry, ValueType};
+use super::model::{validate_key, validate_namespace, BatchItem, Entry, Listing, ValueType};
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -64,7 +64,10 @@ impl Default for ClientOptions {
 /// A handle on one namespace of one controller. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DistributedMemory {
+    /// Reads: redirects followed within the controller's origin only.
     http: reqwest::Client,
+    /// Writes: no redirect followed (a 3xx is an error naming where it pointed).
+    http_write: reqwest::Client,
     base: String,
     namespace: String,
     options: ClientOptions,
@@ -83,21 +86,26 @@ impl DistributedMemory {
     ) -> Result<Self, KvError> {
         validate_namespace(namespace).map_err(KvError::Invalid)?;
         let base = normalize_base(base_url)?;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            // Under the controller's 10 s idle keep-alive timeout, so a pooled
-            // connection is never reused just as the server closes it.
-            .pool_idle_timeout(Duration::from_secs(5))
-            .no_proxy();
-        if options.connection_close {
-            builder = builder.pool_max_idle_per_host(0);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| KvError::Invalid(format!("building the HTTP client: {e}")))?;
+        let client = |redirects: reqwest::redirect::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(options.connect_timeout)
+                .timeout(options.request_timeout)
+                // Under the controller's 10 s idle keep-alive timeout, so a pooled
+                // connection is never reused just as the server closes it.
+                .pool_idle_timeout(Duration::from_secs(5))
+                .redirect(redirects)
+                .no_proxy();
+            if options.connection_close {
+                builder = builder.pool_max_idle_per_host(0);
+            }
+            builder
+                .build()
+                .map_err(|e| KvError::Invalid(format!("building the HTTP client: {e}")))
+        };
         Ok(DistributedMemory {
-            http,
+            http: client(same_origin_redirects())?,
+            // A write is never sent anywhere but where it was addressed.
+            http_write: client(reqwest::redirect::Policy::none())?,
             base,
             namespace: namespace.to_string(),
             options,
@@ -290,28 +298,47 @@ impl DistributedMemory {
         self.list(None).await
     }
 
-    /// Entries whose key starts with `prefix`.
+    /// Entries whose key starts with `prefix`; an error if any entry does not
+    /// read (a worker must not take a malformed entry for an absent one).
     pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<Entry>, KvError> {
+        let listing = self.listing(prefix).await?;
+        if let Some(bad) = listing.unreadable.first() {
+            return Err(KvError::Protocol(format!(
+                "entry {:?} of namespace {:?} is unreadable: {}{}",
+                bad.key_text(),
+                self.namespace,
+                bad.reason,
+                match listing.unreadable.len() {
+                    1 => String::new(),
+                    n => format!(" ({} more)", n - 1),
+                }
+            )));
+        }
+        Ok(listing.entries)
+    }
+
+    /// Entries whose key starts with `prefix`, each read on its own: the
+    /// malformed ones come apart (`unreadable`), entries naming another
+    /// namespace are left out (counted), the rest are used.
+    pub async fn listing(&self, prefix: Option<&str>) -> Result<Listing, KvError> {
         let mut req = self.request(Method::GET, &self.namespace_url());
         if let Some(p) = prefix {
             req = req.query(&[("prefix", p)]);
         }
         let resp = expect_status(self.send(req).await?, &[StatusCode::OK]).await?;
         // An original controller may answer `null` for an empty list (a Go nil slice).
-        let mut entries: Vec<Entry> = read_json::<Option<Vec<Entry>>>(resp)
+        let items = read_json::<Option<Vec<serde_json::Value>>>(resp)
             .await?
             .unwrap_or_default();
-        for entry in &mut entries {
-            if entry.namespace.is_empty() {
-                entry.namespace = self.namespace.clone();
-            }
+        let mut listing = Listing::read(items, &self.namespace);
+        for entry in &mut listing.entries {
             if entry.value_type == ValueType::Bytes && entry.bytes().is_none() {
                 if let Some(full) = self.get_entry(&entry.key).await? {
                     *entry = full;
                 }
             }
         }
-        Ok(entries)
+        Ok(listing)
     }
 
     /// `GET /v1/kv`: every namespace on the controller.
@@ -364,7 +391,12 @@ impl DistributedMemory {
     }
 
     pub(super) fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let mut req = self.http.request(method, url);
+        let http = if matches!(method, Method::GET | Method::HEAD) {
+            &self.http
+        } else {
+            &self.http_write
+        };
+        let mut req = http.request(method, url);
         if self.options.connection_close {
             req = req.header(reqwest::header::CONNECTION, "close");
         }
@@ -378,7 +410,13 @@ impl DistributedMemory {
     }
 
     pub(super) async fn send(&self, req: RequestBuilder) -> Result<Response, KvError> {
-        req.send().await.map_err(|e| self.unreachable(&e))
+        req.send().await.map_err(|e| {
+            if e.is_redirect() {
+                KvError::Protocol(root_cause(&e))
+            } else {
+                self.unreachable(&e)
+            }
+        })
     }
 
     pub(super) fn unreachable(&self, e: &reqwest::Error) -> KvError {
@@ -394,6 +432,28 @@ impl DistributedMemory {
             reason,
         }
     }
+}
+
+/// Redirects of reads are followed while they stay on the controller's origin
+/// (scheme, host, port), at most 5; one elsewhere is an error naming both URLs.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first().cloned() else {
+            return attempt.follow();
+        };
+        if attempt.url().origin() != first.origin() {
+            let message = format!(
+                "the controller at {} redirected to another origin, {}: not followed",
+                first,
+                attempt.url()
+            );
+            attempt.error(message)
+        } else if attempt.previous().len() > 5 {
+            attempt.error(format!("more than 5 redirects from {first}"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 fn normalize_base(base_url: &str) -> Result<String, KvError> {
@@ -415,15 +475,39 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
     if ok.contains(&status) {
         return Ok(resp);
     }
+    if status.is_redirection() {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+            .unwrap_or_else(|| "nowhere (no Location)".into());
+        return Err(KvError::Rejected {
+            status: status.as_u16(),
+            reason: format!(
+                "redirected from {} to {}: a write is not redirected",
+                resp.url(),
+                crate::kv::model::preview(&to)
+            ),
+        });
+    }
+    let html = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     // Only its first line is kept: no need to read a long answer whole.
     let text = crate::http_body::read_capped(resp, MAX_ERROR_BODY)
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let reason = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        .unwrap_or_else(|| text.lines().next().unwrap_or("").trim().to_string());
+    let reason = if html || text.trim_start().starts_with('<') {
+        html_excerpt(&text)
+    } else {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| text.lines().next().unwrap_or("").trim().to_string())
+    };
     // One bounded line, whatever the server sent (escaped when printed).
     let reason: String = reason.chars().take(300).collect();
     Err(KvError::Rejected {
@@ -437,6 +521,47 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
             reason
         },
     })
+}
+
+/// An HTML error page (a proxy's, a web server's) as a short line: its title,
+/// else its text without tags, at most 80 characters.
+fn html_excerpt(page: &str) -> String {
+    let lower = page.to_ascii_lowercase();
+    let title = lower.find("<title").and_then(|open| {
+        let start = open + lower[open..].find('>')? + 1;
+        let end = start + lower[start..].find("</title")?;
+        Some(&page[start..end])
+    });
+    let text = match title {
+        Some(title) => title.to_string(),
+        None => {
+            let mut out = String::new();
+            let mut in_tag = false;
+            for c in page.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' if in_tag => {
+                        in_tag = false;
+                        out.push(' ');
+                    }
+                    c if !in_tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        }
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    let mut short: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        short.push('…');
+    }
+    if short.is_empty() {
+        "an HTML page".into()
+    } else {
+        format!("an HTML page: {short}")
+    }
 }
 
 /// Largest answer read: a namespace of many big values fits (a value is at
@@ -474,6 +599,16 @@ mod tests {
             dm.key_url("a/b c?.ключ"),
             "http://127.0.0.1:8080/v1/kv/kv-demo/a/b%20c%3F.%D0%BA%D0%BB%D1%8E%D1%87"
         );
+    }
+
+    #[test]
+    fn an_html_error_page_is_one_short_line() {
+        let page = "<!DOCTYPE html>\n<html><head><style>body{}</style><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+        assert_eq!(html_excerpt(page), "an HTML page: 502 Bad Gateway");
+        let untitled = format!("<html><body><p>Oops {}</p></body></html>", "x ".repeat(100));
+        let line = html_excerpt(&untitled);
+        assert!(line.starts_with("an HTML page: Oops x x"), "{line}");
+        assert!(line.chars().count() < 100 && line.ends_with('…'), "{line}");
     }
 
     #[test]

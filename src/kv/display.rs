@@ -2,6 +2,7 @@
 //! Everything here is safe to print: control characters come out escaped.
 
 use super::model::{preview, Entry};
+use super::watch::FeedTrouble;
 use crate::text_safety::escape_controls;
 
 /// A key (or any stored name) as it may be printed: control characters escaped.
@@ -21,6 +22,60 @@ pub fn display_value(e: &Entry) -> String {
     }
 }
 
+/// What a misbehaving controller's feed did, on one line (the CLI's words):
+/// `12 malformed events skipped, …, 2 entries unreadable (a, b); last: …`.
+pub fn trouble_counts(t: &FeedTrouble) -> String {
+    let mut parts = Vec::new();
+    if t.skipped > 0 {
+        parts.push(format!(
+            "{} malformed event{} skipped",
+            t.skipped,
+            plural(t.skipped)
+        ));
+    }
+    if t.dropped > 0 {
+        parts.push(format!(
+            "{} dropped as another namespace's or out of order",
+            t.dropped
+        ));
+    }
+    if !t.unreadable.is_empty() {
+        let n = t.unreadable.len();
+        let mut keys: Vec<&str> = t.unreadable.iter().take(3).map(|u| u.key_text()).collect();
+        if n > 3 {
+            keys.push("…");
+        }
+        parts.push(format!(
+            "{n} entr{} unreadable ({})",
+            if n == 1 { "y" } else { "ies" },
+            keys.join(", ")
+        ));
+    }
+    let mut line = parts.join(", ");
+    if let Some(last) = &t.last {
+        line.push_str(&format!("; last: {}", preview_long(last)));
+    }
+    escape_controls(&line).into_owned()
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A reason cut to a line's worth.
+fn preview_long(s: &str) -> String {
+    const MAX: usize = 120;
+    let mut out: String = s.chars().take(MAX).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
 /// A short age: `3s`, `5m`, `2h`, `4d`.
 pub fn age(updated_at: i64, now: i64) -> String {
     let secs = (now - updated_at).max(0);
@@ -35,6 +90,27 @@ pub fn age(updated_at: i64, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trouble_reads_on_one_escaped_line() {
+        let t = FeedTrouble {
+            unreadable: ["a", "b\x1b[2J", "c", "d"]
+                .map(|k| crate::kv::Unreadable {
+                    key: Some(k.into()),
+                    reason: "r".into(),
+                })
+                .to_vec(),
+            skipped: 1,
+            dropped: 2,
+            last: Some("bad\nline".into()),
+            ..FeedTrouble::default()
+        };
+        assert_eq!(
+            trouble_counts(&t),
+            "1 malformed event skipped, 2 dropped as another namespace's or out of order, \
+             4 entries unreadable (a, b\\x1b[2J, c, …); last: bad\\nline"
+        );
+    }
 
     #[test]
     fn ages_are_short() {

@@ -156,6 +156,92 @@ impl Entry {
     }
 }
 
+/// An entry a controller sent that does not read as one (a value that is not
+/// a string, a `null` field, a time out of range): shown as such, never
+/// taken for absent or for a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// Its key, when at least that reads.
+    pub key: Option<String>,
+    /// Why, on one line.
+    pub reason: String,
+}
+
+impl Unreadable {
+    /// The key as shown: `(no key)` when it had none.
+    pub fn key_text(&self) -> &str {
+        self.key.as_deref().unwrap_or("(no key)")
+    }
+}
+
+/// One item of a listing or a change, read against the namespace asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryRead {
+    Entry(Entry),
+    /// It names another namespace: not this subscription's.
+    Foreign(String),
+    Unreadable(Unreadable),
+}
+
+/// Reads one JSON item as an entry of `namespace`. A missing or empty
+/// `namespace` field is taken as this one (the original leaves it out).
+pub fn read_entry(mut item: serde_json::Value, namespace: &str) -> EntryRead {
+    let key = item.get("key").and_then(|k| k.as_str()).map(str::to_string);
+    let unreadable = |reason: String| {
+        EntryRead::Unreadable(Unreadable {
+            key: key.clone(),
+            reason,
+        })
+    };
+    let Some(fields) = item.as_object_mut() else {
+        return unreadable("not a JSON object".into());
+    };
+    match fields.get("namespace") {
+        None => {
+            fields.insert("namespace".into(), namespace.into());
+        }
+        Some(serde_json::Value::String(ns)) if ns.is_empty() => {
+            fields.insert("namespace".into(), namespace.into());
+        }
+        Some(serde_json::Value::String(ns)) if ns != namespace => {
+            return EntryRead::Foreign(ns.clone());
+        }
+        _ => {}
+    }
+    let entry = match serde_json::from_value::<Entry>(item) {
+        Ok(entry) => entry,
+        Err(e) => return unreadable(e.to_string()),
+    };
+    if let Err(reason) = validate_key(&entry.key) {
+        return unreadable(reason);
+    }
+    EntryRead::Entry(entry)
+}
+
+/// A namespace's listing (or a stream's snapshot), each item read on its own:
+/// one malformed entry does not hide the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub unreadable: Vec<Unreadable>,
+    /// Items naming another namespace, left out.
+    pub foreign: usize,
+}
+
+impl Listing {
+    pub fn read(items: Vec<serde_json::Value>, namespace: &str) -> Listing {
+        let mut listing = Listing::default();
+        for item in items {
+            match read_entry(item, namespace) {
+                EntryRead::Entry(e) => listing.entries.push(e),
+                EntryRead::Foreign(_) => listing.foreign += 1,
+                EntryRead::Unreadable(u) => listing.unreadable.push(u),
+            }
+        }
+        listing
+    }
+}
+
 /// One item of `POST /v1/kv/{ns}/batch`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchItem {
@@ -320,6 +406,33 @@ mod tests {
             let err = ValueType::Bytes.validate(bad).unwrap_err();
             assert!(err.contains("(type bytes)"), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn each_entry_of_a_listing_is_read_on_its_own() {
+        let items: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"key":"task.progress","value":"50","type":"int","updatedAt":1},
+                {"key":"a","value":50,"type":"int"},
+                {"key":"b","value":"x","type":null},
+                {"key":"c","value":"x","type":"string","updatedAtMs":1e30},
+                {"namespace":"other-app","key":"d","value":"x","type":"string"},
+                {"namespace":"","key":"e","value":"x","type":"string"},
+                {"value":"x","type":"string"},
+                7]"#,
+        )
+        .unwrap();
+        let listing = Listing::read(items, "hx");
+        let keys: Vec<&str> = listing.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["task.progress", "e"]);
+        assert!(listing.entries.iter().all(|e| e.namespace == "hx"));
+        assert_eq!(listing.foreign, 1);
+        let bad: Vec<&str> = listing.unreadable.iter().map(|u| u.key_text()).collect();
+        assert_eq!(bad, ["a", "b", "c", "(no key)", "(no key)"]);
+        assert!(
+            listing.unreadable[0].reason.contains("integer"),
+            "{:?}",
+            listing.unreadable[0]
+        );
     }
 
     #[test]

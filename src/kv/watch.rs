@@ -4,16 +4,18 @@
 //!
 //! The feed reports its own health (`Status`) so a UI can tell "no changes"
 //! from "controller down", and it reconnects with backoff by itself.
+//!
+//! It trusts nothing it is sent: each event is checked against the
+//! subscription (its namespace; on plumdash's stream, the change number),
+//! each entry is read on its own, and what does not fit is dropped or skipped,
+//! counted and reported (`Trouble`), never a reason to reconnect.
 
 use super::client::{expect_status, DistributedMemory};
-use super::model::{Entry, STREAM_KEEP_ALIVE};
+use super::model::{read_entry, Entry, EntryRead, Listing, Unreadable, STREAM_KEEP_ALIVE};
+use super::sse::{SseDecoder, SseEvent};
 use crate::backoff::Backoff;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,6 +43,9 @@ pub struct WatchOptions {
     /// every [`STREAM_KEEP_ALIVE`] while nothing changes), so a quiet
     /// namespace is never reported as an outage.
     pub stream_idle_timeout: Duration,
+    /// The longest line (and event) the stream may send; a longer one ends
+    /// the connection as the controller's fault, so memory stays bounded.
+    pub max_line: usize,
 }
 
 impl Default for WatchOptions {
@@ -51,6 +56,7 @@ impl Default for WatchOptions {
             max_backoff: Duration::from_secs(5),
             // Three keep-alives missed in a row.
             stream_idle_timeout: STREAM_KEEP_ALIVE * 3,
+            max_line: super::sse::MAX_LINE,
         }
     }
 }
@@ -61,6 +67,34 @@ pub enum FeedStatus {
     Streaming,
     Polling(Duration),
     Down { error: String, retry_in: Duration },
+}
+
+/// What the controller sent that the feed could not use. The counts run from
+/// the feed's start; each report replaces the one before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedTrouble {
+    /// The namespace's entries, as of now, that do not read as entries (told
+    /// again after every snapshot, which clears them at the consumer).
+    pub unreadable: Vec<Unreadable>,
+    /// Events skipped as malformed (not JSON, not the event's shape).
+    pub skipped: u64,
+    /// Events and entries dropped as not this subscription's: another
+    /// namespace's, or a change numbered at or before one already applied.
+    pub dropped: u64,
+    /// The latest of those problems, on one line.
+    pub last: Option<String>,
+    /// The connection was ended for what it sent (a line over the cap); it is
+    /// tried again after `retry_in`. Cleared once a connection carries
+    /// something usable, or the controller is unreachable instead.
+    pub broken: Option<String>,
+    pub retry_in: Duration,
+}
+
+impl FeedTrouble {
+    /// Anything to tell a person.
+    pub fn any(&self) -> bool {
+        !self.unreadable.is_empty() || self.skipped > 0 || self.dropped > 0 || self.broken.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +109,8 @@ pub enum WatchEvent {
     Deleted {
         key: String,
     },
+    /// The controller sent something unusable (see [`FeedTrouble`]).
+    Trouble(FeedTrouble),
 }
 
 /// A running feed. Dropping it stops the background task.
@@ -119,6 +155,7 @@ impl DistributedMemory {
             dm: self.clone(),
             options,
             tx,
+            trouble: Reporter::default(),
         };
         Watcher {
             rx,
@@ -131,6 +168,7 @@ struct Feed {
     dm: DistributedMemory,
     options: WatchOptions,
     tx: mpsc::Sender<WatchEvent>,
+    trouble: Reporter,
 }
 
 /// Why a stream attempt ended.
@@ -139,25 +177,132 @@ enum StreamEnd {
     Unsupported(String),
     /// Lost or never reached: retry after a backoff.
     Failed(String),
+    /// It sent what cannot be read on (a line over the cap): retry after a
+    /// backoff, reported as the controller's fault, not as an outage.
+    Misbehaved(String),
     /// The consumer went away.
     Closed,
 }
 
+/// The feed's trouble as last reported, and what is not reported yet. Counts
+/// are told at most once a second (a flood of bad events is not a flood of
+/// reports); a change of the unreadable entries or a broken connection at once.
+#[derive(Default)]
+struct Reporter {
+    now: FeedTrouble,
+    /// Unreadable entries by key (`None`: one without a key, kept apart).
+    unreadable: BTreeMap<String, Unreadable>,
+    unsent: bool,
+    sent_at: Option<tokio::time::Instant>,
+    logged_skip: bool,
+    logged_drop: bool,
+    logged_broken: bool,
+}
+
+impl Reporter {
+    fn skipped(&mut self, why: String) {
+        if !self.logged_skip {
+            self.logged_skip = true;
+            tracing::warn!("change feed: the controller sends malformed data ({why}); skipping and counting such events");
+        }
+        self.now.skipped += 1;
+        self.now.last = Some(why);
+        self.unsent = true;
+    }
+
+    fn dropped(&mut self, n: u64, why: String) {
+        if !self.logged_drop {
+            self.logged_drop = true;
+            tracing::warn!("change feed: the controller sends changes that are not this subscription's ({why}); dropping and counting them");
+        }
+        self.now.dropped += n;
+        self.now.last = Some(why);
+        self.unsent = true;
+    }
+
+    /// Replaces the unreadable entries (a snapshot); true when they changed.
+    fn replace_unreadable(&mut self, list: Vec<Unreadable>) -> bool {
+        let fresh: BTreeMap<String, Unreadable> = list
+            .into_iter()
+            .map(|u| (u.key_text().to_string(), u))
+            .collect();
+        let changed = fresh != self.unreadable;
+        self.unreadable = fresh;
+        changed
+    }
+
+    fn set_unreadable(&mut self, u: Unreadable) -> bool {
+        let key = u.key_text().to_string();
+        self.unreadable.insert(key, u.clone()) != Some(u)
+    }
+
+    /// A good write or delete of `key`: no longer unreadable.
+    fn readable(&mut self, key: &str) -> bool {
+        self.unreadable.remove(key).is_some()
+    }
+
+    /// The report to send now, if one is due (`urgent`: whatever the time).
+    fn due(&mut self, urgent: bool) -> Option<WatchEvent> {
+        let now = tokio::time::Instant::now();
+        let quiet = self
+            .sent_at
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY);
+        if !(urgent || (self.unsent && quiet)) {
+            return None;
+        }
+        self.now.unreadable = self.unreadable.values().cloned().collect();
+        self.unsent = false;
+        self.sent_at = Some(now);
+        Some(WatchEvent::Trouble(self.now.clone()))
+    }
+
+    /// When an unsent report falls due.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.unsent
+            .then(|| self.sent_at.map(|at| at + REPORT_EVERY))
+            .flatten()
+    }
+}
+
 impl Feed {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
         let mut use_stream = !matches!(self.options.mode, FeedMode::Polling(_));
         loop {
             if use_stream {
-                match self.stream_once(&mut backoff).await {
+                let opened = tokio::time::Instant::now();
+                let end = self.stream_once().await;
+                // Only a connection that worked for a while resets the wait: one
+                // that fails at once (a controller answering garbage) backs off.
+                if opened.elapsed() >= STABLE_CONNECTION {
+                    backoff.reset();
+                }
+                match end {
                     StreamEnd::Closed => return,
                     StreamEnd::Unsupported(_) if self.options.mode == FeedMode::Auto => {
                         use_stream = false;
                     }
                     StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
+                        // Unreachable now, whatever it sent before.
+                        if self.trouble.now.broken.take().is_some() && !self.report(true).await {
+                            return;
+                        }
                         if !self.down(why, backoff.next_delay()).await {
                             return;
                         }
+                    }
+                    StreamEnd::Misbehaved(why) => {
+                        let retry_in = backoff.next_delay();
+                        if !self.trouble.logged_broken {
+                            self.trouble.logged_broken = true;
+                            tracing::warn!("change feed: {why}; retrying with backoff");
+                        }
+                        self.trouble.now.broken = Some(why);
+                        self.trouble.now.retry_in = retry_in;
+                        if !self.report(true).await {
+                            return;
+                        }
+                        tokio::time::sleep(retry_in).await;
                     }
                 }
             } else if !self.poll(&mut backoff).await {
@@ -170,8 +315,19 @@ impl Feed {
         self.tx.send(event).await.is_ok()
     }
 
+    /// Sends the trouble report if due; false when the consumer left.
+    async fn report(&mut self, urgent: bool) -> bool {
+        match self.trouble.due(urgent) {
+            Some(event) => self.emit(event).await,
+            None => true,
+        }
+    }
+
     /// Reports the feed down and sleeps the backoff; false when the consumer left.
-    async fn down(&self, error: String, retry_in: Duration) -> bool {
+    async fn down(&mut self, error: String, retry_in: Duration) -> bool {
+        if !self.report(false).await {
+            return false;
+        }
         let status = FeedStatus::Down { error, retry_in };
         if !self.emit(WatchEvent::Status(status)).await {
             return false;
@@ -181,7 +337,7 @@ impl Feed {
     }
 
     /// One stream connection, from connect to loss.
-    async fn stream_once(&self, backoff: &mut Backoff) -> StreamEnd {
+    async fn stream_once(&mut self) -> StreamEnd {
         let req = self
             .dm
             .request(Method::GET, &self.dm.stream_url())
@@ -189,9 +345,18 @@ impl Feed {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             // Long-lived: liveness is judged by keep-alives instead.
             .timeout(Duration::from_secs(365 * 24 * 3600));
-        let resp = match self.dm.send(req).await {
-            Ok(r) => r,
-            Err(e) => return StreamEnd::Failed(e.to_string()),
+        // A controller that accepts and never answers is not waited on forever.
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.dm.send(req)).await;
+        let mut resp = match answer {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return StreamEnd::Failed(e.to_string()),
+            Err(_) => {
+                return StreamEnd::Failed(format!(
+                    "no answer from {} within {}",
+                    self.dm.base_url(),
+                    humantime::format_duration(ANSWER_TIMEOUT)
+                ))
+            }
         };
         let status = resp.status();
         let is_sse = resp
@@ -213,87 +378,226 @@ impl Feed {
         if !self.emit(WatchEvent::Status(FeedStatus::Streaming)).await {
             return StreamEnd::Closed;
         }
-        backoff.reset();
 
-        // The SSE parser swallows comments (the keep-alives), so liveness is
-        // judged on the bytes before it: any chunk resets the silence timer.
-        let started = tokio::time::Instant::now();
-        let last_bytes = Arc::new(AtomicU64::new(0));
-        let seen = last_bytes.clone();
-        let mut events = resp
-            .bytes_stream()
-            .inspect(move |_| {
-                let ms = crate::clock::millis(started.elapsed());
-                seen.store(ms, Ordering::Relaxed);
-            })
-            .eventsource();
+        let mut decoder = SseDecoder::new(self.options.max_line, self.options.max_line);
+        let mut ready: Vec<SseEvent> = Vec::new();
+        let mut state = StreamState::default();
         let idle = self.options.stream_idle_timeout;
-        // Items of a batch in progress: emitted together once all arrived.
-        let mut pending: Vec<Entry> = Vec::new();
+        let mut silent_until = tokio::time::Instant::now() + idle;
         loop {
-            let next = loop {
-                let bytes_at = last_bytes.load(Ordering::Relaxed);
-                let deadline = started + Duration::from_millis(bytes_at) + idle;
-                match tokio::time::timeout_at(deadline, events.next()).await {
-                    Ok(next) => break Some(next),
-                    // Bytes arrived meanwhile (a keep-alive): still alive.
-                    Err(_) if last_bytes.load(Ordering::Relaxed) > bytes_at => continue,
-                    Err(_) => break None,
-                }
+            // Any bytes, keep-alive comments included, prove the stream alive.
+            let wake = match self.trouble.deadline() {
+                Some(report) => report.min(silent_until),
+                None => silent_until,
             };
-            let event = match next {
-                None => return StreamEnd::Failed("change stream went silent".into()),
-                Some(None) => {
+            let chunk = match tokio::time::timeout_at(wake, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => {
                     return StreamEnd::Failed("change stream closed by the controller".into())
                 }
-                Some(Some(Err(e))) => {
-                    return StreamEnd::Failed(format!("change stream broke: {e}"))
+                Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
+                Err(_) if tokio::time::Instant::now() >= silent_until => {
+                    return StreamEnd::Failed("change stream went silent".into())
                 }
-                Some(Some(Ok(event))) => event,
+                Err(_) => {
+                    if !self.report(false).await {
+                        return StreamEnd::Closed;
+                    }
+                    continue;
+                }
             };
-            let parsed = match event.event.as_str() {
-                "snapshot" => serde_json::from_str(&event.data).map(WatchEvent::Snapshot),
-                "kv" => match serde_json::from_str::<StreamedPut>(&event.data) {
-                    Ok(put) => match put.batch_size {
-                        Some(size) if size > 1 => {
-                            pending.push(put.entry);
-                            if put.batch_index.is_none_or(|i| i + 1 < size) {
-                                continue;
-                            }
-                            Ok(WatchEvent::Batch(std::mem::take(&mut pending)))
-                        }
-                        _ => Ok(WatchEvent::Put(put.entry)),
-                    },
-                    Err(e) => Err(e),
-                },
-                "kv-deleted" => serde_json::from_str::<DeletedKey>(&event.data)
-                    .map(|d| WatchEvent::Deleted { key: d.key }),
-                _ => continue,
-            };
-            match parsed {
-                Ok(ev) => {
-                    if !self.emit(ev).await {
+            silent_until = tokio::time::Instant::now() + idle;
+            if let Err(e) = decoder.push(&chunk, &mut ready) {
+                return StreamEnd::Misbehaved(format!("change stream: {e}"));
+            }
+            for event in ready.drain(..) {
+                let mut urgent = false;
+                let usable = self.judge(&mut state, event, &mut urgent);
+                // A connection is only well again once it carried something usable.
+                if !usable.is_empty() && self.trouble.now.broken.take().is_some() {
+                    urgent = true;
+                }
+                for out in usable {
+                    if !self.emit(out).await {
                         return StreamEnd::Closed;
                     }
                 }
-                Err(e) => {
-                    return StreamEnd::Failed(format!("bad {} event: {e}", event.event));
+                if !self.report(urgent).await {
+                    return StreamEnd::Closed;
                 }
             }
         }
     }
 
+    /// One event of the stream checked against the subscription: what to
+    /// hand on (nothing for a skipped or dropped one). `urgent` is set when
+    /// the unreadable entries changed.
+    fn judge(
+        &mut self,
+        state: &mut StreamState,
+        event: SseEvent,
+        urgent: &mut bool,
+    ) -> Vec<WatchEvent> {
+        let namespace = self.dm.namespace().to_string();
+        let kind = event.event.as_str();
+        if !matches!(kind, "snapshot" | "kv" | "kv-deleted") {
+            return Vec::new();
+        }
+        let what = crate::text_safety::escape_controls(kind).into_owned();
+        if let Some(why) = event.malformed {
+            self.trouble.skipped(format!("a {what} event with {why}"));
+            return Vec::new();
+        }
+        let data: serde_json::Value = match serde_json::from_str(&event.data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.trouble
+                    .skipped(format!("a {what} event that is not JSON ({e})"));
+                return Vec::new();
+            }
+        };
+        // plumdash's stream numbers every change: one at or before the last
+        // applied is stale or replayed.
+        let seq = event.id.as_deref().and_then(|id| id.parse::<u64>().ok());
+        let mut out = Vec::new();
+        if kind == "snapshot" {
+            let items = match data {
+                serde_json::Value::Array(items) => items,
+                serde_json::Value::Null => Vec::new(),
+                other => {
+                    self.trouble.skipped(format!(
+                        "a snapshot that is not a list ({})",
+                        json_kind(&other)
+                    ));
+                    return Vec::new();
+                }
+            };
+            state.flush_batch(&mut out);
+            state.last_seq = seq;
+            let listing = Listing::read(items, &namespace);
+            if listing.foreign > 0 {
+                self.trouble.dropped(
+                    listing.foreign as u64,
+                    format!(
+                        "{} entries of another namespace in a snapshot",
+                        listing.foreign
+                    ),
+                );
+            }
+            // A snapshot replaces what the consumer held, unreadable keys
+            // included: they are told again after it, changed or not.
+            let any = !listing.unreadable.is_empty();
+            *urgent |= self.trouble.replace_unreadable(listing.unreadable) || any;
+            out.push(WatchEvent::Snapshot(listing.entries));
+            return out;
+        }
+        if let (Some(seq), Some(last)) = (seq, state.last_seq) {
+            if seq <= last {
+                self.trouble
+                    .dropped(1, format!("change #{seq} after #{last}"));
+                return Vec::new();
+            }
+        }
+        if kind == "kv-deleted" {
+            let ns = data
+                .get("namespace")
+                .and_then(|n| n.as_str())
+                .filter(|n| !n.is_empty());
+            if let Some(other) = ns.filter(|n| *n != namespace) {
+                self.trouble.dropped(
+                    1,
+                    format!(
+                        "a delete in namespace {:?}",
+                        crate::kv::model::preview(other)
+                    ),
+                );
+                return Vec::new();
+            }
+            let Some(key) = data.get("key").and_then(|k| k.as_str()) else {
+                self.trouble
+                    .skipped("a kv-deleted event without a key".into());
+                return Vec::new();
+            };
+            state.flush_batch(&mut out);
+            state.last_seq = seq.or(state.last_seq);
+            *urgent |= self.trouble.readable(key);
+            out.push(WatchEvent::Deleted {
+                key: key.to_string(),
+            });
+            return out;
+        }
+        let batch = batch_position(&data);
+        let entry = match read_entry(data, &namespace) {
+            EntryRead::Entry(entry) => entry,
+            EntryRead::Foreign(other) => {
+                self.trouble.dropped(
+                    1,
+                    format!(
+                        "a write in namespace {:?}",
+                        crate::kv::model::preview(&other)
+                    ),
+                );
+                return Vec::new();
+            }
+            EntryRead::Unreadable(u) if u.key.is_some() => {
+                state.last_seq = seq.or(state.last_seq);
+                self.trouble
+                    .skipped(format!("key {:?}: {}", u.key_text(), u.reason));
+                *urgent |= self.trouble.set_unreadable(u);
+                return Vec::new();
+            }
+            EntryRead::Unreadable(u) => {
+                self.trouble.skipped(format!("a kv event: {}", u.reason));
+                return Vec::new();
+            }
+        };
+        state.last_seq = seq.or(state.last_seq);
+        *urgent |= self.trouble.readable(&entry.key);
+        match batch {
+            Some((index, size)) if size > 1 && size <= MAX_BATCH => {
+                // Items come in order; one out of place ends the batch before it.
+                if index != state.batch.len() || state.batch_size != size {
+                    state.flush_batch(&mut out);
+                }
+                state.batch_size = size;
+                state.batch.push(entry);
+                if index + 1 >= size {
+                    state.flush_batch(&mut out);
+                }
+            }
+            _ => {
+                state.flush_batch(&mut out);
+                out.push(WatchEvent::Put(entry));
+            }
+        }
+        out
+    }
+
     /// Polls until the consumer leaves (false) — errors are reported and retried here.
-    async fn poll(&self, backoff: &mut Backoff) -> bool {
+    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
         let interval = match self.options.mode {
             FeedMode::Polling(i) => i,
             _ => self.options.poll_interval,
         };
         let mut known: Option<BTreeMap<String, Entry>> = None;
         loop {
-            match self.dm.get_all().await {
-                Ok(entries) => {
+            match self.dm.listing(None).await {
+                Ok(listing) => {
                     backoff.reset();
+                    if listing.foreign > 0 {
+                        self.trouble.dropped(
+                            listing.foreign as u64,
+                            format!(
+                                "{} entries of another namespace in a listing",
+                                listing.foreign
+                            ),
+                        );
+                    }
+                    let any = !listing.unreadable.is_empty();
+                    let changed = self.trouble.replace_unreadable(listing.unreadable)
+                        // The first poll's snapshot replaces them at the consumer.
+                        || (any && known.is_none());
+                    let entries = listing.entries;
                     let events = match &known {
                         None => vec![
                             WatchEvent::Status(FeedStatus::Polling(interval)),
@@ -305,6 +609,9 @@ impl Feed {
                         if !self.emit(ev).await {
                             return false;
                         }
+                    }
+                    if !self.report(changed).await {
+                        return false;
                     }
                     known = Some(entries.into_iter().map(|e| (e.key.clone(), e)).collect());
                     tokio::time::sleep(interval).await;
@@ -321,19 +628,46 @@ impl Feed {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct StreamedPut {
-    #[serde(flatten)]
-    entry: Entry,
-    #[serde(rename = "batchIndex")]
-    batch_index: Option<usize>,
-    #[serde(rename = "batchSize")]
-    batch_size: Option<usize>,
+/// What one stream connection remembers between events.
+#[derive(Default)]
+struct StreamState {
+    /// The last change number applied (plumdash's stream numbers them).
+    last_seq: Option<u64>,
+    /// Items of a batch in progress: emitted together once all arrived.
+    batch: Vec<Entry>,
+    batch_size: usize,
 }
 
-#[derive(serde::Deserialize)]
-struct DeletedKey {
-    key: String,
+impl StreamState {
+    fn flush_batch(&mut self, out: &mut Vec<WatchEvent>) {
+        match self.batch.len() {
+            0 => {}
+            1 => out.extend(self.batch.drain(..).map(WatchEvent::Put)),
+            _ => out.push(WatchEvent::Batch(std::mem::take(&mut self.batch))),
+        }
+        self.batch_size = 0;
+    }
+}
+
+/// `batchIndex` and `batchSize` of a batch's item, when both are there.
+fn batch_position(data: &serde_json::Value) -> Option<(usize, usize)> {
+    let field = |name: &str| {
+        data.get(name)
+            .and_then(|v| v.as_u64())
+            .and_then(|v| usize::try_from(v).ok())
+    };
+    Some((field("batchIndex")?, field("batchSize")?))
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// The changes that turn `old` into `new`. The writes come from one
@@ -360,6 +694,16 @@ fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
 
 /// The first reconnect waits this long; each further one in a row twice as long.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// A stream connection that lasted this long worked: the next failure waits
+/// `FIRST_RETRY` again.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+/// Longest wait for a stream's answer (its status and headers).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Trouble counts are reported at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// The most items a batch may announce (plumdash's controller takes at most
+/// 1 MiB of batch body); a larger one is read as separate writes.
+const MAX_BATCH: usize = 100_000;
 
 #[cfg(test)]
 mod tests {

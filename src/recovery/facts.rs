@@ -94,6 +94,9 @@ pub enum Fact {
     FeedUp {
         via: String,
     },
+    /// What the controller sent that the feed could not use (unreadable
+    /// entries, skipped and dropped events): replaces the last such report.
+    FeedTrouble(crate::kv::FeedTrouble),
     /// The controller's cluster API, as read (nodes, assignments).
     Cluster(crate::cluster::ClusterView),
     /// Something was done here to a node's processes.

@@ -22,6 +22,8 @@ pub enum CrashFlag {
 pub struct NamespaceMirror {
     entries: BTreeMap<String, Entry>,
     changed_at: BTreeMap<String, TsMs>,
+    /// Keys the controller sent in a form that does not read, with why.
+    unreadable: BTreeMap<String, String>,
     task: TaskView,
     /// The crash flag has been seen (set, or written false) at least once: its
     /// absence is then a clearing, not a worker that never uses it.
@@ -31,6 +33,25 @@ pub struct NamespaceMirror {
 impl NamespaceMirror {
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
         &self.entries
+    }
+
+    /// Keys present but unreadable as sent, with why (shown as such).
+    pub fn unreadable(&self) -> &BTreeMap<String, String> {
+        &self.unreadable
+    }
+
+    /// The feed's list of unreadable entries, as of now; true when it changed.
+    pub fn set_unreadable(&mut self, unreadable: &[crate::kv::Unreadable]) -> bool {
+        let fresh: BTreeMap<String, String> = unreadable
+            .iter()
+            .map(|u| (u.key_text().to_string(), u.reason.clone()))
+            .collect();
+        if fresh == self.unreadable {
+            return false;
+        }
+        self.unreadable = fresh;
+        self.refresh();
+        true
     }
 
     /// When a key last changed, as seen here.
@@ -74,11 +95,14 @@ impl NamespaceMirror {
         }
         self.changed_at.retain(|k, _| fresh.contains_key(k));
         self.entries = fresh;
+        // The feed tells the snapshot's unreadable keys right after it.
+        self.unreadable.clear();
         self.refresh();
     }
 
     pub fn write(&mut self, at: TsMs, entries: Vec<Entry>) {
         for entry in entries {
+            self.unreadable.remove(&entry.key);
             self.changed_at.insert(entry.key.clone(), at);
             self.entries.insert(entry.key.clone(), entry);
         }
@@ -87,14 +111,55 @@ impl NamespaceMirror {
 
     pub fn delete(&mut self, key: &str) {
         self.entries.remove(key);
+        self.unreadable.remove(key);
         self.changed_at.remove(key);
         self.refresh();
     }
 
     fn refresh(&mut self) {
-        self.task = TaskView::from_entries(&self.entries);
+        self.task = TaskView::from_entries(&self.entries, &self.unreadable);
         if self.entries.contains_key(CRASH_FLAG_KEY) {
             self.flag_ever_seen = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{Unreadable, ValueType};
+
+    fn entry(key: &str, value: &str) -> Entry {
+        Entry {
+            namespace: "ns".into(),
+            key: key.into(),
+            value: value.into(),
+            value_type: ValueType::Int,
+            updated_at: 0,
+            updated_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn unreadable_keys_last_until_a_good_write_or_a_snapshot() {
+        let mut m = NamespaceMirror::default();
+        m.replace_all(0, vec![entry("task.counter", "5")]);
+        let bad = Unreadable {
+            key: Some("task.progress".into()),
+            reason: "invalid type: null".into(),
+        };
+        assert!(m.set_unreadable(std::slice::from_ref(&bad)));
+        assert!(!m.set_unreadable(&[bad]), "the same list is no change");
+        assert_eq!(m.task().progress_unreadable(), Some("invalid type: null"));
+        assert_eq!(m.task().torn(), None, "unknown, not torn");
+        m.write(1, vec![entry("task.progress", "50")]);
+        assert!(m.unreadable().is_empty());
+        assert_eq!(m.task().progress, Some(50));
+        m.set_unreadable(&[Unreadable {
+            key: Some("x".into()),
+            reason: "r".into(),
+        }]);
+        m.replace_all(2, vec![entry("task.progress", "50")]);
+        assert!(m.unreadable().is_empty(), "told again after the snapshot");
     }
 }

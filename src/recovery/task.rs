@@ -42,19 +42,53 @@ pub struct TaskView {
     pub counter: Option<i64>,
     pub checkpoint: Option<String>,
     pub status: Option<String>,
+    /// Task keys present but not readable (a malformed entry, a progress of
+    /// `"fifty"`), with why: shown as unreadable, never as 0 or absent.
+    pub unreadable: BTreeMap<&'static str, String>,
 }
 
 impl TaskView {
-    pub fn from_entries(entries: &BTreeMap<String, Entry>) -> TaskView {
-        let value = |k: &str| entries.get(k).map(|e| e.value.clone());
-        let int = |k: &str| value(k).and_then(|v| v.trim().parse::<i64>().ok());
+    /// The task in `entries`; `unreadable`: keys the controller sent in a
+    /// form that does not read as an entry, with why.
+    pub fn from_entries(
+        entries: &BTreeMap<String, Entry>,
+        unreadable: &BTreeMap<String, String>,
+    ) -> TaskView {
+        let mut bad = BTreeMap::new();
+        for key in [PROGRESS_KEY, COUNTER_KEY, CHECKPOINT_KEY, STATUS_KEY] {
+            if let Some(why) = unreadable.get(key) {
+                bad.insert(key, why.clone());
+            }
+        }
+        let value = |k: &str| {
+            (!unreadable.contains_key(k))
+                .then(|| entries.get(k).map(|e| e.value.clone()))
+                .flatten()
+        };
+        let mut int = |k: &'static str| {
+            let v = value(k)?;
+            let parsed = v.trim().parse::<i64>().ok();
+            if parsed.is_none() {
+                let why = format!("{:?} is not a whole number", crate::kv::model::preview(&v));
+                bad.insert(k, why);
+            }
+            parsed
+        };
+        let progress = int(PROGRESS_KEY);
+        let counter = int(COUNTER_KEY);
         TaskView {
             crash_flag: value(CRASH_FLAG_KEY).is_some_and(|v| v != "false" && v != "0"),
-            progress: int(PROGRESS_KEY),
-            counter: int(COUNTER_KEY),
+            progress,
+            counter,
             checkpoint: value(CHECKPOINT_KEY),
             status: value(STATUS_KEY),
+            unreadable: bad,
         }
+    }
+
+    /// Why the progress is not known though its key is there.
+    pub fn progress_unreadable(&self) -> Option<&str> {
+        self.unreadable.get(PROGRESS_KEY).map(String::as_str)
     }
 
     pub fn is_completed(&self) -> bool {
@@ -65,6 +99,13 @@ impl TaskView {
     /// checkpoint = `step_<counter>`), or `None` if they do not. An empty
     /// namespace is consistent.
     pub fn torn(&self) -> Option<TornCheckpoint> {
+        // A key that does not read is unknown, not torn.
+        if [PROGRESS_KEY, COUNTER_KEY, CHECKPOINT_KEY]
+            .iter()
+            .any(|k| self.unreadable.contains_key(k))
+        {
+            return None;
+        }
         let any = self.progress.is_some() || self.counter.is_some() || self.checkpoint.is_some();
         let consistent = match (self.progress, self.counter, &self.checkpoint) {
             (Some(p), Some(c), Some(cp)) => p == c * 10 && *cp == format!("step_{c}"),
@@ -106,24 +147,56 @@ mod tests {
 
     #[test]
     fn a_whole_checkpoint_is_consistent_and_a_partial_one_is_torn() {
-        let whole = TaskView::from_entries(&ns(&[
-            ("task.progress", "50"),
-            ("task.counter", "5"),
-            ("task.checkpoint", "step_5"),
-            ("app.crashed", "true"),
-        ]));
+        let none = BTreeMap::new();
+        let whole = TaskView::from_entries(
+            &ns(&[
+                ("task.progress", "50"),
+                ("task.counter", "5"),
+                ("task.checkpoint", "step_5"),
+                ("app.crashed", "true"),
+            ]),
+            &none,
+        );
         assert!(whole.crash_flag);
         assert_eq!(whole.torn(), None);
-        let torn = TaskView::from_entries(&ns(&[
-            ("task.progress", "60"),
-            ("task.counter", "5"),
-            ("task.checkpoint", "step_5"),
-        ]));
+        let torn = TaskView::from_entries(
+            &ns(&[
+                ("task.progress", "60"),
+                ("task.counter", "5"),
+                ("task.checkpoint", "step_5"),
+            ]),
+            &none,
+        );
         assert_eq!(
             torn.torn().map(|t| t.to_string()).as_deref(),
             Some("progress 60%, counter 5, checkpoint step_5")
         );
-        assert_eq!(TaskView::from_entries(&ns(&[])).torn(), None);
-        assert!(!TaskView::from_entries(&ns(&[("app.crashed", "false")])).crash_flag);
+        assert_eq!(TaskView::from_entries(&ns(&[]), &none).torn(), None);
+        assert!(!TaskView::from_entries(&ns(&[("app.crashed", "false")]), &none).crash_flag);
+    }
+
+    #[test]
+    fn an_unreadable_progress_is_neither_zero_nor_torn() {
+        let none = BTreeMap::new();
+        let fifty = TaskView::from_entries(
+            &ns(&[
+                ("task.progress", "fifty"),
+                ("task.counter", "5"),
+                ("task.checkpoint", "step_5"),
+            ]),
+            &none,
+        );
+        assert_eq!(fifty.progress, None);
+        assert_eq!(
+            fifty.progress_unreadable(),
+            Some("\"fifty\" is not a whole number")
+        );
+        assert_eq!(fifty.torn(), None);
+        let bad: BTreeMap<String, String> =
+            [("task.counter".to_string(), "invalid type: null".to_string())].into();
+        let view = TaskView::from_entries(&ns(&[("task.progress", "50")]), &bad);
+        assert_eq!(view.progress, Some(50));
+        assert_eq!(view.counter, None);
+        assert_eq!(view.torn(), None);
     }
 }

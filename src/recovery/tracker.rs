@@ -178,6 +178,8 @@ pub struct Tracker {
     torn_seen: u32,
     feed_error: Option<String>,
     feed_via: Option<String>,
+    /// What the controller sent that the feed could not use, as last told.
+    feed_trouble: crate::kv::FeedTrouble,
     /// Attach: how long a crashed instance whose end was unseen may wait for
     /// someone else to restart it before that is news.
     restart_grace_ms: Option<TsMs>,
@@ -338,6 +340,17 @@ impl Tracker {
         self.feed_error.as_deref()
     }
 
+    /// What the controller sent that the feed could not use (malformed,
+    /// another namespace's, out of order), as last reported.
+    pub fn feed_trouble(&self) -> &crate::kv::FeedTrouble {
+        &self.feed_trouble
+    }
+
+    /// Keys the namespace holds in a form that does not read, with why.
+    pub fn unreadable(&self) -> &BTreeMap<String, String> {
+        self.ns.unreadable()
+    }
+
     /// How changes arrive (`stream`, `polling 500ms`), once known.
     pub fn feed_via(&self) -> Option<&str> {
         self.feed_via.as_deref()
@@ -437,6 +450,12 @@ impl Tracker {
             Fact::NodeAction { node, action } => {
                 let change = self.nodes.act(at, &node, action);
                 self.push_node_change(at, change);
+            }
+            Fact::FeedTrouble(trouble) => {
+                if self.ns.set_unreadable(&trouble.unreadable) {
+                    self.on_namespace_change(at, None);
+                }
+                self.feed_trouble = trouble;
             }
             Fact::FeedUp { via } => {
                 if self.feed_error.take().is_some() || self.feed_via.as_ref() != Some(&via) {

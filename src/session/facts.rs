@@ -78,5 +78,6 @@ pub fn fact_from_change(change: WatchEvent) -> Fact {
         WatchEvent::Put(entry) => Fact::Written(vec![entry]),
         WatchEvent::Batch(entries) => Fact::Written(entries),
         WatchEvent::Deleted { key } => Fact::Deleted { key },
+        WatchEvent::Trouble(trouble) => Fact::FeedTrouble(trouble),
     }
 }

@@ -116,8 +116,9 @@ impl Session {
                         let dm = self.dm.for_namespace(&namespace).ok();
                         tokio::spawn(async move {
                             let dm = dm?;
-                            let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.get_all());
-                            read.await.ok()?.ok()
+                            // Entries read one by one: a malformed one does not void the read.
+                            let read = tokio::time::timeout(FRESH_READ_TIMEOUT, dm.listing(None));
+                            read.await.ok()?.ok().map(|listing| listing.entries)
                         })
                     });
                     // Dropped while waiting: the read goes on and is awaited next time.

@@ -63,6 +63,7 @@ messages! {
     Remote => ("remote", "远程"),
     ControllerDown => ("controller down", "控制器断开"),
     Connecting => ("connecting", "连接中"),
+    ControllerMisbehaving => ("controller misbehaving", "控制器异常"),
     UnreachableLead => ("CONTROLLER UNREACHABLE:", "控制器不可达："),
     UnreachableTail => ("— retrying; the view resumes when it is back", "— 正在重试；恢复后画面继续"),
     // The signal menu's lines.

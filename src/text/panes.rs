@@ -29,6 +29,85 @@ pub fn flag_text(state: FlagState, lang: Lang) -> String {
     }
 }
 
+/// The connecting screen's line (before attach has a session): what it waits
+/// for, and since when.
+pub fn connecting(url: &str, secs: u64, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("connecting to {url}… {secs} s"),
+        Lang::Zh => format!("正在连接 {url}… {secs} 秒"),
+    }
+}
+
+/// The header's status before the feed reached the controller (whose URL the
+/// header shows beside it): `connecting… 3 s`.
+pub fn connecting_since(secs: u64, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("connecting… {secs} s"),
+        Lang::Zh => format!("连接中… {secs} 秒"),
+    }
+}
+
+/// The header's red line when the controller answered but what it sent ended
+/// the connection (a line over the cap): not an outage, its fault.
+pub fn misbehaving(why: &str, retry: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("CONTROLLER MISBEHAVING: {why} — retrying in {retry}"),
+        Lang::Zh => format!("控制器行为异常：{why} — {retry} 后重试"),
+    }
+}
+
+/// The header's warning while the feed skips or drops what the controller
+/// sends: `controller sends malformed data: 12 events skipped, …`.
+pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -> String {
+    let mut parts = Vec::new();
+    match lang {
+        Lang::En => {
+            let s = |n: u64| if n == 1 { "" } else { "s" };
+            if skipped > 0 {
+                parts.push(format!("{skipped} event{} skipped", s(skipped)));
+            }
+            if dropped > 0 {
+                parts.push(format!(
+                    "{dropped} not this namespace's or out of order, dropped"
+                ));
+            }
+            if unreadable > 0 {
+                let y = if unreadable == 1 { "y" } else { "ies" };
+                parts.push(format!("{unreadable} entr{y} unreadable"));
+            }
+            format!("controller sends malformed data: {}", parts.join(", "))
+        }
+        Lang::Zh => {
+            if skipped > 0 {
+                parts.push(format!("跳过 {skipped} 个事件"));
+            }
+            if dropped > 0 {
+                parts.push(format!("丢弃 {dropped} 个（其他命名空间或乱序）"));
+            }
+            if unreadable > 0 {
+                parts.push(format!("{unreadable} 个条目无法读取"));
+            }
+            format!("控制器发送了错误数据：{}", parts.join("，"))
+        }
+    }
+}
+
+/// A value that could not be read, in the namespace pane: `unreadable: why`.
+pub fn unreadable(why: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("unreadable: {why}"),
+        Lang::Zh => format!("无法读取：{why}"),
+    }
+}
+
+/// The progress gauge's label when `task.progress` is there but does not read.
+pub fn progress_unreadable(why: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("progress unreadable: {why}"),
+        Lang::Zh => format!("进度无法读取：{why}"),
+    }
+}
+
 /// The timeline pane's title.
 pub fn timeline_title(cycles: usize, lang: Lang) -> String {
     match lang {

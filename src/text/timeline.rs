@@ -15,6 +15,34 @@ pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
     }
 }
 
+/// Lines of one kind held back under a flood (`up --headless`), told when
+/// their window is over: `kv-demo-001 torn ×4,212 in the last 1 s`.
+pub fn held(instance: Option<&str>, kind: &str, count: u64, secs: u64, lang: Lang) -> String {
+    let n = thousands(count);
+    let text = both!(
+        lang,
+        format!("{kind} ×{n} in the last {secs} s"),
+        format!("{kind} ×{n}（最近 {secs} 秒）")
+    );
+    match instance {
+        Some(id) => format!("{id} {text}"),
+        None => text,
+    }
+}
+
+/// `4212` as `4,212`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `text(v)` when there is a value, nothing otherwise.
 fn opt<T>(v: Option<T>, text: impl FnOnce(T) -> String) -> String {
     v.map_or_else(String::new, text)
@@ -308,6 +336,25 @@ fn node_action(node: &str, action: NodeAction, lang: Lang) -> String {
             format!("node {node} back (its agent started again)"),
             format!("节点 {node} 已恢复（agent 重新启动）"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+
+    #[test]
+    fn held_lines_count_with_separators_in_both_languages() {
+        assert_eq!(
+            held(Some("kv-demo-001"), "torn", 4212, 1, Lang::En),
+            "kv-demo-001 torn ×4,212 in the last 1 s"
+        );
+        assert_eq!(
+            held(None, "controller_down", 7, 1, Lang::Zh),
+            "controller_down ×7（最近 1 秒）"
+        );
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 }
 

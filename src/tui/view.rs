@@ -145,9 +145,17 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     // The gauge: the percentage large enough to read from the back of the room.
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
-    let label = match app.tracker().torn() {
-        Some(torn) => format!("TORN: {torn}"),
-        None => format!(
+    let unreadable = task
+        .progress
+        .is_none()
+        .then(|| task.progress_unreadable())
+        .flatten();
+    let label = match (unreadable, app.tracker().torn()) {
+        (Some(why), _) => {
+            crate::text::panes::progress_unreadable(&crate::text_safety::escape_controls(why), l)
+        }
+        (None, Some(torn)) => format!("TORN: {torn}"),
+        (None, None) => format!(
             "{progress}% · {} · {} {}",
             task.checkpoint
                 .as_deref()
@@ -228,7 +236,11 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     lines.push(Line::from(Span::styled(
         format!(
             "{}% {} #{}",
-            task.progress.unwrap_or(0),
+            match (task.progress, task.progress_unreadable()) {
+                (Some(p), _) => p.to_string(),
+                (None, Some(_)) => "?".into(),
+                (None, None) => "0".into(),
+            },
             task.checkpoint.as_deref().unwrap_or("-"),
             task.counter.map_or("-".into(), |c| c.to_string())
         ),

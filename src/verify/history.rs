@@ -134,6 +134,15 @@ fn describe(fact: &Fact) -> (&'static str, String) {
         Fact::Deleted { key } => ("kv", format!("delete {key}")),
         Fact::FeedDown { error } => ("feed", format!("controller unreachable: {error}")),
         Fact::FeedUp { via } => ("feed", format!("controller live ({via})")),
+        Fact::FeedTrouble(t) => (
+            "feed",
+            format!(
+                "controller sends malformed data: {} events skipped, {} dropped, {} entries unreadable",
+                t.skipped,
+                t.dropped,
+                t.unreadable.len()
+            ),
+        ),
         Fact::Cluster(view) => {
             let nodes: Vec<String> = view
                 .nodes

@@ -16,6 +16,7 @@ mod controller;
 mod ctl;
 mod demo_tape;
 mod failover;
+mod hostile_controller;
 mod kv_demo;
 mod nodes;
 mod original_controller;

@@ -2,6 +2,7 @@
 //! whether that is healthy, app and namespace. A red banner while the
 //! controller is unreachable.
 
+use crate::text::panes::{connecting_since, feed_trouble, misbehaving};
 use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
@@ -10,20 +11,33 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-/// Rows the header needs (one more while the controller is down, and one more
-/// while an attached namespace does not exist yet).
+/// Rows the header needs (one more while the controller is down or sends what
+/// cannot be used, and one more while an attached namespace does not exist yet).
 pub fn height(app: &App) -> u16 {
-    1 + u16::from(app.tracker().feed_error().is_some()) + u16::from(app.namespace_wait().is_some())
+    let feed_line = app.tracker().feed_error().is_some() || app.tracker().feed_trouble().any();
+    1 + u16::from(feed_line) + u16::from(app.namespace_wait().is_some())
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let h = &app.header;
     let l = app.lang;
+    let trouble = app.tracker().feed_trouble();
     let feed = match (app.tracker().feed_error(), app.tracker().feed_via()) {
+        _ if trouble.broken.is_some() => {
+            Span::styled(format!("● {}", Msg::ControllerMisbehaving.text(l)), t.bad())
+        }
         (Some(_), _) => Span::styled(format!("● {}", Msg::ControllerDown.text(l)), t.bad()),
+        (None, Some(via)) if trouble.any() => Span::styled(format!("● {via} ⚠"), t.warn()),
         (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
-        (None, None) => Span::styled(format!("○ {}", Msg::Connecting.text(l)), t.warn()),
+        // Since when it waits (for the URL beside it), from the first frame.
+        (None, None) => Span::styled(
+            format!(
+                "○ {}",
+                connecting_since(app.now.saturating_sub(app.started_at) / 1000, l)
+            ),
+            t.warn(),
+        ),
     };
     let mode = if h.embedded {
         Msg::Embedded
@@ -73,7 +87,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     let mut lines = vec![Line::from(spans)];
-    if let Some(err) = app.tracker().feed_error() {
+    if let Some(why) = &trouble.broken {
+        let retry = crate::clock::human(trouble.retry_in).to_string();
+        lines.push(Line::from(Span::styled(
+            format!(" {} ", misbehaving(&escape_controls(why), &retry, l)),
+            t.alarm(),
+        )));
+    } else if let Some(err) = app.tracker().feed_error() {
         lines.push(Line::from(Span::styled(
             format!(
                 " {} {} {} ",
@@ -83,6 +103,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
             t.alarm(),
         )));
+    } else if trouble.any() {
+        let mut line = feed_trouble(
+            trouble.skipped,
+            trouble.dropped,
+            trouble.unreadable.len(),
+            l,
+        );
+        if let Some(last) = &trouble.last {
+            line.push_str(" — ");
+            line.push_str(&escape_controls(&crate::kv::model::preview(last)));
+        }
+        lines.push(Line::from(Span::styled(format!(" {line} "), t.warn())));
     }
     if let Some(wait) = app.namespace_wait() {
         lines.push(Line::from(Span::styled(

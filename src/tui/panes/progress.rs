@@ -1,6 +1,7 @@
 //! The task's progress: a gauge with %, checkpoint and counter.
 
 use super::block;
+use crate::text::panes::progress_unreadable;
 use crate::text::Msg;
 use crate::tui::app::App;
 use ratatui::layout::Rect;
@@ -27,7 +28,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(torn) = app.tracker().torn() {
         label = format!("TORN: {torn}");
     }
-    let style = if app.tracker().torn().is_some() {
+    // There but unreadable: said so, never drawn as 0 %.
+    let unreadable = task
+        .progress
+        .is_none()
+        .then(|| task.progress_unreadable())
+        .flatten();
+    if let Some(why) = unreadable {
+        label = progress_unreadable(&crate::text_safety::escape_controls(why), l);
+    }
+    let style = if unreadable.is_some() {
+        t.warn()
+    } else if app.tracker().torn().is_some() {
         t.bad()
     } else {
         t.good()

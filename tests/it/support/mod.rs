@@ -3,6 +3,7 @@
 //! files in temporary folders, waits with deadlines, and the programs a test
 //! needs (`need`).
 
+pub mod hostile;
 pub mod original;
 pub mod plum_agent;
 pub mod process;
