@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::cluster::ClusterView;
 use crate::kv::{FeedStatus, WatchEvent, WatchOptions};
 use crate::recovery::{Fact, TsMs};
-use crate::supervisor::EventKind;
+use crate::supervisor::{EventKind, RawExit};
 use anyhow::{Context, Result};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -166,9 +166,17 @@ impl Session {
                             EventKind::Exited { status: None, .. }
                         );
                         let polling = self.polling.contains(&namespace);
+                        // A clean exit's last writes (the completion) were acknowledged
+                        // before it exited, but the stream may bring them after the
+                        // exit: without them a completed task reads as stopped.
+                        let clean_end = matches!(
+                            event.kind,
+                            EventKind::Exited { status: Some(RawExit::Code(0)), .. }
+                        );
                         // How a run ended is judged from the namespace: read it now,
                         // not from the last poll (which may predate its last writes).
-                        let ended = matches!(fact, Fact::Exited { .. }) && (unseen_end || polling);
+                        let ended = matches!(fact, Fact::Exited { .. })
+                            && (unseen_end || polling || clean_end);
                         if unwatched || ended {
                             // The fresh read goes first.
                             self.pending.push_back(Pending::FreshRead {
