@@ -14,5 +14,5 @@ mod watch;
 pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
 pub use error::KvError;
-pub use model::{BatchItem, Entry, NamespaceBy, ValueType};
+pub use model::{BatchItem, Entry, NamespaceBy, ValueType, Writer, WriterVia};
 pub use watch::{FeedMode, FeedStatus, WatchEvent, WatchOptions, Watcher};

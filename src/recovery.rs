@@ -19,6 +19,7 @@ mod tracker;
 mod view;
 
 pub use board::{Board, EventsSeen};
+pub use cycle::Basis;
 pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
 pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};

@@ -74,6 +74,8 @@ pub enum WatchEvent {
     Batch(Vec<Entry>),
     Deleted {
         key: String,
+        /// Who deleted it, when the controller says (plumdash's stream).
+        writer: Option<super::model::Writer>,
     },
 }
 
@@ -266,8 +268,12 @@ impl Feed {
                     },
                     Err(e) => Err(e),
                 },
-                "kv-deleted" => serde_json::from_str::<DeletedKey>(&event.data)
-                    .map(|d| WatchEvent::Deleted { key: d.key }),
+                "kv-deleted" => {
+                    serde_json::from_str::<DeletedKey>(&event.data).map(|d| WatchEvent::Deleted {
+                        key: d.key,
+                        writer: d.writer,
+                    })
+                }
                 _ => continue,
             };
             match parsed {
@@ -334,6 +340,8 @@ struct StreamedPut {
 #[derive(serde::Deserialize)]
 struct DeletedKey {
     key: String,
+    #[serde(default)]
+    writer: Option<super::model::Writer>,
 }
 
 /// The changes that turn `old` into `new`. The writes come from one
@@ -352,7 +360,10 @@ fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
     let new_keys: std::collections::HashSet<&str> = new.iter().map(|e| e.key.as_str()).collect();
     for key in old.keys() {
         if !new_keys.contains(key.as_str()) {
-            events.push(WatchEvent::Deleted { key: key.clone() });
+            events.push(WatchEvent::Deleted {
+                key: key.clone(),
+                writer: None,
+            });
         }
     }
     events
@@ -374,6 +385,7 @@ mod tests {
             value_type: ValueType::String,
             updated_at: 1,
             updated_at_ms: None,
+            writer: None,
         }
     }
 
@@ -391,6 +403,12 @@ mod tests {
         let events = diff(&old, &[entry("a", "1"), entry("b", "5")]);
         assert_eq!(events, vec![WatchEvent::Put(entry("b", "5"))]);
         let events = diff(&old, &[entry("b", "2")]);
-        assert_eq!(events, vec![WatchEvent::Deleted { key: "a".into() }]);
+        assert_eq!(
+            events,
+            vec![WatchEvent::Deleted {
+                key: "a".into(),
+                writer: None
+            }]
+        );
     }
 }

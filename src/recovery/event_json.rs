@@ -124,7 +124,8 @@ enum Kind<'a> {
 #[derive(Serialize)]
 struct Exit<'a> {
     progress: Option<i64>,
-    crash_flag: bool,
+    /// `null`: the flag was never seen, so nothing is claimed.
+    crash_flag: Option<bool>,
     stop_requested: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     signal: Option<&'a str>,
@@ -275,7 +276,7 @@ mod tests {
         r#"{"code":0,"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":true,"ts_ms":1700000000007}"#,
         r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000008}"#,
         r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":false,"ts_ms":1700000000009}"#,
-        r#"{"crash_flag":false,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
+        r#"{"crash_flag":null,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
         r#"{"crash_flag":true,"exit":"node_lost","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000011}"#,
         r#"{"delay_ms":1500,"instance":"kv-demo-001","kind":"restart_scheduled","ts_ms":1700000000012}"#,
         r#"{"delay_ms":250,"from":"kv-demo-001","instance":"kv-demo-001","kind":"takeover_scheduled","ts_ms":1700000000013}"#,

@@ -131,7 +131,7 @@ fn describe(fact: &Fact) -> (&'static str, String) {
             let what = if entries.len() > 1 { "batch" } else { "put" };
             ("kv", format!("{what} {}", pairs.join(" ")))
         }
-        Fact::Deleted { key } => ("kv", format!("delete {key}")),
+        Fact::Deleted { key, .. } => ("kv", format!("delete {key}")),
         Fact::FeedDown { error } => ("feed", format!("controller unreachable: {error}")),
         Fact::FeedUp { via } => ("feed", format!("controller live ({via})")),
         Fact::Cluster(view) => {
