@@ -24,7 +24,7 @@ pub struct Cycle {
     pub steps_lost: Option<i64>,
     /// Steps it went on from beyond what was saved (never negative).
     pub steps_skipped: Option<i64>,
-    /// The last whole checkpoint's counter when it died (a torn one is not).
+    /// The step its checkpoint name (`task.checkpoint`, `step_N`) said when it died.
     pub checkpoint_at_kill: Option<i64>,
     /// The task had reached 100% when it died: a restart from 0 is a new
     /// task, not lost steps.
@@ -79,9 +79,9 @@ impl Cycle {
         }
     }
 
-    /// Where a restart may go on from without losing or skipping saved work:
-    /// from the last whole checkpoint, or (a kill between separate writes)
-    /// anywhere between the values it left behind, in percent.
+    /// Where a restart may go on from without losing or skipping saved work,
+    /// in percent: the checkpoint it left, or (a kill between separate
+    /// writes) anywhere between the values it left behind.
     pub fn resume_range(&self) -> Option<(i64, i64)> {
         let points: Vec<i64> = [
             self.progress_at_kill,

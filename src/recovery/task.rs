@@ -57,6 +57,15 @@ impl TaskView {
         }
     }
 
+    /// The step the checkpoint name says (`step_5` → 5).
+    pub fn checkpoint_step(&self) -> Option<i64> {
+        self.checkpoint
+            .as_deref()?
+            .strip_prefix("step_")?
+            .parse()
+            .ok()
+    }
+
     pub fn is_completed(&self) -> bool {
         self.status.as_deref() == Some("completed")
     }

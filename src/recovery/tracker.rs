@@ -694,7 +694,7 @@ impl Tracker {
             flag_after_kill: task.crash_flag,
             restarted_at: new_started,
             restarted_instance: new_started.map(|_| f.new_instance.clone()),
-            checkpoint_at_kill: self.last_checkpoint,
+            checkpoint_at_kill: task.checkpoint_step(),
             task_done_at_kill: task.progress.is_some_and(|p| p >= 100) || task.is_completed(),
             ..Cycle::opened(&f.instance, f.origin(), ProcessExit::NodeLost)
         });
@@ -852,7 +852,7 @@ impl Tracker {
                     progress_at_kill: task.progress,
                     counter_at_kill: task.counter,
                     flag_after_kill: flag,
-                    checkpoint_at_kill: self.last_checkpoint,
+                    checkpoint_at_kill: task.checkpoint_step(),
                     task_done_at_kill: task.progress.is_some_and(|p| p >= 100)
                         || task.is_completed(),
                     ..Cycle::opened(&id, at, exit)
@@ -1146,7 +1146,8 @@ impl Tracker {
     /// The open cycle's kill point is the task as it stands (a late write of
     /// the dead run moved it).
     fn refresh_kill_point(&mut self) {
-        let (task, checkpoint) = (self.task.clone(), self.last_checkpoint);
+        let task = self.task.clone();
+        let checkpoint = task.checkpoint_step();
         if let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get_mut(i)) {
             cycle.progress_at_kill = task.progress;
             cycle.counter_at_kill = task.counter;
