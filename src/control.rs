@@ -47,6 +47,10 @@ pub struct RecoveryStatus {
     pub state: String,
     pub crashes: u32,
     pub runs: u32,
+    /// How its last run ended, as judged with its task (the snapshot's own
+    /// `last_exit` is replaced by it, so a row and `ctl list` agree).
+    #[serde(skip)]
+    pub last_exit: Option<crate::supervisor::ExitKind>,
     /// Its own namespace's task (`--namespace-by instance`); else the one
     /// shared task is the snapshot's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +69,10 @@ pub struct TaskStatus {
     pub torn: bool,
     pub completions: u32,
     pub cycles: usize,
+    /// Why the controller cannot be read now, while it cannot: what the task
+    /// shows is then as last read (or never read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller_error: Option<String>,
 }
 
 /// One node of the cluster, as the Nodes pane shows it.
@@ -108,6 +116,7 @@ impl StatusSnapshot {
                             state: status.state_text(),
                             crashes: status.crashes,
                             runs,
+                            last_exit: status.last_exit,
                             task: per_instance.then(|| TaskStatus::of(tracker)),
                         },
                     )
@@ -143,14 +152,17 @@ impl TaskStatus {
             torn: tracker.torn().is_some(),
             completions: tracker.completions(),
             cycles: tracker.cycles().len(),
+            controller_error: tracker.feed_error().map(str::to_string),
         }
     }
 
     /// `progress 40%, checkpoint step_4, crash flag set`, as `ctl status` prints it.
     pub fn describe(t: &Value) -> String {
-        format!(
-            "progress {}%, checkpoint {}, crash flag {}",
-            t["progress"],
+        let mut text = format!(
+            "progress {}, checkpoint {}, crash flag {}",
+            t["progress"]
+                .as_i64()
+                .map_or("unknown".into(), |p| format!("{p}%")),
             t["checkpoint"]
                 .as_str()
                 .map_or("—".into(), |c| crate::text_safety::escape_controls(c)
@@ -160,7 +172,14 @@ impl TaskStatus {
                 Some("never_seen") => "never seen",
                 _ => "clear",
             }
-        )
+        );
+        if let Some(error) = t["controller_error"].as_str() {
+            text.push_str(&format!(
+                "; controller unreachable: {}",
+                crate::text_safety::escape_controls(error)
+            ));
+        }
+        text
     }
 }
 
@@ -341,14 +360,15 @@ async fn handle(
 /// The instance snapshot with its recovery state.
 fn describe(snapshot: &InstanceSnapshot, status: &StatusSnapshot) -> Value {
     let mut v = serde_json::to_value(snapshot).unwrap_or_else(|_| json!({}));
-    v["recovery"] = serde_json::to_value(
-        status
-            .instances
-            .get(&snapshot.id)
-            .cloned()
-            .unwrap_or_default(),
-    )
-    .unwrap_or(Value::Null);
+    let recovery = status
+        .instances
+        .get(&snapshot.id)
+        .cloned()
+        .unwrap_or_default();
+    if recovery.last_exit.is_some() {
+        v["last_exit"] = serde_json::to_value(recovery.last_exit).unwrap_or(Value::Null);
+    }
+    v["recovery"] = serde_json::to_value(recovery).unwrap_or(Value::Null);
     v
 }
 

@@ -191,9 +191,19 @@ impl Feed {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             // Long-lived: liveness is judged by keep-alives instead.
             .timeout(Duration::from_secs(365 * 24 * 3600));
-        let resp = match self.dm.send(req).await {
-            Ok(r) => r,
-            Err(e) => return StreamEnd::Failed(e.to_string()),
+        // The stream itself lives long, but its answer must come: a controller
+        // that takes the connection and never answers is as down as one that
+        // refuses it.
+        let answer = self.options.stream_idle_timeout;
+        let resp = match tokio::time::timeout(answer, self.dm.send(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return StreamEnd::Failed(e.to_string()),
+            Err(_) => {
+                return StreamEnd::Failed(format!(
+                    "the controller took the connection but did not answer within {}",
+                    humantime::format_duration(answer)
+                ))
+            }
         };
         let status = resp.status();
         let is_sse = resp
