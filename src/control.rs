@@ -47,10 +47,6 @@ pub struct RecoveryStatus {
     pub state: String,
     pub crashes: u32,
     pub runs: u32,
-    /// How its last run ended, as judged with its task (the snapshot's own
-    /// `last_exit` is replaced by it, so a row and `ctl list` agree).
-    #[serde(skip)]
-    pub last_exit: Option<crate::supervisor::ExitKind>,
     /// Its own namespace's task (`--namespace-by instance`); else the one
     /// shared task is the snapshot's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +112,6 @@ impl StatusSnapshot {
                             state: status.state_text(),
                             crashes: status.crashes,
                             runs,
-                            last_exit: status.last_exit,
                             task: per_instance.then(|| TaskStatus::of(tracker)),
                         },
                     )
@@ -365,9 +360,11 @@ fn describe(snapshot: &InstanceSnapshot, status: &StatusSnapshot) -> Value {
         .get(&snapshot.id)
         .cloned()
         .unwrap_or_default();
-    if recovery.last_exit.is_some() {
-        v["last_exit"] = serde_json::to_value(recovery.last_exit).unwrap_or(Value::Null);
-    }
+    // How the last run ended as judged with its task, as the row says it
+    // (the snapshot is read now; the judgement is of the facts seen).
+    let stopped = recovery.phase == crate::recovery::Phase::Stopped.to_string();
+    let judged = crate::recovery::exit_as_judged(snapshot.last_exit, stopped);
+    v["last_exit"] = serde_json::to_value(judged).unwrap_or(Value::Null);
     v["recovery"] = serde_json::to_value(recovery).unwrap_or(Value::Null);
     v
 }

@@ -25,4 +25,4 @@ pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, Detail, InstanceView, Phase, ProgressPoint, Tracker};
-pub use view::InstanceStatus;
+pub use view::{exit_as_judged, InstanceStatus};

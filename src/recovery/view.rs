@@ -53,10 +53,11 @@ impl Default for InstanceStatus {
 
 /// The supervisor calls an exit 0 nobody asked for `completed`; the task
 /// says whether it was: a worker stopped by a signal from elsewhere (a
-/// `kill -INT` by hand) exits 0 with its task part-way, which is a stop.
-fn exit_as_judged(exit: Option<ExitKind>, phase: &Phase) -> Option<ExitKind> {
-    match (exit, phase) {
-        (Some(ExitKind::Completed), Phase::Stopped) => Some(ExitKind::Stopped),
+/// `kill -INT` by hand) exits 0 with its task part-way (`stopped`: judged
+/// STOPPED), which is a stop.
+pub fn exit_as_judged(exit: Option<ExitKind>, stopped: bool) -> Option<ExitKind> {
+    match exit {
+        Some(ExitKind::Completed) if stopped => Some(ExitKind::Stopped),
         _ => exit,
     }
 }
@@ -80,7 +81,7 @@ impl InstanceStatus {
             _ => Phase::Stopped,
         };
         let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
-        let last_exit = exit_as_judged(s.last_exit, &phase);
+        let last_exit = exit_as_judged(s.last_exit, phase == Phase::Stopped);
         // Attached workers' crashes are judged from the namespace, by the tracker.
         let attached = s.origin == Origin::Attached;
         let crashes = match view {

@@ -96,8 +96,18 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             "发现崩溃标记：恢复中"
         )
         .to_string(),
+        // Killed with its task complete: the restart began the next one.
+        K::Resumed { cycle } if cycle.task_done_at_kill && cycle.first_checkpoint_at.is_some() => {
+            both!(
+                lang,
+                "began a new task (the last one was complete when it was killed)",
+                "开始新任务（被杀死时上一个任务已完成）",
+            )
+            .to_string()
+        }
         K::Resumed { cycle } => {
             let from = pct(cycle.resumed_from);
+            let skipped = cycle.steps_skipped.filter(|n| *n > 0);
             let (lost, restart, checkpoint) = (
                 cycle.steps_lost,
                 cycle.kill_to_restart_ms(),
@@ -106,14 +116,16 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             both!(
                 lang,
                 format!(
-                    "RESUMED from {from}{}{}{}",
+                    "RESUMED from {from}{}{}{}{}",
                     opt(lost, |n| format!(", {n} steps lost")),
+                    opt(skipped, |n| format!(", {n} steps skipped")),
                     opt(restart, |ms| format!(", kill→restart {ms} ms")),
                     opt(checkpoint, |ms| format!(", kill→checkpoint {ms} ms")),
                 ),
                 format!(
-                    "RESUMED from {from} 已恢复{}{}{}",
+                    "RESUMED from {from} 已恢复{}{}{}{}",
                     opt(lost, |n| format!("，丢失 {n} 步")),
+                    opt(skipped, |n| format!("，跳过 {n} 步")),
                     opt(restart, |ms| format!("，杀死→重启 {ms} ms")),
                     opt(checkpoint, |ms| format!("，杀死→检查点 {ms} ms")),
                 ),
