@@ -60,7 +60,7 @@ fn messages(report: &Value, id: u64) -> Vec<String> {
 }
 
 /// The JUnit `<testcase>` elements of an invariant, as text.
-fn junit_cases<'a>(xml: &'a str, invariant: u8) -> Vec<&'a str> {
+fn junit_cases(xml: &str, invariant: u8) -> Vec<&str> {
     let class = format!("classname=\"plumdash.verify.invariant{invariant}\"");
     xml.split("<testcase")
         .skip(1)
