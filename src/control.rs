@@ -165,6 +165,7 @@ impl TaskStatus {
             match t["flag"].as_str() {
                 Some("set") => "set",
                 Some("never_seen") => "never seen",
+                Some("removed") => "removed by another client",
                 _ => "clear",
             }
         );

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub enum CrashFlag {
     Set,
     Cleared,
+    /// Deleted by a client that is no run (a reset), as the controller named it.
+    Removed,
     #[default]
     NeverSeen,
 }

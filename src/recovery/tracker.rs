@@ -364,9 +364,20 @@ impl Tracker {
     }
 
     /// The crash flag as seen: set, cleared (seen before, gone or false now),
-    /// or never seen in this namespace since watching began.
+    /// removed (deleted by a client that is no run), or never seen in this
+    /// namespace since watching began.
     pub fn crash_flag(&self) -> CrashFlag {
-        self.ns.crash_flag()
+        match self.ns.crash_flag() {
+            CrashFlag::Cleared
+                if self
+                    .flag_delete
+                    .as_ref()
+                    .is_some_and(|d| matches!(d.by, By::Other(_))) =>
+            {
+                CrashFlag::Removed
+            }
+            flag => flag,
+        }
     }
 
     /// The current torn checkpoint, if the namespace holds one.

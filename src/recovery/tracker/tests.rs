@@ -1291,6 +1291,9 @@ fn a_reset_by_another_client_tears_no_worker_checkpoint() {
         .timeline()
         .any(|e| matches!(e.kind, TimelineKind::Torn(_))));
     assert!(!t.instance("kv-demo-001").unwrap().flag_cleared_in_run);
+    // Not cleared by a stop: removed while the worker runs.
+    assert_eq!(t.crash_flag(), CrashFlag::Removed);
+    assert_eq!(phase(&t), "RUNNING");
 }
 
 #[test]
