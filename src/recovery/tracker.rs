@@ -850,8 +850,9 @@ impl Tracker {
                 requested,
             },
         );
-        if flag && crashed {
-            // The next start finds a flag this death left.
+        if flag && superseded.is_none() {
+            // The next start finds a flag this run left (a crash, or a stop
+            // that did not clear it): it will take itself for a recovery.
             self.flag_source = FlagSource::Left;
         }
         // The restarted run of the open cycle ended without a step of its

@@ -1342,3 +1342,15 @@ fn a_replaced_run_stopped_after_its_replacement_completed_did_not_complete() {
     assert_eq!(completed, 1, "the task completes once");
     assert_eq!(t.completions(), 1);
 }
+
+#[test]
+fn a_flag_a_stopped_run_left_makes_the_next_start_a_recovery() {
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    t.apply(1, by(1, flag()));
+    t.apply(100, by(1, checkpoint(3)));
+    // Stopped without clearing its flag: the next start finds it.
+    t.apply(200, exited(ProcessExit::Clean, true));
+    t.apply(300, started(2));
+    assert_eq!(phase(&t), "RECOVERING");
+}
