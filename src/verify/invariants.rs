@@ -110,9 +110,10 @@ impl Runner {
                         invariant_resume,
                         t,
                         format!(
-                            "{first}, below the checkpoint left at the kill ({}): it went on from {resumed_from}%, {} lost{context} ({tag})",
+                            "resumed from {resumed_from}% but the last checkpoint was {}: {} lost{context} — {first}, below the checkpoint left at the kill ({}) ({tag})",
+                            saved_as_step(lo, found.checkpoint_at_kill),
+                            steps(lost),
                             saved(lo, found.checkpoint_at_kill),
-                            steps(lost)
                         ),
                     );
                 } else if let (Some((_, hi)), true) = (range, skipped > 0) {
@@ -120,9 +121,10 @@ impl Runner {
                         invariant_resume,
                         t,
                         format!(
-                            "{first}, ahead of what was saved at the kill ({}): {} skipped{context} ({tag})",
+                            "resumed from {resumed_from}%, ahead of the last checkpoint {}: {} skipped{context} — {first}, ahead of what the kill left ({}) ({tag})",
+                            saved_as_step(hi, found.checkpoint_at_kill),
+                            steps(skipped),
                             saved(hi, found.checkpoint_at_kill),
-                            steps(skipped)
                         ),
                     );
                 }
@@ -343,6 +345,14 @@ impl Runner {
 fn saved(pct: i64, checkpoint: Option<i64>) -> String {
     match checkpoint {
         Some(c) if c * 10 == pct => format!("step_{c}, {pct}%"),
+        _ => format!("{pct}%"),
+    }
+}
+
+/// `step_5 (50%)` when `pct` is the whole checkpoint's, else `60%`.
+fn saved_as_step(pct: i64, checkpoint: Option<i64>) -> String {
+    match checkpoint {
+        Some(c) if c * 10 == pct => format!("step_{c} ({pct}%)"),
         _ => format!("{pct}%"),
     }
 }
