@@ -100,6 +100,7 @@ fn entry(key: &str, value: &str, ty: ValueType) -> Entry {
         value_type: ty,
         updated_at: (T0 / 1000) as i64,
         updated_at_ms: None,
+        writer: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod server;
 mod sse;
 mod state;
 pub mod store;
+pub mod writer;
 
 pub use body::MAX_BODY_BYTES;
 pub use health::Health;

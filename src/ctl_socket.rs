@@ -69,6 +69,10 @@ pub struct TaskStatus {
     pub torn: bool,
     pub completions: u32,
     pub cycles: usize,
+    /// Why the controller cannot be read now, while it cannot: what the task
+    /// shows is then as last read (or never read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller_error: Option<String>,
 }
 
 /// One node of the cluster, as the Nodes pane shows it.
@@ -149,6 +153,7 @@ impl TaskStatus {
             torn: tracker.torn().is_some(),
             completions: tracker.completions(),
             cycles: tracker.cycles().len(),
+            controller_error: tracker.feed_error().map(str::to_string),
         }
     }
 
@@ -161,7 +166,7 @@ impl TaskStatus {
             (None, Some(_)) => "unreadable".into(),
             (None, None) => "unknown".into(),
         };
-        format!(
+        let mut text = format!(
             "progress {progress}, checkpoint {}, crash flag {}",
             t["checkpoint"]
                 .as_str()
@@ -170,9 +175,17 @@ impl TaskStatus {
             match t["flag"].as_str() {
                 Some("set") => "set",
                 Some("never_seen") => "never seen",
+                Some("removed") => "removed by another client",
                 _ => "clear",
             }
-        )
+        );
+        if let Some(error) = t["controller_error"].as_str() {
+            text.push_str(&format!(
+                "; controller unreachable: {}",
+                crate::text_safety::escape_controls(error)
+            ));
+        }
+        text
     }
 }
 
@@ -353,14 +366,17 @@ async fn handle(
 /// The instance snapshot with its recovery state.
 fn describe(snapshot: &InstanceSnapshot, status: &StatusSnapshot) -> Value {
     let mut v = serde_json::to_value(snapshot).unwrap_or_else(|_| json!({}));
-    v["recovery"] = serde_json::to_value(
-        status
-            .instances
-            .get(&snapshot.id)
-            .cloned()
-            .unwrap_or_default(),
-    )
-    .unwrap_or(Value::Null);
+    let recovery = status
+        .instances
+        .get(&snapshot.id)
+        .cloned()
+        .unwrap_or_default();
+    // How the last run ended as judged with its task, as the row says it
+    // (the snapshot is read now; the judgement is of the facts seen).
+    let stopped = recovery.phase == crate::recovery::Phase::Stopped.to_string();
+    let judged = crate::recovery::exit_as_judged(snapshot.last_exit, stopped);
+    v["last_exit"] = serde_json::to_value(judged).unwrap_or(Value::Null);
+    v["recovery"] = serde_json::to_value(recovery).unwrap_or(Value::Null);
     v
 }
 

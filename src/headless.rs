@@ -20,6 +20,9 @@ mod flood;
 
 /// How long facts are still read after the workers stopped (their last writes).
 const DRAIN: Duration = Duration::from_millis(300);
+/// Longer, while the session still owes facts (a fresh read of the namespace
+/// that judges how a run ended): every exit is told.
+const DRAIN_OWED: Duration = Duration::from_secs(3);
 
 /// `status`, when given, is updated for `plumdash ctl` by the driver.
 pub async fn run_headless(
@@ -45,6 +48,7 @@ pub async fn run_headless(
     let mut driver = Driver::new(session).publish_to(status);
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut drain_limit: Option<tokio::time::Instant> = None;
     // Repeating lines (torn, flag, feed) once per kind and instance per second.
     let mut flood = flood::Flood::default();
     loop {
@@ -65,8 +69,15 @@ pub async fn run_headless(
             }
             _ = async { if let Some(t) = stopping.as_mut() { let _ = t.await; } }, if stopping.is_some() && drain_until.is_none() => {
                 drain_until = Some(tokio::time::Instant::now() + DRAIN);
+                drain_limit = Some(tokio::time::Instant::now() + DRAIN_OWED);
             }
-            _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
+            _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => {
+                let owed = driver.session().owes_facts();
+                if !owed || drain_limit.is_some_and(|l| tokio::time::Instant::now() >= l) {
+                    break;
+                }
+                drain_until = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+            }
             _ = async { if let Some(t) = flood_due { tokio::time::sleep_until(t).await } }, if flood_due.is_some() => {
                 write_held(&flood.closed(crate::clock::now_ms()), events_file.as_mut(), lang)?;
             }

@@ -15,5 +15,5 @@ mod watch;
 pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
 pub use error::KvError;
-pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType};
+pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType, Writer, WriterVia};
 pub use watch::{FeedMode, FeedStatus, FeedTrouble, WatchEvent, WatchOptions, Watcher};

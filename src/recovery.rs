@@ -19,9 +19,10 @@ mod tracker;
 mod view;
 
 pub use board::{Board, EventsSeen};
+pub use cycle::Basis;
 pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
 pub use node_book::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, Detail, InstanceView, Phase, ProgressPoint, Tracker};
-pub use view::InstanceStatus;
+pub use view::{exit_as_judged, InstanceStatus};

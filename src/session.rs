@@ -101,6 +101,12 @@ impl Session {
         &self.dm
     }
 
+    /// Facts decided but not handed out yet (a fresh read of the namespace
+    /// under way before an exit is told).
+    pub fn owes_facts(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// The last run's keys this fresh start archived, if any.
     pub fn archived(&self) -> Option<&Archived> {
         self.archived.as_ref()

@@ -206,7 +206,7 @@ fn watch_line(event: &WatchEvent) -> String {
                 .collect();
             format!("batch {}", items.join(", "))
         }
-        WatchEvent::Deleted { key } => format!("del {key}"),
+        WatchEvent::Deleted { key, .. } => format!("del {key}"),
         WatchEvent::Trouble(t) => match &t.broken {
             Some(why) => format!(
                 "· controller misbehaves: {why} (retry in {})",
@@ -231,7 +231,7 @@ fn watch_json(event: &WatchEvent) -> String {
         WatchEvent::Snapshot(entries) => serde_json::json!({"event":"snapshot","entries": entries}),
         WatchEvent::Put(e) => serde_json::json!({"event":"put","entry": e}),
         WatchEvent::Batch(entries) => serde_json::json!({"event":"batch","entries": entries}),
-        WatchEvent::Deleted { key } => serde_json::json!({"event":"deleted","key": key}),
+        WatchEvent::Deleted { key, .. } => serde_json::json!({"event":"deleted","key": key}),
         WatchEvent::Trouble(t) => serde_json::json!({
             "event": "trouble",
             "skipped": t.skipped,
@@ -320,6 +320,7 @@ mod tests {
             value_type: ty,
             updated_at: at,
             updated_at_ms: None,
+            writer: None,
         }
     }
 

@@ -10,7 +10,9 @@ use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
 pub use super::state::AppState;
-use crate::kv::model::{validate_key, validate_namespace, FENCED, INSTANCE_HEADER};
+use crate::kv::model::{
+    validate_key, validate_namespace, Writer, FENCED, INSTANCE_HEADER, WRITER_HEADER,
+};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -217,16 +219,36 @@ async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Resp
         };
     };
     let key = decode("key", raw_key)?;
+    let mut writer = None;
     if matches!(method, Method::PUT | Method::POST | Method::DELETE) {
         check_fence(&state, req.headers()).await?;
+        writer = who_wrote(&req).await;
     }
     match (&method, key.as_str()) {
-        (&Method::POST, "batch") => batch(&state, ns, req).await,
+        (&Method::POST, "batch") => batch(&state, ns, req, writer).await,
         (&Method::GET, "keys") => keys(&state, ns).await,
         (&Method::GET, _) => get_key(&state, ns, key).await,
-        (&Method::PUT, _) => put(&state, ns, key, req).await,
-        (&Method::DELETE, _) => delete(&state, ns, key).await,
+        (&Method::PUT, _) => put(&state, ns, key, req, writer).await,
+        (&Method::DELETE, _) => delete(&state, ns, key, writer).await,
         _ => Ok(method_not_allowed("GET, PUT, DELETE")),
+    }
+}
+
+/// The process behind a write, told with its change (see `writer.rs`); `None`
+/// when it cannot be known (a remote client, a process we did not start).
+fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>> {
+    // Read before any await: a borrowed request does not cross one.
+    let header = req
+        .headers()
+        .get(WRITER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ends = req.extensions().get::<super::writer::ConnInfo>().copied();
+    async move {
+        tokio::task::spawn_blocking(move || super::writer::resolve(header.as_deref(), ends))
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -295,12 +317,13 @@ async fn put(
     ns: String,
     key: String,
     req: Request,
+    writer: Option<Writer>,
 ) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
     writable(state)?;
     let JsonBody(body) = JsonBody::<ValueBody>::from_request(req, state).await?;
     let (value, ty) = body.checked().map_err(ApiError::bad_request)?;
-    let entry = state.store.put_async(&ns, &key, &value, ty).await?;
+    let entry = state.store.put_async(&ns, &key, &value, ty, writer).await?;
     // The original answers exactly these four fields.
     Ok(Json(json!({
         "namespace": entry.namespace,
@@ -311,18 +334,28 @@ async fn put(
     .into_response())
 }
 
-async fn delete(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
+async fn delete(
+    state: &AppState,
+    ns: String,
+    key: String,
+    writer: Option<Writer>,
+) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
     writable(state)?;
-    state.store.delete_async(&ns, &key).await?;
+    state.store.delete_async(&ns, &key, writer).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn batch(state: &AppState, ns: String, req: Request) -> Result<Response, ApiError> {
+async fn batch(
+    state: &AppState,
+    ns: String,
+    req: Request,
+    writer: Option<Writer>,
+) -> Result<Response, ApiError> {
     let JsonBody(body) = JsonBody::<BatchBody>::from_request(req, state).await?;
     let items = body.checked().map_err(ApiError::bad_request)?;
     writable(state)?;
-    let count = state.store.batch_async(&ns, items).await?;
+    let count = state.store.batch_async(&ns, items, writer).await?;
     Ok(Json(json!({ "namespace": ns, "count": count })).into_response())
 }
 

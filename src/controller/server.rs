@@ -16,7 +16,6 @@
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,12 +126,24 @@ async fn serve_connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let activity = Activity::default();
+    // Both ends go on every request: a write is traced to its process by them.
+    let ends = match (stream.peer_addr(), stream.local_addr()) {
+        (Ok(peer), Ok(local)) => Some(super::writer::ConnInfo { peer, local }),
+        _ => None,
+    };
     let io = TokioIo::new(Wire::new(stream, activity.clone()));
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        if let Some(ends) = ends {
+            req.extensions_mut().insert(ends);
+        }
+        // The router is always ready and answers every request (errors included).
+        tower_service::Service::call(&mut app.clone(), req)
+    });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
-        .serve_connection(io, TowerToHyperService::new(app));
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;
     loop {

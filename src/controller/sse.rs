@@ -4,7 +4,8 @@
 //! entry for every write and `kv-deleted` with `{namespace,key}` for every
 //! delete (not `kv`: the original SDK would store a pushed delete as an empty
 //! value). Each event's `id` is the change sequence number; the items of a
-//! batch carry `batchIndex` and `batchSize`. A subscriber that
+//! batch carry `batchIndex` and `batchSize`, and a change whose process could
+//! be told carries `writer` (`{"pids":[…],"via":"header"|"socket"}`). A subscriber that
 //! falls behind gets a fresh `snapshot` instead of a gap.
 
 use super::error::ApiError;
@@ -149,27 +150,38 @@ fn change_event(change: &Change) -> Event {
             seq,
             entry,
             batch: None,
+            writer: None,
         } => json_event("kv", *seq, entry),
-        // Extra fields mark a batch's items; the original SDK ignores them.
+        // Extra fields mark a batch's items and name the writer; the original
+        // SDK ignores them.
         Change::Put {
             seq,
             entry,
-            batch: Some((index, size)),
+            batch,
+            writer,
         } => {
             let mut data = serde_json::to_value(entry).unwrap_or_default();
-            data["batchIndex"] = (*index).into();
-            data["batchSize"] = (*size).into();
+            if let Some((index, size)) = batch {
+                data["batchIndex"] = (*index).into();
+                data["batchSize"] = (*size).into();
+            }
+            if let Some(writer) = writer {
+                data["writer"] = serde_json::to_value(writer).unwrap_or_default();
+            }
             json_event("kv", *seq, &data)
         }
         Change::Deleted {
             seq,
             namespace,
             key,
-        } => json_event(
-            "kv-deleted",
-            *seq,
-            &serde_json::json!({ "namespace": namespace, "key": key }),
-        ),
+            writer,
+        } => {
+            let mut data = serde_json::json!({ "namespace": namespace, "key": key });
+            if let Some(writer) = writer {
+                data["writer"] = serde_json::to_value(writer).unwrap_or_default();
+            }
+            json_event("kv-deleted", *seq, &data)
+        }
     }
 }
 

@@ -20,7 +20,7 @@
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
-use crate::kv::model::{BatchItem, Entry, ValueType};
+use crate::kv::model::{BatchItem, Entry, ValueType, Writer as ChangeWriter};
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -52,11 +52,14 @@ pub enum Change {
         /// `(index, size)` when the write was part of a batch, so a feed can
         /// apply the batch as the one change it is.
         batch: Option<(usize, usize)>,
+        /// The process that made it, when the request could be traced.
+        writer: Option<ChangeWriter>,
     },
     Deleted {
         seq: u64,
         namespace: String,
         key: String,
+        writer: Option<ChangeWriter>,
     },
 }
 
@@ -90,16 +93,19 @@ enum Write {
         key: String,
         value: String,
         ty: ValueType,
+        writer: Option<ChangeWriter>,
         reply: Reply<Entry>,
     },
     Batch {
         ns: String,
         items: Vec<BatchItem>,
+        writer: Option<ChangeWriter>,
         reply: Reply<usize>,
     },
     Delete {
         ns: String,
         key: String,
+        writer: Option<ChangeWriter>,
         reply: Reply<bool>,
     },
 }
@@ -267,15 +273,17 @@ impl Store {
         }
     }
 
+    /// `writer`: the process that asked for it, published with the change.
     pub async fn put_async(
         &self,
         ns: &str,
         key: &str,
         value: &str,
         ty: ValueType,
+        writer: Option<ChangeWriter>,
     ) -> Result<Entry> {
         answer(
-            self.submit(|reply| put_write(ns, key, value, ty, reply))
+            self.submit(|reply| put_write(ns, key, value, ty, writer, reply))
                 .await,
         )
     }
@@ -283,31 +291,47 @@ impl Store {
     /// The blocking form, for threads (never call it on an async worker).
     pub fn put(&self, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
         answer(
-            self.submit(|reply| put_write(ns, key, value, ty, reply))
+            self.submit(|reply| put_write(ns, key, value, ty, None, reply))
                 .blocking_recv(),
         )
     }
 
     /// Writes all items in one transaction: all land or none do.
-    pub async fn batch_async(&self, ns: &str, items: Vec<BatchItem>) -> Result<usize> {
-        answer(self.submit(|reply| batch_write(ns, items, reply)).await)
+    pub async fn batch_async(
+        &self,
+        ns: &str,
+        items: Vec<BatchItem>,
+        writer: Option<ChangeWriter>,
+    ) -> Result<usize> {
+        answer(
+            self.submit(|reply| batch_write(ns, items, writer, reply))
+                .await,
+        )
     }
 
     pub fn batch(&self, ns: &str, items: &[BatchItem]) -> Result<usize> {
         answer(
-            self.submit(|reply| batch_write(ns, items.to_vec(), reply))
+            self.submit(|reply| batch_write(ns, items.to_vec(), None, reply))
                 .blocking_recv(),
         )
     }
 
     /// Deletes a key; true when it existed. Only an actual delete is published.
-    pub async fn delete_async(&self, ns: &str, key: &str) -> Result<bool> {
-        answer(self.submit(|reply| delete_write(ns, key, reply)).await)
+    pub async fn delete_async(
+        &self,
+        ns: &str,
+        key: &str,
+        writer: Option<ChangeWriter>,
+    ) -> Result<bool> {
+        answer(
+            self.submit(|reply| delete_write(ns, key, writer, reply))
+                .await,
+        )
     }
 
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
         answer(
-            self.submit(|reply| delete_write(ns, key, reply))
+            self.submit(|reply| delete_write(ns, key, None, reply))
                 .blocking_recv(),
         )
     }
@@ -352,6 +376,7 @@ impl Store {
                     value_type: parse_type(row.get::<_, String>(1)?),
                     updated_at,
                     updated_at_ms: row_ms(updated_at, row.get(3)?),
+                    writer: None,
                 })
             })
             .optional()
@@ -380,28 +405,43 @@ impl Store {
     }
 }
 
-fn put_write(ns: &str, key: &str, value: &str, ty: ValueType, reply: Reply<Entry>) -> Write {
+fn put_write(
+    ns: &str,
+    key: &str,
+    value: &str,
+    ty: ValueType,
+    writer: Option<ChangeWriter>,
+    reply: Reply<Entry>,
+) -> Write {
     Write::Put {
         ns: ns.to_string(),
         key: key.to_string(),
         value: value.to_string(),
         ty,
+        writer,
         reply,
     }
 }
 
-fn batch_write(ns: &str, items: Vec<BatchItem>, reply: Reply<usize>) -> Write {
+fn batch_write(
+    ns: &str,
+    items: Vec<BatchItem>,
+    writer: Option<ChangeWriter>,
+    reply: Reply<usize>,
+) -> Write {
     Write::Batch {
         ns: ns.to_string(),
         items,
+        writer,
         reply,
     }
 }
 
-fn delete_write(ns: &str, key: &str, reply: Reply<bool>) -> Write {
+fn delete_write(ns: &str, key: &str, writer: Option<ChangeWriter>, reply: Reply<bool>) -> Write {
     Write::Delete {
         ns: ns.to_string(),
         key: key.to_string(),
+        writer,
         reply,
     }
 }
@@ -412,9 +452,13 @@ fn answer<T>(received: Result<Result<T>, oneshot::error::RecvError>) -> Result<T
 
 /// A write applied inside the group's transaction, waiting for the commit.
 enum Done {
-    Put(Reply<Entry>, Result<Entry>),
-    Batch(Reply<usize>, Result<Vec<Entry>>),
-    Delete(Reply<bool>, Result<Option<(String, String)>>),
+    Put(Reply<Entry>, Result<Entry>, Option<ChangeWriter>),
+    Batch(Reply<usize>, Result<Vec<Entry>>, Option<ChangeWriter>),
+    Delete(
+        Reply<bool>,
+        Result<Option<(String, String)>>,
+        Option<ChangeWriter>,
+    ),
 }
 
 impl Writer {
@@ -473,23 +517,35 @@ impl Writer {
                 key,
                 value,
                 ty,
+                writer,
                 reply,
             } => Done::Put(
                 reply,
                 in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty, now_ms)),
+                writer,
             ),
-            Write::Batch { ns, items, reply } => {
+            Write::Batch {
+                ns,
+                items,
+                writer,
+                reply,
+            } => {
                 let written = in_savepoint(conn, |c| {
                     items
                         .iter()
                         .map(|i| upsert(c, &ns, &i.key, &i.value, i.value_type, now_ms))
                         .collect()
                 });
-                Done::Batch(reply, written)
+                Done::Batch(reply, written, writer)
             }
-            Write::Delete { ns, key, reply } => {
+            Write::Delete {
+                ns,
+                key,
+                writer,
+                reply,
+            } => {
                 let gone = in_savepoint(conn, |c| delete_row(c, &ns, &key));
-                Done::Delete(reply, gone.map(|gone| gone.then_some((ns, key))))
+                Done::Delete(reply, gone.map(|gone| gone.then_some((ns, key))), writer)
             }
         }
     }
@@ -515,23 +571,23 @@ impl Writer {
         *relock(&self.write_error) = pending.iter().find_map(Done::error);
         for done in pending {
             match done {
-                Done::Put(reply, result) => {
+                Done::Put(reply, result, writer) => {
                     if let Ok(entry) = &result {
-                        self.publish_put(entry.clone(), None);
+                        self.publish_put(entry.clone(), None, writer);
                     }
                     let _ = reply.send(result);
                 }
-                Done::Batch(reply, result) => {
+                Done::Batch(reply, result, writer) => {
                     let answer = result.map(|written| {
                         let size = written.len();
                         for (index, entry) in written.into_iter().enumerate() {
-                            self.publish_put(entry, Some((index, size)));
+                            self.publish_put(entry, Some((index, size)), writer.clone());
                         }
                         size
                     });
                     let _ = reply.send(answer);
                 }
-                Done::Delete(reply, result) => {
+                Done::Delete(reply, result, writer) => {
                     let answer = result.map(|gone| match gone {
                         Some((namespace, key)) => {
                             self.seq += 1;
@@ -539,6 +595,7 @@ impl Writer {
                                 seq: self.seq,
                                 namespace,
                                 key,
+                                writer,
                             });
                             true
                         }
@@ -550,13 +607,19 @@ impl Writer {
         }
     }
 
-    fn publish_put(&mut self, entry: Entry, batch: Option<(usize, usize)>) {
+    fn publish_put(
+        &mut self,
+        entry: Entry,
+        batch: Option<(usize, usize)>,
+        writer: Option<ChangeWriter>,
+    ) {
         self.seq += 1;
         // No subscriber is not an error.
         let _ = self.changes.send(Change::Put {
             seq: self.seq,
             entry,
             batch,
+            writer,
         });
     }
 }
@@ -564,8 +627,8 @@ impl Writer {
 impl Done {
     fn error(&self) -> Option<String> {
         match self {
-            Done::Put(_, Err(e)) | Done::Batch(_, Err(e)) => Some(format!("{e:#}")),
-            Done::Delete(_, Err(e)) => Some(format!("{e:#}")),
+            Done::Put(_, Err(e), _) | Done::Batch(_, Err(e), _) => Some(format!("{e:#}")),
+            Done::Delete(_, Err(e), _) => Some(format!("{e:#}")),
             _ => None,
         }
     }
@@ -573,9 +636,9 @@ impl Done {
     /// Answers a write whose transaction did not commit.
     fn fail(self, why: &str) {
         match self {
-            Done::Put(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
-            Done::Batch(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
-            Done::Delete(reply, _) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Put(reply, ..) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Batch(reply, ..) => drop(reply.send(Err(anyhow!(why.to_string())))),
+            Done::Delete(reply, ..) => drop(reply.send(Err(anyhow!(why.to_string())))),
         }
     }
 }
@@ -706,6 +769,7 @@ fn upsert(
         value_type: ty,
         updated_at: now,
         updated_at_ms: Some(now_ms),
+        writer: None,
     })
 }
 
@@ -724,6 +788,7 @@ fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>>
             value_type: parse_type(row.get::<_, String>(2)?),
             updated_at,
             updated_at_ms: row_ms(updated_at, row.get(4)?),
+            writer: None,
         })
     })?;
     rows.collect::<Result<_, _>>()
@@ -843,7 +908,7 @@ mod tests {
             .map(|(k, v)| {
                 let (reply, answer) = oneshot::channel();
                 answers.push(answer);
-                put_write("ns", k, v, ValueType::String, reply)
+                put_write("ns", k, v, ValueType::String, None, reply)
             })
             .collect();
         writer.commit_group(group);

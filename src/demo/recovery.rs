@@ -95,6 +95,7 @@ mod tests {
                 value_type: ValueType::String,
                 updated_at: 0,
                 updated_at_ms: None,
+                writer: None,
             })
             .collect()
     }

@@ -167,6 +167,7 @@ mod tests {
             value_type: ValueType::Bytes,
             updated_at: 0,
             updated_at_ms: None,
+            writer: None,
         };
         assert_eq!(
             all_keys("n", &[e])[1],

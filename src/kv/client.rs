@@ -406,7 +406,9 @@ impl DistributedMemory {
         if let Some(instance) = &self.options.instance {
             req = req.header(super::model::INSTANCE_HEADER, instance);
         }
-        req
+        // Names this process, so plumdash's controller can tell which run
+        // made each write (others ignore the header).
+        req.header(super::model::WRITER_HEADER, std::process::id())
     }
 
     pub(super) async fn send(&self, req: RequestBuilder) -> Result<Response, KvError> {

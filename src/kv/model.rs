@@ -11,6 +11,11 @@ use std::str::FromStr;
 pub const INSTANCE_HEADER: &str = "x-plum-instance";
 /// How the reason of that refusal (a 409) begins.
 pub const FENCED: &str = "fenced";
+/// The header a client names its process with (`X-Plum-Writer: <pid>`), so the
+/// controller can tell which process made each write (plumdash's SDK sends it).
+pub const WRITER_HEADER: &str = "x-plum-writer";
+/// Most pids a [`Writer`] names (the writer and its parents).
+pub const WRITER_CHAIN_MAX: usize = 16;
 
 /// Longest namespace or key accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
@@ -141,6 +146,48 @@ pub struct Entry {
         skip_serializing_if = "Option::is_none"
     )]
     pub updated_at_ms: Option<i64>,
+    /// Who made this change: only on plumdash's change stream, and only when
+    /// the controller could tell (`None` in reads and from the original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<Writer>,
+}
+
+/// The process that made a change, as plumdash's controller learned it: the
+/// writing process first, then its parents (the worker a `curl` runs under),
+/// up to but not including the controller's own process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Writer {
+    pub pids: Vec<u32>,
+    pub via: WriterVia,
+}
+
+/// How the controller learned a [`Writer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriterVia {
+    /// The client named its process (`X-Plum-Writer`, plumdash's SDK).
+    Header,
+    /// Its loopback connection was traced to the process holding it (`/proc`).
+    Socket,
+}
+
+impl Writer {
+    /// The writer as received: at most [`WRITER_CHAIN_MAX`] pids, so a
+    /// controller cannot make a reader walk a list of any length.
+    pub fn bounded(mut self) -> Writer {
+        self.pids.truncate(WRITER_CHAIN_MAX);
+        self
+    }
+
+    /// True when `pid` made the change or is a parent of the process that did.
+    pub fn includes(&self, pid: u32) -> bool {
+        self.pids.contains(&pid)
+    }
+
+    /// The process that made the change.
+    pub fn pid(&self) -> Option<u32> {
+        self.pids.first().copied()
+    }
 }
 
 impl Entry {

@@ -108,6 +108,8 @@ pub enum WatchEvent {
     Batch(Vec<Entry>),
     Deleted {
         key: String,
+        /// Who deleted it, when the controller says (plumdash's stream).
+        writer: Option<super::model::Writer>,
     },
     /// The controller sent something unusable (see [`FeedTrouble`]).
     Trouble(FeedTrouble),
@@ -521,8 +523,13 @@ impl Feed {
             state.flush_batch(&mut out);
             state.last_seq = seq.or(state.last_seq);
             *urgent |= self.trouble.readable(key);
+            // Who deleted it, when the controller can tell (plumdash's).
+            let writer = data
+                .get("writer")
+                .and_then(|w| serde_json::from_value(w.clone()).ok());
             out.push(WatchEvent::Deleted {
                 key: key.to_string(),
+                writer,
             });
             return out;
         }
@@ -686,7 +693,10 @@ fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
     let new_keys: std::collections::HashSet<&str> = new.iter().map(|e| e.key.as_str()).collect();
     for key in old.keys() {
         if !new_keys.contains(key.as_str()) {
-            events.push(WatchEvent::Deleted { key: key.clone() });
+            events.push(WatchEvent::Deleted {
+                key: key.clone(),
+                writer: None,
+            });
         }
     }
     events
@@ -718,6 +728,7 @@ mod tests {
             value_type: ValueType::String,
             updated_at: 1,
             updated_at_ms: None,
+            writer: None,
         }
     }
 
@@ -735,6 +746,12 @@ mod tests {
         let events = diff(&old, &[entry("a", "1"), entry("b", "5")]);
         assert_eq!(events, vec![WatchEvent::Put(entry("b", "5"))]);
         let events = diff(&old, &[entry("b", "2")]);
-        assert_eq!(events, vec![WatchEvent::Deleted { key: "a".into() }]);
+        assert_eq!(
+            events,
+            vec![WatchEvent::Deleted {
+                key: "a".into(),
+                writer: None
+            }]
+        );
     }
 }

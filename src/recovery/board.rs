@@ -576,6 +576,7 @@ mod tests {
                     Some(id),
                     Fact::Deleted {
                         key: crate::recovery::CRASH_FLAG_KEY.into(),
+                        writer: None,
                     },
                 ),
                 _ => board.apply(at, Some(id), checkpoint(random(10) as i64)),

@@ -50,8 +50,11 @@ enum Kind<'a> {
         from: Option<i64>,
         progress_at_kill: Option<i64>,
         steps_lost: Option<i64>,
+        steps_skipped: Option<i64>,
         kill_to_restart_ms: Option<u64>,
         kill_to_checkpoint_ms: Option<u64>,
+        /// `writer` or `arrival_order`: how the restart's first write was told.
+        basis: super::cycle::Basis,
     },
     Stopped,
     Completed,
@@ -124,7 +127,8 @@ enum Kind<'a> {
 #[derive(Serialize)]
 struct Exit<'a> {
     progress: Option<i64>,
-    crash_flag: bool,
+    /// `null`: the flag was never seen, so nothing is claimed.
+    crash_flag: Option<bool>,
     stop_requested: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     signal: Option<&'a str>,
@@ -186,8 +190,10 @@ impl<'a> Kind<'a> {
                 from: cycle.resumed_from,
                 progress_at_kill: cycle.progress_at_kill,
                 steps_lost: cycle.steps_lost,
+                steps_skipped: cycle.steps_skipped,
                 kill_to_restart_ms: cycle.kill_to_restart_ms(),
                 kill_to_checkpoint_ms: cycle.kill_to_checkpoint_ms(),
+                basis: cycle.basis,
             },
             TimelineKind::Stopped => Kind::Stopped,
             TimelineKind::Completed => Kind::Completed,
@@ -275,7 +281,7 @@ mod tests {
         r#"{"code":0,"crash_flag":false,"instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":true,"ts_ms":1700000000007}"#,
         r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000008}"#,
         r#"{"crash_flag":true,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":50,"stop_requested":false,"ts_ms":1700000000009}"#,
-        r#"{"crash_flag":false,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
+        r#"{"crash_flag":null,"exit":"unknown","instance":"kv-demo-001","kind":"exited","progress":null,"stop_requested":false,"ts_ms":1700000000010}"#,
         r#"{"crash_flag":true,"exit":"node_lost","instance":"kv-demo-001","kind":"crashed","progress":50,"stop_requested":false,"ts_ms":1700000000011}"#,
         r#"{"delay_ms":1500,"instance":"kv-demo-001","kind":"restart_scheduled","ts_ms":1700000000012}"#,
         r#"{"delay_ms":250,"from":"kv-demo-001","instance":"kv-demo-001","kind":"takeover_scheduled","ts_ms":1700000000013}"#,
@@ -283,8 +289,8 @@ mod tests {
         r#"{"instance":"kv-demo-001","kind":"frozen","signal":null,"ts_ms":1700000000015}"#,
         r#"{"instance":"kv-demo-001","kind":"continued","ts_ms":1700000000016}"#,
         r#"{"instance":"kv-demo-001","kind":"recovering","ts_ms":1700000000017}"#,
-        r#"{"from":50,"instance":"kv-demo-001","kill_to_checkpoint_ms":450,"kill_to_restart_ms":120,"kind":"resumed","progress_at_kill":50,"steps_lost":0,"ts_ms":1700000000018}"#,
-        r#"{"from":null,"instance":"kv-demo-001","kill_to_checkpoint_ms":null,"kill_to_restart_ms":null,"kind":"resumed","progress_at_kill":50,"steps_lost":null,"ts_ms":1700000000019}"#,
+        r#"{"basis":"arrival_order","from":50,"instance":"kv-demo-001","kill_to_checkpoint_ms":450,"kill_to_restart_ms":120,"kind":"resumed","progress_at_kill":50,"steps_lost":0,"steps_skipped":null,"ts_ms":1700000000018}"#,
+        r#"{"basis":"arrival_order","from":null,"instance":"kv-demo-001","kill_to_checkpoint_ms":null,"kill_to_restart_ms":null,"kind":"resumed","progress_at_kill":50,"steps_lost":null,"steps_skipped":null,"ts_ms":1700000000019}"#,
         r#"{"instance":"kv-demo-001","kind":"stopped","ts_ms":1700000000020}"#,
         r#"{"instance":"kv-demo-001","kind":"completed","ts_ms":1700000000021}"#,
         r#"{"instance":"kv-demo-001","kind":"failed","reason":"6 crash-loop restarts","ts_ms":1700000000022}"#,

@@ -86,6 +86,8 @@ pub enum Fact {
     Written(Vec<Entry>),
     Deleted {
         key: String,
+        /// Who deleted it, when the controller says (see [`Entry::writer`]).
+        writer: Option<crate::kv::Writer>,
     },
     /// The change feed lost or regained the controller.
     FeedDown {
@@ -197,7 +199,10 @@ mod tests {
         mixed.push(entry("note", "x"));
         assert_eq!(Fact::Written(mixed).stamped(1_250).0, 1_250);
         // Deletes and snapshots carry no write time.
-        let deleted = Fact::Deleted { key: "k".into() };
+        let deleted = Fact::Deleted {
+            key: "k".into(),
+            writer: None,
+        };
         assert_eq!(deleted.stamped(1_250).0, 1_250);
     }
 

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub enum CrashFlag {
     Set,
     Cleared,
+    /// Deleted by a client that is no run (a reset), as the controller named it.
+    Removed,
     #[default]
     NeverSeen,
 }
@@ -137,6 +139,7 @@ mod tests {
             value_type: ValueType::Int,
             updated_at: 0,
             updated_at_ms: None,
+            writer: None,
         }
     }
 

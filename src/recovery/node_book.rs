@@ -424,6 +424,7 @@ mod tests {
             first_checkpoint_at: Some(7_000),
             resumed_from: Some(50),
             steps_lost: Some(0),
+            ..Cycle::opened("d1-a", 2_010, super::super::facts::ProcessExit::Unknown)
         };
         let Some(NodeChange::Recovered(f)) = book.resumed(&cycle) else {
             panic!("the failover completes");

@@ -14,6 +14,7 @@ pub fn entry(key: &str, value: &str) -> Entry {
         value_type: ValueType::String,
         updated_at: 0,
         updated_at_ms: None,
+        writer: None,
     }
 }
 
@@ -130,7 +131,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
     let exited = |exit: ProcessExit, flag: bool, crashed: bool, requested: bool| K::Exited {
         exit,
         progress: Some(50),
-        flag,
+        flag: Some(flag),
         crashed,
         requested,
     };
@@ -146,6 +147,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         first_checkpoint_at: Some(1_450),
         resumed_from: Some(50),
         steps_lost: Some(0),
+        ..Cycle::opened(INSTANCE, 1_000, ProcessExit::Signal("SIGKILL".into()))
     };
     let failover = Failover {
         from_node: "nodeA".into(),
@@ -172,7 +174,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         K::Exited {
             exit: ProcessExit::Unknown,
             progress: None,
-            flag: false,
+            flag: None,
             crashed: false,
             requested: false,
         },
@@ -300,4 +302,70 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         }
     }
     events
+}
+
+/// `fact` as plumdash's controller streams it when it can tell the writer:
+/// every written entry (or the delete) names process `pid` (a child of its
+/// run, as a script's `curl`, names its parents too: see `by_child`).
+pub fn by(pid: u32, fact: Fact) -> Fact {
+    named(
+        crate::kv::Writer {
+            pids: vec![pid],
+            via: crate::kv::WriterVia::Socket,
+        },
+        fact,
+    )
+}
+
+/// `fact` written by process `child` of run `pid` (a worker script's `curl`).
+pub fn by_child(child: u32, pid: u32, fact: Fact) -> Fact {
+    named(
+        crate::kv::Writer {
+            pids: vec![child, pid],
+            via: crate::kv::WriterVia::Socket,
+        },
+        fact,
+    )
+}
+
+fn named(writer: crate::kv::Writer, fact: Fact) -> Fact {
+    match fact {
+        Fact::Written(entries) => Fact::Written(
+            entries
+                .into_iter()
+                .map(|mut e| {
+                    e.writer = Some(writer.clone());
+                    e
+                })
+                .collect(),
+        ),
+        Fact::Deleted { key, .. } => Fact::Deleted {
+            key,
+            writer: Some(writer),
+        },
+        other => other,
+    }
+}
+
+/// One key written on its own, as the original C++ worker writes each.
+pub fn put(key: &str, value: &str) -> Fact {
+    Fact::Written(vec![entry(key, value)])
+}
+
+pub fn delete(key: &str) -> Fact {
+    Fact::Deleted {
+        key: key.into(),
+        writer: None,
+    }
+}
+
+/// Step `n` as the original worker writes it: four PUTs in this order, each
+/// its own change; `(progress, counter)` may be off by one after a torn resume.
+pub fn original_step(progress: i64, counter: i64) -> [Fact; 4] {
+    [
+        put("task.progress", &progress.to_string()),
+        put("task.counter", &counter.to_string()),
+        put("task.checkpoint", &format!("step_{counter}")),
+        put("task.status", "running"),
+    ]
 }

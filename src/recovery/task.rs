@@ -91,6 +91,15 @@ impl TaskView {
         self.unreadable.get(PROGRESS_KEY).map(String::as_str)
     }
 
+    /// The step the checkpoint name says (`step_5` → 5).
+    pub fn checkpoint_step(&self) -> Option<i64> {
+        self.checkpoint
+            .as_deref()?
+            .strip_prefix("step_")?
+            .parse()
+            .ok()
+    }
+
     pub fn is_completed(&self) -> bool {
         self.status.as_deref() == Some("completed")
     }
@@ -139,6 +148,7 @@ mod tests {
                         value_type: ValueType::String,
                         updated_at: 0,
                         updated_at_ms: None,
+                        writer: None,
                     },
                 )
             })

@@ -22,7 +22,9 @@ pub enum TimelineKind {
     Exited {
         exit: ProcessExit,
         progress: Option<i64>,
-        flag: bool,
+        /// The crash flag as the run left it; `None` when it was never seen
+        /// (a worker that does not use it, a controller never read).
+        flag: Option<bool>,
         /// Not a stop we asked for nor a clean exit: a crash.
         crashed: bool,
         /// We asked it to stop (the exit is still what the kernel said).

@@ -1,13 +1,14 @@
 //! The derivation itself: facts in, phases, cycles and a timeline out.
 
+use super::cycle::Basis;
 pub use super::cycle::Cycle;
 use super::facts::{written_at, Fact, ProcessExit, TsMs};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
 use super::node_book::{NodeBook, NodeChange};
-use super::task::{TaskView, TornCheckpoint, START_KEYS};
+use super::task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, PROGRESS_KEY, START_KEYS};
 use super::timeline::{TimelineEvent, TimelineKind};
-use crate::kv::Entry;
+use crate::kv::{Entry, Writer};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
@@ -36,6 +37,68 @@ const LATE_WRITE_MS: TsMs = 5_000;
 /// written its start keys, was written by the dead process and delivered
 /// late (restart delay 0 beats the feed).
 const LATE_CHECKPOINT_MS: TsMs = 250;
+/// A run that deletes the crash flag and sets it again this soon is
+/// recovering (the original does both within a millisecond), not clearing
+/// it: with writers named, only when both are the same run's.
+const RESET_MS: TsMs = 1_000;
+/// Fallback (writers not named): a flag deleted and set again as the very
+/// next change, this soon, is one run's re-set; a graceful stop writes its
+/// status in between, and a replacement takes longer to start.
+const INFERRED_RESET_MS: TsMs = 50;
+/// Runs remembered by pid (to tell whose a late write is), and writes of
+/// processes not known as runs yet.
+const RUNS_KEPT: usize = 256;
+const EARLY_KEPT: usize = 64;
+
+/// Who made a namespace change, as far as can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum By {
+    /// A run seen starting (or found running): its instance and pid.
+    Run { instance: String, pid: u32 },
+    /// Named by the controller, but no run is known by that process (yet):
+    /// another client (a reset, `plumdash kv`), or a run not seen starting yet.
+    Other(Writer),
+    /// Not named: the original controller, an older plumdash, a snapshot.
+    Unknown,
+}
+
+/// How the crash flag, while it is set, came to be set: whether the next
+/// start finds a flag some earlier run left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum FlagSource {
+    #[default]
+    NotSet,
+    /// Set in the first read: left before watching began.
+    Found,
+    /// Still set when a run died.
+    Left,
+    /// Set by a write while it was not set: that writer's own.
+    SetBy(By),
+}
+
+/// The crash flag's last delete, kept so that the same run setting it again
+/// at once (a recovery's re-set) is not read as a clear.
+#[derive(Debug, Clone)]
+struct FlagDelete {
+    at: TsMs,
+    by: By,
+    /// How it was set before the delete.
+    source: FlagSource,
+    /// The runs the delete marked as having cleared the flag.
+    marked: Vec<String>,
+    /// Another change came after it.
+    followed: bool,
+}
+
+/// A write by a named process not known as a run yet: runs' first writes
+/// can arrive before their `Started`.
+#[derive(Debug, Clone)]
+struct EarlyWrite {
+    at: TsMs,
+    writer: Writer,
+    /// The progress it wrote, if it wrote one.
+    progress: Option<i64>,
+}
 
 /// What the state word alone does not say about an instance, typed until
 /// drawn (the table shortens the ids in it). `Display` is the English text.
@@ -140,8 +203,10 @@ pub struct InstanceView {
     pub flag_cleared_in_run: bool,
     /// Crashed, its end unseen, and nobody restarted it within the restart grace.
     pub overdue: bool,
-    /// The current run's first whole checkpoint (time, counter): the first one
-    /// after its start, the dead run's late-delivered last write excluded.
+    /// The current run's first step: its first own write of its progress, as
+    /// (time, the step it names: progress / 10). The dead run's late writes
+    /// are not it; nor need its other keys agree (a worker writing them one
+    /// by one may never write a whole checkpoint).
     pub first_checkpoint: Option<(TsMs, i64)>,
 }
 
@@ -192,6 +257,18 @@ pub struct Tracker {
     /// Tells the cluster's own news (nodes up, down, acted on). Every tracker
     /// follows the cluster; with one per instance, one of them tells it.
     node_voice: bool,
+    /// Every run seen, newest last: its pid and instance (whose a write is).
+    runs: VecDeque<(u32, String)>,
+    /// The pid of the run whose death opened the open cycle.
+    killed_pid: Option<u32>,
+    /// How the crash flag came to be set, and its last delete.
+    flag_source: FlagSource,
+    flag_delete: Option<FlagDelete>,
+    /// Writes by named processes not known as runs yet.
+    early: VecDeque<EarlyWrite>,
+    /// Writes seen, and how many of them named their writer.
+    writes_seen: u64,
+    writes_named: u64,
 }
 
 impl Tracker {
@@ -289,9 +366,20 @@ impl Tracker {
     }
 
     /// The crash flag as seen: set, cleared (seen before, gone or false now),
-    /// or never seen in this namespace since watching began.
+    /// removed (deleted by a client that is no run), or never seen in this
+    /// namespace since watching began.
     pub fn crash_flag(&self) -> CrashFlag {
-        self.ns.crash_flag()
+        match self.ns.crash_flag() {
+            CrashFlag::Cleared
+                if self
+                    .flag_delete
+                    .as_ref()
+                    .is_some_and(|d| matches!(d.by, By::Other(_))) =>
+            {
+                CrashFlag::Removed
+            }
+            flag => flag,
+        }
     }
 
     /// The current torn checkpoint, if the namespace holds one.
@@ -356,6 +444,21 @@ impl Tracker {
         self.feed_via.as_deref()
     }
 
+    /// What the judgement of which run wrote what rests on: the writers the
+    /// controller named, if it named any.
+    pub fn basis(&self) -> Basis {
+        if self.writes_named > 0 {
+            Basis::Writer
+        } else {
+            Basis::ArrivalOrder
+        }
+    }
+
+    /// Writes seen, and how many named their writer.
+    pub fn writes_named(&self) -> (u64, u64) {
+        (self.writes_named, self.writes_seen)
+    }
+
     pub fn apply(&mut self, at: TsMs, fact: Fact) {
         match fact {
             Fact::Started { instance, pid } => self.on_started(at, instance, pid),
@@ -400,32 +503,92 @@ impl Tracker {
                 self.push(at, Some(instance), TimelineKind::Failed { reason });
             }
             Fact::Snapshot(entries) => {
+                let first = self.ns.entries().is_empty() && self.runs.is_empty();
                 self.ns.replace_all(at, entries);
-                self.on_namespace_change(at, None);
+                if self.ns.task().crash_flag && self.flag_source == FlagSource::NotSet {
+                    // Already there when first read: some earlier run left it.
+                    self.flag_source = if first {
+                        FlagSource::Found
+                    } else {
+                        FlagSource::SetBy(By::Unknown)
+                    };
+                }
+                self.on_namespace_change(at, None, &By::Unknown);
             }
-            Fact::Written(entries) => {
+            Fact::Written(mut entries) => {
+                let writer = entries.iter().find_map(|e| e.writer.clone());
+                // The mirror holds values; who wrote them is this change's.
+                for entry in &mut entries {
+                    entry.writer = None;
+                }
+                self.writes_seen += 1;
+                if writer.is_some() {
+                    self.writes_named += 1;
+                }
+                let by = self.by(writer.as_ref());
                 let written = written_at(&entries);
-                // Start keys written at or before the kill are the dead run's.
-                let dead_runs = written
-                    .zip(self.open_cycle_killed_at())
-                    .is_some_and(|(w, killed)| w <= killed);
+                // Start keys written by the dead run (or, by their time, at or
+                // before the kill) do not announce the restart.
+                let dead_runs = match &by {
+                    By::Run { pid, .. } => Some(*pid) == self.killed_pid,
+                    _ => written
+                        .zip(self.open_cycle_killed_at())
+                        .is_some_and(|(w, killed)| w <= killed),
+                };
                 let announces =
                     entries.iter().any(|e| START_KEYS.contains(&e.key.as_str())) && !dead_runs;
                 if announces {
                     self.restart_announced = true;
                 }
+                let progress = entries
+                    .iter()
+                    .find(|e| e.key == PROGRESS_KEY)
+                    .and_then(|e| e.value.trim().parse::<i64>().ok());
+                let sets_flag = entries.iter().any(|e| e.key == CRASH_FLAG_KEY);
+                let flag_before = self.task.crash_flag;
+                if !sets_flag {
+                    if let Some(d) = &mut self.flag_delete {
+                        d.followed = true;
+                    }
+                }
                 self.ns.write(at, entries);
-                self.on_namespace_change(at, written);
+                if sets_flag && self.ns.task().crash_flag && !flag_before {
+                    self.on_flag_set(at, &by);
+                }
+                if let (By::Other(w), Some(_)) = (&by, progress) {
+                    self.remember_early(at, w, progress);
+                }
+                self.on_namespace_change(at, written, &by);
+                if let Some(p) = progress {
+                    self.on_progress_write(at, p, written, &by);
+                }
                 if announces {
                     self.on_recovery_announced();
                 }
             }
-            Fact::Deleted { key } => {
-                if START_KEYS.contains(&key.as_str()) {
+            Fact::Deleted { key, writer } => {
+                let by = self.by(writer.as_ref());
+                if START_KEYS.contains(&key.as_str())
+                    && !matches!(&by, By::Run { pid, .. } if Some(*pid) == self.killed_pid)
+                {
                     self.restart_announced = true;
                 }
+                let flag_before = self.task.crash_flag;
+                if let Some(d) = &mut self.flag_delete {
+                    d.followed = true;
+                }
                 self.ns.delete(&key);
-                self.on_namespace_change(at, None);
+                let cleared = key == CRASH_FLAG_KEY && flag_before && !self.ns.task().crash_flag;
+                if cleared {
+                    self.flag_delete = Some(FlagDelete {
+                        at,
+                        by: by.clone(),
+                        source: std::mem::take(&mut self.flag_source),
+                        marked: Vec::new(),
+                        followed: false,
+                    });
+                }
+                self.on_namespace_change(at, None, &by);
             }
             Fact::FeedDown { error } => {
                 if self.feed_error.is_none() {
@@ -453,7 +616,7 @@ impl Tracker {
             }
             Fact::FeedTrouble(trouble) => {
                 if self.ns.set_unreadable(&trouble.unreadable) {
-                    self.on_namespace_change(at, None);
+                    self.on_namespace_change(at, None, &By::Unknown);
                 }
                 self.feed_trouble = trouble;
             }
@@ -567,20 +730,20 @@ impl Tracker {
             .instances
             .get(&f.new_instance)
             .and_then(|i| i.started_at);
+        let task = &self.task;
         self.cycles.push(Cycle {
-            killed_instance: f.instance.clone(),
-            killed_at: f.origin(),
-            how: ProcessExit::NodeLost,
-            progress_at_kill: self.task.progress,
-            counter_at_kill: self.task.counter,
-            flag_after_kill: self.task.crash_flag,
+            progress_at_kill: task.progress,
+            counter_at_kill: task.counter,
+            flag_after_kill: task.crash_flag,
             restarted_at: new_started,
             restarted_instance: new_started.map(|_| f.new_instance.clone()),
-            first_checkpoint_at: None,
-            resumed_from: None,
-            steps_lost: None,
+            checkpoint_at_kill: task.checkpoint_step(),
+            task_done_at_kill: task.progress.is_some_and(|p| p >= 100) || task.is_completed(),
+            ..Cycle::opened(&f.instance, f.origin(), ProcessExit::NodeLost)
         });
         self.open_cycle = Some(self.cycles.len() - 1);
+        // Its late writes (once thawed) are the replaced run's, not the new one's.
+        self.killed_pid = self.instances.get(&f.instance).and_then(|i| i.pid);
         self.restart_announced = false;
     }
 
@@ -600,8 +763,15 @@ impl Tracker {
     }
 
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
-        // A set flag left behind by a death means this start is a recovery.
-        let recovering = self.task.crash_flag && !self.task.is_completed();
+        // A set flag some earlier run left means this start is a recovery;
+        // one this run set itself (its write came before its `Started`) does
+        // not, nor one another live run set.
+        let left_by_another = match &self.flag_source {
+            FlagSource::Found | FlagSource::Left => true,
+            FlagSource::SetBy(_) | FlagSource::NotSet => false,
+        };
+        let recovering = self.task.crash_flag && !self.task.is_completed() && left_by_another;
+        self.remember_run(pid, &id);
         self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
         inst.attached = false;
@@ -619,12 +789,23 @@ impl Tracker {
         }
         self.push(at, Some(id.clone()), TimelineKind::Started { pid });
         if recovering {
-            self.push(at, Some(id), TimelineKind::Recovering);
+            self.push(at, Some(id.clone()), TimelineKind::Recovering);
         }
         // The new run's start keys can reach the feed before its `Started` reaches us
         // (two channels): written after the death, they are this run's.
         if self.restart_announced {
             self.on_recovery_announced();
+        }
+        // So can its first step, named by the controller: it is this run's.
+        let early = self
+            .early
+            .iter()
+            .find(|w| w.writer.includes(pid) && w.progress.is_some())
+            .map(|w| (w.at, w.progress));
+        self.early.retain(|w| !w.writer.includes(pid));
+        if let Some((at, Some(progress))) = early {
+            let by = By::Run { instance: id, pid };
+            self.on_progress_write(at, progress, None, &by);
         }
     }
 
@@ -632,6 +813,7 @@ impl Tracker {
     /// and whether that was a recovery, was not seen).
     fn on_attached(&mut self, at: TsMs, id: String, pid: u32) {
         let progress = self.task.progress;
+        self.remember_run(pid, &id);
         self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
         inst.attached = true;
@@ -656,7 +838,9 @@ impl Tracker {
 
     fn on_exited(&mut self, at: TsMs, id: String, exit: ProcessExit, requested: bool) {
         let task = self.task.clone();
+        let flag_known = self.ns.crash_flag() != CrashFlag::NeverSeen;
         let inst = self.instance_mut(&id);
+        let dead_pid = inst.pid;
         inst.pid = None;
         inst.ended_at = Some(at);
         inst.last_exit = Some(exit.clone());
@@ -676,10 +860,11 @@ impl Tracker {
         // The flag as this run left it: cleared by it, even if set again since.
         let flag = task.crash_flag && !inst.flag_cleared_in_run;
         let clean_end = matches!(exit, ProcessExit::Clean | ProcessExit::Unknown);
+        // A replaced run (its work moved on) did not complete the task, whoever did.
         inst.phase = if crashed {
             inst.crashes += 1;
             Phase::Crashed
-        } else if clean_end && completed {
+        } else if clean_end && completed && superseded.is_none() {
             Phase::Completed
         } else {
             Phase::Stopped
@@ -691,27 +876,33 @@ impl Tracker {
             TimelineKind::Exited {
                 exit: exit.clone(),
                 progress: task.progress,
-                flag,
+                // Never read, never said: not "cleared".
+                flag: flag_known.then_some(flag),
                 crashed,
                 requested,
             },
         );
+        if flag && superseded.is_none() {
+            // The next start finds a flag this run left (a crash, or a stop
+            // that did not clear it): it will take itself for a recovery.
+            self.flag_source = FlagSource::Left;
+        }
+        // The restarted run of the open cycle ended without a step of its
+        // own: having finished the task (a kill at 100%), it resumed there.
+        self.close_cycle_at_end(at, &id);
         match phase {
             Phase::Crashed => {
                 self.cycles.push(Cycle {
-                    killed_instance: id,
-                    killed_at: at,
-                    how: exit,
                     progress_at_kill: task.progress,
                     counter_at_kill: task.counter,
                     flag_after_kill: flag,
-                    restarted_at: None,
-                    restarted_instance: None,
-                    first_checkpoint_at: None,
-                    resumed_from: None,
-                    steps_lost: None,
+                    checkpoint_at_kill: task.checkpoint_step(),
+                    task_done_at_kill: task.progress.is_some_and(|p| p >= 100)
+                        || task.is_completed(),
+                    ..Cycle::opened(&id, at, exit)
                 });
                 self.open_cycle = Some(self.cycles.len() - 1);
+                self.killed_pid = dead_pid;
                 // Start keys from here on announce the restarted run.
                 self.restart_announced = false;
             }
@@ -724,14 +915,32 @@ impl Tracker {
     }
 
     /// `written`: when the change was committed, if the controller said (see
-    /// `facts::written_at`); `None` for snapshots, deletes and the original's writes.
-    fn on_namespace_change(&mut self, at: TsMs, written: Option<TsMs>) {
+    /// `facts::written_at`); `None` for snapshots, deletes and the original's
+    /// writes. `by`: who made it, as far as is known.
+    fn on_namespace_change(&mut self, at: TsMs, written: Option<TsMs>, by: &By) {
         let before = std::mem::replace(&mut self.task, self.ns.task().clone());
         let task = self.task.clone();
+        // Another client's change (a reset, `plumdash kv`) is not a worker's
+        // doing: no run cleared the flag, no worker tore its checkpoint.
+        let stranger = matches!(by, By::Other(_));
 
         if before.crash_flag && !task.crash_flag {
+            let mut marked = Vec::new();
             for inst in self.instances.values_mut().filter(|i| i.pid.is_some()) {
-                inst.flag_cleared_in_run = true;
+                let its_own = match by {
+                    By::Run { instance, .. } => *instance == inst.id,
+                    By::Other(_) => false,
+                    By::Unknown => true,
+                };
+                if its_own && !inst.flag_cleared_in_run {
+                    inst.flag_cleared_in_run = true;
+                    marked.push(inst.id.clone());
+                }
+            }
+            if let Some(d) = &mut self.flag_delete {
+                if d.at == at && d.marked.is_empty() {
+                    d.marked = marked;
+                }
             }
         }
         if let Some(p) = task.progress {
@@ -751,7 +960,7 @@ impl Tracker {
         }
 
         let torn = task.torn();
-        if torn.is_some() && torn != self.torn {
+        if torn.is_some() && torn != self.torn && !stranger {
             if let Some(t) = torn.clone() {
                 self.torn_seen += 1;
                 self.push(at, self.owner.clone(), TimelineKind::Torn(t));
@@ -791,39 +1000,51 @@ impl Tracker {
                 }
             }
             self.last_checkpoint = task.counter;
-            if let Some(counter) = task.counter {
-                self.on_checkpoint(at, counter, written);
-            }
+        }
+        // What the dead run wrote is still where it died.
+        if self.written_by_the_dead(by, None) {
+            self.refresh_kill_point();
         }
 
         if task.is_completed() && !before.is_completed() {
-            // The completion write can arrive after the clean exit it preceded.
-            for inst in self.instances.values_mut() {
-                let its_run = match written {
-                    // Written during the run that ended, however late it came.
-                    Some(w) => {
-                        inst.ended_at.is_some_and(|end| w <= end)
-                            && inst.started_at.is_none_or(|start| start <= w)
-                    }
-                    // Fallback (no write time): it came soon after the exit.
-                    None => inst
-                        .ended_at
-                        .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS),
-                };
-                if inst.phase == Phase::Stopped
-                    && matches!(
-                        inst.last_exit,
-                        Some(ProcessExit::Clean | ProcessExit::Unknown)
-                    )
-                    && its_run
-                {
-                    inst.phase = Phase::Completed;
-                    if let Some(ev) = self.timeline.iter_mut().rev().find(|e| {
-                        e.instance.as_deref() == Some(inst.id.as_str())
-                            && e.kind == TimelineKind::Stopped
-                    }) {
-                        ev.kind = TimelineKind::Completed;
-                    }
+            self.on_completion_written(at, written, by);
+        }
+    }
+
+    /// The completion write can arrive after the clean exit it preceded:
+    /// the run that wrote it completed, not stopped.
+    fn on_completion_written(&mut self, at: TsMs, written: Option<TsMs>, by: &By) {
+        for inst in self.instances.values_mut() {
+            let its_run = match (by, written) {
+                // Named: the run that wrote it.
+                (By::Run { instance, .. }, _) => *instance == inst.id,
+                (By::Other(_), _) => false,
+                // Written during the run that ended, however late it came.
+                (By::Unknown, Some(w)) => {
+                    inst.ended_at.is_some_and(|end| w <= end)
+                        && inst.started_at.is_none_or(|start| start <= w)
+                }
+                // Fallback (no write time): it came soon after the exit.
+                (By::Unknown, None) => inst
+                    .ended_at
+                    .is_some_and(|t| at.saturating_sub(t) <= LATE_WRITE_MS),
+            };
+            // A replaced run's end is no completion, whoever completed the task.
+            let replaced = self.nodes.replaced_by(&inst.id).is_some();
+            if inst.phase == Phase::Stopped
+                && matches!(
+                    inst.last_exit,
+                    Some(ProcessExit::Clean | ProcessExit::Unknown)
+                )
+                && its_run
+                && !replaced
+            {
+                inst.phase = Phase::Completed;
+                if let Some(ev) = self.timeline.iter_mut().rev().find(|e| {
+                    e.instance.as_deref() == Some(inst.id.as_str())
+                        && e.kind == TimelineKind::Stopped
+                }) {
+                    ev.kind = TimelineKind::Completed;
                 }
             }
         }
@@ -848,28 +1069,151 @@ impl Tracker {
         }
     }
 
-    /// Running runs that had not checkpointed yet have now (those started
-    /// before it was written, when its time is known).
-    fn note_first_checkpoint(&mut self, at: TsMs, counter: i64, written: Option<TsMs>) {
-        for inst in self.instances.values_mut() {
-            let after_start = match (written, inst.started_at) {
-                (Some(w), Some(start)) => start <= w,
-                _ => true,
-            };
-            if inst.pid.is_some() && inst.first_checkpoint.is_none() && after_start {
-                inst.first_checkpoint = Some((at, counter));
+    /// Who made a change: the run whose process (or a parent of it) wrote,
+    /// when the controller named the writer.
+    fn by(&self, writer: Option<&Writer>) -> By {
+        let Some(writer) = writer else {
+            return By::Unknown;
+        };
+        // The writer itself first, then its parents: the nearest run.
+        for pid in &writer.pids {
+            if let Some((_, instance)) = self.runs.iter().rev().find(|(p, _)| p == pid) {
+                return By::Run {
+                    instance: instance.clone(),
+                    pid: *pid,
+                };
             }
+        }
+        By::Other(writer.clone())
+    }
+
+    fn remember_run(&mut self, pid: u32, instance: &str) {
+        self.runs.retain(|(p, _)| *p != pid);
+        if self.runs.len() == RUNS_KEPT {
+            self.runs.pop_front();
+        }
+        self.runs.push_back((pid, instance.to_string()));
+    }
+
+    fn remember_early(&mut self, at: TsMs, writer: &Writer, progress: Option<i64>) {
+        if self.early.len() == EARLY_KEPT {
+            self.early.pop_front();
+        }
+        self.early.push_back(EarlyWrite {
+            at,
+            writer: writer.clone(),
+            progress,
+        });
+    }
+
+    /// Two changes were made by one run: the same run, or (not known as runs
+    /// yet) the same process or children of one process.
+    fn same_run(a: &By, b: &By) -> bool {
+        match (a, b) {
+            (
+                By::Run {
+                    instance: x,
+                    pid: p,
+                },
+                By::Run {
+                    instance: y,
+                    pid: q,
+                },
+            ) => x == y && p == q,
+            (By::Other(x), By::Other(y)) => {
+                x.pid() == y.pid() || (x.pids.len() > 1 && x.pids[1..] == y.pids[1..])
+            }
+            (By::Run { pid, .. }, By::Other(w)) | (By::Other(w), By::Run { pid, .. }) => {
+                w.includes(*pid)
+            }
+            _ => false,
         }
     }
 
-    /// A new consistent checkpoint with `counter` steps done.
-    fn on_checkpoint(&mut self, at: TsMs, counter: i64, written: Option<TsMs>) {
-        let resumed_from = (counter - 1).max(0) * 10;
+    /// The crash flag went from not set to set by a write of `by`.
+    fn on_flag_set(&mut self, at: TsMs, by: &By) {
+        let delete = self.flag_delete.take();
+        let reset = delete.as_ref().is_some_and(|d| match (&d.by, by) {
+            (By::Unknown, By::Unknown) => {
+                !d.followed && at.saturating_sub(d.at) <= INFERRED_RESET_MS
+            }
+            (a, b) => Self::same_run(a, b) && at.saturating_sub(d.at) <= RESET_MS,
+        });
+        match delete {
+            // One run deleted the flag it found and set it again (the original's
+            // recovery): it found it, and did not clear it.
+            Some(d) if reset => {
+                self.flag_source = d.source;
+                for id in d.marked {
+                    if let Some(inst) = self.instances.get_mut(&id) {
+                        inst.flag_cleared_in_run = false;
+                    }
+                }
+            }
+            _ => self.flag_source = FlagSource::SetBy(by.clone()),
+        }
+    }
+
+    /// True when a change by `by` (of progress `p`, if one) is the dead run's
+    /// of the open cycle, delivered after its death.
+    fn written_by_the_dead(&self, by: &By, late_step: Option<(TsMs, i64, Option<TsMs>)>) -> bool {
+        let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {
+            return false;
+        };
+        match by {
+            By::Run { pid, .. } => Some(*pid) == self.killed_pid,
+            By::Other(_) => false,
+            By::Unknown => match (cycle.restarted_at, late_step) {
+                // Nobody has been restarted to have written it.
+                (None, _) => true,
+                (Some(_), None) => false,
+                // Its write time is known: written at or before the kill, or
+                // before the restarted run was started and had written its
+                // start keys (which it does before any step; the feed is in
+                // the store's order), it is the dead run's — however late it
+                // came. A `Started` seen late (attach finds processes by
+                // rescanning) is covered by the start keys, which then came first.
+                (Some(restarted), Some((_, _, Some(w)))) => {
+                    w <= cycle.killed_at || (w < restarted && !self.restart_announced)
+                }
+                // Fallback (no write time): judged on arrival, one step past
+                // the kill point within the window, before the start keys.
+                (Some(restarted), Some((at, p, None))) => {
+                    !self.restart_announced
+                        && p == cycle.progress_at_kill.unwrap_or(0) + 10
+                        && at.saturating_sub(restarted) < LATE_CHECKPOINT_MS
+                }
+            },
+        }
+    }
+
+    /// The open cycle's kill point is the task as it stands (a late write of
+    /// the dead run moved it).
+    fn refresh_kill_point(&mut self) {
+        let task = self.task.clone();
+        let checkpoint = task.checkpoint_step();
+        if let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get_mut(i)) {
+            cycle.progress_at_kill = task.progress;
+            cycle.counter_at_kill = task.counter;
+            cycle.checkpoint_at_kill = checkpoint;
+            cycle.task_done_at_kill =
+                task.progress.is_some_and(|p| p >= 100) || task.is_completed();
+        }
+    }
+
+    /// A write of the task's progress `p`: the first of a run is its first
+    /// step, and the restarted run's first closes the open cycle.
+    fn on_progress_write(&mut self, at: TsMs, p: i64, written: Option<TsMs>, by: &By) {
+        if self.written_by_the_dead(by, Some((at, p, written))) {
+            self.refresh_kill_point();
+            return;
+        }
+        self.note_first_step(at, p, written, by);
         let Some(index) = self.open_cycle else {
-            self.note_first_checkpoint(at, counter, written);
             // A recovery we did not see the start of (attached late). From 0
             // it was a fresh start whose flag we saw before its `Started`
             // (attach discovers processes by rescanning).
+            let resumed_from = (p - 10).max(0);
             for inst in self.instances.values_mut() {
                 if inst.phase == Phase::Recovering {
                     inst.phase = if resumed_from == 0 {
@@ -881,45 +1225,99 @@ impl Tracker {
             }
             return;
         };
-        let cycle = &mut self.cycles[index];
-        let late_from_the_dead = match (cycle.restarted_at, written) {
-            // Nobody has been restarted to have written it (whatever its time).
-            (None, _) => true,
-            // Its write time is known: written at or before the kill, or before
-            // the restarted run was started and had written its start keys
-            // (which it does before any checkpoint; the feed is in the
-            // store's order), it is the dead run's — however late it came.
-            // A `Started` seen late (attach finds processes by rescanning) is
-            // covered by the start keys, which then came first.
-            (Some(restarted), Some(w)) => {
-                w <= cycle.killed_at || (w < restarted && !self.restart_announced)
-            }
-            // Fallback (no write time): judged on arrival, one step past the
-            // kill point within the window, before the start keys.
-            (Some(restarted), None) => {
-                !self.restart_announced
-                    && counter == cycle.counter_at_kill.unwrap_or(0) + 1
-                    && at.saturating_sub(restarted) < LATE_CHECKPOINT_MS
-            }
-        };
-        if late_from_the_dead {
-            // Written before the death, delivered after it: still the kill point.
-            cycle.progress_at_kill = self.task.progress;
-            cycle.counter_at_kill = Some(counter);
+        let cycle = &self.cycles[index];
+        let Some(restarted) = cycle.restarted_instance.clone() else {
             return;
+        };
+        // Only the restarted run's own step closes it: not another run's,
+        // nor a client's that is no run.
+        let its_own = match by {
+            By::Run { instance, pid } => {
+                *instance == restarted
+                    && self.instances.get(instance).and_then(|i| i.pid) == Some(*pid)
+            }
+            By::Other(_) => false,
+            By::Unknown => true,
+        };
+        if its_own {
+            let basis = match by {
+                By::Unknown => Basis::ArrivalOrder,
+                _ => Basis::Writer,
+            };
+            self.close_cycle(index, at, Some(p), basis);
         }
-        cycle.first_checkpoint_at = Some(at);
-        cycle.resumed_from = Some(resumed_from);
-        cycle.steps_lost = cycle.counter_at_kill.map(|k| k - (counter - 1));
+    }
+
+    /// The run(s) that had not written a step yet have now: the one named, or
+    /// (not named) every live run started before it was written.
+    fn note_first_step(&mut self, at: TsMs, p: i64, written: Option<TsMs>, by: &By) {
+        for inst in self.instances.values_mut() {
+            let its = match by {
+                By::Run { instance, pid } => *instance == inst.id && inst.pid == Some(*pid),
+                By::Other(_) => false,
+                By::Unknown => match (written, inst.started_at) {
+                    (Some(w), Some(start)) => start <= w,
+                    _ => true,
+                },
+            };
+            if inst.pid.is_some() && inst.first_checkpoint.is_none() && its {
+                inst.first_checkpoint = Some((at, p / 10));
+            }
+        }
+    }
+
+    /// The restarted run of the open cycle ended (`id`) without writing a
+    /// step: if the task is done, it resumed at its end (a kill during the
+    /// completion writes); otherwise the cycle stays open.
+    fn close_cycle_at_end(&mut self, at: TsMs, id: &str) {
+        let Some(index) = self.open_cycle else {
+            return;
+        };
+        let cycle = &self.cycles[index];
+        let done = self.task.is_completed() && self.task.progress.is_some_and(|p| p >= 100);
+        if cycle.restarted_instance.as_deref() == Some(id) && done {
+            let basis = self.basis();
+            self.close_cycle(index, at, None, basis);
+        }
+    }
+
+    /// Closes cycle `index` with the restarted run's first progress write
+    /// (`None`: it wrote none, the task being done): where it went on from
+    /// against what the dead run had saved.
+    fn close_cycle(&mut self, index: usize, at: TsMs, first: Option<i64>, basis: Basis) {
+        let task_progress = self.task.progress;
+        let cycle = &mut self.cycles[index];
+        let resumed = match first {
+            Some(p) => (p - 10).max(0),
+            None => task_progress.unwrap_or(100),
+        };
+        if first.is_some() {
+            cycle.first_checkpoint_at = Some(at);
+        }
+        cycle.resumed_from = Some(resumed);
+        cycle.basis = basis;
+        if cycle.task_done_at_kill {
+            // Nothing was left to do: a new task from 0 loses nothing.
+            cycle.steps_lost = Some(0);
+            cycle.steps_skipped = Some(0);
+        } else if let Some((lo, hi)) = cycle.resume_range() {
+            cycle.steps_lost = Some((lo - resumed).max(0) / 10);
+            cycle.steps_skipped = Some((resumed - hi).max(0) / 10);
+        }
         let cycle = cycle.clone();
         self.open_cycle = None;
-        self.note_first_checkpoint(at, counter, written);
+        self.killed_pid = None;
         for inst in self.instances.values_mut() {
             let restarted = cycle.restarted_instance.as_deref() == Some(inst.id.as_str());
             if inst.phase == Phase::Recovering
                 || (restarted && matches!(inst.phase, Phase::Running | Phase::Resumed { .. }))
             {
-                inst.phase = Phase::Resumed { from: resumed_from };
+                inst.phase = if cycle.task_done_at_kill && first.is_some() {
+                    // A new task: running, not resumed.
+                    Phase::Running
+                } else {
+                    Phase::Resumed { from: resumed }
+                };
             }
         }
         let instance = cycle.restarted_instance.clone();

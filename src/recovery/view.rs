@@ -51,6 +51,17 @@ impl Default for InstanceStatus {
     }
 }
 
+/// The supervisor calls an exit 0 nobody asked for `completed`; the task
+/// says whether it was: a worker stopped by a signal from elsewhere (a
+/// `kill -INT` by hand) exits 0 with its task part-way (`stopped`: judged
+/// STOPPED), which is a stop.
+pub fn exit_as_judged(exit: Option<ExitKind>, stopped: bool) -> Option<ExitKind> {
+    match exit {
+        Some(ExitKind::Completed) if stopped => Some(ExitKind::Stopped),
+        _ => exit,
+    }
+}
+
 impl InstanceStatus {
     /// The instance `s` as it stands, judged with `tracker` at `now`.
     pub fn of(s: &InstanceSnapshot, tracker: &Tracker, now: TsMs) -> InstanceStatus {
@@ -70,6 +81,7 @@ impl InstanceStatus {
             _ => Phase::Stopped,
         };
         let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
+        let last_exit = exit_as_judged(s.last_exit, phase == Phase::Stopped);
         // Attached workers' crashes are judged from the namespace, by the tracker.
         let attached = s.origin == Origin::Attached;
         let crashes = match view {
@@ -93,7 +105,7 @@ impl InstanceStatus {
             started_at: s.started_at.map(crate::supervisor::unix_ms),
             crashes,
             manual_restarts: s.manual_restarts,
-            last_exit: s.last_exit,
+            last_exit,
             // A group's crash is taken over by its next member: restarted, automatically.
             auto_restart: s.auto_restart || s.role != Role::Alone,
             paused: s.paused,
@@ -140,6 +152,46 @@ mod tests {
             paused: None,
             role: Role::Alone,
         }
+    }
+
+    /// A worker stopped by a signal sent from elsewhere exits 0 part-way: the
+    /// row and `ctl list` say it stopped, not that it completed.
+    #[test]
+    fn an_exit_0_with_the_task_part_way_is_a_stop_not_a_completion() {
+        use crate::recovery::sample::exited;
+        use crate::recovery::{Fact, ProcessExit};
+        let mut t = Tracker::new();
+        t.apply(0, started(1));
+        t.apply(1, flag());
+        t.apply(100, checkpoint(4));
+        t.apply(
+            150,
+            Fact::Deleted {
+                key: "app.crashed".into(),
+                writer: None,
+            },
+        );
+        t.apply(200, exited(ProcessExit::Clean, false));
+        let mut s = snapshot(Lifecycle::Exited, None);
+        s.last_exit = Some(ExitKind::Completed);
+        let v = InstanceStatus::of(&s, &t, 300);
+        assert_eq!(
+            (v.state_text(), v.last_exit),
+            ("STOPPED".to_string(), Some(ExitKind::Stopped))
+        );
+        // At 100% it did complete.
+        t.apply(400, started(2));
+        t.apply(500, checkpoint(10));
+        t.apply(
+            510,
+            Fact::Written(vec![crate::recovery::sample::entry(
+                "task.status",
+                "completed",
+            )]),
+        );
+        t.apply(600, exited(ProcessExit::Clean, false));
+        let v = InstanceStatus::of(&s, &t, 700);
+        assert_eq!(v.last_exit, Some(ExitKind::Completed));
     }
 
     /// The one rule: the supervisor's "gave up" and "frozen" win over the task's

@@ -75,9 +75,18 @@ pub fn fact_from_change(change: WatchEvent) -> Fact {
         },
         WatchEvent::Status(FeedStatus::Down { error, .. }) => Fact::FeedDown { error },
         WatchEvent::Snapshot(entries) => Fact::Snapshot(entries),
-        WatchEvent::Put(entry) => Fact::Written(vec![entry]),
-        WatchEvent::Batch(entries) => Fact::Written(entries),
-        WatchEvent::Deleted { key } => Fact::Deleted { key },
+        WatchEvent::Put(entry) => Fact::Written(vec![bounded(entry)]),
+        WatchEvent::Batch(entries) => Fact::Written(entries.into_iter().map(bounded).collect()),
+        WatchEvent::Deleted { key, writer } => Fact::Deleted {
+            key,
+            writer: writer.map(crate::kv::Writer::bounded),
+        },
         WatchEvent::Trouble(trouble) => Fact::FeedTrouble(trouble),
     }
+}
+
+/// An entry as the feed gave it, its writer (if named) cut to a bounded list.
+fn bounded(mut entry: crate::kv::Entry) -> crate::kv::Entry {
+    entry.writer = entry.writer.map(crate::kv::Writer::bounded);
+    entry
 }

@@ -3,7 +3,7 @@
 //! and the cluster reads and process watching they set up.
 
 use super::config::{absolute_program, worker_spec};
-use super::writers::{live_writers, writes_to};
+use super::writers::{live_writers, writes_elsewhere, writes_to};
 use super::{Session, SessionConfig};
 use crate::agent::local::{LocalNodes, LocalNodesConfig};
 use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
@@ -263,10 +263,14 @@ impl Session {
     /// port is not ours), all seen starting.
     fn watch_local_workers(&mut self, ours_only: bool) {
         let url = self.controller_url.clone();
-        let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
+        // Attach, as `up`, leaves out another controller's workers of the
+        // same app (those whose CONTROLLER_BASE provably names another).
+        let only: crate::supervisor::ProcessFilter = if ours_only {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| writes_to(p, &url))
-                as crate::supervisor::ProcessFilter
-        });
+        } else {
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| !writes_elsewhere(p, &url))
+        };
+        let only = Some(only);
         self.attached = Some(Arc::new(ProcessWatcher::spawn(
             WatcherConfig {
                 app_name: self.config.app.clone(),

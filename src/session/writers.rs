@@ -45,9 +45,68 @@ pub(super) fn writes_to(p: &crate::supervisor::ForeignProcess, url: &str) -> boo
     normalize_url(base.unwrap_or(crate::kv::DEFAULT_CONTROLLER_BASE)) == normalize_url(url)
 }
 
+/// The process provably writes to another controller than `url`: its
+/// `CONTROLLER_BASE` names the same host on another port, or another IP
+/// address. A host name that may resolve to ours (`plum-controller`) is not
+/// proof, nor is a process without the variable (Plum's agent may not set it).
+pub(super) fn writes_elsewhere(p: &crate::supervisor::ForeignProcess, url: &str) -> bool {
+    base_elsewhere(p.controller_base.as_deref(), url)
+}
+
+fn base_elsewhere(base: Option<&str>, url: &str) -> bool {
+    let Some(base) = base else {
+        return false;
+    };
+    let (Some(theirs), Some(ours)) = (host_port(base), host_port(url)) else {
+        return false;
+    };
+    if theirs == ours {
+        return false;
+    }
+    let ip = |h: &str| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
+    theirs.0 == ours.0 || (ip(&theirs.0).is_some() && ip(&ours.0).is_some())
+}
+
+/// `(host, port)` of `http://host:port/…` (the port defaulted by the scheme).
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let url = normalize_url(url);
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let default = if scheme == "https" { 443 } else { 80 };
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.contains(']') => {
+            Some((host.to_string(), port.parse().ok()?))
+        }
+        _ => Some((authority.to_string(), default)),
+    }
+}
+
 fn normalize_url(url: &str) -> String {
     url.trim()
         .trim_end_matches('/')
         .to_ascii_lowercase()
         .replace("://localhost", "://127.0.0.1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_controller_base_that_provably_names_another_is_elsewhere() {
+        let ours = "http://127.0.0.1:18771";
+        assert!(base_elsewhere(Some("http://127.0.0.1:18999"), ours));
+        assert!(base_elsewhere(Some("http://localhost:18999/"), ours));
+        assert!(base_elsewhere(Some("http://10.0.0.5:18771"), ours));
+        assert!(!base_elsewhere(Some("http://localhost:18771"), ours));
+        assert!(!base_elsewhere(Some("http://plum-controller:8080"), ours));
+        assert!(!base_elsewhere(None, ours));
+        assert!(!base_elsewhere(Some("not a url"), ours));
+        assert_eq!(
+            host_port("http://[::1]:8080/x"),
+            Some(("[::1]".to_string(), 8080))
+        );
+        assert_eq!(host_port("http://h"), Some(("h".to_string(), 80)));
+    }
 }

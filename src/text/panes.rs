@@ -11,6 +11,9 @@ pub enum FlagState {
     Armed,
     Set,
     Cleared,
+    /// Deleted by another client (a reset), not by a worker: a crash now
+    /// would leave no flag to find.
+    Removed,
     NeverSeen,
 }
 
@@ -22,10 +25,12 @@ pub fn flag_text(state: FlagState, lang: Lang) -> String {
         (FlagState::Set, Lang::En) => format!("⚑ {k} SET (crashed!)"),
         (FlagState::Cleared, Lang::En) => format!("○ {k} CLEARED (clean)"),
         (FlagState::NeverSeen, Lang::En) => format!("· {k} NO FLAG (never seen)"),
+        (FlagState::Removed, Lang::En) => format!("○ {k} REMOVED (by another client)"),
         (FlagState::Armed, Lang::Zh) => format!("⚑ {k} ARMED（运行中）"),
         (FlagState::Set, Lang::Zh) => format!("⚑ {k} SET（已崩溃！）"),
         (FlagState::Cleared, Lang::Zh) => format!("○ {k} CLEARED（已清除）"),
         (FlagState::NeverSeen, Lang::Zh) => format!("· {k} NO FLAG（从未出现）"),
+        (FlagState::Removed, Lang::Zh) => format!("○ {k} REMOVED（被其他客户端删除）"),
     }
 }
 

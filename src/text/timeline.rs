@@ -124,8 +124,18 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             "发现崩溃标记：恢复中"
         )
         .to_string(),
+        // Killed with its task complete: the restart began the next one.
+        K::Resumed { cycle } if cycle.task_done_at_kill && cycle.first_checkpoint_at.is_some() => {
+            both!(
+                lang,
+                "began a new task (the last one was complete when it was killed)",
+                "开始新任务（被杀死时上一个任务已完成）",
+            )
+            .to_string()
+        }
         K::Resumed { cycle } => {
             let from = pct(cycle.resumed_from);
+            let skipped = cycle.steps_skipped.filter(|n| *n > 0);
             let (lost, restart, checkpoint) = (
                 cycle.steps_lost,
                 cycle.kill_to_restart_ms(),
@@ -134,14 +144,16 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             both!(
                 lang,
                 format!(
-                    "RESUMED from {from}{}{}{}",
+                    "RESUMED from {from}{}{}{}{}",
                     opt(lost, |n| format!(", {n} steps lost")),
+                    opt(skipped, |n| format!(", {n} steps skipped")),
                     opt(restart, |ms| format!(", kill→restart {ms} ms")),
                     opt(checkpoint, |ms| format!(", kill→checkpoint {ms} ms")),
                 ),
                 format!(
-                    "RESUMED from {from} 已恢复{}{}{}",
+                    "RESUMED from {from} 已恢复{}{}{}{}",
                     opt(lost, |n| format!("，丢失 {n} 步")),
+                    opt(skipped, |n| format!("，跳过 {n} 步")),
                     opt(restart, |ms| format!("，杀死→重启 {ms} ms")),
                     opt(checkpoint, |ms| format!("，杀死→检查点 {ms} ms")),
                 ),
@@ -259,7 +271,7 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
 fn exited(
     exit: &ProcessExit,
     progress: Option<i64>,
-    flag: bool,
+    flag: Option<bool>,
     crashed: bool,
     requested: bool,
     lang: Lang,
@@ -272,8 +284,9 @@ fn exited(
             // (set and no crash: the flag is its replacement's now).
             let (en, zh) = match (crashed, flag) {
                 (true, _) => ("flag still set: crashed", "标记仍在：已崩溃"),
-                (false, true) => ("flag set", "标记已设置"),
-                (false, false) => ("flag cleared", "标记已清除"),
+                (false, Some(true)) => ("flag set", "标记已设置"),
+                (false, Some(false)) => ("flag cleared", "标记已清除"),
+                (false, None) => ("flag never seen", "从未见到标记"),
             };
             both!(
                 lang,
@@ -287,10 +300,10 @@ fn exited(
             format!("{at_zh}被 {sig} 停止（请求停止）"),
         ),
         ProcessExit::Signal(sig) => {
-            let (en, zh) = if flag {
-                ("flag still set", "标记仍在")
-            } else {
-                ("flag NOT set", "标记未设置")
+            let (en, zh) = match flag {
+                Some(true) => ("flag still set", "标记仍在"),
+                Some(false) => ("flag NOT set", "标记未设置"),
+                None => ("flag never seen", "从未见到标记"),
             };
             both!(
                 lang,
@@ -374,7 +387,7 @@ mod tests {
         ["kv-demo-001 exited (exit 0, stop requested) at 50%", "kv-demo-001 在 50% 时退出（exit 0，请求停止）"],
         ["kv-demo-001 gone at 50% (flag still set: crashed)", "kv-demo-001 在 50% 时消失（标记仍在：已崩溃）"],
         ["kv-demo-001 gone at 50% (flag set)", "kv-demo-001 在 50% 时消失（标记已设置）"],
-        ["kv-demo-001 gone (flag cleared)", "kv-demo-001 消失（标记已清除）"],
+        ["kv-demo-001 gone (flag never seen)", "kv-demo-001 消失（从未见到标记）"],
         ["kv-demo-001 exited (node lost) at 50%", "kv-demo-001 在 50% 时退出（node lost）"],
         ["kv-demo-001 restart in 1.5s", "kv-demo-001 1.5s 后重启"],
         ["kv-demo-001 takes over from kv-demo-001 in 0.2s", "kv-demo-001 0.2s 后接替 kv-demo-001"],
@@ -443,7 +456,7 @@ mod tests {
         let killed = ev(TimelineKind::Exited {
             exit: ProcessExit::Signal("SIGKILL".into()),
             progress: Some(50),
-            flag: true,
+            flag: Some(true),
             crashed: true,
             requested: false,
         });

@@ -226,7 +226,7 @@ impl Tour {
                 let story = Story::Crashed {
                     how,
                     at,
-                    flag_set: *flag,
+                    flag_set: flag.unwrap_or(false),
                 };
                 Some((story, Some(after(i))))
             }
@@ -339,6 +339,7 @@ mod tests {
         fn graceful_stop(&mut self) {
             self.fact(Fact::Deleted {
                 key: "app.crashed".into(),
+                writer: None,
             });
             self.exit(ProcessExit::Clean);
         }
@@ -352,6 +353,7 @@ mod tests {
             self.steps(6, 10);
             self.fact(Fact::Deleted {
                 key: "app.crashed".into(),
+                writer: None,
             });
             self.fact(Fact::Written(vec![e("task.status", "completed")]));
             self.exit(ProcessExit::Clean);
@@ -431,9 +433,15 @@ mod tests {
         r.kill_resume_and_complete();
         assert_eq!(r.tour.step, Step::Verify);
         assert!(r.story().starts_with("✅ task completed"));
-        // A crash-recovery start does not verify anything.
+        // A crash-recovery start does not verify anything: a run (its start
+        // unseen) set the flag and was killed, and the next start finds it.
         r.fact(Fact::Written(vec![e("app.crashed", "true")]));
         r.fact(Fact::Written(vec![e("task.status", "running")]));
+        r.fact(Fact::Exited {
+            instance: "kv-demo-002".into(),
+            exit: ProcessExit::Signal("SIGKILL".into()),
+            requested: false,
+        });
         r.fact(Fact::Started {
             instance: ID.into(),
             pid: 12,

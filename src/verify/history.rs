@@ -123,15 +123,12 @@ fn describe(fact: &Fact) -> (&'static str, String) {
         Fact::Continued { instance } => ("process", format!("{instance} continued")),
         Fact::Snapshot(entries) => ("kv", format!("snapshot of {} keys", entries.len())),
         Fact::Written(entries) => {
-            let pairs: Vec<String> = entries
-                .iter()
-                .filter(|e| e.key != "binary.checkpoint")
-                .map(|e| format!("{}={}", e.key, e.value))
-                .collect();
+            let pairs: Vec<String> = entries.iter().map(pair).collect();
             let what = if entries.len() > 1 { "batch" } else { "put" };
-            ("kv", format!("{what} {}", pairs.join(" ")))
+            let writer = entries.iter().find_map(|e| e.writer.as_ref());
+            ("kv", format!("{what} {}{}", pairs.join(" "), by(writer)))
         }
-        Fact::Deleted { key } => ("kv", format!("delete {key}")),
+        Fact::Deleted { key, writer } => ("kv", format!("delete {key}{}", by(writer.as_ref()))),
         Fact::FeedDown { error } => ("feed", format!("controller unreachable: {error}")),
         Fact::FeedUp { via } => ("feed", format!("controller live ({via})")),
         Fact::FeedTrouble(t) => (
@@ -162,6 +159,24 @@ fn describe(fact: &Fact) -> (&'static str, String) {
             )
         }
         Fact::NodeAction { node, action } => ("node", format!("{node} {}", action.json_kind())),
+    }
+}
+
+/// `key=value`; bytes by their length (a binary record is no text).
+fn pair(e: &crate::kv::Entry) -> String {
+    match (e.value_type, e.bytes()) {
+        (crate::kv::ValueType::Bytes, Some(bytes)) => format!("{}=<{} bytes>", e.key, bytes.len()),
+        (crate::kv::ValueType::Bytes, None) => format!("{}=<bytes>", e.key),
+        _ => format!("{}={}", e.key, e.value),
+    }
+}
+
+/// ` by pid 7 (child of 5)`: who wrote it, when the controller said.
+fn by(writer: Option<&crate::kv::Writer>) -> String {
+    match writer.map(|w| w.pids.as_slice()) {
+        Some([pid]) => format!(" by pid {pid}"),
+        Some([pid, parent, ..]) => format!(" by pid {pid} (child of {parent})"),
+        _ => String::new(),
     }
 }
 

@@ -391,6 +391,10 @@ fn settings(h: &mut String, report: &Report) {
     if let Some(ms) = report.outage_ms {
         rows.push(("controller outage", format!("{ms} ms")));
     }
+    if let Some(resolution) = &report.resolution {
+        rows.push(("observed", resolution.clone()));
+    }
+    rows.push(("judged", report.basis.text.clone()));
     rows.push(("started", utc(report.started_ms)));
     rows.push(("finished", utc(report.finished_ms)));
     let _ = writeln!(h, "<h2>Settings</h2>\n<table id=\"settings\">");

@@ -80,46 +80,53 @@ impl Runner {
             Some(found) => {
                 let resumed_from = found.resumed_from.unwrap_or(0);
                 let t = found.first_checkpoint_at.unwrap_or(killed_at);
-                cycle.resumed_from = Some(resumed_from);
+                cycle.resumed_from = found.resumed_from;
                 cycle.kill_to_checkpoint_ms = found.kill_to_checkpoint_ms();
+                cycle.basis = found.basis;
                 // A last checkpoint delivered after the kill still counts as its point.
                 if found.counter_at_kill.is_some() {
                     cycle.counter_at_kill = found.counter_at_kill;
                 }
-                if let (Some(k), Some(lost)) = (found.counter_at_kill, found.steps_lost) {
-                    cycle.steps_lost = Some(lost);
-                    // From a torn checkpoint there is no right place to resume:
-                    // that is invariant 3's finding, not another one.
-                    let lost = if cycle.torn_at_kill.is_some() {
-                        0
-                    } else {
-                        lost
-                    };
-                    let context = if outage {
-                        ", restarted while the controller was unreachable"
-                    } else {
-                        ""
-                    };
-                    if lost > 0 {
-                        self.violate(
-                            invariant_resume,
-                            t,
-                            format!(
-                                "resumed from {resumed_from}% but the last checkpoint was step_{k} ({}%): {} lost{context} ({tag})",
-                                k * 10,
-                                steps(lost)
-                            ),
-                        );
-                    } else if lost < 0 {
-                        self.violate(
-                            invariant_resume,
-                            t,
-                            format!(
-                                "resumed from {resumed_from}%, ahead of the last whole checkpoint step_{k}: {} skipped{context} ({tag})",
-                                steps(-lost)
-                            ),
-                        );
-                    }
+                cycle.steps_lost = found.steps_lost;
+                cycle.steps_skipped = found.steps_skipped;
+                let context = if outage {
+                    ", restarted while the controller was unreachable"
+                } else {
+                    ""
+                };
+                // The restart's own first write is the evidence; a task that
+                // was complete at the kill had nothing left to resume.
+                let first = format!(
+                    "first write after the restart: task.progress={}",
+                    resumed_from + 10
+                );
+                let range = found.resume_range().filter(|_| !found.task_done_at_kill);
+                let (lost, skipped) = (
+                    found.steps_lost.unwrap_or(0),
+                    found.steps_skipped.unwrap_or(0),
+                );
+                if let (Some((lo, _)), true) = (range, lost > 0) {
+                    self.violate(
+                        invariant_resume,
+                        t,
+                        format!(
+                            "resumed from {resumed_from}% but the last checkpoint was {}: {} lost{context} — {first}, below the checkpoint left at the kill ({}) ({tag})",
+                            saved_as_step(lo, found.checkpoint_at_kill),
+                            steps(lost),
+                            saved(lo, found.checkpoint_at_kill),
+                        ),
+                    );
+                } else if let (Some((_, hi)), true) = (range, skipped > 0) {
+                    self.violate(
+                        invariant_resume,
+                        t,
+                        format!(
+                            "resumed from {resumed_from}%, ahead of the last checkpoint {}: {} skipped{context} — {first}, ahead of what the kill left ({}) ({tag})",
+                            saved_as_step(hi, found.checkpoint_at_kill),
+                            steps(skipped),
+                            saved(hi, found.checkpoint_at_kill),
+                        ),
+                    );
                 }
             }
             None => {
@@ -331,6 +338,22 @@ impl Runner {
             }
         }
         invariants
+    }
+}
+
+/// `step_5, 50%` when `pct` is the whole checkpoint's, else `60%`.
+fn saved(pct: i64, checkpoint: Option<i64>) -> String {
+    match checkpoint {
+        Some(c) if c * 10 == pct => format!("step_{c}, {pct}%"),
+        _ => format!("{pct}%"),
+    }
+}
+
+/// `step_5 (50%)` when `pct` is the whole checkpoint's, else `60%`.
+fn saved_as_step(pct: i64, checkpoint: Option<i64>) -> String {
+    match checkpoint {
+        Some(c) if c * 10 == pct => format!("step_{c} ({pct}%)"),
+        _ => format!("{pct}%"),
     }
 }
 

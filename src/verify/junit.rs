@@ -178,6 +178,10 @@ fn properties(report: &Report) -> Vec<(&'static str, String)> {
     if let Some(ms) = report.outage_ms {
         props.push(("outage_ms", ms.to_string()));
     }
+    if let Some(resolution) = &report.resolution {
+        props.push(("observed", clean(resolution)));
+    }
+    props.push(("basis", clean(&report.basis.text)));
     props
 }
 

@@ -3,7 +3,7 @@
 
 use super::history::{line, History, HistoryEntry};
 use crate::clock::Zone;
-use crate::recovery::TsMs;
+use crate::recovery::{Basis, TsMs};
 use crate::text_safety::escape_controls_keep_newlines;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -50,7 +50,12 @@ pub struct CycleReport {
     pub flag_after_kill: Option<bool>,
     pub torn_at_kill: Option<String>,
     pub resumed_from: Option<i64>,
+    /// Saved steps done again (never negative; `None`: not known).
     pub steps_lost: Option<i64>,
+    /// Steps gone on from beyond what was saved (never negative).
+    pub steps_skipped: Option<i64>,
+    /// How the restarted run's first write was told from the dead run's.
+    pub basis: Basis,
     pub kill_to_restart_ms: Option<u64>,
     pub kill_to_checkpoint_ms: Option<u64>,
     pub violated: Vec<u8>,
@@ -108,6 +113,35 @@ pub struct InvariantResult {
     pub violations: Vec<Violation>,
 }
 
+/// What the verdicts rest on: the writer of each write, named by the
+/// controller, or (not named) the order and time writes arrived in.
+#[derive(Debug, Clone, Serialize)]
+pub struct BasisReport {
+    pub kind: Basis,
+    pub text: String,
+    /// Writes seen, and how many of them named their writer.
+    pub writes: u64,
+    pub writes_named: u64,
+}
+
+impl BasisReport {
+    pub fn of(kind: Basis, (writes_named, writes): (u64, u64)) -> BasisReport {
+        let text = match kind {
+            Basis::Writer if writes_named < writes => format!(
+                "{} ({writes_named} of {writes} writes; the rest inferred from arrival order)",
+                kind.describe()
+            ),
+            _ => kind.describe().to_string(),
+        };
+        BasisReport {
+            kind,
+            text,
+            writes,
+            writes_named,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
     pub task: u32,
@@ -155,6 +189,8 @@ pub struct Report {
     /// How the namespace was observed, and so what could not be: `change stream`,
     /// or `polled every 500ms: shorter states are not observable`.
     pub resolution: Option<String>,
+    /// What the verdicts of which run wrote what rest on.
+    pub basis: BasisReport,
     pub history: History,
 }
 
@@ -256,10 +292,11 @@ impl Report {
                 }
             }
         }
+        let _ = writeln!(out);
         if let Some(resolution) = &self.resolution {
-            let _ = writeln!(out);
             let _ = writeln!(out, "observed: {resolution}");
         }
+        let _ = writeln!(out, "judged:   {}", self.basis.text);
         let _ = writeln!(out);
         let violated = self.violated();
         // The verdict line and the exit code come from the same `ok`.

@@ -197,8 +197,10 @@ impl Runner {
         }
         self.completions = completions;
         if self.first_checkpoint().is_some() {
-            let counter = self.tracker().last_checkpoint().unwrap_or(0);
-            self.task_max = self.task_max.max(counter);
+            // Where the task stands, by its progress: a worker whose counter
+            // lags (a torn resume) never writes a whole checkpoint again.
+            let step = self.view().progress.unwrap_or(0) / 10;
+            self.task_max = self.task_max.max(step);
         }
         let progress = self.view().progress;
         if self.progress.last().map(|p| p.progress) != Some(progress) {
@@ -346,6 +348,8 @@ impl Runner {
             torn_at_kill: None,
             resumed_from: None,
             steps_lost: None,
+            steps_skipped: None,
+            basis: Default::default(),
             kill_to_restart_ms: None,
             kill_to_checkpoint_ms: None,
             violated: Vec::new(),
@@ -436,7 +440,11 @@ impl Runner {
     /// of starts from before it was stopped, `again` a suffix for the errors.
     async fn start_worker(&mut self, starts: u32, again: &str) -> Outcome {
         match self.act(InstanceAction::Start).await {
-            Ok(()) | Err(ActionError::AlreadyRunning { .. }) => {}
+            Ok(()) => {}
+            // Restarted on its own already (a kill at 100% is restarted, and
+            // the restart begins the next task): that start is the one.
+            Err(ActionError::AlreadyRunning { .. }) if self.alive() => return Ok(()),
+            Err(ActionError::AlreadyRunning { .. }) => {}
             Err(e) => return Err(format!("cannot start the worker{again}: {e}")),
         }
         if !self
@@ -536,6 +544,8 @@ impl Runner {
         let invariants = self.verdicts(&early);
         let transient_torn_states = self.tracker().torn_seen();
         let feed_resolution = self.tracker().feed_via().map(resolution);
+        let basis =
+            super::report::BasisReport::of(self.tracker().basis(), self.tracker().writes_named());
         let (session, _) = self.driver.into_parts();
         let _ = session.shutdown(WorkerExit::StopGracefully).await;
         let ok = early.is_none() && invariants.iter().all(|i| i.status != "violated");
@@ -575,6 +585,7 @@ impl Runner {
             warnings: self.warnings,
             progress: self.progress,
             resolution: feed_resolution,
+            basis,
             history: self.history,
         }
     }

@@ -581,7 +581,7 @@ fn describe(ev: &WatchEvent) -> String {
                 .collect();
             format!("batch {}", items.join(" "))
         }
-        WatchEvent::Deleted { key } => format!("del {key}"),
+        WatchEvent::Deleted { key, .. } => format!("del {key}"),
         other => format!("{other:?}"),
     }
 }

@@ -20,6 +20,7 @@ mod hostile_controller;
 mod kv_demo;
 mod nodes;
 mod original_controller;
+mod original_worker;
 mod rehearsal;
 mod scenario;
 mod supervisor;

@@ -23,6 +23,7 @@ fn entry(key: &str, value: &str, ty: ValueType) -> Entry {
         value_type: ty,
         updated_at: (T0 / 1000) as i64,
         updated_at_ms: None,
+        writer: None,
     }
 }
 
@@ -232,6 +233,7 @@ fn completed() -> Scenario {
     s.steps(8, 10);
     s.fact(Fact::Deleted {
         key: "app.crashed".into(),
+        writer: None,
     });
     s.fact(Fact::Written(vec![entry(
         "task.status",
@@ -255,6 +257,7 @@ fn stopped() -> Scenario {
     s.log("[KV Demo] Cleared crash flag");
     s.fact(Fact::Deleted {
         key: "app.crashed".into(),
+        writer: None,
     });
     s.fact(Fact::Written(vec![entry(
         "app.status",
@@ -730,6 +733,7 @@ fn a_worker_that_never_writes_the_flag_shows_no_flag_not_cleared() {
     )]));
     s.fact(Fact::Deleted {
         key: "app.crashed".into(),
+        writer: None,
     });
     s.rows(None, 0, None);
     assert!(render(&s.app, 120, 40).contains("app.crashed CLEARED (clean)"));

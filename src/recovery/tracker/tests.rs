@@ -79,7 +79,7 @@ fn kill_restart_resume_is_one_cycle_with_its_figures() {
         TimelineKind::Exited {
             exit: ProcessExit::Signal(sig),
             progress: Some(50),
-            flag: true,
+            flag: Some(true),
             requested: false,
             ..
         } if sig == "SIGKILL"
@@ -95,6 +95,7 @@ fn kill_restart_resume_is_one_cycle_with_its_figures() {
         at,
         Fact::Deleted {
             key: "app.crashed".into(),
+            writer: None,
         },
     );
     t.apply(at, Fact::Written(vec![e("task.status", "completed")]));
@@ -114,6 +115,7 @@ fn a_graceful_stop_is_stopped_and_the_next_start_is_not_a_recovery() {
         400,
         Fact::Deleted {
             key: "app.crashed".into(),
+            writer: None,
         },
     );
     t.apply(410, exited(ProcessExit::Clean, true));
@@ -146,7 +148,9 @@ fn a_fresh_start_seen_after_its_flag_settles_as_running() {
     // Attach finds the process only after it has set its flag.
     t.apply(0, flag());
     t.apply(400, started(1));
-    assert_eq!(phase(&t), "RECOVERING");
+    // No run left that flag: it is this run's own, its first start.
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(!t.timeline().any(|ev| ev.kind == TimelineKind::Recovering));
     t.apply(500, checkpoint(1));
     assert_eq!(phase(&t), "RUNNING");
     assert!(t.cycles().is_empty());
@@ -222,6 +226,7 @@ fn a_flag_never_written_is_never_seen_and_a_deleted_one_is_cleared() {
         30,
         Fact::Deleted {
             key: crate::recovery::CRASH_FLAG_KEY.into(),
+            writer: None,
         },
     );
     assert_eq!(t.crash_flag(), CrashFlag::Cleared);
@@ -256,7 +261,8 @@ fn a_worker_writing_one_key_at_a_time_still_resumes() {
     assert!(t.torn().is_none());
     assert_eq!(phase(&t), "RESUMED from 50%");
     assert_eq!(t.cycles()[0].steps_lost, Some(0));
-    assert_eq!(t.cycles()[0].kill_to_checkpoint_ms(), Some(202));
+    // Its first step is its first progress write, whole or not.
+    assert_eq!(t.cycles()[0].kill_to_checkpoint_ms(), Some(200));
 }
 
 #[test]
@@ -529,7 +535,10 @@ fn gone() -> Fact {
 }
 
 fn deleted(key: &str) -> Fact {
-    Fact::Deleted { key: key.into() }
+    Fact::Deleted {
+        key: key.into(),
+        writer: None,
+    }
 }
 
 /// Attached to a worker at step `n`, its flag set as every running worker's is.
@@ -610,7 +619,7 @@ fn an_unseen_end_is_judged_from_the_namespace() {
             TimelineKind::Exited {
                 exit: ProcessExit::Unknown,
                 progress: Some(50),
-                flag: true,
+                flag: Some(true),
                 crashed: true,
                 ..
             }
@@ -997,4 +1006,351 @@ fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
         (f.instance.as_str(), f.to_running_ms(), f.to_checkpoint_ms()),
         ("d1-a", Some(310), Some(360))
     );
+}
+
+// Replays of the original C++ kv-demo's histories (four PUTs per step, the
+// flag deleted and set again on recovery, defaults when the controller is
+// down), with the writer of each write named by the controller and without.
+
+use crate::recovery::sample::{by, by_child, delete, original_step, put};
+
+/// `fact`, named as written by `pid` when `named`.
+fn maybe_by(named: bool, pid: u32, fact: Fact) -> Fact {
+    if named {
+        by(pid, fact)
+    } else {
+        fact
+    }
+}
+
+/// The original's first run (pid 1) through `steps` whole steps, 10 ms apart.
+fn original_through(named: bool, steps: i64) -> (Tracker, TsMs) {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, maybe_by(named, 1, flag()));
+    for n in 1..=steps {
+        for f in original_step(n * 10, n) {
+            at += 10;
+            t.apply(at, maybe_by(named, 1, f));
+        }
+    }
+    (t, at)
+}
+
+#[test]
+fn a_restart_that_starts_over_loses_the_steps_below_the_checkpoint() {
+    for named in [true, false] {
+        let (mut t, at) = original_through(named, 5);
+        // Killed between its PUTs at 60%, the controller down.
+        t.apply(at + 100, maybe_by(named, 1, put("task.progress", "60")));
+        t.apply(at + 101, sigkilled());
+        t.apply(at + 300, started(2));
+        assert_eq!(phase(&t), "RECOVERING");
+        // It read nothing (the SDK's defaults: a first start); its flag and
+        // first two steps were lost; the first write that lands is step 3's.
+        t.apply(at + 6_000, maybe_by(named, 2, put("task.progress", "30")));
+        let c = &t.cycles()[0];
+        assert_eq!(c.resume_range(), Some((50, 60)), "named {named}");
+        assert_eq!(
+            (c.resumed_from, c.steps_lost, c.steps_skipped),
+            (Some(20), Some(3), Some(0)),
+            "named {named}: {c:?}"
+        );
+        let basis = if named {
+            Basis::Writer
+        } else {
+            Basis::ArrivalOrder
+        };
+        assert_eq!((c.basis, t.basis()), (basis, basis));
+        assert_eq!(c.first_checkpoint_at, Some(at + 6_000));
+    }
+}
+
+#[test]
+fn a_resume_from_a_torn_checkpoint_within_what_was_left_loses_nothing() {
+    for named in [true, false] {
+        let (mut t, at) = original_through(named, 7);
+        // Killed after `task.progress=80`, before `task.counter=8`.
+        t.apply(at + 100, maybe_by(named, 1, put("task.progress", "80")));
+        t.apply(at + 101, sigkilled());
+        t.apply(at + 300, started(2));
+        // It finds the flag, deletes it and sets it again at once.
+        t.apply(at + 310, maybe_by(named, 2, delete("app.crashed")));
+        t.apply(at + 311, maybe_by(named, 2, flag()));
+        // It resumed from progress 80, counter 7: its counter stays one behind.
+        let mut now = at + 2_300;
+        for (p, c) in [(90, 8), (100, 9)] {
+            for f in original_step(p, c) {
+                now += 1;
+                t.apply(now, maybe_by(named, 2, f));
+            }
+        }
+        assert!(t.torn().is_some(), "every later state is torn");
+        assert_eq!(t.cycles().len(), 1);
+        let c = &t.cycles()[0];
+        assert_eq!(c.resume_range(), Some((70, 80)));
+        assert_eq!(
+            (c.resumed_from, c.steps_lost, c.steps_skipped),
+            (Some(80), Some(0), Some(0)),
+            "named {named}: {c:?}"
+        );
+        assert_eq!(phase(&t), "RESUMED from 80%");
+        let inst = t.instance("kv-demo-001").unwrap();
+        assert_eq!(inst.first_checkpoint, Some((at + 2_301, 9)));
+        // The next task's first step is that task's, not the closed cycle's.
+        t.apply(now + 1, maybe_by(named, 2, delete("app.crashed")));
+        t.apply(now + 2, maybe_by(named, 2, put("task.status", "completed")));
+        t.apply(now + 50, exited(ProcessExit::Clean, false));
+        t.apply(now + 500, started(3));
+        t.apply(now + 501, maybe_by(named, 3, flag()));
+        for f in original_step(10, 1) {
+            t.apply(now + 2_500, maybe_by(named, 3, f));
+        }
+        assert_eq!(t.cycles().len(), 1);
+        assert_eq!(t.cycles()[0].resumed_from, Some(80));
+        assert_eq!(phase(&t), "RUNNING");
+    }
+}
+
+#[test]
+fn a_late_write_of_the_dead_run_moves_the_kill_point_and_no_count_goes_negative() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, by(1, flag()));
+    for n in 1..=5 {
+        at += 100;
+        t.apply(at, by(1, checkpoint(n)));
+    }
+    t.apply(at + 50, sigkilled());
+    t.apply(at + 60, started(2));
+    t.apply(at + 61, by(2, flag()));
+    // Step 6 of the dead run lands after the restart (its last request was
+    // in flight), and the restarted run read it: it goes on at step 7.
+    t.apply(at + 700, by(1, checkpoint(6)));
+    assert!(
+        t.cycles()[0].first_checkpoint_at.is_none(),
+        "not the new run's"
+    );
+    t.apply(at + 800, by(2, checkpoint(7)));
+    let c = &t.cycles()[0];
+    assert_eq!(
+        (
+            c.counter_at_kill,
+            c.resumed_from,
+            c.steps_lost,
+            c.steps_skipped
+        ),
+        (Some(6), Some(60), Some(0), Some(0))
+    );
+    // A restart that goes on beyond what was saved: skipped, never a negative loss.
+    let (mut t, at) = original_through(false, 5);
+    t.apply(at + 1, sigkilled());
+    t.apply(at + 300, started(2));
+    t.apply(at + 2_300, put("task.progress", "80"));
+    let c = &t.cycles()[0];
+    assert_eq!((c.steps_lost, c.steps_skipped), (Some(0), Some(2)));
+}
+
+#[test]
+fn a_flag_deleted_and_set_again_by_one_run_is_no_clear() {
+    for named in [true, false] {
+        let (mut t, at) = original_through(named, 3);
+        t.apply(at + 100, sigkilled());
+        t.apply(at + 300, started(2));
+        // Its recovery: the flag it found deleted, then set again.
+        t.apply(at + 310, maybe_by(named, 2, delete("app.crashed")));
+        t.apply(at + 311, maybe_by(named, 2, flag()));
+        assert!(!t.instance("kv-demo-001").unwrap().flag_cleared_in_run);
+        for f in original_step(40, 4) {
+            t.apply(at + 2_300, maybe_by(named, 2, f));
+        }
+        t.apply(at + 2_400, sigkilled());
+        assert!(t.cycles()[1].flag_after_kill, "named {named}");
+        let last_exit = t
+            .timeline()
+            .rev()
+            .find(|e| matches!(e.kind, TimelineKind::Exited { .. }))
+            .unwrap();
+        assert!(
+            matches!(
+                last_exit.kind,
+                TimelineKind::Exited {
+                    flag: Some(true),
+                    ..
+                }
+            ),
+            "named {named}: {last_exit:?}"
+        );
+    }
+    // Deleted by one run, set by another: the first cleared it.
+    let (mut t, at) = original_through(true, 3);
+    t.apply(at + 10, by(1, delete("app.crashed")));
+    t.apply(at + 11, by(9, flag()));
+    assert!(t.instance("kv-demo-001").unwrap().flag_cleared_in_run);
+}
+
+#[test]
+fn the_recovery_of_a_run_whose_start_is_seen_after_its_writes_is_still_one() {
+    let (mut t, at) = original_through(true, 3);
+    t.apply(at + 100, sigkilled());
+    // Its flag handshake and first step reach us before its `Started`.
+    t.apply(at + 300, by_child(20, 2, delete("app.crashed")));
+    t.apply(at + 301, by_child(21, 2, flag()));
+    t.apply(at + 2_300, by_child(22, 2, put("task.progress", "40")));
+    t.apply(at + 2_310, started(2));
+    assert!(t.timeline().any(|e| e.kind == TimelineKind::Recovering));
+    let c = &t.cycles()[0];
+    assert_eq!(
+        (c.resumed_from, c.steps_lost, c.first_checkpoint_at),
+        (Some(30), Some(0), Some(at + 2_300))
+    );
+}
+
+#[test]
+fn a_first_start_whose_flag_arrives_before_its_process_is_no_recovery() {
+    // Named: the flag is the new run's own.
+    let mut t = Tracker::new();
+    t.apply(0, Fact::Snapshot(vec![]));
+    t.apply(5, by(7, flag()));
+    t.apply(9, started(7));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(!t.timeline().any(|e| e.kind == TimelineKind::Recovering));
+    // A flag that was already there when first read is a recovery.
+    let mut t = Tracker::new();
+    t.apply(0, Fact::Snapshot(vec![e("app.crashed", "true")]));
+    t.apply(9, started(7));
+    assert_eq!(phase(&t), "RECOVERING");
+}
+
+#[test]
+fn a_kill_during_the_completion_writes_is_no_lost_task() {
+    // After `task.status=completed`: the restart begins a new task.
+    let mut t2 = Tracker::new();
+    t2.apply(0, started(1));
+    t2.apply(0, flag());
+    let mut at2 = 0;
+    run_steps(&mut t2, &mut at2, 0, 10);
+    t2.apply(at2 + 1, deleted("app.crashed"));
+    t2.apply(at2 + 2, Fact::Written(vec![e("task.status", "completed")]));
+    t2.apply(at2 + 3, sigkilled());
+    t2.apply(at2 + 200, started(2));
+    t2.apply(at2 + 201, flag());
+    t2.apply(at2 + 700, checkpoint(1));
+    let c = &t2.cycles()[0];
+    assert!(c.task_done_at_kill);
+    assert_eq!((c.steps_lost, c.steps_skipped), (Some(0), Some(0)));
+    assert_eq!(t2.instance("kv-demo-001").unwrap().phase, Phase::Running);
+    assert_eq!(t2.completions(), 1);
+
+    // At 100% before the completion writes: the restart only completes it.
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    t.apply(0, flag());
+    let mut at = 0;
+    run_steps(&mut t, &mut at, 0, 10);
+    t.apply(at + 1, sigkilled());
+    t.apply(at + 200, started(2));
+    t.apply(at + 201, flag());
+    t.apply(at + 202, deleted("app.crashed"));
+    t.apply(at + 203, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(at + 210, exited(ProcessExit::Clean, false));
+    let c = &t.cycles()[0];
+    assert_eq!(
+        (c.resumed_from, c.steps_lost, c.task_done_at_kill),
+        (Some(100), Some(0), true)
+    );
+    assert_eq!(phase(&t), "COMPLETED");
+    assert_eq!(t.completions(), 1);
+}
+
+#[test]
+fn a_reset_by_another_client_tears_no_worker_checkpoint() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, by(1, flag()));
+    for n in 1..=3 {
+        at += 100;
+        t.apply(at, by(1, checkpoint(n)));
+    }
+    // The dashboard's reset (its own process, no run) deletes key by key.
+    for key in [
+        "app.crashed",
+        "task.checkpoint",
+        "task.counter",
+        "task.progress",
+        "task.status",
+    ] {
+        at += 1;
+        t.apply(at, by(4242, delete(key)));
+    }
+    assert_eq!(t.torn_seen(), 0);
+    assert!(!t
+        .timeline()
+        .any(|e| matches!(e.kind, TimelineKind::Torn(_))));
+    assert!(!t.instance("kv-demo-001").unwrap().flag_cleared_in_run);
+    // Not cleared by a stop: removed while the worker runs.
+    assert_eq!(t.crash_flag(), CrashFlag::Removed);
+    assert_eq!(phase(&t), "RUNNING");
+}
+
+#[test]
+fn a_replaced_run_stopped_after_its_replacement_completed_did_not_complete() {
+    use super::super::facts::NodeAction;
+    let mut t = running_on_node_a();
+    t.apply(
+        1_000,
+        Fact::NodeAction {
+            node: "nodeA".into(),
+            action: NodeAction::Frozen,
+        },
+    );
+    t.apply(
+        4_100,
+        cluster(
+            false,
+            &[
+                ("d1-a", "nodeA", DesiredState::Stopped, 0),
+                ("d1-b", "nodeB", DesiredState::Running, 0),
+            ],
+        ),
+    );
+    t.apply(4_200, started_as("d1-b", 2));
+    t.apply(4_250, by(2, flag()));
+    let mut at = 4_300;
+    for n in 5..=10 {
+        at += 100;
+        t.apply(at, by(2, checkpoint(n)));
+    }
+    t.apply(at + 1, by(2, deleted("app.crashed")));
+    t.apply(
+        at + 2,
+        by(2, Fact::Written(vec![e("task.status", "completed")])),
+    );
+    // Thawed, the replaced run is stopped by its agent (it writes nothing
+    // the controller takes from it) and ends cleanly.
+    t.apply(at + 100, exited_as("d1-a", ProcessExit::Unknown));
+    t.apply(at + 200, exited_as("d1-b", ProcessExit::Unknown));
+    assert_eq!(t.instance("d1-a").unwrap().phase, Phase::Stopped);
+    assert_eq!(t.instance("d1-b").unwrap().phase, Phase::Completed);
+    let completed = t
+        .timeline()
+        .filter(|e| e.kind == TimelineKind::Completed)
+        .count();
+    assert_eq!(completed, 1, "the task completes once");
+    assert_eq!(t.completions(), 1);
+}
+
+#[test]
+fn a_flag_a_stopped_run_left_makes_the_next_start_a_recovery() {
+    let mut t = Tracker::new();
+    t.apply(0, started(1));
+    t.apply(1, by(1, flag()));
+    t.apply(100, by(1, checkpoint(3)));
+    // Stopped without clearing its flag: the next start finds it.
+    t.apply(200, exited(ProcessExit::Clean, true));
+    t.apply(300, started(2));
+    assert_eq!(phase(&t), "RECOVERING");
 }

@@ -1,7 +1,8 @@
 //! The crash flag, big and unmistakable, with its key name: ARMED while a
 //! worker runs, SET after a crash (recovery pending), CLEARED after a
-//! graceful stop or completion, NO FLAG while it has never been seen (a
-//! worker that does not use the KV never writes it).
+//! graceful stop or completion, REMOVED when another client (a reset)
+//! deleted it, NO FLAG while it has never been seen (a worker that does not
+//! use the KV never writes it).
 
 use crate::recovery::CrashFlag;
 use crate::text::{panes::flag_text, Lang};
@@ -24,6 +25,7 @@ pub fn state_of(flag: CrashFlag, alive: bool) -> FlagState {
     match (flag, alive) {
         (CrashFlag::NeverSeen, _) => FlagState::NeverSeen,
         (CrashFlag::Cleared, _) => FlagState::Cleared,
+        (CrashFlag::Removed, _) => FlagState::Removed,
         (CrashFlag::Set, true) => FlagState::Armed,
         (CrashFlag::Set, false) => FlagState::Set,
     }
@@ -39,6 +41,7 @@ pub fn style(app: &App, state: FlagState) -> Style {
         FlagState::Armed => app.theme.armed(),
         FlagState::Set => app.theme.alarm(),
         FlagState::Cleared => app.theme.calm(),
+        FlagState::Removed => app.theme.dim(),
         FlagState::NeverSeen => app.theme.dim(),
     }
 }

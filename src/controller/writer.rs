@@ -1,0 +1,213 @@
+//! Who made a write: the process behind each request, so the recovery
+//! judgement can rest on which run wrote what rather than on arrival order.
+//!
+//! A client may name its process (`X-Plum-Writer: <pid>`, plumdash's SDK);
+//! that is believed only from loopback, where the pid means a process here.
+//! Any other loopback client (the original C++ SDK, `curl` in a script) is
+//! traced through `/proc`: the connection's client port gives the socket's
+//! inode (`/proc/net/tcp`, `tcp6`), and the processes this one started (the
+//! supervised workers and what they run, the local agents' workers) are
+//! searched for the descriptor holding it. Only those few are looked at: a
+//! process we did not start is not traced, and its write names no writer.
+//! Either way the writer is given with its parents, up to (not including)
+//! this process, so a `curl` names the worker script it runs under.
+
+use crate::kv::model::{Writer, WriterVia, WRITER_CHAIN_MAX};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// Both ends of a connection to the controller, put on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Most of this process's descendants searched for a socket.
+const MAX_DESCENDANTS: usize = 512;
+
+/// The writer of a request from `conn`, named by `header` or traced by its
+/// socket. Blocking (reads `/proc`): call it off the async workers.
+pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
+    let conn = conn?;
+    // A pid from another machine means nothing here.
+    if !conn.peer.ip().is_loopback() {
+        return None;
+    }
+    let own = std::process::id();
+    if let Some(pid) = header.and_then(|h| h.trim().parse::<u32>().ok()) {
+        if pid != 0 {
+            return Some(Writer {
+                pids: chain(pid, own),
+                via: WriterVia::Header,
+            });
+        }
+    }
+    let inode = socket_inode(conn.peer.port(), conn.local.port())?;
+    let owner = descendants(own)
+        .into_iter()
+        .find(|pid| holds_socket(*pid, inode))?;
+    Some(Writer {
+        pids: chain(owner, own),
+        via: WriterVia::Socket,
+    })
+}
+
+/// `pid` and its parents, stopping before `own` (this process) or init.
+fn chain(pid: u32, own: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let mut at = pid;
+    while pids.len() < WRITER_CHAIN_MAX {
+        match parent(at) {
+            Some(p) if p > 1 && p != own && !pids.contains(&p) => {
+                pids.push(p);
+                at = p;
+            }
+            _ => break,
+        }
+    }
+    pids
+}
+
+/// The parent of `pid` (`/proc/<pid>/stat`, field 4, after the name in parentheses).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every process below `root` (children of all its threads, recursively).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut found: BTreeSet<u32> = BTreeSet::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let Ok(children) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if found.len() >= MAX_DESCENDANTS {
+                    return found.into_iter().collect();
+                }
+                if found.insert(child) {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The inode of the client's end of a loopback connection: the socket whose
+/// local port is the client's and whose remote port is ours.
+fn socket_inode(client_port: u16, server_port: u16) -> Option<u64> {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|path| {
+        let table = std::fs::read_to_string(path).ok()?;
+        table
+            .lines()
+            .skip(1)
+            .find_map(|line| inode_if_match(line, client_port, server_port))
+    })
+}
+
+/// One line of `/proc/net/tcp`: `sl local rem st tx:rx tr:when retr uid timeout inode …`.
+fn inode_if_match(line: &str, client_port: u16, server_port: u16) -> Option<u64> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    let (local, remote, inode) = (fields.get(1)?, fields.get(2)?, fields.get(9)?);
+    (port(local)? == client_port && port(remote)? == server_port)
+        .then(|| inode.parse().ok())
+        .flatten()
+        .filter(|i| *i != 0)
+}
+
+/// `pid` has a descriptor open on socket `inode`.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let want = format!("socket:[{inode}]");
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == want.as_str())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_proc_net_tcp_line_gives_the_client_sockets_inode() {
+        let line = "   3: 0100007F:A1B2 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 424242 1 0000000000000000 20 4 30 10 -1";
+        assert_eq!(inode_if_match(line, 0xA1B2, 0x1F90), Some(424242));
+        assert_eq!(
+            inode_if_match(line, 0x1F90, 0xA1B2),
+            None,
+            "the server's end"
+        );
+        assert_eq!(inode_if_match("garbage", 1, 2), None);
+    }
+
+    #[test]
+    fn a_header_is_believed_only_from_loopback() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let remote = ConnInfo {
+            peer: "10.1.2.3:40000".parse().unwrap(),
+            local,
+        };
+        assert_eq!(resolve(Some("123"), Some(remote)), None);
+        let here = ConnInfo {
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            local,
+        };
+        let w = resolve(Some(&std::process::id().to_string()), Some(here)).unwrap();
+        assert_eq!(
+            (w.pid(), w.via),
+            (Some(std::process::id()), WriterVia::Header)
+        );
+        assert_eq!(resolve(None, None), None);
+    }
+
+    /// A child's loopback connection is traced to the child, through `/proc`.
+    #[test]
+    fn a_childs_connection_is_traced_to_the_child() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // A child that connects and waits for an answer, as a client does.
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3; read -t 10 line <&3"
+            ))
+            .spawn()
+            .unwrap();
+        let (mut conn, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 3];
+        conn.read_exact(&mut buf).unwrap();
+        let info = ConnInfo {
+            peer,
+            local: conn.local_addr().unwrap(),
+        };
+        let w = resolve(None, Some(info));
+        let _ = conn.write_all(b"bye\n");
+        let _ = child.wait();
+        let w = w.expect("traced");
+        assert_eq!(w.pid(), Some(child.id()));
+        assert_eq!(w.via, WriterVia::Socket);
+        // A connection of this process itself is not a writer we started.
+        let mine = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (theirs, peer) = listener.accept().unwrap();
+        let info = ConnInfo {
+            peer,
+            local: theirs.local_addr().unwrap(),
+        };
+        assert_eq!(resolve(None, Some(info)), None);
+        drop(mine);
+    }
+}
