@@ -100,6 +100,7 @@ fn report_now(
         exit_code,
         healthy,
         ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
+        reason: String::new(),
     }
 }
 
@@ -132,6 +133,7 @@ pub fn status_for(event: &SupervisorEvent) -> Option<StatusReport> {
         exit_code,
         healthy,
         ts_unix: unix_secs(event.ts_ms),
+        reason: String::new(),
     })
 }
 

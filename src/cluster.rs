@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
 
+pub mod admin;
 pub mod model;
 
 pub use model::{Assignment, DesiredState, HealthState, InstancePhase, Node, StatusReport};

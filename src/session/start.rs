@@ -37,6 +37,7 @@ impl Session {
                     token: config.token.clone(),
                     fallback_to_free_port: !config.listen_exact,
                     cluster: config.cluster,
+                    max_upload: controller::MAX_UPLOAD_BYTES,
                 })
                 .await
                 .context("starting the embedded controller")?;
