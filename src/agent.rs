@@ -25,9 +25,13 @@ use reqwest::{Method, RequestBuilder};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub mod artifact;
 pub mod local;
+mod signal;
 
-use crate::cluster::model::{Assignment, AssignmentList, Heartbeat, InstancePhase, StatusReport};
+use crate::cluster::model::{
+    AgentSignal, Assignment, AssignmentList, Heartbeat, InstancePhase, SignalResult, StatusReport,
+};
 use crate::supervisor::{
     bundled_worker_path, split_command_line, Action, EventKind, ExitKind, OrphanGuard, Supervisor,
     SupervisorConfig, SupervisorEvent, WorkerSpec,
@@ -101,6 +105,15 @@ fn report_now(
         healthy,
         ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
         reason: String::new(),
+    }
+}
+
+/// A `Failed` report that says why (an artifact it could not fetch or unpack,
+/// a program it could not start): plumdash's `reason`, which the dashboard shows.
+fn failed_because(instance_id: &str, reason: String) -> StatusReport {
+    StatusReport {
+        reason,
+        ..report_now(instance_id, InstancePhase::Failed, -1, false)
     }
 }
 
@@ -204,6 +217,23 @@ impl Api {
         Ok(list.items)
     }
 
+    /// Answers a signal order (`POST /v1/signals/{requestId}`).
+    async fn signal_result(&self, request_id: &str, result: &SignalResult) -> Result<()> {
+        let path = format!(
+            "/v1/signals/{}",
+            percent_encoding::utf8_percent_encode(request_id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        self.request(Method::POST, &path)
+            .timeout(REQUEST_TIMEOUT)
+            .json(result)
+            .send()
+            .await
+            .context("answering a signal")?
+            .error_for_status()
+            .context("the signal's answer was refused")?;
+        Ok(())
+    }
+
     async fn status(&self, report: &StatusReport) -> Result<()> {
         self.request(Method::POST, "/v1/instances/status")
             .timeout(REQUEST_TIMEOUT)
@@ -254,16 +284,22 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         config.ip.clone(),
         stop.clone(),
     ));
+    let (orders, order_queue) = mpsc::unbounded_channel();
     tokio::spawn(stream_loop(
         api.clone(),
         config.node.clone(),
-        wake.clone(),
+        StreamSinks {
+            wake: wake.clone(),
+            orders,
+        },
         stop.clone(),
     ));
+    tokio::spawn(signal::serve(api.clone(), supervisor.clone(), order_queue));
     tokio::spawn(report_loop(api.clone(), queue));
     tokio::spawn(forward_events(events, reports.clone()));
 
     let mut reconciler = Reconciler {
+        api: api.clone(),
         supervisor: supervisor.clone(),
         config: config.clone(),
         node_dir,
@@ -310,6 +346,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 
 /// Makes the local instances match the assignments.
 struct Reconciler {
+    api: Api,
     supervisor: Supervisor,
     config: AgentConfig,
     node_dir: PathBuf,
@@ -375,12 +412,7 @@ impl Reconciler {
                     tracing::warn!("cannot start {}: {e:#}", item.instance_id);
                     self.start_failed
                         .insert(item.instance_id.clone(), Instant::now());
-                    self.report(report_now(
-                        &item.instance_id,
-                        InstancePhase::Failed,
-                        -1,
-                        false,
-                    ));
+                    self.report(failed_because(&item.instance_id, format!("{e:#}")));
                 }
             }
         }
@@ -388,7 +420,7 @@ impl Reconciler {
 
     /// Starts one assignment in its work folder; its `Started` event reports Running.
     async fn start(&self, item: &Assignment) -> Result<()> {
-        let spec = self.spec_for(item)?;
+        let spec = self.spec_for(item).await?;
         tracing::info!(
             "starting {} on {}: {}",
             item.instance_id,
@@ -403,11 +435,24 @@ impl Reconciler {
         Ok(())
     }
 
-    fn spec_for(&self, item: &Assignment) -> Result<WorkerSpec> {
-        let dir = self.node_dir.join(safe_folder_name(&item.instance_id));
+    async fn spec_for(&self, item: &Assignment) -> Result<WorkerSpec> {
+        let mut dir = self.node_dir.join(safe_folder_name(&item.instance_id));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the work folder {}", dir.display()))?;
-        let spec = if item.start_cmd.trim().is_empty() {
+        let spec = if !item.artifact_url.trim().is_empty() {
+            // As the original: the package's start.sh (or startCmd) by `sh -c`
+            // in the unpacked folder.
+            dir = artifact::prepare(
+                &self.api.http,
+                &self.api.base,
+                self.api.token.as_deref(),
+                item.artifact_url.trim(),
+                &dir,
+            )
+            .await?;
+            let cmd = non_empty(&item.start_cmd, "./start.sh").trim().to_string();
+            WorkerSpec::new("sh").args(["-c".to_string(), cmd])
+        } else if item.start_cmd.trim().is_empty() {
             match bundled_worker_path() {
                 Ok(path) => WorkerSpec::new(path),
                 // The same worker, built into plumdash itself.
@@ -497,14 +542,22 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
     }
 }
 
-/// Holds `/v1/stream?nodeId=&presence=1` open (the controller reads its close
-/// as this node's death); every event wakes the sync loop.
-async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: CancellationToken) {
+/// Where the stream's events go: wake-ups for the sync loop, signal orders
+/// for `signal::serve`.
+struct StreamSinks {
+    wake: Arc<Notify>,
+    orders: mpsc::UnboundedSender<AgentSignal>,
+}
+
+/// Holds `/v1/stream?nodeId=&presence=1&signals=1` open (the controller reads
+/// its close as this node's death); an `event: signal` is an order for one of
+/// its instances, every other event wakes the sync loop.
+async fn stream_loop(api: Api, node: String, sinks: StreamSinks, stop: CancellationToken) {
     loop {
         let opened = tokio::time::Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return,
-            end = follow_stream(&api, &node, &wake) => {
+            end = follow_stream(&api, &node, &sinks) => {
                 tracing::debug!("assignment stream ended: {end}");
             }
         }
@@ -519,10 +572,10 @@ async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: Cancellati
 }
 
 /// Follows the stream until it ends; returns why.
-async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
+async fn follow_stream(api: &Api, node: &str, sinks: &StreamSinks) -> String {
     let resp = match api
         .request(Method::GET, "/v1/stream")
-        .query(&[("nodeId", node), ("presence", "1")])
+        .query(&[("nodeId", node), ("presence", "1"), ("signals", "1")])
         .send()
         .await
     {
@@ -533,7 +586,13 @@ async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
     let mut events = resp.bytes_stream().eventsource();
     while let Some(event) = events.next().await {
         match event {
-            Ok(_) => wake.notify_one(),
+            Ok(event) if event.event == "signal" => match serde_json::from_str(&event.data) {
+                Ok(order) => {
+                    let _ = sinks.orders.send(order);
+                }
+                Err(e) => tracing::warn!("an unreadable signal order: {e}"),
+            },
+            Ok(_) => sinks.wake.notify_one(),
             Err(e) => return format!("broke: {e}"),
         }
     }

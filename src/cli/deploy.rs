@@ -72,15 +72,14 @@ pub async fn run_deploy(args: DeployArgs) -> Result<()> {
         )
     };
     let line = format!(
-        "deployment {} ({} {} on {} ×{}): {state}\ninstances: {}",
-        created.deployment_id,
-        app.name,
-        app.version,
-        args.node,
-        args.replicas,
-        created.instances.join(", ")
+        "deployment {} ({} {} on {} ×{}): {state}",
+        created.deployment_id, app.name, app.version, args.node, args.replicas,
     );
     println!("{}", escape_controls(&line));
+    println!(
+        "instances: {}",
+        escape_controls(&created.instances.join(", "))
+    );
     Ok(())
 }
 

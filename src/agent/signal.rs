@@ -1,0 +1,139 @@
+//! Signal orders from the controller (`event: signal` on the agent's stream,
+//! `controller/signals.rs`): done to this node's instances, answered with what
+//! was done — the pid signalled, or why nothing was.
+//!
+//! `worker` scope reaches the worker program itself: the supervised process
+//! when it is the worker (the bundled kv-demo), else the process of that name
+//! in the instance's tree (`sh → bash → kv-demo | tee` under a `start.sh`),
+//! found by its `PLUM_INSTANCE_ID` and re-checked before the signal, as attach
+//! does. `tree` scope is the instance's whole process group, through the
+//! supervisor's owner task. Either way the supervisor sees the death and
+//! restarts by its policy.
+
+use super::Api;
+use crate::cluster::model::{AgentSignal, SignalResult, SignalScope};
+use crate::supervisor::{
+    parse_signal, Action, InstanceSnapshot, ProcessFinder, Supervisor, WORKER_EXECUTABLE,
+};
+use std::collections::VecDeque;
+use std::path::Path;
+use tokio::sync::mpsc;
+
+/// Orders remembered, so one seen twice (two streams open at once) is done once.
+const REMEMBERED: usize = 64;
+
+/// Does each order and posts the answer, until the stream task ends.
+pub(super) async fn serve(
+    api: Api,
+    supervisor: Supervisor,
+    mut orders: mpsc::UnboundedReceiver<AgentSignal>,
+) {
+    let mut seen: VecDeque<String> = VecDeque::new();
+    while let Some(order) = orders.recv().await {
+        if seen.contains(&order.request_id) {
+            continue;
+        }
+        if seen.len() == REMEMBERED {
+            seen.pop_front();
+        }
+        seen.push_back(order.request_id.clone());
+        let result = perform(&supervisor, &order).await;
+        tracing::info!(
+            "signal {} for {}: {}",
+            order.order.signal,
+            order.instance_id,
+            result.message
+        );
+        if let Err(e) = api.signal_result(&order.request_id, &result).await {
+            tracing::warn!("cannot answer signal {}: {e:#}", order.request_id);
+        }
+    }
+}
+
+fn refused(message: String) -> SignalResult {
+    SignalResult {
+        ok: false,
+        pid: None,
+        process: String::new(),
+        message,
+    }
+}
+
+/// The program a snapshot runs (`sh` for `sh -c ./start.sh`).
+fn program_name(snapshot: &InstanceSnapshot) -> String {
+    let first = snapshot.command.split_whitespace().next().unwrap_or("");
+    Path::new(first)
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+async fn perform(supervisor: &Supervisor, order: &AgentSignal) -> SignalResult {
+    let id = &order.instance_id;
+    let signal = match parse_signal(&order.order.signal) {
+        Ok(signal) => signal,
+        Err(e) => return refused(e.to_string()),
+    };
+    let name = signal.as_str();
+    let Some(snapshot) = supervisor.instance(id) else {
+        return refused(format!("instance {id} does not run on this node"));
+    };
+    let Some(pid) = snapshot.pid else {
+        return refused(format!("{id} is not running ({})", snapshot.phase));
+    };
+    let worker = if order.order.worker.is_empty() {
+        WORKER_EXECUTABLE
+    } else {
+        order.order.worker.as_str()
+    };
+    let program = program_name(&snapshot);
+    let own = |message: String| match order.order.scope {
+        SignalScope::Tree => format!("{message} (its process group)"),
+        SignalScope::Worker => message,
+    };
+    if order.order.scope == SignalScope::Tree || program == worker {
+        return match supervisor.send(id, Action::Signal(signal)).await {
+            Ok(_) => SignalResult {
+                ok: true,
+                pid: Some(pid),
+                process: program.clone(),
+                message: own(format!("{name} sent to pid {pid} ({program})")),
+            },
+            Err(e) => refused(e.to_string()),
+        };
+    }
+    // A worker under wrappers: found in the instance's tree by its variables.
+    let (app, instance, wanted) = (snapshot.app_name.clone(), id.clone(), worker.to_string());
+    let found = tokio::task::spawn_blocking(move || {
+        ProcessFinder::new(app, wanted)
+            .scan(&[])
+            .into_iter()
+            .find(|p| p.instance_id.as_deref() == Some(instance.as_str()))
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(process) = found else {
+        return refused(format!(
+            "no {worker} process in {id}'s tree (pid {pid} runs {}); a whole-tree signal reaches \
+             what runs there",
+            snapshot.command
+        ));
+    };
+    match process.signal(signal) {
+        Ok(()) => {
+            let under = process
+                .wrapper_chain()
+                .map_or(String::new(), |chain| format!(" under {chain}"));
+            SignalResult {
+                ok: true,
+                pid: Some(process.pid),
+                process: process.name.clone(),
+                message: format!(
+                    "{name} sent to pid {} ({}{under})",
+                    process.pid, process.name
+                ),
+            }
+        }
+        Err(e) => refused(format!("{e:#}")),
+    }
+}
