@@ -410,6 +410,13 @@ async fn answer(
         Request::Start { instance } => (instance, Action::Start),
         Request::Restart { instance } => (instance, Action::Restart),
     };
+    // On another machine: its agent signals it and says what it did.
+    if let (Some(_), Action::Signal(sig)) = (session.remote_node(instance), action) {
+        return match session.signal_remote(instance, sig, false).await {
+            Ok(done) => json!({"ok": true, "done": done}),
+            Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+        };
+    }
     let before = status.borrow_and_update().instances.get(instance).cloned();
     if let Err(e) = session.act(instance, action).await {
         return json!({"ok": false, "error": format!("{e:#}")});

@@ -19,7 +19,7 @@ mod tracker;
 mod view;
 
 pub use board::{Board, EventsSeen};
-pub use facts::{Fact, NodeAction, ProcessExit, TsMs};
+pub use facts::{Fact, NodeAction, ProcessExit, TsMs, REMOTE_PID};
 pub use nodes::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};
 pub use timeline::{TimelineEvent, TimelineKind};

@@ -468,6 +468,12 @@ impl Deployments {
                 ],
             )
             .context("recording a status")?;
+        // Unlike the original, a report wakes its node's stream too, so a
+        // dashboard following it sees the phase at once (the agent merely syncs).
+        let nodes = nodes_of(&self.conn(), "instance_id = ?1", &s.instance_id)?;
+        for node in nodes {
+            self.publish(&node);
+        }
         Ok(())
     }
 

@@ -372,6 +372,19 @@ async fn perform(
             }),
             Err(e) => failed(cmd, format!("{e:#}")),
         },
+        // On another machine: through its agent, which says what it did.
+        Command::Signal { instance, signal } if session.remote_node(instance).is_some() => {
+            match session
+                .signal_remote(instance, to_nix(*signal), signal.whole_tree())
+                .await
+            {
+                Ok(done) => Some(Outcome::Signalled {
+                    instance: instance.clone(),
+                    done,
+                }),
+                Err(e) => failed(cmd, format!("{e:#}")),
+            }
+        }
         Command::Signal { instance, signal } if signal.whole_tree() => {
             match session.signal_tree(instance, to_nix(*signal)).await {
                 Ok(_) => None,
