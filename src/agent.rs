@@ -98,13 +98,15 @@ fn report_now(
     exit_code: i64,
     healthy: bool,
 ) -> StatusReport {
+    let now = crate::clock::unix_ms(std::time::SystemTime::now());
     StatusReport {
         instance_id: instance_id.to_string(),
         phase,
         exit_code,
         healthy,
-        ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
+        ts_unix: unix_secs(now),
         reason: String::new(),
+        ts_ms: i64::try_from(now).ok(),
     }
 }
 
@@ -147,6 +149,7 @@ pub fn status_for(event: &SupervisorEvent) -> Option<StatusReport> {
         healthy,
         ts_unix: unix_secs(event.ts_ms),
         reason: String::new(),
+        ts_ms: i64::try_from(event.ts_ms).ok(),
     })
 }
 
@@ -703,7 +706,14 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["exitCode", "healthy", "instanceId", "phase", "tsUnix"]
+            [
+                "exitCode",
+                "healthy",
+                "instanceId",
+                "phase",
+                "tsMs",
+                "tsUnix"
+            ]
         );
     }
 

@@ -314,6 +314,10 @@ pub struct LastReport {
     /// could not fetch or unpack). Absent otherwise, and from the original.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// plumdash: the report's time in unix milliseconds (when the worker
+    /// started or died, as its agent saw it), when its agent sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_at_ms: Option<i64>,
 }
 
 /// `GET /v1/assignments?nodeId=`.
@@ -339,6 +343,10 @@ pub struct StatusReport {
     /// and ignores it).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// plumdash's agent: `tsUnix` in milliseconds, so a dashboard can place
+    /// the start or death among the namespace's writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_ms: Option<i64>,
 }
 
 /// An uploaded app package, as `POST /v1/apps/upload` answers and `GET
@@ -578,6 +586,7 @@ mod tests {
             healthy: false,
             ts_unix: 5,
             reason: String::new(),
+            ts_ms: None,
         };
         let text = serde_json::to_string(&report).unwrap();
         assert_eq!(

@@ -61,13 +61,16 @@ CREATE TABLE IF NOT EXISTS statuses (
     ts_unix     INTEGER NOT NULL
 );";
 
-/// A database made before statuses carried a reason gets the column, empty.
-fn add_reason_column(conn: &Connection) -> Result<()> {
-    let has = conn
-        .prepare("SELECT 1 FROM pragma_table_info('statuses') WHERE name = 'reason'")?
-        .exists([])?;
-    if !has {
-        conn.execute_batch("ALTER TABLE statuses ADD COLUMN reason TEXT")?;
+/// A database made before statuses carried a reason and a time in
+/// milliseconds (plumdash's) gets the columns, empty.
+fn add_status_columns(conn: &Connection) -> Result<()> {
+    for (column, kind) in [("reason", "TEXT"), ("ts_ms", "INTEGER")] {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('statuses') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE statuses ADD COLUMN {column} {kind}"))?;
+        }
     }
     Ok(())
 }
@@ -133,8 +136,8 @@ impl Deployments {
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(super::apps::SCHEMA))
             .with_context(|| format!("creating the cluster tables in {}", db.display()))?;
-        add_reason_column(&conn)
-            .with_context(|| format!("adding statuses.reason in {}", db.display()))?;
+        add_status_columns(&conn)
+            .with_context(|| format!("adding the statuses' columns in {}", db.display()))?;
         let replaced = {
             let mut stmt = conn
                 .prepare("SELECT instance_id FROM replacements")
@@ -345,6 +348,8 @@ impl Deployments {
                         (SELECT s.ts_unix FROM statuses s WHERE s.instance_id = a.instance_id
                            ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
                         (SELECT s.reason FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
+                        (SELECT s.ts_ms FROM statuses s WHERE s.instance_id = a.instance_id
                            ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1)
                  FROM assignments a JOIN deployments d ON d.deployment_id = a.deployment_id
                  WHERE a.node_id = ?1 AND d.status = ?2 ORDER BY a.instance_id",
@@ -367,6 +372,7 @@ impl Deployments {
                         healthy: r.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0,
                         last_report_at: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
                         reason: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                        last_report_at_ms: r.get(11)?,
                     }),
                     fenced_writes: None,
                 })
@@ -456,15 +462,17 @@ impl Deployments {
     pub(super) fn report(&self, s: &StatusReport) -> Result<()> {
         self.conn()
             .execute(
-                "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix, reason,
+                                       ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     s.instance_id,
                     s.phase,
                     s.exit_code,
                     s.healthy,
                     s.ts_unix,
-                    (!s.reason.is_empty()).then_some(&s.reason)
+                    (!s.reason.is_empty()).then_some(&s.reason),
+                    s.ts_ms
                 ],
             )
             .context("recording a status")?;
@@ -786,6 +794,7 @@ mod tests {
             healthy: false,
             ts_unix: 1,
             reason: String::new(),
+            ts_ms: None,
         };
         d.report(&status(&rows[0].instance_id, InstancePhase::Running))
             .unwrap();

@@ -190,6 +190,8 @@ pub struct Tracker {
     /// Tells the cluster's own news (nodes up, down, acted on). Every tracker
     /// follows the cluster; with one per instance, one of them tells it.
     node_voice: bool,
+    /// When the crash flag last went from clear to set.
+    flag_set_at: Option<TsMs>,
 }
 
 impl Tracker {
@@ -581,8 +583,11 @@ impl Tracker {
     }
 
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
-        // A set flag left behind by a death means this start is a recovery.
-        let recovering = self.task.crash_flag && !self.task.is_completed();
+        // A set flag left behind by a death means this start is a recovery;
+        // one set at or after the start is this run's own start keys, seen
+        // before its start (a remote run's start reaches us by a later read).
+        let set_by_this_run = self.flag_set_at.is_some_and(|set| set >= at);
+        let recovering = self.task.crash_flag && !self.task.is_completed() && !set_by_this_run;
         self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
         inst.attached = false;
@@ -721,6 +726,9 @@ impl Tracker {
                     inst.attached_at_pct = Some(p);
                 }
             }
+        }
+        if task.crash_flag && !before.crash_flag {
+            self.flag_set_at = Some(at);
         }
         if task.crash_flag != before.crash_flag {
             let kind = if task.crash_flag {

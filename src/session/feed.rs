@@ -247,10 +247,13 @@ impl Session {
         if let Some(watcher) = &self.attached {
             watcher.rescan();
         }
+        // When its agent saw it, unless that is later than now (another clock).
+        let when = |t: Option<TsMs>| t.filter(|t| *t <= at).unwrap_or(at);
         for fact in facts {
             match fact {
-                RemoteFact::Now(fact) => self.pending.push_back(Pending::Fact(at, fact)),
-                RemoteFact::End(fact) => {
+                RemoteFact::Now(t, fact) => self.pending.push_back(Pending::Fact(when(t), fact)),
+                RemoteFact::End(t, fact) => {
+                    let at = when(t);
                     let instance = match &fact {
                         Fact::Exited { instance, .. } => instance.clone(),
                         _ => String::new(),

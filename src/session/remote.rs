@@ -17,7 +17,7 @@
 use crate::cluster::admin::ClusterClient;
 use crate::cluster::model::{SignalOrder, SignalScope};
 use crate::cluster::{ClusterView, DesiredState, InstancePhase};
-use crate::recovery::{Fact, ProcessExit};
+use crate::recovery::{Fact, ProcessExit, TsMs};
 use crate::supervisor::{InstanceSnapshot, Origin, OutputBuffer, OutputStream, Phase, Role};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -25,13 +25,14 @@ use std::sync::Mutex;
 
 use crate::recovery::REMOTE_PID as NO_PID_HERE;
 
-/// What reading the cluster says about remote instances.
+/// What reading the cluster says about remote instances, and when it
+/// happened as its agent saw it (`None`: not said; the read's time stands).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RemoteFact {
     /// Told as it is.
-    Now(Fact),
+    Now(Option<TsMs>, Fact),
     /// An end, judged from the namespace: read it afresh first.
-    End(Fact),
+    End(Option<TsMs>, Fact),
 }
 
 /// One instance as last read.
@@ -108,18 +109,20 @@ impl Remote {
             }
             present.push(id.clone());
             let report = a.last_report.clone().unwrap_or_default();
+            let when = report
+                .last_report_at_ms
+                .and_then(|ms| TsMs::try_from(ms).ok());
             let Some(run) = state.runs.get_mut(&id) else {
                 let output = OutputBuffer::new(16);
-                output.push(
-                    0,
-                    OutputStream::Supervisor,
-                    format!(
-                        "remote: no pid here. {id} runs on node {}: its output stays there \
-                         (its agent's data folder: {}/{id}.log, and app/ of its instance \
-                         folder); k and the signal menu reach it through its agent",
-                        a.node_id, a.node_id
-                    ),
-                );
+                let node = &a.node_id;
+                for line in [
+                    format!("remote: no pid here. It runs on node {node}."),
+                    format!("Its output stays on {node}: <agent data dir>/{node}/{id}.log"),
+                    "(and app/kv-demo.log in its folder, for a start.sh that tees).".to_string(),
+                    "k and the signal menu reach it through its agent.".to_string(),
+                ] {
+                    output.push(0, OutputStream::Supervisor, line);
+                }
                 state.runs.insert(
                     id,
                     Run {
@@ -149,60 +152,76 @@ impl Remote {
                     InstancePhase::Running => {
                         run.runs += 1;
                         let pid = NO_PID_HERE;
-                        facts.push(RemoteFact::Now(if run.in_first_read {
-                            Fact::Attached { instance: id, pid }
-                        } else {
-                            Fact::Started { instance: id, pid }
-                        }));
+                        facts.push(RemoteFact::Now(
+                            when,
+                            if run.in_first_read {
+                                Fact::Attached { instance: id, pid }
+                            } else {
+                                Fact::Started { instance: id, pid }
+                            },
+                        ));
                     }
                     InstancePhase::Failed if !report.reason.is_empty() => {
-                        facts.push(RemoteFact::Now(Fact::Failed {
-                            instance: id,
-                            reason: report.reason,
-                        }));
+                        facts.push(RemoteFact::Now(
+                            when,
+                            Fact::Failed {
+                                instance: id,
+                                reason: report.reason,
+                            },
+                        ));
                     }
                     _ => {}
                 }
                 continue;
             }
-            let end = |exit: ProcessExit, requested: bool| {
-                RemoteFact::End(Fact::Exited {
-                    instance: id.clone(),
-                    exit,
-                    requested,
-                })
+            let end = |at: Option<TsMs>, exit: ProcessExit, requested: bool| {
+                RemoteFact::End(
+                    at,
+                    Fact::Exited {
+                        instance: id.clone(),
+                        exit,
+                        requested,
+                    },
+                )
             };
             let running = InstancePhase::Running;
             match &report.phase {
                 InstancePhase::Running if was == running && was_at == report.last_report_at => {}
                 InstancePhase::Running => {
                     if was == running {
-                        // Died and started again between two reads.
-                        facts.push(end(ProcessExit::Unknown, false));
+                        // Died and started again between two reads: just before.
+                        let before = when.map(|w| w.saturating_sub(1));
+                        facts.push(end(before, ProcessExit::Unknown, false));
                     }
                     run.runs += 1;
-                    facts.push(RemoteFact::Now(Fact::Started {
-                        instance: id.clone(),
-                        pid: NO_PID_HERE,
-                    }));
+                    facts.push(RemoteFact::Now(
+                        when,
+                        Fact::Started {
+                            instance: id.clone(),
+                            pid: NO_PID_HERE,
+                        },
+                    ));
                 }
                 InstancePhase::Failed => {
                     if was == running {
-                        facts.push(end(ProcessExit::Unknown, false));
+                        facts.push(end(when, ProcessExit::Unknown, false));
                     }
                     let news = was != InstancePhase::Failed || was_reason != report.reason;
                     if !report.reason.is_empty() && news {
-                        facts.push(RemoteFact::Now(Fact::Failed {
-                            instance: id.clone(),
-                            reason: report.reason.clone(),
-                        }));
+                        facts.push(RemoteFact::Now(
+                            when,
+                            Fact::Failed {
+                                instance: id.clone(),
+                                reason: report.reason.clone(),
+                            },
+                        ));
                     }
                 }
                 InstancePhase::Stopped if was == running => {
-                    facts.push(end(ProcessExit::Unknown, true));
+                    facts.push(end(when, ProcessExit::Unknown, true));
                 }
                 InstancePhase::Exited if was == running => {
-                    facts.push(end(ProcessExit::Clean, false));
+                    facts.push(end(when, ProcessExit::Clean, false));
                 }
                 _ => {}
             }
@@ -217,11 +236,14 @@ impl Remote {
         for id in gone {
             if let Some(run) = state.runs.remove(&id) {
                 if run.decided && run.phase == InstancePhase::Running {
-                    facts.push(RemoteFact::End(Fact::Exited {
-                        instance: id,
-                        exit: ProcessExit::Unknown,
-                        requested: true,
-                    }));
+                    facts.push(RemoteFact::End(
+                        None,
+                        Fact::Exited {
+                            instance: id,
+                            exit: ProcessExit::Unknown,
+                            requested: true,
+                        },
+                    ));
                 }
             }
         }
@@ -313,6 +335,7 @@ mod tests {
                     healthy: true,
                     last_report_at: at,
                     reason: reason.into(),
+                    last_report_at_ms: None,
                 }),
                 ..Assignment::default()
             }],
@@ -328,12 +351,15 @@ mod tests {
         facts
             .iter()
             .map(|f| match f {
-                RemoteFact::Now(Fact::Started { .. }) => "started".into(),
-                RemoteFact::Now(Fact::Attached { .. }) => "attached".into(),
-                RemoteFact::Now(Fact::Failed { reason, .. }) => format!("failed: {reason}"),
-                RemoteFact::End(Fact::Exited {
-                    exit, requested, ..
-                }) => {
+                RemoteFact::Now(_, Fact::Started { .. }) => "started".into(),
+                RemoteFact::Now(_, Fact::Attached { .. }) => "attached".into(),
+                RemoteFact::Now(_, Fact::Failed { reason, .. }) => format!("failed: {reason}"),
+                RemoteFact::End(
+                    _,
+                    Fact::Exited {
+                        exit, requested, ..
+                    },
+                ) => {
                     format!("exited {exit} {requested}")
                 }
                 other => format!("{other:?}"),
@@ -382,7 +408,7 @@ mod tests {
             (rows[0].node.as_str(), rows[0].origin, rows[0].pid),
             ("nodeB", Origin::Remote, None)
         );
-        assert!(r.output("d-1").unwrap().recent(1)[0]
+        assert!(r.output("d-1").unwrap().recent(4)[0]
             .text
             .starts_with("remote: no pid here"));
     }

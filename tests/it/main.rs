@@ -17,6 +17,7 @@ mod ctl;
 mod demo_tape;
 mod failover;
 mod kv_demo;
+mod machines;
 mod nodes;
 mod original_controller;
 mod rehearsal;

@@ -998,3 +998,19 @@ fn a_failover_resumed_before_a_read_showed_the_move_still_gets_its_figures() {
         ("d1-a", Some(310), Some(360))
     );
 }
+
+/// A run's own start keys seen before its start (a remote run's start comes
+/// by a later cluster read, stamped with when its agent started it): a fresh
+/// start, not a recovery. A flag set before the start still is one.
+#[test]
+fn a_flag_set_after_the_start_is_the_runs_own_not_a_recovery() {
+    let mut t = Tracker::new();
+    t.apply(1_020, flag());
+    t.apply(1_400, started(7));
+    assert_eq!(phase(&t), "RECOVERING", "arrived after the flag: as before");
+    let mut t = Tracker::new();
+    t.apply(1_020, flag());
+    t.apply(1_000, started(7));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(!t.timeline().any(|e| e.kind == TimelineKind::Recovering));
+}
