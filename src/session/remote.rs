@@ -128,7 +128,8 @@ impl Remote {
                     Run {
                         node: a.node_id.clone(),
                         desired: a.desired.clone(),
-                        in_first_read: first_read,
+                        // Running at the first read: found running, not seen starting.
+                        in_first_read: first_read && report.phase == InstancePhase::Running,
                         decided: false,
                         phase: report.phase,
                         report_at: report.last_report_at,
@@ -420,6 +421,14 @@ mod tests {
         assert_eq!(
             kinds(&r.observe(&row("Running", 10, ""), &|_| false)),
             ["attached"]
+        );
+        // Deployed but not reported at the first read: its start is seen.
+        let seen = remote();
+        assert!(seen.observe(&row("", 0, ""), &|_| false).is_empty());
+        assert!(seen.observe(&row("", 0, ""), &|_| false).is_empty());
+        assert_eq!(
+            kinds(&seen.observe(&row("Running", 10, ""), &|_| false)),
+            ["started"]
         );
         let local = remote();
         assert!(local.observe(&row("Running", 10, ""), &|_| true).is_empty());

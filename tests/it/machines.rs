@@ -263,6 +263,52 @@ fn a_package_deployed_on_node_b_is_killed_from_a_dashboard_that_cannot_see_it() 
     tmux.send(&["q"]);
 }
 
+/// `ctl` of an `up --controller --headless` reaches an instance on another
+/// node through its agent (here the bundled kv-demo, no wrappers): the kill
+/// is the agent's, the restart too, and the events tell the recovery; what
+/// only its deployment can do is refused, saying why.
+#[test]
+fn ctl_kills_a_remote_instance_through_its_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
+    let url = controller.url();
+    let _node_b = agent(&url, "nodeB", &dir.path().join("data"), "400");
+    let up = support::Up::builder()
+        .args(["--controller", &url, "--instances", "0"])
+        .stderr(Stdio::null())
+        .spawn();
+    // Watching before the deployment: its start is seen, not found.
+    up.wait_event("nodeB seen", |e| e["kind"] == "node_up");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let created = rt.block_on(support::deploy(
+        &url,
+        json!({"name": "d", "entries": [{"artifactUrl": "", "appName": "kv-demo", "replicas": {"nodeB": 1}}]}),
+    ));
+    let iid = created["instances"][0].as_str().unwrap().to_string();
+    let mine = |e: &Value| e["instance"] == iid.as_str();
+    up.wait_event("the remote start", |e| {
+        mine(e) && e["kind"] == "started" && e["node"] == "nodeB"
+    });
+    rt.block_on(support::wait_for_progress("kv-demo", &url, 20));
+    let (code, out, err) = up.ctl(&["kill", &iid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("nodeB's agent: SIGKILL sent to pid "),
+        "{out}"
+    );
+    assert!(out.contains("(kv-demo)"), "{out}");
+    up.wait_event("the crash", |e| mine(e) && e["kind"] == "crashed");
+    up.wait_event("the resume in the same instance", |e| {
+        mine(e) && e["kind"] == "resumed"
+    });
+    let (code, _, err) = up.ctl(&["stop", &iid]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("runs on node nodeB: only signals reach it"),
+        "{err}"
+    );
+}
+
 /// The app API as the original answers it (§9), and plumdash's limits.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_api_answers_as_the_originals_and_refuses_zip_slip_and_oversized_uploads() {
