@@ -30,7 +30,7 @@ pub mod local;
 mod signal;
 
 use crate::cluster::model::{
-    AgentSignal, Assignment, AssignmentList, Heartbeat, InstancePhase, SignalResult, StatusReport,
+    Assignment, AssignmentList, Heartbeat, InstancePhase, SignalResult, StatusReport,
 };
 use crate::supervisor::{
     bundled_worker_path, split_command_line, Action, EventKind, ExitKind, OrphanGuard, Supervisor,
@@ -280,11 +280,14 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 
     let stop = CancellationToken::new();
     let wake = Arc::new(Notify::new());
+    // Set by a freeze order: no beats, no syncs (a hung machine).
+    let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (reports, queue) = mpsc::unbounded_channel();
     tokio::spawn(heartbeat_loop(
         api.clone(),
         config.node.clone(),
         config.ip.clone(),
+        frozen.clone(),
         stop.clone(),
     ));
     let (orders, order_queue) = mpsc::unbounded_channel();
@@ -297,7 +300,12 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         },
         stop.clone(),
     ));
-    tokio::spawn(signal::serve(api.clone(), supervisor.clone(), order_queue));
+    tokio::spawn(signal::serve(
+        api.clone(),
+        supervisor.clone(),
+        frozen.clone(),
+        order_queue,
+    ));
     tokio::spawn(report_loop(api.clone(), queue));
     tokio::spawn(forward_events(events, reports.clone()));
 
@@ -318,6 +326,9 @@ pub async fn run(config: AgentConfig) -> Result<()> {
             _ = termination.recv() => break,
             _ = tick.tick() => {}
             _ = wake.notified() => {}
+        }
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         match api.assignments(&config.node).await {
             Ok(items) => {
@@ -521,7 +532,13 @@ fn safe_folder_name(id: &str) -> String {
     }
 }
 
-async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationToken) {
+async fn heartbeat_loop(
+    api: Api,
+    node: String,
+    ip: String,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ok = true;
@@ -529,6 +546,9 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         match api.heartbeat(&node, &ip).await {
             Ok(()) if !ok => {
@@ -549,7 +569,7 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
 /// for `signal::serve`.
 struct StreamSinks {
     wake: Arc<Notify>,
-    orders: mpsc::UnboundedSender<AgentSignal>,
+    orders: mpsc::UnboundedSender<signal::Order>,
 }
 
 /// Holds `/v1/stream?nodeId=&presence=1&signals=1` open (the controller reads
@@ -589,12 +609,19 @@ async fn follow_stream(api: &Api, node: &str, sinks: &StreamSinks) -> String {
     let mut events = resp.bytes_stream().eventsource();
     while let Some(event) = events.next().await {
         match event {
-            Ok(event) if event.event == "signal" => match serde_json::from_str(&event.data) {
-                Ok(order) => {
-                    let _ = sinks.orders.send(order);
+            Ok(event) if event.event == "signal" || event.event == "node" => {
+                let order = if event.event == "signal" {
+                    serde_json::from_str(&event.data).map(signal::Order::Signal)
+                } else {
+                    serde_json::from_str(&event.data).map(signal::Order::Node)
+                };
+                match order {
+                    Ok(order) => {
+                        let _ = sinks.orders.send(order);
+                    }
+                    Err(e) => tracing::warn!("an unreadable {} order: {e}", event.event),
                 }
-                Err(e) => tracing::warn!("an unreadable signal order: {e}"),
-            },
+            }
             Ok(_) => sinks.wake.notify_one(),
             Err(e) => return format!("broke: {e}"),
         }

@@ -21,6 +21,7 @@ pub mod nodes;
 pub mod presence;
 mod routes;
 pub mod server;
+mod signal_routes;
 pub mod signals;
 mod sse;
 mod state;

@@ -9,45 +9,128 @@
 //! does. `tree` scope is the instance's whole process group, through the
 //! supervisor's owner task. Either way the supervisor sees the death and
 //! restarts by its policy.
+//!
+//! Node orders (`event: node`) act on the whole node, as `K` and `F` do to
+//! `up --nodes`' local agents: `kill` answers, then SIGKILLs every worker's
+//! process group and the agent itself (a machine dying: its stream closes,
+//! the controller moves its work); `freeze` SIGSTOPs the workers' groups and
+//! stops the beats and syncs, keeping the connections open as a hung machine
+//! does (the TTL finds it); `thaw` undoes that.
 
 use super::Api;
-use crate::cluster::model::{AgentSignal, SignalResult, SignalScope};
+use crate::cluster::model::{
+    AgentNodeOrder, AgentSignal, NodeOrderKind, SignalResult, SignalScope,
+};
 use crate::supervisor::{
     parse_signal, Action, InstanceSnapshot, ProcessFinder, Supervisor, WORKER_EXECUTABLE,
 };
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Orders remembered, so one seen twice (two streams open at once) is done once.
 const REMEMBERED: usize = 64;
 
+/// An order from the agent's stream.
+#[derive(Debug, Clone)]
+pub(super) enum Order {
+    Signal(AgentSignal),
+    Node(AgentNodeOrder),
+}
+
+impl Order {
+    fn request_id(&self) -> &str {
+        match self {
+            Order::Signal(o) => &o.request_id,
+            Order::Node(o) => &o.request_id,
+        }
+    }
+}
+
 /// Does each order and posts the answer, until the stream task ends.
 pub(super) async fn serve(
     api: Api,
     supervisor: Supervisor,
-    mut orders: mpsc::UnboundedReceiver<AgentSignal>,
+    frozen: Arc<AtomicBool>,
+    mut orders: mpsc::UnboundedReceiver<Order>,
 ) {
     let mut seen: VecDeque<String> = VecDeque::new();
     while let Some(order) = orders.recv().await {
-        if seen.contains(&order.request_id) {
+        let id = order.request_id().to_string();
+        if seen.contains(&id) {
             continue;
         }
         if seen.len() == REMEMBERED {
             seen.pop_front();
         }
-        seen.push_back(order.request_id.clone());
-        let result = perform(&supervisor, &order).await;
-        tracing::info!(
-            "signal {} for {}: {}",
-            order.order.signal,
-            order.instance_id,
-            result.message
-        );
-        if let Err(e) = api.signal_result(&order.request_id, &result).await {
-            tracing::warn!("cannot answer signal {}: {e:#}", order.request_id);
+        seen.push_back(id.clone());
+        let result = match &order {
+            // A hung machine answers nothing but the thaw.
+            Order::Signal(_) if frozen.load(Ordering::SeqCst) => {
+                refused("the node is frozen (F again thaws it)".into())
+            }
+            Order::Signal(signal) => perform(&supervisor, signal).await,
+            Order::Node(node) => node_order(&supervisor, &frozen, node.action),
+        };
+        tracing::info!("order {id}: {}", result.message);
+        if let Err(e) = api.signal_result(&id, &result).await {
+            tracing::warn!("cannot answer order {id}: {e:#}");
+        }
+        if matches!(&order, Order::Node(n) if n.action == NodeOrderKind::Kill) && result.ok {
+            die(&supervisor);
         }
     }
+}
+
+/// Signals each worker's process group (each is the leader of its own).
+fn signal_groups(supervisor: &Supervisor, signal: Signal) -> usize {
+    supervisor
+        .owned_pids()
+        .into_iter()
+        .filter_map(|pid| i32::try_from(pid).ok())
+        .filter(|pid| kill(Pid::from_raw(-pid), signal).is_ok())
+        .count()
+}
+
+fn node_order(supervisor: &Supervisor, frozen: &AtomicBool, action: NodeOrderKind) -> SignalResult {
+    let me = std::process::id();
+    let message = match action {
+        NodeOrderKind::Kill => {
+            let n = supervisor.owned_pids().len();
+            format!("SIGKILL to agent pid {me} and its {n} worker group(s): the node is gone")
+        }
+        NodeOrderKind::Freeze => {
+            if frozen.swap(true, Ordering::SeqCst) {
+                return refused("the node is frozen already".into());
+            }
+            let n = signal_groups(supervisor, Signal::SIGSTOP);
+            format!("frozen: {n} worker group(s) SIGSTOPped, no beats or syncs until thawed")
+        }
+        NodeOrderKind::Thaw => {
+            if !frozen.load(Ordering::SeqCst) {
+                return refused("the node is not frozen".into());
+            }
+            let n = signal_groups(supervisor, Signal::SIGCONT);
+            frozen.store(false, Ordering::SeqCst);
+            format!("thawed: {n} worker group(s) SIGCONTinued, beating again")
+        }
+    };
+    SignalResult {
+        ok: true,
+        pid: Some(me),
+        process: "plumdash agent".into(),
+        message,
+    }
+}
+
+/// A machine dying: every worker group, then the agent, by SIGKILL.
+fn die(supervisor: &Supervisor) {
+    signal_groups(supervisor, Signal::SIGKILL);
+    let _ = kill(Pid::this(), Signal::SIGKILL);
 }
 
 fn refused(message: String) -> SignalResult {

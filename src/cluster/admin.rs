@@ -4,7 +4,10 @@
 //! the app and deployment calls alike; the signal call is plumdash's own, and
 //! an original controller's 404 there is said as such.
 
-use super::model::{AppInfo, CreatedDeployment, DeploymentSummary, SignalDone, SignalOrder};
+use super::model::{
+    AppInfo, CreatedDeployment, DeploymentSummary, NodeDone, NodeOrder, NodeOrderKind, SignalDone,
+    SignalOrder,
+};
 use anyhow::{bail, Context, Result};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use std::path::Path;
@@ -244,6 +247,39 @@ impl ClusterClient {
             bail!(
                 "{what}: the controller at {} has no signal API (an original Plum controller): \
                  only a plumdash controller and agent carry signals to other nodes",
+                self.base
+            );
+        }
+        if !status.is_success() {
+            bail!("{what}: {}", reason(&body));
+        }
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{what}: the answer is not the expected JSON"))
+    }
+}
+
+impl ClusterClient {
+    /// `POST /v1/nodes/{id}/action`: the node's agent kills, freezes or thaws
+    /// its node (plumdash's; refused as `signal` is, with the reason).
+    pub async fn node_action(&self, node: &str, action: NodeOrderKind) -> Result<NodeDone> {
+        let path = format!("/v1/nodes/{}/action", segment(node));
+        let req = self
+            .request(Method::POST, &path)
+            .timeout(SIGNAL_TIMEOUT)
+            .json(&NodeOrder { action });
+        let what = format!("{} node {node}", action.as_str());
+        let response = req
+            .send()
+            .await
+            .with_context(|| format!("{what}: cannot reach {}", self.base))?;
+        let status = response.status();
+        let body = crate::http_body::read_capped(response, MAX_ANSWER)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{what}: reading the answer"))?;
+        if status == StatusCode::NOT_FOUND && !is_json(&body) {
+            bail!(
+                "{what}: the controller at {} has no node actions (an original Plum controller)",
                 self.base
             );
         }

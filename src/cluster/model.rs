@@ -413,6 +413,55 @@ pub struct AgentSignal {
     pub order: SignalOrder,
 }
 
+/// What a node's agent is asked to do to its whole node (plumdash's `K`/`F`
+/// for a node on another machine): a machine dying or hanging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOrderKind {
+    /// SIGKILL to its workers and to the agent itself: nothing of it is left.
+    Kill,
+    /// SIGSTOP to its workers; the agent stops beating and syncing (its
+    /// connections stay open, as a hung machine's do).
+    Freeze,
+    /// SIGCONT, beats and syncs again.
+    Thaw,
+}
+
+impl NodeOrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOrderKind::Kill => "kill",
+            NodeOrderKind::Freeze => "freeze",
+            NodeOrderKind::Thaw => "thaw",
+        }
+    }
+}
+
+/// `POST /v1/nodes/{id}/action` (plumdash): `{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOrder {
+    pub action: NodeOrderKind,
+}
+
+/// The node order as the controller pushes it (`event: node`); answered like
+/// a signal, `POST /v1/signals/{requestId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentNodeOrder {
+    pub request_id: String,
+    pub action: NodeOrderKind,
+}
+
+/// The answer of `POST /v1/nodes/{id}/action` when the agent did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDone {
+    pub node_id: String,
+    pub action: NodeOrderKind,
+    /// What the agent did, in its words.
+    pub done: String,
+}
+
 /// What an agent did with a signal: the pid signalled, or why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

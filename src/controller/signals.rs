@@ -9,16 +9,16 @@
 //! reason, or: no such stream, an original agent or none connected), 504
 //! when no answer comes in time. The agent holds the token, so orders and
 //! answers travel only on authenticated connections.
+//!
+//! `POST /v1/nodes/{id}/action {action: kill|freeze|thaw}` goes the same
+//! way (`event: node`): the agent kills its workers and itself, or freezes
+//! them and stops beating (a machine dying or hanging, for `K` and `F` on a
+//! node elsewhere), answering first.
 
 use super::error::ApiError;
-use super::state::AppState;
-use crate::cluster::model::{AgentSignal, SignalDone, SignalOrder, SignalResult};
-use axum::extract::{Path as UrlPath, State};
+use crate::cluster::model::{AgentNodeOrder, AgentSignal, SignalResult};
 use axum::http::StatusCode;
 use axum::response::sse::Event;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,10 +30,27 @@ use tokio::sync::{broadcast, oneshot};
 /// How long the controller waits for an agent's answer.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
+/// An order for one node's agent, as its stream carries it.
+#[derive(Debug, Clone)]
+pub(super) enum Order {
+    Signal(AgentSignal),
+    Node(AgentNodeOrder),
+}
+
+impl Order {
+    fn event(&self) -> Event {
+        let (name, data) = match self {
+            Order::Signal(o) => ("signal", serde_json::to_string(o)),
+            Order::Node(o) => ("node", serde_json::to_string(o)),
+        };
+        Event::default().event(name).data(data.unwrap_or_default())
+    }
+}
+
 /// Orders on their way to agents, and the answers awaited.
 pub struct Signals {
     next: AtomicU64,
-    orders: broadcast::Sender<(String, AgentSignal)>,
+    orders: broadcast::Sender<(String, Order)>,
     waiting: Mutex<HashMap<String, oneshot::Sender<SignalResult>>>,
     /// Open signal streams per node.
     listeners: Mutex<HashMap<String, usize>>,
@@ -89,9 +106,7 @@ impl Signals {
             loop {
                 match rx.recv().await {
                     Ok((node, order)) if node == guard.node => {
-                        let data = serde_json::to_string(&order).unwrap_or_default();
-                        let event = Event::default().event("signal").data(data);
-                        return Some((Ok(event), (rx, guard)));
+                        return Some((Ok(order.event()), (rx, guard)));
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -105,12 +120,12 @@ impl Signals {
         lock(&self.listeners).get(node).is_some_and(|n| *n > 0)
     }
 
-    /// Sends `order` to `node`'s agent and waits for its answer.
-    async fn send(
+    /// Sends what `order` makes of a request id to `node`'s agent and waits
+    /// for its answer.
+    pub(super) async fn send(
         &self,
         node: &str,
-        instance: &str,
-        order: SignalOrder,
+        order: impl FnOnce(String) -> Order,
     ) -> Result<SignalResult, ApiError> {
         if !self.listening(node) {
             return Err(ApiError {
@@ -124,14 +139,7 @@ impl Signals {
         let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(id.clone(), tx);
-        let _ = self.orders.send((
-            node.to_string(),
-            AgentSignal {
-                request_id: id.clone(),
-                instance_id: instance.to_string(),
-                order,
-            },
-        ));
+        let _ = self.orders.send((node.to_string(), order(id.clone())));
         let answer = tokio::time::timeout(ANSWER_WITHIN, rx).await;
         lock(&self.waiting).remove(&id);
         match answer {
@@ -147,77 +155,10 @@ impl Signals {
     }
 
     /// An agent's answer; false when nobody waits for it (any more).
-    fn answer(&self, id: &str, result: SignalResult) -> bool {
+    pub(super) fn answer(&self, id: &str, result: SignalResult) -> bool {
         match lock(&self.waiting).remove(id) {
             Some(tx) => tx.send(result).is_ok(),
             None => false,
         }
-    }
-}
-
-/// `/v1/instances/{id}/signal` and `/v1/signals/{requestId}`.
-pub fn signal_routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/instances/{id}/signal", post(signal))
-        .route("/v1/signals/{request}", post(answer))
-}
-
-fn broker(state: &AppState) -> Result<Arc<Signals>, ApiError> {
-    state
-        .signals
-        .clone()
-        .ok_or_else(|| ApiError::not_found("this controller does not carry signals"))
-}
-
-async fn signal(
-    State(state): State<AppState>,
-    UrlPath(instance): UrlPath<String>,
-    super::body::JsonBody(order): super::body::JsonBody<SignalOrder>,
-) -> Result<Response, ApiError> {
-    let signals = broker(&state)?;
-    let parsed = crate::supervisor::parse_signal(&order.signal)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let deployments = state
-        .deployments
-        .clone()
-        .ok_or_else(|| ApiError::not_found("this controller does not serve the cluster API"))?;
-    let lookup = instance.clone();
-    let node = tokio::task::spawn_blocking(move || deployments.node_of(&lookup))
-        .await
-        .map_err(ApiError::internal)??
-        .ok_or_else(|| ApiError::not_found(format!("no instance {instance:?}")))?;
-    let order = SignalOrder {
-        signal: parsed.as_str().to_string(),
-        ..order
-    };
-    let result = signals.send(&node, &instance, order.clone()).await?;
-    if !result.ok {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            message: format!("node {node}'s agent: {}", result.message),
-        });
-    }
-    Ok(Json(SignalDone {
-        instance_id: instance,
-        node_id: node,
-        signal: order.signal,
-        pid: result.pid,
-        process: result.process,
-        done: result.message,
-    })
-    .into_response())
-}
-
-async fn answer(
-    State(state): State<AppState>,
-    UrlPath(request): UrlPath<String>,
-    super::body::JsonBody(result): super::body::JsonBody<SignalResult>,
-) -> Result<Response, ApiError> {
-    if broker(&state)?.answer(&request, result) {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found(format!(
-            "no signal {request:?} waits for an answer"
-        )))
     }
 }

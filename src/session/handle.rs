@@ -35,10 +35,6 @@ impl SessionHandle {
     pub fn node_action(&self, node: &str, op: NodeOp) -> Result<NodeAction> {
         let nodes = match &self.nodes {
             Some(nodes) => nodes,
-            None if self.remote.is_some() => anyhow::bail!(
-                "node {node} is not on this machine: K and F act on `up --nodes` agents here; \
-                 k and the signal menu reach its instances through its agent"
-            ),
             None => anyhow::bail!("no local nodes here: `up --nodes N` starts them"),
         };
         let action = match op {
@@ -70,6 +66,27 @@ impl SessionHandle {
         // The session is gone only at exit: nothing left to tell.
         let _ = self.node_facts.send((now_ms(), fact));
         Ok(action)
+    }
+
+    /// Kills, freezes or thaws a node, here (`up --nodes`) or, watching
+    /// remote instances, elsewhere through its agent; told as a fact either
+    /// way. What was done, and the agent's words for a node elsewhere.
+    pub async fn node_action_anywhere(
+        &self,
+        node: &str,
+        op: NodeOp,
+    ) -> Result<(NodeAction, Option<String>)> {
+        let local = self.local_agents().iter().any(|(name, _)| name == node);
+        let Some(remote) = self.remote.as_ref().filter(|_| !local) else {
+            return self.node_action(node, op).map(|action| (action, None));
+        };
+        let (action, said) = remote.node_action(node, op).await?;
+        let fact = Fact::NodeAction {
+            node: node.to_string(),
+            action,
+        };
+        let _ = self.node_facts.send((now_ms(), fact));
+        Ok((action, Some(said)))
     }
 
     /// The local nodes' agents: name and pid (`up --nodes`).

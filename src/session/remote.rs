@@ -54,6 +54,8 @@ struct Run {
 struct State {
     read_once: bool,
     runs: BTreeMap<String, Run>,
+    /// Nodes frozen from here through their agent, not thawed since.
+    frozen: std::collections::BTreeSet<String>,
 }
 
 /// The app's remote instances and how to reach them.
@@ -291,6 +293,34 @@ impl Remote {
     /// What the log pane shows for a remote instance: where its output is.
     pub fn output(&self, instance: &str) -> Option<OutputBuffer> {
         self.state().runs.get(instance).map(|r| r.output.clone())
+    }
+
+    /// Kills, freezes or thaws a node elsewhere through its agent (`K`, `F`);
+    /// what was done, and what the agent said.
+    pub async fn node_action(
+        &self,
+        node: &str,
+        op: super::NodeOp,
+    ) -> Result<(crate::recovery::NodeAction, String)> {
+        use crate::cluster::model::NodeOrderKind;
+        use crate::recovery::NodeAction;
+        let frozen = self.state().frozen.contains(node);
+        let (order, action) = match op {
+            super::NodeOp::Kill => (NodeOrderKind::Kill, NodeAction::Killed),
+            super::NodeOp::ToggleFreeze if frozen => (NodeOrderKind::Thaw, NodeAction::Thawed),
+            super::NodeOp::ToggleFreeze => (NodeOrderKind::Freeze, NodeAction::Frozen),
+            super::NodeOp::Revive => anyhow::bail!(
+                "node {node} is on another machine: start its agent there again \
+                 (plumdash agent --node {node} …)"
+            ),
+        };
+        let done = self.client.node_action(node, order).await?;
+        let mut state = self.state();
+        match action {
+            NodeAction::Frozen => state.frozen.insert(node.to_string()),
+            _ => state.frozen.remove(node),
+        };
+        Ok((action, format!("{node}'s agent: {}", done.done)))
     }
 
     /// Sends `signal` to a remote instance through its agent; what the agent

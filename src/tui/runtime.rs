@@ -365,8 +365,13 @@ async fn perform(
             Ok(removed) => Some(Outcome::NamespaceReset { removed }),
             Err(e) => failed(cmd, e.to_string()),
         },
-        Command::Node { node, op } => match session.node_action(node, *op) {
-            Ok(action) => Some(Outcome::Node {
+        Command::Node { node, op } => match session.node_action_anywhere(node, *op).await {
+            // A node elsewhere: its agent's words.
+            Ok((_, Some(said))) => Some(Outcome::Signalled {
+                instance: node.clone(),
+                done: said,
+            }),
+            Ok((action, None)) => Some(Outcome::Node {
                 node: node.clone(),
                 action,
             }),

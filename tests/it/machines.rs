@@ -309,6 +309,76 @@ fn ctl_kills_a_remote_instance_through_its_agent() {
     );
 }
 
+/// `F` and `K` (here `ctl freeze-node`, `kill-node`) for nodes on other
+/// machines, through their agents: a frozen node stops beating and its work
+/// moves, thawed it stops its replaced worker; a killed node's agent and
+/// worker are gone.
+#[test]
+fn nodes_elsewhere_are_frozen_thawed_and_killed_through_their_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
+    let url = controller.url();
+    let _node_a = agent(&url, "nodeA", &dir.path().join("a"), "500");
+    let mut node_b = agent(&url, "nodeB", &dir.path().join("b"), "500");
+    let up = support::Up::builder()
+        .args(["--controller", &url, "--instances", "0"])
+        .stderr(Stdio::null())
+        .spawn();
+    for node in ["nodeA", "nodeB"] {
+        up.wait_event(node, |e| e["kind"] == "node_up" && e["node"] == node);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let created = rt.block_on(support::deploy(
+        &url,
+        json!({"name": "d", "entries": [{"artifactUrl": "", "appName": "kv-demo", "replicas": {"nodeA": 1}}]}),
+    ));
+    let old = created["instances"][0].as_str().unwrap().to_string();
+    up.wait_event("the start on nodeA", |e| {
+        e["instance"] == old.as_str() && e["kind"] == "started"
+    });
+    rt.block_on(support::wait_for_progress("kv-demo", &url, 20));
+
+    let (code, out, err) = up.ctl(&["freeze-node", "nodeA"]);
+    assert_eq!((code, out.trim()), (0, "nodeA frozen"), "{err}");
+    let worker = processes_of_instance(&old);
+    assert!(
+        !worker.is_empty() && worker.iter().all(|p| p.state == 'T'),
+        "{worker:?}"
+    );
+    up.wait_event("nodeA unhealthy", |e| {
+        e["kind"] == "node_down" && e["node"] == "nodeA"
+    });
+    let moved = up.wait_event("the move", |e| {
+        e["kind"] == "migrated" && e["instance"] == old.as_str()
+    });
+    assert_eq!(moved["to_node"], "nodeB");
+    let new = moved["new_instance"].as_str().unwrap().to_string();
+    up.wait_event("the resume on nodeB", |e| {
+        e["kind"] == "resumed" && e["instance"] == new.as_str()
+    });
+
+    let (code, out, err) = up.ctl(&["freeze-node", "nodeA"]);
+    assert_eq!((code, out.trim()), (0, "nodeA thawed"), "{err}");
+    support::wait_until("the replaced worker stopped by its agent", PATIENCE, || {
+        processes_of_instance(&old).is_empty()
+    });
+
+    let (code, out, err) = up.ctl(&["kill-node", "nodeB"]);
+    assert_eq!((code, out.trim()), (0, "nodeB killed"), "{err}");
+    support::wait_until("nodeB's agent gone", PATIENCE, || {
+        matches!(node_b.0.try_wait(), Ok(Some(_)))
+    });
+    support::wait_until("its worker gone", PATIENCE, || {
+        processes_of_instance(&new).is_empty()
+    });
+    up.wait_event("nodeB unhealthy", |e| {
+        e["kind"] == "node_down" && e["node"] == "nodeB"
+    });
+    let (code, _, err) = up.ctl(&["revive-node", "nodeB"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("start its agent there again"), "{err}");
+}
+
 /// The app API as the original answers it (§9), and plumdash's limits.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_api_answers_as_the_originals_and_refuses_zip_slip_and_oversized_uploads() {
