@@ -408,6 +408,26 @@ mod tests {
     }
 
     #[test]
+    fn a_link_is_refused_it_could_point_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.zip");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("start.sh", options).unwrap();
+        zip.start_file("meta.ini", options).unwrap();
+        zip.write_all(b"name=a\nversion=1\n").unwrap();
+        zip.add_symlink("out", "/etc", options).unwrap();
+        zip.start_file("out/passwd", options).unwrap();
+        zip.finish().unwrap();
+        assert_eq!(
+            inspect(&path).unwrap_err(),
+            PackageError::Symlink("out".into())
+        );
+        assert!(unpack(&path, &dir.path().join("app")).is_err());
+        assert!(!dir.path().join("app").exists());
+    }
+
+    #[test]
     fn a_package_unpacks_with_its_programs_executable() {
         let dir = tempfile::tempdir().unwrap();
         let worker = dir.path().join("w");

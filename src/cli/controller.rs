@@ -89,3 +89,19 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     };
     controller::run_foreground(config).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_powers_of_1024_and_nonsense_says_how_to_write_one() {
+        assert_eq!(byte_size("256MiB"), Ok(256 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("512 KB"), Ok(512 << 10));
+        assert_eq!(byte_size("4096"), Ok(4096));
+        for bad in ["", "0", "1.5MiB", "lots", "12PB"] {
+            assert!(byte_size(bad).is_err_and(|e| e.contains("64MiB")), "{bad}");
+        }
+    }
+}
