@@ -114,9 +114,13 @@ fn open(path: &Path) -> Result<Archive, PackageError> {
     zip::ZipArchive::new(file).map_err(|_| PackageError::NotZip)
 }
 
-/// Every entry's checked path (`None` for a folder), in archive order; the
-/// whole archive is refused at its first bad entry.
-fn checked_entries(archive: &mut Archive) -> Result<Vec<(String, Option<PathBuf>)>, PackageError> {
+/// One entry that passed the checks: its index in the archive, its name,
+/// and its path inside the folder (`None` for a folder).
+type Checked = (usize, String, Option<PathBuf>);
+
+/// Every entry's checked path, in archive order; the whole archive is
+/// refused at its first bad entry.
+fn checked_entries(archive: &mut Archive) -> Result<Vec<Checked>, PackageError> {
     if archive.len() > MAX_ENTRIES {
         return Err(PackageError::TooManyEntries);
     }
@@ -148,7 +152,7 @@ fn checked_entries(archive: &mut Archive) -> Result<Vec<(String, Option<PathBuf>
             return Err(PackageError::TooBig);
         }
         let is_dir = entry.is_dir();
-        out.push((name, (!is_dir).then_some(path)));
+        out.push((i, name, (!is_dir).then_some(path)));
     }
     Ok(out)
 }
@@ -162,7 +166,8 @@ pub fn inspect(path: &Path) -> Result<Inspected, PackageError> {
     let mut has_start = false;
     let (mut name, mut version) = (String::new(), String::new());
     let mut unpacked_bytes = 0;
-    for (i, (entry_name, file)) in entries.iter().enumerate() {
+    for (i, entry_name, file) in &entries {
+        let i = *i;
         if file.is_none() {
             continue;
         }
@@ -204,7 +209,8 @@ pub fn unpack(zip: &Path, dest: &Path) -> Result<usize> {
         checked_entries(&mut archive).with_context(|| format!("checking {}", zip.display()))?;
     std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut written = 0u64;
-    for (i, (name, path)) in entries.iter().enumerate() {
+    for (i, name, path) in &entries {
+        let i = *i;
         let Some(path) = path else {
             if let Some(dir) = inside(name) {
                 std::fs::create_dir_all(dest.join(&dir))
@@ -372,6 +378,16 @@ mod tests {
         );
         let got = inspect(&ok).unwrap();
         assert_eq!((got.name.as_str(), got.version.as_str()), ("a", "1"));
+        // A lone "./" folder entry is skipped, and the entries after it still read.
+        let dotted = zip_of(
+            dir.path(),
+            &[
+                ("./", b""),
+                ("start.sh", b""),
+                ("meta.ini", b"name=b\nversion=2\n"),
+            ],
+        );
+        assert_eq!(inspect(&dotted).unwrap().name, "b");
         let no_version = zip_of(dir.path(), &[("start.sh", b""), ("meta.ini", b"name=a\n")]);
         assert_eq!(
             inspect(&no_version).unwrap_err().to_string(),
