@@ -73,8 +73,10 @@ async fn download(
 ) -> Result<()> {
     let full = resolve(controller, url);
     let mut request = http.get(&full).timeout(DOWNLOAD_TIMEOUT);
-    // The token is the controller's: never sent anywhere else.
-    if let Some(token) = token.filter(|_| full.starts_with(controller.trim_end_matches('/'))) {
+    // The token is the controller's: never sent anywhere else (not to
+    // `http://ctl:8080.elsewhere/`, which merely starts like it).
+    let base = format!("{}/", controller.trim_end_matches('/'));
+    if let Some(token) = token.filter(|_| full.starts_with(&base)) {
         request = request.bearer_auth(token);
     }
     let response = request
