@@ -109,6 +109,37 @@ async fn upload(base: &str, name: &str, data: Vec<u8>) -> (u16, Value) {
     )
 }
 
+/// Sends `head` and `body` on a fresh connection, leaves it open, and reads
+/// the answer: its status and JSON body.
+fn raw_request(addr: &std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the server closes (it does after refusing a body it did not read).
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(Value::String(json.into())),
+    )
+}
+
 /// The pids of a process's parent chain, from `/proc`.
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -485,25 +516,37 @@ async fn the_app_api_answers_as_the_originals_and_refuses_zip_slip_and_oversized
             format!("zip entry {bad:?} would be written outside its folder").as_str()
         );
     }
-    // An upload past --max-upload, declared or streamed.
-    let (s, body) = upload(&base, "big.zip", vec![0u8; 2 << 20]).await;
+    // An upload past --max-upload, declared or streamed. Raw HTTP: the
+    // controller answers and closes without reading the rest, so a client
+    // still sending would see a broken pipe instead of the answer.
+    let head = |length: &str| {
+        format!(
+            "POST /v1/apps/upload HTTP/1.1\r\nHost: x\r\n{length}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        )
+    };
+    let (s, body) = raw_request(&controller.addr, &head("Content-Length: 2097152"), b"");
     assert_eq!(
         (s, body),
         (413, json!({"error": "the upload is larger than 1 MiB"}))
     );
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..32).map(|_| Ok(vec![0u8; 64 << 10])).collect();
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(
-        futures_util::stream::iter(chunks),
-    ))
-    .file_name("big.zip");
-    let resp = http()
-        .post(format!("{base}/v1/apps/upload"))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
+    let prelude =
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.zip\"\r\n\r\n";
+    let mut chunked = Vec::new();
+    let mut data = prelude.as_bytes().to_vec();
+    data.extend(std::iter::repeat_n(0u8, (1 << 20) + 1));
+    chunked.extend(format!("{:x}\r\n", data.len()).as_bytes());
+    chunked.extend(&data);
+    chunked.extend(b"\r\n");
+    let (s, body) = raw_request(
+        &controller.addr,
+        &head("Transfer-Encoding: chunked"),
+        &chunked,
+    );
+    assert_eq!(
+        (s, body),
+        (413, json!({"error": "the upload is larger than 1 MiB"}))
+    );
     // Nothing of the refused uploads is left: only the stored zip.
     let left: Vec<String> = std::fs::read_dir(&artifacts)
         .unwrap()
