@@ -51,6 +51,7 @@ fn main() {
                 token: None,
                 fallback_to_free_port: false,
                 cluster: Default::default(),
+                max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
             })
             .await
             .expect("controller");

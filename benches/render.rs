@@ -207,6 +207,7 @@ fn scenario(instances: usize, keys: usize) -> App {
                     auto_restart: true,
                     paused: None,
                     attached: false,
+                    remote: false,
                 },
                 cpu_percent: Some(0.3),
                 rss_bytes: Some(3 * 1024 * 1024),

@@ -23,9 +23,13 @@ use reqwest::{Method, RequestBuilder};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub mod artifact;
 pub mod local;
+mod signal;
 
-use crate::cluster::model::{Assignment, AssignmentList, Heartbeat, InstancePhase, StatusReport};
+use crate::cluster::model::{
+    Assignment, AssignmentList, Heartbeat, InstancePhase, SignalResult, StatusReport,
+};
 use crate::supervisor::{
     bundled_worker_path, split_command_line, EventKind, ExitKind, InstanceAction, OrphanGuard,
     Supervisor, SupervisorConfig, SupervisorEvent, WorkerSpec,
@@ -94,12 +98,24 @@ fn report_now(
     exit_code: i64,
     healthy: bool,
 ) -> StatusReport {
+    let now = crate::clock::unix_ms(std::time::SystemTime::now());
     StatusReport {
         instance_id: instance_id.to_string(),
         phase,
         exit_code,
         healthy,
-        ts_unix: unix_secs(crate::clock::unix_ms(std::time::SystemTime::now())),
+        ts_unix: unix_secs(now),
+        reason: String::new(),
+        ts_ms: i64::try_from(now).ok(),
+    }
+}
+
+/// A `Failed` report that says why (an artifact it could not fetch or unpack,
+/// a program it could not start): plumdash's `reason`, which the dashboard shows.
+fn failed_because(instance_id: &str, reason: String) -> StatusReport {
+    StatusReport {
+        reason,
+        ..report_now(instance_id, InstancePhase::Failed, -1, false)
     }
 }
 
@@ -132,6 +148,8 @@ pub fn status_for(event: &SupervisorEvent) -> Option<StatusReport> {
         exit_code,
         healthy,
         ts_unix: unix_secs(event.ts_ms),
+        reason: String::new(),
+        ts_ms: i64::try_from(event.ts_ms).ok(),
     })
 }
 
@@ -202,6 +220,23 @@ impl Api {
         Ok(list.items)
     }
 
+    /// Answers a signal order (`POST /v1/signals/{requestId}`).
+    async fn signal_result(&self, request_id: &str, result: &SignalResult) -> Result<()> {
+        let path = format!(
+            "/v1/signals/{}",
+            percent_encoding::utf8_percent_encode(request_id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        self.request(Method::POST, &path)
+            .timeout(REQUEST_TIMEOUT)
+            .json(result)
+            .send()
+            .await
+            .context("answering a signal")?
+            .error_for_status()
+            .context("the signal's answer was refused")?;
+        Ok(())
+    }
+
     async fn status(&self, report: &StatusReport) -> Result<()> {
         self.request(Method::POST, "/v1/instances/status")
             .timeout(REQUEST_TIMEOUT)
@@ -245,23 +280,37 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 
     let stop = CancellationToken::new();
     let wake = Arc::new(Notify::new());
+    // Set by a freeze order: no beats, no syncs (a hung machine).
+    let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (reports, queue) = mpsc::unbounded_channel();
     tokio::spawn(heartbeat_loop(
         api.clone(),
         config.node.clone(),
         config.ip.clone(),
+        frozen.clone(),
         stop.clone(),
     ));
+    let (orders, order_queue) = mpsc::unbounded_channel();
     tokio::spawn(stream_loop(
         api.clone(),
         config.node.clone(),
-        wake.clone(),
+        StreamSinks {
+            wake: wake.clone(),
+            orders,
+        },
         stop.clone(),
+    ));
+    tokio::spawn(signal::serve(
+        api.clone(),
+        supervisor.clone(),
+        frozen.clone(),
+        order_queue,
     ));
     tokio::spawn(report_loop(api.clone(), queue));
     tokio::spawn(forward_events(events, reports.clone()));
 
     let mut reconciler = Reconciler {
+        api: api.clone(),
         supervisor: supervisor.clone(),
         config: config.clone(),
         node_dir,
@@ -277,6 +326,9 @@ pub async fn run(config: AgentConfig) -> Result<()> {
             _ = termination.recv() => break,
             _ = tick.tick() => {}
             _ = wake.notified() => {}
+        }
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         match api.assignments(&config.node).await {
             Ok(items) => {
@@ -308,6 +360,7 @@ pub async fn run(config: AgentConfig) -> Result<()> {
 
 /// Makes the local instances match the assignments.
 struct Reconciler {
+    api: Api,
     supervisor: Supervisor,
     config: AgentConfig,
     node_dir: PathBuf,
@@ -373,12 +426,7 @@ impl Reconciler {
                     tracing::warn!("cannot start {}: {e:#}", item.instance_id);
                     self.start_failed
                         .insert(item.instance_id.clone(), Instant::now());
-                    self.report(report_now(
-                        &item.instance_id,
-                        InstancePhase::Failed,
-                        -1,
-                        false,
-                    ));
+                    self.report(failed_because(&item.instance_id, format!("{e:#}")));
                 }
             }
         }
@@ -386,7 +434,7 @@ impl Reconciler {
 
     /// Starts one assignment in its work folder; its `Started` event reports Running.
     async fn start(&self, item: &Assignment) -> Result<()> {
-        let spec = self.spec_for(item)?;
+        let spec = self.spec_for(item).await?;
         tracing::info!(
             "starting {} on {}: {}",
             item.instance_id,
@@ -401,11 +449,24 @@ impl Reconciler {
         Ok(())
     }
 
-    fn spec_for(&self, item: &Assignment) -> Result<WorkerSpec> {
-        let dir = self.node_dir.join(safe_folder_name(&item.instance_id));
+    async fn spec_for(&self, item: &Assignment) -> Result<WorkerSpec> {
+        let mut dir = self.node_dir.join(safe_folder_name(&item.instance_id));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the work folder {}", dir.display()))?;
-        let spec = if item.start_cmd.trim().is_empty() {
+        let spec = if !item.artifact_url.trim().is_empty() {
+            // As the original: the package's start.sh (or startCmd) by `sh -c`
+            // in the unpacked folder.
+            dir = artifact::prepare(
+                &self.api.http,
+                &self.api.base,
+                self.api.token.as_deref(),
+                item.artifact_url.trim(),
+                &dir,
+            )
+            .await?;
+            let cmd = non_empty(&item.start_cmd, "./start.sh").trim().to_string();
+            WorkerSpec::new("sh").args(["-c".to_string(), cmd])
+        } else if item.start_cmd.trim().is_empty() {
             match bundled_worker_path() {
                 Ok(path) => WorkerSpec::new(path),
                 // The same worker, built into plumdash itself.
@@ -471,7 +532,13 @@ fn safe_folder_name(id: &str) -> String {
     }
 }
 
-async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationToken) {
+async fn heartbeat_loop(
+    api: Api,
+    node: String,
+    ip: String,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ok = true;
@@ -479,6 +546,9 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         match api.heartbeat(&node, &ip).await {
             Ok(()) if !ok => {
@@ -495,14 +565,22 @@ async fn heartbeat_loop(api: Api, node: String, ip: String, stop: CancellationTo
     }
 }
 
-/// Holds `/v1/stream?nodeId=&presence=1` open (the controller reads its close
-/// as this node's death); every event wakes the sync loop.
-async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: CancellationToken) {
+/// Where the stream's events go: wake-ups for the sync loop, signal orders
+/// for `signal::serve`.
+struct StreamSinks {
+    wake: Arc<Notify>,
+    orders: mpsc::UnboundedSender<signal::Order>,
+}
+
+/// Holds `/v1/stream?nodeId=&presence=1&signals=1` open (the controller reads
+/// its close as this node's death); an `event: signal` is an order for one of
+/// its instances, every other event wakes the sync loop.
+async fn stream_loop(api: Api, node: String, sinks: StreamSinks, stop: CancellationToken) {
     loop {
         let opened = tokio::time::Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return,
-            end = follow_stream(&api, &node, &wake) => {
+            end = follow_stream(&api, &node, &sinks) => {
                 tracing::debug!("assignment stream ended: {end}");
             }
         }
@@ -517,10 +595,10 @@ async fn stream_loop(api: Api, node: String, wake: Arc<Notify>, stop: Cancellati
 }
 
 /// Follows the stream until it ends; returns why.
-async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
+async fn follow_stream(api: &Api, node: &str, sinks: &StreamSinks) -> String {
     let resp = match api
         .request(Method::GET, "/v1/stream")
-        .query(&[("nodeId", node), ("presence", "1")])
+        .query(&[("nodeId", node), ("presence", "1"), ("signals", "1")])
         .send()
         .await
     {
@@ -538,9 +616,22 @@ async fn follow_stream(api: &Api, node: &str, wake: &Notify) -> String {
                 if let Err(e) = decoder.push(&chunk, &mut events) {
                     return format!("broke: {e}");
                 }
-                if !events.is_empty() {
-                    events.clear();
-                    wake.notify_one();
+                for event in events.drain(..) {
+                    if event.event == "signal" || event.event == "node" {
+                        let order = if event.event == "signal" {
+                            serde_json::from_str(&event.data).map(signal::Order::Signal)
+                        } else {
+                            serde_json::from_str(&event.data).map(signal::Order::Node)
+                        };
+                        match order {
+                            Ok(order) => {
+                                let _ = sinks.orders.send(order);
+                            }
+                            Err(e) => tracing::warn!("an unreadable {} order: {e}", event.event),
+                        }
+                    } else {
+                        sinks.wake.notify_one();
+                    }
                 }
             }
             Ok(None) => return "closed by the controller".into(),
@@ -653,7 +744,14 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["exitCode", "healthy", "instanceId", "phase", "tsUnix"]
+            [
+                "exitCode",
+                "healthy",
+                "instanceId",
+                "phase",
+                "tsMs",
+                "tsUnix"
+            ]
         );
     }
 

@@ -5,10 +5,12 @@
 //! `main.rs` only calls [`main`].
 
 mod agent;
+mod apps;
 mod attach;
 pub mod auth;
 mod controller;
 mod ctl;
+mod deploy;
 mod generated;
 mod kv;
 mod scenario;
@@ -58,6 +60,14 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Watch a running controller's namespace and the local workers of an app (no spawning).
     Attach(attach::AttachArgs),
+    /// Write the seed's kv-demo.zip (start.sh, meta.ini, the kv-demo worker) for upload.
+    Package(apps::PackageArgs),
+    /// A controller's uploaded apps: list, upload a package, delete one.
+    Apps(apps::AppsArgs),
+    /// Deploy an uploaded app on a node (the Web UI's 创建部署 → 选择节点 → 启动).
+    Deploy(deploy::DeployArgs),
+    /// A controller's deployments: list, start, stop, delete.
+    Deployments(deploy::DeploymentsArgs),
     /// Read and write a namespace of a KV controller.
     Kv(kv::KvArgs),
     /// Crash-recovery QA: kill a worker N times and check the recovery invariants
@@ -225,6 +235,10 @@ async fn run_command(cli: Cli) -> Result<ExitCode> {
         Command::Ctl(args) => return ctl::run(args).await,
         Command::Controller(args) => controller::run(args).await?,
         Command::Kv(args) => kv::run(args).await?,
+        Command::Package(args) => apps::run_package(args)?,
+        Command::Apps(args) => apps::run_apps(args).await?,
+        Command::Deploy(args) => deploy::run_deploy(args).await?,
+        Command::Deployments(args) => deploy::run_deployments(args).await?,
         // Handled before the runtime starts.
         Command::Completions { .. } | Command::Man { .. } | Command::Scenario(_) => {}
     }
@@ -244,6 +258,8 @@ impl Command {
                 | Command::Verify(_)
                 | Command::Kv(_)
                 | Command::Ctl(_)
+                | Command::Apps(_)
+                | Command::Deployments(_)
         )
     }
 }

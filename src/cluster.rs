@@ -2,8 +2,8 @@
 //! assignments, status reports and their states, shared by the controller,
 //! the agent and this reader), and reading a controller's cluster API
 //! (`plum-cluster-api.md` §1–2): its nodes with their health, and every
-//! deployment's assignments with the node each runs on and whether it should
-//! run. Ours and the original serve the same shapes, so a dashboard attached
+//! deployment's assignments with the node each runs on, whether it should
+//! run and its agent's latest report. Ours and the original serve the same shapes, so a dashboard attached
 //! to either sees the same picture. Read only: nothing here changes the
 //! cluster.
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
 
+pub mod admin;
 pub mod model;
 
 pub use model::{Assignment, DesiredState, HealthState, InstancePhase, Node, StatusReport};
@@ -44,6 +45,8 @@ pub enum ClusterRead {
 #[derive(Clone)]
 pub struct ClusterReader {
     http: reqwest::Client,
+    /// For the node streams, which stay open (no overall timeout).
+    streams: reqwest::Client,
     base: String,
     token: Option<String>,
 }
@@ -54,11 +57,46 @@ impl ClusterReader {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .context("building the cluster API client")?;
+        let streams = reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("building the cluster API client")?;
         Ok(ClusterReader {
             http,
+            streams,
             base: base.trim_end_matches('/').to_string(),
             token,
         })
+    }
+
+    /// Follows `node`'s wake-up stream (`/v1/stream?nodeId=`, plain: no
+    /// presence, no signals) and notifies `wake` on every event — plumdash's
+    /// controller sends one when an assignment of the node changes or its
+    /// agent reports, so a read can follow at once. Reconnects after a second;
+    /// returns only when the controller has no such stream.
+    pub async fn follow_node(&self, node: &str, wake: &tokio::sync::Notify) {
+        use futures_util::StreamExt;
+        loop {
+            let mut request = self
+                .streams
+                .get(format!("{}/v1/stream", self.base))
+                .query(&[("nodeId", node)]);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => return,
+                Ok(r) if r.status().is_success() => {
+                    let mut body = r.bytes_stream();
+                    // Any bytes will do: each event is a reason to read again.
+                    while let Some(Ok(_)) = body.next().await {
+                        wake.notify_one();
+                    }
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Option<reqwest::Response>> {
@@ -115,8 +153,39 @@ impl ClusterReader {
             }
         }
         assignments.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        // Each instance's latest status is only in its node's list: read
+        // every node's once (the agents' reports: phase, when, why it failed).
+        let mut by_node: Vec<&str> = assignments.iter().map(|a| a.node_id.as_str()).collect();
+        by_node.sort_unstable();
+        by_node.dedup();
+        let mut reports = std::collections::HashMap::new();
+        for node in by_node.into_iter().filter(|n| !n.is_empty()) {
+            let Some(r) = self.get("/v1/assignments", &[("nodeId", node)]).await? else {
+                continue;
+            };
+            let list: NodeItems = json_capped(r)
+                .await
+                .with_context(|| format!("reading /v1/assignments?nodeId={node}"))?;
+            for item in list.items.unwrap_or_default() {
+                if let Some(report) = item.last_report {
+                    reports.insert(item.instance_id, report);
+                }
+            }
+        }
+        for a in &mut assignments {
+            if a.last_report.is_none() {
+                a.last_report = reports.remove(&a.instance_id);
+            }
+        }
         Ok(ClusterRead::View(ClusterView { nodes, assignments }))
     }
+}
+
+/// A node's list, read leniently (`null` for none, as the original's other lists).
+#[derive(serde::Deserialize)]
+struct NodeItems {
+    #[serde(default)]
+    items: Option<Vec<Assignment>>,
 }
 
 /// The answer's JSON, refused past [`MAX_BODY`] bytes (read as it arrives, so

@@ -9,6 +9,8 @@
 //! timeouts and a connection limit (`server`); loopback only unless a token
 //! guards it; every error answer is one line of JSON.
 
+mod app_routes;
+pub mod apps;
 mod body;
 mod cluster_routes;
 mod db_lock;
@@ -19,11 +21,14 @@ pub mod heartbeats;
 pub mod presence;
 mod routes;
 pub mod server;
+mod signal_routes;
+pub mod signals;
 mod sse;
 mod state;
 pub mod store;
 pub mod writer;
 
+pub use apps::MAX_UPLOAD_BYTES;
 pub use body::MAX_BODY_BYTES;
 pub use health::Health;
 pub use routes::{app, AppState, MAX_HEADER_BYTES, MAX_URI_BYTES};
@@ -51,6 +56,8 @@ pub struct ControllerConfig {
     pub fallback_to_free_port: bool,
     /// When nodes count as lost and how often the failover pass runs.
     pub cluster: ClusterTiming,
+    /// Largest app package `POST /v1/apps/upload` takes (413 above it).
+    pub max_upload: u64,
 }
 
 /// The cluster API's clocks.
@@ -146,10 +153,12 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
     let store = Arc::new(store);
     let db = lock.path().to_path_buf();
     let timing = config.cluster;
-    let (nodes, deployments) = tokio::task::spawn_blocking(move || {
+    let max_upload = config.max_upload;
+    let (nodes, deployments, apps) = tokio::task::spawn_blocking(move || {
         let nodes = heartbeats::NodeRegistry::open(&db, timing.node_ttl, timing.presence_grace)?;
         let deployments = deployments::Deployments::open(&db)?;
-        anyhow::Ok((nodes, deployments))
+        let apps = apps::Apps::open(&db, max_upload)?;
+        anyhow::Ok((nodes, deployments, apps))
     })
     .await
     .context("opening the cluster tables")??;
@@ -169,6 +178,8 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         health: Some(health.clone()),
         nodes: Some(nodes.clone()),
         deployments: Some(deployments.clone()),
+        apps: Some(Arc::new(apps)),
+        signals: Some(Arc::new(signals::Signals::default())),
     };
     tokio::spawn(deployments::failover_loop(
         deployments,

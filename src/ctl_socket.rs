@@ -326,9 +326,11 @@ pub enum Request {
         #[serde(skip)]
         json: bool,
     },
-    /// SIGKILL a local node's agent and everything it started (`up --nodes`).
+    /// SIGKILL a node's agent and everything it started (`up --nodes`; a node
+    /// elsewhere through its plumdash agent, watching remote instances).
     KillNode { node: String },
-    /// SIGSTOP a local node's agent and workers; the same again thaws it (SIGCONT).
+    /// SIGSTOP a node's agent and workers (elsewhere: its workers, its agent
+    /// stops beating); the same again thaws it (SIGCONT).
     FreezeNode { node: String },
     /// Start a local node killed here again: its agent beats and takes work.
     ReviveNode { node: String },
@@ -440,6 +442,13 @@ async fn answer(
         Request::Start { instance } => (instance, InstanceAction::Start),
         Request::Restart { instance } => (instance, InstanceAction::Restart),
     };
+    // On another machine: its agent signals it and says what it did.
+    if let (Some(_), InstanceAction::Signal(sig)) = (session.remote_node(instance), action) {
+        return match session.signal_remote(instance, sig, false).await {
+            Ok(done) => json!({"ok": true, "done": done}),
+            Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+        };
+    }
     let before = status.borrow_and_update().instances.get(instance).cloned();
     if let Err(e) = session.act(instance, action).await {
         return json!({"ok": false, "error": format!("{e:#}")});
@@ -472,8 +481,8 @@ async fn node_answer(
     mut status: watch::Receiver<StatusSnapshot>,
 ) -> Value {
     status.borrow_and_update();
-    let action = match session.node_action(node, op) {
-        Ok(action) => action,
+    let (action, said) = match session.node_action_anywhere(node, op).await {
+        Ok(done) => done,
         Err(e) => return json!({"ok": false, "error": format!("{e:#}")}),
     };
     let shown = |st: &StatusSnapshot| {
@@ -488,7 +497,11 @@ async fn node_answer(
             _ => break,
         }
     }
-    json!({"ok": true, "node": node, "done": action.done()})
+    match said {
+        // A node elsewhere: what its agent said.
+        Some(said) => json!({"ok": true, "node": node, "done": action.done(), "agent": said}),
+        None => json!({"ok": true, "node": node, "done": action.done()}),
+    }
 }
 
 /// Pause after a failed `accept` (e.g. EMFILE) before trying again.

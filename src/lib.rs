@@ -8,6 +8,7 @@
 //! every sentence they show, in English and Chinese (`text`).
 
 pub mod agent;
+pub mod artifact;
 pub mod backoff;
 pub mod cli;
 pub mod clock;

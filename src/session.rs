@@ -8,6 +8,7 @@ mod facts;
 mod feed;
 mod fresh;
 mod handle;
+pub mod remote;
 mod start;
 mod writers;
 
@@ -57,6 +58,9 @@ pub struct Session {
     polling: BTreeSet<String>,
     /// `up --nodes`: the agent processes that run the workers.
     nodes: Option<Arc<LocalNodes>>,
+    /// The app's instances on other machines, from the cluster API
+    /// (`SessionConfig::remote_instances`).
+    remote: Option<Arc<remote::Remote>>,
     /// Active and standby: the task that starts a standby when the active crashes.
     takeover: Option<tokio::task::JoinHandle<()>>,
     /// Reads of the controller's cluster API, when it has one.
@@ -138,6 +142,7 @@ impl Session {
             supervisor: self.supervisor.clone(),
             attached: self.attached.clone(),
             nodes: self.nodes.clone(),
+            remote: self.remote.clone(),
             node_facts: self.node_facts_tx.clone(),
         }
     }

@@ -407,11 +407,17 @@ impl Shared {
             }
         };
         let output = OutputBuffer::new(config.output_lines);
+        // An app of its own (an agent runs many) is its snapshot's app too.
+        let app_name = spec
+            .env
+            .get("PLUM_APP_NAME")
+            .cloned()
+            .unwrap_or_else(|| config.app_name.clone());
         let setup = InstanceSetup {
             spec,
             agent_env: AgentEnv {
                 instance_id: id.clone(),
-                app_name: config.app_name.clone(),
+                app_name,
                 app_version: config.app_version.clone(),
                 node_id: node,
                 controller_base: config.controller_base.clone(),

@@ -204,6 +204,7 @@ pub async fn start_controller(dir: &std::path::Path) -> plumdash::controller::Ru
         token: None,
         fallback_to_free_port: false,
         cluster: Default::default(),
+        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
     })
     .await
     .expect("controller")

@@ -48,6 +48,8 @@ pub async fn run(args: AttachArgs) -> Result<()> {
         instances: 0,
         worker_name: args.worker,
         restart_grace: args.restart_grace,
+        // Every instance the cluster API reports, on any node.
+        remote_instances: true,
         ..SessionConfig::default()
     };
     // The controller may take long to answer, or never: the screen says so

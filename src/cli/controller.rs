@@ -18,10 +18,34 @@ pub struct ControllerArgs {
     /// SQLite database file [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Largest app package `POST /v1/apps/upload` takes, e.g. 64MiB or 1GiB
+    /// (413 above it).
+    #[arg(long, default_value = "256MiB", value_parser = byte_size)]
+    max_upload: u64,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+/// `512KiB`, `64MiB`, `1GiB` (or `M`, `G`, `MB`…, all powers of 1024) or plain bytes.
+fn byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?} is not a size; write e.g. 64MiB or 1GiB")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size; write e.g. 64MiB or 1GiB"))
 }
 
 /// The embedded controller's cluster clocks.
@@ -61,6 +85,23 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         token: args.auth.token()?,
         fallback_to_free_port: false,
         cluster: args.cluster.timing(),
+        max_upload: args.max_upload,
     };
     controller::run_foreground(config).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_powers_of_1024_and_nonsense_says_how_to_write_one() {
+        assert_eq!(byte_size("256MiB"), Ok(256 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("512 KB"), Ok(512 << 10));
+        assert_eq!(byte_size("4096"), Ok(4096));
+        for bad in ["", "0", "1.5MiB", "lots", "12PB"] {
+            assert!(byte_size(bad).is_err_and(|e| e.contains("64MiB")), "{bad}");
+        }
+    }
 }

@@ -64,7 +64,12 @@ pub async fn run(args: CtlArgs) -> Result<ExitCode> {
             );
         }
     } else if let Some(done) = answer["done"].as_str() {
-        println!("{} {done}", safe(&answer["node"]));
+        let done = crate::text_safety::escape_controls(done);
+        match answer["node"].as_str() {
+            Some(_) => println!("{} {done}", safe(&answer["node"])),
+            // A remote instance's signal: the agent's own words name the node.
+            None => println!("{done}"),
+        }
     } else if human {
         for i in answer["instances"].as_array().into_iter().flatten() {
             println!(

@@ -249,6 +249,8 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         listen_exact: args.listen.to_string() != controller::DEFAULT_LISTEN,
         // Rehearsal, then the live run: each starts at 0 % unless asked.
         fresh: args.fresh || (args.db.is_none() && !args.keep_state),
+        // A given controller's cluster may run the app on other machines too.
+        remote_instances: args.controller.is_some(),
         ..SessionConfig::default()
     };
     let session = if args.nodes > 1 {

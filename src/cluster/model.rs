@@ -310,6 +310,14 @@ pub struct LastReport {
     /// Unix seconds of the report.
     #[serde(default)]
     pub last_report_at: i64,
+    /// plumdash: why the instance failed, when its agent said (an artifact it
+    /// could not fetch or unpack). Absent otherwise, and from the original.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// plumdash: the report's time in unix milliseconds (when the worker
+    /// started or died, as its agent saw it), when its agent sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_at_ms: Option<i64>,
 }
 
 /// `GET /v1/assignments?nodeId=`.
@@ -331,6 +339,156 @@ pub struct StatusReport {
     /// Unix seconds.
     #[serde(default)]
     pub ts_unix: i64,
+    /// plumdash's agent: why it failed, when it knows (the original sends none
+    /// and ignores it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// plumdash's agent: `tsUnix` in milliseconds, so a dashboard can place
+    /// the start or death among the namespace's writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_ms: Option<i64>,
+}
+
+/// An uploaded app package, as `POST /v1/apps/upload` answers and `GET
+/// /v1/apps` lists it (`plum-cluster-api.md` §9; the original's image
+/// fields are not served).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    pub artifact_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    /// `/artifacts/<name>_<version>_<sha8>.zip`: what a deployment's
+    /// `artifactUrl` names.
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub size_bytes: i64,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created_at: i64,
+    /// `zip` (the original also has `image`).
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+/// Which processes of an instance a signal is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalScope {
+    /// The worker program only (not the `sh`/`bash`/`tee` around it): `k`.
+    #[default]
+    Worker,
+    /// Its whole process group, as the agent stops an instance.
+    Tree,
+}
+
+/// `POST /v1/instances/{id}/signal` (plumdash's controller and agent; the
+/// original has no such API): a signal for an instance, carried to its
+/// node's agent over the agent's own stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalOrder {
+    /// `SIGKILL`, `KILL` or `9`.
+    pub signal: String,
+    #[serde(default)]
+    pub scope: SignalScope,
+    /// The worker program's process name (`kv-demo` when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker: String,
+}
+
+/// The order as the controller pushes it to an agent (`event: signal` on
+/// its `nodeId` stream); the agent answers `POST /v1/signals/{requestId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSignal {
+    pub request_id: String,
+    pub instance_id: String,
+    #[serde(flatten)]
+    pub order: SignalOrder,
+}
+
+/// What a node's agent is asked to do to its whole node (plumdash's `K`/`F`
+/// for a node on another machine): a machine dying or hanging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOrderKind {
+    /// SIGKILL to its workers and to the agent itself: nothing of it is left.
+    Kill,
+    /// SIGSTOP to its workers; the agent stops beating and syncing (its
+    /// connections stay open, as a hung machine's do).
+    Freeze,
+    /// SIGCONT, beats and syncs again.
+    Thaw,
+}
+
+impl NodeOrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOrderKind::Kill => "kill",
+            NodeOrderKind::Freeze => "freeze",
+            NodeOrderKind::Thaw => "thaw",
+        }
+    }
+}
+
+/// `POST /v1/nodes/{id}/action` (plumdash): `{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOrder {
+    pub action: NodeOrderKind,
+}
+
+/// The node order as the controller pushes it (`event: node`); answered like
+/// a signal, `POST /v1/signals/{requestId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentNodeOrder {
+    pub request_id: String,
+    pub action: NodeOrderKind,
+}
+
+/// The answer of `POST /v1/nodes/{id}/action` when the agent did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDone {
+    pub node_id: String,
+    pub action: NodeOrderKind,
+    /// What the agent did, in its words.
+    pub done: String,
+}
+
+/// What an agent did with a signal: the pid signalled, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalResult {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The process signalled (`kv-demo`), when one was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub process: String,
+    /// One line: what was done, or why nothing was.
+    pub message: String,
+}
+
+/// The answer of `POST /v1/instances/{id}/signal` when the agent did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalDone {
+    pub instance_id: String,
+    pub node_id: String,
+    pub signal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub process: String,
+    /// What the agent did, in its words.
+    pub done: String,
 }
 
 #[cfg(test)]
@@ -476,6 +634,8 @@ mod tests {
             exit_code: 137,
             healthy: false,
             ts_unix: 5,
+            reason: String::new(),
+            ts_ms: None,
         };
         let text = serde_json::to_string(&report).unwrap();
         assert_eq!(

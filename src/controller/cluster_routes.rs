@@ -125,7 +125,7 @@ async fn remove_node(
 pub fn deployment_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/deployments", get(list).post(create))
-        .route("/v1/deployments/{id}", get(one).post(action))
+        .route("/v1/deployments/{id}", get(one).post(action).delete(remove))
         .route("/v1/assignments", get(assignments))
         .route(
             "/v1/assignments/{id}",
@@ -199,6 +199,17 @@ async fn action(
     };
     let lookup = id.clone();
     match on_registry(&state, move |d| d.set_running(&lookup, running)).await? {
+        Some(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let lookup = id.clone();
+    match on_registry(&state, move |d| d.remove(&lookup)).await? {
         Some(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         None => Err(ApiError::not_found(format!("no deployment {id:?}"))),
     }

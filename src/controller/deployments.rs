@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS statuses (
     ts_unix     INTEGER NOT NULL
 );";
 
+/// A database made before statuses carried a reason and a time in
+/// milliseconds (plumdash's) gets the columns, empty.
+fn add_status_columns(conn: &Connection) -> Result<()> {
+    for (column, kind) in [("reason", "TEXT"), ("ts_ms", "INTEGER")] {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('statuses') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE statuses ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The tables hold each state as its word on the wire.
 macro_rules! sql_word {
     ($($state:ty),+) => {$(
@@ -120,7 +134,10 @@ impl Deployments {
     pub fn open(db: &Path) -> Result<Deployments> {
         let conn = super::store::connect(db)?;
         conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.execute_batch(super::apps::SCHEMA))
             .with_context(|| format!("creating the cluster tables in {}", db.display()))?;
+        add_status_columns(&conn)
+            .with_context(|| format!("adding the statuses' columns in {}", db.display()))?;
         let replaced = {
             let mut stmt = conn
                 .prepare("SELECT instance_id FROM replacements")
@@ -170,6 +187,11 @@ impl Deployments {
         let mut instances = Vec::new();
         let mut nodes = Vec::new();
         for entry in &new.entries {
+            // As the original: an uploaded artifact names its app (meta.ini);
+            // the request's own appName/appVersion (plumdash's) come second.
+            let (app_name, app_version) = artifact_app(&tx, &entry.artifact_url)?
+                .filter(|_| entry.app_name.is_empty())
+                .unwrap_or_else(|| (entry.app_name.clone(), entry.app_version.clone()));
             for (node, count) in &entry.replicas {
                 for _ in 0..*count {
                     let iid = format!("{id}-{}", random_hex(4)?);
@@ -182,8 +204,8 @@ impl Deployments {
                             DesiredState::Running,
                             entry.artifact_url,
                             entry.start_cmd,
-                            entry.app_name,
-                            entry.app_version
+                            app_name,
+                            app_version
                         ],
                     )
                     .context("creating an assignment")?;
@@ -324,6 +346,10 @@ impl Deployments {
                         (SELECT s.healthy FROM statuses s WHERE s.instance_id = a.instance_id
                            ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
                         (SELECT s.ts_unix FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
+                        (SELECT s.reason FROM statuses s WHERE s.instance_id = a.instance_id
+                           ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1),
+                        (SELECT s.ts_ms FROM statuses s WHERE s.instance_id = a.instance_id
                            ORDER BY s.ts_unix DESC, s.id DESC LIMIT 1)
                  FROM assignments a JOIN deployments d ON d.deployment_id = a.deployment_id
                  WHERE a.node_id = ?1 AND d.status = ?2 ORDER BY a.instance_id",
@@ -345,6 +371,8 @@ impl Deployments {
                         phase: r.get::<_, Option<InstancePhase>>(7)?.unwrap_or_default(),
                         healthy: r.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0,
                         last_report_at: r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                        reason: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                        last_report_at_ms: r.get(11)?,
                     }),
                     fenced_writes: None,
                 })
@@ -353,6 +381,52 @@ impl Deployments {
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("reading assignments")?;
         Ok(items)
+    }
+
+    /// `DELETE /v1/deployments/{id}`: the deployment, its assignments and
+    /// their statuses (the original cascades); `None` for an unknown id.
+    pub(super) fn remove(&self, id: &str) -> Result<Option<()>> {
+        let mut conn = self.conn();
+        let nodes = nodes_of(&conn, "deployment_id = ?1", id)?;
+        let tx = conn.transaction().context("deleting a deployment")?;
+        let n = tx
+            .execute(
+                "DELETE FROM deployments WHERE deployment_id = ?1",
+                params![id],
+            )
+            .context("deleting a deployment")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        tx.execute(
+            "DELETE FROM statuses WHERE instance_id IN
+               (SELECT instance_id FROM assignments WHERE deployment_id = ?1)",
+            params![id],
+        )
+        .context("deleting its statuses")?;
+        tx.execute(
+            "DELETE FROM assignments WHERE deployment_id = ?1",
+            params![id],
+        )
+        .context("deleting its assignments")?;
+        tx.commit().context("deleting a deployment")?;
+        drop(conn);
+        for node in nodes {
+            self.publish(&node);
+        }
+        Ok(Some(()))
+    }
+
+    /// The node an instance is assigned to, if it exists.
+    pub fn node_of(&self, iid: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT node_id FROM assignments WHERE instance_id = ?1",
+                params![iid],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("finding an instance's node")
     }
 
     pub(super) fn set_desired(&self, iid: &str, desired: &DesiredState) -> Result<()> {
@@ -388,11 +462,26 @@ impl Deployments {
     pub(super) fn report(&self, s: &StatusReport) -> Result<()> {
         self.conn()
             .execute(
-                "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![s.instance_id, s.phase, s.exit_code, s.healthy, s.ts_unix],
+                "INSERT INTO statuses (instance_id, phase, exit_code, healthy, ts_unix, reason,
+                                       ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.instance_id,
+                    s.phase,
+                    s.exit_code,
+                    s.healthy,
+                    s.ts_unix,
+                    (!s.reason.is_empty()).then_some(&s.reason),
+                    s.ts_ms
+                ],
             )
             .context("recording a status")?;
+        // Unlike the original, a report wakes its node's stream too, so a
+        // dashboard following it sees the phase at once (the agent merely syncs).
+        let nodes = nodes_of(&self.conn(), "instance_id = ?1", &s.instance_id)?;
+        for node in nodes {
+            self.publish(&node);
+        }
         Ok(())
     }
 
@@ -561,6 +650,20 @@ impl Deployments {
     }
 }
 
+/// The app name and version of the uploaded artifact at `url`, if it is one.
+fn artifact_app(conn: &Connection, url: &str) -> Result<Option<(String, String)>> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT app_name, version FROM artifacts WHERE path = ?1",
+        params![url],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .context("reading the artifact a deployment names")
+}
+
 fn labels(text: Option<String>) -> Value {
     text.and_then(|l| serde_json::from_str(&l).ok())
         .unwrap_or(Value::Null)
@@ -690,6 +793,8 @@ mod tests {
             exit_code: 0,
             healthy: false,
             ts_unix: 1,
+            reason: String::new(),
+            ts_ms: None,
         };
         d.report(&status(&rows[0].instance_id, InstancePhase::Running))
             .unwrap();

@@ -40,6 +40,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/stream", get(sse::stream))
         .merge(super::cluster_routes::node_routes())
         .merge(super::cluster_routes::deployment_routes())
+        .merge(super::app_routes::app_routes())
+        .merge(super::signal_routes::signal_routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))

@@ -32,7 +32,8 @@ pub async fn stream(
 ) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
     if let Some(node) = query.get("nodeId") {
         let presence = query.get("presence").is_some_and(|v| v == "1");
-        return node_stream(state, node.clone(), presence);
+        let signals = query.get("signals").is_some_and(|v| v == "1");
+        return node_stream(state, node.clone(), presence, signals);
     }
     let ns = query
         .get("namespace")
@@ -85,11 +86,18 @@ pub async fn stream(
 /// original. Bursts coalesce: a subscriber that fell behind gets one `update`.
 /// With `presence=1` (plumdash's agent) the open stream is the node's
 /// presence: its close is how a killed agent is seen at once (`presence.rs`).
+/// With `signals=1` (plumdash's agent) it also carries `event: signal` orders
+/// for the node's instances (`signals.rs`).
 fn node_stream(
     state: AppState,
     node: String,
     presence: bool,
+    signals: bool,
 ) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    let orders = match (&state.signals, signals) {
+        (Some(broker), true) => Some(broker.events_for(&node)),
+        _ => None,
+    };
     let update = || Event::default().event("update").data("assignments");
     let first = stream::once(async { Event::default().event("ping").data("init") });
     let wakes: Events = if let Some(rest) = node.strip_prefix("__kv__") {
@@ -130,6 +138,10 @@ fn node_stream(
             }
         })
         .boxed()
+    };
+    let wakes = match orders {
+        Some(orders) => stream::select(wakes, orders).boxed(),
+        None => wakes,
     };
     let shutdown = state.shutdown.clone();
     let events = first

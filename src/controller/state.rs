@@ -2,10 +2,12 @@
 //! token, the access token and the file's health; and the one way handlers
 //! reach the (blocking) store.
 
+use super::apps::Apps;
 use super::deployments::Deployments;
 use super::error::ApiError;
 use super::health::Health;
 use super::heartbeats::NodeRegistry;
+use super::signals::Signals;
 use super::store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,10 @@ pub struct AppState {
     pub nodes: Option<Arc<NodeRegistry>>,
     /// The cluster API's deployments and assignments (`None`: 404).
     pub deployments: Option<Arc<Deployments>>,
+    /// Uploaded app packages (`None`: `/v1/apps` answers 404).
+    pub apps: Option<Arc<Apps>>,
+    /// Signals carried to agents (`None`: `/v1/instances/{id}/signal` answers 404).
+    pub signals: Option<Arc<Signals>>,
 }
 
 /// Runs a store read on the blocking pool.

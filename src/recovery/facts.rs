@@ -6,6 +6,11 @@ use crate::kv::Entry;
 /// pure function of its input (and tests can replay exact histories).
 pub type TsMs = u64;
 
+/// The pid a run on another machine is told with (`Started`, `Attached`):
+/// it has none here. Process facts need one, and a tracker reads `Some` as
+/// alive; the timeline says "on its node" instead of a pid.
+pub const REMOTE_PID: u32 = 0;
+
 /// How a process ended, as far as recovery cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessExit {

@@ -269,6 +269,8 @@ pub struct Tracker {
     /// Writes seen, and how many of them named their writer.
     writes_seen: u64,
     writes_named: u64,
+    /// When the crash flag last went from clear to set.
+    flag_set_at: Option<TsMs>,
 }
 
 impl Tracker {
@@ -765,12 +767,17 @@ impl Tracker {
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
         // A set flag some earlier run left means this start is a recovery;
         // one this run set itself (its write came before its `Started`) does
-        // not, nor one another live run set.
+        // not, nor one another live run set, nor one set at or after the
+        // start (a remote run's start reaches us by a later read).
         let left_by_another = match &self.flag_source {
             FlagSource::Found | FlagSource::Left => true,
             FlagSource::SetBy(_) | FlagSource::NotSet => false,
         };
-        let recovering = self.task.crash_flag && !self.task.is_completed() && left_by_another;
+        let set_by_this_run = self.flag_set_at.is_some_and(|set| set >= at);
+        let recovering = self.task.crash_flag
+            && !self.task.is_completed()
+            && left_by_another
+            && !set_by_this_run;
         self.remember_run(pid, &id);
         self.nodes.started(at, &id);
         let inst = self.new_run(at, &id, pid);
@@ -949,6 +956,9 @@ impl Tracker {
                     inst.attached_at_pct = Some(p);
                 }
             }
+        }
+        if task.crash_flag && !before.crash_flag {
+            self.flag_set_at = Some(at);
         }
         if task.crash_flag != before.crash_flag {
             let kind = if task.crash_flag {

@@ -25,7 +25,11 @@ pub struct InstanceStatus {
     pub auto_restart: bool,
     /// Frozen by this signal (SIGSTOP, …), when the kernel says so.
     pub paused: Option<&'static str>,
+    /// Not started by us (found here, or on another machine).
     pub attached: bool,
+    /// On another machine: known from the cluster API, signalled through its
+    /// agent; no pid, CPU or log here.
+    pub remote: bool,
 }
 
 /// An instance nobody has started yet: stopped, automatic restart on (what a
@@ -47,6 +51,7 @@ impl Default for InstanceStatus {
             auto_restart: true,
             paused: None,
             attached: false,
+            remote: false,
         }
     }
 }
@@ -83,7 +88,7 @@ impl InstanceStatus {
         let detail = tracker.detail(&s.id, now).filter(|_| s.paused.is_none());
         let last_exit = exit_as_judged(s.last_exit, phase == Phase::Stopped);
         // Attached workers' crashes are judged from the namespace, by the tracker.
-        let attached = s.origin == Origin::Attached;
+        let attached = s.origin != Origin::Owned;
         let crashes = match view {
             Some(v) if attached => v.crashes,
             _ => s.crashes,
@@ -110,6 +115,7 @@ impl InstanceStatus {
             auto_restart: s.auto_restart || s.role != Role::Alone,
             paused: s.paused,
             attached,
+            remote: s.origin == Origin::Remote,
         }
     }
 

@@ -50,6 +50,9 @@ pub struct SessionConfig {
     /// A fresh demo: with our own controller, the last run's keys are moved
     /// to archives before the workers start (`--keep-state` turns it off).
     pub fresh: bool,
+    /// List the app's instances the cluster API reports on other machines
+    /// (`attach`, `up --controller`): each a row, signalled through its agent.
+    pub remote_instances: bool,
 }
 
 impl Default for SessionConfig {
@@ -78,6 +81,7 @@ impl Default for SessionConfig {
             cluster: controller::ClusterTiming::default(),
             listen_exact: false,
             fresh: false,
+            remote_instances: false,
         }
     }
 }

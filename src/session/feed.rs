@@ -3,6 +3,7 @@
 //! cancel-safe stream of timestamped facts.
 
 use super::facts::{announces_a_start, fact_from_change, fact_from_event};
+use super::remote::RemoteFact;
 use super::{Session, SessionConfig};
 use crate::clock::now_ms;
 use crate::cluster::ClusterView;
@@ -193,7 +194,13 @@ impl Session {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 view = next_view(&mut self.cluster) => match view {
-                    Some(view) => return Some(process(now_ms(), Fact::Cluster(view))),
+                    Some(view) => {
+                        let at = now_ms();
+                        // The cluster first (the node of each instance), then
+                        // what it says about instances on other machines.
+                        self.remote_facts(at, &view);
+                        return Some(process(at, Fact::Cluster(view)));
+                    }
                     None => self.cluster = None,
                 },
                 Some((at, fact)) = self.node_facts.recv() => return Some(process(at, fact)),
@@ -222,6 +229,50 @@ impl Session {
                         namespace: Some(namespace),
                         fact,
                     });
+                }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Queues what a cluster read says about the app's remote instances; an
+    /// end goes after a fresh read of its namespace, as an unseen exit here.
+    fn remote_facts(&mut self, at: TsMs, view: &ClusterView) {
+        let Some(remote) = &self.remote else { return };
+        let handle = self.handle();
+        let local = |id: &str| {
+            handle.supervisor.instance(id).is_some()
+                || handle
+                    .attached
+                    .as_ref()
+                    .is_some_and(|w| w.instances().iter().any(|s| s.id == id))
+        };
+        let facts = remote.observe(view, &local);
+        if facts.is_empty() {
+            return;
+        }
+        // A worker of ours may be found here yet: look now, not at the next rescan.
+        if let Some(watcher) = &self.attached {
+            watcher.rescan();
+        }
+        // When its agent saw it, unless that is later than now (another clock).
+        let when = |t: Option<TsMs>| t.filter(|t| *t <= at).unwrap_or(at);
+        for fact in facts {
+            match fact {
+                RemoteFact::Now(t, fact) => self.pending.push_back(Pending::Fact(when(t), fact)),
+                RemoteFact::End(t, fact) => {
+                    let at = when(t);
+                    let instance = match &fact {
+                        Fact::Exited { instance, .. } => instance.clone(),
+                        _ => String::new(),
+                    };
+                    self.pending.push_back(Pending::FreshRead {
+                        at,
+                        namespace: self.namespace_of(&instance).to_string(),
+                        read: None,
+                    });
+                    self.pending.push_back(Pending::Fact(at, fact));
                 }
             }
         }

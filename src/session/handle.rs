@@ -1,5 +1,6 @@
 //! What acting on a session's workers and nodes needs, cheap to clone into a background task.
 
+use super::remote::Remote;
 use crate::agent::local::LocalNodes;
 use crate::clock::now_ms;
 use crate::recovery::{Fact, NodeAction, TsMs};
@@ -14,6 +15,7 @@ pub struct SessionHandle {
     pub(super) supervisor: Supervisor,
     pub(super) attached: Option<Arc<ProcessWatcher>>,
     pub(super) nodes: Option<Arc<LocalNodes>>,
+    pub(super) remote: Option<Arc<Remote>>,
     pub(super) node_facts: mpsc::UnboundedSender<(TsMs, Fact)>,
 }
 
@@ -31,10 +33,10 @@ impl SessionHandle {
     /// Kills a local node, or freezes or thaws it, and tells it as a fact.
     /// Returns what was done.
     pub fn node_action(&self, node: &str, op: NodeOp) -> Result<NodeAction> {
-        let nodes = self
-            .nodes
-            .as_ref()
-            .context("no local nodes here: `up --nodes N` starts them")?;
+        let nodes = match &self.nodes {
+            Some(nodes) => nodes,
+            None => anyhow::bail!("no local nodes here: `up --nodes N` starts them"),
+        };
         let action = match op {
             NodeOp::Kill => {
                 nodes.kill(node)?;
@@ -66,24 +68,77 @@ impl SessionHandle {
         Ok(action)
     }
 
+    /// Kills, freezes or thaws a node, here (`up --nodes`) or, watching
+    /// remote instances, elsewhere through its agent; told as a fact either
+    /// way. What was done, and the agent's words for a node elsewhere.
+    pub async fn node_action_anywhere(
+        &self,
+        node: &str,
+        op: NodeOp,
+    ) -> Result<(NodeAction, Option<String>)> {
+        let local = self.local_agents().iter().any(|(name, _)| name == node);
+        let Some(remote) = self.remote.as_ref().filter(|_| !local) else {
+            return self.node_action(node, op).map(|action| (action, None));
+        };
+        let (action, said) = remote.node_action(node, op).await?;
+        let fact = Fact::NodeAction {
+            node: node.to_string(),
+            action,
+        };
+        let _ = self.node_facts.send((now_ms(), fact));
+        Ok((action, Some(said)))
+    }
+
     /// The local nodes' agents: name and pid (`up --nodes`).
     pub fn local_agents(&self) -> Vec<(String, u32)> {
         self.nodes.iter().flat_map(|n| n.nodes()).collect()
     }
 
-    /// Every instance: owned ones, then attached ones.
+    /// Every instance: owned ones, then attached ones, then remote ones.
     pub fn instances(&self) -> Vec<InstanceSnapshot> {
         let mut all = self.supervisor.instances();
         if let Some(w) = &self.attached {
             all.extend(w.instances());
         }
+        if let Some(r) = &self.remote {
+            all.extend(r.snapshots());
+        }
         all
+    }
+
+    /// The node of an instance on another machine; `None` for any other.
+    pub fn remote_node(&self, instance: &str) -> Option<String> {
+        self.remote.as_ref()?.node_of(instance)
+    }
+
+    /// Signals an instance on another machine through its agent (`whole_tree`:
+    /// its process group, else the worker program); what the agent did.
+    pub async fn signal_remote(
+        &self,
+        instance: &str,
+        signal: nix::sys::signal::Signal,
+        whole_tree: bool,
+    ) -> Result<String> {
+        let remote = self
+            .remote
+            .as_ref()
+            .context("no remote instances are watched here")?;
+        remote.signal(instance, signal, whole_tree).await
     }
 
     /// Performs an action. Attached workers can only be signalled (their own
     /// agent starts and stops them), and only after re-checking that the pid
-    /// is still the process we found.
+    /// is still the process we found; remote ones only through their agent.
     pub async fn act(&self, instance: &str, action: InstanceAction) -> Result<()> {
+        if let Some(node) = self.remote_node(instance) {
+            let InstanceAction::Signal(sig) = action else {
+                anyhow::bail!(
+                    "{instance} runs on node {node}: only signals reach it (through its agent);                      its deployment starts and stops it"
+                );
+            };
+            self.signal_remote(instance, sig, false).await?;
+            return Ok(());
+        }
         if let Some(w) = &self.attached {
             if w.instances().iter().any(|s| s.id == instance) {
                 let InstanceAction::Signal(sig) = action else {
@@ -109,6 +164,10 @@ impl SessionHandle {
         instance: &str,
         signal: nix::sys::signal::Signal,
     ) -> Result<()> {
+        if self.remote_node(instance).is_some() {
+            self.signal_remote(instance, signal, true).await?;
+            return Ok(());
+        }
         if let Some(process) = self.attached_process(instance) {
             // The worker first: its failure is the one that matters.
             process.signal(signal)?;
@@ -132,5 +191,6 @@ impl SessionHandle {
         self.supervisor
             .output(instance)
             .or_else(|| self.attached.as_ref()?.output(instance))
+            .or_else(|| self.remote.as_ref()?.output(instance))
     }
 }

@@ -13,7 +13,7 @@ use crate::supervisor::{
     InstanceAction, OrphanGuard, ProcessWatcher, Supervisor, SupervisorConfig, WatcherConfig,
 };
 use anyhow::{Context, Result};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -37,6 +37,7 @@ impl Session {
                     token: config.token.clone(),
                     fallback_to_free_port: !config.listen_exact,
                     cluster: config.cluster,
+                    max_upload: controller::MAX_UPLOAD_BYTES,
                 })
                 .await
                 .context("starting the embedded controller")?;
@@ -83,6 +84,7 @@ impl Session {
             pending: VecDeque::new(),
             polling: BTreeSet::new(),
             nodes: None,
+            remote: None,
             takeover: None,
             cluster: None,
             node_facts,
@@ -125,6 +127,10 @@ impl Session {
         session.refuse_live_writers().await?;
         session.start_fresh().await?;
         session.watch_app_namespace()?;
+        if session.config.remote_controller.is_some() && session.config.remote_instances {
+            session.watch_remote_instances()?;
+            session.read_cluster();
+        }
         if session.config.standby && session.config.instances > 1 {
             session.start_standby_group().await?;
             return Ok(session);
@@ -230,14 +236,28 @@ impl Session {
         };
         let (tx, rx) = mpsc::channel(4);
         self.cluster = Some(rx);
+        // Remote instances: each node's stream wakes a read at once (an
+        // agent's report is seen in milliseconds, not at the next tick).
+        let follow = self.remote.is_some();
         tokio::spawn(async move {
             let mut last: Option<ClusterView> = None;
             let mut tick = tokio::time::interval(CLUSTER_READ);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let mut followed: HashMap<String, AbortOnDrop> = HashMap::new();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = wake.notified() => {
+                        // A burst (a report and the next) is one read.
+                        tokio::time::sleep(WAKE_SETTLE).await;
+                    }
+                }
                 match reader.read().await {
                     Ok(ClusterRead::View(view)) => {
+                        if follow {
+                            follow_nodes(&reader, &view, &wake, &mut followed);
+                        }
                         if last.as_ref() != Some(&view) {
                             last = Some(view.clone());
                             if tx.send(view).await.is_err() {
@@ -255,7 +275,45 @@ impl Session {
             }
         });
     }
+}
 
+/// Ends a follower task when its node is gone (or the reader stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a wake waits for the rest of its burst before the read.
+const WAKE_SETTLE: Duration = Duration::from_millis(15);
+
+/// One stream follower per node the view names (its `__kv__` names aside).
+fn follow_nodes(
+    reader: &ClusterReader,
+    view: &ClusterView,
+    wake: &Arc<tokio::sync::Notify>,
+    followed: &mut HashMap<String, AbortOnDrop>,
+) {
+    let names: BTreeSet<&str> = view
+        .nodes
+        .iter()
+        .map(|n| n.node_id.as_str())
+        .chain(view.assignments.iter().map(|a| a.node_id.as_str()))
+        .filter(|n| !n.is_empty() && !n.starts_with("__kv__"))
+        .collect();
+    followed.retain(|node, _| names.contains(node.as_str()));
+    for node in names {
+        if !followed.contains_key(node) {
+            let (reader, wake, name) = (reader.clone(), wake.clone(), node.to_string());
+            let task = tokio::spawn(async move { reader.follow_node(&name, &wake).await });
+            followed.insert(node.to_string(), AbortOnDrop(task));
+        }
+    }
+}
+
+impl Session {
     /// The process watcher of attach mode and `up --nodes`: the app's workers on
     /// this machine, found by rescans (their agent, not us, starts them).
     /// `ours_only` (`up --nodes`): only those writing to this session's
@@ -342,8 +400,26 @@ impl Session {
             ),
         }
         session.watch_local_workers(false);
+        if session.config.remote_instances {
+            session.watch_remote_instances()?;
+        }
         session.read_cluster();
         Ok(session)
+    }
+
+    /// Lists the app's instances on other machines as the cluster reads show
+    /// them (`remote.rs`), each signalled through its agent.
+    fn watch_remote_instances(&mut self) -> Result<()> {
+        let client = crate::cluster::admin::ClusterClient::new(
+            &self.controller_url,
+            self.config.token.clone(),
+        )?;
+        self.remote = Some(Arc::new(super::remote::Remote::new(
+            client,
+            &self.config.app,
+            &self.config.worker_name,
+        )));
+        Ok(())
     }
 
     /// Adds and starts one more worker instance; returns its id. Its own

@@ -53,12 +53,14 @@ impl fmt::Display for Lifecycle {
     }
 }
 
-/// Whether we started the process or found it running.
+/// Whether we started the process, found it running here, or only know of
+/// it from the cluster API (another machine's agent runs it: no pid here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Owned,
     Attached,
+    Remote,
 }
 
 /// One instance as of the last change.

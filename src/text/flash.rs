@@ -14,6 +14,9 @@ pub enum SignalTarget<'a> {
     /// The process and its tree: `under`, the wrappers above it, when known
     /// (`sh→bash`).
     Tree { pid: u32, under: Option<&'a str> },
+    /// An instance on another machine: through the agent of `node` (`tree`:
+    /// its whole process group).
+    Agent { node: &'a str, tree: bool },
 }
 
 /// A signal sent to an instance: `SIGKILL → pid 4243 (kv-demo-001)`.
@@ -33,11 +36,31 @@ pub fn signal_sent(signal: &str, to: SignalTarget<'_>, instance: &str, lang: Lan
             format!("pid {pid} and its tree"),
             format!("pid {pid} 及其进程树"),
         ),
+        SignalTarget::Agent { node, tree: false } => both!(
+            lang,
+            format!("its worker, via {node}'s agent"),
+            format!("其 worker，经 {node} 的 agent"),
+        ),
+        SignalTarget::Agent { node, tree: true } => both!(
+            lang,
+            format!("its process tree, via {node}'s agent"),
+            format!("其进程树，经 {node} 的 agent"),
+        ),
     };
     both!(
         lang,
         format!("{signal} → {to} ({instance})"),
         format!("{signal} → {to}（{instance}）"),
+    )
+}
+
+/// What a remote instance's agent did with a signal, in its words
+/// (`nodeB's agent: SIGKILL sent to pid 4711 (kv-demo under sh→bash)`).
+pub fn signalled(instance: &str, done: &str, lang: Lang) -> String {
+    both!(
+        lang,
+        format!("{done} ({instance})"),
+        format!("{done}（{instance}）"),
     )
 }
 

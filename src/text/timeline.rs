@@ -4,7 +4,7 @@
 //! `FAILED`, `TORN`, `KILLED`) stay as they are in Chinese.
 
 use super::lang::{both, Lang};
-use crate::recovery::{NodeAction, ProcessExit, TimelineEvent, TimelineKind};
+use crate::recovery::{NodeAction, ProcessExit, TimelineEvent, TimelineKind, REMOTE_PID};
 
 /// One event as a line: its instance (if any), then what happened.
 pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
@@ -60,6 +60,16 @@ fn secs(ms: u64) -> String {
 fn kind(kind: &TimelineKind, lang: Lang) -> String {
     use TimelineKind as K;
     match kind {
+        K::Started { pid: REMOTE_PID } => both!(
+            lang,
+            "started on its node (remote: no pid here)".to_string(),
+            "已在其节点启动（远程：此处无 pid）".to_string(),
+        ),
+        K::Attached { pid: REMOTE_PID } => both!(
+            lang,
+            "found running on its node (remote), attached".to_string(),
+            "发现在其节点运行（远程），已附加".to_string(),
+        ),
         K::Started { pid } => both!(
             lang,
             format!("started (pid {pid})"),

@@ -257,6 +257,11 @@ pub enum Outcome {
         node: String,
         action: crate::recovery::NodeAction,
     },
+    /// An instance on another machine was signalled by its agent: what it did.
+    Signalled {
+        instance: String,
+        done: String,
+    },
     /// The command failed; `error` is the cause as text (already with its context).
     Failed {
         command: Command,

@@ -407,6 +407,9 @@ impl App {
             Outcome::Restarted { instance } => (flash::restarted(&instance, lang), false),
             Outcome::NamespaceReset { removed } => (flash::namespace_reset(removed, lang), false),
             Outcome::Node { node, action } => (flash::node_done(&node, action, lang), false),
+            Outcome::Signalled { instance, done } => {
+                (flash::signalled(&instance, &done, lang), false)
+            }
             Outcome::Failed { command, error } => {
                 let attempt = match &command {
                     Command::NewInstance => Attempt::NewInstance,
@@ -680,6 +683,18 @@ impl App {
     fn signal(&mut self, signal: SignalChoice) -> Option<Command> {
         let lang = self.lang;
         let row = self.guard_control()?;
+        // On another machine: its agent signals it (and says what it did).
+        if row.status.remote {
+            let instance = row.status.id.clone();
+            let node = row.status.node.clone();
+            let to = SignalTarget::Agent {
+                node: &node,
+                tree: signal.whole_tree(),
+            };
+            let text = flash::signal_sent(signal.name(), to, &instance, lang);
+            self.flash(text, false);
+            return Some(Command::Signal { instance, signal });
+        }
         let Some(pid) = row.status.pid else {
             let text = flash::not_running(&row.status.id, lang);
             self.flash(text, true);

@@ -365,13 +365,31 @@ async fn perform(
             Ok(removed) => Some(Outcome::NamespaceReset { removed }),
             Err(e) => failed(cmd, e.to_string()),
         },
-        Command::Node { node, op } => match session.node_action(node, *op) {
-            Ok(action) => Some(Outcome::Node {
+        Command::Node { node, op } => match session.node_action_anywhere(node, *op).await {
+            // A node elsewhere: its agent's words.
+            Ok((_, Some(said))) => Some(Outcome::Signalled {
+                instance: node.clone(),
+                done: said,
+            }),
+            Ok((action, None)) => Some(Outcome::Node {
                 node: node.clone(),
                 action,
             }),
             Err(e) => failed(cmd, format!("{e:#}")),
         },
+        // On another machine: through its agent, which says what it did.
+        Command::Signal { instance, signal } if session.remote_node(instance).is_some() => {
+            match session
+                .signal_remote(instance, to_nix(*signal), signal.whole_tree())
+                .await
+            {
+                Ok(done) => Some(Outcome::Signalled {
+                    instance: instance.clone(),
+                    done,
+                }),
+                Err(e) => failed(cmd, format!("{e:#}")),
+            }
+        }
         Command::Signal { instance, signal } if signal.whole_tree() => {
             match session.signal_tree(instance, to_nix(*signal)).await {
                 Ok(_) => None,

@@ -466,6 +466,7 @@ impl Runner {
                 token: self.config.token.clone(),
                 fallback_to_free_port: false,
                 cluster: Default::default(),
+                max_upload: crate::controller::MAX_UPLOAD_BYTES,
             })
             .await;
             match started {

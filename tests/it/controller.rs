@@ -490,6 +490,7 @@ async fn a_token_guards_every_request() {
         token: Some("s3cret".into()),
         fallback_to_free_port: false,
         cluster: Default::default(),
+        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
     })
     .await
     .unwrap();
@@ -761,6 +762,7 @@ async fn a_database_made_without_millisecond_times_still_opens_and_gains_them() 
         token: None,
         fallback_to_free_port: false,
         cluster: Default::default(),
+        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
     })
     .await
     .expect("an old database opens");
@@ -826,6 +828,8 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         health: None,
         nodes: None,
         deployments: None,
+        apps: None,
+        signals: None,
     };
     let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

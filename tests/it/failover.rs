@@ -163,6 +163,7 @@ async fn a_node_without_beats_turns_unhealthy_after_the_ttl_and_a_plain_stream_i
             node_ttl: Duration::from_millis(800),
             ..Default::default()
         },
+        max_upload: controller::MAX_UPLOAD_BYTES,
     })
     .await
     .unwrap();

@@ -243,6 +243,7 @@ impl InProcess {
                 token: None,
                 fallback_to_free_port: false,
                 cluster: Default::default(),
+                max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
             }))
             .expect("starting the controller");
         InProcess {

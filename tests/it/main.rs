@@ -18,6 +18,7 @@ mod demo_tape;
 mod failover;
 mod hostile_controller;
 mod kv_demo;
+mod machines;
 mod nodes;
 mod original_controller;
 mod original_worker;

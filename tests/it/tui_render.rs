@@ -160,6 +160,7 @@ impl Scenario {
                 auto_restart: true,
                 paused: None,
                 attached: false,
+                remote: false,
             },
             cpu_percent: inst.pid.map(|_| 0.3),
             rss_bytes: inst.pid.map(|_| 3 * 1024 * 1024),

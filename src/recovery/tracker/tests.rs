@@ -1354,3 +1354,19 @@ fn a_flag_a_stopped_run_left_makes_the_next_start_a_recovery() {
     t.apply(300, started(2));
     assert_eq!(phase(&t), "RECOVERING");
 }
+
+/// A run's own start keys seen before its start (a remote run's start comes
+/// by a later cluster read, stamped with when its agent started it): a fresh
+/// start, not a recovery. A flag set before the start still is one.
+#[test]
+fn a_flag_set_after_the_start_is_the_runs_own_not_a_recovery() {
+    let mut t = Tracker::new();
+    t.apply(1_020, flag());
+    t.apply(1_400, started(7));
+    assert_eq!(phase(&t), "RECOVERING", "arrived after the flag: as before");
+    let mut t = Tracker::new();
+    t.apply(1_020, flag());
+    t.apply(1_000, started(7));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(!t.timeline().any(|e| e.kind == TimelineKind::Recovering));
+}

@@ -113,7 +113,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
                 } else {
                     Cell::from(escape_controls(&s.node).into_owned())
                 },
-                Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
+                // On another machine: no pid here (its agent has it).
+                Cell::from(s.pid.map_or_else(
+                    || {
+                        if s.remote {
+                            "remote".into()
+                        } else {
+                            "-".into()
+                        }
+                    },
+                    |p| p.to_string(),
+                )),
                 Cell::from(state_line(app, row, state_room)),
                 Cell::from(
                     s.started_at

@@ -307,6 +307,7 @@ impl TestController {
             token: None,
             fallback_to_free_port: false,
             cluster: Default::default(),
+            max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
         })
         .await
         .expect("controller starts");

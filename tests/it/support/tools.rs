@@ -19,6 +19,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("prlimit", "util-linux"),
     ("setpriv", "util-linux"),
     ("tmux", "tmux"),
+    ("unshare", "util-linux"),
     ("xmllint", "libxml2-utils"),
 ];
 
