@@ -30,8 +30,8 @@ pub async fn run_headless(
     events_path: Option<&Path>,
     status: Option<StatusPublisher>,
     lang: crate::text::Lang,
+    mut signals: Termination,
 ) -> Result<()> {
-    let mut signals = Termination::install_with_hangup()?;
     let mut events_file = match events_path {
         Some(path) => Some(
             std::fs::OpenOptions::new()

@@ -5,6 +5,7 @@ use super::auth::AuthArgs;
 use super::ui::UiArgs;
 use crate::kv::{NamespaceBy, DEFAULT_CONTROLLER_BASE};
 use crate::session::{Session, SessionConfig};
+use crate::signals::Termination;
 use crate::tui::connecting::Waited;
 use anyhow::Result;
 use clap::Args;
@@ -37,6 +38,8 @@ pub struct AttachArgs {
 }
 
 pub async fn run(args: AttachArgs) -> Result<()> {
+    // First: a signal from here on ends us as `q` does, never by default.
+    let signals = Termination::install_with_hangup()?;
     let token = args.auth.token()?;
     let options = args.ui.options()?;
     let url = args.controller.clone();
@@ -59,5 +62,5 @@ pub async fn run(args: AttachArgs) -> Result<()> {
         Waited::Done(session) => session?,
         Waited::Quit => return Ok(()),
     };
-    crate::tui::runtime::run(session, options).await
+    crate::tui::runtime::run(session, options, signals).await
 }

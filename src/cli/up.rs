@@ -10,6 +10,7 @@ use crate::controller;
 use crate::ctl_socket;
 use crate::kv::NamespaceBy;
 use crate::session::{Session, SessionConfig};
+use crate::signals::Termination;
 use crate::supervisor::{RestartConfig, RestartPolicy};
 use crate::tui::autokill::AutoKill;
 use crate::tui::runtime::TuiOptions;
@@ -216,6 +217,10 @@ impl UpArgs {
 
 pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     let args = args.checked(tour)?;
+    // Before anything starts: a Ctrl-C, SIGTERM or SIGHUP during start-up is
+    // then told to the front end, which stops the workers, instead of
+    // ending us by default with workers left to the orphan guard.
+    let signals = Termination::install_with_hangup()?;
     let token = args.auth.token()?;
     // Read the keys file before starting anything, so a typo changes nothing.
     let options = args.ui.options()?;
@@ -311,6 +316,7 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
             args.events.as_deref(),
             Some(status),
             args.ui.lang(),
+            signals,
         )
         .await;
     }
@@ -322,5 +328,5 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
             .map(|pct| AutoKill::new(pct.into(), args.kill_every_cycle).node(args.kill_node)),
         ..options
     };
-    crate::tui::runtime::run(session, options).await
+    crate::tui::runtime::run(session, options, signals).await
 }

@@ -62,7 +62,9 @@ pub struct TuiOptions {
     pub layout: super::view::ScreenLayout,
 }
 
-pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
+/// `signals`: installed by the caller before the session started, so a
+/// Ctrl-C during start-up still ends the dashboard as `q` does.
+pub async fn run(session: Session, options: TuiOptions, mut signals: Termination) -> Result<()> {
     // ratatui::init's panic hook restores raw mode and the screen; release the
     // mouse too, before it runs.
     let previous = std::panic::take_hook();
@@ -70,7 +72,6 @@ pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         previous(info);
     }));
-    let mut signals = Termination::install_with_hangup()?;
     let mut terminal = ratatui::init();
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
