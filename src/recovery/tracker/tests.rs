@@ -1360,10 +1360,11 @@ fn a_flag_a_stopped_run_left_makes_the_next_start_a_recovery() {
 /// start, not a recovery. A flag set before the start still is one.
 #[test]
 fn a_flag_set_after_the_start_is_the_runs_own_not_a_recovery() {
+    // A flag left behind (found in the first read) before the start is one.
     let mut t = Tracker::new();
-    t.apply(1_020, flag());
+    t.apply(1_020, Fact::Snapshot(vec![e("app.crashed", "true")]));
     t.apply(1_400, started(7));
-    assert_eq!(phase(&t), "RECOVERING", "arrived after the flag: as before");
+    assert_eq!(phase(&t), "RECOVERING", "a flag left behind: a recovery");
     let mut t = Tracker::new();
     t.apply(1_020, flag());
     t.apply(1_000, started(7));
