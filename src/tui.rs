@@ -9,6 +9,7 @@ pub mod format;
 pub mod keymap;
 pub mod panes;
 pub mod runtime;
+pub mod terminal;
 pub mod theme;
 pub mod tour;
 pub mod view;

@@ -4,7 +4,7 @@ use crate::paths::default_keys_path;
 use crate::text::Lang;
 use crate::tui::keymap::{load_keys_file, Keymap};
 use crate::tui::runtime::TuiOptions;
-use crate::tui::theme::{Theme, ThemeName};
+use crate::tui::theme::{Theme, ThemeChoice, ThemeName};
 use crate::tui::view::ScreenLayout;
 use anyhow::Result;
 use clap::Args;
@@ -16,9 +16,9 @@ pub struct UiArgs {
     /// No signals or actions from the dashboard.
     #[arg(long)]
     pub read_only: bool,
-    /// Colour theme (NO_COLOR turns colour off).
-    #[arg(long, value_enum, default_value_t = ThemeName::Dark)]
-    pub theme: ThemeName,
+    /// Colour theme: auto asks the terminal its background (NO_COLOR turns colour off).
+    #[arg(long, value_enum, default_value_t = ThemeChoice::Auto)]
+    pub theme: ThemeChoice,
     /// Do not capture the mouse.
     #[arg(long)]
     pub no_mouse: bool,
@@ -65,7 +65,11 @@ impl UiArgs {
         };
         Ok(TuiOptions {
             keymap,
-            theme: Theme::from_env(self.theme),
+            theme: Theme::from_env(match self.theme {
+                ThemeChoice::Light => ThemeName::Light,
+                ThemeChoice::Dark | ThemeChoice::Auto => ThemeName::Dark,
+            }),
+            detect_background: self.theme == ThemeChoice::Auto,
             mouse: !self.no_mouse,
             read_only: self.read_only,
             recording: self.recording,

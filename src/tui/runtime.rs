@@ -46,6 +46,8 @@ const SLOW_TICKS: u32 = 4;
 pub struct TuiOptions {
     pub keymap: Keymap,
     pub theme: Theme,
+    /// `--theme auto`: ask the terminal its background before taking the screen.
+    pub detect_background: bool,
     pub mouse: bool,
     pub read_only: bool,
     /// Relative clock, for recordings.
@@ -62,7 +64,11 @@ pub struct TuiOptions {
     pub layout: super::view::ScreenLayout,
 }
 
-pub async fn run(session: Session, options: TuiOptions) -> Result<()> {
+pub async fn run(session: Session, mut options: TuiOptions) -> Result<()> {
+    // Before the alternate screen: the answer is read in raw mode, once.
+    if options.detect_background {
+        options.theme.name = super::terminal::background_theme();
+    }
     // ratatui::init's panic hook restores raw mode and the screen; release the
     // mouse too, before it runs.
     let previous = std::panic::take_hook();

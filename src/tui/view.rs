@@ -6,7 +6,7 @@ use crate::text::{labels, panes::timeline_title, timeline, Msg};
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
 /// Below this the full layout gives way to the compact one.
@@ -156,17 +156,8 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             task.counter.map_or("-".into(), |c| c.to_string())
         ),
     };
-    let style = if app.tracker().torn().is_some() {
-        t.bad()
-    } else {
-        t.good()
-    };
-    let gauge_widget = Gauge::default()
-        .block(panes::block(app, Msg::Progress.text(l), None))
-        .gauge_style(style)
-        .percent(progress as u16)
-        .label(Span::styled(label, Modifier::BOLD));
-    frame.render_widget(gauge_widget, gauge);
+    let block = panes::block(app, Msg::Progress.text(l), None);
+    panes::progress::gauge(frame, gauge, app, block, progress as u16, label);
     panes::flag::draw(frame, flag_area, app);
 
     let room = usize::from(timeline.height.saturating_sub(2));

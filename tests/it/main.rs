@@ -22,6 +22,7 @@ mod original_controller;
 mod rehearsal;
 mod scenario;
 mod supervisor;
+mod terminal_fit;
 mod terminal_safety;
 mod tui_render;
 mod tui_runtime;

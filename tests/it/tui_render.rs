@@ -1295,3 +1295,85 @@ fn kill_at_watches_each_own_namespace_on_its_own() {
         "kv-demo-001's own crossing"
     );
 }
+
+/// Every letter of every state, in both themes, both layouts, the dialogs and
+/// the tour, reads at 4.5:1 or more (WCAG AA) against the theme's background,
+/// the terminal's own colours standing in as the theme assumes them.
+#[test]
+fn every_letter_reads_in_both_themes_in_every_state() {
+    use plumdash::tui::theme::{contrast, rgb};
+    use plumdash::tui::tour::Tour;
+    use ratatui::style::{Color, Modifier};
+    let mut states: Vec<(&str, App)> = vec![
+        ("running", running().app),
+        ("just killed", just_killed().app),
+        ("restarting", restarting().app),
+        ("resumed", resumed().app),
+        ("completed", completed().app),
+        ("stopped", stopped().app),
+        ("failed", failed().app),
+        ("controller down", controller_down().app),
+    ];
+    let mut help = running().app;
+    help.mode = Mode::Help { scroll: 0 };
+    let mut menu = running().app;
+    menu.mode = Mode::SignalMenu { selected: 2 };
+    let mut tour = resumed().app;
+    tour.tour = Some(Tour::new());
+    tour.after_facts();
+    let mut search = running().app;
+    search.log.search = Some("进度".into());
+    states.extend([
+        ("help", help),
+        ("menu", menu),
+        ("tour", tour),
+        ("search", search),
+    ]);
+    let mut failures = Vec::new();
+    for (what, mut app) in states {
+        for name in [ThemeName::Dark, ThemeName::Light] {
+            app.theme = Theme::new(name, true);
+            let (fg0, bg0) = match name {
+                ThemeName::Dark => ((255, 255, 255), (0, 0, 0)),
+                ThemeName::Light => ((0, 0, 0), (255, 255, 255)),
+            };
+            for layout in [view::ScreenLayout::Full, view::ScreenLayout::Presenter] {
+                app.layout = layout;
+                for (w, h) in [(120, 40), (80, 24)] {
+                    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+                    terminal
+                        .draw(|f| {
+                            view::draw(f, &app);
+                        })
+                        .unwrap();
+                    let buffer = terminal.backend().buffer();
+                    for cell in buffer.content() {
+                        let Some(c) = cell.symbol().chars().next() else {
+                            continue;
+                        };
+                        if !c.is_alphanumeric() {
+                            continue;
+                        }
+                        let value = |c: Color, default| match c {
+                            Color::Reset => Some(default),
+                            c => rgb(c),
+                        };
+                        let (mut fg, mut bg) = (value(cell.fg, fg0), value(cell.bg, bg0));
+                        if cell.modifier.contains(Modifier::REVERSED) {
+                            std::mem::swap(&mut fg, &mut bg);
+                        }
+                        let ok = fg.zip(bg).is_some_and(|(f, b)| contrast(f, b) >= 4.5);
+                        if !ok {
+                            failures.push(format!(
+                                "{what} {name:?} {layout:?} {w}x{h}: {c:?} {:?} on {:?}",
+                                cell.fg, cell.bg
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -65,12 +65,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 .tracker()
                 .changed_at(&e.key)
                 .is_some_and(|at| app.now.saturating_sub(at) < FRESH_MS);
-            let style = if fresh { t.fresh() } else { Style::new() };
+            // A fresh row is one painted pair: dim text on its background would not read.
+            let (style, dim) = if fresh {
+                (t.fresh(), Style::new())
+            } else {
+                (Style::new(), t.dim())
+            };
             Row::new(vec![
                 Cell::from(display_key(&e.key)),
-                Cell::from(Span::styled(e.value_type.to_string(), t.dim())),
+                Cell::from(Span::styled(e.value_type.to_string(), dim)),
                 Cell::from(display_value(e)),
-                Cell::from(Span::styled(age(e.updated_at, now_s), t.dim())),
+                Cell::from(Span::styled(age(e.updated_at, now_s), dim)),
             ])
             .style(style)
         })

@@ -141,6 +141,7 @@ pub fn options(keymap: Keymap) -> TuiOptions {
     TuiOptions {
         keymap,
         theme: Theme::new(ThemeName::Dark, false),
+        detect_background: false,
         mouse: true,
         read_only: false,
         recording: true,

@@ -1,0 +1,151 @@
+//! The dashboard fits the terminal in front of the room, read back from a
+//! real one (tmux): its colours follow the terminal's background (OSC 11,
+//! then `COLORFGBG`) and every letter on screen reads at 4.5:1 or more.
+
+use crate::support::tmux::{gauge_percent, Cell, Ink, Tmux};
+use crate::support::{free_port, need, PLUMDASH};
+use plumdash::tui::theme::{contrast, rgb};
+use ratatui::style::Color;
+use std::path::Path;
+use std::time::Duration;
+
+/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:<a free port>`.
+fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &Path) {
+    let port = free_port();
+    let cmd = format!(
+        "{env}{PLUMDASH} {args} --db {} --listen 127.0.0.1:{port}",
+        db.display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+}
+
+const WHITE: (u8, u8, u8) = (255, 255, 255);
+const BLACK: (u8, u8, u8) = (0, 0, 0);
+
+/// Every letter or digit drawn below 4.5:1, the terminal's own colours
+/// standing in as `(fg, bg)`; a colour from the 16 the terminal chooses
+/// itself is a failure too (its value is unknown).
+fn low_contrast(screen: &[Vec<Cell>], (fg0, bg0): ((u8, u8, u8), (u8, u8, u8))) -> Vec<String> {
+    let value = |ink: Ink, default| match ink {
+        Ink::Default => Some(default),
+        Ink::Indexed(n) => rgb(Color::Indexed(n)),
+        Ink::Rgb(r, g, b) => Some((r, g, b)),
+        Ink::Ansi(_) => None,
+    };
+    let mut bad = Vec::new();
+    for (y, row) in screen.iter().enumerate() {
+        for (x, cell) in row.iter().enumerate() {
+            if !cell.ch.is_alphanumeric() {
+                continue;
+            }
+            let (fg, bg) = cell.shown();
+            // Reverse video of the terminal's own pair is its pair swapped.
+            let (fg_default, bg_default) = if cell.reverse { (bg0, fg0) } else { (fg0, bg0) };
+            match (value(fg, fg_default), value(bg, bg_default)) {
+                (Some(f), Some(b)) if contrast(f, b) >= 4.5 => {}
+                (f, b) => {
+                    let line: String = row.iter().map(|c| c.ch).collect();
+                    bad.push(format!(
+                        "row {y} col {x} {:?} {fg:?} on {bg:?} ({}) in {line:?}",
+                        cell.ch,
+                        f.zip(b).map_or("16-colour".into(), |(f, b)| format!(
+                            "{:.1}:1",
+                            contrast(f, b)
+                        ))
+                    ));
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The colour the pane titles are drawn in (`Instances`).
+fn title_ink(screen: &[Vec<Cell>]) -> Option<Ink> {
+    screen.iter().find_map(|row| {
+        let line: String = row.iter().map(|c| c.ch).collect();
+        let b = line.find(" Instances (")?;
+        let i = line[..b].chars().count() + 1;
+        Some(row[i].fg)
+    })
+}
+
+/// On a white terminal (tmux's `window-style`, which tmux reports to OSC 11)
+/// plumdash picks the light theme by itself: through a run, a kill, the
+/// countdown and the resume, every letter reads at 4.5:1 on white.
+#[test]
+fn a_white_terminal_gets_the_light_theme_and_every_letter_reads() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(100, 30);
+    tmux.set("window-style", "bg=white,fg=black");
+    let args = "--step 250ms --restart-delay 1s --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let mut failures = Vec::new();
+    let mut check = |tmux: &Tmux| {
+        let screen = tmux.styled_screen();
+        failures.extend(low_contrast(&screen, (BLACK, WHITE)));
+        screen
+    };
+    tmux.wait_for("RUNNING at ≥ 30%", Duration::from_secs(20), |s| {
+        check(&tmux);
+        gauge_percent(s).filter(|p| s.contains("RUNNING") && (30..=70).contains(p))
+    });
+    let screen = check(&tmux);
+    assert_eq!(
+        title_ink(&screen),
+        Some(Ink::Indexed(24)),
+        "the light accent"
+    );
+    tmux.send(&["k"]);
+    tmux.wait_for("CRASHED with its countdown", Duration::from_secs(5), |s| {
+        check(&tmux);
+        (s.contains("CRASHED") && s.contains("↻")).then_some(())
+    });
+    tmux.wait_for("RESUMED", Duration::from_secs(10), |s| {
+        check(&tmux);
+        (s.contains("RESUMED from") && s.contains("lost 0")).then_some(())
+    });
+    check(&tmux);
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+}
+
+/// A terminal that does not answer OSC 11 (tmux with no colours of its own)
+/// is read from `COLORFGBG` (`0;15`: black on white), else taken as dark;
+/// `--theme` overrides both.
+#[test]
+fn colorfgbg_decides_when_the_terminal_does_not_answer_and_theme_overrides() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let tmux = Tmux::shell(100, 30);
+    let runs = [
+        ("COLORFGBG='0;15' ", "", 24, (BLACK, WHITE)),
+        ("", "", 81, (WHITE, BLACK)),
+        ("COLORFGBG='0;15' ", "--theme dark ", 81, (WHITE, BLACK)),
+    ];
+    for (env, theme, accent, pair) in runs {
+        tmux.send(&["clear", "Enter"]);
+        type_plumdash(&tmux, env, &format!("{theme}--step 1s --no-mouse"), &db);
+        tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+            s.contains("RUNNING").then_some(())
+        });
+        let screen = tmux.styled_screen();
+        assert_eq!(
+            title_ink(&screen),
+            Some(Ink::Indexed(accent)),
+            "{env}{theme}"
+        );
+        let failures = low_contrast(&screen, pair);
+        assert!(failures.is_empty(), "{env}{theme}: {}", failures.join("\n"));
+        tmux.send(&["q"]);
+        tmux.wait_for_prompt();
+    }
+}
