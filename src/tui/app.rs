@@ -106,6 +106,8 @@ pub enum Mode {
 pub struct Flash {
     pub text: String,
     pub error: bool,
+    /// A kill (a worker's or a node's): drawn as an alarm; any other news is not.
+    pub loud: bool,
     pub until: TsMs,
 }
 
@@ -269,7 +271,7 @@ impl App {
         let (instance, at, node_kill) = fired?;
         if node_kill {
             let node = self.node_of_instance(&instance)?;
-            self.flash(flash::kill_at_node(at, &node, &instance, self.lang), false);
+            self.flash_kill(flash::kill_at_node(at, &node, &instance, self.lang));
             return Some(Command::Node {
                 node,
                 op: crate::session::NodeOp::Kill,
@@ -281,7 +283,7 @@ impl App {
             .instance(&instance)
             .and_then(|i| i.pid)
             .map_or("?".into(), |p| p.to_string());
-        self.flash(flash::kill_at_pid(at, &pid, &instance, self.lang), false);
+        self.flash_kill(flash::kill_at_pid(at, &pid, &instance, self.lang));
         Some(Command::Signal {
             instance,
             signal: SignalChoice::Kill,
@@ -323,8 +325,17 @@ impl App {
         self.flash = Some(Flash {
             text: text.into(),
             error,
+            loud: false,
             until: self.now + FLASH_MS,
         });
+    }
+
+    /// A flash for a kill: the alarm's colours (a stop or a start is not one).
+    pub fn flash_kill(&mut self, text: impl Into<String>) {
+        self.flash(text, false);
+        if let Some(flash) = self.flash.as_mut() {
+            flash.loud = true;
+        }
     }
 
     /// The flash message if it is still showing.
@@ -401,6 +412,13 @@ impl App {
     /// What a performed command reported back, shown as a flash.
     pub fn on_outcome(&mut self, outcome: Outcome) {
         let lang = self.lang;
+        let killed_node = matches!(
+            outcome,
+            Outcome::Node {
+                action: crate::recovery::NodeAction::Killed,
+                ..
+            }
+        );
         let (text, error) = match outcome {
             Outcome::Started { instance } => (flash::started(&instance, lang), false),
             Outcome::Stopped { instance } => (flash::stopped(&instance, lang), false),
@@ -426,6 +444,9 @@ impl App {
             }
         };
         self.flash(text, error);
+        if let Some(f) = self.flash.as_mut() {
+            f.loud = killed_node;
+        }
     }
 
     /// A key press in the current mode: the keymap says what it means there.
@@ -695,7 +716,11 @@ impl App {
             SignalTarget::Pid(pid)
         };
         let text = flash::signal_sent(signal.name(), to, &instance, lang);
-        self.flash(text, false);
+        if matches!(signal, SignalChoice::Kill | SignalChoice::TreeKill) {
+            self.flash_kill(text);
+        } else {
+            self.flash(text, false);
+        }
         Some(Command::Signal { instance, signal })
     }
 

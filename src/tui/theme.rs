@@ -62,6 +62,7 @@ struct Palette {
     on_fill: Color,
     /// (text, background) of the painted boxes.
     alarm: (Color, Color),
+    notice: (Color, Color),
     armed: (Color, Color),
     calm: (Color, Color),
     fresh: (Color, Color),
@@ -85,7 +86,8 @@ const DARK: Palette = Palette {
     fill: ix(71),      // #5faf5f
     fill_bad: ix(167), // #d75f5f
     on_fill: BLACK,
-    alarm: (WHITE, ix(124)), // on #af0000
+    alarm: (WHITE, ix(124)),  // on #af0000
+    notice: (BLACK, ix(117)), // on #87d7ff
     armed: (BLACK, ix(220)),
     calm: (BLACK, ix(77)),
     fresh: (BLACK, ix(229)), // #ffffaf
@@ -114,6 +116,7 @@ const DARK_16: Palette = Palette {
     fill_bad: Color::Red,
     on_fill: Color::Black,
     alarm: (Color::White, Color::Red),
+    notice: (Color::Black, Color::Cyan),
     armed: (Color::Black, Color::Yellow),
     calm: (Color::Black, Color::Green),
     fresh: (Color::Black, Color::Yellow),
@@ -238,6 +241,11 @@ impl Theme {
             .add_modifier(Modifier::BOLD)
     }
 
+    /// News that is not an alarm (a stop, a start, a restart): a quiet box.
+    pub fn notice(&self) -> Style {
+        self.pair(|p| p.notice, Style::new().add_modifier(Modifier::REVERSED))
+    }
+
     pub fn armed(&self) -> Style {
         self.pair(|p| p.armed, Style::new())
             .add_modifier(Modifier::BOLD)
@@ -313,6 +321,7 @@ impl Theme {
             ("bad", self.bad()),
             ("ended", self.ended()),
             ("alarm", self.alarm()),
+            ("notice", self.notice()),
             ("armed", self.armed()),
             ("calm", self.calm()),
             ("fresh", self.fresh()),

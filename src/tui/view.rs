@@ -234,7 +234,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if let Some(flash) = app.active_flash() {
         lines.push(Line::from(Span::styled(
             crate::text_safety::escape_controls(&flash.text).into_owned(),
-            t.alarm(),
+            panes::footer::flash_style(app, flash),
         )));
     }
     let room = (area.height as usize).saturating_sub(lines.len() + 1);

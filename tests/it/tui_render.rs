@@ -1377,3 +1377,79 @@ fn every_letter_reads_in_both_themes_in_every_state() {
     failures.dedup();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The colours of one screen line holding `text`: the set of (fg, bg) of its letters.
+fn colours_of(
+    app: &App,
+    (w, h): (u16, u16),
+    text: &str,
+) -> Vec<(ratatui::style::Color, ratatui::style::Color)> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, app);
+        })
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let row = (0..h)
+        .find(|y| {
+            let line: String = (0..w).map(|x| buffer[(x, *y)].symbol()).collect();
+            line.contains(text)
+        })
+        .unwrap_or_else(|| panic!("{text:?} not on screen:\n{}", render(app, w, h)));
+    let line: String = (0..w).map(|x| buffer[(x, row)].symbol()).collect();
+    let start = line[..line.find(text).unwrap()].chars().count() as u16;
+    let mut colours: Vec<_> = (start..start + text.chars().count() as u16)
+        .map(|x| &buffer[(x, row)])
+        .filter(|c| c.symbol().chars().any(char::is_alphanumeric))
+        .map(|c| (c.fg, c.bg))
+        .collect();
+    colours.dedup();
+    colours
+}
+
+/// Colours mean what happened: the SIGKILL's exit line is red; a graceful
+/// stop's and a completion's exits are not (the theme's "ended" colour), a
+/// completion is green; `k` flashes the alarm, `i` (a graceful stop) does not.
+#[test]
+fn a_clean_exit_and_a_completion_are_not_red_like_a_kill() {
+    let theme = Theme::new(ThemeName::Dark, true);
+    let red = theme.bad().fg.unwrap();
+    let ended = theme.ended().fg.unwrap();
+    let size = (120, 40);
+    let mut killed = just_killed().app;
+    killed.theme = theme;
+    let kill = colours_of(&killed, size, "killed by SIGKILL");
+    assert_eq!(kill.iter().map(|c| c.0).collect::<Vec<_>>(), [red]);
+
+    let mut stopped = stopped().app;
+    stopped.theme = theme;
+    let exit = colours_of(&stopped, size, "exited (exit 0)");
+    assert_eq!(exit.iter().map(|c| c.0).collect::<Vec<_>>(), [ended]);
+
+    let mut done = completed().app;
+    done.theme = theme;
+    let exit = colours_of(&done, size, "exited (exit 0)");
+    assert_eq!(exit.iter().map(|c| c.0).collect::<Vec<_>>(), [ended]);
+    let completed = colours_of(&done, size, "completed the task");
+    assert_eq!(
+        completed.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [theme.good().fg.unwrap()]
+    );
+    let state = colours_of(&done, size, "COMPLETED");
+    assert!(state.iter().all(|c| c.0 != red && c.1 != red), "{state:?}");
+
+    // The flash of a kill is the alarm; a graceful stop's is not.
+    let alarm = theme.alarm().bg.unwrap();
+    let mut s = running();
+    s.app.theme = theme;
+    s.app.on_event(&key('k'));
+    let flash = colours_of(&s.app, size, "SIGKILL → pid");
+    assert!(flash.iter().all(|c| c.1 == alarm), "{flash:?}");
+    s.app.on_event(&key('i'));
+    let flash = colours_of(&s.app, size, "SIGINT → pid");
+    assert!(
+        flash.iter().all(|c| c.1 != alarm && c.0 != red),
+        "{flash:?}"
+    );
+}

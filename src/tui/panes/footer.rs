@@ -4,8 +4,9 @@
 
 use crate::text::{panes, Msg};
 use crate::tui::action::Action;
-use crate::tui::app::{App, Mode};
+use crate::tui::app::{App, Flash, Mode};
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -13,10 +14,9 @@ use ratatui::Frame;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     if let Some(flash) = app.active_flash() {
-        let style = if flash.error { t.bad() } else { t.alarm() };
         let line = Line::from(Span::styled(
             format!(" {} ", crate::text_safety::escape_controls(&flash.text)),
-            style,
+            flash_style(app, flash),
         ));
         frame.render_widget(Paragraph::new(line), area);
         return;
@@ -56,6 +56,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// A flash's colours say what it is: an error, a kill (the alarm), or news.
+pub fn flash_style(app: &App, flash: &Flash) -> Style {
+    let t = &app.theme;
+    if flash.error {
+        t.bad()
+    } else if flash.loud {
+        t.alarm()
+    } else {
+        t.notice()
+    }
 }
 
 /// The compact layout's hints: kill, help and quit, as bound now.

@@ -6,7 +6,9 @@ use crate::text::{panes, timeline, Lang};
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
+use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -64,18 +66,7 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
     // Newest at the bottom; scrolling moves back in time.
     let mut lines = Vec::new();
     for ev in app.board.latest(room, back) {
-        let style = match &ev.kind {
-            TimelineKind::Exited { .. }
-            | TimelineKind::Failed { .. }
-            | TimelineKind::Torn(_)
-            | TimelineKind::NotRestarted { .. } => t.bad(),
-            TimelineKind::FeedDown { .. } => t.bad(),
-            TimelineKind::Resumed { .. } | TimelineKind::Completed => t.good(),
-            TimelineKind::Recovering
-            | TimelineKind::RestartScheduled { .. }
-            | TimelineKind::TakingOver { .. } => t.warn(),
-            _ => t.text(),
-        };
+        let style = event_style(&ev.kind, t);
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
@@ -88,6 +79,34 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
         ]));
     }
     lines
+}
+
+/// An event's colour says what happened: red for a crash or a loss, the
+/// theme's "ended" colour for an end that is not one (a clean exit, a stop
+/// asked for, a completion's exit), green for a recovery or a completion.
+pub fn event_style(kind: &TimelineKind, t: &Theme) -> Style {
+    match kind {
+        TimelineKind::Exited { crashed: true, .. }
+        | TimelineKind::Failed { .. }
+        | TimelineKind::Torn(_)
+        | TimelineKind::WentBack { .. }
+        | TimelineKind::NotRestarted { .. }
+        | TimelineKind::NodeDown { .. }
+        | TimelineKind::FeedDown { .. } => t.bad(),
+        TimelineKind::Exited { crashed: false, .. }
+        | TimelineKind::Stopped
+        | TimelineKind::Superseded { .. } => t.ended(),
+        TimelineKind::Resumed { .. } | TimelineKind::Completed | TimelineKind::FailedOver(_) => {
+            t.good()
+        }
+        TimelineKind::Recovering
+        | TimelineKind::RestartScheduled { .. }
+        | TimelineKind::TakingOver { .. }
+        | TimelineKind::Frozen { .. }
+        | TimelineKind::Migrated { .. }
+        | TimelineKind::Fenced { .. } => t.warn(),
+        _ => t.text(),
+    }
 }
 
 /// The event's text with a long instance id cut as the instances table cuts it
