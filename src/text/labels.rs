@@ -94,6 +94,8 @@ messages! {
     HintHelp => ("help", "帮助"),
     HintQuit => ("quit", "退出"),
     HintLayout => ("layout", "布局"),
+    HintFull => ("full", "完整"),
+    PresenterForSize => ("small screen: presenter layout", "屏幕较小：演示布局"),
     // Dialog keys.
     KeyUp => ("up", "上"),
     KeyDown => ("down", "下"),

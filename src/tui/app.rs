@@ -124,6 +124,21 @@ pub struct Drawn {
     pub first_instance: usize,
     /// How far the help can scroll down (0: every line shows, or it is closed).
     pub help_scroll_max: usize,
+    /// The layout the frame was drawn in (`p` switches from what is seen).
+    pub shown: Shown,
+}
+
+/// The layout a frame was drawn in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shown {
+    #[default]
+    Full,
+    /// Asked for (`--layout presenter`, `p`).
+    Presenter,
+    /// The screen is too small for the full layout to show the state word, the
+    /// flag and the progress uncut: the presenter layout instead, said in its footer.
+    PresenterForSize,
+    Compact,
 }
 
 /// The log pane's view of the selected instance's output.
@@ -207,6 +222,8 @@ pub struct App {
     pub lang: Lang,
     /// Full or presenter (`--layout`, `p`).
     pub layout: ScreenLayout,
+    /// `p` on a screen too small for the full layout: show it anyway.
+    pub full_anyway: bool,
 }
 
 impl App {
@@ -243,6 +260,7 @@ impl App {
             drawn: Drawn::default(),
             lang: Lang::En,
             layout: ScreenLayout::Full,
+            full_anyway: false,
         }
     }
 
@@ -615,7 +633,16 @@ impl App {
                 None
             }
             Action::ToggleLayout => {
-                self.layout = self.layout.other();
+                // The presenter layout a small screen chose: `p` shows the
+                // full one anyway. Otherwise `p` switches, and full by `p` is
+                // full whatever the size (the person chose it).
+                let for_size = self.drawn.shown == Shown::PresenterForSize;
+                if for_size && self.layout == ScreenLayout::Full && !self.full_anyway {
+                    self.full_anyway = true;
+                } else {
+                    self.layout = self.layout.other();
+                    self.full_anyway = self.layout == ScreenLayout::Full;
+                }
                 None
             }
             Action::Quit => {

@@ -149,3 +149,77 @@ fn colorfgbg_decides_when_the_terminal_does_not_answer_and_theme_overrides() {
         tmux.wait_for_prompt();
     }
 }
+
+/// At 60×20 the full layout cannot show the flag box and the progress label
+/// side by side: the presenter layout comes by itself and its footer says so;
+/// `p` shows the full layout anyway and `p` again goes back. Made 80×24, the
+/// full layout returns by itself with every namespace key whole (not two rows
+/// reading `app.crash`) and, after a kill, the cycle's figures uncut.
+#[test]
+fn a_small_terminal_gets_the_presenter_layout_and_says_so() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(60, 20);
+    let args = "--step 300ms --restart-delay 300ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let screen = tmux.wait_for(
+        "the presenter layout by itself",
+        Duration::from_secs(20),
+        |s| {
+            (s.contains("small screen: presenter layout") && s.contains("RUNNING"))
+                .then(|| s.to_string())
+        },
+    );
+    assert!(screen.contains("app.crashed ARMED (running)"), "{screen}");
+    assert!(screen.contains("p full"), "{screen}");
+    tmux.send(&["p"]);
+    tmux.wait_for("the full layout, asked for", Duration::from_secs(5), |s| {
+        (s.contains("Namespace") && !s.contains("small screen")).then_some(())
+    });
+    tmux.send(&["p"]);
+    tmux.wait_for("the presenter layout again", Duration::from_secs(5), |s| {
+        (s.contains("┏ State") && !s.contains("Namespace")).then_some(())
+    });
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+
+    tmux.resize(80, 24);
+    tmux.send(&["clear", "Enter"]);
+    type_plumdash(
+        &tmux,
+        "",
+        &format!("{args} --fresh"),
+        &dir.path().join("kv.db"),
+    );
+    let at = tmux.wait_for(
+        "RUNNING at ≥ 30% in the full layout",
+        Duration::from_secs(20),
+        |s| {
+            gauge_percent(s)
+                .filter(|p| s.contains("Namespace") && s.contains("RUNNING") && *p >= 30)
+        },
+    );
+    let screen = tmux.screen();
+    assert!(!screen.contains("small screen"), "{screen}");
+    for key in ["│app.crash_time ", "│app.crashed "] {
+        assert!(screen.contains(key), "{key:?} whole at {at}%:\n{screen}");
+    }
+    assert!(screen.contains("app.crashed ARMED (running)"), "{screen}");
+    tmux.send(&["k"]);
+    let resumed = tmux.wait_for("RESUMED and its cycle", Duration::from_secs(15), |s| {
+        (s.contains("RESUMED from") && s.contains("lost 0")).then(|| s.to_string())
+    });
+    let cycle = resumed
+        .lines()
+        .find(|l| l.contains("#1 killed at"))
+        .unwrap_or_default();
+    assert!(cycle.contains("→ resumed from "), "{resumed}");
+    assert!(
+        resumed.contains("lost 0") && resumed.contains("restart "),
+        "the figures whole:\n{resumed}"
+    );
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+}

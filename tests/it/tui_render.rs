@@ -1453,3 +1453,65 @@ fn a_clean_exit_and_a_completion_are_not_red_like_a_kill() {
         "{flash:?}"
     );
 }
+
+/// From 60×16 up, whatever the size and language, the dashboard shows every
+/// state word, the flag's text and the progress label whole: the full layout
+/// where it can (its namespace keys whole too, the chart giving way), else the
+/// presenter layout, which says why in its footer.
+#[test]
+fn no_size_cuts_the_state_the_flag_or_the_progress() {
+    use plumdash::text::Lang;
+    use plumdash::tui::panes::{flag, progress};
+    let keys = [
+        "app.crash_time",
+        "app.crashed",
+        "binary.checkpoint",
+        "calculation.result",
+    ];
+    for (what, mut app) in [
+        ("running", running().app),
+        ("just killed", just_killed().app),
+        ("resumed", resumed().app),
+        ("completed", completed().app),
+    ] {
+        for lang in [Lang::En, Lang::Zh] {
+            app.lang = lang;
+            for w in (60..=124).step_by(4) {
+                for h in (16..=40).step_by(3) {
+                    let screen = render(&app, w, h);
+                    let flag = flag::text(flag::state(&app), lang);
+                    let label = progress::label(&app);
+                    let phase = app.instances[0].status.phase.to_string();
+                    for whole in [&flag, &label, &phase] {
+                        assert!(
+                            screen.contains(whole.as_str()),
+                            "{what} {lang:?} {w}x{h}: {whole:?} cut:\n{screen}"
+                        );
+                    }
+                    let presenter = screen.contains("┏ State ") || screen.contains("┏ 状态 ");
+                    let full = view::full_fits(ratatui::layout::Rect::new(0, 0, w, h), &app);
+                    assert_eq!(presenter, !full, "{what} {lang:?} {w}x{h}:\n{screen}");
+                    // A flash has the footer for a moment; the note comes back after it.
+                    if presenter && app.active_flash().is_some() {
+                        continue;
+                    }
+                    if presenter {
+                        assert!(
+                            screen.contains("small screen: presenter layout")
+                                || screen.contains("屏幕较小：演示布局"),
+                            "{what} {lang:?} {w}x{h}:\n{screen}"
+                        );
+                        continue;
+                    }
+                    // Every key row shown is whole: no two rows read `app.crash`.
+                    for line in screen.lines().filter(|l| l.contains("│app.crash")) {
+                        assert!(
+                            keys.iter().any(|k| line.contains(&format!("│{k} "))),
+                            "{what} {lang:?} {w}x{h}: {line}\n{screen}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -83,17 +83,38 @@ pub fn compact_hints(app: &App) -> Line<'static> {
 }
 
 /// The presenter layout's hints: kill, layout, help and quit, as bound now.
-pub fn presenter_hints(app: &App) -> Line<'static> {
-    short_hints(
+/// Shown because the screen is small (`for_size`): it says so first, and `p`
+/// reads "full" (SIGINT gives way, the tour's caption asks for it when due).
+pub fn presenter_hints(app: &App, for_size: bool) -> Line<'static> {
+    if !for_size {
+        return short_hints(
+            app,
+            &[
+                (Action::Kill, Msg::HintKill),
+                (Action::Interrupt, Msg::HintSigint),
+                (Action::ToggleLayout, Msg::HintLayout),
+                (Action::ToggleHelp, Msg::HintHelp),
+                (Action::Quit, Msg::HintQuit),
+            ],
+        );
+    }
+    let mut line = short_hints(
         app,
         &[
             (Action::Kill, Msg::HintKill),
-            (Action::Interrupt, Msg::HintSigint),
-            (Action::ToggleLayout, Msg::HintLayout),
+            (Action::ToggleLayout, Msg::HintFull),
             (Action::ToggleHelp, Msg::HintHelp),
             (Action::Quit, Msg::HintQuit),
         ],
-    )
+    );
+    line.spans.insert(
+        0,
+        Span::styled(
+            format!("{} · ", Msg::PresenterForSize.text(app.lang)),
+            app.theme.warn(),
+        ),
+    );
+    line
 }
 
 fn short_hints(app: &App, keys: &[(Action, Msg)]) -> Line<'static> {

@@ -90,6 +90,14 @@ fn state_room(width: u16, widths: &[Constraint]) -> usize {
     usize::from(width.saturating_sub(2 + 9 + fixed(widths)).max(STATE_MIN))
 }
 
+/// Whether a table `width` wide shows every row's state word whole.
+pub fn states_fit(width: u16, app: &App) -> bool {
+    let room = state_room(width, &widths(width, HEADS, app.lang));
+    app.instances
+        .iter()
+        .all(|r| crate::text::width(&r.status.phase.to_string()) <= room)
+}
+
 /// Draws the table, scrolled so the selected instance shows, and says which
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {

@@ -16,6 +16,34 @@ use ratatui::Frame;
 /// How long a changed key stays highlighted.
 const FRESH_MS: u64 = 1_500;
 
+/// Columns besides KEY and VALUE: borders, TYPE, AGE and three column gaps.
+const FIXED: usize = 2 + 6 + 4 + 3;
+/// Least VALUE gets beside whole keys.
+const VALUE_MIN: usize = 12;
+
+/// The first entry shown when `visible` rows show.
+fn first_shown(app: &App, visible: usize) -> usize {
+    let max_start = app.tracker().entries().len().saturating_sub(visible);
+    app.namespace_scroll.min(max_start)
+}
+
+/// Columns the pane needs, `height` rows tall, to show its keys whole beside
+/// VALUE_MIN of their values (the full layout takes them from the chart).
+pub fn width_needed(app: &App, height: u16) -> u16 {
+    let visible = height.saturating_sub(3) as usize;
+    let longest_key = app
+        .tracker()
+        .entries()
+        .values()
+        .skip(first_shown(app, visible))
+        .take(visible)
+        .map(|e| ratatui::text::Line::raw(display_key(&e.key)).width())
+        .chain([3])
+        .max()
+        .unwrap_or(3);
+    u16::try_from(longest_key + VALUE_MIN + FIXED).unwrap_or(u16::MAX)
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let l = app.lang;
@@ -37,12 +65,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let visible = area.height.saturating_sub(3) as usize;
-    let max_start = entries.len().saturating_sub(visible);
-    let start = app.namespace_scroll.min(max_start);
+    let start = first_shown(app, visible);
     let now_s = (app.now / 1000) as i64;
     let shown: Vec<_> = entries.values().skip(start).take(visible).collect();
-    // KEY as wide as its longest shown key, unless that leaves VALUE less than
-    // its longest value or half the room (then they share).
+    // KEY as wide as its longest shown key: a key is a name, cut it and two
+    // read the same (`app.crash`); VALUE gets the rest, at least VALUE_MIN.
     let width = |s: &str| ratatui::text::Line::raw(s).width();
     let longest_key = shown
         .iter()
@@ -50,14 +77,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .chain([3])
         .max()
         .unwrap_or(3);
-    let longest_value = shown
-        .iter()
-        .map(|e| width(&display_value(e)))
-        .max()
-        .unwrap_or(0);
-    // Inside the borders, less TYPE, AGE and three column gaps.
-    let room = usize::from(area.width).saturating_sub(2 + 6 + 4 + 3);
-    let key_width = longest_key.min(room.saturating_sub(longest_value.min(room / 2)));
+    let room = usize::from(area.width).saturating_sub(FIXED);
+    let key_width = longest_key.min(room.saturating_sub(VALUE_MIN));
     let rows: Vec<Row> = shown
         .into_iter()
         .map(|e| {

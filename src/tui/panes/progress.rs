@@ -7,10 +7,15 @@ use ratatui::layout::Rect;
 use ratatui::widgets::{Block, Gauge};
 use ratatui::Frame;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+/// The gauge's label: `50% · step_5 · counter 5`, ` · completed` at the end,
+/// or what is torn.
+pub fn label(app: &App) -> String {
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
     let l = app.lang;
+    if let Some(torn) = app.tracker().torn() {
+        return format!("TORN: {torn}");
+    }
     let mut label = format!(
         "{progress}% · {} · {} {}",
         task.checkpoint
@@ -23,11 +28,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         label.push_str(" · ");
         label.push_str(Msg::CompletedNote.text(l));
     }
-    if let Some(torn) = app.tracker().torn() {
-        label = format!("TORN: {torn}");
+    label
+}
+
+/// Columns the pane needs for its label whole, the completion note
+/// counted before it comes (so the layout does not change at the end).
+pub fn width_needed(app: &App) -> u16 {
+    let mut width = crate::text::width(&label(app));
+    let task = app.tracker().task();
+    if task.progress.is_some() && !task.is_completed() {
+        width += crate::text::width(Msg::CompletedNote.text(app.lang)) + 3;
     }
-    let block = block(app, Msg::Progress.text(l), None);
-    gauge(frame, area, app, block, progress as u16, label);
+    u16::try_from(width + 2).unwrap_or(u16::MAX)
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let progress = app.tracker().task().progress.unwrap_or(0).clamp(0, 100);
+    let block = block(app, Msg::Progress.text(app.lang), None);
+    gauge(frame, area, app, block, progress as u16, label(app));
 }
 
 /// A gauge whose label reads on both sides of the fill's edge: over the fill

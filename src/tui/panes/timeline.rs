@@ -19,6 +19,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
     let mut lines: Vec<Line> = Vec::new();
     let cycles = app.board.cycles();
+    let inner_width = usize::from(area.width.saturating_sub(2));
+    let visible = area.height.saturating_sub(2) as usize;
     for (i, c) in cycles.iter().enumerate().rev().take(3) {
         let lost_style = match c.steps_lost {
             Some(0) => t.good(),
@@ -42,21 +44,54 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             String::new()
         };
-        lines.push(Line::from(vec![
-            Span::styled(format!("#{} ", i + 1), t.key()),
-            Span::raw(whose),
-            Span::raw(killed),
-            Span::styled(lost, lost_style),
-            Span::styled(times, t.dim()),
-        ]));
+        // The figures in pieces, packed into as many lines as they need so
+        // none is cut: `#1 killed at 50% → resumed from 50% lost 0`, then the times.
+        let mut pieces: Vec<(&str, Vec<Span<'static>>)> = vec![
+            (
+                "",
+                vec![
+                    Span::styled(format!("#{} ", i + 1), t.key()),
+                    Span::raw(format!("{whose}{}", killed.trim_end())),
+                ],
+            ),
+            (" ", vec![Span::styled(lost, lost_style)]),
+        ];
+        for part in times.split(" · ").map(str::trim).filter(|p| !p.is_empty()) {
+            pieces.push((" · ", vec![Span::styled(part.to_string(), t.dim())]));
+        }
+        // Cycles take half the pane at most (the newest always shows): the
+        // events below them are what just happened.
+        let group = pack(pieces, inner_width, t);
+        if !lines.is_empty() && lines.len() + group.len() > visible.div_ceil(2) {
+            break;
+        }
+        lines.extend(group);
     }
-    let visible = area.height.saturating_sub(2) as usize;
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
     let n = cycles.len();
     let title = panes::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
+}
+
+/// Pieces (each with the separator before it) on as few lines as `width`
+/// allows without cutting one; a line after the first is indented.
+fn pack(pieces: Vec<(&str, Vec<Span<'static>>)>, width: usize, t: &Theme) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut line = Line::default();
+    for (sep, spans) in pieces {
+        let piece = Line::from(spans.clone()).width();
+        if !line.spans.is_empty() && line.width() + crate::text::width(sep) + piece > width {
+            lines.push(std::mem::take(&mut line));
+            line.spans.push(Span::raw("   "));
+        } else if !line.spans.is_empty() {
+            line.spans.push(Span::styled(sep.to_string(), t.dim()));
+        }
+        line.spans.extend(spans);
+    }
+    lines.push(line);
+    lines
 }
 
 /// The last `room` events before the newest `back` ones, oldest first, each with

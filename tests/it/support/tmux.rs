@@ -89,6 +89,16 @@ impl Tmux {
         assert!(status.success(), "tmux set {option} {value}");
     }
 
+    /// Makes the window `cols`×`rows` (a smaller or larger terminal).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "main"])
+            .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
+            .status()
+            .expect("tmux resize-window runs");
+        assert!(status.success(), "tmux resize-window {cols}x{rows}");
+    }
+
     /// The screen with each character's colours and attributes (`capture-pane -e`).
     pub fn styled_screen(&self) -> Vec<Vec<Cell>> {
         let out = Command::new("tmux")
