@@ -105,6 +105,9 @@ messages! {
     KeyFind => ("find", "查找"),
     KeyClear => ("clear", "清除"),
     KeyDelete => ("delete", "删除"),
+    KeyNextMatch => ("next ↑", "下一个 ↑"),
+    KeyPrevMatch => ("prev ↓", "上一个 ↓"),
+    KeyEndSearch => ("end search", "结束搜索"),
     // Help lines (one per binding on the dashboard).
     HelpKill => ("SIGKILL the selected instance (the demo: it restarts and resumes)",
                  "向选中的实例发送 SIGKILL（演示：它会重启并恢复）"),
@@ -143,6 +146,7 @@ messages! {
     HelpMenu => ("menu", "菜单"),
     HelpResetMode => ("reset", "重置"),
     HelpSearchMode => ("search", "搜索"),
+    HelpFoundMode => ("found", "已找到"),
     HelpByNumber => ("by number", "按数字"),
     HelpOtherKeyNo => ("any other key no", "其他键为否"),
     HelpOtherKeysType => ("other keys type", "其他键输入"),

@@ -189,6 +189,26 @@ pub struct LogView {
     pub follow: bool,
     pub wrap: bool,
     pub search: Option<String>,
+    /// The line (index into `lines`) of the match the view was moved to.
+    pub match_at: Option<usize>,
+}
+
+impl LogView {
+    /// Lines holding `term`, and which of them (1-based, oldest first) the
+    /// view was moved to: the `3` and `17` of `3/17`.
+    pub fn matches(&self, term: &str) -> (Option<usize>, usize) {
+        let mut at = None;
+        let mut total = 0;
+        for (i, line) in self.lines.iter().enumerate() {
+            if line.text.contains(term) {
+                total += 1;
+                if Some(i) == self.match_at {
+                    at = Some(total);
+                }
+            }
+        }
+        (at, total)
+    }
 }
 
 pub struct App {
@@ -374,6 +394,7 @@ impl App {
         self.log.lines = lines.into_iter().skip(skip).collect();
         self.log.scroll_back = 0;
         self.log.follow = true;
+        self.log.match_at = None;
     }
 
     /// New output of the selected instance, oldest first. A paused view stays on
@@ -384,6 +405,8 @@ impl App {
         for line in lines {
             if self.log.lines.len() == LOG_LINES {
                 self.log.lines.pop_front();
+                // The match moves up with its line, and is gone with it.
+                self.log.match_at = self.log.match_at.and_then(|i| i.checked_sub(1));
             }
             self.log.lines.push_back(line);
             arrived += 1;
@@ -475,7 +498,14 @@ impl App {
             return self.update(action);
         }
         match self.mode.clone() {
-            Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
+            // While a search has a query, its keys come first (`n` is a new instance otherwise).
+            Mode::Normal => self
+                .log
+                .search
+                .as_ref()
+                .and_then(|_| self.keymap.action_in(KeyMode::Found, key))
+                .or_else(|| self.keymap.action_for(key))
+                .and_then(|a| self.update(a)),
             Mode::Help { .. } => {
                 // While the help is cut, its own keys scroll it.
                 if self.drawn.help_scroll_max > 0 {
@@ -619,9 +649,23 @@ impl App {
                 None
             }
             Action::StartSearch => {
+                // A new query each time (the last one stays until Enter).
                 self.mode = Mode::Search {
-                    input: self.log.search.clone().unwrap_or_default(),
+                    input: String::new(),
                 };
+                None
+            }
+            Action::SearchNext => {
+                self.step_match(true);
+                None
+            }
+            Action::SearchPrev => {
+                self.step_match(false);
+                None
+            }
+            Action::SearchClear => {
+                self.log.search = None;
+                self.log.match_at = None;
                 None
             }
             Action::ToggleHelp => {
@@ -714,6 +758,7 @@ impl App {
                     Action::SearchCancel => {
                         self.mode = Mode::Normal;
                         self.log.search = None;
+                        self.log.match_at = None;
                     }
                     _ => {
                         input.pop();
@@ -849,17 +894,54 @@ impl App {
         let n = self.log.lines.len();
         // The newest match at or above the current view.
         let start = n.saturating_sub(self.log.scroll_back);
-        if let Some(i) = self
+        match self
             .log
             .lines
             .range(..start)
             .rposition(|l| l.text.contains(&term))
         {
-            self.log.scroll_back = n - i - 1;
-            self.log.follow = self.log.scroll_back == 0;
-        } else {
-            self.flash(flash::no_match(&term, self.lang), true);
+            Some(i) => self.show_match(i),
+            None => {
+                self.log.match_at = None;
+                self.flash(flash::no_match(&term, self.lang), true);
+            }
         }
+    }
+
+    /// `n`: the match above the one shown (older), `N`: the one below; each
+    /// wraps around at the end.
+    fn step_match(&mut self, older: bool) {
+        let Some(term) = self.log.search.clone() else {
+            return;
+        };
+        let lines = &self.log.lines;
+        let hit = |i: &usize| lines[*i].text.contains(&term);
+        let n = lines.len();
+        let from = self
+            .log
+            .match_at
+            .unwrap_or(n.saturating_sub(self.log.scroll_back));
+        let found = if older {
+            (0..from.min(n))
+                .rev()
+                .find(hit)
+                .or_else(|| (from..n).rev().find(hit))
+        } else {
+            (from + 1..n)
+                .find(hit)
+                .or_else(|| (0..=from.min(n.saturating_sub(1))).find(hit))
+        };
+        match found {
+            Some(i) => self.show_match(i),
+            None => self.flash(flash::no_match(&term, self.lang), true),
+        }
+    }
+
+    /// Scrolls the log so line `i` is the bottom one, paused there.
+    fn show_match(&mut self, i: usize) {
+        self.log.match_at = Some(i);
+        self.log.scroll_back = self.log.lines.len() - i - 1;
+        self.log.follow = self.log.scroll_back == 0;
     }
 
     /// Mouse: a click on an instance row selects it.

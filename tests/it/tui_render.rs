@@ -1515,3 +1515,72 @@ fn no_size_cuts_the_state_the_flag_or_the_progress() {
         }
     }
 }
+
+/// Search: the query shows in the footer while it is typed (with how many
+/// lines match), Enter moves to the newest match and says `10/10`, `n` steps
+/// up (older) and `N` down, wrapping; `/` starts a new query instead of
+/// adding to the last one; Esc ends the search, and `n` makes a new instance
+/// again only then.
+#[test]
+fn search_shows_its_query_counts_its_matches_and_n_steps_through_them() {
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use plumdash::tui::action::Command;
+    let press = |code| Event::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    let mut s = running();
+    s.steps(5, 10);
+    let app = &mut s.app;
+    let footer = |app: &mut App| {
+        let screen = draw_as_runtime(app, 120, 40);
+        last_row(&screen).to_string()
+    };
+    app.on_event(&key('/'));
+    for c in "进度".chars() {
+        app.on_event(&key(c));
+    }
+    let typing = footer(app);
+    assert!(typing.contains("/进度▏"), "{typing}");
+    assert!(typing.contains("10 matches"), "{typing}");
+    app.on_event(&press(KeyCode::Enter));
+    let found = footer(app);
+    assert!(found.contains("/进度 10/10"), "{found}");
+    assert!(
+        found.contains("n next ↑") && found.contains("N prev ↓"),
+        "{found}"
+    );
+    assert!(
+        draw_as_runtime(app, 120, 40).contains("/进度 10/10"),
+        "the log's title too"
+    );
+    assert_eq!(app.on_event(&key('n')), None, "n steps, no new instance");
+    assert!(footer(app).contains("/进度 9/10"));
+    app.on_event(&key('n'));
+    assert!(footer(app).contains("/进度 8/10"));
+    app.on_event(&key('N'));
+    assert!(footer(app).contains("/进度 9/10"));
+    for _ in 0..9 {
+        app.on_event(&key('n'));
+    }
+    assert!(
+        footer(app).contains("/进度 10/10"),
+        "n wraps: {}",
+        footer(app)
+    );
+    // The log shows the match as its bottom line, paused above the newest.
+    app.on_event(&key('n'));
+    assert!(!app.log.follow);
+    let bottom = app.log.lines.len() - app.log.scroll_back - 1;
+    assert_eq!(app.log.match_at, Some(bottom));
+
+    // `/` is a new query, not the last one with more typed after it.
+    app.on_event(&key('/'));
+    assert!(footer(app).contains("/▏"), "{}", footer(app));
+    for c in "step_3".chars() {
+        app.on_event(&key(c));
+    }
+    app.on_event(&press(KeyCode::Enter));
+    assert!(footer(app).contains("/step_3 1/1"), "{}", footer(app));
+    app.on_event(&press(KeyCode::Esc));
+    assert_eq!(app.log.search, None);
+    assert!(!footer(app).contains("step_3"));
+    assert_eq!(app.on_event(&key('n')), Some(Command::NewInstance));
+}

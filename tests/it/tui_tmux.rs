@@ -439,3 +439,58 @@ fn instances_with_their_own_namespaces_at_80x24_crash_alone() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
+
+/// The log search in a real terminal: the query shows in the footer as it is
+/// typed, Enter says which match of how many (`7/7`), `n` moves to the one
+/// above (`6/7`), and `/` starts a new query.
+#[test]
+fn search_shows_the_query_and_steps_through_its_matches() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    type_plumdash(
+        &tmux,
+        "",
+        "--step 150ms --no-mouse",
+        &dir.path().join("kv.db"),
+    );
+    // The task done, no new line changes the count under the test.
+    tmux.wait_for("the task completed", Duration::from_secs(20), |s| {
+        s.contains("COMPLETED").then_some(())
+    });
+    tmux.send(&["/"]);
+    tmux.send(&["-l", "检查点"]);
+    let footer = |s: &str| s.lines().last().unwrap_or_default().to_string();
+    tmux.wait_for("the query in the footer", Duration::from_secs(5), |s| {
+        let f = footer(s);
+        (f.contains("search: /检查点▏") && f.contains(" matches")).then_some(())
+    });
+    tmux.send(&["Enter"]);
+    let (at, of) = tmux.wait_for("N/N", Duration::from_secs(5), |s| {
+        let f = footer(s);
+        let pos = f
+            .split("/检查点 ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_string();
+        let (at, of) = pos.split_once('/')?;
+        Some((at.parse::<u32>().ok()?, of.parse::<u32>().ok()?))
+    });
+    assert_eq!(at, of, "Enter finds the newest");
+    tmux.send(&["n"]);
+    let above = format!("/检查点 {}/{of}", of - 1);
+    tmux.wait_for(&above, Duration::from_secs(5), |s| {
+        footer(s).contains(&above).then_some(())
+    });
+    tmux.send(&["/"]);
+    tmux.wait_for("a new, empty query", Duration::from_secs(5), |s| {
+        footer(s).contains("search: /▏").then_some(())
+    });
+    tmux.send(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}

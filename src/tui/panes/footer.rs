@@ -3,8 +3,10 @@
 //! shorter line comes from the same table (`compact_hints`).
 
 use crate::text::{panes, Msg};
+use crate::text_safety::escape_controls;
 use crate::tui::action::Action;
 use crate::tui::app::{App, Flash, Mode};
+use crate::tui::keymap::KeyMode;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -22,8 +24,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let line = match &app.mode {
-        Mode::Search { .. } => Line::from(vec![
+        // The query as it is typed, and how many lines it matches so far.
+        Mode::Search { input } => Line::from(vec![
             Span::styled(Msg::SearchPrompt.text(app.lang), t.key()),
+            Span::styled(format!("/{}▏ ", escape_controls(input)), t.text()),
+            Span::styled(
+                format!(
+                    "{} · ",
+                    panes::match_count(app.log.matches(input).1, app.lang)
+                ),
+                t.dim(),
+            ),
             Span::styled(
                 panes::search_hint(
                     &app.keymap.key_for(Action::SearchAccept),
@@ -33,6 +44,27 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 t.dim(),
             ),
         ]),
+        // A query found: where the view is among its matches and how to move,
+        // then the keys to kill, get help and quit.
+        Mode::Normal | Mode::Help { .. } if app.log.search.is_some() => {
+            let term = app.log.search.as_deref().unwrap_or_default();
+            let (at, of) = app.log.matches(term);
+            let mut spans = vec![Span::styled(
+                format!(
+                    " /{} {} ",
+                    escape_controls(term),
+                    panes::match_position(at, of)
+                ),
+                t.text(),
+            )];
+            for (key, hint) in app.keymap.mode_keys(KeyMode::Found) {
+                spans.push(Span::styled(format!(" {key}"), t.key()));
+                spans.push(Span::styled(format!(" {} ", hint.text(app.lang)), t.dim()));
+            }
+            spans.push(Span::styled(" │ ", t.dim()));
+            spans.extend(compact_hints(app).spans);
+            Line::from(spans)
+        }
         Mode::ConfirmReset => Line::from(Span::styled(
             panes::confirm_reset(
                 &app.keymap.key_for(Action::ConfirmYes),

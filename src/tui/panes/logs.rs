@@ -67,10 +67,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let search = match &app.mode {
         Mode::Search { input } => format!(" /{input}▏"),
-        _ => log
-            .search
-            .as_ref()
-            .map_or(String::new(), |s| format!(" /{s}")),
+        _ => log.search.as_ref().map_or(String::new(), |s| {
+            let (at, of) = log.matches(s);
+            format!(" /{s} {}", crate::text::panes::match_position(at, of))
+        }),
     };
     let title = format!("{} {who} ({}){search}", Msg::Log.text(l), flags.join(", "));
     let mut para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Log)));
