@@ -8,6 +8,7 @@ pub mod autokill;
 pub mod format;
 pub mod keymap;
 pub mod panes;
+pub mod plain;
 pub mod runtime;
 pub mod terminal;
 pub mod theme;

@@ -35,6 +35,8 @@ messages! {
     LogWrap => ("wrap", "换行"),
     Progress => ("Progress", "进度"),
     ChartTitle => ("Progress over time (red: kill, yellow: resume)", "进度曲线（红：杀死，黄：恢复）"),
+    // Without colour (NO_COLOR) or braille: the marks by shape (ASCII: # and o).
+    ChartTitleShapes => ("Progress over time (█ kill, • resume)", "进度曲线（█ 杀死，• 恢复）"),
     HelpTitle => (" Keys (? closes) ", " 按键（? 关闭） "),
     SendSignal => ("Send a signal", "发送信号"),
     Tour => ("Tour", "导览"),

@@ -244,6 +244,8 @@ pub struct App {
     pub layout: ScreenLayout,
     /// `p` on a screen too small for the full layout: show it anyway.
     pub full_anyway: bool,
+    /// What the terminal can draw (`terminal::Caps`).
+    pub glyphs: super::terminal::Glyphs,
 }
 
 impl App {
@@ -281,6 +283,7 @@ impl App {
             lang: Lang::En,
             layout: ScreenLayout::Full,
             full_anyway: false,
+            glyphs: super::terminal::Glyphs::Unicode,
         }
     }
 

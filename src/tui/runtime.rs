@@ -48,6 +48,8 @@ pub struct TuiOptions {
     pub theme: Theme,
     /// `--theme auto`: ask the terminal its background before taking the screen.
     pub detect_background: bool,
+    /// What the terminal can draw (ASCII borders, no emoji on a limited one).
+    pub glyphs: super::terminal::Glyphs,
     pub mouse: bool,
     pub read_only: bool,
     /// Relative clock, for recordings.
@@ -142,6 +144,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
     app.auto_kill = options.kill_at.clone();
     app.lang = options.lang;
     app.layout = options.layout;
+    app.glyphs = options.glyphs;
     app
 }
 

@@ -1,12 +1,83 @@
 //! What the terminal in front of us is: its background (dark or light, asked
 //! with OSC 11 before the dashboard takes the screen, `COLORFGBG` when it
-//! does not answer). Pure parsing is separate from the one function that
-//! talks to the terminal, so the rules are tested without one.
+//! does not answer), and what it can draw (`Caps`: colours, Unicode, emoji,
+//! the mouse) from `TERM`, the locale and `NO_COLOR`. Pure rules are separate
+//! from the one function that talks to the terminal, so they are tested
+//! without one.
 
-use super::theme::{luminance, ThemeName};
+use super::theme::{luminance, ColorDepth, ThemeName};
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+
+/// What the dashboard may draw with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Glyphs {
+    /// Box drawing, braille, emoji: a terminal emulator in a UTF-8 locale.
+    #[default]
+    Unicode,
+    /// A UTF-8 locale on a limited terminal (the Linux console, a vt100): its
+    /// font has blocks and arrows, not braille or emoji; borders in ASCII.
+    Limited,
+    /// A locale that is not UTF-8 (`LANG=C`): ASCII only.
+    Ascii,
+}
+
+/// What the terminal can show, and whether the mouse is taken by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub depth: ColorDepth,
+    pub glyphs: Glyphs,
+    /// Capture the mouse unless `--no-mouse` (a limited terminal: only with `--mouse`).
+    pub mouse: bool,
+}
+
+impl Caps {
+    /// From this process's `TERM`, locale and `NO_COLOR`.
+    pub fn from_env() -> Caps {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let locale = var("LC_ALL")
+            .or_else(|| var("LC_CTYPE"))
+            .or_else(|| var("LANG"));
+        Caps::of(
+            var("TERM").as_deref(),
+            locale.as_deref(),
+            super::theme::no_color_env(),
+        )
+    }
+
+    /// `term` as `TERM` says it, `locale` the first of `LC_ALL`, `LC_CTYPE`,
+    /// `LANG` that is set (none: taken as UTF-8, as terminals are today).
+    pub fn of(term: Option<&str>, locale: Option<&str>, no_color: bool) -> Caps {
+        let utf8 = locale.is_none_or(is_utf8_locale);
+        let term = term.unwrap_or_default();
+        let base = term.split('-').next().unwrap_or_default();
+        let hardware = matches!(base, "vt100" | "vt102" | "vt220" | "vt52" | "dumb" | "ansi");
+        let console = base == "linux";
+        let glyphs = match () {
+            _ if !utf8 => Glyphs::Ascii,
+            _ if hardware || console => Glyphs::Limited,
+            _ => Glyphs::Unicode,
+        };
+        let depth = match () {
+            _ if no_color || (hardware && base != "ansi") => ColorDepth::None,
+            _ if glyphs != Glyphs::Unicode => ColorDepth::Ansi16,
+            _ => ColorDepth::Indexed,
+        };
+        Caps {
+            depth,
+            glyphs,
+            mouse: glyphs == Glyphs::Unicode,
+        }
+    }
+}
+
+/// `C.UTF-8`, `en_US.utf8`, `zh_CN.UTF-8`: yes; `C`, `POSIX`, `en_US.ISO-8859-1`: no.
+pub fn is_utf8_locale(locale: &str) -> bool {
+    let codeset = locale.split('@').next().unwrap_or_default();
+    let codeset = codeset.rsplit_once('.').map_or("", |(_, c)| c);
+    matches!(codeset.to_ascii_lowercase().as_str(), "utf-8" | "utf8")
+}
 
 /// How long a terminal gets to answer: a local one answers in a few ms; one
 /// that does not know OSC 11 answers the DA1 query sent after it, so the wait
@@ -140,6 +211,52 @@ mod tests {
         assert_eq!(parse_osc11(b"\x1b]11;rgb:zz/00/00\x07"), None);
         assert!(da1_seen(b"\x1b]11;rgb:0/0/0\x07\x1b[?62;22c"));
         assert!(!da1_seen(b"\x1b]11;rgb:0/0/0\x07\x1b[?62;"));
+    }
+
+    #[test]
+    fn limited_terminals_get_ascii_borders_16_colours_and_no_mouse() {
+        let utf8 = Some("C.UTF-8");
+        let xterm = Caps::of(Some("xterm-256color"), utf8, false);
+        assert_eq!(
+            xterm,
+            Caps {
+                depth: ColorDepth::Indexed,
+                glyphs: Glyphs::Unicode,
+                mouse: true
+            }
+        );
+        let linux = Caps::of(Some("linux"), utf8, false);
+        assert_eq!(
+            (linux.glyphs, linux.depth, linux.mouse),
+            (Glyphs::Limited, ColorDepth::Ansi16, false)
+        );
+        let vt100 = Caps::of(Some("vt100"), utf8, false);
+        assert_eq!(
+            (vt100.glyphs, vt100.depth, vt100.mouse),
+            (Glyphs::Limited, ColorDepth::None, false)
+        );
+        let c = Caps::of(Some("xterm-256color"), Some("C"), false);
+        assert_eq!(
+            (c.glyphs, c.depth, c.mouse),
+            (Glyphs::Ascii, ColorDepth::Ansi16, false)
+        );
+        assert_eq!(
+            Caps::of(Some("xterm"), Some("POSIX"), false).glyphs,
+            Glyphs::Ascii
+        );
+        assert_eq!(
+            Caps::of(Some("xterm"), Some("en_US.ISO-8859-1"), false).glyphs,
+            Glyphs::Ascii
+        );
+        assert_eq!(
+            Caps::of(Some("xterm"), Some("zh_CN.utf8"), false).glyphs,
+            Glyphs::Unicode
+        );
+        assert_eq!(Caps::of(Some("xterm"), None, false).glyphs, Glyphs::Unicode);
+        assert_eq!(
+            Caps::of(Some("xterm-256color"), utf8, true).depth,
+            ColorDepth::None
+        );
     }
 
     #[test]

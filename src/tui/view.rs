@@ -51,6 +51,7 @@ pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
         Mode::SignalMenu { selected } => panes::popups::signal_menu(frame, area, app, *selected),
         _ => {}
     }
+    super::plain::downgrade(frame.buffer_mut(), app.glyphs);
     drawn
 }
 

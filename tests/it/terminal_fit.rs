@@ -223,3 +223,101 @@ fn a_small_terminal_gets_the_presenter_layout_and_says_so() {
     tmux.send(&["q"]);
     tmux.wait_for_prompt();
 }
+
+/// How many cells a screen coloured `(from the 256 past the first 16, from the 16)`.
+fn colour_kinds(screen: &[Vec<Cell>]) -> (usize, usize) {
+    let mut kinds = (0, 0);
+    for cell in screen.iter().flatten() {
+        for ink in [cell.fg, cell.bg] {
+            match ink {
+                // crossterm writes the 16 as `38;5;N` with N below 16.
+                Ink::Indexed(n) if n < 16 => kinds.1 += 1,
+                Ink::Indexed(_) | Ink::Rgb(..) => kinds.0 += 1,
+                Ink::Ansi(_) => kinds.1 += 1,
+                Ink::Default => {}
+            }
+        }
+    }
+    kinds
+}
+
+/// Limited terminals: under `TERM=linux`, `TERM=vt100` and `LANG=C` the
+/// borders are ASCII, there is no braille and no emoji (the worker's 📊 lines
+/// too), colours are the 16 (none on a vt100) and the mouse is left alone
+/// unless `--mouse` asks; `LANG=C` gets ASCII only. Under `NO_COLOR` the
+/// chart's title names its marks by shape, not "red: kill".
+#[test]
+fn limited_terminals_get_ascii_16_colours_and_no_mouse() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let tmux = Tmux::shell(100, 30);
+    let braille = |s: &str| s.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c));
+    let boxes = |s: &str| s.chars().any(|c| ('\u{2500}'..='\u{257f}').contains(&c));
+    let emoji = |s: &str| s.chars().any(plumdash::text::plain::is_emoji);
+    // (env, extra args, colours: (256 allowed, 16 allowed), mouse, ASCII only)
+    let runs = [
+        ("TERM=linux ", "", (false, true), false, false),
+        ("TERM=vt100 ", "", (false, false), false, false),
+        ("LANG=C ", "", (false, true), false, true),
+        ("TERM=linux ", "--mouse ", (false, true), true, false),
+    ];
+    for (env, extra, (c256, c16), mouse, ascii) in runs {
+        tmux.send(&["clear", "Enter"]);
+        type_plumdash(&tmux, env, &format!("{extra}--step 200ms --fresh"), &db);
+        let screen = tmux.wait_for("a kill's mark on the chart", Duration::from_secs(20), |s| {
+            (s.contains("RUNNING") && gauge_percent_plain(s).is_some_and(|p| p >= 30))
+                .then(|| s.to_string())
+        });
+        let what = format!("{env}{extra}");
+        assert!(!boxes(&screen), "{what}: ASCII borders:\n{screen}");
+        assert!(
+            screen.contains("+-") && screen.contains('|'),
+            "{what}:\n{screen}"
+        );
+        assert!(!braille(&screen), "{what}: no braille:\n{screen}");
+        assert!(!emoji(&screen), "{what}: no emoji:\n{screen}");
+        assert!(
+            screen.contains("(# kill, o resume)") || screen.contains("(█ kill, • resume)"),
+            "{what}:\n{screen}"
+        );
+        if ascii {
+            assert!(screen.is_ascii(), "{what}: ASCII only:\n{screen}");
+        }
+        let (n256, n16) = colour_kinds(&tmux.styled_screen());
+        assert!(c256 || n256 == 0, "{what}: {n256} cells in 256 colours");
+        assert!(c16 || n16 == 0, "{what}: {n16} cells in 16 colours");
+        assert!(!c16 || n16 > 0, "{what}: colour where the terminal has it");
+        assert_eq!(tmux.modes().2, mouse, "{what}: mouse captured");
+        tmux.send(&["q"]);
+        tmux.wait_for_prompt();
+    }
+    // NO_COLOR on a full terminal: braille, and the marks named by shape.
+    tmux.send(&["clear", "Enter"]);
+    type_plumdash(&tmux, "NO_COLOR=1 ", "--step 200ms --fresh --no-mouse", &db);
+    let screen = tmux.wait_for("the chart", Duration::from_secs(20), |s| {
+        s.contains("Progress over time").then(|| s.to_string())
+    });
+    assert!(screen.contains("(█ kill, • resume)"), "{screen}");
+    assert!(!screen.contains("red: kill"), "{screen}");
+    assert_eq!(colour_kinds(&tmux.styled_screen()), (0, 0), "NO_COLOR");
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+}
+
+/// The gauge's percentage on a screen whose separators may be ASCII (`.`).
+fn gauge_percent_plain(screen: &str) -> Option<u32> {
+    gauge_percent(screen).or_else(|| {
+        screen.lines().find_map(|line| {
+            let i = line.find("% . step_")?;
+            let digits: String = line[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            digits.chars().rev().collect::<String>().parse().ok()
+        })
+    })
+}
