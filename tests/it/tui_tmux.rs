@@ -494,3 +494,39 @@ fn search_shows_the_query_and_steps_through_its_matches() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
+
+/// The tour left alone: the task completes before anyone presses `k`, and the
+/// caption asks for what can be done now, `s` and a new task (not `k`, which
+/// would only say "not running"); `s` starts one and the tour asks for the
+/// kill again.
+#[test]
+fn a_tour_that_finds_the_task_completed_asks_for_a_new_one() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    type_plumdash(
+        &tmux,
+        "",
+        "tour --step 100ms --no-mouse",
+        &dir.path().join("kv.db"),
+    );
+    let done = tmux.wait_for(
+        "the completed task's caption",
+        Duration::from_secs(20),
+        |s| {
+            (s.contains("COMPLETED") && s.contains("press s to start a new task"))
+                .then(|| s.to_string())
+        },
+    );
+    assert!(!done.contains("press k at about 50%"), "{done}");
+    tmux.send(&["s"]);
+    tmux.wait_for(
+        "a new task and the kill asked for",
+        Duration::from_secs(20),
+        |s| (s.contains("RUNNING") && s.contains("press k")).then_some(()),
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
