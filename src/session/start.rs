@@ -14,6 +14,7 @@ use crate::supervisor::{
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -176,7 +177,7 @@ impl Session {
         }
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
-        session.watch_local_workers(true);
+        session.watch_local_workers(true, Some(nodes.data_dir.clone()));
         let local = LocalNodes::spawn(&LocalNodesConfig {
             controller: session.controller_url.clone(),
             token: token.clone(),
@@ -261,8 +262,14 @@ impl Session {
     /// `ours_only` (`up --nodes`): only those writing to this session's
     /// controller, as its agents' are (another `up` of the same app on another
     /// port is not ours), all seen starting.
-    fn watch_local_workers(&mut self, ours_only: bool) {
+    /// `agents_dir`: where the local agents keep each instance's log
+    /// (`<dir>/<node>/<instance>.log`), followed in place of the pipe to them.
+    fn watch_local_workers(&mut self, ours_only: bool, agents_dir: Option<PathBuf>) {
         let url = self.controller_url.clone();
+        let output_file = agents_dir.map(|dir| {
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| agent_log(&dir, p))
+                as crate::supervisor::OutputFile
+        });
         let only: Option<crate::supervisor::ProcessFilter> = ours_only.then(|| {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| writes_to(p, &url))
                 as crate::supervisor::ProcessFilter
@@ -275,6 +282,7 @@ impl Session {
                 owned_by: None,
                 only,
                 fresh: ours_only,
+                output_file,
             },
             self.supervisor.event_sink(),
         )));
@@ -337,7 +345,7 @@ impl Session {
                 session.controller_url
             ),
         }
-        session.watch_local_workers(false);
+        session.watch_local_workers(false, None);
         session.read_cluster();
         Ok(session)
     }
@@ -360,4 +368,13 @@ impl Session {
         }
         Ok(id)
     }
+}
+
+/// The log a local agent keeps of `p`'s instance: `<dir>/<node>/<id>.log`, for
+/// a node and an id that are plain names (never a path out of `dir`).
+fn agent_log(dir: &std::path::Path, p: &crate::supervisor::ForeignProcess) -> Option<PathBuf> {
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
+    let node = p.node_id.as_deref().filter(|n| plain(n))?;
+    let id = p.instance_id.as_deref().filter(|i| plain(i))?;
+    Some(dir.join(node).join(format!("{id}.log")))
 }

@@ -246,6 +246,9 @@ pub struct App {
     pub full_anyway: bool,
     /// What the terminal can draw (`terminal::Caps`).
     pub glyphs: super::terminal::Glyphs,
+    /// Under nodes, each instance's short name (`A1`: node letter, then the
+    /// how-manyth instance seen there), given once and kept.
+    aliases: std::collections::BTreeMap<String, String>,
 }
 
 impl App {
@@ -284,6 +287,7 @@ impl App {
             layout: ScreenLayout::Full,
             full_anyway: false,
             glyphs: super::terminal::Glyphs::Unicode,
+            aliases: std::collections::BTreeMap::new(),
         }
     }
 
@@ -386,8 +390,53 @@ impl App {
 
     pub fn set_instances(&mut self, rows: Vec<InstanceRow>) {
         self.instances = rows;
+        self.name_new_instances();
         if self.selected >= self.instances.len() {
             self.selected = self.instances.len().saturating_sub(1);
+        }
+    }
+
+    /// Gives each instance first seen on a node its alias (nodes only: ids
+    /// are the controller's 41 characters there).
+    fn name_new_instances(&mut self) {
+        if self.board.first().nodes().nodes().next().is_none() {
+            return;
+        }
+        for i in 0..self.instances.len() {
+            let id = self.instances[i].status.id.clone();
+            if self.aliases.contains_key(&id) {
+                continue;
+            }
+            let Some(node) = self.node_of_instance(&id) else {
+                continue;
+            };
+            let letter = node_letter(&node);
+            let n = self
+                .aliases
+                .values()
+                .filter(|a| a.starts_with(letter))
+                .count()
+                + 1;
+            self.aliases.insert(id, format!("{letter}{n}"));
+        }
+    }
+
+    /// An instance's alias under nodes (`A1`), if it has one.
+    pub fn alias(&self, id: &str) -> Option<&str> {
+        self.aliases.get(id).map(String::as_str)
+    }
+
+    /// An instance id as panes show it in `width` columns: its alias first
+    /// when it has one, then the id cut to its distinguishing end; control
+    /// characters escaped.
+    pub fn id_label(&self, id: &str, width: usize) -> String {
+        let shown = crate::text_safety::escape_controls(id);
+        match self.alias(id) {
+            Some(alias) => format!(
+                "{alias} {}",
+                super::format::fit_id(&shown, width.saturating_sub(alias.len() + 1))
+            ),
+            None => super::format::fit_id(&shown, width),
         }
     }
 
@@ -954,6 +1003,17 @@ impl App {
             self.focus = Focus::Instances;
         }
     }
+}
+
+/// The letter of a node's alias: `nodeB` → `B`, `worker7` → `W`.
+fn node_letter(node: &str) -> char {
+    let name = node
+        .strip_prefix("node")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(node);
+    name.chars()
+        .find(char::is_ascii_alphanumeric)
+        .map_or('N', |c| c.to_ascii_uppercase())
 }
 
 #[cfg(test)]

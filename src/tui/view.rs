@@ -171,8 +171,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App, for_size: bool) -> Drawn 
     let line = match app.selected_instance() {
         Some(row) => {
             let s = &row.status;
-            let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&s.id, 11))
-                .into_owned();
+            let id = app.id_label(&s.id, 11);
             let pid = s.pid.map_or("-".into(), |p| p.to_string());
             let gloss = labels::gloss(&s.phase, l);
             let mut spans = vec![

@@ -530,3 +530,45 @@ fn a_tour_that_finds_the_task_completed_asks_for_a_new_one() {
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
+
+/// `up --nodes 2` in a real terminal: the log pane shows the worker's own
+/// lines (followed in the agent's log of the instance, not "stdout is a
+/// pipe"), instances carry a short alias beside their 41-character id (`A1`
+/// on nodeA), `K` makes the timeline say the node was lost by its dropped
+/// connection (not missed heartbeats, well within the TTL), and the work's new
+/// instance on nodeB is `B1`.
+#[test]
+fn under_nodes_the_log_follows_the_agent_ids_get_aliases_and_a_killed_node_says_why() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(130, 40);
+    let args = "--nodes 2 --step 300ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let running = tmux.wait_for("A1 running past 30%", Duration::from_secs(30), |s| {
+        let row = s.lines().find(|l| l.contains("│A1 "))?;
+        (row.contains("RUNNING") && gauge_percent(s).is_some_and(|p| p >= 30))
+            .then(|| s.to_string())
+    });
+    assert!(running.contains("Log A1 "), "{running}");
+    assert!(
+        running.contains("📊 进度:"),
+        "the worker's own lines:\n{running}"
+    );
+    assert!(!running.contains("stdout is a pipe"), "{running}");
+    tmux.send(&["K"]);
+    let down = tmux.wait_for("nodeA DOWN", Duration::from_secs(10), |s| {
+        s.contains("node nodeA DOWN").then(|| s.to_string())
+    });
+    assert!(
+        down.contains("node nodeA DOWN (its connection dropped)"),
+        "{down}"
+    );
+    tmux.wait_for("B1 resumed on nodeB", Duration::from_secs(30), |s| {
+        let row = s.lines().find(|l| l.contains("│B1 "))?;
+        (row.contains("nodeB") && row.contains("RESUMED from")).then_some(())
+    });
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}

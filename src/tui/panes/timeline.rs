@@ -2,7 +2,7 @@
 
 use super::block;
 use crate::recovery::TimelineKind;
-use crate::text::{panes, timeline, Lang};
+use crate::text::{panes, timeline};
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
@@ -37,10 +37,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         // Each namespace its own: whose cycle it is.
         let whose = if app.board.per_instance() {
-            format!(
-                "{} ",
-                format::fit_id(&escape_controls(&c.killed_instance), 11)
-            )
+            format!("{} ", app.id_label(&c.killed_instance, 11))
         } else {
             String::new()
         };
@@ -107,10 +104,7 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(
-                escape_controls(&short_ids(ev, app.lang)).into_owned(),
-                style,
-            ),
+            Span::styled(escape_controls(&short_ids(ev, app)).into_owned(), style),
         ]));
     }
     lines
@@ -146,11 +140,12 @@ pub fn event_style(kind: &TimelineKind, t: &Theme) -> Style {
 
 /// The event's text with a long instance id cut as the instances table cuts it
 /// (Plum's ids are 41 characters; their end tells them apart).
-fn short_ids(ev: &crate::recovery::TimelineEvent, lang: Lang) -> String {
-    let text = timeline::event(ev, lang);
+/// Under nodes its alias comes first (`A1 57…b7fbb`).
+fn short_ids(ev: &crate::recovery::TimelineEvent, app: &App) -> String {
+    let text = timeline::event(ev, app.lang);
     match ev.instance.as_deref() {
         Some(id) if text.starts_with(id) => {
-            format!("{}{}", format::fit_id(id, 11), &text[id.len()..])
+            format!("{}{}", app.id_label(id, 11), &text[id.len()..])
         }
         _ => text,
     }
