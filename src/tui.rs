@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod autokill;
+pub mod cells;
 pub mod format;
 pub mod keymap;
 pub mod panes;

@@ -51,6 +51,8 @@ pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
         Mode::SignalMenu { selected } => panes::popups::signal_menu(frame, area, app, *selected),
         _ => {}
     }
+    // Popups and panes may have covered half a wide character: clear it.
+    super::cells::clear_covered_wide(frame.buffer_mut());
     super::plain::downgrade(frame.buffer_mut(), app.glyphs);
     drawn
 }

@@ -321,3 +321,63 @@ fn gauge_percent_plain(screen: &str) -> Option<u32> {
         })
     })
 }
+
+/// The character at display column `col` of `line` (a wide one counts twice).
+fn char_at(line: &str, col: usize) -> Option<char> {
+    let mut at = 0;
+    for c in line.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(1);
+        if col < at + w {
+            return Some(c);
+        }
+        at += w;
+    }
+    None
+}
+
+/// Wide characters redraw cleanly when something is drawn over them: the
+/// help opened over the Chinese tour keeps its left border on every row (a
+/// caption's 已 or a title's 曲 half under it used to cover it), and closing
+/// it leaves no half glyph behind.
+#[test]
+fn a_popup_over_chinese_text_keeps_its_border_whole() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(100, 30);
+    let args = "tour --lang zh --step 400ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    tmux.wait_for("the Chinese tour", Duration::from_secs(20), |s| {
+        s.contains("导览").then_some(())
+    });
+    for _ in 0..3 {
+        tmux.send(&["?"]);
+        let screen = tmux.wait_for("the help", Duration::from_secs(5), |s| {
+            s.contains("按键（? 关闭）").then(|| s.to_string())
+        });
+        let lines: Vec<&str> = screen.lines().collect();
+        let top = lines.iter().position(|l| l.contains("╭ 按键")).unwrap();
+        let head = lines[top];
+        let col = unicode_width::UnicodeWidthStr::width(&head[..head.find("╭ 按键").unwrap()]);
+        let bottom = lines
+            .iter()
+            .rposition(|l| char_at(l, col) == Some('╰'))
+            .unwrap_or(top);
+        assert!(bottom > top + 5, "{screen}");
+        for line in &lines[top + 1..bottom] {
+            assert_eq!(
+                char_at(line, col),
+                Some('│'),
+                "column {col} of {line:?}:\n{screen}"
+            );
+        }
+        tmux.send(&["Escape"]);
+        tmux.wait_for("the help closed", Duration::from_secs(5), |s| {
+            (!s.contains("按键（? 关闭）")).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["q"]);
+    tmux.wait_for_prompt();
+}

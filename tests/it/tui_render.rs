@@ -1584,3 +1584,45 @@ fn search_shows_its_query_counts_its_matches_and_n_steps_through_them() {
     assert!(!footer(app).contains("step_3"));
     assert_eq!(app.on_event(&key('n')), Some(Command::NewInstance));
 }
+
+/// No frame sends half a wide character: in Chinese, with the help or the
+/// signal menu over the panes and at every layout, each wide character's
+/// second cell is its own (a space), never a border drawn over it.
+#[test]
+fn no_frame_holds_a_wide_character_something_was_drawn_over() {
+    use plumdash::text::Lang;
+    for mode in [
+        Mode::Normal,
+        Mode::Help { scroll: 0 },
+        Mode::SignalMenu { selected: 0 },
+    ] {
+        let mut s = resumed();
+        s.app.lang = Lang::Zh;
+        s.app.tour = Some(plumdash::tui::tour::Tour::new());
+        s.app.after_facts();
+        s.app.mode = mode.clone();
+        for layout in [view::ScreenLayout::Full, view::ScreenLayout::Presenter] {
+            s.app.layout = layout;
+            for (w, h) in [(100, 30), (80, 24), (61, 20), (120, 40)] {
+                let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+                terminal
+                    .draw(|f| {
+                        view::draw(f, &s.app);
+                    })
+                    .unwrap();
+                let buf = terminal.backend().buffer();
+                for y in 0..h {
+                    for x in 0..w {
+                        let wide = unicode_width::UnicodeWidthStr::width(buf[(x, y)].symbol()) > 1;
+                        let second = (x + 1 < w).then(|| buf[(x + 1, y)].symbol());
+                        assert!(
+                            !wide || second == Some(" "),
+                            "{mode:?} {layout:?} {w}x{h}: {:?} at ({x},{y}) over {second:?}",
+                            buf[(x, y)].symbol()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
