@@ -21,7 +21,7 @@ mod view;
 pub use board::{Board, EventsSeen};
 pub use cycle::Basis;
 pub use facts::{Fact, NodeAction, ProcessExit, TsMs, REMOTE_PID};
-pub use node_book::{Failover, NodeBook, NodeChange, NodeHealth, NodeState};
+pub use node_book::{Failover, NodeBook, NodeChange, NodeHealth, NodeLoss, NodeState};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, Detail, InstanceView, Phase, ProgressPoint, Tracker};

@@ -180,7 +180,12 @@ impl Session {
     /// The recovery state this session's facts are judged into: one tracker
     /// per namespace it watches (`Board`), as its workers choose them.
     pub fn new_board(&self) -> crate::recovery::Board {
-        crate::recovery::Board::new(&self.config.app, self.config.namespace_by)
+        let mut board = crate::recovery::Board::new(&self.config.app, self.config.namespace_by);
+        // Our own controller's TTL is known; another's is taken as the default.
+        if self.embedded_controller().is_some() {
+            board.set_node_ttl(self.config.cluster.node_ttl);
+        }
+        board
     }
 
     /// Ends the session: workers stopped (or left running), controller stopped.

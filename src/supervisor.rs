@@ -60,7 +60,7 @@ pub use procstats::{ProcessSampler, ProcessStats};
 pub use signals::parse_signal;
 pub use snapshot::{InstanceSnapshot, Lifecycle, Origin, Role};
 pub use spec::{bundled_worker_path, split_command_line, WorkerSpec, WORKER_EXECUTABLE};
-pub use watcher::{ProcessFilter, ProcessWatcher, WatcherConfig};
+pub use watcher::{OutputFile, ProcessFilter, ProcessWatcher, WatcherConfig};
 
 use instance::{spawn_owner, Control, InstanceConfig, InstanceSetup};
 use spec::AgentEnv;

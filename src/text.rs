@@ -14,6 +14,7 @@ pub mod flash;
 pub mod labels;
 pub mod lang;
 pub mod panes;
+pub mod plain;
 pub mod story;
 pub mod timeline;
 

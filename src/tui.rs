@@ -6,11 +6,14 @@
 pub mod action;
 pub mod app;
 pub mod autokill;
+pub mod cells;
 pub mod connecting;
 pub mod format;
 pub mod keymap;
 pub mod panes;
+pub mod plain;
 pub mod runtime;
+pub mod terminal;
 pub mod theme;
 pub mod tour;
 pub mod view;

@@ -95,6 +95,7 @@ fn keys_section(keymap: &Keymap) -> String {
         ("signal menu", KeyMode::SignalMenu),
         ("reset prompt", KeyMode::Confirm),
         ("search", KeyMode::Search),
+        ("log, while a search has a query", KeyMode::Found),
         ("help, while it scrolls", KeyMode::Help),
     ] {
         out.push_str(&format!(

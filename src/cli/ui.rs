@@ -4,7 +4,8 @@ use crate::paths::default_keys_path;
 use crate::text::Lang;
 use crate::tui::keymap::{load_keys_file, Keymap};
 use crate::tui::runtime::TuiOptions;
-use crate::tui::theme::{Theme, ThemeName};
+use crate::tui::terminal::Caps;
+use crate::tui::theme::{Theme, ThemeChoice, ThemeName};
 use crate::tui::view::ScreenLayout;
 use anyhow::Result;
 use clap::Args;
@@ -16,12 +17,16 @@ pub struct UiArgs {
     /// No signals or actions from the dashboard.
     #[arg(long)]
     pub read_only: bool,
-    /// Colour theme (NO_COLOR turns colour off).
-    #[arg(long, value_enum, default_value_t = ThemeName::Dark)]
-    pub theme: ThemeName,
+    /// Colour theme: auto asks the terminal its background (NO_COLOR turns colour off).
+    #[arg(long, value_enum, default_value_t = ThemeChoice::Auto)]
+    pub theme: ThemeChoice,
     /// Do not capture the mouse.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mouse")]
     pub no_mouse: bool,
+    /// Capture the mouse on a limited terminal too (TERM=linux or vt100, a
+    /// non-UTF-8 locale), where it is off unless asked.
+    #[arg(long)]
+    pub mouse: bool,
     /// Stable frames for recordings: relative clock, no wall-clock times.
     #[arg(long)]
     pub recording: bool,
@@ -43,6 +48,7 @@ impl UiArgs {
     /// headless runs: it closes the control socket to actions).
     pub fn is_default(&self) -> bool {
         !self.no_mouse
+            && !self.mouse
             && !self.recording
             && self.keys.is_none()
             && self.layout == ScreenLayout::Full
@@ -63,10 +69,18 @@ impl UiArgs {
             Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
             None => Keymap::default(),
         };
+        // What this terminal can draw: colours, Unicode, the mouse.
+        let caps = Caps::from_env();
+        let name = match self.theme {
+            ThemeChoice::Light => ThemeName::Light,
+            ThemeChoice::Dark | ThemeChoice::Auto => ThemeName::Dark,
+        };
         Ok(TuiOptions {
             keymap,
-            theme: Theme::from_env(self.theme),
-            mouse: !self.no_mouse,
+            theme: Theme::with_depth(name, caps.depth),
+            glyphs: caps.glyphs,
+            detect_background: self.theme == ThemeChoice::Auto,
+            mouse: !self.no_mouse && (self.mouse || caps.mouse),
             read_only: self.read_only,
             recording: self.recording,
             status: None,

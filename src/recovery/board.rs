@@ -28,6 +28,8 @@ pub struct Board {
     by_name: BTreeMap<String, usize>,
     /// Attach: the restart grace every tracker is given.
     restart_grace: Option<std::time::Duration>,
+    /// The controller's node TTL every tracker is given.
+    node_ttl: Option<std::time::Duration>,
     /// What an instance whose namespace has told nothing yet is judged with.
     empty: Tracker,
     /// Every namespace's events in timeline order (time, then namespace, then
@@ -61,6 +63,7 @@ impl Board {
             names: Vec::new(),
             by_name: BTreeMap::new(),
             restart_grace: None,
+            node_ttl: None,
             empty: Tracker::new(),
             merged: Vec::new(),
             sweep_at: SWEEP_AT_LEAST,
@@ -82,6 +85,14 @@ impl Board {
     }
 
     /// Attach: report crashed instances nobody restarts within `grace`.
+    /// The controller's `--node-ttl`: how a lost node's loss is told apart.
+    pub fn set_node_ttl(&mut self, ttl: std::time::Duration) {
+        self.node_ttl = Some(ttl);
+        for tracker in &mut self.trackers {
+            tracker.set_node_ttl(ttl);
+        }
+    }
+
     pub fn set_restart_grace(&mut self, grace: std::time::Duration) {
         self.restart_grace = Some(grace);
         for tracker in &mut self.trackers {
@@ -156,6 +167,9 @@ impl Board {
         let mut tracker = Tracker::of_instance(namespace, voice);
         if let Some(grace) = self.restart_grace {
             tracker.set_restart_grace(grace);
+        }
+        if let Some(ttl) = self.node_ttl {
+            tracker.set_node_ttl(ttl);
         }
         self.add(namespace, tracker)
     }

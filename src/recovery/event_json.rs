@@ -79,6 +79,8 @@ enum Kind<'a> {
     },
     NodeDown {
         node: &'a str,
+        /// `connection` (its agent's connection closed) or `heartbeats`.
+        lost_by: super::node_book::NodeLoss,
     },
     Migrated {
         new_instance: &'a str,
@@ -208,7 +210,10 @@ impl<'a> Kind<'a> {
             TimelineKind::FeedDown { error } => Kind::ControllerDown { error },
             TimelineKind::FeedUp { via } => Kind::ControllerUp { via },
             TimelineKind::NodeUp { node } => Kind::NodeUp { node },
-            TimelineKind::NodeDown { node } => Kind::NodeDown { node },
+            TimelineKind::NodeDown { node, how } => Kind::NodeDown {
+                node,
+                lost_by: *how,
+            },
             TimelineKind::Migrated {
                 from_node,
                 to_node,
@@ -270,7 +275,7 @@ mod tests {
     use crate::recovery::TimelineKind;
 
     /// Each event of `sample::every_event`, as `--events` and headless write it.
-    const PINNED: [&str; 43] = [
+    const PINNED: [&str; 44] = [
         r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
         r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
         r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
@@ -300,7 +305,7 @@ mod tests {
         r#"{"error":"connection refused","instance":"kv-demo-001","kind":"controller_down","ts_ms":1700000000026}"#,
         r#"{"instance":"kv-demo-001","kind":"controller_up","ts_ms":1700000000027,"via":"stream"}"#,
         r#"{"kind":"node_up","node":"nodeA","ts_ms":1700000000028}"#,
-        r#"{"kind":"node_down","node":"nodeA","ts_ms":1700000000029}"#,
+        r#"{"kind":"node_down","lost_by":"heartbeats","node":"nodeA","ts_ms":1700000000029}"#,
         r#"{"from_node":"nodeA","instance":"kv-demo-001","kind":"migrated","new_instance":"kv-demo-002","to_node":"nodeB","ts_ms":1700000000030}"#,
         r#"{"kind":"node_killed","node":"nodeA","ts_ms":1700000000031}"#,
         r#"{"kind":"node_frozen","node":"nodeA","ts_ms":1700000000032}"#,
@@ -314,6 +319,7 @@ mod tests {
         r#"{"instance":"kv-demo-001","kind":"superseded","new_instance":"kv-demo-002","ts_ms":1700000000040}"#,
         r#"{"alive":["kv-demo-001","kv-demo-002"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000041}"#,
         r#"{"alive":["kv-demo-001"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000042}"#,
+        r#"{"kind":"node_down","lost_by":"connection","node":"nodeA","ts_ms":1700000000043}"#,
     ];
 
     /// Scripts read these lines: every kind's object, byte for byte (keys

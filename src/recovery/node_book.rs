@@ -27,6 +27,21 @@ impl NodeHealth {
     }
 }
 
+/// Why a node was read unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeLoss {
+    /// Its last heartbeat is older than the TTL: frozen, cut off, slow.
+    Heartbeats,
+    /// Its heartbeat was still fresh: only its closed connection (the agent's
+    /// presence stream, closed by the kernel when the agent dies) tells a
+    /// controller so soon; or it was killed here.
+    Connection,
+}
+
+/// The controller's default `--node-ttl`, for a book told no other.
+pub const DEFAULT_NODE_TTL_MS: TsMs = 3_000;
+
 /// One node as last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeState {
@@ -56,6 +71,18 @@ impl NodeState {
     /// Seconds since the last heartbeat at `now` (unix ms), if it ever beat.
     pub fn heartbeat_age_secs(&self, now: TsMs) -> Option<i64> {
         (self.last_seen_unix > 0).then(|| (now / 1000) as i64 - self.last_seen_unix)
+    }
+}
+
+/// Why `node`, read unhealthy at `at`, was lost: its last beat (whole
+/// seconds, so never younger than it was) still within the TTL means only
+/// its closed connection can have told; anything else is missed heartbeats.
+fn loss(node: &NodeState, at: TsMs, ttl_ms: TsMs) -> NodeLoss {
+    let beat = TsMs::try_from(node.last_seen_unix).unwrap_or(0) * 1000;
+    if beat > 0 && beat <= at && at - beat < ttl_ms {
+        NodeLoss::Connection
+    } else {
+        NodeLoss::Heartbeats
     }
 }
 
@@ -105,6 +132,7 @@ pub enum NodeChange {
     },
     Down {
         node: String,
+        how: NodeLoss,
     },
     Migrated(Failover),
     Action {
@@ -123,8 +151,11 @@ pub enum NodeChange {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeBook {
+    /// The controller's TTL: a node read unhealthy sooner after its last beat
+    /// lost its connection, not its heartbeats.
+    ttl_ms: TsMs,
     nodes: BTreeMap<String, NodeState>,
     assignments: BTreeMap<String, Assignment>,
     failovers: Vec<Failover>,
@@ -136,7 +167,25 @@ pub struct NodeBook {
     resumed_early: BTreeMap<String, Cycle>,
 }
 
+impl Default for NodeBook {
+    fn default() -> Self {
+        NodeBook {
+            ttl_ms: DEFAULT_NODE_TTL_MS,
+            nodes: BTreeMap::new(),
+            assignments: BTreeMap::new(),
+            failovers: Vec::new(),
+            first_started: BTreeMap::new(),
+            resumed_early: BTreeMap::new(),
+        }
+    }
+}
+
 impl NodeBook {
+    /// The controller's `--node-ttl`, when it is not the default.
+    pub fn set_ttl(&mut self, ttl: std::time::Duration) {
+        self.ttl_ms = ttl.as_millis() as TsMs;
+    }
+
     pub fn nodes(&self) -> impl Iterator<Item = &NodeState> {
         self.nodes.values()
     }
@@ -174,6 +223,7 @@ impl NodeBook {
                             },
                             NodeHealth::Unhealthy => NodeChange::Down {
                                 node: fact.node_id.clone(),
+                                how: loss(node, at, self.ttl_ms),
                             },
                         });
                     }
@@ -363,6 +413,51 @@ mod tests {
     use crate::cluster::DesiredState;
     use crate::recovery::sample::{assignment as row, node};
 
+    /// A node read unhealthy while its last beat is younger than the TTL lost
+    /// its connection (an agent killed: 0.4 s, not the TTL); one read so
+    /// after the TTL missed its heartbeats (a frozen agent).
+    #[test]
+    fn a_node_lost_by_its_connection_says_so_and_one_that_stopped_beating_too() {
+        let beat = |id: &str, healthy: bool| crate::cluster::Node {
+            last_seen: 1_000,
+            ..node(id, healthy)
+        };
+        let mut book = NodeBook::default();
+        let view = |a: bool, b: bool| ClusterView {
+            nodes: vec![beat("nodeA", a), beat("nodeB", b)],
+            assignments: vec![],
+        };
+        book.read(1_000_100, view(true, true));
+        let killed = book.read(1_000_900, view(false, true));
+        assert_eq!(
+            killed,
+            [NodeChange::Down {
+                node: "nodeA".into(),
+                how: NodeLoss::Connection,
+            }]
+        );
+        let frozen = book.read(1_004_200, view(false, false));
+        assert_eq!(
+            frozen,
+            [NodeChange::Down {
+                node: "nodeB".into(),
+                how: NodeLoss::Heartbeats,
+            }]
+        );
+        // A longer TTL: 3.2 s after the beat is still within it.
+        let mut book = NodeBook::default();
+        book.set_ttl(std::time::Duration::from_secs(5));
+        book.read(1_000_100, view(true, true));
+        let down = book.read(1_003_200, view(true, false));
+        assert!(matches!(
+            down[..],
+            [NodeChange::Down {
+                how: NodeLoss::Connection,
+                ..
+            }]
+        ));
+    }
+
     #[test]
     fn a_dead_node_and_the_move_of_its_instance_are_seen_with_their_times() {
         let mut book = NodeBook::default();
@@ -386,7 +481,8 @@ mod tests {
         assert_eq!(
             down,
             [NodeChange::Down {
-                node: "nodeA".into()
+                node: "nodeA".into(),
+                how: NodeLoss::Heartbeats,
             }]
         );
         let moved = book.read(

@@ -225,6 +225,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         },
         K::NodeDown {
             node: "nodeA".into(),
+            how: crate::recovery::NodeLoss::Heartbeats,
         },
         K::Migrated {
             from_node: "nodeA".into(),
@@ -281,6 +282,10 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
             from: 7,
             to: 5,
             alive: vec![INSTANCE.into()],
+        },
+        K::NodeDown {
+            node: "nodeA".into(),
+            how: crate::recovery::NodeLoss::Connection,
         },
     ];
     let mut events: Vec<TimelineEvent> = kinds

@@ -64,9 +64,11 @@ pub enum TimelineKind {
     NodeUp {
         node: String,
     },
-    /// The controller reads a node unhealthy: it missed its heartbeats.
+    /// The controller reads a node unhealthy: it missed its heartbeats, or
+    /// its agent's connection closed.
     NodeDown {
         node: String,
+        how: super::node_book::NodeLoss,
     },
     /// The instance's row was parked and re-created on another node.
     Migrated {

@@ -291,6 +291,11 @@ impl Tracker {
         }
     }
 
+    /// The controller's `--node-ttl` (how a lost node's loss is told).
+    pub fn set_node_ttl(&mut self, ttl: std::time::Duration) {
+        self.nodes.set_ttl(ttl);
+    }
+
     /// Attach: report crashed instances nobody restarts within `grace`.
     pub fn set_restart_grace(&mut self, grace: std::time::Duration) {
         self.restart_grace_ms = Some(grace.as_millis() as TsMs);
@@ -685,7 +690,7 @@ impl Tracker {
     fn push_node_change(&mut self, at: TsMs, change: NodeChange) {
         let (instance, kind) = match change {
             NodeChange::Up { node } => (None, TimelineKind::NodeUp { node }),
-            NodeChange::Down { node } => (None, TimelineKind::NodeDown { node }),
+            NodeChange::Down { node, how } => (None, TimelineKind::NodeDown { node, how }),
             NodeChange::Action { node, action } => (None, TimelineKind::Node { node, action }),
             NodeChange::Migrated(f) => (
                 Some(f.instance),

@@ -14,6 +14,7 @@ use crate::supervisor::{
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -182,7 +183,7 @@ impl Session {
         }
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
-        session.watch_local_workers(true);
+        session.watch_local_workers(true, Some(nodes.data_dir.clone()));
         let local = LocalNodes::spawn(&LocalNodesConfig {
             controller: session.controller_url.clone(),
             token: token.clone(),
@@ -319,8 +320,14 @@ impl Session {
     /// `ours_only` (`up --nodes`): only those writing to this session's
     /// controller, as its agents' are (another `up` of the same app on another
     /// port is not ours), all seen starting.
-    fn watch_local_workers(&mut self, ours_only: bool) {
+    /// `agents_dir`: where the local agents keep each instance's log
+    /// (`<dir>/<node>/<instance>.log`), followed in place of the pipe to them.
+    fn watch_local_workers(&mut self, ours_only: bool, agents_dir: Option<PathBuf>) {
         let url = self.controller_url.clone();
+        let output_file = agents_dir.map(|dir| {
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| agent_log(&dir, p))
+                as crate::supervisor::OutputFile
+        });
         // Attach, as `up`, leaves out another controller's workers of the
         // same app (those whose CONTROLLER_BASE provably names another).
         let only: crate::supervisor::ProcessFilter = if ours_only {
@@ -337,6 +344,7 @@ impl Session {
                 owned_by: None,
                 only,
                 fresh: ours_only,
+                output_file,
             },
             self.supervisor.event_sink(),
         )));
@@ -399,7 +407,7 @@ impl Session {
                 session.controller_url
             ),
         }
-        session.watch_local_workers(false);
+        session.watch_local_workers(false, None);
         if session.config.remote_instances {
             session.watch_remote_instances()?;
         }
@@ -440,4 +448,13 @@ impl Session {
         }
         Ok(id)
     }
+}
+
+/// The log a local agent keeps of `p`'s instance: `<dir>/<node>/<id>.log`, for
+/// a node and an id that are plain names (never a path out of `dir`).
+fn agent_log(dir: &std::path::Path, p: &crate::supervisor::ForeignProcess) -> Option<PathBuf> {
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
+    let node = p.node_id.as_deref().filter(|n| plain(n))?;
+    let id = p.instance_id.as_deref().filter(|i| plain(i))?;
+    Some(dir.join(node).join(format!("{id}.log")))
 }

@@ -111,6 +111,11 @@ pub enum Stdout {
     Tee {
         path: PathBuf,
     },
+    /// A pipe to the agent that started it, which keeps its output in this
+    /// file (`up --nodes`: one log per instance).
+    Kept {
+        path: PathBuf,
+    },
     Null,
     Terminal {
         path: String,
@@ -127,7 +132,7 @@ impl Stdout {
     /// The file to follow, if the output lands in one.
     pub fn file(&self) -> Option<&Path> {
         match self {
-            Stdout::File { path } | Stdout::Tee { path } => Some(path),
+            Stdout::File { path } | Stdout::Tee { path } | Stdout::Kept { path } => Some(path),
             _ => None,
         }
     }
@@ -138,6 +143,10 @@ impl Stdout {
             Stdout::File { path } => format!("output: following {}", path.display()),
             Stdout::Tee { path } => format!(
                 "output: following {} (the worker's stdout goes through tee)",
+                path.display()
+            ),
+            Stdout::Kept { path } => format!(
+                "output: following {} (its agent's log of this instance)",
                 path.display()
             ),
             Stdout::Null => "stdout is /dev/null: the worker's output is not kept anywhere".into(),

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_secs;
 
-use super::attach::{ForeignProcess, ProcessFinder};
+use super::attach::{ForeignProcess, ProcessFinder, Stdout};
 use super::events::{EventKind, EventSink};
 use super::exit::ExitKind;
 use super::output::{LineSplitter, OutputBuffer, OutputStream, DEFAULT_MAX_LINE_BYTES};
@@ -53,7 +53,13 @@ pub struct WatcherConfig {
     /// agents): whatever the first scan does not find was seen starting, even
     /// in the second watching began (the kernel's start second can be a second early).
     pub fresh: bool,
+    /// Where a worker's output is kept when its stdout cannot be read back
+    /// (`up --nodes`: the agent keeps one log per instance).
+    pub output_file: Option<OutputFile>,
 }
+
+/// The file a found worker's output is kept in by whoever started it, if any.
+pub type OutputFile = Arc<dyn Fn(&ForeignProcess) -> Option<std::path::PathBuf> + Send + Sync>;
 
 /// Asks, at each rescan, which pids are someone else's to report.
 pub type OwnedPids = Arc<dyn Fn() -> Vec<u32> + Send + Sync>;
@@ -182,10 +188,19 @@ async fn scan_loop(
         };
         // Reading /proc for every process blocks; keep it off the async workers.
         let only = config.only.clone();
+        let kept = config.output_file.clone();
         let scanned = tokio::task::spawn_blocking(move || {
             let mut found = scanner.scan(&exclude);
             if let Some(only) = only {
                 found.retain(|p| only(p));
+            }
+            // A pipe to its agent: follow the log the agent keeps instead.
+            if let Some(kept) = kept {
+                for p in found.iter_mut().filter(|p| p.stdout.file().is_none()) {
+                    if let Some(path) = kept(p) {
+                        p.stdout = Stdout::Kept { path };
+                    }
+                }
             }
             (scanner, found)
         })
@@ -361,6 +376,9 @@ struct Tracked {
     current: Option<ForeignProcess>,
     seen_since: Instant,
     output: OutputBuffer,
+    /// The last file its output went to: still read after it dies, so the
+    /// lines it wrote last (a completion, a crash) are not lost with it.
+    followed: Option<PathBuf>,
 }
 
 impl AttachTracker {
@@ -384,7 +402,12 @@ impl AttachTracker {
         self.entries
             .iter()
             .filter_map(|(id, entry)| {
-                let path = entry.current.as_ref()?.stdout.file()?.to_path_buf();
+                let path = entry
+                    .current
+                    .as_ref()
+                    .and_then(|p| p.stdout.file())
+                    .or(entry.followed.as_deref())?
+                    .to_path_buf();
                 Some((id.clone(), path, entry.output.clone(), entry.snapshot.run))
             })
             .collect()
@@ -422,6 +445,9 @@ impl AttachTracker {
                             OutputStream::Supervisor,
                             still.stdout.describe(),
                         );
+                    }
+                    if let Some(path) = still.stdout.file() {
+                        entry.followed = Some(path.to_path_buf());
                     }
                     entry.current = Some(still.clone());
                 }
@@ -503,6 +529,7 @@ impl AttachTracker {
                         current: None,
                         seen_since: now,
                         output: OutputBuffer::new(OUTPUT_LINES),
+                        followed: None,
                     };
                     entry.attach(process, now);
                     self.entries.insert(key, entry);
@@ -532,6 +559,9 @@ impl Tracked {
             OutputStream::Supervisor,
             format!("pid {}{under}; {}", process.pid, process.stdout.describe()),
         );
+        if let Some(path) = process.stdout.file() {
+            self.followed = Some(path.to_path_buf());
+        }
         self.current = Some(process);
     }
 }

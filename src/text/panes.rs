@@ -156,6 +156,20 @@ pub fn search_hint(find: &str, clear: &str, lang: Lang) -> String {
     }
 }
 
+/// How many lines match, while typing a search: `17 matches`.
+pub fn match_count(n: usize, lang: Lang) -> String {
+    match lang {
+        Lang::En if n == 1 => "1 match".to_string(),
+        Lang::En => format!("{n} matches"),
+        Lang::Zh => format!("{n} 处匹配"),
+    }
+}
+
+/// Which match the log shows, of how many: `3/17` (`-/17` when the view is on none).
+pub fn match_position(at: Option<usize>, of: usize) -> String {
+    format!("{}/{of}", at.map_or("-".to_string(), |a| a.to_string()))
+}
+
 /// The footer's reset question.
 pub fn confirm_reset(yes: &str, namespace: &str, lang: Lang) -> String {
     let ns = crate::text_safety::escape_controls(namespace);

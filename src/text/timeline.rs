@@ -4,7 +4,7 @@
 //! `FAILED`, `TORN`, `KILLED`) stay as they are in Chinese.
 
 use super::lang::{both, Lang};
-use crate::recovery::{NodeAction, ProcessExit, TimelineEvent, TimelineKind, REMOTE_PID};
+use crate::recovery::{NodeAction, NodeLoss, ProcessExit, TimelineEvent, TimelineKind, REMOTE_PID};
 
 /// One event as a line: its instance (if any), then what happened.
 pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
@@ -199,10 +199,21 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             format!("node {node} up (heartbeating)"),
             format!("节点 {node} 上线（心跳正常）"),
         ),
-        K::NodeDown { node } => both!(
+        K::NodeDown {
+            node,
+            how: NodeLoss::Heartbeats,
+        } => both!(
             lang,
             format!("node {node} DOWN (missed its heartbeats)"),
             format!("节点 {node} DOWN（心跳超时）"),
+        ),
+        K::NodeDown {
+            node,
+            how: NodeLoss::Connection,
+        } => both!(
+            lang,
+            format!("node {node} DOWN (its connection dropped)"),
+            format!("节点 {node} DOWN（连接已断开）"),
         ),
         K::Migrated {
             from_node,
@@ -386,7 +397,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 43] = [
+    const PINNED: [[&str; 2]; 44] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -430,6 +441,7 @@ mod tests {
         ["kv-demo-001 ended after its work moved to kv-demo-002 (not a crash)", "kv-demo-001 工作已迁至 kv-demo-002 后退出（不是崩溃）"],
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace (kv-demo-001, kv-demo-002 alive)", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
+        ["node nodeA DOWN (its connection dropped)", "节点 nodeA DOWN（连接已断开）"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned

@@ -39,6 +39,10 @@ pub enum Action {
     SearchAccept,
     SearchCancel,
     SearchDelete,
+    // After a search found something (before the dashboard's keys).
+    SearchNext,
+    SearchPrev,
+    SearchClear,
     // The help screen's scroll (while it does not fit).
     HelpUp,
     HelpDown,
@@ -79,12 +83,15 @@ impl Action {
             Action::SearchAccept => "search_accept",
             Action::SearchCancel => "search_cancel",
             Action::SearchDelete => "search_delete",
+            Action::SearchNext => "search_next",
+            Action::SearchPrev => "search_prev",
+            Action::SearchClear => "search_clear",
             Action::HelpUp => "help_up",
             Action::HelpDown => "help_down",
         }
     }
 
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 36] = [
         Action::Kill,
         Action::KillNode,
         Action::FreezeNode,
@@ -116,6 +123,9 @@ impl Action {
         Action::SearchAccept,
         Action::SearchCancel,
         Action::SearchDelete,
+        Action::SearchNext,
+        Action::SearchPrev,
+        Action::SearchClear,
         Action::HelpUp,
         Action::HelpDown,
     ];

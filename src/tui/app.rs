@@ -106,6 +106,8 @@ pub enum Mode {
 pub struct Flash {
     pub text: String,
     pub error: bool,
+    /// A kill (a worker's or a node's): drawn as an alarm; any other news is not.
+    pub loud: bool,
     pub until: TsMs,
 }
 
@@ -122,6 +124,21 @@ pub struct Drawn {
     pub first_instance: usize,
     /// How far the help can scroll down (0: every line shows, or it is closed).
     pub help_scroll_max: usize,
+    /// The layout the frame was drawn in (`p` switches from what is seen).
+    pub shown: Shown,
+}
+
+/// The layout a frame was drawn in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shown {
+    #[default]
+    Full,
+    /// Asked for (`--layout presenter`, `p`).
+    Presenter,
+    /// The screen is too small for the full layout to show the state word, the
+    /// flag and the progress uncut: the presenter layout instead, said in its footer.
+    PresenterForSize,
+    Compact,
 }
 
 /// The log pane's view of the selected instance's output.
@@ -172,6 +189,26 @@ pub struct LogView {
     pub follow: bool,
     pub wrap: bool,
     pub search: Option<String>,
+    /// The line (index into `lines`) of the match the view was moved to.
+    pub match_at: Option<usize>,
+}
+
+impl LogView {
+    /// Lines holding `term`, and which of them (1-based, oldest first) the
+    /// view was moved to: the `3` and `17` of `3/17`.
+    pub fn matches(&self, term: &str) -> (Option<usize>, usize) {
+        let mut at = None;
+        let mut total = 0;
+        for (i, line) in self.lines.iter().enumerate() {
+            if line.text.contains(term) {
+                total += 1;
+                if Some(i) == self.match_at {
+                    at = Some(total);
+                }
+            }
+        }
+        (at, total)
+    }
 }
 
 pub struct App {
@@ -205,6 +242,13 @@ pub struct App {
     pub lang: Lang,
     /// Full or presenter (`--layout`, `p`).
     pub layout: ScreenLayout,
+    /// `p` on a screen too small for the full layout: show it anyway.
+    pub full_anyway: bool,
+    /// What the terminal can draw (`terminal::Caps`).
+    pub glyphs: super::terminal::Glyphs,
+    /// Under nodes, each instance's short name (`A1`: node letter, then the
+    /// how-manyth instance seen there), given once and kept.
+    aliases: std::collections::BTreeMap<String, String>,
 }
 
 impl App {
@@ -241,6 +285,9 @@ impl App {
             drawn: Drawn::default(),
             lang: Lang::En,
             layout: ScreenLayout::Full,
+            full_anyway: false,
+            glyphs: super::terminal::Glyphs::Unicode,
+            aliases: std::collections::BTreeMap::new(),
         }
     }
 
@@ -269,7 +316,7 @@ impl App {
         let (instance, at, node_kill) = fired?;
         if node_kill {
             let node = self.node_of_instance(&instance)?;
-            self.flash(flash::kill_at_node(at, &node, &instance, self.lang), false);
+            self.flash_kill(flash::kill_at_node(at, &node, &instance, self.lang));
             return Some(Command::Node {
                 node,
                 op: crate::session::NodeOp::Kill,
@@ -281,7 +328,7 @@ impl App {
             .instance(&instance)
             .and_then(|i| i.pid)
             .map_or("?".into(), |p| p.to_string());
-        self.flash(flash::kill_at_pid(at, &pid, &instance, self.lang), false);
+        self.flash_kill(flash::kill_at_pid(at, &pid, &instance, self.lang));
         Some(Command::Signal {
             instance,
             signal: SignalChoice::Kill,
@@ -323,8 +370,17 @@ impl App {
         self.flash = Some(Flash {
             text: text.into(),
             error,
+            loud: false,
             until: self.now + FLASH_MS,
         });
+    }
+
+    /// A flash for a kill: the alarm's colours (a stop or a start is not one).
+    pub fn flash_kill(&mut self, text: impl Into<String>) {
+        self.flash(text, false);
+        if let Some(flash) = self.flash.as_mut() {
+            flash.loud = true;
+        }
     }
 
     /// The flash message if it is still showing.
@@ -334,8 +390,53 @@ impl App {
 
     pub fn set_instances(&mut self, rows: Vec<InstanceRow>) {
         self.instances = rows;
+        self.name_new_instances();
         if self.selected >= self.instances.len() {
             self.selected = self.instances.len().saturating_sub(1);
+        }
+    }
+
+    /// Gives each instance first seen on a node its alias (nodes only: ids
+    /// are the controller's 41 characters there).
+    fn name_new_instances(&mut self) {
+        if self.board.first().nodes().nodes().next().is_none() {
+            return;
+        }
+        for i in 0..self.instances.len() {
+            let id = self.instances[i].status.id.clone();
+            if self.aliases.contains_key(&id) {
+                continue;
+            }
+            let Some(node) = self.node_of_instance(&id) else {
+                continue;
+            };
+            let letter = node_letter(&node);
+            let n = self
+                .aliases
+                .values()
+                .filter(|a| a.starts_with(letter))
+                .count()
+                + 1;
+            self.aliases.insert(id, format!("{letter}{n}"));
+        }
+    }
+
+    /// An instance's alias under nodes (`A1`), if it has one.
+    pub fn alias(&self, id: &str) -> Option<&str> {
+        self.aliases.get(id).map(String::as_str)
+    }
+
+    /// An instance id as panes show it in `width` columns: its alias first
+    /// when it has one, then the id cut to its distinguishing end; control
+    /// characters escaped.
+    pub fn id_label(&self, id: &str, width: usize) -> String {
+        let shown = crate::text_safety::escape_controls(id);
+        match self.alias(id) {
+            Some(alias) => format!(
+                "{alias} {}",
+                super::format::fit_id(&shown, width.saturating_sub(alias.len() + 1))
+            ),
+            None => super::format::fit_id(&shown, width),
         }
     }
 
@@ -345,6 +446,7 @@ impl App {
         self.log.lines = lines.into_iter().skip(skip).collect();
         self.log.scroll_back = 0;
         self.log.follow = true;
+        self.log.match_at = None;
     }
 
     /// New output of the selected instance, oldest first. A paused view stays on
@@ -355,6 +457,8 @@ impl App {
         for line in lines {
             if self.log.lines.len() == LOG_LINES {
                 self.log.lines.pop_front();
+                // The match moves up with its line, and is gone with it.
+                self.log.match_at = self.log.match_at.and_then(|i| i.checked_sub(1));
             }
             self.log.lines.push_back(line);
             arrived += 1;
@@ -401,6 +505,13 @@ impl App {
     /// What a performed command reported back, shown as a flash.
     pub fn on_outcome(&mut self, outcome: Outcome) {
         let lang = self.lang;
+        let killed_node = matches!(
+            outcome,
+            Outcome::Node {
+                action: crate::recovery::NodeAction::Killed,
+                ..
+            }
+        );
         let (text, error) = match outcome {
             Outcome::Started { instance } => (flash::started(&instance, lang), false),
             Outcome::Stopped { instance } => (flash::stopped(&instance, lang), false),
@@ -429,6 +540,9 @@ impl App {
             }
         };
         self.flash(text, error);
+        if let Some(f) = self.flash.as_mut() {
+            f.loud = killed_node;
+        }
     }
 
     /// A key press in the current mode: the keymap says what it means there.
@@ -439,7 +553,14 @@ impl App {
             return self.update(action);
         }
         match self.mode.clone() {
-            Mode::Normal => self.keymap.action_for(key).and_then(|a| self.update(a)),
+            // While a search has a query, its keys come first (`n` is a new instance otherwise).
+            Mode::Normal => self
+                .log
+                .search
+                .as_ref()
+                .and_then(|_| self.keymap.action_in(KeyMode::Found, key))
+                .or_else(|| self.keymap.action_for(key))
+                .and_then(|a| self.update(a)),
             Mode::Help { .. } => {
                 // While the help is cut, its own keys scroll it.
                 if self.drawn.help_scroll_max > 0 {
@@ -583,9 +704,23 @@ impl App {
                 None
             }
             Action::StartSearch => {
+                // A new query each time (the last one stays until Enter).
                 self.mode = Mode::Search {
-                    input: self.log.search.clone().unwrap_or_default(),
+                    input: String::new(),
                 };
+                None
+            }
+            Action::SearchNext => {
+                self.step_match(true);
+                None
+            }
+            Action::SearchPrev => {
+                self.step_match(false);
+                None
+            }
+            Action::SearchClear => {
+                self.log.search = None;
+                self.log.match_at = None;
                 None
             }
             Action::ToggleHelp => {
@@ -597,7 +732,16 @@ impl App {
                 None
             }
             Action::ToggleLayout => {
-                self.layout = self.layout.other();
+                // The presenter layout a small screen chose: `p` shows the
+                // full one anyway. Otherwise `p` switches, and full by `p` is
+                // full whatever the size (the person chose it).
+                let for_size = self.drawn.shown == Shown::PresenterForSize;
+                if for_size && self.layout == ScreenLayout::Full && !self.full_anyway {
+                    self.full_anyway = true;
+                } else {
+                    self.layout = self.layout.other();
+                    self.full_anyway = self.layout == ScreenLayout::Full;
+                }
                 None
             }
             Action::Quit => {
@@ -669,6 +813,7 @@ impl App {
                     Action::SearchCancel => {
                         self.mode = Mode::Normal;
                         self.log.search = None;
+                        self.log.match_at = None;
                     }
                     _ => {
                         input.pop();
@@ -710,7 +855,11 @@ impl App {
             SignalTarget::Pid(pid)
         };
         let text = flash::signal_sent(signal.name(), to, &instance, lang);
-        self.flash(text, false);
+        if matches!(signal, SignalChoice::Kill | SignalChoice::TreeKill) {
+            self.flash_kill(text);
+        } else {
+            self.flash(text, false);
+        }
         Some(Command::Signal { instance, signal })
     }
 
@@ -812,17 +961,54 @@ impl App {
         let n = self.log.lines.len();
         // The newest match at or above the current view.
         let start = n.saturating_sub(self.log.scroll_back);
-        if let Some(i) = self
+        match self
             .log
             .lines
             .range(..start)
             .rposition(|l| l.text.contains(&term))
         {
-            self.log.scroll_back = n - i - 1;
-            self.log.follow = self.log.scroll_back == 0;
-        } else {
-            self.flash(flash::no_match(&term, self.lang), true);
+            Some(i) => self.show_match(i),
+            None => {
+                self.log.match_at = None;
+                self.flash(flash::no_match(&term, self.lang), true);
+            }
         }
+    }
+
+    /// `n`: the match above the one shown (older), `N`: the one below; each
+    /// wraps around at the end.
+    fn step_match(&mut self, older: bool) {
+        let Some(term) = self.log.search.clone() else {
+            return;
+        };
+        let lines = &self.log.lines;
+        let hit = |i: &usize| lines[*i].text.contains(&term);
+        let n = lines.len();
+        let from = self
+            .log
+            .match_at
+            .unwrap_or(n.saturating_sub(self.log.scroll_back));
+        let found = if older {
+            (0..from.min(n))
+                .rev()
+                .find(hit)
+                .or_else(|| (from..n).rev().find(hit))
+        } else {
+            (from + 1..n)
+                .find(hit)
+                .or_else(|| (0..=from.min(n.saturating_sub(1))).find(hit))
+        };
+        match found {
+            Some(i) => self.show_match(i),
+            None => self.flash(flash::no_match(&term, self.lang), true),
+        }
+    }
+
+    /// Scrolls the log so line `i` is the bottom one, paused there.
+    fn show_match(&mut self, i: usize) {
+        self.log.match_at = Some(i);
+        self.log.scroll_back = self.log.lines.len() - i - 1;
+        self.log.follow = self.log.scroll_back == 0;
     }
 
     /// Mouse: a click on an instance row selects it.
@@ -832,6 +1018,17 @@ impl App {
             self.focus = Focus::Instances;
         }
     }
+}
+
+/// The letter of a node's alias: `nodeB` → `B`, `worker7` → `W`.
+fn node_letter(node: &str) -> char {
+    let name = node
+        .strip_prefix("node")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(node);
+    name.chars()
+        .find(char::is_ascii_alphanumeric)
+        .map_or('N', |c| c.to_ascii_uppercase())
 }
 
 #[cfg(test)]

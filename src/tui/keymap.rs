@@ -16,6 +16,9 @@ pub enum KeyMode {
     SignalMenu,
     Confirm,
     Search,
+    /// The dashboard while a search has a query: these keys come first (`n`
+    /// steps through the matches here, and makes a new instance otherwise).
+    Found,
     /// The help screen while it is taller than the screen: its keys scroll it
     /// (any other key closes it, as always).
     Help,
@@ -145,7 +148,7 @@ impl Default for Keymap {
             help: Some(Msg::HelpCtrlC),
             fixed: true,
         });
-        use KeyMode::{Confirm, Help, Search, SignalMenu};
+        use KeyMode::{Confirm, Found, Help, Search, SignalMenu};
         map.bindings.extend([
             in_mode(SignalMenu, Up, Action::MenuUp, Msg::KeyUp),
             in_mode(SignalMenu, Down, Action::MenuDown, Msg::KeyDown),
@@ -158,6 +161,9 @@ impl Default for Keymap {
             in_mode(Search, Enter, Action::SearchAccept, Msg::KeyFind),
             in_mode(Search, Esc, Action::SearchCancel, Msg::KeyClear),
             in_mode(Search, Backspace, Action::SearchDelete, Msg::KeyDelete),
+            in_mode(Found, Char('n'), Action::SearchNext, Msg::KeyNextMatch),
+            in_mode(Found, Char('N'), Action::SearchPrev, Msg::KeyPrevMatch),
+            in_mode(Found, Esc, Action::SearchClear, Msg::KeyEndSearch),
             in_mode(Help, Down, Action::HelpDown, Msg::KeyDown),
             in_mode(Help, Char('j'), Action::HelpDown, Msg::KeyDown),
             in_mode(Help, Up, Action::HelpUp, Msg::KeyUp),
@@ -201,6 +207,15 @@ impl Keymap {
         self.bindings
             .iter()
             .filter(|b| b.mode == KeyMode::Normal)
+            .filter_map(|b| b.hint.map(|h| (key_name(b.key, b.modifiers), h)))
+            .collect()
+    }
+
+    /// A mode's keys with their short labels, one per binding in table order.
+    pub fn mode_keys(&self, mode: KeyMode) -> Vec<(String, Msg)> {
+        self.bindings
+            .iter()
+            .filter(|b| b.mode == mode)
             .filter_map(|b| b.hint.map(|h| (key_name(b.key, b.modifiers), h)))
             .collect()
     }

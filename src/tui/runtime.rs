@@ -46,6 +46,10 @@ const SLOW_TICKS: u32 = 4;
 pub struct TuiOptions {
     pub keymap: Keymap,
     pub theme: Theme,
+    /// `--theme auto`: ask the terminal its background before taking the screen.
+    pub detect_background: bool,
+    /// What the terminal can draw (ASCII borders, no emoji on a limited one).
+    pub glyphs: super::terminal::Glyphs,
     pub mouse: bool,
     pub read_only: bool,
     /// Relative clock, for recordings.
@@ -64,7 +68,15 @@ pub struct TuiOptions {
 
 /// `signals`: installed by the caller before the session started, so a
 /// Ctrl-C during start-up still ends the dashboard as `q` does.
-pub async fn run(session: Session, options: TuiOptions, mut signals: Termination) -> Result<()> {
+pub async fn run(
+    session: Session,
+    mut options: TuiOptions,
+    mut signals: Termination,
+) -> Result<()> {
+    // Before the alternate screen: the answer is read in raw mode, once.
+    if options.detect_background {
+        options.theme.name = super::terminal::background_theme();
+    }
     // ratatui::init's panic hook restores raw mode and the screen; release the
     // mouse too, before it runs.
     let previous = std::panic::take_hook();
@@ -137,6 +149,7 @@ fn new_app(session: &Session, options: &TuiOptions) -> App {
     app.auto_kill = options.kill_at.clone();
     app.lang = options.lang;
     app.layout = options.layout;
+    app.glyphs = options.glyphs;
     app
 }
 

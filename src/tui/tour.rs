@@ -65,6 +65,15 @@ impl Step {
     }
 }
 
+/// The tour's worker now: running, coming back by itself (a restart is due,
+/// or it is starting), or down with nothing coming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worker {
+    Running,
+    Coming,
+    Down,
+}
+
 /// What just happened, as data; `text(lang)` words it (the words live in `text::story`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Story {
@@ -78,6 +87,10 @@ pub enum Story {
         how: String,
         at: String,
         flag_set: bool,
+        /// The cycle the crash opened: its kill point is what `at` says, kept
+        /// up to date (a checkpoint written before the kill can arrive after
+        /// it and move the kill point, and the gauge, one step on).
+        cycle: Option<usize>,
     },
     Recovered {
         how: String,
@@ -101,7 +114,9 @@ impl Story {
             Story::FoundFlag => Msg::StoryFoundFlag.text(lang).into(),
             Story::NormalStart => Msg::StoryNormalStart.text(lang).into(),
             Story::Saved { progress } => story::saved(*progress, lang),
-            Story::Crashed { how, at, flag_set } => story::crashed(how, at, *flag_set, lang),
+            Story::Crashed {
+                how, at, flag_set, ..
+            } => story::crashed(how, at, *flag_set, lang),
             Story::Recovered {
                 how,
                 flag_stayed,
@@ -149,12 +164,29 @@ impl Tour {
         }
     }
 
-    /// What to do now; with two nodes or more, the crash can be a node's.
-    pub fn todo(&self, tracker: &Tracker) -> Msg {
-        let nodes = tracker.nodes().nodes().count();
+    /// What to do now, always something that can be done from here: the
+    /// step's own action while the worker can take it; `s` when nothing runs
+    /// and nothing will by itself (a completed task: a new one); with two
+    /// nodes or more, the crash can be a node's.
+    pub fn todo(&self, tracker: &Tracker, worker: Worker) -> Msg {
+        let nodes = tracker.nodes().nodes().count() > 1;
+        // Steps up to the exit need a worker running; after it, `s` or `q` is the point.
+        let needs_worker = matches!(
+            self.step,
+            Step::Start | Step::Watch | Step::Crash | Step::Recover | Step::Exit
+        );
         match self.step {
-            Step::Crash if nodes > 1 => Msg::TodoCrashNodes,
-            Step::Recover if nodes > 1 => Msg::TodoRecoverNodes,
+            _ if needs_worker && worker == Worker::Down => {
+                if nodes {
+                    Msg::TodoRecoverNodes
+                } else if tracker.task().is_completed() {
+                    Msg::TodoNewTask
+                } else {
+                    Msg::TodoStartIt
+                }
+            }
+            Step::Crash if nodes => Msg::TodoCrashNodes,
+            Step::Recover if nodes => Msg::TodoRecoverNodes,
             step => step.todo(),
         }
     }
@@ -178,6 +210,15 @@ impl Tour {
                 Step::Exit => Step::Verify,
                 Step::Verify | Step::Done => Step::Done,
             };
+        }
+        // The caption's kill point is the cycle's, as the gauge's is the task's.
+        if let Some(Story::Crashed {
+            at, cycle: Some(i), ..
+        }) = self.story.as_mut()
+        {
+            if let Some(p) = tracker.cycles().get(*i).and_then(|c| c.progress_at_kill) {
+                *at = format!("{p}%");
+            }
         }
         self.step != before
     }
@@ -223,10 +264,15 @@ impl Tour {
                     other => other.to_string(),
                 };
                 let at = progress.map_or("?".into(), |p| format!("{p}%"));
+                let cycle = tracker
+                    .cycles()
+                    .iter()
+                    .rposition(|c| c.killed_at == events[i].at);
                 let story = Story::Crashed {
                     how,
                     at,
                     flag_set: flag.unwrap_or(false),
+                    cycle,
                 };
                 Some((story, Some(after(i))))
             }
@@ -447,6 +493,84 @@ mod tests {
             pid: 12,
         });
         assert_eq!(r.tour.step, Step::Verify);
+    }
+
+    /// Whatever the tour finds, its caption says what can be done now: at
+    /// every step, with the worker running, coming back or down, the line
+    /// names a key to press or what to wait for; a task that completed before
+    /// the kill asks for `s` and a new task, not for `k`.
+    #[test]
+    fn the_tour_always_says_what_to_press_next() {
+        let steps = [
+            Step::Start,
+            Step::Watch,
+            Step::Crash,
+            Step::Recover,
+            Step::Exit,
+            Step::Verify,
+            Step::Done,
+        ];
+        let t = Tracker::new();
+        for step in steps {
+            for worker in [Worker::Running, Worker::Coming, Worker::Down] {
+                let tour = Tour {
+                    step,
+                    ..Tour::new()
+                };
+                let text = tour.todo(&t, worker).text(Lang::En);
+                assert!(
+                    text.contains("press") || text.contains("wait"),
+                    "{step:?} {worker:?}: {text}"
+                );
+                if worker == Worker::Down && step != Step::Done {
+                    assert!(text.contains("press s"), "{step:?}: {text}");
+                }
+            }
+        }
+        // The task completed on its own while the tour waited for the kill.
+        let mut r = Run::new();
+        r.start(10);
+        r.steps(1, 10);
+        r.fact(Fact::Deleted {
+            key: "app.crashed".into(),
+            writer: None,
+        });
+        r.fact(Fact::Written(vec![e("task.status", "completed")]));
+        r.exit(ProcessExit::Clean);
+        assert_eq!(r.tour.step, Step::Crash);
+        assert_eq!(
+            r.tour.todo(&r.t, Worker::Down).text(Lang::En),
+            "the task completed: press s to start a new task (it begins at 0%)"
+        );
+        assert_eq!(r.tour.todo(&r.t, Worker::Running), Msg::TodoCrash);
+    }
+
+    /// `k` at a step boundary: the last checkpoint was written before the kill
+    /// and arrives after it. The kill point moves to it in the cycle and the
+    /// gauge; the caption says the same number.
+    #[test]
+    fn a_kill_at_a_step_boundary_reads_the_same_in_caption_and_gauge() {
+        let mut r = Run::new();
+        r.fact(sample::committed_at(
+            r.at,
+            Fact::Started {
+                instance: ID.into(),
+                pid: 10,
+            },
+        ));
+        r.fact(sample::committed_at(r.at, sample::flag()));
+        for n in 1..=4 {
+            r.fact(sample::committed_at(r.at, sample::checkpoint(n)));
+        }
+        let written = r.at + 50;
+        r.at += 100;
+        r.exit(ProcessExit::Signal("SIGKILL".into()));
+        assert!(r.story().contains("at 40%"), "{}", r.story());
+        // Step 5, written before the kill, delivered after it.
+        r.fact(sample::committed_at(written, sample::checkpoint(5)));
+        assert_eq!(r.t.task().progress, Some(50), "the gauge");
+        assert_eq!(r.t.cycles()[0].progress_at_kill, Some(50));
+        assert!(r.story().contains("SIGKILL at 50%"), "{}", r.story());
     }
 
     #[test]

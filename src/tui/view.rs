@@ -1,12 +1,12 @@
 //! The screen layout: which pane goes where at which size. Side-effect free.
 
-use super::app::{App, Drawn, Mode};
+use super::app::{App, Drawn, Mode, Shown};
 use super::panes::{self, flag};
 use crate::text::{labels, panes::timeline_title, timeline, Msg};
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Gauge, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
 /// Below this the full layout gives way to the compact one.
@@ -18,21 +18,32 @@ pub const PRESENTER_MIN_HEIGHT: u16 = 12;
 
 pub use super::app::ScreenLayout;
 
+/// The full layout's chart needs this many columns and data rows, else the
+/// namespace takes its place (a one-row chart says nothing).
+const CHART_MIN_WIDTH: u16 = 24;
+const CHART_MIN_ROWS: u16 = 3;
+/// Rows the full layout's lower panes need between them, else it gives way.
+const FULL_MIN_BODY: u16 = 8;
+
 /// Draws the dashboard and says where it put what a click can hit.
 pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
     let area = frame.area();
-    let mut drawn = match app.layout {
-        ScreenLayout::Presenter
-            if area.width >= PRESENTER_MIN_WIDTH && area.height >= PRESENTER_MIN_HEIGHT =>
-        {
-            presenter(frame, area, app)
-        }
-        _ if area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT => {
-            compact(frame, area, app)
-        }
-        ScreenLayout::Presenter => presenter(frame, area, app),
-        ScreenLayout::Full => full(frame, area, app),
+    let small = area.width < COMPACT_WIDTH || area.height < COMPACT_HEIGHT;
+    let presenter_fits = area.width >= PRESENTER_MIN_WIDTH && area.height >= PRESENTER_MIN_HEIGHT;
+    let shown = match app.layout {
+        ScreenLayout::Presenter if presenter_fits => Shown::Presenter,
+        _ if small => Shown::Compact,
+        ScreenLayout::Presenter => Shown::Presenter,
+        ScreenLayout::Full if app.full_anyway || full_fits(area, app) => Shown::Full,
+        ScreenLayout::Full => Shown::PresenterForSize,
     };
+    let mut drawn = match shown {
+        Shown::Full => full(frame, area, app),
+        Shown::Presenter => presenter(frame, area, app, false),
+        Shown::PresenterForSize => presenter(frame, area, app, true),
+        Shown::Compact => compact(frame, area, app),
+    };
+    drawn.shown = shown;
     match &app.mode {
         Mode::Help { scroll } => {
             drawn.help_scroll_max = panes::help::draw(frame, area, app, *scroll);
@@ -40,12 +51,17 @@ pub fn draw(frame: &mut Frame, app: &App) -> Drawn {
         Mode::SignalMenu { selected } => panes::popups::signal_menu(frame, area, app, *selected),
         _ => {}
     }
+    // Popups and panes may have covered half a wide character: clear it.
+    super::cells::clear_covered_wide(frame.buffer_mut());
+    super::plain::downgrade(frame.buffer_mut(), app.glyphs);
     drawn
 }
 
-fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
+/// The full layout's rows, top to bottom: header, tour, instances (and
+/// nodes), gauges, body, footer.
+fn full_rows(area: Rect, app: &App) -> [Rect; 6] {
     let nodes_height = panes::nodes::height(app);
-    let [header, tour, instances, gauges, body, footer] = Layout::vertical([
+    Layout::vertical([
         Constraint::Length(panes::header::height(app)),
         Constraint::Length(panes::tour::height(app, area.width)),
         Constraint::Length(panes::instances::height(app.instances.len()).max(nodes_height)),
@@ -53,14 +69,40 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         Constraint::Fill(1),
         Constraint::Length(1),
     ])
-    .areas(area);
+    .areas(area)
+}
+
+/// The instances table's width in the full layout (the nodes pane beside it).
+fn instances_width(area: Rect, app: &App) -> u16 {
+    if panes::nodes::height(app) > 0 {
+        area.width.saturating_sub(panes::nodes::WIDTH)
+    } else {
+        area.width
+    }
+}
+
+/// Whether the full layout shows what a room reads uncut at this size: every
+/// state word, the flag box and the progress label side by side, and room
+/// for the panes below.
+pub fn full_fits(area: Rect, app: &App) -> bool {
+    let [.., body, _] = full_rows(area, app);
+    let gauges = panes::flag::width_needed(app.lang) + panes::progress::width_needed(app);
+    gauges <= area.width
+        && panes::instances::states_fit(instances_width(area, app), app)
+        && body.height >= FULL_MIN_BODY
+}
+
+fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
+    let [header, tour, instances, gauges, body, footer] = full_rows(area, app);
     panes::header::draw(frame, header, app);
     panes::tour::draw(frame, tour, app);
     // Nodes beside the instances, when there are any.
-    let instances = if nodes_height > 0 {
-        let [instances, nodes] =
-            Layout::horizontal([Constraint::Fill(1), Constraint::Length(panes::nodes::WIDTH)])
-                .areas(instances);
+    let instances = if panes::nodes::height(app) > 0 {
+        let [instances, nodes] = Layout::horizontal([
+            Constraint::Length(instances_width(area, app)),
+            Constraint::Fill(1),
+        ])
+        .areas(instances);
         panes::nodes::draw(frame, nodes, app);
         instances
     } else {
@@ -68,19 +110,38 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     };
     let drawn = panes::instances::draw(frame, instances, app);
 
+    // The flag box as wide as its longest text, when the progress label keeps
+    // its own; otherwise the usual shares.
+    let share = gauges.width * 45 / 100;
+    let want = panes::flag::width_needed(app.lang).max(share);
+    let flag_width = if want + panes::progress::width_needed(app) <= gauges.width {
+        want
+    } else {
+        share
+    };
     let [progress, flag_area] =
-        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(gauges);
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(flag_width)]).areas(gauges);
     panes::progress::draw(frame, progress, app);
     panes::flag::draw(frame, flag_area, app);
 
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
-    let [chart, namespace] =
-        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top);
+    // The namespace's keys whole, taking room from the chart; no chart at all
+    // when what is left could not show one.
+    let chart_width = (top.width * 45 / 100).min(
+        top.width
+            .saturating_sub(panes::namespace::width_needed(app, top.height)),
+    );
+    if chart_width >= CHART_MIN_WIDTH && top.height.saturating_sub(4) >= CHART_MIN_ROWS {
+        let [chart, namespace] =
+            Layout::horizontal([Constraint::Length(chart_width), Constraint::Fill(1)]).areas(top);
+        panes::chart::draw(frame, chart, app);
+        panes::namespace::draw(frame, namespace, app);
+    } else {
+        panes::namespace::draw(frame, top, app);
+    }
     let [timeline, log] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
-    panes::chart::draw(frame, chart, app);
-    panes::namespace::draw(frame, namespace, app);
     panes::timeline::draw(frame, timeline, app);
     panes::logs::draw(frame, log, app);
     panes::footer::draw(frame, footer, app);
@@ -90,7 +151,7 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
 /// The presenter layout, top to bottom: the header, the tour's captions (in a
 /// tour), the selected instance's state word in a thick box, a tall progress
 /// gauge, the crash flag, the newest timeline lines, and a short key line.
-fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
+fn presenter(frame: &mut Frame, area: Rect, app: &App, for_size: bool) -> Drawn {
     let t = &app.theme;
     let l = app.lang;
     // Roomier boxes when the screen allows (80×24 and up).
@@ -112,8 +173,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let line = match app.selected_instance() {
         Some(row) => {
             let s = &row.status;
-            let id = crate::text_safety::escape_controls(&crate::tui::format::fit_id(&s.id, 11))
-                .into_owned();
+            let id = app.id_label(&s.id, 11);
             let pid = s.pid.map_or("-".into(), |p| p.to_string());
             let gloss = labels::gloss(&s.phase, l);
             let mut spans = vec![
@@ -145,36 +205,9 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     // The gauge: the percentage large enough to read from the back of the room.
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
-    let unreadable = task
-        .progress
-        .is_none()
-        .then(|| task.progress_unreadable())
-        .flatten();
-    let label = match (unreadable, app.tracker().torn()) {
-        (Some(why), _) => {
-            crate::text::panes::progress_unreadable(&crate::text_safety::escape_controls(why), l)
-        }
-        (None, Some(torn)) => format!("TORN: {torn}"),
-        (None, None) => format!(
-            "{progress}% · {} · {} {}",
-            task.checkpoint
-                .as_deref()
-                .unwrap_or(Msg::NoCheckpoint.text(l)),
-            Msg::Counter.text(l),
-            task.counter.map_or("-".into(), |c| c.to_string())
-        ),
-    };
-    let style = if app.tracker().torn().is_some() {
-        t.bad()
-    } else {
-        t.good()
-    };
-    let gauge_widget = Gauge::default()
-        .block(panes::block(app, Msg::Progress.text(l), None))
-        .gauge_style(style)
-        .percent(progress as u16)
-        .label(Span::styled(label, Modifier::BOLD));
-    frame.render_widget(gauge_widget, gauge);
+    let label = panes::progress::label(app);
+    let block = panes::block(app, Msg::Progress.text(l), None);
+    panes::progress::gauge(frame, gauge, app, block, progress as u16, label);
     panes::flag::draw(frame, flag_area, app);
 
     let room = usize::from(timeline.height.saturating_sub(2));
@@ -191,7 +224,10 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if app.active_flash().is_some() || !matches!(app.mode, Mode::Normal | Mode::Help { .. }) {
         panes::footer::draw(frame, footer, app);
     } else {
-        frame.render_widget(Paragraph::new(panes::footer::presenter_hints(app)), footer);
+        frame.render_widget(
+            Paragraph::new(panes::footer::presenter_hints(app, for_size)),
+            footer,
+        );
     }
     // One instance shows, and it is not a row to click.
     Drawn::default()
@@ -255,7 +291,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     if let Some(flash) = app.active_flash() {
         lines.push(Line::from(Span::styled(
             crate::text_safety::escape_controls(&flash.text).into_owned(),
-            t.alarm(),
+            panes::footer::flash_style(app, flash),
         )));
     }
     let room = (area.height as usize).saturating_sub(lines.len() + 1);

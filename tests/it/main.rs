@@ -25,6 +25,7 @@ mod original_worker;
 mod rehearsal;
 mod scenario;
 mod supervisor;
+mod terminal_fit;
 mod terminal_safety;
 mod tui_render;
 mod tui_runtime;

@@ -71,9 +71,11 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
     up.wait_event_within("node_killed", Duration::from_secs(5), |e| {
         e["kind"] == "node_killed" && e["node"] == "nodeA"
     });
-    up.wait_event_within("node_down", Duration::from_secs(10), |e| {
+    let down = up.wait_event_within("node_down", Duration::from_secs(10), |e| {
         e["kind"] == "node_down" && e["node"] == "nodeA"
     });
+    // Killed, its agent's connection closed at once: lost by it, not the TTL.
+    assert_eq!(down["lost_by"], "connection", "{down}");
     let migrated = up.wait_event_within("migrated", Duration::from_secs(10), |e| {
         e["kind"] == "migrated"
     });
@@ -184,6 +186,10 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
     });
     assert_eq!(migrated["instance"], first.as_str(), "{migrated}");
     assert_eq!(migrated["to_node"], "nodeB");
+    let down = up.wait_event_within("node_down", Duration::from_secs(5), |e| {
+        e["kind"] == "node_down" && e["node"] == "nodeA"
+    });
+    assert_eq!(down["lost_by"], "heartbeats", "a frozen node: {down}");
     // The new instance gets ahead of where the frozen one stopped.
     let deadline = Instant::now() + Duration::from_secs(10);
     while counter().await < frozen_at + 3 {

@@ -794,6 +794,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
             owned_by: None,
             only: None,
             fresh: false,
+            output_file: None,
         },
         sink,
     );

@@ -1300,3 +1300,334 @@ fn kill_at_watches_each_own_namespace_on_its_own() {
         "kv-demo-001's own crossing"
     );
 }
+
+/// Every letter of every state, in both themes, both layouts, the dialogs and
+/// the tour, reads at 4.5:1 or more (WCAG AA) against the theme's background,
+/// the terminal's own colours standing in as the theme assumes them.
+#[test]
+fn every_letter_reads_in_both_themes_in_every_state() {
+    use plumdash::tui::theme::{contrast, rgb};
+    use plumdash::tui::tour::Tour;
+    use ratatui::style::{Color, Modifier};
+    let mut states: Vec<(&str, App)> = vec![
+        ("running", running().app),
+        ("just killed", just_killed().app),
+        ("restarting", restarting().app),
+        ("resumed", resumed().app),
+        ("completed", completed().app),
+        ("stopped", stopped().app),
+        ("failed", failed().app),
+        ("controller down", controller_down().app),
+    ];
+    let mut help = running().app;
+    help.mode = Mode::Help { scroll: 0 };
+    let mut menu = running().app;
+    menu.mode = Mode::SignalMenu { selected: 2 };
+    let mut tour = resumed().app;
+    tour.tour = Some(Tour::new());
+    tour.after_facts();
+    let mut search = running().app;
+    search.log.search = Some("进度".into());
+    states.extend([
+        ("help", help),
+        ("menu", menu),
+        ("tour", tour),
+        ("search", search),
+    ]);
+    let mut failures = Vec::new();
+    for (what, mut app) in states {
+        for name in [ThemeName::Dark, ThemeName::Light] {
+            app.theme = Theme::new(name, true);
+            let (fg0, bg0) = match name {
+                ThemeName::Dark => ((255, 255, 255), (0, 0, 0)),
+                ThemeName::Light => ((0, 0, 0), (255, 255, 255)),
+            };
+            for layout in [view::ScreenLayout::Full, view::ScreenLayout::Presenter] {
+                app.layout = layout;
+                for (w, h) in [(120, 40), (80, 24)] {
+                    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+                    terminal
+                        .draw(|f| {
+                            view::draw(f, &app);
+                        })
+                        .unwrap();
+                    let buffer = terminal.backend().buffer();
+                    for cell in buffer.content() {
+                        let Some(c) = cell.symbol().chars().next() else {
+                            continue;
+                        };
+                        if !c.is_alphanumeric() {
+                            continue;
+                        }
+                        let value = |c: Color, default| match c {
+                            Color::Reset => Some(default),
+                            c => rgb(c),
+                        };
+                        let (mut fg, mut bg) = (value(cell.fg, fg0), value(cell.bg, bg0));
+                        if cell.modifier.contains(Modifier::REVERSED) {
+                            std::mem::swap(&mut fg, &mut bg);
+                        }
+                        let ok = fg.zip(bg).is_some_and(|(f, b)| contrast(f, b) >= 4.5);
+                        if !ok {
+                            failures.push(format!(
+                                "{what} {name:?} {layout:?} {w}x{h}: {c:?} {:?} on {:?}",
+                                cell.fg, cell.bg
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The colours of one screen line holding `text`: the set of (fg, bg) of its letters.
+fn colours_of(
+    app: &App,
+    (w, h): (u16, u16),
+    text: &str,
+) -> Vec<(ratatui::style::Color, ratatui::style::Color)> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| {
+            view::draw(f, app);
+        })
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let row = (0..h)
+        .find(|y| {
+            let line: String = (0..w).map(|x| buffer[(x, *y)].symbol()).collect();
+            line.contains(text)
+        })
+        .unwrap_or_else(|| panic!("{text:?} not on screen:\n{}", render(app, w, h)));
+    let line: String = (0..w).map(|x| buffer[(x, row)].symbol()).collect();
+    let start = line[..line.find(text).unwrap()].chars().count() as u16;
+    let mut colours: Vec<_> = (start..start + text.chars().count() as u16)
+        .map(|x| &buffer[(x, row)])
+        .filter(|c| c.symbol().chars().any(char::is_alphanumeric))
+        .map(|c| (c.fg, c.bg))
+        .collect();
+    colours.dedup();
+    colours
+}
+
+/// Colours mean what happened: the SIGKILL's exit line is red; a graceful
+/// stop's and a completion's exits are not (the theme's "ended" colour), a
+/// completion is green; `k` flashes the alarm, `i` (a graceful stop) does not.
+#[test]
+fn a_clean_exit_and_a_completion_are_not_red_like_a_kill() {
+    let theme = Theme::new(ThemeName::Dark, true);
+    let red = theme.bad().fg.unwrap();
+    let ended = theme.ended().fg.unwrap();
+    let size = (120, 40);
+    let mut killed = just_killed().app;
+    killed.theme = theme;
+    let kill = colours_of(&killed, size, "killed by SIGKILL");
+    assert_eq!(kill.iter().map(|c| c.0).collect::<Vec<_>>(), [red]);
+
+    let mut stopped = stopped().app;
+    stopped.theme = theme;
+    let exit = colours_of(&stopped, size, "exited (exit 0)");
+    assert_eq!(exit.iter().map(|c| c.0).collect::<Vec<_>>(), [ended]);
+
+    let mut done = completed().app;
+    done.theme = theme;
+    let exit = colours_of(&done, size, "exited (exit 0)");
+    assert_eq!(exit.iter().map(|c| c.0).collect::<Vec<_>>(), [ended]);
+    let completed = colours_of(&done, size, "completed the task");
+    assert_eq!(
+        completed.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [theme.good().fg.unwrap()]
+    );
+    let state = colours_of(&done, size, "COMPLETED");
+    assert!(state.iter().all(|c| c.0 != red && c.1 != red), "{state:?}");
+
+    // The flash of a kill is the alarm; a graceful stop's is not.
+    let alarm = theme.alarm().bg.unwrap();
+    let mut s = running();
+    s.app.theme = theme;
+    s.app.on_event(&key('k'));
+    let flash = colours_of(&s.app, size, "SIGKILL → pid");
+    assert!(flash.iter().all(|c| c.1 == alarm), "{flash:?}");
+    s.app.on_event(&key('i'));
+    let flash = colours_of(&s.app, size, "SIGINT → pid");
+    assert!(
+        flash.iter().all(|c| c.1 != alarm && c.0 != red),
+        "{flash:?}"
+    );
+}
+
+/// From 60×16 up, whatever the size and language, the dashboard shows every
+/// state word, the flag's text and the progress label whole: the full layout
+/// where it can (its namespace keys whole too, the chart giving way), else the
+/// presenter layout, which says why in its footer.
+#[test]
+fn no_size_cuts_the_state_the_flag_or_the_progress() {
+    use plumdash::text::Lang;
+    use plumdash::tui::panes::{flag, progress};
+    let keys = [
+        "app.crash_time",
+        "app.crashed",
+        "binary.checkpoint",
+        "calculation.result",
+    ];
+    for (what, mut app) in [
+        ("running", running().app),
+        ("just killed", just_killed().app),
+        ("resumed", resumed().app),
+        ("completed", completed().app),
+    ] {
+        for lang in [Lang::En, Lang::Zh] {
+            app.lang = lang;
+            for w in (60..=124).step_by(4) {
+                for h in (16..=40).step_by(3) {
+                    let screen = render(&app, w, h);
+                    let flag = flag::text(flag::state(&app), lang);
+                    let label = progress::label(&app);
+                    let phase = app.instances[0].status.phase.to_string();
+                    for whole in [&flag, &label, &phase] {
+                        assert!(
+                            screen.contains(whole.as_str()),
+                            "{what} {lang:?} {w}x{h}: {whole:?} cut:\n{screen}"
+                        );
+                    }
+                    let presenter = screen.contains("┏ State ") || screen.contains("┏ 状态 ");
+                    let full = view::full_fits(ratatui::layout::Rect::new(0, 0, w, h), &app);
+                    assert_eq!(presenter, !full, "{what} {lang:?} {w}x{h}:\n{screen}");
+                    // A flash has the footer for a moment; the note comes back after it.
+                    if presenter && app.active_flash().is_some() {
+                        continue;
+                    }
+                    if presenter {
+                        assert!(
+                            screen.contains("small screen: presenter layout")
+                                || screen.contains("屏幕较小：演示布局"),
+                            "{what} {lang:?} {w}x{h}:\n{screen}"
+                        );
+                        continue;
+                    }
+                    // Every key row shown is whole: no two rows read `app.crash`.
+                    for line in screen.lines().filter(|l| l.contains("│app.crash")) {
+                        assert!(
+                            keys.iter().any(|k| line.contains(&format!("│{k} "))),
+                            "{what} {lang:?} {w}x{h}: {line}\n{screen}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Search: the query shows in the footer while it is typed (with how many
+/// lines match), Enter moves to the newest match and says `10/10`, `n` steps
+/// up (older) and `N` down, wrapping; `/` starts a new query instead of
+/// adding to the last one; Esc ends the search, and `n` makes a new instance
+/// again only then.
+#[test]
+fn search_shows_its_query_counts_its_matches_and_n_steps_through_them() {
+    use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use plumdash::tui::action::Command;
+    let press = |code| Event::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    let mut s = running();
+    s.steps(5, 10);
+    let app = &mut s.app;
+    let footer = |app: &mut App| {
+        let screen = draw_as_runtime(app, 120, 40);
+        last_row(&screen).to_string()
+    };
+    app.on_event(&key('/'));
+    for c in "进度".chars() {
+        app.on_event(&key(c));
+    }
+    let typing = footer(app);
+    assert!(typing.contains("/进度▏"), "{typing}");
+    assert!(typing.contains("10 matches"), "{typing}");
+    app.on_event(&press(KeyCode::Enter));
+    let found = footer(app);
+    assert!(found.contains("/进度 10/10"), "{found}");
+    assert!(
+        found.contains("n next ↑") && found.contains("N prev ↓"),
+        "{found}"
+    );
+    assert!(
+        draw_as_runtime(app, 120, 40).contains("/进度 10/10"),
+        "the log's title too"
+    );
+    assert_eq!(app.on_event(&key('n')), None, "n steps, no new instance");
+    assert!(footer(app).contains("/进度 9/10"));
+    app.on_event(&key('n'));
+    assert!(footer(app).contains("/进度 8/10"));
+    app.on_event(&key('N'));
+    assert!(footer(app).contains("/进度 9/10"));
+    for _ in 0..9 {
+        app.on_event(&key('n'));
+    }
+    assert!(
+        footer(app).contains("/进度 10/10"),
+        "n wraps: {}",
+        footer(app)
+    );
+    // The log shows the match as its bottom line, paused above the newest.
+    app.on_event(&key('n'));
+    assert!(!app.log.follow);
+    let bottom = app.log.lines.len() - app.log.scroll_back - 1;
+    assert_eq!(app.log.match_at, Some(bottom));
+
+    // `/` is a new query, not the last one with more typed after it.
+    app.on_event(&key('/'));
+    assert!(footer(app).contains("/▏"), "{}", footer(app));
+    for c in "step_3".chars() {
+        app.on_event(&key(c));
+    }
+    app.on_event(&press(KeyCode::Enter));
+    assert!(footer(app).contains("/step_3 1/1"), "{}", footer(app));
+    app.on_event(&press(KeyCode::Esc));
+    assert_eq!(app.log.search, None);
+    assert!(!footer(app).contains("step_3"));
+    assert_eq!(app.on_event(&key('n')), Some(Command::NewInstance));
+}
+
+/// No frame sends half a wide character: in Chinese, with the help or the
+/// signal menu over the panes and at every layout, each wide character's
+/// second cell is its own (a space), never a border drawn over it.
+#[test]
+fn no_frame_holds_a_wide_character_something_was_drawn_over() {
+    use plumdash::text::Lang;
+    for mode in [
+        Mode::Normal,
+        Mode::Help { scroll: 0 },
+        Mode::SignalMenu { selected: 0 },
+    ] {
+        let mut s = resumed();
+        s.app.lang = Lang::Zh;
+        s.app.tour = Some(plumdash::tui::tour::Tour::new());
+        s.app.after_facts();
+        s.app.mode = mode.clone();
+        for layout in [view::ScreenLayout::Full, view::ScreenLayout::Presenter] {
+            s.app.layout = layout;
+            for (w, h) in [(100, 30), (80, 24), (61, 20), (120, 40)] {
+                let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+                terminal
+                    .draw(|f| {
+                        view::draw(f, &s.app);
+                    })
+                    .unwrap();
+                let buf = terminal.backend().buffer();
+                for y in 0..h {
+                    for x in 0..w {
+                        let wide = unicode_width::UnicodeWidthStr::width(buf[(x, y)].symbol()) > 1;
+                        let second = (x + 1 < w).then(|| buf[(x + 1, y)].symbol());
+                        assert!(
+                            !wide || second == Some(" "),
+                            "{mode:?} {layout:?} {w}x{h}: {:?} at ({x},{y}) over {second:?}",
+                            buf[(x, y)].symbol()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -349,8 +349,9 @@ fn tour_in_chinese_keeps_the_state_words_matchable() {
     shell_is_back(&tmux);
 }
 
-/// `LANG=zh_CN.UTF-8 plumdash` is Chinese by itself, `--lang en` overrides it,
-/// and the presenter layout at 60×20 shows the state word, the gauge and the
+/// `LANG=zh_CN.UTF-8 plumdash` is Chinese by itself, `--lang en` overrides it
+/// (at 60×20 in the presenter layout the small screen chose), and the
+/// presenter layout at 60×20 shows the state word, the gauge and the
 /// flag; `p` switches to the full layout.
 #[test]
 fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
@@ -379,8 +380,12 @@ fn the_locale_picks_chinese_and_the_presenter_layout_fits_60x20() {
 
     tmux.send(&["clear", "Enter"]);
     type_plumdash(&tmux, zh, "--lang en --step 1s --no-mouse", &db);
+    // 60×20 is too small for the full layout: the presenter one, said in English.
     tmux.wait_for("English despite the locale", Duration::from_secs(20), |s| {
-        (s.contains("Namespace") && s.contains("RUNNING") && !s.contains("命名空间")).then_some(())
+        (s.contains("small screen: presenter layout")
+            && s.contains("RUNNING")
+            && !s.contains("状态"))
+        .then_some(())
     });
     tmux.send(&["q"]);
     shell_is_back(&tmux);
@@ -431,6 +436,139 @@ fn instances_with_their_own_namespaces_at_80x24_crash_alone() {
         !one.contains("RESUMED") && !one.contains("RECOVERING") && !one.contains("CRASHED"),
         "the first instance saw no crash:\n{resumed}"
     );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// The log search in a real terminal: the query shows in the footer as it is
+/// typed, Enter says which match of how many (`7/7`), `n` moves to the one
+/// above (`6/7`), and `/` starts a new query.
+#[test]
+fn search_shows_the_query_and_steps_through_its_matches() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    type_plumdash(
+        &tmux,
+        "",
+        "--step 150ms --no-mouse",
+        &dir.path().join("kv.db"),
+    );
+    // The task done, no new line changes the count under the test.
+    tmux.wait_for("the task completed", Duration::from_secs(20), |s| {
+        s.contains("COMPLETED").then_some(())
+    });
+    tmux.send(&["/"]);
+    tmux.send(&["-l", "检查点"]);
+    let footer = |s: &str| s.lines().last().unwrap_or_default().to_string();
+    tmux.wait_for("the query in the footer", Duration::from_secs(5), |s| {
+        let f = footer(s);
+        (f.contains("search: /检查点▏") && f.contains(" matches")).then_some(())
+    });
+    tmux.send(&["Enter"]);
+    let (at, of) = tmux.wait_for("N/N", Duration::from_secs(5), |s| {
+        let f = footer(s);
+        let pos = f
+            .split("/检查点 ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_string();
+        let (at, of) = pos.split_once('/')?;
+        Some((at.parse::<u32>().ok()?, of.parse::<u32>().ok()?))
+    });
+    assert_eq!(at, of, "Enter finds the newest");
+    tmux.send(&["n"]);
+    let above = format!("/检查点 {}/{of}", of - 1);
+    tmux.wait_for(&above, Duration::from_secs(5), |s| {
+        footer(s).contains(&above).then_some(())
+    });
+    tmux.send(&["/"]);
+    tmux.wait_for("a new, empty query", Duration::from_secs(5), |s| {
+        footer(s).contains("search: /▏").then_some(())
+    });
+    tmux.send(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// The tour left alone: the task completes before anyone presses `k`, and the
+/// caption asks for what can be done now, `s` and a new task (not `k`, which
+/// would only say "not running"); `s` starts one and the tour asks for the
+/// kill again.
+#[test]
+fn a_tour_that_finds_the_task_completed_asks_for_a_new_one() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(120, 40);
+    type_plumdash(
+        &tmux,
+        "",
+        "tour --step 100ms --no-mouse",
+        &dir.path().join("kv.db"),
+    );
+    let done = tmux.wait_for(
+        "the completed task's caption",
+        Duration::from_secs(20),
+        |s| {
+            (s.contains("COMPLETED") && s.contains("press s to start a new task"))
+                .then(|| s.to_string())
+        },
+    );
+    assert!(!done.contains("press k at about 50%"), "{done}");
+    tmux.send(&["s"]);
+    tmux.wait_for(
+        "a new task and the kill asked for",
+        Duration::from_secs(20),
+        |s| (s.contains("RUNNING") && s.contains("press k")).then_some(()),
+    );
+    tmux.send(&["q"]);
+    shell_is_back(&tmux);
+}
+
+/// `up --nodes 2` in a real terminal: the log pane shows the worker's own
+/// lines (followed in the agent's log of the instance, not "stdout is a
+/// pipe"), instances carry a short alias beside their 41-character id (`A1`
+/// on nodeA), `K` makes the timeline say the node was lost by its dropped
+/// connection (not missed heartbeats, well within the TTL), and the work's new
+/// instance on nodeB is `B1`.
+#[test]
+fn under_nodes_the_log_follows_the_agent_ids_get_aliases_and_a_killed_node_says_why() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::shell(130, 40);
+    let args = "--nodes 2 --step 300ms --no-mouse";
+    type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
+    let running = tmux.wait_for("A1 running past 30%", Duration::from_secs(30), |s| {
+        let row = s.lines().find(|l| l.contains("│A1 "))?;
+        (row.contains("RUNNING") && gauge_percent(s).is_some_and(|p| p >= 30))
+            .then(|| s.to_string())
+    });
+    assert!(running.contains("Log A1 "), "{running}");
+    assert!(
+        running.contains("📊 进度:"),
+        "the worker's own lines:\n{running}"
+    );
+    assert!(!running.contains("stdout is a pipe"), "{running}");
+    tmux.send(&["K"]);
+    let down = tmux.wait_for("nodeA DOWN", Duration::from_secs(10), |s| {
+        s.contains("node nodeA DOWN").then(|| s.to_string())
+    });
+    assert!(
+        down.contains("node nodeA DOWN (its connection dropped)"),
+        "{down}"
+    );
+    tmux.wait_for("B1 resumed on nodeB", Duration::from_secs(30), |s| {
+        let row = s.lines().find(|l| l.contains("│B1 "))?;
+        (row.contains("nodeB") && row.contains("RESUMED from")).then_some(())
+    });
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }

@@ -1,9 +1,12 @@
-//! Progress over time, with a red line at each kill and a green one at each
-//! resume, so the plateau and the resume point show at a glance.
+//! Progress over time, with a red line at each kill and a yellow one at each
+//! resume, so the plateau and the resume point show at a glance. Without
+//! colour, or on a terminal without braille, the marks differ by shape
+//! (a solid bar at a kill, dots at a resume) and the title names the shapes.
 
 use super::block;
 use crate::text::Msg;
 use crate::tui::app::App;
+use crate::tui::terminal::Glyphs;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
@@ -44,15 +47,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             resumes.push(vec![(at, 0.0), (at, 100.0)]);
         }
     }
+    // Colour tells the marks apart where there is colour and braille; shape elsewhere.
+    let braille = app.glyphs == Glyphs::Unicode;
+    let by_colour = braille && t.color();
+    let (line_mark, kill_mark, resume_mark) = match (braille, by_colour) {
+        (true, true) => (Marker::Braille, Marker::Braille, Marker::Braille),
+        (true, false) => (Marker::Braille, Marker::Block, Marker::Dot),
+        (false, _) => (Marker::Bar, Marker::Block, Marker::Dot),
+    };
     let mut datasets = vec![Dataset::default()
-        .marker(Marker::Braille)
+        .marker(line_mark)
         .graph_type(GraphType::Line)
         .style(t.good())
         .data(&line)];
     for k in &kills {
         datasets.push(
             Dataset::default()
-                .marker(Marker::Braille)
+                .marker(kill_mark)
                 .graph_type(GraphType::Line)
                 .style(t.bad())
                 .data(k),
@@ -61,15 +72,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     for r in &resumes {
         datasets.push(
             Dataset::default()
-                .marker(Marker::Braille)
+                .marker(resume_mark)
                 .graph_type(GraphType::Line)
                 .style(t.warn())
                 .data(r),
         );
     }
+    let title = if by_colour {
+        Msg::ChartTitle
+    } else {
+        Msg::ChartTitleShapes
+    };
     let label = |s: String| Span::styled(s, t.dim());
     let chart = Chart::new(datasets)
-        .block(block(app, Msg::ChartTitle.text(app.lang), None))
+        .block(block(app, title.text(app.lang), None))
         .x_axis(
             Axis::default()
                 .bounds([lo, now])

@@ -36,6 +36,23 @@ pub fn text(state: FlagState, lang: Lang) -> String {
     flag_text(state, lang)
 }
 
+/// Columns the box needs to show any of its texts whole (borders included),
+/// so it does not change size as the flag does.
+pub fn width_needed(lang: Lang) -> u16 {
+    let states = [
+        FlagState::Armed,
+        FlagState::Set,
+        FlagState::Cleared,
+        FlagState::NeverSeen,
+    ];
+    let longest = states
+        .into_iter()
+        .map(|s| crate::text::width(&text(s, lang)))
+        .max()
+        .unwrap_or(0);
+    u16::try_from(longest + 2).unwrap_or(u16::MAX)
+}
+
 pub fn style(app: &App, state: FlagState) -> Style {
     match state {
         FlagState::Armed => app.theme.armed(),

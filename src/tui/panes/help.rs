@@ -111,6 +111,7 @@ fn entries(app: &App) -> Vec<Entry> {
             KeyMode::Search,
             format!(" · {}", Msg::HelpOtherKeysType.text(l)),
         ),
+        (Msg::HelpFoundMode, KeyMode::Found, String::new()),
     ] {
         // Right-aligned by display width (a Chinese word is two columns a character).
         let name = name.text(l);

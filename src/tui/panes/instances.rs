@@ -90,6 +90,14 @@ fn state_room(width: u16, widths: &[Constraint]) -> usize {
     usize::from(width.saturating_sub(2 + 9 + fixed(widths)).max(STATE_MIN))
 }
 
+/// Whether a table `width` wide shows every row's state word whole.
+pub fn states_fit(width: u16, app: &App) -> bool {
+    let room = state_room(width, &widths(width, HEADS, app.lang));
+    app.instances
+        .iter()
+        .all(|r| crate::text::width(&r.status.phase.to_string()) <= room)
+}
+
 /// Draws the table, scrolled so the selected instance shows, and says which
 /// rows show which instances.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
@@ -107,7 +115,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         .map(|row| {
             let s = &row.status;
             Row::new(vec![
-                Cell::from(format::fit_id(&escape_controls(&s.id), ID_WIDTH)),
+                Cell::from(app.id_label(&s.id, ID_WIDTH)),
                 if app.board.per_instance() {
                     own_task(app, row)
                 } else {
@@ -195,7 +203,10 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let s = &row.status;
     let mut state = s.phase.to_string();
     if let Some(detail) = &s.detail {
-        state = format!("{state} · {}", escape_controls(&detail_text(detail)));
+        state = format!(
+            "{state} · {}",
+            escape_controls(&detail_text(detail, |id| app.id_label(id, 11)))
+        );
     }
     let used = state.chars().count();
     let mut spans = vec![Span::styled(state, t.phase(&s.phase))];
@@ -225,9 +236,8 @@ pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
 }
 
 /// A detail as the table says it: instance ids cut as the ID column cuts them.
-fn detail_text(detail: &crate::recovery::Detail) -> String {
+fn detail_text(detail: &crate::recovery::Detail, id: impl Fn(&str) -> String) -> String {
     use crate::recovery::Detail;
-    let id = |id: &str| crate::tui::format::fit_id(id, 11);
     match detail {
         Detail::ReplacedBy { instance, node } => format!("replaced by {} on {node}", id(instance)),
         Detail::MovedTo { instance, node } => format!("moved to {} on {node}", id(instance)),
@@ -257,8 +267,9 @@ mod tests {
             instance: "579bafaa6c3dde6c405bed70f0a1b2c3-5c7b7fbb".into(),
             node: "nodeB".into(),
         };
-        assert_eq!(detail_text(&moved), "moved to 57…5c7b7fbb on nodeB");
+        let cut = |id: &str| crate::tui::format::fit_id(id, 11);
+        assert_eq!(detail_text(&moved, cut), "moved to 57…5c7b7fbb on nodeB");
         let attached = Detail::Attached { at_pct: Some(20) };
-        assert_eq!(detail_text(&attached), "attached at 20%");
+        assert_eq!(detail_text(&attached, cut), "attached at 20%");
     }
 }

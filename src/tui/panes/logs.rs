@@ -47,7 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
     let who = app.selected_instance().map_or("-".to_string(), |r| {
         // An attached worker's wrappers, as the agent runs it: `pid 4711 under sh→bash`.
-        let id = crate::tui::format::fit_id(&r.status.id, 11);
+        let id = app.id_label(&r.status.id, 11);
         match (&r.under, r.status.pid) {
             (Some(under), Some(pid)) => {
                 escape_controls(&format!("{id} · pid {pid} under {under}")).into_owned()
@@ -67,10 +67,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let search = match &app.mode {
         Mode::Search { input } => format!(" /{input}▏"),
-        _ => log
-            .search
-            .as_ref()
-            .map_or(String::new(), |s| format!(" /{s}")),
+        _ => log.search.as_ref().map_or(String::new(), |s| {
+            let (at, of) = log.matches(s);
+            format!(" /{s} {}", crate::text::panes::match_position(at, of))
+        }),
     };
     let title = format!("{} {who} ({}){search}", Msg::Log.text(l), flags.join(", "));
     let mut para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Log)));

@@ -1,8 +1,7 @@
 //! Every key of the namespace: type, value (bytes as length + hex), age.
 //! A key that just changed is highlighted briefly. Only visible rows are
 //! built, so a 10,000-key namespace draws as fast as a small one. Keys and
-//! values show their control characters escaped. Entries the controller sent
-//! in a form that does not read are listed first, `unreadable: why`.
+//! values show their control characters escaped.
 
 use super::block;
 use crate::kv::display::{age, display_key, display_value};
@@ -17,14 +16,46 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
-/// One row: an entry, or a key whose entry did not read (key, why).
+/// How long a changed key stays highlighted.
+const FRESH_MS: u64 = 1_500;
+
+/// Columns besides KEY and VALUE: borders, TYPE, AGE and three column gaps.
+const FIXED: usize = 2 + 6 + 4 + 3;
+/// Least VALUE gets beside whole keys.
+const VALUE_MIN: usize = 12;
+
+/// The first entry shown when `visible` rows show.
+fn first_shown(app: &App, visible: usize) -> usize {
+    let max_start = rows_of(app).saturating_sub(visible);
+    app.namespace_scroll.min(max_start)
+}
+
+/// Rows the pane lists: the unreadable keys, then the entries.
+fn rows_of(app: &App) -> usize {
+    app.tracker().unreadable().len() + app.tracker().entries().len()
+}
+
+/// One listed row: an entry, or a key whose entry does not read (and why).
 enum Item<'a> {
     Entry(&'a Entry),
     Unreadable(&'a str, &'a str),
 }
 
-/// How long a changed key stays highlighted.
-const FRESH_MS: u64 = 1_500;
+/// Columns the pane needs, `height` rows tall, to show its keys whole beside
+/// VALUE_MIN of their values (the full layout takes them from the chart).
+pub fn width_needed(app: &App, height: u16) -> u16 {
+    let visible = height.saturating_sub(3) as usize;
+    let unreadable = app.tracker().unreadable().keys();
+    let longest_key = unreadable
+        .chain(app.tracker().entries().keys())
+        .skip(first_shown(app, visible))
+        .take(visible)
+        .map(|key| ratatui::text::Line::raw(display_key(key)).width())
+        .chain([3])
+        .max()
+        .unwrap_or(3);
+    u16::try_from(longest_key + VALUE_MIN + FIXED).unwrap_or(u16::MAX)
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
@@ -47,12 +78,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let visible = area.height.saturating_sub(3) as usize;
+    let start = first_shown(app, visible);
+    let now_s = (app.now / 1000) as i64;
     // Keys the controller sent in a form that does not read come first, as such.
     let unreadable = app.tracker().unreadable();
-    let total = unreadable.len() + entries.len();
-    let max_start = total.saturating_sub(visible);
-    let start = app.namespace_scroll.min(max_start);
-    let now_s = (app.now / 1000) as i64;
+    let total = rows_of(app);
     let shown: Vec<Item> = unreadable
         .iter()
         .map(|(key, why)| Item::Unreadable(key, why))
@@ -75,8 +105,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ],
         })
         .collect();
-    // KEY as wide as its longest shown key, unless that leaves VALUE less than
-    // its longest value or half the room (then they share).
+    // KEY as wide as its longest shown key: a key is a name, cut it and two
+    // read the same (`app.crash`); VALUE gets the rest, at least VALUE_MIN.
     let width = |s: &str| ratatui::text::Line::raw(s).width();
     let longest_key = cells
         .iter()
@@ -84,10 +114,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .chain([3])
         .max()
         .unwrap_or(3);
-    let longest_value = cells.iter().map(|c| width(&c[2])).max().unwrap_or(0);
-    // Inside the borders, less TYPE, AGE and three column gaps.
-    let room = usize::from(area.width).saturating_sub(2 + 6 + 4 + 3);
-    let key_width = longest_key.min(room.saturating_sub(longest_value.min(room / 2)));
+    let room = usize::from(area.width).saturating_sub(FIXED);
+    let key_width = longest_key.min(room.saturating_sub(VALUE_MIN));
     let rows: Vec<Row> = shown
         .iter()
         .zip(cells)
@@ -97,12 +125,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     .tracker()
                     .changed_at(&e.key)
                     .is_some_and(|at| app.now.saturating_sub(at) < FRESH_MS);
-                let style = if fresh { t.fresh() } else { Style::new() };
+                // A fresh row is one painted pair: dim text on its background would not read.
+                let (style, dim) = if fresh {
+                    (t.fresh(), Style::new())
+                } else {
+                    (Style::new(), t.dim())
+                };
                 Row::new(vec![
                     Cell::from(key),
-                    Cell::from(Span::styled(ty, t.dim())),
+                    Cell::from(Span::styled(ty, dim)),
                     Cell::from(value),
-                    Cell::from(Span::styled(age(e.updated_at, now_s), t.dim())),
+                    Cell::from(Span::styled(age(e.updated_at, now_s), dim)),
                 ])
                 .style(style)
             }
@@ -131,7 +164,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             "{} {} ({} {})",
             Msg::Namespace.text(l),
             ns,
-            total,
+            entries.len(),
             Msg::Keys.text(l)
         )
     };

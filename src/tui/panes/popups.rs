@@ -16,7 +16,7 @@ pub fn signal_menu(frame: &mut Frame, area: Rect, app: &App, selected: usize) {
             .map_or(String::new(), |u| format!(" under {u}"));
         format!(
             " to {} (pid {}{}) ",
-            crate::text_safety::escape_controls(&crate::tui::format::fit_id(&r.status.id, 11)),
+            app.id_label(&r.status.id, 11),
             r.status.pid.map_or("-".into(), |p| p.to_string()),
             crate::text_safety::escape_controls(&under)
         )

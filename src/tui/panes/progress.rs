@@ -5,14 +5,22 @@ use crate::text::panes::progress_unreadable;
 use crate::text::Msg;
 use crate::tui::app::App;
 use ratatui::layout::Rect;
-use ratatui::widgets::Gauge;
+use ratatui::widgets::{Block, Gauge};
 use ratatui::Frame;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    let t = &app.theme;
+/// The gauge's label: `50% · step_5 · counter 5`, ` · completed` at the end,
+/// or what is torn.
+pub fn label(app: &App) -> String {
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
     let l = app.lang;
+    // There but unreadable: said so, never drawn as 0 %.
+    if let Some(why) = unreadable(app) {
+        return progress_unreadable(&crate::text_safety::escape_controls(why), l);
+    }
+    if let Some(torn) = app.tracker().torn() {
+        return format!("TORN: {torn}");
+    }
     let mut label = format!(
         "{progress}% · {} · {} {}",
         task.checkpoint
@@ -25,29 +33,68 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         label.push_str(" · ");
         label.push_str(Msg::CompletedNote.text(l));
     }
-    if let Some(torn) = app.tracker().torn() {
-        label = format!("TORN: {torn}");
-    }
-    // There but unreadable: said so, never drawn as 0 %.
-    let unreadable = task
-        .progress
+    label
+}
+
+/// Why the progress does not read, when its key is there but unreadable.
+fn unreadable(app: &App) -> Option<&str> {
+    let task = app.tracker().task();
+    task.progress
         .is_none()
         .then(|| task.progress_unreadable())
-        .flatten();
-    if let Some(why) = unreadable {
-        label = progress_unreadable(&crate::text_safety::escape_controls(why), l);
+        .flatten()
+}
+
+/// Columns the pane needs for its label whole, the completion note
+/// counted before it comes (so the layout does not change at the end).
+pub fn width_needed(app: &App) -> u16 {
+    let mut width = crate::text::width(&label(app));
+    let task = app.tracker().task();
+    if task.progress.is_some() && !task.is_completed() {
+        width += crate::text::width(Msg::CompletedNote.text(app.lang)) + 3;
     }
-    let style = if unreadable.is_some() {
-        t.warn()
-    } else if app.tracker().torn().is_some() {
-        t.bad()
-    } else {
-        t.good()
-    };
-    let gauge = Gauge::default()
-        .block(block(app, Msg::Progress.text(l), None))
-        .gauge_style(style)
-        .percent(progress as u16)
+    u16::try_from(width + 2).unwrap_or(u16::MAX)
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let progress = app.tracker().task().progress.unwrap_or(0).clamp(0, 100);
+    let block = block(app, Msg::Progress.text(app.lang), None);
+    gauge(frame, area, app, block, progress as u16, label(app));
+}
+
+/// A gauge whose label reads on both sides of the fill's edge: over the fill
+/// in the fill's own text colour, beside it in the terminal's (ratatui's
+/// Gauge draws the part beside the fill in the fill colour, which on a
+/// background of the other brightness does not read).
+pub fn gauge(frame: &mut Frame, area: Rect, app: &App, block: Block, percent: u16, label: String) {
+    let style = app
+        .theme
+        .gauge(app.tracker().torn().is_some() || unreadable(app).is_some());
+    let inner = block.inner(area);
+    let width = ratatui::text::Line::raw(label.as_str()).width();
+    let widget = Gauge::default()
+        .block(block)
+        .gauge_style(style.fill)
+        .percent(percent.min(100))
         .label(label);
-    frame.render_widget(gauge, area);
+    frame.render_widget(widget, area);
+    if inner.is_empty() || !app.theme.color() {
+        return;
+    }
+    // Where Gauge put the label (centred) and where its fill ends.
+    let shown = inner.width.min(u16::try_from(width).unwrap_or(u16::MAX));
+    let x0 = inner.left() + (inner.width - shown) / 2;
+    let y = inner.top() + inner.height / 2;
+    let end = inner.left()
+        + (f64::from(inner.width) * f64::from(percent.min(100)) / 100.0).round() as u16;
+    let buf = frame.buffer_mut();
+    for x in x0..x0 + shown {
+        let cell = &mut buf[(x, y)];
+        cell.set_style(ratatui::style::Style::reset());
+        cell.set_style(if x < end {
+            style.on_fill
+        } else {
+            style.off_fill
+        });
+    }
 }

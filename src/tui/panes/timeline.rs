@@ -2,11 +2,13 @@
 
 use super::block;
 use crate::recovery::TimelineKind;
-use crate::text::{panes, timeline, Lang};
+use crate::text::{panes, timeline};
 use crate::text_safety::escape_controls;
 use crate::tui::app::{App, Focus};
 use crate::tui::format;
+use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -17,6 +19,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
     let mut lines: Vec<Line> = Vec::new();
     let cycles = app.board.cycles();
+    let inner_width = usize::from(area.width.saturating_sub(2));
+    let visible = area.height.saturating_sub(2) as usize;
     for (i, c) in cycles.iter().enumerate().rev().take(3) {
         let lost_style = match c.steps_lost {
             Some(0) => t.good(),
@@ -33,28 +37,58 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         // Each namespace its own: whose cycle it is.
         let whose = if app.board.per_instance() {
-            format!(
-                "{} ",
-                format::fit_id(&escape_controls(&c.killed_instance), 11)
-            )
+            format!("{} ", app.id_label(&c.killed_instance, 11))
         } else {
             String::new()
         };
-        lines.push(Line::from(vec![
-            Span::styled(format!("#{} ", i + 1), t.key()),
-            Span::raw(whose),
-            Span::raw(killed),
-            Span::styled(lost, lost_style),
-            Span::styled(times, t.dim()),
-        ]));
+        // The figures in pieces, packed into as many lines as they need so
+        // none is cut: `#1 killed at 50% → resumed from 50% lost 0`, then the times.
+        let mut pieces: Vec<(&str, Vec<Span<'static>>)> = vec![
+            (
+                "",
+                vec![
+                    Span::styled(format!("#{} ", i + 1), t.key()),
+                    Span::raw(format!("{whose}{}", killed.trim_end())),
+                ],
+            ),
+            (" ", vec![Span::styled(lost, lost_style)]),
+        ];
+        for part in times.split(" · ").map(str::trim).filter(|p| !p.is_empty()) {
+            pieces.push((" · ", vec![Span::styled(part.to_string(), t.dim())]));
+        }
+        // Cycles take half the pane at most (the newest always shows): the
+        // events below them are what just happened.
+        let group = pack(pieces, inner_width, t);
+        if !lines.is_empty() && lines.len() + group.len() > visible.div_ceil(2) {
+            break;
+        }
+        lines.extend(group);
     }
-    let visible = area.height.saturating_sub(2) as usize;
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
     let n = cycles.len();
     let title = panes::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);
+}
+
+/// Pieces (each with the separator before it) on as few lines as `width`
+/// allows without cutting one; a line after the first is indented.
+fn pack(pieces: Vec<(&str, Vec<Span<'static>>)>, width: usize, t: &Theme) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut line = Line::default();
+    for (sep, spans) in pieces {
+        let piece = Line::from(spans.clone()).width();
+        if !line.spans.is_empty() && line.width() + crate::text::width(sep) + piece > width {
+            lines.push(std::mem::take(&mut line));
+            line.spans.push(Span::raw("   "));
+        } else if !line.spans.is_empty() {
+            line.spans.push(Span::styled(sep.to_string(), t.dim()));
+        }
+        line.spans.extend(spans);
+    }
+    lines.push(line);
+    lines
 }
 
 /// The last `room` events before the newest `back` ones, oldest first, each with
@@ -64,39 +98,54 @@ pub fn event_lines(app: &App, room: usize, back: usize) -> Vec<Line<'static>> {
     // Newest at the bottom; scrolling moves back in time.
     let mut lines = Vec::new();
     for ev in app.board.latest(room, back) {
-        let style = match &ev.kind {
-            TimelineKind::Exited { .. }
-            | TimelineKind::Failed { .. }
-            | TimelineKind::Torn(_)
-            | TimelineKind::NotRestarted { .. } => t.bad(),
-            TimelineKind::FeedDown { .. } => t.bad(),
-            TimelineKind::Resumed { .. } | TimelineKind::Completed => t.good(),
-            TimelineKind::Recovering
-            | TimelineKind::RestartScheduled { .. }
-            | TimelineKind::TakingOver { .. } => t.warn(),
-            _ => t.text(),
-        };
+        let style = event_style(&ev.kind, t);
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{} ", format::clock(ev.at, app.started_at, app.clock)),
                 t.dim(),
             ),
-            Span::styled(
-                escape_controls(&short_ids(ev, app.lang)).into_owned(),
-                style,
-            ),
+            Span::styled(escape_controls(&short_ids(ev, app)).into_owned(), style),
         ]));
     }
     lines
 }
 
+/// An event's colour says what happened: red for a crash or a loss, the
+/// theme's "ended" colour for an end that is not one (a clean exit, a stop
+/// asked for, a completion's exit), green for a recovery or a completion.
+pub fn event_style(kind: &TimelineKind, t: &Theme) -> Style {
+    match kind {
+        TimelineKind::Exited { crashed: true, .. }
+        | TimelineKind::Failed { .. }
+        | TimelineKind::Torn(_)
+        | TimelineKind::WentBack { .. }
+        | TimelineKind::NotRestarted { .. }
+        | TimelineKind::NodeDown { .. }
+        | TimelineKind::FeedDown { .. } => t.bad(),
+        TimelineKind::Exited { crashed: false, .. }
+        | TimelineKind::Stopped
+        | TimelineKind::Superseded { .. } => t.ended(),
+        TimelineKind::Resumed { .. } | TimelineKind::Completed | TimelineKind::FailedOver(_) => {
+            t.good()
+        }
+        TimelineKind::Recovering
+        | TimelineKind::RestartScheduled { .. }
+        | TimelineKind::TakingOver { .. }
+        | TimelineKind::Frozen { .. }
+        | TimelineKind::Migrated { .. }
+        | TimelineKind::Fenced { .. } => t.warn(),
+        _ => t.text(),
+    }
+}
+
 /// The event's text with a long instance id cut as the instances table cuts it
 /// (Plum's ids are 41 characters; their end tells them apart).
-fn short_ids(ev: &crate::recovery::TimelineEvent, lang: Lang) -> String {
-    let text = timeline::event(ev, lang);
+/// Under nodes its alias comes first (`A1 57…b7fbb`).
+fn short_ids(ev: &crate::recovery::TimelineEvent, app: &App) -> String {
+    let text = timeline::event(ev, app.lang);
     match ev.instance.as_deref() {
         Some(id) if text.starts_with(id) => {
-            format!("{}{}", format::fit_id(id, 11), &text[id.len()..])
+            format!("{}{}", app.id_label(id, 11), &text[id.len()..])
         }
         _ => text,
     }

@@ -4,7 +4,7 @@
 
 use crate::text::{panes::tour_title, Msg};
 use crate::tui::app::App;
-use crate::tui::tour::{Step, Tour};
+use crate::tui::tour::{Step, Tour, Worker};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Wrap};
@@ -42,9 +42,32 @@ fn lines(app: &App, tour: &Tour) -> Vec<Line<'static>> {
     };
     lines.push(Line::from(vec![
         Span::styled(next, t.key()),
-        Span::styled(tour.todo(app.tracker()).text(app.lang), t.warn()),
+        Span::styled(
+            tour.todo(app.tracker(), worker(app)).text(app.lang),
+            t.warn(),
+        ),
     ]));
     lines
+}
+
+/// The tour's worker now, from the rows of the namespace shown.
+pub fn worker(app: &App) -> Worker {
+    let mut rows = app.namespace_rows().peekable();
+    if rows.peek().is_none() {
+        return Worker::Coming;
+    }
+    let mut coming = false;
+    for row in rows {
+        if row.status.pid.is_some() {
+            return Worker::Running;
+        }
+        coming |= row.status.restart_at.is_some_and(|at| at > app.now);
+    }
+    if coming {
+        Worker::Coming
+    } else {
+        Worker::Down
+    }
 }
 
 /// `●●●○○○`: steps done and to come.
@@ -70,7 +93,10 @@ pub fn compact_line(app: &App) -> Option<Line<'static>> {
             ),
             app.theme.key(),
         ),
-        Span::styled(tour.todo(app.tracker()).text(app.lang), app.theme.warn()),
+        Span::styled(
+            tour.todo(app.tracker(), worker(app)).text(app.lang),
+            app.theme.warn(),
+        ),
     ]))
 }
 

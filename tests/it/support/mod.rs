@@ -51,6 +51,8 @@ const NOT_INHERITED: &[&str] = &[
     "KV_DEMO_STEP_MS",
     "KV_DEMO_GIVE_UP",
     "NO_COLOR",
+    "COLORFGBG",
+    "COLORTERM",
     "LC_ALL",
     "LC_MESSAGES",
 ];

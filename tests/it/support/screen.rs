@@ -141,6 +141,8 @@ pub fn options(keymap: Keymap) -> TuiOptions {
     TuiOptions {
         keymap,
         theme: Theme::new(ThemeName::Dark, false),
+        detect_background: false,
+        glyphs: plumdash::tui::terminal::Glyphs::Unicode,
         mouse: true,
         read_only: false,
         recording: true,

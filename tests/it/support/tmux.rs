@@ -80,6 +80,34 @@ impl Tmux {
         (flags[0], flags[1], flags[2])
     }
 
+    /// A server-wide option (`set -g window-style 'bg=white,fg=black'`).
+    pub fn set(&self, option: &str, value: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "set", "-g", option, value])
+            .status()
+            .expect("tmux set runs");
+        assert!(status.success(), "tmux set {option} {value}");
+    }
+
+    /// Makes the window `cols`×`rows` (a smaller or larger terminal).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "main"])
+            .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
+            .status()
+            .expect("tmux resize-window runs");
+        assert!(status.success(), "tmux resize-window {cols}x{rows}");
+    }
+
+    /// The screen with each character's colours and attributes (`capture-pane -e`).
+    pub fn styled_screen(&self) -> Vec<Vec<Cell>> {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-e", "-t", "main"])
+            .output()
+            .expect("tmux capture-pane runs");
+        parse_styled(&String::from_utf8_lossy(&out.stdout))
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
@@ -129,4 +157,130 @@ pub fn gauge_percent(screen: &str) -> Option<u32> {
             .collect();
         digits.chars().rev().collect::<String>().parse().ok()
     })
+}
+
+/// A colour as the terminal was told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ink {
+    /// The terminal's own (SGR 39 / 49).
+    Default,
+    /// One of the 16 ANSI colours (30–37, 90–97 and their backgrounds).
+    Ansi(u8),
+    /// `38;5;N`.
+    Indexed(u8),
+    Rgb(u8, u8, u8),
+}
+
+/// One character on the screen and how it is drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub ch: char,
+    pub fg: Ink,
+    pub bg: Ink,
+    pub bold: bool,
+    pub reverse: bool,
+}
+
+impl Cell {
+    /// (text, background) as they show: reverse video swaps them.
+    pub fn shown(&self) -> (Ink, Ink) {
+        if self.reverse {
+            (self.bg, self.fg)
+        } else {
+            (self.fg, self.bg)
+        }
+    }
+}
+
+/// `capture-pane -e` output as rows of cells (SGR only; a wide character is
+/// one cell here).
+pub fn parse_styled(text: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    let mut pen = Cell {
+        ch: ' ',
+        fg: Ink::Default,
+        bg: Ink::Default,
+        bold: false,
+        reverse: false,
+    };
+    for line in text.lines() {
+        let mut row = Vec::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\x1b' {
+                row.push(Cell {
+                    ch: c,
+                    ..pen.clone()
+                });
+                continue;
+            }
+            if chars.next_if_eq(&'[').is_none() {
+                continue;
+            }
+            let mut params = String::new();
+            let mut end = ' ';
+            for c in chars.by_ref() {
+                if c.is_ascii_digit() || c == ';' || c == ':' {
+                    params.push(c);
+                } else {
+                    end = c;
+                    break;
+                }
+            }
+            if end == 'm' {
+                apply_sgr(&mut pen, &params);
+            }
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+fn apply_sgr(pen: &mut Cell, params: &str) {
+    let nums: Vec<u16> = params
+        .split([';', ':'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let mut i = 0;
+    while i < nums.len() {
+        let extended = |i: usize| match nums.get(i + 1) {
+            Some(5) => (nums.get(i + 2).map(|n| Ink::Indexed(*n as u8)), 3),
+            Some(2) => {
+                let c = |k: usize| nums.get(i + k).copied().unwrap_or(0) as u8;
+                (Some(Ink::Rgb(c(2), c(3), c(4))), 5)
+            }
+            _ => (None, 1),
+        };
+        match nums[i] {
+            0 => {
+                pen.fg = Ink::Default;
+                pen.bg = Ink::Default;
+                pen.bold = false;
+                pen.reverse = false;
+            }
+            1 => pen.bold = true,
+            22 => pen.bold = false,
+            7 => pen.reverse = true,
+            27 => pen.reverse = false,
+            n @ 30..=37 => pen.fg = Ink::Ansi(n as u8 - 30),
+            n @ 90..=97 => pen.fg = Ink::Ansi(n as u8 - 90 + 8),
+            n @ 40..=47 => pen.bg = Ink::Ansi(n as u8 - 40),
+            n @ 100..=107 => pen.bg = Ink::Ansi(n as u8 - 100 + 8),
+            39 => pen.fg = Ink::Default,
+            49 => pen.bg = Ink::Default,
+            38 | 48 => {
+                let (ink, used) = extended(i);
+                if let Some(ink) = ink {
+                    if nums[i] == 38 {
+                        pen.fg = ink;
+                    } else {
+                        pen.bg = ink;
+                    }
+                }
+                i += used - 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
 }
