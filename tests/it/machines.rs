@@ -248,7 +248,8 @@ fn a_package_deployed_on_node_b_is_killed_from_a_dashboard_that_cannot_see_it() 
     );
 
     // Listed with its node, no pid here, progress from the namespace.
-    let short = &iid[iid.len() - 8..];
+    // The row shows an alias and the id cut to its head and tail (`B1 4c…0da11`).
+    let short = &iid[iid.len() - 5..];
     tmux.wait_for("the remote row, running at 20% or more", PATIENCE, |s| {
         let row = s.lines().find(|l| l.contains(short))?;
         let listed = row.contains("nodeB") && row.contains("remote") && row.contains("RUNNING");
