@@ -170,7 +170,9 @@ fn scenario(instances: usize, keys: usize) -> App {
                 &mut app,
                 Fact::Exited {
                     instance: "kv-demo-001".into(),
-                    exit: plumdash::recovery::ProcessExit::Signal("SIGKILL".into()),
+                    exit: plumdash::recovery::ProcessExit::Signal(
+                        nix::sys::signal::Signal::SIGKILL,
+                    ),
                     requested: false,
                 },
             );

@@ -349,7 +349,7 @@ mod tests {
     fn killed(id: &str) -> Fact {
         Fact::Exited {
             instance: id.into(),
-            exit: ProcessExit::Signal("SIGKILL".into()),
+            exit: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
             requested: false,
         }
     }

@@ -164,7 +164,7 @@ impl<'a> Kind<'a> {
                     exit: None,
                 };
                 match exit {
-                    ProcessExit::Signal(sig) => wire.signal = Some(sig),
+                    ProcessExit::Signal(sig) => wire.signal = Some(sig.as_str()),
                     ProcessExit::Code(code) => wire.code = Some(*code),
                     ProcessExit::Clean => wire.code = Some(0),
                     ProcessExit::Unknown => wire.exit = Some("unknown"),

@@ -14,8 +14,9 @@ pub const REMOTE_PID: u32 = 0;
 /// How a process ended, as far as recovery cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessExit {
-    /// Killed by a signal, named (`SIGKILL`).
-    Signal(String),
+    /// Killed by a signal (`SIGKILL`): the supervisor's `RawExit::Signal`,
+    /// the same type, so a signal is never a free string.
+    Signal(nix::sys::signal::Signal),
     /// Exited with a non-zero code.
     Code(i32),
     /// Exited with 0.
@@ -32,7 +33,7 @@ pub enum ProcessExit {
 impl std::fmt::Display for ProcessExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ProcessExit::Signal(name) => write!(f, "{name}"),
+            ProcessExit::Signal(sig) => f.write_str(sig.as_str()),
             ProcessExit::Code(code) => write!(f, "exit {code}"),
             ProcessExit::Clean => write!(f, "exit 0"),
             ProcessExit::Unknown => write!(f, "gone"),

@@ -49,7 +49,10 @@ pub fn exited(exit: ProcessExit, requested: bool) -> Fact {
 }
 
 pub fn sigkilled() -> Fact {
-    exited(ProcessExit::Signal("SIGKILL".into()), false)
+    exited(
+        ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+        false,
+    )
 }
 
 /// `fact` as plumdash's controller sends it: each written entry carries its
@@ -138,7 +141,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
     let cycle = Cycle {
         killed_instance: INSTANCE.into(),
         killed_at: 1_000,
-        how: ProcessExit::Signal("SIGKILL".into()),
+        how: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
         progress_at_kill: Some(50),
         counter_at_kill: Some(5),
         flag_after_kill: true,
@@ -147,7 +150,11 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         first_checkpoint_at: Some(1_450),
         resumed_from: Some(50),
         steps_lost: Some(0),
-        ..Cycle::opened(INSTANCE, 1_000, ProcessExit::Signal("SIGKILL".into()))
+        ..Cycle::opened(
+            INSTANCE,
+            1_000,
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+        )
     };
     let failover = Failover {
         from_node: "nodeA".into(),
@@ -164,9 +171,24 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         K::Started { pid: 4242 },
         K::Attached { pid: 4242 },
         K::NotRestarted { grace_ms: 5_000 },
-        exited(ProcessExit::Signal("SIGKILL".into()), true, true, false),
-        exited(ProcessExit::Signal("SIGHUP".into()), false, true, false),
-        exited(ProcessExit::Signal("SIGTERM".into()), false, false, true),
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+            true,
+            true,
+            false,
+        ),
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGHUP),
+            false,
+            true,
+            false,
+        ),
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGTERM),
+            false,
+            false,
+            true,
+        ),
         exited(ProcessExit::Code(3), true, true, false),
         exited(ProcessExit::Clean, false, false, true),
         exited(ProcessExit::Unknown, true, true, false),

@@ -20,7 +20,7 @@ pub fn fact_from_event(event: &SupervisorEvent) -> Option<Fact> {
             // What the kernel said, and apart from it whether we asked for the stop.
             let requested = *exit == ExitKind::Stopped;
             let exit = match status {
-                Some(RawExit::Signal(sig)) => ProcessExit::Signal(sig.as_str().to_string()),
+                Some(RawExit::Signal(sig)) => ProcessExit::Signal(*sig),
                 Some(RawExit::Code(0)) => ProcessExit::Clean,
                 Some(RawExit::Code(code)) => ProcessExit::Code(*code),
                 // Not ours to reap: how it ended is judged from the namespace.

@@ -476,7 +476,7 @@ mod tests {
             kind,
         };
         let killed = ev(TimelineKind::Exited {
-            exit: ProcessExit::Signal("SIGKILL".into()),
+            exit: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
             progress: Some(50),
             flag: Some(true),
             crashed: true,

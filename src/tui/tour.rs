@@ -260,7 +260,7 @@ impl Tour {
                     return None;
                 };
                 let how = match exit {
-                    ProcessExit::Signal(sig) => sig.clone(),
+                    ProcessExit::Signal(sig) => sig.to_string(),
                     other => other.to_string(),
                 };
                 let at = progress.map_or("?".into(), |p| format!("{p}%"));
@@ -282,7 +282,7 @@ impl Tour {
                     return None;
                 };
                 let how = match &cycle.how {
-                    ProcessExit::Signal(sig) => sig.clone(),
+                    ProcessExit::Signal(sig) => sig.to_string(),
                     other => other.to_string(),
                 };
                 let pct = |p: Option<i64>| p.map_or("?".into(), |p| format!("{p}%"));
@@ -394,7 +394,7 @@ mod tests {
         fn kill_resume_and_complete(&mut self) {
             self.start(10);
             self.steps(1, 5);
-            self.exit(ProcessExit::Signal("SIGKILL".into()));
+            self.exit(ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL));
             self.start(11);
             self.steps(6, 10);
             self.fact(Fact::Deleted {
@@ -425,7 +425,7 @@ mod tests {
         r.steps(4, 4);
         assert_eq!(r.tour.step, Step::Crash);
         r.steps(5, 5);
-        r.exit(ProcessExit::Signal("SIGKILL".into()));
+        r.exit(ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL));
         assert_eq!(r.tour.step, Step::Recover);
         assert_eq!(
             r.story(),
@@ -464,7 +464,7 @@ mod tests {
         r.start(10);
         r.steps(1, 2);
         // Killed at 20%, before the tour asked: both watch and crash are done.
-        r.exit(ProcessExit::Signal("SIGKILL".into()));
+        r.exit(ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL));
         assert_eq!(r.tour.step, Step::Recover);
         assert!(r.story().contains("at 20%"));
         // The recovery step still waits for the resume itself.
@@ -485,7 +485,7 @@ mod tests {
         r.fact(Fact::Written(vec![e("task.status", "running")]));
         r.fact(Fact::Exited {
             instance: "kv-demo-002".into(),
-            exit: ProcessExit::Signal("SIGKILL".into()),
+            exit: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
             requested: false,
         });
         r.fact(Fact::Started {
@@ -564,7 +564,7 @@ mod tests {
         }
         let written = r.at + 50;
         r.at += 100;
-        r.exit(ProcessExit::Signal("SIGKILL".into()));
+        r.exit(ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL));
         assert!(r.story().contains("at 40%"), "{}", r.story());
         // Step 5, written before the kill, delivered after it.
         r.fact(sample::committed_at(written, sample::checkpoint(5)));

@@ -135,7 +135,7 @@ impl Scenario {
     fn kill(&mut self) {
         self.fact(Fact::Exited {
             instance: "kv-demo-001".into(),
-            exit: ProcessExit::Signal("SIGKILL".into()),
+            exit: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
             requested: false,
         });
     }
@@ -1180,7 +1180,7 @@ fn each_instance_its_own_namespace() {
         None,
         Fact::Exited {
             instance: "kv-demo-002".into(),
-            exit: ProcessExit::Signal("SIGKILL".into()),
+            exit: ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
             requested: false,
         },
     );

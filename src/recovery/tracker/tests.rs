@@ -20,7 +20,10 @@ fn killed_after_step(n: i64) -> Tracker {
     run_steps(&mut t, &mut at, 0, n);
     t.apply(
         at + 100,
-        exited(ProcessExit::Signal("SIGKILL".into()), false),
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+            false,
+        ),
     );
     t
 }
@@ -44,7 +47,13 @@ fn kill_restart_resume_is_one_cycle_with_its_figures() {
     run_steps(&mut t, &mut at, 0, 5);
     assert_eq!(t.task().progress, Some(50));
 
-    t.apply(1_600, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    t.apply(
+        1_600,
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+            false,
+        ),
+    );
     assert_eq!(phase(&t), "CRASHED");
     assert!(t.task().crash_flag, "a SIGKILL leaves the flag set");
     t.apply(
@@ -82,7 +91,7 @@ fn kill_restart_resume_is_one_cycle_with_its_figures() {
             flag: Some(true),
             requested: false,
             ..
-        } if sig == "SIGKILL"
+        } if *sig == nix::sys::signal::Signal::SIGKILL
     )));
     assert!(t.timeline().any(|ev| ev.kind
         == TimelineKind::Resumed {
@@ -175,7 +184,13 @@ fn a_torn_checkpoint_from_a_foreign_worker_is_shown_not_hidden() {
     run_steps(&mut t, &mut at, 0, 5);
     // The original C++ worker writes one key per PUT; killed in between:
     t.apply(600, Fact::Written(vec![e("task.progress", "60")]));
-    t.apply(610, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    t.apply(
+        610,
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+            false,
+        ),
+    );
     let torn = t.torn().expect("torn checkpoint is reported");
     assert_eq!(
         torn.to_string(),
@@ -284,7 +299,13 @@ fn a_last_checkpoint_delivered_after_an_instant_restart_is_still_the_kill_point(
     t.apply(at, flag());
     run_steps(&mut t, &mut at, 0, 4);
     // Restart delay 0: the new process is up before step 5 reaches us.
-    t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+    t.apply(
+        500,
+        exited(
+            ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+            false,
+        ),
+    );
     t.apply(501, started(2));
     t.apply(502, checkpoint(5));
     assert_eq!(phase(&t), "RECOVERING");
@@ -347,7 +368,13 @@ fn a_last_checkpoint_written_before_the_kill_is_the_kill_point_however_late_it_c
             t.apply(at, stamp(at, checkpoint(n)));
         }
         // Step 5 written at 495; the kill is seen at 500, the restart at 501.
-        t.apply(500, exited(ProcessExit::Signal("SIGKILL".into()), false));
+        t.apply(
+            500,
+            exited(
+                ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL),
+                false,
+            ),
+        );
         t.apply(501, started(2));
         // Step 5 arrives 2 s later; then the new run's start keys and step 6.
         t.apply(2_500, stamp(495, checkpoint(5)));
