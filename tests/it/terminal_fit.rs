@@ -2,22 +2,11 @@
 //! real one (tmux): its colours follow the terminal's background (OSC 11,
 //! then `COLORFGBG`) and every letter on screen reads at 4.5:1 or more.
 
-use crate::support::tmux::{gauge_percent, Cell, Ink, Tmux};
-use crate::support::{free_port, need, PLUMDASH};
+use crate::support::need;
+use crate::support::tmux::{gauge_percent, type_plumdash, Cell, Ink, Tmux};
 use plumdash::tui::theme::{contrast, rgb};
 use ratatui::style::Color;
-use std::path::Path;
 use std::time::Duration;
-
-/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:<a free port>`.
-fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &Path) {
-    let port = free_port();
-    let cmd = format!(
-        "{env}{PLUMDASH} {args} --db {} --listen 127.0.0.1:{port}",
-        db.display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
-}
 
 const WHITE: (u8, u8, u8) = (255, 255, 255);
 const BLACK: (u8, u8, u8) = (0, 0, 0);

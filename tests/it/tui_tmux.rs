@@ -3,22 +3,10 @@
 //! from the kill point and progress continuing, then COMPLETED; press `q`
 //! and the shell is back with the terminal restored.
 
-use crate::support::tmux::{gauge_percent, Tmux};
+use crate::support::tmux::{gauge_percent, type_plumdash, Tmux};
 use crate::support::{free_port, need, PLUMDASH};
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:<a free port>` into
-/// the shell (`env`: assignments for it alone, e.g. `LANG=zh_CN.UTF-8 `).
-fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &Path) {
-    let port = free_port();
-    let cmd = format!(
-        "{env}{PLUMDASH} {args} --db {} --listen 127.0.0.1:{port}",
-        db.display()
-    );
-    tmux.send(&[&cmd, "Enter"]);
-}
 
 #[test]
 fn kill_key_crashes_and_the_worker_resumes_then_q_restores_the_shell() {
@@ -571,4 +559,43 @@ fn under_nodes_the_log_follows_the_agent_ids_get_aliases_and_a_killed_node_says_
     });
     tmux.send(&["q"]);
     shell_is_back(&tmux);
+}
+
+/// Rehearsal, then the live run, on the default state folder (no `--db`):
+/// the second tour starts over at 0 %, not where the rehearsal stopped, and
+/// its header says where the rehearsal's keys went.
+#[test]
+fn the_tour_twice_in_a_row_starts_at_zero_both_times() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    // One shell: both runs share its XDG state folder, as a trainer's do.
+    let tmux = Tmux::shell(120, 40);
+    for run in ["rehearsal", "live"] {
+        let port = free_port();
+        let cmd = format!("{PLUMDASH} tour --step 300ms --no-mouse --listen 127.0.0.1:{port}");
+        tmux.send(&[&cmd, "Enter"]);
+        let first = tmux.wait_for(
+            "the first screen with a worker",
+            Duration::from_secs(20),
+            |s| {
+                let pct = gauge_percent(s)?;
+                s.contains("RUNNING").then(|| (pct, s.to_string()))
+            },
+        );
+        assert!(
+            first.0 <= 20,
+            "the {run} starts at {}%:\n{}",
+            first.0,
+            first.1
+        );
+        if run == "live" {
+            assert!(first.1.contains("last run in kv-demo@"), "{}", first.1);
+        }
+        tmux.wait_for("progress past 40%", Duration::from_secs(20), |s| {
+            gauge_percent(s).filter(|p| *p >= 40)
+        });
+        tmux.send(&["q"]);
+        tmux.wait_for_prompt();
+    }
 }

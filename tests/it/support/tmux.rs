@@ -284,3 +284,15 @@ fn apply_sgr(pen: &mut Cell, params: &str) {
         i += 1;
     }
 }
+
+/// Types `ENV plumdash ARGS --db DB --listen 127.0.0.1:PORT` (a free port) at
+/// the shell's prompt and presses Enter.
+pub fn type_plumdash(tmux: &Tmux, env: &str, args: &str, db: &std::path::Path) {
+    let port = super::free_port();
+    let cmd = format!(
+        "{env}{} {args} --db {} --listen 127.0.0.1:{port}",
+        super::PLUMDASH,
+        db.display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+}
