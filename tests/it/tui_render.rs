@@ -794,6 +794,10 @@ fn the_instances_table_scrolls_to_the_twelfth_and_clicks_hit_what_is_drawn() {
         first.contains("kv-demo-008") && !first.contains("kv-demo-009"),
         "{first}"
     );
+    assert!(
+        first.contains("Instances (1-8 of 12)"),
+        "where it is:\n{first}"
+    );
     for _ in 0..11 {
         app.update(Action::SelectNext);
         draw_as_runtime(&mut app, 80, 24);
@@ -802,6 +806,10 @@ fn the_instances_table_scrolls_to_the_twelfth_and_clicks_hit_what_is_drawn() {
     let last = draw_as_runtime(&mut app, 80, 24);
     assert!(last.contains("kv-demo-012"), "the twelfth shows:\n{last}");
     assert!(!last.contains("kv-demo-004"), "scrolled by four:\n{last}");
+    assert!(
+        last.contains("Instances (5-12 of 12)"),
+        "where it is:\n{last}"
+    );
     // The row the fifth instance is drawn on now holds the ninth.
     let row = last
         .lines()

@@ -147,11 +147,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         })
         .collect();
     // Sized so 80 columns show every column and the longest state text.
-    let title = format!(
-        "{} ({})",
-        Msg::Instances.text(app.lang),
-        app.instances.len()
-    );
+    let title = title(app, area.height);
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
@@ -174,6 +170,33 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         first_instance: state.offset(),
         ..Drawn::default()
     }
+}
+
+/// `Instances (12)`, or with more than fit, which ones show: `Instances
+/// (5-12 of 40)` (the rows the table will scroll to: the selection in view).
+fn title(app: &App, height: u16) -> String {
+    let l = app.lang;
+    let total = app.instances.len();
+    // Inside the borders, below the header row.
+    let visible = usize::from(height.saturating_sub(3));
+    if total <= visible || visible == 0 {
+        return format!("{} ({total})", Msg::Instances.text(l));
+    }
+    let selected = app.selected.min(total - 1);
+    let mut start = app.drawn.first_instance;
+    if selected < start {
+        start = selected;
+    } else if selected >= start + visible {
+        start = selected + 1 - visible;
+    }
+    let start = start.min(total - visible);
+    format!(
+        "{} ({}-{} {} {total})",
+        Msg::Instances.text(l),
+        start + 1,
+        start + visible,
+        Msg::Of.text(l)
+    )
 }
 
 /// An instance's own task, in five columns: its progress and, while set, its
