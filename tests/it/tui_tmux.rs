@@ -268,7 +268,8 @@ fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
     let args = "--instances 12 --cmd 'sleep 600' --no-mouse";
     type_plumdash(&tmux, "", args, &dir.path().join("kv.db"));
     let first = tmux.wait_for("twelve instances", Duration::from_secs(30), |s| {
-        s.contains("Instances (12)").then(|| s.to_string())
+        // More than fit: the title says which show.
+        s.contains("Instances (1-8 of 12)").then(|| s.to_string())
     });
     assert!(
         !first.contains("│kv-demo-012"),
@@ -284,6 +285,7 @@ fn twelve_instances_at_80x24_scroll_to_the_twelfth() {
         !screen.contains("│kv-demo-001"),
         "scrolled past the first:\n{screen}"
     );
+    assert!(screen.contains("Instances (5-12 of 12)"), "{screen}");
     tmux.send(&["q"]);
     shell_is_back(&tmux);
 }
