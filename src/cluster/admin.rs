@@ -229,12 +229,31 @@ impl ClusterClient {
     /// for a node whose agent takes no signals.
     pub async fn signal(&self, instance: &str, order: &SignalOrder) -> Result<SignalDone> {
         let path = format!("/v1/instances/{}/signal", segment(instance));
-        let req = self
-            .request(Method::POST, &path)
-            .timeout(SIGNAL_TIMEOUT)
-            .json(order);
         let what = format!("{} to {instance}", order.signal);
-        let response = req
+        self.order(
+            &path,
+            order,
+            &what,
+            "no signal API (an original Plum controller): only a plumdash controller and \
+             agent carry signals to other nodes",
+        )
+        .await
+    }
+
+    /// An order for an agent, carried by the controller (`signal`,
+    /// `node_action`): POSTed with its own timeout, the answer read bounded. An
+    /// original controller answers 404 without JSON: refused as `missing`.
+    async fn order<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        what: &str,
+        missing: &str,
+    ) -> Result<R> {
+        let response = self
+            .request(Method::POST, path)
+            .timeout(SIGNAL_TIMEOUT)
+            .json(body)
             .send()
             .await
             .with_context(|| format!("{what}: cannot reach {}", self.base))?;
@@ -244,11 +263,7 @@ impl ClusterClient {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("{what}: reading the answer"))?;
         if status == StatusCode::NOT_FOUND && !is_json(&body) {
-            bail!(
-                "{what}: the controller at {} has no signal API (an original Plum controller): \
-                 only a plumdash controller and agent carry signals to other nodes",
-                self.base
-            );
+            bail!("{what}: the controller at {} has {missing}", self.base);
         }
         if !status.is_success() {
             bail!("{what}: {}", reason(&body));
@@ -263,31 +278,14 @@ impl ClusterClient {
     /// its node (plumdash's; refused as `signal` is, with the reason).
     pub async fn node_action(&self, node: &str, action: NodeOrderKind) -> Result<NodeDone> {
         let path = format!("/v1/nodes/{}/action", segment(node));
-        let req = self
-            .request(Method::POST, &path)
-            .timeout(SIGNAL_TIMEOUT)
-            .json(&NodeOrder { action });
         let what = format!("{} node {node}", action.as_str());
-        let response = req
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach {}", self.base))?;
-        let status = response.status();
-        let body = crate::http_body::read_capped(response, MAX_ANSWER)
-            .await
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{what}: reading the answer"))?;
-        if status == StatusCode::NOT_FOUND && !is_json(&body) {
-            bail!(
-                "{what}: the controller at {} has no node actions (an original Plum controller)",
-                self.base
-            );
-        }
-        if !status.is_success() {
-            bail!("{what}: {}", reason(&body));
-        }
-        serde_json::from_slice(&body)
-            .with_context(|| format!("{what}: the answer is not the expected JSON"))
+        self.order(
+            &path,
+            &NodeOrder { action },
+            &what,
+            "no node actions (an original Plum controller)",
+        )
+        .await
     }
 }
 
