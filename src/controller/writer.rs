@@ -13,6 +13,7 @@
 //! this process, so a `curl` names the worker script it runs under.
 
 use crate::kv::model::{Writer, WriterVia, WRITER_CHAIN_MAX};
+use crate::supervisor::procstats::proc_stat;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
@@ -58,7 +59,7 @@ fn chain(pid: u32, own: u32) -> Vec<u32> {
     let mut pids = vec![pid];
     let mut at = pid;
     while pids.len() < WRITER_CHAIN_MAX {
-        match parent(at) {
+        match proc_stat(at).map(|s| s.ppid) {
             Some(p) if p > 1 && p != own && !pids.contains(&p) => {
                 pids.push(p);
                 at = p;
@@ -67,13 +68,6 @@ fn chain(pid: u32, own: u32) -> Vec<u32> {
         }
     }
     pids
-}
-
-/// The parent of `pid` (`/proc/<pid>/stat`, field 4, after the name in parentheses).
-fn parent(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Every process below `root` (children of all its threads, recursively).
