@@ -245,12 +245,21 @@ fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>>
         .get(WRITER_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let ends = req.extensions().get::<super::writer::ConnInfo>().copied();
+    let ends = req.extensions().get::<super::writer::ConnInfo>().cloned();
     async move {
-        tokio::task::spawn_blocking(move || super::writer::resolve(header.as_deref(), ends))
-            .await
-            .ok()
-            .flatten()
+        let ends = ends?;
+        if let Some(writer) = ends.cached(&header) {
+            return writer;
+        }
+        let (conn, named) = (ends.clone(), header.clone());
+        let writer = tokio::task::spawn_blocking(move || {
+            super::writer::resolve(named.as_deref(), Some(conn))
+        })
+        .await
+        .ok()
+        .flatten();
+        ends.remember(header, writer.clone());
+        writer
     }
 }
 

@@ -128,13 +128,13 @@ async fn serve_connection(
     let activity = Activity::default();
     // Both ends go on every request: a write is traced to its process by them.
     let ends = match (stream.peer_addr(), stream.local_addr()) {
-        (Ok(peer), Ok(local)) => Some(super::writer::ConnInfo { peer, local }),
+        (Ok(peer), Ok(local)) => Some(super::writer::ConnInfo::new(peer, local)),
         _ => None,
     };
     let io = TokioIo::new(Wire::new(stream, activity.clone()));
     let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-        if let Some(ends) = ends {
-            req.extensions_mut().insert(ends);
+        if let Some(ends) = &ends {
+            req.extensions_mut().insert(ends.clone());
         }
         // The router is always ready and answers every request (errors included).
         tower_service::Service::call(&mut app.clone(), req)

@@ -16,12 +16,44 @@ use crate::kv::model::{Writer, WriterVia, WRITER_CHAIN_MAX};
 use crate::supervisor::procstats::proc_stat;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-/// Both ends of a connection to the controller, put on each request.
-#[derive(Debug, Clone, Copy)]
+/// Both ends of a connection to the controller, put on each request, and
+/// the writer last resolved on it: a keep-alive client's process is traced
+/// once, not at every write.
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    last: Arc<Mutex<Option<Resolved>>>,
+}
+
+/// A header as a request sent it, and the writer it resolved to.
+type Resolved = (Option<String>, Option<Writer>);
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            last: Arc::default(),
+        }
+    }
+
+    /// The writer resolved on this connection for the same `header`, if any.
+    pub fn cached(&self, header: &Option<String>) -> Option<Option<Writer>> {
+        let last = self.last.lock().ok()?;
+        last.as_ref()
+            .filter(|(h, _)| h == header)
+            .map(|(_, w)| w.clone())
+    }
+
+    /// Remembers what `header` resolved to on this connection.
+    pub fn remember(&self, header: Option<String>, writer: Option<Writer>) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((header, writer));
+        }
+    }
 }
 
 /// Most of this process's descendants searched for a socket.
@@ -133,6 +165,24 @@ fn holds_socket(pid: u32, inode: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection remembers what its last header resolved to, and only that.
+    #[test]
+    fn a_connection_remembers_its_last_writer_per_header() {
+        let conn = ConnInfo::new(
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:8080".parse().unwrap(),
+        );
+        assert_eq!(conn.cached(&None), None);
+        let w = Writer {
+            pids: vec![42],
+            via: WriterVia::Header,
+        };
+        conn.remember(Some("42".into()), Some(w.clone()));
+        assert_eq!(conn.cached(&Some("42".into())), Some(Some(w)));
+        assert_eq!(conn.cached(&Some("43".into())), None, "another header");
+        assert_eq!(conn.clone().cached(&None), None, "shared, and header-keyed");
+    }
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
@@ -151,15 +201,9 @@ mod tests {
     #[test]
     fn a_header_is_believed_only_from_loopback() {
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let remote = ConnInfo {
-            peer: "10.1.2.3:40000".parse().unwrap(),
-            local,
-        };
+        let remote = ConnInfo::new("10.1.2.3:40000".parse().unwrap(), local);
         assert_eq!(resolve(Some("123"), Some(remote)), None);
-        let here = ConnInfo {
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            local,
-        };
+        let here = ConnInfo::new("127.0.0.1:40000".parse().unwrap(), local);
         let w = resolve(Some(&std::process::id().to_string()), Some(here)).unwrap();
         assert_eq!(
             (w.pid(), w.via),
@@ -184,10 +228,7 @@ mod tests {
         let (mut conn, peer) = listener.accept().unwrap();
         let mut buf = [0u8; 3];
         conn.read_exact(&mut buf).unwrap();
-        let info = ConnInfo {
-            peer,
-            local: conn.local_addr().unwrap(),
-        };
+        let info = ConnInfo::new(peer, conn.local_addr().unwrap());
         let w = resolve(None, Some(info));
         let _ = conn.write_all(b"bye\n");
         let _ = child.wait();
@@ -197,10 +238,7 @@ mod tests {
         // A connection of this process itself is not a writer we started.
         let mine = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (theirs, peer) = listener.accept().unwrap();
-        let info = ConnInfo {
-            peer,
-            local: theirs.local_addr().unwrap(),
-        };
+        let info = ConnInfo::new(peer, theirs.local_addr().unwrap());
         assert_eq!(resolve(None, Some(info)), None);
         drop(mine);
     }
