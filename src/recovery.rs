@@ -9,8 +9,10 @@ mod board;
 mod cycle;
 mod event_json;
 mod facts;
+mod key_map;
 mod mirror;
 mod node_book;
+mod pattern;
 #[cfg(test)]
 pub(crate) mod sample;
 mod task;
@@ -19,9 +21,13 @@ mod tracker;
 mod view;
 
 pub use board::{Board, EventsSeen};
-pub use cycle::Basis;
+pub use cycle::{Basis, Recovered};
 pub use facts::{Fact, NodeAction, ProcessExit, TsMs, REMOTE_PID};
+pub use key_map::{parse_mapping as parse_key_mapping, KeyMap, ProgressKeys, Role};
 pub use node_book::{Failover, NodeBook, NodeChange, NodeHealth, NodeLoss, NodeState};
+pub use pattern::{
+    fsm_index, restored_wrongly, FsmView, Pattern, PatternNews, TxLogView, FSM_STATES,
+};
 pub use task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, START_KEYS};
 pub use timeline::{TimelineEvent, TimelineKind};
 pub use tracker::{CrashFlag, Cycle, Detail, InstanceView, Phase, ProgressPoint, Tracker};

@@ -30,6 +30,8 @@ pub struct Board {
     restart_grace: Option<std::time::Duration>,
     /// The controller's node TTL every tracker is given.
     node_ttl: Option<std::time::Duration>,
+    /// How every tracker reads its namespace: the key names and the pattern told.
+    reading: Option<(super::KeyMap, Option<super::Pattern>)>,
     /// What an instance whose namespace has told nothing yet is judged with.
     empty: Tracker,
     /// Every namespace's events in timeline order (time, then namespace, then
@@ -64,6 +66,7 @@ impl Board {
             by_name: BTreeMap::new(),
             restart_grace: None,
             node_ttl: None,
+            reading: None,
             empty: Tracker::new(),
             merged: Vec::new(),
             sweep_at: SWEEP_AT_LEAST,
@@ -91,6 +94,19 @@ impl Board {
         for tracker in &mut self.trackers {
             tracker.set_node_ttl(ttl);
         }
+    }
+
+    /// Every namespace is read through `keys`, its pattern as told (`None`: learnt).
+    pub fn set_reading(&mut self, keys: super::KeyMap, pattern: Option<super::Pattern>) {
+        for tracker in self
+            .trackers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.empty))
+        {
+            tracker.set_keys(keys.clone());
+            tracker.set_pattern(pattern);
+        }
+        self.reading = Some((keys, pattern));
     }
 
     pub fn set_restart_grace(&mut self, grace: std::time::Duration) {
@@ -170,6 +186,10 @@ impl Board {
         }
         if let Some(ttl) = self.node_ttl {
             tracker.set_node_ttl(ttl);
+        }
+        if let Some((keys, pattern)) = &self.reading {
+            tracker.set_keys(keys.clone());
+            tracker.set_pattern(*pattern);
         }
         self.add(namespace, tracker)
     }

@@ -31,6 +31,18 @@ pub struct Cycle {
     pub task_done_at_kill: bool,
     /// How the restarted run's first write was told from the dead run's.
     pub basis: Basis,
+    /// What was recovered, in the pattern's words (a transaction log's
+    /// replay, a state machine's state); `None` for a checkpoint.
+    pub recovered: Option<Recovered>,
+}
+
+/// What a restarted run recovered, beyond its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The transaction log was replayed from operation `op` (`OP_op`).
+    Replayed { op: i64 },
+    /// The state machine was restored in `state`.
+    Restored { state: String },
 }
 
 /// What a judgement of which run wrote what rests on.
@@ -76,6 +88,7 @@ impl Cycle {
             checkpoint_at_kill: None,
             task_done_at_kill: false,
             basis: Basis::ArrivalOrder,
+            recovered: None,
         }
     }
 

@@ -55,6 +55,12 @@ enum Kind<'a> {
         kill_to_checkpoint_ms: Option<u64>,
         /// `writer` or `arrival_order`: how the restart's first write was told.
         basis: super::cycle::Basis,
+        /// A transaction log's replay: from which operation (left out otherwise).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed_from_op: Option<i64>,
+        /// A state machine's restore: in which state (left out otherwise).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        restored_state: Option<&'a str>,
     },
     Stopped,
     Completed,
@@ -123,6 +129,25 @@ enum Kind<'a> {
         to: i64,
         alive: &'a [String],
     },
+    ReplaySkipped {
+        op: i64,
+    },
+    AppliedTwice {
+        op: i64,
+        applied: i64,
+        logged: i64,
+    },
+    FsmRestored {
+        state: &'a str,
+        crashed_in: Option<&'a str>,
+        /// Not where it crashed nor the next state: back, or beyond.
+        wrong: bool,
+    },
+    FsmBadTransition {
+        from: &'a str,
+        to: &'a str,
+    },
+    FsmDoneTwice,
 }
 
 /// An exit's fields; how it ended is one of `signal`, `code` or `exit`.
@@ -196,6 +221,14 @@ impl<'a> Kind<'a> {
                 kill_to_restart_ms: cycle.kill_to_restart_ms(),
                 kill_to_checkpoint_ms: cycle.kill_to_checkpoint_ms(),
                 basis: cycle.basis,
+                replayed_from_op: match &cycle.recovered {
+                    Some(super::cycle::Recovered::Replayed { op }) => Some(*op),
+                    _ => None,
+                },
+                restored_state: match &cycle.recovered {
+                    Some(super::cycle::Recovered::Restored { state }) => Some(state),
+                    _ => None,
+                },
             },
             TimelineKind::Stopped => Kind::Stopped,
             TimelineKind::Completed => Kind::Completed,
@@ -250,6 +283,28 @@ impl<'a> Kind<'a> {
                 to: *to,
                 alive,
             },
+            TimelineKind::Pattern(news) => {
+                use super::pattern::PatternNews as N;
+                match news {
+                    N::ReplaySkipped { op } => Kind::ReplaySkipped { op: *op },
+                    N::AppliedTwice {
+                        op,
+                        applied,
+                        logged,
+                    } => Kind::AppliedTwice {
+                        op: *op,
+                        applied: *applied,
+                        logged: *logged,
+                    },
+                    N::Restored { state, crashed_in } => Kind::FsmRestored {
+                        state,
+                        crashed_in: crashed_in.as_deref(),
+                        wrong: news.breaks().is_some(),
+                    },
+                    N::BadTransition { from, to } => Kind::FsmBadTransition { from, to },
+                    N::DoneTwice => Kind::FsmDoneTwice,
+                }
+            }
         }
     }
 }
@@ -275,7 +330,7 @@ mod tests {
     use crate::recovery::TimelineKind;
 
     /// Each event of `sample::every_event`, as `--events` and headless write it.
-    const PINNED: [&str; 44] = [
+    const PINNED: [&str; 50] = [
         r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
         r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
         r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
@@ -320,6 +375,12 @@ mod tests {
         r#"{"alive":["kv-demo-001","kv-demo-002"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000041}"#,
         r#"{"alive":["kv-demo-001"],"from":7,"instance":"kv-demo-001","kind":"checkpoint_went_back","to":5,"ts_ms":1700000000042}"#,
         r#"{"kind":"node_down","lost_by":"connection","node":"nodeA","ts_ms":1700000000043}"#,
+        r#"{"instance":"kv-demo-001","kind":"replay_skipped","op":7,"ts_ms":1700000000044}"#,
+        r#"{"applied":8,"instance":"kv-demo-001","kind":"applied_twice","logged":6,"op":7,"ts_ms":1700000000045}"#,
+        r#"{"crashed_in":"TRANSFORM","instance":"kv-demo-001","kind":"fsm_restored","state":"TRANSFORM","ts_ms":1700000000046,"wrong":false}"#,
+        r#"{"crashed_in":"TRANSFORM","instance":"kv-demo-001","kind":"fsm_restored","state":"INIT","ts_ms":1700000000047,"wrong":true}"#,
+        r#"{"from":"LOAD","instance":"kv-demo-001","kind":"fsm_bad_transition","to":"SAVE","ts_ms":1700000000048}"#,
+        r#"{"instance":"kv-demo-001","kind":"fsm_done_twice","ts_ms":1700000000049}"#,
     ];
 
     /// Scripts read these lines: every kind's object, byte for byte (keys
@@ -363,8 +424,9 @@ mod tests {
             TimelineKind::Fenced { .. } => 23,
             TimelineKind::Superseded { .. } => 24,
             TimelineKind::WentBack { .. } => 25,
+            TimelineKind::Pattern(_) => 26,
         };
-        let mut seen = [false; 26];
+        let mut seen = [false; 27];
         for ev in every_event() {
             seen[index(&ev.kind)] = true;
         }

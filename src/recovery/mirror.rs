@@ -3,7 +3,8 @@
 //! flag was ever seen. Facts in, no judgement: the tracker judges.
 
 use super::facts::TsMs;
-use super::task::{TaskView, CRASH_FLAG_KEY};
+use super::key_map::{KeyMap, Role};
+use super::task::TaskView;
 use crate::kv::Entry;
 use std::collections::BTreeMap;
 
@@ -30,9 +31,21 @@ pub struct NamespaceMirror {
     /// The crash flag has been seen (set, or written false) at least once: its
     /// absence is then a clearing, not a worker that never uses it.
     flag_ever_seen: bool,
+    /// Which key plays which role.
+    keys: KeyMap,
 }
 
 impl NamespaceMirror {
+    /// Reads the namespace through `keys` from now on.
+    pub fn set_keys(&mut self, keys: KeyMap) {
+        self.keys = keys;
+        self.refresh();
+    }
+
+    pub fn keys(&self) -> &KeyMap {
+        &self.keys
+    }
+
     pub fn entries(&self) -> &BTreeMap<String, Entry> {
         &self.entries
     }
@@ -119,8 +132,8 @@ impl NamespaceMirror {
     }
 
     fn refresh(&mut self) {
-        self.task = TaskView::from_entries(&self.entries, &self.unreadable);
-        if self.entries.contains_key(CRASH_FLAG_KEY) {
+        self.task = TaskView::from_entries(&self.entries, &self.unreadable, &self.keys);
+        if self.entries.contains_key(self.keys.name(Role::Flag)) {
             self.flag_ever_seen = true;
         }
     }

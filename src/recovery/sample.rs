@@ -128,6 +128,7 @@ pub fn exited_as(instance: &str, exit: ProcessExit) -> Fact {
 pub fn every_event() -> Vec<super::TimelineEvent> {
     use super::facts::NodeAction;
     use super::node_book::Failover;
+    use super::pattern::PatternNews;
     use super::task::TornCheckpoint;
     use super::timeline::{TimelineEvent, TimelineKind as K};
     use super::Cycle;
@@ -309,6 +310,25 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
             node: "nodeA".into(),
             how: crate::recovery::NodeLoss::Connection,
         },
+        K::Pattern(PatternNews::ReplaySkipped { op: 7 }),
+        K::Pattern(PatternNews::AppliedTwice {
+            op: 7,
+            applied: 8,
+            logged: 6,
+        }),
+        K::Pattern(PatternNews::Restored {
+            state: "TRANSFORM".into(),
+            crashed_in: Some("TRANSFORM".into()),
+        }),
+        K::Pattern(PatternNews::Restored {
+            state: "INIT".into(),
+            crashed_in: Some("TRANSFORM".into()),
+        }),
+        K::Pattern(PatternNews::BadTransition {
+            from: "LOAD".into(),
+            to: "SAVE".into(),
+        }),
+        K::Pattern(PatternNews::DoneTwice),
     ];
     let mut events: Vec<TimelineEvent> = kinds
         .into_iter()

@@ -4,6 +4,7 @@
 use super::cycle::Cycle;
 use super::facts::{NodeAction, ProcessExit, TsMs};
 use super::node_book::Failover;
+use super::pattern::PatternNews;
 use super::task::TornCheckpoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub enum TimelineKind {
     FlagSet,
     FlagCleared,
     Torn(TornCheckpoint),
+    /// A recovery pattern's news: a replay, a restore, a broken rule.
+    Pattern(PatternNews),
     FeedDown {
         error: String,
     },

@@ -1,12 +1,14 @@
 //! The derivation itself: facts in, phases, cycles and a timeline out.
 
-use super::cycle::Basis;
 pub use super::cycle::Cycle;
+use super::cycle::{Basis, Recovered};
 use super::facts::{written_at, Fact, ProcessExit, TsMs};
+use super::key_map::{KeyMap, Role};
 pub use super::mirror::CrashFlag;
 use super::mirror::NamespaceMirror;
 use super::node_book::{NodeBook, NodeChange};
-use super::task::{TaskView, TornCheckpoint, CRASH_FLAG_KEY, PROGRESS_KEY, START_KEYS};
+use super::pattern::{Pattern, PatternNews, PatternWatch};
+use super::task::{TaskView, TornCheckpoint};
 use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::{Entry, Writer};
 use std::collections::{BTreeMap, VecDeque};
@@ -271,6 +273,12 @@ pub struct Tracker {
     writes_named: u64,
     /// When the crash flag last went from clear to set.
     flag_set_at: Option<TsMs>,
+    /// The recovery pattern as told (`--pattern`); else learnt from the keys.
+    told_pattern: Option<Pattern>,
+    /// What the pattern's runs did around crashes.
+    patterns: PatternWatch,
+    /// The change being handled wrote the state machine's state.
+    state_written: bool,
 }
 
 impl Tracker {
@@ -387,6 +395,36 @@ impl Tracker {
             }
             flag => flag,
         }
+    }
+
+    /// Reads the namespace through `keys` (`--key ROLE=NAME`) from now on.
+    pub fn set_keys(&mut self, keys: KeyMap) {
+        self.ns.set_keys(keys);
+        self.task = self.ns.task().clone();
+    }
+
+    pub fn keys(&self) -> &KeyMap {
+        self.ns.keys()
+    }
+
+    /// The recovery pattern, as told (`--pattern`).
+    pub fn set_pattern(&mut self, pattern: Option<Pattern>) {
+        self.told_pattern = pattern;
+    }
+
+    /// The recovery pattern: as told, else as the keys show it (`None`: not known yet).
+    pub fn pattern(&self) -> Option<Pattern> {
+        self.told_pattern.or(self.task.pattern)
+    }
+
+    /// Every pattern news that breaks its invariant, with when (verify's evidence).
+    pub fn pattern_findings(&self) -> &[(TsMs, PatternNews)] {
+        self.patterns.findings()
+    }
+
+    /// Every replay and restore seen, with when.
+    pub fn pattern_recoveries(&self) -> &[(TsMs, PatternNews)] {
+        self.patterns.recoveries()
     }
 
     /// The current torn checkpoint, if the namespace holds one.
@@ -542,16 +580,18 @@ impl Tracker {
                         .zip(self.open_cycle_killed_at())
                         .is_some_and(|(w, killed)| w <= killed),
                 };
-                let announces =
-                    entries.iter().any(|e| START_KEYS.contains(&e.key.as_str())) && !dead_runs;
+                let keys = self.ns.keys();
+                let announces = entries.iter().any(|e| keys.is_start_key(&e.key)) && !dead_runs;
                 if announces {
                     self.restart_announced = true;
                 }
-                let progress = entries
+                let writes_progress = entries
                     .iter()
-                    .find(|e| e.key == PROGRESS_KEY)
-                    .and_then(|e| e.value.trim().parse::<i64>().ok());
-                let sets_flag = entries.iter().any(|e| e.key == CRASH_FLAG_KEY);
+                    .any(|e| keys.role_of(&e.key) == Some(Role::Progress));
+                let sets_flag = entries.iter().any(|e| e.key == keys.name(Role::Flag));
+                self.state_written = entries
+                    .iter()
+                    .any(|e| keys.role_of(&e.key) == Some(Role::FsmState));
                 let flag_before = self.task.crash_flag;
                 if !sets_flag {
                     if let Some(d) = &mut self.flag_delete {
@@ -559,6 +599,7 @@ impl Tracker {
                     }
                 }
                 self.ns.write(at, entries);
+                let progress = self.ns.task().progress.filter(|_| writes_progress);
                 if sets_flag && self.ns.task().crash_flag && !flag_before {
                     self.on_flag_set(at, &by);
                 }
@@ -575,7 +616,7 @@ impl Tracker {
             }
             Fact::Deleted { key, writer } => {
                 let by = self.by(writer.as_ref());
-                if START_KEYS.contains(&key.as_str())
+                if self.ns.keys().is_start_key(&key)
                     && !matches!(&by, By::Run { pid, .. } if Some(*pid) == self.killed_pid)
                 {
                     self.restart_announced = true;
@@ -585,7 +626,9 @@ impl Tracker {
                     d.followed = true;
                 }
                 self.ns.delete(&key);
-                let cleared = key == CRASH_FLAG_KEY && flag_before && !self.ns.task().crash_flag;
+                let cleared = key == self.ns.keys().name(Role::Flag)
+                    && flag_before
+                    && !self.ns.task().crash_flag;
                 if cleared {
                     self.flag_delete = Some(FlagDelete {
                         at,
@@ -974,6 +1017,14 @@ impl Tracker {
             self.push(at, self.owner.clone(), kind);
         }
 
+        let wrote_state = std::mem::take(&mut self.state_written);
+        if !stranger {
+            for news in self.patterns.observe(at, &before, &task, wrote_state) {
+                let instance = self.restarted_or_owner();
+                self.push(at, instance, TimelineKind::Pattern(news));
+            }
+        }
+
         let torn = task.torn();
         if torn.is_some() && torn != self.torn && !stranger {
             if let Some(t) = torn.clone() {
@@ -995,8 +1046,9 @@ impl Tracker {
             }
         }
 
-        if self.torn.is_none() && task.counter != self.last_checkpoint {
-            if let (Some(from), Some(to)) = (self.last_checkpoint, task.counter) {
+        let counter = self.step_counter(&task);
+        if self.torn.is_none() && counter != self.last_checkpoint {
+            if let (Some(from), Some(to)) = (self.last_checkpoint, counter) {
                 // Within one task the counter only climbs; a worker resumes at
                 // the saved step, never under it. A restart that starts lower is
                 // its cycle's steps lost, not a second writer.
@@ -1014,7 +1066,7 @@ impl Tracker {
                     );
                 }
             }
-            self.last_checkpoint = task.counter;
+            self.last_checkpoint = counter;
         }
         // What the dead run wrote is still where it died.
         if self.written_by_the_dead(by, None) {
@@ -1073,6 +1125,7 @@ impl Tracker {
         let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {
             return;
         };
+        self.patterns.restart_announced(&self.task);
         let Some(id) = cycle.restarted_instance.clone() else {
             return;
         };
@@ -1082,6 +1135,25 @@ impl Tracker {
                 inst.phase = Phase::Resumed { from };
             }
         }
+    }
+
+    /// The step a whole save stands at: the checkpoint's counter; for the
+    /// transaction log and the state machine, whose every save is one batch
+    /// with its progress, the progress in steps.
+    fn step_counter(&self, task: &TaskView) -> Option<i64> {
+        match self.told_pattern.or(task.pattern) {
+            Some(Pattern::TxLog | Pattern::Fsm) => task.counter.or(task.progress.map(|p| p / 10)),
+            _ => task.counter,
+        }
+    }
+
+    /// Whose a pattern's news is: the restarted run of the open cycle, else
+    /// the namespace's owner.
+    fn restarted_or_owner(&self) -> Option<String> {
+        self.open_cycle
+            .and_then(|i| self.cycles.get(i))
+            .and_then(|c| c.restarted_instance.clone())
+            .or_else(|| self.owner.clone())
     }
 
     /// Who made a change: the run whose process (or a parent of it) wrote,
@@ -1311,6 +1383,17 @@ impl Tracker {
         }
         cycle.resumed_from = Some(resumed);
         cycle.basis = basis;
+        let pattern = self.told_pattern.or(self.task.pattern);
+        cycle.recovered = match pattern {
+            Some(Pattern::TxLog) => self.task.txlog.logged.map(|op| Recovered::Replayed { op }),
+            Some(Pattern::Fsm) => self
+                .task
+                .fsm
+                .state
+                .clone()
+                .map(|state| Recovered::Restored { state }),
+            _ => None,
+        };
         if cycle.task_done_at_kill {
             // Nothing was left to do: a new task from 0 loses nothing.
             cycle.steps_lost = Some(0);

@@ -151,17 +151,18 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
                 cycle.kill_to_restart_ms(),
                 cycle.kill_to_checkpoint_ms(),
             );
+            let (recovered_en, recovered_zh) = recovered(cycle.recovered.as_ref());
             both!(
                 lang,
                 format!(
-                    "RESUMED from {from}{}{}{}{}",
+                    "RESUMED from {from}{recovered_en}{}{}{}{}",
                     opt(lost, |n| format!(", {n} steps lost")),
                     opt(skipped, |n| format!(", {n} steps skipped")),
                     opt(restart, |ms| format!(", kill→restart {ms} ms")),
                     opt(checkpoint, |ms| format!(", kill→checkpoint {ms} ms")),
                 ),
                 format!(
-                    "RESUMED from {from} 已恢复{}{}{}{}",
+                    "RESUMED from {from} 已恢复{recovered_zh}{}{}{}{}",
                     opt(lost, |n| format!("，丢失 {n} 步")),
                     opt(skipped, |n| format!("，跳过 {n} 步")),
                     opt(restart, |ms| format!("，杀死→重启 {ms} ms")),
@@ -285,6 +286,74 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             ),
             format!("检查点倒退：从第 {from} 步到第 {to} 步（一个命名空间有两个写入者）"),
         ),
+        K::Pattern(news) => pattern_news(news, lang),
+    }
+}
+
+/// What a resumed run recovered, in its pattern's words (English, Chinese).
+fn recovered(r: Option<&crate::recovery::Recovered>) -> (String, String) {
+    use crate::recovery::Recovered;
+    match r {
+        None => (String::new(), String::new()),
+        Some(Recovered::Replayed { op }) => (
+            format!(" (log replayed from OP_{op})"),
+            format!("（日志从 OP_{op} 重放）"),
+        ),
+        Some(Recovered::Restored { state }) => (
+            format!(" (machine restored in {state})"),
+            format!("（状态机恢复于 {state}）"),
+        ),
+    }
+}
+
+/// A recovery pattern's news. Operation names and state words stay as they are.
+pub fn pattern_news(news: &crate::recovery::PatternNews, lang: Lang) -> String {
+    use crate::recovery::PatternNews as N;
+    match news {
+        N::ReplaySkipped { op } => both!(
+            lang,
+            format!("replayed OP_{op}: already applied, skipped"),
+            format!("重放 OP_{op}：已应用过，跳过"),
+        ),
+        N::AppliedTwice {
+            op,
+            applied,
+            logged,
+        } => both!(
+            lang,
+            format!("replayed OP_{op}: APPLIED TWICE ({applied} applied, {logged} logged)"),
+            format!("重放 OP_{op}：APPLIED TWICE 重复应用（已应用 {applied}，已记录 {logged}）"),
+        ),
+        N::Restored {
+            state,
+            crashed_in: Some(was),
+        } if news.breaks().is_some() => both!(
+            lang,
+            format!("machine restored WRONGLY in {state} (it crashed in {was})"),
+            format!("状态机恢复错误：恢复于 {state}（崩溃时在 {was}）"),
+        ),
+        N::Restored { state, crashed_in } => both!(
+            lang,
+            format!(
+                "machine restored in {state}{}",
+                opt(crashed_in.as_deref(), |w| format!(" (it crashed in {w})"))
+            ),
+            format!(
+                "状态机恢复于 {state}{}",
+                opt(crashed_in.as_deref(), |w| format!("（崩溃时在 {w}）"))
+            ),
+        ),
+        N::BadTransition { from, to } => both!(
+            lang,
+            format!("machine went {from} → {to}: not along INIT → LOAD → TRANSFORM → SAVE → DONE"),
+            format!("状态机 {from} → {to}：不符合 INIT → LOAD → TRANSFORM → SAVE → DONE"),
+        ),
+        N::DoneTwice => both!(
+            lang,
+            "machine reached DONE twice in one task",
+            "状态机在一个任务中两次到达 DONE",
+        )
+        .to_string(),
     }
 }
 
@@ -397,7 +466,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 44] = [
+    const PINNED: [[&str; 2]; 50] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -442,6 +511,12 @@ mod tests {
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace (kv-demo-001, kv-demo-002 alive)", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
         ["node nodeA DOWN (its connection dropped)", "节点 nodeA DOWN（连接已断开）"],
+        ["kv-demo-001 replayed OP_7: already applied, skipped", "kv-demo-001 重放 OP_7：已应用过，跳过"],
+        ["kv-demo-001 replayed OP_7: APPLIED TWICE (8 applied, 6 logged)", "kv-demo-001 重放 OP_7：APPLIED TWICE 重复应用（已应用 8，已记录 6）"],
+        ["kv-demo-001 machine restored in TRANSFORM (it crashed in TRANSFORM)", "kv-demo-001 状态机恢复于 TRANSFORM（崩溃时在 TRANSFORM）"],
+        ["kv-demo-001 machine restored WRONGLY in INIT (it crashed in TRANSFORM)", "kv-demo-001 状态机恢复错误：恢复于 INIT（崩溃时在 TRANSFORM）"],
+        ["kv-demo-001 machine went LOAD → SAVE: not along INIT → LOAD → TRANSFORM → SAVE → DONE", "kv-demo-001 状态机 LOAD → SAVE：不符合 INIT → LOAD → TRANSFORM → SAVE → DONE"],
+        ["kv-demo-001 machine reached DONE twice in one task", "kv-demo-001 状态机在一个任务中两次到达 DONE"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned
