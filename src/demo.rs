@@ -12,10 +12,12 @@
 
 mod checkpoint;
 mod config;
+mod fsm;
 pub mod keys;
 mod recovery;
 mod retry;
 mod text;
+mod txlog;
 mod worker;
 
 pub use checkpoint::{BinaryCheckpoint, Checkpoint, PERCENT_PER_STEP, TOTAL_STEPS};
@@ -41,6 +43,11 @@ On start: crash flag set and a task part-way → recovery block and resume; no f
 but a task paused part-way (graceful stop) → normal start, resume; otherwise a new \
 task from 0%. An unreachable controller is waited for (backoff up to 2 s), never \
 taken for \"no saved state\".
+
+Recovery pattern (the seed's 崩溃恢复模式): `--pattern checkpoint` (the default, \
+above), `txlog` (operations applied then logged; replayed from the log, an operation \
+already applied skipped) or `fsm` (a state machine restored in its saved state). \
+`--unsafe` makes each wrong in its classic way, for teaching.
 
 Exit status: 0 on completion or after SIGINT/SIGTERM, 1 on bad settings or when \
 --give-up is reached.";

@@ -59,6 +59,8 @@ pub fn step_batch(cp: Checkpoint, now_unix: i64) -> Vec<BatchItem> {
         BatchItem::new(keys::COUNTER, cp.counter().to_string(), ValueType::Int),
         BatchItem::new(keys::CHECKPOINT, cp.name(), ValueType::String),
         BatchItem::new(keys::TASK_STATUS, keys::STATUS_RUNNING, ValueType::String),
+        // The step's work is done: saved with the checkpoint that claims it.
+        BatchItem::new(keys::WORK_DONE, cp.counter().to_string(), ValueType::Int),
     ];
     match cp.counter() {
         3 => items.push(BatchItem::new(
@@ -213,8 +215,9 @@ mod tests {
     #[test]
     fn step_batches_carry_the_whole_checkpoint_and_the_extras() {
         let b = step_batch(Checkpoint::at(2).unwrap(), 0);
-        assert_eq!(b.len(), 4);
+        assert_eq!(b.len(), 5);
         assert_eq!(value(&b, keys::PROGRESS).unwrap().value, "20");
+        assert_eq!(value(&b, keys::WORK_DONE).unwrap().value, "2");
         assert_eq!(
             value(&b, keys::PROGRESS).unwrap().value_type,
             ValueType::Int

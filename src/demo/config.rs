@@ -3,6 +3,7 @@
 
 pub use crate::kv::NamespaceBy;
 use crate::kv::{model::validate_namespace, DEFAULT_CONTROLLER_BASE};
+pub use crate::recovery::Pattern;
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
@@ -39,6 +40,23 @@ pub struct DemoArgs {
     /// break (`30s`, `5m`, or milliseconds) [default: wait forever].
     #[arg(long, env = "KV_DEMO_GIVE_UP", value_parser = parse_duration)]
     pub give_up: Option<Duration>,
+
+    /// The seed's recovery pattern: `checkpoint` (模式1, resume from the last
+    /// checkpoint), `txlog` (模式2, replay the transaction log) or `fsm`
+    /// (模式3, restore the state machine).
+    #[arg(long, env = "KV_DEMO_PATTERN", default_value = "checkpoint", value_parser = parse_pattern)]
+    pub pattern: Pattern,
+
+    /// Make the pattern wrong in its classic way, for teaching: checkpoint
+    /// before the work (a step lost), replay without idempotence (an
+    /// operation applied twice), restart the machine from INIT.
+    #[arg(long = "unsafe", env = "KV_DEMO_UNSAFE")]
+    pub unsafe_mode: bool,
+}
+
+fn parse_pattern(s: &str) -> Result<Pattern, String> {
+    Pattern::from_word(s.trim())
+        .ok_or_else(|| format!("{s:?} is not a pattern (checkpoint, txlog, fsm)"))
 }
 
 /// Where the namespace name came from; the banner shows it.
@@ -59,6 +77,9 @@ pub struct Config {
     pub strategy: NamespaceStrategy,
     pub step: Duration,
     pub give_up: Option<Duration>,
+    pub pattern: Pattern,
+    /// `--unsafe`: the pattern's classic mistake, on purpose.
+    pub unsafe_mode: bool,
 }
 
 impl Config {
@@ -82,6 +103,8 @@ impl Config {
             strategy,
             step: args.step,
             give_up: args.give_up,
+            pattern: args.pattern,
+            unsafe_mode: args.unsafe_mode,
         })
     }
 }
@@ -146,5 +169,14 @@ mod tests {
         );
         assert!(config(&["--namespace", "a/b"]).is_err());
         assert!(config(&["--step", "0ms"]).is_err());
+    }
+
+    #[test]
+    fn the_pattern_defaults_to_checkpoint() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.pattern, c.unsafe_mode), (Pattern::Checkpoint, false));
+        let c = config(&["--pattern", "txlog", "--unsafe"]).unwrap();
+        assert_eq!((c.pattern, c.unsafe_mode), (Pattern::TxLog, true));
+        assert!(config(&["--pattern", "wal"]).is_err());
     }
 }

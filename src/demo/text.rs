@@ -3,7 +3,7 @@
 //! English with the `[KV Demo]` prefix, like its signal lines.
 
 use super::checkpoint::Checkpoint;
-use super::config::{Config, NamespaceStrategy};
+use super::config::{Config, NamespaceStrategy, Pattern};
 use crate::clock;
 use crate::kv::{Entry, ValueType};
 use std::io::Write;
@@ -37,8 +37,128 @@ pub fn banner(cfg: &Config) -> Vec<String> {
         format!("控制器: {}", cfg.controller),
         format!("命名空间: {}（策略: {strategy}）", cfg.namespace),
         format!("步长: {}", humantime::format_duration(cfg.step)),
+        pattern_line(cfg),
         RULE.to_string(),
     ]
+}
+
+/// Which of the seed's 崩溃恢复模式 this run follows, and `--unsafe`'s warning.
+fn pattern_line(cfg: &Config) -> String {
+    let name = match cfg.pattern {
+        Pattern::Checkpoint => "模式1 检查点恢复 (checkpoint)",
+        Pattern::TxLog => "模式2 事务日志 (txlog)",
+        Pattern::Fsm => "模式3 状态机恢复 (fsm)",
+    };
+    if cfg.unsafe_mode {
+        format!("恢复模式: {name} ⚠️ 不安全演示 (--unsafe)")
+    } else {
+        format!("恢复模式: {name}")
+    }
+}
+
+/// `--unsafe` checkpoint: the checkpoint is saved before the step's work.
+pub fn checkpoint_before_work(cp: Checkpoint) -> String {
+    format!(
+        "⚠️ [unsafe] 先保存检查点 {}，再执行工作（此时崩溃会丢失这一步）",
+        cp.name()
+    )
+}
+
+// ---- 模式2: 事务日志
+
+pub fn txlog_recovery_block(logged: u32, applied: i64, applied_op: u32) -> Vec<String> {
+    vec![
+        CRASH_DETECTED.to_string(),
+        format!("  已记录操作: {logged}（最后: {}）", op_name(logged)),
+        format!("  已应用: {applied}（最后应用: {}）", op_name(applied_op)),
+        format!("✅ 日志恢复完成，从 {} 开始重放", op_name(logged + 1)),
+    ]
+}
+
+pub fn txlog_paused_note(logged: u32) -> String {
+    format!(
+        "⏸️ 上次任务已暂停于 {}，从 {} 继续执行",
+        op_name(logged),
+        op_name(logged + 1)
+    )
+}
+
+/// `OP_k` (`-` before the first).
+pub fn op_name(k: u32) -> String {
+    if k == 0 {
+        "-".to_string()
+    } else {
+        format!("OP_{k}")
+    }
+}
+
+pub fn op_applied(op: u32, applied: i64) -> String {
+    format!("  ⚙️ 执行 {}: ledger.applied = {applied}", op_name(op))
+}
+
+pub fn op_replay_skipped(op: u32) -> String {
+    format!(
+        "⏭️ 重放 {}: 已应用过（ledger.applied_op = {op}），跳过",
+        op_name(op)
+    )
+}
+
+pub fn op_applied_again(op: u32, applied: i64) -> String {
+    format!(
+        "⚠️ [unsafe] 重放 {} 未检查是否已应用: ledger.applied = {applied}（重复应用）",
+        op_name(op)
+    )
+}
+
+pub fn op_logged(op: u32, total: u32) -> String {
+    format!(
+        "📒 日志: operation.counter = {op} | operation.last = {} | 进度: {}%",
+        op_name(op),
+        op * 100 / total
+    )
+}
+
+pub fn txlog_stats(total: u32, applied: i64) -> Vec<String> {
+    vec![
+        "📈 最终统计:".to_string(),
+        format!("  已记录操作: {total}/{total}"),
+        format!("  ledger.applied = {applied}（应为 {total}）"),
+    ]
+}
+
+// ---- 模式3: 状态机
+
+pub fn fsm_recovery_block(state: &str, data: &str) -> Vec<String> {
+    vec![
+        CRASH_DETECTED.to_string(),
+        format!("  状态机状态: {state}"),
+        format!("  状态数据: {data}"),
+        format!("✅ 状态机已恢复，在 {state} 继续执行"),
+    ]
+}
+
+pub fn fsm_paused_note(state: &str) -> String {
+    format!("⏸️ 上次任务已暂停于状态 {state}，继续执行")
+}
+
+pub fn fsm_restart_from_init(state: &str) -> String {
+    format!("⚠️ [unsafe] 忽略已保存的状态 {state}，从 INIT 重新开始")
+}
+
+pub fn fsm_step(state: &str, step: u32, of: u32, progress: u32) -> String {
+    format!("⚙️ 状态: {state} ({step}/{of}) | 进度: {progress}%")
+}
+
+pub fn fsm_final(steps: u32) -> Vec<String> {
+    vec![
+        "📈 最终统计:".to_string(),
+        "  状态: INIT → LOAD → TRANSFORM → SAVE → DONE".to_string(),
+        format!("  总步数: {steps}"),
+    ]
+}
+
+pub fn fsm_done() -> String {
+    "🏁 状态: DONE".to_string()
 }
 
 pub const NORMAL_START: &str = "🆕 正常启动（无崩溃记录）";

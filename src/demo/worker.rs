@@ -4,15 +4,13 @@
 //! Signals are awaited next to the task (never handled inside a signal
 //! handler), so the shutdown writes are ordinary async HTTP with a deadline.
 
-use super::checkpoint::{
-    completed_batch, now_unix, start_batch, step_batch, stopped_batch, Checkpoint,
-};
-use super::config::Config;
+use super::checkpoint::{completed_batch, now_unix, start_batch, step_batch, stopped_batch};
+use super::config::{Config, Pattern};
 use super::keys;
 use super::recovery::{self, StartMode};
 use super::retry::Retry;
 use super::text::{self, say};
-use crate::kv::{ClientOptions, DistributedMemory, KvError};
+use crate::kv::{BatchItem, ClientOptions, DistributedMemory, Entry, KvError, ValueType};
 use crate::signals::Termination;
 use anyhow::{Context, Result};
 use std::future::Future;
@@ -27,9 +25,9 @@ pub enum Outcome {
 }
 
 pub struct Worker {
-    cfg: Config,
-    dm: DistributedMemory,
-    retry: Retry,
+    pub(super) cfg: Config,
+    pub(super) dm: DistributedMemory,
+    pub(super) retry: Retry,
 }
 
 impl Worker {
@@ -66,12 +64,40 @@ impl Worker {
     }
 
     async fn run_task(&self) -> Result<()> {
+        match self.cfg.pattern {
+            Pattern::Checkpoint => self.run_checkpoints().await,
+            Pattern::TxLog => self.run_txlog().await,
+            Pattern::Fsm => self.run_fsm().await,
+        }
+    }
+
+    /// Every entry of the namespace; an unreachable controller is waited for
+    /// (it is not "no saved state").
+    pub(super) async fn read_all(&self) -> Result<Vec<Entry>> {
         let ns = &self.cfg.namespace;
-        // Wait for a real answer: an unreachable controller is not "no saved state".
-        let entries = self
-            .retry
+        self.retry
             .run(&format!("reading namespace {ns}"), || self.dm.get_all())
-            .await?;
+            .await
+    }
+
+    /// One batch, retried until it lands.
+    pub(super) async fn write(&self, what: &str, batch: &[BatchItem]) -> Result<()> {
+        self.retry
+            .run(what, || self.dm.put_batch(batch))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets the crash flag with its time (every pattern, at every start).
+    pub(super) async fn set_flag(&self) -> Result<()> {
+        self.write("setting the crash flag", &start_batch(now_unix()))
+            .await
+    }
+
+    /// 模式1: a checkpoint after each step's work (`--unsafe`: before it).
+    async fn run_checkpoints(&self) -> Result<()> {
+        let ns = &self.cfg.namespace;
+        let entries = self.read_all().await?;
         let mode = recovery::decide(&entries)
             .with_context(|| format!("reading the saved task in namespace {ns}"))?;
         match mode {
@@ -86,52 +112,55 @@ impl Worker {
                 say(text::TASK_START);
             }
         }
-        let flag = start_batch(now_unix());
-        self.retry
-            .run("setting the crash flag", || self.dm.put_batch(&flag))
-            .await?;
+        self.set_flag().await?;
 
         let resumed_from = mode.resume_from();
         let started = Instant::now();
         let mut cp = resumed_from;
         while let Some(next) = cp.next() {
-            tokio::time::sleep(self.cfg.step).await;
-            // The same step is retried until it lands; progress stays in memory.
+            let what = format!("saving checkpoint {}", next.name());
             let batch = step_batch(next, now_unix());
-            self.retry
-                .run(&format!("saving checkpoint {}", next.name()), || {
-                    self.dm.put_batch(&batch)
-                })
-                .await?;
+            if self.cfg.unsafe_mode {
+                // The classic mistake: the checkpoint claims the step before
+                // its work is done; a crash during the work loses the step.
+                let ahead: Vec<BatchItem> = batch
+                    .iter()
+                    .filter(|i| i.key != keys::WORK_DONE)
+                    .cloned()
+                    .collect();
+                self.write(&what, &ahead).await?;
+                say(text::checkpoint_before_work(next));
+                tokio::time::sleep(self.cfg.step).await;
+                let done = [BatchItem::new(
+                    keys::WORK_DONE,
+                    next.counter().to_string(),
+                    ValueType::Int,
+                )];
+                self.write("recording the work done", &done).await?;
+            } else {
+                tokio::time::sleep(self.cfg.step).await;
+                // The same step is retried until it lands; progress stays in memory.
+                self.write(&what, &batch).await?;
+            }
             cp = next;
             say(text::progress(cp));
         }
-        self.complete(resumed_from, cp, started.elapsed()).await
+        let stats = text::final_stats(cp, resumed_from, started.elapsed());
+        self.complete(&[], stats).await
     }
 
-    async fn complete(
-        &self,
-        resumed_from: Checkpoint,
-        done: Checkpoint,
-        took: Duration,
-    ) -> Result<()> {
+    /// Clears the flag, marks the task completed (with `extra` in the same
+    /// batch), prints `✅ 任务完成！`, `stats` and every key.
+    pub(super) async fn complete(&self, extra: &[BatchItem], stats: Vec<String>) -> Result<()> {
         self.retry
             .run("clearing the crash flag", || self.dm.remove(keys::CRASHED))
             .await?;
-        let completed = completed_batch(now_unix());
-        self.retry
-            .run("marking the task completed", || {
-                self.dm.put_batch(&completed)
-            })
-            .await?;
+        let mut completed = completed_batch(now_unix());
+        completed.extend_from_slice(extra);
+        self.write("marking the task completed", &completed).await?;
         say(text::TASK_DONE);
-        text::final_stats(done, resumed_from, took)
-            .iter()
-            .for_each(say);
-        let all = self
-            .retry
-            .run("listing the namespace", || self.dm.get_all())
-            .await?;
+        stats.iter().for_each(say);
+        let all = self.read_all().await?;
         text::all_keys(&self.cfg.namespace, &all)
             .iter()
             .for_each(say);
