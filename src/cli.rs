@@ -13,6 +13,7 @@ mod ctl;
 mod deploy;
 mod generated;
 mod kv;
+mod reading;
 mod scenario;
 mod ui;
 mod up;

@@ -181,6 +181,7 @@ impl Session {
     /// per namespace it watches (`Board`), as its workers choose them.
     pub fn new_board(&self) -> crate::recovery::Board {
         let mut board = crate::recovery::Board::new(&self.config.app, self.config.namespace_by);
+        board.set_reading(self.config.keys.clone(), self.config.pattern);
         // Our own controller's TTL is known; another's is taken as the default.
         if self.embedded_controller().is_some() {
             board.set_node_ttl(self.config.cluster.node_ttl);

@@ -162,6 +162,9 @@ pub async fn run(config: VerifyConfig) -> Result<Report> {
         // Without a change stream (an original controller) the namespace is polled:
         // often enough that each step is seen several times.
         poll_interval: poll_interval(config.step),
+        keys: config.keys.clone(),
+        pattern: config.pattern,
+        unsafe_worker: config.unsafe_worker,
         ..SessionConfig::default()
     };
     let session = Session::start(session_config)

@@ -34,6 +34,8 @@ pub struct AttachArgs {
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
+    reading: super::reading::ReadingArgs,
+    #[command(flatten)]
     pub(super) ui: UiArgs,
 }
 
@@ -53,6 +55,8 @@ pub async fn run(args: AttachArgs) -> Result<()> {
         restart_grace: args.restart_grace,
         // Every instance the cluster API reports, on any node.
         remote_instances: true,
+        keys: args.reading.key_map().map_err(super::UsageError)?,
+        pattern: args.reading.pattern,
         ..SessionConfig::default()
     };
     // The controller may take long to answer, or never: the screen says so

@@ -65,6 +65,13 @@ pub struct UpArgs {
     /// Supervise this command instead of the bundled kv-demo, e.g. "./kv-demo-cpp".
     #[arg(long)]
     pub cmd: Option<String>,
+    #[command(flatten)]
+    pub reading: super::reading::ReadingArgs,
+    /// The bundled kv-demo makes its pattern's classic mistake, for teaching:
+    /// checkpoint before the work, replay without idempotence, restart the
+    /// machine from INIT.
+    #[arg(long = "unsafe")]
+    pub unsafe_worker: bool,
     /// App name: PLUM_APP_NAME for workers and the KV namespace.
     #[arg(long, default_value = "kv-demo")]
     pub app: String,
@@ -256,6 +263,9 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         fresh: args.fresh || (args.db.is_none() && !args.keep_state),
         // A given controller's cluster may run the app on other machines too.
         remote_instances: args.controller.is_some(),
+        keys: args.reading.key_map().map_err(UsageError)?,
+        pattern: args.reading.pattern,
+        unsafe_worker: args.unsafe_worker,
         ..SessionConfig::default()
     };
     let session = if args.nodes > 1 {

@@ -90,6 +90,13 @@ pub struct VerifyArgs {
     /// With --nodes: freeze the node (SIGSTOP), thaw it once its work has moved.
     #[arg(long)]
     pub freeze_node: bool,
+    #[command(flatten)]
+    pub reading: super::reading::ReadingArgs,
+    /// The bundled kv-demo makes its pattern's classic mistake (checkpoint
+    /// before the work, replay without idempotence, restart the machine from
+    /// INIT): verify must fail it.
+    #[arg(long = "unsafe")]
+    pub unsafe_worker: bool,
 }
 
 impl VerifyArgs {
@@ -162,6 +169,9 @@ impl VerifyArgs {
             live_to_stderr: args.json,
             orphan_guard: None,
             nodes,
+            keys: args.reading.key_map()?,
+            pattern: args.reading.pattern,
+            unsafe_worker: args.unsafe_worker,
             outputs: ReportOutputs {
                 json: args.json,
                 report: args.report.clone(),

@@ -148,6 +148,10 @@ enum Kind<'a> {
         to: &'a str,
     },
     FsmDoneTwice,
+    StepLost {
+        step: i64,
+        work_done: i64,
+    },
 }
 
 /// An exit's fields; how it ended is one of `signal`, `code` or `exit`.
@@ -303,6 +307,10 @@ impl<'a> Kind<'a> {
                     },
                     N::BadTransition { from, to } => Kind::FsmBadTransition { from, to },
                     N::DoneTwice => Kind::FsmDoneTwice,
+                    N::StepLost { step, work_done } => Kind::StepLost {
+                        step: *step,
+                        work_done: *work_done,
+                    },
                 }
             }
         }
@@ -330,7 +338,7 @@ mod tests {
     use crate::recovery::TimelineKind;
 
     /// Each event of `sample::every_event`, as `--events` and headless write it.
-    const PINNED: [&str; 50] = [
+    const PINNED: [&str; 51] = [
         r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
         r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
         r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
@@ -381,6 +389,7 @@ mod tests {
         r#"{"crashed_in":"TRANSFORM","instance":"kv-demo-001","kind":"fsm_restored","state":"INIT","ts_ms":1700000000047,"wrong":true}"#,
         r#"{"from":"LOAD","instance":"kv-demo-001","kind":"fsm_bad_transition","to":"SAVE","ts_ms":1700000000048}"#,
         r#"{"instance":"kv-demo-001","kind":"fsm_done_twice","ts_ms":1700000000049}"#,
+        r#"{"instance":"kv-demo-001","kind":"step_lost","step":6,"ts_ms":1700000000050,"work_done":5}"#,
     ];
 
     /// Scripts read these lines: every kind's object, byte for byte (keys

@@ -101,6 +101,10 @@ pub enum PatternNews {
     BadTransition { from: String, to: String },
     /// DONE reached again within one task.
     DoneTwice,
+    /// A checkpoint saved before its work: the dead run left `step_{step}`
+    /// with the work done only up to `work_done`; the restart goes on past
+    /// work never done.
+    StepLost { step: i64, work_done: i64 },
 }
 
 impl PatternNews {
@@ -114,6 +118,7 @@ impl PatternNews {
                 restored_wrongly(state, crashed_in.as_deref()).then_some(8)
             }
             PatternNews::BadTransition { .. } | PatternNews::DoneTwice => Some(8),
+            PatternNews::StepLost { .. } => Some(2),
         }
     }
 }
@@ -138,6 +143,9 @@ pub struct PatternWatch {
     applied_since_log: bool,
     /// Operations already told as applied twice (told once each).
     told_twice: Vec<i64>,
+    /// Effects applied twice in this task so far: the ledger stays that far
+    /// ahead of its log, which is no new double.
+    extra: i64,
     /// DONE was reached in the current task.
     done_in_task: bool,
     /// Every news that breaks an invariant, with when (verify's evidence).
@@ -147,11 +155,21 @@ pub struct PatternWatch {
 }
 
 impl PatternWatch {
-    /// A restarted run announced itself: what it reads is `left`.
-    pub fn restart_announced(&mut self, left: &TaskView) {
+    /// A restarted run announced itself: what it reads is `left`. A
+    /// checkpoint ahead of its work is told now: the restart resumes from it.
+    pub fn restart_announced(&mut self, at: TsMs, left: &TaskView) -> Vec<PatternNews> {
         self.restart = Some(left.clone());
         // What the dead run applied is not the restarted run's doing.
         self.applied_since_log = false;
+        let mut news = Vec::new();
+        if let (Some(step), Some(work_done)) = (left.counter, left.work_done) {
+            if work_done < step && !left.is_completed() {
+                let n = PatternNews::StepLost { step, work_done };
+                self.findings.push((at, n.clone()));
+                news.push(n);
+            }
+        }
+        news
     }
 
     pub fn findings(&self) -> &[(TsMs, PatternNews)] {
@@ -194,15 +212,17 @@ impl PatternWatch {
         if a.logged.unwrap_or(0) < b.logged.unwrap_or(0) || a.applied < b.applied {
             self.applied_since_log = false;
             self.told_twice.clear();
+            self.extra = 0;
             return;
         }
         if a.applied > b.applied && b.applied.is_some() {
             self.applied_since_log = true;
             if let (Some(applied), Some(op)) = (a.applied, a.applied_op) {
                 let logged = a.logged.unwrap_or(0);
-                let again = a.applied_op == b.applied_op || applied > logged + 1;
+                let again = a.applied_op == b.applied_op || applied > logged + 1 + self.extra;
                 if again && !self.told_twice.contains(&op) {
                     self.told_twice.push(op);
+                    self.extra += 1;
                     news.push(PatternNews::AppliedTwice {
                         op,
                         applied,
@@ -315,7 +335,7 @@ mod tests {
         let mut w = PatternWatch::default();
         // OP_4 applied, then the kill before it was logged.
         assert!(w.observe(1, &tx(3, 3, 3), &tx(3, 4, 4), false).is_empty());
-        w.restart_announced(&tx(3, 4, 4));
+        w.restart_announced(2, &tx(3, 4, 4));
         let news = w.observe(2, &tx(3, 4, 4), &tx(4, 4, 4), false);
         assert_eq!(news, [PatternNews::ReplaySkipped { op: 4 }]);
         assert!(w.findings().is_empty());
@@ -326,7 +346,7 @@ mod tests {
     fn a_replay_without_idempotence_applies_twice() {
         let mut w = PatternWatch::default();
         w.observe(1, &tx(3, 3, 3), &tx(3, 4, 4), false);
-        w.restart_announced(&tx(3, 4, 4));
+        w.restart_announced(2, &tx(3, 4, 4));
         let news = w.observe(2, &tx(3, 4, 4), &tx(3, 5, 4), false);
         assert_eq!(
             news,
@@ -337,16 +357,19 @@ mod tests {
             }]
         );
         assert_eq!(news[0].breaks(), Some(7));
+        // The ledger stays one ahead of its log from now on: no new double.
+        w.observe(3, &tx(3, 5, 4), &tx(4, 5, 4), false);
+        assert!(w.observe(4, &tx(4, 5, 4), &tx(4, 6, 5), false).is_empty());
     }
 
     #[test]
     fn a_machine_restored_in_its_state_is_fine_and_from_init_is_not() {
         let mut w = PatternWatch::default();
         w.observe(1, &fsm("LOAD"), &fsm("TRANSFORM"), true);
-        w.restart_announced(&fsm("TRANSFORM"));
+        w.restart_announced(2, &fsm("TRANSFORM"));
         let news = w.observe(2, &fsm("TRANSFORM"), &fsm("TRANSFORM"), true);
         assert_eq!(news[0].breaks(), None);
-        w.restart_announced(&fsm("TRANSFORM"));
+        w.restart_announced(3, &fsm("TRANSFORM"));
         let news = w.observe(3, &fsm("TRANSFORM"), &fsm("INIT"), true);
         assert_eq!(
             news,
@@ -360,5 +383,30 @@ mod tests {
         assert_eq!(news[0].breaks(), Some(8), "{news:?}");
         assert!(w.observe(5, &fsm("SAVE"), &fsm("DONE"), true).is_empty());
         assert!(w.observe(6, &fsm("DONE"), &fsm("INIT"), true).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_ahead_of_its_work_loses_the_step() {
+        let mut w = PatternWatch::default();
+        let left = TaskView {
+            counter: Some(6),
+            work_done: Some(5),
+            ..TaskView::default()
+        };
+        let news = w.restart_announced(1, &left);
+        assert_eq!(
+            news,
+            [PatternNews::StepLost {
+                step: 6,
+                work_done: 5
+            }]
+        );
+        assert_eq!(news[0].breaks(), Some(2));
+        let whole = TaskView {
+            counter: Some(6),
+            work_done: Some(6),
+            ..TaskView::default()
+        };
+        assert!(w.restart_announced(2, &whole).is_empty());
     }
 }

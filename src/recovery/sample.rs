@@ -329,6 +329,10 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
             to: "SAVE".into(),
         }),
         K::Pattern(PatternNews::DoneTwice),
+        K::Pattern(PatternNews::StepLost {
+            step: 6,
+            work_done: 5,
+        }),
     ];
     let mut events: Vec<TimelineEvent> = kinds
         .into_iter()

@@ -1125,7 +1125,14 @@ impl Tracker {
         let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {
             return;
         };
-        self.patterns.restart_announced(&self.task);
+        let at = self.task_changed_at();
+        let instance = cycle.restarted_instance.clone();
+        for news in self.patterns.restart_announced(at, &self.task) {
+            self.push(at, instance.clone(), TimelineKind::Pattern(news));
+        }
+        let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {
+            return;
+        };
         let Some(id) = cycle.restarted_instance.clone() else {
             return;
         };
@@ -1145,6 +1152,16 @@ impl Tracker {
             Some(Pattern::TxLog | Pattern::Fsm) => task.counter.or(task.progress.map(|p| p / 10)),
             _ => task.counter,
         }
+    }
+
+    /// When the namespace last changed (the restart's announcement is its last change).
+    fn task_changed_at(&self) -> TsMs {
+        self.ns
+            .entries()
+            .keys()
+            .filter_map(|k| self.ns.changed_at(k))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whose a pattern's news is: the restarted run of the open cycle, else

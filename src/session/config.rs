@@ -53,6 +53,13 @@ pub struct SessionConfig {
     /// List the app's instances the cluster API reports on other machines
     /// (`attach`, `up --controller`): each a row, signalled through its agent.
     pub remote_instances: bool,
+    /// Which of the app's keys plays which role (`--key ROLE=NAME`).
+    pub keys: crate::recovery::KeyMap,
+    /// The recovery pattern as told (`--pattern`); the bundled kv-demo runs it
+    /// (`KV_DEMO_PATTERN`). `None`: learnt from the keys.
+    pub pattern: Option<crate::recovery::Pattern>,
+    /// The worker makes its pattern's classic mistake (`KV_DEMO_UNSAFE`).
+    pub unsafe_worker: bool,
 }
 
 impl Default for SessionConfig {
@@ -82,6 +89,9 @@ impl Default for SessionConfig {
             listen_exact: false,
             fresh: false,
             remote_instances: false,
+            keys: crate::recovery::KeyMap::kv_demo(),
+            pattern: None,
+            unsafe_worker: false,
         }
     }
 }
@@ -116,6 +126,12 @@ pub(super) fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
     }
     if config.namespace_by == NamespaceBy::Instance {
         spec = spec.env("KV_DEMO_NAMESPACE_BY", "instance");
+    }
+    if let Some(pattern) = config.pattern {
+        spec = spec.env("KV_DEMO_PATTERN", pattern.word());
+    }
+    if config.unsafe_worker {
+        spec = spec.env("KV_DEMO_UNSAFE", "true");
     }
     Ok(spec)
 }

@@ -354,6 +354,15 @@ pub fn pattern_news(news: &crate::recovery::PatternNews, lang: Lang) -> String {
             "状态机在一个任务中两次到达 DONE",
         )
         .to_string(),
+        N::StepLost { step, work_done } => both!(
+            lang,
+            format!(
+                "STEP LOST: checkpoint step_{step} was saved before its work (work done to step {work_done}); the restart goes on past it"
+            ),
+            format!(
+                "STEP LOST 丢失一步：检查点 step_{step} 在工作完成前保存（工作只完成到第 {work_done} 步），重启后越过了它"
+            ),
+        ),
     }
 }
 
@@ -466,7 +475,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 50] = [
+    const PINNED: [[&str; 2]; 51] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -517,6 +526,7 @@ mod tests {
         ["kv-demo-001 machine restored WRONGLY in INIT (it crashed in TRANSFORM)", "kv-demo-001 状态机恢复错误：恢复于 INIT（崩溃时在 TRANSFORM）"],
         ["kv-demo-001 machine went LOAD → SAVE: not along INIT → LOAD → TRANSFORM → SAVE → DONE", "kv-demo-001 状态机 LOAD → SAVE：不符合 INIT → LOAD → TRANSFORM → SAVE → DONE"],
         ["kv-demo-001 machine reached DONE twice in one task", "kv-demo-001 状态机在一个任务中两次到达 DONE"],
+        ["kv-demo-001 STEP LOST: checkpoint step_6 was saved before its work (work done to step 5); the restart goes on past it", "kv-demo-001 STEP LOST 丢失一步：检查点 step_6 在工作完成前保存（工作只完成到第 5 步），重启后越过了它"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned

@@ -44,6 +44,12 @@ pub struct VerifyConfig {
     pub orphan_guard: Option<std::path::PathBuf>,
     /// `--nodes`: the node scenario instead of the kill cycles.
     pub nodes: Option<NodeScenario>,
+    /// Which of the app's keys plays which role (`--key ROLE=NAME`).
+    pub keys: crate::recovery::KeyMap,
+    /// The recovery pattern as told (`--pattern`), else learnt from the keys.
+    pub pattern: Option<crate::recovery::Pattern>,
+    /// The bundled worker makes its pattern's classic mistake (`--unsafe`).
+    pub unsafe_worker: bool,
     /// Where the report goes besides the terminal.
     pub outputs: ReportOutputs,
 }

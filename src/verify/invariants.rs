@@ -1,10 +1,13 @@
 //! Judges invariants 1–6 for the runner, with history excerpts as evidence, and the verdicts.
 
 use super::history::view_text;
-use super::report::{CycleReport, GracefulReport, InvariantResult, Violation, INVARIANTS};
+use super::report::{
+    CycleReport, GracefulReport, InvariantResult, Violation, FSM_INVARIANT, INVARIANTS,
+    TXLOG_INVARIANT,
+};
 use super::runner::Runner;
 use crate::clock::now_ms;
-use crate::recovery::{Phase, ProcessExit, TsMs};
+use crate::recovery::{fsm_index, Pattern, PatternNews, Phase, ProcessExit, TsMs};
 use std::time::Duration;
 
 impl Runner {
@@ -158,6 +161,80 @@ impl Runner {
         }
     }
 
+    /// The recovery pattern's findings since the last call (a replay applied
+    /// twice, a machine restored wrongly, a checkpoint ahead of its work),
+    /// each a violation with its evidence. `tag` names the cycle, if any.
+    pub(super) fn judge_pattern(&mut self, tag: &str) {
+        let all = self.tracker().pattern_findings();
+        let findings: Vec<(TsMs, PatternNews)> =
+            all.get(self.pattern_seen..).unwrap_or(&[]).to_vec();
+        self.pattern_seen = all.len();
+        for (at, news) in findings {
+            let Some(invariant) = news.breaks() else {
+                continue;
+            };
+            let what = match &news {
+                PatternNews::AppliedTwice {
+                    op,
+                    applied,
+                    logged,
+                } => format!(
+                    "OP_{op} was applied twice: the replay applied it again (ledger.applied={applied} with operation.counter={logged}; at most {} may be applied)",
+                    logged + 1
+                ),
+                PatternNews::Restored {
+                    state,
+                    crashed_in: Some(was),
+                } => {
+                    let how = match (fsm_index(state), fsm_index(was)) {
+                        (Some(to), Some(from)) if to < from => "went back",
+                        _ => "skipped a state",
+                    };
+                    format!(
+                        "the machine crashed in {was} and the restarted run went on in {state}: restored wrongly ({how}; fsm.state={state} was its first write)"
+                    )
+                }
+                PatternNews::Restored { state, .. } => {
+                    format!("the machine was restored in {state}, not where it crashed")
+                }
+                PatternNews::BadTransition { from, to } => format!(
+                    "the machine went {from} → {to}, not along INIT → LOAD → TRANSFORM → SAVE → DONE"
+                ),
+                PatternNews::DoneTwice => "the machine reached DONE twice in one task".into(),
+                PatternNews::StepLost { step, work_done } => format!(
+                    "checkpoint step_{step} was saved before its work: at the kill the work was done only to step {work_done} (task.work_done={work_done}), and the restart resumed from step_{step}, so step {step}'s work was never done"
+                ),
+                PatternNews::ReplaySkipped { .. } => continue,
+            };
+            let message = if tag.is_empty() {
+                what
+            } else {
+                format!("{what} ({tag})")
+            };
+            self.violate(invariant, at, message);
+        }
+    }
+
+    /// Invariant 7 at the end of a task: the ledger holds exactly one effect
+    /// per operation logged.
+    pub(super) fn judge_ledger(&mut self, task: u32) {
+        if self.tracker().pattern() != Some(Pattern::TxLog) || !self.view().is_completed() {
+            return;
+        }
+        let (applied, logged) = (self.view().txlog.applied, self.view().txlog.logged);
+        if let (Some(a), Some(l)) = (applied, logged) {
+            if a != l {
+                self.violate(
+                    7,
+                    now_ms(),
+                    format!(
+                        "task {task} ended with ledger.applied={a} for {l} operations logged (expected exactly {l})"
+                    ),
+                );
+            }
+        }
+    }
+
     /// The cycle's verdict from the violations recorded since `before`.
     pub(super) fn judge_cycle(&mut self, cycle: &mut CycleReport, before: usize) {
         // Tagged for the per-cycle test cases of the JUnit report.
@@ -277,6 +354,7 @@ impl Runner {
     /// At the end of the run: invariant 5 on every task followed to its end,
     /// and the warning about torn states between a live worker's writes.
     pub(super) fn judge_end_of_run(&mut self) {
+        self.judge_pattern("");
         // Judge invariant 5 on every task followed to its end.
         let finished = self.finished_tasks.clone();
         for task in finished {
@@ -303,7 +381,12 @@ impl Runner {
     /// plan was done, if it did.
     pub(super) fn verdicts(&mut self, early: &Option<String>) -> Vec<InvariantResult> {
         let mut invariants = Vec::new();
-        for (id, name) in INVARIANTS {
+        let pattern_invariant = match self.tracker().pattern() {
+            Some(Pattern::TxLog) => Some(TXLOG_INVARIANT),
+            Some(Pattern::Fsm) => Some(FSM_INVARIANT),
+            _ => None,
+        };
+        for (id, name) in INVARIANTS.into_iter().chain(pattern_invariant) {
             let violations: Vec<Violation> = self
                 .violations
                 .iter()

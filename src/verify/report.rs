@@ -33,6 +33,28 @@ pub const INVARIANTS: [(u8, &str); 6] = [
     ),
 ];
 
+/// The invariants of the other two recovery patterns (DESIGN.md, "Recovery
+/// patterns"), judged when the worker follows that pattern.
+pub const TXLOG_INVARIANT: (u8, &str) = (
+    7,
+    "transaction log: every operation's effect applied exactly once (ledger.applied ≤ operation.counter + 1 while running, = N at the end)",
+);
+pub const FSM_INVARIANT: (u8, &str) = (
+    8,
+    "state machine: after a crash in a state the restart continues there (never back to INIT, never a skipped state), transitions only along the machine, DONE once",
+);
+
+/// A transaction log's or state machine's keys at a moment (the pattern's plot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatternSample {
+    pub ts_ms: TsMs,
+    /// Operations logged and effects applied (transaction log).
+    pub logged: Option<i64>,
+    pub applied: Option<i64>,
+    /// The machine's state (state machine).
+    pub state: Option<String>,
+}
+
 /// One SIGKILL → restart → resume cycle.
 #[derive(Debug, Clone, Serialize)]
 pub struct CycleReport {
@@ -170,6 +192,14 @@ pub struct Report {
     pub controller: String,
     pub embedded_controller: bool,
     pub app: String,
+    /// The recovery pattern judged (`checkpoint`, `txlog`, `fsm`), as told or learnt.
+    pub pattern: Option<crate::recovery::Pattern>,
+    /// The keys mapped by `--key` (`ROLE=NAME`), if any.
+    pub keys: Vec<String>,
+    /// Every replay and restore seen, as the timeline tells them.
+    pub recoveries: Vec<String>,
+    /// The pattern's keys after every change of them (transaction log, state machine).
+    pub pattern_samples: Vec<PatternSample>,
     pub step_ms: Option<u64>,
     pub seed: Option<u64>,
     pub kill_points: Vec<i64>,
@@ -265,6 +295,15 @@ impl Report {
             );
         }
         let _ = writeln!(out);
+        if let Some(p) = self.pattern {
+            let _ = writeln!(out, "pattern: {p}");
+        }
+        if !self.keys.is_empty() {
+            let _ = writeln!(out, "keys:    {}", self.keys.join(", "));
+        }
+        for r in &self.recoveries {
+            let _ = writeln!(out, "recovered: {r}");
+        }
         for inv in &self.invariants {
             let mark = match inv.status {
                 "held" => "ok  ",

@@ -2,13 +2,15 @@
 
 use super::config::{VerifyConfig, DEFAULT_STEP};
 use super::history::{view_text, History};
-use super::report::{CycleReport, GracefulReport, ProgressSample, Report, TaskReport, Violation};
+use super::report::{
+    CycleReport, GracefulReport, PatternSample, ProgressSample, Report, TaskReport, Violation,
+};
 use super::schedule::{kill_points, KillSchedule};
 use crate::clock;
 use crate::clock::now_ms;
 use crate::controller::{self, ControllerConfig};
 use crate::driver::{Driver, Step};
-use crate::recovery::{InstanceView, ProcessExit, TaskView, Tracker, TsMs};
+use crate::recovery::{InstanceView, Pattern, ProcessExit, TaskView, Tracker, TsMs};
 use crate::session::{Session, WorkerExit};
 use crate::supervisor::{ActionError, InstanceAction};
 use crate::text::{timeline, Lang};
@@ -64,6 +66,10 @@ pub(super) struct Runner {
     progress: Vec<ProgressSample>,
     /// When the controller was stopped and when it served again.
     outage_window: Option<(TsMs, TsMs)>,
+    /// The tracker's pattern findings already judged.
+    pub(super) pattern_seen: usize,
+    /// The transaction log's or state machine's keys after each change.
+    pattern_samples: Vec<PatternSample>,
 }
 
 impl super::reading::FactReader for Runner {
@@ -100,6 +106,8 @@ impl Runner {
             started_ms: now_ms(),
             progress: Vec::new(),
             outage_window: None,
+            pattern_seen: 0,
+            pattern_samples: Vec::new(),
         }
     }
 
@@ -210,6 +218,22 @@ impl Runner {
                 progress,
             });
         }
+        let view = self.view();
+        if matches!(view.pattern, Some(Pattern::TxLog | Pattern::Fsm)) {
+            let sample = PatternSample {
+                ts_ms: at,
+                logged: view.txlog.logged,
+                applied: view.txlog.applied,
+                state: view.fsm.state.clone(),
+            };
+            let same = self.pattern_samples.last().is_some_and(|p| {
+                (&p.logged, &p.applied, &p.state)
+                    == (&sample.logged, &sample.applied, &sample.state)
+            });
+            if !same {
+                self.pattern_samples.push(sample);
+            }
+        }
         for ev in &step.events {
             // Verify's live lines are English, as its reports.
             let text = timeline::event(ev, Lang::En);
@@ -291,6 +315,7 @@ impl Runner {
             .await?;
         self.settle(SETTLE).await?;
         self.finished_tasks.push(task);
+        self.judge_ledger(task);
         if !done {
             self.note(format!("task {task} did not finish in time"));
             return Err(format!("task {task} did not finish"));
@@ -318,12 +343,18 @@ impl Runner {
         )
     }
 
-    /// Waits until the running worker has written progress ≥ `point`.
+    /// Waits until the running worker has written progress ≥ `point`. A
+    /// transaction log is caught in its window: an operation applied and not
+    /// yet logged (where a replay meets an operation already done).
     async fn reach(&mut self, point: i64) -> Result<bool, String> {
         self.wait_until(self.config.patience, |r| {
+            let tx = &r.view().txlog;
+            let in_window = r.tracker().pattern() != Some(Pattern::TxLog)
+                || tx.applied_op.zip(tx.logged).is_some_and(|(a, l)| a > l);
             r.alive()
                 && r.first_checkpoint().is_some()
                 && r.view().progress.is_some_and(|p| p >= point && p < 100)
+                && in_window
         })
         .await
     }
@@ -423,6 +454,7 @@ impl Runner {
         }
         let resumed = self.wait_for_checkpoint().await?;
         self.judge_resume(&mut cycle, killed_at, resumed, outage, &tag);
+        self.judge_pattern(&tag);
         self.judge_cycle(&mut cycle, before);
         Ok(cycle)
     }
@@ -526,6 +558,7 @@ impl Runner {
         self.judge_start_after_stop(&mut g);
         self.wait_for_checkpoint().await?;
         self.judge_continue_after_stop(&mut g, kept);
+        self.judge_pattern("after the graceful stop");
         g.violated = self.violations.len() > violations;
         self.graceful = Some(g);
         Ok(())
@@ -544,6 +577,20 @@ impl Runner {
         // verdicts read only what was recorded above.
         let invariants = self.verdicts(&early);
         let transient_torn_states = self.tracker().torn_seen();
+        let pattern = self.tracker().pattern();
+        let recoveries = self
+            .tracker()
+            .pattern_recoveries()
+            .iter()
+            .map(|(at, news)| {
+                format!(
+                    "{}  {}",
+                    self.zone.hms_millis(*at),
+                    crate::text::timeline::pattern_news(news, Lang::En)
+                )
+            })
+            .collect();
+        let keys = self.config.keys.custom();
         let feed_resolution = self.tracker().feed_via().map(resolution);
         let basis =
             super::report::BasisReport::of(self.tracker().basis(), self.tracker().writes_named());
@@ -560,6 +607,10 @@ impl Runner {
             controller,
             embedded_controller: self.config.controller.is_none(),
             app: self.config.app.clone(),
+            pattern,
+            keys,
+            recoveries,
+            pattern_samples: self.pattern_samples,
             step_ms: self.config.step.map(clock::millis),
             seed: match self.config.schedule {
                 KillSchedule::Random { seed } => Some(seed),
