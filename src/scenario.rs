@@ -24,6 +24,9 @@ pub struct Scenario {
     pub kills: Kills,
     #[serde(default)]
     pub outage: Outage,
+    /// Which of the app's keys plays which role (`role = "name"`, as `--key`).
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -45,6 +48,12 @@ pub struct Worker {
     pub nodes: Option<u8>,
     /// Keep the last run's keys instead of a fresh demo (`--keep-state`).
     pub keep_state: Option<bool>,
+    /// The recovery pattern: checkpoint, txlog or fsm (`--pattern`).
+    #[serde(default, deserialize_with = "pattern")]
+    pub pattern: Option<crate::recovery::Pattern>,
+    /// The bundled kv-demo makes its pattern's classic mistake (`--unsafe`).
+    #[serde(rename = "unsafe")]
+    pub unsafe_worker: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -116,7 +125,23 @@ impl Scenario {
                 key_line(text, "kills", "seed")
             ));
         }
+        for (role, name) in &sc.keys {
+            if let Err(e) = crate::recovery::parse_key_mapping(&format!("{role}={name}"))
+                .and_then(|_| crate::recovery::KeyMap::with_mappings(&[format!("{role}={name}")]))
+            {
+                let why = e.trim_start_matches("--key ");
+                return Err(format!(
+                    "{}:1: key keys.{role}: {why}",
+                    key_line(text, "keys", role)
+                ));
+            }
+        }
         Ok(sc)
+    }
+
+    /// The `[keys]` table as `--key` mappings (`ROLE=NAME`).
+    pub fn key_mappings(&self) -> Vec<String> {
+        self.keys.iter().map(|(r, n)| format!("{r}={n}")).collect()
     }
 }
 
@@ -199,6 +224,15 @@ fn namespace_by<'de, D: Deserializer<'de>>(
         .map_err(|_| serde::de::Error::custom(format!("{text:?} is not app or instance")))
 }
 
+fn pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::recovery::Pattern>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::recovery::Pattern::from_word(&text)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not checkpoint, txlog or fsm"))
+        })
+}
+
 fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     let n = i64::deserialize(d)?;
     match u8::try_from(n) {
@@ -234,6 +268,21 @@ mod tests {
         assert!(s.restart.delay.is_some());
         assert!(s.kills.cycles.is_some());
         assert!(s.outage.duration.is_some());
+    }
+
+    #[test]
+    fn the_keys_table_maps_roles_and_refuses_an_unknown_one() {
+        let s = Scenario::parse(
+            "[worker]\npattern = \"txlog\"\n\n[keys]\nflag = \"crashed\"\nprogress = \"done/total\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.worker.pattern, Some(crate::recovery::Pattern::TxLog));
+        assert_eq!(s.key_mappings(), ["flag=crashed", "progress=done/total"]);
+        let err = Scenario::parse("[keys]\nflag = \"crashed\"\nflags = \"x\"\n").unwrap_err();
+        assert!(err.starts_with("3:1: key keys.flags: "), "{err}");
+        assert!(err.contains("unknown role"), "{err}");
+        let err = Scenario::parse("[worker]\npattern = \"wal\"\n").unwrap_err();
+        assert!(err.contains("not checkpoint, txlog or fsm"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub fn apply_to_up(sc: &Scenario, args: &mut UpArgs, matches: &ArgMatches) {
     overlay!(matches, args.backoff_initial, r.backoff_initial);
     overlay!(matches, args.backoff_max, r.backoff_max);
     fill(&mut args.max_restarts, &r.max_restarts);
+    fill(&mut args.reading.pattern, &w.pattern);
+    args.unsafe_worker |= w.unsafe_worker.unwrap_or(false);
+    // The file's key names first: a `--key` for the same role wins.
+    args.reading.key = sc
+        .key_mappings()
+        .into_iter()
+        .chain(args.reading.key.drain(..))
+        .collect();
     // The command line's --fresh wins over the file's keep_state.
     args.keep_state |= w.keep_state.unwrap_or(false) && !args.fresh;
     args.failover |= r.failover.unwrap_or(false);
@@ -84,4 +92,11 @@ pub fn apply_to_verify(sc: &Scenario, args: &mut VerifyArgs, matches: &ArgMatche
         }
     }
     fill(&mut args.outage, &sc.outage.duration);
+    fill(&mut args.reading.pattern, &sc.worker.pattern);
+    args.unsafe_worker |= sc.worker.unsafe_worker.unwrap_or(false);
+    args.reading.key = sc
+        .key_mappings()
+        .into_iter()
+        .chain(args.reading.key.drain(..))
+        .collect();
 }
