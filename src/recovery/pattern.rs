@@ -15,6 +15,7 @@ pub enum Pattern {
     /// 模式1: resume from the last checkpoint (kv-demo's default).
     Checkpoint,
     /// 模式2: replay the transaction log from the last logged operation.
+    #[serde(rename = "txlog")]
     TxLog,
     /// 模式3: restore the state machine in its saved state.
     Fsm,

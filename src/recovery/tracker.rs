@@ -1146,11 +1146,17 @@ impl Tracker {
 
     /// The step a whole save stands at: the checkpoint's counter; for the
     /// transaction log and the state machine, whose every save is one batch
-    /// with its progress, the progress in steps.
+    /// with its progress, and for another app's keys (`--key`), which need
+    /// not follow kv-demo's counter, the progress in steps.
     fn step_counter(&self, task: &TaskView) -> Option<i64> {
-        match self.told_pattern.or(task.pattern) {
-            Some(Pattern::TxLog | Pattern::Fsm) => task.counter.or(task.progress.map(|p| p / 10)),
-            _ => task.counter,
+        let by_progress = task.foreign_keys
+            || matches!(
+                self.told_pattern.or(task.pattern),
+                Some(Pattern::TxLog | Pattern::Fsm)
+            );
+        match by_progress {
+            true => task.counter.or(task.progress.map(|p| p / 10)),
+            false => task.counter,
         }
     }
 

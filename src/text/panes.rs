@@ -19,7 +19,11 @@ pub enum FlagState {
 
 /// The crash flag's line: `⚑ app.crashed SET (crashed!)`; the state word stays.
 pub fn flag_text(state: FlagState, lang: Lang) -> String {
-    let k = CRASH_FLAG_KEY;
+    flag_text_named(CRASH_FLAG_KEY, state, lang)
+}
+
+/// The crash flag's line with the app's own flag key (`--key flag=crashed`).
+pub fn flag_text_named(k: &str, state: FlagState, lang: Lang) -> String {
     match (state, lang) {
         (FlagState::Armed, Lang::En) => format!("⚑ {k} ARMED (running)"),
         (FlagState::Set, Lang::En) => format!("⚑ {k} SET (crashed!)"),
@@ -31,6 +35,46 @@ pub fn flag_text(state: FlagState, lang: Lang) -> String {
         (FlagState::Cleared, Lang::Zh) => format!("○ {k} CLEARED（已清除）"),
         (FlagState::NeverSeen, Lang::Zh) => format!("· {k} NO FLAG（从未出现）"),
         (FlagState::Removed, Lang::Zh) => format!("○ {k} REMOVED（被其他客户端删除）"),
+    }
+}
+
+/// The progress gauge's label for a transaction log: `60% · OP_6 · applied 7 / logged 6`.
+pub fn txlog_label(
+    progress: i64,
+    last: Option<&str>,
+    applied: Option<i64>,
+    logged: Option<i64>,
+    lang: Lang,
+) -> String {
+    let n = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());
+    let last = last.unwrap_or("-");
+    let (a, l) = (n(applied), n(logged));
+    match lang {
+        Lang::En => format!("{progress}% · {last} · applied {a} / logged {l}"),
+        Lang::Zh => format!("{progress}% · {last} · 已应用 {a} / 已记录 {l}"),
+    }
+}
+
+/// The progress gauge's label for a state machine: the machine as a row of
+/// states, the current one marked: `60% · INIT › LOAD › [TRANSFORM] › SAVE › DONE`.
+/// State words stay as they are; an unknown state is shown as it is.
+pub fn fsm_label(progress: i64, state: Option<&str>, lang: Lang) -> String {
+    let known = state.is_some_and(|s| crate::recovery::fsm_index(s).is_some());
+    let row: Vec<String> = crate::recovery::FSM_STATES
+        .iter()
+        .map(|s| {
+            if Some(*s) == state {
+                format!("[{s}]")
+            } else {
+                s.to_string()
+            }
+        })
+        .collect();
+    let row = row.join(" › ");
+    match (known, state, lang) {
+        (true, _, _) | (false, None, _) => format!("{progress}% · {row}"),
+        (false, Some(s), Lang::En) => format!("{progress}% · {row} · state {s}?"),
+        (false, Some(s), Lang::Zh) => format!("{progress}% · {row} · 状态 {s}？"),
     }
 }
 
@@ -202,6 +246,15 @@ mod tests {
             assert!(zh.contains(&format!("app.crashed {word}")), "{zh}");
             assert_ne!(en, zh);
         }
+        assert_eq!(
+            fsm_label(60, Some("TRANSFORM"), Lang::En),
+            "60% · INIT › LOAD › [TRANSFORM] › SAVE › DONE"
+        );
+        assert_eq!(
+            txlog_label(60, Some("OP_6"), Some(7), Some(6), Lang::En),
+            "60% · OP_6 · applied 7 / logged 6"
+        );
+        assert!(flag_text_named("crashed", FlagState::Set, Lang::En).contains("crashed SET"));
         for lang in [Lang::En, Lang::Zh] {
             assert!(!timeline_title(2, lang).is_empty());
             assert!(confirm_reset("y", "kv-demo", lang).contains('y'));

@@ -86,7 +86,7 @@ fn instances_width(area: Rect, app: &App) -> u16 {
 /// for the panes below.
 pub fn full_fits(area: Rect, app: &App) -> bool {
     let [.., body, _] = full_rows(area, app);
-    let gauges = panes::flag::width_needed(app.lang) + panes::progress::width_needed(app);
+    let gauges = panes::flag::width_needed(app, app.lang) + panes::progress::width_needed(app);
     gauges <= area.width
         && panes::instances::states_fit(instances_width(area, app), app)
         && body.height >= FULL_MIN_BODY
@@ -113,7 +113,7 @@ fn full(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     // The flag box as wide as its longest text, when the progress label keeps
     // its own; otherwise the usual shares.
     let share = gauges.width * 45 / 100;
-    let want = panes::flag::width_needed(app.lang).max(share);
+    let want = panes::flag::width_needed(app, app.lang).max(share);
     let flag_width = if want + panes::progress::width_needed(app) <= gauges.width {
         want
     } else {
@@ -285,7 +285,7 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     lines.extend(panes::tour::compact_line(app));
     let state = flag::state(app);
     lines.push(Line::from(Span::styled(
-        flag::text(state, app.lang),
+        flag::text(app, state, app.lang),
         flag::style(app, state),
     )));
     if let Some(flash) = app.active_flash() {

@@ -100,7 +100,8 @@ impl Runner {
                 // The restart's own first write is the evidence; a task that
                 // was complete at the kill had nothing left to resume.
                 let first = format!(
-                    "first write after the restart: task.progress={}",
+                    "first write after the restart: {}={}",
+                    self.tracker().keys().name(crate::recovery::Role::Progress),
                     resumed_from + 10
                 );
                 let range = found.resume_range().filter(|_| !found.task_done_at_kill);
@@ -397,6 +398,16 @@ impl Runner {
                 ("violated", None)
             } else if id == 6 && self.outage_skipped.is_some() {
                 ("skipped", self.outage_skipped.clone())
+            } else if id == 3 && self.view().foreign_keys {
+                (
+                    "skipped",
+                    Some("progress, counter and checkpoint are the app's own keys (--key), which follow no step rule".into()),
+                )
+            } else if id == 3 && pattern_invariant.is_some() {
+                (
+                    "skipped",
+                    Some("this pattern keeps no checkpoint name: each save is one batch with its progress".into()),
+                )
             } else if (id == 6 && self.outage_cycle.is_none())
                 || (id == 4 && self.graceful.is_none())
                 || (early.is_some() && id == 5 && self.finished_tasks.is_empty())

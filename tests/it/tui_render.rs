@@ -1492,7 +1492,7 @@ fn no_size_cuts_the_state_the_flag_or_the_progress() {
             for w in (60..=124).step_by(4) {
                 for h in (16..=40).step_by(3) {
                     let screen = render(&app, w, h);
-                    let flag = flag::text(flag::state(&app), lang);
+                    let flag = flag::text(&app, flag::state(&app), lang);
                     let label = progress::label(&app);
                     let phase = app.instances[0].status.phase.to_string();
                     for whole in [&flag, &label, &phase] {

@@ -5,7 +5,8 @@
 //! use the KV never writes it).
 
 use crate::recovery::CrashFlag;
-use crate::text::{panes::flag_text, Lang};
+use crate::recovery::Role;
+use crate::text::{panes::flag_text_named, Lang};
 use crate::tui::app::App;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
@@ -31,14 +32,14 @@ pub fn state_of(flag: CrashFlag, alive: bool) -> FlagState {
     }
 }
 
-/// The flag's one-line text, e.g. `⚑ app.crashed SET (crashed!)`.
-pub fn text(state: FlagState, lang: Lang) -> String {
-    flag_text(state, lang)
+/// The flag's one-line text with the app's flag key, e.g. `⚑ app.crashed SET (crashed!)`.
+pub fn text(app: &App, state: FlagState, lang: Lang) -> String {
+    flag_text_named(app.tracker().keys().name(Role::Flag), state, lang)
 }
 
 /// Columns the box needs to show any of its texts whole (borders included),
 /// so it does not change size as the flag does.
-pub fn width_needed(lang: Lang) -> u16 {
+pub fn width_needed(app: &App, lang: Lang) -> u16 {
     let states = [
         FlagState::Armed,
         FlagState::Set,
@@ -47,7 +48,7 @@ pub fn width_needed(lang: Lang) -> u16 {
     ];
     let longest = states
         .into_iter()
-        .map(|s| crate::text::width(&text(s, lang)))
+        .map(|s| crate::text::width(&text(app, s, lang)))
         .max()
         .unwrap_or(0);
     u16::try_from(longest + 2).unwrap_or(u16::MAX)
@@ -71,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .border_type(BorderType::Thick)
         .border_style(style)
         .style(style);
-    let para = Paragraph::new(Line::from(text(s, app.lang)))
+    let para = Paragraph::new(Line::from(text(app, s, app.lang)))
         .alignment(Alignment::Center)
         .block(block);
     frame.render_widget(para, area);

@@ -1,7 +1,8 @@
 //! The task's progress: a gauge with %, checkpoint and counter.
 
 use super::block;
-use crate::text::panes::progress_unreadable;
+use crate::recovery::Pattern;
+use crate::text::panes::{fsm_label, progress_unreadable, txlog_label};
 use crate::text::Msg;
 use crate::tui::app::App;
 use ratatui::layout::Rect;
@@ -20,6 +21,15 @@ pub fn label(app: &App) -> String {
     }
     if let Some(torn) = app.tracker().torn() {
         return format!("TORN: {torn}");
+    }
+    // The other two patterns say where they stand in their own terms.
+    match app.tracker().pattern() {
+        Some(Pattern::TxLog) => {
+            let tx = &task.txlog;
+            return txlog_label(progress, tx.last.as_deref(), tx.applied, tx.logged, l);
+        }
+        Some(Pattern::Fsm) => return fsm_label(progress, task.fsm.state.as_deref(), l),
+        _ => {}
     }
     let mut label = format!(
         "{progress}% · {} · {} {}",
