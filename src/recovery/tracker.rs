@@ -412,6 +412,11 @@ impl Tracker {
         self.told_pattern = pattern;
     }
 
+    /// The recovery pattern as told (`--pattern`), if it was.
+    pub fn pattern_told(&self) -> Option<Pattern> {
+        self.told_pattern
+    }
+
     /// The recovery pattern: as told, else as the keys show it (`None`: not known yet).
     pub fn pattern(&self) -> Option<Pattern> {
         self.told_pattern.or(self.task.pattern)

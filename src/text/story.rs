@@ -74,6 +74,40 @@ pub fn recovered(
     }
 }
 
+/// A transaction log's operation logged (the tour's "watch" step).
+pub fn saved_op(op: i64, applied: Option<i64>, lang: Lang) -> String {
+    let applied = applied.map_or("?".to_string(), |a| a.to_string());
+    match lang {
+        Lang::En => format!(
+            "📒 OP_{op} logged after its effect (ledger.applied = {applied}): the log lives in the KV store, outside the process"
+        ),
+        Lang::Zh => format!(
+            "📒 OP_{op} 在生效之后记录（ledger.applied = {applied}）：日志存放在 KV 存储中，在进程之外"
+        ),
+    }
+}
+
+/// A state machine's state saved with its data (the tour's "watch" step).
+pub fn saved_state(state: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!(
+            "⚙️ state {state} saved with its data (fsm.state, fsm.data): the machine lives in the KV store, outside the process"
+        ),
+        Lang::Zh => format!(
+            "⚙️ 状态 {state} 连同数据一起保存（fsm.state、fsm.data）：状态机存放在 KV 存储中，在进程之外"
+        ),
+    }
+}
+
+/// What a restart recovered in its pattern's words, after the recovery line:
+/// the timeline's line for the pattern's news (a replay, a restore, a step lost).
+pub fn pattern_clause(news: &str, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!(" — {news}"),
+        Lang::Zh => format!("——{news}"),
+    }
+}
+
 /// A graceful stop, at a progress if known.
 pub fn stopped(at: Option<i64>, lang: Lang) -> String {
     match lang {
@@ -104,6 +138,9 @@ mod tests {
             );
             assert!(stopped(Some(70), lang).contains("70%"));
             assert!(saved(40, lang).contains("40%"));
+            assert!(saved_op(4, Some(4), lang).contains("OP_4"));
+            assert!(saved_state("LOAD", lang).contains("LOAD"));
+            assert!(pattern_clause("x", lang).ends_with('x'));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! whether the user pressed the key, used `kill -9` from another terminal,
 //! or `--kill-at` did it.
 
-use crate::recovery::{ProcessExit, TimelineEvent, TimelineKind, Tracker};
+use crate::recovery::{Pattern, PatternNews, ProcessExit, TimelineEvent, TimelineKind, Tracker};
 use crate::text::{story, Lang, Msg};
 use crate::tui::format;
 
@@ -83,6 +83,15 @@ pub enum Story {
     Saved {
         progress: i64,
     },
+    /// A transaction log's operation logged, its effect applied.
+    SavedOp {
+        op: i64,
+        applied: Option<i64>,
+    },
+    /// A state machine's state saved.
+    SavedState {
+        state: String,
+    },
     Crashed {
         how: String,
         at: String,
@@ -100,6 +109,8 @@ pub enum Story {
         from: String,
         /// A failover moved the work: (from node, to node).
         moved: Option<(String, String)>,
+        /// The pattern's own news of the recovery (a replay, a restore, a step lost).
+        news: Option<PatternNews>,
     },
     Completed,
     Stopped {
@@ -114,6 +125,8 @@ impl Story {
             Story::FoundFlag => Msg::StoryFoundFlag.text(lang).into(),
             Story::NormalStart => Msg::StoryNormalStart.text(lang).into(),
             Story::Saved { progress } => story::saved(*progress, lang),
+            Story::SavedOp { op, applied } => story::saved_op(*op, *applied, lang),
+            Story::SavedState { state } => story::saved_state(state, lang),
             Story::Crashed {
                 how, at, flag_set, ..
             } => story::crashed(how, at, *flag_set, lang),
@@ -124,15 +137,25 @@ impl Story {
                 lost,
                 from,
                 moved,
-            } => story::recovered(
-                how,
-                *flag_stayed,
-                delay.as_deref(),
-                *lost,
-                from,
-                moved.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-                lang,
-            ),
+                news,
+            } => {
+                let line = story::recovered(
+                    how,
+                    *flag_stayed,
+                    delay.as_deref(),
+                    *lost,
+                    from,
+                    moved.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                    lang,
+                );
+                match news {
+                    Some(n) => {
+                        let said = crate::text::timeline::pattern_news(n, lang);
+                        line + &story::pattern_clause(&said, lang)
+                    }
+                    None => line,
+                }
+            }
             Story::Completed => Msg::StoryCompleted.text(lang).into(),
             Story::Stopped { at } => story::stopped(*at, lang),
             Story::Verified => Msg::StoryVerified.text(lang).into(),
@@ -187,6 +210,14 @@ impl Tour {
             }
             Step::Crash if nodes => Msg::TodoCrashNodes,
             Step::Recover if nodes => Msg::TodoRecoverNodes,
+            // A pattern's walkthrough ends with its unsafe variant.
+            Step::Done => match tracker.pattern_told() {
+                _ if !tracker.pattern_findings().is_empty() => Msg::TodoUnsafeSeen,
+                Some(Pattern::Checkpoint) => Msg::TodoUnsafeCheckpoint,
+                Some(Pattern::TxLog) => Msg::TodoUnsafeTxlog,
+                Some(Pattern::Fsm) => Msg::TodoUnsafeFsm,
+                None => Msg::TodoDone,
+            },
             step => step.todo(),
         }
     }
@@ -246,7 +277,18 @@ impl Tour {
             Step::Watch => {
                 let progress = tracker.task().progress.unwrap_or(0);
                 let crashed = find(&|e| is_crash(e)).is_some();
-                (progress >= WATCH_UNTIL || crashed).then_some((Story::Saved { progress }, None))
+                let task = tracker.task();
+                let story = match tracker.pattern() {
+                    Some(Pattern::TxLog) => Story::SavedOp {
+                        op: task.txlog.logged.unwrap_or(0),
+                        applied: task.txlog.applied,
+                    },
+                    Some(Pattern::Fsm) => Story::SavedState {
+                        state: task.fsm.state.clone().unwrap_or_else(|| "?".into()),
+                    },
+                    _ => Story::Saved { progress },
+                };
+                (progress >= WATCH_UNTIL || crashed).then_some((story, None))
             }
             Step::Crash => {
                 let i = find(&|e| is_crash(e))?;
@@ -296,6 +338,20 @@ impl Tour {
                         .nodes()
                         .replaced_by(&cycle.killed_instance)
                         .map(|f| (f.from_node.clone(), f.to_node.clone())),
+                    // The pattern's news since the crash, the worst first.
+                    news: {
+                        let told: Vec<&PatternNews> = events[..=i]
+                            .iter()
+                            .filter_map(|e| match &e.kind {
+                                TimelineKind::Pattern(n) => Some(n),
+                                _ => None,
+                            })
+                            .collect();
+                        told.iter()
+                            .find(|n| n.breaks().is_some())
+                            .or(told.last())
+                            .map(|n| (*n).clone())
+                    },
                 };
                 Some((story, Some(after(i))))
             }

@@ -351,3 +351,38 @@ fn the_real_dashboard_in_tmux_shows_a_machine_restored_and_a_replay() {
         tmux.wait_for_prompt();
     }
 }
+
+/// `tour --pattern fsm`, in English and Chinese: the walkthrough tells the
+/// machine's state saved, the crash, the machine restored in its state, and
+/// ends offering the unsafe variant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_machine_tour_walks_to_its_unsafe_variant() {
+    use plumdash::text::Lang;
+    for lang in [Lang::En, Lang::Zh] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = screen::config(dir.path(), 1, Duration::from_millis(250));
+        config.pattern = Some(Pattern::Fsm);
+        let mut options = screen::options(Keymap::default());
+        options.tour = true;
+        options.lang = lang;
+        let words = match lang {
+            Lang::En => [
+                "saved with its data",
+                "machine restored in",
+                "plumdash tour --pattern fsm --unsafe",
+            ],
+            _ => ["状态机存放在", "状态机恢复于", "--unsafe"],
+        };
+        screen::run(config, options, (140, 44), move |s| async move {
+            s.wait_text(words[0], SECS(20)).await;
+            s.key(KeyCode::Char('k'));
+            s.wait_text(words[1], SECS(15)).await;
+            s.key(KeyCode::Char('i'));
+            s.wait_text("STOPPED", SECS(15)).await;
+            s.key(KeyCode::Char('s'));
+            s.wait_text(words[2], SECS(15)).await;
+            s.key(KeyCode::Char('q'));
+        })
+        .await;
+    }
+}
