@@ -185,6 +185,149 @@ fn plot(report: &Report) -> Result<String, String> {
     Ok(svg)
 }
 
+/// A labelled line of the pattern's plot: its points and colour.
+type Series = (&'static str, Vec<(f64, f64)>, RGBColor);
+
+/// The pattern's own plot: a transaction log's operations logged against
+/// effects applied (an effect applied twice shows as the gap), or a state
+/// machine's state over time (a restore to INIT shows as the drop); the
+/// kills marked. `None` for the checkpoint pattern.
+fn pattern_plot(report: &Report) -> Result<Option<String>, String> {
+    use crate::recovery::{fsm_index, Pattern, FSM_STATES};
+    let Some(pattern @ (Pattern::TxLog | Pattern::Fsm)) = report.pattern else {
+        return Ok(None);
+    };
+    let samples = &report.pattern_samples;
+    let mut svg = String::new();
+    let end = secs(report, report.finished_ms).max(1.0);
+    let m = marks(report);
+    {
+        let root = SVGBackend::with_string(&mut svg, (PLOT_SIZE.0, 300)).into_drawing_area();
+        let err = |e: DrawingAreaErrorKind<_>| format!("drawing the pattern plot: {e}");
+        root.fill(&WHITE).map_err(err)?;
+        let (caption, top) = match pattern {
+            Pattern::TxLog => (
+                "transaction log: operations logged and effects applied",
+                13.0,
+            ),
+            _ => ("state machine: the state over time", 4.5),
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..end, 0f64..top)
+            .map_err(err)?;
+        let state_name = |v: &f64| {
+            let i = v.round() as usize;
+            match FSM_STATES.get(i) {
+                Some(s) if (v - i as f64).abs() < 0.01 => s.to_string(),
+                _ => String::new(),
+            }
+        };
+        let count = |v: &f64| format!("{v:.0}");
+        let y_fmt: &dyn Fn(&f64) -> String = match pattern {
+            Pattern::TxLog => &count,
+            _ => &state_name,
+        };
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the start of the run")
+            .y_label_formatter(y_fmt)
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .draw()
+            .map_err(err)?;
+        let step_line = |value: &dyn Fn(&super::report::PatternSample) -> Option<f64>| {
+            let mut points = Vec::new();
+            let mut last = 0.0;
+            for p in samples {
+                let t = secs(report, p.ts_ms);
+                points.push((t, last));
+                last = value(p).unwrap_or(last);
+                points.push((t, last));
+            }
+            points.push((end, last));
+            points
+        };
+        let series: Vec<Series> = match pattern {
+            Pattern::TxLog => vec![
+                (
+                    "operations logged (operation.counter)",
+                    step_line(&|p| p.logged.map(|v| v as f64)),
+                    PROGRESS,
+                ),
+                (
+                    "effects applied (ledger.applied)",
+                    step_line(&|p| p.applied.map(|v| v as f64)),
+                    RESUME,
+                ),
+            ],
+            _ => vec![(
+                "fsm.state",
+                step_line(&|p| p.state.as_deref().and_then(fsm_index).map(|i| i as f64)),
+                PROGRESS,
+            )],
+        };
+        for (label, points, color) in series {
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        if !m.kills.is_empty() {
+            chart
+                .draw_series(
+                    m.kills.iter().map(|t| {
+                        PathElement::new(vec![(*t, 0.0), (*t, top)], KILL.stroke_width(2))
+                    }),
+                )
+                .map_err(err)?
+                .label("SIGKILL")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], KILL.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Some(svg))
+}
+
+/// The pattern's section: its plot and every replay or restore seen.
+fn pattern_section(h: &mut String, report: &Report) -> Result<(), String> {
+    let Some(pattern) = report.pattern else {
+        return Ok(());
+    };
+    let _ = writeln!(h, "<h2>Recovery pattern: {pattern}</h2>");
+    if !report.keys.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"sub\">keys: <code>{}</code></p>",
+            esc(&report.keys.join(", "))
+        );
+    }
+    if let Some(svg) = pattern_plot(report)? {
+        let _ = writeln!(h, "<figure id=\"pattern-plot\">{svg}</figure>");
+    }
+    if !report.recoveries.is_empty() {
+        let _ = writeln!(h, "<ul id=\"recoveries\">");
+        for r in &report.recoveries {
+            let _ = writeln!(h, "<li>{}</li>", esc(r));
+        }
+        let _ = writeln!(h, "</ul>");
+    }
+    Ok(())
+}
+
 /// The whole HTML document.
 pub fn to_html(report: &Report) -> Result<String, String> {
     let svg = plot(report)?;
@@ -238,6 +381,7 @@ pub fn to_html(report: &Report) -> Result<String, String> {
         "<p class=\"sub\">Shaded red: from a SIGKILL until the restarted worker wrote its \
          first checkpoint. Shaded orange: the controller was down.</p>"
     );
+    pattern_section(&mut h, report)?;
     cycles_table(&mut h, report);
     invariants_list(&mut h, report);
     violations(&mut h, report);

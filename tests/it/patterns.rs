@@ -204,7 +204,12 @@ fn safe_passes_unsafe_fails(pattern: &str, invariant: u64, evidence: &str) {
     assert_eq!(safe["pattern"], pattern);
     assert_eq!(status_of(&safe, invariant), "held", "{safe:#}");
 
-    let unsafe_ = verify(&["--pattern", pattern, "--unsafe"], &junit);
+    let html = dir.path().join("report.html");
+    let html_arg = html.to_str().unwrap();
+    let unsafe_ = verify(
+        &["--pattern", pattern, "--unsafe", "--html", html_arg],
+        &junit,
+    );
     assert_eq!(unsafe_["ok"], false, "{unsafe_:#}");
     assert_eq!(status_of(&unsafe_, invariant), "violated", "{unsafe_:#}");
     let found = violations(&unsafe_, invariant);
@@ -216,6 +221,17 @@ fn safe_passes_unsafe_fails(pattern: &str, invariant: u64, evidence: &str) {
     assert!(
         xml.contains(&format!("invariant {invariant} violated")),
         "{xml}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("Recovery pattern: {pattern}")),
+        "the page names the pattern"
+    );
+    // The transaction log and the state machine have a plot of their own.
+    assert_eq!(
+        page.contains("id=\"pattern-plot\""),
+        pattern != "checkpoint",
+        "the pattern's plot"
     );
 }
 
