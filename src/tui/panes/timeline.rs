@@ -134,6 +134,10 @@ pub fn event_style(kind: &TimelineKind, t: &Theme) -> Style {
         | TimelineKind::Frozen { .. }
         | TimelineKind::Migrated { .. }
         | TimelineKind::Fenced { .. } => t.warn(),
+        // A pattern's rule broken (applied twice, restored wrongly, a step
+        // lost) reads as a loss; a replay that skipped, a restore in place, as a recovery.
+        TimelineKind::Pattern(news) if news.breaks().is_some() => t.bad(),
+        TimelineKind::Pattern(_) => t.good(),
         _ => t.text(),
     }
 }
