@@ -192,6 +192,18 @@ pub fn cycle_parts(
     }
 }
 
+/// What a cycle's restart recovered, in its pattern's words (the timeline
+/// pane's cycle line): `log replayed from OP_6`, `machine restored in TRANSFORM`.
+pub fn cycle_recovered(r: &crate::recovery::Recovered, lang: Lang) -> String {
+    use crate::recovery::Recovered;
+    match (r, lang) {
+        (Recovered::Replayed { op }, Lang::En) => format!("log replayed from OP_{op}"),
+        (Recovered::Replayed { op }, Lang::Zh) => format!("日志从 OP_{op} 重放"),
+        (Recovered::Restored { state }, Lang::En) => format!("machine restored in {state}"),
+        (Recovered::Restored { state }, Lang::Zh) => format!("状态机恢复于 {state}"),
+    }
+}
+
 /// The footer while typing a search.
 pub fn search_hint(find: &str, clear: &str, lang: Lang) -> String {
     match lang {
@@ -255,6 +267,11 @@ mod tests {
             "60% · OP_6 · applied 7 / logged 6"
         );
         assert!(flag_text_named("crashed", FlagState::Set, Lang::En).contains("crashed SET"));
+        let r = crate::recovery::Recovered::Restored {
+            state: "LOAD".into(),
+        };
+        assert_eq!(cycle_recovered(&r, Lang::En), "machine restored in LOAD");
+        assert_eq!(cycle_recovered(&r, Lang::Zh), "状态机恢复于 LOAD");
         for lang in [Lang::En, Lang::Zh] {
             assert!(!timeline_title(2, lang).is_empty());
             assert!(confirm_reset("y", "kv-demo", lang).contains('y'));

@@ -53,6 +53,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ),
             (" ", vec![Span::styled(lost, lost_style)]),
         ];
+        // What was recovered, in the pattern's words.
+        if let Some(r) = &c.recovered {
+            let said = panes::cycle_recovered(r, app.lang);
+            pieces.push((" · ", vec![Span::styled(said, t.good())]));
+        }
         for part in times.split(" · ").map(str::trim).filter(|p| !p.is_empty()) {
             pieces.push((" · ", vec![Span::styled(part.to_string(), t.dim())]));
         }
