@@ -79,7 +79,8 @@ fn kill_at_then_restart(
     at: &str,
     restart_args: &[&str],
 ) -> (Vec<String>, BTreeMap<String, String>) {
-    let (mut first, rx) = spawn(url, app, "300", args);
+    // 500 ms steps: the kill lands well inside the 250 ms between applying and logging.
+    let (mut first, rx) = spawn(url, app, "500", args);
     let mut lines = Vec::new();
     until(&rx, at, &mut lines);
     first.kill().expect("SIGKILL");
