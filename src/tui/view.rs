@@ -277,7 +277,13 @@ fn compact(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
                 (None, Some(_)) => "?".into(),
                 (None, None) => "0".into(),
             },
-            task.checkpoint.as_deref().unwrap_or("-"),
+            // Where the task stands in its pattern's terms.
+            match app.tracker().pattern() {
+                Some(crate::recovery::Pattern::TxLog) => task.txlog.last.as_deref(),
+                Some(crate::recovery::Pattern::Fsm) => task.fsm.state.as_deref(),
+                _ => task.checkpoint.as_deref(),
+            }
+            .unwrap_or("-"),
             task.counter.map_or("-".into(), |c| c.to_string())
         ),
         t.good(),
