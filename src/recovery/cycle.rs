@@ -34,6 +34,10 @@ pub struct Cycle {
     /// What was recovered, in the pattern's words (a transaction log's
     /// replay, a state machine's state); `None` for a checkpoint.
     pub recovered: Option<Recovered>,
+    /// Steps whose work was never done though their checkpoint was saved
+    /// (a checkpoint ahead of its work, `--unsafe`): lost beyond what the
+    /// progress shows.
+    pub work_lost: Option<i64>,
 }
 
 /// What a restarted run recovered, beyond its progress.
@@ -89,6 +93,7 @@ impl Cycle {
             task_done_at_kill: false,
             basis: Basis::ArrivalOrder,
             recovered: None,
+            work_lost: None,
         }
     }
 
@@ -105,6 +110,14 @@ impl Cycle {
         .flatten()
         .collect();
         Some((*points.iter().min()?, *points.iter().max()?))
+    }
+
+    /// Steps lost in all: saved steps done again, and steps whose work was never done.
+    pub fn all_lost(&self) -> Option<i64> {
+        match (self.steps_lost, self.work_lost) {
+            (Some(a), b) => Some(a + b.unwrap_or(0)),
+            (None, b) => b,
+        }
     }
 
     pub fn kill_to_restart_ms(&self) -> Option<u64> {

@@ -61,6 +61,9 @@ enum Kind<'a> {
         /// A state machine's restore: in which state (left out otherwise).
         #[serde(skip_serializing_if = "Option::is_none")]
         restored_state: Option<&'a str>,
+        /// Steps whose checkpoint ran ahead of their work (left out when none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        work_lost: Option<i64>,
     },
     Stopped,
     Completed,
@@ -233,6 +236,7 @@ impl<'a> Kind<'a> {
                     Some(super::cycle::Recovered::Restored { state }) => Some(state),
                     _ => None,
                 },
+                work_lost: cycle.work_lost,
             },
             TimelineKind::Stopped => Kind::Stopped,
             TimelineKind::Completed => Kind::Completed,

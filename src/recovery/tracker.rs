@@ -1133,6 +1133,11 @@ impl Tracker {
         let at = self.task_changed_at();
         let instance = cycle.restarted_instance.clone();
         for news in self.patterns.restart_announced(at, &self.task) {
+            if let PatternNews::StepLost { step, work_done } = &news {
+                if let Some(c) = self.open_cycle.and_then(|i| self.cycles.get_mut(i)) {
+                    c.work_lost = Some(step - work_done);
+                }
+            }
             self.push(at, instance.clone(), TimelineKind::Pattern(news));
         }
         let Some(cycle) = self.open_cycle.and_then(|i| self.cycles.get(i)) else {

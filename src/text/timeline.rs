@@ -147,7 +147,7 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             let from = pct(cycle.resumed_from);
             let skipped = cycle.steps_skipped.filter(|n| *n > 0);
             let (lost, restart, checkpoint) = (
-                cycle.steps_lost,
+                cycle.all_lost(),
                 cycle.kill_to_restart_ms(),
                 cycle.kill_to_checkpoint_ms(),
             );

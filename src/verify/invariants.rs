@@ -90,7 +90,7 @@ impl Runner {
                 if found.counter_at_kill.is_some() {
                     cycle.counter_at_kill = found.counter_at_kill;
                 }
-                cycle.steps_lost = found.steps_lost;
+                cycle.steps_lost = found.all_lost();
                 cycle.steps_skipped = found.steps_skipped;
                 let context = if outage {
                     ", restarted while the controller was unreachable"

@@ -318,6 +318,30 @@ async fn the_dashboard_tells_each_patterns_recovery_on_the_test_backend() {
     }
 }
 
+/// `--unsafe` checkpoints run ahead of their work: a kill loses the step,
+/// and the dashboard says so on the timeline and in the cycle's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_step_an_unsafe_checkpoint_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = screen::config(dir.path(), 1, Duration::from_millis(300));
+    config.pattern = Some(Pattern::Checkpoint);
+    config.unsafe_worker = true;
+    screen::run(
+        config,
+        screen::options(Keymap::default()),
+        (120, 40),
+        |s| async move {
+            s.wait_text("30% · step_3", SECS(15)).await;
+            s.key(KeyCode::Char('k'));
+            let lost = s.wait_text("STEP LOST: checkpoint step_", SECS(15)).await;
+            s.wait_text("lost 1", SECS(10)).await;
+            assert!(lost.contains("was saved b"), "{lost}");
+            s.key(KeyCode::Char('q'));
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_with_bare_key_names_is_shown_under_key_mappings() {
     if !support::need(&["curl"]) {

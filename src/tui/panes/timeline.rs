@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner_width = usize::from(area.width.saturating_sub(2));
     let visible = area.height.saturating_sub(2) as usize;
     for (i, c) in cycles.iter().enumerate().rev().take(3) {
-        let lost_style = match c.steps_lost {
+        let lost_style = match c.all_lost() {
             Some(0) => t.good(),
             Some(_) => t.bad(),
             None => t.dim(),
@@ -30,7 +30,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let [killed, lost, times] = panes::cycle_parts(
             &pct(c.progress_at_kill),
             &pct(c.resumed_from),
-            &c.steps_lost.map_or("…".into(), |l| l.to_string()),
+            &c.all_lost().map_or("…".into(), |l| l.to_string()),
             &ms(c.kill_to_restart_ms()),
             &ms(c.kill_to_checkpoint_ms()),
             app.lang,
