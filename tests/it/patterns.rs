@@ -284,6 +284,40 @@ fn a_worker_with_the_seeds_bare_key_names_is_verified_under_key_mappings() {
     assert_eq!(blind["ok"], false, "{blind:#}");
 }
 
+#[test]
+fn a_progress_kept_as_done_over_total_is_verified_under_key_mappings() {
+    if !support::need(&["curl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    // A worker whose progress is two keys: steps done and steps in all.
+    let wrapper = dir.path().join("fraction.sh");
+    let script = support::fixture("bare-keys.sh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nBARE_FRACTION=1 exec {}\n", script.display()),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let report = verify(
+        &[
+            "--cmd",
+            wrapper.to_str().unwrap(),
+            "--key",
+            "flag=crashed",
+            "--key",
+            "progress=done/total",
+        ],
+        &junit,
+    );
+    assert_eq!(report["ok"], true, "{report:#}");
+    let resumed = report["cycles"][0]["resumed_from"].as_i64();
+    assert!(resumed.is_some_and(|p| p > 0), "{report:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_tells_each_patterns_recovery_on_the_test_backend() {
     for pattern in [Pattern::TxLog, Pattern::Fsm] {
