@@ -158,8 +158,9 @@ async fn run(rounds: usize) {
         log_dir: dir.path().join("logs"),
         data_dir: dir.path().join("agents"),
         stop_grace: Duration::from_secs(3),
+        on_hosts: false,
     };
-    let mut nodes = LocalNodes::spawn(&config).expect("agents");
+    let mut nodes = LocalNodes::spawn(&config, None).expect("agents");
     let names = local::node_names(2);
     local::wait_healthy(&url, None, &names, Duration::from_secs(10))
         .await

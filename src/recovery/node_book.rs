@@ -298,7 +298,7 @@ impl NodeBook {
                 .nodes
                 .get(&old.node_id)
                 .and_then(|n| n.action)
-                .filter(|(a, _)| matches!(a, NodeAction::Killed | NodeAction::Frozen));
+                .filter(|(a, _)| a.is_fault());
             moved.push(Failover {
                 from_node: old.node_id.clone(),
                 to_node: new.node_id.clone(),

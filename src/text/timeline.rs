@@ -236,7 +236,8 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             // Where the English clock starts.
             let from = match caused {
                 Some((NodeAction::Frozen, _)) => "freeze",
-                Some(_) => "kill",
+                Some((NodeAction::Killed, _)) => "kill",
+                Some(_) => "cut",
                 None => "detected",
             };
             both!(
@@ -370,6 +371,26 @@ fn node_action(node: &str, action: NodeAction, lang: Lang) -> String {
             format!("node {node} back (its agent started again)"),
             format!("节点 {node} 已恢复（agent 重新启动）"),
         ),
+        NodeAction::Partitioned => both!(
+            lang,
+            format!("node {node} PARTITIONED (its link drops every packet; it keeps running)"),
+            format!("节点 {node} PARTITIONED（其链路丢弃所有数据包；节点仍在运行）"),
+        ),
+        NodeAction::CutOneWay => both!(
+            lang,
+            format!("node {node} PARTITIONED one way (its link drops packets in one direction)"),
+            format!("节点 {node} PARTITIONED（单向：其链路丢弃一个方向的数据包）"),
+        ),
+        NodeAction::Degraded => both!(
+            lang,
+            format!("node {node} DEGRADED (its link loses packets)"),
+            format!("节点 {node} DEGRADED（其链路丢包）"),
+        ),
+        NodeAction::Healed => both!(
+            lang,
+            format!("node {node} healed (its link whole again)"),
+            format!("节点 {node} 已愈合（链路恢复）"),
+        ),
     }
 }
 
@@ -397,7 +418,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 44] = [
+    const PINNED: [[&str; 2]; 49] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -442,6 +463,11 @@ mod tests {
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace (kv-demo-001, kv-demo-002 alive)", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
         ["kv-demo-001 checkpoint went BACK from step 7 to 5: two writers on one namespace", "kv-demo-001 检查点倒退：从第 7 步到第 5 步（一个命名空间有两个写入者）"],
         ["node nodeA DOWN (its connection dropped)", "节点 nodeA DOWN（连接已断开）"],
+        ["node nodeA PARTITIONED (its link drops every packet; it keeps running)", "节点 nodeA PARTITIONED（其链路丢弃所有数据包；节点仍在运行）"],
+        ["node nodeA PARTITIONED one way (its link drops packets in one direction)", "节点 nodeA PARTITIONED（单向：其链路丢弃一个方向的数据包）"],
+        ["node nodeA DEGRADED (its link loses packets)", "节点 nodeA DEGRADED（其链路丢包）"],
+        ["node nodeA healed (its link whole again)", "节点 nodeA 已愈合（链路恢复）"],
+        ["kv-demo-001 failover nodeA → nodeB: cut→detected 3.0s, cut→running 3.6s, cut→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned

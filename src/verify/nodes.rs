@@ -15,6 +15,7 @@ use super::config::DEFAULT_STEP;
 pub use super::config::{NodeFault, NodeScenario};
 use crate::agent::local::LocalNodesConfig;
 use crate::driver::{Driver, Step};
+use crate::hosts::LinkFault;
 use crate::recovery::{Failover, NodeAction, TimelineKind, Tracker};
 use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};
 use crate::text::{timeline, Lang};
@@ -25,6 +26,9 @@ use std::time::Duration;
 
 /// Watched after a thaw for a checkpoint going back.
 const AFTER_THAW: Duration = Duration::from_secs(2);
+
+/// How long `--netem` degrades the node's link (or until its work moved).
+const DEGRADED_FOR: Duration = Duration::from_secs(8);
 
 /// One node fault and what followed.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -47,6 +51,12 @@ pub struct NodeCycle {
     pub fenced_writes: Option<u64>,
     /// Freeze: the thawed instance ended (stopped by its agent or fenced).
     pub old_writer_ended: Option<bool>,
+    /// A fault on a link: what was done to it (`partitioned`, `loss 30%` …).
+    pub link: Option<String>,
+    /// A fault on a link: from the heal to the old instance's end, as seen here.
+    pub heal_to_stopped_ms: Option<u64>,
+    /// Checkpoints seen go back during this cycle: two writers on the namespace.
+    pub went_back: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,10 +97,7 @@ impl NodeReport {
             out.push_str(&format!(
                 "  #{} {} at {}% on {} → {} as {}: resumed from {}%, {} steps lost; detected {}, running {}, checkpoint {}\n",
                 c.cycle,
-                match self.fault {
-                    NodeFault::Kill => "kill",
-                    NodeFault::Freeze => "freeze",
-                },
+                self.fault.word(),
                 c.at_pct.map_or("?".into(), |p| p.to_string()),
                 c.node,
                 c.to_node.as_deref().unwrap_or("?"),
@@ -101,6 +108,14 @@ impl NodeReport {
                 secs(c.to_running_ms),
                 secs(c.to_checkpoint_ms),
             ));
+            if let Some(link) = &c.link {
+                out.push_str(&format!(
+                    "     link {link}; healed → old instance stopped {}; {} write(s) fenced; {} checkpoint(s) went back\n",
+                    secs(c.heal_to_stopped_ms),
+                    c.fenced_writes.map_or("?".into(), |n| n.to_string()),
+                    c.went_back,
+                ));
+            }
         }
         for i in &self.invariants {
             out.push_str(&format!(
@@ -227,7 +242,14 @@ impl NodeRunner {
             .cloned()
     }
 
-    async fn cycle(&mut self, n: u32, point: i64, fault: NodeFault) -> Result<NodeCycle, String> {
+    async fn cycle(
+        &mut self,
+        n: u32,
+        point: i64,
+        scenario: &NodeScenario,
+    ) -> Result<NodeCycle, String> {
+        let fault = scenario.fault;
+        let went_back_before = self.went_back.len();
         let patience = self.patience;
         let reached = self
             .wait_until(patience, |r| {
@@ -246,16 +268,29 @@ impl NodeRunner {
             counter_at_fault: self.tracker().last_checkpoint(),
             ..NodeCycle::default()
         };
-        let op = match fault {
-            NodeFault::Kill => NodeOp::Kill,
-            NodeFault::Freeze => NodeOp::ToggleFreeze,
+        let link = match (fault, scenario.netem) {
+            (NodeFault::Partition, _) => Some(LinkFault::Partition),
+            (NodeFault::PartitionOneway, _) if n % 2 == 1 => Some(LinkFault::CutOutgoing),
+            (NodeFault::PartitionOneway, _) => Some(LinkFault::CutIncoming),
+            (NodeFault::Netem, Some(netem)) => Some(LinkFault::Degraded(netem)),
+            _ => None,
         };
+        let op = match (fault, link) {
+            (NodeFault::Kill, _) => NodeOp::Kill,
+            (NodeFault::Freeze, _) => NodeOp::ToggleFreeze,
+            (_, Some(link)) => NodeOp::Cut(link),
+            (_, None) => return Err("--netem without its spec".into()),
+        };
+        c.link = link.map(|l| l.describe());
         self.act(&node, op)?;
-        // A freeze is found by the TTL (3 s) before the move starts.
+        // A freeze or a cut link is found by the TTL (3 s) before the move
+        // starts; a degraded link may never lose the node: held for as long.
+        let wait = match fault {
+            NodeFault::Netem => DEGRADED_FOR,
+            _ => patience + Duration::from_secs(5),
+        };
         let moved = self
-            .wait_until(patience + Duration::from_secs(5), |r| {
-                r.recovered(&instance).is_some()
-            })
+            .wait_until(wait, |r| r.recovered(&instance).is_some())
             .await?;
         if let Some(f) = self.recovered(&instance) {
             let cycle = self
@@ -305,7 +340,41 @@ impl NodeRunner {
             self.wait_until(AFTER_THAW, |_| false).await?;
             c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
         }
-        if !moved {
+        if link.is_some() {
+            self.act(&node, NodeOp::Heal)?;
+            let healed = std::time::Instant::now();
+            let moved_off = self.tracker().nodes().replaced_by(&instance).is_some();
+            // The cut-off worker runs on until its agent hears the controller
+            // again (or the fence stops it); unmoved work just carries on.
+            let ended = !moved_off
+                || self
+                    .wait_until(patience, |r| {
+                        r.tracker()
+                            .instance(&instance)
+                            .is_some_and(|i| i.pid.is_none())
+                    })
+                    .await?;
+            if moved_off {
+                c.old_writer_ended = Some(ended);
+                c.heal_to_stopped_ms = ended.then(|| crate::clock::millis(healed.elapsed()));
+            }
+            // Any late write it still makes would show now.
+            self.wait_until(AFTER_THAW, |_| false).await?;
+            c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
+            let back = self
+                .wait_until(patience, |r| {
+                    r.tracker()
+                        .nodes()
+                        .node(&node)
+                        .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
+                })
+                .await?;
+            if !back {
+                return Err(format!("{node} did not beat again after its link healed"));
+            }
+        }
+        c.went_back = self.went_back.len() - went_back_before;
+        if !moved && fault != NodeFault::Netem {
             return Err(format!("{instance}'s work did not move off {node}"));
         }
         Ok(c)
@@ -352,6 +421,7 @@ pub async fn run(
         log_dir: scratch.dir.join("logs"),
         data_dir: scratch.dir.join("agents"),
         stop_grace: session_config.stop_grace,
+        on_hosts: scenario.fault.needs_hosts(),
     };
     let session = Session::start_nodes(session_config, nodes)
         .await
@@ -369,12 +439,9 @@ pub async fn run(
     };
     let points = node_points(config.cycles, at);
     runner.live(&format!(
-        "verify: {} node {} at {:?}% on {} nodes (app {})",
+        "verify: {} node fault(s) ({}) at {:?}% on {} nodes (app {})",
         points.len(),
-        match scenario.fault {
-            NodeFault::Kill => "kills",
-            NodeFault::Freeze => "freezes",
-        },
+        scenario.fault.word(),
         points,
         scenario.nodes,
         config.app
@@ -382,7 +449,7 @@ pub async fn run(
     let mut cycles = Vec::new();
     let mut early = None;
     for (i, point) in points.iter().enumerate() {
-        match runner.cycle(i as u32 + 1, *point, scenario.fault).await {
+        match runner.cycle(i as u32 + 1, *point, scenario).await {
             Ok(c) => cycles.push(c),
             Err(why) => {
                 early = Some(why);
@@ -425,6 +492,8 @@ fn judge(
     let mut out = Vec::new();
     let moved: Vec<String> = cycles
         .iter()
+        // A degraded link need not lose its node: staying put is no failure.
+        .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
         .filter(|c| c.to_node.is_none() || c.to_node.as_deref() == Some(c.node.as_str()))
         .map(|c| format!("#{}", c.cycle))
         .collect();
@@ -444,6 +513,7 @@ fn judge(
     });
     let bad: Vec<String> = cycles
         .iter()
+        .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
         .filter(|c| c.steps_lost != Some(0) || c.flag_after_fault != Some(true))
         .map(|c| {
             format!(
@@ -479,7 +549,7 @@ fn judge(
     let mut problems: Vec<String> = runner
         .went_back
         .iter()
-        .map(|(a, b)| format!("checkpoint went back {a} → {b}"))
+        .map(|(a, b)| format!("checkpoint went back {a} → {b} (two writers)"))
         .collect();
     problems.extend(
         runner
@@ -493,6 +563,14 @@ fn judge(
                 .iter()
                 .filter(|c| c.old_writer_ended != Some(true))
                 .map(|c| format!("#{}: {} still runs after the thaw", c.cycle, c.instance)),
+        );
+    }
+    if fault.needs_hosts() {
+        problems.extend(
+            cycles
+                .iter()
+                .filter(|c| c.old_writer_ended == Some(false))
+                .map(|c| format!("#{}: {} still runs after the heal", c.cycle, c.instance)),
         );
     }
     out.push(NodeInvariant {
