@@ -184,7 +184,6 @@ impl Session {
         }
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
-        session.watch_local_workers(true, Some(nodes.data_dir.clone()));
         let (hosts, agents_reach) = match nodes.on_hosts {
             true => {
                 let (hosts, url) = session.controller_on_host(nodes.count)?;
@@ -192,6 +191,8 @@ impl Session {
             }
             false => (None, session.controller_url.clone()),
         };
+        // Their workers write to the URL their agents were given.
+        session.watch_local_workers_of(&agents_reach, true, Some(nodes.data_dir.clone()));
         let local = LocalNodes::spawn(
             &LocalNodesConfig {
                 controller: agents_reach,
@@ -351,6 +352,12 @@ impl Session {
     /// (`<dir>/<node>/<instance>.log`), followed in place of the pipe to them.
     fn watch_local_workers(&mut self, ours_only: bool, agents_dir: Option<PathBuf>) {
         let url = self.controller_url.clone();
+        self.watch_local_workers_of(&url, ours_only, agents_dir);
+    }
+
+    /// As [`Session::watch_local_workers`], for workers given `url`.
+    fn watch_local_workers_of(&mut self, url: &str, ours_only: bool, agents_dir: Option<PathBuf>) {
+        let url = url.to_string();
         let output_file = agents_dir.map(|dir| {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| agent_log(&dir, p))
                 as crate::supervisor::OutputFile
