@@ -57,6 +57,10 @@ pub struct NodeCycle {
     pub heal_to_stopped_ms: Option<u64>,
     /// Checkpoints seen go back during this cycle: two writers on the namespace.
     pub went_back: usize,
+    /// The crash flag deleted after the new instance's first checkpoint and
+    /// before the task completed: the new instance never does that, so a
+    /// second writer did (the original's stop handler deletes it).
+    pub flag_deleted_midtask: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,10 +114,12 @@ impl NodeReport {
             ));
             if let Some(link) = &c.link {
                 out.push_str(&format!(
-                    "     link {link}; healed → old instance stopped {}; {} write(s) fenced; {} checkpoint(s) went back\n",
+                    "     link {link}; healed → old instance stopped {}; {} write(s) fenced; \
+                     {} checkpoint(s) went back, crash flag deleted mid-task {} time(s)\n",
                     secs(c.heal_to_stopped_ms),
                     c.fenced_writes.map_or("?".into(), |n| n.to_string()),
                     c.went_back,
+                    c.flag_deleted_midtask,
                 ));
             }
         }
@@ -152,6 +158,11 @@ struct NodeRunner {
     driver: Driver,
     patience: Duration,
     json: bool,
+    /// The worker's step.
+    step: Duration,
+    /// When the crash flag was seen deleted, and when a task first completed.
+    flag_cleared: Vec<u64>,
+    completed_at: Option<u64>,
     /// Every checkpoint counter seen go down, as (from, to).
     went_back: Vec<(i64, i64)>,
     /// Replaced instances whose end was judged a crash.
@@ -188,6 +199,10 @@ impl NodeRunner {
             ));
             match &ev.kind {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
+                TimelineKind::FlagCleared => self.flag_cleared.push(ev.at),
+                TimelineKind::Completed => {
+                    self.completed_at.get_or_insert(ev.at);
+                }
                 TimelineKind::Exited { crashed: true, .. } => {
                     if let Some(id) = &ev.instance {
                         if self.tracker().nodes().replaced_by(id).is_some() {
@@ -341,6 +356,12 @@ impl NodeRunner {
             c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
         }
         if link.is_some() {
+            if moved {
+                // The cut-off worker is left behind a while (its work a few
+                // steps further elsewhere): a worker that does not fence
+                // then writes an older step over a newer one on heal.
+                self.wait_until(self.step * 3, |_| false).await?;
+            }
             self.act(&node, NodeOp::Heal)?;
             let healed = std::time::Instant::now();
             let moved_off = self.tracker().nodes().replaced_by(&instance).is_some();
@@ -374,6 +395,14 @@ impl NodeRunner {
             }
         }
         c.went_back = self.went_back.len() - went_back_before;
+        if let Some(from) = self.recovered(&instance).and_then(|f| f.checkpoint_at) {
+            let done = self.completed_at.unwrap_or(u64::MAX);
+            c.flag_deleted_midtask = self
+                .flag_cleared
+                .iter()
+                .filter(|at| **at > from && **at < done)
+                .count();
+        }
         if !moved && fault != NodeFault::Netem {
             return Err(format!("{instance}'s work did not move off {node}"));
         }
@@ -429,6 +458,9 @@ pub async fn run(
     let mut runner = NodeRunner {
         driver: Driver::new(session),
         patience: config.patience,
+        step,
+        flag_cleared: Vec::new(),
+        completed_at: None,
         json: config.live_to_stderr,
         went_back: Vec::new(),
         crashed_replaced: Vec::new(),
@@ -566,6 +598,12 @@ fn judge(
         );
     }
     if fault.needs_hosts() {
+        problems.extend(cycles.iter().filter(|c| c.flag_deleted_midtask > 0).map(|c| {
+            format!(
+                "#{}: the crash flag was deleted mid-task after the move (two writers)",
+                c.cycle
+            )
+        }));
         problems.extend(
             cycles
                 .iter()
