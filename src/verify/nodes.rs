@@ -116,7 +116,10 @@ impl NodeReport {
                 out.push_str(&format!(
                     "     link {link}; healed → old instance stopped {}; {} write(s) fenced; \
                      {} checkpoint(s) went back, crash flag deleted mid-task {} time(s)\n",
-                    secs(c.heal_to_stopped_ms),
+                    match (c.heal_to_stopped_ms, c.old_writer_ended) {
+                        (None, Some(true)) => "before the heal".to_string(),
+                        (ms, _) => secs(ms),
+                    },
                     c.fenced_writes.map_or("?".into(), |n| n.to_string()),
                     c.went_back,
                     c.flag_deleted_midtask,
@@ -199,7 +202,10 @@ impl NodeRunner {
             ));
             match &ev.kind {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
-                TimelineKind::FlagCleared => self.flag_cleared.push(ev.at),
+                // Both workers clear it at 100% when they complete.
+                TimelineKind::FlagCleared if self.progress() < 100 => {
+                    self.flag_cleared.push(ev.at)
+                }
                 TimelineKind::Completed => {
                     self.completed_at.get_or_insert(ev.at);
                 }
@@ -257,6 +263,28 @@ impl NodeRunner {
             .cloned()
     }
 
+    /// The figures of `c.instance`'s failover, once its new instance checkpointed.
+    fn fill_failover(&self, c: &mut NodeCycle) {
+        let Some(f) = self.recovered(&c.instance) else {
+            return;
+        };
+        let cycle = self
+            .tracker()
+            .cycles()
+            .iter()
+            .rev()
+            .find(|cy| cy.killed_instance == c.instance)
+            .cloned();
+        c.to_node = Some(f.to_node.clone());
+        c.new_instance = Some(f.new_instance.clone());
+        c.steps_lost = f.steps_lost;
+        c.to_detected_ms = f.to_detected_ms();
+        c.to_running_ms = f.to_running_ms();
+        c.to_checkpoint_ms = f.to_checkpoint_ms();
+        c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
+        c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
+    }
+
     async fn cycle(
         &mut self,
         n: u32,
@@ -307,23 +335,7 @@ impl NodeRunner {
         let moved = self
             .wait_until(wait, |r| r.recovered(&instance).is_some())
             .await?;
-        if let Some(f) = self.recovered(&instance) {
-            let cycle = self
-                .tracker()
-                .cycles()
-                .iter()
-                .rev()
-                .find(|cy| cy.killed_instance == instance)
-                .cloned();
-            c.to_node = Some(f.to_node.clone());
-            c.new_instance = Some(f.new_instance.clone());
-            c.steps_lost = f.steps_lost;
-            c.to_detected_ms = f.to_detected_ms();
-            c.to_running_ms = f.to_running_ms();
-            c.to_checkpoint_ms = f.to_checkpoint_ms();
-            c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
-            c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
-        }
+        self.fill_failover(&mut c);
         if fault == NodeFault::Kill && moved {
             // The machine comes back, a standby for the next fault.
             self.act(&node, NodeOp::Revive)?;
@@ -362,6 +374,11 @@ impl NodeRunner {
                 // then writes an older step over a newer one on heal.
                 self.wait_until(self.step * 3, |_| false).await?;
             }
+            // Fenced through a lossy link, it may have ended already.
+            let ended_before = self
+                .tracker()
+                .instance(&instance)
+                .is_some_and(|i| i.pid.is_none());
             self.act(&node, NodeOp::Heal)?;
             let healed = std::time::Instant::now();
             let moved_off = self.tracker().nodes().replaced_by(&instance).is_some();
@@ -377,7 +394,8 @@ impl NodeRunner {
                     .await?;
             if moved_off {
                 c.old_writer_ended = Some(ended);
-                c.heal_to_stopped_ms = ended.then(|| crate::clock::millis(healed.elapsed()));
+                c.heal_to_stopped_ms = (ended && !ended_before)
+                    .then(|| crate::clock::millis(healed.elapsed()));
             }
             // Any late write it still makes would show now.
             self.wait_until(AFTER_THAW, |_| false).await?;
@@ -394,6 +412,8 @@ impl NodeRunner {
                 return Err(format!("{node} did not beat again after its link healed"));
             }
         }
+        // A degraded link's node may be found lost only now.
+        self.fill_failover(&mut c);
         c.went_back = self.went_back.len() - went_back_before;
         if let Some(from) = self.recovered(&instance).and_then(|f| f.checkpoint_at) {
             let done = self.completed_at.unwrap_or(u64::MAX);
