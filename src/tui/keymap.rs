@@ -81,6 +81,7 @@ impl Default for Keymap {
                 Msg::HelpKillNode,
             ),
             bind(Char('F'), Action::FreezeNode, None, Msg::HelpFreezeNode),
+            bind(Char('P'), Action::PartitionNode, None, Msg::HelpPartitionNode),
             bind(
                 Char('x'),
                 Action::OpenSignalMenu,
