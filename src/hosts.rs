@@ -284,7 +284,7 @@ impl TestHosts {
                 LinkFault::Degraded(Netem {
                     loss_pct: Some(p), ..
                 }),
-            ) => {
+            ) if *p < 100 => {
                 format!("{dir} \"eth0\" numgen random mod 100 < {p} drop;")
             }
             _ => format!("{dir} \"eth0\" drop;"),

@@ -81,7 +81,12 @@ impl Default for Keymap {
                 Msg::HelpKillNode,
             ),
             bind(Char('F'), Action::FreezeNode, None, Msg::HelpFreezeNode),
-            bind(Char('P'), Action::PartitionNode, None, Msg::HelpPartitionNode),
+            bind(
+                Char('P'),
+                Action::PartitionNode,
+                None,
+                Msg::HelpPartitionNode,
+            ),
             bind(
                 Char('x'),
                 Action::OpenSignalMenu,

@@ -203,9 +203,7 @@ impl NodeRunner {
             match &ev.kind {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
                 // Both workers clear it at 100% when they complete.
-                TimelineKind::FlagCleared if self.progress() < 100 => {
-                    self.flag_cleared.push(ev.at)
-                }
+                TimelineKind::FlagCleared if self.progress() < 100 => self.flag_cleared.push(ev.at),
                 TimelineKind::Completed => {
                     self.completed_at.get_or_insert(ev.at);
                 }
@@ -394,8 +392,8 @@ impl NodeRunner {
                     .await?;
             if moved_off {
                 c.old_writer_ended = Some(ended);
-                c.heal_to_stopped_ms = (ended && !ended_before)
-                    .then(|| crate::clock::millis(healed.elapsed()));
+                c.heal_to_stopped_ms =
+                    (ended && !ended_before).then(|| crate::clock::millis(healed.elapsed()));
             }
             // Any late write it still makes would show now.
             self.wait_until(AFTER_THAW, |_| false).await?;
@@ -618,12 +616,17 @@ fn judge(
         );
     }
     if fault.needs_hosts() {
-        problems.extend(cycles.iter().filter(|c| c.flag_deleted_midtask > 0).map(|c| {
-            format!(
-                "#{}: the crash flag was deleted mid-task after the move (two writers)",
-                c.cycle
-            )
-        }));
+        problems.extend(
+            cycles
+                .iter()
+                .filter(|c| c.flag_deleted_midtask > 0)
+                .map(|c| {
+                    format!(
+                        "#{}: the crash flag was deleted mid-task after the move (two writers)",
+                        c.cycle
+                    )
+                }),
+        );
         problems.extend(
             cycles
                 .iter()
