@@ -1,11 +1,14 @@
 //! Test hosts (`plumdash::hosts`) and the node scenario on them: a node's
 //! link cut both ways or one way, or losing packets, while its worker runs on.
 
-use crate::support::{fixture, need_hosts, plumdash};
+use crate::nodes::{ctl, first_instance, list_nodes, node};
+use crate::support::{fixture, need_hosts, plumdash, Up};
 use plumdash::hosts::{LinkFault, Netem, TestHosts};
+use plumdash::kv::DistributedMemory;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
+use std::time::Instant;
 
 const QUICK: Duration = Duration::from_millis(400);
 
@@ -182,5 +185,69 @@ fn a_partitioned_worker_that_does_not_fence_is_shown_as_a_second_writer() {
     assert!(
         n4["detail"].as_str().unwrap().contains("two writers"),
         "{n4}"
+    );
+}
+
+/// `up --nodes 2 --hosts` driven by `ctl partition-node`: the cut node's
+/// work moves, and after the heal its agent stops what it no longer owns;
+/// the events tell each step in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_partition_node_cuts_a_node_off_and_heals_it_and_the_events_tell_each_step() {
+    if !need_hosts() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::two_nodes(dir.path(), "parts-up")
+        .args(["--hosts"])
+        .spawn();
+    let first = first_instance(&up);
+    let kv = DistributedMemory::create("parts-up", &up.url()).unwrap();
+    let counter = || async { kv.get_int("task.counter").await.ok().flatten().unwrap_or(0) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while counter().await < 2 {
+        assert!(Instant::now() < deadline, "no progress: {:?}", up.events());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    let (ok, text) = ctl(&up, &["partition-node", "nodeA"]);
+    assert!(ok && text.contains("nodeA partitioned"), "{text}");
+    up.wait_event_within("node_partitioned", Duration::from_secs(5), |e| {
+        e["kind"] == "node_partitioned" && e["node"] == "nodeA"
+    });
+    // Cut off, its connections stay open: only the TTL tells.
+    let down = up.wait_event_within("node_down", Duration::from_secs(10), |e| {
+        e["kind"] == "node_down" && e["node"] == "nodeA"
+    });
+    assert_eq!(down["lost_by"], "heartbeats", "{down}");
+    let failover = up.wait_event_within("failover", Duration::from_secs(10), |e| {
+        e["kind"] == "failover"
+    });
+    assert_eq!(failover["cause"], "node_partitioned", "{failover}");
+    assert_eq!(failover["to_node"], "nodeB", "{failover}");
+    assert_eq!(node(&list_nodes(&up), "nodeA")["health"], "UNHEALTHY");
+
+    let (ok, text) = ctl(&up, &["partition-node", "nodeA"]);
+    assert!(ok && text.contains("nodeA healed"), "{text}");
+    up.wait_event_within(
+        "the old node stops its instance",
+        Duration::from_secs(15),
+        |e| e["kind"] == "superseded" && e["instance"] == first.as_str(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node(&list_nodes(&up), "nodeA")["health"] != "HEALTHY" {
+        assert!(Instant::now() < deadline, "nodeA never beat again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = up.events();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(at("node_partitioned") < at("node_down"), "{kinds:?}");
+    assert!(at("node_down") <= at("failover"), "{kinds:?}");
+    assert!(at("failover") < at("node_healed"), "{kinds:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["kind"] == "checkpoint_went_back" || e["kind"] == "crashed"),
+        "{events:#?}"
     );
 }
