@@ -305,6 +305,14 @@ impl TestHosts {
         Ok(())
     }
 
+    /// Whether links can be delayed here (`tc netem`): tried on a host of
+    /// its own, the one line of [`add_delay`] when not.
+    pub fn check_delay() -> Result<()> {
+        let probe = TestHosts::create(&["probe"])?;
+        let netns = probe.netns("probe")?;
+        add_delay(&netns, Duration::from_millis(1))
+    }
+
     /// Removes any fault from the host's link.
     pub fn heal(&self, name: &str) -> Result<()> {
         let host = self.host(name)?;

@@ -446,6 +446,10 @@ pub async fn run(
     config: &super::VerifyConfig,
     program: PathBuf,
 ) -> Result<NodeReport> {
+    // Refused before anything starts, not at the first fault.
+    if scenario.netem.is_some_and(|n| n.delay.is_some()) {
+        crate::hosts::TestHosts::check_delay()?;
+    }
     let scratch = super::setup::Scratch::new()?;
     let step = config.step.unwrap_or(DEFAULT_STEP);
     let session_config = SessionConfig {

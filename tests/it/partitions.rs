@@ -62,6 +62,11 @@ fn test_hosts_have_their_own_network_and_processes_and_their_links_fail_and_heal
         assert!(reaches(&hosts, "nodeA", to), "healed after {fault:?}");
     }
 
+    // Delay needs the kernel's netem: applied, or refused naming it.
+    if let Err(e) = TestHosts::check_delay() {
+        assert!(format!("{e:#}").contains("sch_netem"), "{e:#}");
+    }
+
     // Everything made goes with the hosts.
     drop(listener);
     drop(hosts);
