@@ -138,6 +138,8 @@ pub struct TestHosts {
     hosts: Vec<Host>,
     /// The fault on each host's link now, by host name.
     faults: Mutex<Vec<(String, LinkFault)>>,
+    /// `remove` ran.
+    removed: Mutex<bool>,
 }
 
 impl TestHosts {
@@ -154,6 +156,7 @@ impl TestHosts {
             switch: format!("{tag}-switch"),
             hosts: Vec::new(),
             faults: Mutex::new(Vec::new()),
+            removed: Mutex::new(false),
         };
         // From here on a failure drops `made`, which removes what exists.
         ip(&["netns", "add", &made.switch])?;
@@ -338,12 +341,26 @@ impl TestHosts {
     }
 }
 
-impl Drop for TestHosts {
-    fn drop(&mut self) {
+impl TestHosts {
+    /// Removes every namespace (and with them the links, the bridge and the
+    /// fault tables); again, nothing. Processes still in a host keep its
+    /// network alive, unnamed, until they end.
+    pub fn remove(&self) {
+        let mut removed = self.removed.lock().unwrap_or_else(PoisonError::into_inner);
+        if *removed {
+            return;
+        }
         for host in &self.hosts {
             let _ = ip(&["netns", "del", &host.netns]);
         }
         let _ = ip(&["netns", "del", &self.switch]);
+        *removed = true;
+    }
+}
+
+impl Drop for TestHosts {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 

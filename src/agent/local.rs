@@ -127,10 +127,19 @@ impl LocalNodes {
     }
 
     /// SIGTERM to every agent (each stops its workers gracefully), then
-    /// SIGKILL to the groups of those still there after `wait`.
-    pub async fn stop(self, wait: Duration) {
+    /// SIGKILL to the groups of those still there after `wait`; then the
+    /// test hosts go. Through a shared handle too: nothing is left for a
+    /// drop that an exit may never run.
+    pub async fn stop(&self, wait: Duration) {
         for node in self.lock().iter() {
             let _ = kill(pid_of(node), Signal::SIGTERM);
+            // On a test host the process started is `unshare`, which does not
+            // pass signals on: the agent is its child.
+            if self.hosts.is_some() {
+                for child in children(node.pid()) {
+                    let _ = kill(group(child), Signal::SIGTERM);
+                }
+            }
         }
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
@@ -140,11 +149,25 @@ impl LocalNodes {
                 nodes.len()
             };
             if left == 0 {
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Drop kills what is left.
+        self.kill_all();
+        if let Some(hosts) = &self.hosts {
+            hosts.remove();
+        }
+    }
+
+    /// SIGKILL to every agent's group still running, each reaped.
+    fn kill_all(&self) {
+        for node in self.lock().iter_mut() {
+            if let Ok(Some(_)) = node.child.try_wait() {
+                continue;
+            }
+            let _ = killpg(pid_of(node), Signal::SIGKILL);
+            let _ = node.child.wait();
+        }
     }
 }
 
@@ -202,14 +225,7 @@ fn group(pid: u32) -> Pid {
 
 impl Drop for LocalNodes {
     fn drop(&mut self) {
-        let nodes = self.nodes.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for node in nodes.iter_mut() {
-            if let Ok(Some(_)) = node.child.try_wait() {
-                continue;
-            }
-            let _ = killpg(pid_of(node), Signal::SIGKILL);
-            let _ = node.child.wait();
-        }
+        self.kill_all();
     }
 }
 
@@ -414,6 +430,14 @@ impl LocalNodes {
             proc_stat(pid).with_context(|| format!("reading the state of {name}'s agent"))?;
         Ok(stat.state == 'T')
     }
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| proc_stat(*pid).is_some_and(|s| s.ppid == parent))
+        .collect()
 }
 
 /// The process groups of every process descended from `root`, other than
