@@ -111,7 +111,7 @@ fn holds_with_the_bundled_worker(args: &[&str], link: &str) {
 }
 
 #[test]
-fn a_partitioned_node_loses_its_work_and_its_late_writes_are_fenced() {
+fn a_partitioned_node_loses_its_work_and_no_late_write_of_its_worker_lands() {
     if !need_hosts() {
         return;
     }
@@ -128,7 +128,9 @@ fn a_partitioned_node_loses_its_work_and_its_late_writes_are_fenced() {
     // Found by missed heartbeats: at least the TTL after the cut.
     assert!(c["to_detected_ms"].as_u64().is_some(), "{c}");
     assert!(c["to_checkpoint_ms"].as_u64().is_some(), "{c}");
+    // Its late write, if it made one before its agent stopped it, was refused.
     assert_eq!(c["went_back"], 0, "{c}");
+    assert_eq!(c["flag_deleted_midtask"], 0, "{c}");
     assert_eq!(c["old_writer_ended"], true, "{c}");
     assert_eq!(report["completions"], 1, "{report:#}");
 }
@@ -151,10 +153,10 @@ fn a_node_losing_most_of_its_packets_never_gets_two_writers() {
     }
     // Heavy loss: the node may or may not be found lost; either way the
     // task completes once and no checkpoint goes back.
-    let (code, report) = verify_on_hosts(&["--netem", "loss 60%", "--step", "300ms"]);
+    let (code, report) = verify_on_hosts(&["--netem", "loss 40%", "--step", "300ms"]);
     assert_eq!(code, 0, "{report:#}");
     let c = &report["cycles"][0];
-    assert_eq!(c["link"], "loss 60%", "{c}");
+    assert_eq!(c["link"], "loss 40%", "{c}");
     assert_eq!(c["went_back"], 0, "{c}");
     assert_eq!(report["completions"], 1, "{report:#}");
 }
