@@ -250,8 +250,10 @@ impl TestHosts {
 
     /// A command that runs `program` on the host: in its network namespace,
     /// as the first process of a PID namespace of its own (`/proc` mounted
-    /// afresh, so it sees only its host's processes). Killing the command's
-    /// process kills the whole host's processes with it.
+    /// afresh, so it sees only its host's processes). The process started is
+    /// `unshare`, which passes no signal on: signal its process group (the
+    /// program is in it), or the program itself; when the program, the PID
+    /// namespace's first process, dies, every process on the host dies too.
     pub fn command(&self, name: &str, program: &std::path::Path) -> Result<Command> {
         let host = self.host(name)?;
         let mut command = Command::new("ip");
