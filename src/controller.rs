@@ -152,6 +152,8 @@ async fn serve_then_close(
 ) {
     let shutdown = state.shutdown.clone();
     let store = state.store.clone();
+    // Only the router (and its clones) may hold the store from here on.
+    drop(state);
     let monitor = tokio::spawn(monitor_health(health, shutdown.clone()));
     server::serve(listener, router, shutdown).await;
     let _ = monitor.await;
