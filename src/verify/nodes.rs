@@ -664,6 +664,53 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_link_reports_the_heal_and_what_the_old_writer_did() {
+        let cycle = |heal: Option<u64>, ended: bool| NodeCycle {
+            cycle: 1,
+            node: "nodeA".into(),
+            to_node: Some("nodeB".into()),
+            link: Some("partitioned".into()),
+            heal_to_stopped_ms: heal,
+            old_writer_ended: Some(ended),
+            fenced_writes: Some(1),
+            went_back: 0,
+            flag_deleted_midtask: 1,
+            ..NodeCycle::default()
+        };
+        let report = |c: NodeCycle| NodeReport {
+            ok: false,
+            exit_code: 1,
+            scenario: "nodes",
+            fault: NodeFault::Partition,
+            nodes: 2,
+            app: "kv-demo".into(),
+            step_ms: Some(300),
+            ended_early: None,
+            cycles: vec![c],
+            completions: 1,
+            invariants: vec![],
+        };
+        let text = report(cycle(Some(670), true)).render();
+        assert!(
+            text.contains("#1 partition at ?% on nodeA → nodeB"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "link partitioned; healed → old instance stopped 0.67s; 1 write(s) fenced; \
+                 0 checkpoint(s) went back, crash flag deleted mid-task 1 time(s)"
+            ),
+            "{text}"
+        );
+        // Fenced through a lossy link before the heal: said so, no figure.
+        let text = report(cycle(None, true)).render();
+        assert!(
+            text.contains("old instance stopped before the heal"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_report_reads_as_a_table_with_a_verdict() {
         let report = NodeReport {
             ok: true,
