@@ -12,13 +12,22 @@
 //! original's documented path is TTL 3 s (whole seconds) + failover pass every
 //! 1 s + agent sync every 5 s: 4–9 s to running.
 //!
+//! With root (`ip`, `nft`, `unshare`), the controller and each node run as
+//! test hosts (`plumdash::hosts`: network and PID namespaces on a private
+//! bridge) and the same run adds partition rounds: the node's link drops
+//! every packet, its worker runs on cut off; found by the TTL like a freeze.
+//! Healed after the move, timed to its agent stopping the old instance.
+//! Without them, a line says so and only kills and freezes run.
+//!
 //! `cargo build --release && cargo bench --bench failover`
-//! (`FAILOVER_ROUNDS=N` kill rounds, default 20; half as many freeze rounds).
+//! (`FAILOVER_ROUNDS=N` kill rounds and as many partition rounds, default 20;
+//! half as many freeze rounds).
 
 mod common;
 
 use common::{benchmarking, fmt_d, sibling_binary, Samples, Table};
 use plumdash::agent::local::{self, LocalNodes, LocalNodesConfig};
+use plumdash::hosts::{LinkFault, TestHosts, CONTROLLER_HOST};
 use plumdash::kv::DistributedMemory;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -125,12 +134,16 @@ struct Figures {
     detected: Samples,
     running: Samples,
     first_write: Samples,
+    /// Partitions: from the heal to the old node's agent stopping the old instance.
+    stopped_after_heal: Samples,
     backwards: usize,
 }
 
+#[derive(Clone, Copy)]
 enum Fault {
     Kill,
     Freeze,
+    Partition,
 }
 
 fn main() {
@@ -147,20 +160,40 @@ fn main() {
 
 async fn run(rounds: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let controller = common::start_controller(dir.path()).await;
+    let mut controller = common::start_controller(dir.path()).await;
     let url = controller.url();
+    let names = local::node_names(2);
+    let hosts = match TestHosts::create(&[CONTROLLER_HOST, &names[0], &names[1]]) {
+        Ok(hosts) => Some(std::sync::Arc::new(hosts)),
+        Err(e) => {
+            println!("no test hosts here ({e:#}): kills and freezes only, no partitions");
+            None
+        }
+    };
+    // The agents reach the controller on its host's address when there are hosts.
+    let agents_url = match &hosts {
+        Some(hosts) => {
+            let listener = hosts.bind(CONTROLLER_HOST, 0).expect("binding on the host");
+            let addr = controller
+                .serve_also(listener)
+                .expect("serving on the host");
+            format!("http://{addr}")
+        }
+        None => url.clone(),
+    };
     let config = LocalNodesConfig {
         count: 2,
         program: sibling_binary("plumdash"),
-        controller: url.clone(),
+        controller: agents_url,
         token: None,
         step: Some(STEP),
         log_dir: dir.path().join("logs"),
         data_dir: dir.path().join("agents"),
         stop_grace: Duration::from_secs(3),
+        on_hosts: hosts.is_some(),
     };
-    let mut nodes = LocalNodes::spawn(&config).expect("agents");
-    let names = local::node_names(2);
+    let partitions = if hosts.is_some() { rounds } else { 0 };
+    let mut nodes = LocalNodes::spawn(&config, hosts).expect("agents");
     local::wait_healthy(&url, None, &names, Duration::from_secs(10))
         .await
         .expect("nodes beat");
@@ -179,18 +212,22 @@ async fn run(rounds: usize) {
     let mut seen = HashSet::new();
     let mut killed = Figures::default();
     let mut frozen = Figures::default();
+    let mut cut = Figures::default();
     let mut on = 0usize;
-    for i in 0..rounds + rounds / 2 {
+    for i in 0..rounds + rounds / 2 + partitions {
         let fault = if i < rounds {
             Fault::Kill
-        } else {
+        } else if i < rounds + rounds / 2 {
             Fault::Freeze
+        } else {
+            Fault::Partition
         };
         let from = names[on].clone();
         let to = names[1 - on].clone();
         let figures = match fault {
             Fault::Kill => &mut killed,
             Fault::Freeze => &mut frozen,
+            Fault::Partition => &mut cut,
         };
         round(
             &cluster, &mut nodes, &config, &mut seen, fault, &from, &to, figures,
@@ -201,12 +238,20 @@ async fn run(rounds: usize) {
     }
     eprintln!();
     let mut table = Table::new(&["fault", "rounds", "to", "p50", "p99", "max"]);
-    for (name, f) in [("killed", &killed), ("frozen (TTL path)", &frozen)] {
+    for (name, f) in [
+        ("killed", &killed),
+        ("frozen (TTL path)", &frozen),
+        ("partitioned", &cut),
+    ] {
         for (what, s) in [
             ("detected", &f.detected),
             ("running", &f.running),
             ("first write", &f.first_write),
+            ("old stopped after heal", &f.stopped_after_heal),
         ] {
+            if s.len() == 0 {
+                continue;
+            }
             table.row(vec![
                 name.into(),
                 s.len().to_string(),
@@ -228,6 +273,15 @@ async fn run(rounds: usize) {
         frozen.backwards,
         frozen.running.len()
     );
+    if cut.running.len() > 0 {
+        println!(
+            "partitioned → running p99 {} (goal: ≤ TTL 3 s + 1 s); checkpoint went \
+             backwards after a heal: {} of {} partition rounds",
+            fmt_d(cut.running.p99()),
+            cut.backwards,
+            cut.running.len()
+        );
+    }
     nodes.stop(Duration::from_secs(5)).await;
     controller.shutdown().await.expect("controller shutdown");
 }
@@ -280,6 +334,7 @@ async fn round(
     match fault {
         Fault::Kill => nodes.kill(from).expect("kill"),
         Fault::Freeze => nodes.freeze(from).expect("freeze"),
+        Fault::Partition => nodes.cut(from, &LinkFault::Partition).expect("cut"),
     }
     let mut detected = None;
     let deadline = t0 + Duration::from_secs(20);
@@ -313,20 +368,45 @@ async fn round(
         Fault::Kill => {
             nodes.revive(from).expect("revive");
         }
-        Fault::Freeze => {
-            // Thawed after the move: its old worker must not write over the
-            // new one's progress.
+        Fault::Freeze | Fault::Partition => {
+            // Thawed or healed after the move: its old worker must not write
+            // over the new one's progress.
             let mut high = cluster.progress().await.unwrap_or(0);
-            nodes.thaw(from).expect("thaw");
+            let healed = Instant::now();
+            match fault {
+                Fault::Partition => nodes.heal(from).expect("heal"),
+                _ => nodes.thaw(from).expect("thaw"),
+            }
+            let partition = matches!(fault, Fault::Partition);
+            // Its agent hears the controller again and stops the old instance.
+            let old_runs = || async {
+                cluster
+                    .rows(from)
+                    .await
+                    .iter()
+                    .any(|r| r["instanceId"] == old.as_str() && r["phase"] == "Running")
+            };
             let watch = Instant::now() + Duration::from_secs(1);
+            let deadline = Instant::now() + Duration::from_secs(20);
             let mut backwards = false;
-            while Instant::now() < watch {
+            let mut stopped = None;
+            while Instant::now() < watch || (partition && stopped.is_none()) {
                 let now = cluster.progress().await.unwrap_or(high);
                 backwards |= now < high;
                 high = high.max(now);
+                if partition && stopped.is_none() && !old_runs().await {
+                    stopped = Some(healed.elapsed());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{old} never stopped after the heal"
+                );
                 tokio::time::sleep(POLL).await;
             }
             figures.backwards += usize::from(backwards);
+            if let Some(stopped) = stopped {
+                figures.stopped_after_heal.push(stopped);
+            }
         }
     }
     local::wait_healthy(

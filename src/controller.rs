@@ -90,6 +90,10 @@ pub struct RunningController {
     /// lock lives in the task, so it is held as long as anything serves,
     /// even if this handle is dropped without `shutdown`.
     task: JoinHandle<()>,
+    /// The API, for more listeners (`serve_also`).
+    router: axum::Router,
+    /// Those listeners' accept loops.
+    also: Vec<JoinHandle<()>>,
 }
 
 impl RunningController {
@@ -101,8 +105,38 @@ impl RunningController {
     /// requests for at most `server::SHUTDOWN_GRACE` and drops the rest,
     /// closes the store, then frees the database lock.
     pub async fn shutdown(self) -> Result<()> {
-        self.shutdown.cancel();
-        self.task.await.context("controller task panicked")
+        let RunningController {
+            shutdown,
+            task,
+            router,
+            also,
+            ..
+        } = self;
+        shutdown.cancel();
+        // The router holds the store: let it go before the store is closed.
+        drop(router);
+        for also in also {
+            let _ = also.await;
+        }
+        task.await.context("controller task panicked")
+    }
+
+    /// Serves the same API on one more listener, until the same shutdown:
+    /// with test hosts (`crate::hosts`), one bound on the controller host's
+    /// address, which only the hosts' private network reaches (so no token
+    /// is asked for it, as for loopback); the dashboard keeps loopback.
+    pub fn serve_also(&mut self, listener: std::net::TcpListener) -> Result<SocketAddr> {
+        let addr = listener.local_addr().context("reading the bound address")?;
+        listener
+            .set_nonblocking(true)
+            .context("making the listener non-blocking")?;
+        let listener = TcpListener::from_std(listener).context("serving a listener")?;
+        self.also.push(tokio::spawn(server::serve(
+            listener,
+            self.router.clone(),
+            self.shutdown.clone(),
+        )));
+        Ok(addr)
     }
 }
 
@@ -112,13 +146,16 @@ impl RunningController {
 async fn serve_then_close(
     listener: TcpListener,
     state: AppState,
+    router: axum::Router,
     health: Arc<Health>,
     lock: db_lock::DbLock,
 ) {
     let shutdown = state.shutdown.clone();
     let store = state.store.clone();
+    // Only the router (and its clones) may hold the store from here on.
+    drop(state);
     let monitor = tokio::spawn(monitor_health(health, shutdown.clone()));
-    server::serve(listener, app(state), shutdown).await;
+    server::serve(listener, router, shutdown).await;
     let _ = monitor.await;
     // A read still running on the blocking pool holds the store; it is
     // short, but do not wait forever for it.
@@ -187,12 +224,21 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         timing.failover_interval,
         shutdown.clone(),
     ));
-    let task = tokio::spawn(serve_then_close(listener, state, health, lock));
+    let router = app(state.clone());
+    let task = tokio::spawn(serve_then_close(
+        listener,
+        state,
+        router.clone(),
+        health,
+        lock,
+    ));
     Ok(RunningController {
         addr,
         db: config.db,
         shutdown,
         task,
+        router,
+        also: Vec::new(),
     })
 }
 

@@ -334,6 +334,9 @@ pub enum Request {
     FreezeNode { node: String },
     /// Start a local node killed here again: its agent beats and takes work.
     ReviveNode { node: String },
+    /// Cut a node's link both ways (`up --nodes N --hosts`: each node a test
+    /// host); the same again heals it.
+    PartitionNode { node: String },
 }
 
 async fn handle(
@@ -429,6 +432,9 @@ async fn answer(
         }
         Request::ReviveNode { node } => {
             return node_answer(session, node, NodeOp::Revive, status).await
+        }
+        Request::PartitionNode { node } => {
+            return node_answer(session, node, NodeOp::TogglePartition, status).await
         }
         Request::Kill { instance } => (
             instance,

@@ -18,6 +18,7 @@ pub mod ctl_socket;
 pub mod demo;
 pub mod driver;
 pub mod headless;
+pub mod hosts;
 pub mod http_body;
 pub mod kv;
 pub mod logging;

@@ -203,9 +203,10 @@ impl Session {
             }
             WorkerExit::LeaveRunning => self.supervisor.detach_all().await,
         };
-        // The agents stop their workers (SIGTERM, grace) before the controller goes.
-        // A node action still running holds a handle: its Drop kills what is left.
-        if let Some(nodes) = self.nodes.and_then(|n| Arc::try_unwrap(n).ok()) {
+        // The agents stop their workers (SIGTERM, grace) before the controller
+        // goes; a handle still held elsewhere (a node action, the control
+        // socket) does not keep them, nor their test hosts.
+        if let Some(nodes) = &self.nodes {
             nodes
                 .stop(self.config.stop_grace + Duration::from_secs(2))
                 .await;

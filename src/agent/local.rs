@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 use crate::cluster::model::Node;
+use crate::hosts::{LinkFault, TestHosts};
 use crate::supervisor::procstats::{all_pids, proc_stat, ProcStat};
 
 /// The names of `count` nodes: `nodeA` … `nodeZ`, then `node27`, ….
@@ -40,6 +41,9 @@ pub struct LocalNodesConfig {
     pub log_dir: PathBuf,
     pub data_dir: PathBuf,
     pub stop_grace: Duration,
+    /// Each node a test host of its own (`crate::hosts`: network and PID
+    /// namespaces), its link to the controller's host one that can fail.
+    pub on_hosts: bool,
 }
 
 /// One agent process.
@@ -62,10 +66,14 @@ pub struct LocalNodes {
     nodes: Mutex<Vec<LocalNode>>,
     /// How they were started, to start one again.
     config: Option<LocalNodesConfig>,
+    /// The test hosts they run on (`on_hosts`); dropped after the agents.
+    hosts: Option<Arc<TestHosts>>,
 }
 
 impl LocalNodes {
-    pub fn spawn(config: &LocalNodesConfig) -> Result<LocalNodes> {
+    /// Starts the agents: as processes here, or each on its test host of
+    /// `hosts` (named as the node).
+    pub fn spawn(config: &LocalNodesConfig, hosts: Option<Arc<TestHosts>>) -> Result<LocalNodes> {
         std::fs::create_dir_all(&config.log_dir)
             .with_context(|| format!("creating {}", config.log_dir.display()))?;
         let mut nodes = Vec::new();
@@ -74,11 +82,12 @@ impl LocalNodes {
             let log_path = config.log_dir.join(format!("agent-{name}.log"));
             std::fs::File::create(&log_path)
                 .with_context(|| format!("creating {}", log_path.display()))?;
-            nodes.push(spawn_agent(config, name)?);
+            nodes.push(spawn_agent(config, hosts.as_deref(), name)?);
         }
         Ok(LocalNodes {
             nodes: Mutex::new(nodes),
             config: Some(config.clone()),
+            hosts,
         })
     }
 
@@ -105,7 +114,7 @@ impl LocalNodes {
         {
             bail!("{name} is running: only a killed node comes back");
         }
-        *node = spawn_agent(config, name.to_string())?;
+        *node = spawn_agent(config, self.hosts.as_deref(), name.to_string())?;
         Ok(node.pid())
     }
 
@@ -118,10 +127,19 @@ impl LocalNodes {
     }
 
     /// SIGTERM to every agent (each stops its workers gracefully), then
-    /// SIGKILL to the groups of those still there after `wait`.
-    pub async fn stop(self, wait: Duration) {
+    /// SIGKILL to the groups of those still there after `wait`; then the
+    /// test hosts go. Through a shared handle too: nothing is left for a
+    /// drop that an exit may never run.
+    pub async fn stop(&self, wait: Duration) {
         for node in self.lock().iter() {
             let _ = kill(pid_of(node), Signal::SIGTERM);
+            // On a test host the process started is `unshare`, which does not
+            // pass signals on: the agent is its child.
+            if self.hosts.is_some() {
+                for child in children(node.pid()) {
+                    let _ = kill(group(child), Signal::SIGTERM);
+                }
+            }
         }
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
@@ -131,15 +149,33 @@ impl LocalNodes {
                 nodes.len()
             };
             if left == 0 {
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Drop kills what is left.
+        self.kill_all();
+        if let Some(hosts) = &self.hosts {
+            hosts.remove();
+        }
+    }
+
+    /// SIGKILL to every agent's group still running, each reaped.
+    fn kill_all(&self) {
+        for node in self.lock().iter_mut() {
+            if let Ok(Some(_)) = node.child.try_wait() {
+                continue;
+            }
+            let _ = killpg(pid_of(node), Signal::SIGKILL);
+            let _ = node.child.wait();
+        }
     }
 }
 
-fn spawn_agent(config: &LocalNodesConfig, name: String) -> Result<LocalNode> {
+fn spawn_agent(
+    config: &LocalNodesConfig,
+    hosts: Option<&TestHosts>,
+    name: String,
+) -> Result<LocalNode> {
     use std::os::unix::process::CommandExt;
     let log_path = config.log_dir.join(format!("agent-{name}.log"));
     let log = std::fs::OpenOptions::new()
@@ -147,7 +183,10 @@ fn spawn_agent(config: &LocalNodesConfig, name: String) -> Result<LocalNode> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let mut command = Command::new(&config.program);
+    let mut command = match hosts {
+        Some(hosts) => hosts.command(&name, &config.program)?,
+        None => Command::new(&config.program),
+    };
     command
         .args(["agent", "--node", &name, "--controller", &config.controller])
         .arg("--data-dir")
@@ -186,14 +225,7 @@ fn group(pid: u32) -> Pid {
 
 impl Drop for LocalNodes {
     fn drop(&mut self) {
-        let nodes = self.nodes.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for node in nodes.iter_mut() {
-            if let Ok(Some(_)) = node.child.try_wait() {
-                continue;
-            }
-            let _ = killpg(pid_of(node), Signal::SIGKILL);
-            let _ = node.child.wait();
-        }
+        self.kill_all();
     }
 }
 
@@ -363,6 +395,34 @@ impl LocalNodes {
         Ok(())
     }
 
+    /// Puts `fault` on the node's link (test hosts only).
+    pub fn cut(&self, name: &str, fault: &LinkFault) -> Result<()> {
+        self.find(name)?;
+        self.test_hosts()?.apply(name, fault)
+    }
+
+    /// Removes the fault from the node's link.
+    pub fn heal(&self, name: &str) -> Result<()> {
+        self.find(name)?;
+        self.test_hosts()?.heal(name)
+    }
+
+    /// The fault on the node's link now, if any.
+    pub fn link_fault(&self, name: &str) -> Option<LinkFault> {
+        self.hosts.as_ref()?.fault(name)
+    }
+
+    /// Whether the nodes run on test hosts (their links can be cut).
+    pub fn on_hosts(&self) -> bool {
+        self.hosts.is_some()
+    }
+
+    fn test_hosts(&self) -> Result<&TestHosts> {
+        self.hosts
+            .as_deref()
+            .context("these nodes share this machine's network: `--hosts` puts each on a test host whose link can be cut")
+    }
+
     /// The agent is stopped (state `T` in /proc).
     pub fn is_frozen(&self, name: &str) -> Result<bool> {
         let pid = self.find(name)?;
@@ -370,6 +430,14 @@ impl LocalNodes {
             proc_stat(pid).with_context(|| format!("reading the state of {name}'s agent"))?;
         Ok(stat.state == 'T')
     }
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| proc_stat(*pid).is_some_and(|s| s.ppid == parent))
+        .collect()
 }
 
 /// The process groups of every process descended from `root`, other than

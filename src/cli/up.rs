@@ -37,6 +37,11 @@ pub struct UpArgs {
     /// beating has its instances moved to another (1: workers run in this process).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=26))]
     pub nodes: u8,
+    /// With --nodes: the controller and each node on a test host of its own
+    /// (network and PID namespaces, needs root, ip, nft and unshare), so a
+    /// node's link can be cut (`P`, `ctl partition-node`).
+    #[arg(long)]
+    pub hosts: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Worker step interval, e.g. 200ms or 2s (kv-demo's default is 2s).
@@ -198,6 +203,9 @@ impl UpArgs {
                 app = self.app
             );
         }
+        if self.hosts && self.nodes == 1 {
+            usage!("--hosts puts each of --nodes N on a test host: add --nodes 2 (or more)");
+        }
         if self.kill_node && self.nodes == 1 {
             usage!("--kill-node kills one of --nodes N (2 or more); add --nodes 2");
         }
@@ -278,6 +286,7 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
             log_dir: args.log_dir.clone().unwrap_or_else(crate::paths::state_dir),
             data_dir: crate::paths::agent_data_dir(),
             stop_grace: config.stop_grace,
+            on_hosts: args.hosts,
         };
         Session::start_nodes(config, nodes).await?
     } else {

@@ -97,6 +97,19 @@ pub struct VerifyArgs {
     /// INIT): verify must fail it.
     #[arg(long = "unsafe")]
     pub unsafe_worker: bool,
+    /// With --nodes: cut the node's link both ways (each node a test host:
+    /// needs root, ip, nft, unshare), heal it once its work has moved.
+    #[arg(long)]
+    pub partition_node: bool,
+    /// With --nodes: cut the node's link one way (it hears the controller but
+    /// cannot reach it; with --cycles 2 the reverse next), heal it after the move.
+    #[arg(long)]
+    pub partition_oneway: bool,
+    /// With --nodes: degrade the node's link, e.g. "loss 30%" or "delay 200ms
+    /// loss 5%" (delay needs the kernel's netem; loss is done with nftables),
+    /// then heal it.
+    #[arg(long, value_name = "SPEC")]
+    pub netem: Option<String>,
 }
 
 impl VerifyArgs {
@@ -185,16 +198,51 @@ impl VerifyArgs {
 /// `--nodes` with exactly one of `--kill-node` / `--freeze-node`, and none of
 /// what only the kill cycles have.
 fn node_scenario(args: &VerifyArgs) -> Result<Option<NodeScenario>, String> {
-    let fault = match (args.kill_node, args.freeze_node) {
-        (true, true) => return Err("--kill-node and --freeze-node exclude each other".into()),
-        (true, false) => Some(NodeFault::Kill),
-        (false, true) => Some(NodeFault::Freeze),
-        (false, false) => None,
+    let faults: Vec<(&str, NodeFault)> = [
+        ("--kill-node", args.kill_node, NodeFault::Kill),
+        ("--freeze-node", args.freeze_node, NodeFault::Freeze),
+        (
+            "--partition-node",
+            args.partition_node,
+            NodeFault::Partition,
+        ),
+        (
+            "--partition-oneway",
+            args.partition_oneway,
+            NodeFault::PartitionOneway,
+        ),
+        ("--netem", args.netem.is_some(), NodeFault::Netem),
+    ]
+    .into_iter()
+    .filter(|(_, given, _)| *given)
+    .map(|(flag, _, fault)| (flag, fault))
+    .collect();
+    let fault = match faults.as_slice() {
+        [] => None,
+        [(_, fault)] => Some(*fault),
+        [(a, _), (b, _), ..] => return Err(format!("{a} and {b} exclude each other")),
+    };
+    let netem = match &args.netem {
+        Some(spec) => Some(
+            spec.parse::<crate::hosts::Netem>()
+                .map_err(|e| format!("--netem: {e}"))?,
+        ),
+        None => None,
     };
     let (nodes, fault) = match (args.nodes, fault) {
         (None, None) => return Ok(None),
         (Some(nodes), Some(fault)) => (nodes, fault),
-        (Some(_), None) => return Err("--nodes needs --kill-node or --freeze-node".into()),
+        (Some(_), None) => {
+            return Err("--nodes needs a fault: --kill-node or --freeze-node (or \
+                 --partition-node, --partition-oneway, --netem SPEC)"
+                .into())
+        }
+        (None, Some(fault)) if fault.needs_hosts() => {
+            return Err(
+                "--partition-node, --partition-oneway and --netem need --nodes N (2 or more)"
+                    .into(),
+            )
+        }
         (None, Some(_)) => {
             return Err("--kill-node and --freeze-node need --nodes N (2 or more)".into())
         }
@@ -209,7 +257,11 @@ fn node_scenario(args: &VerifyArgs) -> Result<Option<NodeScenario>, String> {
             return Err(format!("{flag} is not for the node scenario (--nodes)"));
         }
     }
-    Ok(Some(NodeScenario { nodes, fault }))
+    Ok(Some(NodeScenario {
+        nodes,
+        fault,
+        netem,
+    }))
 }
 
 /// A report file must be writable where it is asked for; found out before

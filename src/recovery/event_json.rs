@@ -109,6 +109,18 @@ enum Kind<'a> {
     NodeRevived {
         node: &'a str,
     },
+    NodePartitioned {
+        node: &'a str,
+    },
+    NodeCutOneWay {
+        node: &'a str,
+    },
+    NodeDegraded {
+        node: &'a str,
+    },
+    NodeHealed {
+        node: &'a str,
+    },
     Failover {
         from_node: &'a str,
         to_node: &'a str,
@@ -269,6 +281,10 @@ impl<'a> Kind<'a> {
                 NodeAction::Frozen => Kind::NodeFrozen { node },
                 NodeAction::Thawed => Kind::NodeThawed { node },
                 NodeAction::Revived => Kind::NodeRevived { node },
+                NodeAction::Partitioned => Kind::NodePartitioned { node },
+                NodeAction::CutOneWay => Kind::NodeCutOneWay { node },
+                NodeAction::Degraded => Kind::NodeDegraded { node },
+                NodeAction::Healed => Kind::NodeHealed { node },
             },
             TimelineKind::FailedOver(fo) => Kind::Failover {
                 from_node: &fo.from_node,
@@ -342,7 +358,7 @@ mod tests {
     use crate::recovery::TimelineKind;
 
     /// Each event of `sample::every_event`, as `--events` and headless write it.
-    const PINNED: [&str; 51] = [
+    const PINNED: [&str; 56] = [
         r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
         r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
         r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
@@ -394,6 +410,11 @@ mod tests {
         r#"{"from":"LOAD","instance":"kv-demo-001","kind":"fsm_bad_transition","to":"SAVE","ts_ms":1700000000048}"#,
         r#"{"instance":"kv-demo-001","kind":"fsm_done_twice","ts_ms":1700000000049}"#,
         r#"{"instance":"kv-demo-001","kind":"step_lost","step":6,"ts_ms":1700000000050,"work_done":5}"#,
+        r#"{"kind":"node_partitioned","node":"nodeA","ts_ms":1700000000051}"#,
+        r#"{"kind":"node_cut_one_way","node":"nodeA","ts_ms":1700000000052}"#,
+        r#"{"kind":"node_degraded","node":"nodeA","ts_ms":1700000000053}"#,
+        r#"{"kind":"node_healed","node":"nodeA","ts_ms":1700000000054}"#,
+        r#"{"cause":"node_partitioned","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000055}"#,
     ];
 
     /// Scripts read these lines: every kind's object, byte for byte (keys

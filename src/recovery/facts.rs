@@ -164,6 +164,14 @@ pub enum NodeAction {
     Thawed,
     /// A killed machine starts again: a new agent, no work until given some.
     Revived,
+    /// Its test host's link cut both ways: the machine runs on, unreachable.
+    Partitioned,
+    /// Its test host's link cut one way (it hears but cannot reach, or the reverse).
+    CutOneWay,
+    /// Its test host's link degraded: packets lost (and delayed, when the kernel can).
+    Degraded,
+    /// Its test host's link whole again.
+    Healed,
 }
 
 impl NodeAction {
@@ -174,6 +182,10 @@ impl NodeAction {
             NodeAction::Frozen => "frozen",
             NodeAction::Thawed => "thawed",
             NodeAction::Revived => "back",
+            NodeAction::Partitioned => "partitioned",
+            NodeAction::CutOneWay => "cut one way",
+            NodeAction::Degraded => "degraded",
+            NodeAction::Healed => "healed",
         }
     }
 
@@ -183,7 +195,19 @@ impl NodeAction {
             NodeAction::Frozen => "node_frozen",
             NodeAction::Thawed => "node_thawed",
             NodeAction::Revived => "node_revived",
+            NodeAction::Partitioned => "node_partitioned",
+            NodeAction::CutOneWay => "node_cut_one_way",
+            NodeAction::Degraded => "node_degraded",
+            NodeAction::Healed => "node_healed",
         }
+    }
+
+    /// A fault a failover's clock starts from (not a recovery from one).
+    pub fn is_fault(self) -> bool {
+        !matches!(
+            self,
+            NodeAction::Thawed | NodeAction::Revived | NodeAction::Healed
+        )
     }
 }
 

@@ -68,6 +68,16 @@ impl NodeState {
         matches!(self.action, Some((NodeAction::Killed, _)))
     }
 
+    /// Its link cut or degraded by us and not healed since.
+    pub fn link_fault(&self) -> Option<NodeAction> {
+        self.action.map(|(a, _)| a).filter(|a| {
+            matches!(
+                a,
+                NodeAction::Partitioned | NodeAction::CutOneWay | NodeAction::Degraded
+            )
+        })
+    }
+
     /// Seconds since the last heartbeat at `now` (unix ms), if it ever beat.
     pub fn heartbeat_age_secs(&self, now: TsMs) -> Option<i64> {
         (self.last_seen_unix > 0).then(|| (now / 1000) as i64 - self.last_seen_unix)
@@ -298,7 +308,7 @@ impl NodeBook {
                 .nodes
                 .get(&old.node_id)
                 .and_then(|n| n.action)
-                .filter(|(a, _)| matches!(a, NodeAction::Killed | NodeAction::Frozen));
+                .filter(|(a, _)| a.is_fault());
             moved.push(Failover {
                 from_node: old.node_id.clone(),
                 to_node: new.node_id.clone(),

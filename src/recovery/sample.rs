@@ -168,6 +168,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         checkpoint_at: Some(5_050),
         steps_lost: Some(1),
     };
+    let cut = failover.clone();
     let kinds = vec![
         K::Started { pid: 4242 },
         K::Attached { pid: 4242 },
@@ -332,6 +333,26 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         K::Pattern(PatternNews::StepLost {
             step: 6,
             work_done: 5,
+        }),
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Partitioned,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::CutOneWay,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Degraded,
+        },
+        K::Node {
+            node: "nodeA".into(),
+            action: NodeAction::Healed,
+        },
+        K::FailedOver(Failover {
+            cause: Some((NodeAction::Partitioned, 1_000)),
+            ..cut
         }),
     ];
     let mut events: Vec<TimelineEvent> = kinds

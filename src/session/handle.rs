@@ -3,6 +3,7 @@
 use super::remote::Remote;
 use crate::agent::local::LocalNodes;
 use crate::clock::now_ms;
+use crate::hosts::LinkFault;
 use crate::recovery::{Fact, NodeAction, TsMs};
 use crate::supervisor::{InstanceAction, InstanceSnapshot, ProcessWatcher, Supervisor};
 use anyhow::{Context, Result};
@@ -27,6 +28,13 @@ pub enum NodeOp {
     ToggleFreeze,
     /// Start a node killed here again (a machine coming back).
     Revive,
+    /// Cut its test host's link both ways, or heal it if it has a fault
+    /// (`P`, `ctl partition-node`).
+    TogglePartition,
+    /// Put this fault on its test host's link.
+    Cut(crate::hosts::LinkFault),
+    /// Make its test host's link whole again.
+    Heal,
 }
 
 impl SessionHandle {
@@ -57,6 +65,26 @@ impl SessionHandle {
                     guard.watch(pid);
                 }
                 NodeAction::Revived
+            }
+            NodeOp::TogglePartition if nodes.link_fault(node).is_some() => {
+                nodes.heal(node)?;
+                NodeAction::Healed
+            }
+            NodeOp::TogglePartition => {
+                nodes.cut(node, &LinkFault::Partition)?;
+                NodeAction::Partitioned
+            }
+            NodeOp::Cut(fault) => {
+                nodes.cut(node, &fault)?;
+                match fault {
+                    LinkFault::Partition => NodeAction::Partitioned,
+                    LinkFault::CutOutgoing | LinkFault::CutIncoming => NodeAction::CutOneWay,
+                    LinkFault::Degraded(_) => NodeAction::Degraded,
+                }
+            }
+            NodeOp::Heal => {
+                nodes.heal(node)?;
+                NodeAction::Healed
             }
         };
         let fact = Fact::NodeAction {

@@ -309,6 +309,11 @@ impl Remote {
             super::NodeOp::Kill => (NodeOrderKind::Kill, NodeAction::Killed),
             super::NodeOp::ToggleFreeze if frozen => (NodeOrderKind::Thaw, NodeAction::Thawed),
             super::NodeOp::ToggleFreeze => (NodeOrderKind::Freeze, NodeAction::Frozen),
+            super::NodeOp::TogglePartition | super::NodeOp::Cut(_) | super::NodeOp::Heal => {
+                anyhow::bail!(
+                    "{node} runs elsewhere: only nodes on this machine's test hosts (`up --nodes N --hosts`) can be partitioned"
+                )
+            }
             super::NodeOp::Revive => anyhow::bail!(
                 "node {node} is on another machine: start its agent there again \
                  (plumdash agent --node {node} …)"

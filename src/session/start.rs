@@ -8,6 +8,7 @@ use super::{Session, SessionConfig};
 use crate::agent::local::{LocalNodes, LocalNodesConfig};
 use crate::cluster::{ClusterRead, ClusterReader, ClusterView};
 use crate::controller::{self, ControllerConfig};
+use crate::hosts::{TestHosts, CONTROLLER_HOST};
 use crate::kv::{ClientOptions, DistributedMemory, NamespaceBy};
 use crate::supervisor::{
     InstanceAction, OrphanGuard, ProcessWatcher, Supervisor, SupervisorConfig, WatcherConfig,
@@ -183,13 +184,24 @@ impl Session {
         }
         // Watching before any agent exists: every worker is then seen starting
         // (a recovery or a fresh start), not found running as in attach.
-        session.watch_local_workers(true, Some(nodes.data_dir.clone()));
-        let local = LocalNodes::spawn(&LocalNodesConfig {
-            controller: session.controller_url.clone(),
-            token: token.clone(),
-            step: session.config.step,
-            ..nodes
-        })?;
+        let (hosts, agents_reach) = match nodes.on_hosts {
+            true => {
+                let (hosts, url) = session.controller_on_host(nodes.count)?;
+                (Some(hosts), url)
+            }
+            false => (None, session.controller_url.clone()),
+        };
+        // Their workers write to the URL their agents were given.
+        session.watch_local_workers_of(&agents_reach, true, Some(nodes.data_dir.clone()));
+        let local = LocalNodes::spawn(
+            &LocalNodesConfig {
+                controller: agents_reach,
+                token: token.clone(),
+                step: session.config.step,
+                ..nodes
+            },
+            hosts,
+        )?;
         // If we die, even by SIGKILL, the guard kills each agent's group, and
         // each agent's own guard its workers: nothing outlives `up`.
         if let Some(guard) = &session.supervisor.config().orphan_guard {
@@ -223,6 +235,22 @@ impl Session {
         .await?;
         session.read_cluster();
         Ok(session)
+    }
+
+    /// Test hosts for the controller and `count` nodes, and the embedded
+    /// controller served on its host's address too: the URL the agents use.
+    fn controller_on_host(&mut self, count: usize) -> Result<(Arc<TestHosts>, String)> {
+        let names = crate::agent::local::node_names(count);
+        let mut all = vec![CONTROLLER_HOST];
+        all.extend(names.iter().map(String::as_str));
+        let hosts = TestHosts::create(&all).context("making the test hosts")?;
+        let listener = hosts.bind(CONTROLLER_HOST, 0)?;
+        let controller = self
+            .controller
+            .as_mut()
+            .context("test hosts need the embedded controller")?;
+        let addr = controller.serve_also(listener)?;
+        Ok((Arc::new(hosts), format!("http://{addr}")))
     }
 
     /// Reads the controller's cluster API every [`CLUSTER_READ`], telling each
@@ -324,6 +352,12 @@ impl Session {
     /// (`<dir>/<node>/<instance>.log`), followed in place of the pipe to them.
     fn watch_local_workers(&mut self, ours_only: bool, agents_dir: Option<PathBuf>) {
         let url = self.controller_url.clone();
+        self.watch_local_workers_of(&url, ours_only, agents_dir);
+    }
+
+    /// As [`Session::watch_local_workers`], for workers given `url`.
+    fn watch_local_workers_of(&mut self, url: &str, ours_only: bool, agents_dir: Option<PathBuf>) {
+        let url = url.to_string();
         let output_file = agents_dir.map(|dir| {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| agent_log(&dir, p))
                 as crate::supervisor::OutputFile

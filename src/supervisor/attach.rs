@@ -572,7 +572,7 @@ mod tests {
             .spawn()
             .unwrap();
         let shell_pid = shell.id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let found = loop {
             let mut system = System::new();
             system.refresh_processes(ProcessesToUpdate::All, true);

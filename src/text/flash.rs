@@ -165,6 +165,26 @@ pub fn node_done(node: &str, action: NodeAction, lang: Lang) -> String {
             format!("node {node} back: its agent started again"),
             format!("节点 {node} 已恢复：agent 重新启动"),
         ),
+        NodeAction::Partitioned => both!(
+            lang,
+            format!("node {node} partitioned (its link drops every packet); P again heals it"),
+            format!("节点 {node} 已分区（链路丢弃所有数据包）；再按 P 愈合"),
+        ),
+        NodeAction::CutOneWay => both!(
+            lang,
+            format!("node {node} cut one way"),
+            format!("节点 {node} 单向断开"),
+        ),
+        NodeAction::Degraded => both!(
+            lang,
+            format!("node {node}'s link degraded"),
+            format!("节点 {node} 的链路已劣化"),
+        ),
+        NodeAction::Healed => both!(
+            lang,
+            format!("node {node} healed: its link is whole again"),
+            format!("节点 {node} 已愈合：链路恢复"),
+        ),
     }
 }
 
@@ -285,6 +305,10 @@ mod tests {
                 NodeAction::Frozen,
                 NodeAction::Thawed,
                 NodeAction::Revived,
+                NodeAction::Partitioned,
+                NodeAction::CutOneWay,
+                NodeAction::Degraded,
+                NodeAction::Healed,
             ] {
                 texts.push(node_done("nodeA", action, lang));
             }

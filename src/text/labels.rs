@@ -166,6 +166,8 @@ messages! {
                      "向选中实例所在节点发送 SIGKILL：其 agent 与 worker（一台机器宕机）；对已杀死的节点再按 K 让它恢复"),
     HelpFreezeNode => ("freeze the node (SIGSTOP: a hung machine); again thaws it",
                        "冻结选中实例所在节点（SIGSTOP：一台机器挂起）；再按一次解冻"),
+    HelpPartitionNode => ("cut the node's link (up --hosts: a partition); again heals it",
+                          "切断节点链路（up --hosts：网络分区）；再按一次愈合"),
     NodesTitle => ("Nodes", "节点"),
     NodeCol => ("NODE", "节点"),
     HealthCol => ("HEALTH", "健康"),

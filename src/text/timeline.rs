@@ -237,7 +237,8 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             // Where the English clock starts.
             let from = match caused {
                 Some((NodeAction::Frozen, _)) => "freeze",
-                Some(_) => "kill",
+                Some((NodeAction::Killed, _)) => "kill",
+                Some(_) => "cut",
                 None => "detected",
             };
             both!(
@@ -448,6 +449,26 @@ fn node_action(node: &str, action: NodeAction, lang: Lang) -> String {
             format!("node {node} back (its agent started again)"),
             format!("节点 {node} 已恢复（agent 重新启动）"),
         ),
+        NodeAction::Partitioned => both!(
+            lang,
+            format!("node {node} PARTITIONED (its link drops every packet; it keeps running)"),
+            format!("节点 {node} PARTITIONED（其链路丢弃所有数据包；节点仍在运行）"),
+        ),
+        NodeAction::CutOneWay => both!(
+            lang,
+            format!("node {node} PARTITIONED one way (its link drops packets in one direction)"),
+            format!("节点 {node} PARTITIONED（单向：其链路丢弃一个方向的数据包）"),
+        ),
+        NodeAction::Degraded => both!(
+            lang,
+            format!("node {node} DEGRADED (its link loses packets)"),
+            format!("节点 {node} DEGRADED（其链路丢包）"),
+        ),
+        NodeAction::Healed => both!(
+            lang,
+            format!("node {node} healed (its link whole again)"),
+            format!("节点 {node} 已愈合（链路恢复）"),
+        ),
     }
 }
 
@@ -475,7 +496,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 51] = [
+    const PINNED: [[&str; 2]; 56] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -527,6 +548,11 @@ mod tests {
         ["kv-demo-001 machine went LOAD → SAVE: not along INIT → LOAD → TRANSFORM → SAVE → DONE", "kv-demo-001 状态机 LOAD → SAVE：不符合 INIT → LOAD → TRANSFORM → SAVE → DONE"],
         ["kv-demo-001 machine reached DONE twice in one task", "kv-demo-001 状态机在一个任务中两次到达 DONE"],
         ["kv-demo-001 STEP LOST: checkpoint step_6 was saved before its work (work done to step 5); the restart goes on past it", "kv-demo-001 STEP LOST 丢失一步：检查点 step_6 在工作完成前保存（工作只完成到第 5 步），重启后越过了它"],
+        ["node nodeA PARTITIONED (its link drops every packet; it keeps running)", "节点 nodeA PARTITIONED（其链路丢弃所有数据包；节点仍在运行）"],
+        ["node nodeA PARTITIONED one way (its link drops packets in one direction)", "节点 nodeA PARTITIONED（单向：其链路丢弃一个方向的数据包）"],
+        ["node nodeA DEGRADED (its link loses packets)", "节点 nodeA DEGRADED（其链路丢包）"],
+        ["node nodeA healed (its link whole again)", "节点 nodeA 已愈合（链路恢复）"],
+        ["kv-demo-001 failover nodeA → nodeB: cut→detected 3.0s, cut→running 3.6s, cut→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned

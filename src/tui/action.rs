@@ -7,6 +7,8 @@ pub enum Action {
     KillNode,
     /// SIGSTOP the selected instance's node, or SIGCONT it if frozen.
     FreezeNode,
+    /// Cut the selected instance's node's link (test hosts), or heal it.
+    PartitionNode,
     OpenSignalMenu,
     Interrupt,
     Terminate,
@@ -55,6 +57,7 @@ impl Action {
             Action::Kill => "kill",
             Action::KillNode => "kill_node",
             Action::FreezeNode => "freeze_node",
+            Action::PartitionNode => "partition_node",
             Action::OpenSignalMenu => "signal_menu",
             Action::Interrupt => "interrupt",
             Action::Terminate => "terminate",
@@ -91,10 +94,11 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 37] = [
         Action::Kill,
         Action::KillNode,
         Action::FreezeNode,
+        Action::PartitionNode,
         Action::OpenSignalMenu,
         Action::Interrupt,
         Action::Terminate,

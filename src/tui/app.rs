@@ -630,6 +630,7 @@ impl App {
             Action::Kill => self.signal(SignalChoice::Kill),
             Action::KillNode => self.node_command(crate::session::NodeOp::Kill),
             Action::FreezeNode => self.node_command(crate::session::NodeOp::ToggleFreeze),
+            Action::PartitionNode => self.node_command(crate::session::NodeOp::TogglePartition),
             Action::Interrupt => self.signal(SignalChoice::Int),
             Action::Terminate => self.signal(SignalChoice::Term),
             Action::OpenSignalMenu => {

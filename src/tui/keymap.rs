@@ -82,6 +82,12 @@ impl Default for Keymap {
             ),
             bind(Char('F'), Action::FreezeNode, None, Msg::HelpFreezeNode),
             bind(
+                Char('P'),
+                Action::PartitionNode,
+                None,
+                Msg::HelpPartitionNode,
+            ),
+            bind(
                 Char('x'),
                 Action::OpenSignalMenu,
                 Some(Msg::HintSignal),

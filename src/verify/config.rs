@@ -14,13 +14,44 @@ pub const DEFAULT_STEP: Duration = Duration::from_secs(2);
 pub enum NodeFault {
     Kill,
     Freeze,
+    /// Its test host's link cut both ways, healed once the work has moved.
+    Partition,
+    /// Its link cut one way: odd cycles it hears but cannot reach, even
+    /// cycles the reverse.
+    PartitionOneway,
+    /// Its link degraded (`--netem`) for a while, then healed.
+    Netem,
 }
 
-/// The node scenario's settings (`--nodes N --kill-node | --freeze-node`).
+impl NodeFault {
+    /// Faults on a link: the nodes run on test hosts (`crate::hosts`).
+    pub fn needs_hosts(self) -> bool {
+        matches!(
+            self,
+            NodeFault::Partition | NodeFault::PartitionOneway | NodeFault::Netem
+        )
+    }
+
+    /// The fault as a report's line names it.
+    pub fn word(self) -> &'static str {
+        match self {
+            NodeFault::Kill => "kill",
+            NodeFault::Freeze => "freeze",
+            NodeFault::Partition => "partition",
+            NodeFault::PartitionOneway => "one-way partition",
+            NodeFault::Netem => "degraded link",
+        }
+    }
+}
+
+/// The node scenario's settings (`--nodes N --kill-node | --freeze-node |
+/// --partition-node | --partition-oneway | --netem SPEC`).
 #[derive(Debug, Clone)]
 pub struct NodeScenario {
     pub nodes: u8,
     pub fault: NodeFault,
+    /// `--netem`: what the degraded link does.
+    pub netem: Option<crate::hosts::Netem>,
 }
 
 /// Validated settings of one verify run.

@@ -15,6 +15,7 @@ use super::config::DEFAULT_STEP;
 pub use super::config::{NodeFault, NodeScenario};
 use crate::agent::local::LocalNodesConfig;
 use crate::driver::{Driver, Step};
+use crate::hosts::LinkFault;
 use crate::recovery::{Failover, NodeAction, TimelineKind, Tracker};
 use crate::session::{NodeOp, Session, SessionConfig, WorkerExit};
 use crate::text::{timeline, Lang};
@@ -25,6 +26,9 @@ use std::time::Duration;
 
 /// Watched after a thaw for a checkpoint going back.
 const AFTER_THAW: Duration = Duration::from_secs(2);
+
+/// How long `--netem` degrades the node's link (or until its work moved).
+const DEGRADED_FOR: Duration = Duration::from_secs(8);
 
 /// One node fault and what followed.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -47,6 +51,16 @@ pub struct NodeCycle {
     pub fenced_writes: Option<u64>,
     /// Freeze: the thawed instance ended (stopped by its agent or fenced).
     pub old_writer_ended: Option<bool>,
+    /// A fault on a link: what was done to it (`partitioned`, `loss 30%` …).
+    pub link: Option<String>,
+    /// A fault on a link: from the heal to the old instance's end, as seen here.
+    pub heal_to_stopped_ms: Option<u64>,
+    /// Checkpoints seen go back during this cycle: two writers on the namespace.
+    pub went_back: usize,
+    /// The crash flag deleted after the new instance's first checkpoint and
+    /// before the task completed: the new instance never does that, so a
+    /// second writer did (the original's stop handler deletes it).
+    pub flag_deleted_midtask: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,10 +101,7 @@ impl NodeReport {
             out.push_str(&format!(
                 "  #{} {} at {}% on {} → {} as {}: resumed from {}%, {} steps lost; detected {}, running {}, checkpoint {}\n",
                 c.cycle,
-                match self.fault {
-                    NodeFault::Kill => "kill",
-                    NodeFault::Freeze => "freeze",
-                },
+                self.fault.word(),
                 c.at_pct.map_or("?".into(), |p| p.to_string()),
                 c.node,
                 c.to_node.as_deref().unwrap_or("?"),
@@ -101,6 +112,19 @@ impl NodeReport {
                 secs(c.to_running_ms),
                 secs(c.to_checkpoint_ms),
             ));
+            if let Some(link) = &c.link {
+                out.push_str(&format!(
+                    "     link {link}; healed → old instance stopped {}; {} write(s) fenced; \
+                     {} checkpoint(s) went back, crash flag deleted mid-task {} time(s)\n",
+                    match (c.heal_to_stopped_ms, c.old_writer_ended) {
+                        (None, Some(true)) => "before the heal".to_string(),
+                        (ms, _) => secs(ms),
+                    },
+                    c.fenced_writes.map_or("?".into(), |n| n.to_string()),
+                    c.went_back,
+                    c.flag_deleted_midtask,
+                ));
+            }
         }
         for i in &self.invariants {
             out.push_str(&format!(
@@ -137,6 +161,11 @@ struct NodeRunner {
     driver: Driver,
     patience: Duration,
     json: bool,
+    /// The worker's step.
+    step: Duration,
+    /// When the crash flag was seen deleted, and when a task first completed.
+    flag_cleared: Vec<u64>,
+    completed_at: Option<u64>,
     /// Every checkpoint counter seen go down, as (from, to).
     went_back: Vec<(i64, i64)>,
     /// Replaced instances whose end was judged a crash.
@@ -173,6 +202,11 @@ impl NodeRunner {
             ));
             match &ev.kind {
                 TimelineKind::WentBack { from, to, .. } => self.went_back.push((*from, *to)),
+                // Both workers clear it at 100% when they complete.
+                TimelineKind::FlagCleared if self.progress() < 100 => self.flag_cleared.push(ev.at),
+                TimelineKind::Completed => {
+                    self.completed_at.get_or_insert(ev.at);
+                }
                 TimelineKind::Exited { crashed: true, .. } => {
                     if let Some(id) = &ev.instance {
                         if self.tracker().nodes().replaced_by(id).is_some() {
@@ -227,7 +261,36 @@ impl NodeRunner {
             .cloned()
     }
 
-    async fn cycle(&mut self, n: u32, point: i64, fault: NodeFault) -> Result<NodeCycle, String> {
+    /// The figures of `c.instance`'s failover, once its new instance checkpointed.
+    fn fill_failover(&self, c: &mut NodeCycle) {
+        let Some(f) = self.recovered(&c.instance) else {
+            return;
+        };
+        let cycle = self
+            .tracker()
+            .cycles()
+            .iter()
+            .rev()
+            .find(|cy| cy.killed_instance == c.instance)
+            .cloned();
+        c.to_node = Some(f.to_node.clone());
+        c.new_instance = Some(f.new_instance.clone());
+        c.steps_lost = f.steps_lost;
+        c.to_detected_ms = f.to_detected_ms();
+        c.to_running_ms = f.to_running_ms();
+        c.to_checkpoint_ms = f.to_checkpoint_ms();
+        c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
+        c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
+    }
+
+    async fn cycle(
+        &mut self,
+        n: u32,
+        point: i64,
+        scenario: &NodeScenario,
+    ) -> Result<NodeCycle, String> {
+        let fault = scenario.fault;
+        let went_back_before = self.went_back.len();
         let patience = self.patience;
         let reached = self
             .wait_until(patience, |r| {
@@ -246,34 +309,31 @@ impl NodeRunner {
             counter_at_fault: self.tracker().last_checkpoint(),
             ..NodeCycle::default()
         };
-        let op = match fault {
-            NodeFault::Kill => NodeOp::Kill,
-            NodeFault::Freeze => NodeOp::ToggleFreeze,
+        let link = match (fault, scenario.netem) {
+            (NodeFault::Partition, _) => Some(LinkFault::Partition),
+            (NodeFault::PartitionOneway, _) if n % 2 == 1 => Some(LinkFault::CutOutgoing),
+            (NodeFault::PartitionOneway, _) => Some(LinkFault::CutIncoming),
+            (NodeFault::Netem, Some(netem)) => Some(LinkFault::Degraded(netem)),
+            _ => None,
         };
+        let op = match (fault, link) {
+            (NodeFault::Kill, _) => NodeOp::Kill,
+            (NodeFault::Freeze, _) => NodeOp::ToggleFreeze,
+            (_, Some(link)) => NodeOp::Cut(link),
+            (_, None) => return Err("--netem without its spec".into()),
+        };
+        c.link = link.map(|l| l.describe());
         self.act(&node, op)?;
-        // A freeze is found by the TTL (3 s) before the move starts.
+        // A freeze or a cut link is found by the TTL (3 s) before the move
+        // starts; a degraded link may never lose the node: held for as long.
+        let wait = match fault {
+            NodeFault::Netem => DEGRADED_FOR,
+            _ => patience + Duration::from_secs(5),
+        };
         let moved = self
-            .wait_until(patience + Duration::from_secs(5), |r| {
-                r.recovered(&instance).is_some()
-            })
+            .wait_until(wait, |r| r.recovered(&instance).is_some())
             .await?;
-        if let Some(f) = self.recovered(&instance) {
-            let cycle = self
-                .tracker()
-                .cycles()
-                .iter()
-                .rev()
-                .find(|cy| cy.killed_instance == instance)
-                .cloned();
-            c.to_node = Some(f.to_node.clone());
-            c.new_instance = Some(f.new_instance.clone());
-            c.steps_lost = f.steps_lost;
-            c.to_detected_ms = f.to_detected_ms();
-            c.to_running_ms = f.to_running_ms();
-            c.to_checkpoint_ms = f.to_checkpoint_ms();
-            c.resumed_from = cycle.as_ref().and_then(|cy| cy.resumed_from);
-            c.flag_after_fault = cycle.map(|cy| cy.flag_after_kill);
-        }
+        self.fill_failover(&mut c);
         if fault == NodeFault::Kill && moved {
             // The machine comes back, a standby for the next fault.
             self.act(&node, NodeOp::Revive)?;
@@ -305,7 +365,63 @@ impl NodeRunner {
             self.wait_until(AFTER_THAW, |_| false).await?;
             c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
         }
-        if !moved {
+        if link.is_some() {
+            if moved {
+                // The cut-off worker is left behind a while (its work a few
+                // steps further elsewhere): a worker that does not fence
+                // then writes an older step over a newer one on heal.
+                self.wait_until(self.step * 3, |_| false).await?;
+            }
+            // Fenced through a lossy link, it may have ended already.
+            let ended_before = self
+                .tracker()
+                .instance(&instance)
+                .is_some_and(|i| i.pid.is_none());
+            self.act(&node, NodeOp::Heal)?;
+            let healed = std::time::Instant::now();
+            let moved_off = self.tracker().nodes().replaced_by(&instance).is_some();
+            // The cut-off worker runs on until its agent hears the controller
+            // again (or the fence stops it); unmoved work just carries on.
+            let ended = !moved_off
+                || self
+                    .wait_until(patience, |r| {
+                        r.tracker()
+                            .instance(&instance)
+                            .is_some_and(|i| i.pid.is_none())
+                    })
+                    .await?;
+            if moved_off {
+                c.old_writer_ended = Some(ended);
+                c.heal_to_stopped_ms =
+                    (ended && !ended_before).then(|| crate::clock::millis(healed.elapsed()));
+            }
+            // Any late write it still makes would show now.
+            self.wait_until(AFTER_THAW, |_| false).await?;
+            c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
+            let back = self
+                .wait_until(patience, |r| {
+                    r.tracker()
+                        .nodes()
+                        .node(&node)
+                        .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
+                })
+                .await?;
+            if !back {
+                return Err(format!("{node} did not beat again after its link healed"));
+            }
+        }
+        // A degraded link's node may be found lost only now.
+        self.fill_failover(&mut c);
+        c.went_back = self.went_back.len() - went_back_before;
+        if let Some(from) = self.recovered(&instance).and_then(|f| f.checkpoint_at) {
+            let done = self.completed_at.unwrap_or(u64::MAX);
+            c.flag_deleted_midtask = self
+                .flag_cleared
+                .iter()
+                .filter(|at| **at > from && **at < done)
+                .count();
+        }
+        if !moved && fault != NodeFault::Netem {
             return Err(format!("{instance}'s work did not move off {node}"));
         }
         Ok(c)
@@ -330,6 +446,10 @@ pub async fn run(
     config: &super::VerifyConfig,
     program: PathBuf,
 ) -> Result<NodeReport> {
+    // Refused before anything starts, not at the first fault.
+    if scenario.netem.is_some_and(|n| n.delay.is_some()) {
+        crate::hosts::TestHosts::check_delay()?;
+    }
     let scratch = super::setup::Scratch::new()?;
     let step = config.step.unwrap_or(DEFAULT_STEP);
     let session_config = SessionConfig {
@@ -352,6 +472,7 @@ pub async fn run(
         log_dir: scratch.dir.join("logs"),
         data_dir: scratch.dir.join("agents"),
         stop_grace: session_config.stop_grace,
+        on_hosts: scenario.fault.needs_hosts(),
     };
     let session = Session::start_nodes(session_config, nodes)
         .await
@@ -359,6 +480,9 @@ pub async fn run(
     let mut runner = NodeRunner {
         driver: Driver::new(session),
         patience: config.patience,
+        step,
+        flag_cleared: Vec::new(),
+        completed_at: None,
         json: config.live_to_stderr,
         went_back: Vec::new(),
         crashed_replaced: Vec::new(),
@@ -369,12 +493,9 @@ pub async fn run(
     };
     let points = node_points(config.cycles, at);
     runner.live(&format!(
-        "verify: {} node {} at {:?}% on {} nodes (app {})",
+        "verify: {} node fault(s) ({}) at {:?}% on {} nodes (app {})",
         points.len(),
-        match scenario.fault {
-            NodeFault::Kill => "kills",
-            NodeFault::Freeze => "freezes",
-        },
+        scenario.fault.word(),
         points,
         scenario.nodes,
         config.app
@@ -382,7 +503,7 @@ pub async fn run(
     let mut cycles = Vec::new();
     let mut early = None;
     for (i, point) in points.iter().enumerate() {
-        match runner.cycle(i as u32 + 1, *point, scenario.fault).await {
+        match runner.cycle(i as u32 + 1, *point, scenario).await {
             Ok(c) => cycles.push(c),
             Err(why) => {
                 early = Some(why);
@@ -425,6 +546,8 @@ fn judge(
     let mut out = Vec::new();
     let moved: Vec<String> = cycles
         .iter()
+        // A degraded link need not lose its node: staying put is no failure.
+        .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
         .filter(|c| c.to_node.is_none() || c.to_node.as_deref() == Some(c.node.as_str()))
         .map(|c| format!("#{}", c.cycle))
         .collect();
@@ -444,6 +567,7 @@ fn judge(
     });
     let bad: Vec<String> = cycles
         .iter()
+        .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
         .filter(|c| c.steps_lost != Some(0) || c.flag_after_fault != Some(true))
         .map(|c| {
             format!(
@@ -479,7 +603,7 @@ fn judge(
     let mut problems: Vec<String> = runner
         .went_back
         .iter()
-        .map(|(a, b)| format!("checkpoint went back {a} → {b}"))
+        .map(|(a, b)| format!("checkpoint went back {a} → {b} (two writers)"))
         .collect();
     problems.extend(
         runner
@@ -493,6 +617,25 @@ fn judge(
                 .iter()
                 .filter(|c| c.old_writer_ended != Some(true))
                 .map(|c| format!("#{}: {} still runs after the thaw", c.cycle, c.instance)),
+        );
+    }
+    if fault.needs_hosts() {
+        problems.extend(
+            cycles
+                .iter()
+                .filter(|c| c.flag_deleted_midtask > 0)
+                .map(|c| {
+                    format!(
+                        "#{}: the crash flag was deleted mid-task after the move (two writers)",
+                        c.cycle
+                    )
+                }),
+        );
+        problems.extend(
+            cycles
+                .iter()
+                .filter(|c| c.old_writer_ended == Some(false))
+                .map(|c| format!("#{}: {} still runs after the heal", c.cycle, c.instance)),
         );
     }
     out.push(NodeInvariant {
@@ -518,6 +661,53 @@ mod tests {
         assert_eq!(node_points(1, Some(70)), [70]);
         assert_eq!(node_points(2, None), [20, 80]);
         assert_eq!(node_points(3, None), [20, 50, 80]);
+    }
+
+    #[test]
+    fn a_cut_link_reports_the_heal_and_what_the_old_writer_did() {
+        let cycle = |heal: Option<u64>, ended: bool| NodeCycle {
+            cycle: 1,
+            node: "nodeA".into(),
+            to_node: Some("nodeB".into()),
+            link: Some("partitioned".into()),
+            heal_to_stopped_ms: heal,
+            old_writer_ended: Some(ended),
+            fenced_writes: Some(1),
+            went_back: 0,
+            flag_deleted_midtask: 1,
+            ..NodeCycle::default()
+        };
+        let report = |c: NodeCycle| NodeReport {
+            ok: false,
+            exit_code: 1,
+            scenario: "nodes",
+            fault: NodeFault::Partition,
+            nodes: 2,
+            app: "kv-demo".into(),
+            step_ms: Some(300),
+            ended_early: None,
+            cycles: vec![c],
+            completions: 1,
+            invariants: vec![],
+        };
+        let text = report(cycle(Some(670), true)).render();
+        assert!(
+            text.contains("#1 partition at ?% on nodeA → nodeB"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "link partitioned; healed → old instance stopped 0.67s; 1 write(s) fenced; \
+                 0 checkpoint(s) went back, crash flag deleted mid-task 1 time(s)"
+            ),
+            "{text}"
+        );
+        // Fenced through a lossy link before the heal: said so, no figure.
+        let text = report(cycle(None, true)).render();
+        assert!(
+            text.contains("old instance stopped before the heal"),
+            "{text}"
+        );
     }
 
     #[test]

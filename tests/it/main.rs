@@ -22,6 +22,7 @@ mod machines;
 mod nodes;
 mod original_controller;
 mod original_worker;
+mod partitions;
 mod patterns;
 mod rehearsal;
 mod scenario;

@@ -8,13 +8,13 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// `ctl ARGS…` of `up`: whether it succeeded, and all it printed.
-fn ctl(up: &Up, args: &[&str]) -> (bool, String) {
+pub(crate) fn ctl(up: &Up, args: &[&str]) -> (bool, String) {
     let (code, stdout, stderr) = up.ctl(args);
     (code == 0, stdout + &stderr)
 }
 
 /// `ctl nodes --json`'s nodes (none when it fails).
-fn list_nodes(up: &Up) -> Vec<Value> {
+pub(crate) fn list_nodes(up: &Up) -> Vec<Value> {
     let (ok, text) = ctl(up, &["nodes", "--json"]);
     if !ok {
         return Vec::new();
@@ -23,7 +23,7 @@ fn list_nodes(up: &Up) -> Vec<Value> {
     v["nodes"].as_array().cloned().unwrap_or_default()
 }
 
-fn node<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
+pub(crate) fn node<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
     nodes
         .iter()
         .find(|n| n["name"] == name)
@@ -147,7 +147,7 @@ async fn ctl_kills_a_node_and_the_events_tell_the_failover_with_its_figures() {
 }
 
 /// The instance on nodeA, once both nodes beat (empty when never ready).
-fn first_instance(up: &Up) -> String {
+pub(crate) fn first_instance(up: &Up) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let nodes = list_nodes(up);

@@ -553,6 +553,54 @@ fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
     );
 }
 
+#[test]
+fn p_partitions_the_selected_instances_node_and_the_nodes_pane_says_cut_off_until_healed() {
+    use plumdash::cluster::{Assignment, ClusterView, DesiredState, HealthState, Node};
+    use plumdash::recovery::NodeAction;
+    use plumdash::session::NodeOp;
+    use plumdash::tui::action::{Action, Command};
+    let mut s = running();
+    let node = |id: &str| Node {
+        node_id: id.into(),
+        ip: "10.213.0.2".into(),
+        last_seen: (T0 / 1000) as i64,
+        health: Some(HealthState::Healthy),
+        ..Default::default()
+    };
+    s.fact(Fact::Cluster(ClusterView {
+        nodes: vec![node("nodeA"), node("nodeB")],
+        assignments: vec![Assignment {
+            instance_id: "kv-demo-001".into(),
+            deployment_id: "d1".into(),
+            node_id: "nodeA".into(),
+            desired: DesiredState::Running,
+            fenced_writes: Some(0),
+            ..Default::default()
+        }],
+    }));
+    assert_eq!(
+        s.app.update(Action::PartitionNode),
+        Some(Command::Node {
+            node: "nodeA".into(),
+            op: NodeOp::TogglePartition
+        })
+    );
+    let act = |s: &mut Scenario, action| {
+        s.fact(Fact::NodeAction {
+            node: "nodeA".into(),
+            action,
+        })
+    };
+    act(&mut s, NodeAction::Partitioned);
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("CUT OFF"), "{screen}");
+    assert!(screen.contains("node nodeA PARTITIONED"), "{screen}");
+    act(&mut s, NodeAction::Healed);
+    let screen = render(&s.app, 120, 40);
+    assert!(!screen.contains("CUT OFF"), "{screen}");
+    assert!(screen.contains("node nodeA healed"), "{screen}");
+}
+
 /// Hostile keys, values, worker output and reasons: no cell of the screen
 /// holds a control character; they show escaped (`\x1b`, `\x07`, `\u{9b}`).
 /// A worker's colours (SGR) are drawn as styles, any other escape (a window

@@ -265,6 +265,16 @@ fn usage_errors_exit_2_with_one_line() {
             "not for the node scenario",
         ),
         (vec!["--kill-node"], "--nodes"),
+        (vec!["--partition-node"], "--nodes N"),
+        (
+            vec!["--nodes", "2", "--kill-node", "--partition-oneway"],
+            "--kill-node and --partition-oneway exclude each other",
+        ),
+        (
+            vec!["--nodes", "2", "--netem", "jitter 5ms"],
+            "only \"delay D\" and \"loss P%\"",
+        ),
+        (vec!["--nodes", "2", "--netem", "loss 0%"], "1%..100%"),
     ] {
         let out = verify(&args);
         let err = String::from_utf8_lossy(&out.stderr);

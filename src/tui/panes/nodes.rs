@@ -3,7 +3,7 @@
 //! heartbeat's age and how many instances it should be running.
 
 use super::block;
-use crate::recovery::{NodeHealth, NodeState};
+use crate::recovery::{NodeAction, NodeHealth, NodeState};
 use crate::text::Msg;
 use crate::text_safety::escape_controls;
 use crate::tui::app::App;
@@ -50,9 +50,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
 fn node_row<'a>(app: &App, node: &NodeState) -> Row<'a> {
     let t = &app.theme;
-    // Frozen is what we did here; the controller may not have noticed yet.
+    // Frozen or cut is what we did here; the controller may not have noticed yet.
     let (health, style) = if node.is_frozen() {
         ("FROZEN", t.warn())
+    } else if let Some(cut) = node.link_fault() {
+        let word = match cut {
+            NodeAction::Partitioned => "CUT OFF",
+            NodeAction::CutOneWay => "ONE-WAY",
+            _ => "LOSSY",
+        };
+        (word, t.warn())
     } else {
         match node.health {
             NodeHealth::Healthy => (node.health.word(), t.good()),

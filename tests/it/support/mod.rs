@@ -12,7 +12,7 @@ pub mod tmux;
 mod tools;
 mod up;
 
-pub use tools::need;
+pub use tools::{need, need_hosts};
 pub use up::Up;
 
 use plumdash::controller::{self, ControllerConfig, RunningController};

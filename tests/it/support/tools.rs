@@ -14,6 +14,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("asciinema", "asciinema"),
     ("chromium", "chromium"),
     ("curl", "curl"),
+    ("ip", "iproute2"),
+    ("nft", "nftables"),
     ("pgrep", "procps"),
     ("pkill", "procps"),
     ("prlimit", "util-linux"),
@@ -55,6 +57,28 @@ pub fn need(tools: &[&str]) -> bool {
     let _ = writeln!(std::io::stderr(), "{line}");
     lock().push((test, missing));
     super::at_exit();
+    false
+}
+
+/// True when test hosts can be made here (`plumdash::hosts`: `ip`, `nft`,
+/// `unshare`, and the right to make namespaces, i.e. root). Otherwise the
+/// test is skipped with one line, or fails under `PLUMDASH_REQUIRE_TOOLS=1`.
+pub fn need_hosts() -> bool {
+    if !need(&["ip", "nft", "unshare"]) {
+        return false;
+    }
+    let Err(e) = plumdash::hosts::TestHosts::create(&["probe"]) else {
+        return true;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("skipped {test}: cannot make network namespaces here (root?): {e:#}");
+    if std::env::var_os("PLUMDASH_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+        panic!("{line}");
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
     false
 }
 
