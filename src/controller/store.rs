@@ -1,20 +1,20 @@
 //! The SQLite store behind the controller, and the change feed it publishes.
 //!
-//! Writes: one writer thread owns the write path. A request queues its write
-//! and waits for its answer; the writer takes *everything* queued at once and
-//! commits it in one transaction (each write in its own savepoint, so one bad
-//! write fails alone), then publishes the changes in commit order and answers
-//! each writer — only after the commit, so no write is acknowledged before it
-//! is in the WAL. While a group commits, the next one queues: under
-//! concurrency, commits per write fall well below one ([`Store::write_counts`]
-//! counts both). A request that finds the writer asleep yields to the runtime
-//! once, so the requests its workers have already read join the same group
-//! instead of each paying a wake-up and a commit, then commits that group
-//! itself (a lone writer pays no thread hand-off); what queues meanwhile is
-//! the writer thread's, so no request waits behind others' commits. Either
-//! way one write connection, under one lock, commits. An entry is
-//! built once, from the request's own strings, and shared (`Arc<Entry>`) by
-//! the row written, the change published and the reply.
+//! Writes: a request queues its write and waits for its answer. Whoever
+//! commits takes *everything* queued at once into one transaction (each write
+//! in its own savepoint, so one bad write fails alone), then publishes the
+//! changes in commit order and answers each writer — only after the commit,
+//! so no write is acknowledged before it is in the WAL. The request that
+//! finds no one committing yields to the runtime once, so the requests its
+//! workers have already read queue theirs behind it, then commits that group
+//! itself if the write connection is free: a lone writer pays no thread
+//! hand-off. What queues while a group commits is taken by the writer
+//! thread, group after group, so no request waits for more than its own
+//! group. One write connection under one lock: one writer at a time. Under
+//! concurrency commits per write fall well below one ([`Store::write_counts`]
+//! counts both). An entry is built once, from the request's own strings, and
+//! shared (`Arc<Entry>`) by the row written, the change published and the
+//! reply.
 //! Every write and the sequence number that orders the change feed move
 //! together under the write lock, so a subscriber's snapshot and the changes
 //! after it never overlap or leave a gap.
