@@ -418,10 +418,11 @@ impl Store {
         !pending.awake
     }
 
-    /// [`Store::submit`] for threads (never call it on an async worker).
+    /// [`Store::submit`] for threads (never call it on an async worker): the
+    /// same, without the yield.
     fn submit_blocking<T>(&self, write: impl FnOnce(Reply<T>) -> Write) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        if self.queue.push(write(reply)) {
+        if self.queue.push(write(reply)) && !self.commit_here() {
             self.queue.wake.notify_one();
         }
         answer_of(answer.blocking_recv())
