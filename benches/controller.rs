@@ -200,8 +200,8 @@ fn http_runs(addr: SocketAddr, script: &Path, secs: u64) {
     let _ = wrk(addr, "/", 4, Some(script), 1);
     let mut goal = None;
     // No `Connection: close` runs: each new connection's writer is traced
-    // through `/proc/net/tcp` (`controller/writer.rs`), which a few seconds
-    // of closed connections (tens of thousands in TIME_WAIT) make slow.
+    // through `/proc` (`controller/writer.rs`, ~4 ms a connection), and a few
+    // seconds of closed connections leave tens of thousands in TIME_WAIT.
     for clients in [1, 4, 16] {
         // Each trivial route before and after the PUTs: the ceiling is the
         // mean, so a machine getting busier or quieter shows as the spread.
