@@ -732,6 +732,8 @@ fn main() {
     for (name, why) in &skipped {
         println!("{name}: skipped ({why})");
     }
+    // The p99s move with the machine's load: say what it was at the end too.
+    println!("at the end: {}", common::machine_line());
     for peer in &mut peers {
         peer.shutdown();
     }

@@ -1,12 +1,20 @@
 //! The SQLite store behind the controller, and the change feed it publishes.
 //!
-//! Writes: a request queues its write, then tries to become the *leader* by
-//! taking the write connection. The leader commits everything queued — its
-//! own write and any that arrived meanwhile — in one transaction (each write
-//! in its own savepoint, so one bad write fails alone), publishes the
-//! changes in commit order and answers every writer; the others just wait
-//! for their answer. One client pays no thread hand-off (a write is a ~7 µs
-//! upsert, measured in `benches/controller`), many clients share commits.
+//! Writes: a request queues its write and waits for its answer. Whoever
+//! commits takes *everything* queued at once into one transaction (each write
+//! in its own savepoint, so one bad write fails alone), then publishes the
+//! changes in commit order and answers each writer — only after the commit,
+//! so no write is acknowledged before it is in the WAL. The request that
+//! finds no one committing yields to the runtime once, so the requests its
+//! workers have already read queue theirs behind it, then commits that group
+//! itself if the write connection is free: a lone writer pays no thread
+//! hand-off. What queues while a group commits is taken by the writer
+//! thread, group after group, so no request waits for more than its own
+//! group. One write connection under one lock: one writer at a time. Under
+//! concurrency commits per write fall well below one ([`Store::write_counts`]
+//! counts both). An entry is built once, from the request's own strings, and
+//! shared (`Arc<Entry>`) by the row written, the change published and the
+//! reply.
 //! Every write and the sequence number that orders the change feed move
 //! together under the write lock, so a subscriber's snapshot and the changes
 //! after it never overlap or leave a gap.
@@ -26,7 +34,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 
@@ -48,7 +57,8 @@ const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
 pub enum Change {
     Put {
         seq: u64,
-        entry: Entry,
+        /// The same entry the writer was answered with (built once).
+        entry: Arc<Entry>,
         /// `(index, size)` when the write was part of a batch, so a feed can
         /// apply the batch as the one change it is.
         batch: Option<(usize, usize)>,
@@ -76,6 +86,14 @@ impl Change {
             Change::Deleted { namespace, .. } => namespace,
         }
     }
+
+    /// The entry written, for a put.
+    pub fn entry(&self) -> Option<&Entry> {
+        match self {
+            Change::Put { entry, .. } => Some(entry),
+            Change::Deleted { .. } => None,
+        }
+    }
 }
 
 /// A namespace's entries as of change number `seq`.
@@ -84,17 +102,30 @@ pub struct Snapshot {
     pub seq: u64,
 }
 
+/// Writes committed since the store opened, and the transactions that
+/// carried them: `commits / writes` is the commits per write (a batch is
+/// one write).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteCounts {
+    pub commits: u64,
+    pub writes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// A queued write and where its answer goes.
 enum Write {
     Put {
-        ns: String,
-        key: String,
-        value: String,
-        ty: ValueType,
+        /// Its times are set by the writer, in commit order.
+        entry: Entry,
         writer: Option<ChangeWriter>,
-        reply: Reply<Entry>,
+        reply: Reply<Arc<Entry>>,
     },
     Batch {
         ns: String,
@@ -110,21 +141,101 @@ enum Write {
     },
 }
 
+/// The writes waiting for the writer thread.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    writes: Vec<Write>,
+    /// The writer will look at the queue again without being woken: it is
+    /// committing, or a wake-up is on its way.
+    awake: bool,
+    /// The store is closing: the writer commits what is queued, then ends.
+    closing: bool,
+}
+
+impl Queue {
+    /// Queues a write; true when the caller must wake the writer.
+    fn push(&self, write: Write) -> bool {
+        let mut pending = relock(&self.pending);
+        pending.writes.push(write);
+        !std::mem::replace(&mut pending.awake, true)
+    }
+
+    /// The writer's side: swaps everything queued into `group` (empty),
+    /// sleeping while nothing is; false once closing with nothing left.
+    fn take(&self, group: &mut Vec<Write>) -> bool {
+        let mut pending = relock(&self.pending);
+        while pending.writes.is_empty() {
+            if pending.closing {
+                return false;
+            }
+            pending.awake = false;
+            pending = self.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+        }
+        std::mem::swap(group, &mut pending.writes);
+        true
+    }
+
+    fn close(&self) {
+        relock(&self.pending).closing = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Wakes the writer thread when dropped, unless disarmed: a request dropped
+/// while it yields (its client went away) still gets the writes queued
+/// behind its own committed.
+struct WakeOnDrop<'a>(Option<&'a Queue>);
+
+impl WakeOnDrop<'_> {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(queue) = self.0 {
+            queue.wake.notify_one();
+        }
+    }
+}
+
+/// The writer thread: commits everything queued, one group after another.
+fn write_loop(queue: &Queue, writer: &Mutex<Writer>) {
+    let mut group = Vec::new();
+    while queue.take(&mut group) {
+        relock(writer).commit_group(group.drain(..));
+    }
+}
+
 pub struct Store {
-    writer: Mutex<Writer>,
-    queue: Mutex<Vec<Write>>,
+    writer: Arc<Mutex<Writer>>,
+    queue: Arc<Queue>,
     reader: Mutex<Connection>,
     /// Why the last group of writes failed, until one succeeds.
     write_error: Arc<Mutex<Option<String>>>,
     /// The change broadcast, for wake-ups that need no snapshot.
     changes: broadcast::Sender<Change>,
+    counters: Arc<Counters>,
+    /// Joined on drop after committing what is queued.
+    write_thread: Option<JoinHandle<()>>,
     /// Dropping it stops the checkpoint thread; joined on drop, so the
     /// store's connections are all closed when drop returns.
-    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.queue.close();
+        if let Some(thread) = self.write_thread.take() {
+            let _ = thread.join();
+        }
         if let Some((stop, thread)) = self.checkpointer.take() {
             drop(stop);
             let _ = thread.join();
@@ -140,8 +251,9 @@ struct Writer {
     /// order, even if the system clock is set back.
     last_ms: i64,
     changes: broadcast::Sender<Change>,
-    /// Commits so far, so the checkpointer can tell an idle store.
-    commits: Arc<AtomicU64>,
+    /// Commits and writes so far (the checkpointer reads them to tell an
+    /// idle store).
+    counters: Arc<Counters>,
     write_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -207,31 +319,51 @@ impl Store {
             .context("turning off automatic checkpoints")?;
         let reader = connect(path)?;
         let checkpoint_conn = connect(path)?;
-        let commits = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = {
-            let commits = commits.clone();
+        let checkpoint_thread = {
+            let counters = counters.clone();
             std::thread::Builder::new()
                 .name("kv-checkpoint".into())
-                .spawn(move || checkpoint_loop(&checkpoint_conn, &stopped, &commits))
+                .spawn(move || checkpoint_loop(&checkpoint_conn, &stopped, &counters.commits))
                 .context("starting the checkpoint thread")?
         };
+        let checkpointer = Some((stop, checkpoint_thread));
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         let write_error = Arc::new(Mutex::new(None));
+        let writer = Arc::new(Mutex::new(Writer {
+            conn,
+            seq: 0,
+            last_ms: 0,
+            changes: changes.clone(),
+            counters: counters.clone(),
+            write_error: write_error.clone(),
+        }));
+        let queue = Arc::new(Queue::default());
+        let write_thread = {
+            let (queue, writer) = (queue.clone(), writer.clone());
+            std::thread::Builder::new()
+                .name("kv-writer".into())
+                .spawn(move || write_loop(&queue, &writer))
+        };
+        // A store without its writer would queue writes forever; the
+        // checkpointer is stopped by `drop` (through `checkpointer`).
+        let write_thread = match write_thread {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                drop(checkpointer);
+                return Err(e).context("starting the writer thread");
+            }
+        };
         Ok(Store {
-            writer: Mutex::new(Writer {
-                conn,
-                seq: 0,
-                last_ms: 0,
-                changes: changes.clone(),
-                commits,
-                write_error: write_error.clone(),
-            }),
-            queue: Mutex::new(Vec::new()),
+            writer,
+            queue,
             reader: Mutex::new(reader),
             write_error,
             changes,
-            checkpointer: Some((stop, thread)),
+            counters,
+            write_thread,
+            checkpointer,
         })
     }
 
@@ -241,99 +373,140 @@ impl Store {
         relock(&self.write_error).clone()
     }
 
-    /// Queues a write and commits the queue unless another caller already is.
-    fn submit<T>(&self, write: impl FnOnce(Reply<T>) -> Write) -> oneshot::Receiver<Result<T>> {
-        let (reply, answer) = oneshot::channel();
-        relock(&self.queue).push(write(reply));
-        self.lead();
-        answer
-    }
-
-    /// Commits queued writes while the write connection is free. Whoever
-    /// releases the connection looks at the queue again, so a write queued
-    /// while it was busy is never left behind.
-    fn lead(&self) {
-        loop {
-            let mut writer = match self.writer.try_lock() {
-                Ok(w) => w,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            loop {
-                let group = std::mem::take(&mut *relock(&self.queue));
-                if group.is_empty() {
-                    break;
-                }
-                writer.commit_group(group);
-            }
-            drop(writer);
-            if relock(&self.queue).is_empty() {
-                return;
-            }
+    /// Writes and commits so far.
+    pub fn write_counts(&self) -> WriteCounts {
+        WriteCounts {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
         }
     }
 
+    /// Queues a write and waits for its commit. The request that finds the
+    /// writer asleep first lets the runtime run the requests it has already
+    /// read, so that theirs join the group (see the module comment), then
+    /// commits the group itself if the write connection is free: a lone
+    /// writer pays no hand-off to the writer thread and back.
+    async fn submit<T>(&self, write: impl FnOnce(Reply<T>) -> Write) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.push(write(reply)) {
+            let mut wake = WakeOnDrop(Some(&self.queue));
+            tokio::task::yield_now().await;
+            if self.commit_here() {
+                wake.disarm();
+            }
+        }
+        answer_of(answer.await)
+    }
+
+    /// Commits what is queued on this thread, if the write connection is
+    /// free; true when nothing is left for the writer thread.
+    fn commit_here(&self) -> bool {
+        let mut writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            // Busy (a snapshot being taken): the writer thread waits for it.
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        let group = std::mem::take(&mut relock(&self.queue.pending).writes);
+        if !group.is_empty() {
+            writer.commit_group(group);
+        }
+        drop(writer);
+        // Writes queued meanwhile found the writer "awake": they are the thread's.
+        let mut pending = relock(&self.queue.pending);
+        pending.awake = !pending.writes.is_empty();
+        !pending.awake
+    }
+
+    /// [`Store::submit`] for threads (never call it on an async worker): the
+    /// same, without the yield.
+    fn submit_blocking<T>(&self, write: impl FnOnce(Reply<T>) -> Write) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.push(write(reply)) && !self.commit_here() {
+            self.queue.wake.notify_one();
+        }
+        answer_of(answer.blocking_recv())
+    }
+
     /// `writer`: the process that asked for it, published with the change.
+    /// Owned strings are moved into the entry, not copied.
     pub async fn put_async(
         &self,
-        ns: &str,
-        key: &str,
-        value: &str,
+        ns: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
         ty: ValueType,
         writer: Option<ChangeWriter>,
-    ) -> Result<Entry> {
-        answer(
-            self.submit(|reply| put_write(ns, key, value, ty, writer, reply))
-                .await,
-        )
+    ) -> Result<Arc<Entry>> {
+        let entry = new_entry(ns.into(), key.into(), value.into(), ty);
+        self.submit(|reply| Write::Put {
+            entry,
+            writer,
+            reply,
+        })
+        .await
     }
 
     /// The blocking form, for threads (never call it on an async worker).
-    pub fn put(&self, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Entry> {
-        answer(
-            self.submit(|reply| put_write(ns, key, value, ty, None, reply))
-                .blocking_recv(),
-        )
+    pub fn put(&self, ns: &str, key: &str, value: &str, ty: ValueType) -> Result<Arc<Entry>> {
+        let entry = new_entry(ns.into(), key.into(), value.into(), ty);
+        self.submit_blocking(|reply| Write::Put {
+            entry,
+            writer: None,
+            reply,
+        })
     }
 
     /// Writes all items in one transaction: all land or none do.
     pub async fn batch_async(
         &self,
-        ns: &str,
+        ns: impl Into<String>,
         items: Vec<BatchItem>,
         writer: Option<ChangeWriter>,
     ) -> Result<usize> {
-        answer(
-            self.submit(|reply| batch_write(ns, items, writer, reply))
-                .await,
-        )
+        let ns = ns.into();
+        self.submit(|reply| Write::Batch {
+            ns,
+            items,
+            writer,
+            reply,
+        })
+        .await
     }
 
     pub fn batch(&self, ns: &str, items: &[BatchItem]) -> Result<usize> {
-        answer(
-            self.submit(|reply| batch_write(ns, items.to_vec(), None, reply))
-                .blocking_recv(),
-        )
+        self.submit_blocking(|reply| Write::Batch {
+            ns: ns.into(),
+            items: items.to_vec(),
+            writer: None,
+            reply,
+        })
     }
 
     /// Deletes a key; true when it existed. Only an actual delete is published.
     pub async fn delete_async(
         &self,
-        ns: &str,
-        key: &str,
+        ns: impl Into<String>,
+        key: impl Into<String>,
         writer: Option<ChangeWriter>,
     ) -> Result<bool> {
-        answer(
-            self.submit(|reply| delete_write(ns, key, writer, reply))
-                .await,
-        )
+        let (ns, key) = (ns.into(), key.into());
+        self.submit(|reply| Write::Delete {
+            ns,
+            key,
+            writer,
+            reply,
+        })
+        .await
     }
 
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
-        answer(
-            self.submit(|reply| delete_write(ns, key, None, reply))
-                .blocking_recv(),
-        )
+        self.submit_blocking(|reply| Write::Delete {
+            ns: ns.into(),
+            key: key.into(),
+            writer: None,
+            reply,
+        })
     }
 
     /// Every later change of any namespace, without a snapshot (wake-ups only:
@@ -345,19 +518,14 @@ impl Store {
     /// The namespace's current entries plus a receiver of every later change,
     /// taken under the write lock so nothing falls between them. Blocking.
     pub fn subscribe(&self, ns: &str) -> Result<(Snapshot, broadcast::Receiver<Change>)> {
-        let result = {
-            let writer = relock(&self.writer);
-            list(&writer.conn, ns, None).map(|entries| {
-                let snapshot = Snapshot {
-                    entries,
-                    seq: writer.seq,
-                };
-                (snapshot, writer.changes.subscribe())
-            })
-        };
-        // Writes queued while we held the connection are ours to commit.
-        self.lead();
-        result
+        let writer = relock(&self.writer);
+        list(&writer.conn, ns, None).map(|entries| {
+            let snapshot = Snapshot {
+                entries,
+                seq: writer.seq,
+            };
+            (snapshot, writer.changes.subscribe())
+        })
     }
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
@@ -405,54 +573,26 @@ impl Store {
     }
 }
 
-fn put_write(
-    ns: &str,
-    key: &str,
-    value: &str,
-    ty: ValueType,
-    writer: Option<ChangeWriter>,
-    reply: Reply<Entry>,
-) -> Write {
-    Write::Put {
-        ns: ns.to_string(),
-        key: key.to_string(),
-        value: value.to_string(),
-        ty,
-        writer,
-        reply,
+/// An entry as a write asks for it; the writer sets its times.
+fn new_entry(namespace: String, key: String, value: String, value_type: ValueType) -> Entry {
+    Entry {
+        namespace,
+        key,
+        value,
+        value_type,
+        updated_at: 0,
+        updated_at_ms: None,
+        writer: None,
     }
 }
 
-fn batch_write(
-    ns: &str,
-    items: Vec<BatchItem>,
-    writer: Option<ChangeWriter>,
-    reply: Reply<usize>,
-) -> Write {
-    Write::Batch {
-        ns: ns.to_string(),
-        items,
-        writer,
-        reply,
-    }
-}
-
-fn delete_write(ns: &str, key: &str, writer: Option<ChangeWriter>, reply: Reply<bool>) -> Write {
-    Write::Delete {
-        ns: ns.to_string(),
-        key: key.to_string(),
-        writer,
-        reply,
-    }
-}
-
-fn answer<T>(received: Result<Result<T>, oneshot::error::RecvError>) -> Result<T> {
+fn answer_of<T>(received: Result<Result<T>, oneshot::error::RecvError>) -> Result<T> {
     received.map_err(|_| anyhow!("the write was dropped before it was committed"))?
 }
 
 /// A write applied inside the group's transaction, waiting for the commit.
 enum Done {
-    Put(Reply<Entry>, Result<Entry>, Option<ChangeWriter>),
+    Put(Reply<Arc<Entry>>, Result<Entry>, Option<ChangeWriter>),
     Batch(Reply<usize>, Result<Vec<Entry>>, Option<ChangeWriter>),
     Delete(
         Reply<bool>,
@@ -463,17 +603,17 @@ enum Done {
 
 impl Writer {
     /// Applies a group of writes in one transaction, then commits them.
-    fn commit_group(&mut self, group: Vec<Write>) {
+    fn commit_group(&mut self, group: impl IntoIterator<Item = Write>) {
+        let mut writes = group.into_iter();
         if let Err(e) = run_cached(&self.conn, "BEGIN") {
             let why = format!("starting a transaction: {e}");
             *relock(&self.write_error) = Some(why.clone());
-            for write in group {
+            for write in writes {
                 write.fail(&why);
             }
             return;
         }
-        let mut pending = Vec::with_capacity(group.len());
-        let mut writes = group.into_iter();
+        let mut pending = Vec::with_capacity(writes.size_hint().0);
         for write in writes.by_ref() {
             pending.push(self.apply(write));
             // SQLite rolls the whole transaction back by itself on some
@@ -508,35 +648,39 @@ impl Writer {
     }
 
     fn apply(&mut self, write: Write) -> Done {
-        // One write, one time for all its items.
+        // One write, one time for all its items; seconds are the ms floored.
         let now_ms = self.write_time();
+        let stamp = |entry: &mut Entry| {
+            entry.updated_at = now_ms.div_euclid(1000);
+            entry.updated_at_ms = Some(now_ms);
+        };
         let conn = &self.conn;
         match write {
             Write::Put {
-                ns,
-                key,
-                value,
-                ty,
+                mut entry,
                 writer,
                 reply,
-            } => Done::Put(
-                reply,
-                in_savepoint(conn, |c| upsert(c, &ns, &key, &value, ty, now_ms)),
-                writer,
-            ),
+            } => {
+                stamp(&mut entry);
+                let written = in_savepoint(conn, |c| upsert(c, &entry));
+                Done::Put(reply, written.map(|()| entry), writer)
+            }
             Write::Batch {
                 ns,
                 items,
                 writer,
                 reply,
             } => {
-                let written = in_savepoint(conn, |c| {
-                    items
-                        .iter()
-                        .map(|i| upsert(c, &ns, &i.key, &i.value, i.value_type, now_ms))
-                        .collect()
-                });
-                Done::Batch(reply, written, writer)
+                let entries: Vec<Entry> = items
+                    .into_iter()
+                    .map(|i| {
+                        let mut entry = new_entry(ns.clone(), i.key, i.value, i.value_type);
+                        stamp(&mut entry);
+                        entry
+                    })
+                    .collect();
+                let written = in_savepoint(conn, |c| entries.iter().try_for_each(|e| upsert(c, e)));
+                Done::Batch(reply, written.map(|()| entries), writer)
             }
             Write::Delete {
                 ns,
@@ -565,23 +709,29 @@ impl Writer {
             }
             return;
         }
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .writes
+            .fetch_add(pending.len() as u64, Ordering::Relaxed);
         // Input is checked before it is queued, so a write that failed
         // inside the transaction hit the database itself (e.g. a full disk).
         *relock(&self.write_error) = pending.iter().find_map(Done::error);
         for done in pending {
             match done {
                 Done::Put(reply, result, writer) => {
-                    if let Ok(entry) = &result {
+                    let answer = result.map(|entry| {
+                        let entry = Arc::new(entry);
                         self.publish_put(entry.clone(), None, writer);
-                    }
-                    let _ = reply.send(result);
+                        entry
+                    });
+                    let _ = reply.send(answer);
                 }
                 Done::Batch(reply, result, writer) => {
                     let answer = result.map(|written| {
                         let size = written.len();
                         for (index, entry) in written.into_iter().enumerate() {
-                            self.publish_put(entry, Some((index, size)), writer.clone());
+                            let batch = Some((index, size));
+                            self.publish_put(Arc::new(entry), batch, writer.clone());
                         }
                         size
                     });
@@ -609,7 +759,7 @@ impl Writer {
 
     fn publish_put(
         &mut self,
-        entry: Entry,
+        entry: Arc<Entry>,
         batch: Option<(usize, usize)>,
         writer: Option<ChangeWriter>,
     ) {
@@ -742,17 +892,8 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Writes a key at `now_ms` (unix milliseconds).
-fn upsert(
-    conn: &Connection,
-    ns: &str,
-    key: &str,
-    value: &str,
-    ty: ValueType,
-    now_ms: i64,
-) -> Result<Entry> {
-    // One instant, in both forms: the seconds are the milliseconds floored.
-    let now = now_ms.div_euclid(1000);
+/// Writes an entry, with the times already set on it.
+fn upsert(conn: &Connection, e: &Entry) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO distributed_kv (namespace, key, value, type, updated_at, updated_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -760,17 +901,16 @@ fn upsert(
              value = excluded.value, type = excluded.type, updated_at = excluded.updated_at,
              updated_at_ms = excluded.updated_at_ms",
     )?
-    .execute(params![ns, key, value, ty.as_str(), now, now_ms])
+    .execute(params![
+        e.namespace,
+        e.key,
+        e.value,
+        e.value_type.as_str(),
+        e.updated_at,
+        e.updated_at_ms
+    ])
     .context("writing a key")?;
-    Ok(Entry {
-        namespace: ns.to_string(),
-        key: key.to_string(),
-        value: value.to_string(),
-        value_type: ty,
-        updated_at: now,
-        updated_at_ms: Some(now_ms),
-        writer: None,
-    })
+    Ok(())
 }
 
 fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>> {
@@ -908,7 +1048,11 @@ mod tests {
             .map(|(k, v)| {
                 let (reply, answer) = oneshot::channel();
                 answers.push(answer);
-                put_write("ns", k, v, ValueType::String, None, reply)
+                Write::Put {
+                    entry: new_entry("ns".into(), k.into(), v.into(), ValueType::String),
+                    writer: None,
+                    reply,
+                }
             })
             .collect();
         writer.commit_group(group);
@@ -934,5 +1078,109 @@ mod tests {
             .map(|e| e.key)
             .collect();
         assert_eq!(got, vec!["task.a", "task.b"]);
+    }
+
+    /// Queues puts of `keys` at once (under one lock, so the writer takes
+    /// them all or none) and wakes the writer; their answers.
+    fn queue_puts(store: &Store, keys: &[String]) -> Vec<oneshot::Receiver<Result<Arc<Entry>>>> {
+        let mut pending = relock(&store.queue.pending);
+        let answers = keys
+            .iter()
+            .map(|key| {
+                let (reply, answer) = oneshot::channel();
+                let entry = new_entry("ns".into(), key.clone(), "v".into(), ValueType::String);
+                pending.writes.push(Write::Put {
+                    entry,
+                    writer: None,
+                    reply,
+                });
+                answer
+            })
+            .collect();
+        pending.awake = true;
+        drop(pending);
+        store.queue.wake.notify_one();
+        answers
+    }
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("k{i}")).collect()
+    }
+
+    #[test]
+    fn everything_queued_is_one_commit_and_nothing_is_acknowledged_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        let before = store.write_counts();
+        // Holding the write connection: the writer can take the queue but
+        // cannot commit it.
+        let held = relock(&store.writer);
+        let mut answers = queue_puts(&store, &keys(100));
+        std::thread::sleep(Duration::from_millis(50));
+        for answer in &mut answers {
+            assert!(matches!(
+                answer.try_recv(),
+                Err(oneshot::error::TryRecvError::Empty)
+            ));
+        }
+        assert_eq!(store.get("ns", "k0").unwrap(), None);
+        drop(held);
+        for (i, answer) in answers.into_iter().enumerate() {
+            let entry = answer.blocking_recv().unwrap().unwrap();
+            assert_eq!(entry.key, format!("k{i}"));
+            // Acknowledged means committed: the other connection sees it.
+            assert_eq!(store.get("ns", &entry.key).unwrap().as_ref(), Some(&*entry));
+        }
+        let after = store.write_counts();
+        assert_eq!(after.writes - before.writes, 100);
+        assert_eq!(after.commits - before.commits, 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_async_writes_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("kv.db")).unwrap());
+        let (_, mut rx) = store.subscribe("ns").unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..10 {
+                        let key = format!("t{t}/{i}");
+                        let e = store
+                            .put_async("ns", key.clone(), "v", ValueType::String, None)
+                            .await
+                            .unwrap();
+                        assert_eq!(e.key, key);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let counts = store.write_counts();
+        assert_eq!(counts.writes, 640);
+        // The first round alone is one commit for 64 writes.
+        assert!(counts.commits * 4 <= counts.writes, "{counts:?}");
+        // The published entry is the one the writer was answered with.
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.seq(), 1);
+        assert!(first.entry().is_some_and(|e| e.key.ends_with("/0")));
+    }
+
+    #[test]
+    fn dropping_the_store_commits_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.db");
+        let store = Store::open(&path).unwrap();
+        let held = relock(&store.writer);
+        let answers = queue_puts(&store, &keys(10));
+        drop(held);
+        drop(store);
+        for answer in answers {
+            answer.blocking_recv().unwrap().unwrap();
+        }
+        assert_eq!(Store::open(&path).unwrap().keys("ns").unwrap().len(), 10);
     }
 }
