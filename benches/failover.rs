@@ -186,7 +186,7 @@ async fn run(rounds: usize) {
         program: sibling_binary("plumdash"),
         controller: agents_url,
         token: None,
-        step: Some(STEP),
+        worker_env: vec![("KV_DEMO_STEP_MS", STEP.as_millis().to_string())],
         log_dir: dir.path().join("logs"),
         data_dir: dir.path().join("agents"),
         stop_grace: Duration::from_secs(3),

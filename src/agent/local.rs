@@ -27,6 +27,14 @@ pub fn node_names(count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The bundled worker's settings an agent could inherit from the shell.
+const WORKER_SETTINGS: [&str; 4] = [
+    "KV_DEMO_STEP_MS",
+    "KV_DEMO_NAMESPACE_BY",
+    "KV_DEMO_PATTERN",
+    "KV_DEMO_UNSAFE",
+];
+
 /// How to start the local nodes.
 #[derive(Debug, Clone)]
 pub struct LocalNodesConfig {
@@ -35,8 +43,9 @@ pub struct LocalNodesConfig {
     pub program: PathBuf,
     pub controller: String,
     pub token: Option<String>,
-    /// Given to the agents' workers as `KV_DEMO_STEP_MS`.
-    pub step: Option<Duration>,
+    /// The bundled worker's settings (`KV_DEMO_STEP_MS`, `KV_DEMO_PATTERN`,
+    /// …), in each agent's environment, which its workers inherit.
+    pub worker_env: Vec<(&'static str, String)>,
     /// Each agent's diagnostics go to `<log_dir>/agent-<node>.log`.
     pub log_dir: PathBuf,
     pub data_dir: PathBuf,
@@ -204,10 +213,13 @@ fn spawn_agent(
         Some(token) => command.env("PLUM_TOKEN", token),
         None => command.env_remove("PLUM_TOKEN"),
     };
-    match config.step {
-        Some(step) => command.env("KV_DEMO_STEP_MS", step.as_millis().to_string()),
-        None => command.env_remove("KV_DEMO_STEP_MS"),
-    };
+    // Only what this session says: none of the shell's own kv-demo settings.
+    for name in WORKER_SETTINGS {
+        command.env_remove(name);
+    }
+    for (name, value) in &config.worker_env {
+        command.env(name, value);
+    }
     let child = command
         .spawn()
         .with_context(|| format!("starting the agent of {name}"))?;

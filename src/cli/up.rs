@@ -282,7 +282,7 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
             program: super::this_binary()?,
             controller: String::new(),
             token: None,
-            step: None,
+            worker_env: Vec::new(),
             log_dir: args.log_dir.clone().unwrap_or_else(crate::paths::state_dir),
             data_dir: crate::paths::agent_data_dir(),
             stop_grace: config.stop_grace,

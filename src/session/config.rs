@@ -118,22 +118,33 @@ pub(super) fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
             }
         },
     };
-    if let Some(step) = config.step {
-        spec = spec.env("KV_DEMO_STEP_MS", crate::clock::millis(step).to_string());
-    }
-    if let Some(token) = &config.token {
-        spec = spec.env("PLUM_TOKEN", token.clone());
-    }
-    if config.namespace_by == NamespaceBy::Instance {
-        spec = spec.env("KV_DEMO_NAMESPACE_BY", "instance");
-    }
-    if let Some(pattern) = config.pattern {
-        spec = spec.env("KV_DEMO_PATTERN", pattern.word());
-    }
-    if config.unsafe_worker {
-        spec = spec.env("KV_DEMO_UNSAFE", "true");
+    for (name, value) in worker_env(config) {
+        spec = spec.env(name, value);
     }
     Ok(spec)
+}
+
+/// What the bundled kv-demo is told through its environment: step, token,
+/// namespace mode, pattern. One list, for the workers this session starts and
+/// for those its local node agents start (`up --nodes`), which inherit it.
+pub(super) fn worker_env(config: &SessionConfig) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(step) = config.step {
+        env.push(("KV_DEMO_STEP_MS", crate::clock::millis(step).to_string()));
+    }
+    if let Some(token) = &config.token {
+        env.push(("PLUM_TOKEN", token.clone()));
+    }
+    if config.namespace_by == NamespaceBy::Instance {
+        env.push(("KV_DEMO_NAMESPACE_BY", "instance".to_string()));
+    }
+    if let Some(pattern) = config.pattern {
+        env.push(("KV_DEMO_PATTERN", pattern.word().to_string()));
+    }
+    if config.unsafe_worker {
+        env.push(("KV_DEMO_UNSAFE", "true".to_string()));
+    }
+    env
 }
 
 /// A `--cmd` line for an agent, which runs it in a work folder of its own: a

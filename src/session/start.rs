@@ -197,7 +197,11 @@ impl Session {
             &LocalNodesConfig {
                 controller: agents_reach,
                 token: token.clone(),
-                step: session.config.step,
+                // The token goes to the agents on its own (above): not twice.
+                worker_env: super::config::worker_env(&session.config)
+                    .into_iter()
+                    .filter(|(name, _)| *name != "PLUM_TOKEN")
+                    .collect(),
                 ..nodes
             },
             hosts,

@@ -468,7 +468,7 @@ pub async fn run(
         program,
         controller: String::new(),
         token: None,
-        step: None,
+        worker_env: Vec::new(),
         log_dir: scratch.dir.join("logs"),
         data_dir: scratch.dir.join("agents"),
         stop_grace: session_config.stop_grace,

@@ -247,3 +247,37 @@ async fn a_frozen_node_loses_its_instance_after_the_ttl_and_once_thawed_never_mo
         "{events:#?}"
     );
 }
+
+/// `up --nodes 2 --pattern fsm`: the agents' workers run the state machine
+/// the dashboard was told of (the pattern reaches them through the agents'
+/// environment), whatever kv-demo setting the shell had.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pattern_told_to_up_reaches_the_workers_of_its_node_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::two_nodes(dir.path(), "nodes-fsm")
+        .args(["--pattern", "fsm"])
+        .env("KV_DEMO_PATTERN", "txlog")
+        .spawn();
+    let url = format!("{}/v1/kv/nodes-fsm/fsm.state", up.url());
+    let client = crate::support::http();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(answer) = client.get(&url).send().await {
+            if answer.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no fsm.state written by nodeA's worker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ops = format!("{}/v1/kv/nodes-fsm/operation.counter", up.url());
+    let answer = client.get(&ops).send().await.unwrap();
+    assert_eq!(
+        answer.status(),
+        404,
+        "the shell's KV_DEMO_PATTERN leaked to the worker"
+    );
+}
