@@ -20,6 +20,7 @@
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
+use super::fanout::Fanout;
 use crate::kv::model::{BatchItem, Entry, ValueType, Writer as ChangeWriter};
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -118,6 +119,8 @@ pub struct Store {
     write_error: Arc<Mutex<Option<String>>>,
     /// The change broadcast, for wake-ups that need no snapshot.
     changes: broadcast::Sender<Change>,
+    /// Who hears which namespace's changes (`fanout.rs`), told in commit order.
+    fanout: Arc<Fanout>,
     /// Dropping it stops the checkpoint thread; joined on drop, so the
     /// store's connections are all closed when drop returns.
     checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
@@ -140,6 +143,7 @@ struct Writer {
     /// order, even if the system clock is set back.
     last_ms: i64,
     changes: broadcast::Sender<Change>,
+    fanout: Arc<Fanout>,
     /// Commits so far, so the checkpointer can tell an idle store.
     commits: Arc<AtomicU64>,
     write_error: Arc<Mutex<Option<String>>>,
@@ -218,12 +222,14 @@ impl Store {
         };
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         let write_error = Arc::new(Mutex::new(None));
+        let fanout = Arc::new(Fanout::default());
         Ok(Store {
             writer: Mutex::new(Writer {
                 conn,
                 seq: 0,
                 last_ms: 0,
                 changes: changes.clone(),
+                fanout: fanout.clone(),
                 commits,
                 write_error: write_error.clone(),
             }),
@@ -231,6 +237,7 @@ impl Store {
             reader: Mutex::new(reader),
             write_error,
             changes,
+            fanout,
             checkpointer: Some((stop, thread)),
         })
     }
@@ -360,6 +367,24 @@ impl Store {
         result
     }
 
+    /// The index of change-stream subscribers (`fanout.rs`).
+    pub fn fanout(&self) -> &Arc<Fanout> {
+        &self.fanout
+    }
+
+    /// Runs `f` between two commits, with reads of the committed state as of
+    /// change number `seq`: what `f` registers with the fanout hears every
+    /// change after `seq` and none before. Blocking.
+    pub fn between_commits<T>(&self, f: impl FnOnce(&Committed<'_>, u64) -> T) -> T {
+        let result = {
+            let writer = relock(&self.writer);
+            f(&Committed(&writer.conn), writer.seq)
+        };
+        // Writes queued while we held the connection are ours to commit.
+        self.lead();
+        result
+    }
+
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
         let conn = relock(&self.reader);
         let entry = conn
@@ -402,6 +427,26 @@ impl Store {
             .prepare_cached("SELECT key FROM distributed_kv WHERE namespace = ?1 ORDER BY key")?;
         let rows = stmt.query_map([ns], |row| row.get(0))?;
         rows.collect::<Result<_, _>>().context("listing keys")
+    }
+}
+
+/// Reads of the committed state, for [`Store::between_commits`].
+pub struct Committed<'a>(&'a Connection);
+
+impl Committed<'_> {
+    pub fn list(&self, ns: &str) -> Result<Vec<Entry>> {
+        list(self.0, ns, None)
+    }
+
+    /// The namespaces that start with `prefix` (literally, case-sensitive).
+    pub fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT DISTINCT namespace FROM distributed_kv
+             WHERE substr(namespace, 1, length(?1)) = ?1 ORDER BY namespace",
+        )?;
+        let rows = stmt.query_map([prefix], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()
+            .context("listing namespaces by prefix")
     }
 }
 
@@ -591,7 +636,7 @@ impl Writer {
                     let answer = result.map(|gone| match gone {
                         Some((namespace, key)) => {
                             self.seq += 1;
-                            let _ = self.changes.send(Change::Deleted {
+                            self.publish(Change::Deleted {
                                 seq: self.seq,
                                 namespace,
                                 key,
@@ -614,13 +659,20 @@ impl Writer {
         writer: Option<ChangeWriter>,
     ) {
         self.seq += 1;
-        // No subscriber is not an error.
-        let _ = self.changes.send(Change::Put {
+        self.publish(Change::Put {
             seq: self.seq,
             entry,
             batch,
             writer,
         });
+    }
+
+    /// Tells a committed change to its namespace's stream subscribers (in
+    /// commit order: this runs under the write lock) and to the wake-ups.
+    fn publish(&self, change: Change) {
+        self.fanout.publish(&change);
+        // No subscriber is not an error.
+        let _ = self.changes.send(change);
     }
 }
 

@@ -54,7 +54,13 @@ impl Session {
                 ..ClientOptions::default()
             },
         )?;
-        let feeds = StreamMap::new();
+        // Every instance's own namespace in one feed, added as instances come.
+        let feeds = match config.namespace_by {
+            NamespaceBy::App => super::feed::Feeds::Each(StreamMap::new()),
+            NamespaceBy::Instance => super::feed::Feeds::Set(
+                dm.subscribe_set(Vec::new(), super::feed::watch_options(&config)),
+            ),
+        };
 
         let orphan_guard = match &config.orphan_guard {
             Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
