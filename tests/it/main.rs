@@ -24,6 +24,7 @@ mod original_controller;
 mod original_worker;
 mod rehearsal;
 mod scenario;
+mod set_stream;
 mod supervisor;
 mod terminal_fit;
 mod terminal_safety;
