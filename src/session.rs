@@ -151,6 +151,11 @@ impl Session {
         self.handle().instances()
     }
 
+    /// See [`SessionHandle::instance`].
+    pub fn instance(&self, instance: &str) -> Option<InstanceSnapshot> {
+        self.handle().instance(instance)
+    }
+
     pub async fn act(&self, instance: &str, action: InstanceAction) -> Result<()> {
         self.handle().act(instance, action).await
     }
