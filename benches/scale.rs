@@ -84,7 +84,7 @@ fn main() {
                     run.rss_end_kb as f64 / 1024.0,
                     run.rss_max_kb as f64 / 1024.0
                 ),
-                run.load,
+                run.load.clone(),
             ]);
             summary.push((by, n, per / base_per.max(f64::EPSILON), run));
         }
