@@ -18,7 +18,8 @@
 //! at once, so each kill is a crash, a recovery and a resume in the namespace.
 //!
 //! `cargo build --release && cargo bench --bench scale`
-//! (`SCALE_N=10,100` picks the sizes; `SCALE_SECS=20` the measured time.)
+//! (`SCALE_N=10,100` picks the sizes, `SCALE_MODES=instance` the modes,
+//! `SCALE_SECS=20` the measured time.)
 
 mod common;
 
@@ -59,7 +60,11 @@ fn main() {
         "loadavg",
     ]);
     let mut summary = Vec::new();
-    for by in ["app", "instance"] {
+    let modes: Vec<String> = std::env::var("SCALE_MODES")
+        .ok()
+        .map(|v| v.split(',').map(|m| m.trim().to_string()).collect())
+        .unwrap_or_else(|| vec!["app".into(), "instance".into()]);
+    for by in modes.iter().map(String::as_str) {
         let mut base: Option<f64> = None;
         for &n in &sizes {
             let run = run(&plumdash, &kv_demo, by, n, Duration::from_secs(secs));
@@ -86,6 +91,9 @@ fn main() {
                 ),
                 run.load.clone(),
             ]);
+            if !run.slow.is_empty() {
+                println!("  events seen later than 100 ms, by kind: {:?}", run.slow);
+            }
             summary.push((by, n, per / base_per.max(f64::EPSILON), run));
         }
     }
@@ -110,6 +118,8 @@ struct Run {
     rss_end_kb: u64,
     rss_max_kb: u64,
     load: String,
+    /// Events seen more than 100 ms after their time, by kind.
+    slow: std::collections::BTreeMap<String, usize>,
 }
 
 fn run(plumdash: &Path, kv_demo: &Path, by: &str, n: usize, measure: Duration) -> Run {
@@ -170,13 +180,19 @@ fn run(plumdash: &Path, kv_demo: &Path, by: &str, n: usize, measure: Duration) -
     let cpu0 = cpu_ticks(pid).unwrap_or(0);
     let t0 = Instant::now();
     let mut lag = Samples::default();
+    let mut slow = std::collections::BTreeMap::new();
     let mut rss_max_kb = 0;
     let mut next_kill = Instant::now() + KILL_EVERY;
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d ^ n as u64;
     while t0.elapsed() < measure {
         for line in tail.lines(&events_path) {
             if let Some(ts) = line.value["ts_ms"].as_u64() {
-                lag.push(Duration::from_millis(line.read_ms.saturating_sub(ts)));
+                let late = Duration::from_millis(line.read_ms.saturating_sub(ts));
+                if late > Duration::from_millis(100) {
+                    let kind = line.value["kind"].as_str().unwrap_or("?").to_string();
+                    *slow.entry(kind).or_insert(0) += 1;
+                }
+                lag.push(late);
             }
         }
         if Instant::now() >= next_kill {
@@ -205,6 +221,7 @@ fn run(plumdash: &Path, kv_demo: &Path, by: &str, n: usize, measure: Duration) -
         rss_end_kb,
         rss_max_kb: rss_max_kb.max(rss_end_kb),
         load,
+        slow,
     }
 }
 
