@@ -11,6 +11,7 @@ use crate::controller::{self, ControllerConfig};
 use crate::kv::{ClientOptions, DistributedMemory, NamespaceBy};
 use crate::supervisor::{
     InstanceAction, OrphanGuard, ProcessWatcher, Supervisor, SupervisorConfig, WatcherConfig,
+    DEFAULT_OUTPUT_LINES,
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -73,6 +74,7 @@ impl Session {
             restart: config.restart.clone(),
             stop_grace: config.stop_grace,
             log_dir: config.log_dir.clone(),
+            output_lines: output_lines_each(config.instances),
             ..SupervisorConfig::default()
         });
         let spec = worker_spec(&config)?;
@@ -455,6 +457,19 @@ impl Session {
         Ok(id)
     }
 }
+
+/// Lines of output kept per instance: the supervisor's default, shared out
+/// when there are many instances, so what a session keeps of their output is
+/// bounded by [`OUTPUT_LINES_IN_ALL`], not by the instance count (the log pane
+/// shows one instance's newest lines).
+fn output_lines_each(instances: usize) -> usize {
+    (OUTPUT_LINES_IN_ALL / instances.max(1)).clamp(OUTPUT_LINES_LEAST, DEFAULT_OUTPUT_LINES)
+}
+
+/// Output lines kept across all instances, at most (while each keeps at least
+/// [`OUTPUT_LINES_LEAST`]): about 12 MB of kv-demo's lines.
+const OUTPUT_LINES_IN_ALL: usize = 100_000;
+const OUTPUT_LINES_LEAST: usize = 100;
 
 /// The log a local agent keeps of `p`'s instance: `<dir>/<node>/<id>.log`, for
 /// a node and an id that are plain names (never a path out of `dir`).
