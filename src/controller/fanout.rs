@@ -112,21 +112,23 @@ impl Fanout {
             return;
         }
         let ns = change.namespace();
-        let mut targets: Vec<u64> = index.by_namespace.get(ns).cloned().unwrap_or_default();
+        let direct: &[u64] = index.by_namespace.get(ns).map_or(&[], Vec::as_slice);
+        // Prefix subscribers not already named (no allocation without prefixes).
+        let mut by_prefix: Vec<u64> = Vec::new();
         for &len in index.prefix_lens.keys() {
             let Some(head) = ns.get(..len) else { continue };
             for id in index.by_prefix.get(head).into_iter().flatten() {
-                if !targets.contains(id) {
-                    targets.push(*id);
+                if !direct.contains(id) && !by_prefix.contains(id) {
+                    by_prefix.push(*id);
                 }
             }
         }
-        if targets.is_empty() {
+        if direct.is_empty() && by_prefix.is_empty() {
             return;
         }
         let shared = Arc::new(change.clone());
-        for id in targets {
-            let Some(sub) = index.subs.get(&id) else {
+        for id in direct.iter().chain(&by_prefix) {
+            let Some(sub) = index.subs.get(id) else {
                 continue;
             };
             if sub.lagged.load(Ordering::Relaxed) {
@@ -374,6 +376,14 @@ mod tests {
             .unwrap());
         store.put("c", "k", "3", ValueType::String).unwrap();
         assert_eq!(drain(&mut sub), vec!["snap c@6:1", "c#7"]);
+
+        // Named and matched by a prefix: delivered once.
+        assert!(store
+            .fanout()
+            .add(&store, sub.id, vec!["p-1".into()], vec![])
+            .unwrap());
+        store.put("p-1", "k", "4", ValueType::String).unwrap();
+        assert_eq!(drain(&mut sub), vec!["snap p-1@7:1", "p-1#8"]);
 
         drop(sub);
         assert_eq!(store.fanout().subscribers_of("a"), 0);

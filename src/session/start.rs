@@ -479,3 +479,17 @@ fn agent_log(dir: &std::path::Path, p: &crate::supervisor::ForeignProcess) -> Op
     let id = p.instance_id.as_deref().filter(|i| plain(i))?;
     Some(dir.join(node).join(format!("{id}.log")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_kept_per_instance_is_shared_out_only_when_there_are_many() {
+        assert_eq!(output_lines_each(1), DEFAULT_OUTPUT_LINES);
+        assert_eq!(output_lines_each(20), DEFAULT_OUTPUT_LINES);
+        assert_eq!(output_lines_each(100), 1000);
+        assert_eq!(output_lines_each(1000), OUTPUT_LINES_LEAST);
+        assert_eq!(output_lines_each(5000), OUTPUT_LINES_LEAST);
+    }
+}
