@@ -16,6 +16,7 @@ mod cluster_routes;
 mod db_lock;
 pub mod deployments;
 mod error;
+pub mod fanout;
 pub mod health;
 pub mod heartbeats;
 pub mod presence;

@@ -13,8 +13,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Longest a change without a timeline event (a plain checkpoint) waits before
-/// `ctl status` shows it; an event is shown at once.
+/// `ctl status` shows it; an event is shown at once (see [`STATUS_AT_ONCE_UP_TO`]).
 pub const STATUS_EVERY: Duration = Duration::from_millis(100);
+
+/// Up to this many instances an event publishes `ctl status` at once, every
+/// time. Beyond it (a publish is the whole view, O(instances)) an event is
+/// published at once only if none went out in the last [`STATUS_EVERY`], else
+/// at the end of it: a burst of events across a thousand instances costs ten
+/// full views a second, not one per event.
+pub const STATUS_AT_ONCE_UP_TO: usize = 100;
 
 /// Where a front end keeps the board the driver feeds: the board itself, or
 /// the dashboard's model around it (its panes read the board there).
@@ -52,6 +59,8 @@ pub struct Driver<M: HoldsBoard = Board> {
     status: Option<StatusPublisher>,
     /// A change without an event not published yet: by then at the latest.
     status_due: Option<Instant>,
+    /// When `ctl status` was last published.
+    status_at: Option<Instant>,
     /// The timeline events already handed out in a [`Step`].
     seen: EventsSeen,
     /// The instances as rows and `ctl status` show them ([`Driver::instances`]).
@@ -77,6 +86,7 @@ impl<M: HoldsBoard> Driver<M> {
             model,
             status: None,
             status_due: None,
+            status_at: None,
             seen: EventsSeen::default(),
             view: Vec::new(),
             view_stale: true,
@@ -181,8 +191,16 @@ impl<M: HoldsBoard> Driver<M> {
             .cloned()
             .collect();
         if self.status.is_some() {
+            let now = Instant::now();
+            let recent = self
+                .status_at
+                .is_some_and(|at| now.duration_since(at) < STATUS_EVERY);
             if events.is_empty() {
-                self.status_due.get_or_insert(Instant::now() + STATUS_EVERY);
+                self.status_due.get_or_insert(now + STATUS_EVERY);
+            } else if recent && self.view.len() > STATUS_AT_ONCE_UP_TO {
+                let next = self.status_at.map_or(now, |at| at + STATUS_EVERY);
+                let due = self.status_due.map_or(next, |d| d.min(next));
+                self.status_due = Some(due);
             } else {
                 self.publish_status();
             }
@@ -213,6 +231,7 @@ impl<M: HoldsBoard> Driver<M> {
 
     fn publish_status(&mut self) {
         self.status_due = None;
+        self.status_at = Some(Instant::now());
         if self.status.is_none() {
             return;
         }

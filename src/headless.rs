@@ -97,7 +97,7 @@ pub async fn run_headless(
                     }
                     if let Some(file) = events_file.as_mut() {
                         let mut json = ev.to_json();
-                        if let Some(node) = node_of(&mut driver, ev) {
+                        if let Some(node) = node_of(&driver, ev) {
                             json["node"] = node.into();
                         }
                         let json = json.to_string();
@@ -140,16 +140,16 @@ fn write_held(
 
 /// The node of an instance event: where the cluster placed it, else the
 /// supervisor's node label.
-fn node_of(driver: &mut Driver, ev: &TimelineEvent) -> Option<String> {
+fn node_of(driver: &Driver, ev: &TimelineEvent) -> Option<String> {
     let id = ev.instance.as_deref()?;
     if let Some(node) = driver.board().tracker_of(id).nodes().node_of(id) {
         return Some(node.to_string());
     }
+    // This instance's alone: the whole view is not worked out per event.
     driver
-        .instances()
-        .iter()
-        .find(|s| s.id == id)
-        .map(|s| s.node.clone())
+        .session()
+        .instance(id)
+        .map(|s| s.node)
         .filter(|n| !n.is_empty())
 }
 

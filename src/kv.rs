@@ -11,9 +11,11 @@ mod error;
 pub mod model;
 pub mod sse;
 mod watch;
+mod watch_set;
 
 pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
 pub use error::KvError;
 pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType, Writer, WriterVia};
 pub use watch::{FeedMode, FeedStatus, FeedTrouble, WatchEvent, WatchOptions, Watcher};
+pub use watch_set::{SetWatcher, POLL_CONCURRENCY};

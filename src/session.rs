@@ -23,7 +23,7 @@ use feed::Pending;
 use crate::agent::local::LocalNodes;
 use crate::cluster::ClusterView;
 use crate::controller::RunningController;
-use crate::kv::{DistributedMemory, Watcher};
+use crate::kv::DistributedMemory;
 use crate::recovery::{Fact, TsMs};
 use crate::supervisor::{
     InstanceAction, InstanceSnapshot, ProcessWatcher, Supervisor, SupervisorEvent,
@@ -33,7 +33,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::StreamMap;
 
 pub struct Session {
     /// The embedded controller (`None`: a remote one, or taken away by verify).
@@ -45,8 +44,8 @@ pub struct Session {
     /// The worker's command line, as shown to a person.
     worker_command: String,
     events: broadcast::Receiver<SupervisorEvent>,
-    /// The namespace feeds, by namespace: the app's, or one per instance.
-    feeds: StreamMap<String, Watcher>,
+    /// The namespace feeds: the app's, or one feed for every instance's own.
+    feeds: feed::Feeds,
     /// Attach mode: workers we did not start, found and followed by rescans.
     attached: Option<Arc<ProcessWatcher>>,
     /// Attach: the namespace did not exist yet at start; these did.
@@ -150,6 +149,11 @@ impl Session {
     /// Every instance: owned ones, then attached ones.
     pub fn instances(&self) -> Vec<InstanceSnapshot> {
         self.handle().instances()
+    }
+
+    /// See [`SessionHandle::instance`].
+    pub fn instance(&self, instance: &str) -> Option<InstanceSnapshot> {
+        self.handle().instance(instance)
     }
 
     pub async fn act(&self, instance: &str, action: InstanceAction) -> Result<()> {

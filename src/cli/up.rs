@@ -182,13 +182,12 @@ impl UpArgs {
                  (drop --namespace-by instance)"
             );
         }
-        // Each own namespace is one more change stream held open (two descriptors
-        // here, with the embedded controller): past this the fd limit is near.
+        // Own namespaces share one change stream; a session watches at most so many.
         if self.namespace_by == NamespaceBy::Instance
             && usize::from(self.instances) > crate::session::MAX_FEEDS
         {
             usage!(
-                "--namespace-by instance watches one stream per instance: at most \
+                "--namespace-by instance watches one namespace per instance: at most \
                  {} instances (asked for {})",
                 crate::session::MAX_FEEDS,
                 self.instances

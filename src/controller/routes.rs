@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
@@ -39,7 +39,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/kv", get(namespaces))
         .route("/v1/kv/", get(namespaces))
         .route("/v1/kv/{*rest}", any(kv_dispatch))
-        .route("/v1/stream", get(sse::stream))
+        .route("/v1/stream", get(sse::stream).post(sse::stream_set))
+        .route("/v1/stream/{id}", post(sse::add_to_stream))
         .merge(super::cluster_routes::node_routes())
         .merge(super::cluster_routes::deployment_routes())
         .merge(super::app_routes::app_routes())

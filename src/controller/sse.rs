@@ -7,14 +7,23 @@
 //! batch carry `batchIndex` and `batchSize`, and a change whose process could
 //! be told carries `writer` (`{"pids":[…],"via":"header"|"socket"}`). A subscriber that
 //! falls behind gets a fresh `snapshot` instead of a gap.
+//!
+//! `POST /v1/stream` (plumdash's own) is one stream for a set of namespaces
+//! and prefixes, and `POST /v1/stream/{id}` adds to it (see [`stream_set`]).
+//! Both kinds are filtered at the source: the store hands each change only to
+//! its namespace's subscribers (`fanout.rs`).
 
+use super::body::JsonBody;
 use super::error::ApiError;
+use super::fanout::{Delivery, Subscription};
 use super::state::{blocking, AppState};
 use super::store::Change;
 use crate::kv::model::{validate_namespace, Entry};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -40,44 +49,146 @@ pub async fn stream(
         .cloned()
         .ok_or_else(|| ApiError::bad_request("missing ?namespace= (or ?nodeId=)"))?;
     validate_namespace(&ns).map_err(ApiError::bad_request)?;
-    let ns2 = ns.clone();
-    let (snapshot, rx) = blocking(&state, move |s| s.subscribe(&ns2)).await?;
+    let subscription = subscribe(&state, vec![ns], Vec::new()).await?;
+    Ok(change_stream(state, subscription, Shape::One))
+}
 
-    let first = stream::once(async move { snapshot_event(&snapshot.entries, snapshot.seq) });
-    let feed = stream::unfold(
-        (rx, snapshot.seq, state.clone(), ns),
-        |(mut rx, mut last_seq, state, ns)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(change) => {
-                        if change.seq() <= last_seq || change.namespace() != ns {
-                            continue;
-                        }
-                        last_seq = change.seq();
-                        return Some((change_event(&change), (rx, last_seq, state, ns)));
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        // Fell behind: start over from a fresh snapshot.
-                        let ns2 = ns.clone();
-                        let (snap, fresh) =
-                            blocking(&state, move |s| s.subscribe(&ns2)).await.ok()?;
-                        rx = fresh;
-                        last_seq = snap.seq;
-                        let event = snapshot_event(&snap.entries, snap.seq);
-                        return Some((event, (rx, last_seq, state, ns)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
+/// What `POST /v1/stream` names (and `POST /v1/stream/{id}` adds).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+impl SetBody {
+    fn checked(self) -> Result<(Vec<String>, Vec<String>), ApiError> {
+        for ns in &self.namespaces {
+            validate_namespace(ns).map_err(ApiError::bad_request)?;
+        }
+        for prefix in &self.prefixes {
+            if prefix.contains('/') || prefix.len() > crate::kv::model::MAX_NAME_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "prefix {:?} is not the start of a namespace",
+                    crate::kv::model::preview(prefix)
+                )));
             }
+        }
+        Ok((self.namespaces, self.prefixes))
+    }
+}
+
+/// `POST /v1/stream` with `{"namespaces":[…],"prefixes":[…]}`: one stream for a
+/// set of namespaces (and every namespace starting with a prefix). First
+/// `subscribed` (`{"id":…}`, the id `POST /v1/stream/{id}` adds names to),
+/// then one `ns-snapshot` per namespace (`{"namespace":…,"entries":[…]}`, its
+/// `id` the change number it is as of), then `kv` and `kv-deleted` as on a
+/// one-namespace stream, each naming its namespace. Change numbers only grow.
+pub async fn stream_set(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SetBody>,
+) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    let (namespaces, prefixes) = body.checked()?;
+    let subscription = subscribe(&state, namespaces, prefixes).await?;
+    Ok(change_stream(state, subscription, Shape::Set))
+}
+
+/// `POST /v1/stream/{id}`: adds namespaces and prefixes to an open set
+/// stream; their `ns-snapshot`s follow on it in change order. Naming one it
+/// has already sends its snapshot again (a resync). 404: no such stream.
+pub async fn add_to_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SetBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (namespaces, prefixes) = body.checked()?;
+    let not_found = || ApiError::not_found("no such change stream");
+    let id = u64::from_str_radix(&id, 16).map_err(|_| not_found())?;
+    let added = (namespaces.len(), prefixes.len());
+    let found = blocking(&state, move |s| s.fanout().add(s, id, namespaces, prefixes)).await?;
+    if !found {
+        return Err(not_found());
+    }
+    Ok(Json(
+        serde_json::json!({ "namespaces": added.0, "prefixes": added.1 }),
+    ))
+}
+
+async fn subscribe(
+    state: &AppState,
+    namespaces: Vec<String>,
+    prefixes: Vec<String>,
+) -> Result<Subscription, ApiError> {
+    blocking(state, move |s| {
+        s.fanout().subscribe(s, namespaces, prefixes)
+    })
+    .await
+}
+
+/// How a stream's snapshots read: the original's one-namespace form, or the
+/// set form that names each namespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    Set,
+}
+
+fn change_stream(
+    state: AppState,
+    subscription: Subscription,
+    shape: Shape,
+) -> Sse<KeepAliveStream<Events>> {
+    let first: Vec<Event> = match shape {
+        Shape::One => Vec::new(),
+        Shape::Set => vec![Event::default()
+            .event("subscribed")
+            .data(serde_json::json!({ "id": format!("{:016x}", subscription.id) }).to_string())],
+    };
+    let feed = stream::unfold(
+        (subscription, state.clone()),
+        move |(mut sub, state)| async move {
+            if sub.lagged() {
+                // Fell behind: start over from fresh snapshots.
+                let store = state.store.clone();
+                let (resynced, sub2) = tokio::task::spawn_blocking(move || {
+                    let result = store.fanout().resync(&store, &mut sub);
+                    (result, sub)
+                })
+                .await
+                .ok()?;
+                resynced.ok()?;
+                sub = sub2;
+            }
+            let delivery = sub.rx.recv().await?;
+            Some((deliver(&delivery, shape), (sub, state)))
         },
     );
     let shutdown = state.shutdown.clone();
-    let events = first
-        .chain(feed)
+    let events = stream::iter(first)
+        .chain(feed.flat_map(stream::iter))
         .take_until(async move { shutdown.cancelled_owned().await })
         .map(Ok)
         .boxed();
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+fn deliver(delivery: &Delivery, shape: Shape) -> Vec<Event> {
+    match delivery {
+        Delivery::Change(change) => vec![change_event(change)],
+        Delivery::Snapshots { seq, namespaces } => namespaces
+            .iter()
+            .map(|(ns, entries)| match shape {
+                Shape::One => snapshot_event(entries, *seq),
+                Shape::Set => json_event(
+                    "ns-snapshot",
+                    *seq,
+                    &serde_json::json!({ "namespace": ns, "entries": entries }),
+                ),
+            })
+            .collect(),
+    }
 }
 
 /// `GET /v1/stream?nodeId=K`, the original's agent wake-up stream: `ping`/`init`

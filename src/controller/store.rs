@@ -28,6 +28,7 @@
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
+use super::fanout::Fanout;
 use crate::kv::model::{BatchItem, Entry, ValueType, Writer as ChangeWriter};
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -225,6 +226,8 @@ pub struct Store {
     counters: Arc<Counters>,
     /// Joined on drop after committing what is queued.
     write_thread: Option<JoinHandle<()>>,
+    /// Who hears which namespace's changes (`fanout.rs`), told in commit order.
+    fanout: Arc<Fanout>,
     /// Dropping it stops the checkpoint thread; joined on drop, so the
     /// store's connections are all closed when drop returns.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
@@ -254,6 +257,7 @@ struct Writer {
     /// Commits and writes so far (the checkpointer reads them to tell an
     /// idle store).
     counters: Arc<Counters>,
+    fanout: Arc<Fanout>,
     write_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -331,12 +335,14 @@ impl Store {
         let checkpointer = Some((stop, checkpoint_thread));
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         let write_error = Arc::new(Mutex::new(None));
+        let fanout = Arc::new(Fanout::default());
         let writer = Arc::new(Mutex::new(Writer {
             conn,
             seq: 0,
             last_ms: 0,
             changes: changes.clone(),
             counters: counters.clone(),
+            fanout: fanout.clone(),
             write_error: write_error.clone(),
         }));
         let queue = Arc::new(Queue::default());
@@ -362,6 +368,7 @@ impl Store {
             write_error,
             changes,
             counters,
+            fanout,
             write_thread,
             checkpointer,
         })
@@ -528,6 +535,21 @@ impl Store {
         })
     }
 
+    /// The index of change-stream subscribers (`fanout.rs`).
+    pub fn fanout(&self) -> &Arc<Fanout> {
+        &self.fanout
+    }
+
+    /// Runs `f` between two commits, with reads of the committed state as of
+    /// change number `seq`: what `f` registers with the fanout hears every
+    /// change after `seq` and none before. Blocking.
+    pub fn between_commits<T>(&self, f: impl FnOnce(&Committed<'_>, u64) -> T) -> T {
+        // Writes queued meanwhile wait for the lock: the writer thread
+        // commits them once `f` is done.
+        let writer = relock(&self.writer);
+        f(&Committed(&writer.conn), writer.seq)
+    }
+
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
         let conn = relock(&self.reader);
         let entry = conn
@@ -570,6 +592,26 @@ impl Store {
             .prepare_cached("SELECT key FROM distributed_kv WHERE namespace = ?1 ORDER BY key")?;
         let rows = stmt.query_map([ns], |row| row.get(0))?;
         rows.collect::<Result<_, _>>().context("listing keys")
+    }
+}
+
+/// Reads of the committed state, for [`Store::between_commits`].
+pub struct Committed<'a>(&'a Connection);
+
+impl Committed<'_> {
+    pub fn list(&self, ns: &str) -> Result<Vec<Entry>> {
+        list(self.0, ns, None)
+    }
+
+    /// The namespaces that start with `prefix` (literally, case-sensitive).
+    pub fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT DISTINCT namespace FROM distributed_kv
+             WHERE substr(namespace, 1, length(?1)) = ?1 ORDER BY namespace",
+        )?;
+        let rows = stmt.query_map([prefix], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()
+            .context("listing namespaces by prefix")
     }
 }
 
@@ -741,7 +783,7 @@ impl Writer {
                     let answer = result.map(|gone| match gone {
                         Some((namespace, key)) => {
                             self.seq += 1;
-                            let _ = self.changes.send(Change::Deleted {
+                            self.publish(Change::Deleted {
                                 seq: self.seq,
                                 namespace,
                                 key,
@@ -764,13 +806,20 @@ impl Writer {
         writer: Option<ChangeWriter>,
     ) {
         self.seq += 1;
-        // No subscriber is not an error.
-        let _ = self.changes.send(Change::Put {
+        self.publish(Change::Put {
             seq: self.seq,
             entry,
             batch,
             writer,
         });
+    }
+
+    /// Tells a committed change to its namespace's stream subscribers (in
+    /// commit order: this runs under the write lock) and to the wake-ups.
+    fn publish(&self, change: Change) {
+        self.fanout.publish(&change);
+        // No subscriber is not an error.
+        let _ = self.changes.send(change);
     }
 }
 

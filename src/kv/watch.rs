@@ -190,7 +190,7 @@ enum StreamEnd {
 /// are told at most once a second (a flood of bad events is not a flood of
 /// reports); a change of the unreadable entries or a broken connection at once.
 #[derive(Default)]
-struct Reporter {
+pub(super) struct Reporter {
     now: FeedTrouble,
     /// Unreadable entries by key (`None`: one without a key, kept apart).
     unreadable: BTreeMap<String, Unreadable>,
@@ -202,7 +202,7 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn skipped(&mut self, why: String) {
+    pub(super) fn skipped(&mut self, why: String) {
         if !self.logged_skip {
             self.logged_skip = true;
             tracing::warn!("change feed: the controller sends malformed data ({why}); skipping and counting such events");
@@ -212,7 +212,7 @@ impl Reporter {
         self.unsent = true;
     }
 
-    fn dropped(&mut self, n: u64, why: String) {
+    pub(super) fn dropped(&mut self, n: u64, why: String) {
         if !self.logged_drop {
             self.logged_drop = true;
             tracing::warn!("change feed: the controller sends changes that are not this subscription's ({why}); dropping and counting them");
@@ -223,7 +223,7 @@ impl Reporter {
     }
 
     /// Replaces the unreadable entries (a snapshot); true when they changed.
-    fn replace_unreadable(&mut self, list: Vec<Unreadable>) -> bool {
+    pub(super) fn replace_unreadable(&mut self, list: Vec<Unreadable>) -> bool {
         let fresh: BTreeMap<String, Unreadable> = list
             .into_iter()
             .map(|u| (u.key_text().to_string(), u))
@@ -244,7 +244,7 @@ impl Reporter {
     }
 
     /// The report to send now, if one is due (`urgent`: whatever the time).
-    fn due(&mut self, urgent: bool) -> Option<WatchEvent> {
+    pub(super) fn due(&mut self, urgent: bool) -> Option<WatchEvent> {
         let now = tokio::time::Instant::now();
         let quiet = self
             .sent_at
@@ -259,7 +259,7 @@ impl Reporter {
     }
 
     /// When an unsent report falls due.
-    fn deadline(&self) -> Option<tokio::time::Instant> {
+    pub(super) fn deadline(&self) -> Option<tokio::time::Instant> {
         self.unsent
             .then(|| self.sent_at.map(|at| at + REPORT_EVERY))
             .flatten()
@@ -461,125 +461,16 @@ impl Feed {
         // plumdash's stream numbers every change: one at or before the last
         // applied is stale or replayed.
         let seq = event.id.as_deref().and_then(|id| id.parse::<u64>().ok());
-        let mut out = Vec::new();
-        if kind == "snapshot" {
-            let items = match data {
-                serde_json::Value::Array(items) => items,
-                serde_json::Value::Null => Vec::new(),
-                other => {
-                    self.trouble.skipped(format!(
-                        "a snapshot that is not a list ({})",
-                        json_kind(&other)
-                    ));
-                    return Vec::new();
-                }
-            };
-            state.flush_batch(&mut out);
-            state.last_seq = seq;
-            let listing = Listing::read(items, &namespace);
-            if listing.foreign > 0 {
-                self.trouble.dropped(
-                    listing.foreign as u64,
-                    format!(
-                        "{} entries of another namespace in a snapshot",
-                        listing.foreign
-                    ),
-                );
-            }
-            // A snapshot replaces what the consumer held, unreadable keys
-            // included: they are told again after it, changed or not.
-            let any = !listing.unreadable.is_empty();
-            *urgent |= self.trouble.replace_unreadable(listing.unreadable) || any;
-            out.push(WatchEvent::Snapshot(listing.entries));
-            return out;
-        }
-        if let (Some(seq), Some(last)) = (seq, state.last_seq) {
-            if seq <= last {
-                self.trouble
-                    .dropped(1, format!("change #{seq} after #{last}"));
-                return Vec::new();
-            }
-        }
-        if kind == "kv-deleted" {
-            let ns = data
-                .get("namespace")
-                .and_then(|n| n.as_str())
-                .filter(|n| !n.is_empty());
-            if let Some(other) = ns.filter(|n| *n != namespace) {
-                self.trouble.dropped(
-                    1,
-                    format!(
-                        "a delete in namespace {:?}",
-                        crate::kv::model::preview(other)
-                    ),
-                );
-                return Vec::new();
-            }
-            let Some(key) = data.get("key").and_then(|k| k.as_str()) else {
-                self.trouble
-                    .skipped("a kv-deleted event without a key".into());
-                return Vec::new();
-            };
-            state.flush_batch(&mut out);
-            state.last_seq = seq.or(state.last_seq);
-            *urgent |= self.trouble.readable(key);
-            // Who deleted it, when the controller can tell (plumdash's).
-            let writer = data
-                .get("writer")
-                .and_then(|w| serde_json::from_value(w.clone()).ok());
-            out.push(WatchEvent::Deleted {
-                key: key.to_string(),
-                writer,
-            });
-            return out;
-        }
-        let batch = batch_position(&data);
-        let entry = match read_entry(data, &namespace) {
-            EntryRead::Entry(entry) => entry,
-            EntryRead::Foreign(other) => {
-                self.trouble.dropped(
-                    1,
-                    format!(
-                        "a write in namespace {:?}",
-                        crate::kv::model::preview(&other)
-                    ),
-                );
-                return Vec::new();
-            }
-            EntryRead::Unreadable(u) if u.key.is_some() => {
-                state.last_seq = seq.or(state.last_seq);
-                self.trouble
-                    .skipped(format!("key {:?}: {}", u.key_text(), u.reason));
-                *urgent |= self.trouble.set_unreadable(u);
-                return Vec::new();
-            }
-            EntryRead::Unreadable(u) => {
-                self.trouble.skipped(format!("a kv event: {}", u.reason));
-                return Vec::new();
-            }
-        };
-        state.last_seq = seq.or(state.last_seq);
-        *urgent |= self.trouble.readable(&entry.key);
-        match batch {
-            Some((index, size)) if size > 1 && size <= MAX_BATCH => {
-                // Items come in order; one out of place ends the batch before it.
-                if index != state.batch.len() || state.batch_size != size {
-                    state.flush_batch(&mut out);
-                }
-                state.batch_size = size;
-                state.batch.push(entry);
-                if index + 1 >= size {
-                    state.flush_batch(&mut out);
-                }
-            }
-            _ => {
-                state.flush_batch(&mut out);
-                out.push(WatchEvent::Put(entry));
-            }
-        }
-        out
+        judge_data(
+            &namespace,
+            &mut self.trouble,
+            state,
+            kind,
+            seq,
+            data,
+            urgent,
+        )
     }
-
     /// Polls until the consumer leaves (false) — errors are reported and retried here.
     async fn poll(&mut self, backoff: &mut Backoff) -> bool {
         let interval = match self.options.mode {
@@ -635,11 +526,139 @@ impl Feed {
     }
 }
 
+/// One event's data checked against namespace `namespace`'s subscription
+/// (`kind`: `snapshot`, `kv` or `kv-deleted`; `seq`: its change number): what
+/// to hand on. Shared by the one-namespace feed and the set feed.
+pub(super) fn judge_data(
+    namespace: &str,
+    trouble: &mut Reporter,
+    state: &mut StreamState,
+    kind: &str,
+    seq: Option<u64>,
+    data: serde_json::Value,
+    urgent: &mut bool,
+) -> Vec<WatchEvent> {
+    let mut out = Vec::new();
+    if kind == "snapshot" {
+        let items = match data {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Null => Vec::new(),
+            other => {
+                trouble.skipped(format!(
+                    "a snapshot that is not a list ({})",
+                    json_kind(&other)
+                ));
+                return Vec::new();
+            }
+        };
+        state.flush_batch(&mut out);
+        state.last_seq = seq;
+        let listing = Listing::read(items, namespace);
+        if listing.foreign > 0 {
+            trouble.dropped(
+                listing.foreign as u64,
+                format!(
+                    "{} entries of another namespace in a snapshot",
+                    listing.foreign
+                ),
+            );
+        }
+        // A snapshot replaces what the consumer held, unreadable keys
+        // included: they are told again after it, changed or not.
+        let any = !listing.unreadable.is_empty();
+        *urgent |= trouble.replace_unreadable(listing.unreadable) || any;
+        out.push(WatchEvent::Snapshot(listing.entries));
+        return out;
+    }
+    if let (Some(seq), Some(last)) = (seq, state.last_seq) {
+        if seq <= last {
+            trouble.dropped(1, format!("change #{seq} after #{last}"));
+            return Vec::new();
+        }
+    }
+    if kind == "kv-deleted" {
+        let ns = data
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty());
+        if let Some(other) = ns.filter(|n| *n != namespace) {
+            trouble.dropped(
+                1,
+                format!(
+                    "a delete in namespace {:?}",
+                    crate::kv::model::preview(other)
+                ),
+            );
+            return Vec::new();
+        }
+        let Some(key) = data.get("key").and_then(|k| k.as_str()) else {
+            trouble.skipped("a kv-deleted event without a key".into());
+            return Vec::new();
+        };
+        state.flush_batch(&mut out);
+        state.last_seq = seq.or(state.last_seq);
+        *urgent |= trouble.readable(key);
+        // Who deleted it, when the controller can tell (plumdash's).
+        let writer = data
+            .get("writer")
+            .and_then(|w| serde_json::from_value(w.clone()).ok());
+        out.push(WatchEvent::Deleted {
+            key: key.to_string(),
+            writer,
+        });
+        return out;
+    }
+    let batch = batch_position(&data);
+    let entry = match read_entry(data, namespace) {
+        EntryRead::Entry(entry) => entry,
+        EntryRead::Foreign(other) => {
+            trouble.dropped(
+                1,
+                format!(
+                    "a write in namespace {:?}",
+                    crate::kv::model::preview(&other)
+                ),
+            );
+            return Vec::new();
+        }
+        EntryRead::Unreadable(u) if u.key.is_some() => {
+            state.last_seq = seq.or(state.last_seq);
+            trouble.skipped(format!("key {:?}: {}", u.key_text(), u.reason));
+            *urgent |= trouble.set_unreadable(u);
+            return Vec::new();
+        }
+        EntryRead::Unreadable(u) => {
+            trouble.skipped(format!("a kv event: {}", u.reason));
+            return Vec::new();
+        }
+    };
+    state.last_seq = seq.or(state.last_seq);
+    *urgent |= trouble.readable(&entry.key);
+    match batch {
+        Some((index, size)) if size > 1 && size <= MAX_BATCH => {
+            // Items come in order; one out of place ends the batch before it.
+            if index != state.batch.len() || state.batch_size != size {
+                state.flush_batch(&mut out);
+            }
+            state.batch_size = size;
+            state.batch.push(entry);
+            if index + 1 >= size {
+                state.flush_batch(&mut out);
+            }
+        }
+        _ => {
+            state.flush_batch(&mut out);
+            out.push(WatchEvent::Put(entry));
+        }
+    }
+    out
+}
+
 /// What one stream connection remembers between events.
 #[derive(Default)]
-struct StreamState {
+pub(super) struct StreamState {
     /// The last change number applied (plumdash's stream numbers them).
-    last_seq: Option<u64>,
+    pub(super) last_seq: Option<u64>,
     /// Items of a batch in progress: emitted together once all arrived.
     batch: Vec<Entry>,
     batch_size: usize,
@@ -666,7 +685,7 @@ fn batch_position(data: &serde_json::Value) -> Option<(usize, usize)> {
     Some((field("batchIndex")?, field("batchSize")?))
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
+pub(super) fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",
@@ -679,7 +698,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// The changes that turn `old` into `new`. The writes come from one
 /// consistent read, so several of them form one `Batch`.
-fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
+pub(super) fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
     let mut puts: Vec<Entry> = new
         .iter()
         .filter(|e| old.get(&e.key) != Some(*e))
@@ -703,12 +722,12 @@ fn diff(old: &BTreeMap<String, Entry>, new: &[Entry]) -> Vec<WatchEvent> {
 }
 
 /// The first reconnect waits this long; each further one in a row twice as long.
-const FIRST_RETRY: Duration = Duration::from_millis(200);
+pub(super) const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// A stream connection that lasted this long worked: the next failure waits
 /// `FIRST_RETRY` again.
-const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+pub(super) const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// Longest wait for a stream's answer (its status and headers).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Trouble counts are reported at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The most items a batch may announce (plumdash's controller takes at most

@@ -40,7 +40,30 @@ pub struct Board {
     merged: Vec<Place>,
     /// `merged`'s length at which the dropped events are swept out of it.
     sweep_at: usize,
+    /// Per instance: every event placed, in the order pushed (what
+    /// [`Board::events_since`] reads, so a reader's news costs what is new,
+    /// not one look per namespace); the oldest are let go.
+    journal: std::collections::VecDeque<Place>,
+    /// Places let go from the journal's front.
+    journal_base: u64,
+    /// Every namespace's recovery cycles by when their kill was (then as
+    /// [`Board::cycles`] orders them), kept as they are opened.
+    cycle_order: Vec<CyclePlace>,
+    /// How many of each tracker's cycles are in `cycle_order`.
+    cycles_placed: Vec<usize>,
 }
+
+/// Where a cycle of the merged list is: its tracker and its index there.
+#[derive(Debug, Clone, Copy)]
+struct CyclePlace {
+    killed_at: TsMs,
+    tracker: usize,
+    index: usize,
+}
+
+/// The journal keeps at least this many places (a reader further behind
+/// misses the oldest of its news).
+const JOURNAL_KEEP: usize = 8192;
 
 /// Where an event of the merged timeline is: its tracker and its number there.
 #[derive(Debug, Clone, Copy)]
@@ -50,10 +73,10 @@ struct Place {
     seq: u64,
 }
 
-/// How many timeline events of each namespace a reader has printed
-/// ([`Board::events_since`]).
+/// How far a reader has read ([`Board::events_since`]): the shared tracker's
+/// events pushed, or (per instance) places of the board's journal.
 #[derive(Debug, Default, Clone)]
-pub struct EventsSeen(BTreeMap<String, u64>);
+pub struct EventsSeen(u64);
 
 impl Board {
     /// The trackers of `app`'s instances, whose namespace is chosen `by`.
@@ -70,6 +93,10 @@ impl Board {
             empty: Tracker::new(),
             merged: Vec::new(),
             sweep_at: SWEEP_AT_LEAST,
+            journal: std::collections::VecDeque::new(),
+            journal_base: 0,
+            cycle_order: Vec::new(),
+            cycles_placed: Vec::new(),
         };
         if by == NamespaceBy::App {
             board.add(app, Tracker::new());
@@ -197,6 +224,7 @@ impl Board {
     fn add(&mut self, namespace: &str, tracker: Tracker) -> usize {
         let i = self.trackers.len();
         self.trackers.push(tracker);
+        self.cycles_placed.push(0);
         self.names.push(namespace.to_string());
         self.by_name.insert(namespace.to_string(), i);
         i
@@ -216,6 +244,7 @@ impl Board {
     /// Places tracker `i`'s events from number `from` on in the merged
     /// timeline: almost always at its end (facts come nearly in time order).
     fn merge_new(&mut self, i: usize, from: u64) {
+        self.place_cycles(i);
         if self.by == NamespaceBy::App {
             return;
         }
@@ -241,6 +270,13 @@ impl Board {
                     .partition_point(|p| !comes_after(names, p, &place))
             };
             self.merged.insert(pos, place);
+            self.journal.push_back(place);
+        }
+        let keep = JOURNAL_KEEP.max(2 * self.trackers.len());
+        if self.journal.len() > 2 * keep {
+            let gone = self.journal.len() - keep;
+            self.journal.drain(..gone);
+            self.journal_base += gone as u64;
         }
         if self.merged.len() >= self.sweep_at {
             let trackers = &self.trackers;
@@ -303,31 +339,81 @@ impl Board {
 
     /// The recovery cycles of every namespace, by when their kill was.
     pub fn cycles(&self) -> Vec<&Cycle> {
-        let mut cycles: Vec<&Cycle> = self.trackers().flat_map(|(_, t)| t.cycles()).collect();
-        if self.trackers.len() > 1 {
-            cycles.sort_by_key(|c| c.killed_at);
+        if self.single() {
+            return self.first().cycles().iter().collect();
         }
-        cycles
+        self.cycle_order.iter().map(|p| self.cycle_at(p)).collect()
     }
 
-    /// The events pushed since `seen` was last passed, oldest first; `seen`
-    /// is moved on.
-    pub fn events_since(&self, seen: &mut EventsSeen) -> Vec<&TimelineEvent> {
-        let mut new = Vec::new();
-        for (ns, tracker) in self.trackers() {
-            // Called per fact: a namespace's name is copied only once.
-            let before = match seen.0.get_mut(ns) {
-                Some(count) => count,
-                None => seen.0.entry(ns.to_string()).or_insert(0),
+    /// How many recovery cycles [`Board::cycles`] holds.
+    pub fn cycle_count(&self) -> usize {
+        if self.single() {
+            return self.first().cycles().len();
+        }
+        self.cycle_order.len()
+    }
+
+    /// The newest `n` of [`Board::cycles`] with their index there, newest
+    /// first, without collecting all of them.
+    pub fn latest_cycles(&self, n: usize) -> Vec<(usize, &Cycle)> {
+        if self.single() {
+            return self
+                .first()
+                .cycles()
+                .iter()
+                .enumerate()
+                .rev()
+                .take(n)
+                .collect();
+        }
+        self.cycle_order
+            .iter()
+            .enumerate()
+            .rev()
+            .take(n)
+            .map(|(i, p)| (i, self.cycle_at(p)))
+            .collect()
+    }
+
+    fn cycle_at(&self, place: &CyclePlace) -> &Cycle {
+        &self.trackers[place.tracker].cycles()[place.index]
+    }
+
+    /// Places tracker `i`'s cycles opened since the last look in the
+    /// merged cycle list (by kill time, then namespace name, then index).
+    fn place_cycles(&mut self, i: usize) {
+        let count = self.trackers[i].cycles().len();
+        for index in self.cycles_placed[i]..count {
+            let killed_at = self.trackers[i].cycles()[index].killed_at;
+            let place = CyclePlace {
+                killed_at,
+                tracker: i,
+                index,
             };
-            let (events, count) = tracker.events_since(*before);
-            new.extend(events);
-            *before = count;
+            let names = &self.names;
+            let key = |p: &CyclePlace| (p.killed_at, &names[p.tracker], p.index);
+            let pos = self.cycle_order.partition_point(|p| key(p) <= key(&place));
+            self.cycle_order.insert(pos, place);
         }
-        if self.trackers.len() > 1 {
-            new.sort_by_key(|e| e.at);
+        self.cycles_placed[i] = count;
+    }
+
+    /// The events pushed since `seen` was last passed, oldest first (events
+    /// of one time in namespace order); `seen` is moved on.
+    pub fn events_since(&self, seen: &mut EventsSeen) -> Vec<&TimelineEvent> {
+        if self.by == NamespaceBy::App {
+            let (events, count) = self.first().events_since(seen.0);
+            seen.0 = count;
+            return events;
         }
-        new
+        let end = self.journal_base + self.journal.len() as u64;
+        let from = seen.0.clamp(self.journal_base, end);
+        seen.0 = end;
+        let skip = usize::try_from(from - self.journal_base).unwrap_or(usize::MAX);
+        let mut new: Vec<&Place> = self.journal.iter().skip(skip).collect();
+        let names = &self.names;
+        new.sort_by(|a, b| (a.at, &names[a.tracker], a.seq).cmp(&(b.at, &names[b.tracker], b.seq)));
+        new.into_iter().filter_map(|p| self.event_at(p)).collect()
     }
 }
 
@@ -520,7 +606,51 @@ mod tests {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| std::ptr::eq(*x, *y))
     }
 
+    /// What `events_since` was before the journal: each namespace's news
+    /// (counted per namespace), in name order, sorted by time (stable).
+    fn news_by_scan<'a>(
+        board: &'a Board,
+        seen: &mut BTreeMap<String, u64>,
+    ) -> Vec<&'a TimelineEvent> {
+        let mut new = Vec::new();
+        for (ns, tracker) in board.trackers() {
+            let before = seen.entry(ns.to_string()).or_insert(0);
+            let (events, count) = tracker.events_since(*before);
+            new.extend(events);
+            *before = count;
+        }
+        new.sort_by_key(|e| e.at);
+        new
+    }
+
+    /// What `cycles` was before the kept order: every namespace's cycles in
+    /// name order, sorted by kill time (stable).
+    fn cycles_by_sort(board: &Board) -> Vec<&Cycle> {
+        let mut all: Vec<&Cycle> = board.trackers().flat_map(|(_, t)| t.cycles()).collect();
+        all.sort_by_key(|c| c.killed_at);
+        all
+    }
+
     fn assert_merged_as_sorted(board: &Board, when: usize) {
+        let cycles = cycles_by_sort(board);
+        let kept = board.cycles();
+        assert!(
+            kept.len() == cycles.len()
+                && kept.iter().zip(&cycles).all(|(a, b)| std::ptr::eq(*a, *b)),
+            "after fact {when}: cycles"
+        );
+        assert_eq!(board.cycle_count(), cycles.len());
+        let newest: Vec<(usize, &Cycle)> =
+            cycles.iter().copied().enumerate().rev().take(3).collect();
+        let latest = board.latest_cycles(3);
+        assert!(
+            latest.len() == newest.len()
+                && latest
+                    .iter()
+                    .zip(&newest)
+                    .all(|(a, b)| a.0 == b.0 && std::ptr::eq(a.1, b.1)),
+            "after fact {when}: latest cycles"
+        );
         let sorted = fully_sorted(board);
         assert!(
             same_events(&board.timeline(), &sorted),
@@ -565,6 +695,8 @@ mod tests {
         };
         const FACTS: usize = 12_000;
         let mut t: TsMs = 1_000;
+        let (mut seen, mut seen_by_scan) = (EventsSeen::default(), BTreeMap::new());
+        let mut news = 0;
         for n in 0..FACTS {
             if n == 700 {
                 ids.push("kv-demo-001");
@@ -615,10 +747,21 @@ mod tests {
                 ),
                 _ => board.apply(at, Some(id), checkpoint(random(10) as i64)),
             }
+            // The news a reader gets after each fact, as the scan of every
+            // namespace gave it.
+            let got = board.events_since(&mut seen);
+            let want = news_by_scan(&board, &mut seen_by_scan);
+            assert!(
+                same_events(&got, &want),
+                "after fact {n}: news {got:?} vs {want:?}"
+            );
+            news += got.len();
             if n % 97 == 0 {
                 assert_merged_as_sorted(&board, n);
             }
         }
+        assert!(news > FACTS / 4, "{news} events told");
+        assert!(board.cycle_count() > 10, "{} cycles", board.cycle_count());
         assert_merged_as_sorted(&board, FACTS);
         assert_eq!(board.trackers().count(), 5);
         assert!(

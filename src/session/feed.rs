@@ -1,5 +1,5 @@
-//! The fact multiplexer: the supervisor's events, the namespace feeds (one
-//! per namespace watched), the cluster reads and node actions, merged into one
+//! The fact multiplexer: the supervisor's events, the namespace feeds (the
+//! app's, or one feed for every instance's own namespace), the cluster reads and node actions, merged into one
 //! cancel-safe stream of timestamped facts.
 
 use super::facts::{announces_a_start, fact_from_change, fact_from_event};
@@ -7,13 +7,13 @@ use super::remote::RemoteFact;
 use super::{Session, SessionConfig};
 use crate::clock::now_ms;
 use crate::cluster::ClusterView;
-use crate::kv::{FeedStatus, WatchEvent, WatchOptions};
+use crate::kv::{FeedStatus, SetWatcher, WatchEvent, WatchOptions, Watcher};
 use crate::recovery::{Fact, TsMs};
 use crate::supervisor::{EventKind, RawExit};
 use anyhow::{Context, Result};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::StreamExt;
+use tokio_stream::{StreamExt, StreamMap};
 
 /// A fact, when it happened, and the namespace whose feed told it (`None`
 /// for the processes, the cluster and node actions).
@@ -36,15 +36,67 @@ pub(super) enum Pending {
     Fact(TsMs, Fact),
 }
 
-/// The most namespace feeds a session holds: each is a stream held open (two
-/// descriptors with the embedded controller). Instances found beyond it (attach
-/// with `--namespace-by instance`) are shown without a task.
-pub const MAX_FEEDS: usize = 100;
+/// The most namespaces a session watches. With `--namespace-by instance` they
+/// share one feed (one stream, filtered at the controller, or batched polls),
+/// so the bound is the work per change and per poll, not descriptors.
+/// Instances found beyond it (attach with `--namespace-by instance`) are shown
+/// without a task.
+pub const MAX_FEEDS: usize = 1000;
+
+/// The namespace feeds: one feed per namespace (the app's shared one), or
+/// one feed for the whole set (`--namespace-by instance`: each instance's
+/// namespace is added to it before the instance starts).
+pub(super) enum Feeds {
+    Each(StreamMap<String, Watcher>),
+    Set(SetWatcher),
+}
+
+impl Feeds {
+    pub(super) fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Feeds::Each(map) => map.contains_key(namespace),
+            Feeds::Set(set) => set.contains(namespace),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Feeds::Each(map) => map.len(),
+            Feeds::Set(set) => set.len(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops watching `namespace` (a set feed keeps it: its changes stay
+    /// filtered to the namespaces a session asked for, and this is rare).
+    pub(super) fn remove(&mut self, namespace: &str) {
+        if let Feeds::Each(map) = self {
+            map.remove(namespace);
+        }
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        match self {
+            Feeds::Each(map) => map.keys().cloned().collect(),
+            Feeds::Set(set) => set.namespaces().map(str::to_string).collect(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<(String, WatchEvent)> {
+        match self {
+            Feeds::Each(map) => map.next().await,
+            Feeds::Set(set) => set.next().await,
+        }
+    }
+}
 
 /// Longest wait for the fresh namespace read after a worker's exit.
 const FRESH_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn watch_options(config: &SessionConfig) -> WatchOptions {
+pub(super) fn watch_options(config: &SessionConfig) -> WatchOptions {
     WatchOptions {
         mode: config.feed,
         poll_interval: config.poll_interval,
@@ -55,7 +107,7 @@ fn watch_options(config: &SessionConfig) -> WatchOptions {
 impl Session {
     /// Starts watching `namespace` (once; at most [`MAX_FEEDS`] namespaces).
     pub(super) fn watch_namespace(&mut self, namespace: &str) -> Result<()> {
-        if !self.feeds.contains_key(namespace) {
+        if !self.feeds.contains(namespace) {
             if self.feeds.len() >= MAX_FEEDS {
                 anyhow::bail!(
                     "not watching namespace {namespace:?}: {MAX_FEEDS} are watched already"
@@ -68,13 +120,23 @@ impl Session {
     }
 
     /// A fresh feed of `namespace` in place of any it had (the old one is
-    /// dropped with whatever it still held); it starts with a snapshot.
+    /// dropped with whatever it still held); it starts with a snapshot. In a
+    /// set feed: added, or resynced in change order.
     pub(super) fn subscribe(&mut self, namespace: &str) -> Result<(), crate::kv::KvError> {
-        let feed = self
-            .dm
-            .for_namespace(namespace)?
-            .subscribe(watch_options(&self.config));
-        self.feeds.insert(namespace.to_string(), feed);
+        let ns = self.dm.for_namespace(namespace)?;
+        match &mut self.feeds {
+            Feeds::Each(map) => {
+                map.insert(
+                    namespace.to_string(),
+                    ns.subscribe(watch_options(&self.config)),
+                );
+            }
+            Feeds::Set(set) => {
+                if !set.add(namespace) {
+                    set.resync(namespace);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -82,7 +144,11 @@ impl Session {
     /// once instead of waiting out the old one's reconnection backoff, e.g.
     /// right after a controller restart). Each starts with a snapshot.
     pub fn resubscribe(&mut self) {
-        let names: Vec<String> = self.feeds.keys().cloned().collect();
+        let names = self.feeds.namespaces();
+        if let Feeds::Set(_) = self.feeds {
+            self.feeds = Feeds::Set(self.dm.subscribe_set(names, watch_options(&self.config)));
+            return;
+        }
         for ns in names {
             // Watched already, so the name is valid.
             let _ = self.subscribe(&ns);
@@ -136,7 +202,7 @@ impl Session {
                     }
                     // Not answered in time: the exit is judged from what is known
                     // (and a namespace not watched yet is watched anyway).
-                    if !self.feeds.contains_key(&namespace) {
+                    if !self.feeds.contains(&namespace) {
                         let _ = self.watch_namespace(&namespace);
                     }
                     continue;
@@ -160,7 +226,7 @@ impl Session {
                         // A worker found (attach) in a namespace of its own: what
                         // that holds is read first (and then watched), so the
                         // worker is judged as found there.
-                        let unwatched = !self.feeds.contains_key(&namespace)
+                        let unwatched = !self.feeds.contains(&namespace)
                             && self.feeds.len() < MAX_FEEDS;
                         let unseen_end = matches!(
                             event.kind,

@@ -134,6 +134,28 @@ impl SessionHandle {
         all
     }
 
+    /// One instance's snapshot, as [`SessionHandle::instances`] has it (an
+    /// owned one without listing the others).
+    pub fn instance(&self, instance: &str) -> Option<InstanceSnapshot> {
+        if let Some(s) = self.supervisor.instance(instance) {
+            return Some(s);
+        }
+        let attached = self
+            .attached
+            .as_ref()
+            .map(|w| w.instances())
+            .unwrap_or_default();
+        let remote = self
+            .remote
+            .as_ref()
+            .map(|r| r.snapshots())
+            .unwrap_or_default();
+        attached
+            .into_iter()
+            .chain(remote)
+            .find(|s| s.id == instance)
+    }
+
     /// The node of an instance on another machine; `None` for any other.
     pub fn remote_node(&self, instance: &str) -> Option<String> {
         self.remote.as_ref()?.node_of(instance)

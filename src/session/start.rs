@@ -12,6 +12,7 @@ use crate::hosts::{TestHosts, CONTROLLER_HOST};
 use crate::kv::{ClientOptions, DistributedMemory, NamespaceBy};
 use crate::supervisor::{
     InstanceAction, OrphanGuard, ProcessWatcher, Supervisor, SupervisorConfig, WatcherConfig,
+    DEFAULT_OUTPUT_LINES,
 };
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -55,7 +56,13 @@ impl Session {
                 ..ClientOptions::default()
             },
         )?;
-        let feeds = StreamMap::new();
+        // Every instance's own namespace in one feed, added as instances come.
+        let feeds = match config.namespace_by {
+            NamespaceBy::App => super::feed::Feeds::Each(StreamMap::new()),
+            NamespaceBy::Instance => super::feed::Feeds::Set(
+                dm.subscribe_set(Vec::new(), super::feed::watch_options(&config)),
+            ),
+        };
 
         let orphan_guard = match &config.orphan_guard {
             Some(program) => Some(Arc::new(OrphanGuard::start(program)?)),
@@ -68,6 +75,7 @@ impl Session {
             restart: config.restart.clone(),
             stop_grace: config.stop_grace,
             log_dir: config.log_dir.clone(),
+            output_lines: output_lines_each(config.instances),
             ..SupervisorConfig::default()
         });
         let spec = worker_spec(&config)?;
@@ -488,6 +496,19 @@ impl Session {
     }
 }
 
+/// Lines of output kept per instance: the supervisor's default, shared out
+/// when there are many instances, so what a session keeps of their output is
+/// bounded by [`OUTPUT_LINES_IN_ALL`], not by the instance count (the log pane
+/// shows one instance's newest lines).
+fn output_lines_each(instances: usize) -> usize {
+    (OUTPUT_LINES_IN_ALL / instances.max(1)).clamp(OUTPUT_LINES_LEAST, DEFAULT_OUTPUT_LINES)
+}
+
+/// Output lines kept across all instances, at most (while each keeps at least
+/// [`OUTPUT_LINES_LEAST`]): about 12 MB of kv-demo's lines.
+const OUTPUT_LINES_IN_ALL: usize = 100_000;
+const OUTPUT_LINES_LEAST: usize = 100;
+
 /// The log a local agent keeps of `p`'s instance: `<dir>/<node>/<id>.log`, for
 /// a node and an id that are plain names (never a path out of `dir`).
 fn agent_log(dir: &std::path::Path, p: &crate::supervisor::ForeignProcess) -> Option<PathBuf> {
@@ -495,4 +516,18 @@ fn agent_log(dir: &std::path::Path, p: &crate::supervisor::ForeignProcess) -> Op
     let node = p.node_id.as_deref().filter(|n| plain(n))?;
     let id = p.instance_id.as_deref().filter(|i| plain(i))?;
     Some(dir.join(node).join(format!("{id}.log")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_kept_per_instance_is_shared_out_only_when_there_are_many() {
+        assert_eq!(output_lines_each(1), DEFAULT_OUTPUT_LINES);
+        assert_eq!(output_lines_each(20), DEFAULT_OUTPUT_LINES);
+        assert_eq!(output_lines_each(100), 1000);
+        assert_eq!(output_lines_each(1000), OUTPUT_LINES_LEAST);
+        assert_eq!(output_lines_each(5000), OUTPUT_LINES_LEAST);
+    }
 }

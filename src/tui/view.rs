@@ -215,7 +215,7 @@ fn presenter(frame: &mut Frame, area: Rect, app: &App, for_size: bool) -> Drawn 
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(Msg::NoEvents.text(l), t.dim())));
     }
-    let title = timeline_title(app.board.cycles().len(), l);
+    let title = timeline_title(app.board.cycle_count(), l);
     frame.render_widget(
         Paragraph::new(lines).block(panes::block(app, &title, None)),
         timeline,

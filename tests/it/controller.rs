@@ -1428,8 +1428,8 @@ async fn every_error_answer_is_one_line_of_json() {
             405,
         ),
         (
-            "POST /v1/stream",
-            b"POST /v1/stream?namespace=ns HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "PUT /v1/stream",
+            b"PUT /v1/stream?namespace=ns HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 .to_vec(),
             405,
         ),

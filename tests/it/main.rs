@@ -26,6 +26,7 @@ mod partitions;
 mod patterns;
 mod rehearsal;
 mod scenario;
+mod set_stream;
 mod supervisor;
 mod terminal_fit;
 mod terminal_safety;

@@ -277,6 +277,52 @@ async fn instances_with_their_own_namespaces_crash_and_resume_alone() {
     assert!(up.interrupt_and_wait().success());
 }
 
+/// Above the old cap of 100: 150 instances, each in its own namespace, all
+/// on one change stream; every instance's checkpoints reach its row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_and_fifty_instances_in_their_own_namespaces_are_all_seen() {
+    let mut up = start_with(
+        "300ms",
+        &["--instances", "150", "--namespace-by", "instance"],
+    );
+    let progressed = |status: &Value| {
+        status["instances"].as_array().map_or(0, |all| {
+            all.iter()
+                .filter(|i| i["recovery"]["task"]["progress"].as_i64() >= Some(2))
+                .count()
+        })
+    };
+    up.wait_event("kv-demo-150 started", |e| {
+        kind(e) == "started" && e["instance"] == "kv-demo-150"
+    });
+    let mut last = Value::Null;
+    support::wait_until(
+        "150 instances' checkpoints",
+        Duration::from_secs(60),
+        || {
+            last = up.ctl_status();
+            progressed(&last) == 150
+        },
+    );
+    let ids: std::collections::BTreeSet<&str> = last["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 150, "{last}");
+    assert!(ids.contains("kv-demo-150"), "{ids:?}");
+    // Each flag told as its own namespace's news.
+    let events = up.events();
+    let flagged: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| kind(e) == "flag_set")
+        .filter_map(|e| e["instance"].as_str())
+        .collect();
+    assert_eq!(flagged.len(), 150, "{flagged:?}");
+    assert!(up.interrupt_and_wait().success());
+}
+
 /// `--instances 2` on one namespace: one active, one standby (主备). A kill of
 /// the active is taken over by the standby, which resumes the shared task
 /// from the kill point; the killed one stands by and is not restarted.

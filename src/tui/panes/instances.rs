@@ -109,8 +109,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
     let widths = widths(area.width, heads, app.lang);
     let state_room = state_room(area.width, &widths);
     let header = Row::new(heads.map(|h| Cell::from(Span::styled(h.text(app.lang), t.dim()))));
-    let rows: Vec<Row> = app
-        .instances
+    // Only the rows that show are built: a frame costs the pane's height, not
+    // the number of instances.
+    let visible = usize::from(area.height.saturating_sub(3));
+    let start = first_shown(app, visible);
+    let end = (start + visible).min(app.instances.len());
+    let rows: Vec<Row> = app.instances[start..end]
         .iter()
         .map(|row| {
             let s = &row.status;
@@ -153,11 +157,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
         .column_spacing(1)
         .row_highlight_style(t.selected())
         .block(block(app, &title, Some(Focus::Instances)));
-    // Start from the last frame's offset so the view only moves when the
-    // selection leaves it.
+    // The window starts from the last frame's offset, so the view only moves
+    // when the selection leaves it (`first_shown`).
     let mut state = TableState::new()
-        .with_offset(app.drawn.first_instance)
-        .with_selected((!app.instances.is_empty()).then_some(app.selected));
+        .with_offset(0)
+        .with_selected(app.selected.checked_sub(start).filter(|i| *i < end - start));
     frame.render_stateful_widget(table, area, &mut state);
     // Inside the borders, below the header row.
     let inner = area.inner(ratatui::layout::Margin::new(1, 1));
@@ -167,7 +171,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Drawn {
             height: inner.height.saturating_sub(1),
             ..inner
         },
-        first_instance: state.offset(),
+        first_instance: start,
         ..Drawn::default()
     }
 }
@@ -182,14 +186,7 @@ fn title(app: &App, height: u16) -> String {
     if total <= visible || visible == 0 {
         return format!("{} ({total})", Msg::Instances.text(l));
     }
-    let selected = app.selected.min(total - 1);
-    let mut start = app.drawn.first_instance;
-    if selected < start {
-        start = selected;
-    } else if selected >= start + visible {
-        start = selected + 1 - visible;
-    }
-    let start = start.min(total - visible);
+    let start = first_shown(app, visible);
     format!(
         "{} ({}-{} {} {total})",
         Msg::Instances.text(l),
@@ -197,6 +194,23 @@ fn title(app: &App, height: u16) -> String {
         start + visible,
         Msg::Of.text(l)
     )
+}
+
+/// The first instance a table of `visible` rows shows: the last frame's,
+/// moved only as far as the selection needs, and never past the last full page.
+fn first_shown(app: &App, visible: usize) -> usize {
+    let total = app.instances.len();
+    if total <= visible || visible == 0 {
+        return 0;
+    }
+    let selected = app.selected.min(total - 1);
+    let mut start = app.drawn.first_instance;
+    if selected < start {
+        start = selected;
+    } else if selected >= start + visible {
+        start = selected + 1 - visible;
+    }
+    start.min(total - visible)
 }
 
 /// An instance's own task, in five columns: its progress and, while set, its

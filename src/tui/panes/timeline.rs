@@ -18,10 +18,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let pct = |p: Option<i64>| p.map_or("?".to_string(), |p| format!("{p}%"));
     let ms = |m: Option<u64>| m.map_or("…".to_string(), format::duration_ms);
     let mut lines: Vec<Line> = Vec::new();
-    let cycles = app.board.cycles();
+    // The newest three only: the board keeps them in order.
+    let cycles = app.board.latest_cycles(3);
     let inner_width = usize::from(area.width.saturating_sub(2));
     let visible = area.height.saturating_sub(2) as usize;
-    for (i, c) in cycles.iter().enumerate().rev().take(3) {
+    for &(i, c) in &cycles {
         let lost_style = match c.all_lost() {
             Some(0) => t.good(),
             Some(_) => t.bad(),
@@ -71,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let room = visible.saturating_sub(lines.len());
     lines.extend(event_lines(app, room, app.timeline_scroll));
-    let n = cycles.len();
+    let n = app.board.cycle_count();
     let title = panes::timeline_title(n, app.lang);
     let para = Paragraph::new(lines).block(block(app, &title, Some(Focus::Timeline)));
     frame.render_widget(para, area);

@@ -26,6 +26,8 @@ type Store = Arc<Mutex<BTreeMap<String, BTreeMap<String, Item>>>>;
 
 pub struct OriginalController {
     url: String,
+    /// Every request's method and path, in order (what a client asked).
+    requests: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -34,6 +36,8 @@ impl OriginalController {
     pub fn start() -> OriginalController {
         let (url_tx, url_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -49,6 +53,7 @@ impl OriginalController {
                 let store: Store = Arc::default();
                 let app = Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
                     let store = store.clone();
+                    log.lock().unwrap().push(format!("{method} {}", uri.path()));
                     async move { handle(&store, method, uri, body) }
                 });
                 let _ = axum::serve(listener, app)
@@ -61,6 +66,7 @@ impl OriginalController {
         let url = url_rx.recv().expect("the stand-in controller starts");
         OriginalController {
             url,
+            requests,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -68,6 +74,11 @@ impl OriginalController {
 
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// Every request so far as `METHOD /path`, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
