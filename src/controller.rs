@@ -12,6 +12,7 @@
 mod app_routes;
 pub mod apps;
 mod body;
+pub mod change;
 mod cluster_routes;
 mod db_lock;
 pub mod deployments;

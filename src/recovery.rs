@@ -13,6 +13,7 @@ mod key_map;
 mod mirror;
 mod node_book;
 mod pattern;
+mod pattern_watch;
 #[cfg(test)]
 pub(crate) mod sample;
 mod task;

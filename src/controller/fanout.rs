@@ -5,13 +5,13 @@
 //!
 //! The store calls [`Fanout::publish`] under its write lock, in commit order.
 //! A subscription is registered and its snapshots are taken between two
-//! commits ([`Store::between_commits`]), and the snapshots are queued on the
+//! commits ([`BetweenCommits::between_commits`], which the store gives), and the snapshots are queued on the
 //! subscriber's channel there: every subscriber's channel holds its
 //! deliveries in change order, with no gap and no overlap. A subscriber whose
 //! channel is full is marked lagged and sent nothing more until it resyncs
 //! (fresh snapshots of its whole set, on a new channel).
 
-use super::store::{Change, Committed, Store};
+use super::change::Change;
 use crate::kv::model::Entry;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,6 +23,21 @@ use tokio::sync::mpsc;
 const SUBSCRIBER_BUFFER: usize = 4096;
 /// The most namespaces and prefixes one subscription may name.
 pub const MAX_SUBSCRIBED: usize = 10_000;
+
+/// Reads of the store's committed state, as of one change number.
+pub trait CommittedReads {
+    /// A namespace's entries.
+    fn list(&self, ns: &str) -> Result<Vec<Entry>>;
+    /// The namespaces that start with `prefix` (literally, case-sensitive).
+    fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// What the fanout needs of the store: to run `f` between two commits, with
+/// reads of the committed state as of change number `seq`, so that what `f`
+/// registers hears every change after `seq` and none before.
+pub trait BetweenCommits {
+    fn between_commits<T>(&self, f: impl FnOnce(&dyn CommittedReads, u64) -> T) -> T;
+}
 
 /// What a subscriber's channel carries, in change order.
 #[derive(Debug)]
@@ -82,7 +97,7 @@ impl Drop for Subscription {
 }
 
 fn snapshots(
-    read: &Committed<'_>,
+    read: &dyn CommittedReads,
     namespaces: &[String],
     prefixes: &[String],
 ) -> Result<Vec<(String, Vec<Entry>)>> {
@@ -146,7 +161,7 @@ impl Fanout {
     /// with their snapshots. Blocking (it reads the store).
     pub fn subscribe(
         self: &Arc<Self>,
-        store: &Store,
+        store: &impl BetweenCommits,
         namespaces: Vec<String>,
         prefixes: Vec<String>,
     ) -> Result<Subscription> {
@@ -195,7 +210,7 @@ impl Fanout {
     /// no such subscription. Blocking.
     pub fn add(
         &self,
-        store: &Store,
+        store: &impl BetweenCommits,
         id: u64,
         namespaces: Vec<String>,
         prefixes: Vec<String>,
@@ -230,7 +245,11 @@ impl Fanout {
 
     /// Starts a lagged subscription over: a new channel that begins with
     /// fresh snapshots of everything it names. Blocking.
-    pub fn resync(&self, store: &Store, subscription: &mut Subscription) -> Result<()> {
+    pub fn resync(
+        &self,
+        store: &impl BetweenCommits,
+        subscription: &mut Subscription,
+    ) -> Result<()> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let id = subscription.id;
         store.between_commits(|read, seq| -> Result<()> {
@@ -336,6 +355,7 @@ fn random_id() -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::store::Store;
     use crate::kv::ValueType;
 
     fn drain(sub: &mut Subscription) -> Vec<String> {

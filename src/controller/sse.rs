@@ -153,7 +153,7 @@ fn change_stream(
                 // Fell behind: start over from fresh snapshots.
                 let store = state.store.clone();
                 let (resynced, sub2) = tokio::task::spawn_blocking(move || {
-                    let result = store.fanout().resync(&store, &mut sub);
+                    let result = store.fanout().resync(store.as_ref(), &mut sub);
                     (result, sub)
                 })
                 .await

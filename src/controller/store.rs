@@ -28,7 +28,8 @@
 //! writer) and are called from the blocking pool, since a large namespace
 //! takes a while.
 
-use super::fanout::Fanout;
+pub use super::change::Change;
+use super::fanout::{BetweenCommits, CommittedReads, Fanout};
 use crate::kv::model::{BatchItem, Entry, ValueType, Writer as ChangeWriter};
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -51,51 +52,6 @@ pub const WAL_RESTART_BYTES: i64 = 4 << 20;
 const WAL_KEEP_BYTES: i64 = 1 << 20;
 /// Rounds without a commit (one second) before the WAL is truncated to nothing.
 const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
-
-/// One committed write, in commit order (`seq` grows by one per change).
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Change {
-    Put {
-        seq: u64,
-        /// The same entry the writer was answered with (built once).
-        entry: Arc<Entry>,
-        /// `(index, size)` when the write was part of a batch, so a feed can
-        /// apply the batch as the one change it is.
-        batch: Option<(usize, usize)>,
-        /// The process that made it, when the request could be traced.
-        writer: Option<ChangeWriter>,
-    },
-    Deleted {
-        seq: u64,
-        namespace: String,
-        key: String,
-        writer: Option<ChangeWriter>,
-    },
-}
-
-impl Change {
-    pub fn seq(&self) -> u64 {
-        match self {
-            Change::Put { seq, .. } | Change::Deleted { seq, .. } => *seq,
-        }
-    }
-
-    pub fn namespace(&self) -> &str {
-        match self {
-            Change::Put { entry, .. } => &entry.namespace,
-            Change::Deleted { namespace, .. } => namespace,
-        }
-    }
-
-    /// The entry written, for a put.
-    pub fn entry(&self) -> Option<&Entry> {
-        match self {
-            Change::Put { entry, .. } => Some(entry),
-            Change::Deleted { .. } => None,
-        }
-    }
-}
 
 /// A namespace's entries as of change number `seq`.
 pub struct Snapshot {
@@ -540,16 +496,6 @@ impl Store {
         &self.fanout
     }
 
-    /// Runs `f` between two commits, with reads of the committed state as of
-    /// change number `seq`: what `f` registers with the fanout hears every
-    /// change after `seq` and none before. Blocking.
-    pub fn between_commits<T>(&self, f: impl FnOnce(&Committed<'_>, u64) -> T) -> T {
-        // Writes queued meanwhile wait for the lock: the writer thread
-        // commits them once `f` is done.
-        let writer = relock(&self.writer);
-        f(&Committed(&writer.conn), writer.seq)
-    }
-
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
         let conn = relock(&self.reader);
         let entry = conn
@@ -595,16 +541,26 @@ impl Store {
     }
 }
 
-/// Reads of the committed state, for [`Store::between_commits`].
+impl BetweenCommits for Store {
+    /// Blocking: holds the write connection while `f` runs.
+    fn between_commits<T>(&self, f: impl FnOnce(&dyn CommittedReads, u64) -> T) -> T {
+        // Writes queued meanwhile wait for the lock: the writer thread
+        // commits them once `f` is done.
+        let writer = relock(&self.writer);
+        f(&Committed(&writer.conn), writer.seq)
+    }
+}
+
+/// Reads of the committed state, for [`BetweenCommits::between_commits`].
 pub struct Committed<'a>(&'a Connection);
 
-impl Committed<'_> {
-    pub fn list(&self, ns: &str) -> Result<Vec<Entry>> {
+impl CommittedReads for Committed<'_> {
+    fn list(&self, ns: &str) -> Result<Vec<Entry>> {
         list(self.0, ns, None)
     }
 
     /// The namespaces that start with `prefix` (literally, case-sensitive).
-    pub fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+    fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut stmt = self.0.prepare_cached(
             "SELECT DISTINCT namespace FROM distributed_kv
              WHERE substr(namespace, 1, length(?1)) = ?1 ORDER BY namespace",
