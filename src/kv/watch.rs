@@ -173,8 +173,54 @@ struct Feed {
     trouble: Reporter,
 }
 
+/// Sends a stream request and checks that the answer is an event stream:
+/// the response, or how the attempt ended (`what` names the stream in the
+/// message). Shared by the one-namespace feed and the set feed.
+pub(super) async fn open_stream(
+    dm: &DistributedMemory,
+    req: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<reqwest::Response, StreamEnd> {
+    let req = req
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        // Long-lived: liveness is judged by keep-alives instead.
+        .timeout(Duration::from_secs(365 * 24 * 3600));
+    // A controller that accepts and never answers is not waited on forever.
+    let resp = match tokio::time::timeout(ANSWER_TIMEOUT, dm.send(req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(StreamEnd::Failed(e.to_string())),
+        Err(_) => {
+            return Err(StreamEnd::Failed(format!(
+                "no answer from {} within {}",
+                dm.base_url(),
+                humantime::format_duration(ANSWER_TIMEOUT)
+            )))
+        }
+    };
+    let status = resp.status();
+    let is_sse = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) || (status == StatusCode::OK && !is_sse)
+    {
+        return Err(StreamEnd::Unsupported(format!("no {what} (HTTP {status})")));
+    }
+    if status != StatusCode::OK {
+        let err = expect_status(resp, &[StatusCode::OK]).await.err();
+        return Err(StreamEnd::Failed(
+            err.map_or_else(|| status.to_string(), |e| e.to_string()),
+        ));
+    }
+    Ok(resp)
+}
+
 /// Why a stream attempt ended.
-enum StreamEnd {
+pub(super) enum StreamEnd {
     /// The server has no usable stream: poll instead.
     Unsupported(String),
     /// Lost or never reached: retry after a backoff.
@@ -343,40 +389,11 @@ impl Feed {
         let req = self
             .dm
             .request(Method::GET, &self.dm.stream_url())
-            .query(&[("namespace", self.dm.namespace())])
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            // Long-lived: liveness is judged by keep-alives instead.
-            .timeout(Duration::from_secs(365 * 24 * 3600));
-        // A controller that accepts and never answers is not waited on forever.
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.dm.send(req)).await;
-        let mut resp = match answer {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return StreamEnd::Failed(e.to_string()),
-            Err(_) => {
-                return StreamEnd::Failed(format!(
-                    "no answer from {} within {}",
-                    self.dm.base_url(),
-                    humantime::format_duration(ANSWER_TIMEOUT)
-                ))
-            }
+            .query(&[("namespace", self.dm.namespace())]);
+        let mut resp = match open_stream(&self.dm, req, "change stream").await {
+            Ok(resp) => resp,
+            Err(end) => return end,
         };
-        let status = resp.status();
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if matches!(
-            status,
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) || (status == StatusCode::OK && !is_sse)
-        {
-            return StreamEnd::Unsupported(format!("no change stream (HTTP {status})"));
-        }
-        if status != StatusCode::OK {
-            let err = expect_status(resp, &[StatusCode::OK]).await.err();
-            return StreamEnd::Failed(err.map_or_else(|| status.to_string(), |e| e.to_string()));
-        }
         if !self.emit(WatchEvent::Status(FeedStatus::Streaming)).await {
             return StreamEnd::Closed;
         }

@@ -15,8 +15,8 @@ use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
 use super::sse::{SseDecoder, SseEvent};
 use super::watch::{
-    diff, json_kind, judge_data, FeedMode, FeedStatus, Reporter, StreamState, WatchEvent,
-    WatchOptions, ANSWER_TIMEOUT, FIRST_RETRY, STABLE_CONNECTION,
+    diff, json_kind, judge_data, open_stream, FeedMode, FeedStatus, Reporter, StreamEnd,
+    StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT, FIRST_RETRY, STABLE_CONNECTION,
 };
 use crate::backoff::Backoff;
 use futures_util::StreamExt;
@@ -152,12 +152,6 @@ struct SetFeed {
     status: Option<FeedStatus>,
 }
 
-enum StreamEnd {
-    Unsupported(String),
-    Failed(String),
-    Closed,
-}
-
 impl SetFeed {
     async fn run(mut self) {
         let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
@@ -174,7 +168,9 @@ impl SetFeed {
                     StreamEnd::Unsupported(_) if self.options.mode == FeedMode::Auto => {
                         use_stream = false;
                     }
-                    StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
+                    StreamEnd::Unsupported(why)
+                    | StreamEnd::Failed(why)
+                    | StreamEnd::Misbehaved(why) => {
                         let retry_in = backoff.next_delay();
                         let down = FeedStatus::Down {
                             error: why,
@@ -274,38 +270,11 @@ impl SetFeed {
         let req = self
             .dm
             .request(Method::POST, &self.dm.stream_url())
-            .json(&serde_json::json!({ "namespaces": names }))
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .timeout(Duration::from_secs(365 * 24 * 3600));
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.dm.send(req)).await;
-        let mut resp = match answer {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return StreamEnd::Failed(e.to_string()),
-            Err(_) => {
-                return StreamEnd::Failed(format!(
-                    "no answer from {} within {}",
-                    self.dm.base_url(),
-                    humantime::format_duration(ANSWER_TIMEOUT)
-                ))
-            }
+            .json(&serde_json::json!({ "namespaces": names }));
+        let mut resp = match open_stream(&self.dm, req, "set change stream").await {
+            Ok(resp) => resp,
+            Err(end) => return end,
         };
-        let status = resp.status();
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if matches!(
-            status,
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) || (status == StatusCode::OK && !is_sse)
-        {
-            return StreamEnd::Unsupported(format!("no set change stream (HTTP {status})"));
-        }
-        if status != StatusCode::OK {
-            let err = expect_status(resp, &[StatusCode::OK]).await.err();
-            return StreamEnd::Failed(err.map_or_else(|| status.to_string(), |e| e.to_string()));
-        }
         for space in self.spaces.values_mut() {
             space.awaiting = true;
             space.state = StreamState::default();

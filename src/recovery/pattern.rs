@@ -3,7 +3,6 @@
 //! the news a pattern's run makes around a crash. What watches them change
 //! is `pattern_watch.rs`.
 
-
 /// Which recovery pattern a worker follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
