@@ -188,18 +188,7 @@ mod tests {
     use super::*;
 
     fn ns(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(k, v)| Entry {
-                namespace: "t".into(),
-                key: k.to_string(),
-                value: v.to_string(),
-                value_type: ValueType::String,
-                updated_at: 0,
-                updated_at_ms: None,
-                writer: None,
-            })
-            .collect()
+        Entry::strings("t", pairs)
     }
 
     #[test]

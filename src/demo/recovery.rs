@@ -83,21 +83,9 @@ pub fn decide(entries: &[Entry]) -> Result<StartMode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::ValueType;
 
     fn ns(pairs: &[(&str, &str)]) -> Vec<Entry> {
-        pairs
-            .iter()
-            .map(|(k, v)| Entry {
-                namespace: "t".into(),
-                key: k.to_string(),
-                value: v.to_string(),
-                value_type: ValueType::String,
-                updated_at: 0,
-                updated_at_ms: None,
-                writer: None,
-            })
-            .collect()
+        Entry::strings("t", pairs)
     }
 
     fn at(n: u32) -> Checkpoint {

@@ -191,6 +191,23 @@ impl Writer {
 }
 
 impl Entry {
+    /// String entries of namespace `ns`, for unit tests.
+    #[cfg(test)]
+    pub fn strings(ns: &str, pairs: &[(&str, &str)]) -> Vec<Entry> {
+        pairs
+            .iter()
+            .map(|(k, v)| Entry {
+                namespace: ns.into(),
+                key: k.to_string(),
+                value: v.to_string(),
+                value_type: ValueType::String,
+                updated_at: 0,
+                updated_at_ms: None,
+                writer: None,
+            })
+            .collect()
+    }
+
     /// The value decoded as bytes, when it is a `bytes` entry holding valid base64.
     pub fn bytes(&self) -> Option<Vec<u8>> {
         (self.value_type == ValueType::Bytes)

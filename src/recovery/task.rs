@@ -178,25 +178,11 @@ impl TaskView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::ValueType;
 
     fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Entry {
-                        namespace: "ns".into(),
-                        key: k.to_string(),
-                        value: v.to_string(),
-                        value_type: ValueType::String,
-                        updated_at: 0,
-                        updated_at_ms: None,
-                        writer: None,
-                    },
-                )
-            })
+        Entry::strings("ns", pairs)
+            .into_iter()
+            .map(|e| (e.key.clone(), e))
             .collect()
     }
 
@@ -269,23 +255,11 @@ mod tests {
 #[cfg(test)]
 mod key_map_tests {
     use super::*;
-    use crate::kv::ValueType;
 
     fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                let e = Entry {
-                    namespace: "ns".into(),
-                    key: k.to_string(),
-                    value: v.to_string(),
-                    value_type: ValueType::String,
-                    updated_at: 0,
-                    updated_at_ms: None,
-                    writer: None,
-                };
-                (k.to_string(), e)
-            })
+        Entry::strings("ns", pairs)
+            .into_iter()
+            .map(|e| (e.key.clone(), e))
             .collect()
     }
 
