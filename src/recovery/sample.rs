@@ -300,12 +300,12 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
         K::WentBack {
             from: 7,
             to: 5,
-            alive: vec![INSTANCE.into(), "kv-demo-002".into()],
+            alive: vec![INSTANCE.into(), "kv-demo-002".into()].into(),
         },
         K::WentBack {
             from: 7,
             to: 5,
-            alive: vec![INSTANCE.into()],
+            alive: vec![INSTANCE.into()].into(),
         },
         K::NodeDown {
             node: "nodeA".into(),

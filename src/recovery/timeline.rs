@@ -6,6 +6,7 @@ use super::facts::{NodeAction, ProcessExit, TsMs};
 use super::node_book::Failover;
 use super::pattern::PatternNews;
 use super::task::TornCheckpoint;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimelineKind {
@@ -102,8 +103,10 @@ pub enum TimelineKind {
     WentBack {
         from: i64,
         to: i64,
-        /// The instances alive then.
-        alive: Vec<String>,
+        /// The instances alive then. Shared: with one namespace for many
+        /// instances this can fire on most writes, and each of the kept
+        /// events would otherwise hold its own copy of every instance's id.
+        alive: Arc<[String]>,
     },
 }
 

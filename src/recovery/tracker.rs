@@ -14,6 +14,7 @@ use super::timeline::{TimelineEvent, TimelineKind};
 use crate::kv::{Entry, Writer};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 /// Timeline entries kept (oldest dropped first).
 const TIMELINE_CAP: usize = 1000;
@@ -280,6 +281,9 @@ pub struct Tracker {
     patterns: PatternWatch,
     /// The change being handled wrote the state machine's state.
     state_written: bool,
+    /// The ids of the instances alive, as last handed to an event (reused
+    /// while they stay the same).
+    alive: Arc<[String]>,
 }
 
 impl Tracker {
@@ -809,6 +813,16 @@ impl Tracker {
         Some(cycle.killed_at)
     }
 
+    /// The ids of the instances alive now, sharing the last list handed out
+    /// when it is the same (one copy for many events, not one each).
+    fn alive_ids(&mut self) -> Arc<[String]> {
+        let alive = || self.instances.values().filter(|i| i.pid.is_some());
+        if !alive().map(|i| &i.id).eq(self.alive.iter()) {
+            self.alive = alive().map(|i| i.id.clone()).collect();
+        }
+        self.alive.clone()
+    }
+
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
         self.pushed += 1;
         if self.timeline.len() == TIMELINE_CAP {
@@ -1059,12 +1073,7 @@ impl Tracker {
                 // the saved step, never under it. A restart that starts lower is
                 // its cycle's steps lost, not a second writer.
                 if to < from && !before.is_completed() && self.open_cycle.is_none() {
-                    let alive = self
-                        .instances
-                        .values()
-                        .filter(|i| i.pid.is_some())
-                        .map(|i| i.id.clone())
-                        .collect();
+                    let alive = self.alive_ids();
                     self.push(
                         at,
                         self.owner.clone(),

@@ -956,7 +956,7 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
         TimelineKind::WentBack {
             from: 6,
             to: 3,
-            alive: vec!["kv-demo-001".into(), "other".into()]
+            alive: vec!["kv-demo-001".into(), "other".into()].into()
         }
     );
     // A new task after a completion starts low again: no warning.
