@@ -974,6 +974,36 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
     );
 }
 
+/// Many writers of one namespace go back often: the events share one list
+/// of who was alive while it stays the same, and get a new one when it changes.
+#[test]
+fn checkpoints_going_back_share_the_list_of_the_alive() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    t.apply(at, started_as("other", 2));
+    run_steps(&mut t, &mut at, 0, 6);
+    t.apply(at + 100, checkpoint(3));
+    t.apply(at + 200, checkpoint(6));
+    t.apply(at + 300, checkpoint(2));
+    t.apply(at + 400, started_as("third", 3));
+    t.apply(at + 500, checkpoint(6));
+    t.apply(at + 600, checkpoint(1));
+    let alive: Vec<_> = t
+        .timeline()
+        .filter_map(|e| match &e.kind {
+            TimelineKind::WentBack { alive, .. } => Some(alive.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alive.len(), 3, "{alive:?}");
+    assert!(std::sync::Arc::ptr_eq(&alive[0], &alive[1]));
+    assert_eq!(
+        *alive[2],
+        ["kv-demo-001".to_string(), "other".into(), "third".into()]
+    );
+}
+
 #[test]
 fn a_killed_nodes_instance_whose_work_moved_is_not_news_as_unrestarted() {
     let mut t = running_on_node_a();
