@@ -183,7 +183,7 @@ impl SessionHandle {
         if let Some(node) = self.remote_node(instance) {
             let InstanceAction::Signal(sig) = action else {
                 anyhow::bail!(
-                    "{instance} runs on node {node}: only signals reach it (through its agent);                      its deployment starts and stops it"
+                    "{instance} runs on node {node}: only signals reach it (through its agent); its deployment starts and stops it"
                 );
             };
             self.signal_remote(instance, sig, false).await?;
@@ -193,7 +193,7 @@ impl SessionHandle {
             if w.instances().iter().any(|s| s.id == instance) {
                 let InstanceAction::Signal(sig) = action else {
                     anyhow::bail!(
-                        "{instance} was not started by plumdash: only signals can be sent to it"
+                        "{instance} is run by someone else (its node's agent, or its own supervisor), not by this dashboard: only signals can be sent to it"
                     );
                 };
                 let process = w
