@@ -512,21 +512,18 @@ fn tour_captions_follow_the_recovery() {
     insta::assert_snapshot!("tour_resumed_40x15", render(&s.app, 40, 15));
 }
 
-#[test]
-fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
+/// The cluster API's view: nodeA and nodeB healthy at `ip`, kv-demo-001
+/// desired running on nodeA.
+fn two_nodes_running_kv_demo_001_on_node_a(ip: &str) -> Fact {
     use plumdash::cluster::{Assignment, ClusterView, DesiredState, HealthState, Node};
-    use plumdash::session::NodeOp;
-    use plumdash::tui::action::Command;
-    use plumdash::tui::autokill::AutoKill;
-    let mut s = Scenario::new();
     let node = |id: &str| Node {
         node_id: id.into(),
-        ip: "127.0.0.1".into(),
+        ip: ip.into(),
         last_seen: (T0 / 1000) as i64,
         health: Some(HealthState::Healthy),
         ..Default::default()
     };
-    s.fact(Fact::Cluster(ClusterView {
+    Fact::Cluster(ClusterView {
         nodes: vec![node("nodeA"), node("nodeB")],
         assignments: vec![Assignment {
             instance_id: "kv-demo-001".into(),
@@ -536,7 +533,16 @@ fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
             fenced_writes: Some(0),
             ..Default::default()
         }],
-    }));
+    })
+}
+
+#[test]
+fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
+    use plumdash::session::NodeOp;
+    use plumdash::tui::action::Command;
+    use plumdash::tui::autokill::AutoKill;
+    let mut s = Scenario::new();
+    s.fact(two_nodes_running_kv_demo_001_on_node_a("127.0.0.1"));
     // The node key is in the footer only where there are nodes.
     assert!(render(&s.app, 120, 40).contains(" K node "));
     assert!(!render(&Scenario::new().app, 120, 40).contains(" K node "));
@@ -555,29 +561,11 @@ fn kill_at_with_kill_node_kills_the_instances_node_not_its_worker() {
 
 #[test]
 fn p_partitions_the_selected_instances_node_and_the_nodes_pane_says_cut_off_until_healed() {
-    use plumdash::cluster::{Assignment, ClusterView, DesiredState, HealthState, Node};
     use plumdash::recovery::NodeAction;
     use plumdash::session::NodeOp;
     use plumdash::tui::action::{Action, Command};
     let mut s = running();
-    let node = |id: &str| Node {
-        node_id: id.into(),
-        ip: "10.213.0.2".into(),
-        last_seen: (T0 / 1000) as i64,
-        health: Some(HealthState::Healthy),
-        ..Default::default()
-    };
-    s.fact(Fact::Cluster(ClusterView {
-        nodes: vec![node("nodeA"), node("nodeB")],
-        assignments: vec![Assignment {
-            instance_id: "kv-demo-001".into(),
-            deployment_id: "d1".into(),
-            node_id: "nodeA".into(),
-            desired: DesiredState::Running,
-            fenced_writes: Some(0),
-            ..Default::default()
-        }],
-    }));
+    s.fact(two_nodes_running_kv_demo_001_on_node_a("10.213.0.2"));
     assert_eq!(
         s.app.update(Action::PartitionNode),
         Some(Command::Node {
