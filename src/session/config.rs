@@ -121,19 +121,19 @@ pub(super) fn worker_spec(config: &SessionConfig) -> Result<WorkerSpec> {
     for (name, value) in worker_env(config) {
         spec = spec.env(name, value);
     }
+    if let Some(token) = &config.token {
+        spec = spec.env("PLUM_TOKEN", token.clone());
+    }
     Ok(spec)
 }
 
-/// What the bundled kv-demo is told through its environment: step, token,
-/// namespace mode, pattern. One list, for the workers this session starts and
+/// What the bundled kv-demo is told through its environment: step, namespace
+/// mode, pattern (the token is given on its own: to a worker, or to an agent). One list, for the workers this session starts and
 /// for those its local node agents start (`up --nodes`), which inherit it.
 pub(super) fn worker_env(config: &SessionConfig) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
     if let Some(step) = config.step {
         env.push(("KV_DEMO_STEP_MS", crate::clock::millis(step).to_string()));
-    }
-    if let Some(token) = &config.token {
-        env.push(("PLUM_TOKEN", token.clone()));
     }
     if config.namespace_by == NamespaceBy::Instance {
         env.push(("KV_DEMO_NAMESPACE_BY", "instance".to_string()));

@@ -205,11 +205,7 @@ impl Session {
             &LocalNodesConfig {
                 controller: agents_reach,
                 token: token.clone(),
-                // The token goes to the agents on its own (above): not twice.
-                worker_env: super::config::worker_env(&session.config)
-                    .into_iter()
-                    .filter(|(name, _)| *name != "PLUM_TOKEN")
-                    .collect(),
+                worker_env: super::config::worker_env(&session.config),
                 ..nodes
             },
             hosts,
