@@ -34,6 +34,7 @@ pub use apps::MAX_UPLOAD_BYTES;
 pub use body::MAX_BODY_BYTES;
 pub use health::Health;
 pub use routes::{app, AppState, MAX_HEADER_BYTES, MAX_URI_BYTES};
+pub use state::StateParts;
 pub use store::Store;
 
 use anyhow::{bail, Context, Result};
@@ -210,7 +211,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
     let listener = bind(config.listen, config.fallback_to_free_port).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
-    let state = AppState {
+    let state = AppState::from(StateParts {
         store,
         shutdown: shutdown.clone(),
         token: config.token.map(Arc::from),
@@ -219,7 +220,7 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         deployments: Some(deployments.clone()),
         apps: Some(Arc::new(apps)),
         signals: Some(Arc::new(signals::Signals::default())),
-    };
+    });
     tokio::spawn(deployments::failover_loop(
         deployments,
         nodes,

@@ -12,8 +12,26 @@ use super::store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Cloned for every request (once per middleware layer and handler): one
+/// shared pointer, so a clone is one counter, not one per part (a
+/// cancellation token's clone even takes a lock).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+impl From<StateParts> for AppState {
+    fn from(parts: StateParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+pub struct StateParts {
     pub store: Arc<Store>,
     /// Cancelled at shutdown so open event streams end and the server can stop.
     pub shutdown: CancellationToken,

@@ -821,7 +821,7 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
 
     let dir = tempfile::tempdir().unwrap();
     let store = plumdash::controller::Store::open(&dir.path().join("kv.db")).unwrap();
-    let state = plumdash::controller::AppState {
+    let state = plumdash::controller::AppState::from(plumdash::controller::StateParts {
         store: std::sync::Arc::new(store),
         shutdown: tokio_util::sync::CancellationToken::new(),
         token: None,
@@ -830,7 +830,7 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         deployments: None,
         apps: None,
         signals: None,
-    };
+    });
     let app = plumdash::controller::app(state).layer(middleware::from_fn(quirks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
