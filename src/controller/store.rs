@@ -9,9 +9,9 @@
 //! finds no one committing yields to the runtime once, so the requests its
 //! workers have already read queue theirs behind it, then commits that group
 //! itself if the write connection is free: a lone writer pays no thread
-//! hand-off. What queues while a group commits is taken by the writer
-//! thread, group after group, so no request waits for more than its own
-//! group. One write connection under one lock: one writer at a time. Under
+//! hand-off. It goes on committing what queued meanwhile, up to
+//! [`ROUNDS_HERE`] groups; what is left after that is the writer thread's,
+//! group after group, so no request waits long for others' writes. One write connection under one lock: one writer at a time. Under
 //! concurrency commits per write fall well below one ([`Store::write_counts`]
 //! counts both). An entry is built once, from the request's own strings, and
 //! shared (`Arc<Entry>`) by the row written, the change published and the
