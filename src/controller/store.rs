@@ -10,7 +10,7 @@
 //! workers have already read queue theirs behind it, then commits that group
 //! itself if the write connection is free: a lone writer pays no thread
 //! hand-off. It goes on committing what queued meanwhile, up to
-//! [`ROUNDS_HERE`] groups; what is left after that is the writer thread's,
+//! `ROUNDS_HERE` groups; what is left after that is the writer thread's,
 //! group after group, so no request waits long for others' writes. One write connection under one lock: one writer at a time. Under
 //! concurrency commits per write fall well below one ([`Store::write_counts`]
 //! counts both). An entry is built once, from the request's own strings, and
