@@ -76,10 +76,14 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
             });
         }
     }
-    let inode = socket_inode(conn.peer.port(), conn.local.port())?;
-    let owner = descendants(own)
-        .into_iter()
-        .find(|pid| holds_socket(*pid, inode))?;
+    // No process of ours can hold it: no need to look the socket up.
+    let ours = descendants(own);
+    if ours.is_empty() {
+        return None;
+    }
+    let inode = diag_inode(conn.peer, conn.local)
+        .or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
+    let owner = ours.into_iter().find(|pid| holds_socket(*pid, inode))?;
     Some(Writer {
         pids: chain(owner, own),
         via: WriterVia::Socket,
@@ -126,6 +130,60 @@ fn descendants(root: u32) -> Vec<u32> {
         }
     }
     found.into_iter().collect()
+}
+
+/// The inode of the client's end of a connection, asked of the kernel by its
+/// exact addresses (`sock_diag`, what `ss` uses): one lookup, where reading
+/// `/proc/net/tcp` walks the whole table, milliseconds a read. `None` when
+/// the kernel does not answer (then the table is read).
+fn diag_inode(client: SocketAddr, server: SocketAddr) -> Option<u64> {
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+    use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+    use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
+
+    let family = if client.is_ipv4() { AF_INET } else { AF_INET6 };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    let mut request = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::all(),
+            socket_id: SocketId {
+                source_port: client.port(),
+                destination_port: server.port(),
+                source_address: client.ip(),
+                destination_address: server.ip(),
+                interface_id: 0,
+                // All ones: no cookie, find the socket by its addresses.
+                cookie: [0xff; 8],
+            },
+        })
+        .into(),
+    );
+    request.finalize();
+    let mut out = vec![0; request.buffer_len()];
+    request.serialize(&mut out);
+    let socket = Socket::new(NETLINK_SOCK_DIAG).ok()?;
+    socket
+        .send_to(&out, &netlink_sys::SocketAddr::new(0, 0), 0)
+        .ok()?;
+    let mut answer = Vec::with_capacity(4096);
+    socket.recv(&mut answer, 0).ok()?;
+    match NetlinkMessage::<SockDiagMessage>::deserialize(&answer)
+        .ok()?
+        .payload
+    {
+        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(found)) => {
+            Some(u64::from(found.header.inode)).filter(|i| *i != 0)
+        }
+        // An error (no such socket): gone, or not ours to see.
+        _ => None,
+    }
 }
 
 /// The inode of the client's end of a loopback connection: the socket whose
@@ -210,6 +268,26 @@ mod tests {
             (Some(std::process::id()), WriterVia::Header)
         );
         assert_eq!(resolve(None, None), None);
+    }
+
+    /// The kernel's exact lookup finds the same socket as the table, for
+    /// both address families, and nothing for a connection that is not there.
+    #[test]
+    fn the_exact_lookup_agrees_with_the_table() {
+        for host in ["127.0.0.1", "::1"] {
+            let Ok(listener) = TcpListener::bind((host, 0)) else {
+                continue; // no IPv6 here
+            };
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (_server_end, peer) = listener.accept().unwrap();
+            let local = listener.local_addr().unwrap();
+            let exact = diag_inode(peer, local);
+            assert!(exact.is_some(), "{host}: the kernel answers");
+            assert_eq!(exact, socket_inode(peer.port(), local.port()), "{host}");
+            drop(client);
+        }
+        let nowhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(diag_inode(nowhere, nowhere), None);
     }
 
     /// A child's loopback connection is traced to the child, through `/proc`.
