@@ -133,7 +133,27 @@ struct WrkRun {
     errors: u64,
 }
 
+/// How a wrk run uses its connections.
+#[derive(Clone, Copy, PartialEq)]
+enum Conn {
+    KeepAlive,
+    /// `Connection: close`: a new connection for every request, as the
+    /// original C++ SDK makes (`httplib::Client` per call).
+    PerRequest,
+}
+
 fn wrk(addr: SocketAddr, path: &str, clients: usize, script: Option<&Path>, secs: u64) -> WrkRun {
+    wrk_with(addr, path, clients, script, secs, Conn::KeepAlive)
+}
+
+fn wrk_with(
+    addr: SocketAddr,
+    path: &str,
+    clients: usize,
+    script: Option<&Path>,
+    secs: u64,
+    conn: Conn,
+) -> WrkRun {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t1",
@@ -141,6 +161,9 @@ fn wrk(addr: SocketAddr, path: &str, clients: usize, script: Option<&Path>, secs
         &format!("-d{secs}s"),
         "--latency",
     ]);
+    if conn == Conn::PerRequest {
+        cmd.args(["-H", "Connection: close"]);
+    }
     if let Some(script) = script {
         cmd.arg("-s").arg(script);
     }
@@ -199,9 +222,6 @@ fn http_runs(addr: SocketAddr, script: &Path, secs: u64) {
     // Warm-up: connections, caches, the table's first pages.
     let _ = wrk(addr, "/", 4, Some(script), 1);
     let mut goal = None;
-    // No `Connection: close` runs: each new connection's writer is traced
-    // through `/proc` (`controller/writer.rs`, ~4 ms a connection), and a few
-    // seconds of closed connections leave tens of thousands in TIME_WAIT.
     for clients in [1, 4, 16] {
         // Each trivial route before and after the PUTs: the ceiling is the
         // mean, so a machine getting busier or quieter shows as the spread.
@@ -242,6 +262,37 @@ fn http_runs(addr: SocketAddr, script: &Path, secs: u64) {
             format!("{:.2}", ratio(0)),
             format!("{:.2}", ratio(1)),
             format!("{per_put:.3} ({} / {})", c1 - c0, w1 - w0),
+        ]);
+    }
+    // A new connection per request, as the original C++ SDK writes: what a
+    // connection costs the controller (accepting it, tracing its writer
+    // through the kernel, `controller/writer.rs`) beside what it costs a
+    // trivial route. One second each: closed connections wait in TIME_WAIT.
+    let fresh = |path, script| wrk_with(addr, path, 4, script, 1, Conn::PerRequest);
+    let before = fresh(HEALTHZ, None);
+    let put = fresh("/", Some(script));
+    let after = fresh(HEALTHZ, None);
+    assert_eq!(put.errors, 0, "PUTs on fresh connections failed");
+    let ceiling = (before.rps + after.rps) / 2.0;
+    for (what, run, ratio) in [
+        (format!("GET {HEALTHZ}, before"), &before, "-".to_string()),
+        (
+            "PUT /v1/kv/bench/k{n % 1000}".to_string(),
+            &put,
+            format!("{:.2}", put.rps / ceiling),
+        ),
+        (format!("GET {HEALTHZ}, after"), &after, "-".to_string()),
+    ] {
+        table.row(vec![
+            what,
+            "4".into(),
+            "one per request".into(),
+            format!("{:.0}", run.rps),
+            run.p50.clone(),
+            run.p99.clone(),
+            ratio,
+            "-".into(),
+            "-".into(),
         ]);
     }
     table.print();

@@ -4,17 +4,18 @@
 //! A client may name its process (`X-Plum-Writer: <pid>`, plumdash's SDK);
 //! that is believed only from loopback, where the pid means a process here.
 //! Any other loopback client (the original C++ SDK, `curl` in a script) is
-//! traced through `/proc`: the connection's client port gives the socket's
-//! inode (`/proc/net/tcp`, `tcp6`), and the processes this one started (the
-//! supervised workers and what they run, the local agents' workers) are
-//! searched for the descriptor holding it. Only those few are looked at: a
+//! traced: the kernel gives the client socket's inode for the connection's
+//! two addresses (`sock_diag`; `/proc/net/tcp` when it does not answer), and
+//! the processes this one started (the supervised workers and what they run,
+//! the local agents' workers) are searched for the descriptor holding it,
+//! those that wrote lately first. Only those few are looked at: a
 //! process we did not start is not traced, and its write names no writer.
 //! Either way the writer is given with its parents, up to (not including)
 //! this process, so a `curl` names the worker script it runs under.
 
 use crate::kv::model::{Writer, WriterVia, WRITER_CHAIN_MAX};
 use crate::supervisor::procstats::proc_stat;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -76,18 +77,61 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
             });
         }
     }
-    // No process of ours can hold it: no need to look the socket up.
-    let ours = descendants(own);
-    if ours.is_empty() {
-        return None;
-    }
-    let inode = diag_inode(conn.peer, conn.local)
-        .or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
-    let owner = ours.into_iter().find(|pid| holds_socket(*pid, inode))?;
+    let recent: Vec<u32> = relock_recent().iter().copied().collect();
+    let exact = (!recent.is_empty())
+        .then(|| diag_inode(conn.peer, conn.local))
+        .flatten();
+    let known = exact.and_then(|inode| {
+        recent
+            .into_iter()
+            .find(|pid| holds_socket(*pid, inode) && descends_from(*pid, own))
+    });
+    let owner = match known {
+        Some(pid) => pid,
+        None => {
+            // No process of ours can hold it: no need to look the socket up.
+            let ours = descendants(own);
+            if ours.is_empty() {
+                return None;
+            }
+            let inode = exact
+                .or_else(|| diag_inode(conn.peer, conn.local))
+                .or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
+            ours.into_iter().find(|pid| holds_socket(*pid, inode))?
+        }
+    };
+    let mut recent = relock_recent();
+    recent.retain(|pid| *pid != owner);
+    recent.push_front(owner);
+    recent.truncate(RECENT_OWNERS_MAX);
+    drop(recent);
     Some(Writer {
         pids: chain(owner, own),
         via: WriterVia::Socket,
     })
+}
+
+/// The processes whose sockets were traced last, looked at first: a client
+/// that opens a connection for every request (the original C++ SDK) is
+/// found again without searching every descendant's descriptors.
+static RECENT_OWNERS: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
+const RECENT_OWNERS_MAX: usize = 32;
+
+fn relock_recent() -> std::sync::MutexGuard<'static, VecDeque<u32>> {
+    RECENT_OWNERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `pid` is still below `own` (a pid can be reused by a process we did not start).
+fn descends_from(pid: u32, own: u32) -> bool {
+    let mut at = pid;
+    for _ in 0..64 {
+        match proc_stat(at).map(|s| s.ppid) {
+            Some(p) if p == own => return true,
+            Some(p) if p > 1 => at = p,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// `pid` and its parents, stopping before `own` (this process) or init.
@@ -288,6 +332,36 @@ mod tests {
         }
         let nowhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(diag_inode(nowhere, nowhere), None);
+    }
+
+    /// A child that opens a connection per request (the original SDK) is
+    /// traced each time, the second time from the recent owners.
+    #[test]
+    fn a_child_reconnecting_is_traced_on_every_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "for i in 1 2; do exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3; \
+                 read -t 10 line <&3; exec 3>&-; done"
+            ))
+            .spawn()
+            .unwrap();
+        for round in 0..2 {
+            let (mut conn, peer) = listener.accept().unwrap();
+            let mut buf = [0u8; 3];
+            conn.read_exact(&mut buf).unwrap();
+            let w = resolve(None, Some(ConnInfo::new(peer, conn.local_addr().unwrap())));
+            let _ = conn.write_all(b"bye\n");
+            assert_eq!(
+                w.and_then(|w| w.pid()),
+                Some(child.id()),
+                "connection {round}"
+            );
+            assert!(relock_recent().contains(&child.id()));
+        }
+        let _ = child.wait();
     }
 
     /// A child's loopback connection is traced to the child, through `/proc`.
