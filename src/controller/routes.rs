@@ -261,6 +261,14 @@ fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>>
         if let Some(writer) = ends.cached(&header) {
             return writer;
         }
+        // A named pid costs a few reads of `/proc/<pid>/stat`: here, not on
+        // a thread of the blocking pool (a thousand workers starting at once
+        // would take one each).
+        if super::writer::names_a_pid(header.as_deref()) {
+            let writer = super::writer::resolve(header.as_deref(), Some(ends.clone()));
+            ends.remember(header, writer.clone());
+            return writer;
+        }
         let (conn, named) = (ends.clone(), header.clone());
         let writer = tokio::task::spawn_blocking(move || {
             super::writer::resolve(named.as_deref(), Some(conn))
@@ -324,8 +332,14 @@ async fn keys(state: &AppState, ns: String) -> Result<Response, ApiError> {
 
 async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, ApiError> {
     validate_key(&key).map_err(ApiError::bad_request)?;
-    let (ns2, key2) = (ns.clone(), key.clone());
-    match blocking(state, move |s| s.get(&ns2, &key2)).await? {
+    let found = match state.store.try_get(&ns, &key) {
+        Some(found) => found?,
+        None => {
+            let (ns2, key2) = (ns.clone(), key.clone());
+            blocking(state, move |s| s.get(&ns2, &key2)).await?
+        }
+    };
+    match found {
         Some(entry) => Ok(Json(entry).into_response()),
         None => Err(ApiError::not_found(format!(
             "key {key:?} not found in namespace {ns:?}"

@@ -48,12 +48,19 @@ pub struct StateParts {
     pub signals: Option<Arc<Signals>>,
 }
 
-/// Runs a store read on the blocking pool.
+/// Runs a store read on the blocking pool, when one of the store's
+/// blocking slots is free (waiting for one here costs no thread).
 pub(super) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
 {
+    let _slot = state
+        .store
+        .blocking_slots()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || f(&store))
         .await

@@ -55,6 +55,9 @@ const WAL_KEEP_BYTES: i64 = 1 << 20;
 /// queued meanwhile to the writer thread: each hand-off to the thread and
 /// back costs two context switches, a group a few tens of microseconds.
 const ROUNDS_HERE: usize = 4;
+/// See [`Store::blocking_slots`]: the read connection, and the write lock
+/// (a stream's snapshots).
+const BLOCKING_SLOTS: usize = 2;
 /// Rounds without a commit (one second) before the WAL is truncated to nothing.
 const IDLE_ROUNDS_BEFORE_TRUNCATE: u32 = 10;
 
@@ -180,6 +183,7 @@ pub struct Store {
     writer: Arc<Mutex<Writer>>,
     queue: Arc<Queue>,
     reader: Mutex<Connection>,
+    blocking_slots: tokio::sync::Semaphore,
     /// Why the last group of writes failed, until one succeeds.
     write_error: Arc<Mutex<Option<String>>>,
     /// The change broadcast, for wake-ups that need no snapshot.
@@ -326,6 +330,7 @@ impl Store {
             writer,
             queue,
             reader: Mutex::new(reader),
+            blocking_slots: tokio::sync::Semaphore::new(BLOCKING_SLOTS),
             write_error,
             changes,
             counters,
@@ -505,27 +510,28 @@ impl Store {
     }
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
-        let conn = relock(&self.reader);
-        let entry = conn
-            .prepare_cached(
-                "SELECT value, type, updated_at, updated_at_ms FROM distributed_kv
-                 WHERE namespace = ?1 AND key = ?2",
-            )?
-            .query_row(params![ns, key], |row| {
-                let updated_at = row.get(2)?;
-                Ok(Entry {
-                    namespace: ns.to_string(),
-                    key: key.to_string(),
-                    value: row.get(0)?,
-                    value_type: parse_type(row.get::<_, String>(1)?),
-                    updated_at,
-                    updated_at_ms: row_ms(updated_at, row.get(3)?),
-                    writer: None,
-                })
-            })
-            .optional()
-            .context("reading a key");
-        entry
+        get(&relock(&self.reader), ns, key)
+    }
+
+    /// [`Store::get`] at once if the read connection is free, `None` if it
+    /// is busy (then read it on the blocking pool). A read by primary key
+    /// takes microseconds: a thread hand-off costs more, and a thousand
+    /// workers starting together would each take a blocking thread.
+    pub fn try_get(&self, ns: &str, key: &str) -> Option<Result<Option<Entry>>> {
+        let conn = match self.reader.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(get(&conn, ns, key))
+    }
+
+    /// How many of the controller's blocking calls on the store run at
+    /// once: there is one read connection and one write lock, so more would
+    /// only wait for them, each holding a thread of the blocking pool (a
+    /// thousand workers starting together made hundreds).
+    pub fn blocking_slots(&self) -> &tokio::sync::Semaphore {
+        &self.blocking_slots
     }
 
     pub fn list(&self, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>> {
@@ -951,6 +957,28 @@ fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>>
 
 /// Rows written by an original controller may carry any type text; show
 /// those as strings rather than failing the whole read.
+/// One key, read on `conn`.
+fn get(conn: &Connection, ns: &str, key: &str) -> Result<Option<Entry>> {
+    conn.prepare_cached(
+        "SELECT value, type, updated_at, updated_at_ms FROM distributed_kv
+         WHERE namespace = ?1 AND key = ?2",
+    )?
+    .query_row(params![ns, key], |row| {
+        let updated_at = row.get(2)?;
+        Ok(Entry {
+            namespace: ns.to_string(),
+            key: key.to_string(),
+            value: row.get(0)?,
+            value_type: parse_type(row.get::<_, String>(1)?),
+            updated_at,
+            updated_at_ms: row_ms(updated_at, row.get(3)?),
+            writer: None,
+        })
+    })
+    .optional()
+    .context("reading a key")
+}
+
 fn parse_type(s: String) -> ValueType {
     s.parse().unwrap_or(ValueType::String)
 }
@@ -1092,6 +1120,22 @@ mod tests {
             .map(|e| e.key)
             .collect();
         assert_eq!(got, vec!["task.a", "task.b"]);
+    }
+
+    /// A key is read at once when the read connection is free, and left to
+    /// the blocking pool (`None`) while something else holds it.
+    #[test]
+    fn a_key_is_read_at_once_unless_the_read_connection_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        store.put("ns", "k", "v", ValueType::String).unwrap();
+        let read = store.try_get("ns", "k").unwrap().unwrap().unwrap();
+        assert_eq!(read.value, "v");
+        assert!(store.try_get("ns", "gone").unwrap().unwrap().is_none());
+        let busy = store.reader.lock().unwrap();
+        assert!(store.try_get("ns", "k").is_none());
+        drop(busy);
+        assert!(store.try_get("ns", "k").is_some());
     }
 
     /// Queues puts of `keys` at once (under one lock, so the writer takes

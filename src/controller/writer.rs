@@ -61,7 +61,8 @@ impl ConnInfo {
 const MAX_DESCENDANTS: usize = 512;
 
 /// The writer of a request from `conn`, named by `header` or traced by its
-/// socket. Blocking (reads `/proc`): call it off the async workers.
+/// socket. Blocking (reads `/proc`): a trace belongs off the async workers;
+/// a named pid ([`names_a_pid`]) is a few small reads.
 pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
     let conn = conn?;
     // A pid from another machine means nothing here.
@@ -69,13 +70,11 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
         return None;
     }
     let own = std::process::id();
-    if let Some(pid) = header.and_then(|h| h.trim().parse::<u32>().ok()) {
-        if pid != 0 {
-            return Some(Writer {
-                pids: chain(pid, own),
-                via: WriterVia::Header,
-            });
-        }
+    if let Some(pid) = named_pid(header) {
+        return Some(Writer {
+            pids: chain(pid, own),
+            via: WriterVia::Header,
+        });
     }
     let recent: Vec<u32> = relock_recent().iter().copied().collect();
     let exact = (!recent.is_empty())
@@ -132,6 +131,19 @@ fn descends_from(pid: u32, own: u32) -> bool {
         }
     }
     false
+}
+
+/// The pid a request names in `X-Plum-Writer`, if any (0 names nobody).
+fn named_pid(header: Option<&str>) -> Option<u32> {
+    header
+        .and_then(|h| h.trim().parse::<u32>().ok())
+        .filter(|pid| *pid != 0)
+}
+
+/// The request names its writer's pid: [`resolve`] needs only a few small
+/// reads then, not a search.
+pub fn names_a_pid(header: Option<&str>) -> bool {
+    named_pid(header).is_some()
 }
 
 /// `pid` and its parents, stopping before `own` (this process) or init.
