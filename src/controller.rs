@@ -97,6 +97,46 @@ pub struct RunningController {
     router: axum::Router,
     /// Those listeners' accept loops.
     also: Vec<JoinHandle<()>>,
+    /// Where its tasks run (the caller's runtime, or its own threads).
+    runtime: tokio::runtime::Handle,
+    /// Its own threads, when it has them ([`start_apart`]).
+    apart: Apart,
+}
+
+/// A runtime of the controller's own, shut down in the background when the
+/// controller is dropped (a runtime may not be dropped on an async worker).
+#[derive(Default)]
+struct Apart(Option<tokio::runtime::Runtime>);
+
+impl Drop for Apart {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// How many threads the embedded controller has of its own.
+const APART_THREADS: usize = 2;
+
+/// [`start`], on threads of the controller's own: the embedded controller
+/// of `up`, so that a thousand workers' requests queue there and not in
+/// front of the dashboard's own work (its feed, its screen, its keys).
+pub async fn start_apart(config: ControllerConfig) -> Result<RunningController> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(APART_THREADS)
+        .thread_name("controller")
+        .enable_all()
+        .build()
+        .context("starting the controller's threads")?;
+    let handle = runtime.handle().clone();
+    let apart = Apart(Some(runtime));
+    let mut running = handle
+        .spawn(start(config))
+        .await
+        .context("the controller's start panicked")??;
+    running.apart = apart;
+    Ok(running)
 }
 
 impl RunningController {
@@ -113,6 +153,7 @@ impl RunningController {
             task,
             router,
             also,
+            apart,
             ..
         } = self;
         shutdown.cancel();
@@ -121,7 +162,9 @@ impl RunningController {
         for also in also {
             let _ = also.await;
         }
-        task.await.context("controller task panicked")
+        let served = task.await.context("controller task panicked");
+        drop(apart);
+        served
     }
 
     /// Serves the same API on one more listener, until the same shutdown:
@@ -133,8 +176,9 @@ impl RunningController {
         listener
             .set_nonblocking(true)
             .context("making the listener non-blocking")?;
+        let _inside = self.runtime.enter();
         let listener = TcpListener::from_std(listener).context("serving a listener")?;
-        self.also.push(tokio::spawn(server::serve(
+        self.also.push(self.runtime.spawn(server::serve(
             listener,
             self.router.clone(),
             self.shutdown.clone(),
@@ -242,6 +286,8 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
         task,
         router,
         also: Vec::new(),
+        runtime: tokio::runtime::Handle::current(),
+        apart: Apart::default(),
     })
 }
 

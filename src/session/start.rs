@@ -34,7 +34,7 @@ impl Session {
         let (controller, controller_url) = match &config.remote_controller {
             Some(url) => (None, url.trim_end_matches('/').to_string()),
             None => {
-                let running = controller::start(ControllerConfig {
+                let running = controller::start_apart(ControllerConfig {
                     listen: config.listen,
                     db: config.db.clone(),
                     token: config.token.clone(),

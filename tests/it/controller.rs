@@ -521,6 +521,34 @@ async fn a_token_guards_every_request() {
     ));
 }
 
+/// The embedded controller of `up` runs on threads of its own: it serves
+/// from there, its writes are kept, and once shut down its database is free
+/// for the next one (the lock let go, the store closed), with the write in it.
+#[tokio::test]
+async fn a_controller_on_threads_of_its_own_serves_and_lets_its_file_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || plumdash::controller::ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("kv.db"),
+        token: None,
+        fallback_to_free_port: false,
+        cluster: Default::default(),
+        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
+    };
+    let apart = plumdash::controller::start_apart(config()).await.unwrap();
+    let dm = DistributedMemory::with_options("ns", &apart.url(), Default::default()).unwrap();
+    dm.put("k", "v1").await.unwrap();
+    assert!(
+        plumdash::controller::start(config()).await.is_err(),
+        "one controller per file while it serves"
+    );
+    apart.shutdown().await.unwrap();
+    let next = plumdash::controller::start(config()).await.unwrap();
+    let dm = DistributedMemory::with_options("ns", &next.url(), Default::default()).unwrap();
+    assert_eq!(dm.get("k").await.unwrap().as_deref(), Some("v1"));
+    next.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill_of_the_controller() {
     let dir = tempfile::tempdir().unwrap();
