@@ -172,13 +172,29 @@ impl RunningController {
     /// address, which only the hosts' private network reaches (so no token
     /// is asked for it, as for loopback); the dashboard keeps loopback.
     pub fn serve_also(&mut self, listener: std::net::TcpListener) -> Result<SocketAddr> {
+        let runtime = self.runtime.clone();
+        self.serve_on(&runtime, listener)
+    }
+
+    /// [`RunningController::serve_also`], its connections served on the
+    /// caller's runtime: the dashboard's own listener, so its change stream
+    /// is sent from threads the workers' requests do not queue on.
+    pub fn serve_here(&mut self, listener: std::net::TcpListener) -> Result<SocketAddr> {
+        self.serve_on(&tokio::runtime::Handle::current(), listener)
+    }
+
+    fn serve_on(
+        &mut self,
+        runtime: &tokio::runtime::Handle,
+        listener: std::net::TcpListener,
+    ) -> Result<SocketAddr> {
         let addr = listener.local_addr().context("reading the bound address")?;
         listener
             .set_nonblocking(true)
             .context("making the listener non-blocking")?;
-        let _inside = self.runtime.enter();
+        let _inside = runtime.enter();
         let listener = TcpListener::from_std(listener).context("serving a listener")?;
-        self.also.push(self.runtime.spawn(server::serve(
+        self.also.push(runtime.spawn(server::serve(
             listener,
             self.router.clone(),
             self.shutdown.clone(),

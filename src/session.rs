@@ -37,6 +37,9 @@ use tokio::sync::{broadcast, mpsc};
 pub struct Session {
     /// The embedded controller (`None`: a remote one, or taken away by verify).
     controller: Option<RunningController>,
+    /// The port of the embedded controller's listener the dashboard itself
+    /// reads (`start::dashboard_listener`); the workers are given the other.
+    own_listener: Option<u16>,
     controller_url: String,
     supervisor: Supervisor,
     /// The client of the app's namespace (each feed has its own).
@@ -89,7 +92,13 @@ impl Session {
     }
 
     /// Puts a restarted controller back, and reconnects the feeds at once.
-    pub fn restore_controller(&mut self, controller: RunningController) {
+    pub fn restore_controller(&mut self, mut controller: RunningController) {
+        if let Some(port) = self.own_listener {
+            // The feeds read that port: the restarted controller serves it again.
+            if let Err(e) = start::dashboard_listener(&mut controller, port) {
+                tracing::warn!("the dashboard's own listener did not come back: {e:#}");
+            }
+        }
         self.controller = Some(controller);
         self.resubscribe();
     }

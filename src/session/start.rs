@@ -29,6 +29,18 @@ const CLUSTER_READ: Duration = Duration::from_millis(500);
 /// How often attach mode rescans the process table (a death is seen at once anyway).
 const ATTACH_RESCAN: Duration = Duration::from_millis(500);
 
+/// Binds the dashboard's own loopback listener of the embedded controller
+/// (`port` 0: any; else the one it had before the controller restarted) and
+/// serves it on this runtime; its port.
+pub(super) fn dashboard_listener(
+    running: &mut crate::controller::RunningController,
+    port: u16,
+) -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .context("binding the dashboard's own listener of the controller")?;
+    Ok(running.serve_here(listener)?.port())
+}
+
 impl Session {
     async fn connect(config: SessionConfig) -> Result<Session> {
         let (controller, controller_url) = match &config.remote_controller {
@@ -48,9 +60,19 @@ impl Session {
                 (Some(running), url)
             }
         };
+        let mut controller = controller;
+        // The dashboard reads its own embedded controller through a listener
+        // of its own, served here (see `serve_here`); the workers get the other.
+        let own_listener = match controller.as_mut() {
+            Some(running) => Some(dashboard_listener(running, 0)?),
+            None => None,
+        };
+        let feed_url = own_listener
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .unwrap_or_else(|| controller_url.clone());
         let dm = DistributedMemory::with_options(
             &config.app,
-            &controller_url,
+            &feed_url,
             ClientOptions {
                 token: config.token.clone(),
                 ..ClientOptions::default()
@@ -83,6 +105,7 @@ impl Session {
         let (node_facts_tx, node_facts) = mpsc::unbounded_channel();
         let session = Session {
             controller,
+            own_listener,
             controller_url,
             supervisor,
             dm,
