@@ -10,6 +10,11 @@
 //! `POST /v1/stream/{id}`, which sends its snapshot in change order; the
 //! same route resyncs one namespace ([`SetWatcher::resync`]): its events are
 //! dropped until that fresh snapshot arrives.
+//!
+//! The feed runs on a runtime of its own (one thread, its own connections):
+//! beside an embedded controller serving a thousand workers, the process's
+//! runtime queues every task behind the requests it has ready, and a change
+//! waited in that queue once at the controller and again here.
 
 use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
@@ -39,6 +44,9 @@ pub struct SetWatcher {
     commands: mpsc::UnboundedSender<Command>,
     watched: BTreeSet<String>,
     task: JoinHandle<()>,
+    /// The feed's own runtime, when it could be made (else the task runs
+    /// on the caller's).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 enum Command {
@@ -93,10 +101,31 @@ impl futures_util::Stream for SetWatcher {
     }
 }
 
+impl SetWatcher {
+    /// Whether the feed runs on a runtime of its own.
+    pub fn on_own_runtime(&self) -> bool {
+        self.runtime.is_some()
+    }
+}
+
 impl Drop for SetWatcher {
     fn drop(&mut self) {
         self.task.abort();
+        // Without waiting: this may be dropped inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
+}
+
+/// One worker thread for a feed: its tasks are never queued behind the
+/// caller runtime's.
+fn feed_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("plumdash-feed")
+        .enable_all()
+        .build()
 }
 
 impl DistributedMemory {
@@ -109,8 +138,21 @@ impl DistributedMemory {
         let watched: BTreeSet<String> = namespaces.into_iter().collect();
         let (tx, rx) = mpsc::channel(4096);
         let (commands, commands_rx) = mpsc::unbounded_channel();
+        // Connections of its own too: a pooled connection lives on the
+        // runtime that opened it.
+        let own = DistributedMemory::with_options(
+            self.namespace(),
+            self.base_url(),
+            self.options().clone(),
+        )
+        .ok()
+        .zip(feed_runtime().ok());
+        let (dm, runtime) = match own {
+            Some((dm, runtime)) => (dm, Some(runtime)),
+            None => (self.clone(), None),
+        };
         let feed = SetFeed {
-            dm: self.clone(),
+            dm,
             options,
             tx,
             commands: commands_rx,
@@ -120,11 +162,16 @@ impl DistributedMemory {
                 .collect(),
             status: None,
         };
+        let task = match &runtime {
+            Some(runtime) => runtime.spawn(feed.run()),
+            None => tokio::spawn(feed.run()),
+        };
         SetWatcher {
             rx,
             commands,
             watched,
-            task: tokio::spawn(feed.run()),
+            task,
+            runtime,
         }
     }
 }

@@ -305,3 +305,46 @@ async fn against_the_original_the_set_feed_polls_each_namespace_once_per_interva
         "the set stream is asked for once, then polling: {after:?}"
     );
 }
+
+/// The set feed runs on a runtime of its own: while the runtime that made it
+/// is held up (here its one thread is blocked outright, as a runtime busy
+/// with a controller's thousand requests holds a task back), a change still
+/// arrives and waits ready, rather than waiting to be read at all.
+#[test]
+fn the_set_feed_reads_on_while_the_runtime_that_made_it_is_held_up() {
+    use futures_util::FutureExt;
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let c = server.block_on(TestController::start());
+    let url = c.url();
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    caller.block_on(async {
+        let mut feed = client("a", &url).subscribe_set(
+            ["a".to_string()],
+            WatchOptions {
+                mode: FeedMode::Stream,
+                ..WatchOptions::default()
+            },
+        );
+        assert!(feed.on_own_runtime());
+        let mut told = BTreeMap::new();
+        told_until(&mut feed, &mut told, |t| has(t, "a", "snapshot 0")).await;
+        let writer = client("a", &url);
+        let put = server.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writer.put("k", "1").await.unwrap();
+        });
+        // This runtime's only thread, blocked while the write lands.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(put.is_finished(), "the write was made meanwhile");
+        let (ns, event) = feed
+            .next()
+            .now_or_never()
+            .expect("the change was read while this runtime was held up")
+            .expect("the feed runs");
+        assert_eq!((ns.as_str(), describe(&event).as_str()), ("a", "put k=1"));
+    });
+    server.block_on(async move { drop(c) });
+}
