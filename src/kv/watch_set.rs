@@ -10,11 +10,6 @@
 //! `POST /v1/stream/{id}`, which sends its snapshot in change order; the
 //! same route resyncs one namespace ([`SetWatcher::resync`]): its events are
 //! dropped until that fresh snapshot arrives.
-//!
-//! The feed runs on a runtime of its own (one thread, its own connections):
-//! beside an embedded controller serving a thousand workers, the process's
-//! runtime queues every task behind the requests it has ready, and a change
-//! waited in that queue once at the controller and again here.
 
 use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
@@ -44,9 +39,6 @@ pub struct SetWatcher {
     commands: mpsc::UnboundedSender<Command>,
     watched: BTreeSet<String>,
     task: JoinHandle<()>,
-    /// The feed's own runtime, when it could be made (else the task runs
-    /// on the caller's).
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 enum Command {
@@ -101,31 +93,10 @@ impl futures_util::Stream for SetWatcher {
     }
 }
 
-impl SetWatcher {
-    /// Whether the feed runs on a runtime of its own.
-    pub fn on_own_runtime(&self) -> bool {
-        self.runtime.is_some()
-    }
-}
-
 impl Drop for SetWatcher {
     fn drop(&mut self) {
         self.task.abort();
-        // Without waiting: this may be dropped inside another runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
-}
-
-/// One worker thread for a feed: its tasks are never queued behind the
-/// caller runtime's.
-fn feed_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("plumdash-feed")
-        .enable_all()
-        .build()
 }
 
 impl DistributedMemory {
@@ -138,21 +109,8 @@ impl DistributedMemory {
         let watched: BTreeSet<String> = namespaces.into_iter().collect();
         let (tx, rx) = mpsc::channel(4096);
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        // Connections of its own too: a pooled connection lives on the
-        // runtime that opened it.
-        let own = DistributedMemory::with_options(
-            self.namespace(),
-            self.base_url(),
-            self.options().clone(),
-        )
-        .ok()
-        .zip(feed_runtime().ok());
-        let (dm, runtime) = match own {
-            Some((dm, runtime)) => (dm, Some(runtime)),
-            None => (self.clone(), None),
-        };
         let feed = SetFeed {
-            dm,
+            dm: self.clone(),
             options,
             tx,
             commands: commands_rx,
@@ -162,16 +120,11 @@ impl DistributedMemory {
                 .collect(),
             status: None,
         };
-        let task = match &runtime {
-            Some(runtime) => runtime.spawn(feed.run()),
-            None => tokio::spawn(feed.run()),
-        };
         SetWatcher {
             rx,
             commands,
             watched,
-            task,
-            runtime,
+            task: tokio::spawn(feed.run()),
         }
     }
 }
