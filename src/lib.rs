@@ -22,6 +22,7 @@ pub mod hosts;
 pub mod http_body;
 pub mod kv;
 pub mod logging;
+pub mod memory;
 pub mod paths;
 pub mod recovery;
 pub mod scenario;

@@ -44,6 +44,7 @@ pub async fn run(args: AttachArgs) -> Result<()> {
     let signals = Termination::install_with_hangup()?;
     let token = args.auth.token()?;
     let options = args.ui.options()?;
+    crate::memory::keep_little();
     let url = args.controller.clone();
     let config = SessionConfig {
         remote_controller: Some(args.controller),

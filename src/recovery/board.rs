@@ -7,7 +7,7 @@
 
 use super::facts::{Fact, TsMs};
 use super::timeline::TimelineEvent;
-use super::tracker::{Cycle, Tracker};
+use super::tracker::{Cycle, Keep, Tracker};
 use crate::kv::NamespaceBy;
 use std::collections::BTreeMap;
 
@@ -51,6 +51,8 @@ pub struct Board {
     cycle_order: Vec<CyclePlace>,
     /// How many of each tracker's cycles are in `cycle_order`.
     cycles_placed: Vec<usize>,
+    /// The history each tracker keeps (shared out when there are many).
+    keep: Keep,
 }
 
 /// Where a cycle of the merged list is: its tracker and its index there.
@@ -97,6 +99,7 @@ impl Board {
             journal_base: 0,
             cycle_order: Vec::new(),
             cycles_placed: Vec::new(),
+            keep: Keep::default(),
         };
         if by == NamespaceBy::App {
             board.add(app, Tracker::new());
@@ -221,8 +224,16 @@ impl Board {
         self.add(namespace, tracker)
     }
 
-    fn add(&mut self, namespace: &str, tracker: Tracker) -> usize {
+    fn add(&mut self, namespace: &str, mut tracker: Tracker) -> usize {
         let i = self.trackers.len();
+        let keep = Keep::shared_by(i + 1);
+        if keep != self.keep {
+            self.keep = keep;
+            for t in &mut self.trackers {
+                t.set_keep(keep);
+            }
+        }
+        tracker.set_keep(keep);
         self.trackers.push(tracker);
         self.cycles_placed.push(0);
         self.names.push(namespace.to_string());
@@ -472,6 +483,44 @@ mod tests {
         assert_eq!(t.instances().count(), 2);
         assert!(t.task().crash_flag);
         assert!(std::ptr::eq(t, board.first()));
+    }
+
+    /// A thousand trackers share the history budget out: one that had a
+    /// long timeline while it was alone keeps only its share once the others
+    /// come, and each newcomer is held to it too; a few keep the whole caps.
+    #[test]
+    fn per_instance_many_trackers_share_the_history_kept() {
+        let mut board = Board::new("kv-demo", NamespaceBy::Instance);
+        let mut at = 0;
+        for run in 0..400 {
+            at += 1;
+            board.apply(at, None, started("kv-demo-0000", run));
+            at += 1;
+            board.apply(at, None, killed("kv-demo-0000"));
+        }
+        let alone = board.tracker_of("kv-demo-0000").timeline().len();
+        assert!(alone >= 800, "alone, it keeps its whole timeline ({alone})");
+        for i in 1..1000 {
+            at += 1;
+            board.apply(at, None, started(&format!("kv-demo-{i:04}"), 1000 + i));
+        }
+        let share = Keep::shared_by(1000);
+        assert!(share.timeline < alone && share.timeline >= 100);
+        assert_eq!(
+            board.tracker_of("kv-demo-0000").timeline().len(),
+            share.timeline
+        );
+        for run in 0..300 {
+            at += 1;
+            board.apply(at, None, started("kv-demo-0999", 5000 + run));
+            at += 1;
+            board.apply(at, None, killed("kv-demo-0999"));
+        }
+        assert_eq!(
+            board.tracker_of("kv-demo-0999").timeline().len(),
+            share.timeline
+        );
+        assert_eq!(Keep::shared_by(3), Keep::default());
     }
 
     #[test]

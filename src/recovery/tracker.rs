@@ -20,6 +20,42 @@ use std::sync::Arc;
 const TIMELINE_CAP: usize = 1000;
 /// Progress samples kept for the chart.
 const PROGRESS_CAP: usize = 4096;
+
+/// How much history a tracker keeps. A board of many trackers (one
+/// namespace per instance) shares a budget out among them: a thousand
+/// trackers each keeping the whole caps grew the dashboard by megabytes a
+/// minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub timeline: usize,
+    pub progress: usize,
+}
+
+impl Default for Keep {
+    fn default() -> Keep {
+        Keep {
+            timeline: TIMELINE_CAP,
+            progress: PROGRESS_CAP,
+        }
+    }
+}
+
+impl Keep {
+    /// Trackers up to this many keep the whole caps.
+    const ALONE_UP_TO: usize = 20;
+
+    /// Each one's share when `trackers` keep history side by side (never
+    /// less than a screen of it).
+    pub fn shared_by(trackers: usize) -> Keep {
+        if trackers <= Self::ALONE_UP_TO {
+            return Keep::default();
+        }
+        Keep {
+            timeline: (20_000 / trackers).max(100),
+            progress: (80_000 / trackers).max(256),
+        }
+    }
+}
 // Which run wrote what. Process facts and namespace writes come on two
 // channels, so a dead run's last write can arrive after its exit (or after
 // its restart). Two paths:
@@ -239,6 +275,8 @@ pub struct Tracker {
     /// Timeline events ever pushed (the timeline itself is capped).
     pushed: u64,
     progress: VecDeque<ProgressPoint>,
+    /// How much of the timeline and the progress it keeps.
+    keep: Keep,
     completions: u32,
     /// Counter of the last consistent checkpoint: a worker writing keys one
     /// by one reaches a new checkpoint only when its last key lands.
@@ -287,6 +325,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Keeps this much history from now on (the oldest goes first).
+    pub fn set_keep(&mut self, keep: Keep) {
+        self.keep = keep;
+        while self.timeline.len() > keep.timeline {
+            self.timeline.pop_front();
+        }
+        while self.progress.len() > keep.progress {
+            self.progress.pop_front();
+        }
+    }
+
     pub fn new() -> Tracker {
         Tracker {
             node_voice: true,
@@ -825,7 +874,7 @@ impl Tracker {
 
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
         self.pushed += 1;
-        if self.timeline.len() == TIMELINE_CAP {
+        if self.timeline.len() >= self.keep.timeline {
             self.timeline.pop_front();
         }
         self.timeline
@@ -1056,7 +1105,7 @@ impl Tracker {
 
         if task.progress != before.progress {
             if let Some(progress) = task.progress {
-                if self.progress.len() == PROGRESS_CAP {
+                if self.progress.len() >= self.keep.progress {
                     self.progress.pop_front();
                 }
                 self.progress.push_back(ProgressPoint { at, progress });

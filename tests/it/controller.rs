@@ -527,14 +527,7 @@ async fn a_token_guards_every_request() {
 #[tokio::test]
 async fn a_controller_on_threads_of_its_own_serves_and_lets_its_file_go() {
     let dir = tempfile::tempdir().unwrap();
-    let config = || plumdash::controller::ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
-        token: None,
-        fallback_to_free_port: false,
-        cluster: Default::default(),
-        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
-    };
+    let config = || support::loopback_config(dir.path().join("kv.db"));
     let apart = plumdash::controller::start_apart(config()).await.unwrap();
     let dm = DistributedMemory::with_options("ns", &apart.url(), Default::default()).unwrap();
     dm.put("k", "v1").await.unwrap();

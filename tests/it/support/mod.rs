@@ -294,6 +294,18 @@ pub async fn attach_waits_for_the_missing_namespace(url: String) {
         .expect("shutdown");
 }
 
+/// A controller's settings: a free loopback port, no token, this file.
+pub fn loopback_config(db: std::path::PathBuf) -> ControllerConfig {
+    ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db,
+        token: None,
+        fallback_to_free_port: false,
+        cluster: Default::default(),
+        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
+    }
+}
+
 /// An in-process controller on a free port with its own database file.
 pub struct TestController {
     pub running: RunningController,
@@ -303,16 +315,9 @@ pub struct TestController {
 impl TestController {
     pub async fn start() -> TestController {
         let dir = tempfile::tempdir().expect("tempdir");
-        let running = controller::start(ControllerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            db: dir.path().join("kv.db"),
-            token: None,
-            fallback_to_free_port: false,
-            cluster: Default::default(),
-            max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
-        })
-        .await
-        .expect("controller starts");
+        let running = controller::start(loopback_config(dir.path().join("kv.db")))
+            .await
+            .expect("controller starts");
         TestController { running, dir }
     }
 
