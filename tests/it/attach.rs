@@ -217,6 +217,42 @@ async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
         .unwrap();
 }
 
+/// With its own controller, the dashboard reads it through a loopback port
+/// of its own (served apart from the workers' requests); the workers are
+/// given the other. Both serve the same store.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_reads_its_own_controller_through_a_port_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::start(SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("kv.db"),
+        app: "ports".into(),
+        instances: 0,
+        cmd: Some("sleep 600".into()),
+        stop_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    let workers = session.controller_url().to_string();
+    let own = session.client().base_url().to_string();
+    assert_ne!(workers, own, "two ports");
+    assert!(own.starts_with("http://127.0.0.1:"), "{own}");
+    session.client().put("written.here", "1").await.unwrap();
+    let theirs =
+        plumdash::kv::DistributedMemory::with_options("ports", &workers, Default::default())
+            .unwrap();
+    assert_eq!(
+        theirs.get("written.here").await.unwrap().as_deref(),
+        Some("1"),
+        "the workers' port serves the same store"
+    );
+    session
+        .shutdown(plumdash::session::WorkerExit::StopGracefully)
+        .await
+        .unwrap();
+}
+
 /// Own namespaces share one feed, but a session still watches at most
 /// `MAX_FEEDS`, and an instance beyond them is refused, not started blind.
 #[tokio::test(flavor = "multi_thread")]
