@@ -77,9 +77,10 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
         });
     }
     let recent: Vec<u32> = relock_recent().iter().copied().collect();
-    let exact = (!recent.is_empty())
-        .then(|| diag_inode(conn.peer, conn.local))
-        .flatten();
+    // Asked of the kernel at most once: first for the recent owners, when
+    // there are any, else for the search below.
+    let asked = !recent.is_empty();
+    let exact = asked.then(|| diag_inode(conn.peer, conn.local)).flatten();
     let known = exact.and_then(|inode| {
         recent
             .into_iter()
@@ -94,7 +95,11 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
                 return None;
             }
             let inode = exact
-                .or_else(|| diag_inode(conn.peer, conn.local))
+                .or_else(|| {
+                    (!asked)
+                        .then(|| diag_inode(conn.peer, conn.local))
+                        .flatten()
+                })
                 .or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
             ours.into_iter().find(|pid| holds_socket(*pid, inode))?
         }

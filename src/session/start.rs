@@ -43,7 +43,7 @@ pub(super) fn dashboard_listener(
 
 impl Session {
     async fn connect(config: SessionConfig) -> Result<Session> {
-        let (controller, controller_url) = match &config.remote_controller {
+        let (mut controller, controller_url) = match &config.remote_controller {
             Some(url) => (None, url.trim_end_matches('/').to_string()),
             None => {
                 let running = controller::start_apart(ControllerConfig {
@@ -60,7 +60,6 @@ impl Session {
                 (Some(running), url)
             }
         };
-        let mut controller = controller;
         // The dashboard reads its own embedded controller through a listener
         // of its own, served here (see `serve_here`); the workers get the other.
         let own_listener = match controller.as_mut() {

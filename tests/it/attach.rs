@@ -3,6 +3,7 @@
 
 use crate::support::{self, TestController};
 use nix::sys::signal::Signal;
+use plumdash::kv::NamespaceBy;
 use plumdash::recovery::{Fact, ProcessExit};
 use plumdash::session::{Session, SessionConfig};
 use plumdash::supervisor::InstanceAction;
@@ -217,23 +218,30 @@ async fn attach_per_instance_reads_each_found_workers_own_namespace_first() {
         .unwrap();
 }
 
+/// A session of `app` with its own controller in `dir`, its workers (none
+/// yet) sleepers.
+fn own_sleepers(dir: &tempfile::TempDir, app: &str, by: NamespaceBy) -> SessionConfig {
+    SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: dir.path().join("kv.db"),
+        app: app.into(),
+        namespace_by: by,
+        instances: 0,
+        cmd: Some("sleep 600".into()),
+        stop_grace: Duration::from_millis(200),
+        ..SessionConfig::default()
+    }
+}
+
 /// With its own controller, the dashboard reads it through a loopback port
 /// of its own (served apart from the workers' requests); the workers are
 /// given the other. Both serve the same store.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_reads_its_own_controller_through_a_port_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::start(SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
-        app: "ports".into(),
-        instances: 0,
-        cmd: Some("sleep 600".into()),
-        stop_grace: Duration::from_millis(200),
-        ..SessionConfig::default()
-    })
-    .await
-    .unwrap();
+    let session = Session::start(own_sleepers(&dir, "ports", NamespaceBy::App))
+        .await
+        .unwrap();
     let workers = session.controller_url().to_string();
     let own = session.client().base_url().to_string();
     assert_ne!(workers, own, "two ports");
@@ -258,18 +266,9 @@ async fn the_dashboard_reads_its_own_controller_through_a_port_of_its_own() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_watches_at_most_max_feeds_own_namespaces() {
     let dir = tempfile::tempdir().unwrap();
-    let mut session = Session::start(SessionConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
-        app: "many".into(),
-        namespace_by: plumdash::kv::NamespaceBy::Instance,
-        instances: 0,
-        cmd: Some("sleep 600".into()),
-        stop_grace: Duration::from_millis(200),
-        ..SessionConfig::default()
-    })
-    .await
-    .unwrap();
+    let mut session = Session::start(own_sleepers(&dir, "many", NamespaceBy::Instance))
+        .await
+        .unwrap();
     for _ in 0..plumdash::session::MAX_FEEDS {
         session.new_instance().await.unwrap();
     }

@@ -485,12 +485,8 @@ async fn values_are_refused_unless_written_exactly_as_their_type() {
 async fn a_token_guards_every_request() {
     let dir = tempfile::tempdir().unwrap();
     let running = plumdash::controller::start(plumdash::controller::ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: dir.path().join("kv.db"),
         token: Some("s3cret".into()),
-        fallback_to_free_port: false,
-        cluster: Default::default(),
-        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
+        ..support::loopback_config(dir.path().join("kv.db"))
     })
     .await
     .unwrap();
@@ -777,16 +773,9 @@ async fn a_database_made_without_millisecond_times_still_opens_and_gains_them() 
         )
         .unwrap();
     }
-    let running = plumdash::controller::start(plumdash::controller::ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db,
-        token: None,
-        fallback_to_free_port: false,
-        cluster: Default::default(),
-        max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
-    })
-    .await
-    .expect("an old database opens");
+    let running = plumdash::controller::start(support::loopback_config(db))
+        .await
+        .expect("an old database opens");
     let base = running.url();
     let (s, body) = send("GET", &format!("{base}/v1/kv/demo/old"), None).await;
     assert_eq!(s, 200);

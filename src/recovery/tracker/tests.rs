@@ -943,13 +943,19 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
     );
 }
 
-#[test]
-fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
+/// Two runs alive in one namespace, its checkpoint at step 6; and the time.
+fn two_writers_at_step_six() -> (Tracker, TsMs) {
     let mut t = Tracker::new();
     let mut at = 0;
     t.apply(at, started(1));
     t.apply(at, started_as("other", 2));
     run_steps(&mut t, &mut at, 0, 6);
+    (t, at)
+}
+
+#[test]
+fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
+    let (mut t, at) = two_writers_at_step_six();
     t.apply(at + 100, checkpoint(3));
     assert_eq!(
         t.timeline().last().unwrap().kind,
@@ -978,11 +984,7 @@ fn a_checkpoint_that_goes_back_within_a_task_names_the_second_writer() {
 /// of who was alive while it stays the same, and get a new one when it changes.
 #[test]
 fn checkpoints_going_back_share_the_list_of_the_alive() {
-    let mut t = Tracker::new();
-    let mut at = 0;
-    t.apply(at, started(1));
-    t.apply(at, started_as("other", 2));
-    run_steps(&mut t, &mut at, 0, 6);
+    let (mut t, at) = two_writers_at_step_six();
     t.apply(at + 100, checkpoint(3));
     t.apply(at + 200, checkpoint(6));
     t.apply(at + 300, checkpoint(2));
