@@ -44,17 +44,42 @@ impl Keep {
     /// Trackers up to this many keep the whole caps.
     const ALONE_UP_TO: usize = 20;
 
-    /// Each one's share when `trackers` keep history side by side (never
-    /// less than a screen of it).
+    /// Each one's share when `trackers` keep history side by side: never
+    /// less than two screens of timeline and two minutes of a chart at the
+    /// default step. (At a thousand, a floor of 100 events and 256 samples
+    /// each was 22 MB of the dashboard, filling up over its first minutes.)
     pub fn shared_by(trackers: usize) -> Keep {
         if trackers <= Self::ALONE_UP_TO {
             return Keep::default();
         }
         Keep {
-            timeline: (20_000 / trackers).max(100),
-            progress: (80_000 / trackers).max(256),
+            timeline: (20_000 / trackers).max(40),
+            progress: (80_000 / trackers).max(128),
         }
     }
+}
+
+/// Appends to a history kept to `cap` items, dropping the oldest. The deque
+/// grows by doubling only up to the cap, never past it: a thousand
+/// trackers' histories rounded up to the next power of two were a quarter
+/// more memory than they keep.
+fn push_capped<T>(history: &mut VecDeque<T>, cap: usize, item: T) {
+    while history.len() >= cap.max(1) {
+        history.pop_front();
+    }
+    if history.len() == history.capacity() {
+        let grown = (history.capacity() * 2).clamp(8, cap.max(1));
+        history.reserve_exact(grown - history.len());
+    }
+    history.push_back(item);
+}
+
+/// Drops the oldest items beyond `cap`, and the room they took.
+fn cut_to<T>(history: &mut VecDeque<T>, cap: usize) {
+    if history.len() > cap {
+        history.drain(..history.len() - cap);
+    }
+    history.shrink_to(cap);
 }
 // Which run wrote what. Process facts and namespace writes come on two
 // channels, so a dead run's last write can arrive after its exit (or after
@@ -328,12 +353,8 @@ impl Tracker {
     /// Keeps this much history from now on (the oldest goes first).
     pub fn set_keep(&mut self, keep: Keep) {
         self.keep = keep;
-        while self.timeline.len() > keep.timeline {
-            self.timeline.pop_front();
-        }
-        while self.progress.len() > keep.progress {
-            self.progress.pop_front();
-        }
+        cut_to(&mut self.timeline, keep.timeline);
+        cut_to(&mut self.progress, keep.progress);
     }
 
     pub fn new() -> Tracker {
@@ -874,11 +895,11 @@ impl Tracker {
 
     fn push(&mut self, at: TsMs, instance: Option<String>, kind: TimelineKind) {
         self.pushed += 1;
-        if self.timeline.len() >= self.keep.timeline {
-            self.timeline.pop_front();
-        }
-        self.timeline
-            .push_back(TimelineEvent { at, instance, kind });
+        push_capped(
+            &mut self.timeline,
+            self.keep.timeline,
+            TimelineEvent { at, instance, kind },
+        );
     }
 
     fn on_started(&mut self, at: TsMs, id: String, pid: u32) {
@@ -1105,10 +1126,11 @@ impl Tracker {
 
         if task.progress != before.progress {
             if let Some(progress) = task.progress {
-                if self.progress.len() >= self.keep.progress {
-                    self.progress.pop_front();
-                }
-                self.progress.push_back(ProgressPoint { at, progress });
+                push_capped(
+                    &mut self.progress,
+                    self.keep.progress,
+                    ProgressPoint { at, progress },
+                );
                 if progress == 100 {
                     self.completions += 1;
                 }

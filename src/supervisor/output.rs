@@ -217,20 +217,20 @@ pub(crate) async fn pump_output<O, E>(
     let mut stderr = stderr;
     let mut out_lines = LineSplitter::new(sink.max_line_bytes);
     let mut err_lines = LineSplitter::new(sink.max_line_bytes);
-    let mut out_chunk = vec![0u8; 8192];
-    let mut err_chunk = vec![0u8; 8192];
+    let mut out_chunk = Chunk::default();
+    let mut err_chunk = Chunk::default();
     loop {
         let mut lines = Vec::new();
         tokio::select! {
             read = read_some(&mut stdout, &mut out_chunk), if stdout.is_some() => match read {
-                Some(n) => out_lines.feed(&out_chunk[..n], |line| lines.push((OutputStream::Stdout, line))),
+                Some(n) => out_lines.feed(&out_chunk.0[..n], |line| lines.push((OutputStream::Stdout, line))),
                 None => {
                     stdout = None;
                     out_lines.finish(|line| lines.push((OutputStream::Stdout, line)));
                 }
             },
             read = read_some(&mut stderr, &mut err_chunk), if stderr.is_some() => match read {
-                Some(n) => err_lines.feed(&err_chunk[..n], |line| lines.push((OutputStream::Stderr, line))),
+                Some(n) => err_lines.feed(&err_chunk.0[..n], |line| lines.push((OutputStream::Stderr, line))),
                 None => {
                     stderr = None;
                     err_lines.finish(|line| lines.push((OutputStream::Stderr, line)));
@@ -253,15 +253,37 @@ pub(crate) async fn pump_output<O, E>(
     }
 }
 
+/// A read buffer that starts small and doubles, up to [`Chunk::MOST`],
+/// each time a read fills it: a thousand quiet workers each holding two
+/// 8 KiB buffers for their whole run were 16 MB of the dashboard.
+struct Chunk(Vec<u8>);
+
+impl Chunk {
+    const FIRST: usize = 256;
+    const MOST: usize = 8192;
+}
+
+impl Default for Chunk {
+    fn default() -> Chunk {
+        Chunk(vec![0; Chunk::FIRST])
+    }
+}
+
 /// Reads one chunk; `None` at end of stream or on a read error (the pipe is gone either way).
 async fn read_some<R: AsyncRead + Unpin>(
     reader: &mut Option<R>,
-    chunk: &mut [u8],
+    chunk: &mut Chunk,
 ) -> Option<usize> {
     let reader = reader.as_mut()?;
-    match reader.read(chunk).await {
+    match reader.read(&mut chunk.0).await {
         Ok(0) | Err(_) => None,
-        Ok(n) => Some(n),
+        Ok(n) => {
+            if n == chunk.0.len() && n < Chunk::MOST {
+                // Filled: a chatty worker; read more at a time from now on.
+                chunk.0.resize((n * 2).min(Chunk::MOST), 0);
+            }
+            Some(n)
+        }
     }
 }
 
@@ -372,5 +394,27 @@ mod tests {
         let log = std::fs::read_to_string(log_path).unwrap();
         assert!(log.starts_with("── sep ──\n"));
         assert_eq!(log.lines().count(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_chatty_worker_is_read_whole_and_its_buffer_stays_bounded() {
+        let text: String = (0..2000).map(|n| format!("line {n:05}\n")).collect();
+        let mut reader = Some(text.as_bytes());
+        let mut chunk = Chunk::default();
+        assert_eq!(
+            chunk.0.len(),
+            Chunk::FIRST,
+            "a quiet worker's buffer is small"
+        );
+        let mut splitter = LineSplitter::new(100);
+        let mut lines = Vec::new();
+        while let Some(n) = read_some(&mut reader, &mut chunk).await {
+            splitter.feed(&chunk.0[..n], |line| lines.push(line));
+            assert!(chunk.0.len() <= Chunk::MOST);
+        }
+        splitter.finish(|line| lines.push(line));
+        assert_eq!(lines.len(), 2000);
+        assert_eq!(lines[1999], "line 01999");
+        assert_eq!(chunk.0.len(), Chunk::MOST, "it grew as reads filled it");
     }
 }

@@ -1430,3 +1430,21 @@ fn a_flag_set_after_the_start_is_the_runs_own_not_a_recovery() {
     assert_eq!(phase(&t), "RUNNING");
     assert!(!t.timeline().any(|e| e.kind == TimelineKind::Recovering));
 }
+
+#[test]
+fn a_history_never_takes_more_room_than_its_cap() {
+    let mut history = VecDeque::new();
+    for i in 0..1000 {
+        push_capped(&mut history, 40, i);
+        assert!(history.capacity() <= 40, "{} at {i}", history.capacity());
+    }
+    assert_eq!(history.len(), 40);
+    assert_eq!(history.front(), Some(&960), "the oldest went first");
+    // A smaller share later: the oldest go, and the room with them.
+    cut_to(&mut history, 10);
+    assert_eq!(
+        history.iter().copied().collect::<Vec<_>>(),
+        (990..1000).collect::<Vec<_>>()
+    );
+    assert!(history.capacity() < 40);
+}
