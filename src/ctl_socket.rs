@@ -69,6 +69,11 @@ pub struct TaskStatus {
     pub torn: bool,
     pub completions: u32,
     pub cycles: usize,
+    /// The recovery pattern (`checkpoint`, `txlog`, `fsm`): as told with
+    /// `--pattern`, else as the keys show it; `null` while neither has.
+    pub pattern: Option<crate::recovery::Pattern>,
+    /// Whether `pattern` was told (`--pattern`) rather than learnt from the keys.
+    pub pattern_told: bool,
     /// Why the controller cannot be read now, while it cannot: what the task
     /// shows is then as last read (or never read).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +158,8 @@ impl TaskStatus {
             torn: tracker.torn().is_some(),
             completions: tracker.completions(),
             cycles: tracker.cycles().len(),
+            pattern: tracker.pattern(),
+            pattern_told: tracker.pattern_told().is_some(),
             controller_error: tracker.feed_error().map(str::to_string),
         }
     }
@@ -179,6 +186,11 @@ impl TaskStatus {
                 _ => "clear",
             }
         );
+        match (t["pattern"].as_str(), t["pattern_told"].as_bool()) {
+            (Some(pattern), Some(true)) => text.push_str(&format!(", pattern {pattern} (told)")),
+            (Some(pattern), _) => text.push_str(&format!(", pattern {pattern} (from its keys)")),
+            (None, _) => text.push_str(", pattern not known yet"),
+        }
         if let Some(error) = t["controller_error"].as_str() {
             text.push_str(&format!(
                 "; controller unreachable: {}",
@@ -553,16 +565,36 @@ mod tests {
         };
         assert_eq!(
             task(json!(40), None),
-            "progress 40%, checkpoint —, crash flag never seen"
+            "progress 40%, checkpoint —, crash flag never seen, pattern not known yet"
         );
         assert_eq!(
             task(Value::Null, None),
-            "progress unknown, checkpoint —, crash flag never seen"
+            "progress unknown, checkpoint —, crash flag never seen, pattern not known yet"
         );
         assert_eq!(
             task(Value::Null, Some("\"fifty\" is not a whole number")),
-            "progress unreadable, checkpoint —, crash flag never seen"
+            "progress unreadable, checkpoint —, crash flag never seen, pattern not known yet"
         );
+    }
+
+    #[test]
+    fn the_pattern_is_told_with_where_it_came_from() {
+        let task = |pattern: Value, told: bool| {
+            TaskStatus::describe(&json!({
+                "progress": 30, "checkpoint": "OP_3", "flag": "set",
+                "pattern": pattern, "pattern_told": told,
+            }))
+        };
+        assert_eq!(
+            task(json!("txlog"), true),
+            "progress 30%, checkpoint OP_3, crash flag set, pattern txlog (told)"
+        );
+        assert_eq!(
+            task(json!("fsm"), false),
+            "progress 30%, checkpoint OP_3, crash flag set, pattern fsm (from its keys)"
+        );
+        let wire = serde_json::to_value(crate::recovery::Pattern::TxLog).unwrap();
+        assert_eq!(wire, "txlog", "the JSON spells it as --pattern does");
     }
 
     /// The request is also the CLI subcommand: its printing flag never reaches the wire,

@@ -35,6 +35,9 @@ fn ctl_kill_gives_the_same_crash_restart_resume_cycle_as_the_key() {
         assert_eq!(code, 0, "{err}");
         let status: Value = serde_json::from_str(&out).unwrap();
         if status["task"]["progress"].as_i64().unwrap_or(0) >= 20 {
+            // kv-demo's default pattern, learnt from the keys it writes.
+            assert_eq!(status["task"]["pattern"], "checkpoint", "{status}");
+            assert_eq!(status["task"]["pattern_told"], false, "{status}");
             break;
         }
         assert!(Instant::now() < deadline, "no progress: {status}");
