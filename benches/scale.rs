@@ -229,6 +229,13 @@ fn main() {
             fmt_d(run.start_lag.p99()),
             run.rss_max_kb as f64 / 1024.0
         );
+        if run.lag.len() < 100 {
+            // Nearest rank: the 99th percentile of fewer than 100 lines is the last.
+            println!(
+                "  that p99 is the maximum of {} lines: one late line decides it (SCALE_SECS=120 measures ~5× as many)",
+                run.lag.len()
+            );
+        }
         // Plumdash's path from a commit to a printed line is a few wake-ups
         // (the store's broadcast, the stream, the feed, the printer), so a
         // lag within a few times the machine's own wake-up delay is that delay.
