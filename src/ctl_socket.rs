@@ -186,7 +186,10 @@ impl TaskStatus {
                 _ => "clear",
             }
         );
-        match (t["pattern"].as_str(), t["pattern_told"].as_bool()) {
+        let pattern = t["pattern"]
+            .as_str()
+            .map(crate::text_safety::escape_controls);
+        match (pattern, t["pattern_told"].as_bool()) {
             (Some(pattern), Some(true)) => text.push_str(&format!(", pattern {pattern} (told)")),
             (Some(pattern), _) => text.push_str(&format!(", pattern {pattern} (from its keys)")),
             (None, _) => text.push_str(", pattern not known yet"),
