@@ -95,14 +95,6 @@ impl Scripts {
             trivial: write("trivial.lua", get_script(TRIVIAL)),
         }
     }
-
-    fn of(&self, path: &str) -> &Path {
-        match path {
-            HEALTHZ => &self.healthz,
-            TRIVIAL => &self.trivial,
-            _ => &self.put,
-        }
-    }
 }
 
 /// CPU time this process (the controller's threads; wrk is another
@@ -300,12 +292,12 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
     for clients in [1, 4, 16] {
         // Each trivial route before and after the PUTs: the ceiling is the
         // mean, so a machine getting busier or quieter shows as the spread.
-        let trivial = |path| wrk(addr, scripts.of(path), clients, secs);
-        let before = [trivial(HEALTHZ), trivial(TRIVIAL)];
+        let trivial = |script: &Path| wrk(addr, script, clients, secs);
+        let before = [trivial(&scripts.healthz), trivial(&scripts.trivial)];
         let (c0, w0) = counts(addr);
         let put = wrk(addr, &scripts.put, clients, secs);
         let (c1, w1) = counts(addr);
-        let after = [trivial(HEALTHZ), trivial(TRIVIAL)];
+        let after = [trivial(&scripts.healthz), trivial(&scripts.trivial)];
         assert_eq!(put.errors, 0, "PUTs failed under load");
         let ratio = |i: usize| put.rps / ((before[i].rps + after[i].rps) / 2.0);
         // The same ratio by the server's CPU per request (lower is cheaper).

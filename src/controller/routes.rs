@@ -263,19 +263,18 @@ fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>>
         }
         // A named pid costs a few reads of `/proc/<pid>/stat`: here, not on
         // a thread of the blocking pool (a thousand workers starting at once
-        // would take one each).
-        if super::writer::names_a_pid(header.as_deref()) {
-            let writer = super::writer::resolve(header.as_deref(), Some(ends.clone()));
-            ends.remember(header, writer.clone());
-            return writer;
-        }
-        let (conn, named) = (ends.clone(), header.clone());
-        let writer = tokio::task::spawn_blocking(move || {
-            super::writer::resolve(named.as_deref(), Some(conn))
-        })
-        .await
-        .ok()
-        .flatten();
+        // would take one each). A trace searches: off the async workers.
+        let writer = if super::writer::names_a_pid(header.as_deref()) {
+            super::writer::resolve(header.as_deref(), Some(ends.clone()))
+        } else {
+            let (conn, named) = (ends.clone(), header.clone());
+            tokio::task::spawn_blocking(move || {
+                super::writer::resolve(named.as_deref(), Some(conn))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
         ends.remember(header, writer.clone());
         writer
     }

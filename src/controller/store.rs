@@ -955,8 +955,6 @@ fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>>
         .context("listing a namespace")
 }
 
-/// Rows written by an original controller may carry any type text; show
-/// those as strings rather than failing the whole read.
 /// One key, read on `conn`.
 fn get(conn: &Connection, ns: &str, key: &str) -> Result<Option<Entry>> {
     conn.prepare_cached(
@@ -979,6 +977,8 @@ fn get(conn: &Connection, ns: &str, key: &str) -> Result<Option<Entry>> {
     .context("reading a key")
 }
 
+/// Rows written by an original controller may carry any type text; show
+/// those as strings rather than failing the whole read.
 fn parse_type(s: String) -> ValueType {
     s.parse().unwrap_or(ValueType::String)
 }

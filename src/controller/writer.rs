@@ -94,13 +94,12 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
             if ours.is_empty() {
                 return None;
             }
-            let inode = exact
-                .or_else(|| {
-                    (!asked)
-                        .then(|| diag_inode(conn.peer, conn.local))
-                        .flatten()
-                })
-                .or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
+            let inode = if asked {
+                exact
+            } else {
+                diag_inode(conn.peer, conn.local)
+            };
+            let inode = inode.or_else(|| socket_inode(conn.peer.port(), conn.local.port()))?;
             ours.into_iter().find(|pid| holds_socket(*pid, inode))?
         }
     };

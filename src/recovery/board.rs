@@ -51,8 +51,6 @@ pub struct Board {
     cycle_order: Vec<CyclePlace>,
     /// How many of each tracker's cycles are in `cycle_order`.
     cycles_placed: Vec<usize>,
-    /// The history each tracker keeps (shared out when there are many).
-    keep: Keep,
 }
 
 /// Where a cycle of the merged list is: its tracker and its index there.
@@ -99,7 +97,6 @@ impl Board {
             journal_base: 0,
             cycle_order: Vec::new(),
             cycles_placed: Vec::new(),
-            keep: Keep::default(),
         };
         if by == NamespaceBy::App {
             board.add(app, Tracker::new());
@@ -226,9 +223,9 @@ impl Board {
 
     fn add(&mut self, namespace: &str, mut tracker: Tracker) -> usize {
         let i = self.trackers.len();
+        // The history each tracker keeps is shared out when there are many.
         let keep = Keep::shared_by(i + 1);
-        if keep != self.keep {
-            self.keep = keep;
+        if keep != Keep::shared_by(i) {
             for t in &mut self.trackers {
                 t.set_keep(keep);
             }
