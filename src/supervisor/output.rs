@@ -417,4 +417,24 @@ mod tests {
         assert_eq!(lines[1999], "line 01999");
         assert_eq!(chunk.0.len(), Chunk::MOST, "it grew as reads filled it");
     }
+
+    /// The original C++ kv-demo prints Chinese and emoji: a character cut by
+    /// a small read's end is joined again, since a line is decoded whole.
+    #[tokio::test]
+    async fn a_character_cut_between_two_small_reads_is_whole_in_its_line() {
+        let line = "📊 进度: 10% | 计数: 1 | 检查点: step_1";
+        // Starts where the first read's end cuts the emoji in two.
+        let text = format!("{}{line}\n", "x".repeat(Chunk::FIRST - 2));
+        let mut reader = Some(text.as_bytes());
+        let mut chunk = Chunk::default();
+        let mut splitter = LineSplitter::new(1024);
+        let mut lines = Vec::new();
+        while let Some(n) = read_some(&mut reader, &mut chunk).await {
+            splitter.feed(&chunk.0[..n], |l| lines.push(l));
+        }
+        splitter.finish(|l| lines.push(l));
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].ends_with(line), "{:?}", lines[0]);
+        assert!(!lines[0].contains('\u{FFFD}'));
+    }
 }
