@@ -242,10 +242,10 @@ fn a_package_deployed_on_node_b_is_killed_from_a_dashboard_that_cannot_see_it() 
     );
     let first = first.unwrap();
     assert!(data.join("nodeB").join(&iid).join("pkg.zip").is_file());
-    assert!(
-        app_dir.join("kv-demo.log").is_file(),
-        "tee writes kv-demo.log in app/"
-    );
+    // tee is named so from its exec on, but opens its file a moment later.
+    support::wait_until("tee writes kv-demo.log in app/", PATIENCE, || {
+        app_dir.join("kv-demo.log").is_file()
+    });
 
     // Listed with its node, no pid here, progress from the namespace.
     // The row shows an alias and the id cut to its head and tail (`B1 4c…0da11`).
