@@ -13,6 +13,7 @@
 //!   when the agent is gone, so a killed agent is a dead machine, not an agent
 //!   whose old workers keep writing the shared namespace.
 
+use crate::http_client::Success;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -157,6 +158,8 @@ pub fn status_for(event: &SupervisorEvent) -> Option<StatusReport> {
 #[derive(Clone)]
 struct Api {
     http: reqwest::Client,
+    /// App packages' downloads, which may follow redirects (`http_client`).
+    downloads: reqwest::Client,
     base: String,
     token: Option<String>,
 }
@@ -164,14 +167,18 @@ struct Api {
 impl Api {
     fn new(base: &str, token: Option<String>) -> Result<Api> {
         // No client-wide timeout: the stream stays open; short calls set their own.
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(5))
-            .no_proxy()
+            .build()
+            .context("building the HTTP client")?;
+        let downloads = crate::http_client::download_builder()
+            .connect_timeout(Duration::from_secs(3))
             .build()
             .context("building the HTTP client")?;
         Ok(Api {
             http,
+            downloads,
             base: base.trim_end_matches('/').to_string(),
             token,
         })
@@ -196,7 +203,7 @@ impl Api {
             .send()
             .await
             .context("sending the heartbeat")?
-            .error_for_status()
+            .success()
             .context("the heartbeat was refused")?;
         Ok(())
     }
@@ -209,7 +216,7 @@ impl Api {
             .send()
             .await
             .context("asking for assignments")?
-            .error_for_status()
+            .success()
             .context("assignments were refused")?;
         // A node's list is small; an endless answer is refused at the cap.
         let body = crate::http_body::read_capped(response, MAX_ASSIGNMENTS)
@@ -232,7 +239,7 @@ impl Api {
             .send()
             .await
             .context("answering a signal")?
-            .error_for_status()
+            .success()
             .context("the signal's answer was refused")?;
         Ok(())
     }
@@ -244,7 +251,7 @@ impl Api {
             .send()
             .await
             .context("sending a status")?
-            .error_for_status()
+            .success()
             .context("the status was refused")?;
         Ok(())
     }
@@ -457,7 +464,7 @@ impl Reconciler {
             // As the original: the package's start.sh (or startCmd) by `sh -c`
             // in the unpacked folder.
             dir = artifact::prepare(
-                &self.api.http,
+                &self.api.downloads,
                 &self.api.base,
                 self.api.token.as_deref(),
                 item.artifact_url.trim(),

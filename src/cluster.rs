@@ -7,6 +7,7 @@
 //! to either sees the same picture. Read only: nothing here changes the
 //! cluster.
 
+use crate::http_client::Success;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -53,11 +54,11 @@ pub struct ClusterReader {
 
 impl ClusterReader {
     pub fn new(base: &str, token: Option<String>) -> Result<ClusterReader> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .context("building the cluster API client")?;
-        let streams = reqwest::Client::builder()
+        let streams = crate::http_client::builder()
             .connect_timeout(REQUEST_TIMEOUT)
             .build()
             .context("building the cluster API client")?;
@@ -111,9 +112,7 @@ impl ClusterReader {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = response
-            .error_for_status()
-            .with_context(|| format!("GET {path}"))?;
+        let response = response.success().with_context(|| format!("GET {path}"))?;
         Ok(Some(response))
     }
 

@@ -20,6 +20,7 @@ pub mod driver;
 pub mod headless;
 pub mod hosts;
 pub mod http_body;
+pub mod http_client;
 pub mod kv;
 pub mod logging;
 pub mod memory;

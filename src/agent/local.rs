@@ -3,6 +3,7 @@
 //! killed or frozen as a whole machine, and the deployment that puts the app's
 //! instances on the first node.
 
+use crate::http_client::Success;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -242,8 +243,7 @@ impl Drop for LocalNodes {
 }
 
 fn client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
+    crate::http_client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .context("building the HTTP client")
@@ -311,7 +311,7 @@ pub async fn deploy(
         .send()
         .await
         .context("listing deployments")?
-        .error_for_status()
+        .success()
         .context("listing deployments")?
         .json()
         .await
@@ -334,7 +334,7 @@ pub async fn deploy(
         .send()
         .await
         .context("creating the deployment")?
-        .error_for_status()
+        .success()
         .context("creating the deployment")?
         .json()
         .await
@@ -363,7 +363,7 @@ async fn set_running(
     .send()
     .await
     .with_context(|| format!("{action} deployment {id}"))?
-    .error_for_status()
+    .success()
     .with_context(|| format!("{action} deployment {id}"))?;
     Ok(())
 }

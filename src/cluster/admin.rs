@@ -39,9 +39,8 @@ pub fn split_app(spec: &str) -> (&str, Option<&str>) {
 
 impl ClusterClient {
     pub fn new(base: &str, token: Option<String>) -> Result<ClusterClient> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .no_proxy()
             .build()
             .context("building the HTTP client")?;
         Ok(ClusterClient {

@@ -87,14 +87,13 @@ impl DistributedMemory {
         validate_namespace(namespace).map_err(KvError::Invalid)?;
         let base = normalize_base(base_url)?;
         let client = |redirects: reqwest::redirect::Policy| {
-            let mut builder = reqwest::Client::builder()
+            let mut builder = crate::http_client::builder()
                 .connect_timeout(options.connect_timeout)
                 .timeout(options.request_timeout)
                 // Under the controller's 10 s idle keep-alive timeout, so a pooled
                 // connection is never reused just as the server closes it.
                 .pool_idle_timeout(Duration::from_secs(5))
-                .redirect(redirects)
-                .no_proxy();
+                .redirect(redirects);
             if options.connection_close {
                 builder = builder.pool_max_idle_per_host(0);
             }
