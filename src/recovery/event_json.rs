@@ -2,7 +2,7 @@
 //! `--events` write them (field names are a published format: keep them).
 //! Derived with serde from a wire form that borrows from the event.
 
-use super::facts::{NodeAction, ProcessExit, TsMs};
+use super::facts::{NodeAction, ProcessExit, TsMs, REMOTE_PID};
 use super::timeline::{TimelineEvent, TimelineKind};
 use serde::Serialize;
 
@@ -22,11 +22,13 @@ struct Wire<'a> {
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Kind<'a> {
+    /// `pid` is `null` for a worker on another node: its pid is not
+    /// known here.
     Started {
-        pid: u32,
+        pid: Option<u32>,
     },
     Attached {
-        pid: u32,
+        pid: Option<u32>,
     },
     NotRestarted {
         grace_ms: u64,
@@ -184,11 +186,16 @@ struct Exit<'a> {
     exit: Option<&'static str>,
 }
 
+/// A pid seen here, or `None` for [`REMOTE_PID`] (a worker on another node).
+fn known(pid: u32) -> Option<u32> {
+    (pid != REMOTE_PID).then_some(pid)
+}
+
 impl<'a> Kind<'a> {
     fn of(kind: &'a TimelineKind) -> Kind<'a> {
         match kind {
-            TimelineKind::Started { pid } => Kind::Started { pid: *pid },
-            TimelineKind::Attached { pid } => Kind::Attached { pid: *pid },
+            TimelineKind::Started { pid } => Kind::Started { pid: known(*pid) },
+            TimelineKind::Attached { pid } => Kind::Attached { pid: known(*pid) },
             TimelineKind::NotRestarted { grace_ms } => Kind::NotRestarted {
                 grace_ms: *grace_ms,
             },
@@ -425,6 +432,26 @@ mod tests {
         assert_eq!(events.len(), PINNED.len());
         for (ev, want) in events.iter().zip(PINNED) {
             assert_eq!(ev.to_json().to_string(), want, "{ev:?}");
+        }
+    }
+
+    /// A worker on another node: its pid is not known here, so none is claimed.
+    #[test]
+    fn a_remote_start_has_no_pid() {
+        for kind in [
+            TimelineKind::Started {
+                pid: crate::recovery::REMOTE_PID,
+            },
+            TimelineKind::Attached {
+                pid: crate::recovery::REMOTE_PID,
+            },
+        ] {
+            let ev = crate::recovery::TimelineEvent {
+                at: 1,
+                instance: Some("B1".into()),
+                kind,
+            };
+            assert_eq!(ev.to_json()["pid"], serde_json::Value::Null, "{ev:?}");
         }
     }
 
