@@ -47,6 +47,11 @@ pub struct ClientOptions {
     /// Sent as `X-Plum-Instance` on every request: the instance this client
     /// writes for, fenced by the controller once a failover replaced it.
     pub instance: Option<String>,
+    /// The controller's address as messages name it, when this client
+    /// reaches it some other way (the dashboard reads its embedded
+    /// controller through a listener of its own: an error naming that
+    /// private port would name an address the user never gave).
+    pub known_as: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -57,6 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             instance: None,
+            known_as: None,
         }
     }
 }
@@ -126,6 +132,12 @@ impl DistributedMemory {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The controller's address as messages name it (see
+    /// [`ClientOptions::known_as`]).
+    pub fn shown_url(&self) -> &str {
+        self.options.known_as.as_deref().unwrap_or(&self.base)
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -429,7 +441,7 @@ impl DistributedMemory {
             root_cause(e)
         };
         KvError::Unreachable {
-            url: self.base.clone(),
+            url: self.shown_url().to_string(),
             reason,
         }
     }
@@ -610,6 +622,33 @@ mod tests {
         let line = html_excerpt(&untitled);
         assert!(line.starts_with("an HTML page: Oops x x"), "{line}");
         assert!(line.chars().count() < 100 && line.ends_with('…'), "{line}");
+    }
+
+    /// The dashboard reads its embedded controller through a private port;
+    /// an outage names the controller's address, the one the user knows.
+    #[tokio::test]
+    async fn an_unreachable_controller_is_named_as_it_is_known() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let options = |known_as: Option<&str>| ClientOptions {
+            known_as: known_as.map(str::to_string),
+            ..ClientOptions::default()
+        };
+        let private = format!("http://127.0.0.1:{port}");
+        let dm = DistributedMemory::with_options("ns", &private, options(None)).unwrap();
+        let plain = dm.get("k").await.unwrap_err().to_string();
+        assert!(plain.contains(&private), "{plain}");
+        let known = "http://127.0.0.1:8080";
+        let dm = DistributedMemory::with_options("ns", &private, options(Some(known))).unwrap();
+        let named = dm.get("k").await.unwrap_err().to_string();
+        assert!(
+            named.starts_with(&format!("controller at {known} is unreachable")),
+            "{named}"
+        );
+        assert!(!named.contains(&private), "{named}");
     }
 
     #[test]

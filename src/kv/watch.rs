@@ -192,7 +192,7 @@ pub(super) async fn open_stream(
         Err(_) => {
             return Err(StreamEnd::Failed(format!(
                 "no answer from {} within {}",
-                dm.base_url(),
+                dm.shown_url(),
                 humantime::format_duration(ANSWER_TIMEOUT)
             )))
         }

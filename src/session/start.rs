@@ -74,6 +74,7 @@ impl Session {
             &feed_url,
             ClientOptions {
                 token: config.token.clone(),
+                known_as: Some(controller_url.clone()),
                 ..ClientOptions::default()
             },
         )?;

@@ -71,6 +71,23 @@ fn the_real_kv_demo_passes_every_invariant() {
         .iter()
         .all(|i| i["status"] == "held"));
     assert!(report["history"].as_array().unwrap().len() > 20);
+    // Through the outage the feed names the controller by the address the
+    // report gives, never by the dashboard's own listener of it.
+    let named = format!(
+        "controller at {} is unreachable",
+        report["controller"].as_str().unwrap()
+    );
+    let outage_lines: Vec<&str> = report["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["text"].as_str())
+        .filter(|t| t.contains("is unreachable"))
+        .collect();
+    assert!(!outage_lines.is_empty(), "{report:#}");
+    for line in outage_lines {
+        assert!(line.contains(&named), "{line}");
+    }
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     assert_eq!(written["cycles"], report["cycles"]);
