@@ -161,7 +161,7 @@ impl DistributedMemory {
         };
         Watcher {
             rx,
-            task: tokio::spawn(feed.run()),
+            task: tokio::spawn(reconnect(feed)),
         }
     }
 }
@@ -312,53 +312,89 @@ impl Reporter {
     }
 }
 
-impl Feed {
-    async fn run(mut self) {
-        let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
-        let mut use_stream = !matches!(self.options.mode, FeedMode::Polling(_));
-        loop {
-            if use_stream {
-                let opened = tokio::time::Instant::now();
-                let end = self.stream_once().await;
-                // Only a connection that worked for a while resets the wait: one
-                // that fails at once (a controller answering garbage) backs off.
-                if opened.elapsed() >= STABLE_CONNECTION {
-                    backoff.reset();
-                }
-                match end {
-                    StreamEnd::Closed => return,
-                    StreamEnd::Unsupported(_) if self.options.mode == FeedMode::Auto => {
-                        use_stream = false;
-                    }
-                    StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => {
-                        // Unreachable now, whatever it sent before.
-                        if self.trouble.now.broken.take().is_some() && !self.report(true).await {
-                            return;
-                        }
-                        if !self.down(why, backoff.next_delay()).await {
-                            return;
-                        }
-                    }
-                    StreamEnd::Misbehaved(why) => {
-                        let retry_in = backoff.next_delay();
-                        if !self.trouble.logged_broken {
-                            self.trouble.logged_broken = true;
-                            tracing::warn!("change feed: {why}; retrying with backoff");
-                        }
-                        self.trouble.now.broken = Some(why);
-                        self.trouble.now.retry_in = retry_in;
-                        if !self.report(true).await {
-                            return;
-                        }
-                        tokio::time::sleep(retry_in).await;
-                    }
-                }
-            } else if !self.poll(&mut backoff).await {
+/// A feed that [`reconnect`] drives: one stream connection at a time, or a
+/// round of polling, and what it does when a connection is lost.
+pub(super) trait Reconnect {
+    fn options(&self) -> &WatchOptions;
+    /// One stream connection, from connect to loss.
+    async fn stream_once(&mut self) -> StreamEnd;
+    /// One round of polling; false when the consumer left.
+    async fn poll(&mut self, backoff: &mut Backoff) -> bool;
+    /// The stream is lost (`misbehaved`: the controller sent what cannot be
+    /// read on): tell it, and wait `retry_in`. False when the consumer left.
+    async fn lost(&mut self, why: String, misbehaved: bool, retry_in: Duration) -> bool;
+}
+
+/// The loop of both feeds: the stream while there is one (polling instead
+/// when the controller has none and the mode allows), with a backoff
+/// between connections that only a connection that worked for a while
+/// resets (one that fails at once, a controller answering garbage, backs off).
+pub(super) async fn reconnect(mut feed: impl Reconnect) {
+    let mut backoff = Backoff::new(FIRST_RETRY, feed.options().max_backoff);
+    let mut use_stream = !matches!(feed.options().mode, FeedMode::Polling(_));
+    loop {
+        if !use_stream {
+            if !feed.poll(&mut backoff).await {
                 return;
             }
+            continue;
+        }
+        let opened = tokio::time::Instant::now();
+        let end = feed.stream_once().await;
+        if opened.elapsed() >= STABLE_CONNECTION {
+            backoff.reset();
+        }
+        let (why, misbehaved) = match end {
+            StreamEnd::Closed => return,
+            StreamEnd::Unsupported(_) if feed.options().mode == FeedMode::Auto => {
+                use_stream = false;
+                continue;
+            }
+            StreamEnd::Unsupported(why) | StreamEnd::Failed(why) => (why, false),
+            StreamEnd::Misbehaved(why) => (why, true),
+        };
+        if !feed.lost(why, misbehaved, backoff.next_delay()).await {
+            return;
         }
     }
+}
 
+impl Reconnect for Feed {
+    fn options(&self) -> &WatchOptions {
+        &self.options
+    }
+
+    async fn stream_once(&mut self) -> StreamEnd {
+        Feed::stream_once(self).await
+    }
+
+    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
+        Feed::poll(self, backoff).await
+    }
+
+    async fn lost(&mut self, why: String, misbehaved: bool, retry_in: Duration) -> bool {
+        if !misbehaved {
+            // Unreachable now, whatever it sent before.
+            if self.trouble.now.broken.take().is_some() && !self.report(true).await {
+                return false;
+            }
+            return self.down(why, retry_in).await;
+        }
+        if !self.trouble.logged_broken {
+            self.trouble.logged_broken = true;
+            tracing::warn!("change feed: {why}; retrying with backoff");
+        }
+        self.trouble.now.broken = Some(why);
+        self.trouble.now.retry_in = retry_in;
+        if !self.report(true).await {
+            return false;
+        }
+        tokio::time::sleep(retry_in).await;
+        true
+    }
+}
+
+impl Feed {
     async fn emit(&self, event: WatchEvent) -> bool {
         self.tx.send(event).await.is_ok()
     }

@@ -15,8 +15,8 @@ use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
 use super::sse::{SseDecoder, SseEvent};
 use super::watch::{
-    diff, json_kind, judge_data, open_stream, FeedMode, FeedStatus, Reporter, StreamEnd,
-    StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT, FIRST_RETRY, STABLE_CONNECTION,
+    diff, json_kind, judge_data, open_stream, reconnect, FeedMode, FeedStatus, Reconnect, Reporter,
+    StreamEnd, StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT,
 };
 use crate::backoff::Backoff;
 use futures_util::StreamExt;
@@ -124,7 +124,7 @@ impl DistributedMemory {
             rx,
             commands,
             watched,
-            task: tokio::spawn(feed.run()),
+            task: tokio::spawn(reconnect(feed)),
         }
     }
 }
@@ -152,45 +152,35 @@ struct SetFeed {
     status: Option<FeedStatus>,
 }
 
-impl SetFeed {
-    async fn run(mut self) {
-        let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
-        let mut use_stream = !matches!(self.options.mode, FeedMode::Polling(_));
-        loop {
-            if use_stream {
-                let opened = tokio::time::Instant::now();
-                let end = self.stream_once().await;
-                if opened.elapsed() >= STABLE_CONNECTION {
-                    backoff.reset();
-                }
-                match end {
-                    StreamEnd::Closed => return,
-                    StreamEnd::Unsupported(_) if self.options.mode == FeedMode::Auto => {
-                        use_stream = false;
-                    }
-                    StreamEnd::Unsupported(why)
-                    | StreamEnd::Failed(why)
-                    | StreamEnd::Misbehaved(why) => {
-                        let retry_in = backoff.next_delay();
-                        let down = FeedStatus::Down {
-                            error: why,
-                            retry_in,
-                        };
-                        if !self.tell_status(down).await {
-                            return;
-                        }
-                        let until = tokio::time::Instant::now() + retry_in;
-                        if !self.absorb_commands_until(until).await {
-                            return;
-                        }
-                    }
-                }
-            } else if !self.poll().await {
-                return;
-            }
-        }
+impl Reconnect for SetFeed {
+    fn options(&self) -> &WatchOptions {
+        &self.options
     }
 
+    async fn stream_once(&mut self) -> StreamEnd {
+        SetFeed::stream_once(self).await
+    }
+
+    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
+        SetFeed::poll(self, backoff).await
+    }
+
+    /// Every namespace is told the feed is down, a misbehaving stream as
+    /// any other; the set's commands are taken while it waits.
+    async fn lost(&mut self, why: String, _misbehaved: bool, retry_in: Duration) -> bool {
+        let down = FeedStatus::Down {
+            error: why,
+            retry_in,
+        };
+        if !self.tell_status(down).await {
+            return false;
+        }
+        let until = tokio::time::Instant::now() + retry_in;
+        self.absorb_commands_until(until).await
+    }
+}
+
+impl SetFeed {
     async fn emit(&self, namespace: &str, event: WatchEvent) -> bool {
         self.tx.send((namespace.to_string(), event)).await.is_ok()
     }
@@ -438,13 +428,12 @@ impl SetFeed {
 
     /// Polls every namespace each interval (one list read each, at most
     /// [`POLL_CONCURRENCY`] at once) until the consumer leaves (false).
-    async fn poll(&mut self) -> bool {
+    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
         let interval = match self.options.mode {
             FeedMode::Polling(i) => i,
             _ => self.options.poll_interval,
         };
         self.status = Some(FeedStatus::Polling(interval));
-        let mut backoff = Backoff::new(FIRST_RETRY, self.options.max_backoff);
         loop {
             let started = tokio::time::Instant::now();
             let names: Vec<String> = self.spaces.keys().cloned().collect();
@@ -468,7 +457,7 @@ impl SetFeed {
             let total = reads.len();
             for (ns, read) in reads {
                 let ok = read.is_ok();
-                if !self.apply_read(&ns, read, interval, &backoff).await {
+                if !self.apply_read(&ns, read, interval, backoff).await {
                     return false;
                 }
                 failed += usize::from(!ok);
