@@ -68,6 +68,15 @@ impl ClusterClient {
     /// Sends `req`; a non-2xx answer is an error with the server's reason
     /// (its JSON `error`, or its first line of text, as the original writes).
     async fn send(&self, req: RequestBuilder, what: &str) -> Result<(StatusCode, Vec<u8>)> {
+        let (status, body) = self.answer(req, what).await?;
+        if !status.is_success() {
+            bail!("{what}: {} ({status})", reason(&body));
+        }
+        Ok((status, body))
+    }
+
+    /// Sends `req` and reads the answer whatever its status (bounded).
+    async fn answer(&self, req: RequestBuilder, what: &str) -> Result<(StatusCode, Vec<u8>)> {
         let response = req
             .send()
             .await
@@ -77,10 +86,7 @@ impl ClusterClient {
             .await
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("{what}: reading the answer"))?;
-        if !status.is_success() {
-            bail!("{what}: {} ({status})", reason(&body));
-        }
-        Ok((status, body.to_vec()))
+        Ok((status, body))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -249,18 +255,11 @@ impl ClusterClient {
         what: &str,
         missing: &str,
     ) -> Result<R> {
-        let response = self
+        let request = self
             .request(Method::POST, path)
             .timeout(SIGNAL_TIMEOUT)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach {}", self.base))?;
-        let status = response.status();
-        let body = crate::http_body::read_capped(response, MAX_ANSWER)
-            .await
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{what}: reading the answer"))?;
+            .json(body);
+        let (status, body) = self.answer(request, what).await?;
         if status == StatusCode::NOT_FOUND && !is_json(&body) {
             bail!("{what}: the controller at {} has {missing}", self.base);
         }
