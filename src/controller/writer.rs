@@ -18,6 +18,7 @@ use crate::supervisor::procstats::proc_stat;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Both ends of a connection to the controller, put on each request, and
 /// the writer last resolved on it: a keep-alive client's process is traced
@@ -121,7 +122,7 @@ static RECENT_OWNERS: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
 const RECENT_OWNERS_MAX: usize = 32;
 
 fn relock_recent() -> std::sync::MutexGuard<'static, VecDeque<u32>> {
-    RECENT_OWNERS.lock().unwrap_or_else(|e| e.into_inner())
+    relock(&RECENT_OWNERS)
 }
 
 /// `pid` is still below `own` (a pid can be reused by a process we did not start).
@@ -151,19 +152,97 @@ pub fn names_a_pid(header: Option<&str>) -> bool {
 }
 
 /// `pid` and its parents, stopping before `own` (this process) or init.
+///
+/// A worker that opens a connection for every write (the original SDK's
+/// way, and kv-demo's) is resolved at every write, a thousand workers
+/// thousands of times a second: see [`remembered_chain`].
 fn chain(pid: u32, own: u32) -> Vec<u32> {
+    remembered_chain(&CHAINS, pid, own, Instant::now())
+}
+
+/// [`chain`] from `chains`: believed without a look for [`LOOKED_FRESH`]
+/// after its process was last looked at (the kernel hands pids out in
+/// turn up to `pid_max`, 32,768 at the least: a pid is reused only after
+/// that many process starts, not within seconds); then looked at (one read of `/proc/<pid>/stat`) and kept while
+/// it is the same process with the same parent (a parent that dies changes
+/// the process's own `ppid`); its ancestors above are walked again after
+/// [`WALKED_FRESH`].
+fn remembered_chain(chains: &Chains, pid: u32, own: u32, now: Instant) -> Vec<u32> {
+    if let Some(known) = relock(chains).get(&pid) {
+        if known.own == own && now.duration_since(known.looked) < LOOKED_FRESH {
+            return known.pids.clone();
+        }
+    }
+    let Some(first) = proc_stat(pid) else {
+        relock(chains).remove(&pid);
+        return vec![pid];
+    };
+    let seen = (first.start_ticks, first.ppid);
+    if let Some(known) = relock(chains).get_mut(&pid) {
+        if known.own == own && known.seen == seen && now.duration_since(known.walked) < WALKED_FRESH
+        {
+            known.looked = now;
+            return known.pids.clone();
+        }
+    }
     let mut pids = vec![pid];
-    let mut at = pid;
+    let mut parent = Some(first.ppid);
     while pids.len() < WRITER_CHAIN_MAX {
-        match proc_stat(at).map(|s| s.ppid) {
+        match parent {
             Some(p) if p > 1 && p != own && !pids.contains(&p) => {
                 pids.push(p);
-                at = p;
+                parent = proc_stat(p).map(|s| s.ppid);
             }
             _ => break,
         }
     }
+    let mut chains = relock(chains);
+    if chains.len() >= CHAINS_MAX {
+        // Full: keep the writers of the last few seconds (a worker that
+        // restarts is a new pid each run, so most entries are of the dead).
+        chains.retain(|_, c| now.duration_since(c.looked) < LOOKED_FRESH);
+        if chains.len() >= CHAINS_MAX {
+            chains.clear();
+        }
+    }
+    {
+        let known = KnownChain {
+            seen,
+            own,
+            walked: now,
+            looked: now,
+            pids: pids.clone(),
+        };
+        chains.insert(pid, known);
+    }
     pids
+}
+
+/// A chain walked: from the process that started at `seen.0` with parent
+/// `seen.1`, up to `own`.
+struct KnownChain {
+    seen: (u64, u32),
+    own: u32,
+    walked: Instant,
+    looked: Instant,
+    pids: Vec<u32>,
+}
+
+type Chains = Mutex<std::collections::HashMap<u32, KnownChain>>;
+
+/// How long a chain is believed without looking at its process: longer
+/// than a worker's step (kv-demo's is 2 s), so most writes read nothing.
+const LOOKED_FRESH: Duration = Duration::from_secs(5);
+/// How long a chain's ancestors above the parent are believed. Longer than
+/// a worker's step, so a worker writing every second is walked once.
+const WALKED_FRESH: Duration = Duration::from_secs(30);
+/// Most chains kept: a thousand workers whose runs each start a process
+/// (a pid each) fill it in about a minute, then the stale are dropped.
+const CHAINS_MAX: usize = 8192;
+static CHAINS: std::sync::LazyLock<Chains> = std::sync::LazyLock::new(Mutex::default);
+
+fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every process below `root` (children of all its threads, recursively).
@@ -303,6 +382,32 @@ mod tests {
     }
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
+
+    /// A chain is the process and its parents, believed for a while
+    /// without a look; once its process is gone, no parents are claimed.
+    #[test]
+    fn a_chain_names_the_parents_and_never_outlives_its_process_for_long() {
+        let chains = Chains::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let (pid, me) = (child.id(), std::process::id());
+        let t0 = Instant::now();
+        let first = remembered_chain(&chains, pid, 0, t0);
+        assert_eq!(&first[..2], &[pid, me], "{first:?}");
+        assert_eq!(
+            remembered_chain(&Chains::default(), pid, me, t0),
+            vec![pid],
+            "stops before `own`"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let soon = t0 + Duration::from_millis(500);
+        assert_eq!(remembered_chain(&chains, pid, 0, soon), first, "believed");
+        let later = t0 + LOOKED_FRESH;
+        assert_eq!(remembered_chain(&chains, pid, 0, later), vec![pid], "gone");
+    }
 
     #[test]
     fn a_proc_net_tcp_line_gives_the_client_sockets_inode() {
