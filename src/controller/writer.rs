@@ -160,13 +160,15 @@ fn chain(pid: u32, own: u32) -> Vec<u32> {
     remembered_chain(&CHAINS, pid, own, Instant::now())
 }
 
-/// [`chain`] from `chains`: believed without a look for [`LOOKED_FRESH`]
-/// after its process was last looked at (the kernel hands pids out in
-/// turn up to `pid_max`, 32,768 at the least: a pid is reused only after
-/// that many process starts, not within seconds); then looked at (one read of `/proc/<pid>/stat`) and kept while
-/// it is the same process with the same parent (a parent that dies changes
-/// the process's own `ppid`); its ancestors above are walked again after
-/// [`WALKED_FRESH`].
+/// [`chain`] from `chains`.
+/// - Believed without a look for [`LOOKED_FRESH`] after its process was
+///   last looked at: the kernel hands pids out in turn up to `pid_max`
+///   (32,768 by default), so a pid comes back only after that many process
+///   starts, not within seconds.
+/// - Then looked at (one read of `/proc/<pid>/stat`) and kept while it is
+///   the same process (start time) with the same parent (a parent that dies
+///   changes the process's own `ppid`).
+/// - Its ancestors above the parent are walked again after [`WALKED_FRESH`].
 fn remembered_chain(chains: &Chains, pid: u32, own: u32, now: Instant) -> Vec<u32> {
     if let Some(known) = relock(chains).get(&pid) {
         if known.own == own && now.duration_since(known.looked) < LOOKED_FRESH {
