@@ -39,17 +39,21 @@ impl Success for reqwest::Response {
             return Ok(self);
         }
         if status.is_redirection() {
-            let to = self
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
-                .unwrap_or_else(|| "nowhere (no Location)".into());
-            let to =
-                crate::text_safety::escape_controls(&crate::kv::model::preview(&to)).into_owned();
+            let to = crate::text_safety::escape_controls(&redirect_target(&self)).into_owned();
             bail!("HTTP {status}: a redirect to {to}, not followed");
         }
         bail!("HTTP {status}")
     }
+}
+
+/// Where a redirect points, cut short for a message (not yet escaped).
+pub fn redirect_target(response: &reqwest::Response) -> String {
+    let to = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+        .unwrap_or_else(|| "nowhere (no Location)".into());
+    crate::kv::model::preview(&to)
 }
 
 #[cfg(test)]

@@ -489,17 +489,12 @@ pub(super) async fn expect_status(resp: Response, ok: &[StatusCode]) -> Result<R
         return Ok(resp);
     }
     if status.is_redirection() {
-        let to = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
-            .unwrap_or_else(|| "nowhere (no Location)".into());
         return Err(KvError::Rejected {
             status: status.as_u16(),
             reason: format!(
                 "redirected from {} to {}: a write is not redirected",
                 resp.url(),
-                crate::kv::model::preview(&to)
+                crate::http_client::redirect_target(&resp)
             ),
         });
     }
