@@ -30,6 +30,13 @@ mod state;
 pub mod store;
 pub mod writer;
 
+/// Locks `m`, poisoned or not: each lock of the controller's guards one
+/// operation at a time (a statement, a map change, a queue push), so a
+/// panic while one is held leaves nothing half-done.
+fn relock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub use apps::MAX_UPLOAD_BYTES;
 pub use body::MAX_BODY_BYTES;
 pub use health::Health;

@@ -16,6 +16,7 @@
 //! node elsewhere), answering first.
 
 use super::error::ApiError;
+use super::relock;
 use crate::cluster::model::{AgentNodeOrder, AgentSignal, SignalResult};
 use axum::http::StatusCode;
 use axum::response::sse::Event;
@@ -75,7 +76,7 @@ struct Listening {
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        let mut listeners = lock(&self.signals.listeners);
+        let mut listeners = relock(&self.signals.listeners);
         if let Some(n) = listeners.get_mut(&self.node) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -85,18 +86,13 @@ impl Drop for Listening {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Each use is one map operation: a panic leaves nothing half-done.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 type Events = BoxStream<'static, Result<Event, Infallible>>;
 
 impl Signals {
     /// The `event: signal` lines for `node`'s agent, for its stream to merge;
     /// the node counts as listening while the stream lives.
     pub fn events_for(self: &Arc<Self>, node: &str) -> Events {
-        *lock(&self.listeners).entry(node.to_string()).or_default() += 1;
+        *relock(&self.listeners).entry(node.to_string()).or_default() += 1;
         let guard = Listening {
             signals: self.clone(),
             node: node.to_string(),
@@ -117,7 +113,7 @@ impl Signals {
     }
 
     fn listening(&self, node: &str) -> bool {
-        lock(&self.listeners).get(node).is_some_and(|n| *n > 0)
+        relock(&self.listeners).get(node).is_some_and(|n| *n > 0)
     }
 
     /// Sends what `order` makes of a request id to `node`'s agent and waits
@@ -138,10 +134,10 @@ impl Signals {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed).to_string();
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiting).insert(id.clone(), tx);
+        relock(&self.waiting).insert(id.clone(), tx);
         let _ = self.orders.send((node.to_string(), order(id.clone())));
         let answer = tokio::time::timeout(ANSWER_WITHIN, rx).await;
-        lock(&self.waiting).remove(&id);
+        relock(&self.waiting).remove(&id);
         match answer {
             Ok(Ok(result)) => Ok(result),
             _ => Err(ApiError {
@@ -156,7 +152,7 @@ impl Signals {
 
     /// An agent's answer; false when nobody waits for it (any more).
     pub(super) fn answer(&self, id: &str, result: SignalResult) -> bool {
-        match lock(&self.waiting).remove(id) {
+        match relock(&self.waiting).remove(id) {
             Some(tx) => tx.send(result).is_ok(),
             None => false,
         }

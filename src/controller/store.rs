@@ -31,13 +31,14 @@
 
 pub use super::change::Change;
 use super::fanout::{BetweenCommits, CommittedReads, Fanout};
+use super::relock;
 use crate::kv::model::{BatchItem, Entry, ValueType, Writer as ChangeWriter};
 use anyhow::{anyhow, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, TryLockError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -255,12 +256,6 @@ fn add_ms_column(conn: &Connection) -> Result<()> {
 /// leaves the column alone, has none).
 fn row_ms(updated_at: i64, updated_at_ms: Option<i64>) -> Option<i64> {
     updated_at_ms.filter(|ms| ms.div_euclid(1000) == updated_at)
-}
-
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Statements are atomic and the queue is a plain Vec: a panic while
-    // holding either lock leaves nothing half-done, so poison is ignored.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {

@@ -13,6 +13,7 @@
 //! Either way the writer is given with its parents, up to (not including)
 //! this process, so a `curl` names the worker script it runs under.
 
+use super::relock;
 use crate::kv::model::{Writer, WriterVia, WRITER_CHAIN_MAX};
 use crate::supervisor::procstats::proc_stat;
 use std::collections::{BTreeSet, VecDeque};
@@ -207,16 +208,14 @@ fn remembered_chain(chains: &Chains, pid: u32, own: u32, now: Instant) -> Vec<u3
             chains.clear();
         }
     }
-    {
-        let known = KnownChain {
-            seen,
-            own,
-            walked: now,
-            looked: now,
-            pids: pids.clone(),
-        };
-        chains.insert(pid, known);
-    }
+    let known = KnownChain {
+        seen,
+        own,
+        walked: now,
+        looked: now,
+        pids: pids.clone(),
+    };
+    chains.insert(pid, known);
     pids
 }
 
@@ -242,10 +241,6 @@ const WALKED_FRESH: Duration = Duration::from_secs(30);
 /// (a pid each) fill it in about a minute, then the stale are dropped.
 const CHAINS_MAX: usize = 8192;
 static CHAINS: std::sync::LazyLock<Chains> = std::sync::LazyLock::new(Mutex::default);
-
-fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Every process below `root` (children of all its threads, recursively).
 fn descendants(root: u32) -> Vec<u32> {
