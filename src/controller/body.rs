@@ -8,9 +8,10 @@
 
 use super::error::ApiError;
 use crate::kv::model::{validate_key, BatchItem, ValueType};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use http_body_util::LengthLimitError;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -27,19 +28,29 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| ApiError {
-                status: rejection.status(),
-                message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!("request body is larger than {MAX_BODY_BYTES} bytes")
-                } else {
-                    rejection.body_text()
-                },
-            })?;
-        parse(&bytes).map(JsonBody).map_err(ApiError::bad_request)
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        json_of(req.into_body()).await.map(JsonBody)
     }
+}
+
+/// A whole body of at most [`MAX_BODY_BYTES`], as `T`: what [`JsonBody`]
+/// extracts, from the body alone (a PUT reads it so, keeping no request
+/// in its future).
+pub async fn json_of<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let e = e.into_inner();
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                }
+            } else {
+                ApiError::bad_request(format!("failed to buffer the request body: {e}"))
+            }
+        })?;
+    parse(&bytes).map_err(ApiError::bad_request)
 }
 
 /// A JSON object as `T` (never an array, which serde would take field by field).

@@ -5,7 +5,8 @@
 //! a key may contain `/` and may be named `batch` or `keys`, so which
 //! endpoint a path means depends on the method as well as the path.
 
-use super::body::{BatchBody, JsonBody, ValueBody, MAX_BODY_BYTES};
+use super::body::{json_of, BatchBody, JsonBody, ValueBody, MAX_BODY_BYTES};
+use super::deployments::Deployments;
 use super::error::ApiError;
 use super::sse;
 use super::state::blocking;
@@ -20,10 +21,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use futures_util::future::{BoxFuture, Either};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 
 /// Longest request target accepted (414 above it); a key and a namespace of
 /// 256 four-byte characters, percent-encoded, take about 6 KiB.
@@ -208,8 +212,27 @@ async fn namespaces(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(json!({ "namespaces": namespaces })))
 }
 
-async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (method, uri) = (req.method().clone(), req.uri().clone());
+/// Not an `async fn`: a PUT's future is only [`put`]'s (axum boxes the
+/// handler's future whole on every request; kept small, it stays in the
+/// allocator's thread cache). The rest of the API is boxed on its own.
+fn kv_dispatch(
+    State(state): State<AppState>,
+    req: Request,
+) -> Either<
+    impl Future<Output = Result<Response, ApiError>>,
+    BoxFuture<'static, Result<Response, ApiError>>,
+> {
+    match kv_target(req.uri()) {
+        Ok((ns, Some(key))) if req.method() == Method::PUT => {
+            Either::Left(put(state, ns, key, req))
+        }
+        Ok((ns, key)) => Either::Right(Box::pin(kv_other(state, ns, key, req))),
+        Err(e) => Either::Right(Box::pin(std::future::ready(Err(e)))),
+    }
+}
+
+/// The namespace and the key (if any) of `/v1/kv/{ns}/{key...}`, decoded.
+fn kv_target(uri: &Uri) -> Result<(String, Option<String>), ApiError> {
     let rest = uri.path().strip_prefix("/v1/kv/").unwrap_or_default();
     // Split before decoding, so an encoded "%2F" in a namespace is caught.
     let (raw_ns, raw_key) = match rest.split_once('/') {
@@ -218,49 +241,83 @@ async fn kv_dispatch(State(state): State<AppState>, req: Request) -> Result<Resp
     };
     let ns = decode("namespace", raw_ns)?;
     validate_namespace(&ns).map_err(ApiError::bad_request)?;
+    let key = raw_key.map(|raw| decode("key", raw)).transpose()?;
+    Ok((ns, key))
+}
 
-    let Some(raw_key) = raw_key else {
+/// Everything of `/v1/kv/` but a PUT to a key.
+async fn kv_other(
+    state: AppState,
+    ns: String,
+    key: Option<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let method = req.method().clone();
+    let Some(key) = key else {
         return match method {
             Method::GET => {
                 // Only the list reads the query string.
-                let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+                let Query(query) = Query::<HashMap<String, String>>::try_from_uri(req.uri())
                     .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
                 list(&state, ns, query.get("prefix").cloned()).await
             }
             _ => Ok(method_not_allowed("GET")),
         };
     };
-    let key = decode("key", raw_key)?;
     let mut writer = None;
-    if matches!(method, Method::PUT | Method::POST | Method::DELETE) {
-        check_fence(&state, req.headers()).await?;
-        writer = who_wrote(&req).await;
+    if matches!(method, Method::POST | Method::DELETE) {
+        writer = write_checks(&state, &req).await?;
     }
     match (&method, key.as_str()) {
         (&Method::POST, "batch") => batch(&state, ns, req, writer).await,
         (&Method::GET, "keys") => keys(&state, ns).await,
         (&Method::GET, _) => get_key(&state, ns, key).await,
-        (&Method::PUT, _) => put(&state, ns, key, req, writer).await,
         (&Method::DELETE, _) => delete(&state, ns, key, writer).await,
         _ => Ok(method_not_allowed("GET, PUT, DELETE")),
     }
 }
 
+/// Before any write: the fence (see [`check_fence`]), then who is writing.
+/// Both are known at once on a connection that wrote before from an
+/// instance never replaced; only the rest waits, boxed. Read from the head
+/// before the first wait (a borrowed request does not cross one).
+fn write_checks(
+    state: &AppState,
+    req: &Request,
+) -> impl Future<Output = Result<Option<Writer>, ApiError>> + Send + 'static {
+    let fence = fence_to_check(state, req.headers()).map(Box::pin);
+    let writer = who_wrote(req);
+    async move {
+        if let Some(check) = fence {
+            check.await?;
+        }
+        Ok(match writer {
+            Ok(known) => known,
+            Err(lookup) => lookup.await,
+        })
+    }
+}
+
 /// The process behind a write, told with its change (see `writer.rs`); `None`
 /// when it cannot be known (a remote client, a process we did not start).
-fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>> {
-    // Read before any await: a borrowed request does not cross one.
+/// `Ok` when this connection already said (most writes); otherwise the
+/// lookup, boxed.
+#[allow(clippy::type_complexity)]
+fn who_wrote(
+    req: &Request,
+) -> Result<Option<Writer>, std::pin::Pin<Box<dyn Future<Output = Option<Writer>> + Send>>> {
     let header = req
         .headers()
         .get(WRITER_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let ends = req.extensions().get::<super::writer::ConnInfo>().cloned();
-    async move {
-        let ends = ends?;
-        if let Some(writer) = ends.cached(&header) {
-            return writer;
-        }
+    let Some(ends) = req.extensions().get::<super::writer::ConnInfo>().cloned() else {
+        return Ok(None);
+    };
+    if let Some(writer) = ends.cached(&header) {
+        return Ok(writer);
+    }
+    Err(Box::pin(async move {
         // A named pid costs a few reads of `/proc/<pid>/stat`: here, not on
         // a thread of the blocking pool (a thousand workers starting at once
         // would take one each). A trace searches: off the async workers.
@@ -277,25 +334,30 @@ fn who_wrote(req: &Request) -> impl std::future::Future<Output = Option<Writer>>
         };
         ends.remember(header, writer.clone());
         writer
-    }
+    }))
 }
 
 /// Refuses a write from an instance whose work a failover moved elsewhere
 /// (a frozen node that thawed): 409, so it cannot overwrite its
 /// replacement's checkpoint. Writes that name no instance are not fenced
 /// (the original SDK sends none).
-async fn check_fence(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+fn fence_to_check(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Option<impl Future<Output = Result<(), ApiError>>> {
     let (Some(deployments), Some(instance)) = (
         state.deployments.clone(),
         headers.get(INSTANCE_HEADER).and_then(|v| v.to_str().ok()),
     ) else {
-        return Ok(());
+        return None;
     };
     // Most writers were never replaced: no trip to the blocking pool.
-    if !deployments.was_replaced(instance) {
-        return Ok(());
-    }
-    let instance = instance.to_string();
+    deployments
+        .was_replaced(instance)
+        .then(|| check_fence(deployments, instance.to_string()))
+}
+
+async fn check_fence(deployments: Arc<Deployments>, instance: String) -> Result<(), ApiError> {
     let fence = tokio::task::spawn_blocking(move || {
         let fence = deployments.fence(&instance)?;
         if fence.is_some() {
@@ -346,25 +408,34 @@ async fn get_key(state: &AppState, ns: String, key: String) -> Result<Response, 
     }
 }
 
-async fn put(
-    state: &AppState,
+/// A PUT, the one write that comes many times a second: what it needs of
+/// the head is taken before the first wait, so its future holds little
+/// more than the body's read and the commit's wait.
+fn put(
+    state: AppState,
     ns: String,
     key: String,
     req: Request,
-    writer: Option<Writer>,
-) -> Result<Response, ApiError> {
-    validate_key(&key).map_err(ApiError::bad_request)?;
-    writable(state)?;
-    let JsonBody(body) = JsonBody::<ValueBody>::from_request(req, state).await?;
-    let (value, ty) = body.checked().map_err(ApiError::bad_request)?;
-    let entry = state.store.put_async(ns, key, value, ty, writer).await?;
-    Ok(Json(PutAnswer {
-        key: &entry.key,
-        namespace: &entry.namespace,
-        value_type: entry.value_type,
-        value: &entry.value,
-    })
-    .into_response())
+) -> impl Future<Output = Result<Response, ApiError>> + Send {
+    let checks = write_checks(&state, &req);
+    let body = req.into_body();
+    async move {
+        let writer = checks.await?;
+        validate_key(&key).map_err(ApiError::bad_request)?;
+        writable(&state)?;
+        let (value, ty) = json_of::<ValueBody>(body)
+            .await?
+            .checked()
+            .map_err(ApiError::bad_request)?;
+        let entry = state.store.put_async(ns, key, value, ty, writer).await?;
+        Ok(Json(PutAnswer {
+            key: &entry.key,
+            namespace: &entry.namespace,
+            value_type: entry.value_type,
+            value: &entry.value,
+        })
+        .into_response())
+    }
 }
 
 /// The original answers a PUT with exactly these four fields (serialized

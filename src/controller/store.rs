@@ -225,6 +225,11 @@ struct Writer {
     counters: Arc<Counters>,
     fanout: Arc<Fanout>,
     write_error: Arc<Mutex<Option<String>>>,
+    /// Emptied vectors kept for the next group (a group of a few writes is
+    /// over a kilobyte: allocated afresh, it would miss the allocator's
+    /// thread cache at every commit).
+    spare_writes: Vec<Write>,
+    spare_done: Vec<Done>,
 }
 
 const SCHEMA: &str = "
@@ -304,6 +309,8 @@ impl Store {
             counters: counters.clone(),
             fanout: fanout.clone(),
             write_error: write_error.clone(),
+            spare_writes: Vec::new(),
+            spare_done: Vec::new(),
         }));
         let queue = Arc::new(Queue::default());
         let write_thread = {
@@ -349,15 +356,34 @@ impl Store {
         }
     }
 
-    /// Queues a write and waits for its commit. The request that finds the
-    /// writer asleep first lets the runtime run the requests it has already
-    /// read, so that theirs join the group (see the module comment), then
-    /// commits the group itself if the write connection is free: a lone
-    /// writer pays no hand-off to the writer thread and back.
-    async fn submit<T>(&self, write: impl FnOnce(Reply<T>) -> Write) -> Result<T> {
+    /// Queues a write at once and gives the wait for its commit. The request
+    /// that finds the writer asleep first lets the runtime run the requests
+    /// it has already read, so that theirs join the group (see the module
+    /// comment), then commits the group itself if the write connection is
+    /// free: a lone writer pays no hand-off to the writer thread and back.
+    /// Queued before the wait is polled, so the wait holds only the answer's
+    /// receiver (a request's future is boxed whole on every request: small
+    /// stays in the allocator's thread cache).
+    fn submit<T: 'static>(
+        &self,
+        write: impl FnOnce(Reply<T>) -> Write,
+    ) -> impl std::future::Future<Output = Result<T>> + '_ {
         let (reply, answer) = oneshot::channel();
-        if self.queue.push(write(reply)) {
-            let mut wake = WakeOnDrop(Some(&self.queue));
+        // Dropped unpolled, the guard still wakes the writer thread (made
+        // only for the leader: dropping one wakes that thread).
+        let leads = self
+            .queue
+            .push(write(reply))
+            .then(|| WakeOnDrop(Some(&self.queue)));
+        self.committed(leads, answer)
+    }
+
+    async fn committed<T: 'static>(
+        &self,
+        leads: Option<WakeOnDrop<'_>>,
+        answer: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
+        if let Some(mut wake) = leads {
             tokio::task::yield_now().await;
             if self.commit_here() {
                 wake.disarm();
@@ -376,11 +402,17 @@ impl Store {
             Err(TryLockError::WouldBlock) => return false,
         };
         for _ in 0..ROUNDS_HERE {
-            let group = std::mem::take(&mut relock(&self.queue.pending).writes);
-            if group.is_empty() {
+            // The queue gets the spare (empty) vector, the group its writes.
+            let mut group = std::mem::take(&mut writer.spare_writes);
+            std::mem::swap(&mut group, &mut relock(&self.queue.pending).writes);
+            let empty = group.is_empty();
+            if !empty {
+                writer.commit_group(group.drain(..));
+            }
+            writer.spare_writes = group;
+            if empty {
                 break;
             }
-            writer.commit_group(group);
         }
         drop(writer);
         // Writes queued meanwhile found the writer "awake": they are the thread's.
@@ -401,21 +433,21 @@ impl Store {
 
     /// `writer`: the process that asked for it, published with the change.
     /// Owned strings are moved into the entry, not copied.
-    pub async fn put_async(
+    /// The write is queued at the call; the future waits for its commit.
+    pub fn put_async(
         &self,
         ns: impl Into<String>,
         key: impl Into<String>,
         value: impl Into<String>,
         ty: ValueType,
         writer: Option<ChangeWriter>,
-    ) -> Result<Arc<Entry>> {
+    ) -> impl std::future::Future<Output = Result<Arc<Entry>>> + '_ {
         let entry = new_entry(ns.into(), key.into(), value.into(), ty);
         self.submit(|reply| Write::Put {
             entry,
             writer,
             reply,
         })
-        .await
     }
 
     /// The blocking form, for threads (never call it on an async worker).
@@ -428,13 +460,14 @@ impl Store {
         })
     }
 
-    /// Writes all items in one transaction: all land or none do.
-    pub async fn batch_async(
+    /// Writes all items in one transaction: all land or none do. Queued at
+    /// the call, like [`Store::put_async`].
+    pub fn batch_async(
         &self,
         ns: impl Into<String>,
         items: Vec<BatchItem>,
         writer: Option<ChangeWriter>,
-    ) -> Result<usize> {
+    ) -> impl std::future::Future<Output = Result<usize>> + '_ {
         let ns = ns.into();
         self.submit(|reply| Write::Batch {
             ns,
@@ -442,7 +475,6 @@ impl Store {
             writer,
             reply,
         })
-        .await
     }
 
     pub fn batch(&self, ns: &str, items: &[BatchItem]) -> Result<usize> {
@@ -454,13 +486,14 @@ impl Store {
         })
     }
 
-    /// Deletes a key; true when it existed. Only an actual delete is published.
-    pub async fn delete_async(
+    /// Deletes a key; true when it existed. Only an actual delete is
+    /// published. Queued at the call, like [`Store::put_async`].
+    pub fn delete_async(
         &self,
         ns: impl Into<String>,
         key: impl Into<String>,
         writer: Option<ChangeWriter>,
-    ) -> Result<bool> {
+    ) -> impl std::future::Future<Output = Result<bool>> + '_ {
         let (ns, key) = (ns.into(), key.into());
         self.submit(|reply| Write::Delete {
             ns,
@@ -468,7 +501,6 @@ impl Store {
             writer,
             reply,
         })
-        .await
     }
 
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
@@ -620,7 +652,7 @@ impl Writer {
             }
             return;
         }
-        let mut pending = Vec::with_capacity(writes.size_hint().0);
+        let mut pending = std::mem::take(&mut self.spare_done);
         for write in writes.by_ref() {
             pending.push(self.apply(write));
             // SQLite rolls the whole transaction back by itself on some
@@ -634,16 +666,18 @@ impl Writer {
                     first.unwrap_or_else(|| "unknown error".into())
                 );
                 *relock(&self.write_error) = Some(why.clone());
-                for done in pending {
+                for done in pending.drain(..) {
                     done.fail(&why);
                 }
+                self.spare_done = pending;
                 for write in writes {
                     write.fail(&why);
                 }
                 return;
             }
         }
-        self.commit(pending);
+        self.commit(&mut pending);
+        self.spare_done = pending;
     }
 
     /// Now, in unix ms, and not before the last write's time.
@@ -704,7 +738,8 @@ impl Writer {
 
     /// Commits the group, then acknowledges each write and publishes its
     /// changes in order. If the commit fails, every write in it fails.
-    fn commit(&mut self, pending: Vec<Done>) {
+    /// Leaves `pending` empty.
+    fn commit(&mut self, pending: &mut Vec<Done>) {
         if pending.is_empty() {
             return;
         }
@@ -712,7 +747,7 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
             let why = format!("committing writes: {e}");
             *relock(&self.write_error) = Some(why.clone());
-            for done in pending {
+            for done in pending.drain(..) {
                 done.fail(&why);
             }
             return;
@@ -724,7 +759,7 @@ impl Writer {
         // Input is checked before it is queued, so a write that failed
         // inside the transaction hit the database itself (e.g. a full disk).
         *relock(&self.write_error) = pending.iter().find_map(Done::error);
-        for done in pending {
+        for done in pending.drain(..) {
             match done {
                 Done::Put(reply, result, writer) => {
                     let answer = result.map(|entry| {
@@ -1187,6 +1222,36 @@ mod tests {
         let after = store.write_counts();
         assert_eq!(after.writes - before.writes, 100);
         assert_eq!(after.commits - before.commits, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_queued_at_the_call_and_committed_if_its_wait_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("kv.db")).unwrap());
+        // One write committed: the writer thread is asleep, nothing queued.
+        store
+            .put_async("ns", "first", "0", ValueType::String, None)
+            .await
+            .unwrap();
+        // This write finds the writer asleep: its wait is the one that
+        // would commit. Dropped unpolled (a client gone), it must still
+        // leave the write to the writer thread, not strand the queue.
+        drop(store.put_async("ns", "gone", "1", ValueType::String, None));
+        let later = store.put_async("ns", "later", "2", ValueType::String, None);
+        let later = tokio::time::timeout(Duration::from_secs(5), later)
+            .await
+            .expect("a write queued behind the dropped one was never committed")
+            .unwrap();
+        assert_eq!(later.value, "2");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.get("ns", "gone").unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped write never committed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.write_counts().writes, 3);
     }
 
     #[tokio::test]
