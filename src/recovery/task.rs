@@ -179,7 +179,8 @@ impl TaskView {
 mod tests {
     use super::*;
 
-    fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
+    /// A namespace of string entries, by key.
+    pub(super) fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
         Entry::strings("ns", pairs)
             .into_iter()
             .map(|e| (e.key.clone(), e))
@@ -254,14 +255,8 @@ mod tests {
 
 #[cfg(test)]
 mod key_map_tests {
+    use super::tests::ns;
     use super::*;
-
-    fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, Entry> {
-        Entry::strings("ns", pairs)
-            .into_iter()
-            .map(|e| (e.key.clone(), e))
-            .collect()
-    }
 
     #[test]
     fn the_seeds_bare_names_read_through_a_key_map() {

@@ -227,6 +227,17 @@ impl NodeRunner {
         super::reading::wait_until(self, patience, pred).await
     }
 
+    /// Waits until `node` beats again (healthy); false if it did not in time.
+    async fn wait_healthy(&mut self, node: &str, patience: Duration) -> Result<bool, String> {
+        self.wait_until(patience, |r| {
+            r.tracker()
+                .nodes()
+                .node(node)
+                .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
+        })
+        .await
+    }
+
     /// The instance alive and checkpointing, and its node.
     fn running(&self) -> Option<(String, String)> {
         let inst = self
@@ -337,14 +348,7 @@ impl NodeRunner {
         if fault == NodeFault::Kill && moved {
             // The machine comes back, a standby for the next fault.
             self.act(&node, NodeOp::Revive)?;
-            let back = self
-                .wait_until(patience, |r| {
-                    r.tracker()
-                        .nodes()
-                        .node(&node)
-                        .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
-                })
-                .await?;
+            let back = self.wait_healthy(&node, patience).await?;
             if !back {
                 return Err(format!(
                     "{node} did not beat again after its agent restarted"
@@ -398,14 +402,7 @@ impl NodeRunner {
             // Any late write it still makes would show now.
             self.wait_until(AFTER_THAW, |_| false).await?;
             c.fenced_writes = Some(self.tracker().nodes().fenced_writes(&instance));
-            let back = self
-                .wait_until(patience, |r| {
-                    r.tracker()
-                        .nodes()
-                        .node(&node)
-                        .is_some_and(|n| n.health == crate::recovery::NodeHealth::Healthy)
-                })
-                .await?;
+            let back = self.wait_healthy(&node, patience).await?;
             if !back {
                 return Err(format!("{node} did not beat again after its link healed"));
             }
