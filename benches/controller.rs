@@ -9,8 +9,11 @@
 //! `Store::put_async` from 16 tasks; and `redis-benchmark -t set` when it is
 //! installed.
 //!
+//! The goal's figure is the median of seven alternating 2-s pairs
+//! (`/healthz`, then PUT) at 16 keep-alive clients, printed with their range.
+//!
 //! `cargo bench --bench controller` (installs `wrk` with apt-get when it is
-//! missing; `CONTROLLER_BENCH_SECS`, default 3, is each wrk run's length).
+//! missing; `CONTROLLER_BENCH_SECS`, default 3, is each table run's length).
 
 mod common;
 
@@ -371,21 +374,69 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
         ]);
     }
     table.print();
+    let pairs = goal_pairs(addr, scripts, PAIRS, PAIR_SECS);
+    let met = |ok: bool| if ok { "MET" } else { "MISSED" };
     if let Some((healthz, trivial, healthz_cpu, per_put)) = goal {
-        let met = |ok: bool| if ok { "MET" } else { "MISSED" };
         println!(
-            "goal PUT ≥ 0.80 of the trivial route, 16 keep-alive clients: \
-             {healthz:.2} of /healthz {}, {trivial:.2} of /debug/writes {} \
-             (by the server's CPU per request: {healthz_cpu:.2} of /healthz)",
-            met(healthz >= 0.8),
-            met(trivial >= 0.8)
+            "the single run above, 16 keep-alive clients: {healthz:.2} of /healthz, \
+             {trivial:.2} of /debug/writes (by the server's CPU per request: \
+             {healthz_cpu:.2} of /healthz)"
         );
         println!(
             "goal commits per PUT ≤ 0.30, 16 keep-alive clients: {per_put:.3} {}",
             met(per_put <= 0.3)
         );
     }
+    let (ratio, cpu_ratio) = (median(&pairs.ratios), median(&pairs.cpu_ratios));
+    println!(
+        "goal PUT ≥ 0.80 of the trivial route, 16 keep-alive clients, the median of \
+         {PAIRS} alternating {PAIR_SECS}-s pairs (/healthz, then PUT): {ratio:.2} of /healthz {} \
+         (pairs {:.2}–{:.2}; by the server's CPU per request: {cpu_ratio:.2})",
+        met(ratio >= 0.8),
+        pairs.ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        pairs.ratios.iter().copied().fold(0.0, f64::max),
+    );
     println!();
+}
+
+/// How many `/healthz`-then-PUT pairs the goal's figure is the median of,
+/// and each run's length: one 3-s run lands anywhere in ±10 % on a shared
+/// 2-core VM, so a single ratio says little.
+const PAIRS: usize = 7;
+const PAIR_SECS: u64 = 2;
+
+struct Pairs {
+    ratios: Vec<f64>,
+    cpu_ratios: Vec<f64>,
+}
+
+/// `/healthz` then PUT, `pairs` times, at 16 keep-alive clients: each
+/// pair's throughput ratio and server-CPU ratio.
+fn goal_pairs(addr: SocketAddr, scripts: &Scripts, pairs: usize, secs: u64) -> Pairs {
+    let mut out = Pairs {
+        ratios: Vec::new(),
+        cpu_ratios: Vec::new(),
+    };
+    for _ in 0..pairs {
+        let healthz = wrk(addr, &scripts.healthz, 16, secs);
+        let put = wrk(addr, &scripts.put, 16, secs);
+        assert_eq!(put.errors, 0, "PUTs failed under load");
+        out.ratios.push(put.rps / healthz.rps);
+        out.cpu_ratios.push(
+            healthz.cpu_per_request.as_secs_f64() / put.cpu_per_request.as_secs_f64().max(1e-9),
+        );
+    }
+    out
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 struct RunResult {
