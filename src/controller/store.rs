@@ -177,6 +177,20 @@ fn write_loop(queue: &Queue, writer: &Mutex<Writer>) {
     let mut group = Vec::new();
     while queue.take(&mut group) {
         relock(writer).commit_group(group.drain(..));
+        group = kept(group);
+    }
+}
+
+/// Most writes an emptied group vector may still have room for when it is
+/// kept for the next group: a burst of thousands is not held on to.
+const SPARE_KEEP: usize = 256;
+
+/// `spare` (empty) to keep for the next group, or a new one if it grew large.
+fn kept<T>(spare: Vec<T>) -> Vec<T> {
+    if spare.capacity() > SPARE_KEEP {
+        Vec::new()
+    } else {
+        spare
     }
 }
 
@@ -409,7 +423,7 @@ impl Store {
             if !empty {
                 writer.commit_group(group.drain(..));
             }
-            writer.spare_writes = group;
+            writer.spare_writes = kept(group);
             if empty {
                 break;
             }
@@ -669,7 +683,7 @@ impl Writer {
                 for done in pending.drain(..) {
                     done.fail(&why);
                 }
-                self.spare_done = pending;
+                self.spare_done = kept(pending);
                 for write in writes {
                     write.fail(&why);
                 }
@@ -677,7 +691,7 @@ impl Writer {
             }
         }
         self.commit(&mut pending);
-        self.spare_done = pending;
+        self.spare_done = kept(pending);
     }
 
     /// Now, in unix ms, and not before the last write's time.
@@ -1222,6 +1236,14 @@ mod tests {
         let after = store.write_counts();
         assert_eq!(after.writes - before.writes, 100);
         assert_eq!(after.commits - before.commits, 1);
+    }
+
+    #[test]
+    fn a_group_vector_is_kept_for_the_next_group_unless_a_burst_grew_it() {
+        let small: Vec<u8> = Vec::with_capacity(SPARE_KEEP);
+        assert_eq!(kept(small).capacity(), SPARE_KEEP);
+        let burst: Vec<u8> = Vec::with_capacity(SPARE_KEEP * 8);
+        assert_eq!(kept(burst).capacity(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
