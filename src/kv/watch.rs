@@ -364,62 +364,6 @@ impl Reconnect for Feed {
         &self.options
     }
 
-    async fn stream_once(&mut self) -> StreamEnd {
-        Feed::stream_once(self).await
-    }
-
-    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
-        Feed::poll(self, backoff).await
-    }
-
-    async fn lost(&mut self, why: String, misbehaved: bool, retry_in: Duration) -> bool {
-        if !misbehaved {
-            // Unreachable now, whatever it sent before.
-            if self.trouble.now.broken.take().is_some() && !self.report(true).await {
-                return false;
-            }
-            return self.down(why, retry_in).await;
-        }
-        if !self.trouble.logged_broken {
-            self.trouble.logged_broken = true;
-            tracing::warn!("change feed: {why}; retrying with backoff");
-        }
-        self.trouble.now.broken = Some(why);
-        self.trouble.now.retry_in = retry_in;
-        if !self.report(true).await {
-            return false;
-        }
-        tokio::time::sleep(retry_in).await;
-        true
-    }
-}
-
-impl Feed {
-    async fn emit(&self, event: WatchEvent) -> bool {
-        self.tx.send(event).await.is_ok()
-    }
-
-    /// Sends the trouble report if due; false when the consumer left.
-    async fn report(&mut self, urgent: bool) -> bool {
-        match self.trouble.due(urgent) {
-            Some(event) => self.emit(event).await,
-            None => true,
-        }
-    }
-
-    /// Reports the feed down and sleeps the backoff; false when the consumer left.
-    async fn down(&mut self, error: String, retry_in: Duration) -> bool {
-        if !self.report(false).await {
-            return false;
-        }
-        let status = FeedStatus::Down { error, retry_in };
-        if !self.emit(WatchEvent::Status(status)).await {
-            return false;
-        }
-        tokio::time::sleep(retry_in).await;
-        true
-    }
-
     /// One stream connection, from connect to loss.
     async fn stream_once(&mut self) -> StreamEnd {
         let req = self
@@ -484,46 +428,6 @@ impl Feed {
         }
     }
 
-    /// One event of the stream checked against the subscription: what to
-    /// hand on (nothing for a skipped or dropped one). `urgent` is set when
-    /// the unreadable entries changed.
-    fn judge(
-        &mut self,
-        state: &mut StreamState,
-        event: SseEvent,
-        urgent: &mut bool,
-    ) -> Vec<WatchEvent> {
-        let namespace = self.dm.namespace().to_string();
-        let kind = event.event.as_str();
-        if !matches!(kind, "snapshot" | "kv" | "kv-deleted") {
-            return Vec::new();
-        }
-        let what = crate::text_safety::escape_controls(kind).into_owned();
-        if let Some(why) = event.malformed {
-            self.trouble.skipped(format!("a {what} event with {why}"));
-            return Vec::new();
-        }
-        let data: serde_json::Value = match serde_json::from_str(&event.data) {
-            Ok(v) => v,
-            Err(e) => {
-                self.trouble
-                    .skipped(format!("a {what} event that is not JSON ({e})"));
-                return Vec::new();
-            }
-        };
-        // plumdash's stream numbers every change: one at or before the last
-        // applied is stale or replayed.
-        let seq = event.id.as_deref().and_then(|id| id.parse::<u64>().ok());
-        judge_data(
-            &namespace,
-            &mut self.trouble,
-            state,
-            kind,
-            seq,
-            data,
-            urgent,
-        )
-    }
     /// Polls until the consumer leaves (false) — errors are reported and retried here.
     async fn poll(&mut self, backoff: &mut Backoff) -> bool {
         let interval = match self.options.mode {
@@ -576,6 +480,95 @@ impl Feed {
                 }
             }
         }
+    }
+
+    async fn lost(&mut self, why: String, misbehaved: bool, retry_in: Duration) -> bool {
+        if !misbehaved {
+            // Unreachable now, whatever it sent before.
+            if self.trouble.now.broken.take().is_some() && !self.report(true).await {
+                return false;
+            }
+            return self.down(why, retry_in).await;
+        }
+        if !self.trouble.logged_broken {
+            self.trouble.logged_broken = true;
+            tracing::warn!("change feed: {why}; retrying with backoff");
+        }
+        self.trouble.now.broken = Some(why);
+        self.trouble.now.retry_in = retry_in;
+        if !self.report(true).await {
+            return false;
+        }
+        tokio::time::sleep(retry_in).await;
+        true
+    }
+}
+
+impl Feed {
+    async fn emit(&self, event: WatchEvent) -> bool {
+        self.tx.send(event).await.is_ok()
+    }
+
+    /// Sends the trouble report if due; false when the consumer left.
+    async fn report(&mut self, urgent: bool) -> bool {
+        match self.trouble.due(urgent) {
+            Some(event) => self.emit(event).await,
+            None => true,
+        }
+    }
+
+    /// Reports the feed down and sleeps the backoff; false when the consumer left.
+    async fn down(&mut self, error: String, retry_in: Duration) -> bool {
+        if !self.report(false).await {
+            return false;
+        }
+        let status = FeedStatus::Down { error, retry_in };
+        if !self.emit(WatchEvent::Status(status)).await {
+            return false;
+        }
+        tokio::time::sleep(retry_in).await;
+        true
+    }
+
+    /// One event of the stream checked against the subscription: what to
+    /// hand on (nothing for a skipped or dropped one). `urgent` is set when
+    /// the unreadable entries changed.
+    fn judge(
+        &mut self,
+        state: &mut StreamState,
+        event: SseEvent,
+        urgent: &mut bool,
+    ) -> Vec<WatchEvent> {
+        let namespace = self.dm.namespace().to_string();
+        let kind = event.event.as_str();
+        if !matches!(kind, "snapshot" | "kv" | "kv-deleted") {
+            return Vec::new();
+        }
+        let what = crate::text_safety::escape_controls(kind).into_owned();
+        if let Some(why) = event.malformed {
+            self.trouble.skipped(format!("a {what} event with {why}"));
+            return Vec::new();
+        }
+        let data: serde_json::Value = match serde_json::from_str(&event.data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.trouble
+                    .skipped(format!("a {what} event that is not JSON ({e})"));
+                return Vec::new();
+            }
+        };
+        // plumdash's stream numbers every change: one at or before the last
+        // applied is stale or replayed.
+        let seq = event.id.as_deref().and_then(|id| id.parse::<u64>().ok());
+        judge_data(
+            &namespace,
+            &mut self.trouble,
+            state,
+            kind,
+            seq,
+            data,
+            urgent,
+        )
     }
 }
 

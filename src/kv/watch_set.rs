@@ -158,11 +158,144 @@ impl Reconnect for SetFeed {
     }
 
     async fn stream_once(&mut self) -> StreamEnd {
-        SetFeed::stream_once(self).await
+        let names: Vec<&String> = self.spaces.keys().collect();
+        let req = self
+            .dm
+            .request(Method::POST, &self.dm.stream_url())
+            .json(&serde_json::json!({ "namespaces": names }));
+        let mut resp = match open_stream(&self.dm, req, "set change stream").await {
+            Ok(resp) => resp,
+            Err(end) => return end,
+        };
+        for space in self.spaces.values_mut() {
+            space.awaiting = true;
+            space.state = StreamState::default();
+        }
+        if !self.tell_status(FeedStatus::Streaming).await {
+            return StreamEnd::Closed;
+        }
+
+        let mut decoder = SseDecoder::new(self.options.max_line, self.options.max_line);
+        let mut ready: Vec<SseEvent> = Vec::new();
+        let mut id: Option<String> = None;
+        // Names to add (or resync) once the stream says its id.
+        let mut to_add: Vec<String> = Vec::new();
+        let idle = self.options.stream_idle_timeout;
+        let mut silent_until = tokio::time::Instant::now() + idle;
+        let mut reports = tokio::time::interval(REPORT_EVERY);
+        loop {
+            tokio::select! {
+                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => {
+                    let chunk = match chunk {
+                        Ok(Ok(Some(chunk))) => chunk,
+                        Ok(Ok(None)) => {
+                            return StreamEnd::Failed("change stream closed by the controller".into())
+                        }
+                        Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
+                        Err(_) => return StreamEnd::Failed("change stream went silent".into()),
+                    };
+                    silent_until = tokio::time::Instant::now() + idle;
+                    if let Err(e) = decoder.push(&chunk, &mut ready) {
+                        return StreamEnd::Failed(format!("change stream: {e}"));
+                    }
+                    let events = std::mem::take(&mut ready);
+                    for event in events {
+                        if event.event == "subscribed" {
+                            id = serde_json::from_str::<serde_json::Value>(&event.data)
+                                .ok()
+                                .and_then(|v| v["id"].as_str().map(str::to_string));
+                            continue;
+                        }
+                        if !self.on_event(event).await {
+                            return StreamEnd::Closed;
+                        }
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return StreamEnd::Closed };
+                    let mut batch = vec![command];
+                    while let Ok(more) = self.commands.try_recv() {
+                        batch.push(more);
+                    }
+                    for command in batch {
+                        let ns = match command {
+                            Command::Add(ns) => {
+                                if self.join(&ns).await.is_none() {
+                                    return StreamEnd::Closed;
+                                }
+                                ns
+                            }
+                            Command::Resync(ns) => ns,
+                        };
+                        if let Some(space) = self.spaces.get_mut(&ns) {
+                            space.awaiting = true;
+                            to_add.push(ns);
+                        }
+                    }
+                }
+                _ = reports.tick() => {
+                    if !self.report(None).await {
+                        return StreamEnd::Closed;
+                    }
+                }
+            }
+            if let (Some(id), false) = (&id, to_add.is_empty()) {
+                for chunk in std::mem::take(&mut to_add).chunks(ADD_CHUNK) {
+                    if let Err(why) = self.add_to_stream(id, chunk).await {
+                        return StreamEnd::Failed(why);
+                    }
+                }
+            }
+        }
     }
 
+    /// Polls every namespace each interval (one list read each, at most
+    /// [`POLL_CONCURRENCY`] at once) until the consumer leaves (false).
     async fn poll(&mut self, backoff: &mut Backoff) -> bool {
-        SetFeed::poll(self, backoff).await
+        let interval = match self.options.mode {
+            FeedMode::Polling(i) => i,
+            _ => self.options.poll_interval,
+        };
+        self.status = Some(FeedStatus::Polling(interval));
+        loop {
+            let started = tokio::time::Instant::now();
+            let names: Vec<String> = self.spaces.keys().cloned().collect();
+            let dm = self.dm.clone();
+            let reads: Vec<(String, Result<super::model::Listing, String>)> =
+                futures_util::stream::iter(names)
+                    .map(|ns| {
+                        let dm = dm.clone();
+                        async move {
+                            let read = match dm.for_namespace(&ns) {
+                                Ok(dm) => dm.listing(None).await.map_err(|e| e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            (ns, read)
+                        }
+                    })
+                    .buffer_unordered(POLL_CONCURRENCY)
+                    .collect()
+                    .await;
+            let mut failed = 0;
+            let total = reads.len();
+            for (ns, read) in reads {
+                let ok = read.is_ok();
+                if !self.apply_read(&ns, read, interval, backoff).await {
+                    return false;
+                }
+                failed += usize::from(!ok);
+            }
+            // Every read failing is the controller down: wait longer each time.
+            let next = if total > 0 && failed == total {
+                backoff.next_delay()
+            } else {
+                backoff.reset();
+                interval
+            };
+            if !self.absorb_poll_commands_until(started + next).await {
+                return false;
+            }
+        }
     }
 
     /// Every namespace is told the feed is down, a misbehaving stream as
@@ -255,98 +388,6 @@ impl SetFeed {
         true
     }
 
-    async fn stream_once(&mut self) -> StreamEnd {
-        let names: Vec<&String> = self.spaces.keys().collect();
-        let req = self
-            .dm
-            .request(Method::POST, &self.dm.stream_url())
-            .json(&serde_json::json!({ "namespaces": names }));
-        let mut resp = match open_stream(&self.dm, req, "set change stream").await {
-            Ok(resp) => resp,
-            Err(end) => return end,
-        };
-        for space in self.spaces.values_mut() {
-            space.awaiting = true;
-            space.state = StreamState::default();
-        }
-        if !self.tell_status(FeedStatus::Streaming).await {
-            return StreamEnd::Closed;
-        }
-
-        let mut decoder = SseDecoder::new(self.options.max_line, self.options.max_line);
-        let mut ready: Vec<SseEvent> = Vec::new();
-        let mut id: Option<String> = None;
-        // Names to add (or resync) once the stream says its id.
-        let mut to_add: Vec<String> = Vec::new();
-        let idle = self.options.stream_idle_timeout;
-        let mut silent_until = tokio::time::Instant::now() + idle;
-        let mut reports = tokio::time::interval(REPORT_EVERY);
-        loop {
-            tokio::select! {
-                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => {
-                    let chunk = match chunk {
-                        Ok(Ok(Some(chunk))) => chunk,
-                        Ok(Ok(None)) => {
-                            return StreamEnd::Failed("change stream closed by the controller".into())
-                        }
-                        Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
-                        Err(_) => return StreamEnd::Failed("change stream went silent".into()),
-                    };
-                    silent_until = tokio::time::Instant::now() + idle;
-                    if let Err(e) = decoder.push(&chunk, &mut ready) {
-                        return StreamEnd::Failed(format!("change stream: {e}"));
-                    }
-                    let events = std::mem::take(&mut ready);
-                    for event in events {
-                        if event.event == "subscribed" {
-                            id = serde_json::from_str::<serde_json::Value>(&event.data)
-                                .ok()
-                                .and_then(|v| v["id"].as_str().map(str::to_string));
-                            continue;
-                        }
-                        if !self.on_event(event).await {
-                            return StreamEnd::Closed;
-                        }
-                    }
-                }
-                command = self.commands.recv() => {
-                    let Some(command) = command else { return StreamEnd::Closed };
-                    let mut batch = vec![command];
-                    while let Ok(more) = self.commands.try_recv() {
-                        batch.push(more);
-                    }
-                    for command in batch {
-                        let ns = match command {
-                            Command::Add(ns) => {
-                                if self.join(&ns).await.is_none() {
-                                    return StreamEnd::Closed;
-                                }
-                                ns
-                            }
-                            Command::Resync(ns) => ns,
-                        };
-                        if let Some(space) = self.spaces.get_mut(&ns) {
-                            space.awaiting = true;
-                            to_add.push(ns);
-                        }
-                    }
-                }
-                _ = reports.tick() => {
-                    if !self.report(None).await {
-                        return StreamEnd::Closed;
-                    }
-                }
-            }
-            if let (Some(id), false) = (&id, to_add.is_empty()) {
-                for chunk in std::mem::take(&mut to_add).chunks(ADD_CHUNK) {
-                    if let Err(why) = self.add_to_stream(id, chunk).await {
-                        return StreamEnd::Failed(why);
-                    }
-                }
-            }
-        }
-    }
-
     /// `POST /v1/stream/{id}`: the names' snapshots follow on the stream.
     async fn add_to_stream(&self, id: &str, names: &[String]) -> Result<(), String> {
         let url = format!("{}/{id}", self.dm.stream_url());
@@ -424,55 +465,6 @@ impl SetFeed {
             }
         }
         self.report(Some((&ns, urgent))).await
-    }
-
-    /// Polls every namespace each interval (one list read each, at most
-    /// [`POLL_CONCURRENCY`] at once) until the consumer leaves (false).
-    async fn poll(&mut self, backoff: &mut Backoff) -> bool {
-        let interval = match self.options.mode {
-            FeedMode::Polling(i) => i,
-            _ => self.options.poll_interval,
-        };
-        self.status = Some(FeedStatus::Polling(interval));
-        loop {
-            let started = tokio::time::Instant::now();
-            let names: Vec<String> = self.spaces.keys().cloned().collect();
-            let dm = self.dm.clone();
-            let reads: Vec<(String, Result<super::model::Listing, String>)> =
-                futures_util::stream::iter(names)
-                    .map(|ns| {
-                        let dm = dm.clone();
-                        async move {
-                            let read = match dm.for_namespace(&ns) {
-                                Ok(dm) => dm.listing(None).await.map_err(|e| e.to_string()),
-                                Err(e) => Err(e.to_string()),
-                            };
-                            (ns, read)
-                        }
-                    })
-                    .buffer_unordered(POLL_CONCURRENCY)
-                    .collect()
-                    .await;
-            let mut failed = 0;
-            let total = reads.len();
-            for (ns, read) in reads {
-                let ok = read.is_ok();
-                if !self.apply_read(&ns, read, interval, backoff).await {
-                    return false;
-                }
-                failed += usize::from(!ok);
-            }
-            // Every read failing is the controller down: wait longer each time.
-            let next = if total > 0 && failed == total {
-                backoff.next_delay()
-            } else {
-                backoff.reset();
-                interval
-            };
-            if !self.absorb_poll_commands_until(started + next).await {
-                return false;
-            }
-        }
     }
 
     async fn apply_read(
