@@ -3,6 +3,7 @@
 //! zips themselves in an `artifacts/` folder beside that file (the original's
 //! `$CONTROLLER_DATA_DIR/artifacts`), each named `<name>_<version>_<sha8>.zip`.
 
+use super::relock;
 use crate::artifact::{file_name_part, Inspected};
 use crate::cluster::model::AppInfo;
 use anyhow::{Context, Result};
@@ -78,7 +79,7 @@ impl Apps {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // Every use is one statement or one checked transaction: nothing half-done.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.conn)
     }
 
     pub fn max_upload(&self) -> u64 {

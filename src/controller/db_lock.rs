@@ -21,6 +21,7 @@
 //! stays open until the store is closed, and a second `acquire` of a file
 //! this process already holds is refused before it opens anything.
 
+use super::relock;
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
@@ -57,7 +58,7 @@ pub struct DbLock {
 }
 
 fn held() -> std::sync::MutexGuard<'static, Vec<FileId>> {
-    HELD.lock().unwrap_or_else(|e| e.into_inner())
+    relock(&HELD)
 }
 
 impl DbLock {

@@ -11,6 +11,7 @@
 //! failover is repeatable and spreads load.
 
 use super::heartbeats::{NodeRegistry, Now};
+use super::relock;
 use crate::cluster::model::{
     Assignment, CreatedDeployment, DeploymentDetail, DeploymentRecord, DeploymentSummary,
     DesiredState, InstancePhase, LastReport, NewDeployment, StatusReport,
@@ -158,7 +159,7 @@ impl Deployments {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.conn)
     }
 
     /// Wake-ups for the agents of one node (`/v1/stream?nodeId=`).
@@ -511,7 +512,7 @@ impl Deployments {
     }
 
     fn replaced(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.replaced.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.replaced)
     }
 
     /// Whether a failover ever replaced `instance` (no query: the write

@@ -12,6 +12,7 @@
 //! (fresh snapshots of its whole set, on a new channel).
 
 use super::change::Change;
+use super::relock;
 use crate::kv::model::Entry;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -116,7 +117,7 @@ fn snapshots(
 impl Fanout {
     fn lock(&self) -> MutexGuard<'_, Index> {
         // Each update of the index is complete before it can panic.
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.index)
     }
 
     /// Hands a committed change to its namespace's subscribers. Called by

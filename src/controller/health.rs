@@ -9,6 +9,7 @@
 //! see a change within that time; `/healthz` checks afresh.
 
 use super::db_lock::FileId;
+use super::relock;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,7 +64,7 @@ impl Health {
                 }
             }
         };
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = problem.clone();
+        *relock(&self.last) = problem.clone();
         problem
     }
 
@@ -84,7 +85,7 @@ impl Health {
 
     /// The last finding of [`Health::check`], without looking again.
     pub fn last(&self) -> Option<String> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        relock(&self.last).clone()
     }
 
     pub fn db(&self) -> &Path {

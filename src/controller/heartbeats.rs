@@ -12,6 +12,7 @@
 //! whole seconds judge only nodes not seen since start.
 
 use super::presence::Presence;
+use super::relock;
 use crate::cluster::model::{HealthState, Node};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -92,7 +93,7 @@ impl NodeRegistry {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // One statement at a time: a panic mid-statement leaves nothing half-done.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.conn)
     }
 
     /// Records a beat at `now`.

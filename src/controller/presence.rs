@@ -16,6 +16,7 @@
 //!
 //! A frozen agent's connections stay open, so a frozen node is judged by the TTL.
 
+use super::relock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ impl Presence {
 
     fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
         // Every update is one field write: a panic leaves nothing half-done.
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.nodes)
     }
 
     pub fn beat(&self, node: &str, at: Instant) {
