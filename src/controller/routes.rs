@@ -302,10 +302,7 @@ fn write_checks(
 /// when it cannot be known (a remote client, a process we did not start).
 /// `Ok` when this connection already said (most writes); otherwise the
 /// lookup, boxed.
-#[allow(clippy::type_complexity)]
-fn who_wrote(
-    req: &Request,
-) -> Result<Option<Writer>, std::pin::Pin<Box<dyn Future<Output = Option<Writer>> + Send>>> {
+fn who_wrote(req: &Request) -> Result<Option<Writer>, BoxFuture<'static, Option<Writer>>> {
     let header = req
         .headers()
         .get(WRITER_HEADER)

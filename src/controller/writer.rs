@@ -78,7 +78,7 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
             via: WriterVia::Header,
         });
     }
-    let recent: Vec<u32> = relock_recent().iter().copied().collect();
+    let recent: Vec<u32> = relock(&RECENT_OWNERS).iter().copied().collect();
     // Asked of the kernel at most once: first for the recent owners, when
     // there are any, else for the search below.
     let asked = !recent.is_empty();
@@ -105,7 +105,7 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
             ours.into_iter().find(|pid| holds_socket(*pid, inode))?
         }
     };
-    let mut recent = relock_recent();
+    let mut recent = relock(&RECENT_OWNERS);
     recent.retain(|pid| *pid != owner);
     recent.push_front(owner);
     recent.truncate(RECENT_OWNERS_MAX);
@@ -121,10 +121,6 @@ pub fn resolve(header: Option<&str>, conn: Option<ConnInfo>) -> Option<Writer> {
 /// found again without searching every descendant's descriptors.
 static RECENT_OWNERS: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
 const RECENT_OWNERS_MAX: usize = 32;
-
-fn relock_recent() -> std::sync::MutexGuard<'static, VecDeque<u32>> {
-    relock(&RECENT_OWNERS)
-}
 
 /// `pid` is still below `own` (a pid can be reused by a process we did not start).
 fn descends_from(pid: u32, own: u32) -> bool {
@@ -477,7 +473,7 @@ mod tests {
                 Some(child.id()),
                 "connection {round}"
             );
-            assert!(relock_recent().contains(&child.id()));
+            assert!(relock(&RECENT_OWNERS).contains(&child.id()));
         }
         let _ = child.wait();
     }
