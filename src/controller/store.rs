@@ -667,8 +667,12 @@ impl Writer {
             return;
         }
         let mut pending = std::mem::take(&mut self.spare_done);
+        // One upsert statement for the whole group (taking it from the
+        // statement cache hashes and compares its text every time).
+        let mut upserts = Upserts::new(&self.conn);
         for write in writes.by_ref() {
-            pending.push(self.apply(write));
+            let now_ms = write_time(&mut self.last_ms);
+            pending.push(apply(&self.conn, &mut upserts, now_ms, write));
             // SQLite rolls the whole transaction back by itself on some
             // errors (a full disk, an I/O error): then nothing of the group
             // holds, and the rest must not run outside a transaction, where
@@ -690,64 +694,9 @@ impl Writer {
                 return;
             }
         }
+        drop(upserts);
         self.commit(&mut pending);
         self.spare_done = kept(pending);
-    }
-
-    /// Now, in unix ms, and not before the last write's time.
-    fn write_time(&mut self) -> i64 {
-        self.last_ms = self
-            .last_ms
-            .max(i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX));
-        self.last_ms
-    }
-
-    fn apply(&mut self, write: Write) -> Done {
-        // One write, one time for all its items; seconds are the ms floored.
-        let now_ms = self.write_time();
-        let stamp = |entry: &mut Entry| {
-            entry.updated_at = now_ms.div_euclid(1000);
-            entry.updated_at_ms = Some(now_ms);
-        };
-        let conn = &self.conn;
-        match write {
-            Write::Put {
-                mut entry,
-                writer,
-                reply,
-            } => {
-                stamp(&mut entry);
-                // One statement is all or nothing by itself: no savepoint.
-                let written = upsert(conn, &entry);
-                Done::Put(reply, written.map(|()| entry), writer)
-            }
-            Write::Batch {
-                ns,
-                items,
-                writer,
-                reply,
-            } => {
-                let entries: Vec<Entry> = items
-                    .into_iter()
-                    .map(|i| {
-                        let mut entry = new_entry(ns.clone(), i.key, i.value, i.value_type);
-                        stamp(&mut entry);
-                        entry
-                    })
-                    .collect();
-                let written = in_savepoint(conn, |c| entries.iter().try_for_each(|e| upsert(c, e)));
-                Done::Batch(reply, written.map(|()| entries), writer)
-            }
-            Write::Delete {
-                ns,
-                key,
-                writer,
-                reply,
-            } => {
-                let gone = delete_row(conn, &ns, &key);
-                Done::Delete(reply, gone.map(|gone| gone.then_some((ns, key))), writer)
-            }
-        }
     }
 
     /// Commits the group, then acknowledges each write and publishes its
@@ -838,6 +787,59 @@ impl Writer {
     }
 }
 
+/// Now, in unix ms, and not before the last write's time.
+fn write_time(last_ms: &mut i64) -> i64 {
+    *last_ms = (*last_ms).max(i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX));
+    *last_ms
+}
+
+/// Applies one write inside the group's transaction.
+fn apply(conn: &Connection, upserts: &mut Upserts<'_>, now_ms: i64, write: Write) -> Done {
+    // One write, one time for all its items; seconds are the ms floored.
+    let stamp = |entry: &mut Entry| {
+        entry.updated_at = now_ms.div_euclid(1000);
+        entry.updated_at_ms = Some(now_ms);
+    };
+    match write {
+        Write::Put {
+            mut entry,
+            writer,
+            reply,
+        } => {
+            stamp(&mut entry);
+            // One statement is all or nothing by itself: no savepoint.
+            let written = upserts.run(&entry);
+            Done::Put(reply, written.map(|()| entry), writer)
+        }
+        Write::Batch {
+            ns,
+            items,
+            writer,
+            reply,
+        } => {
+            let entries: Vec<Entry> = items
+                .into_iter()
+                .map(|i| {
+                    let mut entry = new_entry(ns.clone(), i.key, i.value, i.value_type);
+                    stamp(&mut entry);
+                    entry
+                })
+                .collect();
+            let written = in_savepoint(conn, || entries.iter().try_for_each(|e| upserts.run(e)));
+            Done::Batch(reply, written.map(|()| entries), writer)
+        }
+        Write::Delete {
+            ns,
+            key,
+            writer,
+            reply,
+        } => {
+            let gone = delete_row(conn, &ns, &key);
+            Done::Delete(reply, gone.map(|gone| gone.then_some((ns, key))), writer)
+        }
+    }
+}
+
 impl Done {
     fn error(&self) -> Option<String> {
         match self {
@@ -916,9 +918,9 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// Runs `f` in a savepoint of the open transaction: a failure undoes only
 /// what `f` wrote.
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
     run_cached(conn, "SAVEPOINT w").context("opening a savepoint")?;
-    match f(conn) {
+    match f() {
         Ok(v) => {
             run_cached(conn, "RELEASE w").context("releasing a savepoint")?;
             Ok(v)
@@ -957,24 +959,45 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
 }
 
 /// Writes an entry, with the times already set on it.
-fn upsert(conn: &Connection, e: &Entry) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO distributed_kv (namespace, key, value, type, updated_at, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (namespace, key) DO UPDATE SET
-             value = excluded.value, type = excluded.type, updated_at = excluded.updated_at,
-             updated_at_ms = excluded.updated_at_ms",
-    )?
-    .execute(params![
-        e.namespace,
-        e.key,
-        e.value,
-        e.value_type.as_str(),
-        e.updated_at,
-        e.updated_at_ms
-    ])
-    .context("writing a key")?;
-    Ok(())
+const UPSERT: &str =
+    "INSERT INTO distributed_kv (namespace, key, value, type, updated_at, updated_at_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (namespace, key) DO UPDATE SET
+         value = excluded.value, type = excluded.type, updated_at = excluded.updated_at,
+         updated_at_ms = excluded.updated_at_ms";
+
+/// The upsert statement, taken from the statement cache at the first write
+/// that needs it and held until dropped.
+struct Upserts<'c> {
+    conn: &'c Connection,
+    statement: Option<rusqlite::CachedStatement<'c>>,
+}
+
+impl<'c> Upserts<'c> {
+    fn new(conn: &'c Connection) -> Upserts<'c> {
+        Upserts {
+            conn,
+            statement: None,
+        }
+    }
+
+    fn run(&mut self, e: &Entry) -> Result<()> {
+        let statement = match &mut self.statement {
+            Some(statement) => statement,
+            none => none.insert(self.conn.prepare_cached(UPSERT)?),
+        };
+        statement
+            .execute(params![
+                e.namespace,
+                e.key,
+                e.value,
+                e.value_type.as_str(),
+                e.updated_at,
+                e.updated_at_ms
+            ])
+            .context("writing a key")?;
+        Ok(())
+    }
 }
 
 fn list(conn: &Connection, ns: &str, prefix: Option<&str>) -> Result<Vec<Entry>> {
