@@ -12,16 +12,25 @@
 //! The goal's figure is the median of seven alternating 2-s pairs
 //! (`/healthz`, then PUT) at 16 keep-alive clients, printed with their range.
 //!
+//! With two CPUs or more, wrk runs on the last CPU alone and the controller
+//! on the others (tokio sizes its workers to the CPUs it may use), so the
+//! load generator never takes the server's CPU in the middle of a request;
+//! the goal's pairs are then measured again with nothing pinned, and both
+//! are printed.
+//!
 //! `cargo bench --bench controller` (installs `wrk` with apt-get when it is
 //! missing; `CONTROLLER_BENCH_SECS`, default 3, is each table run's length).
 
 mod common;
 
 use common::{fmt_d, Samples, Table};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use plumdash::controller::{self, ControllerConfig, Store};
 use plumdash::kv::ValueType;
 use std::io::{Read, Write as _};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -126,44 +135,137 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
 
-    // The server: the real controller, on the same runtime configuration as
-    // `plumdash` (main.rs), in this process; the load comes from `wrk`.
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let db = dir.path().join("kv.db");
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        rt.block_on(async move {
-            let running = controller::start(ControllerConfig {
-                listen: "127.0.0.1:0".parse().expect("a socket address"),
-                db,
-                token: None,
-                fallback_to_free_port: false,
-                cluster: Default::default(),
-                max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
-            })
-            .await
-            .expect("controller");
-            addr_tx.send(running.addr).expect("the bench is waiting");
-            let _ = stop_rx.await;
-            running.shutdown().await.expect("shutdown");
-        });
-    });
-    let addr = addr_rx.recv().expect("server address");
-
     if ensure_wrk() {
-        http_runs(addr, &Scripts::write(dir.path()), secs);
+        let scripts = Scripts::write(dir.path());
+        let split = split_cpus();
+        let server = Server::start(dir.path().join("kv.db"), split.map(|s| s.server));
+        let target = Target {
+            addr: server.addr,
+            load: split.map(|s| s.load),
+        };
+        match &split {
+            Some(split) => println!(
+                "wrk on CPU {}, the controller on CPU {}",
+                cpus_text(&split.load),
+                cpus_text(&split.server)
+            ),
+            None => println!("one CPU: wrk and the controller share it"),
+        }
+        let pinned = http_runs(target, &scripts, secs);
+        server.stop();
+        let shared = split.map(|_| {
+            let server = Server::start(dir.path().join("shared.db"), None);
+            let _ = wrk(server.target(), &scripts.put, 4, 1);
+            let pairs = goal_pairs(server.target(), &scripts, PAIRS, PAIR_SECS);
+            server.stop();
+            pairs
+        });
+        print_goal(&pinned, shared.as_ref());
     } else {
         println!("HTTP runs: skipped (`wrk` not found and `apt-get install -y wrk` failed)\n");
     }
-    let _ = stop_tx.send(());
-    server.join().expect("server thread");
 
     storage_runs(dir.path());
     redis_reference();
+}
+
+/// The CPUs this bench may use, split: the last one for wrk, the rest for
+/// the controller. `None` with a single CPU.
+#[derive(Clone, Copy)]
+struct Split {
+    server: CpuSet,
+    load: CpuSet,
+}
+
+fn split_cpus() -> Option<Split> {
+    let mine = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let cpus: Vec<usize> = (0..CpuSet::count())
+        .filter(|&c| mine.is_set(c).unwrap_or(false))
+        .collect();
+    let (&last, rest) = cpus.split_last()?;
+    if rest.is_empty() {
+        return None;
+    }
+    let mut split = Split {
+        server: CpuSet::new(),
+        load: CpuSet::new(),
+    };
+    split.load.set(last).ok()?;
+    for &c in rest {
+        split.server.set(c).ok()?;
+    }
+    Some(split)
+}
+
+fn cpus_text(set: &CpuSet) -> String {
+    let cpus: Vec<String> = (0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .map(|c| c.to_string())
+        .collect();
+    cpus.join(",")
+}
+
+/// The real controller, in this process, on a runtime like `plumdash`'s
+/// (main.rs), its threads on `cpus` when given.
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    fn start(db: std::path::PathBuf, cpus: Option<CpuSet>) -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // Before the runtime is built: its worker count follows this
+            // thread's CPUs, and every thread it starts inherits them.
+            if let Some(cpus) = cpus {
+                sched_setaffinity(Pid::from_raw(0), &cpus).expect("pinning the server");
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let running = controller::start(ControllerConfig {
+                    listen: "127.0.0.1:0".parse().expect("a socket address"),
+                    db,
+                    token: None,
+                    fallback_to_free_port: false,
+                    cluster: Default::default(),
+                    max_upload: plumdash::controller::MAX_UPLOAD_BYTES,
+                })
+                .await
+                .expect("controller");
+                addr_tx.send(running.addr).expect("the bench is waiting");
+                let _ = stop_rx.await;
+                running.shutdown().await.expect("shutdown");
+            });
+        });
+        let addr = addr_rx.recv().expect("server address");
+        Server { addr, stop, thread }
+    }
+
+    /// wrk on any CPU.
+    fn target(&self) -> Target {
+        Target {
+            addr: self.addr,
+            load: None,
+        }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("server thread");
+    }
+}
+
+/// Where wrk sends its load, and the CPUs it runs on.
+#[derive(Clone, Copy)]
+struct Target {
+    addr: SocketAddr,
+    load: Option<CpuSet>,
 }
 
 /// `wrk` on the PATH, installed with apt-get if missing.
@@ -210,12 +312,20 @@ enum Conn {
     PerRequest,
 }
 
-fn wrk(addr: SocketAddr, script: &Path, clients: usize, secs: u64) -> WrkRun {
-    wrk_with(addr, script, clients, secs, Conn::KeepAlive)
+fn wrk(target: Target, script: &Path, clients: usize, secs: u64) -> WrkRun {
+    wrk_with(target, script, clients, secs, Conn::KeepAlive)
 }
 
-fn wrk_with(addr: SocketAddr, script: &Path, clients: usize, secs: u64, conn: Conn) -> WrkRun {
+fn wrk_with(target: Target, script: &Path, clients: usize, secs: u64, conn: Conn) -> WrkRun {
     let mut cmd = Command::new("wrk");
+    if let Some(cpus) = target.load {
+        // SAFETY: only a system call runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                sched_setaffinity(Pid::from_raw(0), &cpus).map_err(std::io::Error::from)
+            });
+        }
+    }
     cmd.args([
         "-t1",
         &format!("-c{clients}"),
@@ -229,7 +339,7 @@ fn wrk_with(addr: SocketAddr, script: &Path, clients: usize, secs: u64, conn: Co
     let out = cmd
         .arg("-s")
         .arg(script)
-        .arg(format!("http://{addr}/"))
+        .arg(format!("http://{}/", target.addr))
         .output()
         .expect("running wrk");
     let cpu = own_cpu().saturating_sub(cpu_before);
@@ -275,7 +385,16 @@ fn counts(addr: SocketAddr) -> (u64, u64) {
     (n("commits"), n("writes"))
 }
 
-fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
+/// The 16-client figures of the goal: the table's single run, and the pairs.
+struct Goal {
+    /// PUT ÷ `/healthz`, PUT ÷ `/debug/writes`, the first by server CPU,
+    /// and commits per PUT.
+    single: Option<(f64, f64, f64, f64)>,
+    pairs: Pairs,
+}
+
+fn http_runs(target: Target, scripts: &Scripts, secs: u64) -> Goal {
+    let addr = target.addr;
     let mut table = Table::new(&[
         "route (wrk, 1 thread, other process)",
         "clients",
@@ -290,15 +409,15 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
     ]);
     let cpu = |run: &WrkRun| format!("{:.1} µs", run.cpu_per_request.as_secs_f64() * 1e6);
     // Warm-up: connections, caches, the table's first pages.
-    let _ = wrk(addr, &scripts.put, 4, 1);
+    let _ = wrk(target, &scripts.put, 4, 1);
     let mut goal = None;
     for clients in [1, 4, 16] {
         // Each trivial route before and after the PUTs: the ceiling is the
         // mean, so a machine getting busier or quieter shows as the spread.
-        let trivial = |script: &Path| wrk(addr, script, clients, secs);
+        let trivial = |script: &Path| wrk(target, script, clients, secs);
         let before = [trivial(&scripts.healthz), trivial(&scripts.trivial)];
         let (c0, w0) = counts(addr);
-        let put = wrk(addr, &scripts.put, clients, secs);
+        let put = wrk(target, &scripts.put, clients, secs);
         let (c1, w1) = counts(addr);
         let after = [trivial(&scripts.healthz), trivial(&scripts.trivial)];
         assert_eq!(put.errors, 0, "PUTs failed under load");
@@ -345,7 +464,7 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
     // connection costs the controller (accepting it, tracing its writer
     // through the kernel, `controller/writer.rs`) beside what it costs a
     // trivial route. One second each: closed connections wait in TIME_WAIT.
-    let fresh = |script| wrk_with(addr, script, 4, 1, Conn::PerRequest);
+    let fresh = |script| wrk_with(target, script, 4, 1, Conn::PerRequest);
     let before = fresh(&scripts.healthz);
     let put = fresh(&scripts.put);
     let after = fresh(&scripts.healthz);
@@ -374,9 +493,17 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
         ]);
     }
     table.print();
-    let pairs = goal_pairs(addr, scripts, PAIRS, PAIR_SECS);
+    Goal {
+        single: goal,
+        pairs: goal_pairs(target, scripts, PAIRS, PAIR_SECS),
+    }
+}
+
+/// The goal lines: the pinned run's, and the pairs measured again with
+/// nothing pinned (`shared`), when there was a CPU to pin wrk to.
+fn print_goal(goal: &Goal, shared: Option<&Pairs>) {
     let met = |ok: bool| if ok { "MET" } else { "MISSED" };
-    if let Some((healthz, trivial, healthz_cpu, per_put)) = goal {
+    if let Some((healthz, trivial, healthz_cpu, per_put)) = goal.single {
         println!(
             "the single run above, 16 keep-alive clients: {healthz:.2} of /healthz, \
              {trivial:.2} of /debug/writes (by the server's CPU per request: \
@@ -387,15 +514,27 @@ fn http_runs(addr: SocketAddr, scripts: &Scripts, secs: u64) {
             met(per_put <= 0.3)
         );
     }
-    let (ratio, cpu_ratio) = (median(&pairs.ratios), median(&pairs.cpu_ratios));
+    let pinned = if shared.is_some() {
+        ", wrk on a CPU of its own"
+    } else {
+        ""
+    };
+    let ratio = median(&goal.pairs.ratios);
     println!(
-        "goal PUT ≥ 0.80 of the trivial route, 16 keep-alive clients, the median of \
+        "goal PUT ≥ 0.80 of the trivial route, 16 keep-alive clients{pinned}, the median of \
          {PAIRS} alternating {PAIR_SECS}-s pairs (/healthz, then PUT): {ratio:.2} of /healthz {} \
-         (pairs {:.2}–{:.2}; by the server's CPU per request: {cpu_ratio:.2})",
+         ({})",
         met(ratio >= 0.8),
-        pairs.ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        pairs.ratios.iter().copied().fold(0.0, f64::max),
+        goal.pairs.spread()
     );
+    if let Some(shared) = shared {
+        println!(
+            "the same pairs with nothing pinned (wrk and the controller share every CPU): \
+             {:.2} of /healthz ({})",
+            median(&shared.ratios),
+            shared.spread()
+        );
+    }
     println!();
 }
 
@@ -410,16 +549,28 @@ struct Pairs {
     cpu_ratios: Vec<f64>,
 }
 
+impl Pairs {
+    /// The pairs' range, and the median by the server's CPU per request.
+    fn spread(&self) -> String {
+        format!(
+            "pairs {:.2}–{:.2}; by the server's CPU per request: {:.2}",
+            self.ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            self.ratios.iter().copied().fold(0.0, f64::max),
+            median(&self.cpu_ratios)
+        )
+    }
+}
+
 /// `/healthz` then PUT, `pairs` times, at 16 keep-alive clients: each
 /// pair's throughput ratio and server-CPU ratio.
-fn goal_pairs(addr: SocketAddr, scripts: &Scripts, pairs: usize, secs: u64) -> Pairs {
+fn goal_pairs(target: Target, scripts: &Scripts, pairs: usize, secs: u64) -> Pairs {
     let mut out = Pairs {
         ratios: Vec::new(),
         cpu_ratios: Vec::new(),
     };
     for _ in 0..pairs {
-        let healthz = wrk(addr, &scripts.healthz, 16, secs);
-        let put = wrk(addr, &scripts.put, 16, secs);
+        let healthz = wrk(target, &scripts.healthz, 16, secs);
+        let put = wrk(target, &scripts.put, 16, secs);
         assert_eq!(put.errors, 0, "PUTs failed under load");
         out.ratios.push(put.rps / healthz.rps);
         out.cpu_ratios.push(
