@@ -26,6 +26,14 @@ impl ApiError {
         }
     }
 
+    /// The controller is stopping: a stream opened now would end at once.
+    pub fn stopping() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the controller is shutting down".into(),
+        }
+    }
+
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!("controller internal error: {err:#}");
         ApiError {

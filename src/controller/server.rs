@@ -62,6 +62,9 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
     loop {
         while conns.try_join_next().is_some() {}
         let accepted = tokio::select! {
+            // Shutdown first: a connection waiting in the backlog at that
+            // moment is not taken (select! would pick either at random).
+            biased;
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };

@@ -39,6 +39,7 @@ pub async fn stream(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    refuse_if_stopping(&state)?;
     if let Some(node) = query.get("nodeId") {
         let presence = query.get("presence").is_some_and(|v| v == "1");
         let signals = query.get("signals").is_some_and(|v| v == "1");
@@ -51,6 +52,16 @@ pub async fn stream(
     validate_namespace(&ns).map_err(ApiError::bad_request)?;
     let subscription = subscribe(&state, vec![ns], Vec::new()).await?;
     Ok(change_stream(state, subscription, Shape::One))
+}
+
+/// A stream asked for on a connection still open while the controller
+/// drains would be answered 200 and end at once, and its client would take
+/// it for a live controller: it is told the truth instead (503).
+fn refuse_if_stopping(state: &AppState) -> Result<(), ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::stopping());
+    }
+    Ok(())
 }
 
 /// What `POST /v1/stream` names (and `POST /v1/stream/{id}` adds).
@@ -90,6 +101,7 @@ pub async fn stream_set(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SetBody>,
 ) -> Result<Sse<KeepAliveStream<Events>>, ApiError> {
+    refuse_if_stopping(&state)?;
     let (namespaces, prefixes) = body.checked()?;
     let subscription = subscribe(&state, namespaces, prefixes).await?;
     Ok(change_stream(state, subscription, Shape::Set))

@@ -538,6 +538,46 @@ async fn a_controller_on_threads_of_its_own_serves_and_lets_its_file_go() {
     next.shutdown().await.unwrap();
 }
 
+/// A client whose request was under way when the controller began to stop
+/// is told so (503, one line), not handed a change stream that ends at once
+/// (which it would take for a live controller); a new connection is refused.
+#[tokio::test]
+async fn a_stream_asked_for_while_the_controller_stops_gets_a_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let running = plumdash::controller::start(support::loopback_config(dir.path().join("kv.db")))
+        .await
+        .unwrap();
+    let addr = running.addr;
+    // Half a request head: the connection is busy, so the drain waits for it.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /v1/stream?namespace=ns HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "a stopping controller takes no new connection"
+    );
+    conn.write_all(b"Accept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut answer))
+        .await
+        .expect("the answer and the close come within the grace")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(
+        answer.contains(r#"{"error":"the controller is shutting down"}"#),
+        "{answer}"
+    );
+    assert!(!answer.contains("text/event-stream"), "{answer}");
+    stopping.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill_of_the_controller() {
     let dir = tempfile::tempdir().unwrap();
