@@ -2,10 +2,8 @@
 //! apps` (the controller's app API: list, upload, delete), as the original's
 //! Web UI uploads a package before it is deployed.
 
-use super::auth::AuthArgs;
-use crate::cluster::admin::ClusterClient;
+use super::auth::ClusterArgs;
 use crate::cluster::model::AppInfo;
-use crate::kv::DEFAULT_CONTROLLER_BASE;
 use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -53,14 +51,8 @@ pub fn run_package(args: PackageArgs) -> Result<()> {
 #[derive(Args)]
 #[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
 pub struct AppsArgs {
-    /// Controller base URL.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true)]
-    controller: String,
-    /// Print JSON (the controller's own answer) instead of lines.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(flatten)]
-    auth: AuthArgs,
+    cluster: ClusterArgs,
     #[command(subcommand)]
     command: Option<AppsCommand>,
 }
@@ -78,11 +70,11 @@ enum AppsCommand {
 }
 
 pub async fn run_apps(args: AppsArgs) -> Result<()> {
-    let client = ClusterClient::new(&args.controller, args.auth.token()?)?;
+    let client = args.cluster.client()?;
     match args.command.unwrap_or(AppsCommand::List) {
         AppsCommand::List => {
             let apps = client.apps().await?;
-            if args.json {
+            if args.cluster.json {
                 println!("{}", json_line(&apps)?);
             } else if apps.is_empty() {
                 println!("no apps uploaded to {}", client.base());
@@ -94,7 +86,7 @@ pub async fn run_apps(args: AppsArgs) -> Result<()> {
         }
         AppsCommand::Upload { file } => {
             let app = client.upload(&file).await?;
-            if args.json {
+            if args.cluster.json {
                 println!("{}", json_line(&app)?);
             } else {
                 println!("uploaded {}", app_line(&app));
@@ -102,7 +94,7 @@ pub async fn run_apps(args: AppsArgs) -> Result<()> {
         }
         AppsCommand::Remove { id } => {
             client.delete_app(&id).await?;
-            if !args.json {
+            if !args.cluster.json {
                 println!("deleted app {}", escape_controls(&id));
             }
         }

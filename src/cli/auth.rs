@@ -1,5 +1,6 @@
 //! The token flags, declared once and flattened into every command that
-//! talks to (or is) a controller.
+//! talks to (or is) a controller; and with them the flags of the cluster
+//! commands (`apps`, `deploy`, `deployments`).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -15,6 +16,27 @@ pub struct AuthArgs {
     /// overrides --token and PLUM_TOKEN).
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+}
+
+/// `--controller`, `--json` and the token flags: what `apps`, `deploy` and
+/// `deployments` share (global: they may follow a subcommand).
+#[derive(Args, Clone, Debug)]
+pub struct ClusterArgs {
+    /// Controller base URL.
+    #[arg(long, env = "CONTROLLER_BASE", default_value = crate::kv::DEFAULT_CONTROLLER_BASE, global = true)]
+    pub controller: String,
+    /// Print the controller's own answer as JSON instead of lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+impl ClusterArgs {
+    /// A client of the controller, with the token.
+    pub fn client(&self) -> Result<crate::cluster::admin::ClusterClient> {
+        crate::cluster::admin::ClusterClient::new(&self.controller, self.auth.token()?)
+    }
 }
 
 impl AuthArgs {

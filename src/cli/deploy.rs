@@ -3,18 +3,13 @@
 //! cluster API (ours or the original).
 
 use super::apps::json_line;
-use super::auth::AuthArgs;
-use crate::cluster::admin::ClusterClient;
-use crate::kv::DEFAULT_CONTROLLER_BASE;
+use super::auth::ClusterArgs;
 use crate::text_safety::escape_controls;
 use anyhow::{bail, Result};
 use clap::Args;
 
 #[derive(Args)]
 pub struct DeployArgs {
-    /// Controller base URL.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
-    controller: String,
     /// The uploaded app: NAME (its newest version) or NAME:VERSION.
     #[arg(long, value_name = "NAME[:VERSION]")]
     app: String,
@@ -33,18 +28,15 @@ pub struct DeployArgs {
     /// Run this in the unpacked folder instead of ./start.sh (`sh -c CMD`).
     #[arg(long, value_name = "CMD")]
     start_cmd: Option<String>,
-    /// Print the controller's answer as JSON.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    auth: AuthArgs,
+    cluster: ClusterArgs,
 }
 
 pub async fn run_deploy(args: DeployArgs) -> Result<()> {
     if args.node.trim().is_empty() || args.node.chars().any(char::is_control) {
         bail!("--node {:?} is not a node name", args.node);
     }
-    let client = ClusterClient::new(&args.controller, args.auth.token()?)?;
+    let client = args.cluster.client()?;
     let app = client.find_app(&args.app).await?;
     let name = args.name.unwrap_or_else(|| app.name.clone());
     let created = client
@@ -59,7 +51,7 @@ pub async fn run_deploy(args: DeployArgs) -> Result<()> {
     if args.start {
         client.set_running(&created.deployment_id, true).await?;
     }
-    if args.json {
+    if args.cluster.json {
         println!("{}", json_line(&created)?);
         return Ok(());
     }
@@ -86,14 +78,8 @@ pub async fn run_deploy(args: DeployArgs) -> Result<()> {
 #[derive(Args)]
 #[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
 pub struct DeploymentsArgs {
-    /// Controller base URL.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true)]
-    controller: String,
-    /// Print the controller's answer as JSON.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(flatten)]
-    auth: AuthArgs,
+    cluster: ClusterArgs,
     #[command(subcommand)]
     command: Option<DeploymentsCommand>,
 }
@@ -112,11 +98,11 @@ enum DeploymentsCommand {
 }
 
 pub async fn run_deployments(args: DeploymentsArgs) -> Result<()> {
-    let client = ClusterClient::new(&args.controller, args.auth.token()?)?;
+    let client = args.cluster.client()?;
     let (id, done) = match args.command.unwrap_or(DeploymentsCommand::List) {
         DeploymentsCommand::List => {
             let list = client.deployments().await?;
-            if args.json {
+            if args.cluster.json {
                 println!("{}", json_line(&list)?);
             } else if list.is_empty() {
                 println!("no deployments on {}", client.base());
@@ -144,7 +130,7 @@ pub async fn run_deployments(args: DeploymentsArgs) -> Result<()> {
             (id, "deleted")
         }
     };
-    if !args.json {
+    if !args.cluster.json {
         println!("deployment {} {done}", escape_controls(&id));
     }
     Ok(())
