@@ -40,6 +40,13 @@ pub struct AttachArgs {
 }
 
 pub async fn run(args: AttachArgs) -> Result<()> {
+    if !crate::tui::terminal::on_a_terminal() {
+        return Err(super::UsageError(format!(
+            "{}: run `plumdash attach` in one (`plumdash kv watch` prints a namespace's changes as lines)",
+            crate::tui::terminal::NEEDS_A_TERMINAL
+        ))
+        .into());
+    }
     // First: a signal from here on ends us as `q` does, never by default.
     let signals = Termination::install_with_hangup()?;
     let token = args.auth.token()?;

@@ -163,6 +163,12 @@ impl UpArgs {
         if tour && self.namespace_by == NamespaceBy::Instance {
             usage!("the tour walks through one task: drop --namespace-by instance (or use up)");
         }
+        if !self.headless && !crate::tui::terminal::on_a_terminal() {
+            usage!(
+                "{}: run it in one, or add --headless for lines",
+                crate::tui::terminal::NEEDS_A_TERMINAL
+            );
+        }
         if self.failover && self.nodes == 1 {
             self.nodes = 2;
         }

@@ -137,12 +137,22 @@ pub fn parse_osc11(answer: &[u8]) -> Option<(u8, u8, u8)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
+/// Are stdin and stdout both a terminal (the dashboard reads keys from the
+/// one and draws on the other)?
+pub fn on_a_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// What `up` and `attach` say when started without one.
+pub const NEEDS_A_TERMINAL: &str = "the dashboard needs a terminal: stdin and stdout are not both \
+     one (started from a pipe, a file or a service?)";
+
 /// Asks the terminal its background (OSC 11), with DA1 behind it: every
 /// terminal answers DA1, so one that ignores OSC 11 costs no wait. Only on a
 /// terminal (stdin and stdout), in raw mode so the answer is neither echoed
 /// nor held for a newline; before the alternate screen.
 pub fn query_background(timeout: Duration) -> Option<(u8, u8, u8)> {
-    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+    if !on_a_terminal() {
         return None;
     }
     crossterm::terminal::enable_raw_mode().ok()?;
