@@ -66,7 +66,9 @@ impl UiArgs {
             .clone()
             .or_else(|| default_keys_path().filter(|p| p.exists()))
         {
-            Some(path) => load_keys_file(&path, Keymap::default()).map_err(anyhow::Error::msg)?,
+            // A wrong keys file is wrong before anything starts: exit 2.
+            Some(path) => load_keys_file(&path, Keymap::default())
+                .map_err(|e| anyhow::Error::new(super::UsageError(e)))?,
             None => Keymap::default(),
         };
         // What this terminal can draw: colours, Unicode, the mouse.

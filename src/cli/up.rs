@@ -163,12 +163,6 @@ impl UpArgs {
         if tour && self.namespace_by == NamespaceBy::Instance {
             usage!("the tour walks through one task: drop --namespace-by instance (or use up)");
         }
-        if !self.headless && !crate::tui::terminal::on_a_terminal() {
-            usage!(
-                "{}: run it in one, or add --headless for lines",
-                crate::tui::terminal::NEEDS_A_TERMINAL
-            );
-        }
         if self.failover && self.nodes == 1 {
             self.nodes = 2;
         }
@@ -246,6 +240,14 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     let token = args.auth.token()?;
     // Read the keys file before starting anything, so a typo changes nothing.
     let options = args.ui.options()?;
+    // Last of the checks (a wrong flag or keys file is told first).
+    if !args.headless && !crate::tui::terminal::on_a_terminal() {
+        return Err(UsageError(format!(
+            "{}: run it in one, or add --headless for lines",
+            crate::tui::terminal::NEEDS_A_TERMINAL
+        ))
+        .into());
+    }
     let config = SessionConfig {
         remote_controller: args.controller.clone(),
         listen: args.listen,

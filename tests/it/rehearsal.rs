@@ -100,6 +100,43 @@ fn a_taken_listen_port_named_by_the_user_is_an_error() {
     );
 }
 
+/// The dashboard started from a pipe or a service (no terminal): one line
+/// and status 2, nothing drawn into stdout, nothing started; `--headless`
+/// is named as the way to run there.
+#[test]
+fn the_dashboard_without_a_terminal_is_one_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let up = plumdash()
+        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.path().join("kv.db"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let attach = plumdash()
+        .args([
+            "attach",
+            "--controller",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    for (out, hint) in [(up, "--headless"), (attach, "kv watch")] {
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("needs a terminal"), "{err}");
+        assert!(err.contains(hint), "{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(!dir.path().join("kv.db").exists(), "nothing started");
+}
+
 /// `kill = "q"` would make the quit key a SIGKILL: refused, naming both
 /// actions, before anything starts.
 #[test]
@@ -116,7 +153,11 @@ fn a_keys_file_that_takes_the_quit_key_is_refused_before_anything_starts() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a wrong file before anything starts"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("q would be both kill and quit"), "{err}");
     assert!(err.contains("keys.toml:1"), "{err}");
