@@ -182,6 +182,7 @@ impl TaskStatus {
             match t["flag"].as_str() {
                 Some("set") => "set",
                 Some("never_seen") => "never seen",
+                Some("unknown") => "unknown (the namespace not read yet)",
                 Some("removed") => "removed by another client",
                 _ => "clear",
             }

@@ -19,6 +19,8 @@ pub enum CrashFlag {
     Removed,
     #[default]
     NeverSeen,
+    /// The namespace has not been read yet: nothing is known of the flag.
+    Unknown,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,9 @@ pub struct NamespaceMirror {
     flag_ever_seen: bool,
     /// Which key plays which role.
     keys: KeyMap,
+    /// A whole listing has been read (a snapshot or a poll): until then an
+    /// absent key is not known to be absent.
+    read: bool,
 }
 
 impl NamespaceMirror {
@@ -83,9 +88,16 @@ impl NamespaceMirror {
             CrashFlag::Set
         } else if self.flag_ever_seen {
             CrashFlag::Cleared
-        } else {
+        } else if self.read {
             CrashFlag::NeverSeen
+        } else {
+            CrashFlag::Unknown
         }
+    }
+
+    /// Has a whole listing of the namespace been read yet?
+    pub fn read(&self) -> bool {
+        self.read
     }
 
     /// A whole listing (first read, re-read after a gap, or a poll). Keys seen
@@ -110,6 +122,7 @@ impl NamespaceMirror {
         }
         self.changed_at.retain(|k, _| fresh.contains_key(k));
         self.entries = fresh;
+        self.read = true;
         // The feed tells the snapshot's unreadable keys right after it.
         self.unreadable.clear();
         self.refresh();

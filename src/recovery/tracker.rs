@@ -472,6 +472,12 @@ impl Tracker {
         }
     }
 
+    /// Has the namespace been read whole yet (a snapshot or a poll)? Until
+    /// then the screen says so instead of 0 %, no keys and no flag.
+    pub fn namespace_read(&self) -> bool {
+        self.ns.read()
+    }
+
     /// Reads the namespace through `keys` (`--key ROLE=NAME`) from now on.
     pub fn set_keys(&mut self, keys: KeyMap) {
         self.ns.set_keys(keys);
@@ -983,7 +989,10 @@ impl Tracker {
 
     fn on_exited(&mut self, at: TsMs, id: String, exit: ProcessExit, requested: bool) {
         let task = self.task.clone();
-        let flag_known = self.ns.crash_flag() != CrashFlag::NeverSeen;
+        let flag_known = !matches!(
+            self.ns.crash_flag(),
+            CrashFlag::NeverSeen | CrashFlag::Unknown
+        );
         let inst = self.instance_mut(&id);
         let dead_pid = inst.pid;
         inst.pid = None;

@@ -15,6 +15,8 @@ pub enum FlagState {
     /// would leave no flag to find.
     Removed,
     NeverSeen,
+    /// The namespace has not been read yet.
+    Unknown,
 }
 
 /// The crash flag's line: `⚑ app.crashed SET (crashed!)`; the state word stays.
@@ -30,11 +32,13 @@ pub fn flag_text_named(k: &str, state: FlagState, lang: Lang) -> String {
         (FlagState::Cleared, Lang::En) => format!("○ {k} CLEARED (clean)"),
         (FlagState::NeverSeen, Lang::En) => format!("· {k} NO FLAG (never seen)"),
         (FlagState::Removed, Lang::En) => format!("○ {k} REMOVED (by another client)"),
+        (FlagState::Unknown, Lang::En) => format!("? {k} UNKNOWN (not read)"),
         (FlagState::Armed, Lang::Zh) => format!("⚑ {k} ARMED（运行中）"),
         (FlagState::Set, Lang::Zh) => format!("⚑ {k} SET（已崩溃！）"),
         (FlagState::Cleared, Lang::Zh) => format!("○ {k} CLEARED（已清除）"),
         (FlagState::NeverSeen, Lang::Zh) => format!("· {k} NO FLAG（从未出现）"),
         (FlagState::Removed, Lang::Zh) => format!("○ {k} REMOVED（被其他客户端删除）"),
+        (FlagState::Unknown, Lang::Zh) => format!("? {k} UNKNOWN（尚未读取）"),
     }
 }
 

@@ -366,6 +366,66 @@ fn failed_state() {
     snap_all("failed", &failed().app);
 }
 
+/// A stream that is open but has not delivered the namespace yet (a
+/// controller that trickles bytes, or a first read that failed): the screen
+/// says it has not read it, not 0 %, no keys and no flag; the first
+/// snapshot turns that into what it holds.
+#[test]
+fn before_the_first_read_the_namespace_is_not_read_yet() {
+    let header = HeaderInfo {
+        controller_url: "http://127.0.0.1:8080".into(),
+        embedded: false,
+        app: "kv-demo".into(),
+        namespace: "kv-demo".into(),
+        read_only: false,
+        attached: true,
+        waiting_for_namespace: None,
+        archived: None,
+    };
+    let theme = Theme::new(ThemeName::Dark, false);
+    let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
+    app.board.apply(
+        T0,
+        None,
+        Fact::FeedUp {
+            via: "stream".into(),
+        },
+    );
+    let screen = render(&app, 120, 40);
+    assert!(
+        screen.contains("not read yet: waiting for the controller"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Namespace kv-demo (not read yet)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("app.crashed UNKNOWN (not read)"),
+        "{screen}"
+    );
+    for claim in ["0%", "(0 keys)", "NO FLAG"] {
+        assert!(
+            !screen.contains(claim),
+            "{claim} before any read:\n{screen}"
+        );
+    }
+    app.board.apply(
+        T0 + 100,
+        None,
+        Fact::Snapshot(vec![
+            entry("task.progress", "50", ValueType::Int),
+            entry("task.counter", "5", ValueType::Int),
+            entry("task.checkpoint", "step_5", ValueType::String),
+            entry("app.crashed", "true", ValueType::Bool),
+        ]),
+    );
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("50% · step_5 · counter 5"), "{screen}");
+    assert!(screen.contains("(4 keys)"), "{screen}");
+    assert!(!screen.contains("not read"), "{screen}");
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);

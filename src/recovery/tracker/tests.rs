@@ -227,11 +227,16 @@ fn recovery_is_shown_when_the_restarted_run_announces_itself() {
     assert_eq!(cycle.resumed_from, Some(50));
 }
 
-/// A worker that never writes the flag is not "cleared": the flag was never seen.
+/// A worker that never writes the flag is not "cleared": the flag was never
+/// seen; before the namespace is first read, nothing is known of it.
 #[test]
 fn a_flag_never_written_is_never_seen_and_a_deleted_one_is_cleared() {
     let mut t = Tracker::new();
     t.apply(0, started(1));
+    assert_eq!(t.crash_flag(), CrashFlag::Unknown);
+    assert!(!t.namespace_read());
+    t.apply(5, Fact::Snapshot(vec![]));
+    assert!(t.namespace_read());
     assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);
     t.apply(10, checkpoint(1));
     assert_eq!(t.crash_flag(), CrashFlag::NeverSeen);

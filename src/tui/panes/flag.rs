@@ -2,7 +2,7 @@
 //! worker runs, SET after a crash (recovery pending), CLEARED after a
 //! graceful stop or completion, REMOVED when another client (a reset)
 //! deleted it, NO FLAG while it has never been seen (a worker that does not
-//! use the KV never writes it).
+//! use the KV never writes it), UNKNOWN until the namespace is first read.
 
 use crate::recovery::CrashFlag;
 use crate::recovery::Role;
@@ -25,6 +25,7 @@ pub fn state(app: &App) -> FlagState {
 pub fn state_of(flag: CrashFlag, alive: bool) -> FlagState {
     match (flag, alive) {
         (CrashFlag::NeverSeen, _) => FlagState::NeverSeen,
+        (CrashFlag::Unknown, _) => FlagState::Unknown,
         (CrashFlag::Cleared, _) => FlagState::Cleared,
         (CrashFlag::Removed, _) => FlagState::Removed,
         (CrashFlag::Set, true) => FlagState::Armed,
@@ -45,6 +46,7 @@ pub fn width_needed(app: &App, lang: Lang) -> u16 {
         FlagState::Set,
         FlagState::Cleared,
         FlagState::NeverSeen,
+        FlagState::Unknown,
     ];
     let longest = states
         .into_iter()
@@ -60,7 +62,7 @@ pub fn style(app: &App, state: FlagState) -> Style {
         FlagState::Set => app.theme.alarm(),
         FlagState::Cleared => app.theme.calm(),
         FlagState::Removed => app.theme.dim(),
-        FlagState::NeverSeen => app.theme.dim(),
+        FlagState::NeverSeen | FlagState::Unknown => app.theme.dim(),
     }
 }
 

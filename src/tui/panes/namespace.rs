@@ -159,6 +159,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Msg::Of.text(l),
             total
         )
+    } else if !app.tracker().namespace_read() {
+        format!(
+            "{} {} ({})",
+            Msg::Namespace.text(l),
+            ns,
+            Msg::NotRead.text(l)
+        )
     } else {
         format!(
             "{} {} ({} {})",

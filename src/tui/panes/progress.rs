@@ -15,6 +15,10 @@ pub fn label(app: &App) -> String {
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
     let l = app.lang;
+    // Nothing read yet: nothing to draw, not 0 %.
+    if !app.tracker().namespace_read() {
+        return Msg::NotReadYet.text(l).to_string();
+    }
     // There but unreadable: said so, never drawn as 0 %.
     if let Some(why) = unreadable(app) {
         return progress_unreadable(&crate::text_safety::escape_controls(why), l);
