@@ -378,7 +378,8 @@ impl Owner {
         Ok(())
     }
 
-    /// SIGTERM to the group, wait up to `grace`, then SIGKILL; reaps and records the exit.
+    /// SIGTERM to the group, wait up to `grace` for the leader and what ran
+    /// under it, then SIGKILL; reaps and records the exit.
     async fn stop(&mut self, grace: Duration) {
         let Some(child) = self.child.as_mut() else {
             return;
@@ -388,13 +389,23 @@ impl Owner {
         self.state.phase = Lifecycle::Stopping;
         self.publish();
         self.emit(EventKind::StopRequested);
+        let deadline = tokio::time::Instant::now() + grace;
+        // Taken before the signal: a wrapper (`sh -c ./start.sh`) that the
+        // SIGTERM ends at once leaves its worker running without a parent.
+        let under = super::procstats::descendants(pid.as_raw().unsigned_abs());
         self.send_to_group(pid, Signal::SIGTERM);
         // A paused worker cannot act on SIGTERM until it runs again.
         let _ = killpg(pid, Signal::SIGCONT);
-        let exited = tokio::time::timeout(grace, wait_for_exit(&mut self.sigchld, Some(pid))).await;
+        let exited =
+            tokio::time::timeout_at(deadline, wait_for_exit(&mut self.sigchld, Some(pid))).await;
         if exited.is_err() {
             self.send_to_group(pid, Signal::SIGKILL);
             wait_for_exit(&mut self.sigchld, Some(pid)).await;
+        } else {
+            // The worker under a wrapper gets the rest of the grace to stop
+            // as it does (clearing its crash flag) before `finish_run` kills
+            // what is left of the group.
+            processes_end_by(&under, deadline).await;
         }
         self.finish_run().await;
         self.state.phase = Lifecycle::Stopped;
@@ -581,6 +592,22 @@ async fn wait_for_change(sigchld: &mut SignalStream, pid: Option<Pid>) -> ChildC
             // The signal driver is gone (runtime shutting down): nothing will wake us.
             return std::future::pending().await;
         }
+    }
+}
+
+/// Waits until none of `processes` runs any more, or `deadline`; looks
+/// often at first (a worker stops in milliseconds), then less.
+async fn processes_end_by(processes: &[(u32, u64)], deadline: tokio::time::Instant) {
+    let mut pause = Duration::from_millis(5);
+    while processes
+        .iter()
+        .any(|&(pid, start)| super::procstats::still_running(pid, start))
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

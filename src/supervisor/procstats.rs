@@ -103,6 +103,40 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// The processes under `pid` now (its children, theirs, …), each with its
+/// start time so a reused pid is not taken for it. Empty when the kernel
+/// does not list children (`/proc/PID/task/TID/children`).
+pub fn descendants(pid: u32) -> Vec<(u32, u64)> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                // A cycle cannot happen, but a bound costs nothing.
+                if found.len() >= 4096 {
+                    return found;
+                }
+                if let Some(stat) = proc_stat(child) {
+                    found.push((child, stat.start_ticks));
+                    next.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Is this process (pid and start time) still running (not a zombie)?
+pub fn still_running(pid: u32, start_ticks: u64) -> bool {
+    proc_stat(pid).is_some_and(|s| s.start_ticks == start_ticks && !matches!(s.state, 'Z' | 'X'))
+}
+
 /// Every pid in `/proc` now.
 pub fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")

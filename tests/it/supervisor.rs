@@ -323,6 +323,43 @@ async fn graceful_stop_is_stopped_and_never_restarts() {
     supervisor.shutdown_all(Duration::from_secs(1)).await;
 }
 
+/// A package runs as `sh -c ./start.sh`: the leader is a wrapper shell
+/// that SIGTERM ends at once, with the worker still under it. The worker
+/// gets the grace to stop its own way (kv-demo clears its crash flag then),
+/// not a SIGKILL a millisecond after the SIGTERM.
+#[tokio::test]
+async fn a_worker_under_a_wrapper_shell_gets_the_grace_to_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("stopped-cleanly");
+    // `; true`: the outer shell cannot exec the inner one, so it stays the
+    // group's leader, as `sh -c ./start.sh` does; the inner one takes 300 ms
+    // to stop, as a worker writing to its controller on the way out does.
+    let inner = format!(
+        "trap 'sleep 0.3; echo ok > {}; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+        done.display()
+    );
+    let (supervisor, mut events) = Supervisor::new(config("wrapper"));
+    let id = supervisor
+        .spawn_instance(sh(&format!("sh -c \"{inner}\"; true")))
+        .await
+        .unwrap();
+    started(&mut events, &id).await;
+    started_output(&supervisor.output(&id).unwrap(), "ready").await;
+    let begun = Instant::now();
+    let snapshot = supervisor.send(&id, InstanceAction::Stop).await.unwrap();
+    assert_eq!(snapshot.phase, Lifecycle::Stopped);
+    assert!(
+        done.exists(),
+        "the worker under the wrapper was killed before it stopped ({:?} after the SIGTERM)",
+        begun.elapsed()
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "not the whole grace"
+    );
+    supervisor.shutdown_all(Duration::from_secs(1)).await;
+}
+
 #[tokio::test]
 async fn stop_escalates_to_sigkill_after_the_grace_period() {
     let mut config = config("grace");
