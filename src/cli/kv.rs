@@ -212,7 +212,9 @@ fn watch_line(event: &WatchEvent) -> String {
                 "· controller misbehaves: {why} (retry in {})",
                 humantime::format_duration(t.retry_in)
             ),
-            None => format!("· controller sends malformed data: {}", trouble_counts(t)),
+            None if t.any() => format!("· controller sends malformed data: {}", trouble_counts(t)),
+            // A trouble report with nothing in it: the last one is over.
+            None => "· the controller's data reads again".to_string(),
         },
     }
 }
@@ -322,6 +324,23 @@ mod tests {
             updated_at_ms: None,
             writer: None,
         }
+    }
+
+    /// An empty trouble report ends the last one: said so, not as a
+    /// "malformed data" line with nothing after it.
+    #[test]
+    fn a_trouble_report_with_nothing_in_it_says_the_data_reads_again() {
+        let cleared = WatchEvent::Trouble(crate::kv::FeedTrouble::default());
+        assert_eq!(watch_line(&cleared), "· the controller's data reads again");
+        let some = WatchEvent::Trouble(crate::kv::FeedTrouble {
+            skipped: 2,
+            ..Default::default()
+        });
+        assert!(
+            watch_line(&some).starts_with("· controller sends malformed data: 2 malformed"),
+            "{}",
+            watch_line(&some)
+        );
     }
 
     #[test]

@@ -76,14 +76,21 @@ fn preview_long(s: &str) -> String {
     out
 }
 
-/// A short age: `3s`, `5m`, `2h`, `4d`.
+/// A short age: `3s`, `5m`, `2h`, `4d`; `-` for an entry without a time
+/// (the controller sent none, or 0), `?` for one over 999 days old (a time
+/// no write of this system has: a broken clock or a bad value), never 57
+/// years.
 pub fn age(updated_at: i64, now: i64) -> String {
-    let secs = (now - updated_at).max(0);
+    if updated_at <= 0 {
+        return "-".into();
+    }
+    let secs = now.saturating_sub(updated_at).max(0);
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
+        s if s < 1000 * 86_400 => format!("{}d", s / 86_400),
+        _ => "?".into(),
     }
 }
 
@@ -114,10 +121,15 @@ mod tests {
 
     #[test]
     fn ages_are_short() {
-        assert_eq!(age(0, 59), "59s");
-        assert_eq!(age(0, 3599), "59m");
-        assert_eq!(age(0, 7200), "2h");
-        assert_eq!(age(0, 86_400 * 3), "3d");
-        assert_eq!(age(10, 0), "0s");
+        let t = 1_800_000_000;
+        assert_eq!(age(t, t + 59), "59s");
+        assert_eq!(age(t, t + 3599), "59m");
+        assert_eq!(age(t, t + 7200), "2h");
+        assert_eq!(age(t, t + 86_400 * 3), "3d");
+        assert_eq!(age(t + 10, t), "0s");
+        // No time, or one no write here has: said so, not 20,000 days.
+        assert_eq!(age(0, t), "-");
+        assert_eq!(age(-5, t), "-");
+        assert_eq!(age(5, t), "?");
     }
 }

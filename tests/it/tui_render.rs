@@ -426,6 +426,25 @@ fn before_the_first_read_the_namespace_is_not_read_yet() {
     assert!(!screen.contains("not read"), "{screen}");
 }
 
+/// A checkpoint holding control characters is drawn escaped in the gauge,
+/// as everywhere else (ratatui would drop them without a trace).
+#[test]
+fn the_gauge_escapes_a_stored_checkpoints_control_characters() {
+    let mut s = Scenario::new();
+    s.steps(1, 2);
+    s.fact(Fact::Written(vec![entry(
+        "task.checkpoint",
+        "step_2\x1b[2J\u{202e}",
+        ValueType::String,
+    )]));
+    s.rows(None, 0, None);
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains(r"│TORN: progress 20%, counter 2, checkpoint step_2\x1b[2J\u{202e}"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);

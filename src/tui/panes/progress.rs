@@ -10,8 +10,13 @@ use ratatui::widgets::{Block, Gauge};
 use ratatui::Frame;
 
 /// The gauge's label: `50% · step_5 · counter 5`, ` · completed` at the end,
-/// or what is torn.
+/// or what is torn; the values in it (a checkpoint, a state) as they were
+/// stored, control characters escaped (ratatui would drop them silently).
 pub fn label(app: &App) -> String {
+    crate::text_safety::escape_controls(&raw_label(app)).into_owned()
+}
+
+fn raw_label(app: &App) -> String {
     let task = app.tracker().task();
     let progress = task.progress.unwrap_or(0).clamp(0, 100);
     let l = app.lang;
@@ -21,7 +26,7 @@ pub fn label(app: &App) -> String {
     }
     // There but unreadable: said so, never drawn as 0 %.
     if let Some(why) = unreadable(app) {
-        return progress_unreadable(&crate::text_safety::escape_controls(why), l);
+        return progress_unreadable(why, l);
     }
     if let Some(torn) = app.tracker().torn() {
         return format!("TORN: {torn}");
