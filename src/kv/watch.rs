@@ -412,6 +412,9 @@ impl Reconnect for Feed {
             for event in ready.drain(..) {
                 let mut urgent = false;
                 let usable = self.judge(&mut state, event, &mut urgent);
+                if let Some(why) = state.resync.take() {
+                    return StreamEnd::Misbehaved(format!("change stream: {why}"));
+                }
                 // A connection is only well again once it carried something usable.
                 if !usable.is_empty() && self.trouble.now.broken.take().is_some() {
                     urgent = true;
@@ -619,8 +622,19 @@ pub(super) fn judge_data(
     if let (Some(seq), Some(last)) = (seq, state.last_seq) {
         if seq <= last {
             trouble.dropped(1, format!("change #{seq} after #{last}"));
+            // One replayed change is dropped; numbers that stay below the
+            // last one (a controller that sent #18446744073709551615) would
+            // drop every change for good: the stream is read again from a
+            // fresh snapshot instead.
+            state.backwards += 1;
+            if state.backwards >= BACKWARDS_BEFORE_RESYNC {
+                state.resync = Some(format!(
+                    "change numbers went backwards (#{seq} after #{last})"
+                ));
+            }
             return Vec::new();
         }
+        state.backwards = 0;
     }
     if kind == "kv-deleted" {
         let ns = data
@@ -700,11 +714,19 @@ pub(super) fn judge_data(
     out
 }
 
+/// Changes in a row numbered at or below the last one before a stream is
+/// taken for broken and read again from a fresh snapshot.
+const BACKWARDS_BEFORE_RESYNC: u32 = 3;
+
 /// What one stream connection remembers between events.
 #[derive(Default)]
 pub(super) struct StreamState {
     /// The last change number applied (plumdash's stream numbers them).
     pub(super) last_seq: Option<u64>,
+    /// Changes dropped in a row as numbered at or below `last_seq`.
+    backwards: u32,
+    /// Why the stream must be read again from a fresh snapshot, once it must.
+    pub(super) resync: Option<String>,
     /// Items of a batch in progress: emitted together once all arrived.
     batch: Vec<Entry>,
     batch_size: usize,

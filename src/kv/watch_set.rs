@@ -209,6 +209,10 @@ impl Reconnect for SetFeed {
                         if !self.on_event(event).await {
                             return StreamEnd::Closed;
                         }
+                        let resync = self.spaces.values_mut().find_map(|s| s.state.resync.take());
+                        if let Some(why) = resync {
+                            return StreamEnd::Misbehaved(format!("set change stream: {why}"));
+                        }
                     }
                 }
                 command = self.commands.recv() => {

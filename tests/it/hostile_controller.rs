@@ -263,6 +263,28 @@ async fn malformed_events_are_skipped_and_counted_not_reconnected_for() {
         .any(|e| matches!(e, WatchEvent::Status(plumdash::kv::FeedStatus::Down { .. }))));
 }
 
+/// A change numbered 18446744073709551615 would make every later change look
+/// stale for good: after three in a row below it, the stream is read again
+/// from a fresh snapshot, and the later writes arrive.
+#[tokio::test]
+async fn change_numbers_that_go_backwards_get_a_fresh_snapshot_not_a_frozen_feed() {
+    let c = HostileController::start(Mode::BigId);
+    let dm = DistributedMemory::create(NS, &c.url()).unwrap();
+    let mut feed = dm.subscribe(stream_only());
+    let events = events_for(&mut feed, Duration::from_secs(4)).await;
+    assert!(c.stream_requests() >= 2, "read again: {events:?}");
+    let last_progress = events.iter().rev().find_map(|e| match e {
+        WatchEvent::Put(entry) if entry.key == "task.progress" => Some(entry.value.clone()),
+        _ => None,
+    });
+    assert_eq!(last_progress.as_deref(), Some("90"), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, WatchEvent::Trouble(t)
+            if t.broken.as_deref().is_some_and(|b| b.contains("went backwards")))),
+        "told as the controller's fault: {events:?}"
+    );
+}
+
 #[test]
 fn attach_tells_a_misbehaving_controller_from_an_unreachable_one() {
     if !need(&["tmux"]) {

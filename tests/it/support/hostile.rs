@@ -49,6 +49,10 @@ pub enum Mode {
     Redirect,
     /// Every answer a 502 HTML page, as a proxy in front of a dead controller.
     HtmlError,
+    /// After a good snapshot, one change numbered 18446744073709551615, then
+    /// progress writes numbered on from 101 (the first connection only;
+    /// later ones are well numbered).
+    BigId,
 }
 
 pub struct HostileController {
@@ -283,7 +287,10 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
             )
             .await
         }
-        ("GET", "/v1/stream") => stream(mode, socket).await,
+        ("GET", "/v1/stream") => {
+            let first = streams.load(Ordering::Relaxed) == 1;
+            stream(mode, socket, first).await
+        }
         ("GET", "/healthz") => reply(&mut socket, "200 OK", json, r#"{"status":"ok"}"#).await,
         ("PUT", _) => reply(&mut socket, "200 OK", json, "{}").await,
         _ => {
@@ -298,7 +305,7 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
     }
 }
 
-async fn stream(mode: Mode, mut socket: TcpStream) -> std::io::Result<()> {
+async fn stream(mode: Mode, mut socket: TcpStream, first: bool) -> std::io::Result<()> {
     let snapshot = |items: Vec<serde_json::Value>| {
         event(
             "snapshot",
@@ -360,6 +367,25 @@ async fn stream(mode: Mode, mut socket: TcpStream) -> std::io::Result<()> {
                 &event("kv-deleted", Some(103), &deleted.to_string()),
             )
             .await?;
+        }
+        Mode::BigId => {
+            chunk(&mut socket, &snapshot(good_entries())).await?;
+            let progress = |p: u64| {
+                serde_json::json!({"namespace": NS, "key": "task.progress",
+                                   "value": p.to_string(), "type": "int"})
+                .to_string()
+            };
+            if first {
+                chunk(&mut socket, &event("kv", Some(u64::MAX), &progress(60))).await?;
+            }
+            for (i, p) in [70, 80, 90].into_iter().enumerate() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                chunk(
+                    &mut socket,
+                    &event("kv", Some(101 + i as u64), &progress(p)),
+                )
+                .await?;
+            }
         }
         Mode::BadEvent => {
             chunk(&mut socket, &snapshot(good_entries())).await?;
