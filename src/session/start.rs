@@ -467,10 +467,10 @@ impl Session {
                 session.namespace_wait = Some(names);
             }
             Ok(_) => {}
-            Err(e) => anyhow::bail!(
-                "cannot reach the controller at {}: {e}",
-                session.controller_url
-            ),
+            // Unreachable or answering badly now: the dashboard says so (its
+            // feed retries and tells each failure as it is) instead of
+            // ending here; a controller started after the dashboard is met.
+            Err(_) => {}
         }
         session.watch_local_workers(false, None);
         if session.config.remote_instances {

@@ -414,6 +414,28 @@ async fn writes_are_not_redirected_and_reads_not_to_another_origin() {
     assert!(stderr.contains("another origin"), "{stderr}");
 }
 
+/// A controller that answers every request with an error page (a proxy in
+/// front of a dead one) does not end `attach` at its first read: the
+/// dashboard comes up, says what the controller answered, and keeps trying;
+/// the namespace is "not read yet", not empty.
+#[test]
+fn attach_stays_up_and_says_so_when_the_first_read_fails() {
+    if !need(&["tmux"]) {
+        return;
+    }
+    let c = HostileController::start(Mode::HtmlError);
+    let tmux = attach(&c.url());
+    tmux.wait_for(
+        "the dashboard with the error",
+        Duration::from_secs(15),
+        |s| (s.contains("502") && s.contains("not read yet")).then_some(()),
+    );
+    let screen = tmux.screen();
+    assert!(!screen.contains("ATTACH-EXITED"), "{screen}");
+    assert!(!screen.contains("(0 keys)"), "{screen}");
+    assert_q_quits(&tmux);
+}
+
 #[test]
 fn an_html_error_page_is_one_short_line() {
     let c = HostileController::start(Mode::HtmlError);
