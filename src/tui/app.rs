@@ -389,10 +389,19 @@ impl App {
     }
 
     pub fn set_instances(&mut self, rows: Vec<InstanceRow>) {
+        // The selection follows its instance, not its place: a row that
+        // comes in above it (a failover's new instance) must not move the
+        // next `k` or `P` onto another instance or node.
+        let was = self.selected_instance().map(|r| r.status.id.clone());
         self.instances = rows;
         self.name_new_instances();
-        if self.selected >= self.instances.len() {
-            self.selected = self.instances.len().saturating_sub(1);
+        let found = was.and_then(|id| self.instances.iter().position(|r| r.status.id == id));
+        match found {
+            Some(index) => self.selected = index,
+            None if self.selected >= self.instances.len() => {
+                self.selected = self.instances.len().saturating_sub(1);
+            }
+            None => {}
         }
     }
 

@@ -445,6 +445,26 @@ fn the_gauge_escapes_a_stored_checkpoints_control_characters() {
     );
 }
 
+/// A row that comes in above the selected one (a failover's new instance,
+/// listed first) leaves the selection on the instance it was on: the next
+/// `k` or `P` acts where the person pointed, not on the newcomer.
+#[test]
+fn the_selection_follows_its_instance_when_a_row_comes_in_above_it() {
+    let mut s = running();
+    let row = s.app.instances[0].clone();
+    let mut newcomer = row.clone();
+    newcomer.status.id = "kv-demo-002".into();
+    newcomer.status.node = "nodeB".into();
+    s.app.selected = 0;
+    s.app.set_instances(vec![newcomer.clone(), row.clone()]);
+    let picked = s.app.selected_instance().map(|r| r.status.id.as_str());
+    assert_eq!(picked, Some("kv-demo-001"));
+    // Gone: the place is kept, within the list.
+    s.app.set_instances(vec![newcomer]);
+    let picked = s.app.selected_instance().map(|r| r.status.id.as_str());
+    assert_eq!(picked, Some("kv-demo-002"));
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);
