@@ -1014,11 +1014,14 @@ impl Tracker {
         // The flag as this run left it: cleared by it, even if set again since.
         let flag = task.crash_flag && !inst.flag_cleared_in_run;
         let clean_end = matches!(exit, ProcessExit::Clean | ProcessExit::Unknown);
+        // Stopped on request before a step of its own: the task done in the
+        // namespace is an earlier run's, not this one's.
+        let stopped_before_a_step = requested && inst.first_checkpoint.is_none();
         // A replaced run (its work moved on) did not complete the task, whoever did.
         inst.phase = if crashed {
             inst.crashes += 1;
             Phase::Crashed
-        } else if clean_end && completed && superseded.is_none() {
+        } else if clean_end && completed && superseded.is_none() && !stopped_before_a_step {
             Phase::Completed
         } else {
             Phase::Stopped

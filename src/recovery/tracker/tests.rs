@@ -138,6 +138,25 @@ fn a_graceful_stop_is_stopped_and_the_next_start_is_not_a_recovery() {
     assert_eq!(phase(&t), "STOPPED");
 }
 
+/// A run started after the task completed and stopped on request before a
+/// step of its own is STOPPED: the completed task in the namespace is the
+/// earlier run's.
+#[test]
+fn a_run_stopped_before_its_first_step_after_a_completion_is_stopped() {
+    let mut t = Tracker::new();
+    let mut at = 0;
+    t.apply(at, started(1));
+    run_steps(&mut t, &mut at, 0, 10);
+    t.apply(1_100, Fact::Written(vec![e("task.status", "completed")]));
+    t.apply(1_110, exited(ProcessExit::Clean, false));
+    assert_eq!(phase(&t), "COMPLETED");
+    t.apply(1_200, started(2));
+    t.apply(1_300, exited(ProcessExit::Clean, true));
+    assert_eq!(phase(&t), "STOPPED");
+    assert_eq!(t.timeline().last().unwrap().kind, TimelineKind::Stopped);
+    assert_eq!(t.completions(), 1);
+}
+
 #[test]
 fn the_completion_write_may_arrive_after_the_exit() {
     let mut t = Tracker::new();
