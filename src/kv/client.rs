@@ -584,7 +584,10 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     let bytes = crate::http_body::read_capped(resp, MAX_ANSWER)
         .await
         .map_err(KvError::Protocol)?;
-    serde_json::from_slice(&bytes).map_err(|e| KvError::Protocol(format!("bad JSON: {e}")))
+    // A byte that is not UTF-8 inside one value costs that value (shown with
+    // U+FFFD where it was), not the whole answer; valid text is not copied.
+    let text = String::from_utf8_lossy(&bytes);
+    serde_json::from_str(&text).map_err(|e| KvError::Protocol(format!("bad JSON: {e}")))
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -607,6 +610,19 @@ mod tests {
             dm.key_url("a/b c?.ключ"),
             "http://127.0.0.1:8080/v1/kv/kv-demo/a/b%20c%3F.%D0%BA%D0%BB%D1%8E%D1%87"
         );
+    }
+
+    /// One byte that is not UTF-8 in one value: that value reads with U+FFFD
+    /// in its place, the rest of the answer as sent (it was "bad JSON" whole).
+    #[tokio::test]
+    async fn a_byte_that_is_not_utf8_costs_its_value_not_the_answer() {
+        let mut body = br#"[{"key":"a","value":"ok"},{"key":"b","value":"x"#.to_vec();
+        body.push(0xff);
+        body.extend_from_slice(br#"y"}]"#);
+        let resp = reqwest::Response::from(axum::http::Response::new(body));
+        let read: serde_json::Value = read_json(resp).await.unwrap();
+        assert_eq!(read[0]["value"], "ok");
+        assert_eq!(read[1]["value"], "x\u{fffd}y");
     }
 
     #[test]
