@@ -15,7 +15,7 @@ mod watch_set;
 
 pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
-pub use error::KvError;
+pub use error::{is_an_answer, KvError};
 pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType, Writer, WriterVia};
 pub use watch::{FeedMode, FeedStatus, FeedTrouble, WatchEvent, WatchOptions, Watcher};
 pub use watch_set::{SetWatcher, POLL_CONCURRENCY};

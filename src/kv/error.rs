@@ -36,6 +36,18 @@ pub enum KvError {
     Invalid(String),
 }
 
+/// How a [`KvError::Rejected`] and a [`KvError::Protocol`] message start:
+/// [`is_an_answer`] tells them from an unreachable controller by these.
+const REJECTED_LEAD: &str = "controller rejected the request";
+const PROTOCOL_LEAD: &str = "unexpected answer from the controller";
+
+/// Does this error message (as a feed tells it, a string by then) say the
+/// controller answered, with an error or with what is not the API, rather
+/// than that it could not be reached? The screen words the two apart.
+pub fn is_an_answer(message: &str) -> bool {
+    message.starts_with(REJECTED_LEAD) || message.starts_with(PROTOCOL_LEAD)
+}
+
 impl KvError {
     /// True when the controller could not be reached (worth retrying).
     pub fn is_unreachable(&self) -> bool {
@@ -46,5 +58,27 @@ impl KvError {
     /// instance's work to another (409 `fenced: …`).
     pub fn is_fenced(&self) -> bool {
         matches!(self, KvError::Rejected { status: 409, reason } if reason.starts_with(super::model::FENCED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_told_from_an_unreachable_controller_by_its_message() {
+        let rejected = KvError::Rejected {
+            status: 502,
+            reason: "an HTML page".into(),
+        };
+        let protocol = KvError::Protocol("bad JSON".into());
+        let unreachable = KvError::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(is_an_answer(&rejected.to_string()));
+        assert!(is_an_answer(&protocol.to_string()));
+        assert!(!is_an_answer(&unreachable.to_string()));
+        assert!(!is_an_answer("change stream went silent"));
     }
 }

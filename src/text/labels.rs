@@ -67,6 +67,7 @@ messages! {
     Connecting => ("connecting", "连接中"),
     ControllerMisbehaving => ("controller misbehaving", "控制器异常"),
     UnreachableLead => ("CONTROLLER UNREACHABLE:", "控制器不可达："),
+    AnswerLead => ("CONTROLLER ERROR:", "控制器出错："),
     UnreachableTail => ("— retrying; the view resumes when it is back", "— 正在重试；恢复后画面继续"),
     // The signal menu's lines.
     SigKill => ("crash: flag stays set, restart resumes", "崩溃：标记保留，重启后恢复"),

@@ -185,6 +185,11 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             format!("TORN checkpoint: {t}"),
             format!("TORN 检查点不一致：{t}"),
         ),
+        K::FeedDown { error } if crate::kv::is_an_answer(error) => both!(
+            lang,
+            format!("controller error: {error}"),
+            format!("控制器出错：{error}"),
+        ),
         K::FeedDown { error } => both!(
             lang,
             format!("controller unreachable: {error}"),

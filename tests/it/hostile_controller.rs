@@ -416,7 +416,8 @@ async fn writes_are_not_redirected_and_reads_not_to_another_origin() {
 
 /// A controller that answers every request with an error page (a proxy in
 /// front of a dead one) does not end `attach` at its first read: the
-/// dashboard comes up, says what the controller answered, and keeps trying;
+/// dashboard comes up, says what the controller answered (an error, not an
+/// unreachable controller), and keeps trying;
 /// the namespace is "not read yet", not empty.
 #[test]
 fn attach_stays_up_and_says_so_when_the_first_read_fails() {
@@ -433,6 +434,9 @@ fn attach_stays_up_and_says_so_when_the_first_read_fails() {
     let screen = tmux.screen();
     assert!(!screen.contains("ATTACH-EXITED"), "{screen}");
     assert!(!screen.contains("(0 keys)"), "{screen}");
+    // It answered: an error, not an unreachable controller.
+    assert!(screen.contains("CONTROLLER ERROR:"), "{screen}");
+    assert!(!screen.contains("UNREACHABLE"), "{screen}");
     assert_q_quits(&tmux);
 }
 

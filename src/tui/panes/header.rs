@@ -97,7 +97,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from(Span::styled(
             format!(
                 " {} {} {} ",
-                Msg::UnreachableLead.text(l),
+                if crate::kv::is_an_answer(err) {
+                    Msg::AnswerLead.text(l)
+                } else {
+                    Msg::UnreachableLead.text(l)
+                },
                 escape_controls(err),
                 Msg::UnreachableTail.text(l)
             ),
