@@ -361,6 +361,26 @@ mod tests {
         assert!(err.is_err_and(|e| e.contains("/no/such.toml")));
     }
 
+    /// `--listen` named, even as the default address, is that address or an
+    /// error; left out, the default may give way to a free port.
+    #[test]
+    fn a_listen_address_named_is_exact_even_the_default_one() {
+        let named =
+            Cli::try_parse_from(["plumdash", "--listen", crate::controller::DEFAULT_LISTEN])
+                .unwrap();
+        assert!(named.up.listen.is_some());
+        assert_eq!(
+            named.up.listen_addr().to_string(),
+            crate::controller::DEFAULT_LISTEN
+        );
+        let left_out = Cli::try_parse_from(["plumdash"]).unwrap();
+        assert!(left_out.up.listen.is_none());
+        assert_eq!(
+            left_out.up.listen_addr().to_string(),
+            crate::controller::DEFAULT_LISTEN
+        );
+    }
+
     /// `--help` shows the defaults as text; they must be the policy's own.
     #[test]
     fn restart_option_defaults_are_the_policy_defaults() {

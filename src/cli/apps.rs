@@ -2,7 +2,7 @@
 //! apps` (the controller's app API: list, upload, delete), as the original's
 //! Web UI uploads a package before it is deployed.
 
-use super::auth::ClusterArgs;
+use super::auth::ClusterClientArgs;
 use crate::cluster::model::AppInfo;
 use crate::text_safety::{escape_controls, escape_json_controls};
 use anyhow::{bail, Context, Result};
@@ -52,7 +52,7 @@ pub fn run_package(args: PackageArgs) -> Result<()> {
 #[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
 pub struct AppsArgs {
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: ClusterClientArgs,
     #[command(subcommand)]
     command: Option<AppsCommand>,
 }

@@ -21,7 +21,7 @@ pub struct AuthArgs {
 /// `--controller`, `--json` and the token flags: what `apps`, `deploy` and
 /// `deployments` share (global: they may follow a subcommand).
 #[derive(Args, Clone, Debug)]
-pub struct ClusterArgs {
+pub struct ClusterClientArgs {
     /// Controller base URL.
     #[arg(long, env = "CONTROLLER_BASE", default_value = crate::kv::DEFAULT_CONTROLLER_BASE, global = true)]
     pub controller: String,
@@ -32,7 +32,7 @@ pub struct ClusterArgs {
     pub auth: AuthArgs,
 }
 
-impl ClusterArgs {
+impl ClusterClientArgs {
     /// A client of the controller, with the token.
     pub fn client(&self) -> Result<crate::cluster::admin::ClusterClient> {
         crate::cluster::admin::ClusterClient::new(&self.controller, self.auth.token()?)

@@ -3,7 +3,7 @@
 //! cluster API (ours or the original).
 
 use super::apps::json_line;
-use super::auth::ClusterArgs;
+use super::auth::ClusterClientArgs;
 use crate::text_safety::escape_controls;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -29,7 +29,7 @@ pub struct DeployArgs {
     #[arg(long, value_name = "CMD")]
     start_cmd: Option<String>,
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: ClusterClientArgs,
 }
 
 pub async fn run_deploy(args: DeployArgs) -> Result<()> {
@@ -79,7 +79,7 @@ pub async fn run_deploy(args: DeployArgs) -> Result<()> {
 #[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
 pub struct DeploymentsArgs {
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: ClusterClientArgs,
     #[command(subcommand)]
     command: Option<DeploymentsCommand>,
 }

@@ -90,9 +90,10 @@ pub struct UpArgs {
     /// SQLite file of the embedded controller [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Where the embedded controller listens (a free port is used if it is taken).
-    #[arg(long, default_value = controller::DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Where the embedded controller listens: an address named here is that
+    /// address or an error [default: 127.0.0.1:8080, or a free port if it is taken]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Keep what the last run left in the app's namespaces (its task, its crash
     /// flag) instead of starting a fresh demo [the default with --db].
     #[arg(long, conflicts_with = "fresh")]
@@ -223,6 +224,15 @@ impl UpArgs {
         self.instances > 1 && self.cmd.is_none() && self.namespace_by == NamespaceBy::App
     }
 
+    /// `--listen`, or the default address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            controller::DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+        })
+    }
+
     /// Does this run draw the dashboard (the terminal is the screen's)?
     pub fn is_dashboard(&self) -> bool {
         !self.headless
@@ -250,7 +260,7 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     }
     let config = SessionConfig {
         remote_controller: args.controller.clone(),
-        listen: args.listen,
+        listen: args.listen_addr(),
         db: args
             .db
             .clone()
@@ -275,7 +285,8 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         cluster: args.cluster.timing(),
         // A port named on the command line is that port or an error; the
         // default one gives way to a free port (said below).
-        listen_exact: args.listen.to_string() != controller::DEFAULT_LISTEN,
+        // Named by the user (even the default): that address or an error.
+        listen_exact: args.listen.is_some(),
         // Rehearsal, then the live run: each starts at 0 % unless asked.
         fresh: args.fresh || (args.db.is_none() && !args.keep_state),
         // A given controller's cluster may run the app on other machines too.
@@ -310,11 +321,12 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         );
     }
     if let Some(running) = session.embedded_controller() {
-        if running.addr != args.listen {
+        if running.addr != args.listen_addr() {
             println!(
                 "plumdash: {} is taken: the embedded controller listens on {} \
                  (--listen names the address)",
-                args.listen, running.addr
+                args.listen_addr(),
+                running.addr
             );
         }
     }
