@@ -198,7 +198,8 @@ impl UpArgs {
             usage!(
                 "--instances {n} with --nodes would run {n} kv-demo workers writing one \
                  namespace ({app}) at once; with nodes the standby is the other node: run one \
-                 (or give each its own namespace: --namespace-by instance)",
+                 (--instances 1), or drop --nodes to run {n} with one namespace each \
+                 (--namespace-by instance)",
                 n = self.instances,
                 app = self.app
             );
