@@ -5,11 +5,7 @@
 /// The body of `response`, read as it arrives; an error past `max` bytes.
 pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| broke_off(&e))? {
         if body.len() + chunk.len() > max {
             return Err(format!("the answer is larger than {}", size(max)));
         }
@@ -18,10 +14,53 @@ pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<
     Ok(body)
 }
 
+/// Why an answer stopped part-way, in words: reqwest says "error decoding
+/// response body" for a body that stalled until the time limit.
+fn broke_off(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "reading the answer: it stopped part-way and timed out".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("reading the answer: {cause}")
+}
+
 fn size(bytes: usize) -> String {
     if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes >> 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An answer that stops part-way until the time limit is said to be
+    /// that, not "error decoding response body".
+    #[tokio::test]
+    async fn an_answer_that_stalls_part_way_says_so() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = socket.read(&mut head).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n[{\"key\":")
+                .await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let response = client.get(format!("http://{addr}/")).send().await.unwrap();
+        let err = read_capped(response, 1 << 20).await.unwrap_err();
+        assert_eq!(err, "reading the answer: it stopped part-way and timed out");
     }
 }

@@ -84,8 +84,7 @@ impl ClusterClient {
         let status = response.status();
         let body = crate::http_body::read_capped(response, MAX_ANSWER)
             .await
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{what}: reading the answer"))?;
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         Ok((status, body))
     }
 
