@@ -14,6 +14,47 @@ pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<
     Ok(body)
 }
 
+/// An HTML error page (a proxy's, a web server's) as a short line: its title,
+/// else its text without tags, at most 80 characters.
+pub fn html_excerpt(page: &str) -> String {
+    let lower = page.to_ascii_lowercase();
+    let title = lower.find("<title").and_then(|open| {
+        let start = open + lower[open..].find('>')? + 1;
+        let end = start + lower[start..].find("</title")?;
+        Some(&page[start..end])
+    });
+    let text = match title {
+        Some(title) => title.to_string(),
+        None => {
+            let mut out = String::new();
+            let mut in_tag = false;
+            for c in page.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' if in_tag => {
+                        in_tag = false;
+                        out.push(' ');
+                    }
+                    c if !in_tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        }
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    let mut short: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        short.push('…');
+    }
+    if short.is_empty() {
+        "an HTML page".into()
+    } else {
+        format!("an HTML page: {short}")
+    }
+}
+
 /// Why an answer stopped part-way, in words: reqwest says "error decoding
 /// response body" for a body that stalled until the time limit.
 fn broke_off(e: &reqwest::Error) -> String {
@@ -39,6 +80,16 @@ fn size(bytes: usize) -> String {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn an_html_error_page_is_one_short_line() {
+        let page = "<!DOCTYPE html>\n<html><head><style>body{}</style><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+        assert_eq!(html_excerpt(page), "an HTML page: 502 Bad Gateway");
+        let untitled = format!("<html><body><p>Oops {}</p></body></html>", "x ".repeat(100));
+        let line = html_excerpt(&untitled);
+        assert!(line.starts_with("an HTML page: Oops x x"), "{line}");
+        assert!(line.chars().count() < 100 && line.ends_with('…'), "{line}");
+    }
 
     /// An answer that stops part-way until the time limit is said to be
     /// that, not "error decoding response body".

@@ -303,6 +303,10 @@ fn reason(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
+    // A proxy's error page: its title, not its markup.
+    if text.trim_start().starts_with('<') {
+        return crate::http_body::html_excerpt(&text);
+    }
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
@@ -328,5 +332,9 @@ mod tests {
         assert_eq!(reason(br#"{"error":"not a zip"}"#), "not a zip");
         assert_eq!(reason(b"bad form\n"), "bad form");
         assert_eq!(reason(b""), "no reason given");
+        let page = b"<html><head><title>502 Bad \x1b]0;x\x07Gateway</title></head><body>xxxx</body></html>";
+        let line = reason(page);
+        assert!(line.starts_with("an HTML page: 502 Bad"), "{line}");
+        assert!(!line.contains('<'), "{line}");
     }
 }
