@@ -38,12 +38,12 @@ pub fn run_package(args: PackageArgs) -> Result<()> {
     };
     let made = crate::artifact::package(&args.out, &args.name, &args.version, &worker)?;
     println!(
-        "{}: start.sh, meta.ini (name={}, version={}), kv-demo from {} ({} MiB)",
+        "{}: start.sh, meta.ini (name={}, version={}), kv-demo from {}; the zip is {:.1} MiB",
         made.path.display(),
         args.name,
         args.version,
         worker.display(),
-        made.bytes.div_ceil(1 << 20)
+        made.bytes as f64 / f64::from(1 << 20)
     );
     Ok(())
 }
