@@ -12,11 +12,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub async fn run(args: VerifyArgs) -> ExitCode {
-    match args.config() {
-        Ok(config) => crate::verify::main(config).await,
+    let config = match args.config() {
+        Ok(config) => config,
         Err(reason) => {
             eprintln!("plumdash verify: {reason}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    // Ctrl-C, SIGTERM or a closed terminal: the run is dropped (its workers
+    // and embedded controller with it) and says so, instead of dying silent.
+    let mut signals = match crate::signals::Termination::install_with_hangup() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("plumdash verify: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    tokio::select! {
+        code = crate::verify::main(config) => code,
+        signal = signals.recv() => {
+            eprintln!("plumdash verify: interrupted by signal {signal}: no verdict");
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
         }
     }
 }

@@ -104,6 +104,46 @@ fn the_human_output_has_a_table_and_a_verdict() {
     assert!(text.contains("verify: PASS"));
 }
 
+/// Ctrl-C in the middle of a run: one line saying there is no verdict, the
+/// shell's status for SIGINT (130), and no worker of it left running.
+#[test]
+fn an_interrupted_run_says_it_has_no_verdict_and_leaves_nothing_running() {
+    let mut child = support::plumdash()
+        .args(["verify", "--step", "200ms", "--cycles", "1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Once the first worker runs (its start line), interrupt.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let started = lines.by_ref().find_map(|l| {
+        let l = l.ok()?;
+        l.contains("started (pid ").then_some(l)
+    });
+    let pid: i32 = started
+        .as_deref()
+        .and_then(|l| l.split("pid ").nth(1))
+        .and_then(|rest| rest.trim_end_matches(')').split(')').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a worker's start line");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted by signal 2: no verdict"), "{err}");
+    support::wait_until(
+        "the worker to be gone",
+        std::time::Duration::from_secs(5),
+        || is_dead(pid as u32),
+    );
+}
+
 fn assert_fails_with(script: &str, invariant: u64) -> Value {
     let cmd = fixture(script);
     let (code, report) = verify_json(&["--cycles", "1", "--kill-at", "50", "--cmd", &cmd]);
