@@ -279,6 +279,10 @@ impl Reporter {
         changed
     }
 
+    pub(super) fn has_unreadable(&self) -> bool {
+        !self.unreadable.is_empty()
+    }
+
     fn set_unreadable(&mut self, u: Unreadable) -> bool {
         let key = u.key_text().to_string();
         self.unreadable.insert(key, u.clone()) != Some(u)
@@ -451,16 +455,20 @@ impl Reconnect for Feed {
                             ),
                         );
                     }
-                    let any = !listing.unreadable.is_empty();
-                    let changed = self.trouble.replace_unreadable(listing.unreadable)
-                        // The first poll's snapshot replaces them at the consumer.
-                        || (any && known.is_none());
+                    let mut changed = self.trouble.replace_unreadable(listing.unreadable);
                     let entries = listing.entries;
                     let events = match &known {
-                        None => vec![
-                            WatchEvent::Status(FeedStatus::Polling(interval)),
-                            WatchEvent::Snapshot(entries.clone()),
-                        ],
+                        None => {
+                            let mut events =
+                                vec![WatchEvent::Status(FeedStatus::Polling(interval))];
+                            // Unreadable keys before the snapshot (see `judge_data`).
+                            if self.trouble.has_unreadable() {
+                                events.extend(self.trouble.due(true));
+                                changed = false;
+                            }
+                            events.push(WatchEvent::Snapshot(entries.clone()));
+                            events
+                        }
                         Some(old) => diff(old, &entries),
                     };
                     for ev in events {
@@ -613,9 +621,15 @@ pub(super) fn judge_data(
             );
         }
         // A snapshot replaces what the consumer held, unreadable keys
-        // included: they are told again after it, changed or not.
-        let any = !listing.unreadable.is_empty();
-        *urgent |= trouble.replace_unreadable(listing.unreadable) || any;
+        // included. Its unreadable keys are told first: the consumer then
+        // never judges the snapshot without them (a task key that does not
+        // read is unknown, not missing: not a torn checkpoint).
+        let changed = trouble.replace_unreadable(listing.unreadable);
+        if trouble.has_unreadable() {
+            out.extend(trouble.due(true));
+        } else {
+            *urgent |= changed;
+        }
         out.push(WatchEvent::Snapshot(listing.entries));
         return out;
     }

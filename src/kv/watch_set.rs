@@ -504,15 +504,18 @@ impl SetFeed {
                 ),
             );
         }
-        let any = !listing.unreadable.is_empty();
-        let changed =
-            space.trouble.replace_unreadable(listing.unreadable) || (any && space.known.is_none());
+        let mut changed = space.trouble.replace_unreadable(listing.unreadable);
         let entries = listing.entries;
         let events = match &space.known {
             None => {
                 let mut events = Vec::new();
                 if was_down || space.state.last_seq.is_none() {
                     events.push(WatchEvent::Status(FeedStatus::Polling(interval)));
+                }
+                // Unreadable keys before the snapshot (see `judge_data`).
+                if space.trouble.has_unreadable() {
+                    events.extend(space.trouble.due(true));
+                    changed = false;
                 }
                 events.push(WatchEvent::Snapshot(entries.clone()));
                 events

@@ -123,8 +123,10 @@ impl NamespaceMirror {
         self.changed_at.retain(|k, _| fresh.contains_key(k));
         self.entries = fresh;
         self.read = true;
-        // The feed tells the snapshot's unreadable keys right after it.
-        self.unreadable.clear();
+        // The feed tells a snapshot's unreadable keys just before it: those
+        // stay (they are absent from the entries); a key that reads now is
+        // no longer unreadable.
+        self.unreadable.retain(|k, _| !self.entries.contains_key(k));
         self.refresh();
     }
 
@@ -170,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_keys_last_until_a_good_write_or_a_snapshot() {
+    fn unreadable_keys_last_until_a_good_write_or_a_snapshot_that_reads_them() {
         let mut m = NamespaceMirror::default();
         m.replace_all(0, vec![entry("task.counter", "5")]);
         let bad = Unreadable {
@@ -188,7 +190,11 @@ mod tests {
             key: Some("x".into()),
             reason: "r".into(),
         }]);
+        // A snapshot's unreadable keys are told just before it: one it does
+        // not hold stays unreadable, one it holds readable is read.
         m.replace_all(2, vec![entry("task.progress", "50")]);
-        assert!(m.unreadable().is_empty(), "told again after the snapshot");
+        assert_eq!(m.unreadable().len(), 1, "absent from it: still unreadable");
+        m.replace_all(3, vec![entry("task.progress", "50"), entry("x", "1")]);
+        assert!(m.unreadable().is_empty(), "held readable by the snapshot");
     }
 }

@@ -285,6 +285,35 @@ async fn change_numbers_that_go_backwards_get_a_fresh_snapshot_not_a_frozen_feed
     );
 }
 
+/// Task keys that do not read (numbers, not strings) are told before the
+/// snapshot that lacks them, over the stream and over polling: the consumer
+/// never sees a checkpoint without its progress and counter and takes it
+/// for a torn one.
+#[tokio::test]
+async fn unreadable_task_keys_are_told_before_the_snapshot_that_lacks_them() {
+    let c = HostileController::start(Mode::NumberTask);
+    let dm = DistributedMemory::create(NS, &c.url()).unwrap();
+    for options in [
+        stream_only(),
+        WatchOptions {
+            mode: FeedMode::Polling(Duration::from_millis(200)),
+            ..WatchOptions::default()
+        },
+    ] {
+        let mut feed = dm.subscribe(options);
+        let events = events_for(&mut feed, Duration::from_secs(1)).await;
+        let snapshot = events
+            .iter()
+            .position(|e| matches!(e, WatchEvent::Snapshot(_)))
+            .expect("a snapshot");
+        let told = events[..snapshot].iter().any(|e| {
+            matches!(e, WatchEvent::Trouble(t)
+                if t.unreadable.iter().any(|u| u.key.as_deref() == Some("task.progress")))
+        });
+        assert!(told, "unreadable keys first: {events:?}");
+    }
+}
+
 #[test]
 fn attach_tells_a_misbehaving_controller_from_an_unreachable_one() {
     if !need(&["tmux"]) {

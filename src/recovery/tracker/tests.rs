@@ -157,6 +157,31 @@ fn a_run_stopped_before_its_first_step_after_a_completion_is_stopped() {
     assert_eq!(t.completions(), 1);
 }
 
+/// The feed tells a snapshot's unreadable task keys before the snapshot:
+/// a checkpoint beside a progress and counter that do not read is unknown,
+/// never a torn checkpoint, and the timeline says no TORN.
+#[test]
+fn a_snapshot_whose_task_keys_do_not_read_is_not_torn() {
+    let mut t = Tracker::new();
+    let bad = |key: &str| crate::kv::Unreadable {
+        key: Some(key.into()),
+        reason: "invalid type: integer `50`, expected a string".into(),
+    };
+    t.apply(
+        0,
+        Fact::FeedTrouble(crate::kv::FeedTrouble {
+            unreadable: vec![bad("task.progress"), bad("task.counter")],
+            ..Default::default()
+        }),
+    );
+    t.apply(1, Fact::Snapshot(vec![e("task.checkpoint", "step_5")]));
+    assert_eq!(t.torn(), None);
+    assert_eq!(t.torn_seen(), 0);
+    assert!(!t
+        .timeline()
+        .any(|ev| matches!(ev.kind, TimelineKind::Torn { .. })));
+}
+
 #[test]
 fn the_completion_write_may_arrive_after_the_exit() {
     let mut t = Tracker::new();

@@ -33,6 +33,9 @@ pub enum Mode {
     BadEntry,
     /// `task.progress` is `"fifty"` (type int): present, not a number.
     WordProgress,
+    /// `task.progress` and `task.counter` sent as JSON numbers (`50`, not
+    /// `"50"`): entries that do not read, beside a good `task.checkpoint`.
+    NumberTask,
     /// A good snapshot, then `data: {not json` events, one every 100 ms.
     BadEvent,
     /// `data: AAAA…` without end, 64 KiB at a time.
@@ -155,6 +158,21 @@ pub fn entries_with_bad_ones() -> Vec<serde_json::Value> {
     all
 }
 
+/// The good entries with the progress and counter as JSON numbers.
+pub fn number_task() -> Vec<serde_json::Value> {
+    let mut all = good_entries();
+    for e in &mut all {
+        if e["key"] == "task.progress" || e["key"] == "task.counter" {
+            let n: i64 = e["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            e["value"] = n.into();
+        }
+    }
+    all
+}
+
 /// The good entries with `task.progress` written as a word.
 pub fn word_progress() -> Vec<serde_json::Value> {
     let mut all = good_entries();
@@ -271,6 +289,7 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
             let mut items = match mode {
                 Mode::BadEntry => entries_with_bad_ones(),
                 Mode::WordProgress => word_progress(),
+                Mode::NumberTask => number_task(),
                 _ => good_entries(),
             };
             if mode == Mode::OtherNamespace {
@@ -342,6 +361,7 @@ async fn stream(mode: Mode, mut socket: TcpStream, first: bool) -> std::io::Resu
         }
         Mode::BadEntry => chunk(&mut socket, &snapshot(entries_with_bad_ones())).await?,
         Mode::WordProgress => chunk(&mut socket, &snapshot(word_progress())).await?,
+        Mode::NumberTask => chunk(&mut socket, &snapshot(number_task())).await?,
         Mode::OtherNamespace => {
             chunk(&mut socket, &snapshot(good_entries())).await?;
             // Another app's progress and a torn-looking checkpoint.
