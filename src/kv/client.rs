@@ -252,12 +252,23 @@ impl DistributedMemory {
             return Ok(None);
         }
         let resp = expect_status(resp, &[StatusCode::OK]).await?;
-        let mut entry: Entry = read_json(resp).await?;
-        // An original controller leaves these out of some answers.
-        if entry.namespace.is_empty() {
-            entry.namespace = self.namespace.clone();
+        // Read as a listing's entry is (an original controller leaves the
+        // namespace out): JSON that is not an entry says which field, not
+        // "bad JSON".
+        let item: serde_json::Value = read_json(resp).await?;
+        match super::model::read_entry(item, &self.namespace) {
+            super::model::EntryRead::Entry(entry) => Ok(Some(entry)),
+            super::model::EntryRead::Foreign(other) => Err(KvError::Protocol(format!(
+                "the answer for key {:?} is namespace {:?}'s",
+                super::model::preview(key),
+                super::model::preview(&other)
+            ))),
+            super::model::EntryRead::Unreadable(u) => Err(KvError::Protocol(format!(
+                "key {:?} does not read as an entry: {}",
+                super::model::preview(key),
+                u.reason
+            ))),
         }
-        Ok(Some(entry))
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, KvError> {

@@ -469,6 +469,29 @@ fn attach_stays_up_and_says_so_when_the_first_read_fails() {
     assert_q_quits(&tmux);
 }
 
+/// `kv get` of a key whose answer is JSON but not an entry (a `null` value
+/// and type) names the field that does not read, not "bad JSON"; a good key
+/// of the same controller reads.
+#[test]
+fn a_key_that_does_not_read_is_named_with_why() {
+    let c = HostileController::start(Mode::BadEntry);
+    let out = kv(&c.url(), &["get", "bad.null"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("\"bad.null\" does not read as an entry"),
+        "{err}"
+    );
+    assert!(!err.contains("bad JSON"), "{err}");
+    let out = kv(&c.url(), &["get", "task.progress"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "50");
+}
+
 #[test]
 fn an_html_error_page_is_one_short_line() {
     let c = HostileController::start(Mode::HtmlError);

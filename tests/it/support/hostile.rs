@@ -306,6 +306,26 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
             )
             .await
         }
+        ("GET", one) if one.starts_with("/v1/kv/hx/") => {
+            // One key: the item the listing has for it, as it is.
+            let key = &one["/v1/kv/hx/".len()..];
+            let items = match mode {
+                Mode::BadEntry => entries_with_bad_ones(),
+                _ => good_entries(),
+            };
+            match items.into_iter().find(|e| e["key"] == key) {
+                Some(item) => reply(&mut socket, "200 OK", json, &item.to_string()).await,
+                None => {
+                    reply(
+                        &mut socket,
+                        "404 Not Found",
+                        json,
+                        r#"{"error":"not found"}"#,
+                    )
+                    .await
+                }
+            }
+        }
         ("GET", "/v1/stream") => {
             let first = streams.load(Ordering::Relaxed) == 1;
             stream(mode, socket, first).await
