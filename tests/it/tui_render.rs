@@ -49,27 +49,34 @@ struct Scenario {
     pid: u32,
 }
 
+/// The dashboard of app `kv-demo` with its stream up, nothing read yet;
+/// `attached`: watching a controller it did not start.
+fn fresh_app(attached: bool) -> App {
+    let header = HeaderInfo {
+        controller_url: "http://127.0.0.1:8080".into(),
+        embedded: !attached,
+        app: "kv-demo".into(),
+        namespace: "kv-demo".into(),
+        read_only: false,
+        attached,
+        waiting_for_namespace: None,
+        archived: None,
+    };
+    let theme = Theme::new(ThemeName::Dark, false);
+    let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
+    app.board.apply(
+        T0,
+        None,
+        Fact::FeedUp {
+            via: "stream".into(),
+        },
+    );
+    app
+}
+
 impl Scenario {
     fn new() -> Scenario {
-        let header = HeaderInfo {
-            controller_url: "http://127.0.0.1:8080".into(),
-            embedded: true,
-            app: "kv-demo".into(),
-            namespace: "kv-demo".into(),
-            read_only: false,
-            attached: false,
-            waiting_for_namespace: None,
-            archived: None,
-        };
-        let theme = Theme::new(ThemeName::Dark, false);
-        let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
-        app.board.apply(
-            T0,
-            None,
-            Fact::FeedUp {
-                via: "stream".into(),
-            },
-        );
+        let mut app = fresh_app(false);
         app.board.apply(T0, None, Fact::Snapshot(vec![]));
         let mut s = Scenario {
             app,
@@ -372,25 +379,7 @@ fn failed_state() {
 /// snapshot turns that into what it holds.
 #[test]
 fn before_the_first_read_the_namespace_is_not_read_yet() {
-    let header = HeaderInfo {
-        controller_url: "http://127.0.0.1:8080".into(),
-        embedded: false,
-        app: "kv-demo".into(),
-        namespace: "kv-demo".into(),
-        read_only: false,
-        attached: true,
-        waiting_for_namespace: None,
-        archived: None,
-    };
-    let theme = Theme::new(ThemeName::Dark, false);
-    let mut app = App::new(header, Keymap::default(), theme, ClockStyle::Relative, T0);
-    app.board.apply(
-        T0,
-        None,
-        Fact::FeedUp {
-            via: "stream".into(),
-        },
-    );
+    let mut app = fresh_app(true);
     let screen = render(&app, 120, 40);
     assert!(
         screen.contains("not read yet: waiting for the controller"),

@@ -286,12 +286,7 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
             reply(&mut socket, "200 OK", json, &body).await
         }
         ("GET", "/v1/kv/hx") => {
-            let mut items = match mode {
-                Mode::BadEntry => entries_with_bad_ones(),
-                Mode::WordProgress => word_progress(),
-                Mode::NumberTask => number_task(),
-                _ => good_entries(),
-            };
+            let mut items = listing(mode);
             if mode == Mode::OtherNamespace {
                 items.push(
                     serde_json::json!({"namespace": "other-app", "key": "task.progress",
@@ -309,21 +304,9 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
         ("GET", one) if one.starts_with("/v1/kv/hx/") => {
             // One key: the item the listing has for it, as it is.
             let key = &one["/v1/kv/hx/".len()..];
-            let items = match mode {
-                Mode::BadEntry => entries_with_bad_ones(),
-                _ => good_entries(),
-            };
-            match items.into_iter().find(|e| e["key"] == key) {
+            match listing(mode).into_iter().find(|e| e["key"] == key) {
                 Some(item) => reply(&mut socket, "200 OK", json, &item.to_string()).await,
-                None => {
-                    reply(
-                        &mut socket,
-                        "404 Not Found",
-                        json,
-                        r#"{"error":"not found"}"#,
-                    )
-                    .await
-                }
+                None => not_found(&mut socket).await,
             }
         }
         ("GET", "/v1/stream") => {
@@ -332,16 +315,28 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
         }
         ("GET", "/healthz") => reply(&mut socket, "200 OK", json, r#"{"status":"ok"}"#).await,
         ("PUT", _) => reply(&mut socket, "200 OK", json, "{}").await,
-        _ => {
-            reply(
-                &mut socket,
-                "404 Not Found",
-                json,
-                r#"{"error":"not found"}"#,
-            )
-            .await
-        }
+        _ => not_found(&mut socket).await,
     }
+}
+
+/// The namespace's items in `mode`.
+fn listing(mode: Mode) -> Vec<serde_json::Value> {
+    match mode {
+        Mode::BadEntry => entries_with_bad_ones(),
+        Mode::WordProgress => word_progress(),
+        Mode::NumberTask => number_task(),
+        _ => good_entries(),
+    }
+}
+
+async fn not_found(socket: &mut TcpStream) -> std::io::Result<()> {
+    reply(
+        socket,
+        "404 Not Found",
+        "application/json",
+        r#"{"error":"not found"}"#,
+    )
+    .await
 }
 
 async fn stream(mode: Mode, mut socket: TcpStream, first: bool) -> std::io::Result<()> {
