@@ -101,6 +101,15 @@ pub fn auto_restart(on: bool, instance: &str, lang: Lang) -> String {
     }
 }
 
+/// After [`auto_restart`] turned on for an instance that is not running.
+pub fn start_it_with(key: &str, lang: Lang) -> String {
+    both!(
+        lang,
+        format!(" (not running: {key} starts it now)"),
+        format!("（未在运行：按 {key} 立即启动）"),
+    )
+}
+
 /// A log search that found nothing (the term quoted and escaped, as typed).
 pub fn no_match(term: &str, lang: Lang) -> String {
     both!(
@@ -294,6 +303,7 @@ mod tests {
                 not_running("kv-1", lang),
                 auto_restart(true, "kv-1", lang),
                 auto_restart(false, "kv-1", lang),
+                start_it_with("s", lang),
                 no_match("boom", lang),
                 started("kv-1", lang),
                 stopped("kv-1", lang),

@@ -664,7 +664,15 @@ impl App {
             Action::ToggleAutoRestart => {
                 let row = self.guard_control()?;
                 let (instance, on) = (row.status.id.clone(), !row.status.auto_restart);
-                self.flash(flash::auto_restart(on, &instance, self.lang), false);
+                let down = row.status.pid.is_none();
+                let mut text = flash::auto_restart(on, &instance, self.lang);
+                // On again for one that is down: it restarts at its next
+                // end, not now; say which key starts it.
+                if on && down {
+                    let key = self.keymap.key_for(Action::StartStop);
+                    text.push_str(&flash::start_it_with(&key, self.lang));
+                }
+                self.flash(text, false);
                 Some(Command::SetAutoRestart { instance, on })
             }
             Action::NewInstance => {

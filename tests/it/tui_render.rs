@@ -454,6 +454,30 @@ fn the_selection_follows_its_instance_when_a_row_comes_in_above_it() {
     assert_eq!(picked, Some("kv-demo-002"));
 }
 
+/// `a` on an instance that is down turns auto-restart on for its next end
+/// and says which key starts it now (it does not start by itself).
+#[test]
+fn auto_restart_on_for_a_stopped_instance_names_the_start_key() {
+    let mut s = just_killed();
+    if let Some(row) = s.app.instances.first_mut() {
+        row.status.auto_restart = false;
+    }
+    let command = s.app.on_event(&key('a'));
+    assert!(
+        matches!(
+            command,
+            Some(plumdash::tui::action::Command::SetAutoRestart { on: true, .. })
+        ),
+        "{command:?}"
+    );
+    let flash = s
+        .app
+        .active_flash()
+        .map(|f| f.text.clone())
+        .unwrap_or_default();
+    assert!(flash.contains("not running: s starts it now"), "{flash}");
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);
