@@ -135,10 +135,22 @@ impl NodeReport {
         if let Some(why) = &self.ended_early {
             out.push_str(&format!("  ended early: {why}\n"));
         }
-        out.push_str(if self.ok {
-            "RESULT: all node invariants held\n"
+        // The same verdict line as a single worker's run, for scripts.
+        let violated: Vec<&str> = self
+            .invariants
+            .iter()
+            .filter(|i| i.status == "violated")
+            .map(|i| i.id)
+            .collect();
+        out.push_str(&if self.ok {
+            "verify: PASS — every node invariant held\n".to_string()
+        } else if violated.is_empty() {
+            "verify: FAIL — the run did not complete its plan\n".to_string()
         } else {
-            "RESULT: FAILED\n"
+            format!(
+                "verify: FAIL — node invariant {} violated\n",
+                violated.join(", ")
+            )
         });
         out
     }
@@ -735,7 +747,7 @@ mod tests {
         assert!(text.contains("#1 kill at 40% on nodeA → nodeB"), "{text}");
         assert!(text.contains("running 0.31s"), "{text}");
         assert!(
-            text.ends_with("RESULT: all node invariants held\n"),
+            text.ends_with("verify: PASS — every node invariant held\n"),
             "{text}"
         );
     }
