@@ -76,6 +76,8 @@ pub struct SseDecoder {
     max_line: usize,
     max_event: usize,
     current: Pending,
+    /// Lines completed so far (comments and blank ones too).
+    lines: u64,
 }
 
 #[derive(Debug, Default)]
@@ -106,7 +108,14 @@ impl SseDecoder {
             max_line,
             max_event,
             current: Pending::default(),
+            lines: 0,
         }
+    }
+
+    /// Lines completed so far, keep-alive comments included: a stream whose
+    /// bytes trickle in without ever ending a line is alive in no sense.
+    pub fn lines(&self) -> u64 {
+        self.lines
     }
 
     /// Bytes held for a line not ended yet.
@@ -160,6 +169,7 @@ impl SseDecoder {
                 self.max_event,
             )?;
             out.extend(event);
+            self.lines += 1;
             self.start = next;
             self.scanned = next;
         }

@@ -46,6 +46,10 @@ pub struct WatchOptions {
     /// The longest line (and event) the stream may send; a longer one ends
     /// the connection as the controller's fault, so memory stays bounded.
     pub max_line: usize,
+    /// A stream whose bytes complete no line for this long (one trickling a
+    /// byte now and then, never an event or a keep-alive) is ended as the
+    /// controller's fault: bytes alone do not make it live.
+    pub line_patience: Duration,
 }
 
 impl Default for WatchOptions {
@@ -57,6 +61,7 @@ impl Default for WatchOptions {
             // Three keep-alives missed in a row.
             stream_idle_timeout: STREAM_KEEP_ALIVE * 3,
             max_line: super::sse::MAX_LINE,
+            line_patience: LINE_PATIENCE,
         }
     }
 }
@@ -387,18 +392,24 @@ impl Reconnect for Feed {
         let mut state = StreamState::default();
         let idle = self.options.stream_idle_timeout;
         let mut silent_until = tokio::time::Instant::now() + idle;
+        let mut line_due = tokio::time::Instant::now() + self.options.line_patience;
         loop {
-            // Any bytes, keep-alive comments included, prove the stream alive.
+            // Any bytes, keep-alive comments included, prove the stream alive;
+            // and a whole line now and then, that it is a stream.
             let wake = match self.trouble.deadline() {
                 Some(report) => report.min(silent_until),
                 None => silent_until,
-            };
+            }
+            .min(line_due);
             let chunk = match tokio::time::timeout_at(wake, resp.chunk()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => {
                     return StreamEnd::Failed("change stream closed by the controller".into())
                 }
                 Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
+                Err(_) if tokio::time::Instant::now() >= line_due => {
+                    return StreamEnd::Misbehaved(no_line_in(self.options.line_patience))
+                }
                 Err(_) if tokio::time::Instant::now() >= silent_until => {
                     return StreamEnd::Failed("change stream went silent".into())
                 }
@@ -410,8 +421,12 @@ impl Reconnect for Feed {
                 }
             };
             silent_until = tokio::time::Instant::now() + idle;
+            let lines = decoder.lines();
             if let Err(e) = decoder.push(&chunk, &mut ready) {
                 return StreamEnd::Misbehaved(format!("change stream: {e}"));
+            }
+            if decoder.lines() != lines {
+                line_due = tokio::time::Instant::now() + self.options.line_patience;
             }
             for event in ready.drain(..) {
                 let mut urgent = false;
@@ -726,6 +741,19 @@ pub(super) fn judge_data(
         }
     }
     out
+}
+
+/// Longest a stream may go without completing a line (our controller sends a
+/// keep-alive every 5 s; a 64 MiB snapshot line arrives well within it)
+/// before it is taken for a controller that trickles bytes and never speaks.
+const LINE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Why a trickling stream was ended.
+pub(super) fn no_line_in(patience: Duration) -> String {
+    format!(
+        "change stream: bytes but no complete line in {}",
+        humantime::format_duration(patience)
+    )
 }
 
 /// Changes in a row numbered at or below the last one before a stream is

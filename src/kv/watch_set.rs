@@ -15,8 +15,8 @@ use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
 use super::sse::{SseDecoder, SseEvent};
 use super::watch::{
-    diff, json_kind, judge_data, open_stream, reconnect, FeedMode, FeedStatus, Reconnect, Reporter,
-    StreamEnd, StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT,
+    diff, json_kind, judge_data, no_line_in, open_stream, reconnect, FeedMode, FeedStatus,
+    Reconnect, Reporter, StreamEnd, StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT,
 };
 use crate::backoff::Backoff;
 use futures_util::StreamExt;
@@ -182,21 +182,29 @@ impl Reconnect for SetFeed {
         let mut to_add: Vec<String> = Vec::new();
         let idle = self.options.stream_idle_timeout;
         let mut silent_until = tokio::time::Instant::now() + idle;
+        let mut line_due = tokio::time::Instant::now() + self.options.line_patience;
         let mut reports = tokio::time::interval(REPORT_EVERY);
         loop {
             tokio::select! {
-                chunk = tokio::time::timeout_at(silent_until, resp.chunk()) => {
+                chunk = tokio::time::timeout_at(silent_until.min(line_due), resp.chunk()) => {
                     let chunk = match chunk {
                         Ok(Ok(Some(chunk))) => chunk,
                         Ok(Ok(None)) => {
                             return StreamEnd::Failed("change stream closed by the controller".into())
                         }
                         Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
+                        Err(_) if tokio::time::Instant::now() >= line_due => {
+                            return StreamEnd::Misbehaved(no_line_in(self.options.line_patience))
+                        }
                         Err(_) => return StreamEnd::Failed("change stream went silent".into()),
                     };
                     silent_until = tokio::time::Instant::now() + idle;
+                    let lines = decoder.lines();
                     if let Err(e) = decoder.push(&chunk, &mut ready) {
                         return StreamEnd::Failed(format!("change stream: {e}"));
+                    }
+                    if decoder.lines() != lines {
+                        line_due = tokio::time::Instant::now() + self.options.line_patience;
                     }
                     let events = std::mem::take(&mut ready);
                     for event in events {

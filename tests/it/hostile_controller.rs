@@ -314,6 +314,26 @@ async fn unreadable_task_keys_are_told_before_the_snapshot_that_lacks_them() {
     }
 }
 
+/// A stream that trickles bytes but never completes a line is not live:
+/// after `line_patience` it is ended as the controller's fault and tried
+/// again, never taken for a quiet namespace.
+#[tokio::test]
+async fn a_stream_of_bytes_without_a_line_is_ended_as_misbehaving() {
+    let c = HostileController::start(Mode::Trickle);
+    let dm = DistributedMemory::create(NS, &c.url()).unwrap();
+    let mut feed = dm.subscribe(WatchOptions {
+        line_patience: Duration::from_secs(1),
+        ..stream_only()
+    });
+    let events = events_for(&mut feed, Duration::from_secs(3)).await;
+    assert!(c.stream_requests() >= 2, "tried again: {events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, WatchEvent::Trouble(t)
+            if t.broken.as_deref().is_some_and(|b| b.contains("no complete line")))),
+        "told as the controller's fault: {events:?}"
+    );
+}
+
 #[test]
 fn attach_tells_a_misbehaving_controller_from_an_unreachable_one() {
     if !need(&["tmux"]) {

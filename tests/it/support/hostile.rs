@@ -33,6 +33,9 @@ pub enum Mode {
     BadEntry,
     /// `task.progress` is `"fifty"` (type int): present, not a number.
     WordProgress,
+    /// The stream's head, then one byte of a line every 200 ms, never a
+    /// line's end: bytes that never make an event.
+    Trickle,
     /// `task.progress` and `task.counter` sent as JSON numbers (`50`, not
     /// `"50"`): entries that do not read, beside a good `task.checkpoint`.
     NumberTask,
@@ -403,6 +406,10 @@ async fn stream(mode: Mode, mut socket: TcpStream, first: bool) -> std::io::Resu
             )
             .await?;
         }
+        Mode::Trickle => loop {
+            chunk(&mut socket, "d").await?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        },
         Mode::BigId => {
             chunk(&mut socket, &snapshot(good_entries())).await?;
             let progress = |p: u64| {
