@@ -74,6 +74,7 @@ fn is_transient(e: &KvError) -> bool {
     match e {
         KvError::Unreachable { .. } => true,
         KvError::Rejected { status, .. } => *status >= 500,
+        e if e.is_not_http() => true,
         _ => false,
     }
 }
@@ -89,6 +90,29 @@ fn reason(e: &KvError) -> String {
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    /// An outage, a 5xx and an answer that is not HTTP are waited out; a 4xx
+    /// or a value that does not read is not.
+    #[test]
+    fn what_is_worth_waiting_out() {
+        let unreachable = KvError::Unreachable {
+            url: "http://x".into(),
+            reason: "connection refused or failed".into(),
+        };
+        let busy = KvError::Rejected {
+            status: 503,
+            reason: "busy".into(),
+        };
+        let garbled =
+            KvError::Protocol("an answer that is not HTTP (invalid HTTP version parsed)".into());
+        let refused = KvError::Rejected {
+            status: 400,
+            reason: "bad".into(),
+        };
+        let json = KvError::Protocol("bad JSON: EOF".into());
+        assert!(is_transient(&unreachable) && is_transient(&busy) && is_transient(&garbled));
+        assert!(!is_transient(&refused) && !is_transient(&json));
+    }
 
     /// Real time, scaled down: 1 ms first pause, 5 ms cap.
     fn fast(give_up: Option<Duration>) -> Retry {

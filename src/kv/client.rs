@@ -437,6 +437,9 @@ impl DistributedMemory {
         req.send().await.map_err(|e| {
             if e.is_redirect() {
                 KvError::Protocol(root_cause(&e))
+            } else if not_http(&e) {
+                // It answered, with what is not HTTP: not an outage.
+                KvError::Protocol(format!("{} ({})", super::error::NOT_HTTP, root_cause(&e)))
             } else {
                 self.unreachable(&e)
             }
@@ -444,10 +447,11 @@ impl DistributedMemory {
     }
 
     pub(super) fn unreachable(&self, e: &reqwest::Error) -> KvError {
-        let reason = if e.is_timeout() {
-            "timed out".to_string()
-        } else if e.is_connect() {
+        let reason = if e.is_connect() {
             "connection refused or failed".to_string()
+        } else if e.is_timeout() {
+            // Connected and sent: whether a write took is not known.
+            "no answer in time (the request was sent: it may have taken effect)".to_string()
         } else {
             root_cause(e)
         };
@@ -558,6 +562,21 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     // U+FFFD where it was), not the whole answer; valid text is not copied.
     let text = String::from_utf8_lossy(&bytes);
     serde_json::from_str(&text).map_err(|e| KvError::Protocol(format!("bad JSON: {e}")))
+}
+
+/// Did the server answer with bytes that do not parse as HTTP (a TLS port, a
+/// garbage status line, a broken header)?
+fn not_http(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -48,10 +48,19 @@ pub fn is_an_answer(message: &str) -> bool {
     message.starts_with(REJECTED_LEAD) || message.starts_with(PROTOCOL_LEAD)
 }
 
+/// How a [`KvError::Protocol`] for bytes that are not HTTP starts.
+pub(crate) const NOT_HTTP: &str = "an answer that is not HTTP";
+
 impl KvError {
     /// True when the controller could not be reached (worth retrying).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, KvError::Unreachable { .. })
+    }
+
+    /// True when what came back did not even parse as HTTP (a proxy or a
+    /// controller half-started): worth retrying, as an outage is.
+    pub fn is_not_http(&self) -> bool {
+        matches!(self, KvError::Protocol(why) if why.starts_with(NOT_HTTP))
     }
 
     /// True when the controller refused a write because a failover gave this

@@ -512,6 +512,21 @@ fn a_key_that_does_not_read_is_named_with_why() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "50");
 }
 
+/// Bytes that are not HTTP (a TLS port given by mistake) are an answer, not
+/// an outage: said so in one line, for a read and for a write.
+#[test]
+fn an_answer_that_is_not_http_is_not_called_unreachable() {
+    let c = HostileController::start(Mode::NotHttp);
+    for args in [&["ls"][..], &["put", "k", "v"][..]] {
+        let out = kv(&c.url(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("an answer that is not HTTP"), "{err}");
+        assert!(!err.contains("unreachable"), "{err}");
+    }
+}
+
 #[test]
 fn an_html_error_page_is_one_short_line() {
     let c = HostileController::start(Mode::HtmlError);

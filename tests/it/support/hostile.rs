@@ -33,6 +33,8 @@ pub enum Mode {
     BadEntry,
     /// `task.progress` is `"fifty"` (type int): present, not a number.
     WordProgress,
+    /// Every answer bytes that are not HTTP (a TLS server's alert).
+    NotHttp,
     /// The stream's head, then one byte of a line every 200 ms, never a
     /// line's end: bytes that never make an event.
     Trickle,
@@ -264,6 +266,10 @@ async fn answer(mode: Mode, mut socket: TcpStream, streams: &AtomicUsize) -> std
             let mut sink = [0u8; 1024];
             while socket.read(&mut sink).await? > 0 {}
             return Ok(());
+        }
+        Mode::NotHttp => {
+            socket.write_all(b"\x15\x03\x01\x00\x02\x02\x46").await?;
+            return socket.shutdown().await;
         }
         Mode::HtmlError => {
             let page = "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title>\
