@@ -478,6 +478,23 @@ fn auto_restart_on_for_a_stopped_instance_names_the_start_key() {
     assert!(flash.contains("not running: s starts it now"), "{flash}");
 }
 
+/// A checkpoint named by a long path is a stored value: at 120×40 the full
+/// layout stays (its label cut in the pane), not the presenter layout.
+#[test]
+fn a_long_checkpoint_value_keeps_the_full_layout() {
+    let mut s = running();
+    let path = "/data/jobs/2026-12-06/run-000042/shard-17/checkpoint-step-000005.bin";
+    s.fact(Fact::Written(vec![entry(
+        "task.checkpoint",
+        path,
+        ValueType::String,
+    )]));
+    assert!(view::full_fits(
+        ratatui::layout::Rect::new(0, 0, 120, 40),
+        &s.app
+    ));
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);

@@ -64,15 +64,21 @@ fn unreadable(app: &App) -> Option<&str> {
         .flatten()
 }
 
-/// Columns the pane needs for its label whole, the completion note
-/// counted before it comes (so the layout does not change at the end).
+/// Most columns the label asks for: a checkpoint is a stored value, as long
+/// as whoever wrote it liked; past this it is cut in the pane rather than
+/// turning a wide screen into the presenter layout (and back, as it changes).
+const LABEL_WIDTH_CAP: usize = 64;
+
+/// Columns the pane needs for its label whole (up to [`LABEL_WIDTH_CAP`]),
+/// the completion note counted before it comes (so the layout does not
+/// change at the end).
 pub fn width_needed(app: &App) -> u16 {
     let mut width = crate::text::width(&label(app));
     let task = app.tracker().task();
     if task.progress.is_some() && !task.is_completed() {
         width += crate::text::width(Msg::CompletedNote.text(app.lang)) + 3;
     }
-    u16::try_from(width + 2).unwrap_or(u16::MAX)
+    u16::try_from(width.min(LABEL_WIDTH_CAP) + 2).unwrap_or(u16::MAX)
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
