@@ -404,7 +404,8 @@ impl Owner {
         } else {
             // The worker under a wrapper gets the rest of the grace to stop
             // as it does (clearing its crash flag) before `finish_run` kills
-            // what is left of the group.
+            // what is left of the group. (One that left the group and runs
+            // on holds the stop for the grace at most.)
             processes_end_by(&under, deadline).await;
         }
         self.finish_run().await;
