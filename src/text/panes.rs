@@ -172,9 +172,26 @@ pub fn timeline_title(cycles: usize, lang: Lang) -> String {
     }
 }
 
+/// How a cycle's run ended, in the timeline pane's words: `killed` (SIGKILL),
+/// the signal's name, `exit N`, or `node lost`.
+pub fn cycle_end(how: &crate::recovery::ProcessExit, lang: Lang) -> String {
+    use crate::recovery::ProcessExit;
+    match (how, lang) {
+        (ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL), Lang::En) => "killed".into(),
+        (ProcessExit::Signal(nix::sys::signal::Signal::SIGKILL), Lang::Zh) => "被杀".into(),
+        (ProcessExit::Signal(s), _) => s.as_str().into(),
+        (ProcessExit::Code(c), _) => format!("exit {c}"),
+        (ProcessExit::NodeLost, Lang::En) => "node lost".into(),
+        (ProcessExit::NodeLost, Lang::Zh) => "节点丢失".into(),
+        (_, Lang::En) => "ended".into(),
+        (_, Lang::Zh) => "结束".into(),
+    }
+}
+
 /// One cycle's figures in the timeline pane, in three parts (the middle one is
-/// coloured by what was lost).
+/// coloured by what was lost). `ended`: [`cycle_end`].
 pub fn cycle_parts(
+    ended: &str,
     killed_at: &str,
     resumed_from: &str,
     lost: &str,
@@ -184,12 +201,12 @@ pub fn cycle_parts(
 ) -> [String; 3] {
     match lang {
         Lang::En => [
-            format!("killed at {killed_at} → resumed from {resumed_from} "),
+            format!("{ended} at {killed_at} → resumed from {resumed_from} "),
             format!("lost {lost}"),
             format!(" · restart {restart} · checkpoint {checkpoint}"),
         ],
         Lang::Zh => [
-            format!("{killed_at} 时被杀 → 从 {resumed_from} 恢复 "),
+            format!("{killed_at} 时{ended} → 从 {resumed_from} 恢复 "),
             format!("丢失 {lost}"),
             format!(" · 重启 {restart} · 检查点 {checkpoint}"),
         ],

@@ -495,6 +495,23 @@ fn a_long_checkpoint_value_keeps_the_full_layout() {
     ));
 }
 
+/// A run that crashed with exit 1 is not written up as killed: the cycle
+/// line says how it ended.
+#[test]
+fn a_cycle_says_how_its_run_ended() {
+    let mut s = Scenario::new();
+    s.steps(1, 5);
+    s.fact(Fact::Exited {
+        instance: "kv-demo-001".into(),
+        exit: ProcessExit::Code(1),
+        requested: false,
+    });
+    s.rows(None, 0, Some(ExitKind::ExitCode(1)));
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("exit 1 at 50%"), "{screen}");
+    assert!(!screen.contains("killed at"), "{screen}");
+}
+
 #[test]
 fn controller_down_state() {
     snap_all("controller_down", &controller_down().app);

@@ -29,6 +29,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             None => t.dim(),
         };
         let [killed, lost, times] = panes::cycle_parts(
+            &panes::cycle_end(&c.how, app.lang),
             &pct(c.progress_at_kill),
             &pct(c.resumed_from),
             &c.all_lost().map_or("…".into(), |l| l.to_string()),
