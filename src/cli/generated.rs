@@ -35,6 +35,9 @@ pub fn run(command: &Command) -> Result<Option<ExitCode>> {
             }
         },
         Command::Man { dir: Some(dir) } => {
+            // A folder that is not there yet is made, as `--db`'s is.
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the man page folder {}", dir.display()))?;
             clap_mangen::generate_to(Cli::command(), dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             // plumdash.1 again, with the dashboard's keys.

@@ -85,12 +85,14 @@ fn the_man_page_lists_every_subcommand_and_dir_writes_one_page_each() {
             "man page lacks {sub}"
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    plumdash(&["man", "--dir", dir.path().to_str().unwrap()]);
-    let verify = std::fs::read_to_string(dir.path().join("plumdash-verify.1")).unwrap();
+    let top = tempfile::tempdir().unwrap();
+    // A folder not made yet is made.
+    let dir = top.path().join("share/man/man1");
+    plumdash(&["man", "--dir", dir.to_str().unwrap()]);
+    let verify = std::fs::read_to_string(dir.join("plumdash-verify.1")).unwrap();
     assert!(
         verify.contains("\\-\\-junit"),
         "plumdash-verify.1 lacks --junit"
     );
-    assert!(dir.path().join("plumdash.1").exists());
+    assert!(dir.join("plumdash.1").exists());
 }
