@@ -282,6 +282,28 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 200ms, 2s or 1m30s"))
 }
 
+/// A listen address: `127.0.0.1:8080`, `[::1]:8080`, or a name and a port
+/// (`localhost:8080`), the name resolved now; a loopback address is taken
+/// first when the name has several.
+fn listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is not an address to listen on ({e}); write e.g. 127.0.0.1:8080")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.ip().is_loopback())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} names no address; write e.g. 127.0.0.1:8080"))
+}
+
 /// A command line whose flags do not go together: exit 2, like clap's own
 /// usage errors, before anything starts.
 #[derive(Debug)]
@@ -379,6 +401,19 @@ mod tests {
             left_out.up.listen_addr().to_string(),
             crate::controller::DEFAULT_LISTEN
         );
+    }
+
+    /// `--listen` takes an address, or a name and a port (resolved now).
+    #[test]
+    fn a_listen_address_may_be_a_name_and_a_port() {
+        assert_eq!(
+            listen_addr("127.0.0.1:8080").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        let local = listen_addr("localhost:8081").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 8081, "{local}");
+        let err = listen_addr("localhost").unwrap_err();
+        assert!(err.contains("e.g. 127.0.0.1:8080"), "{err}");
     }
 
     /// `--help` shows the defaults as text; they must be the policy's own.

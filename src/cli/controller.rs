@@ -13,7 +13,7 @@ use std::time::Duration;
 #[command(mut_arg("token", |a| a.help("Require `Authorization: Bearer TOKEN` on every request.")))]
 pub struct ControllerArgs {
     /// Address to listen on. Anything but loopback needs a token.
-    #[arg(long, default_value = controller::DEFAULT_LISTEN)]
+    #[arg(long, default_value = controller::DEFAULT_LISTEN, value_parser = super::listen_addr)]
     listen: SocketAddr,
     /// SQLite database file [default: $XDG_STATE_HOME/plumdash/plum-kv.db]
     #[arg(long)]

@@ -92,7 +92,7 @@ pub struct UpArgs {
     pub db: Option<PathBuf>,
     /// Where the embedded controller listens: an address named here is that
     /// address or an error [default: 127.0.0.1:8080, or a free port if it is taken]
-    #[arg(long)]
+    #[arg(long, value_parser = super::listen_addr)]
     pub listen: Option<SocketAddr>,
     /// Keep what the last run left in the app's namespaces (its task, its crash
     /// flag) instead of starting a fresh demo [the default with --db].
