@@ -387,46 +387,29 @@ impl Reconnect for Feed {
             return StreamEnd::Closed;
         }
 
-        let mut decoder = SseDecoder::new(self.options.max_line, self.options.max_line);
+        let mut reader = StreamReader::new(&self.options);
         let mut ready: Vec<SseEvent> = Vec::new();
         let mut state = StreamState::default();
-        let idle = self.options.stream_idle_timeout;
-        let mut silent_until = tokio::time::Instant::now() + idle;
-        let mut line_due = tokio::time::Instant::now() + self.options.line_patience;
         loop {
-            // Any bytes, keep-alive comments included, prove the stream alive;
-            // and a whole line now and then, that it is a stream.
             let wake = match self.trouble.deadline() {
-                Some(report) => report.min(silent_until),
-                None => silent_until,
-            }
-            .min(line_due);
-            let chunk = match tokio::time::timeout_at(wake, resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => {
-                    return StreamEnd::Failed("change stream closed by the controller".into())
-                }
-                Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
-                Err(_) if tokio::time::Instant::now() >= line_due => {
-                    return StreamEnd::Misbehaved(no_line_in(self.options.line_patience))
-                }
-                Err(_) if tokio::time::Instant::now() >= silent_until => {
-                    return StreamEnd::Failed("change stream went silent".into())
+                Some(report) => report.min(reader.deadline()),
+                None => reader.deadline(),
+            };
+            match tokio::time::timeout_at(wake, resp.chunk()).await {
+                Ok(read) => {
+                    if let Err(end) = reader.take(read, &mut ready) {
+                        return end;
+                    }
                 }
                 Err(_) => {
+                    if let Some(end) = reader.overdue() {
+                        return end;
+                    }
                     if !self.report(false).await {
                         return StreamEnd::Closed;
                     }
                     continue;
                 }
-            };
-            silent_until = tokio::time::Instant::now() + idle;
-            let lines = decoder.lines();
-            if let Err(e) = decoder.push(&chunk, &mut ready) {
-                return StreamEnd::Misbehaved(format!("change stream: {e}"));
-            }
-            if decoder.lines() != lines {
-                line_due = tokio::time::Instant::now() + self.options.line_patience;
             }
             for event in ready.drain(..) {
                 let mut urgent = false;
@@ -461,31 +444,9 @@ impl Reconnect for Feed {
             match self.dm.listing(None).await {
                 Ok(listing) => {
                     backoff.reset();
-                    if listing.foreign > 0 {
-                        self.trouble.dropped(
-                            listing.foreign as u64,
-                            format!(
-                                "{} entries of another namespace in a listing",
-                                listing.foreign
-                            ),
-                        );
-                    }
-                    let mut changed = self.trouble.replace_unreadable(listing.unreadable);
-                    let entries = listing.entries;
-                    let events = match &known {
-                        None => {
-                            let mut events =
-                                vec![WatchEvent::Status(FeedStatus::Polling(interval))];
-                            // Unreadable keys before the snapshot (see `judge_data`).
-                            if self.trouble.has_unreadable() {
-                                events.extend(self.trouble.due(true));
-                                changed = false;
-                            }
-                            events.push(WatchEvent::Snapshot(entries.clone()));
-                            events
-                        }
-                        Some(old) => diff(old, &entries),
-                    };
+                    let status = Some(FeedStatus::Polling(interval));
+                    let (events, entries, changed) =
+                        poll_events(&mut self.trouble, listing, known.as_ref(), status);
                     for ev in events {
                         if !self.emit(ev).await {
                             return false;
@@ -748,12 +709,110 @@ pub(super) fn judge_data(
 /// before it is taken for a controller that trickles bytes and never speaks.
 const LINE_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Why a trickling stream was ended.
-pub(super) fn no_line_in(patience: Duration) -> String {
-    format!(
-        "change stream: bytes but no complete line in {}",
-        humantime::format_duration(patience)
-    )
+/// One poll's listing as events: its other namespaces' entries counted, its
+/// unreadable ones taken (told before a first snapshot, see `judge_data`),
+/// then the snapshot — after `status`, if given — when nothing is `known`
+/// yet, else the changes since. Also the entries, and whether a report of
+/// the unreadable ones is still due.
+pub(super) fn poll_events(
+    trouble: &mut Reporter,
+    listing: super::model::Listing,
+    known: Option<&BTreeMap<String, Entry>>,
+    status: Option<FeedStatus>,
+) -> (Vec<WatchEvent>, Vec<Entry>, bool) {
+    if listing.foreign > 0 {
+        trouble.dropped(
+            listing.foreign as u64,
+            format!(
+                "{} entries of another namespace in a listing",
+                listing.foreign
+            ),
+        );
+    }
+    let mut changed = trouble.replace_unreadable(listing.unreadable);
+    let entries = listing.entries;
+    let events = match known {
+        None => {
+            let mut events: Vec<WatchEvent> = status.map(WatchEvent::Status).into_iter().collect();
+            if trouble.has_unreadable() {
+                events.extend(trouble.due(true));
+                changed = false;
+            }
+            events.push(WatchEvent::Snapshot(entries.clone()));
+            events
+        }
+        Some(old) => diff(old, &entries),
+    };
+    (events, entries, changed)
+}
+
+/// One stream connection's bytes read into events, and whether it is alive:
+/// any bytes, keep-alive comments included, prove it alive within
+/// `stream_idle_timeout`; a whole line within `line_patience`, that it is a
+/// stream and not a trickle. Shared by both feeds.
+pub(super) struct StreamReader {
+    decoder: SseDecoder,
+    idle: Duration,
+    patience: Duration,
+    silent_until: tokio::time::Instant,
+    line_due: tokio::time::Instant,
+}
+
+impl StreamReader {
+    pub(super) fn new(options: &WatchOptions) -> StreamReader {
+        let now = tokio::time::Instant::now();
+        StreamReader {
+            decoder: SseDecoder::new(options.max_line, options.max_line),
+            idle: options.stream_idle_timeout,
+            patience: options.line_patience,
+            silent_until: now + options.stream_idle_timeout,
+            line_due: now + options.line_patience,
+        }
+    }
+
+    /// When the stream is overdue unless more comes.
+    pub(super) fn deadline(&self) -> tokio::time::Instant {
+        self.silent_until.min(self.line_due)
+    }
+
+    /// Past [`StreamReader::deadline`]: how the stream ends, if it must.
+    pub(super) fn overdue(&self) -> Option<StreamEnd> {
+        let now = tokio::time::Instant::now();
+        if now >= self.line_due {
+            return Some(StreamEnd::Misbehaved(format!(
+                "change stream: bytes but no complete line in {}",
+                humantime::format_duration(self.patience)
+            )));
+        }
+        (now >= self.silent_until).then(|| StreamEnd::Failed("change stream went silent".into()))
+    }
+
+    /// One read of the body: its events into `out`, or how the stream ended.
+    pub(super) fn take(
+        &mut self,
+        read: reqwest::Result<Option<hyper::body::Bytes>>,
+        out: &mut Vec<SseEvent>,
+    ) -> Result<(), StreamEnd> {
+        let chunk = match read {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                return Err(StreamEnd::Failed(
+                    "change stream closed by the controller".into(),
+                ))
+            }
+            Err(e) => return Err(StreamEnd::Failed(format!("change stream broke: {e}"))),
+        };
+        let now = tokio::time::Instant::now();
+        self.silent_until = now + self.idle;
+        let lines = self.decoder.lines();
+        self.decoder
+            .push(&chunk, out)
+            .map_err(|e| StreamEnd::Misbehaved(format!("change stream: {e}")))?;
+        if self.decoder.lines() != lines {
+            self.line_due = now + self.patience;
+        }
+        Ok(())
+    }
 }
 
 /// Changes in a row numbered at or below the last one before a stream is

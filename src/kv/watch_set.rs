@@ -13,10 +13,10 @@
 
 use super::client::{expect_status, DistributedMemory};
 use super::model::Entry;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::SseEvent;
 use super::watch::{
-    diff, json_kind, judge_data, no_line_in, open_stream, reconnect, FeedMode, FeedStatus,
-    Reconnect, Reporter, StreamEnd, StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT,
+    json_kind, judge_data, open_stream, poll_events, reconnect, FeedMode, FeedStatus, Reconnect,
+    Reporter, StreamEnd, StreamReader, StreamState, WatchEvent, WatchOptions, ANSWER_TIMEOUT,
 };
 use crate::backoff::Backoff;
 use futures_util::StreamExt;
@@ -175,36 +175,24 @@ impl Reconnect for SetFeed {
             return StreamEnd::Closed;
         }
 
-        let mut decoder = SseDecoder::new(self.options.max_line, self.options.max_line);
+        let mut reader = StreamReader::new(&self.options);
         let mut ready: Vec<SseEvent> = Vec::new();
         let mut id: Option<String> = None;
         // Names to add (or resync) once the stream says its id.
         let mut to_add: Vec<String> = Vec::new();
-        let idle = self.options.stream_idle_timeout;
-        let mut silent_until = tokio::time::Instant::now() + idle;
-        let mut line_due = tokio::time::Instant::now() + self.options.line_patience;
         let mut reports = tokio::time::interval(REPORT_EVERY);
         loop {
             tokio::select! {
-                chunk = tokio::time::timeout_at(silent_until.min(line_due), resp.chunk()) => {
-                    let chunk = match chunk {
-                        Ok(Ok(Some(chunk))) => chunk,
-                        Ok(Ok(None)) => {
-                            return StreamEnd::Failed("change stream closed by the controller".into())
-                        }
-                        Ok(Err(e)) => return StreamEnd::Failed(format!("change stream broke: {e}")),
-                        Err(_) if tokio::time::Instant::now() >= line_due => {
-                            return StreamEnd::Misbehaved(no_line_in(self.options.line_patience))
-                        }
-                        Err(_) => return StreamEnd::Failed("change stream went silent".into()),
+                read = tokio::time::timeout_at(reader.deadline(), resp.chunk()) => {
+                    let taken = match read {
+                        Ok(read) => reader.take(read, &mut ready),
+                        Err(_) => match reader.overdue() {
+                            Some(end) => Err(end),
+                            None => Ok(()),
+                        },
                     };
-                    silent_until = tokio::time::Instant::now() + idle;
-                    let lines = decoder.lines();
-                    if let Err(e) = decoder.push(&chunk, &mut ready) {
-                        return StreamEnd::Failed(format!("change stream: {e}"));
-                    }
-                    if decoder.lines() != lines {
-                        line_due = tokio::time::Instant::now() + self.options.line_patience;
+                    if let Err(end) = taken {
+                        return end;
                     }
                     let events = std::mem::take(&mut ready);
                     for event in events {
@@ -503,33 +491,10 @@ impl SetFeed {
             }
         };
         let was_down = std::mem::take(&mut space.down);
-        if listing.foreign > 0 {
-            space.trouble.dropped(
-                listing.foreign as u64,
-                format!(
-                    "{} entries of another namespace in a listing",
-                    listing.foreign
-                ),
-            );
-        }
-        let mut changed = space.trouble.replace_unreadable(listing.unreadable);
-        let entries = listing.entries;
-        let events = match &space.known {
-            None => {
-                let mut events = Vec::new();
-                if was_down || space.state.last_seq.is_none() {
-                    events.push(WatchEvent::Status(FeedStatus::Polling(interval)));
-                }
-                // Unreadable keys before the snapshot (see `judge_data`).
-                if space.trouble.has_unreadable() {
-                    events.extend(space.trouble.due(true));
-                    changed = false;
-                }
-                events.push(WatchEvent::Snapshot(entries.clone()));
-                events
-            }
-            Some(old) => diff(old, &entries),
-        };
+        let status =
+            (was_down || space.state.last_seq.is_none()).then_some(FeedStatus::Polling(interval));
+        let (events, entries, changed) =
+            poll_events(&mut space.trouble, listing, space.known.as_ref(), status);
         // Marks "told Polling" for this namespace (no change numbers here).
         space.state.last_seq = Some(0);
         space.known = Some(entries.into_iter().map(|e| (e.key.clone(), e)).collect());
