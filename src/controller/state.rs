@@ -12,7 +12,7 @@ use super::store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Cloned for every request (once per middleware layer and handler): one
+/// Cloned for every request (for the middleware and the handler): one
 /// shared pointer, so a clone is one counter, not one per part (a
 /// cancellation token's clone even takes a lock).
 #[derive(Clone)]

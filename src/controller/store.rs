@@ -667,7 +667,7 @@ impl Writer {
             return;
         }
         let mut pending = std::mem::take(&mut self.spare_done);
-        // One upsert statement for the whole group (taking it from the
+        // One pair of statements for the whole group (taking one from the
         // statement cache hashes and compares its text every time).
         let mut upserts = Upserts::new(&self.conn);
         for write in writes.by_ref() {
