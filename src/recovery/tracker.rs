@@ -312,6 +312,9 @@ pub struct Tracker {
     feed_via: Option<String>,
     /// What the controller sent that the feed could not use, as last told.
     feed_trouble: crate::kv::FeedTrouble,
+    /// When that last grew: more skipped or dropped, or a connection ended
+    /// for what it sent (the counts run from the feed's start).
+    feed_trouble_at: Option<TsMs>,
     /// Attach: how long a crashed instance whose end was unseen may wait for
     /// someone else to restart it before that is news.
     restart_grace_ms: Option<TsMs>,
@@ -565,6 +568,11 @@ impl Tracker {
         &self.feed_trouble
     }
 
+    /// When the feed's trouble last grew (see [`Tracker::feed_trouble`]).
+    pub fn feed_trouble_at(&self) -> Option<TsMs> {
+        self.feed_trouble_at
+    }
+
     /// Keys the namespace holds in a form that does not read, with why.
     pub fn unreadable(&self) -> &BTreeMap<String, String> {
         self.ns.unreadable()
@@ -753,6 +761,13 @@ impl Tracker {
             Fact::FeedTrouble(trouble) => {
                 if self.ns.set_unreadable(&trouble.unreadable) {
                     self.on_namespace_change(at, None, &By::Unknown);
+                }
+                let old = &self.feed_trouble;
+                if trouble.skipped > old.skipped
+                    || trouble.dropped > old.dropped
+                    || (trouble.broken.is_some() && trouble.broken != old.broken)
+                {
+                    self.feed_trouble_at = Some(at);
                 }
                 self.feed_trouble = trouble;
             }

@@ -110,8 +110,16 @@ pub fn misbehaving(why: &str, retry: &str, lang: Lang) -> String {
 }
 
 /// The header's warning while the feed skips or drops what the controller
-/// sends: `controller sends malformed data: 12 events skipped, …`.
-pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -> String {
+/// sends: `controller sends malformed data: 12 events skipped, …`. `ago`:
+/// nothing new for a while (the counts run from the feed's start), then it
+/// is told as past: `controller sent malformed data (last 4m05s ago): …`.
+pub fn feed_trouble(
+    skipped: u64,
+    dropped: u64,
+    unreadable: usize,
+    ago: Option<&str>,
+    lang: Lang,
+) -> String {
     let mut parts = Vec::new();
     match lang {
         Lang::En => {
@@ -128,7 +136,13 @@ pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -
                 let y = if unreadable == 1 { "y" } else { "ies" };
                 parts.push(format!("{unreadable} entr{y} unreadable"));
             }
-            format!("controller sends malformed data: {}", parts.join(", "))
+            match ago {
+                Some(ago) => format!(
+                    "controller sent malformed data (last {ago} ago): {}",
+                    parts.join(", ")
+                ),
+                None => format!("controller sends malformed data: {}", parts.join(", ")),
+            }
         }
         Lang::Zh => {
             if skipped > 0 {
@@ -140,7 +154,13 @@ pub fn feed_trouble(skipped: u64, dropped: u64, unreadable: usize, lang: Lang) -
             if unreadable > 0 {
                 parts.push(format!("{unreadable} 个条目无法读取"));
             }
-            format!("控制器发送了错误数据：{}", parts.join("，"))
+            match ago {
+                Some(ago) => format!(
+                    "控制器此前发送了错误数据（最近一次在 {ago} 前）：{}",
+                    parts.join("，")
+                ),
+                None => format!("控制器发送了错误数据：{}", parts.join("，")),
+            }
         }
     }
 }

@@ -347,16 +347,35 @@ impl Runner {
     /// transaction log is caught in its window: an operation applied and not
     /// yet logged (where a replay meets an operation already done).
     async fn reach(&mut self, point: i64) -> Result<bool, String> {
-        self.wait_until(self.config.patience, |r| {
-            let tx = &r.view().txlog;
-            let in_window = r.tracker().pattern() != Some(Pattern::TxLog)
-                || tx.applied_op.zip(tx.logged).is_some_and(|(a, l)| a > l);
-            r.alive()
-                && r.first_checkpoint().is_some()
-                && r.view().progress.is_some_and(|p| p >= point && p < 100)
-                && in_window
+        self.wait_until(self.config.patience, |r| r.short_of(point).is_none())
+            .await
+    }
+
+    /// What keeps the worker from being at `point` now, in words (`None`
+    /// once it is there): a progress of 50 % is not enough without a whole
+    /// checkpoint of this run seen, or while the worker is not running.
+    fn short_of(&self, point: i64) -> Option<String> {
+        if !self.alive() {
+            return Some("it is not running".into());
+        }
+        let progress = self.view().progress;
+        if !progress.is_some_and(|p| p >= point && p < 100) {
+            return Some(match progress {
+                Some(p) => format!("its progress is {p}%"),
+                None => "no progress was seen".into(),
+            });
+        }
+        if self.first_checkpoint().is_none() {
+            return Some(
+                "no write of its progress by this run was seen (only an earlier run's)".into(),
+            );
+        }
+        let tx = &self.view().txlog;
+        let in_window = self.tracker().pattern() != Some(Pattern::TxLog)
+            || tx.applied_op.zip(tx.logged).is_some_and(|(a, l)| a > l);
+        (!in_window).then(|| {
+            "its transaction log never showed an operation applied and not yet logged".into()
         })
-        .await
     }
 
     /// One SIGKILL → restart → resume cycle. With `outage`, the controller is
@@ -388,8 +407,9 @@ impl Runner {
         };
         let before = self.violations.len();
         if !self.reach(point).await? {
+            let why = self.short_of(point).unwrap_or_default();
             return Err(format!(
-                "the worker never reached {point}% (now {})",
+                "the worker never reached {point}%: {why} (now {})",
                 view_text(self.view())
             ));
         }

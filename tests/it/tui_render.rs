@@ -1821,3 +1821,46 @@ fn no_frame_holds_a_wide_character_something_was_drawn_over() {
         }
     }
 }
+
+/// Skipped events are news while they come; a minute after the last one the
+/// header tells them as past (the counts run from the feed's start), and the
+/// feed's ⚠ goes.
+#[test]
+fn skipped_events_are_told_as_past_a_minute_after_the_last() {
+    let mut s = running();
+    let trouble = |skipped: u64| {
+        Fact::FeedTrouble(plumdash::kv::FeedTrouble {
+            skipped,
+            last: Some("not JSON".into()),
+            ..Default::default()
+        })
+    };
+    s.fact(trouble(3));
+    let since = s.at;
+    s.app.now = since + 5_000;
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains("controller sends malformed data: 3 events skipped — not JSON"),
+        "{screen}"
+    );
+    assert!(screen.contains("● stream ⚠"), "{screen}");
+    s.app.now = since + 61_000;
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains("controller sent malformed data (last 1m01s ago): 3 events skipped"),
+        "{screen}"
+    );
+    assert!(!screen.contains("⚠"), "{screen}");
+    // The same counts told again (a report without anything new) do not
+    // make it news; one more skipped event does.
+    s.fact(trouble(3));
+    s.app.now = since + 62_000;
+    assert!(render(&s.app, 120, 40).contains("controller sent malformed data"));
+    s.fact(trouble(4));
+    s.app.now = s.at + 1_000;
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains("controller sends malformed data: 4 events skipped"),
+        "{screen}"
+    );
+}

@@ -18,17 +18,35 @@ pub fn height(app: &App) -> u16 {
     1 + u16::from(feed_line) + u16::from(app.namespace_wait().is_some())
 }
 
+/// Skipped or dropped events told as past after this long without new ones.
+const TROUBLE_FRESH_MS: u64 = 60_000;
+
+/// How long ago the feed's trouble last grew, when that is long enough to
+/// tell it as past: only counts (no unreadable entry now, no broken
+/// connection), nothing new for [`TROUBLE_FRESH_MS`].
+fn trouble_is_past(app: &App) -> Option<String> {
+    let trouble = app.tracker().feed_trouble();
+    if !trouble.unreadable.is_empty() || trouble.broken.is_some() {
+        return None;
+    }
+    let ago = app.now.saturating_sub(app.tracker().feed_trouble_at()?);
+    (ago >= TROUBLE_FRESH_MS).then(|| crate::tui::format::uptime(ago))
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let h = &app.header;
     let l = app.lang;
     let trouble = app.tracker().feed_trouble();
+    let trouble_ago = trouble_is_past(app);
     let feed = match (app.tracker().feed_error(), app.tracker().feed_via()) {
         _ if trouble.broken.is_some() => {
             Span::styled(format!("● {}", Msg::ControllerMisbehaving.text(l)), t.bad())
         }
         (Some(_), _) => Span::styled(format!("● {}", Msg::ControllerDown.text(l)), t.bad()),
-        (None, Some(via)) if trouble.any() => Span::styled(format!("● {via} ⚠"), t.warn()),
+        (None, Some(via)) if trouble.any() && trouble_ago.is_none() => {
+            Span::styled(format!("● {via} ⚠"), t.warn())
+        }
         (None, Some(via)) => Span::styled(format!("● {via}"), t.good()),
         // Since when it waits (for the URL beside it), from the first frame.
         (None, None) => Span::styled(
@@ -112,13 +130,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             trouble.skipped,
             trouble.dropped,
             trouble.unreadable.len(),
+            trouble_ago.as_deref(),
             l,
         );
         if let Some(last) = &trouble.last {
             line.push_str(" — ");
             line.push_str(&escape_controls(&crate::kv::model::preview(last)));
         }
-        lines.push(Line::from(Span::styled(format!(" {line} "), t.warn())));
+        let style = if trouble_ago.is_some() {
+            t.dim()
+        } else {
+            t.warn()
+        };
+        lines.push(Line::from(Span::styled(format!(" {line} "), style)));
     }
     if let Some(wait) = app.namespace_wait() {
         lines.push(Line::from(Span::styled(
