@@ -109,12 +109,23 @@ impl Runner {
                     found.steps_lost.unwrap_or(0),
                     found.steps_skipped.unwrap_or(0),
                 );
+                // Through an outage a worker's writes may have been refused
+                // (the original SDK drops them): the first one seen only
+                // bounds where it went on from, from above.
+                let (below, at_least) = if outage && resumed_from > 0 {
+                    (
+                        " or below (writes refused while the controller was down are not seen)",
+                        "at least ",
+                    )
+                } else {
+                    ("", "")
+                };
                 if let (Some((lo, _)), true) = (range, lost > 0) {
                     self.violate(
                         invariant_resume,
                         t,
                         format!(
-                            "resumed from {resumed_from}% but the last checkpoint was {}: {} lost{context} — {first}, below the checkpoint left at the kill ({}) ({tag})",
+                            "resumed from {resumed_from}%{below} but the last checkpoint was {}: {at_least}{} lost{context} — {first}, below the checkpoint left at the kill ({}) ({tag})",
                             saved_as_step(lo, found.checkpoint_at_kill),
                             steps(lost),
                             saved(lo, found.checkpoint_at_kill),

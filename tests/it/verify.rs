@@ -204,6 +204,40 @@ fn a_worker_that_takes_unreachable_for_empty_breaks_invariant_6() {
         return;
     }
     assert_fails_with("unreachable-as-empty.sh", 6);
+    // With steps long enough that it is still working when the controller
+    // comes back, its first write seen after the restart is past 10%: the
+    // writes before it were lost, so that write only bounds where it went on
+    // from, and the verdict says so.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("outage.toml");
+    std::fs::write(&scenario, "[outage]\nduration = \"1s\"\n").unwrap();
+    let cmd = fixture("unreachable-as-empty.sh");
+    let (code, report) = verify_report(
+        &["--step", "200ms"],
+        &[
+            "--cycles",
+            "1",
+            "--kill-at",
+            "50",
+            "--cmd",
+            &cmd,
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let messages: Vec<&str> = report["invariants"][5]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains(
+            "or below (writes refused while the controller was down are not seen) but the last checkpoint was"
+        ) && m.contains(": at least ")),
+        "{messages:#?}"
+    );
 }
 
 /// The node scenario's report (`--json`), with its exit code.
