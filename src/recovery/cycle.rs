@@ -20,6 +20,11 @@ pub struct Cycle {
     /// Progress the new process continued from: its first progress write
     /// minus one step.
     pub resumed_from: Option<i64>,
+    /// The controller was unreachable between the kill and that first write:
+    /// earlier writes may have been refused unseen (the original SDK drops
+    /// them), so `resumed_from` is only an upper bound, the steps lost a
+    /// lower one.
+    pub resume_bound: bool,
     /// Saved steps it did again (never negative; `None` while unknown).
     pub steps_lost: Option<i64>,
     /// Steps it went on from beyond what was saved (never negative).
@@ -87,6 +92,7 @@ impl Cycle {
             restarted_instance: None,
             first_checkpoint_at: None,
             resumed_from: None,
+            resume_bound: false,
             steps_lost: None,
             steps_skipped: None,
             checkpoint_at_kill: None,

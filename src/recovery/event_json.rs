@@ -50,6 +50,11 @@ enum Kind<'a> {
     Recovering,
     Resumed {
         from: Option<i64>,
+        /// True when `from` is only an upper bound (and `steps_lost` a lower
+        /// one): the controller was unreachable before the first write seen,
+        /// so earlier writes may have been refused unseen (left out when false).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        from_is_bound: bool,
         progress_at_kill: Option<i64>,
         steps_lost: Option<i64>,
         steps_skipped: Option<i64>,
@@ -241,6 +246,7 @@ impl<'a> Kind<'a> {
             TimelineKind::Recovering => Kind::Recovering,
             TimelineKind::Resumed { cycle } => Kind::Resumed {
                 from: cycle.resumed_from,
+                from_is_bound: cycle.resume_bound,
                 progress_at_kill: cycle.progress_at_kill,
                 steps_lost: cycle.steps_lost,
                 steps_skipped: cycle.steps_skipped,

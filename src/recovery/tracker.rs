@@ -312,6 +312,8 @@ pub struct Tracker {
     feed_via: Option<String>,
     /// What the controller sent that the feed could not use, as last told.
     feed_trouble: crate::kv::FeedTrouble,
+    /// The last time the feed was told down (the controller unreachable).
+    feed_down_at: Option<TsMs>,
     /// When that last grew: more skipped or dropped, or a connection ended
     /// for what it sent (the counts run from the feed's start).
     feed_trouble_at: Option<TsMs>,
@@ -735,6 +737,7 @@ impl Tracker {
                 self.on_namespace_change(at, None, &by);
             }
             Fact::FeedDown { error } => {
+                self.feed_down_at = Some(at);
                 if self.feed_error.is_none() {
                     self.push(
                         at,
@@ -1514,6 +1517,7 @@ impl Tracker {
     /// against what the dead run had saved.
     fn close_cycle(&mut self, index: usize, at: TsMs, first: Option<i64>, basis: Basis) {
         let task_progress = self.task.progress;
+        let feed_down_at = self.feed_down_at;
         let cycle = &mut self.cycles[index];
         let resumed = match first {
             Some(p) => (p - 10).max(0),
@@ -1521,6 +1525,10 @@ impl Tracker {
         };
         if first.is_some() {
             cycle.first_checkpoint_at = Some(at);
+            // Down now, or since the kill: what it wrote meanwhile is unseen.
+            cycle.resume_bound = resumed > 0
+                && (self.feed_error.is_some()
+                    || feed_down_at.is_some_and(|down| down >= cycle.killed_at));
         }
         cycle.resumed_from = Some(resumed);
         cycle.basis = basis;

@@ -4,7 +4,9 @@
 //! `FAILED`, `TORN`, `KILLED`) stay as they are in Chinese.
 
 use super::lang::{both, Lang};
-use crate::recovery::{NodeAction, NodeLoss, ProcessExit, TimelineEvent, TimelineKind, REMOTE_PID};
+use crate::recovery::{
+    Cycle, NodeAction, NodeLoss, ProcessExit, TimelineEvent, TimelineKind, REMOTE_PID,
+};
 
 /// One event as a line: its instance (if any), then what happened.
 pub fn event(ev: &TimelineEvent, lang: Lang) -> String {
@@ -50,6 +52,19 @@ fn opt<T>(v: Option<T>, text: impl FnOnce(T) -> String) -> String {
 
 fn pct(p: Option<i64>) -> String {
     p.map_or_else(|| "?".to_string(), |p| format!("{p}%"))
+}
+
+/// Where a restart went on from: `20%`, or `≤20%` when writes before the
+/// first one seen may have been refused unseen (the controller was down).
+pub fn resumed_pct(cycle: &Cycle) -> String {
+    let at_most = if cycle.resume_bound { "≤" } else { "" };
+    format!("{at_most}{}", pct(cycle.resumed_from))
+}
+
+/// Steps lost in a cycle: `3`, or `≥3` when that is only a lower bound.
+pub fn lost_steps(cycle: &Cycle) -> Option<String> {
+    let at_least = if cycle.resume_bound { "≥" } else { "" };
+    cycle.all_lost().map(|n| format!("{at_least}{n}"))
 }
 
 /// Milliseconds as tenths of a second (`1.5s`).
@@ -144,10 +159,10 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
             .to_string()
         }
         K::Resumed { cycle } => {
-            let from = pct(cycle.resumed_from);
+            let from = resumed_pct(cycle);
             let skipped = cycle.steps_skipped.filter(|n| *n > 0);
             let (lost, restart, checkpoint) = (
-                cycle.all_lost(),
+                lost_steps(cycle),
                 cycle.kill_to_restart_ms(),
                 cycle.kill_to_checkpoint_ms(),
             );

@@ -112,7 +112,7 @@ impl Runner {
                 // Through an outage a worker's writes may have been refused
                 // (the original SDK drops them): the first one seen only
                 // bounds where it went on from, from above.
-                let (below, at_least) = if outage && resumed_from > 0 {
+                let (below, at_least) = if found.resume_bound {
                     (
                         " or below (writes refused while the controller was down are not seen)",
                         "at least ",

@@ -1864,3 +1864,37 @@ fn skipped_events_are_told_as_past_a_minute_after_the_last() {
         "{screen}"
     );
 }
+
+/// A restart while the controller was unreachable: writes before the first
+/// one seen may have been refused unseen (the original SDK drops them), so
+/// where it went on from is told as a bound, not as seen.
+#[test]
+fn a_resume_after_the_controller_was_down_is_told_as_a_bound() {
+    let mut s = restarting();
+    s.fact(Fact::FeedDown {
+        error: "connection refused".into(),
+    });
+    s.at += 1000;
+    s.start();
+    s.fact(Fact::FeedUp {
+        via: "stream".into(),
+    });
+    // Its first write seen: 30%, below the 50% saved at the kill.
+    s.steps(3, 3);
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("RESUMED from ≤20%"), "{screen}");
+    assert!(screen.contains("≥3 steps lost"), "{screen}");
+    // The same restart with the controller up all along is told as seen.
+    let mut s = restarting();
+    s.at += 1000;
+    s.start();
+    s.steps(3, 3);
+    s.rows(None, 0, Some(ExitKind::KilledBySignal(Signal::SIGKILL)));
+    let screen = render(&s.app, 120, 40);
+    assert!(
+        screen.contains("RESUMED from 20%, 3 steps lost"),
+        "{screen}"
+    );
+    assert!(!screen.contains('≤'), "{screen}");
+}

@@ -31,8 +31,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let [killed, lost, times] = panes::cycle_parts(
             &panes::cycle_end(&c.how, app.lang),
             &pct(c.progress_at_kill),
-            &pct(c.resumed_from),
-            &c.all_lost().map_or("…".into(), |l| l.to_string()),
+            &timeline::resumed_pct(c),
+            &timeline::lost_steps(c).unwrap_or_else(|| "…".into()),
             &ms(c.kill_to_restart_ms()),
             &ms(c.kill_to_checkpoint_ms()),
             app.lang,
