@@ -203,6 +203,8 @@ pub enum Phase {
     Recovering,
     Resumed {
         from: i64,
+        /// `from` is at most (see `Cycle::resume_bound`).
+        at_most: bool,
     },
     Stopped,
     /// Not running: one of an active/standby group, started only to take over
@@ -240,7 +242,10 @@ impl Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Phase::Resumed { from } => write!(f, "RESUMED from {from}%"),
+            Phase::Resumed { from, at_most } => {
+                let le = if *at_most { "≤" } else { "" };
+                write!(f, "RESUMED from {le}{from}%")
+            }
             other => f.write_str(other.word()),
         }
     }
@@ -1260,7 +1265,10 @@ impl Tracker {
         let from = self.task.progress.unwrap_or(0).max(0);
         if let Some(inst) = self.instances.get_mut(&id) {
             if inst.phase == Phase::Recovering {
-                inst.phase = Phase::Resumed { from };
+                inst.phase = Phase::Resumed {
+                    from,
+                    at_most: false,
+                };
             }
         }
     }
@@ -1450,7 +1458,10 @@ impl Tracker {
                     inst.phase = if resumed_from == 0 {
                         Phase::Running
                     } else {
-                        Phase::Resumed { from: resumed_from }
+                        Phase::Resumed {
+                            from: resumed_from,
+                            at_most: false,
+                        }
                     };
                 }
             }
@@ -1563,7 +1574,10 @@ impl Tracker {
                     // A new task: running, not resumed.
                     Phase::Running
                 } else {
-                    Phase::Resumed { from: resumed }
+                    Phase::Resumed {
+                        from: resumed,
+                        at_most: cycle.resume_bound,
+                    }
                 };
             }
         }

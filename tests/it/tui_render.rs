@@ -1885,6 +1885,8 @@ fn a_resume_after_the_controller_was_down_is_told_as_a_bound() {
     let screen = render(&s.app, 120, 40);
     assert!(screen.contains("RESUMED from ≤20%"), "{screen}");
     assert!(screen.contains("≥3 steps lost"), "{screen}");
+    let phase = &s.app.tracker().instance("kv-demo-001").unwrap().phase;
+    assert_eq!(phase.to_string(), "RESUMED from ≤20%");
     // The same restart with the controller up all along is told as seen.
     let mut s = restarting();
     s.at += 1000;

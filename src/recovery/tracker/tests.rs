@@ -935,7 +935,10 @@ fn a_frozen_nodes_failover_is_a_cycle_with_figures_and_its_thawed_end_is_no_cras
     );
     assert_eq!(
         t.instance("d1-b").unwrap().phase,
-        Phase::Resumed { from: 40 }
+        Phase::Resumed {
+            from: 40,
+            at_most: false
+        }
     );
 
     // Thawed: its write is refused and it stops (kv-demo exits 3). Not a crash.
