@@ -356,7 +356,19 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     }
     tracing::info!("agent {}: stopping its instances", config.node);
     stop.cancel();
+    // A worker that finished keeps its `Exited`: reported `Stopped`, the
+    // controller would take its task for unfinished and move it when this
+    // node's heartbeats stop (and it would run again from 0).
+    let finished: HashSet<String> = supervisor
+        .instances()
+        .into_iter()
+        .filter(|s| s.phase == crate::supervisor::Lifecycle::Exited)
+        .map(|s| s.id)
+        .collect();
     for snapshot in supervisor.shutdown_all(config.stop_grace).await {
+        if finished.contains(&snapshot.id) {
+            continue;
+        }
         let report = report_now(&snapshot.id, InstancePhase::Stopped, 0, true);
         if let Err(e) = api.status(&report).await {
             tracing::warn!("cannot report {} stopped: {e:#}", snapshot.id);

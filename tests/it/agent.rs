@@ -314,6 +314,63 @@ async fn desired_stopped_stops_the_worker_and_running_starts_it_again() {
     wait_phase("Running", 1).await;
 }
 
+/// An agent stopped normally (SIGTERM) reports what it stops, and only that:
+/// a worker that had finished keeps `Exited`, so the controller does not take
+/// its task for unfinished and run it again on another node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_agent_leaves_a_finished_worker_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
+    let base = controller.url();
+    let mut node = Agent::spawn("nodeA", &base, dir.path());
+    let created = support::deploy(
+        &base,
+        json!({
+            "name": "finishes",
+            "entries": [
+                {"artifactUrl": "", "startCmd": "sh -c 'exit 0'",
+                 "appName": "done-at-once", "replicas": {"nodeA": 1}},
+                {"artifactUrl": "", "startCmd": "sh -c 'exec sleep 30'",
+                 "appName": "still-running", "replicas": {"nodeA": 1}}
+            ]
+        }),
+    )
+    .await;
+    let finished = created["instances"][0].as_str().unwrap().to_string();
+    let running = created["instances"][1].as_str().unwrap().to_string();
+    let phases = || async {
+        let items = support::assignments(&base, "nodeA").await;
+        let phase = |iid: &str| {
+            items
+                .iter()
+                .find(|a| a["instanceId"] == iid)
+                .and_then(|a| a["phase"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        (phase(&finished), phase(&running))
+    };
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while phases().await != ("Exited".into(), "Running".into()) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{}",
+            phases().await,
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::kill(Pid::from_raw(node.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", node.log());
+    assert_eq!(
+        phases().await,
+        ("Exited".to_string(), "Stopped".to_string()),
+        "{}",
+        node.log()
+    );
+}
+
 /// `up --nodes 2 --headless`: the embedded controller and two agent processes;
 /// killing nodeA's group moves the work to nodeB, and Ctrl-C leaves nothing.
 #[tokio::test(flavor = "multi_thread")]
