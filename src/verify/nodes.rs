@@ -98,6 +98,16 @@ impl NodeReport {
         );
         let secs = |ms: Option<u64>| ms.map_or("?".into(), |ms| format!("{:.2}s", ms as f64 / 1e3));
         for c in &self.cycles {
+            if self.fault == NodeFault::Netem && c.to_node.is_none() {
+                out.push_str(&format!(
+                    "  #{} {} at {}% on {}: the node was never found lost, nothing moved\n",
+                    c.cycle,
+                    self.fault.word(),
+                    c.at_pct.map_or("?".into(), |p| p.to_string()),
+                    c.node,
+                ));
+                continue;
+            }
             out.push_str(&format!(
                 "  #{} {} at {}% on {} → {} as {}: resumed from {}%, {} steps lost; detected {}, running {}, checkpoint {}\n",
                 c.cycle,
@@ -544,39 +554,48 @@ pub async fn run(
     })
 }
 
-fn judge(
-    runner: &NodeRunner,
-    cycles: &[NodeCycle],
-    completions: u32,
-    fault: NodeFault,
-    early: &Option<String>,
-) -> Vec<NodeInvariant> {
+/// N1 and N2: each cycle's move, and the new instance's resume.
+fn judge_cycles(cycles: &[NodeCycle], fault: NodeFault) -> Vec<NodeInvariant> {
     let verdict = |held: bool| if held { "held" } else { "violated" };
     let mut out = Vec::new();
-    let moved: Vec<String> = cycles
+    // A degraded link need not lose its node: a cycle that stayed put is
+    // then not judged (neither a move nor a resume happened to judge).
+    let judged: Vec<&NodeCycle> = cycles
         .iter()
-        // A degraded link need not lose its node: staying put is no failure.
         .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
-        .filter(|c| c.to_node.is_none() || c.to_node.as_deref() == Some(c.node.as_str()))
+        .collect();
+    let stayed = cycles.len() - judged.len();
+    let not_judged = |what: &str| {
+        format!(
+            "not checked: the degraded link never lost its node in {stayed} of {} cycle(s), so {what}",
+            cycles.len()
+        )
+    };
+    let moved = |c: &&NodeCycle| c.to_node.as_deref().is_some_and(|to| to != c.node);
+    let not_moved: Vec<String> = judged
+        .iter()
+        .filter(|c| !moved(c))
         .map(|c| format!("#{}", c.cycle))
         .collect();
     out.push(NodeInvariant {
         id: "N1",
         name: "the work moves to another node",
-        status: if cycles.is_empty() {
+        status: if judged.is_empty() {
             "not_checked"
         } else {
-            verdict(moved.is_empty())
+            verdict(not_moved.is_empty())
         },
-        detail: if moved.is_empty() {
-            format!("{} of {} cycles moved", cycles.len(), cycles.len())
+        detail: if judged.is_empty() {
+            not_judged("nothing moved")
+        } else if not_moved.is_empty() {
+            let of = judged.iter().filter(|c| moved(c)).count();
+            format!("{of} of {} cycles moved", cycles.len())
         } else {
-            format!("not moved: {}", moved.join(", "))
+            format!("not moved: {}", not_moved.join(", "))
         },
     });
-    let bad: Vec<String> = cycles
+    let bad: Vec<String> = judged
         .iter()
-        .filter(|c| !(fault == NodeFault::Netem && c.to_node.is_none()))
         .filter(|c| c.steps_lost != Some(0) || c.flag_after_fault != Some(true))
         .map(|c| {
             format!(
@@ -588,17 +607,31 @@ fn judge(
     out.push(NodeInvariant {
         id: "N2",
         name: "the new instance resumes from the checkpoint (flag still set)",
-        status: if cycles.is_empty() {
+        status: if judged.is_empty() {
             "not_checked"
         } else {
             verdict(bad.is_empty())
         },
-        detail: if bad.is_empty() {
+        detail: if judged.is_empty() {
+            not_judged("no new instance resumed")
+        } else if bad.is_empty() {
             "every new instance continued from the last checkpoint, 0 steps lost".into()
         } else {
             bad.join("; ")
         },
     });
+    out
+}
+
+fn judge(
+    runner: &NodeRunner,
+    cycles: &[NodeCycle],
+    completions: u32,
+    fault: NodeFault,
+    early: &Option<String>,
+) -> Vec<NodeInvariant> {
+    let verdict = |held: bool| if held { "held" } else { "violated" };
+    let mut out = judge_cycles(cycles, fault);
     out.push(NodeInvariant {
         id: "N3",
         name: "the task reaches 100% once",
@@ -716,6 +749,51 @@ mod tests {
         assert!(
             text.contains("old instance stopped before the heal"),
             "{text}"
+        );
+    }
+
+    /// A lossy link that never lost its node: nothing moved, so neither a
+    /// move (N1) nor a resume (N2) is claimed; both are not checked.
+    #[test]
+    fn a_degraded_link_that_moved_nothing_claims_no_move() {
+        let stayed = NodeCycle {
+            cycle: 1,
+            node: "nodeA".into(),
+            at_pct: Some(40),
+            ..NodeCycle::default()
+        };
+        let report = NodeReport {
+            ok: true,
+            exit_code: 0,
+            scenario: "nodes",
+            fault: NodeFault::Netem,
+            nodes: 2,
+            app: "kv-demo".into(),
+            step_ms: Some(300),
+            ended_early: None,
+            cycles: vec![stayed.clone()],
+            completions: 1,
+            invariants: vec![],
+        };
+        let text = report.render();
+        assert!(
+            text.contains(
+                "#1 degraded link at 40% on nodeA: the node was never found lost, nothing moved"
+            ),
+            "{text}"
+        );
+        let verdicts = judge_cycles(&[stayed], NodeFault::Netem);
+        assert_eq!(verdicts[0].status, "not_checked");
+        assert!(
+            verdicts[0].detail.contains("never lost its node in 1 of 1"),
+            "{:?}",
+            verdicts[0]
+        );
+        assert_eq!(verdicts[1].status, "not_checked");
+        assert!(
+            verdicts[1].detail.contains("no new instance resumed"),
+            "{:?}",
+            verdicts[1]
         );
     }
 
