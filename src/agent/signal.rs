@@ -127,10 +127,16 @@ fn node_order(supervisor: &Supervisor, frozen: &AtomicBool, action: NodeOrderKin
     }
 }
 
-/// A machine dying: every worker group, then the agent, by SIGKILL.
-fn die(supervisor: &Supervisor) {
+/// A machine dying: every worker group, then the agent, by SIGKILL. An agent
+/// that is the first process of its PID namespace (a container's, `up
+/// --hosts`') is spared its own SIGKILL by the kernel: it ends at once
+/// instead, without cleaning up, and the kernel kills what is left in the
+/// namespace with it.
+fn die(supervisor: &Supervisor) -> ! {
     signal_groups(supervisor, Signal::SIGKILL);
     let _ = kill(Pid::this(), Signal::SIGKILL);
+    // SAFETY: `_exit` ends the process without running anything of it.
+    unsafe { libc::_exit(128 + Signal::SIGKILL as i32) }
 }
 
 fn refused(message: String) -> SignalResult {

@@ -371,6 +371,72 @@ async fn a_stopped_agent_leaves_a_finished_worker_exited() {
     );
 }
 
+/// `K` for a node whose agent is the first process of its PID namespace (a
+/// container's, `up --hosts`'): the kernel spares such a process its own
+/// SIGKILL, so the agent must end by itself, and the namespace's workers with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_kill_ends_an_agent_that_is_its_namespaces_first_process() {
+    if !support::need(&["unshare"]) || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
+    let base = controller.url();
+    let log = dir.path().join("nodeA.log");
+    let mut agent =
+        support::plumdash_under(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
+            .args(["agent", "--node", "nodeA", "--controller", &base])
+            .arg("--data-dir")
+            .arg(dir.path().join("agents"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn unshare");
+    let created = support::deploy(
+        &base,
+        json!({
+            "name": "pid-one",
+            "entries": [{"artifactUrl": "", "startCmd": "sh -c 'exec sleep 30'",
+                         "appName": "sleeper", "replicas": {"nodeA": 1}}]
+        }),
+    )
+    .await;
+    let iid = created["instances"][0].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids_of_instance(&iid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "never started:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let worker = pids_of_instance(&iid)[0];
+    let answer = http()
+        .post(format!("{base}/v1/nodes/nodeA/action"))
+        .json(&json!({ "action": "kill" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            // unshare passes on how its child (the agent) ended.
+            assert!(!status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent outlived its node's kill:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(is_dead(worker), "worker {worker} outlived its node");
+}
+
 /// `up --nodes 2 --headless`: the embedded controller and two agent processes;
 /// killing nodeA's group moves the work to nodeB, and Ctrl-C leaves nothing.
 #[tokio::test(flavor = "multi_thread")]
