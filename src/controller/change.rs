@@ -28,6 +28,17 @@ pub enum Change {
 }
 
 impl Change {
+    /// About what it holds in memory while queued for a subscriber.
+    pub fn queued_bytes(&self) -> usize {
+        const OVERHEAD: usize = 128;
+        match self {
+            Change::Put { entry, .. } => {
+                OVERHEAD + entry.namespace.len() + entry.key.len() + entry.value.len()
+            }
+            Change::Deleted { namespace, key, .. } => OVERHEAD + namespace.len() + key.len(),
+        }
+    }
+
     pub fn seq(&self) -> u64 {
         match self {
             Change::Put { seq, .. } | Change::Deleted { seq, .. } => *seq,

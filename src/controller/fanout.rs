@@ -16,12 +16,16 @@ use super::relock;
 use crate::kv::model::Entry;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 /// How many deliveries a slow subscriber may fall behind before it is resynced.
 const SUBSCRIBER_BUFFER: usize = 4096;
+/// How many bytes of changes a slow subscriber may hold queued before it is
+/// resynced: by count alone, 4,096 changes of 1 MiB values were 4 GiB held
+/// for a client that reads a byte now and then.
+const SUBSCRIBER_BYTES: usize = 16 << 20;
 /// The most namespaces and prefixes one subscription may name.
 pub const MAX_SUBSCRIBED: usize = 10_000;
 
@@ -71,6 +75,8 @@ struct Index {
 struct Sub {
     tx: mpsc::Sender<Delivery>,
     lagged: Arc<AtomicBool>,
+    /// Bytes of the changes in its channel (see [`SUBSCRIBER_BYTES`]).
+    queued: Arc<AtomicUsize>,
     namespaces: HashSet<String>,
     prefixes: HashSet<String>,
 }
@@ -79,8 +85,9 @@ struct Sub {
 /// the registration, dropped from the index with it.
 pub struct Subscription {
     pub id: u64,
-    pub rx: mpsc::Receiver<Delivery>,
+    rx: mpsc::Receiver<Delivery>,
     lagged: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
     fanout: Arc<Fanout>,
 }
 
@@ -88,6 +95,31 @@ impl Subscription {
     /// It fell behind: what is still queued is stale; [`Fanout::resync`] it.
     pub fn lagged(&self) -> bool {
         self.lagged.load(Ordering::Acquire)
+    }
+
+    /// The next delivery, once there is one (`None`: the index let it go).
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let delivery = self.rx.recv().await?;
+        self.taken(&delivery);
+        Some(delivery)
+    }
+
+    /// The next delivery if one is queued now.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        let delivery = self.rx.try_recv().ok()?;
+        self.taken(&delivery);
+        Some(delivery)
+    }
+
+    fn taken(&self, delivery: &Delivery) {
+        if let Delivery::Change(change) = delivery {
+            let size = change.queued_bytes();
+            let _ = self
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                    Some(q.saturating_sub(size))
+                });
+        }
     }
 }
 
@@ -143,6 +175,7 @@ impl Fanout {
             return;
         }
         let shared = Arc::new(change.clone());
+        let size = change.queued_bytes();
         for id in direct.iter().chain(&by_prefix) {
             let Some(sub) = index.subs.get(id) else {
                 continue;
@@ -150,9 +183,16 @@ impl Fanout {
             if sub.lagged.load(Ordering::Relaxed) {
                 continue;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                sub.tx.try_send(Delivery::Change(shared.clone()))
-            {
+            // Too far behind by count or by bytes: it starts over from
+            // snapshots, which are as large as the namespaces, no larger.
+            let held = sub.queued.fetch_add(size, Ordering::AcqRel) + size;
+            let sent = held <= SUBSCRIBER_BYTES
+                && !matches!(
+                    sub.tx.try_send(Delivery::Change(shared.clone())),
+                    Err(mpsc::error::TrySendError::Full(_))
+                );
+            if !sent {
+                sub.queued.fetch_sub(size, Ordering::AcqRel);
                 sub.lagged.store(true, Ordering::Release);
             }
         }
@@ -171,6 +211,7 @@ impl Fanout {
         }
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let lagged = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(AtomicUsize::new(0));
         let id = loop {
             let id = random_id()?;
             if !self.lock().subs.contains_key(&id) {
@@ -185,6 +226,7 @@ impl Fanout {
                 Sub {
                     tx: tx.clone(),
                     lagged: lagged.clone(),
+                    queued: queued.clone(),
                     namespaces: HashSet::new(),
                     prefixes: HashSet::new(),
                 },
@@ -201,6 +243,7 @@ impl Fanout {
             id,
             rx,
             lagged,
+            queued,
             fanout: self.clone(),
         })
     }
@@ -268,6 +311,8 @@ impl Fanout {
             let mut index = self.lock();
             if let Some(sub) = index.subs.get_mut(&id) {
                 sub.tx = tx.clone();
+                // The old channel goes with what it held.
+                sub.queued.store(0, Ordering::Release);
                 sub.lagged.store(false, Ordering::Release);
             }
             let _ = tx.try_send(Delivery::Snapshots {
@@ -361,7 +406,7 @@ mod tests {
 
     fn drain(sub: &mut Subscription) -> Vec<String> {
         let mut seen = Vec::new();
-        while let Ok(d) = sub.rx.try_recv() {
+        while let Some(d) = sub.try_next() {
             match d {
                 Delivery::Change(c) => seen.push(format!("{}#{}", c.namespace(), c.seq())),
                 Delivery::Snapshots { seq, namespaces } => {
@@ -410,5 +455,47 @@ mod tests {
         assert_eq!(store.fanout().subscribers_of("a"), 0);
         assert_eq!(store.fanout().subscribers_of("p-1"), 0);
         assert!(!store.fanout().add(&store, 1, vec![], vec![]).unwrap());
+    }
+
+    /// A subscriber that does not read is resynced once its queue holds
+    /// more than [`SUBSCRIBER_BYTES`] of changes, long before 4,096 of them.
+    #[test]
+    fn a_subscriber_that_holds_too_many_bytes_is_resynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        let mut sub = store
+            .fanout()
+            .subscribe(&store, vec!["big".into()], vec![])
+            .unwrap();
+        assert_eq!(drain(&mut sub), vec!["snap big@0:0"]);
+        let value = "v".repeat(1 << 20);
+        for n in 0..SUBSCRIBER_BYTES / (1 << 20) - 1 {
+            store
+                .put("big", &format!("k{n}"), &value, ValueType::String)
+                .unwrap();
+        }
+        assert!(!sub.lagged(), "under the cap");
+        // Read one: its bytes are no longer held, so one more fits.
+        assert!(sub.try_next().is_some());
+        store
+            .put("big", "one-more", &value, ValueType::String)
+            .unwrap();
+        assert!(!sub.lagged(), "one read, one more queued");
+        store.put("big", "over", &value, ValueType::String).unwrap();
+        store
+            .put("big", "over2", &value, ValueType::String)
+            .unwrap();
+        assert!(sub.lagged(), "over the cap: resync");
+        store.fanout().resync(&store, &mut sub).unwrap();
+        assert!(!sub.lagged());
+        // Fresh snapshots, then changes again, counted from nothing.
+        let seen = drain(&mut sub);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with("snap big@"), "{seen:?}");
+        store
+            .put("big", "after", &value, ValueType::String)
+            .unwrap();
+        assert!(!sub.lagged());
+        assert_eq!(drain(&mut sub).len(), 1);
     }
 }

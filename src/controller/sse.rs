@@ -173,7 +173,7 @@ fn change_stream(
                 resynced.ok()?;
                 sub = sub2;
             }
-            let delivery = sub.rx.recv().await?;
+            let delivery = sub.next().await?;
             Some((deliver(&delivery, shape), (sub, state)))
         },
     );
