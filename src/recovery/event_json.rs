@@ -48,6 +48,8 @@ enum Kind<'a> {
     },
     Continued,
     Recovering,
+    /// Started with a crash flag left set while the controller was unreachable.
+    RecoveryUnread,
     Resumed {
         from: Option<i64>,
         /// True when `from` is only an upper bound (and `steps_lost` a lower
@@ -244,6 +246,7 @@ impl<'a> Kind<'a> {
             },
             TimelineKind::Continued => Kind::Continued,
             TimelineKind::Recovering => Kind::Recovering,
+            TimelineKind::RecoveryUnread => Kind::RecoveryUnread,
             TimelineKind::Resumed { cycle } => Kind::Resumed {
                 from: cycle.resumed_from,
                 from_is_bound: cycle.resume_bound,
@@ -371,7 +374,7 @@ mod tests {
     use crate::recovery::TimelineKind;
 
     /// Each event of `sample::every_event`, as `--events` and headless write it.
-    const PINNED: [&str; 56] = [
+    const PINNED: [&str; 57] = [
         r#"{"instance":"kv-demo-001","kind":"started","pid":4242,"ts_ms":1700000000000}"#,
         r#"{"instance":"kv-demo-001","kind":"attached","pid":4242,"ts_ms":1700000000001}"#,
         r#"{"grace_ms":5000,"instance":"kv-demo-001","kind":"not_restarted","ts_ms":1700000000002}"#,
@@ -428,6 +431,7 @@ mod tests {
         r#"{"kind":"node_degraded","node":"nodeA","ts_ms":1700000000053}"#,
         r#"{"kind":"node_healed","node":"nodeA","ts_ms":1700000000054}"#,
         r#"{"cause":"node_partitioned","from_node":"nodeA","instance":"kv-demo-001","kind":"failover","new_instance":"kv-demo-002","steps_lost":1,"to_checkpoint_ms":4050,"to_detected_ms":3000,"to_node":"nodeB","to_running_ms":3600,"ts_ms":1700000000055}"#,
+        r#"{"instance":"kv-demo-001","kind":"recovery_unread","ts_ms":1700000000056}"#,
     ];
 
     /// Scripts read these lines: every kind's object, byte for byte (keys
@@ -492,8 +496,9 @@ mod tests {
             TimelineKind::Superseded { .. } => 24,
             TimelineKind::WentBack { .. } => 25,
             TimelineKind::Pattern(_) => 26,
+            TimelineKind::RecoveryUnread => 27,
         };
-        let mut seen = [false; 27];
+        let mut seen = [false; 28];
         for ev in every_event() {
             seen[index(&ev.kind)] = true;
         }

@@ -354,6 +354,7 @@ pub fn every_event() -> Vec<super::TimelineEvent> {
             cause: Some((NodeAction::Partitioned, 1_000)),
             ..cut
         }),
+        K::RecoveryUnread,
     ];
     let mut events: Vec<TimelineEvent> = kinds
         .into_iter()

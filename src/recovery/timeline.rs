@@ -45,6 +45,10 @@ pub enum TimelineKind {
     },
     Continued,
     Recovering,
+    /// Started with a crash flag left set while the controller was
+    /// unreachable: it cannot read the flag yet, so whether it recovers is
+    /// not known (not `Recovering`, which says it will find the flag).
+    RecoveryUnread,
     Resumed {
         cycle: Cycle,
     },

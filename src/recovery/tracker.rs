@@ -947,10 +947,13 @@ impl Tracker {
             && !set_by_this_run;
         self.remember_run(pid, &id);
         self.nodes.started(at, &id);
+        // The flag is the last one read: with the controller unreachable the
+        // new run cannot read it, so its recovery is not claimed.
+        let unread = recovering && self.feed_error.is_some();
         let inst = self.new_run(at, &id, pid);
         inst.attached = false;
         inst.attached_at_pct = None;
-        inst.phase = if recovering {
+        inst.phase = if recovering && !unread {
             Phase::Recovering
         } else {
             Phase::Running
@@ -962,7 +965,9 @@ impl Tracker {
             }
         }
         self.push(at, Some(id.clone()), TimelineKind::Started { pid });
-        if recovering {
+        if unread {
+            self.push(at, Some(id.clone()), TimelineKind::RecoveryUnread);
+        } else if recovering {
             self.push(at, Some(id.clone()), TimelineKind::Recovering);
         }
         // The new run's start keys can reach the feed before its `Started` reaches us

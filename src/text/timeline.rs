@@ -143,6 +143,12 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
         )
         .to_string(),
         K::Continued => both!(lang, "continued", "已继续").to_string(),
+        K::RecoveryUnread => both!(
+            lang,
+            "started while the controller is unreachable: it cannot read the crash flag yet",
+            "在控制器不可达时启动：尚无法读取崩溃标记"
+        )
+        .to_string(),
         K::Recovering => both!(
             lang,
             "found the crash flag: recovering",
@@ -516,7 +522,7 @@ mod tests {
     use super::*;
 
     /// Each event of `sample::every_event` in English and Chinese.
-    const PINNED: [[&str; 2]; 56] = [
+    const PINNED: [[&str; 2]; 57] = [
         ["kv-demo-001 started (pid 4242)", "kv-demo-001 已启动（pid 4242）"],
         ["kv-demo-001 found running (pid 4242), attached", "kv-demo-001 发现正在运行（pid 4242），已附加"],
         ["kv-demo-001 not restarted within 5s: nothing restarts it (its restarter may have missed the death)", "kv-demo-001 5s 内未被重启：没有谁重启它（它的重启者可能错过了它的退出）"],
@@ -573,6 +579,7 @@ mod tests {
         ["node nodeA DEGRADED (its link loses packets)", "节点 nodeA DEGRADED（其链路丢包）"],
         ["node nodeA healed (its link whole again)", "节点 nodeA 已愈合（链路恢复）"],
         ["kv-demo-001 failover nodeA → nodeB: cut→detected 3.0s, cut→running 3.6s, cut→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
+        ["kv-demo-001 started while the controller is unreachable: it cannot read the crash flag yet", "kv-demo-001 在控制器不可达时启动：尚无法读取崩溃标记"],
     ];
 
     /// Every kind of event reads as it always has, in both languages (pinned

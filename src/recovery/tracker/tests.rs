@@ -1500,3 +1500,35 @@ fn a_history_never_takes_more_room_than_its_cap() {
     );
     assert!(history.capacity() < 40);
 }
+
+#[test]
+fn a_start_while_the_controller_is_unreachable_claims_no_recovery() {
+    // The flag was left set, but the new run cannot read it: unknown, not
+    // "found the crash flag".
+    let mut t = Tracker::new();
+    t.apply(0, Fact::Snapshot(vec![e("app.crashed", "true")]));
+    t.apply(
+        5,
+        Fact::FeedDown {
+            error: "connection refused".into(),
+        },
+    );
+    t.apply(9, started(7));
+    assert_eq!(phase(&t), "RUNNING");
+    assert!(!t.timeline().any(|e| e.kind == TimelineKind::Recovering));
+    assert!(t.timeline().any(|e| e.kind == TimelineKind::RecoveryUnread));
+    // With the controller back, a start is judged from the flag read.
+    t.apply(
+        20,
+        Fact::FeedUp {
+            via: "stream".into(),
+        },
+    );
+    t.apply(25, started(8));
+    assert_eq!(
+        t.instance("kv-demo-001")
+            .map(|i| i.phase.to_string())
+            .unwrap_or_default(),
+        "RECOVERING"
+    );
+}

@@ -136,6 +136,7 @@ pub fn event_style(kind: &TimelineKind, t: &Theme) -> Style {
             t.good()
         }
         TimelineKind::Recovering
+        | TimelineKind::RecoveryUnread
         | TimelineKind::RestartScheduled { .. }
         | TimelineKind::TakingOver { .. }
         | TimelineKind::Frozen { .. }
