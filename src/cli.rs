@@ -260,6 +260,8 @@ impl Command {
                 | Command::Kv(_)
                 | Command::Ctl(_)
                 | Command::Apps(_)
+                | Command::Deploy(_)
+                | Command::Package(_)
                 | Command::Deployments(_)
         )
     }
@@ -273,6 +275,12 @@ fn pipe_closes_quietly() {
     // SAFETY: restores the default disposition before any thread is started;
     // no handler of ours runs.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// A controller URL argument (`--controller`, or `CONTROLLER_BASE`): checked
+/// before anything starts, so a mistake is a usage error (exit 2).
+fn controller_url(text: &str) -> Result<String, String> {
+    crate::kv::check_base(text).map(|_| text.trim().to_string())
 }
 
 /// A duration argument: `200ms`, `2s`, `1m30s`. The error says how to write

@@ -13,7 +13,7 @@ pub mod sse;
 mod watch;
 mod watch_set;
 
-pub use client::{ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
+pub use client::{check_base, ClientOptions, DistributedMemory, DEFAULT_CONTROLLER_BASE};
 
 pub use error::{is_an_answer, KvError};
 pub use model::{BatchItem, Entry, Listing, NamespaceBy, Unreadable, ValueType, Writer, WriterVia};

@@ -17,7 +17,7 @@ pub struct AgentArgs {
     #[arg(long, env = "AGENT_NODE_ID", default_value = "nodeA")]
     node: String,
     /// The controller that assigns instances to this node.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, value_parser = super::controller_url)]
     controller: String,
     /// The ip sent in heartbeats.
     #[arg(long, env = "AGENT_IP", default_value = "127.0.0.1")]

@@ -14,7 +14,7 @@ use std::time::Duration;
 #[derive(Args)]
 pub struct AttachArgs {
     /// The controller to watch (plumdash's or an original Plum controller).
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE)]
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, value_parser = super::controller_url)]
     controller: String,
     /// App name: the namespace to watch and the workers' PLUM_APP_NAME (a worker
     /// without the variable belongs to kv-demo, as the worker itself decides).

@@ -23,7 +23,7 @@ pub struct AuthArgs {
 #[derive(Args, Clone, Debug)]
 pub struct ClusterClientArgs {
     /// Controller base URL.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = crate::kv::DEFAULT_CONTROLLER_BASE, global = true)]
+    #[arg(long, env = "CONTROLLER_BASE", default_value = crate::kv::DEFAULT_CONTROLLER_BASE, global = true, value_parser = super::controller_url)]
     pub controller: String,
     /// Print the controller's own answer as JSON instead of lines.
     #[arg(long, global = true)]

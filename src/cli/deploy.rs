@@ -37,6 +37,24 @@ pub async fn run_deploy(args: DeployArgs) -> Result<()> {
         bail!("--node {:?} is not a node name", args.node);
     }
     let client = args.cluster.client()?;
+    // A node the controller has never heard from runs nothing: a mistyped
+    // name would leave the deployment waiting for an agent that never comes.
+    let nodes = client.nodes().await?;
+    if !nodes.iter().any(|n| n.node_id == args.node) {
+        let known: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+        let known = if known.is_empty() {
+            "none yet".to_string()
+        } else {
+            known.join(", ")
+        };
+        bail!(
+            "no node {:?} has sent a heartbeat to {} (known: {}); start its agent first (`plumdash agent --node {}`)",
+            args.node,
+            client.base(),
+            escape_controls(&known),
+            escape_controls(&args.node)
+        );
+    }
     let app = client.find_app(&args.app).await?;
     let name = args.name.unwrap_or_else(|| app.name.clone());
     let created = client

@@ -21,7 +21,7 @@ use std::io::Write;
 #[command(mut_arg("token", |a| a.global(true)), mut_arg("token_file", |a| a.global(true)))]
 pub struct KvArgs {
     /// Controller base URL.
-    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true)]
+    #[arg(long, env = "CONTROLLER_BASE", default_value = DEFAULT_CONTROLLER_BASE, global = true, value_parser = super::controller_url)]
     controller: String,
     /// Namespace (the worker uses its app name).
     #[arg(

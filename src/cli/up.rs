@@ -104,7 +104,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub fresh: bool,
     /// Use an existing controller (e.g. a real Plum controller) instead of the embedded one.
-    #[arg(long)]
+    #[arg(long, value_parser = super::controller_url)]
     pub controller: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,

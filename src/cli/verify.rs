@@ -65,7 +65,7 @@ pub struct VerifyArgs {
     pub cmd: Option<String>,
     /// Use this controller instead of an embedded one (invariant 6 is then skipped).
     /// Its app namespace must be empty, or --reset-namespace given.
-    #[arg(long)]
+    #[arg(long, value_parser = super::controller_url)]
     pub controller: Option<String>,
     /// With --controller: delete the keys already in the app's namespace first.
     #[arg(long, requires = "controller")]

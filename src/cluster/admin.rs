@@ -119,6 +119,14 @@ impl ClusterClient {
             .await
     }
 
+    /// `GET /v1/nodes`: every node that has beaten to the controller.
+    pub async fn nodes(&self) -> Result<Vec<super::model::Node>> {
+        let list: Option<Vec<super::model::Node>> = self
+            .json(self.request(Method::GET, "/v1/nodes"), "listing nodes")
+            .await?;
+        Ok(list.unwrap_or_default())
+    }
+
     /// `GET /v1/apps` (newest first).
     pub async fn apps(&self) -> Result<Vec<AppInfo>> {
         let list: Option<Vec<AppInfo>> = self

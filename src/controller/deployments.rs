@@ -542,10 +542,12 @@ impl Deployments {
     }
 
     /// One failover pass: every Running-deployment row with desired Running
-    /// on a node not in `healthy` is parked and re-created on the healthy node
-    /// with the fewest running rows, unless its worker finished. Nothing moves
-    /// when no node is healthy.
-    pub fn failover_pass(&self, healthy: &[String]) -> Result<Vec<Migration>> {
+    /// on a node in `lost` (known, and not healthy) is parked and re-created
+    /// on the healthy node with the fewest running rows, unless its worker
+    /// finished. Nothing moves when no node is healthy; nor does a row on a
+    /// node that never beat (as the original, which moves only the rows of
+    /// the nodes it has: a mistyped node, or one whose agent is not up yet).
+    pub fn failover_pass(&self, healthy: &[String], lost: &[String]) -> Result<Vec<Migration>> {
         if healthy.is_empty() {
             return Ok(Vec::new());
         }
@@ -571,7 +573,7 @@ impl Deployments {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .context("finding orphaned assignments")?;
             rows.into_iter()
-                .filter(|(_, node)| !healthy.contains(node))
+                .filter(|(_, node)| lost.contains(node))
                 .collect()
         };
         let mut load: HashMap<String, usize> = healthy.iter().map(|n| (n.clone(), 0)).collect();
@@ -706,7 +708,10 @@ pub async fn failover_loop(
         }
         let d = deployments.clone();
         let n = nodes.clone();
-        let pass = move || d.failover_pass(&n.healthy(Now::real())?);
+        let pass = move || {
+            let (healthy, lost) = n.healthy_and_lost(Now::real())?;
+            d.failover_pass(&healthy, &lost)
+        };
         match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(moved)) => {
                 for m in moved {
@@ -750,11 +755,12 @@ mod tests {
         let d = Deployments::open(&db).unwrap();
         deploy(&d, &[("nodeA", 2), ("nodeC", 1)]);
         // No healthy node: nothing moves.
-        assert!(d.failover_pass(&[]).unwrap().is_empty());
+        let lost = ["nodeA".to_string()];
+        assert!(d.failover_pass(&[], &lost).unwrap().is_empty());
         // nodeB and nodeC healthy; nodeC already runs one: both of nodeA's go to
         // nodeB first, then alternate by load (ties by id).
         let healthy = ["nodeB".to_string(), "nodeC".to_string()];
-        let moved = d.failover_pass(&healthy).unwrap();
+        let moved = d.failover_pass(&healthy, &lost).unwrap();
         let targets: Vec<&str> = moved.iter().map(|m| m.to_node.as_str()).collect();
         assert_eq!(targets, ["nodeB", "nodeB"], "{moved:?}");
         assert!(moved.iter().all(|m| m.from_node == "nodeA"));
@@ -765,7 +771,7 @@ mod tests {
             .iter()
             .all(|a| a.desired == DesiredState::Stopped));
         // Parked rows stay parked, and fenced while the deployment runs.
-        assert!(d.failover_pass(&healthy).unwrap().is_empty());
+        assert!(d.failover_pass(&healthy, &lost).unwrap().is_empty());
         let parked = &moved[0].instance_id;
         let fence = d.fence(parked).unwrap().expect("fenced");
         assert_eq!(fence.new_instance_id, moved[0].new_instance_id);
@@ -805,8 +811,30 @@ mod tests {
             .unwrap();
         d.report(&status(&rows[1].instance_id, InstancePhase::Failed))
             .unwrap();
-        let moved = d.failover_pass(&["nodeB".to_string()]).unwrap();
+        let moved = d
+            .failover_pass(&["nodeB".to_string()], &["nodeA".to_string()])
+            .unwrap();
         assert_eq!(moved.len(), 1, "{moved:?}");
         assert_eq!(moved[0].instance_id, rows[1].instance_id);
+    }
+
+    #[test]
+    fn a_row_on_a_node_that_never_beat_is_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kv.db");
+        let _nodes = NodeRegistry::open(&db, Duration::from_secs(3), Duration::ZERO).unwrap();
+        let d = Deployments::open(&db).unwrap();
+        deploy(&d, &[("nodeZ", 1), ("nodeA", 1)]);
+        // nodeA is known and lost; nodeZ never beat: only nodeA's row moves.
+        let moved = d
+            .failover_pass(&["nodeB".to_string()], &["nodeA".to_string()])
+            .unwrap();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from_node, "nodeA");
+        assert!(d
+            .for_node("nodeZ")
+            .unwrap()
+            .iter()
+            .all(|a| a.desired == DesiredState::Running));
     }
 }

@@ -133,6 +133,15 @@ impl NodeRegistry {
             .collect())
     }
 
+    /// The ids of the nodes healthy at `now`, and of those known but not
+    /// healthy (lost), each sorted.
+    pub fn healthy_and_lost(&self, now: Now) -> Result<(Vec<String>, Vec<String>)> {
+        let (healthy, lost): (Vec<Node>, Vec<Node>) =
+            self.list(now)?.into_iter().partition(Node::is_healthy);
+        let ids = |nodes: Vec<Node>| nodes.into_iter().map(|n| n.node_id).collect();
+        Ok((ids(healthy), ids(lost)))
+    }
+
     /// Every node, sorted by id, with its health as of `now`.
     pub fn list(&self, now: Now) -> Result<Vec<Node>> {
         let conn = self.conn();

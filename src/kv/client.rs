@@ -484,6 +484,15 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
+/// A controller's base URL as given on a command line: `http://host:port`
+/// (the reason, in one line, when it is not one).
+pub fn check_base(base_url: &str) -> Result<String, String> {
+    normalize_base(base_url).map_err(|e| match e {
+        KvError::Invalid(why) => why,
+        other => other.to_string(),
+    })
+}
+
 fn normalize_base(base_url: &str) -> Result<String, KvError> {
     let trimmed = base_url.trim().trim_end_matches('/');
     let parsed = reqwest::Url::parse(trimmed)

@@ -368,3 +368,32 @@ async fn an_endless_cluster_answer_is_refused_at_the_cap() {
         started.elapsed()
     );
 }
+
+/// `deploy --node` of a node that never beat is refused in one line that
+/// names the nodes the controller knows: such a row would run nowhere.
+#[test]
+fn deploy_to_a_node_that_never_beat_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller =
+        ControllerProcess::spawn(&crate::support::db_in(&dir), crate::support::free_port());
+    let out = crate::support::plumdash()
+        .args([
+            "deploy",
+            "--app",
+            "kv-demo",
+            "--node",
+            "nodeZ",
+            "--controller",
+        ])
+        .arg(controller.url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no node \"nodeZ\" has sent a heartbeat to")
+            && err.contains("(known: none yet); start its agent first"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
