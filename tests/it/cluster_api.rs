@@ -397,3 +397,30 @@ fn deploy_to_a_node_that_never_beat_is_refused() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// A `--controller` that is not an http URL is a usage error (exit 2) for
+/// every command that takes one, before anything starts.
+#[test]
+fn a_controller_that_is_not_a_url_is_a_usage_error() {
+    for args in [
+        vec!["deployments", "--controller", "notaurl"],
+        vec![
+            "deploy",
+            "--app",
+            "a",
+            "--node",
+            "n",
+            "--controller",
+            "notaurl",
+        ],
+        vec!["attach", "--controller", "ftp://host"],
+        vec!["up", "--headless", "--controller", "notaurl"],
+        vec!["verify", "--controller", "notaurl"],
+        vec!["agent", "--node", "n", "--controller", "notaurl"],
+    ] {
+        let out = crate::support::plumdash().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("controller URL"), "{args:?}: {err}");
+    }
+}
