@@ -1900,3 +1900,39 @@ fn a_resume_after_the_controller_was_down_is_told_as_a_bound() {
     );
     assert!(!screen.contains('≤'), "{screen}");
 }
+
+/// A worker on another node (no pid here) that its agent reports running
+/// arms the flag, as a local one does: SET would say it crashed.
+#[test]
+fn a_running_remote_worker_arms_the_flag() {
+    let mut s = running();
+    let inst = s.app.tracker().instance("kv-demo-001").unwrap().clone();
+    let row = |phase: Phase| InstanceRow {
+        status: InstanceStatus {
+            id: inst.id.clone(),
+            node: "nodeB".into(),
+            pid: None,
+            phase,
+            detail: None,
+            restart_at: None,
+            crash_loop: None,
+            started_at: inst.started_at,
+            crashes: 0,
+            manual_restarts: 0,
+            last_exit: None,
+            auto_restart: true,
+            paused: None,
+            attached: true,
+            remote: true,
+        },
+        cpu_percent: None,
+        rss_bytes: None,
+        under: None,
+    };
+    s.app.set_instances(vec![row(Phase::Running)]);
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("app.crashed ARMED (running)"), "{screen}");
+    s.app.set_instances(vec![row(Phase::Crashed)]);
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("app.crashed SET (crashed!)"), "{screen}");
+}

@@ -17,7 +17,10 @@ use ratatui::Frame;
 pub use crate::text::panes::FlagState;
 
 pub fn state(app: &App) -> FlagState {
-    let alive = app.namespace_rows().any(|r| r.status.pid.is_some());
+    // A worker on another node has no pid here: its reported phase says it runs.
+    let alive = app
+        .namespace_rows()
+        .any(|r| r.status.pid.is_some() || (r.status.remote && r.status.phase.is_alive()));
     state_of(app.tracker().crash_flag(), alive)
 }
 
