@@ -37,7 +37,7 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// The whole router; tests drive it with `oneshot` or over a real socket.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/debug/writes", get(write_counts))
         .route("/v1/kv", get(namespaces))
@@ -50,11 +50,15 @@ pub fn app(state: AppState) -> Router {
         .merge(super::app_routes::app_routes())
         .merge(super::signal_routes::signal_routes())
         .fallback(not_found)
-        // One layer, not one per check: the router wraps every route in each
-        // layer and clones the nested services on every request (~20 small
-        // allocations for four layers, held across a write's wait).
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .with_state(state.clone());
+    // One layer around the whole router, not one per check on every route:
+    // the router wraps each route in each layer and clones the nested
+    // services on every request (~20 small allocations for four layers, held
+    // across a write's wait). Around the whole, the guard also sees the
+    // router's own `Allow` on a 405, and a refusal carries none.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn_with_state(state, guard))
 }
 
 /// What every request goes through: the head's limits, then the token;

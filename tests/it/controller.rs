@@ -852,7 +852,9 @@ async fn original_like_controller() -> (String, tokio::task::JoinHandle<()>, tem
         if !is_list {
             return resp;
         }
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
+        // The body is rewritten: its length is no longer the one told.
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
         let bytes = to_bytes(body, usize::MAX).await.unwrap();
         let mut list: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
         for e in &mut list {
@@ -1502,6 +1504,19 @@ async fn every_error_answer_is_one_line_of_json() {
             "{what}: {body:?}"
         );
     }
+    // The router's 405 names what is allowed, as its Allow header does.
+    let (status, head, body) = raw_exchange(
+        addr,
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(head.contains("\r\nallow: get,head"), "{head}");
+    assert!(
+        body.contains("method not allowed here (allowed: GET,HEAD)"),
+        "{body}"
+    );
     // Still serving.
     let (s, _) = send("GET", &format!("{}/healthz", c.url()), None).await;
     assert_eq!(s, 200);
@@ -1687,6 +1702,14 @@ async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
     let (s, head, body) = raw_exchange(addr, get_req("/v1/kv", "")).await;
     assert_eq!(s, 401, "{body}");
     assert!(head.contains("www-authenticate: bearer"), "{head}");
+    // A refusal tells nothing of the path: not which methods it has.
+    let (s, head, _) = raw_exchange(
+        addr,
+        b"DELETE /v1/kv HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(!head.contains("allow:"), "{head}");
     for auth in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
         let (s, _, body) = raw_exchange(
             addr,
