@@ -37,15 +37,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// extracts, from the body alone (a PUT reads it so, keeping no request
 /// in its future).
 pub async fn json_of<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let too_large = || ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+    };
+    // A Content-Length over the limit is refused before any of the body is
+    // asked for (no `100 Continue`, no waiting for bytes that will not be kept).
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|e| {
             let e = e.into_inner();
             if e.downcast_ref::<LengthLimitError>().is_some() {
-                ApiError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    message: format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-                }
+                too_large()
             } else {
                 ApiError::bad_request(format!("failed to buffer the request body: {e}"))
             }

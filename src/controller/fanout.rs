@@ -498,4 +498,23 @@ mod tests {
         assert!(!sub.lagged());
         assert_eq!(drain(&mut sub).len(), 1);
     }
+
+    /// A prefix matches by bytes, through the index: a NUL, or a character
+    /// beyond the basic plane, in a name is no end of it.
+    #[test]
+    fn a_prefix_matches_names_whatever_their_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kv.db")).unwrap();
+        for ns in ["n\0a", "n\0", "n", "n😀", "m", "o"] {
+            store.put(ns, "k", "1", ValueType::String).unwrap();
+        }
+        let mut sub = store
+            .fanout()
+            .subscribe(&store, vec![], vec!["n\0".into(), "n😀".into()])
+            .unwrap();
+        assert_eq!(
+            drain(&mut sub),
+            vec!["snap n\0@6:1", "snap n\0a@6:1", "snap n😀@6:1"]
+        );
+    }
 }

@@ -76,6 +76,12 @@ pub struct SetBody {
 
 impl SetBody {
     fn checked(self) -> Result<(Vec<String>, Vec<String>), ApiError> {
+        let max = super::fanout::MAX_SUBSCRIBED;
+        if self.namespaces.len() + self.prefixes.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "a subscription names at most {max} namespaces and prefixes"
+            )));
+        }
         for ns in &self.namespaces {
             validate_namespace(ns).map_err(ApiError::bad_request)?;
         }

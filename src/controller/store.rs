@@ -616,9 +616,14 @@ impl CommittedReads for Committed<'_> {
 
     /// The namespaces that start with `prefix` (literally, case-sensitive).
     fn namespaces_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        // A range of the primary key, not a look at every row: a
+        // subscription naming thousands of prefixes runs this for each one
+        // while writes wait. (Names are UTF-8, compared byte by byte: every
+        // name that starts with the prefix sorts below it + U+10FFFF. `substr`
+        // and `length` would also stop at a NUL.)
         let mut stmt = self.0.prepare_cached(
             "SELECT DISTINCT namespace FROM distributed_kv
-             WHERE substr(namespace, 1, length(?1)) = ?1 ORDER BY namespace",
+             WHERE namespace >= ?1 AND namespace < ?1 || char(1114111) ORDER BY namespace",
         )?;
         let rows = stmt.query_map([prefix], |row| row.get(0))?;
         rows.collect::<Result<_, _>>()

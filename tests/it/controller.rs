@@ -1738,3 +1738,25 @@ async fn a_token_file_guards_a_public_address_and_bearer_is_any_case() {
     assert!(status.success());
     assert!(out.contains("from-cli"), "{out}");
 }
+
+/// A body announced over the limit is refused from its head: a 413 at once,
+/// no `100 Continue`, no wait for bytes that would not be kept.
+#[tokio::test]
+async fn an_announced_body_over_the_limit_is_refused_from_the_head() {
+    let c = TestController::start().await;
+    let started = Instant::now();
+    let (status, head, body) = raw_exchange(
+        addr_of(&c.url()),
+        b"PUT /v1/kv/big/k HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 413, "{head}\n{body}");
+    assert!(!head.contains("100 continue"), "{head}");
+    assert!(body.contains("larger than"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -305,3 +305,23 @@ async fn against_the_original_the_set_feed_polls_each_namespace_once_per_interva
         "the set stream is asked for once, then polling: {after:?}"
     );
 }
+
+/// Too many names in one subscription is the client's mistake: a 400 that
+/// says the limit, not a 500.
+#[tokio::test]
+async fn a_subscription_over_the_limit_is_a_400() {
+    let c = TestController::start().await;
+    let names: Vec<String> = (0..10_001).map(|n| format!("ns{n}")).collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/stream", c.url()))
+        .json(&json!({ "namespaces": names }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "a subscription names at most 10000 namespaces and prefixes"
+    );
+}
