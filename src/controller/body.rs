@@ -33,6 +33,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// How long a JSON body may take to arrive whole (1 MiB in a minute is
+/// ~17 KiB/s; uploads of app packages have their own path).
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A whole body of at most [`MAX_BODY_BYTES`], as `T`: what [`JsonBody`]
 /// extracts, from the body alone (a PUT reads it so, keeping no request
 /// in its future).
@@ -46,8 +50,18 @@ pub async fn json_of<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    // A body that keeps moving, a byte now and then, would hold its
+    // connection for ever (the stall timeout sees it move): whole in a minute.
+    let reading = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    let bytes = tokio::time::timeout(BODY_DEADLINE, reading)
         .await
+        .map_err(|_| ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request body did not arrive whole within {} s",
+                BODY_DEADLINE.as_secs()
+            ),
+        })?
         .map_err(|e| {
             let e = e.into_inner();
             if e.downcast_ref::<LengthLimitError>().is_some() {
@@ -211,6 +225,21 @@ impl BatchBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body that keeps its connection but never ends is answered 408 at
+    /// the deadline (time paused: reached at once).
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
+        use futures_util::StreamExt;
+        let first = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"value\""))
+        });
+        let body = Body::from_stream(first.chain(futures_util::stream::pending()));
+        let started = tokio::time::Instant::now();
+        let err = json_of::<ValueBody>(body).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::REQUEST_TIMEOUT, "{}", err.message);
+        assert_eq!(started.elapsed(), BODY_DEADLINE);
+    }
 
     fn value(body: &str) -> Result<(String, ValueType), String> {
         parse::<ValueBody>(body.as_bytes())?.checked()
