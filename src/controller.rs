@@ -238,20 +238,29 @@ async fn serve_then_close(
     drop(lock);
 }
 
-/// Locks and opens the store, binds, and serves until `shutdown` is called.
+/// Why the controller must not listen so (a command line can say it before
+/// anything starts): an empty token, or a non-loopback address without one.
+pub fn exposure_refused(listen: SocketAddr, token: Option<&str>) -> Option<String> {
+    if token.is_some_and(|t| t.trim().is_empty()) {
+        return Some("the token is empty: it would turn authentication off".into());
+    }
+    (!listen.ip().is_loopback() && token.is_none()).then(|| {
+        format!(
+            "refusing to listen on {listen} without a token (anyone who can reach it could read \
+             and write): pass --token or --token-file, or listen on 127.0.0.1"
+        )
+    })
+}
+
+/// Binds, locks and opens the store, and serves until `shutdown` is called.
 /// Refuses a non-loopback address without a token, an empty token, and a
 /// database file that cannot be written.
 pub async fn start(config: ControllerConfig) -> Result<RunningController> {
-    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-        bail!("the token is empty: it would turn authentication off");
+    if let Some(why) = exposure_refused(config.listen, config.token.as_deref()) {
+        bail!(why);
     }
-    if !config.listen.ip().is_loopback() && config.token.is_none() {
-        bail!(
-            "refusing to listen on {} without a token (anyone who can reach it could read \
-             and write): pass --token or --token-file, or listen on 127.0.0.1",
-            config.listen
-        );
-    }
+    // Bound first: a taken port leaves no database file made for nothing.
+    let listener = bind(config.listen, config.fallback_to_free_port).await?;
     let lock = db_lock::DbLock::acquire(&config.db)?;
     let db = lock.path().to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
@@ -275,7 +284,6 @@ pub async fn start(config: ControllerConfig) -> Result<RunningController> {
     if let Some(problem) = health.check() {
         bail!(problem);
     }
-    let listener = bind(config.listen, config.fallback_to_free_port).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let shutdown = CancellationToken::new();
     let state = AppState::from(StateParts {

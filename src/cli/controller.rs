@@ -87,6 +87,9 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
         cluster: args.cluster.timing(),
         max_upload: args.max_upload,
     };
+    if let Some(why) = controller::exposure_refused(config.listen, config.token.as_deref()) {
+        return Err(super::UsageError(why).into());
+    }
     controller::run_foreground(config).await
 }
 

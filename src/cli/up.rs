@@ -322,7 +322,8 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
         );
     }
     if let Some(running) = session.embedded_controller() {
-        if running.addr != args.listen_addr() {
+        // Port 0 asks for any free port: not taken, given.
+        if running.addr != args.listen_addr() && args.listen_addr().port() != 0 {
             println!(
                 "plumdash: {} is taken: the embedded controller listens on {} \
                  (--listen names the address)",

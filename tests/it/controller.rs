@@ -1760,3 +1760,35 @@ async fn an_announced_body_over_the_limit_is_refused_from_the_head() {
         started.elapsed()
     );
 }
+
+/// Refusals at start are told before anything is made: a public address
+/// without a token is a usage error (exit 2); a taken port leaves no
+/// database file behind.
+#[test]
+fn a_refused_start_is_one_line_and_leaves_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let out = support::plumdash()
+        .args(["controller", "--listen", "0.0.0.0:0", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("without a token"), "{err}");
+    assert!(!db.exists());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = support::plumdash()
+        .arg("controller")
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!db.exists(), "a database made for nothing");
+}
