@@ -367,14 +367,18 @@ impl Owner {
         }
         match signal {
             Signal::SIGKILL => child.kill_sent = true,
-            Signal::SIGSTOP => self.state.paused = Some(Signal::SIGSTOP.as_str()),
-            Signal::SIGCONT => self.state.paused = None,
             other if is_stop_signal(other) => child.intent.stop_signal_sent = Some(other),
             _ => {}
         }
         let pid = child.pid.as_raw().unsigned_abs();
-        self.publish();
         self.emit(EventKind::SignalSent { signal, pid });
+        // Frozen or thawed by us: told now, as the kernel's word on it
+        // would be (which then finds it told already).
+        match signal {
+            Signal::SIGSTOP => self.on_frozen(Some(Signal::SIGSTOP)),
+            Signal::SIGCONT if self.state.paused.is_some() => self.on_frozen(None),
+            _ => self.publish(),
+        }
         Ok(())
     }
 

@@ -912,3 +912,43 @@ async fn a_sigstop_from_outside_is_seen_and_so_is_the_sigcont() {
     assert_eq!(stopped.crashes, 0);
     assert_eq!(stopped.run, 1);
 }
+
+/// A SIGSTOP and SIGCONT sent through the supervisor are told as the kernel's
+/// would be: `Frozen`, then `Continued`, each once.
+#[tokio::test]
+async fn a_sigstop_sent_by_us_is_told_as_frozen_and_the_sigcont_as_continued() {
+    let (supervisor, mut events) = Supervisor::new(config("frozen-by-us"));
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    started(&mut events, &id).await;
+    supervisor
+        .send(&id, InstanceAction::Signal(Signal::SIGSTOP))
+        .await
+        .unwrap();
+    let signal = next_event(&mut events, &id, |kind| match kind {
+        EventKind::Frozen { signal } => *signal,
+        _ => None,
+    })
+    .await;
+    assert_eq!(signal, Signal::SIGSTOP);
+    supervisor
+        .send(&id, InstanceAction::Signal(Signal::SIGCONT))
+        .await
+        .unwrap();
+    next_event(&mut events, &id, |kind| {
+        matches!(kind, EventKind::Continued).then_some(())
+    })
+    .await;
+    assert_eq!(supervisor.instance(&id).unwrap().paused, None);
+    // The kernel's own word on both came after and added nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev.kind, EventKind::Frozen { .. } | EventKind::Continued),
+            "told twice: {ev:?}"
+        );
+    }
+    supervisor.shutdown_all(Duration::from_secs(1)).await;
+}
