@@ -173,21 +173,27 @@ fn kind(kind: &TimelineKind, lang: Lang) -> String {
                 cycle.kill_to_checkpoint_ms(),
             );
             let (recovered_en, recovered_zh) = recovered(cycle.recovered.as_ref());
+            // A node's loss is timed from when it was found lost: its
+            // worker's death was not seen here.
+            let (from_en, from_zh) = match cycle.how {
+                ProcessExit::NodeLost => ("node lost", "节点丢失"),
+                _ => ("kill", "杀死"),
+            };
             both!(
                 lang,
                 format!(
                     "RESUMED from {from}{recovered_en}{}{}{}{}",
                     opt(lost, |n| format!(", {n} steps lost")),
                     opt(skipped, |n| format!(", {n} steps skipped")),
-                    opt(restart, |ms| format!(", kill→restart {ms} ms")),
-                    opt(checkpoint, |ms| format!(", kill→checkpoint {ms} ms")),
+                    opt(restart, |ms| format!(", {from_en}→restart {ms} ms")),
+                    opt(checkpoint, |ms| format!(", {from_en}→checkpoint {ms} ms")),
                 ),
                 format!(
                     "RESUMED from {from} 已恢复{recovered_zh}{}{}{}{}",
                     opt(lost, |n| format!("，丢失 {n} 步")),
                     opt(skipped, |n| format!("，跳过 {n} 步")),
-                    opt(restart, |ms| format!("，杀死→重启 {ms} ms")),
-                    opt(checkpoint, |ms| format!("，杀死→检查点 {ms} ms")),
+                    opt(restart, |ms| format!("，{from_zh}→重启 {ms} ms")),
+                    opt(checkpoint, |ms| format!("，{from_zh}→检查点 {ms} ms")),
                 ),
             )
         }
@@ -581,6 +587,23 @@ mod tests {
         ["kv-demo-001 failover nodeA → nodeB: cut→detected 3.0s, cut→running 3.6s, cut→checkpoint 4.0s, 1 steps lost", "kv-demo-001 故障转移 nodeA → nodeB：到运行 3.6s，到检查点 4.0s，到发现 3.0s，丢失 1 步"],
         ["kv-demo-001 started while the controller is unreachable: it cannot read the crash flag yet", "kv-demo-001 在控制器不可达时启动：尚无法读取崩溃标记"],
     ];
+
+    /// A node's loss was not seen as a kill: its figures are timed from the
+    /// loss and say so.
+    #[test]
+    fn a_node_loss_resume_is_timed_from_the_loss() {
+        let mut ev = crate::recovery::sample::every_event()
+            .into_iter()
+            .find(|e| matches!(&e.kind, TimelineKind::Resumed { cycle } if cycle.restarted_at.is_some()))
+            .unwrap();
+        if let TimelineKind::Resumed { cycle } = &mut ev.kind {
+            cycle.how = ProcessExit::NodeLost;
+        }
+        let text = event(&ev, Lang::En);
+        assert!(text.contains("node lost→restart 120 ms"), "{text}");
+        assert!(!text.contains("kill→"), "{text}");
+        assert!(event(&ev, Lang::Zh).contains("节点丢失→重启"));
+    }
 
     /// Every kind of event reads as it always has, in both languages (pinned
     /// before the text moved here from `Display` and `tui::i18n`).
