@@ -86,6 +86,7 @@ messages! {
     LastRunIn => ("last run in", "上次运行存于"),
     // Progress.
     NoCheckpoint => ("no checkpoint", "无检查点"),
+    AsLastRead => ("as last read", "最后读取的值"),
     NotReadYet => ("not read yet: waiting for the controller", "尚未读取：等待控制器"),
     NotRead => ("not read yet", "尚未读取"),
     Counter => ("counter", "计数"),

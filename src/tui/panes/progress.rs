@@ -40,8 +40,13 @@ fn raw_label(app: &App) -> String {
         Some(Pattern::Fsm) => return fsm_label(progress, task.fsm.state.as_deref(), l),
         _ => {}
     }
+    // Read, but no progress written (yet): `-`, as the counter, not 0 %.
+    let progress = match task.progress {
+        Some(_) => format!("{progress}%"),
+        None => "-".to_string(),
+    };
     let mut label = format!(
-        "{progress}% · {} · {} {}",
+        "{progress} · {} · {} {}",
         task.checkpoint
             .as_deref()
             .unwrap_or(Msg::NoCheckpoint.text(l)),
@@ -83,7 +88,17 @@ pub fn width_needed(app: &App) -> u16 {
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let progress = app.tracker().task().progress.unwrap_or(0).clamp(0, 100);
-    let block = block(app, Msg::Progress.text(app.lang), None);
+    // The controller unreachable: what shows is what was read, not now.
+    let title = if app.tracker().namespace_read() && app.tracker().feed_error().is_some() {
+        format!(
+            "{} ({})",
+            Msg::Progress.text(app.lang),
+            Msg::AsLastRead.text(app.lang)
+        )
+    } else {
+        Msg::Progress.text(app.lang).to_string()
+    };
+    let block = block(app, &title, None);
     gauge(frame, area, app, block, progress as u16, label(app));
 }
 
