@@ -148,6 +148,8 @@ impl ValueBody {
         };
         let ty = match self.value_type {
             Field::Absent | Field::Null => ValueType::String,
+            // Go cannot tell `""` from absent: the original stores a string.
+            Field::Text(t) if t.is_empty() => ValueType::String,
             Field::Text(t) => t.parse()?,
             Field::Other => return Err("\"type\" must be a JSON string".into()),
         };
@@ -257,6 +259,11 @@ mod tests {
         );
         assert_eq!(
             value(r#"{"value":"x","type":null}"#).unwrap().1,
+            ValueType::String
+        );
+        // An empty type is the original's default, as an absent one.
+        assert_eq!(
+            value(r#"{"value":"x","type":""}"#).unwrap().1,
             ValueType::String
         );
         assert_eq!(value(r#"{"type":"int"}"#).unwrap_err(), "missing \"value\"");

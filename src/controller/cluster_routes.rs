@@ -168,6 +168,13 @@ async fn create(
     if new.name.trim().is_empty() {
         return Err(ApiError::bad_request("name is empty"));
     }
+    // A node id is what a heartbeat may name: nothing a heartbeat refuses.
+    for node in new.entries.iter().flat_map(|e| e.replicas.keys()) {
+        if node.trim().is_empty() {
+            return Err(ApiError::bad_request("a node id in replicas is empty"));
+        }
+        check_field("a node id in replicas", node)?;
+    }
     let answer = on_registry(&state, move |d| d.create(new)).await?;
     sorted_json(&answer)
 }

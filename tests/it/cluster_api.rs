@@ -424,3 +424,32 @@ fn a_controller_that_is_not_a_url_is_a_usage_error() {
         assert!(err.contains("controller URL"), "{args:?}: {err}");
     }
 }
+
+/// A deployment's node ids are held to what a heartbeat may name: no control
+/// characters, not empty (failover would otherwise move work off a node that
+/// can never beat).
+#[tokio::test]
+async fn a_deployment_naming_an_impossible_node_is_a_400() {
+    let c = TestController::start().await;
+    for node in ["\u{1b}]0;PWNED\u{7}", " "] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/deployments", c.url()))
+            .json(&json!({
+                "name": "bad-node",
+                "entries": [{"artifactUrl": "", "startCmd": "true", "appName": "x",
+                             "replicas": {node: 1}}]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{node:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("a node id in replicas"),
+            "{body}"
+        );
+    }
+}
