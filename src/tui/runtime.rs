@@ -95,7 +95,14 @@ pub async fn run(
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     }
-    ratatui::restore();
+    // A terminal that is gone (its window closed: SIGHUP) cannot be
+    // restored, nor its cursor shown: nothing to say about it on stderr.
+    let gone = ratatui::try_restore().is_err();
+    if gone {
+        std::mem::forget(terminal);
+    } else {
+        drop(terminal);
+    }
     for line in result? {
         println!("plumdash: {line}");
     }

@@ -601,3 +601,35 @@ fn the_tour_twice_in_a_row_starts_at_zero_both_times() {
         tmux.wait_for_prompt();
     }
 }
+
+/// A terminal that goes away (its window closed) ends the dashboard quietly:
+/// it cannot be restored, and stderr gets no lines saying so.
+#[test]
+fn a_closed_window_ends_the_dashboard_with_nothing_on_stderr() {
+    if !need(&["tmux", "pgrep"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.db");
+    let err = dir.path().join("stderr");
+    let tmux = Tmux::shell(100, 30);
+    type_plumdash(&tmux, "", &format!("--step 1s 2>{}", err.display()), &db);
+    tmux.wait_for("RUNNING", Duration::from_secs(20), |s| {
+        s.contains("RUNNING").then_some(())
+    });
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("plumdash --step 1s --db {}", db.display())])
+        .output()
+        .unwrap();
+    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 1, "one dashboard: {pids:?}");
+    drop(tmux);
+    crate::support::wait_until("the dashboard ended", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{}", pids[0])).exists()
+    });
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(!said.contains("Failed to"), "{said}");
+}
