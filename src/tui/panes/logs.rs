@@ -80,6 +80,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(para, area);
 }
 
+/// A run separator as the clock style writes times: with the relative clock
+/// of recordings, its wall-clock start (`· started 2026-…Z`) is left out.
+fn separator_text(text: &str, clock: crate::tui::format::ClockStyle) -> std::borrow::Cow<'_, str> {
+    if clock != crate::tui::format::ClockStyle::Relative {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    match text.split_once(" · started ") {
+        Some((head, rest)) => {
+            let tail = rest.find(" ──").map_or("", |i| &rest[i..]);
+            std::borrow::Cow::Owned(format!("{head}{tail}"))
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 fn line_with_match(app: &App, line: &LogLine) -> Line<'static> {
     let t = &app.theme;
     let base = if line.is_separator() {
@@ -87,7 +102,12 @@ fn line_with_match(app: &App, line: &LogLine) -> Line<'static> {
     } else {
         Style::new()
     };
-    let spans = styled_spans(&line.text);
+    let text = if line.is_separator() {
+        separator_text(&line.text, app.clock)
+    } else {
+        std::borrow::Cow::Borrowed(line.text.as_str())
+    };
+    let spans = styled_spans(&text);
     let Some(term) = app.log.search.as_deref().filter(|s| !s.is_empty()) else {
         return Line::from(spans).style(base);
     };
@@ -129,4 +149,23 @@ pub fn styled_spans(line: &str) -> Vec<Span<'static>> {
         }
     }
     spans
+}
+
+#[cfg(test)]
+mod separator_tests {
+    use super::separator_text;
+    use crate::tui::format::ClockStyle;
+
+    #[test]
+    fn a_recording_shows_no_wall_clock_start_in_a_separator() {
+        let line = "── run 2 · pid 1334 · started 2026-12-06T22:54:18Z ──";
+        assert_eq!(
+            separator_text(line, ClockStyle::Relative),
+            "── run 2 · pid 1334 ──"
+        );
+        let wall = ClockStyle::Wall {
+            zone: crate::clock::Zone::Fixed(0),
+        };
+        assert_eq!(separator_text(line, wall), line);
+    }
 }
