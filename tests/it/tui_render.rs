@@ -1936,3 +1936,26 @@ fn a_running_remote_worker_arms_the_flag() {
     let screen = render(&s.app, 120, 40);
     assert!(screen.contains("app.crashed SET (crashed!)"), "{screen}");
 }
+
+/// Read-only, the footer offers no key that signals or acts (each would
+/// only answer "read-only").
+#[test]
+fn a_read_only_footer_offers_no_control_keys() {
+    let mut s = running();
+    let screen = render(&s.app, 120, 40);
+    let footer = screen.lines().nth(39).unwrap_or_default().to_string();
+    assert!(footer.contains("k kill"), "{footer}");
+    s.app.header.read_only = true;
+    let screen = render(&s.app, 120, 40);
+    let footer = screen.lines().nth(39).unwrap_or_default().to_string();
+    for control in [
+        "k kill",
+        "x signal",
+        "i SIGINT",
+        "s start/stop",
+        "r restart",
+    ] {
+        assert!(!footer.contains(control), "{control}: {footer}");
+    }
+    assert!(footer.contains("q quit"), "{footer}");
+}

@@ -77,8 +77,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             let mut spans = Vec::new();
             // The node key only where there are nodes to kill.
             let nodes = app.tracker().nodes().nodes().next().is_some();
+            // Read-only: no key that sends a signal or acts is offered.
+            let control = [
+                Msg::HintKill,
+                Msg::HintKillNode,
+                Msg::HintSignal,
+                Msg::HintSigint,
+                Msg::HintStartStop,
+                Msg::HintRestart,
+            ];
             for (key, hint) in app.keymap.hints() {
                 if hint == Msg::HintKillNode && !nodes {
+                    continue;
+                }
+                if app.header.read_only && control.contains(&hint) {
                     continue;
                 }
                 spans.push(Span::styled(format!(" {key}"), t.key()));
