@@ -650,6 +650,13 @@ impl Tracker {
             }
             Fact::Snapshot(entries) => {
                 let first = self.ns.entries().is_empty() && self.runs.is_empty();
+                let progress_before = self.task.progress;
+                let progress_key = self.keys().name(Role::Progress).to_string();
+                let progress_written = entries
+                    .iter()
+                    .find(|e| e.key == progress_key)
+                    .and_then(|e| e.updated_at_ms)
+                    .and_then(|ms| TsMs::try_from(ms).ok());
                 self.ns.replace_all(at, entries);
                 if self.ns.task().crash_flag && self.flag_source == FlagSource::NotSet {
                     // Already there when first read: some earlier run left it.
@@ -660,6 +667,15 @@ impl Tracker {
                     };
                 }
                 self.on_namespace_change(at, None, &By::Unknown);
+                // Read afresh (after an outage, a resync): a step written
+                // meanwhile was not seen as a write. If it is the restarted
+                // run's (by its time), it is its first; the feed was down,
+                // so where it went on from is a bound (`Cycle::resume_bound`).
+                if let Some(p) = self.task.progress.filter(|p| Some(*p) != progress_before) {
+                    if self.open_cycle.is_some() {
+                        self.on_progress_write(at, p, progress_written, &By::Unknown);
+                    }
+                }
             }
             Fact::Written(mut entries) => {
                 let writer = entries.iter().find_map(|e| e.writer.clone());

@@ -1532,3 +1532,57 @@ fn a_start_while_the_controller_is_unreachable_claims_no_recovery() {
         "RECOVERING"
     );
 }
+
+#[test]
+fn a_first_step_written_during_an_outage_is_read_from_the_snapshot_after_it() {
+    // Killed after step 2; restarted while the controller was unreachable;
+    // its first step (30%) was written while the feed was down, so it comes
+    // in the snapshot read after the outage, not as a write.
+    let mut t = killed_after_step(2);
+    let killed_at = t.cycles()[0].killed_at;
+    t.apply(
+        killed_at + 10,
+        Fact::FeedDown {
+            error: "connection refused".into(),
+        },
+    );
+    t.apply(killed_at + 200, started(2));
+    t.apply(
+        killed_at + 1_000,
+        Fact::FeedUp {
+            via: "stream".into(),
+        },
+    );
+    let snapshot = |n: i64, written: u64| {
+        let mut entries = vec![
+            e("task.progress", &(n * 10).to_string()),
+            e("task.counter", &n.to_string()),
+            e("task.checkpoint", &format!("step_{n}")),
+            e("task.status", "running"),
+            e("app.crashed", "true"),
+        ];
+        for entry in &mut entries {
+            entry.updated_at_ms = Some(written as i64);
+        }
+        Fact::Snapshot(entries)
+    };
+    t.apply(killed_at + 1_000, snapshot(3, killed_at + 900));
+    let c = &t.cycles()[0];
+    assert_eq!(
+        (
+            c.resumed_from,
+            c.steps_lost,
+            c.steps_skipped,
+            c.resume_bound
+        ),
+        (Some(20), Some(0), Some(0), true),
+        "{c:?}"
+    );
+    // The same snapshot holding only what the dead run wrote (by its time)
+    // closes nothing.
+    let mut t = killed_after_step(2);
+    let killed_at = t.cycles()[0].killed_at;
+    t.apply(killed_at + 200, started(2));
+    t.apply(killed_at + 1_000, snapshot(3, killed_at - 50));
+    assert_eq!(t.cycles()[0].resumed_from, None);
+}
