@@ -1076,7 +1076,9 @@ impl Tracker {
             Some(id.clone()),
             TimelineKind::Exited {
                 exit: exit.clone(),
-                progress: task.progress,
+                // Its work moved on: the namespace's progress is its
+                // replacement's by now, not where this run ended.
+                progress: task.progress.filter(|_| superseded.is_none()),
                 // Never read, never said: not "cleared".
                 flag: flag_known.then_some(flag),
                 crashed,
