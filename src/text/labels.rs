@@ -87,6 +87,7 @@ messages! {
     // Progress.
     NoCheckpoint => ("no checkpoint", "无检查点"),
     AsLastRead => ("as last read", "最后读取的值"),
+    NodeDown => ("node DOWN", "节点 DOWN"),
     NotReadYet => ("not read yet: waiting for the controller", "尚未读取：等待控制器"),
     NotRead => ("not read yet", "尚未读取"),
     Counter => ("counter", "计数"),

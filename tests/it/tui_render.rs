@@ -1935,6 +1935,30 @@ fn a_running_remote_worker_arms_the_flag() {
     s.app.set_instances(vec![row(Phase::Crashed)]);
     let screen = render(&s.app, 120, 40);
     assert!(screen.contains("app.crashed SET (crashed!)"), "{screen}");
+    // Its node found down: RUNNING is its agent's last word, and says so.
+    s.app.set_instances(vec![row(Phase::Running)]);
+    let screen = render(&s.app, 120, 40);
+    assert!(!screen.contains("RUNNING? (node DOWN)"), "{screen}");
+    let node = |id: &str, healthy: bool| plumdash::cluster::Node {
+        node_id: id.into(),
+        last_seen: 100,
+        health: Some(if healthy {
+            plumdash::cluster::HealthState::Healthy
+        } else {
+            plumdash::cluster::HealthState::Unhealthy
+        }),
+        ..Default::default()
+    };
+    s.app.board.apply(
+        s.at + 100,
+        None,
+        Fact::Cluster(plumdash::cluster::ClusterView {
+            nodes: vec![node("nodeA", true), node("nodeB", false)],
+            assignments: vec![],
+        }),
+    );
+    let screen = render(&s.app, 120, 40);
+    assert!(screen.contains("RUNNING? (node DOWN)"), "{screen}");
 }
 
 /// Read-only, the footer offers no key that signals or acts (each would

@@ -238,7 +238,18 @@ fn own_task(app: &App, row: &InstanceRow) -> Cell<'static> {
 pub fn state_line(app: &App, row: &InstanceRow, room: usize) -> Line<'static> {
     let t = &app.theme;
     let s = &row.status;
+    // Its agent's last word, from a node now down: not known to run still.
+    let node_down = s.remote
+        && s.phase.is_alive()
+        && app
+            .tracker()
+            .nodes()
+            .node(&s.node)
+            .is_some_and(|n| n.health == crate::recovery::NodeHealth::Unhealthy);
     let mut state = s.phase.to_string();
+    if node_down {
+        state = format!("{state}? ({})", Msg::NodeDown.text(app.lang));
+    }
     if let Some(detail) = &s.detail {
         state = format!(
             "{state} · {}",
