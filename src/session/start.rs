@@ -223,7 +223,7 @@ impl Session {
             false => (None, session.controller_url.clone()),
         };
         // Their workers write to the URL their agents were given.
-        session.watch_local_workers_of(&agents_reach, true, Some(nodes.data_dir.clone()));
+        session.watch_local_workers_of(&agents_reach, true, Some(nodes.data_dir.clone()), false);
         let local = LocalNodes::spawn(
             &LocalNodesConfig {
                 controller: agents_reach,
@@ -381,13 +381,15 @@ impl Session {
     /// port is not ours), all seen starting.
     /// `agents_dir`: where the local agents keep each instance's log
     /// (`<dir>/<node>/<instance>.log`), followed in place of the pipe to them.
-    fn watch_local_workers(&mut self, ours_only: bool, agents_dir: Option<PathBuf>) {
-        let url = self.controller_url.clone();
-        self.watch_local_workers_of(&url, ours_only, agents_dir);
-    }
-
-    /// As [`Session::watch_local_workers`], for workers given `url`.
-    fn watch_local_workers_of(&mut self, url: &str, ours_only: bool, agents_dir: Option<PathBuf>) {
+    /// `names_nothing`: `url`'s host does not resolve, so no worker writing
+    /// to an address given as a literal IP writes to it.
+    fn watch_local_workers_of(
+        &mut self,
+        url: &str,
+        ours_only: bool,
+        agents_dir: Option<PathBuf>,
+        names_nothing: bool,
+    ) {
         let url = url.to_string();
         let output_file = agents_dir.map(|dir| {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| agent_log(&dir, p))
@@ -398,7 +400,9 @@ impl Session {
         let only: crate::supervisor::ProcessFilter = if ours_only {
             Arc::new(move |p: &crate::supervisor::ForeignProcess| writes_to(p, &url))
         } else {
-            Arc::new(move |p: &crate::supervisor::ForeignProcess| !writes_elsewhere(p, &url))
+            Arc::new(move |p: &crate::supervisor::ForeignProcess| {
+                !writes_elsewhere(p, &url, names_nothing)
+            })
         };
         let only = Some(only);
         self.attached = Some(Arc::new(ProcessWatcher::spawn(
@@ -472,7 +476,11 @@ impl Session {
             // ending here; a controller started after the dashboard is met.
             Err(_) => {}
         }
-        session.watch_local_workers(false, None);
+        // A URL whose host resolves to nothing (a typo): the workers of
+        // this machine that write to a literal address are not its.
+        let names_nothing = super::writers::names_nothing(&session.controller_url).await;
+        let url = session.controller_url.clone();
+        session.watch_local_workers_of(&url, false, None, names_nothing);
         if session.config.remote_instances {
             session.watch_remote_instances()?;
         }

@@ -49,8 +49,44 @@ pub(super) fn writes_to(p: &crate::supervisor::ForeignProcess, url: &str) -> boo
 /// `CONTROLLER_BASE` names the same host on another port, or another IP
 /// address. A host name that may resolve to ours (`plum-controller`) is not
 /// proof, nor is a process without the variable (Plum's agent may not set it).
-pub(super) fn writes_elsewhere(p: &crate::supervisor::ForeignProcess, url: &str) -> bool {
-    base_elsewhere(p.controller_base.as_deref(), url)
+/// `names_nothing`: `url`'s host resolves to no address, so a base naming a
+/// literal IP address is elsewhere too.
+pub(super) fn writes_elsewhere(
+    p: &crate::supervisor::ForeignProcess,
+    url: &str,
+    names_nothing: bool,
+) -> bool {
+    elsewhere(p.controller_base.as_deref(), url, names_nothing)
+}
+
+fn elsewhere(base: Option<&str>, url: &str, names_nothing: bool) -> bool {
+    base_elsewhere(base, url) || (names_nothing && base.is_some_and(names_an_ip))
+}
+
+/// The base URL's host is a literal IP address.
+fn names_an_ip(base: &str) -> bool {
+    host_port(base).is_some_and(|(host, _)| {
+        host.trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok()
+    })
+}
+
+/// `url`'s host (a name, not an address) resolves to no address now; a
+/// lookup that takes over 2 s is not taken for an answer (false).
+pub(super) async fn names_nothing(url: &str) -> bool {
+    let Some((host, port)) = host_port(url) else {
+        return false;
+    };
+    if names_an_ip(url) {
+        return false;
+    }
+    let lookup = tokio::net::lookup_host(format!("{host}:{port}"));
+    match tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next().is_none(),
+        Ok(Err(_)) => true,
+        Err(_) => false,
+    }
 }
 
 fn base_elsewhere(base: Option<&str>, url: &str) -> bool {
@@ -108,5 +144,29 @@ mod tests {
             Some(("[::1]".to_string(), 8080))
         );
         assert_eq!(host_port("http://h"), Some(("h".to_string(), 80)));
+    }
+
+    #[test]
+    fn a_url_that_names_nothing_owns_no_worker_writing_to_an_address() {
+        let ours = "http://nowhere:1";
+        let theirs = Some("http://10.213.0.1:43749");
+        // A name against an address: not proof, unless our name resolves to nothing.
+        assert!(!elsewhere(theirs, ours, false));
+        assert!(elsewhere(theirs, ours, true));
+        // A name of theirs may still be ours.
+        assert!(!elsewhere(Some("http://plum-controller:1"), ours, true));
+    }
+
+    #[tokio::test]
+    async fn only_a_name_that_resolves_to_nothing_names_nothing() {
+        assert!(!names_nothing("http://127.0.0.1:8080").await);
+        assert!(!names_nothing("http://localhost:8080").await);
+        let started = std::time::Instant::now();
+        // `.invalid` never resolves (RFC 2606); a resolver too slow to say so
+        // within 2 s is no answer.
+        assert!(
+            names_nothing("http://nowhere.invalid:1").await
+                || started.elapsed() >= std::time::Duration::from_secs(2)
+        );
     }
 }
