@@ -315,6 +315,9 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     ));
     tokio::spawn(report_loop(api.clone(), queue));
     tokio::spawn(forward_events(events, reports.clone()));
+    if std::process::id() == 1 {
+        tokio::spawn(reap_orphans(supervisor.clone(), stop.clone()));
+    }
 
     let mut reconciler = Reconciler {
         api: api.clone(),
@@ -375,6 +378,41 @@ pub async fn run(config: AgentConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// As the first process of its PID namespace (a container's, `up
+/// --hosts`'), the agent is every orphan's parent there (a worker's `tee`
+/// or background job whose shell died): it reaps those, every second, so
+/// they do not pile up as zombies. Its own workers are left to the
+/// supervisor, which reads their exits.
+async fn reap_orphans(supervisor: Supervisor, stop: CancellationToken) {
+    use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let owned: HashSet<u32> = supervisor.owned_pids().into_iter().collect();
+        // Looked at without reaping (WNOWAIT) first: a worker's end is the
+        // supervisor's to read, so the look stops at one of them.
+        loop {
+            let peek = waitid(
+                Id::All,
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            );
+            let pid = match peek {
+                Ok(WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _)) => pid,
+                _ => break,
+            };
+            if owned.contains(&pid.as_raw().unsigned_abs()) {
+                break;
+            }
+            if waitpid(pid, Some(WaitPidFlag::WNOHANG)).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Makes the local instances match the assignments.

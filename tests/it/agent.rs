@@ -437,6 +437,88 @@ async fn a_node_kill_ends_an_agent_that_is_its_namespaces_first_process() {
     assert!(is_dead(worker), "worker {worker} outlived its node");
 }
 
+/// The pids whose parent is `parent`, with their state (`/proc`).
+fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if rest.next().and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// An agent that is its PID namespace's first process adopts every orphan
+/// there (a background job whose shell ended) and reaps it: no zombies pile up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_is_its_namespaces_first_process_reaps_orphans() {
+    if !support::need(&["unshare"]) || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
+    let base = controller.url();
+    let log = dir.path().join("nodeA.log");
+    let mut unshare =
+        support::plumdash_under(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
+            .args(["agent", "--node", "nodeA", "--controller", &base])
+            .arg("--data-dir")
+            .arg(dir.path().join("agents"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn unshare");
+    // Each run leaves an orphan that ends at once: its shell backgrounds a
+    // short sleep and ends before it.
+    support::deploy(
+        &base,
+        json!({
+            "name": "orphans",
+            "entries": [{"artifactUrl": "", "startCmd": "sh -c '(sleep 0.2 &); exec sleep 30'",
+                         "appName": "orphaner", "replicas": {"nodeA": 1}}]
+        }),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let agent = loop {
+        if let Some((pid, _)) = children_of(unshare.id()).first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "no agent under unshare");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The worker runs, its orphan has ended; give the reaper its second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children_of(agent).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing started:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let zombies: Vec<_> = children_of(agent)
+        .into_iter()
+        .filter(|(_, s)| *s == 'Z')
+        .collect();
+    let _ = nix::sys::signal::kill(Pid::from_raw(unshare.id() as i32), Signal::SIGKILL);
+    let _ = unshare.wait();
+    assert!(zombies.is_empty(), "zombies under the agent: {zombies:?}");
+}
+
 /// `up --nodes 2 --headless`: the embedded controller and two agent processes;
 /// killing nodeA's group moves the work to nodeB, and Ctrl-C leaves nothing.
 #[tokio::test(flavor = "multi_thread")]
