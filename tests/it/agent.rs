@@ -371,6 +371,23 @@ async fn a_stopped_agent_leaves_a_finished_worker_exited() {
     );
 }
 
+/// `plumdash agent` for nodeA as the first process of a PID namespace of its
+/// own (`unshare --pid --fork`, which passes on how it ended), with its log.
+fn agent_as_first_process(dir: &Path, base: &str) -> (Child, PathBuf) {
+    let log = dir.join("nodeA.log");
+    let child =
+        support::plumdash_under(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
+            .args(["agent", "--node", "nodeA", "--controller", base])
+            .arg("--data-dir")
+            .arg(dir.join("agents"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn unshare");
+    (child, log)
+}
+
 /// `K` for a node whose agent is the first process of its PID namespace (a
 /// container's, `up --hosts`'): the kernel spares such a process its own
 /// SIGKILL, so the agent must end by itself, and the namespace's workers with it.
@@ -382,17 +399,7 @@ async fn a_node_kill_ends_an_agent_that_is_its_namespaces_first_process() {
     let dir = tempfile::tempdir().unwrap();
     let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
     let base = controller.url();
-    let log = dir.path().join("nodeA.log");
-    let mut agent =
-        support::plumdash_under(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
-            .args(["agent", "--node", "nodeA", "--controller", &base])
-            .arg("--data-dir")
-            .arg(dir.path().join("agents"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn unshare");
+    let (mut agent, log) = agent_as_first_process(dir.path(), &base);
     let created = support::deploy(
         &base,
         json!({
@@ -469,17 +476,7 @@ async fn an_agent_that_is_its_namespaces_first_process_reaps_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let controller = ControllerProcess::spawn(&support::db_in(&dir), support::free_port());
     let base = controller.url();
-    let log = dir.path().join("nodeA.log");
-    let mut unshare =
-        support::plumdash_under(&["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
-            .args(["agent", "--node", "nodeA", "--controller", &base])
-            .arg("--data-dir")
-            .arg(dir.path().join("agents"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn unshare");
+    let (mut unshare, log) = agent_as_first_process(dir.path(), &base);
     // Each run leaves an orphan that ends at once: its shell backgrounds a
     // short sleep and ends before it.
     support::deploy(
