@@ -17,6 +17,7 @@ pub use facts::{fact_from_change, fact_from_event};
 pub use feed::{Observed, MAX_FEEDS};
 pub use fresh::Archived;
 pub use handle::{NodeOp, SessionHandle};
+pub use start::NewInstance;
 
 use feed::Pending;
 

@@ -2,7 +2,7 @@
 //! talks to (or is) a controller; and with them the flags of the cluster
 //! commands (`apps`, `deploy`, `deployments`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -55,14 +55,19 @@ pub fn resolve_token(token: Option<String>, token_file: Option<&Path>) -> Result
             .with_context(|| format!("reading --token-file {}", path.display()))?;
         let first = text.lines().next().unwrap_or("").trim();
         if first.is_empty() {
-            bail!("--token-file {} is empty", path.display());
+            return Err(
+                super::UsageError(format!("--token-file {} is empty", path.display())).into(),
+            );
         }
         return Ok(Some(first.to_string()));
     }
+    // A command-line mistake, told before anything starts (exit 2).
     match token {
-        Some(t) if t.trim().is_empty() => bail!(
+        Some(t) if t.trim().is_empty() => Err(super::UsageError(
             "the token (--token or PLUM_TOKEN) is empty; give a real one, or leave both unset"
-        ),
+                .into(),
+        )
+        .into()),
         other => Ok(other),
     }
 }

@@ -249,6 +249,13 @@ pub async fn run(args: UpArgs, tour: bool) -> Result<()> {
     // ending us by default with workers left to the orphan guard.
     let signals = Termination::install_with_hangup()?;
     let token = args.auth.token()?;
+    // The embedded controller's address and token, refused before anything starts.
+    if args.controller.is_none() {
+        if let Some(why) = crate::controller::exposure_refused(args.listen_addr(), token.as_deref())
+        {
+            return Err(UsageError(why).into());
+        }
+    }
     // Read the keys file before starting anything, so a typo changes nothing.
     let options = args.ui.options()?;
     // Last of the checks (a wrong flag or keys file is told first).

@@ -521,6 +521,41 @@ impl Session {
         }
         Ok(id)
     }
+
+    /// `n` on the dashboard: one more instance. In a shared namespace where
+    /// one of ours already runs, it is added but not started — two writers
+    /// of one task race and each takes the other's flag for a crash — and
+    /// the one running is named (`s` starts it, on purpose).
+    pub async fn new_instance_beside(&mut self) -> Result<NewInstance> {
+        let running = (self.config.namespace_by == NamespaceBy::App)
+            .then(|| {
+                self.supervisor
+                    .instances()
+                    .into_iter()
+                    .find(|s| s.pid.is_some())
+                    .map(|s| s.id)
+            })
+            .flatten();
+        match running {
+            Some(beside) => {
+                let spec = worker_spec(&self.config)?;
+                let instance = self.supervisor.add_instance(spec)?;
+                Ok(NewInstance::Added { instance, beside })
+            }
+            None => self.new_instance().await.map(NewInstance::Started),
+        }
+    }
+}
+
+/// What `n` made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewInstance {
+    Started(String),
+    /// Added, not started: `beside` runs in the same shared namespace.
+    Added {
+        instance: String,
+        beside: String,
+    },
 }
 
 /// Lines of output kept per instance: the supervisor's default, shared out

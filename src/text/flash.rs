@@ -119,6 +119,19 @@ pub fn no_match(term: &str, lang: Lang) -> String {
     )
 }
 
+/// `n` in a shared namespace where one runs: added, not started.
+pub fn added_beside(instance: &str, beside: &str, start_key: &str, lang: Lang) -> String {
+    both!(
+        lang,
+        format!(
+            "added {instance}, not started: {beside} runs in the shared namespace and two writers would race; {start_key} starts it"
+        ),
+        format!(
+            "已添加 {instance}，未启动：{beside} 正在共享命名空间中运行，两个写入者会冲突；按 {start_key} 启动它"
+        ),
+    )
+}
+
 pub fn started(instance: &str, lang: Lang) -> String {
     both!(
         lang,

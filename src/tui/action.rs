@@ -258,6 +258,11 @@ pub enum Outcome {
     Started {
         instance: String,
     },
+    /// Added, not started: `beside` already writes the shared namespace.
+    Added {
+        instance: String,
+        beside: String,
+    },
     Stopped {
         instance: String,
     },

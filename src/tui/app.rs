@@ -523,6 +523,10 @@ impl App {
         );
         let (text, error) = match outcome {
             Outcome::Started { instance } => (flash::started(&instance, lang), false),
+            Outcome::Added { instance, beside } => {
+                let key = self.keymap.key_for(Action::StartStop);
+                (flash::added_beside(&instance, &beside, &key, lang), false)
+            }
             Outcome::Stopped { instance } => (flash::stopped(&instance, lang), false),
             Outcome::Restarted { instance } => (flash::restarted(&instance, lang), false),
             Outcome::NamespaceReset { removed } => (flash::namespace_reset(removed, lang), false),

@@ -345,8 +345,11 @@ async fn run_command(
             })
         }
         Command::NewInstance => {
-            let outcome = match driver.session_mut().new_instance().await {
-                Ok(instance) => Outcome::Started { instance },
+            let outcome = match driver.session_mut().new_instance_beside().await {
+                Ok(crate::session::NewInstance::Started(instance)) => Outcome::Started { instance },
+                Ok(crate::session::NewInstance::Added { instance, beside }) => {
+                    Outcome::Added { instance, beside }
+                }
                 Err(e) => Outcome::Failed {
                     command: cmd,
                     error: format!("{e:#}"),

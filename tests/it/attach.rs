@@ -290,3 +290,34 @@ async fn a_session_watches_at_most_max_feeds_own_namespaces() {
         .await
         .unwrap();
 }
+
+/// `n` in a shared namespace where one of ours runs adds an instance without
+/// starting it (two writers of one task race), and names the one running;
+/// with none running, it starts one.
+#[tokio::test(flavor = "multi_thread")]
+async fn n_beside_a_running_instance_of_a_shared_namespace_adds_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::start(own_sleepers(&dir, "beside", NamespaceBy::App))
+        .await
+        .unwrap();
+    let first = match session.new_instance_beside().await.unwrap() {
+        plumdash::session::NewInstance::Started(id) => id,
+        other => panic!("nothing ran yet, so it starts: {other:?}"),
+    };
+    match session.new_instance_beside().await.unwrap() {
+        plumdash::session::NewInstance::Added { instance, beside } => {
+            assert_eq!(beside, first);
+            let added = session
+                .instances()
+                .into_iter()
+                .find(|s| s.id == instance)
+                .unwrap();
+            assert_eq!(added.pid, None, "added, not started");
+        }
+        other => panic!("{first} runs: {other:?}"),
+    }
+    session
+        .shutdown(plumdash::session::WorkerExit::StopGracefully)
+        .await
+        .unwrap();
+}

@@ -1099,7 +1099,14 @@ fn run_bounded(cmd: Command, limit: Duration) -> Option<(ExitStatus, String)> {
 
 /// `plumdash controller ARGS…` must fail at once: exit 1 and one line of
 /// stderr, which is returned.
+/// A refusal at start: one line on stderr, exit 1.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    refused_with(1, args, env)
+}
+
+/// A refusal at start: one line on stderr, exit `code` (2 when the command
+/// line is what is wrong: an address without a token, an empty token).
+fn refused_with(code: i32, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = plumdash();
     cmd.args(args);
     for (k, v) in env {
@@ -1107,7 +1114,7 @@ fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
     }
     let (status, err) = run_bounded(cmd, Duration::from_secs(20))
         .unwrap_or_else(|| panic!("`plumdash {}` started instead of refusing", args.join(" ")));
-    assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(status.code(), Some(code), "{args:?}: {err}");
     assert_eq!(
         err.trim().lines().count(),
         1,
@@ -1628,10 +1635,11 @@ fn a_public_address_or_an_empty_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kv.db");
     let db = path_str(&db);
-    let err = refused(&["controller", "--listen", "0.0.0.0:0", "--db", db], &[]);
+    let err = refused_with(2, &["controller", "--listen", "0.0.0.0:0", "--db", db], &[]);
     assert!(err.contains("--token"), "{err}");
     let sock = dir.path().join("ctl.sock");
-    let err = refused(
+    let err = refused_with(
+        2,
         &[
             "up",
             "--headless",
@@ -1647,7 +1655,8 @@ fn a_public_address_or_an_empty_token_is_refused() {
         &[],
     );
     assert!(err.contains("--token"), "{err}");
-    let err = refused(
+    let err = refused_with(
+        2,
         &[
             "controller",
             "--listen",
@@ -1660,14 +1669,16 @@ fn a_public_address_or_an_empty_token_is_refused() {
         &[],
     );
     assert!(err.contains("empty"), "{err}");
-    let err = refused(
+    let err = refused_with(
+        2,
         &["controller", "--listen", "127.0.0.1:0", "--db", db],
         &[("PLUM_TOKEN", "")],
     );
     assert!(err.contains("empty"), "{err}");
     let blank = dir.path().join("blank-token");
     std::fs::write(&blank, "  \n").unwrap();
-    let err = refused(
+    let err = refused_with(
+        2,
         &[
             "controller",
             "--listen",
