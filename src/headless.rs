@@ -202,12 +202,24 @@ fn print_banner(session: &Session) {
                 .first()
                 .map_or_else(|| "nodeA".to_string(), |(name, _)| name.clone()),
         ),
-        None => format!(
-            "supervising {} × {} (app {})",
-            session.supervisor().instances().len(),
-            session.worker_command(),
-            session.config().app
-        ),
+        None => {
+            let all = session.supervisor().instances();
+            let standby = all
+                .iter()
+                .filter(|s| s.role == crate::supervisor::Role::Standby)
+                .count();
+            let parts = if standby > 0 {
+                format!(" (1 active, {standby} standing by)")
+            } else {
+                String::new()
+            };
+            format!(
+                "supervising {} × {}{parts} (app {})",
+                all.len(),
+                session.worker_command(),
+                session.config().app
+            )
+        }
     };
     let banner = format!(
         "plumdash: controller {} ({where_})\nplumdash: {workers}; Ctrl-C stops them gracefully",

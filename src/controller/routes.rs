@@ -268,7 +268,12 @@ async fn kv_other(
     key: Option<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let method = req.method().clone();
+    // HEAD is GET without the body (hyper leaves the body out), as RFC 9110
+    // asks of every resource that answers GET.
+    let method = match req.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
     let Some(key) = key else {
         return match method {
             Method::GET => {
@@ -277,7 +282,7 @@ async fn kv_other(
                     .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
                 list(&state, ns, query.get("prefix").cloned()).await
             }
-            _ => Ok(method_not_allowed("GET")),
+            _ => Ok(method_not_allowed("GET, HEAD")),
         };
     };
     let mut writer = None;
@@ -289,7 +294,9 @@ async fn kv_other(
         (&Method::GET, "keys") => keys(&state, ns).await,
         (&Method::GET, _) => get_key(&state, ns, key).await,
         (&Method::DELETE, _) => delete(&state, ns, key, writer).await,
-        _ => Ok(method_not_allowed("GET, PUT, DELETE")),
+        // `batch` is also a key: both are allowed on it.
+        (_, "batch") => Ok(method_not_allowed("GET, HEAD, PUT, DELETE, POST")),
+        _ => Ok(method_not_allowed("GET, HEAD, PUT, DELETE")),
     }
 }
 

@@ -1803,3 +1803,38 @@ fn a_refused_start_is_one_line_and_leaves_no_database() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!db.exists(), "a database made for nothing");
 }
+
+/// HEAD answers wherever GET does (RFC 9110), without a body; a 405's
+/// `Allow` names every method of the path (`batch` is also a key).
+#[tokio::test]
+async fn head_answers_as_get_and_a_405_names_every_allowed_method() {
+    let c = TestController::start().await;
+    let addr = addr_of(&c.url());
+    let (s, _) = send(
+        "PUT",
+        &format!("{}/v1/kv/hd/k", c.url()),
+        Some(r#"{"value":"v"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for path in ["/v1/kv/hd/k", "/v1/kv/hd"] {
+        let (status, head, body) = raw_exchange(
+            addr,
+            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(body.is_empty(), "{path}: {body:?}");
+    }
+    let (status, head, _) = raw_exchange(
+        addr,
+        b"PATCH /v1/kv/hd/batch HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(
+        head.contains("allow: get, head, put, delete, post"),
+        "{head}"
+    );
+}

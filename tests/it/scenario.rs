@@ -108,9 +108,21 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
         "[worker]\ncmd = \"sleep 600\"\ninstances = 2\napp = \"scenario-app\"\n",
     );
     let run = |extra: &[&str]| -> String {
+        let scenario = ["--scenario", path.to_str().unwrap()];
+        // The bundled kv-demo when no scenario file is given.
+        let scenario: &[&str] = if extra.contains(&"--no-scenario") {
+            &[]
+        } else {
+            &scenario
+        };
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|a| *a != "--no-scenario")
+            .collect();
         let mut up = Up::builder()
-            .args(["--scenario", path.to_str().unwrap()])
-            .args(extra)
+            .args(scenario)
+            .args(&extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn();
@@ -130,10 +142,14 @@ fn up_reads_the_worker_settings_and_a_flag_wins() {
     };
     let banner = run(&[]);
     assert!(banner.contains("supervising 2 ×"), "{banner}");
+    // Not the bundled kv-demo: both run, none stands by.
+    assert!(!banner.contains("standing by"), "{banner}");
     assert!(banner.contains("(app scenario-app)"), "{banner}");
     let banner = run(&["--instances", "1", "--app", "flag-app"]);
     assert!(banner.contains("supervising 1 ×"), "{banner}");
-    assert!(banner.contains("(app flag-app)"), "{banner}");
+    assert!(banner.contains("(app flag-app)"), "{banner}"); // The bundled kv-demo's on one namespace: one runs, the other stands by.
+    let banner = run(&["--no-scenario", "--instances", "2", "--app", "standby-app"]);
+    assert!(banner.contains("(1 active, 1 standing by)"), "{banner}");
 }
 
 #[test]
