@@ -76,6 +76,25 @@ async fn started(events: &mut broadcast::Receiver<SupervisorEvent>, instance: &s
     .await
 }
 
+/// A supervisor of its own running one `sleep 300` (named after `test`),
+/// seen started: the supervisor, its events, the instance and its pid.
+async fn one_sleeper(
+    test: &str,
+) -> (
+    Supervisor,
+    broadcast::Receiver<SupervisorEvent>,
+    String,
+    u32,
+) {
+    let (supervisor, mut events) = Supervisor::new(config(test));
+    let id = supervisor
+        .spawn_instance(sh("exec sleep 300"))
+        .await
+        .unwrap();
+    let (pid, _) = started(&mut events, &id).await;
+    (supervisor, events, id, pid)
+}
+
 async fn exited(events: &mut broadcast::Receiver<SupervisorEvent>, instance: &str) -> ExitKind {
     next_event(events, instance, |kind| match kind {
         EventKind::Exited { exit, .. } => Some(*exit),
@@ -126,12 +145,7 @@ async fn external_sigkill_is_a_crash_and_restarts_within_the_delay() {
 
 #[tokio::test]
 async fn sigkill_through_the_supervisor_restarts_it_is_the_demo() {
-    let (supervisor, mut events) = Supervisor::new(config("demokill"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    let (pid, _) = started(&mut events, &id).await;
+    let (supervisor, mut events, id, pid) = one_sleeper("demokill").await;
 
     supervisor
         .send(&id, InstanceAction::Signal(Signal::SIGKILL))
@@ -624,12 +638,7 @@ async fn workers_get_the_agent_environment_and_a_crash_restarts_in_place() {
 
 #[tokio::test]
 async fn manual_restart_and_refusals() {
-    let (supervisor, mut events) = Supervisor::new(config("manual"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    started(&mut events, &id).await;
+    let (supervisor, _events, id, _pid) = one_sleeper("manual").await;
     let snapshot = supervisor.send(&id, InstanceAction::Restart).await.unwrap();
     assert_eq!(snapshot.manual_restarts, 1);
     assert_eq!(snapshot.crashes, 0);
@@ -700,12 +709,7 @@ async fn shutdown_all_stops_every_worker() {
     ));
 
     // Dropping the last handle also stops everything.
-    let (supervisor, mut events) = Supervisor::new(config("drop"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    let (pid, _) = started(&mut events, &id).await;
+    let (supervisor, mut events, id, pid) = one_sleeper("drop").await;
     drop(supervisor);
     assert_eq!(exited(&mut events, &id).await, ExitKind::Stopped);
     assert!(is_dead(pid));
@@ -866,12 +870,7 @@ async fn watcher_links_a_restarted_foreign_worker_to_its_instance() {
 
 #[tokio::test]
 async fn detach_all_leaves_the_worker_running_after_the_supervisor_is_gone() {
-    let (supervisor, mut events) = Supervisor::new(config("detach"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    let (pid, _) = started(&mut events, &id).await;
+    let (supervisor, _events, id, pid) = one_sleeper("detach").await;
     let left = supervisor.detach_all().await;
     assert_eq!(left, vec![format!("{id} (pid {pid})")]);
     drop(supervisor);
@@ -884,12 +883,7 @@ async fn detach_all_leaves_the_worker_running_after_the_supervisor_is_gone() {
 
 #[tokio::test]
 async fn a_sigstop_from_outside_is_seen_and_so_is_the_sigcont() {
-    let (supervisor, mut events) = Supervisor::new(config("frozen"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    let (pid, _) = started(&mut events, &id).await;
+    let (supervisor, mut events, id, pid) = one_sleeper("frozen").await;
     kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
     let signal = next_event(&mut events, &id, |kind| match kind {
         EventKind::Frozen { signal } => *signal,
@@ -917,12 +911,7 @@ async fn a_sigstop_from_outside_is_seen_and_so_is_the_sigcont() {
 /// would be: `Frozen`, then `Continued`, each once.
 #[tokio::test]
 async fn a_sigstop_sent_by_us_is_told_as_frozen_and_the_sigcont_as_continued() {
-    let (supervisor, mut events) = Supervisor::new(config("frozen-by-us"));
-    let id = supervisor
-        .spawn_instance(sh("exec sleep 300"))
-        .await
-        .unwrap();
-    started(&mut events, &id).await;
+    let (supervisor, mut events, id, _pid) = one_sleeper("frozen-by-us").await;
     supervisor
         .send(&id, InstanceAction::Signal(Signal::SIGSTOP))
         .await
