@@ -65,11 +65,12 @@ fn elsewhere(base: Option<&str>, url: &str, names_nothing: bool) -> bool {
 
 /// The base URL's host is a literal IP address.
 fn names_an_ip(base: &str) -> bool {
-    host_port(base).is_some_and(|(host, _)| {
-        host.trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok()
-    })
+    host_port(base).is_some_and(|(host, _)| ip_literal(&host).is_some())
+}
+
+/// A host written as an IP address (`10.0.0.5`, `[::1]`).
+fn ip_literal(host: &str) -> Option<std::net::IpAddr> {
+    host.trim_matches(['[', ']']).parse().ok()
 }
 
 /// `url`'s host (a name, not an address) resolves to no address now; a
@@ -99,8 +100,7 @@ fn base_elsewhere(base: Option<&str>, url: &str) -> bool {
     if theirs == ours {
         return false;
     }
-    let ip = |h: &str| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
-    theirs.0 == ours.0 || (ip(&theirs.0).is_some() && ip(&ours.0).is_some())
+    theirs.0 == ours.0 || (ip_literal(&theirs.0).is_some() && ip_literal(&ours.0).is_some())
 }
 
 /// `(host, port)` of `http://host:port/…` (the port defaulted by the scheme).
