@@ -351,31 +351,25 @@ impl Runner {
             .await
     }
 
-    /// What keeps the worker from being at `point` now, in words (`None`
-    /// once it is there): a progress of 50 % is not enough without a whole
-    /// checkpoint of this run seen, or while the worker is not running.
-    fn short_of(&self, point: i64) -> Option<String> {
+    /// What keeps the worker from being at `point` now (`None` once it is
+    /// there): a progress of 50 % is not enough without a write of it by this
+    /// run seen, or while the worker is not running. Checked at every fact
+    /// while waiting: words only when they are told.
+    fn short_of(&self, point: i64) -> Option<ShortOf> {
         if !self.alive() {
-            return Some("it is not running".into());
+            return Some(ShortOf::NotRunning);
         }
         let progress = self.view().progress;
         if !progress.is_some_and(|p| p >= point && p < 100) {
-            return Some(match progress {
-                Some(p) => format!("its progress is {p}%"),
-                None => "no progress was seen".into(),
-            });
+            return Some(ShortOf::Progress(progress));
         }
         if self.first_checkpoint().is_none() {
-            return Some(
-                "no write of its progress by this run was seen (only an earlier run's)".into(),
-            );
+            return Some(ShortOf::NoOwnWrite);
         }
         let tx = &self.view().txlog;
         let in_window = self.tracker().pattern() != Some(Pattern::TxLog)
             || tx.applied_op.zip(tx.logged).is_some_and(|(a, l)| a > l);
-        (!in_window).then(|| {
-            "its transaction log never showed an operation applied and not yet logged".into()
-        })
+        (!in_window).then_some(ShortOf::TxLogWindow)
     }
 
     /// One SIGKILL → restart → resume cycle. With `outage`, the controller is
@@ -407,7 +401,9 @@ impl Runner {
         };
         let before = self.violations.len();
         if !self.reach(point).await? {
-            let why = self.short_of(point).unwrap_or_default();
+            let why = self
+                .short_of(point)
+                .map_or_else(String::new, |s| s.to_string());
             return Err(format!(
                 "the worker never reached {point}%: {why} (now {})",
                 view_text(self.view())
@@ -659,6 +655,31 @@ impl Runner {
             resolution: feed_resolution,
             basis,
             history: self.history,
+        }
+    }
+}
+
+/// Why the worker does not count as at its kill point yet ([`Runner::short_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShortOf {
+    NotRunning,
+    Progress(Option<i64>),
+    NoOwnWrite,
+    TxLogWindow,
+}
+
+impl std::fmt::Display for ShortOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShortOf::NotRunning => f.write_str("it is not running"),
+            ShortOf::Progress(Some(p)) => write!(f, "its progress is {p}%"),
+            ShortOf::Progress(None) => f.write_str("no progress was seen"),
+            ShortOf::NoOwnWrite => {
+                f.write_str("no write of its progress by this run was seen (only an earlier run's)")
+            }
+            ShortOf::TxLogWindow => f.write_str(
+                "its transaction log never showed an operation applied and not yet logged",
+            ),
         }
     }
 }
