@@ -49,8 +49,8 @@ pub use events::{unix_ms, EventKind, EventSink, SupervisorEvent};
 pub use exit::{ExitKind, RawExit};
 pub use orphan_guard::OrphanGuard;
 pub use output::{
-    run_separator, OutputBuffer, OutputLine, OutputStream, DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_OUTPUT_LINES,
+    run_separator, separator_without_start, OutputBuffer, OutputLine, OutputStream,
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_OUTPUT_LINES,
 };
 pub use policy::{
     backoff_delay, CrashLoopNote, RestartConfig, RestartPolicy, DEFAULT_BACKOFF_INITIAL,

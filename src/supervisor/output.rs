@@ -125,7 +125,22 @@ impl OutputBuffer {
 
 pub fn run_separator(run: u32, pid: u32, started_at: SystemTime) -> String {
     let started = humantime::format_rfc3339_seconds(started_at);
-    format!("── run {run} · pid {pid} · started {started} ──")
+    format!("── run {run} · pid {pid}{STARTED}{started} ──")
+}
+
+/// Where a run separator's wall-clock start begins.
+const STARTED: &str = " · started ";
+
+/// A run separator without its wall-clock start (`── run 2 · pid 1234 ──`),
+/// for screens whose clock is relative; any other line as it is.
+pub fn separator_without_start(separator: &str) -> std::borrow::Cow<'_, str> {
+    match separator.split_once(STARTED) {
+        Some((head, rest)) => {
+            let tail = rest.find(" ──").map_or("", |i| &rest[i..]);
+            std::borrow::Cow::Owned(format!("{head}{tail}"))
+        }
+        None => std::borrow::Cow::Borrowed(separator),
+    }
 }
 
 /// Cuts a byte stream into lines of at most `max_bytes`, lossily decoded.

@@ -81,17 +81,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// A run separator as the clock style writes times: with the relative clock
-/// of recordings, its wall-clock start (`· started 2026-…Z`) is left out.
+/// of recordings, its wall-clock start is left out.
 fn separator_text(text: &str, clock: crate::tui::format::ClockStyle) -> std::borrow::Cow<'_, str> {
-    if clock != crate::tui::format::ClockStyle::Relative {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    match text.split_once(" · started ") {
-        Some((head, rest)) => {
-            let tail = rest.find(" ──").map_or("", |i| &rest[i..]);
-            std::borrow::Cow::Owned(format!("{head}{tail}"))
-        }
-        None => std::borrow::Cow::Borrowed(text),
+    if clock == crate::tui::format::ClockStyle::Relative {
+        crate::supervisor::separator_without_start(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
